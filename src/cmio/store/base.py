@@ -1,0 +1,249 @@
+"""The repository contract every storage backend implements.
+
+A repository stores FHIR resources as versioned JSON documents
+(https://hl7.org/fhir/R4/http.html#versions). Backends (``sqlite``,
+``postgres``) implement :class:`Repository`; everything above the store
+(REST router, bulk import, analytics) speaks only this interface.
+
+All writes happen inside a :class:`Transaction`: it commits when the ``with``
+block exits normally and rolls back when it raises, so a failed request or
+Bundle entry leaves nothing behind. A commit that returns is durable.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "ConflictError",
+    "GoneError",
+    "HistoryPage",
+    "IndexRow",
+    "Indexer",
+    "NotFoundError",
+    "Repository",
+    "SearchClause",
+    "SearchPage",
+    "SearchQuery",
+    "StoreError",
+    "StoredResource",
+    "Transaction",
+    "VersionConflictError",
+]
+
+Json = dict[str, Any]
+
+
+class StoreError(Exception):
+    """Base class for storage errors the REST layer turns into OperationOutcomes."""
+
+
+class NotFoundError(StoreError):
+    """The resource (or version) does not exist."""
+
+
+class GoneError(StoreError):
+    """The resource existed and was deleted (R4 read answers 410)."""
+
+
+class VersionConflictError(StoreError):
+    """``If-Match`` named a version other than the current one (HTTP 412)."""
+
+
+class ConflictError(StoreError):
+    """A write conflicts with stored state (HTTP 409)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResource:
+    """One version of one resource as stored.
+
+    Attributes:
+        type: resource type, e.g. ``"Patient"``.
+        id: logical id.
+        version: ``meta.versionId`` as an integer, 1-based.
+        last_updated: ``meta.lastUpdated`` as an RFC 3339 instant string with
+            millisecond precision and ``Z`` (for example
+            ``2026-11-26T18:00:00.123Z``).
+        deleted: True for the tombstone written by a delete.
+        data: the resource JSON (UTF-8 bytes, ``meta.versionId`` and
+            ``meta.lastUpdated`` already set) or ``None`` for a tombstone.
+        method: the interaction that wrote this version: ``POST``, ``PUT``,
+            ``PATCH`` or ``DELETE`` (used by history bundles).
+    """
+
+    type: str
+    id: str
+    version: int
+    last_updated: str
+    deleted: bool
+    data: bytes | None
+    method: str = "PUT"
+
+
+@dataclass(frozen=True, slots=True)
+class IndexRow:
+    """A search-index entry extracted from a resource at write time.
+
+    ``kind`` names the index table (``token`` for now; ``string``, ``date``,
+    ``reference``, ... arrive with the search issue). For ``token`` rows,
+    ``system`` and ``value`` hold the coding system and code.
+    """
+
+    kind: str
+    param: str
+    system: str | None
+    value: str
+
+
+class Indexer(abc.ABC):
+    """Extracts search-index rows from a resource; runs inside the write transaction."""
+
+    @abc.abstractmethod
+    def rows(self, resource: Json) -> Sequence[IndexRow]:
+        """Return the index rows for ``resource`` (a dict with ``resourceType``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SearchClause:
+    """One search parameter with its OR-ed values (https://hl7.org/fhir/R4/search.html).
+
+    Supported by the backends now: ``_id`` (values are ids), ``_lastUpdated``
+    (values carry a prefix such as ``ge2026-01-01``), and token parameters
+    present in the index (values ``system|code``, ``|code``, ``system|`` or ``code``).
+    """
+
+    name: str
+    values: tuple[str, ...]
+    modifier: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    """A parsed search: clauses are AND-ed; results ordered by ``_lastUpdated`` then id
+    unless ``sort`` names ``_lastUpdated`` / ``-_lastUpdated`` / ``_id`` / ``-_id``."""
+
+    type: str | None
+    clauses: tuple[SearchClause, ...] = ()
+    count: int = 50
+    offset: int = 0
+    sort: tuple[str, ...] = ()
+    total: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    """One page of search results (current, non-deleted versions only)."""
+
+    resources: list[StoredResource]
+    total: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """One page of history, newest first (https://hl7.org/fhir/R4/http.html#history)."""
+
+    entries: list[StoredResource]
+    total: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Transaction(abc.ABC):
+    """A unit of work. Reads see the transaction's own writes."""
+
+    @abc.abstractmethod
+    def read(self, type: str, id: str) -> StoredResource:
+        """Current version. Raises NotFoundError, or GoneError if the current version is a tombstone."""
+
+    @abc.abstractmethod
+    def vread(self, type: str, id: str, version: int) -> StoredResource:
+        """A given version (a tombstone version raises GoneError). Raises NotFoundError."""
+
+    @abc.abstractmethod
+    def current(self, type: str, id: str) -> StoredResource | None:
+        """Current version including tombstones, or None if the id was never used."""
+
+    @abc.abstractmethod
+    def create(self, resource: Json, *, id: str | None = None) -> StoredResource:
+        """Store a new resource as version 1; a fresh id is assigned unless ``id`` is given.
+
+        ``resource`` is modified in place: ``id`` and ``meta`` are set. Raises
+        ConflictError if ``id`` is given and already in use (even deleted).
+        """
+
+    @abc.abstractmethod
+    def update(
+        self, resource: Json, *, if_match: int | None = None, method: str = "PUT"
+    ) -> tuple[StoredResource, bool]:
+        """Store a new version of ``resource['id']``; creates it if absent (update-as-create).
+
+        Returns (stored, created). Raises VersionConflictError when ``if_match``
+        is not the current version. ``resource`` is modified in place (meta set).
+        """
+
+    @abc.abstractmethod
+    def delete(self, type: str, id: str) -> StoredResource | None:
+        """Write a tombstone version. Returns it, or None if there was nothing to delete."""
+
+    @abc.abstractmethod
+    def search(self, query: SearchQuery) -> SearchPage:
+        """Run a search over current, non-deleted resources."""
+
+    @abc.abstractmethod
+    def history(
+        self,
+        type: str | None = None,
+        id: str | None = None,
+        *,
+        since: str | None = None,
+        at: str | None = None,
+        count: int = 50,
+        offset: int = 0,
+    ) -> HistoryPage:
+        """History at system (no type), type, or instance level, newest first.
+
+        ``since`` keeps versions with lastUpdated >= since; ``at`` keeps, per
+        resource, the version current at that instant.
+        """
+
+
+class Repository(abc.ABC):
+    """A storage backend. Thread-safe: each thread gets its own connection."""
+
+    dialect: str
+
+    @abc.abstractmethod
+    def transaction(self) -> contextlib.AbstractContextManager[Transaction]:
+        """Open a unit of work; commit on normal exit, roll back on exception."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections."""
+
+    def read(self, type: str, id: str) -> StoredResource:
+        """Read the current version in its own short transaction."""
+        with self.transaction() as tx:
+            return tx.read(type, id)
+
+    def vread(self, type: str, id: str, version: int) -> StoredResource:
+        """Read one version in its own short transaction."""
+        with self.transaction() as tx:
+            return tx.vread(type, id, version)
+
+    def search(self, query: SearchQuery) -> SearchPage:
+        """Search in its own short transaction."""
+        with self.transaction() as tx:
+            return tx.search(query)
+
+    def iter_current(
+        self, types: Sequence[str] | None = None, since: str | None = None
+    ) -> Iterator[StoredResource]:
+        """Stream every current, non-deleted resource (for export), optionally filtered.
+
+        Backends should override this with a server-side cursor.
+        """
+        raise NotImplementedError
