@@ -1,0 +1,312 @@
+"""Bulk import of FHIR Bundles and NDJSON into a repository.
+
+:func:`import_paths` reads transaction/batch/collection Bundles
+(https://hl7.org/fhir/R4/bundle.html) and Bulk Data NDJSON files
+(https://hl7.org/fhir/uv/bulkdata/STU1.0.1/export.html#file-format), validates
+every resource with the API's structural validation, keeps the input ids,
+rewrites ``urn:uuid:`` and conditional references, and stores the valid
+resources in batches with ``Transaction.put_many`` (so re-running an import
+adds no versions). Invalid resources go to a report and are not stored.
+
+Parsing and validation run inline (``workers=0``) or in N worker processes
+feeding one writer, which is all SQLite allows anyway.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from cmio.api.env import Env
+from cmio.bulk.parser import (
+    ChunkParser,
+    ChunkResult,
+    Deferred,
+    conditional_references,
+    reference_path,
+)
+from cmio.bulk.report import ImportSummary, Problem, Rejected, ReportWriter
+from cmio.bulk.sources import Task, discover, iter_tasks
+from cmio.bulk.workers import StoreResolver, WorkerConfig, WorkerPool, make_validator
+from cmio.model import Model
+from cmio.store._common import format_instant
+from cmio.store.base import Repository
+
+__all__ = ["ImportProgress", "ProgressCallback", "import_paths"]
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ImportProgress:
+    """Progress of a running import (passed to the ``progress`` callback).
+
+    Attributes:
+        resources: resources read so far (stored, unchanged or rejected).
+        rejected: resources rejected so far.
+        bytes_done: input bytes processed.
+        bytes_total: input bytes in all files.
+    """
+
+    resources: int
+    rejected: int
+    bytes_done: int
+    bytes_total: int
+
+
+ProgressCallback = Callable[[ImportProgress], None]
+
+
+class _Writer:
+    """The single writer: dedupes by ``type/id`` (first occurrence wins) and commits batches."""
+
+    def __init__(
+        self, repository: Repository, summary: ImportSummary, report: ReportWriter, batch_size: int
+    ) -> None:
+        self.repository = repository
+        self.summary = summary
+        self.report = report
+        self.batch_size = batch_size
+        self.batch: list[Json] = []
+        self.seen: set[int] = set()
+        self.last_written = ""
+        self.resources = 0
+        self.rejected = 0
+
+    def reject(self, rejected: Rejected) -> None:
+        self.report.write(rejected)
+        self.summary.counts(rejected.resource_type or "(unknown)").rejected += 1
+        self.resources += 1
+        self.rejected += 1
+
+    def claim(self, rtype: str, rid: str) -> bool:
+        """Record ``type/id`` for this run; False if an earlier occurrence claimed it."""
+        key = hash((rtype, rid))
+        if key in self.seen:
+            self.summary.counts(rtype).unchanged += 1
+            self.resources += 1
+            return False
+        self.seen.add(key)
+        return True
+
+    def consume(self, result: ChunkResult) -> list[Deferred]:
+        """Take one parser result; returns its deferred resources (claimed, not yet stored)."""
+        for rejected in result.rejected:
+            self.reject(rejected)
+        for rtype, n in result.matched.items():
+            self.summary.counts(rtype).unchanged += n
+            self.resources += n
+        if result.count:
+            self.add(orjson.loads(result.ready))
+        return result.deferred
+
+    def add(self, resources: Iterable[Json]) -> None:
+        """Queue resources for writing, committing whenever a batch fills up."""
+        seen, size = self.seen, self.batch_size
+        counts = self.summary.counts
+        for resource in resources:
+            rtype, rid = resource["resourceType"], resource["id"]
+            key = hash((rtype, rid))
+            if key in seen:
+                counts(rtype).unchanged += 1
+                self.resources += 1
+                continue
+            seen.add(key)
+            self.batch.append(resource)
+            if len(self.batch) >= size:
+                self.flush()
+
+    def add_claimed(self, resource: Json) -> None:
+        """Queue a resource whose id was already claimed (a resolved deferred one)."""
+        self.batch.append(resource)
+        if len(self.batch) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the queued resources in one transaction."""
+        batch = self.batch
+        if not batch:
+            return
+        self.batch = []
+        start = format_instant(datetime.now(UTC))
+        while start <= self.last_written:
+            time.sleep(0.0005)
+            start = format_instant(datetime.now(UTC))
+        with self.repository.transaction() as tx:
+            stored = tx.put_many(batch)
+        counts = self.summary.counts
+        last = ""
+        per_type: dict[str, list[int]] = {}
+        for item in stored:
+            tally = per_type.get(item.type)
+            if tally is None:
+                tally = per_type[item.type] = [0, 0, 0]
+            if item.last_updated >= start:
+                tally[0 if item.version == 1 else 1] += 1
+                if item.last_updated > last:
+                    last = item.last_updated
+            else:
+                tally[2] += 1
+        for rtype, (created, updated, unchanged) in per_type.items():
+            c = counts(rtype)
+            c.created += created
+            c.updated += updated
+            c.unchanged += unchanged
+        if last > self.last_written:
+            self.last_written = last
+        self.resources += len(stored)
+
+
+def _finish_deferred(
+    writer: _Writer, deferred: list[Deferred], resolver: StoreResolver | None
+) -> None:
+    """Resolve the held-back conditional references now that everything is stored."""
+    parser = ChunkParser(frozenset(), lambda r: (), resolver)
+    for item in deferred:
+        resource = orjson.loads(item.data)
+        pending, problems = parser.rewrite(resource, {})
+        if pending and not problems:
+            problems = [
+                Problem(
+                    "error",
+                    "not-found",
+                    f"conditional reference {ref!r} matches no resource",
+                    reference_path(resource, ref),
+                )
+                for ref in conditional_references(resource)[:5]
+            ]
+        if problems:
+            writer.reject(
+                Rejected(
+                    item.file,
+                    item.line,
+                    item.entry,
+                    resource.get("resourceType"),
+                    resource.get("id"),
+                    tuple(problems),
+                )
+            )
+        else:
+            writer.add_claimed(resource)
+    writer.flush()
+
+
+def _claim_deferred(writer: _Writer, deferred: list[Deferred], keep: list[Deferred]) -> None:
+    for item in deferred:
+        head = orjson.loads(item.data)
+        if writer.claim(head["resourceType"], head["id"]):
+            keep.append(item)
+
+
+def import_paths(
+    target: Env | Repository | str,
+    paths: Sequence[str | Path],
+    *,
+    model: Model | None = None,
+    database_url: str | None = None,
+    workers: int = 0,
+    batch_size: int = 2000,
+    report_path: str | Path | None = None,
+    progress: ProgressCallback | None = None,
+) -> ImportSummary:
+    """Import Bundles and NDJSON files into a repository.
+
+    See https://hl7.org/fhir/uv/bulkdata/STU1.0.1/export.html#file-format for the
+    NDJSON layout and https://hl7.org/fhir/R4/bundle.html#references for how
+    Bundle references are resolved.
+
+    Args:
+        target: an :class:`~cmio.api.env.Env`, a repository, or a database URL
+            (opened and closed here).
+        paths: files or folders (searched recursively for ``*.json``,
+            ``*.ndjson``, ``*.jsonl``, optionally ``.gz``).
+        model: the FHIR model (loaded when not given and not in ``target``).
+        database_url: lets worker processes resolve conditional references
+            themselves (otherwise the writer resolves them at the end).
+        workers: 0 parses inline; N >= 1 uses N worker processes.
+        batch_size: resources per write transaction.
+        report_path: where rejected resources are written (NDJSON, or CSV for
+            ``*.csv``); created only if something is rejected.
+        progress: called after each block of input.
+
+    Returns:
+        Counts per resource type, files read and the report path.
+    """
+    began = time.perf_counter()
+    own: Repository | None = None
+    validator: Callable[[Json], Any] | None = None
+    if isinstance(target, Env):
+        repository, model, validator = target.repository, target.model, target.validator
+    elif isinstance(target, str):
+        from cmio.store import open_repository
+
+        database_url = database_url or target
+        repository = own = open_repository(target)
+    else:
+        repository = target
+    try:
+        if model is None:
+            from cmio.model import load_model
+
+            model = load_model()
+        validator = validator or make_validator(model)
+        env = Env(repository, model, validator)
+        files, skipped = discover(paths, model.resource_types)
+        summary = ImportSummary(files=len(files), skipped_files=skipped)
+        report = ReportWriter(report_path)
+        writer = _Writer(repository, summary, report, batch_size)
+        resolver = StoreResolver(env)
+        total = sum(f.size for f in files)
+        done = 0
+        deferred: list[Deferred] = []
+        try:
+            pool: WorkerPool | None = None
+            if workers <= 0:
+                parser = ChunkParser(model.resource_types, validator, resolver)
+                results: Iterator[ChunkResult] = _inline(parser, iter_tasks(files), writer.flush)
+            else:
+                pool = WorkerPool(workers, WorkerConfig(database_url))
+                results = pool.run(iter_tasks(files), writer.flush)
+            try:
+                for result in results:
+                    _claim_deferred(writer, writer.consume(result), deferred)
+                    done += result.progress
+                    if progress is not None:
+                        queued = writer.resources + len(writer.batch)
+                        progress(ImportProgress(queued, writer.rejected, done, total))
+            except BaseException:
+                if pool is not None:
+                    pool.close(abort=True)
+                raise
+            if pool is not None:
+                pool.close()
+            writer.flush()
+            _finish_deferred(writer, deferred, resolver)
+            if progress is not None:
+                progress(ImportProgress(writer.resources, writer.rejected, total, total))
+        finally:
+            report.close()
+        if report.count and report.path is not None:
+            summary.report_path = str(report.path)
+        summary.seconds = time.perf_counter() - began
+        return summary
+    finally:
+        if own is not None:
+            own.close()
+
+
+def _inline(
+    parser: ChunkParser, tasks: Iterator[Task], flush: Callable[[], None]
+) -> Iterator[ChunkResult]:
+    tier: int | None = None
+    for task in tasks:
+        if tier is not None and task.tier != tier:
+            flush()
+        tier = task.tier
+        yield parser.run(task)

@@ -1,0 +1,464 @@
+"""Parse, validate and prepare import inputs; runs in worker processes or inline.
+
+A :class:`ChunkParser` turns one :class:`~cmio.bulk.sources.Task` into a
+:class:`ChunkResult`: resources ready to store (a JSON array, so the writer
+decodes a whole block in one call), resources whose conditional references
+could not be resolved yet (retried by the writer at the end of the run) and
+rejected resources with their issues.
+
+Bundles (https://hl7.org/fhir/R4/bundle.html#references): an entry whose
+``fullUrl`` is ``urn:uuid:X`` keeps id X and references to it become
+``Type/X``; conditional references (``Type?identifier=s|v``,
+https://hl7.org/fhir/R4/http.html#trules) are resolved against the store.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from cmio.api.env import ID_RE
+from cmio.api.references import rewrite_references, walk_references
+from cmio.bulk.report import Problem, Rejected
+from cmio.bulk.sources import Task, read_bytes
+
+__all__ = [
+    "ChunkParser",
+    "ChunkResult",
+    "Deferred",
+    "ResolveError",
+    "Resolver",
+    "conditional_references",
+    "derived_id",
+    "reference_path",
+]
+
+Json = dict[str, Any]
+Validator = Callable[[Json], Sequence[Any]]
+Resolver = Callable[[str], "str | None"]
+_ERRORS = frozenset({"error", "fatal"})
+_COND = re.compile(rb'"reference"\s*:\s*"[A-Z][A-Za-z]*\?')
+_COND_VALUE = re.compile(rb'("reference"\s*:\s*")([A-Z][A-Za-z]*\?(?:[^"\\]|\\.)*)"')
+_UNPACKED = frozenset({"transaction", "batch", "collection", "searchset"})
+_ID_NAMESPACE = uuid.UUID("9a4bf2e3-55c4-4c8a-9f3c-0c6d3f1b2a10")
+
+
+class ResolveError(Exception):
+    """A conditional reference that can never resolve (invalid or ambiguous)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """A valid resource waiting for conditional references to become resolvable."""
+
+    data: bytes
+    file: str
+    line: int | None
+    entry: int | None
+
+
+@dataclass(slots=True)
+class ChunkResult:
+    """What a parser made of one task.
+
+    Attributes:
+        seq: the task's sequence number.
+        ready: JSON array of resources ready to store.
+        count: number of resources in ``ready``.
+        deferred: resources with unresolved conditional references.
+        rejected: invalid resources.
+        matched: per type, Bundle entries whose ``ifNoneExist`` matched a stored resource.
+        progress: input bytes the task accounted for.
+        error: a worker crash (traceback text); the run fails with it.
+    """
+
+    seq: int
+    ready: bytes = b"[]"
+    count: int = 0
+    deferred: list[Deferred] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    matched: dict[str, int] = field(default_factory=dict)
+    progress: int = 0
+    error: str | None = None
+
+
+def derived_id(resource: Json) -> str:
+    """A stable id for a resource that has none: a UUID 5 of its canonical JSON."""
+    return str(uuid.uuid5(_ID_NAMESPACE, orjson.dumps(resource, option=orjson.OPT_SORT_KEYS).hex()))
+
+
+def reference_path(resource: Json, target: str) -> str | None:
+    """The FHIRPath-like location of the first ``reference`` equal to ``target``."""
+
+    def walk(node: Any, path: str, depth: int) -> str | None:
+        if depth > 100:
+            return None
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "reference" and value == target:
+                    return f"{path}.reference"
+                if isinstance(value, (dict, list)):
+                    found = walk(value, f"{path}.{key}", depth + 1)
+                    if found:
+                        return found
+        elif isinstance(node, list):
+            for i, item in enumerate(node):
+                found = walk(item, f"{path}[{i}]", depth + 1)
+                if found:
+                    return found
+        return None
+
+    return walk(resource, str(resource.get("resourceType", "Resource")), 0)
+
+
+class ChunkParser:
+    """Parses tasks with one model, validator and conditional-reference resolver.
+
+    Args:
+        resource_types: the concrete resource type names.
+        validator: structural validation (``cmio.validation.validate_structure``
+            bound to the model); issues with severity error/fatal reject.
+        resolver: resolves ``Type?query`` to ``Type/id`` (None: not found yet) or
+            raises :class:`ResolveError`; None defers every conditional reference.
+    """
+
+    def __init__(
+        self, resource_types: frozenset[str], validator: Validator, resolver: Resolver | None
+    ) -> None:
+        self.resource_types = resource_types
+        self.validator = validator
+        self.resolver = resolver
+
+    def run(self, task: Task) -> ChunkResult:
+        """Parse one task."""
+        if task.kind == "bundle":
+            return self._bundle(task)
+        data = task.data
+        if data is None:
+            with open(task.path, "rb") as fh:
+                fh.seek(task.offset)
+                data = fh.read(task.length)
+        return self._ndjson(task, data)
+
+    # -- shared steps ---------------------------------------------------------------------
+
+    def _check(self, resource: Any) -> tuple[str | None, str | None, list[Problem]]:
+        """(type, id, problems) for a parsed JSON value; fills a missing id."""
+        if not isinstance(resource, dict):
+            return (
+                None,
+                None,
+                [Problem("error", "structure", "expected a JSON object (a FHIR resource)")],
+            )
+        rtype = resource.get("resourceType")
+        if not isinstance(rtype, str) or rtype not in self.resource_types:
+            shown = rtype if isinstance(rtype, str) else None
+            return (
+                shown,
+                None,
+                [Problem("error", "structure", f"unknown resourceType {rtype!r}", "resourceType")],
+            )
+        rid = resource.get("id")
+        if rid is None:
+            rid = resource["id"] = derived_id(resource)
+        elif not isinstance(rid, str) or not ID_RE.fullmatch(rid):
+            return rtype, None, [Problem("error", "value", f"invalid id {rid!r}", f"{rtype}.id")]
+        issues = self.validator(resource)
+        problems = [
+            Problem(i.severity, i.code, i.message, i.expression)
+            for i in issues
+            if getattr(i, "severity", "error") in _ERRORS
+        ]
+        return rtype, rid, problems
+
+    def rewrite(self, resource: Json, mapping: dict[str, str]) -> tuple[bool, list[Problem]]:
+        """Rewrite references in place (fullUrls via ``mapping``, conditional ones via the resolver).
+
+        Returns:
+            ``(pending, problems)``: whether some conditional reference is not
+            resolvable yet, and problems for the ones that never will be.
+        """
+        pending = False
+        failed: list[tuple[str, ResolveError]] = []
+
+        def conditional(ref: str) -> str:
+            nonlocal pending
+            if self.resolver is None:
+                pending = True
+                return ref
+            try:
+                hit = self.resolver(ref)
+            except ResolveError as exc:
+                failed.append((ref, exc))
+                return ref
+            if hit is None:
+                pending = True
+                return ref
+            return hit
+
+        rewrite_references(resource, mapping, conditional)
+        problems = [
+            Problem("error", exc.code, str(exc), reference_path(resource, ref))
+            for ref, exc in failed
+        ]
+        return pending, problems
+
+    def _rewrite_bytes(self, line: bytes, resource: Json) -> tuple[bytes, bool, list[Problem]]:
+        """Resolve the conditional references in a serialized resource without re-encoding it.
+
+        Same rule as :func:`~cmio.api.references.walk_references` (every
+        ``"reference"`` property), but done on the bytes, which is several times
+        cheaper than walking the parsed resource.
+        """
+        pending = False
+        failed: list[tuple[str, ResolveError]] = []
+        resolver = self.resolver
+
+        def replace(match: re.Match[bytes]) -> bytes:
+            nonlocal pending
+            raw = match.group(2)
+            ref: str = orjson.loads(b'"' + raw + b'"') if b"\\" in raw else raw.decode()
+            if resolver is None:
+                pending = True
+                return match.group(0)
+            try:
+                hit = resolver(ref)
+            except ResolveError as exc:
+                failed.append((ref, exc))
+                return match.group(0)
+            if hit is None:
+                pending = True
+                return match.group(0)
+            return match.group(1) + orjson.dumps(hit)[1:-1] + b'"'
+
+        out = _COND_VALUE.sub(replace, line)
+        problems = [
+            Problem("error", exc.code, str(exc), reference_path(resource, ref))
+            for ref, exc in failed
+        ]
+        return out, pending, problems
+
+    # -- NDJSON ---------------------------------------------------------------------------
+
+    def _ndjson(self, task: Task, data: bytes) -> ChunkResult:
+        result = ChunkResult(task.seq, progress=task.progress)
+        ready: list[bytes] = []
+        loads, dumps, cond = orjson.loads, orjson.dumps, _COND.search
+        for offset, raw in enumerate(data.split(b"\n")):
+            line = raw.strip()
+            if not line:
+                continue
+            lineno = task.first_line + offset
+            try:
+                resource = loads(line)
+            except orjson.JSONDecodeError as exc:
+                result.rejected.append(
+                    Rejected(
+                        task.label,
+                        lineno,
+                        None,
+                        None,
+                        None,
+                        (Problem("error", "structure", f"malformed JSON: {exc}"),),
+                    )
+                )
+                continue
+            had_id = isinstance(resource, dict) and "id" in resource
+            rtype, rid, problems = self._check(resource)
+            out = line if had_id else dumps(resource)
+            if not problems and cond(out):
+                out, pending, problems = self._rewrite_bytes(out, resource)
+                if pending and not problems:
+                    result.deferred.append(Deferred(out, task.label, lineno, None))
+                    continue
+            if problems:
+                result.rejected.append(
+                    Rejected(task.label, lineno, None, rtype, rid, tuple(problems))
+                )
+                continue
+            ready.append(out)
+        result.ready = b"[" + b",".join(ready) + b"]"
+        result.count = len(ready)
+        return result
+
+    # -- Bundles --------------------------------------------------------------------------
+
+    def _bundle(self, task: Task) -> ChunkResult:
+        result = ChunkResult(task.seq, progress=task.progress)
+        try:
+            document = orjson.loads(read_bytes(task.path))
+        except (orjson.JSONDecodeError, OSError) as exc:
+            result.rejected.append(
+                Rejected(
+                    task.label,
+                    None,
+                    None,
+                    None,
+                    None,
+                    (Problem("error", "structure", f"cannot read JSON: {exc}"),),
+                )
+            )
+            return result
+        unpacked = (
+            isinstance(document, dict)
+            and document.get("resourceType") == "Bundle"
+            and document.get("type") in _UNPACKED
+        )
+        if unpacked:
+            items = document.get("entry") or []
+            if not isinstance(items, list):
+                items = []
+        else:
+            items = [{"resource": document}]
+        ready: list[Json] = []
+        mapping: dict[str, str] = {}
+        accepted: list[tuple[int, Json]] = []
+        for index, item in enumerate(items):
+            entry = index if unpacked else None
+            resource, problem = self._entry_resource(item)
+            if problem is not None:
+                if problem.code != "informational":
+                    result.rejected.append(
+                        Rejected(task.label, None, entry, None, None, (problem,))
+                    )
+                continue
+            assert resource is not None
+            rtype, rid, problems = self._check(resource)
+            if problems or rtype is None or rid is None:
+                result.rejected.append(
+                    Rejected(task.label, None, entry, rtype, rid, tuple(problems))
+                )
+                continue
+            full_url = item.get("fullUrl")
+            request = item.get("request") if isinstance(item.get("request"), dict) else {}
+            if_none_exist = request.get("ifNoneExist")
+            if isinstance(if_none_exist, str) and if_none_exist and self.resolver is not None:
+                try:
+                    found = self.resolver(f"{rtype}?{if_none_exist}")
+                except ResolveError:
+                    found = None
+                if found is not None and found != f"{rtype}/{rid}":
+                    if isinstance(full_url, str):
+                        mapping[full_url] = found
+                    result.matched[rtype] = result.matched.get(rtype, 0) + 1
+                    continue
+            if isinstance(full_url, str) and full_url:
+                mapping[full_url] = f"{rtype}/{rid}"
+            accepted.append((index, resource))
+        for index, resource in accepted:
+            pending, problems = self.rewrite(resource, mapping)
+            dangling = _dangling_urn(resource)
+            if dangling is not None:
+                problems.append(
+                    Problem(
+                        "error",
+                        "not-found",
+                        f"reference {dangling!r} matches no fullUrl in the Bundle",
+                        reference_path(resource, dangling),
+                    )
+                )
+            if problems:
+                result.rejected.append(
+                    Rejected(
+                        task.label,
+                        None,
+                        index if unpacked else None,
+                        resource["resourceType"],
+                        resource["id"],
+                        tuple(problems),
+                    )
+                )
+            elif pending:
+                result.deferred.append(
+                    Deferred(orjson.dumps(resource), task.label, None, index if unpacked else None)
+                )
+            else:
+                ready.append(resource)
+        result.ready = orjson.dumps(ready)
+        result.count = len(ready)
+        return result
+
+    @staticmethod
+    def _entry_resource(item: Any) -> tuple[Json | None, Problem | None]:
+        """The resource of one ``Bundle.entry`` with its id settled, or why it is skipped."""
+        if not isinstance(item, dict) or not isinstance(item.get("resource"), dict):
+            if isinstance(item, dict) and isinstance(item.get("request"), dict):
+                method = str(item["request"].get("method", "")).upper()
+                if method in ("GET", "HEAD"):
+                    return None, Problem("information", "informational", "read entry skipped")
+                return None, Problem(
+                    "error",
+                    "not-supported",
+                    f"{method or 'an entry without a resource'} is not supported by bulk import",
+                    "Bundle.entry.request.method",
+                )
+            return None, Problem(
+                "error", "required", "entry has no resource", "Bundle.entry.resource"
+            )
+        resource: Json = item["resource"]
+        rtype = resource.get("resourceType")
+        request: Json = item["request"] if isinstance(item.get("request"), dict) else {}
+        method = str(request.get("method", "PUT")).upper()
+        if method not in ("POST", "PUT"):
+            return None, Problem(
+                "error",
+                "not-supported",
+                f"{method} entries are not supported by bulk import",
+                "Bundle.entry.request.method",
+            )
+        full_url = item.get("fullUrl")
+        url = request.get("url")
+        chosen: str | None = None
+        if method == "PUT" and isinstance(url, str) and "?" not in url:
+            parts = [p for p in url.split("?")[0].split("/") if p]
+            if len(parts) >= 2 and parts[-2] == rtype:
+                chosen = parts[-1]
+        if (
+            chosen is None
+            and method == "POST"
+            and isinstance(full_url, str)
+            and full_url.startswith("urn:uuid:")
+        ):
+            chosen = full_url[9:]
+        if chosen is None and isinstance(resource.get("id"), str):
+            chosen = resource["id"]
+        if chosen is None and isinstance(full_url, str) and not full_url.startswith("urn:"):
+            parts = [p for p in full_url.split("/") if p]
+            if len(parts) >= 2 and parts[-2] == rtype:
+                chosen = parts[-1]
+        if chosen is not None:
+            resource["id"] = chosen
+        return resource, None
+
+
+def conditional_references(resource: Json) -> list[str]:
+    """The conditional references (``Type?query``) left in a resource."""
+    found: list[str] = []
+
+    def visit(ref: str) -> None:
+        if "?" in ref and not ref.startswith(("http:", "https:", "urn:", "#")):
+            found.append(ref)
+
+    walk_references(resource, visit)
+    return found
+
+
+def _dangling_urn(resource: Json) -> str | None:
+    """The first ``urn:uuid:``/``urn:oid:`` reference left in a resource, if any."""
+    found: list[str] = []
+
+    def visit(ref: str) -> None:
+        if not found and ref.startswith("urn:"):
+            found.append(ref)
+
+    walk_references(resource, visit)
+    return found[0] if found else None
