@@ -1,0 +1,5 @@
+"""``python -m cmio``."""
+
+from cmio.cli.main import main
+
+main()

@@ -1,0 +1,87 @@
+"""Assemble the server: model, store, validation, router, ASGI app.
+
+Nothing here is a module global: :func:`build_env` and :func:`create_app`
+return fresh objects for each server (or test).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from cmio import __version__
+from cmio.api.asgi import FhirAsgiApp, Receive, Scope, Send
+from cmio.api.env import Env, Settings
+from cmio.api.router import FhirRouter
+from cmio.indexing import CompartmentIndexer
+from cmio.model import Model, load_model
+from cmio.store import default_database_url, open_repository
+from cmio.validation import validate_structure
+
+__all__ = ["CmioApp", "app_from_environment", "build_env", "create_app"]
+
+
+def build_env(
+    database_url: str, settings: Settings | None = None, model: Model | None = None
+) -> Env:
+    """Open the store and load the model for one server."""
+    model = model or load_model()
+    repository = open_repository(database_url, indexer=CompartmentIndexer(model))
+
+    def validator(resource: dict[str, Any]) -> list[Any]:
+        return list(validate_structure(model, resource))
+
+    return Env(repository, model, validator, settings or Settings())
+
+
+class CmioApp:
+    """The ASGI entry point: ``/fhir`` goes to the FHIR router, the rest to the web app."""
+
+    def __init__(self, env: Env) -> None:
+        self.env = env
+        self.fhir = FhirAsgiApp(FhirRouter(env))
+        self.web = _web_app(env)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Dispatch by path prefix."""
+        path = scope.get("path", "")
+        if scope["type"] == "http" and (path == "/fhir" or path.startswith("/fhir/")):
+            await self.fhir(scope, receive, send)
+            return
+        await self.web(scope, receive, send)
+
+    def close(self) -> None:
+        """Close the store."""
+        self.env.repository.close()
+
+
+def _web_app(env: Env) -> Starlette:
+    async def home(request: Request) -> Response:
+        return HTMLResponse(
+            "<!doctype html><title>cmio</title><h1>cmio</h1>"
+            f"<p>FHIR R4 API at <a href='/fhir/metadata'>/fhir</a> (version {__version__}).</p>"
+        )
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "store": env.repository.dialect})
+
+    routes: list[Any] = [Route("/", home), Route("/health", health)]
+    return Starlette(routes=routes)
+
+
+def create_app(database_url: str, settings: Settings | None = None) -> CmioApp:
+    """Create the ASGI application for a database URL."""
+    return CmioApp(build_env(database_url, settings))
+
+
+def app_from_environment() -> CmioApp:
+    """App factory for multi-process serving: the store comes from ``CMIO_DATABASE_URL``."""
+    return create_app(default_database_url())
+
+
+AppFactory = Callable[[], CmioApp]

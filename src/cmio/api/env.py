@@ -1,0 +1,48 @@
+"""What every interaction needs: the store, the model, validation and settings."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cmio.model import Model
+from cmio.store.base import Repository
+
+__all__ = ["ID_RE", "Env", "Settings"]
+
+ID_RE = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Server settings (https://hl7.org/fhir/R4/http.html).
+
+    Attributes:
+        max_body_bytes: larger request bodies are refused with 413.
+        max_bundle_entries: larger batch/transaction Bundles are refused with 413.
+        default_count: page size when ``_count`` is absent.
+        max_count: upper bound on ``_count``.
+        keep_urn_ids: store a POSTed Bundle entry whose fullUrl is ``urn:uuid:X``
+            with id X (used by bulk import so references stay stable).
+    """
+
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_bundle_entries: int = 10_000
+    default_count: int = 50
+    max_count: int = 1000
+    keep_urn_ids: bool = False
+
+
+Validator = Callable[[dict[str, Any]], Sequence[Any]]
+
+
+@dataclass(slots=True)
+class Env:
+    """The services one router works with (no globals: each server builds its own)."""
+
+    repository: Repository
+    model: Model
+    validator: Validator
+    settings: Settings = field(default_factory=Settings)

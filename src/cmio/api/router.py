@@ -1,0 +1,159 @@
+"""The framework-free FHIR router: ``handle(FhirRequest) -> FhirResponse``.
+
+It maps the RESTful API (https://hl7.org/fhir/R4/http.html) onto one module
+per interaction and turns every error into an OperationOutcome here, in one
+place. It knows nothing of HTTP servers or SQL.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from cmio.api.env import Env
+from cmio.api.errors import FhirError
+from cmio.api.http import FhirRequest, FhirResponse
+from cmio.api.ops import (
+    bundle,
+    capabilities,
+    create,
+    delete,
+    everything,
+    history,
+    patch,
+    read,
+    search,
+    update,
+)
+from cmio.api.render import json_response
+from cmio.store.base import (
+    ConflictError,
+    GoneError,
+    InvalidRequestError,
+    NotFoundError,
+    StoreError,
+    VersionConflictError,
+)
+
+__all__ = ["FhirRouter"]
+
+_LOG = logging.getLogger("cmio.api")
+_JSON_FORMATS = frozenset({"json", "application/json", "application/fhir+json"})
+_STORE_ERRORS: tuple[tuple[type[StoreError], int, str], ...] = (
+    (GoneError, 410, "deleted"),
+    (NotFoundError, 404, "not-found"),
+    (VersionConflictError, 412, "conflict"),
+    (ConflictError, 409, "conflict"),
+    (InvalidRequestError, 400, "invalid"),
+    (StoreError, 500, "exception"),
+)
+
+
+class FhirRouter:
+    """Routes FHIR RESTful interactions to their implementations."""
+
+    def __init__(self, env: Env) -> None:
+        self.env = env
+
+    def handle(self, request: FhirRequest) -> FhirResponse:
+        """Answer one request; never raises."""
+        try:
+            _negotiate(request)
+            response = self._route(request)
+        except FhirError as exc:
+            response = json_response(request, exc.status, exc.outcome(), exc.headers)
+        except StoreError as exc:
+            status, code = next((s, c) for t, s, c in _STORE_ERRORS if isinstance(exc, t))
+            response = json_response(request, status, FhirError(status, code, str(exc)).outcome())
+        except Exception:
+            _LOG.exception("internal error handling %s %s", request.method, request.path)
+            error = FhirError(
+                500, "exception", "Internal server error; the request was not applied"
+            )
+            response = json_response(request, 500, error.outcome())
+        response.headers.append(("x-request-id", request.context.correlation_id))
+        return response
+
+    def _route(self, request: FhirRequest) -> FhirResponse:
+        env, method = self.env, request.method
+        parts = request.path.strip("/").split("/") if request.path.strip("/") else []
+        n = len(parts)
+        if n == 0:
+            if method == "POST":
+                return bundle.bundle(env, request, self.handle)
+            raise FhirError(
+                400, "not-supported", "GET on the base is not a FHIR interaction; try /metadata"
+            )
+        head = parts[0]
+        if n == 1:
+            if head == "metadata" and method == "GET":
+                return capabilities.metadata(env, request)
+            if head == "_history" and method == "GET":
+                return history.history(env, request, None, None, "_history")
+            if head.startswith(("$", "_")):
+                raise FhirError(404, "not-supported", f"Unknown operation {head!r}")
+            if method == "GET":
+                create_check(env, head)
+                return search.search(env, request, head, head)
+            if method == "POST":
+                return create.create(env, request, head)
+            if method == "PUT":
+                return update.update(env, request, head, None)
+            if method == "DELETE":
+                return delete.delete(env, request, head, None)
+            if method == "PATCH":
+                return patch.patch(env, request, head, None)
+        elif n == 2:
+            rtype, second = parts
+            if second == "_search" and method == "POST":
+                create_check(env, rtype)
+                return search.search(env, request, rtype, rtype)
+            if second == "_history" and method == "GET":
+                return history.history(env, request, rtype, None, f"{rtype}/_history")
+            if method == "GET":
+                return read.read(env, request, rtype, second)
+            if method == "PUT":
+                return update.update(env, request, rtype, second)
+            if method == "DELETE":
+                return delete.delete(env, request, rtype, second)
+            if method == "PATCH":
+                return patch.patch(env, request, rtype, second)
+        elif n == 3 and parts[2] == "$everything" and parts[0] == "Patient" and method == "GET":
+            return everything.everything(env, request, parts[1])
+        elif n == 3 and parts[2] == "_history" and method == "GET":
+            return history.history(env, request, parts[0], parts[1], "/".join(parts))
+        elif n == 4 and parts[2] == "_history" and method == "GET":
+            return read.vread(env, request, parts[0], parts[1], parts[3])
+        raise FhirError(
+            405 if n <= 2 else 404, "not-supported", f"{method} /{request.path} is not supported"
+        )
+
+
+def create_check(env: Env, rtype: str) -> None:
+    """404 for an unknown resource type in a type-level URL."""
+    if not env.model.is_resource_type(rtype):
+        raise FhirError(404, "not-supported", f"Unknown resource type {rtype!r}")
+
+
+def _negotiate(request: FhirRequest) -> None:
+    fmt = request.param("_format")
+    if fmt is not None:
+        if fmt.split(";")[0].strip().lower() not in _JSON_FORMATS:
+            raise FhirError(
+                406,
+                "not-supported",
+                f"_format {fmt!r} is not supported; this server speaks JSON only",
+            )
+        return
+    accept = request.header("accept")
+    if not accept:
+        return
+    kinds = [a.split(";")[0].strip().lower() for a in accept.split(",")]
+    if any(
+        k in _JSON_FORMATS or k in ("*/*", "application/*") or k.endswith("+json") for k in kinds
+    ):
+        return
+    raise FhirError(
+        406,
+        "not-supported",
+        f"Cannot answer in {accept!r}; this server speaks application/fhir+json",
+    )

@@ -1,0 +1,30 @@
+"""The ``cmio`` command line (typer)."""
+
+from __future__ import annotations
+
+import typer
+
+from cmio.cli import serve_cmd
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="cmio: clinical informatics platform"
+)
+
+
+@app.callback()
+def _root() -> None:
+    """cmio: the organization's FHIR R4 patient database, vocabulary, integration and oversight."""
+
+
+serve_cmd.register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()
