@@ -77,7 +77,11 @@ class ServerThread:
     def __init__(self, app: object) -> None:
         self.port = free_port()
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="error", access_log=False,
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="error",
+            access_log=False,
             lifespan="off",
         )
         self.server = uvicorn.Server(config)

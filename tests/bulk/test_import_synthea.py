@@ -57,7 +57,9 @@ def imported(
     repository = open_repository(url)
     report = tmp_path_factory.mktemp("report") / "report.ndjson"
     try:
-        summary = import_paths(repository, inputs, model=model, database_url=url, report_path=report)
+        summary = import_paths(
+            repository, inputs, model=model, database_url=url, report_path=report
+        )
         yield Imported(url, repository, summary, inputs)
     finally:
         repository.close()

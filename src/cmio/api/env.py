@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cmio.model import Model
 from cmio.store.base import Repository
+
+if TYPE_CHECKING:
+    from cmio.bulk.jobs import ExportJobs
 
 __all__ = ["ID_RE", "Env", "Settings"]
 
@@ -46,3 +49,5 @@ class Env:
     model: Model
     validator: Validator
     settings: Settings = field(default_factory=Settings)
+    exports: ExportJobs | None = None
+    """Bulk Data ``$export`` jobs (https://hl7.org/fhir/uv/bulkdata/STU1.0.1/export.html); None disables $export."""

@@ -1,0 +1,189 @@
+"""Asynchronous Bulk Data export jobs (https://hl7.org/fhir/uv/bulkdata/STU1.0.1/export.html).
+
+An :class:`ExportJobs` object (one per server, owned by its ``Env``) runs each
+``$export`` request in a background thread that writes NDJSON files under
+``root/<job id>/``, and keeps the job's state for status polling, download and
+cancellation (``DELETE`` on the status URL).
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cmio.bulk.exporter import (
+    ExportCancelledError,
+    ExportFile,
+    ExportProgress,
+    PatientScope,
+    export_ndjson,
+)
+from cmio.model import Model
+from cmio.store._common import format_instant
+from cmio.store.base import Repository
+
+__all__ = ["ExportJob", "ExportJobs", "ExportRequest", "TooManyJobsError"]
+
+
+class TooManyJobsError(Exception):
+    """The server is already running as many export jobs as it allows."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExportRequest:
+    """A validated kick-off request.
+
+    Attributes:
+        request_url: the full kick-off URL (echoed in the manifest).
+        types: ``_type`` resource types, or None for all.
+        since: ``_since`` as an instant, or None.
+        patients: Patient-compartment restriction (Patient/Group level), or None.
+    """
+
+    request_url: str
+    types: tuple[str, ...] | None = None
+    since: str | None = None
+    patients: PatientScope | None = None
+
+
+@dataclass(slots=True)
+class ExportJob:
+    """The state of one export job (status: ``in-progress``, ``completed``, ``error``)."""
+
+    id: str
+    request: ExportRequest
+    directory: Path
+    transaction_time: str
+    status: str = "in-progress"
+    exported: int = 0
+    current_type: str | None = None
+    files: list[ExportFile] = field(default_factory=list)
+    error: str | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+    def progress_text(self) -> str:
+        """Human-readable progress for the ``X-Progress`` header."""
+        where = f" ({self.current_type})" if self.current_type else ""
+        return f"{self.exported} resources exported{where}"
+
+    def file(self, name: str) -> ExportFile | None:
+        """The output file called ``name``, if the job produced it."""
+        return next((f for f in self.files if f.path.name == name), None)
+
+    def manifest(self, file_base: str) -> dict[str, Any]:
+        """The completion manifest; ``file_base`` + ``/<name>`` is each file's URL."""
+        return {
+            "transactionTime": self.transaction_time,
+            "request": self.request.request_url,
+            "requiresAccessToken": False,
+            "output": [
+                {"type": f.type, "url": f"{file_base}/{f.path.name}", "count": f.count}
+                for f in self.files
+            ],
+            "error": [],
+        }
+
+
+class ExportJobs:
+    """Runs and tracks export jobs; files go under ``root/<job id>/``.
+
+    Args:
+        root: folder for job outputs (``cmio-data/exports`` by default in the server).
+        max_running: kick-offs beyond this many running jobs raise TooManyJobsError.
+    """
+
+    def __init__(self, root: str | Path, max_running: int = 4) -> None:
+        self.root = Path(root)
+        self.max_running = max_running
+        self._jobs: dict[str, ExportJob] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def start(self, repository: Repository, model: Model, request: ExportRequest) -> ExportJob:
+        """Start a job in a background thread and return it (status ``in-progress``).
+
+        Raises:
+            TooManyJobsError: ``max_running`` jobs are already running.
+        """
+        job_id = uuid.uuid4().hex
+        now = format_instant(datetime.now(UTC))
+        job = ExportJob(job_id, request, self.root / job_id, now)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("export jobs are shut down")
+            running = sum(1 for j in self._jobs.values() if j.status == "in-progress")
+            if running >= self.max_running:
+                raise TooManyJobsError(f"{running} export jobs are already running")
+            self._jobs[job_id] = job
+        job.thread = threading.Thread(
+            target=self._run,
+            args=(job, repository, model),
+            name=f"cmio-export-{job_id[:8]}",
+            daemon=True,
+        )
+        job.thread.start()
+        return job
+
+    def _run(self, job: ExportJob, repository: Repository, model: Model) -> None:
+        def progress(p: ExportProgress) -> None:
+            job.exported = p.resources
+            job.current_type = p.current_type
+
+        try:
+            files = export_ndjson(
+                repository,
+                model,
+                job.directory,
+                types=job.request.types,
+                since=job.request.since,
+                patients=job.request.patients,
+                progress=progress,
+                cancelled=job.cancel.is_set,
+            )
+        except ExportCancelledError:
+            shutil.rmtree(job.directory, ignore_errors=True)
+            return
+        except Exception as exc:
+            job.error = f"{type(exc).__name__}: {exc}"
+            job.status = "error"
+            return
+        if job.cancel.is_set():
+            shutil.rmtree(job.directory, ignore_errors=True)
+            return
+        job.files = files
+        job.status = "completed"
+
+    def get(self, job_id: str) -> ExportJob | None:
+        """The job with this id, or None (unknown or deleted)."""
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def delete(self, job_id: str, wait: float = 10.0) -> bool:
+        """Cancel a job (if running) and remove its files; False when unknown."""
+        with self._lock:
+            job = self._jobs.pop(job_id, None)
+        if job is None:
+            return False
+        job.cancel.set()
+        if job.thread is not None:
+            job.thread.join(timeout=wait)
+        shutil.rmtree(job.directory, ignore_errors=True)
+        return True
+
+    def close(self) -> None:
+        """Cancel running jobs and wait for their threads (files of finished jobs stay)."""
+        with self._lock:
+            self._closed = True
+            jobs = list(self._jobs.values())
+        for job in jobs:
+            if job.status == "in-progress":
+                job.cancel.set()
+        for job in jobs:
+            if job.thread is not None:
+                job.thread.join(timeout=30)
