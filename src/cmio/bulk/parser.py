@@ -324,7 +324,7 @@ class ChunkParser:
         accepted: list[tuple[int, Json]] = []
         for index, item in enumerate(items):
             entry = index if unpacked else None
-            resource, problem = self._entry_resource(item)
+            resource, problem = self._entry_resource(item, index)
             if problem is not None:
                 if problem.code != "informational":
                     result.rejected.append(
@@ -388,7 +388,7 @@ class ChunkParser:
         return result
 
     @staticmethod
-    def _entry_resource(item: Any) -> tuple[Json | None, Problem | None]:
+    def _entry_resource(item: Any, index: int) -> tuple[Json | None, Problem | None]:
         """The resource of one ``Bundle.entry`` with its id settled, or why it is skipped."""
         if not isinstance(item, dict) or not isinstance(item.get("resource"), dict):
             if isinstance(item, dict) and isinstance(item.get("request"), dict):
@@ -399,10 +399,10 @@ class ChunkParser:
                     "error",
                     "not-supported",
                     f"{method or 'an entry without a resource'} is not supported by bulk import",
-                    "Bundle.entry.request.method",
+                    f"Bundle.entry[{index}].request.method",
                 )
             return None, Problem(
-                "error", "required", "entry has no resource", "Bundle.entry.resource"
+                "error", "required", "entry has no resource", f"Bundle.entry[{index}].resource"
             )
         resource: Json = item["resource"]
         rtype = resource.get("resourceType")
@@ -413,7 +413,7 @@ class ChunkParser:
                 "error",
                 "not-supported",
                 f"{method} entries are not supported by bulk import",
-                "Bundle.entry.request.method",
+                f"Bundle.entry[{index}].request.method",
             )
         full_url = item.get("fullUrl")
         url = request.get("url")

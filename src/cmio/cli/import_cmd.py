@@ -5,7 +5,6 @@ See :mod:`cmio.bulk.importer` and https://hl7.org/fhir/uv/bulkdata/STU1.0.1/expo
 
 from __future__ import annotations
 
-import gc
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -82,9 +81,6 @@ def register(app: typer.Typer) -> None:
 
         url = database or default_database_url()
         console = Console(stderr=True)
-        # Millions of short-lived containers: the cyclic GC only costs time here.
-        gc.freeze()
-        gc.set_threshold(100_000, 50, 1000)
         columns = (
             TextColumn("[bold]import"),
             BarColumn(bar_width=24),
