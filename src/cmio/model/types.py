@@ -206,7 +206,8 @@ class TypeDef:
         elements: direct child elements, keyed by JSON name (``deceased[x]`` for choices).
         regex: for primitives, the full-match regex of the value
             (http://hl7.org/fhir/StructureDefinition/regex), if any.
-        json_index: JSON property name -> JsonProperty for the type's content.
+        json_index: JSON property name -> JsonProperty for the type's content
+            (``resourceType`` is not an element and is not listed).
         required: mandatory direct children.
     """
 
