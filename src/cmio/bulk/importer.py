@@ -15,9 +15,8 @@ feeding one writer, which is all SQLite allows anyway.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +31,10 @@ from cmio.bulk.parser import (
     reference_path,
 )
 from cmio.bulk.report import ImportSummary, Problem, Rejected, ReportWriter
-from cmio.bulk.sources import Task, discover, iter_tasks
+from cmio.bulk.sources import InputFile, Task, discover, iter_tasks
 from cmio.bulk.workers import StoreResolver, WorkerConfig, WorkerPool, make_validator
+from cmio.bulk.writer import BatchWriter
 from cmio.model import Model
-from cmio.store._common import format_instant
 from cmio.store.base import Repository
 
 __all__ = ["ImportProgress", "ProgressCallback", "import_paths"]
@@ -63,110 +62,13 @@ class ImportProgress:
 ProgressCallback = Callable[[ImportProgress], None]
 
 
-class _Writer:
-    """The single writer: dedupes by ``type/id`` (first occurrence wins) and commits batches."""
-
-    def __init__(
-        self, repository: Repository, summary: ImportSummary, report: ReportWriter, batch_size: int
-    ) -> None:
-        self.repository = repository
-        self.summary = summary
-        self.report = report
-        self.batch_size = batch_size
-        self.batch: list[Json] = []
-        self.seen: set[int] = set()
-        self.last_written = ""
-        self.resources = 0
-        self.rejected = 0
-
-    def reject(self, rejected: Rejected) -> None:
-        self.report.write(rejected)
-        self.summary.counts(rejected.resource_type or "(unknown)").rejected += 1
-        self.resources += 1
-        self.rejected += 1
-
-    def claim(self, rtype: str, rid: str) -> bool:
-        """Record ``type/id`` for this run; False if an earlier occurrence claimed it."""
-        key = hash((rtype, rid))
-        if key in self.seen:
-            self.summary.counts(rtype).unchanged += 1
-            self.resources += 1
-            return False
-        self.seen.add(key)
-        return True
-
-    def consume(self, result: ChunkResult) -> list[Deferred]:
-        """Take one parser result; returns its deferred resources (claimed, not yet stored)."""
-        for rejected in result.rejected:
-            self.reject(rejected)
-        for rtype, n in result.matched.items():
-            self.summary.counts(rtype).unchanged += n
-            self.resources += n
-        if result.count:
-            self.add(orjson.loads(result.ready))
-        return result.deferred
-
-    def add(self, resources: Iterable[Json]) -> None:
-        """Queue resources for writing, committing whenever a batch fills up."""
-        seen, size = self.seen, self.batch_size
-        counts = self.summary.counts
-        for resource in resources:
-            rtype, rid = resource["resourceType"], resource["id"]
-            key = hash((rtype, rid))
-            if key in seen:
-                counts(rtype).unchanged += 1
-                self.resources += 1
-                continue
-            seen.add(key)
-            self.batch.append(resource)
-            if len(self.batch) >= size:
-                self.flush()
-
-    def add_claimed(self, resource: Json) -> None:
-        """Queue a resource whose id was already claimed (a resolved deferred one)."""
-        self.batch.append(resource)
-        if len(self.batch) >= self.batch_size:
-            self.flush()
-
-    def flush(self) -> None:
-        """Write the queued resources in one transaction."""
-        batch = self.batch
-        if not batch:
-            return
-        self.batch = []
-        start = format_instant(datetime.now(UTC))
-        while start <= self.last_written:
-            time.sleep(0.0005)
-            start = format_instant(datetime.now(UTC))
-        with self.repository.transaction() as tx:
-            stored = tx.put_many(batch)
-        counts = self.summary.counts
-        last = ""
-        per_type: dict[str, list[int]] = {}
-        for item in stored:
-            tally = per_type.get(item.type)
-            if tally is None:
-                tally = per_type[item.type] = [0, 0, 0]
-            if item.last_updated >= start:
-                tally[0 if item.version == 1 else 1] += 1
-                if item.last_updated > last:
-                    last = item.last_updated
-            else:
-                tally[2] += 1
-        for rtype, (created, updated, unchanged) in per_type.items():
-            c = counts(rtype)
-            c.created += created
-            c.updated += updated
-            c.unchanged += unchanged
-        if last > self.last_written:
-            self.last_written = last
-        self.resources += len(stored)
-
-
 def _finish_deferred(
-    writer: _Writer, deferred: list[Deferred], resolver: StoreResolver | None
+    writer: BatchWriter, deferred: list[Deferred], resolver: StoreResolver | None
 ) -> None:
     """Resolve the held-back conditional references now that everything is stored."""
+    if not deferred:
+        return
+    writer.flush()
     parser = ChunkParser(frozenset(), lambda r: (), resolver)
     for item in deferred:
         resource = orjson.loads(item.data)
@@ -197,7 +99,7 @@ def _finish_deferred(
     writer.flush()
 
 
-def _claim_deferred(writer: _Writer, deferred: list[Deferred], keep: list[Deferred]) -> None:
+def _claim_deferred(writer: BatchWriter, deferred: list[Deferred], keep: list[Deferred]) -> None:
     for item in deferred:
         head = orjson.loads(item.data)
         if writer.claim(head["resourceType"], head["id"]):
@@ -260,37 +162,24 @@ def import_paths(
         files, skipped = discover(paths, model.resource_types)
         summary = ImportSummary(files=len(files), skipped_files=skipped)
         report = ReportWriter(report_path)
-        writer = _Writer(repository, summary, report, batch_size)
+        writer = BatchWriter(repository, summary, report, batch_size)
         resolver = StoreResolver(env)
-        total = sum(f.size for f in files)
-        done = 0
-        deferred: list[Deferred] = []
         try:
-            pool: WorkerPool | None = None
             if workers <= 0:
                 parser = ChunkParser(model.resource_types, validator, resolver)
-                results: Iterator[ChunkResult] = _inline(parser, iter_tasks(files), writer.flush)
+                results = _inline(parser, iter_tasks(files), writer.flush)
+                deferred = _drive(writer, results, files, progress)
             else:
-                pool = WorkerPool(workers, WorkerConfig(database_url))
-                results = pool.run(iter_tasks(files), writer.flush)
-            try:
-                for result in results:
-                    _claim_deferred(writer, writer.consume(result), deferred)
-                    done += result.progress
-                    if progress is not None:
-                        queued = writer.resources + len(writer.batch)
-                        progress(ImportProgress(queued, writer.rejected, done, total))
-            except BaseException:
-                if pool is not None:
-                    pool.close(abort=True)
-                raise
-            if pool is not None:
-                pool.close()
-            writer.flush()
+                with WorkerPool(workers, WorkerConfig(database_url)) as pool:
+                    results = pool.run(iter_tasks(files), writer.flush)
+                    deferred = _drive(writer, results, files, progress)
             _finish_deferred(writer, deferred, resolver)
+            writer.close()
             if progress is not None:
-                progress(ImportProgress(writer.resources, writer.rejected, total, total))
+                size = sum(f.size for f in files)
+                progress(ImportProgress(writer.resources, writer.rejected, size, size))
         finally:
+            writer.close(abort=True)
             report.close()
         if report.count and report.path is not None:
             summary.report_path = str(report.path)
@@ -299,6 +188,25 @@ def import_paths(
     finally:
         if own is not None:
             own.close()
+
+
+def _drive(
+    writer: BatchWriter,
+    results: Iterator[ChunkResult],
+    files: Sequence[InputFile],
+    progress: ProgressCallback | None,
+) -> list[Deferred]:
+    """Feed parser results to the writer; returns the deferred resources it claimed."""
+    total = sum(f.size for f in files)
+    done = 0
+    deferred: list[Deferred] = []
+    for result in results:
+        _claim_deferred(writer, writer.consume(result), deferred)
+        done += result.progress
+        if progress is not None:
+            queued = writer.resources + len(writer.batch)
+            progress(ImportProgress(queued, writer.rejected, done, total))
+    return deferred
 
 
 def _inline(
