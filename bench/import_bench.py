@@ -32,7 +32,7 @@ from cmio.model import Model, load_model
 from cmio.testing.pg import running_postgres, with_database
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gen_ndjson import generate  # noqa: E402
+from gen_ndjson import generate
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SYNTHEA = REPO_ROOT.parent / "shared" / "data" / "synthea-r4"
@@ -91,7 +91,9 @@ def main() -> None:
         data = tmp / "ndjson"
         counts = generate(data, args.resources, args.seed)
         print(f"generated {sum(counts.values())} resources: {counts}", file=sys.stderr)
-        sets: list[tuple[str, list[Path]]] = [(f"NDJSON, generated ({sum(counts.values()):,})", [data])]
+        sets: list[tuple[str, list[Path]]] = [
+            (f"NDJSON, generated ({sum(counts.values()):,})", [data])
+        ]
         if (args.synthea / "bundles").is_dir():
             sets.append(("Synthea, 53 transaction Bundles", [args.synthea / "bundles"]))
         for backend in args.backends.split(","):

@@ -25,7 +25,7 @@ import orjson
 from cmio.api.env import ID_RE
 from cmio.api.references import rewrite_references, walk_references
 from cmio.bulk.report import Problem, Rejected
-from cmio.bulk.sources import Task, read_bytes
+from cmio.bulk.sources import Task
 
 __all__ = [
     "ChunkParser",
@@ -44,7 +44,6 @@ Resolver = Callable[[str], "str | None"]
 _ERRORS = frozenset({"error", "fatal"})
 _COND = re.compile(rb'"reference"\s*:\s*"[A-Z][A-Za-z]*\?')
 _COND_VALUE = re.compile(rb'("reference"\s*:\s*")([A-Z][A-Za-z]*\?(?:[^"\\]|\\.)*)"')
-_UNPACKED = frozenset({"transaction", "batch", "collection", "searchset"})
 _ID_NAMESPACE = uuid.UUID("9a4bf2e3-55c4-4c8a-9f3c-0c6d3f1b2a10")
 
 
@@ -141,7 +140,9 @@ class ChunkParser:
     def run(self, task: Task) -> ChunkResult:
         """Parse one task."""
         if task.kind == "bundle":
-            return self._bundle(task)
+            from cmio.bulk.bundles import parse_bundle
+
+            return parse_bundle(self, task)
         data = task.data
         if data is None:
             with open(task.path, "rb") as fh:
@@ -151,7 +152,7 @@ class ChunkParser:
 
     # -- shared steps ---------------------------------------------------------------------
 
-    def _check(self, resource: Any) -> tuple[str | None, str | None, list[Problem]]:
+    def check(self, resource: Any) -> tuple[str | None, str | None, list[Problem]]:
         """(type, id, problems) for a parsed JSON value; fills a missing id."""
         if not isinstance(resource, dict):
             return (
@@ -273,7 +274,7 @@ class ChunkParser:
                 )
                 continue
             had_id = isinstance(resource, dict) and "id" in resource
-            rtype, rid, problems = self._check(resource)
+            rtype, rid, problems = self.check(resource)
             out = line if had_id else dumps(resource)
             if not problems and cond(out):
                 out, pending, problems = self._rewrite_bytes(out, resource)
@@ -290,155 +291,6 @@ class ChunkParser:
         result.count = len(ready)
         return result
 
-    # -- Bundles --------------------------------------------------------------------------
-
-    def _bundle(self, task: Task) -> ChunkResult:
-        result = ChunkResult(task.seq, progress=task.progress)
-        try:
-            document = orjson.loads(read_bytes(task.path))
-        except (orjson.JSONDecodeError, OSError) as exc:
-            result.rejected.append(
-                Rejected(
-                    task.label,
-                    None,
-                    None,
-                    None,
-                    None,
-                    (Problem("error", "structure", f"cannot read JSON: {exc}"),),
-                )
-            )
-            return result
-        unpacked = (
-            isinstance(document, dict)
-            and document.get("resourceType") == "Bundle"
-            and document.get("type") in _UNPACKED
-        )
-        if unpacked:
-            items = document.get("entry") or []
-            if not isinstance(items, list):
-                items = []
-        else:
-            items = [{"resource": document}]
-        ready: list[Json] = []
-        mapping: dict[str, str] = {}
-        accepted: list[tuple[int, Json]] = []
-        for index, item in enumerate(items):
-            entry = index if unpacked else None
-            resource, problem = self._entry_resource(item, index)
-            if problem is not None:
-                if problem.code != "informational":
-                    result.rejected.append(
-                        Rejected(task.label, None, entry, None, None, (problem,))
-                    )
-                continue
-            assert resource is not None
-            rtype, rid, problems = self._check(resource)
-            if problems or rtype is None or rid is None:
-                result.rejected.append(
-                    Rejected(task.label, None, entry, rtype, rid, tuple(problems))
-                )
-                continue
-            full_url = item.get("fullUrl")
-            request = item.get("request") if isinstance(item.get("request"), dict) else {}
-            if_none_exist = request.get("ifNoneExist")
-            if isinstance(if_none_exist, str) and if_none_exist and self.resolver is not None:
-                try:
-                    found = self.resolver(f"{rtype}?{if_none_exist}")
-                except ResolveError:
-                    found = None
-                if found is not None and found != f"{rtype}/{rid}":
-                    if isinstance(full_url, str):
-                        mapping[full_url] = found
-                    result.matched[rtype] = result.matched.get(rtype, 0) + 1
-                    continue
-            if isinstance(full_url, str) and full_url:
-                mapping[full_url] = f"{rtype}/{rid}"
-            accepted.append((index, resource))
-        for index, resource in accepted:
-            pending, problems = self.rewrite(resource, mapping)
-            dangling = _dangling_urn(resource)
-            if dangling is not None:
-                problems.append(
-                    Problem(
-                        "error",
-                        "not-found",
-                        f"reference {dangling!r} matches no fullUrl in the Bundle",
-                        reference_path(resource, dangling),
-                    )
-                )
-            if problems:
-                result.rejected.append(
-                    Rejected(
-                        task.label,
-                        None,
-                        index if unpacked else None,
-                        resource["resourceType"],
-                        resource["id"],
-                        tuple(problems),
-                    )
-                )
-            elif pending:
-                result.deferred.append(
-                    Deferred(orjson.dumps(resource), task.label, None, index if unpacked else None)
-                )
-            else:
-                ready.append(resource)
-        result.ready = orjson.dumps(ready)
-        result.count = len(ready)
-        return result
-
-    @staticmethod
-    def _entry_resource(item: Any, index: int) -> tuple[Json | None, Problem | None]:
-        """The resource of one ``Bundle.entry`` with its id settled, or why it is skipped."""
-        if not isinstance(item, dict) or not isinstance(item.get("resource"), dict):
-            if isinstance(item, dict) and isinstance(item.get("request"), dict):
-                method = str(item["request"].get("method", "")).upper()
-                if method in ("GET", "HEAD"):
-                    return None, Problem("information", "informational", "read entry skipped")
-                return None, Problem(
-                    "error",
-                    "not-supported",
-                    f"{method or 'an entry without a resource'} is not supported by bulk import",
-                    f"Bundle.entry[{index}].request.method",
-                )
-            return None, Problem(
-                "error", "required", "entry has no resource", f"Bundle.entry[{index}].resource"
-            )
-        resource: Json = item["resource"]
-        rtype = resource.get("resourceType")
-        request: Json = item["request"] if isinstance(item.get("request"), dict) else {}
-        method = str(request.get("method", "PUT")).upper()
-        if method not in ("POST", "PUT"):
-            return None, Problem(
-                "error",
-                "not-supported",
-                f"{method} entries are not supported by bulk import",
-                f"Bundle.entry[{index}].request.method",
-            )
-        full_url = item.get("fullUrl")
-        url = request.get("url")
-        chosen: str | None = None
-        if method == "PUT" and isinstance(url, str) and "?" not in url:
-            parts = [p for p in url.split("?")[0].split("/") if p]
-            if len(parts) >= 2 and parts[-2] == rtype:
-                chosen = parts[-1]
-        if (
-            chosen is None
-            and method == "POST"
-            and isinstance(full_url, str)
-            and full_url.startswith("urn:uuid:")
-        ):
-            chosen = full_url[9:]
-        if chosen is None and isinstance(resource.get("id"), str):
-            chosen = resource["id"]
-        if chosen is None and isinstance(full_url, str) and not full_url.startswith("urn:"):
-            parts = [p for p in full_url.split("/") if p]
-            if len(parts) >= 2 and parts[-2] == rtype:
-                chosen = parts[-1]
-        if chosen is not None:
-            resource["id"] = chosen
-        return resource, None
-
 
 def conditional_references(resource: Json) -> list[str]:
     """The conditional references (``Type?query``) left in a resource."""
@@ -450,15 +302,3 @@ def conditional_references(resource: Json) -> list[str]:
 
     walk_references(resource, visit)
     return found
-
-
-def _dangling_urn(resource: Json) -> str | None:
-    """The first ``urn:uuid:``/``urn:oid:`` reference left in a resource, if any."""
-    found: list[str] = []
-
-    def visit(ref: str) -> None:
-        if not found and ref.startswith("urn:"):
-            found.append(ref)
-
-    walk_references(resource, visit)
-    return found[0] if found else None

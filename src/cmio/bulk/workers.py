@@ -9,6 +9,7 @@ tagged with their sequence number so the single writer can apply them in order.
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing
 import queue
 import traceback
@@ -96,6 +97,9 @@ def _worker_main(config: WorkerConfig, tasks: Any, results: Any) -> None:
     repository: Repository | None = None
     try:
         model = load_model()
+        # This process only parses: keep the model out of GC scans and collect rarely.
+        gc.freeze()
+        gc.set_threshold(100_000, 50, 100)
         validator = make_validator(model)
         resolver: StoreResolver | None = None
         if config.database_url is not None:

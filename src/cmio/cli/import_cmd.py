@@ -61,7 +61,7 @@ def register(app: typer.Typer) -> None:
         ] = Path(DEFAULT_REPORT),
         batch_size: Annotated[
             int, typer.Option("--batch-size", min=1, help="Resources per write transaction")
-        ] = 2000,
+        ] = 5000,
     ) -> None:
         """Import FHIR data: transaction/batch/collection Bundles and Bulk Data NDJSON.
 
