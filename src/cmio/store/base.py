@@ -18,12 +18,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 __all__ = [
     "ConflictError",
     "GoneError",
     "HistoryPage",
     "IndexRow",
     "Indexer",
+    "InvalidRequestError",
     "NotFoundError",
     "Repository",
     "SearchClause",
@@ -56,6 +59,11 @@ class VersionConflictError(StoreError):
 
 class ConflictError(StoreError):
     """A write conflicts with stored state (HTTP 409)."""
+
+
+class InvalidRequestError(StoreError):
+    """The request is malformed (HTTP 400): an invalid id, an unparseable date, or an
+    unsupported search modifier, prefix or sort key."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +218,31 @@ class Transaction(abc.ABC):
         resource, the version current at that instant.
         """
 
+    def put_many(self, resources: Sequence[Json]) -> list[StoredResource]:
+        """Update-as-create many resources that carry their ids (bulk import fast path).
+
+        For each resource (in order) this behaves like :meth:`update` with method
+        ``PUT``, except that no new version is written when the resource equals the
+        stored current version ignoring ``meta.versionId`` and ``meta.lastUpdated``:
+        the current version is returned instead, so re-importing the same data is
+        idempotent. Each resource is modified in place (``meta`` set to the stored
+        version's). Backends override this with batched statements.
+        """
+        out: list[StoredResource] = []
+        for resource in resources:
+            rtype, id = resource.get("resourceType"), resource.get("id")
+            if not isinstance(rtype, str) or not isinstance(id, str):
+                raise InvalidRequestError("put_many needs resourceType and id on every resource")
+            cur = self.current(rtype, id)
+            if cur is not None and not cur.deleted and cur.data is not None:
+                stored = orjson.loads(cur.data)
+                if _strip_meta(stored) == _strip_meta(resource):
+                    resource["meta"] = stored.get("meta", {})
+                    out.append(cur)
+                    continue
+            out.append(self.update(resource)[0])
+        return out
+
 
 class Repository(abc.ABC):
     """A storage backend. Thread-safe: each thread gets its own connection."""
@@ -220,23 +253,31 @@ class Repository(abc.ABC):
     def transaction(self) -> contextlib.AbstractContextManager[Transaction]:
         """Open a unit of work; commit on normal exit, roll back on exception."""
 
+    def read_transaction(self) -> contextlib.AbstractContextManager[Transaction]:
+        """Open a unit of work that only reads (writes in it raise StoreError).
+
+        Backends may make this cheaper than :meth:`transaction` (SQLite starts a
+        deferred transaction that never waits for the write lock).
+        """
+        return self.transaction()
+
     @abc.abstractmethod
     def close(self) -> None:
         """Release connections."""
 
     def read(self, type: str, id: str) -> StoredResource:
         """Read the current version in its own short transaction."""
-        with self.transaction() as tx:
+        with self.read_transaction() as tx:
             return tx.read(type, id)
 
     def vread(self, type: str, id: str, version: int) -> StoredResource:
         """Read one version in its own short transaction."""
-        with self.transaction() as tx:
+        with self.read_transaction() as tx:
             return tx.vread(type, id, version)
 
     def search(self, query: SearchQuery) -> SearchPage:
         """Search in its own short transaction."""
-        with self.transaction() as tx:
+        with self.read_transaction() as tx:
             return tx.search(query)
 
     def iter_current(
@@ -247,3 +288,15 @@ class Repository(abc.ABC):
         Backends should override this with a server-side cursor.
         """
         raise NotImplementedError
+
+
+def _strip_meta(resource: Json) -> Json:
+    """``resource`` without ``meta.versionId``/``meta.lastUpdated`` (and without an empty meta)."""
+    meta = resource.get("meta")
+    if not isinstance(meta, dict):
+        return resource
+    rest = {k: v for k, v in meta.items() if k not in ("versionId", "lastUpdated")}
+    out = {k: v for k, v in resource.items() if k != "meta"}
+    if rest:
+        out["meta"] = rest
+    return out

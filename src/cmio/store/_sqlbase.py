@@ -1,0 +1,345 @@
+"""The FHIR versioning logic both SQL backends share.
+
+:class:`SqlTransaction` implements :class:`~cmio.store.base.Transaction` on top of
+four primitives (``_fetchone``, ``_fetchall``, ``_execute``, ``_executemany``)
+that a backend provides for its driver. Every write touches three tables in
+the caller's transaction: ``resource`` (current version), ``resource_history``
+(all versions) and ``token_index`` (search rows from the :class:`Indexer`).
+See https://hl7.org/fhir/R4/http.html#versions.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+
+from cmio.store._common import Clock, check_id, new_id, resource_type_of, stamp
+from cmio.store._query import history_sql, search_sql
+from cmio.store.base import (
+    ConflictError,
+    GoneError,
+    HistoryPage,
+    Indexer,
+    NotFoundError,
+    SearchPage,
+    SearchQuery,
+    StoredResource,
+    StoreError,
+    Transaction,
+    VersionConflictError,
+    _strip_meta,
+)
+
+__all__ = ["DELETE_TOKENS", "SELECT_CURRENT", "Row", "SqlTransaction"]
+
+Json = dict[str, Any]
+Row = tuple[Any, ...]
+
+SELECT_CURRENT = (
+    "SELECT version, last_updated, deleted, data FROM resource WHERE type = ? AND id = ?"
+)
+_SELECT_VERSION = (
+    "SELECT last_updated, deleted, method, data FROM resource_history"
+    " WHERE type = ? AND id = ? AND version = ?"
+)
+_INSERT_CURRENT = (
+    "INSERT INTO resource (type, id, version, last_updated, deleted, data)"
+    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (type, id) DO NOTHING"
+)
+_UPDATE_CURRENT = (
+    "UPDATE resource SET version = ?, last_updated = ?, deleted = ?, data = ?"
+    " WHERE type = ? AND id = ?"
+)
+_UPSERT_CURRENT = (
+    "INSERT INTO resource (type, id, version, last_updated, deleted, data)"
+    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (type, id) DO UPDATE SET"
+    " version = excluded.version, last_updated = excluded.last_updated,"
+    " deleted = excluded.deleted, data = excluded.data"
+)
+_INSERT_HISTORY = (
+    "INSERT INTO resource_history (type, id, version, last_updated, deleted, method, data)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+DELETE_TOKENS = "DELETE FROM token_index WHERE resource_type = ? AND resource_id = ?"
+_INSERT_TOKEN = (
+    "INSERT INTO token_index (resource_type, resource_id, param, system, value)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
+_CHUNK = 500
+
+
+class SqlTransaction(Transaction, abc.ABC):
+    """Versioned-resource logic over a DB-API-like connection (``?`` placeholders)."""
+
+    #: appended to row-locking selects (``" FOR UPDATE"`` on PostgreSQL)
+    for_update = ""
+
+    def __init__(self, indexer: Indexer, clock: Clock, *, readonly: bool) -> None:
+        self._indexer = indexer
+        self._clock = clock
+        self._readonly = readonly
+        self._closed = False
+
+    # -- primitives a backend provides -------------------------------------------------
+
+    @abc.abstractmethod
+    def _fetchone(self, sql: str, params: Sequence[Any]) -> Row | None: ...
+
+    @abc.abstractmethod
+    def _fetchall(self, sql: str, params: Sequence[Any]) -> list[Row]: ...
+
+    @abc.abstractmethod
+    def _execute(self, sql: str, params: Sequence[Any]) -> int:
+        """Run a write statement and return its row count."""
+
+    @abc.abstractmethod
+    def _executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+
+    def _batch(self) -> contextlib.AbstractContextManager[object]:
+        """Group the following statements into one round trip where the driver can."""
+        return contextlib.nullcontext()
+
+    def _fetch_rows(self, rtype: str, ids: list[str]) -> list[Row]:
+        """Current rows ``(id, version, last_updated, deleted, data)`` for ``ids``, locked."""
+        rows: list[Row] = []
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            sql = (
+                "SELECT id, version, last_updated, deleted, data FROM resource"
+                f" WHERE type = ? AND id IN ({', '.join('?' * len(chunk))}){self.for_update}"
+            )
+            rows.extend(self._fetchall(sql, (rtype, *chunk)))
+        return rows
+
+    def _data_in(self, data: bytes) -> Any:
+        """Convert resource JSON bytes to the driver's parameter for the ``data`` column."""
+        return data
+
+    def _data_out(self, value: Any) -> bytes | None:
+        """Convert a fetched ``data`` column value to bytes (``None`` for tombstones)."""
+        return value  # type: ignore[no-any-return]
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def current(self, type: str, id: str) -> StoredResource | None:
+        row = self._fetchone(SELECT_CURRENT, (type, id))
+        if row is None:
+            return None
+        return StoredResource(type, id, row[0], row[1], bool(row[2]), self._data_out(row[3]))
+
+    def read(self, type: str, id: str) -> StoredResource:
+        cur = self.current(type, id)
+        if cur is None:
+            raise NotFoundError(f"{type}/{id} not found")
+        if cur.deleted:
+            raise GoneError(f"{type}/{id} was deleted")
+        return cur
+
+    def vread(self, type: str, id: str, version: int) -> StoredResource:
+        row = self._fetchone(_SELECT_VERSION, (type, id, version))
+        if row is None:
+            raise NotFoundError(f"{type}/{id}/_history/{version} not found")
+        if row[1]:
+            raise GoneError(f"{type}/{id}/_history/{version} is a deletion")
+        return StoredResource(type, id, version, row[0], False, self._data_out(row[3]), row[2])
+
+    def search(self, query: SearchQuery) -> SearchPage:
+        page, count = search_sql(query)
+        rows = self._fetchall(page.text, page.params) if query.count > 0 else []
+        resources = [
+            StoredResource(r[0], r[1], r[2], r[3], False, self._data_out(r[4])) for r in rows
+        ]
+        total = None
+        if count is not None:
+            found = self._fetchone(count.text, count.params)
+            total = int(found[0]) if found else 0
+        return SearchPage(resources, total)
+
+    def history(
+        self,
+        type: str | None = None,
+        id: str | None = None,
+        *,
+        since: str | None = None,
+        at: str | None = None,
+        count: int = 50,
+        offset: int = 0,
+    ) -> HistoryPage:
+        if id is not None and type is None:
+            raise StoreError("instance history needs a resource type")
+        page, total_sql = history_sql(type, id, since, at, count, offset)
+        rows = self._fetchall(page.text, page.params) if count > 0 else []
+        entries = [
+            StoredResource(r[0], r[1], r[2], r[3], bool(r[4]), self._data_out(r[6]), r[5])
+            for r in rows
+        ]
+        found = self._fetchone(total_sql.text, total_sql.params)
+        return HistoryPage(entries, int(found[0]) if found else 0)
+
+    # -- writes --------------------------------------------------------------------------
+
+    def _writable(self) -> None:
+        if self._readonly:
+            raise StoreError("write attempted in a read-only transaction")
+
+    def _locked_current(self, type: str, id: str) -> Row | None:
+        return self._fetchone(SELECT_CURRENT + self.for_update, (type, id))
+
+    def create(self, resource: Json, *, id: str | None = None) -> StoredResource:
+        self._writable()
+        rtype = resource_type_of(resource)
+        if id is None:
+            id = new_id()
+        elif self._locked_current(rtype, check_id(id)) is not None:
+            raise ConflictError(f"{rtype}/{id} already exists")
+        stored = self._write(rtype, id, None, self._clock.now(), resource, "POST")
+        if stored is None:
+            raise ConflictError(f"{rtype}/{id} already exists")
+        return stored
+
+    def update(
+        self, resource: Json, *, if_match: int | None = None, method: str = "PUT"
+    ) -> tuple[StoredResource, bool]:
+        self._writable()
+        rtype = resource_type_of(resource)
+        id = check_id(resource.get("id"))  # type: ignore[arg-type]
+        for _ in range(3):
+            row = self._locked_current(rtype, id)
+            if if_match is not None and (row is None or row[0] != if_match):
+                have = "none" if row is None else row[0]
+                raise VersionConflictError(
+                    f"{rtype}/{id}: If-Match version {if_match} but current is {have}"
+                )
+            if row is None:
+                stored = self._write(rtype, id, None, self._clock.now(), resource, method)
+                if stored is not None:
+                    return stored, True
+                continue  # a concurrent transaction created it first: update that
+            stored = self._write(rtype, id, row[0], self._clock.now(row[1]), resource, method)
+            assert stored is not None
+            return stored, bool(row[2])
+        raise ConflictError(f"{rtype}/{id} is being created concurrently")
+
+    def delete(self, type: str, id: str) -> StoredResource | None:
+        self._writable()
+        row = self._locked_current(type, id)
+        if row is None or row[2]:
+            return None
+        version, last_updated = row[0] + 1, self._clock.now(row[1])
+        with self._batch():
+            self._execute(_UPDATE_CURRENT, (version, last_updated, True, None, type, id))
+            self._execute(_INSERT_HISTORY, (type, id, version, last_updated, True, "DELETE", None))
+            self._execute(DELETE_TOKENS, (type, id))
+        return StoredResource(type, id, version, last_updated, True, None, "DELETE")
+
+    def _write(
+        self,
+        rtype: str,
+        id: str,
+        prior: int | None,
+        last_updated: str,
+        resource: Json,
+        method: str,
+    ) -> StoredResource | None:
+        """Write the version after ``prior`` (``None``: the first; returns None if it exists)."""
+        version = 1 if prior is None else prior + 1
+        data = stamp(resource, id, version, last_updated)
+        param = self._data_in(data)
+        tokens = self._token_rows(rtype, id, resource)
+        if prior is None and not self._execute(
+            _INSERT_CURRENT, (rtype, id, version, last_updated, False, param)
+        ):
+            return None
+        with self._batch():
+            if prior is not None:
+                self._execute(_UPDATE_CURRENT, (version, last_updated, False, param, rtype, id))
+                self._execute(DELETE_TOKENS, (rtype, id))
+            self._execute(_INSERT_HISTORY, (rtype, id, version, last_updated, False, method, param))
+            if tokens:
+                self._executemany(_INSERT_TOKEN, tokens)
+        return StoredResource(rtype, id, version, last_updated, False, data, method)
+
+    def _token_rows(self, rtype: str, id: str, resource: Json) -> list[tuple[Any, ...]]:
+        out: list[tuple[Any, ...]] = []
+        for row in self._indexer.rows(resource):
+            if row.kind != "token":
+                raise StoreError(f"index kind {row.kind!r} is not supported by this backend")
+            out.append((rtype, id, row.param, row.system or None, row.value))
+        return out
+
+    # -- bulk ----------------------------------------------------------------------------
+
+    def put_many(self, resources: Sequence[Json]) -> list[StoredResource]:
+        self._writable()
+        keyed = [(resource_type_of(r), check_id(r.get("id")), r) for r in resources]  # type: ignore[arg-type]
+        known = self._fetch_many({(t, i) for t, i, _ in keyed})
+        last_updated = self._clock.now(max((s.last_updated for s in known.values()), default=None))
+        existed = set(known)
+        parsed: dict[tuple[str, str], tuple[Json, Json]] = {}  # content without meta, meta
+        final: dict[tuple[str, str], Row] = {}
+        history: list[Row] = []
+        tokens: dict[tuple[str, str], list[Row]] = {}
+        out: list[StoredResource] = []
+        for rtype, id, resource in keyed:
+            key = (rtype, id)
+            have = known.get(key)
+            if have is not None and have.data is not None:
+                seen = parsed.get(key)
+                if seen is None:
+                    stored_json = orjson.loads(have.data)
+                    seen = parsed[key] = (_strip_meta(stored_json), stored_json["meta"])
+                if seen[0] == _strip_meta(resource):
+                    resource["meta"] = dict(seen[1])
+                    out.append(have)
+                    continue
+            version = 1 if have is None else have.version + 1
+            data = stamp(resource, id, version, last_updated)
+            stored = known[key] = StoredResource(
+                rtype, id, version, last_updated, False, data, "PUT"
+            )
+            parsed.pop(key, None)
+            param = self._data_in(data)
+            final[key] = (rtype, id, version, last_updated, False, param)
+            history.append((rtype, id, version, last_updated, False, "PUT", param))
+            tokens[key] = self._token_rows(rtype, id, resource)
+            out.append(stored)
+        if final:
+            stale = [key for key in final if key in existed]
+            rows = [row for per in tokens.values() for row in per]
+            self._bulk_write(list(final.values()), history, stale, rows)
+        return out
+
+    def _bulk_write(
+        self,
+        current: list[Row],
+        history: list[Row],
+        stale: list[tuple[str, str]],
+        tokens: list[Row],
+    ) -> None:
+        """Write ``put_many``'s rows: upsert ``current``, append ``history``, replace tokens.
+
+        ``stale`` lists the (type, id) whose old token rows go before ``tokens`` are added.
+        """
+        with self._batch():
+            self._executemany(_UPSERT_CURRENT, current)
+            self._executemany(_INSERT_HISTORY, history)
+            if stale:
+                self._executemany(DELETE_TOKENS, stale)
+            if tokens:
+                self._executemany(_INSERT_TOKEN, tokens)
+
+    def _fetch_many(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], StoredResource]:
+        by_type: dict[str, list[str]] = {}
+        for rtype, id in keys:
+            by_type.setdefault(rtype, []).append(id)
+        known: dict[tuple[str, str], StoredResource] = {}
+        for rtype, ids in by_type.items():
+            ids.sort()  # a stable lock order avoids deadlocks between concurrent imports
+            for r in self._fetch_rows(rtype, ids):
+                data = self._data_out(r[4])
+                known[(rtype, r[0])] = StoredResource(rtype, r[0], r[1], r[2], bool(r[3]), data)
+        return known

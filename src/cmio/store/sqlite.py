@@ -1,0 +1,313 @@
+"""Embedded SQLite backend (the default store, ``sqlite:///cmio-data/cmio.db``).
+
+WAL journal with ``synchronous=FULL`` so a returned commit survives a power
+cut, one connection per thread, ``BEGIN IMMEDIATE`` for write transactions (so
+If-Match read-modify-write is serialized) and deferred transactions for reads.
+See https://www.sqlite.org/wal.html and https://hl7.org/fhir/R4/http.html.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import weakref
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from cmio.store._common import Clock, parse_date_range
+from cmio.store._sqlbase import SELECT_CURRENT, Row, SqlTransaction
+from cmio.store.base import (
+    ConflictError,
+    GoneError,
+    Indexer,
+    NotFoundError,
+    Repository,
+    StoredResource,
+    StoreError,
+)
+from cmio.store.identifiers import DefaultIndexer
+
+__all__ = ["SCHEMA_VERSION", "SqliteRepository", "SqliteTransaction"]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    component TEXT PRIMARY KEY,
+    version INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS resource (
+    type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    last_updated TEXT NOT NULL,
+    deleted INTEGER NOT NULL,
+    data BLOB,
+    PRIMARY KEY (type, id)
+);
+CREATE INDEX IF NOT EXISTS resource_type_lu ON resource (type, last_updated);
+CREATE TABLE IF NOT EXISTS resource_history (
+    seq INTEGER PRIMARY KEY,
+    type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    last_updated TEXT NOT NULL,
+    deleted INTEGER NOT NULL,
+    method TEXT NOT NULL,
+    data BLOB,
+    UNIQUE (type, id, version)
+);
+CREATE INDEX IF NOT EXISTS resource_history_type_seq ON resource_history (type, seq);
+CREATE TABLE IF NOT EXISTS token_index (
+    resource_type TEXT NOT NULL,
+    resource_id TEXT NOT NULL,
+    param TEXT NOT NULL,
+    system TEXT,
+    value TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS token_index_lookup ON token_index (resource_type, param, value, system);
+CREATE INDEX IF NOT EXISTS token_index_resource ON token_index (resource_type, resource_id);
+"""
+
+
+class SqliteTransaction(SqlTransaction):
+    """A transaction on one thread's connection; also its own context manager.
+
+    Opened while the thread's connection is already in a transaction, it nests:
+    a write transaction becomes a SAVEPOINT (rolled back alone on error), a read
+    transaction simply reads inside the outer one.
+    """
+
+    def __init__(
+        self, conn: sqlite3.Connection, indexer: Indexer, clock: Clock, *, readonly: bool
+    ) -> None:
+        super().__init__(indexer, clock, readonly=readonly)
+        self._conn = conn
+        self._cur = conn.cursor()
+        self._savepoint: str | None = None
+        self._nested = False
+
+    def __enter__(self) -> SqliteTransaction:
+        try:
+            if self._conn.in_transaction:
+                self._nested = True
+                if not self._readonly:
+                    self._savepoint = f"cmio_{id(self):x}"
+                    self._conn.execute(f"SAVEPOINT {self._savepoint}")
+            else:
+                self._conn.execute("BEGIN" if self._readonly else "BEGIN IMMEDIATE")
+        except BaseException:
+            self._closed = True
+            self._cur.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._closed = True
+        self._cur.close()
+        conn = self._conn
+        if self._nested:
+            if self._savepoint is not None and conn.in_transaction:
+                if exc_type is not None:
+                    conn.execute(f"ROLLBACK TO {self._savepoint}")
+                conn.execute(f"RELEASE {self._savepoint}")
+            return
+        if exc_type is None:
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        elif conn.in_transaction:
+            conn.execute("ROLLBACK")
+
+    def _check(self) -> sqlite3.Cursor:
+        if self._closed:
+            raise StoreError("transaction is finished")
+        return self._cur
+
+    def _fetchone(self, sql: str, params: Sequence[Any]) -> Row | None:
+        row: Row | None = self._check().execute(sql, params).fetchone()
+        return row
+
+    def _fetchall(self, sql: str, params: Sequence[Any]) -> list[Row]:
+        return self._check().execute(sql, params).fetchall()
+
+    def _execute(self, sql: str, params: Sequence[Any]) -> int:
+        try:
+            return self._check().execute(sql, params).rowcount
+        except sqlite3.IntegrityError as exc:
+            raise ConflictError(str(exc)) from exc
+
+    def _executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        try:
+            self._check().executemany(sql, rows)
+        except sqlite3.IntegrityError as exc:
+            raise ConflictError(str(exc)) from exc
+
+
+class SqliteRepository(Repository):
+    """A repository in one SQLite database file.
+
+    Args:
+        path: database file; missing parent directories are created.
+        indexer: search-index extractor, :class:`DefaultIndexer` by default.
+        timeout: seconds to wait for the write lock (``busy_timeout``).
+    """
+
+    dialect = "sqlite"
+
+    def __init__(
+        self, path: str | Path, *, indexer: Indexer | None = None, timeout: float = 30.0
+    ) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._indexer: Indexer = indexer if indexer is not None else DefaultIndexer()
+        self._timeout = timeout
+        self._clock = Clock()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._conns: dict[int, tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = {}
+        self._extra: set[sqlite3.Connection] = set()
+        self._closed = False
+        try:
+            self._create_schema()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self._timeout,
+            isolation_level=None,
+            check_same_thread=False,
+            cached_statements=256,
+        )
+        conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA temp_store = MEMORY")
+        conn.execute("PRAGMA cache_size = -65536")
+        conn.execute("PRAGMA mmap_size = 268435456")
+        return conn
+
+    def _connection(self) -> sqlite3.Connection:
+        """This thread's connection (opened on first use)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        if self._closed:
+            raise StoreError("repository is closed")
+        conn = self._open()
+        thread = threading.current_thread()
+        with self._lock:
+            for key, (ref, other) in list(self._conns.items()):
+                alive = ref()
+                if alive is None or not alive.is_alive():
+                    other.close()
+                    del self._conns[key]
+            self._conns[id(thread)] = (weakref.ref(thread), conn)
+        self._local.conn = conn
+        self._local.cur = conn.cursor()
+        return conn
+
+    def _create_schema(self) -> None:
+        conn = self._connection()
+        # Large pages keep typical FHIR resources (1-10 kB) off overflow chains and
+        # make bulk loads cheaper; this only takes effect when the file is created.
+        conn.execute("PRAGMA page_size = 16384")
+        conn.execute("PRAGMA journal_mode = WAL")
+        with SqliteTransaction(conn, self._indexer, self._clock, readonly=False) as tx:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    tx._execute(statement, ())
+            row = tx._fetchone("SELECT version FROM schema_version WHERE component = 'store'", ())
+            if row is None:
+                tx._execute(
+                    "INSERT INTO schema_version (component, version) VALUES ('store', ?)",
+                    (SCHEMA_VERSION,),
+                )
+            elif row[0] > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} has store schema version {row[0]}; this cmio supports"
+                    f" up to {SCHEMA_VERSION}"
+                )
+
+    def transaction(self) -> SqliteTransaction:
+        """A write transaction (``BEGIN IMMEDIATE``); https://www.sqlite.org/lang_transaction.html."""
+        return SqliteTransaction(self._connection(), self._indexer, self._clock, readonly=False)
+
+    def read_transaction(self) -> SqliteTransaction:
+        """A deferred, read-only transaction that never waits for writers (WAL snapshot)."""
+        return SqliteTransaction(self._connection(), self._indexer, self._clock, readonly=True)
+
+    def read(self, type: str, id: str) -> StoredResource:
+        """Read the current version with one indexed lookup, no explicit transaction.
+
+        See https://hl7.org/fhir/R4/http.html#read.
+        """
+        self._connection()
+        row = self._local.cur.execute(SELECT_CURRENT, (type, id)).fetchone()
+        if row is None:
+            raise NotFoundError(f"{type}/{id} not found")
+        if row[2]:
+            raise GoneError(f"{type}/{id} was deleted")
+        return StoredResource(type, id, row[0], row[1], False, row[3])
+
+    def iter_current(
+        self, types: Sequence[str] | None = None, since: str | None = None
+    ) -> Iterator[StoredResource]:
+        """Stream current, non-deleted resources from one snapshot, in chunks.
+
+        Uses a dedicated connection so the caller may write while iterating.
+        See https://hl7.org/fhir/uv/bulkdata/export.html.
+        """
+        where: list[str] = ["NOT deleted"]
+        params: list[Any] = []
+        if types is not None:
+            if not types:
+                return
+            where.append(f"type IN ({', '.join('?' * len(types))})")
+            params.extend(types)
+        if since is not None:
+            where.append("last_updated >= ?")
+            params.append(parse_date_range(since)[0])
+        sql = (
+            "SELECT type, id, version, last_updated, data FROM resource"
+            f" WHERE {' AND '.join(where)} ORDER BY type, id"
+        )
+        if self._closed:
+            raise StoreError("repository is closed")
+        conn = self._open()
+        with self._lock:
+            self._extra.add(conn)
+        try:
+            conn.execute("BEGIN")
+            cur = conn.execute(sql, params)
+            while rows := cur.fetchmany(1000):
+                for r in rows:
+                    yield StoredResource(r[0], r[1], r[2], r[3], False, r[4])
+            cur.close()
+        finally:
+            with self._lock:
+                self._extra.discard(conn)
+            conn.close()
+
+    def close(self) -> None:
+        """Close every thread's connection; the repository cannot be used afterwards."""
+        with self._lock:
+            self._closed = True
+            conns = [conn for _, conn in self._conns.values()] + list(self._extra)
+            self._conns.clear()
+            self._extra.clear()
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()
