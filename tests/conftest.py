@@ -1,0 +1,44 @@
+"""Session-wide fixtures shared by every test package."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from cmio.testing.pg import find_pg_bin, running_postgres, with_database
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """URL of an empty PostgreSQL database that lives for the test session.
+
+    ``$CMIO_TEST_POSTGRES_URL`` names a server to use (a fresh database is created
+    on it and dropped afterwards); otherwise a private server is started with
+    :func:`cmio.testing.pg.running_postgres`. Without PostgreSQL the fixture fails,
+    unless ``CMIO_SKIP_POSTGRES=1`` asks to skip PostgreSQL tests explicitly.
+    """
+    if os.environ.get("CMIO_SKIP_POSTGRES") == "1":
+        pytest.skip("PostgreSQL tests skipped: CMIO_SKIP_POSTGRES=1")
+    server = os.environ.get("CMIO_TEST_POSTGRES_URL")
+    if server:
+        dbname = f"cmio_test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{dbname}"')
+        try:
+            yield with_database(server, dbname)
+        finally:
+            with psycopg.connect(server, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        return
+    if find_pg_bin() is None:
+        pytest.fail(
+            "PostgreSQL is not installed (no initdb found under /usr/lib/postgresql/*/bin"
+            " or on PATH). Install the server, point CMIO_TEST_POSTGRES_URL at one, or set"
+            " CMIO_SKIP_POSTGRES=1 to skip the PostgreSQL tests deliberately."
+        )
+    with running_postgres() as url:
+        yield url
