@@ -15,8 +15,7 @@ from typing import Any
 
 import orjson
 
-from cmio.api.references import walk_references
-from cmio.bulk.parser import ChunkParser, ChunkResult, Deferred, ResolveError, reference_path
+from cmio.bulk.parser import ChunkParser, ChunkResult, Deferred, ResolveError
 from cmio.bulk.report import Problem, Rejected
 from cmio.bulk.sources import Task, read_bytes
 
@@ -57,7 +56,6 @@ def parse_bundle(parser: ChunkParser, task: Task) -> ChunkResult:
             items = []
     else:
         items = [{"resource": document}]
-    ready: list[Json] = []
     mapping: dict[str, str] = {}
     accepted: list[tuple[int, Json]] = []
     for index, item in enumerate(items):
@@ -88,18 +86,9 @@ def parse_bundle(parser: ChunkParser, task: Task) -> ChunkResult:
         if isinstance(full_url, str) and full_url:
             mapping[full_url] = f"{rtype}/{rid}"
         accepted.append((index, resource))
+    ready: list[bytes] = []
     for index, resource in accepted:
-        pending, problems = parser.rewrite(resource, mapping)
-        dangling = _dangling_urn(resource)
-        if dangling is not None:
-            problems.append(
-                Problem(
-                    "error",
-                    "not-found",
-                    f"reference {dangling!r} matches no fullUrl in the Bundle",
-                    reference_path(resource, dangling),
-                )
-            )
+        data, pending, problems = parser.rewrite_bytes(orjson.dumps(resource), resource, mapping)
         if problems:
             result.rejected.append(
                 Rejected(
@@ -112,12 +101,10 @@ def parse_bundle(parser: ChunkParser, task: Task) -> ChunkResult:
                 )
             )
         elif pending:
-            result.deferred.append(
-                Deferred(orjson.dumps(resource), task.label, None, index if unpacked else None)
-            )
+            result.deferred.append(Deferred(data, task.label, None, index if unpacked else None))
         else:
-            ready.append(resource)
-    result.ready = orjson.dumps(ready)
+            ready.append(data)
+    result.ready = b"[" + b",".join(ready) + b"]"
     result.count = len(ready)
     return result
 
@@ -172,15 +159,3 @@ def _entry_resource(item: Any, index: int) -> tuple[Json | None, Problem | None]
     if chosen is not None:
         resource["id"] = chosen
     return resource, None
-
-
-def _dangling_urn(resource: Json) -> str | None:
-    """The first ``urn:uuid:``/``urn:oid:`` reference left in a resource, if any."""
-    found: list[str] = []
-
-    def visit(ref: str) -> None:
-        if not found and ref.startswith("urn:"):
-            found.append(ref)
-
-    walk_references(resource, visit)
-    return found[0] if found else None

@@ -43,6 +43,7 @@ Validator = Callable[[Json], Sequence[Any]]
 Resolver = Callable[[str], "str | None"]
 _ERRORS = frozenset({"error", "fatal"})
 _COND = re.compile(rb'"reference"\s*:\s*"[A-Z][A-Za-z]*\?')
+_REF_VALUE = re.compile(rb'("reference"\s*:\s*")((?:[^"\\]|\\.)*)"')
 _COND_VALUE = re.compile(rb'("reference"\s*:\s*")([A-Z][A-Za-z]*\?(?:[^"\\]|\\.)*)"')
 _ID_NAMESPACE = uuid.UUID("9a4bf2e3-55c4-4c8a-9f3c-0c6d3f1b2a10")
 
@@ -213,39 +214,68 @@ class ChunkParser:
         ]
         return pending, problems
 
-    def _rewrite_bytes(self, line: bytes, resource: Json) -> tuple[bytes, bool, list[Problem]]:
-        """Resolve the conditional references in a serialized resource without re-encoding it.
+    def rewrite_bytes(
+        self, data: bytes, resource: Json, mapping: dict[str, str] | None = None
+    ) -> tuple[bytes, bool, list[Problem]]:
+        """Rewrite references in a serialized resource without re-encoding it.
 
         Same rule as :func:`~cmio.api.references.walk_references` (every
-        ``"reference"`` property), but done on the bytes, which is several times
-        cheaper than walking the parsed resource.
+        ``"reference"`` property), done on the JSON bytes, which costs a fraction
+        of walking the parsed resource. Without ``mapping`` only conditional
+        references are looked at; with it, every reference found in ``mapping``
+        is replaced and a leftover ``urn:`` reference is a problem.
+
+        Args:
+            data: the resource serialized as JSON.
+            resource: the same resource parsed (used to locate problems).
+            mapping: fullUrl -> ``Type/id`` for Bundle entries.
+
+        Returns:
+            ``(data, pending, problems)`` as for :meth:`rewrite`.
         """
         pending = False
         failed: list[tuple[str, ResolveError]] = []
+        dangling: list[str] = []
         resolver = self.resolver
 
         def replace(match: re.Match[bytes]) -> bytes:
             nonlocal pending
             raw = match.group(2)
             ref: str = orjson.loads(b'"' + raw + b'"') if b"\\" in raw else raw.decode()
-            if resolver is None:
-                pending = True
-                return match.group(0)
-            try:
-                hit = resolver(ref)
-            except ResolveError as exc:
-                failed.append((ref, exc))
-                return match.group(0)
+            hit = mapping.get(ref) if mapping is not None else None
             if hit is None:
-                pending = True
-                return match.group(0)
+                if ref.startswith("urn:"):
+                    dangling.append(ref)
+                    return match.group(0)
+                if "?" not in ref or ref.startswith(("http:", "https:", "#")):
+                    return match.group(0)
+                if resolver is None:
+                    pending = True
+                    return match.group(0)
+                try:
+                    hit = resolver(ref)
+                except ResolveError as exc:
+                    failed.append((ref, exc))
+                    return match.group(0)
+                if hit is None:
+                    pending = True
+                    return match.group(0)
             return match.group(1) + orjson.dumps(hit)[1:-1] + b'"'
 
-        out = _COND_VALUE.sub(replace, line)
+        out = (_COND_VALUE if mapping is None else _REF_VALUE).sub(replace, data)
         problems = [
             Problem("error", exc.code, str(exc), reference_path(resource, ref))
             for ref, exc in failed
         ]
+        problems.extend(
+            Problem(
+                "error",
+                "not-found",
+                f"reference {ref!r} matches no fullUrl in the Bundle",
+                reference_path(resource, ref),
+            )
+            for ref in dangling
+        )
         return out, pending, problems
 
     # -- NDJSON ---------------------------------------------------------------------------
@@ -277,7 +307,7 @@ class ChunkParser:
             rtype, rid, problems = self.check(resource)
             out = line if had_id else dumps(resource)
             if not problems and cond(out):
-                out, pending, problems = self._rewrite_bytes(out, resource)
+                out, pending, problems = self.rewrite_bytes(out, resource)
                 if pending and not problems:
                     result.deferred.append(Deferred(out, task.label, lineno, None))
                     continue
