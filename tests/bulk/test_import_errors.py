@@ -185,6 +185,33 @@ def test_bundle_entries(repo: Repository, model: Model, tmp_path: Path) -> None:
     assert summary.rejected == 2
 
 
+def test_conditional_put_and_byte_order_mark(
+    repo: Repository, model: Model, tmp_path: Path
+) -> None:
+    first = tmp_path / "Practitioner.ndjson"
+    first.write_bytes(b"\xef\xbb\xbf" + orjson.dumps(practitioner("pr-9", "999")) + b"\n")
+    import_paths(repo, [first], model=model)
+    changed = practitioner("ignored", "999") | {"active": True}
+    del changed["id"]
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {
+                "resource": changed,
+                "request": {"method": "PUT", "url": f"Practitioner?identifier={NPI}|999"},
+            }
+        ],
+    }
+    path = tmp_path / "put.json"
+    path.write_bytes(orjson.dumps(bundle))
+    summary = import_paths(repo, [path], model=model)
+    assert summary.by_type["Practitioner"].updated == 1
+    stored = repo.read("Practitioner", "pr-9")
+    assert stored.version == 2
+    assert orjson.loads(stored.data or b"")["active"] is True
+
+
 def test_gzip_and_missing_ids_are_idempotent(
     repo: Repository, model: Model, tmp_path: Path
 ) -> None:

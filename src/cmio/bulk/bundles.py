@@ -32,7 +32,7 @@ def parse_bundle(parser: ChunkParser, task: Task) -> ChunkResult:
     """
     result = ChunkResult(task.seq, progress=task.progress)
     try:
-        document = orjson.loads(read_bytes(task.path))
+        document = orjson.loads(read_bytes(task.path).removeprefix(b"\xef\xbb\xbf"))
     except (orjson.JSONDecodeError, OSError) as exc:
         result.rejected.append(
             Rejected(
@@ -66,12 +66,15 @@ def parse_bundle(parser: ChunkParser, task: Task) -> ChunkResult:
                 result.rejected.append(Rejected(task.label, None, entry, None, None, (problem,)))
             continue
         assert resource is not None
+        request = item["request"] if isinstance(item.get("request"), dict) else {}
+        url = request.get("url")
+        if str(request.get("method", "")).upper() == "PUT" and isinstance(url, str) and "?" in url:
+            _conditional_update_id(parser, resource, url)
         rtype, rid, problems = parser.check(resource)
         if problems or rtype is None or rid is None:
             result.rejected.append(Rejected(task.label, None, entry, rtype, rid, tuple(problems)))
             continue
         full_url = item.get("fullUrl")
-        request = item.get("request") if isinstance(item.get("request"), dict) else {}
         if_none_exist = request.get("ifNoneExist")
         if isinstance(if_none_exist, str) and if_none_exist and parser.resolver is not None:
             try:
@@ -107,6 +110,23 @@ def parse_bundle(parser: ChunkParser, task: Task) -> ChunkResult:
     result.ready = b"[" + b",".join(ready) + b"]"
     result.count = len(ready)
     return result
+
+
+def _conditional_update_id(parser: ChunkParser, resource: Json, url: str) -> None:
+    """Give a conditional PUT's resource the id of the stored match, if there is one.
+
+    See https://hl7.org/fhir/R4/http.html#cond-update; without a match (or when the
+    search is ambiguous) the entry keeps its own or a derived id.
+    """
+    if parser.resolver is None:
+        return
+    query = url.split("?", 1)[1]
+    try:
+        found = parser.resolver(f"{resource.get('resourceType')}?{query}")
+    except ResolveError:
+        return
+    if found is not None:
+        resource["id"] = found.split("/", 1)[1]
 
 
 def _entry_resource(item: Any, index: int) -> tuple[Json | None, Problem | None]:

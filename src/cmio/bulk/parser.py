@@ -288,6 +288,8 @@ class ChunkParser:
             line = raw.strip()
             if not line:
                 continue
+            if line[0] == 0xEF and line.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte order mark
+                line = line[3:]
             lineno = task.first_line + offset
             try:
                 resource = loads(line)

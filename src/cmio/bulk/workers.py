@@ -228,5 +228,7 @@ class WorkerPool:
             while True:
                 self._results.get_nowait()
         for q in (self._tasks, self._results):
+            if abort:
+                q.cancel_join_thread()
             q.close()
             q.join_thread()
