@@ -49,6 +49,10 @@ def search_sql(query: SearchQuery) -> tuple[Sql, Sql | None]:
             _no_modifier(clause)
             where.append(f"r.id IN ({', '.join('?' * len(clause.values))})")
             params.extend(clause.values)
+        elif clause.name == "_type":
+            _no_modifier(clause)
+            where.append(f"r.type IN ({', '.join('?' * len(clause.values))})")
+            params.extend(clause.values)
         elif clause.name == "_lastUpdated":
             _no_modifier(clause)
             conds = [_date_condition("r.last_updated", value, params) for value in clause.values]

@@ -120,7 +120,8 @@ class Indexer(abc.ABC):
 class SearchClause:
     """One search parameter with its OR-ed values (https://hl7.org/fhir/R4/search.html).
 
-    Supported by the backends now: ``_id`` (values are ids), ``_lastUpdated``
+    Supported by the backends now: ``_id`` (values are ids), ``_type`` (values are
+    resource types, for searches across types), ``_lastUpdated``
     (values carry a prefix such as ``ge2026-01-01``), and token parameters
     present in the index (values ``system|code``, ``|code``, ``system|`` or ``code``).
     """

@@ -72,6 +72,8 @@ _SCHEMA = [
         ON token_index (resource_type, param, value, system)""",
     """CREATE INDEX IF NOT EXISTS token_index_resource
         ON token_index (resource_type, resource_id)""",
+    """CREATE INDEX IF NOT EXISTS token_index_param
+        ON token_index (param, value, system)""",
 ]
 # Any constant works; it only has to be the same for every cmio process.
 _SCHEMA_LOCK = 0x636D696F

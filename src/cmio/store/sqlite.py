@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS token_index (
 );
 CREATE INDEX IF NOT EXISTS token_index_lookup ON token_index (resource_type, param, value, system);
 CREATE INDEX IF NOT EXISTS token_index_resource ON token_index (resource_type, resource_id);
+CREATE INDEX IF NOT EXISTS token_index_param ON token_index (param, value, system);
 """
 
 
