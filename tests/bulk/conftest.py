@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -74,7 +75,7 @@ def free_port() -> int:
 class ServerThread:
     """uvicorn serving an ASGI app on a free loopback port in a background thread."""
 
-    def __init__(self, app: object) -> None:
+    def __init__(self, app: Any) -> None:
         self.port = free_port()
         config = uvicorn.Config(
             app,

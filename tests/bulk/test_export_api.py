@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -82,10 +83,8 @@ def run_export(client: httpx.Client, path: str, **params: str) -> dict[str, obje
     return manifest
 
 
-def download(
-    client: httpx.Client, manifest: dict[str, object]
-) -> dict[str, list[dict[str, object]]]:
-    out: dict[str, list[dict[str, object]]] = {}
+def download(client: httpx.Client, manifest: dict[str, object]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
     for item in manifest["output"]:  # type: ignore[attr-defined]
         got = client.get(item["url"])
         assert got.status_code == 200
