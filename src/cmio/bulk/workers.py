@@ -12,6 +12,7 @@ import contextlib
 import gc
 import multiprocessing
 import queue
+import signal
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -94,6 +95,8 @@ def _worker_main(config: WorkerConfig, tasks: Any, results: Any) -> None:
     from cmio.api.env import Env
     from cmio.model import load_model
 
+    # Ctrl-C goes to the whole process group: the parent handles it and stops us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     repository: Repository | None = None
     try:
         model = load_model()
