@@ -18,6 +18,7 @@ from cmio import __version__
 from cmio.api.asgi import FhirAsgiApp, Receive, Scope, Send
 from cmio.api.env import Env, Settings
 from cmio.api.router import FhirRouter
+from cmio.api.writer import GroupCommitWriter
 from cmio.indexing import CompartmentIndexer
 from cmio.model import Model, load_model
 from cmio.store import default_database_url, open_repository
@@ -44,7 +45,9 @@ class CmioApp:
 
     def __init__(self, env: Env) -> None:
         self.env = env
-        self.fhir = FhirAsgiApp(FhirRouter(env))
+        router = FhirRouter(env)
+        self.writer = GroupCommitWriter(router) if env.repository.dialect == "sqlite" else None
+        self.fhir = FhirAsgiApp(router, writer=self.writer)
         self.web = _web_app(env)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -56,7 +59,9 @@ class CmioApp:
         await self.web(scope, receive, send)
 
     def close(self) -> None:
-        """Close the store."""
+        """Stop the writer and close the store."""
+        if self.writer is not None:
+            self.writer.close()
         self.env.repository.close()
 
 

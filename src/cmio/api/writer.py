@@ -1,0 +1,109 @@
+"""Group commit: write requests share one durable commit.
+
+On SQLite a durable commit costs an fsync, and only one writer may hold the
+database at a time. The :class:`GroupCommitWriter` runs write requests on one
+thread; it takes every request waiting in its queue (up to ``max_batch``),
+runs each through the router inside one outer transaction (each request's own
+transaction becomes a SAVEPOINT, so a failing request is rolled back alone),
+commits once, and only then releases the responses. A 2xx therefore still
+means the write is durable, and N concurrent writers pay for one fsync.
+See https://www.sqlite.org/lang_savepoint.html.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+
+from cmio.api.errors import FhirError
+from cmio.api.http import FhirRequest, FhirResponse
+from cmio.api.render import json_response
+from cmio.api.router import FhirRouter
+
+__all__ = ["GroupCommitWriter"]
+
+_LOG = logging.getLogger("cmio.api.writer")
+
+
+@dataclass(slots=True)
+class _Job:
+    request: FhirRequest
+    future: asyncio.Future[FhirResponse]
+    loop: asyncio.AbstractEventLoop
+
+
+class GroupCommitWriter:
+    """A single writer thread that batches write requests into shared commits."""
+
+    def __init__(self, router: FhirRouter, max_batch: int = 128) -> None:
+        self.router = router
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    async def submit(self, request: FhirRequest) -> FhirResponse:
+        """Queue a write request and wait until its batch has committed."""
+        self._ensure_started()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[FhirResponse] = loop.create_future()
+        self._queue.put(_Job(request, future, loop))
+        return await future
+
+    def _ensure_started(self) -> None:
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._run, name="cmio-writer", daemon=True
+                    )
+                    self._thread.start()
+
+    def close(self) -> None:
+        """Stop the writer thread after the queued requests."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            batch = [job]
+            stop = False
+            while len(batch) < self.max_batch:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            self._commit(batch)
+            if stop:
+                return
+
+    def _commit(self, batch: list[_Job]) -> None:
+        repository = self.router.env.repository
+        try:
+            with repository.transaction():
+                responses = [self.router.handle(job.request) for job in batch]
+        except Exception:
+            _LOG.exception("group commit of %d requests failed", len(batch))
+            error = FhirError(
+                500, "exception", "The write could not be committed; nothing was stored"
+            )
+            responses = [json_response(job.request, 500, error.outcome()) for job in batch]
+        for job, response in zip(batch, responses, strict=True):
+            job.loop.call_soon_threadsafe(_resolve, job.future, response)
+
+
+def _resolve(future: asyncio.Future[FhirResponse], response: FhirResponse) -> None:
+    if not future.done():
+        future.set_result(response)
