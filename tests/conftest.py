@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from cmio.testing.pg import find_pg_bin, running_postgres, with_database
+from cmio.testing import pg
 
 
 @pytest.fixture(scope="session")
@@ -29,16 +29,16 @@ def postgres_url() -> Iterator[str]:
         with psycopg.connect(server, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{dbname}"')
         try:
-            yield with_database(server, dbname)
+            yield pg.with_database(server, dbname)
         finally:
             with psycopg.connect(server, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
         return
-    if find_pg_bin() is None:
+    if pg.find_pg_bin() is None:
         pytest.fail(
             "PostgreSQL is not installed (no initdb found under /usr/lib/postgresql/*/bin"
             " or on PATH). Install the server, point CMIO_TEST_POSTGRES_URL at one, or set"
             " CMIO_SKIP_POSTGRES=1 to skip the PostgreSQL tests deliberately."
         )
-    with running_postgres() as url:
+    with pg.running_postgres() as url:
         yield url

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cmio.store._common import format_instant, parse_date_range
 from cmio.store.base import (
     ConflictError,
     GoneError,
@@ -54,7 +55,9 @@ __all__ = [
     "Transaction",
     "VersionConflictError",
     "default_database_url",
+    "format_instant",
     "open_repository",
+    "parse_date_range",
 ]
 
 DEFAULT_DATABASE_URL = "sqlite:///cmio-data/cmio.db"

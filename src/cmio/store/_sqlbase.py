@@ -34,7 +34,15 @@ from cmio.store.base import (
     _strip_meta,
 )
 
-__all__ = ["DELETE_TOKENS", "SELECT_CURRENT", "Row", "SqlTransaction"]
+__all__ = [
+    "DELETE_TOKENS",
+    "SELECT_CURRENT",
+    "SELECT_VERSION",
+    "Row",
+    "SqlTransaction",
+    "current_version",
+    "past_version",
+]
 
 Json = dict[str, Any]
 Row = tuple[Any, ...]
@@ -42,7 +50,7 @@ Row = tuple[Any, ...]
 SELECT_CURRENT = (
     "SELECT version, last_updated, deleted, data FROM resource WHERE type = ? AND id = ?"
 )
-_SELECT_VERSION = (
+SELECT_VERSION = (
     "SELECT last_updated, deleted, method, data FROM resource_history"
     " WHERE type = ? AND id = ? AND version = ?"
 )
@@ -132,20 +140,12 @@ class SqlTransaction(Transaction, abc.ABC):
         return StoredResource(type, id, row[0], row[1], bool(row[2]), self._data_out(row[3]))
 
     def read(self, type: str, id: str) -> StoredResource:
-        cur = self.current(type, id)
-        if cur is None:
-            raise NotFoundError(f"{type}/{id} not found")
-        if cur.deleted:
-            raise GoneError(f"{type}/{id} was deleted")
-        return cur
+        row = self._fetchone(SELECT_CURRENT, (type, id))
+        return current_version(type, id, row, None if row is None else self._data_out(row[3]))
 
     def vread(self, type: str, id: str, version: int) -> StoredResource:
-        row = self._fetchone(_SELECT_VERSION, (type, id, version))
-        if row is None:
-            raise NotFoundError(f"{type}/{id}/_history/{version} not found")
-        if row[1]:
-            raise GoneError(f"{type}/{id}/_history/{version} is a deletion")
-        return StoredResource(type, id, version, row[0], False, self._data_out(row[3]), row[2])
+        row = self._fetchone(SELECT_VERSION, (type, id, version))
+        return past_version(type, id, version, row, None if row is None else self._data_out(row[3]))
 
     def search(self, query: SearchQuery) -> SearchPage:
         page, count = search_sql(query)
@@ -343,3 +343,31 @@ class SqlTransaction(Transaction, abc.ABC):
                 data = self._data_out(r[4])
                 known[(rtype, r[0])] = StoredResource(rtype, r[0], r[1], r[2], bool(r[3]), data)
         return known
+
+
+def current_version(type: str, id: str, row: Row | None, data: bytes | None) -> StoredResource:
+    """A ``SELECT_CURRENT`` row as a readable resource (https://hl7.org/fhir/R4/http.html#read).
+
+    Raises:
+        NotFoundError: no row; GoneError: the current version is a deletion.
+    """
+    if row is None:
+        raise NotFoundError(f"{type}/{id} not found")
+    if row[2]:
+        raise GoneError(f"{type}/{id} was deleted")
+    return StoredResource(type, id, row[0], row[1], False, data)
+
+
+def past_version(
+    type: str, id: str, version: int, row: Row | None, data: bytes | None
+) -> StoredResource:
+    """A ``SELECT_VERSION`` row as a version (https://hl7.org/fhir/R4/http.html#vread).
+
+    Raises:
+        NotFoundError: no such version; GoneError: the version is a deletion.
+    """
+    if row is None:
+        raise NotFoundError(f"{type}/{id}/_history/{version} not found")
+    if row[1]:
+        raise GoneError(f"{type}/{id}/_history/{version} is a deletion")
+    return StoredResource(type, id, version, row[0], False, data, row[2])

@@ -20,12 +20,18 @@ import psycopg.errors
 from psycopg_pool import ConnectionPool
 
 from cmio.store._common import Clock, parse_date_range
-from cmio.store._sqlbase import DELETE_TOKENS, SELECT_CURRENT, Row, SqlTransaction
+from cmio.store._sqlbase import (
+    DELETE_TOKENS,
+    SELECT_CURRENT,
+    SELECT_VERSION,
+    Row,
+    SqlTransaction,
+    current_version,
+    past_version,
+)
 from cmio.store.base import (
     ConflictError,
-    GoneError,
     Indexer,
-    NotFoundError,
     Repository,
     StoredResource,
     StoreError,
@@ -249,11 +255,16 @@ class PostgresRepository(Repository):
         """
         with self._pool.connection() as conn:
             row = conn.execute(_SELECT_CURRENT_PG, (type, id)).fetchone()
-        if row is None:
-            raise NotFoundError(f"{type}/{id} not found")
-        if row[2]:
-            raise GoneError(f"{type}/{id} was deleted")
-        return StoredResource(type, id, row[0], row[1], False, row[3].encode())
+        return current_version(
+            type, id, row, None if row is None or row[3] is None else row[3].encode()
+        )
+
+    def vread(self, type: str, id: str, version: int) -> StoredResource:
+        """Read one version in one round trip (https://hl7.org/fhir/R4/http.html#vread)."""
+        with self._pool.connection() as conn:
+            row = conn.execute(_SELECT_VERSION_PG, (type, id, version)).fetchone()
+        data = None if row is None or row[3] is None else row[3].encode()
+        return past_version(type, id, version, row, data)
 
     def iter_current(
         self, types: Sequence[str] | None = None, since: str | None = None
@@ -294,6 +305,7 @@ class PostgresRepository(Repository):
 
 
 _SELECT_CURRENT_PG = _pg(SELECT_CURRENT)
+_SELECT_VERSION_PG = _pg(SELECT_VERSION)
 _SELECT_MANY_LOCKED = (
     "SELECT r.* FROM unnest(%b::text[]) AS k(id) CROSS JOIN LATERAL"
     " (SELECT id, version, last_updated, deleted, data FROM resource"

@@ -17,12 +17,17 @@ from types import TracebackType
 from typing import Any
 
 from cmio.store._common import Clock, parse_date_range
-from cmio.store._sqlbase import SELECT_CURRENT, Row, SqlTransaction
+from cmio.store._sqlbase import (
+    SELECT_CURRENT,
+    SELECT_VERSION,
+    Row,
+    SqlTransaction,
+    current_version,
+    past_version,
+)
 from cmio.store.base import (
     ConflictError,
-    GoneError,
     Indexer,
-    NotFoundError,
     Repository,
     StoredResource,
     StoreError,
@@ -257,11 +262,13 @@ class SqliteRepository(Repository):
         """
         self._connection()
         row = self._local.cur.execute(SELECT_CURRENT, (type, id)).fetchone()
-        if row is None:
-            raise NotFoundError(f"{type}/{id} not found")
-        if row[2]:
-            raise GoneError(f"{type}/{id} was deleted")
-        return StoredResource(type, id, row[0], row[1], False, row[3])
+        return current_version(type, id, row, None if row is None else row[3])
+
+    def vread(self, type: str, id: str, version: int) -> StoredResource:
+        """Read one version with one indexed lookup (https://hl7.org/fhir/R4/http.html#vread)."""
+        self._connection()
+        row = self._local.cur.execute(SELECT_VERSION, (type, id, version)).fetchone()
+        return past_version(type, id, version, row, None if row is None else row[3])
 
     def iter_current(
         self, types: Sequence[str] | None = None, since: str | None = None
