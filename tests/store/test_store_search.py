@@ -186,3 +186,19 @@ def test_utc_now_is_in_range(repo: Repository) -> None:
         stored = tx.create({"resourceType": "Patient"})
     moment = datetime.fromisoformat(stored.last_updated.replace("Z", "+00:00"))
     assert before <= moment <= datetime.now(UTC) + timedelta(seconds=1)
+
+
+def test_search_type_clause_across_types(repo: Repository) -> None:
+    _tokens(repo)
+    with repo.transaction() as tx:
+        tx.create({"resourceType": "Encounter"}, id="e1")
+    types = SearchClause("_type", ("Organization", "Encounter"))
+    found = repo.search(SearchQuery(None, (types,), sort=("_id",)))
+    assert [(r.type, r.id) for r in found.resources] == [
+        ("Encounter", "e1"),
+        ("Organization", "o1"),
+    ]
+    both = (types, SearchClause("identifier", (f"{S1}|100",)))
+    assert [(r.type, r.id) for r in repo.search(SearchQuery(None, both)).resources] == [
+        ("Organization", "o1")
+    ]
