@@ -19,10 +19,12 @@ from cmio.store.base import StoredResource
 
 __all__ = [
     "FHIR_JSON",
+    "bundle_response",
     "dumps",
     "json_response",
     "last_modified",
     "resource_response",
+    "search_entry",
     "shape_resource",
     "version_headers",
 ]
@@ -137,3 +139,34 @@ def resource_response(
     if shaping:
         resource = shape_resource(model, resource, request)
     return FhirResponse(status, dumps(resource, pretty), headers)
+
+
+def search_entry(request: FhirRequest, model: Model, stored: StoredResource, mode: str) -> bytes:
+    """One ``searchset`` entry as JSON bytes, splicing the stored resource bytes in unparsed
+    unless ``_summary``/``_elements`` ask for a shaped copy."""
+    assert stored.data is not None
+    data = stored.data
+    if request.param("_summary") is not None or request.param("_elements") is not None:
+        data = dumps(shape_resource(model, orjson.loads(data), request))
+    full_url = dumps(f"{request.base_url}/{stored.type}/{stored.id}")
+    return (
+        b'{"fullUrl":'
+        + full_url
+        + b',"resource":'
+        + data
+        + b',"search":{"mode":"'
+        + mode.encode()
+        + b'"}}'
+    )
+
+
+def bundle_response(
+    request: FhirRequest, head: dict[str, Any], entries: list[bytes], status: int = 200
+) -> FhirResponse:
+    """A Bundle response from its header fields and pre-serialized entries (no re-parsing)."""
+    body = dumps(head)
+    if entries:
+        body = body[:-1] + b',"entry":[' + b",".join(entries) + b"]}"
+    if is_pretty(request):
+        body = dumps(orjson.loads(body), True)
+    return FhirResponse(status, body, [("content-type", FHIR_JSON)])

@@ -9,17 +9,15 @@ Patient CompartmentDefinition, from the write-time compartment index) and, as
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlencode
-
-import orjson
 
 from cmio.api.env import Env
 from cmio.api.errors import FhirError
 from cmio.api.http import FhirRequest, FhirResponse
 from cmio.api.ops.common import check_id
-from cmio.api.references import walk_references
-from cmio.api.render import json_response
+from cmio.api.render import bundle_response, search_entry
 from cmio.indexing.compartments import COMPARTMENT_PARAM
 from cmio.store.base import GoneError, NotFoundError, SearchClause, SearchQuery, StoredResource
 
@@ -71,8 +69,8 @@ def everything(env: Env, request: FhirRequest, rid: str) -> FhirResponse:
         tx.read("Patient", rid)  # 404 / 410 for an unknown or deleted patient
         page = tx.search(SearchQuery(None, tuple(clauses), count, offset, ("_lastUpdated",), True))
         included = _referenced(tx, page.resources)
-    entries: list[dict[str, Any]] = [_entry(request, s, "match") for s in page.resources]
-    entries.extend(_entry(request, s, "include") for s in included)
+    entries = [search_entry(request, env.model, s, "match") for s in page.resources]
+    entries.extend(search_entry(request, env.model, s, "include") for s in included)
     params = [(k, v) for k, v in request.query if k != "_offset"]
     path = f"Patient/{rid}/$everything"
     links = [
@@ -94,35 +92,19 @@ def everything(env: Env, request: FhirRequest, rid: str) -> FhirResponse:
         "total": page.total,
         "link": links,
     }
-    if entries:
-        bundle["entry"] = entries
-    return json_response(request, 200, bundle)
-
-
-def _entry(request: FhirRequest, stored: StoredResource, mode: str) -> dict[str, Any]:
-    assert stored.data is not None
-    return {
-        "fullUrl": f"{request.base_url}/{stored.type}/{stored.id}",
-        "resource": orjson.loads(stored.data),
-        "search": {"mode": mode},
-    }
+    return bundle_response(request, bundle, entries)
 
 
 def _referenced(tx: Any, resources: list[StoredResource]) -> list[StoredResource]:
+    """Resources outside the compartment that the page references (read once each)."""
     members = {(s.type, s.id) for s in resources}
-    wanted: list[tuple[str, str]] = []
-
-    def visit(ref: str) -> None:
-        parts = ref.split("/")
-        if len(parts) == 2 and parts[0] in _OUTSIDE and (parts[0], parts[1]) not in members:
-            key = (parts[0], parts[1])
-            if key not in wanted:
-                wanted.append(key)
-        return None
-
+    wanted: dict[tuple[str, str], None] = {}
     for stored in resources:
         assert stored.data is not None
-        walk_references(orjson.loads(stored.data), visit)
+        for match in _OUTSIDE_REF.finditer(stored.data):
+            key = (match.group(1).decode(), match.group(2).decode())
+            if key not in members:
+                wanted[key] = None
     found: list[StoredResource] = []
     for rtype, rid in wanted:
         try:
@@ -132,15 +114,17 @@ def _referenced(tx: Any, resources: list[StoredResource]) -> list[StoredResource
     return found
 
 
-_OUTSIDE = frozenset(
-    {
-        "Practitioner",
-        "PractitionerRole",
-        "Organization",
-        "Location",
-        "Medication",
-        "Device",
-        "Substance",
-        "HealthcareService",
-    }
+_OUTSIDE = (
+    "Practitioner",
+    "PractitionerRole",
+    "Organization",
+    "Location",
+    "Medication",
+    "Device",
+    "Substance",
+    "HealthcareService",
+)
+# Stored resources are compact orjson output, so references can be found in the bytes.
+_OUTSIDE_REF = re.compile(
+    rb'"reference":"(' + "|".join(_OUTSIDE).encode() + rb')/([A-Za-z0-9.\-]{1,64})"'
 )

@@ -22,7 +22,7 @@ from cmio.api.errors import FhirError
 from cmio.api.http import FhirRequest, FhirResponse
 from cmio.bulk.exporter import PatientScope
 from cmio.bulk.jobs import ExportJob, ExportJobs, ExportRequest, TooManyJobsError
-from cmio.store._common import parse_date_range
+from cmio.store import parse_date_range
 from cmio.store.base import InvalidRequestError
 
 __all__ = ["NDJSON", "cancel", "download", "is_export_path", "kickoff", "route", "status"]

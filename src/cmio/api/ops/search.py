@@ -12,12 +12,10 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-import orjson
-
 from cmio.api.env import Env
 from cmio.api.errors import FhirError, OutcomeIssue, operation_outcome
 from cmio.api.http import FhirRequest, FhirResponse
-from cmio.api.render import json_response, shape_resource
+from cmio.api.render import bundle_response, dumps, search_entry
 from cmio.store.base import SearchClause, SearchQuery
 
 __all__ = ["parse_search", "search", "search_params_from_string"]
@@ -131,19 +129,10 @@ def search(env: Env, request: FhirRequest, rtype: str | None, path: str) -> Fhir
     if summary_count:
         query = SearchQuery(query.type, query.clauses, 0, 0, (), True)
     page = env.repository.search(query)
-    entries: list[dict[str, Any]] = []
-    for stored in page.resources:
-        assert stored.data is not None
-        resource = shape_resource(env.model, orjson.loads(stored.data), request)
-        entries.append(
-            {
-                "fullUrl": f"{request.base_url}/{stored.type}/{stored.id}",
-                "resource": resource,
-                "search": {"mode": "match"},
-            }
-        )
+    entries = [search_entry(request, env.model, stored, "match") for stored in page.resources]
     if warnings:
-        entries.append({"resource": operation_outcome(warnings), "search": {"mode": "outcome"}})
+        outcome = dumps(operation_outcome(warnings))
+        entries.append(b'{"resource":' + outcome + b',"search":{"mode":"outcome"}}')
     links = [{"relation": "self", "url": _page_url(request, path, query.offset)}]
     if not summary_count:
         more = page.total is not None and query.offset + query.count < page.total
@@ -160,7 +149,4 @@ def search(env: Env, request: FhirRequest, rtype: str | None, path: str) -> Fhir
     if page.total is not None:
         bundle["total"] = page.total
     bundle["link"] = links
-    bundle["entry"] = entries
-    if not entries:
-        del bundle["entry"]
-    return json_response(request, 200, bundle)
+    return bundle_response(request, bundle, entries)
