@@ -54,9 +54,14 @@ class FhirAsgiApp:
         headers: dict[str, str] = {}
         for key, value in scope["headers"]:
             headers[key.decode("latin-1").lower()] = value.decode("latin-1")
-        context = RequestContext(
-            correlation_id=headers.get("x-request-id") or RequestContext().correlation_id,
-            remote_addr=(scope.get("client") or (None,))[0],
+        client = scope.get("client")
+        request_id = headers.get("x-request-id")
+        context = (
+            RequestContext(
+                correlation_id=request_id[:128], remote_addr=client[0] if client else None
+            )
+            if request_id
+            else RequestContext(remote_addr=client[0] if client else None)
         )
         path = scope["path"]
         sub = (

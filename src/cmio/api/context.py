@@ -6,7 +6,7 @@ the router's signatures.
 
 from __future__ import annotations
 
-import uuid
+import os
 from dataclasses import dataclass, field
 
 __all__ = ["RequestContext"]
@@ -18,5 +18,5 @@ class RequestContext:
 
     principal: str | None = None
     scopes: frozenset[str] = frozenset()
-    correlation_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    correlation_id: str = field(default_factory=lambda: os.urandom(12).hex())
     remote_addr: str | None = None

@@ -6,7 +6,7 @@ https://hl7.org/fhir/R4/search.html#summary.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime
 from email.utils import format_datetime
 from typing import Any
 
@@ -60,17 +60,29 @@ def json_response(
     return FhirResponse(status, dumps(value, is_pretty(request)), out)
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def last_modified(instant: str) -> str:
-    """HTTP-date (RFC 7231) for a FHIR instant."""
+    """HTTP-date (RFC 7231 section 7.1.1.1) for a FHIR instant such as ``2026-11-26T18:00:00.123Z``."""
+    if len(instant) >= 20 and instant.endswith("Z") and instant[10] == "T":
+        day = date(int(instant[0:4]), int(instant[5:7]), int(instant[8:10]))
+        return (
+            f"{_DAYS[day.weekday()]}, {instant[8:10]} {_MONTHS[day.month - 1]} {instant[0:4]}"
+            f" {instant[11:19]} GMT"
+        )
     stamp = datetime.fromisoformat(instant.replace("Z", "+00:00"))
-    return format_datetime(stamp, usegmt=True)
+    return format_datetime(stamp.astimezone(UTC), usegmt=True)
 
 
-def version_headers(stored: StoredResource, location: str | None = None) -> list[tuple[str, str]]:
+def version_headers(
+    stored: StoredResource, location: str | None = None, modified: str | None = None
+) -> list[tuple[str, str]]:
     """``ETag``, ``Last-Modified`` and optionally ``Location`` for a stored version."""
     headers = [
         ("etag", f'W/"{stored.version}"'),
-        ("last-modified", last_modified(stored.last_updated)),
+        ("last-modified", modified or last_modified(stored.last_updated)),
     ]
     if location:
         headers.append(("location", location))
@@ -125,9 +137,10 @@ def resource_response(
     stored: StoredResource,
     status: int = 200,
     location: str | None = None,
+    modified: str | None = None,
 ) -> FhirResponse:
     """The response for one stored resource; the stored bytes go out untouched when possible."""
-    headers = [("content-type", FHIR_JSON), *version_headers(stored, location)]
+    headers = [("content-type", FHIR_JSON), *version_headers(stored, location, modified)]
     assert stored.data is not None
     if not request.query:
         return FhirResponse(status, stored.data, headers)

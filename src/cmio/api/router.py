@@ -135,6 +135,9 @@ def create_check(env: Env, rtype: str) -> None:
 
 
 def _negotiate(request: FhirRequest) -> None:
+    accept = request.header("accept")
+    if not request.query and (accept is None or accept == "*/*" or "json" in accept):
+        return
     fmt = request.param("_format")
     if fmt is not None:
         if fmt.split(";")[0].strip().lower() not in _JSON_FORMATS:
@@ -144,7 +147,6 @@ def _negotiate(request: FhirRequest) -> None:
                 f"_format {fmt!r} is not supported; this server speaks JSON only",
             )
         return
-    accept = request.header("accept")
     if not accept:
         return
     kinds = [a.split(";")[0].strip().lower() for a in accept.split(",")]

@@ -24,10 +24,11 @@ def read(env: Env, request: FhirRequest, rtype: str, rid: str) -> FhirResponse:
     check_type(env, rtype)
     check_id(rid)
     stored = env.repository.read(rtype, rid)
+    modified = last_modified(stored.last_updated)
     etag = f'W/"{stored.version}"'
-    if request.headers and _not_modified(request, etag, last_modified(stored.last_updated)):
+    if _not_modified(request, etag, modified):
         return FhirResponse(304, b"", [("etag", etag)])
-    return resource_response(env.model, request, stored)
+    return resource_response(env.model, request, stored, modified=modified)
 
 
 def vread(env: Env, request: FhirRequest, rtype: str, rid: str, vid: str) -> FhirResponse:
