@@ -24,7 +24,7 @@ from cmio.bulk.exporter import (
     export_ndjson,
 )
 from cmio.model import Model
-from cmio.store._common import format_instant
+from cmio.store import format_instant
 from cmio.store.base import Repository
 
 __all__ = ["ExportJob", "ExportJobs", "ExportRequest", "TooManyJobsError"]

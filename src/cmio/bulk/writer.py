@@ -21,7 +21,7 @@ import orjson
 
 from cmio.bulk.parser import ChunkResult, Deferred
 from cmio.bulk.report import ImportSummary, Rejected, ReportWriter
-from cmio.store._common import format_instant
+from cmio.store import format_instant
 from cmio.store.base import Repository
 
 __all__ = ["BatchWriter"]

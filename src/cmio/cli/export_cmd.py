@@ -54,8 +54,7 @@ def register(app: typer.Typer) -> None:
 
         from cmio.bulk.exporter import ExportProgress, PatientScope, export_ndjson
         from cmio.model import load_model
-        from cmio.store import SearchQuery, open_repository
-        from cmio.store._common import parse_date_range
+        from cmio.store import SearchQuery, open_repository, parse_date_range
         from cmio.store.base import InvalidRequestError, SearchClause
 
         console = Console(stderr=True)
