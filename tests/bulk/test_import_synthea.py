@@ -12,9 +12,11 @@ import pytest
 
 from cmio.bulk.importer import import_paths
 from cmio.bulk.report import ImportSummary
+from cmio.indexing import CompartmentIndexer
+from cmio.indexing.compartments import COMPARTMENT_PARAM
 from cmio.model import Model
 from cmio.store import open_repository
-from cmio.store.base import Repository
+from cmio.store.base import Repository, SearchClause, SearchQuery
 
 from .conftest import REFERENCE_RE, new_database
 
@@ -54,12 +56,10 @@ def imported(
 ) -> Iterator[Imported]:
     url = new_database(backend, request, tmp_path_factory.mktemp("synthea"))
     inputs = [synthea / "bundles", synthea / "support", synthea / "bulk-ndjson-10-patients-partial"]
-    repository = open_repository(url)
     report = tmp_path_factory.mktemp("report") / "report.ndjson"
+    summary = import_paths(url, inputs, model=model, report_path=report)
+    repository = open_repository(url, indexer=CompartmentIndexer(model))
     try:
-        summary = import_paths(
-            repository, inputs, model=model, database_url=url, report_path=report
-        )
         yield Imported(url, repository, summary, inputs)
     finally:
         repository.close()
@@ -102,6 +102,19 @@ def test_bundle_ids_are_kept(imported: Imported, synthea: Path) -> None:
         resource = entry["resource"]
         got = imported.repository.read(resource["resourceType"], entry["fullUrl"][9:])
         assert got.version == 1
+
+
+def test_compartment_index_covers_imported_resources(imported: Imported, synthea: Path) -> None:
+    path = next((synthea / "bundles").glob("Brent_*.json"))
+    bundle = orjson.loads(path.read_bytes())
+    patient = next(
+        e["resource"]["id"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"
+    )
+    encounters = sum(1 for e in bundle["entry"] if e["resource"]["resourceType"] == "Encounter")
+    query = SearchQuery(
+        "Encounter", (SearchClause(COMPARTMENT_PARAM, (f"Patient|{patient}",)),), count=0
+    )
+    assert imported.repository.search(query).total == encounters
 
 
 def test_rerun_adds_nothing(imported: Imported, model: Model) -> None:

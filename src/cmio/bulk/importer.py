@@ -127,7 +127,7 @@ def import_paths(
 
     Args:
         target: an :class:`~cmio.api.env.Env`, a repository, or a database URL
-            (opened and closed here).
+            (opened here with the server's search indexer, and closed).
         paths: files or folders (searched recursively for ``*.json``,
             ``*.ndjson``, ``*.jsonl``, optionally ``.gz``).
         model: the FHIR model (loaded when not given and not in ``target``).
@@ -181,18 +181,19 @@ def _import(
     if isinstance(target, Env):
         repository, model, validator = target.repository, target.model, target.validator
     elif isinstance(target, str):
+        from cmio.indexing import CompartmentIndexer
         from cmio.store import open_repository
 
+        model = model or _load_model()
         database_url = database_url or target
-        repository = own = open_repository(target)
+        # the same indexer as the server's (cmio.api.app.build_env), so that
+        # compartment searches see imported resources
+        repository = own = open_repository(target, indexer=CompartmentIndexer(model))
     else:
         repository = target
     database_url = database_url or _url_of(repository)
     try:
-        if model is None:
-            from cmio.model import load_model
-
-            model = load_model()
+        model = model or _load_model()
         validator = validator or make_validator(model)
         env = Env(repository, model, validator)
         files, skipped = discover(paths, model.resource_types)
@@ -224,6 +225,12 @@ def _import(
     finally:
         if own is not None:
             own.close()
+
+
+def _load_model() -> Model:
+    from cmio.model import load_model
+
+    return load_model()
 
 
 def _url_of(repository: Repository) -> str | None:
