@@ -8,6 +8,8 @@ See https://www.sqlite.org/wal.html and https://hl7.org/fhir/R4/http.html.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
 import weakref
@@ -87,13 +89,26 @@ class SqliteTransaction(SqlTransaction):
     """
 
     def __init__(
-        self, conn: sqlite3.Connection, indexer: Indexer, clock: Clock, *, readonly: bool
+        self,
+        conn: sqlite3.Connection,
+        indexer: Indexer,
+        clock: Clock,
+        *,
+        readonly: bool,
+        writer_lock: int | None = None,
     ) -> None:
         super().__init__(indexer, clock, readonly=readonly)
         self._conn = conn
         self._cur = conn.cursor()
         self._savepoint: str | None = None
         self._nested = False
+        self._writer_lock = writer_lock
+        self._locked = False
+
+    def _unlock(self) -> None:
+        if self._locked and self._writer_lock is not None:
+            fcntl.flock(self._writer_lock, fcntl.LOCK_UN)
+            self._locked = False
 
     def __enter__(self) -> SqliteTransaction:
         try:
@@ -103,10 +118,16 @@ class SqliteTransaction(SqlTransaction):
                     self._savepoint = f"cmio_{id(self):x}"
                     self._conn.execute(f"SAVEPOINT {self._savepoint}")
             else:
+                if not self._readonly and self._writer_lock is not None:
+                    # Writers queue on a file lock (woken as soon as it is free) rather
+                    # than in SQLite's busy handler, which sleeps with back-off.
+                    fcntl.flock(self._writer_lock, fcntl.LOCK_EX)
+                    self._locked = True
                 self._conn.execute("BEGIN" if self._readonly else "BEGIN IMMEDIATE")
         except BaseException:
             self._closed = True
             self._cur.close()
+            self._unlock()
             raise
         return self
 
@@ -125,15 +146,18 @@ class SqliteTransaction(SqlTransaction):
                     conn.execute(f"ROLLBACK TO {self._savepoint}")
                 conn.execute(f"RELEASE {self._savepoint}")
             return
-        if exc_type is None:
-            try:
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-        elif conn.in_transaction:
-            conn.execute("ROLLBACK")
+        try:
+            if exc_type is None:
+                try:
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            elif conn.in_transaction:
+                conn.execute("ROLLBACK")
+        finally:
+            self._unlock()
 
     def _check(self) -> sqlite3.Cursor:
         if self._closed:
@@ -181,7 +205,8 @@ class SqliteRepository(Repository):
         self._clock = Clock()
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._conns: dict[int, tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = {}
+        self._conns: dict[int, tuple[weakref.ref[threading.Thread], sqlite3.Connection, int]] = {}
+        self._lock_path = self.path.with_name(self.path.name + ".writer-lock")
         self._extra: set[sqlite3.Connection] = set()
         self._closed = False
         try:
@@ -213,14 +238,17 @@ class SqliteRepository(Repository):
         if self._closed:
             raise StoreError("repository is closed")
         conn = self._open()
+        lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         thread = threading.current_thread()
         with self._lock:
-            for key, (ref, other) in list(self._conns.items()):
+            for key, (ref, other, other_fd) in list(self._conns.items()):
                 alive = ref()
                 if alive is None or not alive.is_alive():
                     other.close()
+                    os.close(other_fd)
                     del self._conns[key]
-            self._conns[id(thread)] = (weakref.ref(thread), conn)
+            self._conns[id(thread)] = (weakref.ref(thread), conn, lock_fd)
+        self._local.lock_fd = lock_fd
         self._local.conn = conn
         self._local.cur = conn.cursor()
         return conn
@@ -248,8 +276,16 @@ class SqliteRepository(Repository):
                 )
 
     def transaction(self) -> SqliteTransaction:
-        """A write transaction (``BEGIN IMMEDIATE``); https://www.sqlite.org/lang_transaction.html."""
-        return SqliteTransaction(self._connection(), self._indexer, self._clock, readonly=False)
+        """A write transaction (``BEGIN IMMEDIATE``); https://www.sqlite.org/lang_transaction.html.
+
+        Outermost write transactions first take an exclusive ``flock`` on a lock file
+        beside the database, so writers in several threads or server processes queue
+        fairly instead of polling the SQLite lock.
+        """
+        conn = self._connection()
+        return SqliteTransaction(
+            conn, self._indexer, self._clock, readonly=False, writer_lock=self._local.lock_fd
+        )
 
     def read_transaction(self) -> SqliteTransaction:
         """A deferred, read-only transaction that never waits for writers (WAL snapshot)."""
@@ -313,9 +349,12 @@ class SqliteRepository(Repository):
         """Close every thread's connection; the repository cannot be used afterwards."""
         with self._lock:
             self._closed = True
-            conns = [conn for _, conn in self._conns.values()] + list(self._extra)
+            conns = [conn for _, conn, _ in self._conns.values()] + list(self._extra)
+            fds = [fd for _, _, fd in self._conns.values()]
             self._conns.clear()
             self._extra.clear()
         for conn in conns:
             conn.close()
+        for fd in fds:
+            os.close(fd)
         self._local = threading.local()
