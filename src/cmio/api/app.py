@@ -6,6 +6,7 @@ return fresh objects for each server (or test).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -86,7 +87,7 @@ def create_app(database_url: str, settings: Settings | None = None) -> CmioApp:
 
 def app_from_environment() -> CmioApp:
     """App factory for multi-process serving: the store comes from ``CMIO_DATABASE_URL``."""
-    return create_app(default_database_url())
+    return create_app(default_database_url(), Settings.from_environment(os.environ))
 
 
 AppFactory = Callable[[], CmioApp]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,17 @@ class Settings:
     default_count: int = 50
     max_count: int = 1000
     keep_urn_ids: bool = False
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> Settings:
+        """Settings from ``CMIO_MAX_BODY_BYTES`` and ``CMIO_MAX_BUNDLE_ENTRIES`` when set."""
+        defaults = cls()
+        return cls(
+            max_body_bytes=int(environ.get("CMIO_MAX_BODY_BYTES", defaults.max_body_bytes)),
+            max_bundle_entries=int(
+                environ.get("CMIO_MAX_BUNDLE_ENTRIES", defaults.max_bundle_entries)
+            ),
+        )
 
 
 Validator = Callable[[dict[str, Any]], Sequence[Any]]

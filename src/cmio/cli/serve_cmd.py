@@ -6,6 +6,7 @@ import os
 
 import typer
 
+from cmio.api.env import Settings
 from cmio.store import default_database_url
 
 __all__ = ["register"]
@@ -26,12 +27,17 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(
             1, help="Server processes (each opens its own store connections)"
         ),
+        max_body_bytes: int = typer.Option(16 * 1024 * 1024, help="Larger request bodies get 413"),
+        max_bundle_entries: int = typer.Option(10_000, help="Larger Bundles get 413"),
         log_level: str = typer.Option("warning", help="uvicorn log level"),
     ) -> None:
         """Serve the FHIR R4 API at http://HOST:PORT/fhir."""
         import uvicorn
 
         url = database or default_database_url()
+        os.environ["CMIO_MAX_BODY_BYTES"] = str(max_body_bytes)
+        os.environ["CMIO_MAX_BUNDLE_ENTRIES"] = str(max_bundle_entries)
+        settings = Settings.from_environment(os.environ)
         typer.echo(
             f"cmio: FHIR API on http://{host}:{port}/fhir  (store: {url}, workers: {workers})"
         )
@@ -54,7 +60,7 @@ def register(app: typer.Typer) -> None:
             return
         from cmio.api.app import create_app
 
-        application = create_app(url)
+        application = create_app(url, settings)
         try:
             uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False)
         finally:
