@@ -52,6 +52,7 @@ def server(
         app.fhir = FhirAsgiApp(_ExportRouter(env))
     try:
         with ServerThread(app) as running:
+            running.exports_root = env.exports.root  # type: ignore[attr-defined]
             yield running
     finally:
         env.exports.close()
@@ -179,3 +180,18 @@ def test_delete_cancels_and_removes_files(client: httpx.Client, server: ServerTh
     assert client.get(status_url).status_code == 404
     assert client.get(file_url).status_code == 404
     assert client.delete(status_url).status_code == 404
+
+
+def test_delete_while_running_removes_everything(
+    client: httpx.Client, server: ServerThread
+) -> None:
+    kick = client.get("$export", headers=PREFER)
+    assert kick.status_code == 202
+    status_url = kick.headers["content-location"]
+    job_dir = Path(server.exports_root) / status_url.rsplit("/", 1)[1]  # type: ignore[attr-defined]
+    assert client.delete(status_url).status_code == 202
+    assert client.get(status_url).status_code == 404
+    deadline = time.monotonic() + 20
+    while job_dir.exists():
+        assert time.monotonic() < deadline, "job files were not removed"
+        time.sleep(0.05)

@@ -64,6 +64,7 @@ class ExportJob:
     current_type: str | None = None
     files: list[ExportFile] = field(default_factory=list)
     error: str | None = None
+    finished: bool = False
     cancel: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
 
@@ -135,6 +136,8 @@ class ExportJobs:
             job.exported = p.resources
             job.current_type = p.current_type
 
+        files: list[ExportFile] = []
+        error: str | None = None
         try:
             files = export_ndjson(
                 repository,
@@ -147,33 +150,39 @@ class ExportJobs:
                 cancelled=job.cancel.is_set,
             )
         except ExportCancelledError:
-            shutil.rmtree(job.directory, ignore_errors=True)
-            return
+            pass
         except Exception as exc:
-            job.error = f"{type(exc).__name__}: {exc}"
-            job.status = "error"
-            return
-        if job.cancel.is_set():
+            error = f"{type(exc).__name__}: {exc}"
+        with self._lock:
+            # delete() removes the files itself only once the job is finished
+            job.finished = True
+            cancelled = job.cancel.is_set()
+            if not cancelled:
+                job.files = files
+                job.error = error
+                job.status = "error" if error is not None else "completed"
+        if cancelled:
             shutil.rmtree(job.directory, ignore_errors=True)
-            return
-        job.files = files
-        job.status = "completed"
 
     def get(self, job_id: str) -> ExportJob | None:
         """The job with this id, or None (unknown or deleted)."""
         with self._lock:
             return self._jobs.get(job_id)
 
-    def delete(self, job_id: str, wait: float = 10.0) -> bool:
-        """Cancel a job (if running) and remove its files; False when unknown."""
+    def delete(self, job_id: str) -> bool:
+        """Cancel a job and remove its files; False when unknown.
+
+        Does not wait: a running job stops at its next check and removes its own
+        files (https://hl7.org/fhir/uv/bulkdata/STU1.0.1/export.html#bulk-data-delete-request).
+        """
         with self._lock:
             job = self._jobs.pop(job_id, None)
-        if job is None:
-            return False
-        job.cancel.set()
-        if job.thread is not None:
-            job.thread.join(timeout=wait)
-        shutil.rmtree(job.directory, ignore_errors=True)
+            if job is None:
+                return False
+            job.cancel.set()
+            finished = job.finished
+        if finished:
+            shutil.rmtree(job.directory, ignore_errors=True)
         return True
 
     def close(self) -> None:
