@@ -20,6 +20,7 @@ from cmio.api.asgi import FhirAsgiApp, Receive, Scope, Send
 from cmio.api.env import Env, Settings
 from cmio.api.router import FhirRouter
 from cmio.api.writer import GroupCommitWriter
+from cmio.bulk.jobs import ExportJobs
 from cmio.indexing import CompartmentIndexer
 from cmio.model import Model, load_model
 from cmio.store import default_database_url, open_repository
@@ -38,7 +39,8 @@ def build_env(
     def validator(resource: dict[str, Any]) -> list[Any]:
         return list(validate_structure(model, resource))
 
-    return Env(repository, model, validator, settings or Settings())
+    settings = settings or Settings()
+    return Env(repository, model, validator, settings, exports=ExportJobs(settings.export_dir))
 
 
 class CmioApp:
@@ -63,6 +65,8 @@ class CmioApp:
         """Stop the writer and close the store."""
         if self.writer is not None:
             self.writer.close()
+        if self.env.exports is not None:
+            self.env.exports.close()
         self.env.repository.close()
 
 

@@ -29,6 +29,7 @@ class Settings:
         max_count: upper bound on ``_count``.
         keep_urn_ids: store a POSTed Bundle entry whose fullUrl is ``urn:uuid:X``
             with id X (used by bulk import so references stay stable).
+        export_dir: where Bulk Data ``$export`` jobs write their NDJSON files.
     """
 
     max_body_bytes: int = 16 * 1024 * 1024
@@ -36,6 +37,7 @@ class Settings:
     default_count: int = 50
     max_count: int = 1000
     keep_urn_ids: bool = False
+    export_dir: str = "cmio-data/exports"
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:
@@ -46,6 +48,7 @@ class Settings:
             max_bundle_entries=int(
                 environ.get("CMIO_MAX_BUNDLE_ENTRIES", defaults.max_bundle_entries)
             ),
+            export_dir=environ.get("CMIO_EXPORT_DIR", defaults.export_dir),
         )
 
 

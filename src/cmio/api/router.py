@@ -18,6 +18,7 @@ from cmio.api.ops import (
     create,
     delete,
     everything,
+    export,
     history,
     patch,
     read,
@@ -38,6 +39,8 @@ __all__ = ["FhirRouter"]
 
 _LOG = logging.getLogger("cmio.api")
 _JSON_FORMATS = frozenset({"json", "application/json", "application/fhir+json"})
+# Bulk Data clients ask for NDJSON when downloading $export files.
+_ACCEPTED = _JSON_FORMATS | {"application/fhir+ndjson", "application/ndjson", "ndjson"}
 _STORE_ERRORS: tuple[tuple[type[StoreError], int, str], ...] = (
     (GoneError, 410, "deleted"),
     (NotFoundError, 404, "not-found"),
@@ -75,6 +78,10 @@ class FhirRouter:
 
     def _route(self, request: FhirRequest) -> FhirResponse:
         env, method = self.env, request.method
+        if "$export" in request.path:
+            exported = export.route(env, request)  # $export, $export-poll-status, $export-file
+            if exported is not None:
+                return exported
         parts = request.path.strip("/").split("/") if request.path.strip("/") else []
         n = len(parts)
         if n == 0:
