@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cmio.cli import export_cmd, import_cmd, serve_cmd
+from cmio.cli import export_cmd, fhirpath_cmd, import_cmd, serve_cmd
 
 __all__ = ["app", "main"]
 
@@ -21,6 +21,7 @@ def _root() -> None:
 serve_cmd.register(app)
 import_cmd.register(app)
 export_cmd.register(app)
+fhirpath_cmd.register(app)
 
 
 def main() -> None:

@@ -169,8 +169,10 @@ class Checker:
         found: set[TypeInfo] = set()
         known = False
         for info in source.types:
-            if info.kind in ("any", "system"):
+            if info.kind == "any":
                 return _UNKNOWN
+            if info.kind == "system":
+                continue
             if info.kind == "primitive":
                 element = self.types.get("Element")
                 if element is None:
