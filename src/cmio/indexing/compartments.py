@@ -110,6 +110,15 @@ class CompartmentIndexer(Indexer):
         if rtype == "Patient" and isinstance(resource.get("id"), str):
             members.add(resource["id"])
         for steps in self._paths.get(rtype, ()):
+            if len(steps) == 1:  # the common case: subject, patient, performer ...
+                node = resource.get(steps[0])
+                if node is None:
+                    continue
+                for item in node if isinstance(node, list) else (node,):
+                    ref = item.get("reference") if isinstance(item, dict) else None
+                    if isinstance(ref, str) and (pid := _patient_id(ref)):
+                        members.add(pid)
+                continue
             refs: list[str] = []
             _collect(resource, steps, refs)
             for ref in refs:
@@ -121,6 +130,11 @@ class CompartmentIndexer(Indexer):
 
 
 def _patient_id(reference: str) -> str | None:
+    if reference.startswith("Patient/"):
+        pid = reference[8:]
+        if "/" in pid:
+            pid = pid.split("/", 1)[0]
+        return pid or None
     marker = reference.rfind("Patient/")
     if marker < 0 or (marker > 0 and reference[marker - 1] != "/"):
         return None

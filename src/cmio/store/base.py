@@ -16,7 +16,7 @@ import abc
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -93,13 +93,13 @@ class StoredResource:
     method: str = "PUT"
 
 
-@dataclass(frozen=True, slots=True)
-class IndexRow:
+class IndexRow(NamedTuple):
     """A search-index entry extracted from a resource at write time.
 
     ``kind`` names the index table (``token`` for now; ``string``, ``date``,
     ``reference``, ... arrive with the search issue). For ``token`` rows,
-    ``system`` and ``value`` hold the coding system and code.
+    ``system`` and ``value`` hold the coding system and code. A NamedTuple:
+    bulk loads create millions of these.
     """
 
     kind: str
