@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cmio.cli import export_cmd, fhirpath_cmd, import_cmd, serve_cmd
+from cmio.cli import export_cmd, fhirpath_cmd, import_cmd, serve_cmd, synth_cmd
 
 __all__ = ["app", "main"]
 
@@ -22,6 +22,7 @@ serve_cmd.register(app)
 import_cmd.register(app)
 export_cmd.register(app)
 fhirpath_cmd.register(app)
+synth_cmd.register(app)
 
 
 def main() -> None:
