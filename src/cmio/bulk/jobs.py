@@ -1,20 +1,28 @@
 """Asynchronous Bulk Data export jobs (https://hl7.org/fhir/uv/bulkdata/STU1.0.1/export.html).
 
-An :class:`ExportJobs` object (one per server, owned by its ``Env``) runs each
-``$export`` request in a background thread that writes NDJSON files under
+An :class:`ExportJobs` object (one per server process, owned by its ``Env``) runs
+each ``$export`` request in a background thread that writes NDJSON files under
 ``root/<job id>/``, and keeps the job's state for status polling, download and
-cancellation (``DELETE`` on the status URL).
+cancellation (``DELETE`` on the status URL). The state is also written to
+``root/<job id>/job.json``, so another server process (``cmio serve --workers N``)
+or a restarted server answers polls and downloads for the job too; a ``cancel``
+marker file beside it stops a job running in another process.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from cmio.bulk.exporter import (
     ExportCancelledError,
@@ -73,6 +81,44 @@ class ExportJob:
         where = f" ({self.current_type})" if self.current_type else ""
         return f"{self.exported} resources exported{where}"
 
+    def save(self) -> None:
+        """Write the job's state to ``job.json`` (atomically) for other processes."""
+        state = {
+            "id": self.id,
+            "request_url": self.request.request_url,
+            "transaction_time": self.transaction_time,
+            "status": self.status,
+            "exported": self.exported,
+            "current_type": self.current_type,
+            "files": [[f.type, f.path.name, f.count] for f in self.files],
+            "error": self.error,
+        }
+        self.directory.mkdir(parents=True, exist_ok=True)
+        temp = self.directory / f".job.json.{os.getpid()}.{threading.get_ident()}"
+        temp.write_bytes(orjson.dumps(state))
+        os.replace(temp, self.directory / "job.json")
+
+    @classmethod
+    def load(cls, directory: Path) -> ExportJob | None:
+        """A snapshot of a job from its ``job.json``, or None when there is none."""
+        try:
+            state = orjson.loads((directory / "job.json").read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return None
+        job = cls(
+            state["id"],
+            ExportRequest(state["request_url"]),
+            directory,
+            state["transaction_time"],
+            status=state["status"],
+            exported=state["exported"],
+            current_type=state["current_type"],
+            files=[ExportFile(t, directory / name, n) for t, name, n in state["files"]],
+            error=state["error"],
+            finished=state["status"] != "in-progress",
+        )
+        return job
+
     def file(self, name: str) -> ExportFile | None:
         """The output file called ``name``, if the job produced it."""
         return next((f for f in self.files if f.path.name == name), None)
@@ -122,6 +168,7 @@ class ExportJobs:
             if running >= self.max_running:
                 raise TooManyJobsError(f"{running} export jobs are already running")
             self._jobs[job_id] = job
+        job.save()
         job.thread = threading.Thread(
             target=self._run,
             args=(job, repository, model),
@@ -132,9 +179,21 @@ class ExportJobs:
         return job
 
     def _run(self, job: ExportJob, repository: Repository, model: Model) -> None:
+        marker = job.directory / "cancel"
+        saved = [0.0]
+
         def progress(p: ExportProgress) -> None:
             job.exported = p.resources
             job.current_type = p.current_type
+            now = time.monotonic()
+            if now - saved[0] > 1.0:  # other processes read progress from job.json
+                saved[0] = now
+                job.save()
+
+        def cancelled() -> bool:
+            if not job.cancel.is_set() and marker.exists():
+                job.cancel.set()
+            return job.cancel.is_set()
 
         files: list[ExportFile] = []
         error: str | None = None
@@ -147,7 +206,7 @@ class ExportJobs:
                 since=job.request.since,
                 patients=job.request.patients,
                 progress=progress,
-                cancelled=job.cancel.is_set,
+                cancelled=cancelled,
             )
         except ExportCancelledError:
             pass
@@ -156,18 +215,27 @@ class ExportJobs:
         with self._lock:
             # delete() removes the files itself only once the job is finished
             job.finished = True
-            cancelled = job.cancel.is_set()
-            if not cancelled:
+            if not cancelled():
                 job.files = files
                 job.error = error
                 job.status = "error" if error is not None else "completed"
-        if cancelled:
+                job.save()
+        if job.cancel.is_set():
             shutil.rmtree(job.directory, ignore_errors=True)
 
     def get(self, job_id: str) -> ExportJob | None:
-        """The job with this id, or None (unknown or deleted)."""
+        """The job with this id, or None (unknown or deleted).
+
+        Jobs of other processes (or of an earlier run) are read from ``job.json``.
+        """
         with self._lock:
-            return self._jobs.get(job_id)
+            job = self._jobs.get(job_id)
+        if job is not None:
+            return job
+        directory = self.root / job_id
+        if (directory / "cancel").exists():
+            return None
+        return ExportJob.load(directory)
 
     def delete(self, job_id: str) -> bool:
         """Cancel a job and remove its files; False when unknown.
@@ -177,10 +245,19 @@ class ExportJobs:
         """
         with self._lock:
             job = self._jobs.pop(job_id, None)
+            if job is not None:
+                job.cancel.set()
+                finished = job.finished
+        if job is None:
+            job = self.get(job_id)
             if job is None:
                 return False
-            job.cancel.set()
             finished = job.finished
+        if not finished:
+            # Mark it cancelled on disk: the process running it stops at its next check,
+            # and no process answers polls for it any more.
+            with contextlib.suppress(OSError):
+                (job.directory / "cancel").touch()
         if finished:
             shutil.rmtree(job.directory, ignore_errors=True)
         return True
