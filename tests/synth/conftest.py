@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -22,7 +23,7 @@ class Generated:
 
     out: Path
     summary: SynthSummary
-    by_type: dict[str, list[dict[str, object]]]
+    by_type: dict[str, list[dict[str, Any]]]
 
     def lines(self) -> list[bytes]:
         """Every NDJSON line of the output."""
@@ -38,7 +39,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Generated:
     """600 patients, one year of care, generated with two workers."""
     out = tmp_path_factory.mktemp("synth") / "out"
     summary = generate(SynthConfig(PATIENTS, out, years=1.0, seed=SEED, workers=2))
-    by_type: dict[str, list[dict[str, object]]] = defaultdict(list)
+    by_type: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for path in sorted(out.glob("*.ndjson")):
         for line in path.read_bytes().splitlines():
             resource = orjson.loads(line)

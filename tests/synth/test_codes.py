@@ -95,7 +95,7 @@ def codings(value: Any) -> Iterator[dict[str, Any]]:
 def icd10cm_billable(code: str) -> bool:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the package uses deprecated importlib.resources calls
-        import simple_icd_10_cm as cm
+        import simple_icd_10_cm as cm  # type: ignore[import-untyped]
 
         return bool(cm.is_valid_item(code) and cm.is_leaf(code))
 
@@ -161,5 +161,5 @@ def test_every_code_is_valid(used: dict[tuple[str, str], tuple[str | None, bool]
 
 def test_conditions_have_icd10cm_and_snomed(generated: Generated) -> None:
     for condition in generated.by_type["Condition"]:
-        systems = {c["system"] for c in condition["code"]["coding"]}  # type: ignore[index]
+        systems = {c["system"] for c in condition["code"]["coding"]}
         assert {codes.SNOMED, codes.ICD10CM} <= systems

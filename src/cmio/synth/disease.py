@@ -176,13 +176,14 @@ def assign_profile(
             p.onset[key] = max(birth_day + 365, _onset(rng, key, age, end_day))
     if "t2dm" in p.onset:
         # ADA/NHANES 2015-2018 (Fang et al., NEJM 2021): ~ 50% at HbA1c < 7%, ~ 17% > 9%
+        # p.a1c is the level reached on treatment
         r = rng.random()
-        if r < 0.55:
+        if r < 0.50:
             p.a1c_control, p.a1c = "good", rng.gauss(6.6, 0.35)
-        elif r < 0.82:
-            p.a1c_control, p.a1c = "fair", rng.gauss(7.8, 0.45)
+        elif r < 0.80:
+            p.a1c_control, p.a1c = "fair", rng.gauss(7.7, 0.45)
         else:
-            p.a1c_control, p.a1c = "poor", rng.gauss(9.8, 1.0)
+            p.a1c_control, p.a1c = "poor", rng.gauss(9.8, 1.1)
     else:
         p.a1c = rng.gauss(5.4 if p.bmi < 30 else 5.7, 0.25)
     if "htn" in p.onset:

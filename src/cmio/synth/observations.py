@@ -200,8 +200,9 @@ def _lab_value(ctx: PatientCtx, st: PatientState, key: str) -> float:
     rng = ctx.rng
     p = st.profile
     if key == "a1c":
-        treated = "metformin" in st.started_meds
-        target = p.a1c - (0.6 if treated else 0.0) - (0.5 if "insulin" in st.started_meds else 0.0)
+        # untreated new diagnoses start high and settle at the treated level
+        treated = "metformin" in st.started_meds or p.onset.get("t2dm", 1) <= 0
+        target = p.a1c + (0.0 if treated else 1.2)
         st.a1c = max(4.6, min(14.0, st.a1c + 0.5 * (target - st.a1c) + rng.gauss(0, 0.25)))
         return st.a1c
     if key == "glucose":

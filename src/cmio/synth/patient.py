@@ -66,7 +66,7 @@ def generate_patient(run: Run, index: int) -> PatientCtx:
         profile,
         stop,
         lab_org,
-        a1c=profile.a1c + (0.8 if profile.a1c_control != "none" else 0.0),
+        a1c=profile.a1c + (1.2 if profile.onset.get("t2dm", 0) > 0 else 0.0),
     )
     # history before the simulated period
     for key, onset in sorted(profile.onset.items(), key=lambda kv: (kv[1], kv[0])):

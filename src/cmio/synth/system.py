@@ -178,7 +178,7 @@ def _sessions(rng: random.Random, count: int) -> tuple[bool, ...]:
 def _workstyle(rng: random.Random) -> tuple[float, float, float, float]:
     # After-hours propensity: lognormal around 0.2 with a heavy tail (a few "pajama time"
     # heavy users); Arndt et al., Ann Fam Med 2017: 1.4 of 5.9 EHR hours after hours.
-    after = min(0.75, max(0.02, math.exp(rng.gauss(math.log(0.2), 0.6))))
+    after = min(0.5, max(0.02, math.exp(rng.gauss(math.log(0.2), 0.6))))
     inbox = math.exp(rng.gauss(0.0, 0.5))
     team = rng.uniform(0.05, 0.6)
     note = math.exp(rng.gauss(math.log(9.0), 0.35))
