@@ -63,7 +63,8 @@ def test_search_parameter_expression(
         engine.check(branch, base, strict=True)
         for resource in samples.get(base, []):
             result = compiled.evaluate(resource)
-            assert isinstance(result, list)
+            # the plain-value fast path agrees with general evaluation
+            assert result == [typed.value for typed in compiled.evaluate_typed(resource)]
 
 
 def test_patient_parameters_extract_values(

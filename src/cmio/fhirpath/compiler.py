@@ -10,18 +10,21 @@ constants, and functions are looked up once at compile time
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from functools import cmp_to_key
 from typing import Any
 
 from cmio.fhirpath.context import Context
 from cmio.fhirpath.errors import FhirPathError
-from cmio.fhirpath.fhirtypes import FhirTypes, Node
+from cmio.fhirpath.fastpath import chain_nodes, chain_values, plan_chain
+from cmio.fhirpath.fhirtypes import FhirTypes, Node, TypeInfo
 from cmio.fhirpath.functions import FUNCTIONS, Fn
 from cmio.fhirpath.functions.base import single_int
 from cmio.fhirpath.navigation import navigate
-from cmio.fhirpath.operators import BINARY, negate
+from cmio.fhirpath.operators import BINARY, logic, negate
 from cmio.fhirpath.parser import type_spec_of
+from cmio.fhirpath.statictypes import static_type
 from cmio.fhirpath.syntax import (
     Binary,
     EnvVar,
@@ -75,11 +78,30 @@ class Compiler:
     def __init__(self, types: FhirTypes) -> None:
         self.types = types
 
-    def compile(self, expr: Expr) -> Fn:
-        """The closure evaluating ``expr``."""
+    def compile(self, expr: Expr, focus: TypeInfo | None = None) -> Fn:
+        """The closure evaluating ``expr``; ``focus`` is the type ``$this`` is known to
+        have at compile time, if any (a hint for fast paths)."""
         method = getattr(self, "_" + type(expr).__name__.lower())
-        fn: Fn = method(expr)
+        fn: Fn = method(expr, focus)
         return fn
+
+    def values_function(
+        self, expr: Expr
+    ) -> Callable[[dict[str, Any], FhirTypes], list[Any]] | None:
+        """For a plain member chain from a resource type, a function returning plain
+        values straight from the JSON (no nodes); None for other expressions."""
+        names: list[str] = []
+        while isinstance(expr, Member) and expr.target is not None:
+            names.append(expr.name)
+            expr = expr.target
+        if not isinstance(expr, Member) or not names:
+            return None
+        names.reverse()
+        root = self.types.get(expr.name)
+        if root is None or root.kind != "resource":
+            return None
+        chain = plan_chain(root, names)
+        return None if chain is None else chain_values(chain)
 
     def resolve_type(self, spec: TypeSpec, pos: int) -> tuple[str, ...]:
         """The qualified type names a type specifier may denote.
@@ -98,20 +120,20 @@ class Compiler:
             raise FhirPathError(f"unknown type {spec.name!r}", pos)
         return tuple(names)
 
-    def _literal(self, expr: Literal) -> Fn:
+    def _literal(self, expr: Literal, focus: TypeInfo | None) -> Fn:
         if expr.value is None:
             return _empty
         constant = [expr.value]
         return lambda ctx, focus: constant
 
-    def _variable(self, expr: Variable) -> Fn:
+    def _variable(self, expr: Variable, focus: TypeInfo | None) -> Fn:
         if expr.name == "this":
             return _this
         if expr.name == "index":
             return lambda ctx, focus: [] if ctx.index is None else [ctx.index]
         return lambda ctx, focus: ctx.total
 
-    def _envvar(self, expr: EnvVar) -> Fn:
+    def _envvar(self, expr: EnvVar, focus: TypeInfo | None) -> Fn:
         name = expr.name
         constant = environment_constant(name)
         if constant is not None:
@@ -130,17 +152,36 @@ class Compiler:
 
         return lookup
 
-    def _member(self, expr: Member) -> Fn:
+    def _member(self, expr: Member, focus: TypeInfo | None) -> Fn:
         names: list[str] = []
         node: Expr = expr
         while isinstance(node, Member) and node.target is not None:
             names.append(node.name)
             node = node.target
         names.reverse()
-        base = self._root_member(node) if isinstance(node, Member) else self.compile(node)
-        if not names:
-            return base
+        base: Fn = _this
+        base_type: TypeInfo | None = focus
+        root: Member | None = node if isinstance(node, Member) else None
+        type_filter = False
+        if root is not None:
+            info = self.types.get(root.name) if root.name[:1].isupper() else None
+            if info is not None and info.kind in ("resource", "complex"):
+                base_type, type_filter = info, True
+                if not names:
+                    return self._root_member(root)
+            else:
+                names = [root.name, *names]
+        else:
+            base, base_type = self.compile(node, focus), static_type(self.types, node, focus)
         steps = tuple(names)
+        chain = plan_chain(base_type, names)
+        if chain is not None:
+            run = chain_nodes(chain, steps, type_filter)
+            if base is _this:
+                return run
+            return lambda ctx, focus: run(ctx, base(ctx, focus))
+        if root is not None and type_filter:
+            base = self._root_member(root)
 
         def path(ctx: Context, focus: list[Any]) -> list[Any]:
             items = base(ctx, focus)
@@ -168,8 +209,8 @@ class Compiler:
             return type_filter
         return lambda ctx, focus: navigate(ctx, focus, name)
 
-    def _indexer(self, expr: Indexer) -> Fn:
-        target, index = self.compile(expr.target), self.compile(expr.index)
+    def _indexer(self, expr: Indexer, focus: TypeInfo | None) -> Fn:
+        target, index = self.compile(expr.target, focus), self.compile(expr.index, focus)
 
         def indexer(ctx: Context, focus: list[Any]) -> list[Any]:
             items = target(ctx, focus)
@@ -180,8 +221,8 @@ class Compiler:
 
         return indexer
 
-    def _unary(self, expr: Unary) -> Fn:
-        operand = self.compile(expr.operand)
+    def _unary(self, expr: Unary, focus: TypeInfo | None) -> Fn:
+        operand = self.compile(expr.operand, focus)
         if expr.op == "-":
             return lambda ctx, focus: negate(operand(ctx, focus))
 
@@ -199,31 +240,34 @@ class Compiler:
 
         return plus
 
-    def _typeop(self, expr: TypeOp) -> Fn:
-        operand = self.compile(expr.operand)
+    def _typeop(self, expr: TypeOp, focus: TypeInfo | None) -> Fn:
+        operand = self.compile(expr.operand, focus)
         candidates = self.resolve_type(expr.type, expr.pos)
         impl = FUNCTIONS[expr.op].impl
         return lambda ctx, focus: impl(ctx, operand(ctx, focus), candidates)  # type: ignore[no-any-return]
 
-    def _binary(self, expr: Binary) -> Fn:
-        left, right = self.compile(expr.left), self.compile(expr.right)
+    def _binary(self, expr: Binary, focus: TypeInfo | None) -> Fn:
+        left, right = self.compile(expr.left, focus), self.compile(expr.right, focus)
         op = expr.op
         if op in ("and", "or", "xor", "implies"):
-            return _logic(op, left, right)
+            return logic(op, left, right)
+        if op in ("=", "!=") and isinstance(expr.right, Literal) and type(expr.right.value) is str:
+            return _string_equality(left, expr.right.value, op == "=")
         apply = BINARY[op]
         return lambda ctx, focus: apply(left(ctx, focus), right(ctx, focus))
 
-    def _function(self, expr: Function) -> Fn:
+    def _function(self, expr: Function, focus: TypeInfo | None) -> Fn:
         spec = FUNCTIONS.get(expr.name)
         if spec is None:
             raise FhirPathError(f"unknown function {expr.name}()", expr.pos)
         if not spec.min_args <= len(expr.args) <= spec.max_args and expr.name != "sort":
             raise FhirPathError(f"wrong number of arguments for {expr.name}()", expr.pos)
-        target = _this if expr.target is None else self.compile(expr.target)
+        target = _this if expr.target is None else self.compile(expr.target, focus)
+        item = focus if expr.target is None else static_type(self.types, expr.target, focus)
         if expr.name == "iif":
-            return self._iif(expr, target)
+            return self._iif(expr, target, item)
         if expr.name == "sort":
-            return self._sort(expr, target)
+            return self._sort(expr, target, item)
         impl = spec.impl
         if spec.kind == "type":
             type_spec = type_spec_of(expr.args[0])
@@ -231,7 +275,9 @@ class Compiler:
                 raise FhirPathError(f"{expr.name}() needs a type name", expr.pos)
             candidates = self.resolve_type(type_spec, expr.pos)
             return lambda ctx, focus: impl(ctx, target(ctx, focus), candidates)  # type: ignore[no-any-return]
-        args = [self.compile(arg) for arg in expr.args]
+        args = [
+            self.compile(arg, item if i in spec.lazy else focus) for i, arg in enumerate(expr.args)
+        ]
         if not args:
             return lambda ctx, focus: impl(ctx, target(ctx, focus))  # type: ignore[no-any-return]
         lazy = spec.lazy
@@ -250,9 +296,9 @@ class Compiler:
 
         return call
 
-    def _iif(self, expr: Function, target: Fn) -> Fn:
-        criterion, then = self.compile(expr.args[0]), self.compile(expr.args[1])
-        otherwise = self.compile(expr.args[2]) if len(expr.args) > 2 else _empty
+    def _iif(self, expr: Function, target: Fn, focus: TypeInfo | None) -> Fn:
+        criterion, then = self.compile(expr.args[0], focus), self.compile(expr.args[1], focus)
+        otherwise = self.compile(expr.args[2], focus) if len(expr.args) > 2 else _empty
         has_target = expr.target is not None
 
         def iif(ctx: Context, focus: list[Any]) -> list[Any]:
@@ -266,13 +312,13 @@ class Compiler:
 
         return iif
 
-    def _sort(self, expr: Function, target: Fn) -> Fn:
+    def _sort(self, expr: Function, target: Fn, focus: TypeInfo | None) -> Fn:
         keys: list[tuple[Fn, bool]] = []
         for arg in expr.args:
             if isinstance(arg, Unary) and arg.op == "-":
-                keys.append((self.compile(arg.operand), True))
+                keys.append((self.compile(arg.operand, focus), True))
             else:
-                keys.append((self.compile(arg), False))
+                keys.append((self.compile(arg, focus), False))
 
         def order(a: tuple[Any, ...], b: tuple[Any, ...]) -> int:
             for (x, y), (_, descending) in zip(
@@ -305,48 +351,18 @@ class Compiler:
         return sort
 
 
-def _logic(op: str, left: Fn, right: Fn) -> Fn:
-    """The three-valued Boolean operators (http://hl7.org/fhirpath/N1/#boolean-logic)."""
-    if op == "and":
+def _string_equality(left: Fn, constant: str, equal_to: bool) -> Fn:
+    """``expr = 'text'`` / ``expr != 'text'``: the common filter, without the general
+    collection comparison when the left side is one String."""
+    right = [constant]
+    general = BINARY["=" if equal_to else "!="]
 
-        def and_(ctx: Context, focus: list[Any]) -> list[Any]:
-            a = as_bool(left(ctx, focus), "left operand of and")
-            if a is False:
-                return [False]
-            b = as_bool(right(ctx, focus), "right operand of and")
-            if b is False:
-                return [False]
-            return [] if a is None or b is None else [True]
+    def compare_text(ctx: Context, focus: list[Any]) -> list[Any]:
+        items = left(ctx, focus)
+        if len(items) == 1:
+            value = prim(items[0])
+            if type(value) is str:
+                return [(value == constant) is equal_to]
+        return general(items, right)
 
-        return and_
-    if op == "or":
-
-        def or_(ctx: Context, focus: list[Any]) -> list[Any]:
-            a = as_bool(left(ctx, focus), "left operand of or")
-            if a is True:
-                return [True]
-            b = as_bool(right(ctx, focus), "right operand of or")
-            if b is True:
-                return [True]
-            return [] if a is None or b is None else [False]
-
-        return or_
-    if op == "xor":
-
-        def xor(ctx: Context, focus: list[Any]) -> list[Any]:
-            a = as_bool(left(ctx, focus), "left operand of xor")
-            b = as_bool(right(ctx, focus), "right operand of xor")
-            return [] if a is None or b is None else [a != b]
-
-        return xor
-
-    def implies(ctx: Context, focus: list[Any]) -> list[Any]:
-        a = as_bool(left(ctx, focus), "left operand of implies")
-        if a is False:
-            return [True]
-        b = as_bool(right(ctx, focus), "right operand of implies")
-        if a is True:
-            return [] if b is None else [b]
-        return [True] if b is True else []
-
-    return implies
+    return compare_text

@@ -13,9 +13,10 @@ but a long-lived caller should hold a :class:`FhirPathEngine`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from cmio.fhirpath.checker import Checker
@@ -30,6 +31,7 @@ from cmio.model import Model, load_model
 __all__ = ["CompiledExpression", "FhirPathEngine", "TypedValue", "compile", "evaluate"]
 
 _LOG = logging.getLogger("cmio.fhirpath.trace")
+_NO_VARIABLES: Mapping[str, list[Any]] = MappingProxyType({})
 
 
 class TypedValue(NamedTuple):
@@ -72,12 +74,19 @@ class CompiledExpression:
         expression: the source text.
     """
 
-    __slots__ = ("_fn", "_types", "expression")
+    __slots__ = ("_fn", "_types", "_values", "expression")
 
-    def __init__(self, expression: str, fn: Fn, types: FhirTypes) -> None:
+    def __init__(
+        self,
+        expression: str,
+        fn: Fn,
+        types: FhirTypes,
+        values: Callable[[dict[str, Any], FhirTypes], list[Any]] | None = None,
+    ) -> None:
         self.expression = expression
         self._fn = fn
         self._types = types
+        self._values = values
 
     def __repr__(self) -> str:
         return f"CompiledExpression({self.expression!r})"
@@ -93,8 +102,15 @@ class CompiledExpression:
     ) -> list[Any]:
         """Evaluate and return the internal items (:class:`~cmio.fhirpath.fhirtypes.Node` or System values)."""
         types = self._types
-        root = _collection(resource, types)
-        env = {name: _collection(value, types) for name, value in (variables or {}).items()}
+        if type(resource) is dict:
+            root = [Node(resource, types.resource(resource) if "resourceType" in resource else ANY)]
+        else:
+            root = _collection(resource, types)
+        env: Mapping[str, list[Any]] = (
+            {name: _collection(value, types) for name, value in variables.items()}
+            if variables
+            else _NO_VARIABLES
+        )
         ctx = Context(types, root, env, resolver, terminology, _LOG, strict)
         return list(self._fn(ctx, root))
 
@@ -124,6 +140,8 @@ class CompiledExpression:
         Raises:
             FhirPathError: on an evaluation error (e.g. a singleton was expected).
         """
+        if self._values is not None and not variables and type(resource) is dict:
+            return self._values(resource, self._types)
         return [
             _public(item)
             for item in self.nodes(resource, variables, resolver=resolver, terminology=terminology)
@@ -157,7 +175,10 @@ class FhirPathEngine:
         self._cached = lru_cache(maxsize=cache_size)(self._compile)
 
     def _compile(self, expression: str) -> CompiledExpression:
-        return CompiledExpression(expression, self._compiler.compile(parse(expression)), self.types)
+        tree = parse(expression)
+        compiler = self._compiler
+        fn, values = compiler.compile(tree), compiler.values_function(tree)
+        return CompiledExpression(expression, fn, self.types, values)
 
     def compile(self, expression: str) -> CompiledExpression:
         """Parse and compile an expression (cached per engine).

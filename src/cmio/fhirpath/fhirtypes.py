@@ -82,6 +82,10 @@ _SYSTEM_OF_PRIMITIVE = {
 }
 
 
+_CHOICE_SCAN = 4
+"""Choice elements with more types than this are found by scanning the object's keys."""
+
+
 class TypeInfo:
     """A FHIR (or System) type as navigation needs it.
 
@@ -102,6 +106,7 @@ class TypeInfo:
         "ancestors",
         "base",
         "choice_names",
+        "choices",
         "convert",
         "kind",
         "name",
@@ -130,6 +135,7 @@ class TypeInfo:
         self._owner = owner
         self._members: dict[str, tuple[Accessor, ...]] | None = None if index is not None else {}
         self.choice_names: frozenset[str] = frozenset()
+        self.choices: dict[str, dict[str, Accessor]] = {}
 
     def __repr__(self) -> str:
         return f"TypeInfo({self.namespace}.{self.name})"
@@ -162,6 +168,14 @@ class TypeInfo:
             shadow = prop.partner if prop.kind <= LAST_PRIMITIVE_KIND else None
             members.setdefault(element.name, []).append((json_name, shadow, owner.child_type(prop)))
         self.choice_names = frozenset(choices)
+        for name, accessors in members.items():
+            if len(accessors) > _CHOICE_SCAN:
+                index: dict[str, Accessor] = {}
+                for accessor in accessors:
+                    index[accessor[0]] = accessor
+                    if accessor[1] is not None:
+                        index[accessor[1]] = accessor
+                self.choices[name] = index
         return {name: tuple(accessors) for name, accessors in members.items()}
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from cmio.fhirpath.errors import FhirPathError
-from cmio.fhirpath.fhirtypes import ANY, FhirTypes, Node, TypeInfo, to_decimal
+from cmio.fhirpath.fhirtypes import ANY, Accessor, FhirTypes, Node, TypeInfo, to_decimal
 
-__all__ = ["children_of", "navigate", "plain_node"]
+__all__ = ["children_of", "collect", "collect_choice", "navigate", "plain_node"]
 
 
 class _HasTypes(Protocol):
@@ -48,8 +48,8 @@ def _primitive(out: list[Any], value: Any, shadow: Any, child: TypeInfo) -> None
 
 def _typed(out: list[Any], node: Node, name: str, ctx: _HasTypes) -> None:
     info = node.type
-    accessors = info.members.get(name)
-    obj = node.value
+    members = info._members
+    accessors = (members if members is not None else info.members).get(name)
     if accessors is None:
         if name in info.choice_names:
             raise FhirPathError(
@@ -59,6 +59,30 @@ def _typed(out: list[Any], node: Node, name: str, ctx: _HasTypes) -> None:
         if ctx.strict:
             raise FhirPathError(f"{info.name} has no element {name!r}")
         return
+    index = info.choices.get(name)
+    if index is None:
+        collect(out, node.value, accessors, ctx.types)
+    else:
+        collect_choice(out, node.value, index, ctx.types)
+
+
+def collect_choice(
+    out: list[Any], obj: dict[str, Any], index: dict[str, Accessor], types: FhirTypes
+) -> None:
+    """Like :func:`collect` for a choice element with many types: scan the object's
+    keys (a handful) instead of probing every ``valueX`` name."""
+    seen: list[Accessor] = []
+    for key in obj:
+        accessor = index.get(key)
+        if accessor is not None and accessor not in seen:
+            seen.append(accessor)
+            collect(out, obj, (accessor,), types)
+
+
+def collect(
+    out: list[Any], obj: dict[str, Any], accessors: tuple[Accessor, ...], types: FhirTypes
+) -> None:
+    """Append to ``out`` the nodes ``accessors`` select in one JSON object."""
     for json_name, shadow_name, child in accessors:
         value = obj.get(json_name)
         if shadow_name is not None:
@@ -72,12 +96,11 @@ def _typed(out: list[Any], node: Node, name: str, ctx: _HasTypes) -> None:
             continue
         if type(value) is list:
             if child is None:
-                types = ctx.types
                 out.extend(Node(v, types.resource(v)) for v in value)
             else:
                 out.extend(Node(v, child) for v in value)
         elif child is None:
-            out.append(Node(value, ctx.types.resource(value)))
+            out.append(Node(value, types.resource(value)))
         else:
             out.append(Node(value, child))
 

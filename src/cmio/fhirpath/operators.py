@@ -12,14 +12,25 @@ from decimal import Decimal, DivisionByZero, InvalidOperation
 from types import MappingProxyType
 from typing import Any
 
+from cmio.fhirpath.context import Context
 from cmio.fhirpath.errors import FhirPathError
 from cmio.fhirpath.quantity import Quantity, calendar_unit, convert_value
 from cmio.fhirpath.temporal import Temporal, add_calendar
-from cmio.fhirpath.values import compare, equal, equivalent, prim, quantity_of, single, type_name
+from cmio.fhirpath.values import (
+    as_bool,
+    compare,
+    equal,
+    equivalent,
+    prim,
+    quantity_of,
+    single,
+    type_name,
+)
 
-__all__ = ["BINARY", "distinct", "negate"]
+__all__ = ["BINARY", "distinct", "logic", "negate"]
 
 Binary = Callable[[list[Any], list[Any]], list[Any]]
+Fn = Callable[[Context, list[Any]], list[Any]]
 
 
 def _hash_key(item: Any) -> Any:
@@ -295,3 +306,50 @@ BINARY: Mapping[str, Binary] = MappingProxyType(
     }
 )
 """Operator -> implementation, for all but ``and``, ``or``, ``xor``, ``implies``, ``is``, ``as``."""
+
+
+def logic(op: str, left: Fn, right: Fn) -> Fn:
+    """The three-valued Boolean operators (http://hl7.org/fhirpath/N1/#boolean-logic)."""
+    if op == "and":
+
+        def and_(ctx: Context, focus: list[Any]) -> list[Any]:
+            a = as_bool(left(ctx, focus), "left operand of and")
+            if a is False:
+                return [False]
+            b = as_bool(right(ctx, focus), "right operand of and")
+            if b is False:
+                return [False]
+            return [] if a is None or b is None else [True]
+
+        return and_
+    if op == "or":
+
+        def or_(ctx: Context, focus: list[Any]) -> list[Any]:
+            a = as_bool(left(ctx, focus), "left operand of or")
+            if a is True:
+                return [True]
+            b = as_bool(right(ctx, focus), "right operand of or")
+            if b is True:
+                return [True]
+            return [] if a is None or b is None else [False]
+
+        return or_
+    if op == "xor":
+
+        def xor(ctx: Context, focus: list[Any]) -> list[Any]:
+            a = as_bool(left(ctx, focus), "left operand of xor")
+            b = as_bool(right(ctx, focus), "right operand of xor")
+            return [] if a is None or b is None else [a != b]
+
+        return xor
+
+    def implies(ctx: Context, focus: list[Any]) -> list[Any]:
+        a = as_bool(left(ctx, focus), "left operand of implies")
+        if a is False:
+            return [True]
+        b = as_bool(right(ctx, focus), "right operand of implies")
+        if a is True:
+            return [] if b is None else [b]
+        return [True] if b is True else []
+
+    return implies

@@ -11,7 +11,6 @@ uncertain too.
 
 from __future__ import annotations
 
-import calendar
 import re
 from datetime import datetime, timedelta
 from typing import ClassVar
@@ -41,6 +40,7 @@ _TZ = r"(Z|[+-]\d{2}:\d{2})"
 _DATE_RE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
 _DATETIME_RE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?(?:T(?:" + _TIME + _TZ + r"?)?)?")
 _TIME_RE = re.compile(_TIME)
+_ZONE_RE = re.compile(r"[+-]\d{2}:\d{2}")
 
 
 class Temporal:
@@ -163,10 +163,20 @@ def _date_text(parts: tuple[int, ...]) -> str:
     return text
 
 
+_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def days_in_month(year: int, month: int) -> int:
+    """The number of days of a month (Gregorian calendar)."""
+    if month == 2 and year % 4 == 0 and (year % 100 != 0 or year % 400 == 0):
+        return 29
+    return _DAYS[month - 1]
+
+
 def _valid_date(parts: tuple[int, ...]) -> bool:
     if len(parts) >= 2 and not 1 <= parts[1] <= 12:
         return False
-    return not (len(parts) >= 3 and not 1 <= parts[2] <= calendar.monthrange(parts[0], parts[1])[1])
+    return not (len(parts) >= 3 and not 1 <= parts[2] <= days_in_month(parts[0], parts[1]))
 
 
 def _valid_time(parts: tuple[int, ...]) -> bool:
@@ -198,8 +208,41 @@ def parse_date(text: str) -> Date | None:
     return Date(parts) if _valid_date(parts) else None
 
 
+def _parse_instant(text: str) -> DateTime | None:
+    """Fast path for the common ``YYYY-MM-DDThh:mm:ss[.fff](Z|+hh:mm)`` form."""
+    size = len(text)
+    if size < 20 or text[10] != "T" or text[4] != "-" or text[13] != ":" or text[16] != ":":
+        return None
+    end = 19
+    frac = ""
+    if text[19] == ".":
+        end = 20
+        while end < size and text[end].isdigit():
+            end += 1
+        frac = text[20:end]
+    zone = text[end:]
+    digits = text[:4] + text[5:7] + text[8:10] + text[11:13] + text[14:16] + text[17:19]
+    if text[7] != "-" or not digits.isdigit() or not (zone == "Z" or _ZONE_RE.fullmatch(zone)):
+        return None
+    parts = (
+        int(text[:4]),
+        int(text[5:7]),
+        int(text[8:10]),
+        int(text[11:13]),
+        int(text[14:16]),
+        int(text[17:19]),
+    )
+    if not (_valid_date(parts[:3]) and _valid_time(parts[3:])):
+        return None
+    micro, count = _fraction(frac)
+    return DateTime(parts, micro, count, _tz_minutes(zone))
+
+
 def parse_datetime(text: str) -> DateTime | None:
     """Parse a FHIR dateTime/instant or FHIRPath DateTime text (without ``@``)."""
+    fast = _parse_instant(text)
+    if fast is not None:
+        return fast
     match = _DATETIME_RE.fullmatch(text)
     if match is None:
         return None
@@ -301,7 +344,7 @@ def add_calendar(value: Temporal, amount: int, unit: str) -> Temporal:
             raise OverflowError("date out of range")
         parts = (year, month, *value.parts[2:])[: len(value.parts)]
         if len(parts) >= 3:
-            parts = (year, month, min(parts[2], calendar.monthrange(year, month)[1]), *parts[3:])
+            parts = (year, month, min(parts[2], days_in_month(year, month)), *parts[3:])
         return cls(parts, value.micro, value.frac, value.tz)
     moment = to_datetime(value) + _delta(amount, unit)
     micro = moment.microsecond if value.frac else 0
