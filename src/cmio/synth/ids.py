@@ -31,18 +31,20 @@ def uuid5(name: str) -> str:
 
 
 class IdMaker:
-    """Issues ids ``uuid5(prefix/n)`` for n = 0, 1, 2... (one per generated resource)."""
+    """Issues the ids of one patient's resources: ``uuid5(prefix)`` with its last 32 bits
+    replaced by a counter (1, 2, 3...): one hash per patient, unique across patients
+    (they differ in the 90 hashed bits left), UUID-shaped and deterministic."""
 
-    __slots__ = ("_n", "_prefix")
+    __slots__ = ("_head", "_n")
 
     def __init__(self, prefix: str) -> None:
-        self._prefix = prefix
+        self._head = uuid5(prefix)[:-8]
         self._n = 0
 
     def __call__(self) -> str:
         """The next id."""
         self._n += 1
-        return uuid5(f"{self._prefix}/{self._n}")
+        return f"{self._head}{self._n:08x}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +60,17 @@ class Clock:
     days: int
     _dates: tuple[str, ...] = field(init=False, repr=False)
     _weekdays: bytes = field(init=False, repr=False)
+    _times: tuple[str, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         span = [self.start + timedelta(days=d) for d in range(self.days + 400)]
         object.__setattr__(self, "_dates", tuple(d.isoformat() for d in span))
         object.__setattr__(self, "_weekdays", bytes(d.weekday() for d in span))
+        times = tuple(
+            f"T{m // 60:02d}:{m % 60:02d}:{(m * 7) % 60:02d}{_OFFSET}"
+            for m in range(MINUTES_PER_DAY)
+        )
+        object.__setattr__(self, "_times", times)
 
     @property
     def end(self) -> date:
@@ -84,8 +92,9 @@ class Clock:
     def instant(self, minute: int) -> str:
         """FHIR ``instant`` of a minute since the start (seconds derived from the minute)."""
         day, rest = divmod(minute, MINUTES_PER_DAY)
-        h, m = divmod(rest, 60)
-        return f"{self.date(day)}T{h:02d}:{m:02d}:{(minute * 7) % 60:02d}{_OFFSET}"
+        if 0 <= day < len(self._dates):
+            return self._dates[day] + self._times[rest]
+        return self.date(day) + self._times[rest]
 
     def day_of(self, when: dt.date) -> int:
         """The simulation day of a calendar date."""
