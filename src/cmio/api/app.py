@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from starlette.applications import Starlette
@@ -49,8 +50,10 @@ class CmioApp:
     def __init__(self, env: Env) -> None:
         self.env = env
         router = FhirRouter(env)
-        self.writer = GroupCommitWriter(router) if env.repository.dialect == "sqlite" else None
-        self.fhir = FhirAsgiApp(router, writer=self.writer)
+        embedded = env.repository.dialect == "sqlite"
+        self.writer = GroupCommitWriter(router) if embedded else None
+        self.executor = None if embedded else ThreadPoolExecutor(8, thread_name_prefix="cmio-db")
+        self.fhir = FhirAsgiApp(router, writer=self.writer, executor=self.executor)
         self.web = _web_app(env)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -65,6 +68,8 @@ class CmioApp:
         """Stop the writer and close the store."""
         if self.writer is not None:
             self.writer.close()
+        if self.executor is not None:
+            self.executor.shutdown(wait=True)
         if self.env.exports is not None:
             self.env.exports.close()
         self.env.repository.close()

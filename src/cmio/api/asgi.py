@@ -4,13 +4,15 @@ It reads the body (refusing oversized ones with 413 before buffering them),
 builds a :class:`FhirRequest` with a request context, calls the router and
 writes the response. Reads run inline on the event loop: a SQLite read by
 primary key costs microseconds, far less than a hop through a thread pool.
-Writes go through the group-commit writer (SQLite) or a thread pool.
+Writes go through the group-commit writer (SQLite); with a networked
+database (PostgreSQL) every request runs on a thread pool instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import Executor
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -37,15 +39,27 @@ class FhirAsgiApp:
     """ASGI application serving the FHIR API mounted at ``prefix`` (default ``/fhir``)."""
 
     def __init__(
-        self, router: FhirRouter, prefix: str = "/fhir", writer: GroupCommitWriter | None = None
+        self,
+        router: FhirRouter,
+        prefix: str = "/fhir",
+        writer: GroupCommitWriter | None = None,
+        executor: Executor | None = None,
     ) -> None:
+        """Serve ``router`` below ``prefix``.
+
+        Args:
+            router: the FHIR router.
+            prefix: where the FHIR base is mounted.
+            writer: group-commit writer for write requests (SQLite).
+            executor: when given, every request without a writer runs on it, so
+                many requests can wait on a networked database (PostgreSQL) at once;
+                otherwise reads run inline on the event loop.
+        """
         self.router = router
         self.prefix = prefix.rstrip("/")
         self.max_body = router.env.settings.max_body_bytes
         self.writer = writer
-        # Without group commit, writes go to a thread pool so a slow commit never
-        # stalls the reads served on the event loop.
-        self.offload = writer is None
+        self.executor = executor
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one HTTP request."""
@@ -90,9 +104,9 @@ class FhirAsgiApp:
             return
         if self.writer is not None and _is_write(request):
             response = await self.writer.submit(request)
-        elif self.offload and request.method != "GET":
+        elif self.executor is not None:
             loop = asyncio.get_running_loop()
-            response = await loop.run_in_executor(None, self.router.handle, request)
+            response = await loop.run_in_executor(self.executor, self.router.handle, request)
         else:
             response = self.router.handle(request)
         await _send(send, response)
