@@ -17,7 +17,7 @@ from typing import Any
 
 from cmio.fhirpath.context import Context
 from cmio.fhirpath.errors import FhirPathError
-from cmio.fhirpath.fastpath import chain_nodes, chain_values, plan_chain
+from cmio.fhirpath.fastpath import chain_nodes, chain_values, narrow_chain, plan_chain
 from cmio.fhirpath.fhirtypes import FhirTypes, Node, TypeInfo
 from cmio.fhirpath.functions import FUNCTIONS, Fn
 from cmio.fhirpath.functions.base import single_int
@@ -152,7 +152,9 @@ class Compiler:
 
         return lookup
 
-    def _member(self, expr: Member, focus: TypeInfo | None) -> Fn:
+    def _member(self, expr: Member, focus: TypeInfo | None, narrow: tuple[str, ...] = ()) -> Fn:
+        """A member path; with ``narrow`` (the types of a following ``ofType()``/``as``),
+        a planned path reads only the JSON properties of a choice that can match."""
         names: list[str] = []
         node: Expr = expr
         while isinstance(node, Member) and node.target is not None:
@@ -176,6 +178,8 @@ class Compiler:
         steps = tuple(names)
         chain = plan_chain(base_type, names)
         if chain is not None:
+            if narrow:
+                chain = narrow_chain(chain, narrow)
             run = chain_nodes(chain, steps, type_filter)
             if base is _this:
                 return run
@@ -241,8 +245,11 @@ class Compiler:
         return plus
 
     def _typeop(self, expr: TypeOp, focus: TypeInfo | None) -> Fn:
-        operand = self.compile(expr.operand, focus)
         candidates = self.resolve_type(expr.type, expr.pos)
+        if expr.op == "as" and isinstance(expr.operand, Member):
+            operand = self._member(expr.operand, focus, candidates)
+        else:
+            operand = self.compile(expr.operand, focus)
         impl = FUNCTIONS[expr.op].impl
         return lambda ctx, focus: impl(ctx, operand(ctx, focus), candidates)  # type: ignore[no-any-return]
 
@@ -274,6 +281,8 @@ class Compiler:
             if type_spec is None:
                 raise FhirPathError(f"{expr.name}() needs a type name", expr.pos)
             candidates = self.resolve_type(type_spec, expr.pos)
+            if isinstance(expr.target, Member) and expr.name != "is":
+                target = self._member(expr.target, focus, candidates)
             return lambda ctx, focus: impl(ctx, target(ctx, focus), candidates)  # type: ignore[no-any-return]
         args = [
             self.compile(arg, item if i in spec.lazy else focus) for i, arg in enumerate(expr.args)

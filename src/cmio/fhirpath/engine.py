@@ -25,7 +25,7 @@ from cmio.fhirpath.context import Context, Resolver, TerminologyProvider
 from cmio.fhirpath.fhirtypes import ANY, FhirTypes, Node
 from cmio.fhirpath.functions import Fn
 from cmio.fhirpath.parser import parse
-from cmio.fhirpath.values import type_name
+from cmio.fhirpath.values import prim, type_name
 from cmio.model import Model, load_model
 
 __all__ = ["CompiledExpression", "FhirPathEngine", "TypedValue", "compile", "evaluate"]
@@ -63,7 +63,8 @@ def _public(item: Any) -> Any:
     if type(item) is Node:
         if item.value is None:
             return item.shadow
-        return item.value
+        value = prim(item)
+        return item.value if value is item else value
     return item
 
 

@@ -69,6 +69,7 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "instant": _temporal(parse_datetime),
     "time": _temporal(parse_time),
 }
+_LAZY = frozenset({"date", "dateTime", "instant", "time"})
 _SYSTEM_OF_PRIMITIVE = {
     "boolean": "Boolean",
     "integer": "Integer",
@@ -96,6 +97,8 @@ class TypeInfo:
         ancestors: qualified names of the type and its bases (``FHIR.code``, ``FHIR.string``...).
         base: qualified name of the base type, None at the root.
         convert: for primitives, JSON value -> System value.
+        load: what navigation applies when it creates a node: ``convert``, except for
+            dates and times, which :func:`~cmio.fhirpath.values.prim` parses on first use.
         system: for primitives, the System type their value has (``String``, ``Date``...).
     """
 
@@ -109,6 +112,7 @@ class TypeInfo:
         "choices",
         "convert",
         "kind",
+        "load",
         "name",
         "namespace",
         "system",
@@ -130,6 +134,7 @@ class TypeInfo:
         self.ancestors = ancestors
         self.base = base
         self.convert = _CONVERTERS.get(name, _as_is)
+        self.load = _as_is if name in _LAZY else self.convert
         self.system = _SYSTEM_OF_PRIMITIVE.get(name, "String")
         self._index = index
         self._owner = owner

@@ -36,14 +36,14 @@ def _primitive(out: list[Any], value: Any, shadow: Any, child: TypeInfo) -> None
     if type(value) is list or type(shadow) is list:
         values = value if type(value) is list else []
         shadows = shadow if type(shadow) is list else []
-        convert = child.convert
+        load = child.load
         for i in range(max(len(values), len(shadows))):
             v = values[i] if i < len(values) else None
             s = shadows[i] if i < len(shadows) else None
             if v is not None or s is not None:
-                out.append(Node(None if v is None else convert(v), child, s))
+                out.append(Node(None if v is None else load(v), child, s))
         return
-    out.append(Node(None if value is None else child.convert(value), child, shadow))
+    out.append(Node(None if value is None else child.load(value), child, shadow))
 
 
 def _typed(out: list[Any], node: Node, name: str, ctx: _HasTypes) -> None:

@@ -45,9 +45,18 @@ _WHITESPACE = re.compile(r"\s+")
 
 
 def prim(item: Any) -> Any:
-    """The System value of an item: a primitive node's value, else the item itself."""
+    """The System value of an item: a primitive node's value, else the item itself.
+
+    Date and time nodes hold their JSON text until first used here; the parsed
+    value then replaces it (nodes live for one evaluation only).
+    """
     if type(item) is Node:
-        return item.value if item.type.kind == "primitive" or type(item.value) is not dict else item
+        value = item.value
+        if item.type.kind == "primitive":
+            if type(value) is str and item.type.load is not item.type.convert:
+                value = item.value = item.type.convert(value)
+            return value
+        return item if type(value) is dict else value
     return item
 
 

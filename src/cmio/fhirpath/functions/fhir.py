@@ -15,7 +15,6 @@ from cmio.fhirpath.context import Context
 from cmio.fhirpath.errors import FhirPathError
 from cmio.fhirpath.fhirtypes import ANY, Node
 from cmio.fhirpath.functions.base import FunctionSpec, single_string, spec
-from cmio.fhirpath.navigation import navigate
 from cmio.fhirpath.temporal import Date, DateTime, Time
 from cmio.fhirpath.values import prim, single, system_name, type_name
 
@@ -67,13 +66,22 @@ def _type(ctx: Context, items: list[Any]) -> list[Any]:
 
 def _extension(ctx: Context, items: list[Any], url: list[Any]) -> list[Any]:
     wanted = single_string(url, "extension() url")
-    if wanted is None:
+    info = ctx.types.get("Extension")
+    if wanted is None or info is None:
         return []
-    return [
-        ext
-        for ext in navigate(ctx, items, "extension")
-        if type(ext) is Node and ext.value.get("url") == wanted
-    ]
+    out: list[Any] = []
+    for item in items:
+        if type(item) is not Node:
+            continue
+        holder = item.value if type(item.value) is dict else item.shadow
+        extensions = holder.get("extension") if type(holder) is dict else None
+        if type(extensions) is list:
+            out.extend(
+                Node(ext, info)
+                for ext in extensions
+                if type(ext) is dict and ext.get("url") == wanted
+            )
+    return out
 
 
 def _has_value(ctx: Context, items: list[Any]) -> list[Any]:
