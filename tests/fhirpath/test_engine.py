@@ -22,6 +22,7 @@ from cmio.fhirpath import (
     evaluate,
     parse,
 )
+from cmio.fhirpath.functions import spec
 from cmio.model import Model
 
 PATIENT: dict[str, Any] = {
@@ -210,3 +211,15 @@ def test_clock(engine: FhirPathEngine) -> None:
     assert isinstance(now, DateTime) and isinstance(today, Date)
     assert engine.evaluate(None, "now() = now()") == [True]
     assert now.iso().startswith(today.iso())
+
+
+def test_host_functions_and_aggregates(model: Model) -> None:
+    def resource_key(ctx: object, items: list[Any]) -> list[Any]:
+        return [f"{item.value['resourceType']}/{item.value['id']}" for item in items]
+
+    engine = FhirPathEngine(model, functions={"getResourceKey": spec(resource_key)})
+    assert engine.evaluate(PATIENT, "getResourceKey()") == ["Patient/p1"]
+    assert engine.evaluate(None, "(1 | 2 | 3.5).sum()") == [Decimal("6.5")]
+    assert engine.evaluate(None, "(1 | 2 | 3).avg()") == [Decimal(2)]
+    assert engine.evaluate(None, "('b' | 'a').min() & ('b' | 'a').max()") == ["ab"]
+    assert engine.evaluate(None, "{}.sum()") == []

@@ -18,6 +18,7 @@ literal. Errors raise :class:`FhirPathError`.
 from cmio.fhirpath.context import Resolver, TerminologyProvider
 from cmio.fhirpath.engine import CompiledExpression, FhirPathEngine, TypedValue, compile, evaluate
 from cmio.fhirpath.errors import FhirPathError, FhirPathSemanticError, FhirPathSyntaxError
+from cmio.fhirpath.functions import FunctionSpec
 from cmio.fhirpath.parser import parse
 from cmio.fhirpath.quantity import Quantity
 from cmio.fhirpath.temporal import Date, DateTime, Time
@@ -30,6 +31,7 @@ __all__ = [
     "FhirPathError",
     "FhirPathSemanticError",
     "FhirPathSyntaxError",
+    "FunctionSpec",
     "Quantity",
     "Resolver",
     "TerminologyProvider",

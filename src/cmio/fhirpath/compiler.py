@@ -10,7 +10,7 @@ constants, and functions are looked up once at compile time
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from functools import cmp_to_key
 from typing import Any
@@ -19,7 +19,7 @@ from cmio.fhirpath.context import Context
 from cmio.fhirpath.errors import FhirPathError
 from cmio.fhirpath.fastpath import chain_nodes, chain_values, narrow_chain, plan_chain
 from cmio.fhirpath.fhirtypes import FhirTypes, Node, TypeInfo
-from cmio.fhirpath.functions import FUNCTIONS, Fn
+from cmio.fhirpath.functions import FUNCTIONS, Fn, FunctionSpec
 from cmio.fhirpath.functions.base import single_int
 from cmio.fhirpath.navigation import navigate
 from cmio.fhirpath.operators import BINARY, logic, negate
@@ -75,8 +75,9 @@ def _this(ctx: Context, focus: list[Any]) -> list[Any]:
 class Compiler:
     """Turns syntax trees into closures for one model's types."""
 
-    def __init__(self, types: FhirTypes) -> None:
+    def __init__(self, types: FhirTypes, functions: Mapping[str, FunctionSpec] = FUNCTIONS) -> None:
         self.types = types
+        self.functions = functions
 
     def compile(self, expr: Expr, focus: TypeInfo | None = None) -> Fn:
         """The closure evaluating ``expr``; ``focus`` is the type ``$this`` is known to
@@ -264,7 +265,7 @@ class Compiler:
         return lambda ctx, focus: apply(left(ctx, focus), right(ctx, focus))
 
     def _function(self, expr: Function, focus: TypeInfo | None) -> Fn:
-        spec = FUNCTIONS.get(expr.name)
+        spec = self.functions.get(expr.name)
         if spec is None:
             raise FhirPathError(f"unknown function {expr.name}()", expr.pos)
         if not spec.min_args <= len(expr.args) <= spec.max_args and expr.name != "sort":

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from decimal import Decimal
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -23,7 +22,8 @@ from cmio.fhirpath.checker import Checker
 from cmio.fhirpath.compiler import Compiler
 from cmio.fhirpath.context import Context, Resolver, TerminologyProvider
 from cmio.fhirpath.fhirtypes import ANY, FhirTypes, Node
-from cmio.fhirpath.functions import Fn
+from cmio.fhirpath.functions import FUNCTIONS, Fn, FunctionSpec
+from cmio.fhirpath.navigation import plain_node
 from cmio.fhirpath.parser import parse
 from cmio.fhirpath.values import prim, type_name
 from cmio.model import Model, load_model
@@ -42,21 +42,12 @@ class TypedValue(NamedTuple):
     type: str
 
 
-def _item(value: Any, types: FhirTypes) -> Any:
-    kind = type(value)
-    if kind is dict:
-        return Node(value, types.resource(value) if "resourceType" in value else ANY)
-    if kind is float:
-        return Decimal(repr(value))
-    return value
-
-
 def _collection(value: Any, types: FhirTypes) -> list[Any]:
     if value is None:
         return []
     if type(value) in (list, tuple):
-        return [_item(v, types) for v in value if v is not None]
-    return [_item(value, types)]
+        return [plain_node(v, types) for v in value if v is not None]
+    return [plain_node(value, types)]
 
 
 def _public(item: Any) -> Any:
@@ -167,12 +158,22 @@ class FhirPathEngine:
     Args:
         model: the FHIR model (default: :func:`cmio.model.load_model`).
         cache_size: how many compiled expressions to keep (LRU).
+        functions: extra functions (or replacements), by name, for host-specific
+            additions such as SQL on FHIR's ``getResourceKey()``; see
+            :class:`~cmio.fhirpath.functions.FunctionSpec`.
     """
 
-    def __init__(self, model: Model | None = None, *, cache_size: int = 1024) -> None:
+    def __init__(
+        self,
+        model: Model | None = None,
+        *,
+        cache_size: int = 1024,
+        functions: Mapping[str, FunctionSpec] | None = None,
+    ) -> None:
         self.model = model if model is not None else load_model()
         self.types = FhirTypes(self.model)
-        self._compiler = Compiler(self.types)
+        registry = FUNCTIONS if not functions else MappingProxyType({**FUNCTIONS, **functions})
+        self._compiler = Compiler(self.types, registry)
         self._cached = lru_cache(maxsize=cache_size)(self._compile)
 
     def _compile(self, expression: str) -> CompiledExpression:

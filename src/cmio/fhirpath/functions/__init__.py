@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from cmio.fhirpath.functions import collections, conversion, fhir, math, strings
-from cmio.fhirpath.functions.base import Fn, FunctionSpec
+from cmio.fhirpath.functions.base import Fn, FunctionSpec, spec
 
-__all__ = ["FUNCTIONS", "Fn", "FunctionSpec"]
+__all__ = ["FUNCTIONS", "Fn", "FunctionSpec", "spec"]
 
 FUNCTIONS: Mapping[str, FunctionSpec] = MappingProxyType(
     {

@@ -6,14 +6,15 @@ See http://hl7.org/fhirpath/N1/#existence, #filtering-and-projection,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from cmio.fhirpath.context import Context
 from cmio.fhirpath.errors import FhirPathError
 from cmio.fhirpath.functions.base import Fn, FunctionSpec, single_int, spec
 from cmio.fhirpath.navigation import children_of
-from cmio.fhirpath.operators import contains_item, distinct
-from cmio.fhirpath.values import as_bool, prim
+from cmio.fhirpath.operators import BINARY, contains_item, distinct
+from cmio.fhirpath.values import as_bool, compare, prim
 
 __all__ = ["FUNCTIONS"]
 
@@ -147,6 +148,35 @@ def _trace(
     return items
 
 
+def _extreme(name: str, sign: int) -> Callable[[Context, list[Any]], list[Any]]:
+    def impl(ctx: Context, items: list[Any]) -> list[Any]:
+        best: Any = None
+        for item in items:
+            if best is None:
+                best = item
+                continue
+            order = compare(item, best)
+            if order is None:
+                return []
+            if order * sign > 0:
+                best = item
+        return [] if best is None else [best]
+
+    impl.__name__ = name
+    return impl
+
+
+def _sum(ctx: Context, items: list[Any]) -> list[Any]:
+    total: list[Any] = items[:1]
+    for item in items[1:]:
+        total = BINARY["+"](total, [item])
+    return total
+
+
+def _avg(ctx: Context, items: list[Any]) -> list[Any]:
+    return BINARY["/"](_sum(ctx, items), [len(items)]) if items else []
+
+
 def _compiled_specially(ctx: Context, items: list[Any], *args: Any) -> list[Any]:
     raise AssertionError("iif() and sort() are compiled by the compiler")
 
@@ -184,4 +214,8 @@ FUNCTIONS: dict[str, FunctionSpec] = {
     "descendants": spec(_descendants),
     "not": spec(_not),
     "trace": spec(_trace, 1, 2, lazy=(1,)),
+    "sum": spec(_sum),
+    "min": spec(_extreme("min", -1)),
+    "max": spec(_extreme("max", 1)),
+    "avg": spec(_avg),
 }
