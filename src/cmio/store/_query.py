@@ -108,8 +108,10 @@ def history_sql(
     where_sql = (" WHERE " + " AND ".join(where)) if where else ""
     order = "h.version DESC" if id is not None else "h.seq DESC"
     page = Sql(
-        "SELECT h.type, h.id, h.version, h.last_updated, h.deleted, h.method, h.data"
-        f" FROM resource_history h{where_sql} ORDER BY {order} LIMIT ? OFFSET ?",
+        "SELECT h.type, h.id, h.version, h.last_updated, h.deleted, h.method,"
+        " COALESCE(h.data, r.data) FROM resource_history h LEFT JOIN resource r"
+        " ON r.type = h.type AND r.id = h.id AND r.version = h.version"
+        f"{where_sql} ORDER BY {order} LIMIT ? OFFSET ?",
         (*params, max(0, count), max(0, offset)),
     )
     total = Sql(f"SELECT COUNT(*) FROM resource_history h{where_sql}", tuple(params))

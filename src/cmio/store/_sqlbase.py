@@ -35,11 +35,13 @@ from cmio.store.base import (
 )
 
 __all__ = [
+    "ARCHIVE_DATA",
     "DELETE_TOKENS",
     "SELECT_CURRENT",
     "SELECT_VERSION",
     "Row",
     "SqlTransaction",
+    "archive_args",
     "current_version",
     "past_version",
 ]
@@ -50,9 +52,20 @@ Row = tuple[Any, ...]
 SELECT_CURRENT = (
     "SELECT version, last_updated, deleted, data FROM resource WHERE type = ? AND id = ?"
 )
+# A version's data is written once: the current version's bytes live only in
+# ``resource`` (its history row has NULL data) and move to ``resource_history``
+# when a newer version or a tombstone replaces it (see ARCHIVE_DATA).
 SELECT_VERSION = (
-    "SELECT last_updated, deleted, method, data FROM resource_history"
-    " WHERE type = ? AND id = ? AND version = ?"
+    "SELECT h.last_updated, h.deleted, h.method, COALESCE(h.data, r.data)"
+    " FROM resource_history h LEFT JOIN resource r"
+    " ON r.type = h.type AND r.id = h.id AND r.version = h.version"
+    " WHERE h.type = ? AND h.id = ? AND h.version = ?"
+)
+ARCHIVE_DATA = (
+    "UPDATE resource_history SET data ="
+    " (SELECT r.data FROM resource r WHERE r.type = ? AND r.id = ?)"
+    " WHERE type = ? AND id = ? AND data IS NULL"
+    " AND version = (SELECT r.version FROM resource r WHERE r.type = ? AND r.id = ?)"
 )
 _INSERT_CURRENT = (
     "INSERT INTO resource (type, id, version, last_updated, deleted, data)"
@@ -78,6 +91,11 @@ _INSERT_TOKEN = (
     " VALUES (?, ?, ?, ?, ?)"
 )
 _CHUNK = 500
+
+
+def archive_args(rtype: str, id: str) -> tuple[str, ...]:
+    """Parameters of ``ARCHIVE_DATA`` for one resource."""
+    return (rtype, id, rtype, id, rtype, id)
 
 
 class SqlTransaction(Transaction, abc.ABC):
@@ -231,6 +249,7 @@ class SqlTransaction(Transaction, abc.ABC):
             return None
         version, last_updated = row[0] + 1, self._clock.now(row[1])
         with self._batch():
+            self._execute(ARCHIVE_DATA, archive_args(type, id))
             self._execute(_UPDATE_CURRENT, (version, last_updated, True, None, type, id))
             self._execute(_INSERT_HISTORY, (type, id, version, last_updated, True, "DELETE", None))
             self._execute(DELETE_TOKENS, (type, id))
@@ -256,9 +275,10 @@ class SqlTransaction(Transaction, abc.ABC):
             return None
         with self._batch():
             if prior is not None:
+                self._execute(ARCHIVE_DATA, archive_args(rtype, id))
                 self._execute(_UPDATE_CURRENT, (version, last_updated, False, param, rtype, id))
                 self._execute(DELETE_TOKENS, (rtype, id))
-            self._execute(_INSERT_HISTORY, (rtype, id, version, last_updated, False, method, param))
+            self._execute(_INSERT_HISTORY, (rtype, id, version, last_updated, False, method, None))
             if tokens:
                 self._executemany(_INSERT_TOKEN, tokens)
         return StoredResource(rtype, id, version, last_updated, False, data, method)
@@ -308,6 +328,10 @@ class SqlTransaction(Transaction, abc.ABC):
             tokens[key] = self._token_rows(rtype, id, resource)
             out.append(stored)
         if final:
+            # The last version of each key lives in ``resource`` only (written once).
+            history = [
+                (*row[:6], None) if final[(row[0], row[1])][2] == row[2] else row for row in history
+            ]
             stale = [key for key in final if key in existed]
             rows = [row for per in tokens.values() for row in per]
             self._bulk_write(list(final.values()), history, stale, rows)
@@ -322,9 +346,12 @@ class SqlTransaction(Transaction, abc.ABC):
     ) -> None:
         """Write ``put_many``'s rows: upsert ``current``, append ``history``, replace tokens.
 
-        ``stale`` lists the (type, id) whose old token rows go before ``tokens`` are added.
+        ``stale`` lists the (type, id) that existed before: their current data moves to
+        their history row first, and their old token rows go before ``tokens`` are added.
         """
         with self._batch():
+            if stale:
+                self._executemany(ARCHIVE_DATA, [archive_args(t, i) for t, i in stale])
             self._executemany(_UPSERT_CURRENT, current)
             self._executemany(_INSERT_HISTORY, history)
             if stale:

@@ -21,11 +21,13 @@ from psycopg_pool import ConnectionPool
 
 from cmio.store._common import Clock, parse_date_range
 from cmio.store._sqlbase import (
+    ARCHIVE_DATA,
     DELETE_TOKENS,
     SELECT_CURRENT,
     SELECT_VERSION,
     Row,
     SqlTransaction,
+    archive_args,
     current_version,
     past_version,
 )
@@ -148,6 +150,8 @@ class PostgresTransaction(SqlTransaction):
         # Array parameters and COPY: per-row statement overhead would dominate.
         cur = self._check()
         try:
+            if stale:
+                cur.executemany(_pg(ARCHIVE_DATA), [archive_args(t, i) for t, i in stale])
             columns = [list(column) for column in zip(*current, strict=True)]
             cur.execute(_UPSERT_MANY, columns)
             with cur.copy(_COPY_HISTORY) as copy:
