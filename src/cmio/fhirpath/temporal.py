@@ -12,7 +12,7 @@ uncertain too.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import ClassVar
 
 __all__ = [
@@ -40,7 +40,6 @@ _TZ = r"(Z|[+-]\d{2}:\d{2})"
 _DATE_RE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
 _DATETIME_RE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?(?:T(?:" + _TIME + _TZ + r"?)?)?")
 _TIME_RE = re.compile(_TIME)
-_ZONE_RE = re.compile(r"[+-]\d{2}:\d{2}")
 
 
 class Temporal:
@@ -201,6 +200,12 @@ def _tz_minutes(text: str | None) -> int | None:
 
 def parse_date(text: str) -> Date | None:
     """Parse ``YYYY(-MM(-DD))``; None if it is not a valid date."""
+    if len(text) == 10 and text[4] == "-" and text[7] == "-":
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            return None
+        return Date((day.year, day.month, day.day))
     match = _DATE_RE.fullmatch(text)
     if match is None:
         return None
@@ -209,33 +214,34 @@ def parse_date(text: str) -> Date | None:
 
 
 def _parse_instant(text: str) -> DateTime | None:
-    """Fast path for the common ``YYYY-MM-DDThh:mm:ss[.fff](Z|+hh:mm)`` form."""
+    """Fast path (C-level parsing) for the common ``YYYY-MM-DDThh:mm:ss[.fff]±hh:mm`` form."""
     size = len(text)
-    if size < 20 or text[10] != "T" or text[4] != "-" or text[13] != ":" or text[16] != ":":
+    if (
+        size < 20
+        or text[10] != "T"
+        or text[4] != "-"
+        or text[7] != "-"
+        or text[13] != ":"
+        or text[16] != ":"
+    ):
         return None
-    end = 19
-    frac = ""
+    if text[-1] != "Z" and text[-3] != ":":
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    offset = moment.utcoffset()
+    if offset is None:
+        return None
+    digits = 0
     if text[19] == ".":
         end = 20
         while end < size and text[end].isdigit():
             end += 1
-        frac = text[20:end]
-    zone = text[end:]
-    digits = text[:4] + text[5:7] + text[8:10] + text[11:13] + text[14:16] + text[17:19]
-    if text[7] != "-" or not digits.isdigit() or not (zone == "Z" or _ZONE_RE.fullmatch(zone)):
-        return None
-    parts = (
-        int(text[:4]),
-        int(text[5:7]),
-        int(text[8:10]),
-        int(text[11:13]),
-        int(text[14:16]),
-        int(text[17:19]),
-    )
-    if not (_valid_date(parts[:3]) and _valid_time(parts[3:])):
-        return None
-    micro, count = _fraction(frac)
-    return DateTime(parts, micro, count, _tz_minutes(zone))
+        digits = end - 20
+    parts = (moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second)
+    return DateTime(parts, moment.microsecond, digits, int(offset.total_seconds()) // 60)
 
 
 def parse_datetime(text: str) -> DateTime | None:
