@@ -22,7 +22,7 @@ from typing import Any
 from cmio.synth.codes import NOTE_TYPES
 from cmio.synth.context import PatientCtx
 from cmio.synth.ids import MINUTES_PER_DAY
-from cmio.synth.system import BASE_URL, SESSION_HOURS, Clinician
+from cmio.synth.system import BASE_URL, Clinician
 
 __all__ = [
     "ACTIVITY_CLASSES",
@@ -128,16 +128,6 @@ _PROV = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 _AUTHOR = {"coding": [{"system": _PROV, "code": "author", "display": "Author"}]}
 _ENTERER = {"coding": [{"system": _PROV, "code": "enterer", "display": "Enterer"}]}
 _BLOCKS = ("am", "pm", "eve")
-
-
-def in_session(c: Clinician, weekday: int, minute_of_day: int) -> bool:
-    """Whether a minute falls in one of the clinician's sessions (with 30 minutes' margin)."""
-    if weekday > 4:
-        return False
-    for half, (start, end) in enumerate(SESSION_HOURS):
-        if c.sessions[weekday * 2 + half] and start - 30 <= minute_of_day < end + 30:
-            return True
-    return False
 
 
 def work_minute(ctx: PatientCtx, c: Clinician, day: int, in_hours: int, slip: float) -> int:

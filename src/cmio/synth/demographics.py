@@ -10,6 +10,7 @@ life table.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -123,11 +124,13 @@ def make_person(
     city, zips, _ = rng.choices(CITIES, _CITY_WEIGHTS)[0]
     dept = "pediatrics" if age < 18 else ("internal" if rng.random() < 0.2 else "primary")
     death_day = None
-    for year in range(clock.days // 365 + 1):
-        q = band_value(MORTALITY, max(0, age - (clock.days // 365) + year))
-        q *= 0.75 if female else 1.3
+    years = clock.days / 365.25
+    for year in range(math.ceil(years)):
+        exposure = min(1.0, years - year)  # the last year may be partial
+        q = band_value(MORTALITY, max(0, age - math.ceil(years) + 1 + year)) * exposure
+        q *= 0.8 if female else 1.2
         if rng.random() < q:
-            death_day = min(clock.days - 1, year * 365 + rng.randrange(365))
+            death_day = min(clock.days - 1, year * 365 + rng.randrange(max(1, int(365 * exposure))))
             break
     return Person(
         index,

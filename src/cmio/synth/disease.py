@@ -10,7 +10,6 @@ and lung cancer.
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -260,8 +259,3 @@ def _pregnancies(rng: random.Random, p: Profile, age: int, end_day: int) -> None
         day += 270 + 180  # pregnancy and postpartum
     if p.pregnancies:
         p.onset.pop("pregnancy", None)
-
-
-def sigmoid(x: float) -> float:
-    """The logistic function."""
-    return 1.0 / (1.0 + math.exp(-x))
