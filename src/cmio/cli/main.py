@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cmio.cli import export_cmd, fhirpath_cmd, import_cmd, serve_cmd, synth_cmd
+from cmio.cli import demo_cmd, export_cmd, fhirpath_cmd, import_cmd, serve_cmd, synth_cmd
 
 __all__ = ["app", "main"]
 
@@ -18,6 +18,7 @@ def _root() -> None:
     """cmio: the organization's FHIR R4 patient database, vocabulary, integration and oversight."""
 
 
+demo_cmd.register(app)
 serve_cmd.register(app)
 import_cmd.register(app)
 export_cmd.register(app)

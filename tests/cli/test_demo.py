@@ -1,0 +1,88 @@
+"""``cmio demo``: generate, import, reuse, serve."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cmio.store.base import SearchQuery
+from cmio.store.sqlite import SqliteRepository
+
+
+def _cmio(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cmio.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _count(db: Path, rtype: str) -> int:
+    repo = SqliteRepository(db)
+    try:
+        return repo.search(SearchQuery(rtype, count=0)).total or 0
+    finally:
+        repo.close()
+
+
+@pytest.mark.slow
+def test_demo_builds_once_and_serves(tmp_path: Path) -> None:
+    data = tmp_path / "demo"
+    first = _cmio("demo", "--patients", "40", "--data-dir", str(data), "--no-serve")
+    assert first.returncode == 0, first.stderr
+    state = json.loads((data / "demo.json").read_text())
+    assert state["patients"] == 40
+    assert state["rejected"] == 0
+    assert _count(data / "cmio.db", "Patient") == 40
+    assert state["resources"] > 40 * 20
+    second = _cmio("demo", "--patients", "40", "--data-dir", str(data), "--no-serve")
+    assert second.returncode == 0
+    assert "Reusing the demo data" in second.stderr
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cmio.cli.main",
+            "demo",
+            "--patients",
+            "40",
+            "--data-dir",
+            str(data),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                bundle = httpx.get(f"{base}/fhir/Patient", params={"_count": 1}, timeout=2).json()
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "demo server did not start"
+                time.sleep(0.2)
+        assert bundle["total"] == 40
+        pid = bundle["entry"][0]["resource"]["id"]
+        everything = httpx.get(
+            f"{base}/fhir/Patient/{pid}/$everything", params={"_count": 500}, timeout=30
+        ).json()
+        types = {e["resource"]["resourceType"] for e in everything["entry"]}
+        assert {"Patient", "Encounter", "Observation"} <= types
+        assert httpx.get(f"{base}/", timeout=5).status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
