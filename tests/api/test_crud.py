@@ -230,3 +230,11 @@ def test_capability_statement(client: httpx.Client, model: Any) -> None:
         "_lastUpdated",
         "identifier",
     }
+
+
+def test_home_page_counts(server: Any) -> None:
+    with httpx.Client(timeout=30) as http:
+        before = http.get(server.base.removesuffix("/fhir") + "/")
+        assert before.status_code == 200
+        assert "<h1>cmio</h1>" in before.text
+        assert ">Patient</a>" in before.text

@@ -25,6 +25,7 @@ from cmio.bulk.jobs import ExportJobs
 from cmio.indexing import CompartmentIndexer
 from cmio.model import Model, load_model
 from cmio.store import default_database_url, open_repository
+from cmio.store.base import SearchQuery
 from cmio.validation import validate_structure
 
 __all__ = ["CmioApp", "app_from_environment", "build_env", "create_app"]
@@ -75,11 +76,38 @@ class CmioApp:
         self.env.repository.close()
 
 
+_OVERVIEW_TYPES = (
+    "Patient",
+    "Practitioner",
+    "Organization",
+    "Encounter",
+    "Condition",
+    "Observation",
+    "MedicationRequest",
+    "Procedure",
+    "Immunization",
+    "Claim",
+    "AuditEvent",
+)
+
+
 def _web_app(env: Env) -> Starlette:
     async def home(request: Request) -> Response:
+        rows = []
+        for rtype in _OVERVIEW_TYPES:
+            total = env.repository.search(SearchQuery(rtype, count=0)).total or 0
+            link = f"/fhir/{rtype}?_count=20"
+            rows.append(f"<tr><td><a href='{link}'>{rtype}</a></td><td>{total:,}</td></tr>")
         return HTMLResponse(
-            "<!doctype html><title>cmio</title><h1>cmio</h1>"
-            f"<p>FHIR R4 API at <a href='/fhir/metadata'>/fhir</a> (version {__version__}).</p>"
+            "<!doctype html><html lang='en'><meta charset='utf-8'><title>cmio</title>"
+            "<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:48rem}"
+            "td{padding:.2rem 1rem .2rem 0}td:last-child{text-align:right}</style>"
+            f"<h1>cmio</h1><p>Clinical informatics platform, version {__version__}. "
+            "The FHIR R4 API is at <a href='/fhir/metadata'>/fhir</a> "
+            f"(store: {env.repository.dialect}).</p>"
+            "<h2>Patient database</h2><table><tr><th>resource type</th><th>count</th></tr>"
+            + "".join(rows)
+            + "</table><p><a href='/fhir/_history?_count=20'>Recent changes</a></p></html>"
         )
 
     async def health(request: Request) -> Response:
