@@ -115,7 +115,11 @@ def emit_encounter(ctx: PatientCtx, st: PatientState, ev: Event) -> None:
         length = 40 if ev.kind.startswith("wellness") or ev.kind == "specialist" else 20
         start = _schedule(ctx, c, ev.day, length, st.stop)
         end = start + length
-        appointment_id = _appointment(ctx, c, ev, start, end, dept_loc)
+        if rng.random() < 0.07 and start > 20 * MINUTES_PER_DAY:
+            # a missed earlier booking (MGMA: ~ 5-7% no-shows in primary care)
+            earlier = start - rng.randint(7, 20) * MINUTES_PER_DAY
+            _appointment(ctx, c, ev, earlier, earlier + length, dept_loc, "noshow")
+        appointment_id = _appointment(ctx, c, ev, start, end, dept_loc, "fulfilled")
     day = start // MINUTES_PER_DAY
     period = {"start": clock.instant(start), "end": clock.instant(end)}
     reasons = [DIAGNOSES[k].concept for k in ev.reasons]
@@ -327,7 +331,7 @@ def _order_audit(ctx: PatientCtx, c: Clinician, team: Clinician, target: str, at
 
 
 def _appointment(
-    ctx: PatientCtx, c: Clinician, ev: Event, start: int, end: int, location: str
+    ctx: PatientCtx, c: Clinician, ev: Event, start: int, end: int, location: str, status: str
 ) -> str:
     clock = ctx.run.clock
     slot_id, appt_id = ctx.ids(), ctx.ids()
@@ -349,7 +353,7 @@ def _appointment(
     appt: dict[str, Any] = {
         "resourceType": "Appointment",
         "id": appt_id,
-        "status": "fulfilled",
+        "status": status,
         "appointmentType": {"coding": [{"system": _APPT_TYPE, "code": appt_type}]},
         "start": s,
         "end": e,

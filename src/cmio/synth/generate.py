@@ -102,7 +102,7 @@ def _generate_range(
             progress(1)
 
 
-def _shard_task(args: tuple[SynthConfig, int, int, int]) -> int:
+def _shard_task(args: tuple[SynthConfig, int, int, int]) -> tuple[int, dict[str, int]]:
     config, shard, first, last = args
     run = _run(config)
     sink = _sink(config.format, config.out / ".shards" / f"{shard:05d}")
@@ -110,7 +110,7 @@ def _shard_task(args: tuple[SynthConfig, int, int, int]) -> int:
         _generate_range(run, sink, first, last, None)
     finally:
         sink.close()
-    return last - first
+    return last - first, sink.counts
 
 
 def generate(config: SynthConfig, progress: ProgressCallback | None = None) -> SynthSummary:
@@ -143,11 +143,11 @@ def generate(config: SynthConfig, progress: ProgressCallback | None = None) -> S
         ]
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(config.workers) as pool:
-            for done in pool.imap(_shard_task, tasks):
+            for done, shard_counts in pool.imap(_shard_task, tasks):
+                for rtype, n in shard_counts.items():
+                    counts[rtype] = counts.get(rtype, 0) + n
                 if progress is not None:
                     progress(done)
-        shards = [out / ".shards" / f"{shard:05d}" for shard in range(len(tasks))]
-        merged = merge_shards(out, shards)
+        merge_shards(out, [out / ".shards" / f"{shard:05d}" for shard in range(len(tasks))])
         shutil.rmtree(out / ".shards", ignore_errors=True)
-        counts = merged if config.format == "ndjson" else {}
     return SynthSummary(config.patients, time.perf_counter() - started, counts)

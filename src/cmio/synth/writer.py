@@ -10,6 +10,7 @@ Resources are serialized with orjson as they arrive (constant memory).
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -104,13 +105,29 @@ class BundleSink(Sink):
         self._n += 1
 
 
-def merge_shards(out: Path, shards: list[Path]) -> dict[str, int]:
-    """Concatenate worker shard folders into ``out`` in order; returns lines per type.
+def _append(src: IO[bytes], target: IO[bytes]) -> None:
+    """Append the rest of ``src`` to ``target`` (in the kernel where possible)."""
+    target.flush()
+    offset = src.tell()
+    remaining = os.fstat(src.fileno()).st_size - offset
+    try:
+        while remaining > 0:
+            n = os.copy_file_range(src.fileno(), target.fileno(), remaining, offset)
+            if n == 0:
+                break
+            offset += n
+            remaining -= n
+    except (AttributeError, OSError):
+        src.seek(offset)
+        shutil.copyfileobj(src, target, 1 << 22)
+
+
+def merge_shards(out: Path, shards: list[Path]) -> None:
+    """Concatenate worker shard folders into ``out`` in order (and remove them).
 
     NDJSON files and the audit log (without repeated headers) are appended; Bundle
     files are moved.
     """
-    counts: dict[str, int] = {}
     handles: dict[str, IO[bytes]] = {}
     try:
         for shard in shards:
@@ -118,20 +135,16 @@ def merge_shards(out: Path, shards: list[Path]) -> dict[str, int]:
                 if path.suffix == ".ndjson" or path.name == AUDIT_LOG:
                     target = handles.get(path.name)
                     if target is None:
-                        target = handles[path.name] = open(out / path.name, "ab")  # noqa: SIM115
+                        dest = out / path.name
+                        target = handles[path.name] = open(dest, "r+b" if dest.exists() else "wb")  # noqa: SIM115
+                        target.seek(0, os.SEEK_END)
                     with open(path, "rb") as src:
                         if path.name == AUDIT_LOG:
                             src.readline()
-                        shutil.copyfileobj(src, target, 1 << 22)
+                        _append(src, target)
                 elif path.suffix == ".json":
                     path.replace(out / path.name)
             shutil.rmtree(shard)
     finally:
         for handle in handles.values():
             handle.close()
-    for name in sorted(p.name for p in out.glob("*.ndjson")):
-        with open(out / name, "rb") as f:
-            counts[name[: -len(".ndjson")]] = sum(
-                buf.count(b"\n") for buf in iter(lambda: f.read(1 << 22), b"")
-            )
-    return counts
