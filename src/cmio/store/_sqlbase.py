@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from cmio.indexing.tables import INDEX_TABLES, insert_sql
 from cmio.store._common import Clock, check_id, new_id, resource_type_of, stamp
 from cmio.store._query import history_sql, search_sql
 from cmio.store.base import (
@@ -36,7 +37,9 @@ from cmio.store.base import (
 
 __all__ = [
     "ARCHIVE_DATA",
+    "DELETE_INDEX",
     "DELETE_TOKENS",
+    "INSERT_INDEX",
     "SELECT_CURRENT",
     "SELECT_VERSION",
     "Row",
@@ -86,10 +89,14 @@ _INSERT_HISTORY = (
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 DELETE_TOKENS = "DELETE FROM token_index WHERE resource_type = ? AND resource_id = ?"
-_INSERT_TOKEN = (
-    "INSERT INTO token_index (resource_type, resource_id, param, system, value)"
-    " VALUES (?, ?, ?, ?, ?)"
-)
+#: per index table: the statement removing one resource's rows
+DELETE_INDEX = {
+    t.name: f"DELETE FROM {t.name} WHERE resource_type = ? AND resource_id = ?"
+    for t in INDEX_TABLES
+}
+#: per index table: the INSERT of one row ``(resource_type, resource_id, param, *columns)``
+INSERT_INDEX = {t.name: insert_sql(t) for t in INDEX_TABLES}
+IndexRows = dict[str, list[tuple[Any, ...]]]
 _CHUNK = 500
 
 
@@ -252,7 +259,8 @@ class SqlTransaction(Transaction, abc.ABC):
             self._execute(ARCHIVE_DATA, archive_args(type, id))
             self._execute(_UPDATE_CURRENT, (version, last_updated, True, None, type, id))
             self._execute(_INSERT_HISTORY, (type, id, version, last_updated, True, "DELETE", None))
-            self._execute(DELETE_TOKENS, (type, id))
+            for delete in DELETE_INDEX.values():
+                self._execute(delete, (type, id))
         return StoredResource(type, id, version, last_updated, True, None, "DELETE")
 
     def _write(
@@ -268,7 +276,7 @@ class SqlTransaction(Transaction, abc.ABC):
         version = 1 if prior is None else prior + 1
         data = stamp(resource, id, version, last_updated)
         param = self._data_in(data)
-        tokens = self._token_rows(rtype, id, resource)
+        index = self._index_rows(rtype, id, resource)
         if prior is None and not self._execute(
             _INSERT_CURRENT, (rtype, id, version, last_updated, False, param)
         ):
@@ -277,19 +285,31 @@ class SqlTransaction(Transaction, abc.ABC):
             if prior is not None:
                 self._execute(ARCHIVE_DATA, archive_args(rtype, id))
                 self._execute(_UPDATE_CURRENT, (version, last_updated, False, param, rtype, id))
-                self._execute(DELETE_TOKENS, (rtype, id))
+                for delete in DELETE_INDEX.values():
+                    self._execute(delete, (rtype, id))
             self._execute(_INSERT_HISTORY, (rtype, id, version, last_updated, False, method, None))
-            if tokens:
-                self._executemany(_INSERT_TOKEN, tokens)
+            for table, rows in index.items():
+                self._executemany(INSERT_INDEX[table], rows)
         return StoredResource(rtype, id, version, last_updated, False, data, method)
 
-    def _token_rows(self, rtype: str, id: str, resource: Json) -> list[tuple[Any, ...]]:
+    def _index_rows(self, rtype: str, id: str, resource: Json) -> IndexRows:
+        """Index rows per table, each ``(resource_type, resource_id, param, *columns)``.
+
+        An indexer with ``table_rows`` (:class:`cmio.indexing.SearchIndexer`) fills
+        every typed table; a plain :class:`Indexer` yields ``token`` rows only.
+        """
+        table_rows = getattr(self._indexer, "table_rows", None)
+        if table_rows is not None:
+            found: IndexRows = table_rows(resource)
+            return {
+                table: [(rtype, id, *row) for row in rows] for table, rows in found.items() if rows
+            }
         out: list[tuple[Any, ...]] = []
         for row in self._indexer.rows(resource):
             if row.kind != "token":
                 raise StoreError(f"index kind {row.kind!r} is not supported by this backend")
             out.append((rtype, id, row.param, row.system or None, row.value))
-        return out
+        return {"token_index": out} if out else {}
 
     # -- bulk ----------------------------------------------------------------------------
 
@@ -302,7 +322,7 @@ class SqlTransaction(Transaction, abc.ABC):
         parsed: dict[tuple[str, str], tuple[Json, Json]] = {}  # content without meta, meta
         final: dict[tuple[str, str], Row] = {}
         history: list[Row] = []
-        tokens: dict[tuple[str, str], list[Row]] = {}
+        index: dict[tuple[str, str], IndexRows] = {}
         out: list[StoredResource] = []
         for rtype, id, resource in keyed:
             key = (rtype, id)
@@ -325,7 +345,7 @@ class SqlTransaction(Transaction, abc.ABC):
             param = self._data_in(data)
             final[key] = (rtype, id, version, last_updated, False, param)
             history.append((rtype, id, version, last_updated, False, "PUT", param))
-            tokens[key] = self._token_rows(rtype, id, resource)
+            index[key] = self._index_rows(rtype, id, resource)
             out.append(stored)
         if final:
             # The last version of each key lives in ``resource`` only (written once).
@@ -333,7 +353,10 @@ class SqlTransaction(Transaction, abc.ABC):
                 (*row[:6], None) if final[(row[0], row[1])][2] == row[2] else row for row in history
             ]
             stale = [key for key in final if key in existed]
-            rows = [row for per in tokens.values() for row in per]
+            rows: IndexRows = {}
+            for per in index.values():
+                for table, table_rows in per.items():
+                    rows.setdefault(table, []).extend(table_rows)
             self._bulk_write(list(final.values()), history, stale, rows)
         return out
 
@@ -342,12 +365,12 @@ class SqlTransaction(Transaction, abc.ABC):
         current: list[Row],
         history: list[Row],
         stale: list[tuple[str, str]],
-        tokens: list[Row],
+        index: IndexRows,
     ) -> None:
-        """Write ``put_many``'s rows: upsert ``current``, append ``history``, replace tokens.
+        """Write ``put_many``'s rows: upsert ``current``, append ``history``, replace index rows.
 
         ``stale`` lists the (type, id) that existed before: their current data moves to
-        their history row first, and their old token rows go before ``tokens`` are added.
+        their history row first, and their old index rows go before ``index`` is added.
         """
         with self._batch():
             if stale:
@@ -355,9 +378,10 @@ class SqlTransaction(Transaction, abc.ABC):
             self._executemany(_UPSERT_CURRENT, current)
             self._executemany(_INSERT_HISTORY, history)
             if stale:
-                self._executemany(DELETE_TOKENS, stale)
-            if tokens:
-                self._executemany(_INSERT_TOKEN, tokens)
+                for delete in DELETE_INDEX.values():
+                    self._executemany(delete, stale)
+            for table, rows in index.items():
+                self._executemany(INSERT_INDEX[table], rows)
 
     def _fetch_many(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], StoredResource]:
         by_type: dict[str, list[str]] = {}

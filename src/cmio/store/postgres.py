@@ -19,10 +19,11 @@ import psycopg
 import psycopg.errors
 from psycopg_pool import ConnectionPool
 
+from cmio.indexing.tables import INDEX_TABLES, ddl
 from cmio.store._common import Clock, parse_date_range
 from cmio.store._sqlbase import (
     ARCHIVE_DATA,
-    DELETE_TOKENS,
+    DELETE_INDEX,
     SELECT_CURRENT,
     SELECT_VERSION,
     Row,
@@ -42,7 +43,7 @@ from cmio.store.identifiers import DefaultIndexer
 
 __all__ = ["SCHEMA_VERSION", "PostgresRepository", "PostgresTransaction"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS schema_version (
@@ -82,6 +83,7 @@ _SCHEMA = [
         ON token_index (resource_type, resource_id)""",
     """CREATE INDEX IF NOT EXISTS token_index_param
         ON token_index (param, value, system)""",
+    *ddl("postgres"),
 ]
 # Any constant works; it only has to be the same for every cmio process.
 _SCHEMA_LOCK = 0x636D696F
@@ -145,7 +147,7 @@ class PostgresTransaction(SqlTransaction):
         current: list[Row],
         history: list[Row],
         stale: list[tuple[str, str]],
-        tokens: list[Row],
+        index: dict[str, list[Row]],
     ) -> None:
         # Array parameters and COPY: per-row statement overhead would dominate.
         cur = self._check()
@@ -158,10 +160,11 @@ class PostgresTransaction(SqlTransaction):
                 for row in history:
                     copy.write_row(row)
             if stale:
-                cur.executemany(_pg(DELETE_TOKENS), stale)
-            if tokens:
-                with cur.copy(_COPY_TOKENS) as copy:
-                    for row in tokens:
+                for delete in DELETE_INDEX.values():
+                    cur.executemany(_pg(delete), stale)
+            for table, rows in index.items():
+                with cur.copy(_copy_index(table)) as copy:
+                    for row in rows:
                         copy.write_row(row)
         except psycopg.errors.UniqueViolation as exc:
             raise ConflictError(str(exc)) from exc
@@ -224,6 +227,11 @@ class PostgresRepository(Repository):
             if row is None:
                 conn.execute(
                     "INSERT INTO schema_version (component, version) VALUES ('store', %s)",
+                    (SCHEMA_VERSION,),
+                )
+            elif row[0] < SCHEMA_VERSION:  # the new index tables were created above
+                conn.execute(
+                    "UPDATE schema_version SET version = %s WHERE component = 'store'",
                     (SCHEMA_VERSION,),
                 )
             elif row[0] > SCHEMA_VERSION:
@@ -324,4 +332,10 @@ _UPSERT_MANY = (
 _COPY_HISTORY = (
     "COPY resource_history (type, id, version, last_updated, deleted, method, data) FROM STDIN"
 )
-_COPY_TOKENS = "COPY token_index (resource_type, resource_id, param, system, value) FROM STDIN"
+
+
+def _copy_index(table: str) -> str:
+    """``COPY`` into one index table (column order of :data:`INDEX_TABLES`)."""
+    spec = next(t for t in INDEX_TABLES if t.name == table)
+    names = ["resource_type", "resource_id", "param", *(c[0] for c in spec.columns)]
+    return f"COPY {table} ({', '.join(names)}) FROM STDIN"

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from cmio.indexing.tables import ddl
 from cmio.store._common import Clock, parse_date_range
 from cmio.store._sqlbase import (
     SELECT_CURRENT,
@@ -38,7 +39,7 @@ from cmio.store.identifiers import DefaultIndexer
 
 __all__ = ["SCHEMA_VERSION", "SqliteRepository", "SqliteTransaction"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (
@@ -263,10 +264,17 @@ class SqliteRepository(Repository):
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     tx._execute(statement, ())
+            for statement in ddl("sqlite"):  # also upgrades a version-1 file
+                tx._execute(statement, ())
             row = tx._fetchone("SELECT version FROM schema_version WHERE component = 'store'", ())
             if row is None:
                 tx._execute(
                     "INSERT INTO schema_version (component, version) VALUES ('store', ?)",
+                    (SCHEMA_VERSION,),
+                )
+            elif row[0] < SCHEMA_VERSION:
+                tx._execute(
+                    "UPDATE schema_version SET version = ? WHERE component = 'store'",
                     (SCHEMA_VERSION,),
                 )
             elif row[0] > SCHEMA_VERSION:

@@ -1,0 +1,104 @@
+"""Write-time extraction of every standard search parameter (https://hl7.org/fhir/R4/search.html).
+
+:class:`SearchIndexer` compiles each parameter's FHIRPath expression once per
+resource type and turns the results into rows of the typed index tables
+(:mod:`cmio.indexing.tables`). It keeps the Patient-compartment rows of
+:class:`~cmio.indexing.compartments.CompartmentIndexer` that ``$everything`` uses.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from typing import Any
+
+from cmio.fhirpath import FhirPathEngine
+from cmio.fhirpath.engine import CompiledExpression
+from cmio.indexing import values as v
+from cmio.indexing.compartments import COMPARTMENT_PARAM, CompartmentIndexer
+from cmio.model import Model
+from cmio.model.types import SearchParamDef
+from cmio.store.base import IndexRow
+
+__all__ = ["NOT_INDEXED", "SearchIndexer", "search_expression"]
+
+#: parameters answered from the resource table or not indexed
+NOT_INDEXED = frozenset({"_id", "_lastUpdated", "_text", "_content", "_list", "_query", "_filter"})
+_AS = re.compile(r"\(([A-Za-z0-9_.]+) as ([A-Za-z]+)\)")
+_AS_CALL = re.compile(r"\.as\(([A-Za-z]+)\)")
+Adder = Callable[[v.Rows, str, Any], None]
+
+
+def search_expression(spd: SearchParamDef, rtype: str) -> str | None:
+    """The expression of ``spd`` for ``rtype`` with ``as`` rewritten to ``ofType()``.
+
+    ``(Observation.value as Quantity)`` fails on repeated elements; ``ofType``
+    has the intended meaning (https://hl7.org/fhir/R4/searchparameter.html).
+    """
+    expression = spd.expression_for(rtype)
+    if not expression:
+        return None
+    return _AS_CALL.sub(r".ofType(\1)", _AS.sub(r"\1.ofType(\2)", expression))
+
+
+class SearchIndexer(CompartmentIndexer):
+    """Extracts rows for all the resource type's search parameters, grouped by table.
+
+    Args:
+        model: the FHIR model (parameter definitions).
+        engine: FHIRPath engine (one is made when omitted).
+    """
+
+    def __init__(self, model: Model, engine: FhirPathEngine | None = None) -> None:
+        super().__init__(model)
+        self.model = model
+        self.engine = engine if engine is not None else FhirPathEngine(model)
+        self._plans = lru_cache(maxsize=None)(self._plan)
+
+    def _plan(self, rtype: str) -> tuple[tuple[str, CompiledExpression, Adder], ...]:
+        plan: list[tuple[str, CompiledExpression, Adder]] = []
+        for code, spd in sorted(self.model.search_params_for(rtype).items()):
+            adder = self._adder(spd)
+            expression = search_expression(spd, rtype)
+            if adder is None or expression is None or code in NOT_INDEXED:
+                continue
+            plan.append((code, self.engine.compile(expression), adder))
+        return tuple(plan)
+
+    @staticmethod
+    def _adder(spd: SearchParamDef) -> Adder | None:
+        if spd.type == "reference":
+            targets = spd.target
+            return lambda out, code, value: v.add_reference(out, code, value, targets)
+        return {
+            "string": v.add_string,
+            "token": v.add_token,
+            "date": v.add_date,
+            "number": v.add_number,
+            "quantity": v.add_quantity,
+            "uri": v.add_uri,
+        }.get(spd.type)
+
+    def table_rows(self, resource: dict[str, Any]) -> v.Rows:
+        """Rows per table name, each ``(param, *columns)``, duplicates removed."""
+        rtype = resource.get("resourceType")
+        out: v.Rows = {}
+        if not isinstance(rtype, str) or not self.model.is_resource_type(rtype):
+            return out
+        for code, compiled, adder in self._plans(rtype):
+            try:
+                found = compiled.evaluate(resource)
+            except Exception:
+                continue
+            for item in found:
+                adder(out, code, item)
+        for row in super().rows(resource):
+            if row.param == COMPARTMENT_PARAM:
+                out.setdefault("token_index", []).append((row.param, row.system, row.value))
+        return {table: list(dict.fromkeys(rows)) for table, rows in out.items() if rows}
+
+    def rows(self, resource: dict[str, Any]) -> Sequence[IndexRow]:
+        """Token rows as :class:`IndexRow` (for callers of the plain Indexer contract)."""
+        tokens = self.table_rows(resource).get("token_index", [])
+        return [IndexRow("token", p, s, val) for p, s, val in tokens]

@@ -1,0 +1,92 @@
+"""The typed search-index tables (https://hl7.org/fhir/R4/search.html#ptypes).
+
+Every table starts with ``resource_type, resource_id, param``; the remaining
+columns depend on the parameter type. ``token_index`` predates this module and
+keeps its layout (``system, value``); token display text (for ``:text``) goes
+to ``string_index`` under the parameter name ``<code>:text`` and identifiers of
+references (for ``:identifier``) to ``token_index`` under ``<code>:identifier``.
+Dates, numbers and quantities are stored as half-open ranges ``[low, high)``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+__all__ = ["INDEX_TABLES", "IndexTable", "ddl", "insert_sql"]
+
+
+class IndexTable(NamedTuple):
+    """One index table: its name, its value columns (name, sqlite type, postgres type)
+    and the extra lookup indexes (column lists after ``resource_type, param``)."""
+
+    name: str
+    columns: tuple[tuple[str, str, str], ...]
+    lookups: tuple[tuple[str, ...], ...]
+
+
+_TEXT = ("TEXT", 'text COLLATE "C"')
+_REAL = ("REAL", "double precision")
+
+INDEX_TABLES: tuple[IndexTable, ...] = (
+    IndexTable(
+        "token_index",
+        (("system", *_TEXT), ("value", *_TEXT)),
+        (("value", "system"),),
+    ),
+    IndexTable("string_index", (("norm", *_TEXT), ("exact", *_TEXT)), (("norm",),)),
+    IndexTable(
+        "reference_index",
+        (("target_type", *_TEXT), ("target_id", *_TEXT), ("url", *_TEXT)),
+        (("target_id", "target_type"), ("url",)),
+    ),
+    IndexTable("date_index", (("low", *_TEXT), ("high", *_TEXT)), (("low", "high"), ("high",))),
+    IndexTable("number_index", (("low", *_REAL), ("high", *_REAL)), (("low", "high"),)),
+    IndexTable(
+        "quantity_index",
+        (
+            ("low", *_REAL),
+            ("high", *_REAL),
+            ("system", *_TEXT),
+            ("code", *_TEXT),
+            ("canon_low", *_REAL),
+            ("canon_high", *_REAL),
+            ("canon_code", *_TEXT),
+        ),
+        (("code", "low"), ("canon_code", "canon_low")),
+    ),
+    IndexTable("uri_index", (("value", *_TEXT),), (("value",),)),
+)
+
+
+def ddl(dialect: str) -> list[str]:
+    """``CREATE TABLE/INDEX IF NOT EXISTS`` statements for ``dialect`` (sqlite, postgres)."""
+    pos = 1 if dialect == "sqlite" else 2
+    key = _TEXT[pos - 1]
+    out: list[str] = []
+    for table in INDEX_TABLES:
+        cols = [
+            f"resource_type {key} NOT NULL",
+            f"resource_id {key} NOT NULL",
+            f"param {key} NOT NULL",
+        ]
+        for col in table.columns:
+            not_null = " NOT NULL" if table.name == "token_index" and col[0] == "value" else ""
+            cols.append(f"{col[0]} {col[pos]}{not_null}")
+        out.append(f"CREATE TABLE IF NOT EXISTS {table.name} ({', '.join(cols)})")
+        out.append(
+            f"CREATE INDEX IF NOT EXISTS {table.name}_resource"
+            f" ON {table.name} (resource_type, resource_id)"
+        )
+        for i, lookup in enumerate(table.lookups):
+            suffix = "lookup" if i == 0 else f"lookup{i + 1}"
+            cols_sql = ", ".join(("resource_type", "param", *lookup))
+            out.append(
+                f"CREATE INDEX IF NOT EXISTS {table.name}_{suffix} ON {table.name} ({cols_sql})"
+            )
+    return out
+
+
+def insert_sql(table: IndexTable) -> str:
+    """The ``INSERT`` statement for one table (``?`` placeholders)."""
+    names = ["resource_type", "resource_id", "param", *(c[0] for c in table.columns)]
+    return f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
