@@ -35,14 +35,17 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Diagnosis:
-    """A diagnosis with its SNOMED CT and ICD-10-CM codes and its ``CodeableConcept`` JSON."""
+    """A diagnosis with its SNOMED CT and ICD-10-CM codes, its ``CodeableConcept`` JSON and
+    the ICD-10-CM-only concept used on claims."""
 
     snomed: Code
     icd: Code
     concept: dict[str, Any] = field(init=False, repr=False, compare=False)
+    billing: dict[str, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "concept", concept(self.snomed, self.icd))
+        object.__setattr__(self, "billing", concept(self.icd))
 
 
 def _dx(snomed: str, snomed_display: str, icd: str, icd_display: str) -> Diagnosis:

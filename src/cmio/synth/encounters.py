@@ -131,6 +131,12 @@ def emit_encounter(ctx: PatientCtx, st: PatientState, ev: Event) -> None:
             diagnosis.append(
                 {"condition": {"reference": f"Condition/{cid}"}, "rank": len(diagnosis) + 1}
             )
+    for key in ev.reasons:  # known problems addressed at this visit
+        known = st.condition_ids.get(key)
+        if known and key not in ev.new_dx:
+            diagnosis.append(
+                {"condition": {"reference": f"Condition/{known}"}, "rank": len(diagnosis) + 1}
+            )
     if (
         ev.kind in ("acute", "emergency", "inpatient", "virtual")
         and ev.reasons[0] not in st.condition_ids
@@ -307,7 +313,7 @@ def emit_encounter(ctx: PatientCtx, st: PatientState, ev: Event) -> None:
     if cls == "IMP":
         lines.append((INPATIENT_DAY, 450.0 * max(1, ev.los)))
         lines.append((DISCHARGE_DAY, 220.0))
-    dx = [DIAGNOSES[k].concept for k in ev.reasons]
+    dx = [DIAGNOSES[k].billing for k in ev.reasons]
     bill(
         ctx,
         enc_id,
