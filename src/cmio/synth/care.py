@@ -61,6 +61,7 @@ class Event:
         meds: drug keys prescribed. new_dx: problem-list conditions diagnosed here.
         los: nights in hospital. phq9: PHQ-9 administered. dies: the patient dies
         at the end of the stay. resolves: condition keys closed at this encounter.
+        via_ed: an admission that starts with an emergency department visit.
     """
 
     day: int
@@ -76,6 +77,7 @@ class Event:
     phq9: bool = False
     dies: bool = False
     resolves: list[str] = field(default_factory=list)
+    via_ed: bool = False
 
 
 def _weighted(rng: random.Random, table: tuple[tuple[str, float], ...]) -> str:
@@ -207,7 +209,7 @@ def plan_care(
         if reason == "strep":
             ev.procs.append("strep_test")
         events.append(ev)
-    ed_rate = 0.45 if age_mid < 5 else 0.3 if age_mid < 18 else 0.38 if age_mid < 65 else 0.55
+    ed_rate = 0.45 if age_mid < 5 else 0.3 if age_mid < 18 else 0.35 if age_mid < 65 else 0.42
     for k, mult in (("copd", 1.8), ("hf", 1.8), ("asthma", 1.4)):
         if k in profile.onset:
             ed_rate *= mult
@@ -312,6 +314,8 @@ def _admission(rng: random.Random, profile: Profile, day: int, age: float) -> Ev
     reason = _weighted(rng, tuple(options))
     los = max(1, min(14, int(rng.expovariate(1 / 3.5)) + 1))
     ev = Event(day, "inpatient", "inpatient", [reason], labs=["cbc", "bmp"], los=los)
+    ev.via_ed = reason != "hip_fracture" or rng.random() < 0.9
+    ev.via_ed = ev.via_ed and rng.random() < 0.75  # ~ 3 in 4 unplanned admissions come via the ED
     ev.meds.append("enoxaparin")
     if reason in ("pneumonia", "copd_exac"):
         ev.procs.append("chest_xray")

@@ -83,8 +83,14 @@ def _schedule(ctx: PatientCtx, c: Clinician, day: int, length: int, stop: int) -
     return day * MINUTES_PER_DAY + rng.randint(8 * 60, 16 * 60)
 
 
-def emit_encounter(ctx: PatientCtx, st: PatientState, ev: Event) -> None:
-    """Generate the encounter ``ev`` for the patient in ``st`` into ``ctx.out``."""
+def emit_encounter(
+    ctx: PatientCtx, st: PatientState, ev: Event, start_at: int | None = None
+) -> int:
+    """Generate the encounter ``ev`` for the patient in ``st`` into ``ctx.out``.
+
+    An admission through the emergency department first generates the ED visit;
+    ``start_at`` (a minute) fixes the start. Returns the minute the encounter ended.
+    """
     rng = ctx.rng
     run = ctx.run
     clock = run.clock
@@ -98,11 +104,14 @@ def emit_encounter(ctx: PatientCtx, st: PatientState, ev: Event) -> None:
     appointment_id: str | None = None
     if ev.kind == "emergency":
         cls = "EMER"
-        start = ev.day * MINUTES_PER_DAY + int(rng.triangular(0, 1439, 17 * 60))
+        start = ev.day * MINUTES_PER_DAY + int(rng.triangular(0, 1200, 17 * 60))
         end = start + rng.randint(120, 420)
     elif ev.kind == "inpatient":
         cls = "IMP"
         start = ev.day * MINUTES_PER_DAY + rng.randint(0, 1439)
+        if ev.via_ed:
+            ed = Event(ev.day, "emergency", "emergency", list(ev.reasons), labs=["bmp"])
+            start = emit_encounter(ctx, st, ed) + rng.randint(20, 90)
         end = (ev.day + ev.los) * MINUTES_PER_DAY + rng.randint(10 * 60, 15 * 60)
         if ev.dies:
             end = (ev.day + ev.los) * MINUTES_PER_DAY + rng.randint(0, 1439)
@@ -326,6 +335,7 @@ def emit_encounter(ctx: PatientCtx, st: PatientState, ev: Event) -> None:
         st.person.coverage_id,
         system.org_id,
     )
+    return end
 
 
 def _order_audit(ctx: PatientCtx, c: Clinician, team: Clinician, target: str, at: int) -> None:
