@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from cmio.synth import SynthConfig, generate
@@ -54,3 +57,15 @@ def test_summary_counts(generated: Generated) -> None:
     assert {t: len(v) for t, v in generated.by_type.items()} == counts
     # ~ 100 resources per patient-year
     assert 60 <= generated.summary.resources / 600 <= 200
+
+
+def test_independent_of_hash_seed(tmp_path: Path) -> None:
+    """No dependence on set/dict hashing: other processes, other PYTHONHASHSEED, same bytes."""
+    script = (
+        "import sys; from pathlib import Path; from cmio.synth import SynthConfig, generate;"
+        "generate(SynthConfig(40, Path(sys.argv[1]), years=1.0, seed=5))"
+    )
+    for name, hash_seed in (("a", "1"), ("b", "4242")):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / name)], check=True, env=env)
+    assert digest(tmp_path / "a") == digest(tmp_path / "b")
