@@ -258,3 +258,35 @@ def test_inbox_load_varies_between_clinicians(generated: Generated) -> None:
     per_patient = sorted(messages[k] / v for k, v in panels.items() if v >= 20)
     assert len(per_patient) >= 4
     assert per_patient[-1] >= 2 * per_patient[0]
+
+
+def npi_valid(number: str) -> bool:
+    """CMS NPI check digit: Luhn over the prefix 80840 and the 10 digits."""
+    total = 0
+    for i, ch in enumerate(reversed("80840" + number)):
+        d = int(ch) * (2 if i % 2 == 1 else 1)
+        total += d - 9 if d > 9 else d
+    return len(number) == 10 and total % 10 == 0
+
+
+def test_practitioners_and_inbox_items(generated: Generated) -> None:
+    assert npi_valid("1234567893")  # the CMS example
+    for practitioner in generated.by_type["Practitioner"]:
+        assert npi_valid(practitioner["identifier"][0]["value"])
+    kinds = Counter(t["code"]["text"] for t in generated.by_type["Task"])
+    assert kinds["Review result"] > 100
+    assert kinds["Refill request"] > 100
+    specialties = {
+        c["code"]
+        for role in generated.by_type["PractitionerRole"]
+        for s in role["specialty"]
+        for c in s["coding"]
+    }
+    assert {
+        "207Q00000X",
+        "207RC0000X",
+        "207RE0101X",
+        "207P00000X",
+        "208M00000X",
+        "208000000X",
+    } <= specialties

@@ -22,7 +22,7 @@ from typing import Any
 from cmio.synth.codes import NOTE_TYPES
 from cmio.synth.context import PatientCtx
 from cmio.synth.ids import MINUTES_PER_DAY
-from cmio.synth.system import BASE_URL, Clinician
+from cmio.synth.system import BASE_URL, SESSION_HOURS, Clinician
 
 __all__ = [
     "ACTIVITY_CLASSES",
@@ -32,6 +32,7 @@ __all__ = [
     "message_thread",
     "note",
     "order_provenance",
+    "refill_request",
     "work_minute",
 ]
 
@@ -127,18 +128,33 @@ _NOTE_CATEGORY = [
 _PROV = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 _AUTHOR = {"coding": [{"system": _PROV, "code": "author", "display": "Author"}]}
 _ENTERER = {"coding": [{"system": _PROV, "code": "enterer", "display": "Enterer"}]}
+_APPROVE = {
+    "system": "http://hl7.org/fhir/CodeSystem/task-code",
+    "code": "approve",
+    "display": "Activate/approve the focal resource",
+}
 _BLOCKS = ("am", "pm", "eve")
 
 
-def work_minute(ctx: PatientCtx, c: Clinician, day: int, in_hours: int, slip: float) -> int:
+def work_minute(
+    ctx: PatientCtx, c: Clinician, day: int, in_hours: int, slip: float, *, defer: bool = False
+) -> int:
     """When a task is done: at ``in_hours`` (a minute of ``day``) or, with probability
     ``slip`` x the clinician's after-hours propensity, in the evening or on the next
-    morning before clinic."""
+    morning before clinic. Deferred (inbox) work otherwise waits for the clinician's
+    next clinic session day and is done at the end of a session."""
     rng = ctx.rng
     if rng.random() < min(0.95, slip * c.after_hours):
         if rng.random() < 0.75:
             return day * MINUTES_PER_DAY + rng.randint(19 * 60, 23 * 60)
         return (day + 1) * MINUTES_PER_DAY + rng.randint(5 * 60 + 30, 7 * 60)
+    if defer and any(c.sessions):
+        clock = ctx.run.clock
+        for d in range(day, day + 8):
+            wd = clock.weekday(d)
+            if wd < 5 and (c.sessions[wd * 2] or c.sessions[wd * 2 + 1]):
+                end = SESSION_HOURS[0 if c.sessions[wd * 2] else 1][1]
+                return d * MINUTES_PER_DAY + end - rng.randint(5, 35)
     return day * MINUTES_PER_DAY + in_hours
 
 
@@ -289,7 +305,7 @@ def order_provenance(
 def inbox_task(ctx: PatientCtx, c: Clinician, focus: str, ready: int, encounter_id: str) -> None:
     """A result-review inbox Task for the ordering clinician, and the review itself."""
     day = ready // MINUTES_PER_DAY + (1 if ready % MINUTES_PER_DAY > 17 * 60 else 0)
-    review = work_minute(ctx, c, day, ctx.rng.randint(12 * 60, 13 * 60), 1.3)
+    review = work_minute(ctx, c, day, ctx.rng.randint(12 * 60, 13 * 60), 1.3, defer=True)
     review = max(review, ready + 5)
     clock = ctx.run.clock
     ctx.out.append(
@@ -328,6 +344,33 @@ def inbox_task(ctx: PatientCtx, c: Clinician, focus: str, ready: int, encounter_
     )
 
 
+def refill_request(ctx: PatientCtx, c: Clinician, day: int, rx_id: str) -> None:
+    """A pharmacy refill request in the prescriber's inbox (Task) and its approval."""
+    rng = ctx.rng
+    clock = ctx.run.clock
+    received = day * MINUTES_PER_DAY + rng.randint(6 * 60, 20 * 60)
+    done_day = received // MINUTES_PER_DAY + (1 if received % MINUTES_PER_DAY > 16 * 60 else 0)
+    done = max(
+        received + 10, work_minute(ctx, c, done_day, rng.randint(12 * 60, 13 * 60), 1.2, defer=True)
+    )
+    ctx.out.append(
+        {
+            "resourceType": "Task",
+            "id": ctx.ids(),
+            "status": "completed",
+            "intent": "order",
+            "code": {"coding": [_APPROVE], "text": "Refill request"},
+            "description": "Pharmacy refill request",
+            "focus": {"reference": f"MedicationRequest/{rx_id}"},
+            "for": ctx.patient_ref,
+            "authoredOn": clock.instant(received),
+            "lastModified": clock.instant(done + 1),
+            "owner": c.reference,
+        }
+    )
+    audit(ctx, c, "U", "inbox", done, rng.uniform(0.5, 1.5), f"MedicationRequest/{rx_id}")
+
+
 def message_thread(ctx: PatientCtx, c: Clinician, day: int, topic: str) -> None:
     """A patient portal message to the clinician and the clinician's reply (Communication)."""
     rng = ctx.rng
@@ -358,7 +401,10 @@ def message_thread(ctx: PatientCtx, c: Clinician, day: int, topic: str) -> None:
         }
     )
     reply_day = sent // MINUTES_PER_DAY + (1 if sent % MINUTES_PER_DAY > 16 * 60 else 0)
-    at = max(sent + 10, work_minute(ctx, c, reply_day, rng.randint(11 * 60 + 30, 13 * 60), 1.5))
+    at = max(
+        sent + 10,
+        work_minute(ctx, c, reply_day, rng.randint(11 * 60 + 30, 13 * 60), 1.5, defer=True),
+    )
     reply_id = ctx.ids()
     ctx.out.append(
         {

@@ -61,7 +61,7 @@ _SCHEDULED = frozenset({"chronic", "specialist", "prenatal", "procedure", "acute
 
 def _clinician_for(ctx: PatientCtx, st: PatientState, ev: Event) -> Clinician:
     pcp = st.person.pcp
-    if ev.dept == pcp.dept:
+    if ev.dept == pcp.dept or (ev.dept == "primary" and pcp.dept == "internal"):
         return pcp
     return ctx.run.system.pick(ev.dept, ctx.rng)
 
@@ -317,6 +317,8 @@ def emit_encounter(
         )
         _order_audit(ctx, c, team, f"MedicationRequest/{rx_id}", ordered)
         st.started_meds.add(key)
+        if drug.chronic:
+            st.prescriptions[key] = (rx_id, day, c.index)
         lines.append((drug.rxnorm, drug.cost))
     _notes(ctx, st, ev, c, enc_id, period, start, end, dept_org)
     if cls == "IMP":

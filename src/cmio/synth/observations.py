@@ -83,6 +83,7 @@ class PatientState:
         condition_ids: problem-list condition key -> Condition id.
         conditions: problem-list condition key -> the Condition (until resolved).
         started_meds: drugs prescribed so far. a1c: current HbA1c.
+        prescriptions: chronic drug -> (latest MedicationRequest id, day, prescriber index).
         lab_org: Organization id of the performing laboratory.
     """
 
@@ -94,6 +95,7 @@ class PatientState:
     condition_ids: dict[str, str] = field(default_factory=dict)
     conditions: dict[str, dict[str, Any]] = field(default_factory=dict)
     started_meds: set[str] = field(default_factory=set)
+    prescriptions: dict[str, tuple[str, int, int]] = field(default_factory=dict)
 
 
 def _quantity(od: ObservationDef, value: float) -> dict[str, Any]:

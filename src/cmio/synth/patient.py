@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 
-from cmio.synth.activity import message_thread
+from cmio.synth.activity import message_thread, refill_request
 from cmio.synth.care import CHRONIC, plan_care
 from cmio.synth.clinical_codes import PROCEDURES, SMOKING_VALUES, VACCINES
 from cmio.synth.codes import ALLERGIES
@@ -85,6 +85,12 @@ def generate_patient(run: Run, index: int) -> PatientCtx:
     for key, onset in sorted(profile.onset.items(), key=lambda kv: (kv[1], kv[0])):
         if key not in st.condition_ids and 0 < onset <= stop:
             condition(ctx, st, key, onset * MINUTES_PER_DAY + 9 * 60, None, None, problem=True)
+    # refill requests: ~ every 90 days per chronic prescription, to its prescriber
+    for _drug, (rx_id, rx_day, prescriber) in sorted(st.prescriptions.items()):
+        refill = rx_day + rng.randint(60, 120)
+        while refill < stop:
+            refill_request(ctx, system.clinicians[prescriber], refill, rx_id)
+            refill += rng.randint(75, 120)
     # patient portal messages to the primary care clinician
     active = [k for k in CHRONIC if k in profile.onset and profile.onset[k] <= stop]
     rate = (0.6 + 0.5 * len(active)) * person.pcp.inbox_load

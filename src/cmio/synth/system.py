@@ -271,7 +271,7 @@ def _clinician(
         spec.key,
         site,
         (given, family),
-        f"{1_000_000_000 + rng.randrange(900_000_000)}",
+        npi(rng),
         kind,
         sessions,
         after,
@@ -282,6 +282,17 @@ def _clinician(
         index if kind == "nurse" else nurse,
         index,
     )
+
+
+def npi(rng: random.Random) -> str:
+    """A 10-digit NPI-shaped number with a valid check digit (Luhn over ``80840`` + 9 digits,
+    CMS NPI check digit standard); synthetic, not an issued NPI."""
+    base = f"1{rng.randrange(10**8):08d}"
+    total = 0
+    for i, ch in enumerate(reversed("80840" + base)):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    return f"{base}{(10 - total % 10) % 10}"
 
 
 def taxonomy(spec: Specialty, kind: str) -> Any:
