@@ -55,6 +55,10 @@ class SearchIndexer(CompartmentIndexer):
         self.model = model
         self.engine = engine if engine is not None else FhirPathEngine(model)
         self._plans = lru_cache(maxsize=None)(self._plan)
+        from cmio.search.compiler import SearchCompiler  # cmio.search imports this package
+
+        #: used by the SQL stores to compile searches over these tables
+        self.search_compiler = SearchCompiler(model)
 
     def _plan(self, rtype: str) -> tuple[tuple[str, CompiledExpression, Adder], ...]:
         plan: list[tuple[str, CompiledExpression, Adder]] = []

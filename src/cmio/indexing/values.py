@@ -230,7 +230,7 @@ def add_number(out: Rows, code: str, value: Any) -> None:
     """Number rows: ``[low, high)`` of the value's precision."""
     number = _decimal(value)
     if number is not None:
-        out.setdefault("number_index", []).append((code, *decimal_range(number)))
+        out.setdefault("number_index", []).append((code, float(number), float(number)))
 
 
 def add_quantity(out: Rows, code: str, value: Any) -> None:
@@ -255,13 +255,12 @@ def add_quantity(out: Rows, code: str, value: Any) -> None:
         system, unit_code = "urn:iso:std:iso:4217", value["currency"]
     if unit_code is None and isinstance(value.get("unit"), str):
         unit_code = value["unit"]
-    low, high = decimal_range(number)
+    low = high = float(number)
     canon: tuple[Any, Any, Any] = (None, None, None)
     if unit_code is not None and system in (UCUM, None):
         found = canonical_quantity(number, unit_code)
         if found is not None:
-            c_low, c_high = decimal_range(found[0])
-            canon = (c_low, c_high, found[1])
+            canon = (float(found[0]), float(found[0]), found[1])
     out.setdefault("quantity_index", []).append((code, low, high, system, unit_code, *canon))
 
 
@@ -269,7 +268,7 @@ def add_number_as_quantity(out: Rows, code: str, value: Any) -> None:
     """A bare number under a quantity parameter (no unit)."""
     number = _decimal(value)
     if number is not None:
-        row = (code, *decimal_range(number), None, None, None, None, None)
+        row = (code, float(number), float(number), None, None, None, None, None)
         out.setdefault("quantity_index", []).append(row)
 
 

@@ -110,6 +110,8 @@ class SqlTransaction(Transaction, abc.ABC):
 
     #: appended to row-locking selects (``" FOR UPDATE"`` on PostgreSQL)
     for_update = ""
+    #: the SQL dialect search statements are rendered for
+    dialect = "sqlite"
 
     def __init__(self, indexer: Indexer, clock: Clock, *, readonly: bool) -> None:
         self._indexer = indexer
@@ -173,7 +175,11 @@ class SqlTransaction(Transaction, abc.ABC):
         return past_version(type, id, version, row, None if row is None else self._data_out(row[3]))
 
     def search(self, query: SearchQuery) -> SearchPage:
-        page, count = search_sql(query)
+        compiler = getattr(self._indexer, "search_compiler", None)
+        if compiler is not None:  # every parameter (https://hl7.org/fhir/R4/search.html)
+            page, count = compiler.compile(query, self.dialect)
+        else:  # a plain Indexer: tokens, _id, _type, _lastUpdated only
+            page, count = search_sql(query)
         rows = self._fetchall(page.text, page.params) if query.count > 0 else []
         resources = [
             StoredResource(r[0], r[1], r[2], r[3], False, self._data_out(r[4])) for r in rows

@@ -98,6 +98,7 @@ class PostgresTransaction(SqlTransaction):
     """A transaction on one pooled connection."""
 
     for_update = " FOR UPDATE"
+    dialect = "postgres"
 
     def __init__(
         self, cur: psycopg.Cursor[Row], indexer: Indexer, clock: Clock, *, readonly: bool

@@ -1,10 +1,10 @@
 """Search interaction (https://hl7.org/fhir/R4/search.html).
 
-This module parses the request into a :class:`~cmio.store.base.SearchQuery`
-and renders the ``searchset`` Bundle. The parameters supported now are
-``_id``, ``_lastUpdated`` and ``identifier``, plus the result parameters
-``_count``, ``_sort``, ``_total``, ``_summary`` and ``_elements``; anything
-else is refused with 400 unless ``Prefer: handling=lenient``.
+Parses the request into a :class:`~cmio.store.base.SearchQuery` (each key is
+resolved against the model by :func:`cmio.search.resolve`, so unknown or
+malformed parameters answer 400 unless ``Prefer: handling=lenient``), runs it,
+adds ``_include``/``_revinclude`` resources and renders the ``searchset``
+Bundle by splicing the stored bytes.
 """
 
 from __future__ import annotations
@@ -16,27 +16,12 @@ from cmio.api.env import Env
 from cmio.api.errors import FhirError, OutcomeIssue, operation_outcome
 from cmio.api.http import FhirRequest, FhirResponse
 from cmio.api.render import bundle_response, dumps, search_entry
+from cmio.search.compiler import parse_sort
+from cmio.search.includes import Include, included, parse_include
+from cmio.search.request import RESULT_PARAMS, UnknownParameterError, resolve
 from cmio.store.base import SearchClause, SearchQuery
 
-__all__ = ["parse_search", "search", "search_params_from_string"]
-
-_RESULT_PARAMS = frozenset(
-    {
-        "_count",
-        "_sort",
-        "_total",
-        "_summary",
-        "_elements",
-        "_format",
-        "_pretty",
-        "_offset",
-        "_totalMethod",
-    }
-)
-# _totalMethod is not R4; clients such as fhirpy send it with ``count()`` to ask for
-# ``total``, which this server always computes unless ``_total=none``.
-_SUPPORTED = frozenset({"_id", "_lastUpdated", "identifier"})
-_SORTABLE = frozenset({"_id", "-_id", "_lastUpdated", "-_lastUpdated"})
+__all__ = ["parse_search", "search", "search_params_from_string", "split_values"]
 
 
 def search_params_from_string(query: str) -> list[tuple[str, str]]:
@@ -44,6 +29,27 @@ def search_params_from_string(query: str) -> list[tuple[str, str]]:
     from urllib.parse import parse_qsl
 
     return parse_qsl(query, keep_blank_values=True)
+
+
+def split_values(value: str) -> tuple[str, ...]:
+    """OR-ed values: split on commas not escaped as ``\\,`` (search.html#escaping)."""
+    out: list[str] = []
+    buf: list[str] = []
+    i = 0
+    while i < len(value):
+        ch = value[i]
+        if ch == "\\" and i + 1 < len(value) and value[i + 1] == ",":
+            buf.append(",")
+            i += 2
+            continue
+        if ch == ",":
+            out.append("".join(buf))
+            buf = []
+        else:
+            buf.append(ch)
+        i += 1
+    out.append("".join(buf))
+    return tuple(v for v in out if v != "")
 
 
 def _int_param(name: str, value: str, low: int, high: int) -> int:
@@ -57,53 +63,67 @@ def _int_param(name: str, value: str, low: int, high: int) -> int:
 
 
 def parse_search(
-    env: Env, rtype: str | None, query: list[tuple[str, str]], lenient: bool = False
+    env: Env,
+    rtype: str | None,
+    query: list[tuple[str, str]],
+    lenient: bool = False,
+    includes: list[Include] | None = None,
 ) -> tuple[SearchQuery, list[OutcomeIssue]]:
-    """Parse search parameters into a SearchQuery; unknown ones are errors unless lenient."""
+    """Parse search parameters into a SearchQuery; unknown ones are errors unless lenient.
+
+    ``_include``/``_revinclude`` are appended to ``includes`` when given.
+    """
     clauses: list[SearchClause] = []
     warnings: list[OutcomeIssue] = []
     count = env.settings.default_count
     offset = 0
     sort: tuple[str, ...] = ()
     total = True
-    known = env.model.search_params_for(rtype) if rtype else {}
+
+    def refuse(message: str, expression: str) -> None:
+        if lenient:
+            warnings.append(OutcomeIssue("warning", "not-supported", f"{message}; ignored"))
+            return
+        raise FhirError(400, "not-supported", message, expression=expression)
+
     for key, value in query:
-        name, _, modifier = key.partition(":")
-        if name in _RESULT_PARAMS:
+        name = key.partition(":")[0]
+        if name in RESULT_PARAMS:
             if name == "_count":
                 count = _int_param("_count", value, 0, env.settings.max_count)
             elif name == "_offset":
                 offset = _int_param("_offset", value, 0, 10**9)
             elif name == "_sort":
-                sort = tuple(s.strip() for s in value.split(",") if s.strip())
-                bad = [s for s in sort if s not in _SORTABLE]
-                if bad:
-                    raise FhirError(
-                        400, "not-supported", f"Cannot sort by {bad[0]!r} yet", expression="_sort"
-                    )
+                keys = tuple(s.strip() for s in value.split(",") if s.strip())
+                try:
+                    parse_sort(env.model, rtype, keys)
+                    sort = keys
+                except UnknownParameterError as exc:
+                    refuse(str(exc), "_sort")
             elif name == "_total":
                 if value not in ("none", "estimate", "accurate"):
                     raise FhirError(400, "invalid", "_total must be none, estimate or accurate")
                 total = value != "none"
+            elif name in ("_include", "_revinclude"):
+                try:
+                    found = parse_include(env.model, rtype, key, value)
+                except UnknownParameterError as exc:
+                    refuse(str(exc), key)
+                    continue
+                if includes is not None:
+                    includes.append(found)
             continue
-        supported = name in _SUPPORTED and (name != "identifier" or "identifier" in known)
-        if not supported or modifier:
-            what = f"{name}:{modifier}" if modifier else name
-            reason = (
-                f"Search parameter {what!r} is not supported"
-                if name in known or name.startswith("_")
-                else f"Unknown search parameter {what!r} for {rtype or 'system search'}"
-            )
-            if lenient:
-                warnings.append(OutcomeIssue("warning", "not-supported", f"{reason}; ignored"))
-                continue
-            raise FhirError(400, "not-supported", reason, expression=name)
-        values = tuple(v for v in value.split(",") if v != "")
+        values = split_values(value)
         if not values:
             raise FhirError(
-                400, "invalid", f"Search parameter {name!r} has no value", expression=name
+                400, "invalid", f"Search parameter {key!r} has no value", expression=key
             )
-        clauses.append(SearchClause(name, values))
+        try:
+            resolve(env.model, rtype, key, values)
+        except UnknownParameterError as exc:
+            refuse(str(exc), key)
+            continue
+        clauses.append(SearchClause(key, values))
     return SearchQuery(rtype, tuple(clauses), count, offset, sort, total), warnings
 
 
@@ -113,8 +133,18 @@ def _page_url(request: FhirRequest, path: str, offset: int) -> str:
     return f"{request.base_url}/{path}?{urlencode(params)}"
 
 
-def search(env: Env, request: FhirRequest, rtype: str | None, path: str) -> FhirResponse:
-    """Run a search and answer a ``searchset`` Bundle."""
+def search(
+    env: Env,
+    request: FhirRequest,
+    rtype: str | None,
+    path: str,
+    compartment: tuple[str, str] | None = None,
+) -> FhirResponse:
+    """Run a search and answer a ``searchset`` Bundle.
+
+    ``compartment`` (``("Patient", id)``) restricts the search to a compartment
+    (https://hl7.org/fhir/R4/compartmentdefinition.html#search).
+    """
     query_params = list(request.query)
     if request.method == "POST":
         ctype = (request.header("content-type") or "").split(";")[0].strip()
@@ -124,12 +154,23 @@ def search(env: Env, request: FhirRequest, rtype: str | None, path: str) -> Fhir
             )
         query_params += search_params_from_string(request.body.decode("utf-8", "replace"))
     lenient = "handling=lenient" in (request.header("prefer") or "")
-    query, warnings = parse_search(env, rtype, query_params, lenient)
+    includes: list[Include] = []
+    query, warnings = parse_search(env, rtype, query_params, lenient, includes)
+    if compartment is not None:
+        if compartment[0] != "Patient":
+            raise FhirError(400, "not-supported", "Only the Patient compartment is searchable")
+        member = SearchClause("_compartment", (f"Patient|{compartment[1]}",))
+        query = SearchQuery(
+            query.type, (member, *query.clauses), query.count, query.offset, query.sort, query.total
+        )
     summary_count = dict(query_params).get("_summary") == "count"
     if summary_count:
         query = SearchQuery(query.type, query.clauses, 0, 0, (), True)
-    page = env.repository.search(query)
+    with env.repository.read_transaction() as tx:
+        page = tx.search(query)
+        extra = included(tx, env.model, page.resources, includes) if includes else []
     entries = [search_entry(request, env.model, stored, "match") for stored in page.resources]
+    entries.extend(search_entry(request, env.model, stored, "include") for stored in extra)
     if warnings:
         outcome = dumps(operation_outcome(warnings))
         entries.append(b'{"resource":' + outcome + b',"search":{"mode":"outcome"}}')

@@ -1,0 +1,166 @@
+"""One search compiler: a :class:`~cmio.store.base.SearchQuery` to SQL through sqlglot.
+
+The statement is built as sqlglot expressions with named placeholders and
+rendered for the backend's dialect (``sqlite`` or ``postgres``); placeholders
+are then turned into the stores' positional ``?``. See
+https://hl7.org/fhir/R4/search.html.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import sqlglot.expressions as exp
+
+from cmio.model import Model
+from cmio.search.columns import resource_condition
+from cmio.search.request import Filter, Node, UnknownParameterError, clause_key, resolve
+from cmio.search.sql import Params, SqlBuilder
+from cmio.search.terminology import TerminologyProvider
+from cmio.store._query import Sql
+from cmio.store.base import SearchQuery
+
+__all__ = ["SORT_COLUMNS", "SearchCompiler", "parse_sort"]
+
+_PLACEHOLDER = re.compile(r":p(\d+)\b|%\(p(\d+)\)s")
+#: per parameter type: the index table and the column sorted on
+SORT_COLUMNS = {
+    "string": ("string_index", "norm"),
+    "token": ("token_index", "value"),
+    "reference": ("reference_index", "target_id"),
+    "date": ("date_index", "low"),
+    "number": ("number_index", "low"),
+    "quantity": ("quantity_index", "low"),
+    "uri": ("uri_index", "value"),
+}
+_RESOURCE = exp.alias_(exp.to_table("resource"), "r")
+
+
+def parse_sort(model: Model, rtype: str | None, sort: Sequence[str]) -> list[tuple[str, bool, str]]:
+    """``_sort`` keys as ``(code, descending, type)`` (https://hl7.org/fhir/R4/search.html#sort).
+
+    Raises:
+        UnknownParameterError: an unknown or unsortable parameter.
+    """
+    out: list[tuple[str, bool, str]] = []
+    for item in sort:
+        desc = item.startswith("-")
+        code = item[1:] if desc else item
+        if code in ("_id", "_lastUpdated"):
+            out.append((code, desc, "special"))
+            continue
+        spd = model.search_params_for(rtype).get(code) if rtype else None
+        if spd is None or spd.type not in SORT_COLUMNS:
+            raise UnknownParameterError(f"Cannot sort by {item!r}", "_sort")
+        out.append((code, desc, spd.type))
+    return out
+
+
+class SearchCompiler:
+    """Compiles searches for one model.
+
+    Args:
+        model: parameter definitions.
+        terminology: optional provider for terminology modifiers.
+    """
+
+    def __init__(self, model: Model, terminology: TerminologyProvider | None = None) -> None:
+        self.model = model
+        self.terminology = terminology
+
+    def nodes(self, query: SearchQuery) -> list[Node]:
+        """Resolve the query's clauses (raises UnknownParameterError)."""
+        out: list[Node] = []
+        for clause in query.clauses:
+            if not clause.values:
+                raise UnknownParameterError(
+                    f"search parameter {clause.name!r} has no value", clause.name
+                )
+            out.append(resolve(self.model, query.type, clause_key(clause), clause.values))
+        return out
+
+    def compile(self, query: SearchQuery, dialect: str) -> tuple[Sql, Sql | None]:
+        """The page query (columns ``type, id, version, last_updated, data``) and count query.
+
+        Raises:
+            InvalidRequestError: unknown parameters, malformed values, unsortable keys.
+        """
+        params = Params()
+        where = self.where(query, params)
+        columns = [exp.column(c, "r") for c in ("type", "id", "version", "last_updated", "data")]
+        page = exp.select(*columns).from_(_RESOURCE).where(where)
+        for key in self._order(query, params, dialect):
+            page = page.order_by(key, copy=False)
+        page = page.limit(params(max(0, query.count))).offset(params(max(0, query.offset)))
+        page_sql = _render(page, dialect, params)
+        if not query.total:
+            return page_sql, None
+        count_params = Params()
+        count = (
+            exp.select(exp.Count(this=exp.Star()))
+            .from_(_RESOURCE)
+            .where(self.where(query, count_params))
+        )
+        return page_sql, _render(count, dialect, count_params)
+
+    def where(self, query: SearchQuery, params: Params) -> exp.Expr:
+        """The WHERE condition of a search over ``resource r``."""
+        builder = SqlBuilder(params, self.terminology)
+        conds: list[exp.Expr] = [exp.not_(exp.column("deleted", "r"))]
+        if query.type is not None:
+            conds.append(exp.column("type", "r").eq(params(query.type)))
+        key: exp.Expr = exp.column("id", "r")
+        if query.type is None:
+            key = exp.Tuple(expressions=[exp.column("type", "r"), exp.column("id", "r")])
+        for node in self.nodes(query):
+            if isinstance(node, Filter) and node.code in ("_id", "_type", "_lastUpdated"):
+                conds.append(resource_condition(node, params, "r"))
+            else:
+                conds.append(builder.condition(node, key))
+        return exp.and_(*conds)
+
+    def _order(self, query: SearchQuery, params: Params, dialect: str) -> list[exp.Ordered]:
+        def natural(column: str, desc: bool = False) -> exp.Ordered:
+            # the dialect's own null order: no NULLS clause, so indexes can serve it
+            first = (not desc) if dialect == "sqlite" else desc
+            return exp.Ordered(this=exp.column(column, "r"), desc=desc, nulls_first=first)
+
+        keys: list[exp.Ordered] = []
+        seen: set[str] = set()
+        for code, desc, ptype in parse_sort(
+            self.model, query.type, query.sort or ("_lastUpdated",)
+        ):
+            if code in seen:
+                continue
+            seen.add(code)
+            if ptype == "special":
+                column = "last_updated" if code == "_lastUpdated" else "id"
+                keys.append(natural(column, desc))
+                continue
+            table, column = SORT_COLUMNS[ptype]
+            agg = exp.Max if desc else exp.Min
+            sub = (
+                exp.select(agg(this=exp.column(column, "s")))
+                .from_(exp.alias_(exp.to_table(table), "s"))
+                .where(exp.column("resource_type", "s").eq(exp.column("type", "r")))
+                .where(exp.column("resource_id", "s").eq(exp.column("id", "r")))
+                .where(exp.column("param", "s").eq(params(code)))
+            )
+            keys.append(exp.Ordered(this=sub.subquery(), desc=desc, nulls_first=False))
+        for column in ("type", "id"):
+            if column not in seen and not (column == "id" and "_id" in seen):
+                keys.append(natural(column))
+        return keys
+
+
+def _render(statement: exp.Expr, dialect: str, params: Params) -> Sql:
+    """Render for ``dialect`` and turn named placeholders into ``?`` in text order."""
+    text = statement.sql(dialect=dialect)
+    ordered: list[object] = []
+
+    def take(match: re.Match[str]) -> str:
+        ordered.append(params.values[int(match.group(1) or match.group(2))])
+        return "?"
+
+    return Sql(_PLACEHOLDER.sub(take, text), tuple(ordered))

@@ -1,0 +1,303 @@
+"""Search nodes compiled to sqlglot conditions over the index tables.
+
+Each node becomes ``<key> IN (SELECT resource_id FROM <index> WHERE ...)`` (or
+``NOT IN`` for ``:not`` and ``:missing=true``), where ``<key>`` is the id column
+of the resource being filtered; chains and ``_has`` nest those sub-selects.
+See https://hl7.org/fhir/R4/search.html.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+
+import sqlglot.expressions as exp
+
+from cmio.indexing.values import canonical_quantity
+from cmio.search import values as sv
+from cmio.search.request import Chain, Filter, Has, Node
+from cmio.search.terminology import TerminologyProvider, expand_token
+from cmio.store.base import InvalidRequestError
+
+__all__ = ["Params", "SqlBuilder"]
+
+_TABLES = {
+    "string": "string_index",
+    "token": "token_index",
+    "reference": "reference_index",
+    "date": "date_index",
+    "number": "number_index",
+    "quantity": "quantity_index",
+    "uri": "uri_index",
+}
+
+
+class Params:
+    """Collects bind values as named placeholders ``:p0, :p1, ...``."""
+
+    def __init__(self) -> None:
+        self.values: list[object] = []
+
+    def __call__(self, value: object) -> exp.Placeholder:
+        self.values.append(value)
+        return exp.Placeholder(this=f"p{len(self.values) - 1}")
+
+
+def _col(name: str, table: str = "x") -> exp.Column:
+    return exp.column(name, table)
+
+
+def _any(conds: list[exp.Expr]) -> exp.Expr:
+    if not conds:
+        return exp.false()
+    return exp.or_(*conds) if len(conds) > 1 else conds[0]
+
+
+class SqlBuilder:
+    """Compiles nodes into conditions on a resource id column.
+
+    Args:
+        params: the statement's bind values.
+        terminology: provider for ``:in``/``:not-in``/``:above``/``:below``.
+    """
+
+    def __init__(self, params: Params, terminology: TerminologyProvider | None = None) -> None:
+        self.p = params
+        self.terminology = terminology
+
+    def condition(self, node: Node, key: exp.Expr) -> exp.Expr:
+        """``key IN (ids of resources matching node)`` (or the negated form)."""
+        negate, query = self.ids(node)
+        cond = exp.In(this=key, query=exp.Subquery(this=query))
+        return exp.not_(cond) if negate else cond
+
+    def ids(self, node: Node) -> tuple[bool, exp.Select]:
+        """``(negate, select of matching ids)`` for a node."""
+        if isinstance(node, Has):
+            negate, inner = self.ids(node.inner)
+            q = self._index("reference_index", node.source, node.code)
+            q = q.where(_col("target_type").eq(self.p(node.rtype)))
+            member = exp.In(this=_col("resource_id"), query=exp.Subquery(this=inner))
+            q = q.where(exp.not_(member) if negate else member)
+            return False, q.select(_col("target_id"), append=False)
+        if isinstance(node, Chain):
+            branches: list[exp.Expr] = []
+            q = self._index("reference_index", node.rtype, node.code)
+            for target, branch in node.inner:
+                negate, sub = self.ids(branch)
+                member = exp.In(this=_col("target_id"), query=exp.Subquery(this=sub))
+                branches.append(
+                    exp.and_(
+                        _col("target_type").eq(self.p(target)),
+                        exp.not_(member) if negate else member,
+                    )
+                )
+            return False, q.where(_any(branches))
+        return self._filter(node)
+
+    def _resource_ids(self, f: Filter) -> exp.Select:
+        """``_id``/``_lastUpdated``/``_type`` inside chains and ``_has``: the resource table."""
+        from cmio.search.columns import resource_condition
+
+        q = exp.select(exp.alias_(_col("id"), "resource_id")).from_(
+            exp.alias_(exp.to_table("resource"), "x")
+        )
+        if f.rtype is not None:
+            q = q.where(_col("type").eq(self.p(f.rtype)))
+        else:
+            q = q.select(exp.alias_(_col("type"), "resource_type"), append=False).select(
+                exp.alias_(_col("id"), "resource_id")
+            )
+        return q.where(exp.not_(_col("deleted"))).where(resource_condition(f, self.p, "x"))
+
+    def _index(self, table: str, rtype: str | None, code: str) -> exp.Select:
+        q = exp.select(_col("resource_id")).from_(exp.alias_(exp.to_table(table), "x"))
+        if rtype is not None:
+            q = q.where(_col("resource_type").eq(self.p(rtype)))
+        else:
+            q = q.select(_col("resource_type"), append=False).select(_col("resource_id"))
+        return q.where(_col("param").eq(self.p(code)))
+
+    def _filter(self, f: Filter) -> tuple[bool, exp.Select]:
+        if f.code in ("_id", "_lastUpdated", "_type"):
+            return False, self._resource_ids(f)
+        if f.modifier == "missing":
+            flags = {v.lower() for v in f.values}
+            if not flags <= {"true", "false"} or len(flags) != 1:
+                raise InvalidRequestError(f"{f.code}:missing takes true or false")
+            return flags == {"true"}, self._index(_TABLES[f.type], f.rtype, f.code)
+        if f.type == "token" and f.modifier in ("text", "identifier", "of-type"):
+            return self._token_special(f)
+        if f.type == "reference" and f.modifier == "identifier":
+            tok = Filter(f.rtype, f.code + ":identifier", "token", None, f.values)
+            return self._filter(tok)
+        table = _TABLES[f.type]
+        build: Callable[[str], exp.Expr] = getattr(self, "_" + f.type)
+        if f.type == "token" and f.modifier in ("in", "not-in", "above", "below"):
+            pairs = expand_token(self.terminology, f.code, f.modifier, f.values)
+            conds = [self._token_pair(s, c) for s, c in pairs]
+            q = self._index(table, f.rtype, f.code).where(_any(conds))
+            return f.modifier == "not-in", q
+        if f.type == "reference" and f.targets:
+            conds = [self._reference(v, f.targets) for v in f.values]
+        elif f.type in ("string", "uri"):
+            conds = [getattr(self, "_" + f.type)(v, f.modifier) for v in f.values]
+        else:
+            conds = [build(v) for v in f.values]
+        q = self._index(table, f.rtype, f.code).where(_any(conds))
+        return f.type == "token" and f.modifier == "not", q
+
+    # -- per type --------------------------------------------------------------------
+
+    def _token_pair(self, system: str | None, code: str | None) -> exp.Expr:
+        conds: list[exp.Expr] = []
+        if system == "":
+            conds.append(_col("system").is_(exp.null()))
+        elif system is not None:
+            conds.append(_col("system").eq(self.p(system)))
+        if code is not None:
+            conds.append(_col("value").eq(self.p(code)))
+        return exp.and_(*conds) if conds else exp.true()
+
+    def _token(self, value: str) -> exp.Expr:
+        return self._token_pair(*sv.split_token(value))
+
+    def _token_special(self, f: Filter) -> tuple[bool, exp.Select]:
+        if f.modifier == "text":
+            q = self._index("string_index", f.rtype, f.code + ":text")
+            return False, q.where(_any([self._string(v) for v in f.values]))
+        if f.modifier == "identifier":
+            q = self._index("token_index", f.rtype, f.code + ":identifier")
+            return False, q.where(_any([self._token(v) for v in f.values]))
+        conds: list[exp.Expr] = []
+        for value in f.values:  # of-type: system|code|value
+            parts = value.split("|")
+            if len(parts) != 3 or not parts[1] or not parts[2]:
+                raise InvalidRequestError(f"{f.code}:of-type needs system|code|value")
+            conds.append(self._token_pair(parts[0] or None, f"{parts[1]}|{parts[2]}"))
+        return False, self._index("token_index", f.rtype, f.code + ":of-type").where(_any(conds))
+
+    def _string(self, value: str, modifier: str | None = None) -> exp.Expr:
+        from cmio.indexing.values import normalize
+
+        if modifier == "exact":
+            return _col("exact").eq(self.p(value))
+        norm = normalize(value)
+        if modifier == "contains":
+            like = exp.Like(this=_col("norm"), expression=self.p(f"%{_escape(norm)}%"))
+            return exp.Escape(this=like, expression=exp.Literal.string("\\"))
+        if not norm:
+            return exp.true()
+        return exp.and_(_col("norm") >= self.p(norm), _col("norm") < self.p(sv.increment(norm)))
+
+    def _reference(self, value: str, targets: tuple[str, ...] = ()) -> exp.Expr:
+        from cmio.indexing.values import reference_parts
+
+        if "://" in value or value.startswith("urn:"):
+            rtype, rid, url = reference_parts(value)
+            conds: list[exp.Expr] = [_col("url").eq(self.p(url))]
+            return _any(conds)
+        if "/" in value:
+            rtype, _, rid = value.partition("/")
+            if "/" in rid:
+                raise InvalidRequestError(f"invalid reference {value!r}")
+            return exp.and_(
+                _col("target_type").eq(self.p(rtype)), _col("target_id").eq(self.p(rid))
+            )
+        cond: exp.Expr = _col("target_id").eq(self.p(value))
+        if len(targets) == 1:
+            cond = exp.and_(_col("target_type").eq(self.p(targets[0])), cond)
+        return cond
+
+    def range_condition(
+        self,
+        prefix: str,
+        low: object,
+        high: object,
+        col_low: exp.Expr,
+        col_high: exp.Expr,
+    ) -> exp.Expr:
+        """A value range ``[col_low, col_high)`` against a search range ``[low, high)``.
+
+        See https://hl7.org/fhir/R4/search.html#prefix.
+        """
+        lo, hi = self.p(low), self.p(high)
+        inside = exp.and_(col_low >= lo, col_high <= hi)
+        if prefix == "eq":
+            return inside
+        if prefix == "ne":
+            return exp.or_(col_low < self.p(low), col_high > self.p(high))
+        if prefix == "gt":
+            return col_high > hi
+        if prefix == "lt":
+            return col_low < lo
+        if prefix == "ge":
+            return exp.or_(col_high > self.p(high), inside)
+        if prefix == "le":
+            return exp.or_(col_low < self.p(low), inside)
+        if prefix == "sa":
+            return col_low >= hi
+        if prefix == "eb":
+            return col_high <= lo
+        return exp.and_(col_low < hi, col_high > lo)  # ap (range already widened)
+
+    def _date(self, value: str) -> exp.Expr:
+        prefix, low, high = sv.parse_date(value)
+        if prefix == "ap":
+            low, high = sv.approximate(low, high)
+        return self.range_condition(prefix, low, high, _col("low"), _col("high"))
+
+    def point_condition(self, prefix: str, number: Decimal, column: exp.Expr) -> exp.Expr:
+        """A stored number against a search number with its precision (search.html#number)."""
+        low, high = _precision(number)
+        if prefix == "eq":
+            return exp.and_(column >= self.p(low), column < self.p(high))
+        if prefix == "ne":
+            return exp.or_(column < self.p(low), column >= self.p(high))
+        if prefix == "ap":
+            slack = abs(number) / 10 or Decimal(high - low)
+            return exp.and_(
+                column >= self.p(float(number - slack)), column <= self.p(float(number + slack))
+            )
+        ops = {"gt": exp.GT, "sa": exp.GT, "lt": exp.LT, "eb": exp.LT, "ge": exp.GTE, "le": exp.LTE}
+        return ops[prefix](this=column, expression=self.p(float(number)))
+
+    def _number(self, value: str) -> exp.Expr:
+        prefix, text = sv.split_prefix(value)
+        return self.point_condition(prefix, sv.parse_number(text), _col("low"))
+
+    def _quantity(self, value: str) -> exp.Expr:
+        q = sv.parse_quantity(value)
+        if q.code is not None and q.system in (None, "http://unitsofmeasure.org"):
+            canon = canonical_quantity(q.number, q.code)
+            if canon is not None:
+                cond = self.point_condition(q.prefix, canon[0], _col("canon_low"))
+                return exp.and_(_col("canon_code").eq(self.p(canon[1])), cond)
+        conds: list[exp.Expr] = [self.point_condition(q.prefix, q.number, _col("low"))]
+        if q.system is not None:
+            conds.append(_col("system").eq(self.p(q.system)))
+        if q.code is not None:
+            conds.append(_col("code").eq(self.p(q.code)))
+        return exp.and_(*conds)
+
+    def _uri(self, value: str, modifier: str | None = None) -> exp.Expr:
+        if modifier == "below":
+            return exp.and_(
+                _col("value") >= self.p(value), _col("value") < self.p(sv.increment(value))
+            )
+        if modifier == "above":
+            return exp.Like(
+                this=self.p(value),
+                expression=exp.DPipe(this=_col("value"), expression=self.p("%")),
+            )
+        return _col("value").eq(self.p(value))
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _precision(number: Decimal) -> tuple[float, float]:
+    exponent = number.as_tuple().exponent
+    half = Decimal(5).scaleb(int(exponent) - 1) if isinstance(exponent, int) else Decimal(0)
+    return float(number - half), float(number + half)
