@@ -280,7 +280,7 @@ def test_evaluation_errors_are_reported_as_warnings(validator: Validator, model:
     ]
     from cmio.validation.packages import FhirPackage
 
-    local = Validator(model, [FhirPackage("example", "1.0.0", (profile,))], core=_core(validator))
+    local = Validator(model, [FhirPackage("example", "1.0.0", (profile,))], core=validator.core)
     patient = _patient(
         name=[{"family": "A"}, {"family": "B"}], telecom=[{"system": "phone", "value": "1"}]
     )
@@ -289,15 +289,3 @@ def test_evaluation_errors_are_reported_as_warnings(validator: Validator, model:
         ("warning", "processing", "x-1: the constraint could not be evaluated: input "),
         ("warning", "invariant", "Constraint failed: x-2: no telecom"),
     ]
-
-
-def _core(validator: Validator) -> Any:
-    from cmio.validation.packages import FhirPackage
-
-    defs = validator.definitions
-    resources = (
-        *defs.structure_definitions.values(),
-        *defs.value_sets.values(),
-        *defs.code_systems.values(),
-    )
-    return FhirPackage("hl7.fhir.r4.core", "4.0.1", tuple(resources))

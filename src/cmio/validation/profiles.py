@@ -91,6 +91,7 @@ class ElementRule:
         active: the rule or something below it has a check (profiles only).
         content_reference: the path this element reuses the definition of.
         card_children: the children whose cardinality the profile narrows.
+        sliced_children: the children with a slice that is required (min > 0).
         trivial: a base-definition primitive whose only check is ``ele-1``, which
             any present value satisfies.
         merged: cache of the rule's invariants merged with a datatype's (by rule id).
@@ -120,6 +121,7 @@ class ElementRule:
     active: bool = True
     content_reference: str | None = None
     card_children: tuple[ElementRule, ...] = ()
+    sliced_children: tuple[ElementRule, ...] = ()
     trivial: bool = False
     merged: dict[int, tuple[Invariant, ...]] = field(default_factory=dict)
 
@@ -452,6 +454,11 @@ def _finish(rule: ElementRule, by_id: dict[str, ElementRule], datatypes: tuple[s
             if partner is not None:
                 rule.json_map[partner] = (child, code, key)
     rule.card_children = tuple(c for c in rule.children.values() if c.check_min or c.check_max)
+    rule.sliced_children = tuple(
+        c
+        for c in rule.children.values()
+        if c.slicing is not None and any(s.min > 0 for s in c.slices)
+    )
 
 
 def _mark_active(rule: ElementRule, seen: set[int]) -> bool:

@@ -93,7 +93,9 @@ class Validator:
     ) -> None:
         self.model = model
         loaded = [p if isinstance(p, FhirPackage) else load_package(p) for p in packages]
-        self.definitions = Definitions([core if core is not None else core_package(), *loaded])
+        self.core = core if core is not None else core_package()
+        """The core package (pass it as ``core`` to build more validators cheaply)."""
+        self.definitions = Definitions([self.core, *loaded])
         package_terminology = PackageTerminology(self.definitions)
         self.terminology: TerminologyProvider = (
             package_terminology

@@ -200,6 +200,9 @@ class Walk:
                 items.append((value, shadow, f"{path}.{key}", code))
         for child in rule.card_children:
             self._cardinality(child, len(groups.get(child, ())), f"{path}.{child.name}")
+        for child in rule.sliced_children:
+            if child not in groups:
+                check_slicing(self, child, [], f"{path}.{child.name}")
         for child, items in groups.items():
             self.element(child, items, f"{path}.{child.name}")
 
