@@ -12,6 +12,7 @@ from cmio.store.base import Repository
 
 if TYPE_CHECKING:
     from cmio.bulk.jobs import ExportJobs
+    from cmio.validation.validator import Validator as ProfileValidator
 
 __all__ = ["ID_RE", "Env", "Settings"]
 
@@ -30,6 +31,11 @@ class Settings:
         keep_urn_ids: store a POSTed Bundle entry whose fullUrl is ``urn:uuid:X``
             with id X (used by bulk import so references stay stable).
         export_dir: where Bulk Data ``$export`` jobs write their NDJSON files.
+        validation: checks on create/update beyond structure: ``off``, ``base``
+            (invariants and required bindings of the R4 definitions) or
+            ``profiles`` (also the profiles in ``meta.profile``). ``base`` is
+            meant to become the default once the server builds its Validator at
+            start-up (the first build takes about a second).
     """
 
     max_body_bytes: int = 16 * 1024 * 1024
@@ -38,6 +44,7 @@ class Settings:
     max_count: int = 1000
     keep_urn_ids: bool = False
     export_dir: str = "cmio-data/exports"
+    validation: str = "off"
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:
@@ -49,6 +56,7 @@ class Settings:
                 environ.get("CMIO_MAX_BUNDLE_ENTRIES", defaults.max_bundle_entries)
             ),
             export_dir=environ.get("CMIO_EXPORT_DIR", defaults.export_dir),
+            validation=environ.get("CMIO_VALIDATION", defaults.validation),
         )
 
 
@@ -65,3 +73,5 @@ class Env:
     settings: Settings = field(default_factory=Settings)
     exports: ExportJobs | None = None
     """Bulk Data ``$export`` jobs (https://hl7.org/fhir/uv/bulkdata/STU1.0.1/export.html); None disables $export."""
+    profile_validator: ProfileValidator | None = None
+    """Profile validation (``$validate``, ``Settings.validation``); built on first use."""

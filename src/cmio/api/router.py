@@ -24,6 +24,7 @@ from cmio.api.ops import (
     read,
     search,
     update,
+    validate,
 )
 from cmio.api.render import json_response
 from cmio.store.base import (
@@ -116,6 +117,8 @@ class FhirRouter:
                 return search.search(env, request, rtype, rtype)
             if second == "_history" and method == "GET":
                 return history.history(env, request, rtype, None, f"{rtype}/_history")
+            if second == "$validate" and method == "POST":
+                return validate.validate(env, request, rtype)
             if method == "GET":
                 return read.read(env, request, rtype, second)
             if method == "PUT":

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from cmio.cli import demo_cmd, export_cmd, fhirpath_cmd, import_cmd, serve_cmd, synth_cmd
+from cmio.cli import (
+    demo_cmd,
+    export_cmd,
+    fhirpath_cmd,
+    import_cmd,
+    serve_cmd,
+    synth_cmd,
+    validate_cmd,
+)
 
 __all__ = ["app", "main"]
 
@@ -24,6 +32,7 @@ import_cmd.register(app)
 export_cmd.register(app)
 fhirpath_cmd.register(app)
 synth_cmd.register(app)
+validate_cmd.register(app)
 
 
 def main() -> None:

@@ -69,9 +69,17 @@ def parse_resource_body(env: Env, request: FhirRequest, rtype: str) -> dict[str,
 
 
 def validate_resource(env: Env, resource: dict[str, Any], prefix: str = "") -> None:
-    """Structural validation; raises 400 with one issue per problem found."""
+    """Structural validation, then ``Settings.validation``; 400 with one issue per error."""
     found = env.validator(resource)
     errors = [i for i in found if getattr(i, "severity", "error") in ("error", "fatal")]
+    mode = env.settings.validation
+    if not errors and mode in ("base", "profiles"):
+        from cmio.api.ops.validate import profile_validator
+
+        checked = profile_validator(env).validate(
+            resource, structure=False, meta_profiles=mode == "profiles"
+        )
+        errors = [i for i in checked if i.severity in ("error", "fatal")]
     if not errors:
         return
     issues = [
