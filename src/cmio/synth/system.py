@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -94,16 +94,18 @@ class Clinician:
     nurse: int
     index: int
 
-    @property
-    def reference(self) -> dict[str, str]:
-        """A FHIR Reference to the Practitioner."""
-        return {"reference": f"Practitioner/{self.id}", "display": self.display}
+    display: str = field(init=False)
+    """Display name with credentials."""
+    reference: dict[str, str] = field(init=False, compare=False)
+    """A FHIR Reference to the Practitioner (a shared template: don't mutate)."""
 
-    @property
-    def display(self) -> str:
-        """Display name with credentials."""
+    def __post_init__(self) -> None:
         suffix = {"physician": "MD", "np": "NP", "nurse": "RN"}[self.kind]
-        return f"{self.name[0]} {self.name[1]}, {suffix}"
+        display = f"{self.name[0]} {self.name[1]}, {suffix}"
+        object.__setattr__(self, "display", display)
+        object.__setattr__(
+            self, "reference", {"reference": f"Practitioner/{self.id}", "display": display}
+        )
 
 
 @dataclass(frozen=True, slots=True)

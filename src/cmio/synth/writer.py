@@ -62,13 +62,14 @@ class NdjsonSink(Sink):
         files = self._files
         counts = self.counts
         dumps = orjson.dumps
+        newline = orjson.OPT_APPEND_NEWLINE
         for resource in resources:
             rtype = resource["resourceType"]
             handle = files.get(rtype)
             if handle is None:
                 handle = files[rtype] = open(self.out / f"{rtype}.ndjson", "wb", buffering=1 << 20)  # noqa: SIM115
                 counts[rtype] = 0
-            handle.write(dumps(resource) + b"\n")
+            handle.write(dumps(resource, option=newline))
             counts[rtype] += 1
 
     def close(self) -> None:
