@@ -35,7 +35,21 @@ def test_everything(client: httpx.Client) -> None:
         ).json()
         for i in range(3)
     ]
-    allergy = create(client, {"resourceType": "AllergyIntolerance", "patient": ref}).json()
+    allergy = create(
+        client,
+        {
+            "resourceType": "AllergyIntolerance",
+            "clinicalStatus": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+                        "code": "active",
+                    }
+                ]
+            },
+            "patient": ref,
+        },
+    ).json()
     create(
         client,
         {

@@ -42,7 +42,15 @@ def build_env(
         return list(validate_structure(model, resource))
 
     settings = settings or Settings()
-    return Env(repository, model, validator, settings, exports=ExportJobs(settings.export_dir))
+    if settings.validation not in ("off", "base", "profiles"):
+        raise ValueError(f"validation must be off, base or profiles, not {settings.validation!r}")
+    env = Env(repository, model, validator, settings, exports=ExportJobs(settings.export_dir))
+    if settings.validation != "off":
+        # Enforced on every write: build it now (about a second), not inside a request.
+        from cmio.validation.validator import Validator
+
+        env.profile_validator = Validator(model)
+    return env
 
 
 class CmioApp:

@@ -33,9 +33,8 @@ class Settings:
         export_dir: where Bulk Data ``$export`` jobs write their NDJSON files.
         validation: checks on create/update beyond structure: ``off``, ``base``
             (invariants and required bindings of the R4 definitions) or
-            ``profiles`` (also the profiles in ``meta.profile``). ``base`` is
-            meant to become the default once the server builds its Validator at
-            start-up (the first build takes about a second).
+            ``profiles`` (also the profiles in ``meta.profile``). The server builds
+            its Validator at start-up when this is not ``off`` (about a second).
     """
 
     max_body_bytes: int = 16 * 1024 * 1024
@@ -44,7 +43,7 @@ class Settings:
     max_count: int = 1000
     keep_urn_ids: bool = False
     export_dir: str = "cmio-data/exports"
-    validation: str = "off"
+    validation: str = "base"
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:

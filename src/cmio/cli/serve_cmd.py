@@ -29,6 +29,11 @@ def register(app: typer.Typer) -> None:
         ),
         max_body_bytes: int = typer.Option(16 * 1024 * 1024, help="Larger request bodies get 413"),
         max_bundle_entries: int = typer.Option(10_000, help="Larger Bundles get 413"),
+        validation: str = typer.Option(
+            "base",
+            help="Checks on write beyond structure: off, base (R4 invariants and required"
+            " bindings) or profiles (also meta.profile)",
+        ),
         log_level: str = typer.Option("warning", help="uvicorn log level"),
     ) -> None:
         """Serve the FHIR R4 API at http://HOST:PORT/fhir."""
@@ -37,6 +42,7 @@ def register(app: typer.Typer) -> None:
         url = database or default_database_url()
         os.environ["CMIO_MAX_BODY_BYTES"] = str(max_body_bytes)
         os.environ["CMIO_MAX_BUNDLE_ENTRIES"] = str(max_bundle_entries)
+        os.environ["CMIO_VALIDATION"] = validation
         settings = Settings.from_environment(os.environ)
         typer.echo(
             f"cmio: FHIR API on http://{host}:{port}/fhir  (store: {url}, workers: {workers})"
