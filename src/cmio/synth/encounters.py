@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cmio.synth.activity import audit, inbox_task, note, order_provenance, work_minute
+from cmio.synth.activity import audit, note, order_provenance, work_minute
 from cmio.synth.care import Event
 from cmio.synth.clinical_codes import (
     DIAGNOSES,
@@ -29,8 +29,10 @@ from cmio.synth.codes import CPT, LAB_PROCEDURE, Code
 from cmio.synth.context import PatientCtx
 from cmio.synth.cost import bill
 from cmio.synth.ids import MINUTES_PER_DAY
+from cmio.synth.inbox import inbox_task
 from cmio.synth.observations import PatientState, condition, emit_labs, emit_phq9, emit_vitals
-from cmio.synth.system import SESSION_HOURS, Clinician
+from cmio.synth.scheduling import book_appointment, schedule_visit
+from cmio.synth.system import Clinician
 
 __all__ = ["emit_encounter"]
 
@@ -64,23 +66,6 @@ def _clinician_for(ctx: PatientCtx, st: PatientState, ev: Event) -> Clinician:
     if ev.dept == pcp.dept or (ev.dept == "primary" and pcp.dept == "internal"):
         return pcp
     return ctx.run.system.pick(ev.dept, ctx.rng)
-
-
-def _schedule(ctx: PatientCtx, c: Clinician, day: int, length: int, stop: int) -> int:
-    """Start minute of a visit in one of the clinician's sessions on or after ``day``."""
-    rng = ctx.rng
-    clock = ctx.run.clock
-    for d in range(day, min(day + 10, stop + 1)):
-        wd = clock.weekday(d)
-        if wd > 4:
-            continue
-        halves = [h for h in (0, 1) if c.sessions[wd * 2 + h]]
-        if halves:
-            half = halves[rng.randrange(len(halves))]
-            start, end = SESSION_HOURS[half]
-            slots = (end - start) // 20 - length // 20 + 1
-            return d * MINUTES_PER_DAY + start + 20 * rng.randrange(slots)
-    return day * MINUTES_PER_DAY + rng.randint(8 * 60, 16 * 60)
 
 
 def emit_encounter(
@@ -122,13 +107,13 @@ def emit_encounter(
         end = start + rng.randint(8, 20)
     else:
         length = 40 if ev.kind.startswith("wellness") or ev.kind == "specialist" else 20
-        start = _schedule(ctx, c, ev.day, length, st.stop)
+        start = schedule_visit(ctx, c, ev.day, length, st.stop)
         end = start + length
         if rng.random() < 0.07 and start > 20 * MINUTES_PER_DAY:
             # a missed earlier booking (MGMA: ~ 5-7% no-shows in primary care)
             earlier = start - rng.randint(7, 20) * MINUTES_PER_DAY
-            _appointment(ctx, c, ev, earlier, earlier + length, dept_loc, "noshow")
-        appointment_id = _appointment(ctx, c, ev, start, end, dept_loc, "fulfilled")
+            book_appointment(ctx, c, ev, earlier, earlier + length, dept_loc, "noshow")
+        appointment_id = book_appointment(ctx, c, ev, start, end, dept_loc, "fulfilled")
     day = start // MINUTES_PER_DAY
     period = {"start": clock.instant(start), "end": clock.instant(end)}
     reasons = [DIAGNOSES[k].concept for k in ev.reasons]
@@ -346,47 +331,6 @@ def _order_audit(ctx: PatientCtx, c: Clinician, team: Clinician, target: str, at
         order_provenance(ctx, target, c, team, at + 2)
     else:
         audit(ctx, c, "C", "orders", at, ctx.rng.uniform(0.5, 2.0), target)
-
-
-def _appointment(
-    ctx: PatientCtx, c: Clinician, ev: Event, start: int, end: int, location: str, status: str
-) -> str:
-    clock = ctx.run.clock
-    slot_id, appt_id = ctx.ids(), ctx.ids()
-    s, e = clock.instant(start), clock.instant(end)
-    if any(c.sessions):
-        ctx.out.append(
-            {
-                "resourceType": "Slot",
-                "id": slot_id,
-                "schedule": {"reference": f"Schedule/{c.schedule_id}"},
-                "status": "busy",
-                "start": s,
-                "end": e,
-            }
-        )
-    appt_type = {"chronic": "FOLLOWUP", "acute": "WALKIN"}.get(
-        ev.kind, "CHECKUP" if ev.kind.startswith("wellness") else "ROUTINE"
-    )
-    appt: dict[str, Any] = {
-        "resourceType": "Appointment",
-        "id": appt_id,
-        "status": status,
-        "appointmentType": {"coding": [{"system": _APPT_TYPE, "code": appt_type}]},
-        "start": s,
-        "end": e,
-        "minutesDuration": end - start,
-        "created": clock.instant(start - ctx.rng.randint(1, 60) * MINUTES_PER_DAY),
-        "participant": [
-            {"actor": ctx.patient_ref, "status": "accepted"},
-            {"actor": c.reference, "status": "accepted"},
-            {"actor": {"reference": f"Location/{location}"}, "status": "accepted"},
-        ],
-    }
-    if any(c.sessions):
-        appt["slot"] = [{"reference": f"Slot/{slot_id}"}]
-    ctx.out.append(appt)
-    return appt_id
 
 
 def _notes(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 
-from cmio.synth.activity import message_thread, refill_request
 from cmio.synth.care import CHRONIC, plan_care
 from cmio.synth.clinical_codes import PROCEDURES, SMOKING_VALUES, VACCINES
 from cmio.synth.codes import ALLERGIES
@@ -18,6 +17,7 @@ from cmio.synth.demographics import make_person, patient_resources
 from cmio.synth.disease import assign_profile
 from cmio.synth.encounters import emit_encounter
 from cmio.synth.ids import MINUTES_PER_DAY, IdMaker
+from cmio.synth.inbox import message_thread, refill_request
 from cmio.synth.observations import PatientState, condition
 
 __all__ = ["generate_patient"]
