@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,54 +9,14 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-import uvicorn
 
 from cmio.api.app import CmioApp, build_env
 from cmio.api.env import Settings
 from cmio.model import Model, load_model
 from cmio.testing.pg import with_search_path
+from cmio.testing.server import ServerThread, free_port
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class ServerThread:
-    """uvicorn serving a CmioApp in a background thread."""
-
-    def __init__(self, app: CmioApp) -> None:
-        self.app = app
-        self.port = free_port()
-        config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=self.port,
-            log_level="error",
-            access_log=False,
-            lifespan="off",
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}/fhir"
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=20)
-        self.app.close()
+__all__ = ["ServerThread", "free_port"]
 
 
 @pytest.fixture(scope="session")
@@ -88,7 +45,7 @@ def database_url(
 def server(database_url: str, model: Model) -> Iterator[ServerThread]:
     settings = Settings(max_body_bytes=2 * 1024 * 1024, max_bundle_entries=500)
     app = CmioApp(build_env(database_url, settings, model))
-    with ServerThread(app) as running:
+    with ServerThread(app, close_app=True) as running:
         yield running
 
 

@@ -18,7 +18,7 @@ def test_base_validation_rejects_invariant_and_binding_errors(tmp_path: Path, mo
     env = build_env(f"sqlite:///{tmp_path / 'v.db'}", Settings(validation="base"), model)
     assert env.profile_validator is not None
     with (
-        ServerThread(CmioApp(env)) as server,
+        ServerThread(CmioApp(env), close_app=True) as server,
         httpx.Client(base_url=server.base, timeout=30) as http,
     ):
         bad_gender = http.post(
@@ -44,7 +44,7 @@ def test_structure_only_when_off(tmp_path: Path, model: Model) -> None:
     env = build_env(f"sqlite:///{tmp_path / 'o.db'}", Settings(validation="off"), model)
     assert env.profile_validator is None
     with (
-        ServerThread(CmioApp(env)) as server,
+        ServerThread(CmioApp(env), close_app=True) as server,
         httpx.Client(base_url=server.base, timeout=30) as http,
     ):
         response = http.post(

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
-import uvicorn
 
 from cmio.model import Model, load_model
 from cmio.testing.pg import with_search_path
+from cmio.testing.server import ServerThread, free_port
+
+__all__ = ["ServerThread", "free_port"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SYNTHEA = REPO_ROOT.parent / "shared" / "data" / "synthea-r4"
@@ -63,48 +61,6 @@ def empty_url(
 ) -> str:
     """A fresh, empty store of the module's backend."""
     return new_database(backend, request, tmp_path_factory.mktemp("db"))
-
-
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class ServerThread:
-    """uvicorn serving an ASGI app on a free loopback port in a background thread."""
-
-    def __init__(self, app: Any) -> None:
-        self.port = free_port()
-        config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=self.port,
-            log_level="error",
-            access_log=False,
-            lifespan="off",
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def base(self) -> str:
-        """The FHIR base URL."""
-        return f"http://127.0.0.1:{self.port}/fhir"
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=20)
 
 
 @pytest.fixture()

@@ -12,10 +12,6 @@ import orjson
 import pytest
 
 from cmio.api.app import CmioApp, build_env
-from cmio.api.asgi import FhirAsgiApp
-from cmio.api.http import FhirRequest, FhirResponse
-from cmio.api.ops import export
-from cmio.api.router import FhirRouter
 from cmio.bulk.importer import import_paths
 from cmio.bulk.jobs import ExportJobs
 from cmio.model import Model
@@ -23,14 +19,6 @@ from cmio.model import Model
 from .conftest import ServerThread, new_database
 
 PREFER = {"prefer": "respond-async", "accept": "application/fhir+json"}
-
-
-class _ExportRouter(FhirRouter):
-    """Routes $export URLs first (until the main router does it itself)."""
-
-    def _route(self, request: FhirRequest) -> FhirResponse:
-        found = export.route(self.env, request)
-        return found if found is not None else super()._route(request)
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +35,6 @@ def server(
     env.exports = ExportJobs(tmp / "exports")
     import_paths(env, [synthea / "bulk-ndjson-10-patients-partial"])
     app = CmioApp(env)
-    probe = app.fhir.router.handle(FhirRequest("GET", "$export-poll-status/" + "0" * 32))
-    if probe.status != 404 or b"export job" not in probe.body:
-        app.fhir = FhirAsgiApp(_ExportRouter(env))
     try:
         with ServerThread(app) as running:
             running.exports_root = env.exports.root  # type: ignore[attr-defined]

@@ -17,13 +17,14 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
+
+from cmio.testing.server import free_port
 
 __all__ = [
     "PostgresNotInstalledError",
@@ -56,13 +57,6 @@ def find_pg_bin() -> Path | None:
         return Path(candidates[0]).parent
     initdb = shutil.which("initdb")
     return Path(initdb).parent if initdb else None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _run(cmd: list[str], user: str | None) -> subprocess.CompletedProcess[str]:
@@ -126,7 +120,7 @@ def running_postgres(*, dbname: str = "cmio", user: str = "postgres") -> Iterato
             "initdb",
         )
         for attempt in range(5):
-            port = _free_port()
+            port = free_port()
             opts = (
                 f"-c listen_addresses=127.0.0.1 -c port={port} -c fsync=on"
                 f" -c unix_socket_directories={base} -c max_connections=200"
