@@ -21,13 +21,16 @@ from cmio.model import Model
 from cmio.model.types import SearchParamDef
 from cmio.store.base import IndexRow
 
-__all__ = ["NOT_INDEXED", "SearchIndexer", "search_expression"]
+__all__ = ["NOT_INDEXED", "SearchIndexer", "resolve_targets", "search_expression"]
 
 #: parameters answered from the resource table or not indexed
 NOT_INDEXED = frozenset({"_id", "_lastUpdated", "_text", "_content", "_list", "_query", "_filter"})
 _AS = re.compile(r"\(([A-Za-z0-9_.]+) as ([A-Za-z]+)\)")
 _AS_CALL = re.compile(r"\.as\(([A-Za-z]+)\)")
+_RESOLVE_IS = re.compile(r"\.where\(resolve\(\) is ([A-Za-z]+)\)")
+_HEAD = re.compile(r"^\(?([A-Za-z]+)\.([A-Za-z]+)\b")
 Adder = Callable[[v.Rows, str, Any], None]
+Step = tuple[str, CompiledExpression, Adder, frozenset[str] | None]
 
 
 def search_expression(spd: SearchParamDef, rtype: str) -> str | None:
@@ -39,7 +42,17 @@ def search_expression(spd: SearchParamDef, rtype: str) -> str | None:
     expression = spd.expression_for(rtype)
     if not expression:
         return None
+    expression = _RESOLVE_IS.sub("", expression)
     return _AS_CALL.sub(r".ofType(\1)", _AS.sub(r"\1.ofType(\2)", expression))
+
+
+def resolve_targets(spd: SearchParamDef, rtype: str) -> tuple[str, ...]:
+    """Types named by ``where(resolve() is T)`` in the expression for ``rtype``.
+
+    Such filters need no resolver: the reference's own type decides, so the
+    filter is applied to the extracted reference rows instead.
+    """
+    return tuple(_RESOLVE_IS.findall(spd.expression_for(rtype) or ""))
 
 
 class SearchIndexer(CompartmentIndexer):
@@ -60,21 +73,41 @@ class SearchIndexer(CompartmentIndexer):
         #: used by the SQL stores to compile searches over these tables
         self.search_compiler = SearchCompiler(model)
 
-    def _plan(self, rtype: str) -> tuple[tuple[str, CompiledExpression, Adder], ...]:
-        plan: list[tuple[str, CompiledExpression, Adder]] = []
+    def _plan(self, rtype: str) -> tuple[Step, ...]:
+        plan: list[Step] = []
         for code, spd in sorted(self.model.search_params_for(rtype).items()):
-            adder = self._adder(spd)
+            adder = self._adder(spd, resolve_targets(spd, rtype))
             expression = search_expression(spd, rtype)
             if adder is None or expression is None or code in NOT_INDEXED:
                 continue
-            plan.append((code, self.engine.compile(expression), adder))
+            keys = self._json_keys(rtype, expression)
+            plan.append((code, self.engine.compile(expression), adder, keys))
         return tuple(plan)
 
+    def _json_keys(self, rtype: str, expression: str) -> frozenset[str] | None:
+        """The top-level JSON properties the expression can read, or None if unsure.
+
+        A resource holding none of them has no value for the parameter, so the
+        expression is not evaluated at all (most parameters, for most resources).
+        """
+        elements = self.model.types[rtype].elements
+        keys: set[str] = set()
+        for branch in expression.split("|"):
+            m = _HEAD.match(branch.strip())
+            if m is None or m.group(1) not in (rtype, "Resource", "DomainResource"):
+                return None
+            element = elements.get(m.group(2)) or elements.get(m.group(2) + "[x]")
+            if element is None:
+                return None
+            keys.update(element.json_name(t) for t in element.types)
+            keys.update("_" + k for k in list(keys))
+        return frozenset(keys)
+
     @staticmethod
-    def _adder(spd: SearchParamDef) -> Adder | None:
+    def _adder(spd: SearchParamDef, only: tuple[str, ...]) -> Adder | None:
         if spd.type == "reference":
-            targets = spd.target
-            return lambda out, code, value: v.add_reference(out, code, value, targets)
+            targets = only or spd.target
+            return lambda out, code, value: v.add_reference(out, code, value, targets, bool(only))
         return {
             "string": v.add_string,
             "token": v.add_token,
@@ -90,7 +123,9 @@ class SearchIndexer(CompartmentIndexer):
         out: v.Rows = {}
         if not isinstance(rtype, str) or not self.model.is_resource_type(rtype):
             return out
-        for code, compiled, adder in self._plans(rtype):
+        for code, compiled, adder, keys in self._plans(rtype):
+            if keys is not None and keys.isdisjoint(resource):
+                continue
             try:
                 found = compiled.evaluate(resource)
             except Exception:

@@ -73,9 +73,9 @@ def ddl(dialect: str) -> list[str]:
             not_null = " NOT NULL" if table.name == "token_index" and col[0] == "value" else ""
             cols.append(f"{col[0]} {col[pos]}{not_null}")
         out.append(f"CREATE TABLE IF NOT EXISTS {table.name} ({', '.join(cols)})")
-        out.append(
-            f"CREATE INDEX IF NOT EXISTS {table.name}_resource"
-            f" ON {table.name} (resource_type, resource_id)"
+        out.append(  # deletes, correlated EXISTS probes and sort keys
+            f"CREATE INDEX IF NOT EXISTS {table.name}_owner"
+            f" ON {table.name} (resource_type, resource_id, param)"
         )
         for i, lookup in enumerate(table.lookups):
             suffix = "lookup" if i == 0 else f"lookup{i + 1}"

@@ -39,6 +39,8 @@ _ADDRESS_PARTS = ("text", "line", "city", "district", "state", "postalCode", "co
 
 def normalize(text: str) -> str:
     """Case- and accent-insensitive form of a string (https://hl7.org/fhir/R4/search.html#string)."""
+    if text.isascii():
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
@@ -180,8 +182,14 @@ def _coding(
         texts.append(coding["display"])
 
 
-def add_reference(out: Rows, code: str, value: Any, targets: tuple[str, ...]) -> None:
-    """Reference rows (Reference, canonical, uri) plus ``:identifier`` tokens."""
+def add_reference(
+    out: Rows, code: str, value: Any, targets: tuple[str, ...], strict: bool = False
+) -> None:
+    """Reference rows (Reference, canonical, uri) plus ``:identifier`` tokens.
+
+    With ``strict`` only references to one of ``targets`` are kept (the
+    expression's ``where(resolve() is T)``).
+    """
     ref: Any = value
     if isinstance(value, dict):
         ident = value.get("identifier")
@@ -198,6 +206,8 @@ def add_reference(out: Rows, code: str, value: Any, targets: tuple[str, ...]) ->
         return
     if rtype is None and url is not None and len(targets) == 1:
         rtype = targets[0]
+    if strict and rtype not in targets:
+        return
     out.setdefault("reference_index", []).append((code, rtype, rid, url))
 
 

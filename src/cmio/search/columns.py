@@ -24,9 +24,9 @@ def resource_condition(node: Filter, param: Callable[[object], exp.Expr], alias:
     if node.code == "_id":
         if node.modifier == "missing":
             return exp.true() if node.values[0] == "false" else exp.false()
-        return exp.column("id", alias).isin(*(param(v) for v in node.values))
+        return exp.column("id", alias).isin(*(param(v) for v in node.values), copy=False)
     if node.code == "_type":
-        return exp.column("type", alias).isin(*(param(v) for v in node.values))
+        return exp.column("type", alias).isin(*(param(v) for v in node.values), copy=False)
     column = exp.column("last_updated", alias)
     conds: list[exp.Expr] = []
     for value in node.values:
@@ -34,7 +34,7 @@ def resource_condition(node: Filter, param: Callable[[object], exp.Expr], alias:
         if prefix == "ap":
             low, high = approximate(low, high)
         if prefix == "ne":
-            conds.append(exp.or_(column < param(low), column >= param(high)))
+            conds.append(exp.or_(column < param(low), column >= param(high), copy=False))
             continue
         at_or_after = {"eq": low, "ge": low, "gt": high, "sa": high, "ap": low}
         before = {"eq": high, "le": high, "lt": low, "eb": low, "ap": high}
@@ -43,5 +43,5 @@ def resource_condition(node: Filter, param: Callable[[object], exp.Expr], alias:
             parts.append(column >= param(at_or_after[prefix]))
         if prefix in before:
             parts.append(column < param(before[prefix]))
-        conds.append(exp.and_(*parts))
-    return exp.or_(*conds) if len(conds) > 1 else conds[0]
+        conds.append(exp.and_(*parts, copy=False))
+    return exp.or_(*conds, copy=False) if len(conds) > 1 else conds[0]

@@ -15,13 +15,13 @@ import sqlglot.expressions as exp
 
 from cmio.model import Model
 from cmio.search.columns import resource_condition
-from cmio.search.request import Filter, Node, UnknownParameterError, clause_key, resolve
-from cmio.search.sql import Params, SqlBuilder
+from cmio.search.request import Chain, Filter, Has, Node, UnknownParameterError, clause_key, resolve
+from cmio.search.sql import Params, SqlBuilder, unindexed
 from cmio.search.terminology import TerminologyProvider
 from cmio.store._query import Sql
 from cmio.store.base import SearchQuery
 
-__all__ = ["SORT_COLUMNS", "SearchCompiler", "parse_sort"]
+__all__ = ["SORT_COLUMNS", "SearchCompiler", "parse_sort", "selectivity"]
 
 _PLACEHOLDER = re.compile(r":p(\d+)\b|%\(p(\d+)\)s")
 #: per parameter type: the index table and the column sorted on
@@ -34,7 +34,37 @@ SORT_COLUMNS = {
     "quantity": ("quantity_index", "low"),
     "uri": ("uri_index", "value"),
 }
-_RESOURCE = exp.alias_(exp.to_table("resource"), "r")
+
+
+def _resource() -> exp.Expr:
+    return exp.alias_(exp.to_table("resource"), "r")
+
+
+_COLUMNS = ("_id", "_type", "_lastUpdated")
+
+
+def selectivity(node: Node) -> int:
+    """A rough rank of how few rows a clause keeps (lowest first).
+
+    The most selective clause drives the query (``IN``); the others are probed
+    per candidate (``EXISTS``), so SQLite never materializes a broad clause
+    such as ``date=ge2020`` over a whole type.
+    """
+    if isinstance(node, Has | Chain):
+        return 6
+    if node.modifier in ("missing", "not", "not-in"):
+        return 9
+    if node.code == "_id":
+        return 0
+    if node.code in ("_type", "_lastUpdated"):
+        return 8
+    if node.type == "reference" or (node.type == "token" and node.code == "identifier"):
+        return 1
+    if node.type == "token":
+        return 2 if any("|" in v for v in node.values) else 3
+    if node.type in ("string", "uri"):
+        return 4
+    return 7
 
 
 def parse_sort(model: Model, rtype: str | None, sort: Sequence[str]) -> list[tuple[str, bool, str]]:
@@ -89,36 +119,50 @@ class SearchCompiler:
         params = Params()
         where = self.where(query, params)
         columns = [exp.column(c, "r") for c in ("type", "id", "version", "last_updated", "data")]
-        page = exp.select(*columns).from_(_RESOURCE).where(where)
+        page = (
+            exp.select(*columns, copy=False).from_(_resource(), copy=False).where(where, copy=False)
+        )
         for key in self._order(query, params, dialect):
             page = page.order_by(key, copy=False)
-        page = page.limit(params(max(0, query.count))).offset(params(max(0, query.offset)))
+        page = page.limit(params(max(0, query.count)), copy=False).offset(
+            params(max(0, query.offset)), copy=False
+        )
         page_sql = _render(page, dialect, params)
         if not query.total:
             return page_sql, None
-        count_params = Params()
         count = (
-            exp.select(exp.Count(this=exp.Star()))
-            .from_(_RESOURCE)
-            .where(self.where(query, count_params))
+            exp.select(exp.Count(this=exp.Star()), copy=False)
+            .from_(_resource(), copy=False)
+            .where(where, copy=False)  # the same tree: rendering does not change it
         )
-        return page_sql, _render(count, dialect, count_params)
+        return page_sql, _render(count, dialect, params)
 
     def where(self, query: SearchQuery, params: Params) -> exp.Expr:
         """The WHERE condition of a search over ``resource r``."""
         builder = SqlBuilder(params, self.terminology)
-        conds: list[exp.Expr] = [exp.not_(exp.column("deleted", "r"))]
-        if query.type is not None:
-            conds.append(exp.column("type", "r").eq(params(query.type)))
+        conds: list[exp.Expr] = [exp.not_(exp.column("deleted", "r"), copy=False)]
+        nodes = sorted(self.nodes(query), key=selectivity)
+        pair = exp.Tuple(expressions=[exp.column("type", "r"), exp.column("id", "r")])
         key: exp.Expr = exp.column("id", "r")
         if query.type is None:
-            key = exp.Tuple(expressions=[exp.column("type", "r"), exp.column("id", "r")])
-        for node in self.nodes(query):
-            if isinstance(node, Filter) and node.code in ("_id", "_type", "_lastUpdated"):
+            key = pair
+        elif nodes and not (isinstance(nodes[0], Filter) and nodes[0].code in _COLUMNS):
+            # An index clause drives: ``(r.type, r.id) IN (...)`` probes the primary key;
+            # the type test must not tempt SQLite into scanning the type in date order.
+            conds.append(unindexed(exp.column("type", "r"), params).eq(params(query.type)))
+            key = pair
+        else:
+            conds.append(exp.column("type", "r").eq(params(query.type)))
+        driving = True
+        for node in nodes:
+            if isinstance(node, Filter) and node.code in _COLUMNS:
                 conds.append(resource_condition(node, params, "r"))
+                driving = driving and node.code != "_id"
             else:
-                conds.append(builder.condition(node, key))
-        return exp.and_(*conds)
+                probe_key = exp.column("id", "r") if not driving and query.type else key
+                conds.append(builder.condition(node, probe_key, correlated=not driving))
+                driving = False
+        return exp.and_(*conds, copy=False)
 
     def _order(self, query: SearchQuery, params: Params, dialect: str) -> list[exp.Ordered]:
         def natural(column: str, desc: bool = False) -> exp.Ordered:
@@ -141,11 +185,11 @@ class SearchCompiler:
             table, column = SORT_COLUMNS[ptype]
             agg = exp.Max if desc else exp.Min
             sub = (
-                exp.select(agg(this=exp.column(column, "s")))
-                .from_(exp.alias_(exp.to_table(table), "s"))
-                .where(exp.column("resource_type", "s").eq(exp.column("type", "r")))
-                .where(exp.column("resource_id", "s").eq(exp.column("id", "r")))
-                .where(exp.column("param", "s").eq(params(code)))
+                exp.select(agg(this=exp.column(column, "s")), copy=False)
+                .from_(exp.alias_(exp.to_table(table), "s"), copy=False)
+                .where(exp.column("resource_type", "s").eq(exp.column("type", "r")), copy=False)
+                .where(exp.column("resource_id", "s").eq(exp.column("id", "r")), copy=False)
+                .where(unindexed(exp.column("param", "s"), params).eq(params(code)), copy=False)
             )
             keys.append(exp.Ordered(this=sub.subquery(), desc=desc, nulls_first=False))
         for column in ("type", "id"):

@@ -19,7 +19,7 @@ from cmio.search.request import Chain, Filter, Has, Node
 from cmio.search.terminology import TerminologyProvider, expand_token
 from cmio.store.base import InvalidRequestError
 
-__all__ = ["Params", "SqlBuilder"]
+__all__ = ["Params", "SqlBuilder", "unindexed"]
 
 _TABLES = {
     "string": "string_index",
@@ -50,7 +50,7 @@ def _col(name: str, table: str = "x") -> exp.Column:
 def _any(conds: list[exp.Expr]) -> exp.Expr:
     if not conds:
         return exp.false()
-    return exp.or_(*conds) if len(conds) > 1 else conds[0]
+    return exp.or_(*conds, copy=False) if len(conds) > 1 else conds[0]
 
 
 class SqlBuilder:
@@ -64,22 +64,48 @@ class SqlBuilder:
     def __init__(self, params: Params, terminology: TerminologyProvider | None = None) -> None:
         self.p = params
         self.terminology = terminology
+        self._probe = False
 
-    def condition(self, node: Node, key: exp.Expr) -> exp.Expr:
-        """``key IN (ids of resources matching node)`` (or the negated form)."""
+    def condition(self, node: Node, key: exp.Expr, correlated: bool = False) -> exp.Expr:
+        """``key IN (ids of resources matching node)`` (or the negated form).
+
+        With ``correlated`` (and a single-column key) the form is
+        ``EXISTS (... AND id = key)`` instead: a probe per candidate row through
+        the ``(resource_type, resource_id, param)`` index, which is what the
+        less selective clauses of a search want once another clause drives.
+        """
+        probe = correlated and isinstance(key, exp.Column)
+        self._probe = probe
         negate, query = self.ids(node)
-        cond = exp.In(this=key, query=exp.Subquery(this=query))
-        return exp.not_(cond) if negate else cond
+        self._probe = False
+        cond: exp.Expr
+        if probe:
+            first = query.selects[0]
+            id_col = first.this if isinstance(first, exp.Alias) else first
+            cond = exp.Exists(this=query.where(id_col.copy().eq(key.copy()), copy=False))
+        else:
+            if isinstance(key, exp.Tuple) and len(query.selects) == 1:
+                # (type, id) pairs: SQLite probes the resource primary key with each
+                first = query.selects[0]
+                id_col = first.this if isinstance(first, exp.Alias) else first
+                type_name = {"resource_id": "resource_type", "target_id": "target_type"}
+                table = id_col.table if isinstance(id_col, exp.Column) else "x"
+                type_col = exp.column(type_name.get(id_col.name, "type"), table)
+                query = query.select(type_col, id_col.copy(), append=False, copy=False)
+            cond = exp.In(this=key, query=exp.Subquery(this=query))
+        return exp.not_(cond, copy=False) if negate else cond
 
     def ids(self, node: Node) -> tuple[bool, exp.Select]:
         """``(negate, select of matching ids)`` for a node."""
         if isinstance(node, Has):
-            negate, inner = self.ids(node.inner)
+            # a probe goes by target_id, which the lookup index serves: keep param indexable
+            self._probe = False
             q = self._index("reference_index", node.source, node.code)
-            q = q.where(_col("target_type").eq(self.p(node.rtype)))
+            negate, inner = self.ids(node.inner)
+            q = q.where(_col("target_type").eq(self.p(node.rtype)), copy=False)
             member = exp.In(this=_col("resource_id"), query=exp.Subquery(this=inner))
-            q = q.where(exp.not_(member) if negate else member)
-            return False, q.select(_col("target_id"), append=False)
+            q = q.where(exp.not_(member, copy=False) if negate else member, copy=False)
+            return False, q.select(_col("target_id"), append=False, copy=False)
         if isinstance(node, Chain):
             branches: list[exp.Expr] = []
             q = self._index("reference_index", node.rtype, node.code)
@@ -89,34 +115,44 @@ class SqlBuilder:
                 branches.append(
                     exp.and_(
                         _col("target_type").eq(self.p(target)),
-                        exp.not_(member) if negate else member,
+                        exp.not_(member, copy=False) if negate else member,
+                        copy=False,
                     )
                 )
-            return False, q.where(_any(branches))
+            return False, q.where(_any(branches), copy=False)
         return self._filter(node)
 
     def _resource_ids(self, f: Filter) -> exp.Select:
         """``_id``/``_lastUpdated``/``_type`` inside chains and ``_has``: the resource table."""
         from cmio.search.columns import resource_condition
 
-        q = exp.select(exp.alias_(_col("id"), "resource_id")).from_(
-            exp.alias_(exp.to_table("resource"), "x")
+        q = exp.select(exp.alias_(_col("id"), "resource_id"), copy=False).from_(
+            exp.alias_(exp.to_table("resource"), "x"), copy=False
         )
         if f.rtype is not None:
-            q = q.where(_col("type").eq(self.p(f.rtype)))
+            q = q.where(_col("type").eq(self.p(f.rtype)), copy=False)
         else:
-            q = q.select(exp.alias_(_col("type"), "resource_type"), append=False).select(
-                exp.alias_(_col("id"), "resource_id")
-            )
-        return q.where(exp.not_(_col("deleted"))).where(resource_condition(f, self.p, "x"))
+            q = q.select(
+                exp.alias_(_col("type"), "resource_type"), append=False, copy=False
+            ).select(exp.alias_(_col("id"), "resource_id"), copy=False)
+        return q.where(exp.not_(_col("deleted"), copy=False), copy=False).where(
+            resource_condition(f, self.p, "x"), copy=False
+        )
 
     def _index(self, table: str, rtype: str | None, code: str) -> exp.Select:
-        q = exp.select(_col("resource_id")).from_(exp.alias_(exp.to_table(table), "x"))
+        q = exp.select(_col("resource_id"), copy=False).from_(
+            exp.alias_(exp.to_table(table), "x"), copy=False
+        )
         if rtype is not None:
-            q = q.where(_col("resource_type").eq(self.p(rtype)))
+            q = q.where(_col("resource_type").eq(self.p(rtype)), copy=False)
         else:
-            q = q.select(_col("resource_type"), append=False).select(_col("resource_id"))
-        return q.where(_col("param").eq(self.p(code)))
+            q = q.select(_col("resource_type"), append=False, copy=False).select(
+                _col("resource_id"), copy=False
+            )
+        if self._probe:  # the outermost select of a correlated probe
+            self._probe = False
+            return q.where(unindexed(_col("param"), self.p).eq(self.p(code)), copy=False)
+        return q.where(_col("param").eq(self.p(code)), copy=False)
 
     def _filter(self, f: Filter) -> tuple[bool, exp.Select]:
         if f.code in ("_id", "_lastUpdated", "_type"):
@@ -136,7 +172,7 @@ class SqlBuilder:
         if f.type == "token" and f.modifier in ("in", "not-in", "above", "below"):
             pairs = expand_token(self.terminology, f.code, f.modifier, f.values)
             conds = [self._token_pair(s, c) for s, c in pairs]
-            q = self._index(table, f.rtype, f.code).where(_any(conds))
+            q = self._index(table, f.rtype, f.code).where(_any(conds), copy=False)
             return f.modifier == "not-in", q
         if f.type == "reference" and f.targets:
             conds = [self._reference(v, f.targets) for v in f.values]
@@ -144,7 +180,7 @@ class SqlBuilder:
             conds = [getattr(self, "_" + f.type)(v, f.modifier) for v in f.values]
         else:
             conds = [build(v) for v in f.values]
-        q = self._index(table, f.rtype, f.code).where(_any(conds))
+        q = self._index(table, f.rtype, f.code).where(_any(conds), copy=False)
         return f.type == "token" and f.modifier == "not", q
 
     # -- per type --------------------------------------------------------------------
@@ -157,7 +193,7 @@ class SqlBuilder:
             conds.append(_col("system").eq(self.p(system)))
         if code is not None:
             conds.append(_col("value").eq(self.p(code)))
-        return exp.and_(*conds) if conds else exp.true()
+        return exp.and_(*conds, copy=False) if conds else exp.true()
 
     def _token(self, value: str) -> exp.Expr:
         return self._token_pair(*sv.split_token(value))
@@ -165,17 +201,19 @@ class SqlBuilder:
     def _token_special(self, f: Filter) -> tuple[bool, exp.Select]:
         if f.modifier == "text":
             q = self._index("string_index", f.rtype, f.code + ":text")
-            return False, q.where(_any([self._string(v) for v in f.values]))
+            return False, q.where(_any([self._string(v) for v in f.values]), copy=False)
         if f.modifier == "identifier":
             q = self._index("token_index", f.rtype, f.code + ":identifier")
-            return False, q.where(_any([self._token(v) for v in f.values]))
+            return False, q.where(_any([self._token(v) for v in f.values]), copy=False)
         conds: list[exp.Expr] = []
         for value in f.values:  # of-type: system|code|value
             parts = value.split("|")
             if len(parts) != 3 or not parts[1] or not parts[2]:
                 raise InvalidRequestError(f"{f.code}:of-type needs system|code|value")
             conds.append(self._token_pair(parts[0] or None, f"{parts[1]}|{parts[2]}"))
-        return False, self._index("token_index", f.rtype, f.code + ":of-type").where(_any(conds))
+        return False, self._index("token_index", f.rtype, f.code + ":of-type").where(
+            _any(conds), copy=False
+        )
 
     def _string(self, value: str, modifier: str | None = None) -> exp.Expr:
         from cmio.indexing.values import normalize
@@ -188,7 +226,9 @@ class SqlBuilder:
             return exp.Escape(this=like, expression=exp.Literal.string("\\"))
         if not norm:
             return exp.true()
-        return exp.and_(_col("norm") >= self.p(norm), _col("norm") < self.p(sv.increment(norm)))
+        return exp.and_(
+            _col("norm") >= self.p(norm), _col("norm") < self.p(sv.increment(norm)), copy=False
+        )
 
     def _reference(self, value: str, targets: tuple[str, ...] = ()) -> exp.Expr:
         from cmio.indexing.values import reference_parts
@@ -202,11 +242,11 @@ class SqlBuilder:
             if "/" in rid:
                 raise InvalidRequestError(f"invalid reference {value!r}")
             return exp.and_(
-                _col("target_type").eq(self.p(rtype)), _col("target_id").eq(self.p(rid))
+                _col("target_type").eq(self.p(rtype)), _col("target_id").eq(self.p(rid)), copy=False
             )
         cond: exp.Expr = _col("target_id").eq(self.p(value))
         if len(targets) == 1:
-            cond = exp.and_(_col("target_type").eq(self.p(targets[0])), cond)
+            cond = exp.and_(_col("target_type").eq(self.p(targets[0])), cond, copy=False)
         return cond
 
     def range_condition(
@@ -222,24 +262,24 @@ class SqlBuilder:
         See https://hl7.org/fhir/R4/search.html#prefix.
         """
         lo, hi = self.p(low), self.p(high)
-        inside = exp.and_(col_low >= lo, col_high <= hi)
+        inside = exp.and_(col_low >= lo, col_high <= hi, copy=False)
         if prefix == "eq":
             return inside
         if prefix == "ne":
-            return exp.or_(col_low < self.p(low), col_high > self.p(high))
+            return exp.or_(col_low < self.p(low), col_high > self.p(high), copy=False)
         if prefix == "gt":
             return col_high > hi
         if prefix == "lt":
             return col_low < lo
         if prefix == "ge":
-            return exp.or_(col_high > self.p(high), inside)
+            return exp.or_(col_high > self.p(high), inside, copy=False)
         if prefix == "le":
-            return exp.or_(col_low < self.p(low), inside)
+            return exp.or_(col_low < self.p(low), inside, copy=False)
         if prefix == "sa":
             return col_low >= hi
         if prefix == "eb":
             return col_high <= lo
-        return exp.and_(col_low < hi, col_high > lo)  # ap (range already widened)
+        return exp.and_(col_low < hi, col_high > lo, copy=False)  # ap (range already widened)
 
     def _date(self, value: str) -> exp.Expr:
         prefix, low, high = sv.parse_date(value)
@@ -251,13 +291,15 @@ class SqlBuilder:
         """A stored number against a search number with its precision (search.html#number)."""
         low, high = _precision(number)
         if prefix == "eq":
-            return exp.and_(column >= self.p(low), column < self.p(high))
+            return exp.and_(column >= self.p(low), column < self.p(high), copy=False)
         if prefix == "ne":
-            return exp.or_(column < self.p(low), column >= self.p(high))
+            return exp.or_(column < self.p(low), column >= self.p(high), copy=False)
         if prefix == "ap":
             slack = abs(number) / 10 or Decimal(high - low)
             return exp.and_(
-                column >= self.p(float(number - slack)), column <= self.p(float(number + slack))
+                column >= self.p(float(number - slack)),
+                column <= self.p(float(number + slack)),
+                copy=False,
             )
         ops = {"gt": exp.GT, "sa": exp.GT, "lt": exp.LT, "eb": exp.LT, "ge": exp.GTE, "le": exp.LTE}
         return ops[prefix](this=column, expression=self.p(float(number)))
@@ -272,18 +314,20 @@ class SqlBuilder:
             canon = canonical_quantity(q.number, q.code)
             if canon is not None:
                 cond = self.point_condition(q.prefix, canon[0], _col("canon_low"))
-                return exp.and_(_col("canon_code").eq(self.p(canon[1])), cond)
+                return exp.and_(_col("canon_code").eq(self.p(canon[1])), cond, copy=False)
         conds: list[exp.Expr] = [self.point_condition(q.prefix, q.number, _col("low"))]
         if q.system is not None:
             conds.append(_col("system").eq(self.p(q.system)))
         if q.code is not None:
             conds.append(_col("code").eq(self.p(q.code)))
-        return exp.and_(*conds)
+        return exp.and_(*conds, copy=False)
 
     def _uri(self, value: str, modifier: str | None = None) -> exp.Expr:
         if modifier == "below":
             return exp.and_(
-                _col("value") >= self.p(value), _col("value") < self.p(sv.increment(value))
+                _col("value") >= self.p(value),
+                _col("value") < self.p(sv.increment(value)),
+                copy=False,
             )
         if modifier == "above":
             return exp.Like(
@@ -291,6 +335,16 @@ class SqlBuilder:
                 expression=exp.DPipe(this=_col("value"), expression=self.p("%")),
             )
         return _col("value").eq(self.p(value))
+
+
+def unindexed(column: exp.Column, param: Callable[[object], exp.Expr]) -> exp.Expr:
+    """``column || ''``: the same value, but SQLite will not pick an index for it.
+
+    Probes and sort keys must go through ``(resource_type, resource_id, param)``
+    rather than a lookup index that starts with ``(resource_type, param)`` and
+    would scan every row of the parameter (https://www.sqlite.org/optoverview.html).
+    """
+    return exp.DPipe(this=column, expression=param(""))
 
 
 def _escape(text: str) -> str:

@@ -79,8 +79,6 @@ _SCHEMA = [
         value text COLLATE "C" NOT NULL)""",
     """CREATE INDEX IF NOT EXISTS token_index_lookup
         ON token_index (resource_type, param, value, system)""",
-    """CREATE INDEX IF NOT EXISTS token_index_resource
-        ON token_index (resource_type, resource_id)""",
     """CREATE INDEX IF NOT EXISTS token_index_param
         ON token_index (param, value, system)""",
     *ddl("postgres"),

@@ -76,7 +76,6 @@ CREATE TABLE IF NOT EXISTS token_index (
     value TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS token_index_lookup ON token_index (resource_type, param, value, system);
-CREATE INDEX IF NOT EXISTS token_index_resource ON token_index (resource_type, resource_id);
 CREATE INDEX IF NOT EXISTS token_index_param ON token_index (param, value, system);
 """
 

@@ -1,0 +1,165 @@
+"""Search benchmark: typical clinical queries on a generated store (SQLite).
+
+Usage::
+
+    python bench/search.py --patients 1000 --db /tmp/search-bench.db
+
+Generates a synthetic health system with ``cmio synth`` (about 110 resources per
+patient per simulated year), imports it with every search parameter indexed,
+then runs each query ``--repeat`` times through the store (the SQL compiled by
+:mod:`cmio.search`) and prints p50/p95 in milliseconds and the SQLite query
+plan of each query. See https://hl7.org/fhir/R4/search.html.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from cmio.bulk.importer import import_paths
+from cmio.indexing import SearchIndexer
+from cmio.model import load_model
+from cmio.search.includes import Include, included
+from cmio.store.base import SearchClause, SearchQuery
+from cmio.store.sqlite import SqliteRepository
+
+Query = tuple[str, str, list[tuple[str, str]], list[Include]]
+
+
+def _pick(repo: SqliteRepository) -> dict[str, str]:
+    """Values for the queries taken from the data (a busy patient, a common code...)."""
+    conn = repo._connection()
+    pid = conn.execute(
+        "SELECT target_id FROM reference_index WHERE resource_type = 'Observation'"
+        " AND param = 'patient' GROUP BY target_id ORDER BY COUNT(*) DESC LIMIT 1"
+    ).fetchone()[0]
+    code = conn.execute(
+        "SELECT system, value FROM token_index WHERE resource_type = 'Condition' AND param = 'code'"
+        " GROUP BY system, value ORDER BY COUNT(*) ASC LIMIT 1 OFFSET 5"
+    ).fetchone()
+    family = conn.execute(
+        "SELECT norm FROM string_index WHERE resource_type = 'Patient' AND param = 'family'"
+        " LIMIT 1 OFFSET 17"
+    ).fetchone()[0]
+    return {"pid": pid, "cond": f"{code[0]}|{code[1]}", "fam": family[:3], "family": family}
+
+
+def queries(v: dict[str, str]) -> list[Query]:
+    """The issue's typical clinical queries."""
+    return [
+        (
+            "Observation patient+code+date, sort -date",
+            "Observation",
+            [
+                ("patient", v["pid"]),
+                ("code", "http://loinc.org|4548-4"),
+                ("date", "ge2024-01-01"),
+                ("_sort", "-date"),
+            ],
+            [],
+        ),
+        (
+            "Observation patient, sort -date",
+            "Observation",
+            [("patient", v["pid"]), ("_sort", "-date")],
+            [],
+        ),
+        (
+            "Condition code + clinical-status",
+            "Condition",
+            [("code", v["cond"]), ("clinical-status", "active")],
+            [],
+        ),
+        (
+            "Patient name prefix + birthdate",
+            "Patient",
+            [("name", v["fam"]), ("birthdate", "lt1960")],
+            [],
+        ),
+        ("Encounter chained subject.name", "Encounter", [("subject.name", v["family"])], []),
+        (
+            "Patient _has Observation code",
+            "Patient",
+            [("_has:Observation:patient:code", "http://loinc.org|4548-4"), ("name", v["fam"])],
+            [],
+        ),
+        (
+            "MedicationRequest _include medication",
+            "MedicationRequest",
+            [("patient", v["pid"])],
+            [Include(False, "MedicationRequest", ("medication",), None, False)],
+        ),
+    ]
+
+
+def run(repo: SqliteRepository, model_queries: list[Query], repeat: int) -> None:
+    """Time each query and print its plan."""
+    compiler = repo._indexer.search_compiler  # type: ignore[attr-defined]
+    model = compiler.model
+    print(f"{'query':48} {'hits':>6} {'p50 ms':>8} {'p95 ms':>8}")
+    for label, rtype, params, incs in model_queries:
+        sort = tuple(v.split(",")[0] for k, v in params if k == "_sort")
+        clauses = tuple(SearchClause(k, (v,)) for k, v in params if k != "_sort")
+        query = SearchQuery(rtype, clauses, count=50, sort=sort, total=True)
+        times: list[float] = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            with repo.read_transaction() as tx:
+                page = tx.search(query)
+                if incs:
+                    included(tx, model, page.resources, incs)
+            times.append((time.perf_counter() - t0) * 1000)
+        times.sort()
+        p95 = times[min(len(times) - 1, int(len(times) * 0.95))]
+        print(f"{label:48} {page.total!s:>6} {statistics.median(times):8.2f} {p95:8.2f}")
+        sql, _ = compiler.compile(query, "sqlite")
+        plan = repo._connection().execute("EXPLAIN QUERY PLAN " + sql.text, sql.params).fetchall()
+        for row in plan:
+            print("      plan:", row[-1])
+
+
+def main() -> None:
+    """Entry point."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--patients", type=int, default=1000)
+    parser.add_argument("--db", default="/tmp/cmio-search-bench/store.db")
+    parser.add_argument("--repeat", type=int, default=50)
+    args = parser.parse_args()
+    db = Path(args.db)
+    data = db.parent / f"synth-{args.patients}"
+    model = load_model()
+    fresh = not db.exists()
+    repo = SqliteRepository(db, indexer=SearchIndexer(model))
+    if fresh:
+        if not data.exists():
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "cmio.cli.main",
+                    "synth",
+                    "--out",
+                    str(data),
+                    "--patients",
+                    str(args.patients),
+                    "--workers",
+                    "2",
+                ],
+                check=True,
+            )
+        t0 = time.perf_counter()
+        summary = import_paths(repo, sorted(data.glob("*.ndjson")), model=model)
+        dt = time.perf_counter() - t0
+        print(f"imported {summary} in {dt:.1f} s")
+    total = repo._connection().execute("SELECT COUNT(*) FROM resource").fetchone()[0]
+    print(f"store: {total} resources")
+    run(repo, queries(_pick(repo)), args.repeat)
+    repo.close()
+
+
+if __name__ == "__main__":
+    main()

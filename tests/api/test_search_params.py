@@ -1,0 +1,159 @@
+"""Search over HTTP: typed parameters, errors, lenient handling, includes, sorting.
+
+https://hl7.org/fhir/R4/search.html
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+
+
+def _put(client: httpx.Client, resource: dict[str, Any]) -> None:
+    response = client.put(f"/{resource['resourceType']}/{resource['id']}", json=resource)
+    assert response.status_code in (200, 201), response.text
+
+
+def _ids(bundle: dict[str, Any], mode: str = "match") -> list[str]:
+    return [e["resource"]["id"] for e in bundle.get("entry", []) if e["search"]["mode"] == mode]
+
+
+def _data(client: httpx.Client) -> str:
+    tag = uuid.uuid4().hex[:8]
+    _put(client, {"resourceType": "Organization", "id": f"org-{tag}", "name": f"Clinic {tag}"})
+    _put(
+        client,
+        {
+            "resourceType": "Practitioner",
+            "id": f"dr-{tag}",
+            "name": [{"family": f"House{tag}"}],
+        },
+    )
+    for i, (family, birth) in enumerate((("Smith", "1950-05-01"), ("Smythe", "1970-01-01"))):
+        _put(
+            client,
+            {
+                "resourceType": "Patient",
+                "id": f"p{i}-{tag}",
+                "name": [{"family": f"{family}{tag}", "given": ["Zoë"]}],
+                "birthDate": birth,
+                "managingOrganization": {"reference": f"Organization/org-{tag}"},
+                "generalPractitioner": [{"reference": f"Practitioner/dr-{tag}"}],
+            },
+        )
+    for i, (value, day) in enumerate(
+        ((7.2, "2024-02-01"), (5.1, "2024-03-01"), (6.0, "2023-01-01"))
+    ):
+        _put(
+            client,
+            {
+                "resourceType": "Observation",
+                "id": f"o{i}-{tag}",
+                "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "4548-4"}]},
+                "subject": {"reference": f"Patient/p{i % 2}-{tag}"},
+                "effectiveDateTime": day,
+                "valueQuantity": {
+                    "value": value,
+                    "system": "http://unitsofmeasure.org",
+                    "code": "%",
+                },
+            },
+        )
+    return tag
+
+
+def test_typed_parameters_sort_and_chain(client: httpx.Client) -> None:
+    tag = _data(client)
+    names = client.get("/Patient", params={"name": f"smith{tag}"}).json()
+    assert _ids(names) == [f"p0-{tag}"]
+    accent = client.get("/Patient", params={"given": "zoe", "family": f"sm{tag}"}).json()
+    assert accent["total"] == 0
+    by_date = client.get(
+        "/Observation",
+        params={
+            "subject": f"Patient/p0-{tag}",
+            "date": "ge2023-06-01",
+            "_sort": "-date",
+        },
+    ).json()
+    assert _ids(by_date) == [f"o0-{tag}"]
+    sorted_obs = client.get(
+        "/Observation", params={"subject:Patient.name": f"smith{tag},smythe{tag}", "_sort": "-date"}
+    ).json()
+    assert _ids(sorted_obs) == [f"o1-{tag}", f"o0-{tag}", f"o2-{tag}"]
+    by_value = client.get(
+        "/Observation",
+        params={"value-quantity": "gt6|http://unitsofmeasure.org|%", "patient.name": f"smith{tag}"},
+    ).json()
+    assert _ids(by_value) == [f"o0-{tag}"]
+    deep = client.get(
+        "/Observation", params={"patient.general-practitioner.name": f"house{tag}", "_sort": "date"}
+    ).json()
+    assert _ids(deep) == [f"o2-{tag}", f"o0-{tag}", f"o1-{tag}"]
+    has = client.get(
+        "/Patient",
+        params={"_has:Observation:patient:date": "lt2023-06-01", "name": f"smith{tag}"},
+    ).json()
+    assert _ids(has) == [f"p0-{tag}"]
+    post = client.post(
+        "/Patient/_search",
+        content=f"name=smythe{tag}",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    ).json()
+    assert _ids(post) == [f"p1-{tag}"]
+
+
+def test_include_and_revinclude(client: httpx.Client) -> None:
+    tag = _data(client)
+    inc = client.get(
+        "/Observation",
+        params={"_id": f"o0-{tag}", "_include": "Observation:patient"},
+    ).json()
+    assert _ids(inc) == [f"o0-{tag}"]
+    assert _ids(inc, "include") == [f"p0-{tag}"]
+    iterate = client.get(
+        "/Observation",
+        params=[
+            ("_id", f"o0-{tag}"),
+            ("_include", "Observation:patient"),
+            ("_include:iterate", "Patient:organization"),
+        ],
+    ).json()
+    assert sorted(_ids(iterate, "include")) == [f"org-{tag}", f"p0-{tag}"]
+    rev = client.get(
+        "/Patient", params={"_id": f"p1-{tag}", "_revinclude": "Observation:subject"}
+    ).json()
+    assert _ids(rev) == [f"p1-{tag}"]
+    assert _ids(rev, "include") == [f"o1-{tag}"]
+
+
+def test_unknown_and_malformed_parameters(client: httpx.Client) -> None:
+    for params in (
+        {"favourite-colour": "red"},
+        {"name:sounds-like": "x"},
+        {"subject.nonsense": "x"},
+        {"_has:Observation:nonsense:code": "x"},
+        {"_sort": "nonsense"},
+        {"_include": "Observation:nonsense"},
+    ):
+        response = client.get(
+            "/Observation" if "subject" in str(params) else "/Patient", params=params
+        )
+        assert response.status_code == 400, params
+        issue = response.json()["issue"][0]
+        assert issue["expression"] == [next(iter(params))], params
+    bad_date = client.get("/Patient", params={"birthdate": "ge20x"})
+    assert bad_date.status_code == 400
+    lenient = client.get(
+        "/Patient",
+        params={"favourite-colour": "red", "_count": "1"},
+        headers={"prefer": "handling=lenient"},
+    )
+    assert lenient.status_code == 200
+    outcome = [e for e in lenient.json()["entry"] if e["search"]["mode"] == "outcome"]
+    assert "favourite-colour" in outcome[0]["resource"]["issue"][0]["diagnostics"]
+    terminology = client.get("/Observation", params={"code:in": "http://vs"})
+    assert terminology.status_code == 400
