@@ -24,6 +24,8 @@ from pathlib import Path
 
 from cmio.synth import SynthConfig, generate
 
+__all__ = ["main"]
+
 
 def _peak_mib() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
