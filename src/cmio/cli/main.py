@@ -8,6 +8,7 @@ from cmio.cli import (
     demo_cmd,
     export_cmd,
     fhirpath_cmd,
+    hl7v2_feed_cmd,
     import_cmd,
     serve_cmd,
     synth_cmd,
@@ -32,6 +33,7 @@ import_cmd.register(app)
 export_cmd.register(app)
 fhirpath_cmd.register(app)
 synth_cmd.register(app)
+hl7v2_feed_cmd.register(app)
 validate_cmd.register(app)
 
 
