@@ -56,17 +56,17 @@ from cmio.synth.hl7v2.records import (
     ref_id,
 )
 
-__all__ = ["FeedMessage", "FeedSummary", "iter_messages", "write_feeds"]
+__all__ = ["NOTES", "Z_TEXTS", "FeedMessage", "FeedSummary", "iter_messages", "write_feeds"]
 
 A08_SHARE = 0.2
-_NOTES = (
+NOTES = (
     "Specimen slightly hemolyzed | potassium may be falsely elevated",
     "Fasting status: Y^patient-reported",
     "Collected at Riverbend Lab & Pathology draw station",
     "Repeat ordered ~ see prior result",
     "Result copied to \\\\RB-LAB\\outbound queue",
 )
-_Z_TEXT = (
+Z_TEXTS = (
     "Prefers morning calls | portal user",
     "Interpreter: none^English",
     "Guardian & emergency contact on file",
@@ -167,11 +167,11 @@ def _quirks(
         extra = Phone(f"614-555-01{digits('m' + pid, 2)}", "PRS", "CP")
     z: tuple[str, ...] = ()
     if not kind.startswith("ORU") and _chance(seed, "z", kind, rid) < 0.3:
-        text = _Z_TEXT[int(_chance(seed, "zt", rid) * len(_Z_TEXT))]
+        text = Z_TEXTS[int(_chance(seed, "zt", rid) * len(Z_TEXTS))]
         z = ("1", "ACTIVE" if _chance(seed, "portal", pid) < 0.6 else "INACTIVE", "TEXT", text)
     note = ""
     if kind.startswith("ORU") and _chance(seed, "nte", rid) < 0.25:
-        note = _NOTES[int(_chance(seed, "ntet", rid) * len(_NOTES))]
+        note = NOTES[int(_chance(seed, "ntet", rid) * len(NOTES))]
     return Quirks(
         pad_trailing=_chance(seed, "pad", kind, rid) < 0.25,
         ssn_in_pid19=bool(patient.ssn) and _chance(seed, "pid19", pid) < 0.3,
