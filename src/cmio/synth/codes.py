@@ -33,6 +33,7 @@ __all__ = [
     "ICD10CM",
     "LAB_PROCEDURE",
     "LOINC",
+    "MAMMOGRAM_REPORT",
     "NOTE_TYPES",
     "NUCC",
     "RACES",
@@ -138,6 +139,8 @@ SPECIALTIES: tuple[Specialty, ...] = (
 # fmt: on
 """Departments of every hospital or clinic (primary care ones at every clinic)."""
 
+MAMMOGRAM_REPORT = Code(LOINC, "24606-6", "MG Breast Screening")
+"""Screening mammography report (LOINC; in the HEDIS/eCQM Mammography value set)."""
 LAB_PROCEDURE = Code(SNOMED, "108252007", "Laboratory procedure")
 """ServiceRequest category of lab orders (SNOMED CT, US Core ServiceRequest)."""
 NURSE_TAXONOMY = Code(NUCC, "163W00000X", "Registered Nurse")

@@ -25,7 +25,7 @@ from cmio.synth.clinical_codes import (
     VACCINES,
     VISITS,
 )
-from cmio.synth.codes import CPT, LAB_PROCEDURE, Code
+from cmio.synth.codes import CPT, LAB_PROCEDURE, MAMMOGRAM_REPORT, Code
 from cmio.synth.context import PatientCtx
 from cmio.synth.cost import bill
 from cmio.synth.ids import MINUTES_PER_DAY
@@ -48,6 +48,17 @@ _ATND = [{"coding": [{"system": _PART, "code": "ATND", "display": "attender"}]}]
 _PPRF = [{"coding": [{"system": _PART, "code": "PPRF", "display": "primary performer"}]}]
 _APPT_TYPE = "http://terminology.hl7.org/CodeSystem/v2-0276"
 _LAB_CATEGORY = [{"coding": [LAB_PROCEDURE.coding]}]
+_RAD_CATEGORY = [
+    {
+        "coding": [
+            {
+                "system": "http://terminology.hl7.org/CodeSystem/v2-0074",
+                "code": "RAD",
+                "display": "Radiology",
+            }
+        ]
+    }
+]
 _RX_CAT = "http://terminology.hl7.org/CodeSystem/medicationrequest-category"
 _COURSE = "http://terminology.hl7.org/CodeSystem/medicationrequest-course-of-therapy"
 _PHQ9_CPT = Code(
@@ -245,6 +256,8 @@ def emit_encounter(
             }
         )
         lines.append((proc.billing, proc.charge))
+        if key == "mammography":
+            _mammogram_report(ctx, st, enc_id, dept_org, performed)
     for key in ev.vaccines:
         vaccine = VACCINES[key]
         ctx.out.append(
@@ -323,6 +336,36 @@ def emit_encounter(
         system.org_id,
     )
     return end
+
+
+def _mammogram_report(
+    ctx: PatientCtx, st: PatientState, enc_id: str, org: str, performed: int
+) -> None:
+    """The radiologist's screening mammography report, reviewed by the primary care clinician."""
+    rng = ctx.rng
+    clock = ctx.run.clock
+    ready = performed + rng.randint(1, 3) * MINUTES_PER_DAY + rng.randint(-120, 120)
+    # ~ 10% of screening mammograms are recalled for more imaging (BCSC benchmarks)
+    recall = rng.random() < 0.1
+    report_id = ctx.ids()
+    ctx.out.append(
+        {
+            "resourceType": "DiagnosticReport",
+            "id": report_id,
+            "status": "final",
+            "category": _RAD_CATEGORY,
+            "code": {"coding": [MAMMOGRAM_REPORT.coding], "text": MAMMOGRAM_REPORT.display},
+            "subject": ctx.patient_ref,
+            "encounter": {"reference": f"Encounter/{enc_id}"},
+            "effectiveDateTime": clock.instant(performed),
+            "issued": clock.instant(ready),
+            "performer": [{"reference": f"Organization/{org}"}],
+            "conclusion": "BI-RADS 0: incomplete, additional imaging evaluation needed."
+            if recall
+            else "BI-RADS 1: negative.",
+        }
+    )
+    inbox_task(ctx, st.person.pcp, f"DiagnosticReport/{report_id}", ready, enc_id)
 
 
 def _order_audit(ctx: PatientCtx, c: Clinician, team: Clinician, target: str, at: int) -> None:
