@@ -205,3 +205,28 @@ def test_same_seed_same_bytes(feeds: Feeds, tmp_path: Path) -> None:
 def test_per_type_files_hold_one_family(feeds: Feeds, name: str) -> None:
     kinds = {_kind(m)[:3] for m in _parsed(feeds, name)}
     assert kinds == {name[:3].upper()}
+
+
+def test_admit_carries_visit_number_start_and_diagnoses(feeds: Feeds) -> None:
+    encounters = {digits(e["id"], 12): e for e in feeds.resources["Encounter"].values()}
+    checked = 0
+    for text in messages_of(feeds, "adt.hl7"):
+        msg = hl7.parse(text)
+        if _kind(msg) != "ADT^A01":
+            continue
+        encounter = encounters[msg.extract_field("PV1", 1, 19, 1, 1)]
+        start = encounter["period"]["start"]
+        stamp = start[:19].replace("-", "").replace("T", "").replace(":", "")
+        assert msg.extract_field("PV1", 1, 44, 1, 1).startswith(stamp)
+        assert msg.extract_field("EVN", 1, 6, 1, 1).startswith(stamp)
+        icd = [
+            c["code"]
+            for r in encounter.get("reasonCode", [])
+            for c in r["coding"]
+            if c["system"] == "http://hl7.org/fhir/sid/icd-10-cm"
+        ]
+        sent = [s for s in text.split("\r") if s.startswith("DG1|")]
+        assert [s.split("|")[3].split("^")[0] for s in sent] == icd
+        assert all(s.split("|")[3].split("^")[2] == "I10C" for s in sent)
+        checked += 1
+    assert checked

@@ -140,6 +140,12 @@ def _visit(enc: Json, ctx: Context) -> Visit:
     source = first_coding(hosp.get("admitSource"))
     disposition = first_coding(hosp.get("dischargeDisposition"))
     number = digits(str(enc["id"]), 12)
+    diagnoses = tuple(
+        CodedValue(str(c["code"]), str(c.get("display", "")), "I10C")
+        for reason in enc.get("reasonCode", [])
+        for c in reason.get("coding", [])
+        if c.get("system") == "http://hl7.org/fhir/sid/icd-10-cm" and "code" in c
+    )
     inpatient = patient_class == "I"
     return Visit(
         number=number,
@@ -161,6 +167,7 @@ def _visit(enc: Json, ctx: Context) -> Visit:
         if inpatient
         else (f"ED{int(number[-2:]) % 24 + 1:02d}" if patient_class == "E" else ""),
         bed=("A" if int(number[-4]) % 2 else "B") if inpatient else "",
+        diagnoses=diagnoses,
     )
 
 

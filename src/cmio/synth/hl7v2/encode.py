@@ -51,6 +51,7 @@ _ESCAPES = {
     "\n": "\\X0A\\",
 }
 _UNESCAPES = {"E": "\\", "F": "|", "S": "^", "T": "&", "R": "~"}
+_TABLE = str.maketrans(_ESCAPES)
 
 
 class Encoded(str):
@@ -72,9 +73,7 @@ def escape(text: str) -> str:
         The text with ``\\ | ^ & ~`` as ``\\E\\ \\F\\ \\S\\ \\T\\ \\R\\`` and CR/LF as ``\\X0D\\``/``\\X0A\\``.
         See https://v2plus.hl7.org/2021Jan/index.html (Control, escape sequences).
     """
-    if not any(c in text for c in _ESCAPES):
-        return text
-    return "".join(_ESCAPES.get(c, c) for c in text)
+    return text.translate(_TABLE)
 
 
 def unescape(text: str) -> str:

@@ -267,6 +267,7 @@ def iter_messages(source: Path, seed: int = 1) -> Iterator[FeedMessage]:
                 (ref_id(imm.get("encounter")), shot),
             )
         )
+    ctx.immunizations.clear()  # now held as compact Immunization records
     events.sort(key=lambda e: (e[0], e[1], e[2], e[3]))
     for seq, (key, _prio, rid, kind, pid, payload) in enumerate(events, start=1):
         update = updates.get(pid)

@@ -236,17 +236,27 @@ def _z(quirks: Quirks) -> list[str]:
 
 
 def adt_message(header: Header, patient: PatientRecord, visit: Visit, quirks: Quirks) -> list[str]:
-    """ADT^A01/A03/A04/A08 (structure ADT_A01 or ADT_A03): MSH EVN PID PV1 [IN1...] [ZPI].
+    """ADT^A01/A03/A04/A08 (ADT_A01 or ADT_A03): MSH EVN PID PV1 [DG1...] [IN1...] [ZPI].
+
+    DG1-6 is A (admitting) on A01, F (final) on A03, W (working) otherwise.
 
     Returns:
         The segments. See https://build.fhir.org/ig/HL7/v2-to-fhir/ (ADT_A01 message map).
     """
     discharge = header.event == "A03"
+    occurred = visit.start if header.event in ("A01", "A04") else header.when
+    if discharge and visit.end is not None:
+        occurred = visit.end
     segments = [
         msh(header, quirks),
-        evn(header.event, header.when, visit.end if discharge and visit.end else header.when),
+        evn(header.event, header.when, occurred),
         pid(patient, quirks),
         pv1(visit, quirks, discharge=discharge),
+    ]
+    role = {"A01": "A", "A03": "F"}.get(header.event, "W")
+    segments += [
+        segment("DG1", str(i + 1), None, _cwe(dx), dx.display, None, role)
+        for i, dx in enumerate(visit.diagnoses)
     ]
     if header.event != "A03":
         segments += [in1(i + 1, c, patient) for i, c in enumerate(patient.coverages)]

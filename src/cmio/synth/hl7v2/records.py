@@ -337,6 +337,7 @@ class Visit:
     discharge_disposition: CodedValue | None = None
     room: str = ""
     bed: str = ""
+    diagnoses: tuple[CodedValue, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
