@@ -60,11 +60,15 @@ def test_counts_match_fhir(feeds: Feeds) -> None:
     assert dict(counts) == feeds.summary.by_type
     encounters = feeds.resources["Encounter"].values()
     admits = sum(1 for e in encounters if e["class"]["code"] in ("IMP", "EMER"))
+    ended = sum(
+        1 for e in encounters if e["class"]["code"] in ("IMP", "EMER") and "end" in e["period"]
+    )
     labs = sum(1 for r in feeds.resources["DiagnosticReport"].values() if _is_lab(r))
     assert labs > 0 and admits > 0
     assert counts["ORU^R01"] == labs
     assert counts["VXU^V04"] == len(feeds.resources["Immunization"])
-    assert counts["ADT^A01"] == counts["ADT^A03"] == admits
+    assert counts["ADT^A01"] == admits
+    assert counts["ADT^A03"] == ended
     assert counts["ADT^A04"] == len(feeds.resources["Encounter"]) - admits
     assert 0 < counts["ADT^A08"] < len(feeds.resources["Patient"])
 
@@ -84,7 +88,7 @@ def test_admissions_pair_and_discharge_follows_admit(feeds: Feeds) -> None:
             seen[visit] = "closed"
         elif kind == "ADT^A04":
             assert msg.extract_field("PV1", 1, 2, 1, 1) == "O"
-    assert seen and set(seen.values()) == {"closed"}
+    assert "closed" in seen.values()
 
 
 def test_pid3_is_the_patient_mrn(feeds: Feeds) -> None:
@@ -230,3 +234,14 @@ def test_admit_carries_visit_number_start_and_diagnoses(feeds: Feeds) -> None:
         assert all(s.split("|")[3].split("^")[2] == "I10C" for s in sent)
         checked += 1
     assert checked
+
+
+def test_output_does_not_depend_on_input_line_order(feeds: Feeds, tmp_path: Path) -> None:
+    shuffled = tmp_path / "shuffled"
+    shuffled.mkdir()
+    for path in feeds.source.glob("*.ndjson"):
+        lines = path.read_bytes().splitlines(keepends=True)
+        (shuffled / path.name).write_bytes(b"".join(reversed(lines)))
+    write_feeds(shuffled, tmp_path / "out", seed=FEED_SEED)
+    for name in feeds.summary.files:
+        assert (tmp_path / "out" / name).read_bytes() == (feeds.out / name).read_bytes()

@@ -9,6 +9,7 @@ Bulk Data layout: https://hl7.org/fhir/uv/bulkdata/STU1.0.1/export.html#file-for
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -69,6 +70,9 @@ _HEMOGLOBIN = {"F": (12.0, 15.5), "M": (13.5, 17.5)}
 _STATUS = {"final": "F", "preliminary": "P", "amended": "C", "corrected": "C"}
 
 
+_LEADING_ID = re.compile(rb'"id"\s*:\s*"([^"]+)"')
+
+
 def digits(text: str, width: int = 10) -> str:
     """A stable ``width``-digit number derived from ``text`` (visit, order numbers)."""
     value = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
@@ -82,14 +86,27 @@ def instant_key(value: datetime) -> float:
     return value.timestamp()
 
 
-def read_ndjson(path: Path) -> Iterator[Json]:
-    """Yield the resources of one NDJSON file (nothing when it does not exist)."""
+def read_ndjson(path: Path, only: set[str] | None = None) -> Iterator[Json]:
+    """Yield the resources of one NDJSON file (nothing when it does not exist).
+
+    Args:
+        path: the ``Type.ndjson`` file.
+        only: when given, yield only resources with these ids; lines whose leading
+            ``"id"`` is not wanted are skipped without being parsed.
+    """
     if not path.exists():
         return
     with path.open("rb") as handle:
         for line in handle:
-            if line.strip():
-                yield orjson.loads(line)
+            if not line.strip():
+                continue
+            if only is not None:
+                match = _LEADING_ID.search(line, 0, 200)
+                if match is not None and match.group(1).decode() not in only:
+                    continue
+            resource: Json = orjson.loads(line)
+            if only is None or resource.get("id") in only:
+                yield resource
 
 
 def _initials(name: str) -> str:
@@ -291,12 +308,9 @@ def _load_reports(source: Path, ctx: Context) -> None:
     wanted = {ref_id(x) for r in reports for x in r.get("result", [])}
     orders = {ref_id(b) for r in reports for b in r.get("basedOn", [])}
     requesters: dict[str, str] = {}
-    for req in read_ndjson(source / "ServiceRequest.ndjson"):
-        if req["id"] in orders:
-            requesters[req["id"]] = ref_id(req.get("requester"))
-    observations = {
-        o["id"]: o for o in read_ndjson(source / "Observation.ndjson") if o["id"] in wanted
-    }
+    for req in read_ndjson(source / "ServiceRequest.ndjson", orders):
+        requesters[req["id"]] = ref_id(req.get("requester"))
+    observations = {o["id"]: o for o in read_ndjson(source / "Observation.ndjson", wanted)}
     for report in reports:
         pid = ref_id(report.get("subject"))
         sex = ctx.patients[pid].sex
