@@ -310,16 +310,13 @@ def _load_reports(source: Path, ctx: Context) -> None:
     requesters: dict[str, str] = {}
     for req in read_ndjson(source / "ServiceRequest.ndjson", orders):
         requesters[req["id"]] = ref_id(req.get("requester"))
-    observations = {o["id"]: o for o in read_ndjson(source / "Observation.ndjson", wanted)}
+    found: dict[str, LabResult | None] = {}
+    for obs in read_ndjson(source / "Observation.ndjson", wanted):
+        subject = ctx.patients.get(ref_id(obs.get("subject")))
+        found[obs["id"]] = lab_result(obs, subject.sex if subject else "U")
     for report in reports:
         pid = ref_id(report.get("subject"))
-        sex = ctx.patients[pid].sex
-        results = []
-        for ref in report.get("result", []):
-            obs = observations.get(ref_id(ref))
-            result = lab_result(obs, sex) if obs is not None else None
-            if result is not None:
-                results.append(result)
+        results = [r for r in (found.get(ref_id(x)) for x in report.get("result", [])) if r]
         order = next((ref_id(b) for b in report.get("basedOn", [])), "")
         effective = parse_instant(
             report.get("effectiveDateTime") or report.get("issued") or "1970-01-01"
