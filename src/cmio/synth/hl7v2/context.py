@@ -74,7 +74,7 @@ _LEADING_ID = re.compile(rb'"id"\s*:\s*"([^"]+)"')
 
 
 def digits(text: str, width: int = 10) -> str:
-    """A stable ``width``-digit number derived from ``text`` (visit, order numbers)."""
+    """A stable ``width``-digit number derived from ``text`` (visit, order numbers; CX.1/EI.1)."""
     value = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
     return str(value % 10**width).zfill(width)
 

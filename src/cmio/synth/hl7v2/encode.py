@@ -113,17 +113,17 @@ def _join(sep: str, parts: tuple[Part, ...]) -> Encoded:
 
 
 def sub(*parts: Part) -> Encoded:
-    """Join subcomponents with ``&`` (escaping plain text, trailing empties dropped)."""
+    """Join subcomponents with ``&`` (escaping plain text, trailing empties dropped; https://v2plus.hl7.org/2021Jan/index.html)."""
     return _join("&", parts)
 
 
 def comp(*parts: Part) -> Encoded:
-    """Join components with ``^`` (escaping plain text, trailing empties dropped)."""
+    """Join components with ``^`` (escaping plain text, trailing empties dropped; https://v2plus.hl7.org/2021Jan/index.html)."""
     return _join("^", parts)
 
 
 def rep(*parts: Part) -> Encoded:
-    """Join repetitions of a field with ``~`` (empty repetitions dropped)."""
+    """Join repetitions of a field with ``~`` (empty repetitions dropped; https://v2plus.hl7.org/2021Jan/index.html)."""
     return Encoded("~".join(p if isinstance(p, Encoded) else escape(p) for p in parts if p))
 
 
@@ -172,12 +172,12 @@ def ts(value: datetime, seconds: bool = True) -> str:
 
 
 def dt(value: date) -> str:
-    """Format a DT (``YYYYMMDD``)."""
+    """Format a DT (``YYYYMMDD``; https://v2plus.hl7.org/2021Jan/index.html)."""
     return value.strftime("%Y%m%d")
 
 
 def number(value: float | int) -> str:
-    """Format an NM value without exponent notation, keeping the shortest exact digits."""
+    """Format an NM value without exponent notation, shortest exact digits (https://v2plus.hl7.org/2021Jan/index.html)."""
     if isinstance(value, bool):
         raise TypeError("boolean is not a number")
     if isinstance(value, int):

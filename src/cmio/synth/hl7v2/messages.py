@@ -30,9 +30,13 @@ from cmio.synth.hl7v2.records import (
 __all__ = [
     "VERSION",
     "adt_message",
+    "evn",
+    "in1",
     "message",
+    "msh",
     "oru_message",
     "pid",
+    "pv1",
     "vxu_message",
     "xcn",
 ]
@@ -47,12 +51,15 @@ def _gap(n: int) -> list[str | None]:
 
 
 def message(segments: list[str]) -> str:
-    """Join segments into one message, each ended by ``\\r``."""
+    """Join segments into one message, each ended by ``\\r`` (see https://v2plus.hl7.org/2021Jan/index.html)."""
     return "".join(s + "\r" for s in segments)
 
 
 def msh(header: Header, quirks: Quirks) -> str:
-    """MSH segment (v2.5.1; MSH-9 as code^event^structure, MSH-11 P, MSH-12 2.5.1)."""
+    """MSH segment: MSH-9 code^event^structure, MSH-11 P, MSH-12 2.5.1.
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (MSH[MessageHeader]).
+    """
     return segment(
         "MSH",
         header.sending_application,
@@ -74,12 +81,18 @@ def msh(header: Header, quirks: Quirks) -> str:
 
 
 def evn(event: str, recorded: datetime, occurred: datetime) -> str:
-    """EVN segment: EVN-1 event type, EVN-2 recorded, EVN-6 event occurred."""
+    """EVN segment: EVN-1 event type, EVN-2 recorded, EVN-6 event occurred.
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (EVN[Provenance]).
+    """
     return segment("EVN", event, ts(recorded), None, None, None, ts(occurred))
 
 
 def xcn(person: PractitionerRecord | None) -> Encoded:
-    """XCN for a clinician: NPI in XCN.1, authority NPI in XCN.9, type NPI in XCN.13."""
+    """XCN for a clinician: NPI in XCN.1, authority NPI in XCN.9, type NPI in XCN.13.
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (XCN[Practitioner]).
+    """
     if person is None:
         return Encoded("")
     given = [*person.given, "", ""]
@@ -183,7 +196,10 @@ def pid(patient: PatientRecord, quirks: Quirks) -> str:
 
 
 def pv1(visit: Visit, quirks: Quirks, discharge: bool = False) -> str:
-    """PV1 segment: class (I/O/E), location (PL), attending (XCN/NPI), visit number (CX, VN)."""
+    """PV1 segment: class (I/O/E), location (PL), attending (XCN/NPI), visit number (CX, VN).
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (PV1[Encounter]).
+    """
     place = visit.place
     location = (
         comp(
@@ -215,7 +231,10 @@ def pv1(visit: Visit, quirks: Quirks, discharge: bool = False) -> str:
 
 
 def in1(index: int, coverage: CoverageRecord, patient: PatientRecord) -> str:
-    """IN1 segment: plan, payer, effective dates, insured relationship, member id."""
+    """IN1 segment: plan, payer, effective dates, insured relationship, member id.
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (IN1[Coverage]).
+    """
     fields: list[str | None] = [None] * 49
     fields[0] = str(index)
     fields[1] = comp(coverage.plan_code, coverage.plan_name, "L") if coverage.plan_code else None

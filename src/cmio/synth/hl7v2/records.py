@@ -142,7 +142,7 @@ class LabResult:
 
 
 def ref_id(reference: Json | None) -> str:
-    """The id of a literal reference ``Type/id`` (empty when absent)."""
+    """The id of a literal reference ``Type/id`` (https://hl7.org/fhir/R4/references.html)."""
     if not reference:
         return ""
     text = str(reference.get("reference", ""))
@@ -150,7 +150,10 @@ def ref_id(reference: Json | None) -> str:
 
 
 def parse_instant(text: str) -> datetime:
-    """Parse a FHIR dateTime (a date alone becomes midnight, naive)."""
+    """Parse a FHIR dateTime; a date alone becomes naive midnight.
+
+    See https://hl7.org/fhir/R4/datatypes.html#dateTime .
+    """
     if len(text) == 10:
         d = date.fromisoformat(text)
         return datetime(d.year, d.month, d.day)
@@ -169,7 +172,10 @@ _SYSTEM_NAMES = {
 
 
 def first_coding(concept: Json | None) -> CodedValue | None:
-    """The first coding of a CodeableConcept, with its v2 coding system name (table 0396)."""
+    """The first coding of a CodeableConcept, with its v2 coding system name (table 0396).
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (CWE[CodeableConcept]).
+    """
     if not concept:
         return None
     for coding in concept.get("coding", []):
@@ -259,7 +265,10 @@ def patient_record(resource: Json, authorities: dict[str, str]) -> PatientRecord
 
 
 def practitioner_record(resource: Json) -> PractitionerRecord:
-    """Build a :class:`PractitionerRecord` (reverse of XCN[Practitioner])."""
+    """Build a :class:`PractitionerRecord` (reverse of XCN[Practitioner]).
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ .
+    """
     npi = next(
         (str(i["value"]) for i in resource.get("identifier", []) if i.get("system") == NPI_SYSTEM),
         "",
@@ -275,7 +284,10 @@ _RELATIONSHIP = {"self": "SEL", "spouse": "SPO", "child": "CHD", "other": "OTH",
 
 
 def coverage_record(resource: Json, payer_ids: dict[str, str]) -> CoverageRecord:
-    """Build a :class:`CoverageRecord` (reverse of IN1[Coverage])."""
+    """Build a :class:`CoverageRecord` (reverse of IN1[Coverage]).
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ .
+    """
     payor = (resource.get("payor") or [{}])[0]
     plan: Json = next(iter(resource.get("class", [])), {})
     relation = first_coding(resource.get("relationship"))
