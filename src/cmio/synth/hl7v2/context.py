@@ -44,11 +44,16 @@ _DISPOSITION = {
     k: CodedValue(code, text, "HL70112")
     for k, code, text in (
         ("home", "01", "Discharged to home or self care"),
-        ("hosp", "02", "Discharged/transferred to another short term general hospital"),
+        ("alt-home", "01", "Discharged to home or self care"),
         ("snf", "03", "Discharged/transferred to skilled nursing facility"),
         ("other-hcf", "05", "Discharged/transferred to another type of institution"),
         ("aadvice", "07", "Left against medical advice"),
         ("exp", "20", "Expired"),
+        ("hosp", "50", "Discharged to hospice - home"),
+        ("rehab", "62", "Discharged/transferred to an inpatient rehabilitation facility"),
+        ("long", "63", "Discharged/transferred to a long term care hospital"),
+        ("psy", "65", "Discharged/transferred to a psychiatric hospital"),
+        ("oth", "70", "Discharged/transferred to another type of health care institution"),
     )
 }
 # LOINC -> (low, high) normal limits for adults; None is an open side.
