@@ -32,6 +32,11 @@ def register(app: typer.Typer) -> None:
 
         from cmio.synth.hl7v2 import write_feeds
 
+        if not (source / "Patient.ndjson").is_file():
+            raise typer.BadParameter(
+                f"{source} has no Patient.ndjson: run `cmio synth --format ndjson` first",
+                param_hint="--in",
+            )
         summary = write_feeds(source, out, seed=seed)
         rate = summary.messages / max(summary.seconds, 1e-6)
         counts = ", ".join(f"{k} {v:,}" for k, v in summary.by_type.items())

@@ -216,9 +216,11 @@ def lab_result(obs: Json, sex: str) -> LabResult | None:
     status = _STATUS.get(str(obs.get("status", "final")), "F")
     given_range = next(iter(obs.get("referenceRange", [])), None)
     given_flag = first_coding((obs.get("interpretation") or [None])[0])
-    if "valueQuantity" in obs:
+    value: float | int | CodedValue | str
+    if "valueQuantity" in obs and isinstance(obs["valueQuantity"].get("value"), int | float):
         q = obs["valueQuantity"]
-        value: float | int | CodedValue = q["value"]
+        number: float | int = q["value"]
+        value = number
         unit = str(q.get("code") or q.get("unit") or "")
         low, high = _range(code.code, sex)
         if given_range is not None:
@@ -237,11 +239,10 @@ def lab_result(obs: Json, sex: str) -> LabResult | None:
                     else ""
                 )
             )
-        assert not isinstance(value, CodedValue)
         flag = "N" if text else ""
-        if low is not None and value < low:
+        if low is not None and number < low:
             flag = "L"
-        elif high is not None and (value > high or (low is None and value >= high)):
+        elif high is not None and (number > high or (low is None and number >= high)):
             flag = "H"
     elif "valueCodeableConcept" in obs:
         coded = first_coding(obs["valueCodeableConcept"])
@@ -249,6 +250,8 @@ def lab_result(obs: Json, sex: str) -> LabResult | None:
             return None
         value, unit, text = coded, "", "Negative" if code.code == "29771-3" else ""
         flag = "N" if coded.code == "260385009" else "A"
+    elif isinstance(obs.get("valueString"), str):
+        value, unit, text, flag = obs["valueString"], "", "", ""
     else:
         return None
     return LabResult(code, value, unit, when, status, text, given_flag.code if given_flag else flag)

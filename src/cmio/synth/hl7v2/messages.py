@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from cmio.synth.hl7v2.encode import Encoded, comp, number, rep, segment, sub, ts
+from cmio.synth.hl7v2.encode import Encoded, comp, escape, number, rep, segment, sub, ts
 from cmio.synth.hl7v2.records import (
     Address,
     CodedValue,
@@ -283,8 +283,11 @@ def adt_message(header: Header, patient: PatientRecord, visit: Visit, quirks: Qu
 
 
 def _obx(index: int, result: LabResult, lab: str) -> str:
+    units: str | None = None
     if isinstance(result.value, CodedValue):
-        kind, value, units = "CWE", _cwe(result.value), None
+        kind, value = "CWE", _cwe(result.value)
+    elif isinstance(result.value, str):
+        kind, value = "ST", Encoded(escape(result.value))
     else:
         kind, value = "NM", Encoded(number(result.value))
         units = comp(result.unit, result.unit, "UCUM") if result.unit else None

@@ -133,7 +133,7 @@ class LabResult:
     """One lab Observation as an OBX: value (number or coded), units, range, flag."""
 
     code: CodedValue
-    value: float | int | CodedValue
+    value: float | int | CodedValue | str
     unit: str
     effective: datetime | None
     status: str
