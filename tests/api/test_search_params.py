@@ -157,3 +157,13 @@ def test_unknown_and_malformed_parameters(client: httpx.Client) -> None:
     assert "favourite-colour" in outcome[0]["resource"]["issue"][0]["diagnostics"]
     terminology = client.get("/Observation", params={"code:in": "http://vs"})
     assert terminology.status_code == 400
+
+
+def test_compartment_search(client: httpx.Client) -> None:
+    tag = _data(client)
+    found = client.get(f"/Patient/p0-{tag}/Observation", params={"date": "ge2023-06-01"}).json()
+    assert _ids(found) == [f"o0-{tag}"]
+    every = client.get(f"/Patient/p0-{tag}/Observation", params={"_sort": "date"}).json()
+    assert _ids(every) == [f"o2-{tag}", f"o0-{tag}"]
+    other = client.get(f"/Encounter/e-{tag}/Observation")
+    assert other.status_code == 400

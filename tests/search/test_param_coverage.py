@@ -86,3 +86,15 @@ def test_every_parameter_is_queryable(repo: Repository, model: Model) -> None:
     # are composite/special parameters or expressions with where()/functions.
     assert len(runnable) >= 1400, len(runnable)
     assert len(missing) <= 200, sorted(missing)
+
+
+def test_searchable_parameters_resolve(model: Model) -> None:
+    """Every parameter the CapabilityStatement may advertise resolves without error."""
+    from cmio.search.request import resolve, searchable
+
+    count = 0
+    for rtype in sorted(model.resource_types):
+        for spd in searchable(model, rtype):
+            resolve(model, rtype, spd.code, ("x",))
+            count += 1
+    assert count > 1500

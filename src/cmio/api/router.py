@@ -129,6 +129,10 @@ class FhirRouter:
                 return patch.patch(env, request, rtype, second)
         elif n == 3 and parts[2] == "$everything" and parts[0] == "Patient" and method == "GET":
             return everything.everything(env, request, parts[1])
+        elif n == 3 and method == "GET" and env.model.is_resource_type(parts[2]):
+            create_check(env, parts[0])  # compartment search: [base]/Patient/123/Observation
+            path = "/".join(parts)
+            return search.search(env, request, parts[2], path, compartment=(parts[0], parts[1]))
         elif n == 3 and parts[2] == "_history" and method == "GET":
             return history.history(env, request, parts[0], parts[1], "/".join(parts))
         elif n == 4 and parts[2] == "_history" and method == "GET":

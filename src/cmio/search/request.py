@@ -24,6 +24,7 @@ __all__ = [
     "UnknownParameterError",
     "clause_key",
     "resolve",
+    "searchable",
 ]
 
 #: parameters answered from the resource table, with their search type
@@ -188,3 +189,18 @@ def _chain(
     if not inner:
         raise UnknownParameterError(f"No target of {code!r} has a parameter {inner_code!r}", key)
     return Chain(rtype, code, tuple(inner))
+
+
+def searchable(model: Model, rtype: str) -> list[SearchParamDef]:
+    """The parameters of ``rtype`` this server searches on, for the CapabilityStatement.
+
+    Everything except composite and special parameters and ``_text``,
+    ``_content``, ``_list``, ``_query``, ``_filter``
+    (https://hl7.org/fhir/R4/capabilitystatement-definitions.html#CapabilityStatement.rest.resource.searchParam).
+    """
+    skip = {"_text", "_content", "_list", "_query", "_filter"}
+    return [
+        spd
+        for code, spd in sorted(model.search_params_for(rtype).items())
+        if spd.type not in _UNSUPPORTED_TYPES and code not in skip
+    ]
