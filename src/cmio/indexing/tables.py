@@ -5,7 +5,9 @@ columns depend on the parameter type. ``token_index`` predates this module and
 keeps its layout (``system, value``); token display text (for ``:text``) goes
 to ``string_index`` under the parameter name ``<code>:text`` and identifiers of
 references (for ``:identifier``) to ``token_index`` under ``<code>:identifier``.
-Dates, numbers and quantities are stored as half-open ranges ``[low, high)``.
+Dates are stored as half-open instant ranges ``[low, high)`` covering their
+precision; numbers and quantities as ``low = high = value`` (the search value's
+precision makes the range at query time), quantities also in UCUM base units.
 """
 
 from __future__ import annotations
