@@ -24,6 +24,25 @@ messages back to back (the next one starts with ``MSH``)::
     all.mllp   every message framed for MLLP: 0x0B message 0x1C 0x0D
     manifest.json  counts per message type and the file list
 
+Messages (v2.5.1 abstract syntax, optional parts in brackets)::
+
+    ADT^A01/A04/A08 (ADT_A01)  MSH EVN PID PV1 [DG1...] [IN1...] [ZPI]
+    ADT^A03 (ADT_A03)          MSH EVN PID PV1 [DG1...] [ZPI]
+    ORU^R01 (ORU_R01)          MSH PID [PV1] ORC OBR [NTE] OBX...
+    VXU^V04 (VXU_V04)          MSH PID [PV1] [IN1...] ORC RXA RXR [ZPI]
+
+Conventions: MSH-10 is ``SSS`` (seed mod 1000) + a 9-digit feed sequence number;
+MSH-7 lags the event by 0-89 s. PID-3 starts with the MRN as
+``value^^^RBH&<mrn system>&URI^MR`` (the system survives the trip back to FHIR).
+PV1-19 is a 12-digit visit number derived from the Encounter id (``^^^RBH^VN``), the
+same in every message about that encounter; virtual visits are class ``O`` (v2 has
+no virtual class). OBR-2/ORC-2 placer and OBR-3/ORC-3 filler numbers derive from the
+ServiceRequest and DiagnosticReport ids. OBX-7/OBX-8 come from the Observation's
+referenceRange/interpretation, else from adult normal limits. Immunizations without
+an encounter are history (RXA-9 ``01``, RXA-6 ``999``), keyed in at the patient's
+first visit of the simulated period. DG1 carries the ICD-10-CM (``I10C``) reasons.
+ZPI (local): ZPI-1 set id, ZPI-2 portal status, ZPI-3 preferred contact, ZPI-4 note.
+
 Same input and seed, same bytes. Spec: https://v2plus.hl7.org/2021Jan/index.html and
 https://build.fhir.org/ig/HL7/v2-to-fhir/ (its maps, read in reverse).
 """
@@ -56,7 +75,15 @@ from cmio.synth.hl7v2.records import (
     ref_id,
 )
 
-__all__ = ["NOTES", "Z_TEXTS", "FeedMessage", "FeedSummary", "iter_messages", "write_feeds"]
+__all__ = [
+    "A08_SHARE",
+    "NOTES",
+    "Z_TEXTS",
+    "FeedMessage",
+    "FeedSummary",
+    "iter_messages",
+    "write_feeds",
+]
 
 A08_SHARE = 0.2
 NOTES = (
@@ -168,7 +195,9 @@ def _quirks(
     z: tuple[str, ...] = ()
     if not kind.startswith("ORU") and _chance(seed, "z", kind, rid) < 0.3:
         text = Z_TEXTS[int(_chance(seed, "zt", rid) * len(Z_TEXTS))]
-        z = ("1", "ACTIVE" if _chance(seed, "portal", pid) < 0.6 else "INACTIVE", "TEXT", text)
+        portal = "ACTIVE" if _chance(seed, "portal", pid) < 0.6 else "INACTIVE"
+        contact = ("TEXT", "PHONE", "EMAIL", "MAIL")[int(_chance(seed, "contact", pid) * 4)]
+        z = ("1", portal, contact, text)
     note = ""
     if kind.startswith("ORU") and _chance(seed, "nte", rid) < 0.25:
         note = NOTES[int(_chance(seed, "ntet", rid) * len(NOTES))]
