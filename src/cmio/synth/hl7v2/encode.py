@@ -106,7 +106,7 @@ def unescape(text: str) -> str:
 
 
 def _join(sep: str, parts: tuple[Part, ...]) -> Encoded:
-    values = [p if isinstance(p, Encoded) else escape(p) if p else "" for p in parts]
+    values = [("" if not p else p if type(p) is Encoded else p.translate(_TABLE)) for p in parts]
     while values and not values[-1]:
         values.pop()
     return Encoded(sep.join(values))
@@ -124,7 +124,7 @@ def comp(*parts: Part) -> Encoded:
 
 def rep(*parts: Part) -> Encoded:
     """Join repetitions of a field with ``~`` (empty repetitions dropped; https://v2plus.hl7.org/2021Jan/index.html)."""
-    return Encoded("~".join(p if isinstance(p, Encoded) else escape(p) for p in parts if p))
+    return Encoded("~".join(p if type(p) is Encoded else p.translate(_TABLE) for p in parts if p))
 
 
 def segment(name: str, *fields: Part, pad_to: int = 0) -> str:
@@ -138,7 +138,7 @@ def segment(name: str, *fields: Part, pad_to: int = 0) -> str:
     Returns:
         The segment text. See https://v2plus.hl7.org/2021Jan/index.html (Control, segments).
     """
-    values = [p if isinstance(p, Encoded) else escape(p) if p else "" for p in fields]
+    values = [("" if not p else p if type(p) is Encoded else p.translate(_TABLE)) for p in fields]
     while values and not values[-1]:
         values.pop()
     offset = 2 if name == "MSH" else 0

@@ -62,6 +62,7 @@ import orjson
 from cmio.synth.hl7v2.context import Context, digits, instant_key, load_context
 from cmio.synth.hl7v2.encode import mllp_frame
 from cmio.synth.hl7v2.messages import adt_message, message, oru_message, vxu_message
+from cmio.synth.hl7v2.messages import pid as pid_segment
 from cmio.synth.hl7v2.records import (
     Address,
     CodedValue,
@@ -100,6 +101,7 @@ Z_TEXTS = (
     "Alias ~ nickname on file",
     "Legacy chart C:\\EHR\\A-Z",
 )
+_PID_CACHE = 4096
 _PRIORITY = {"A04": 0, "A01": 0, "A08": 1, "VXU": 2, "ORU": 3, "A03": 4}
 _SOURCES = {"ADT": ("RB_ADT", "RBH"), "ORU": ("RB_LAB", "RBH_LAB"), "VXU": ("RB_IMM", "RBH")}
 _ROUTES = {
@@ -298,11 +300,18 @@ def iter_messages(source: Path, seed: int = 1) -> Iterator[FeedMessage]:
         )
     ctx.immunizations.clear()  # now held as compact Immunization records
     events.sort(key=lambda e: (e[0], e[1], e[2], e[3]))
+    pids: dict[tuple[object, ...], str] = {}
     for seq, (key, _prio, rid, kind, pid, payload) in enumerate(events, start=1):
         update = updates.get(pid)
         before = update if update is not None and key < instant_key(update.when) else None
         quirks = _quirks(ctx, seed, kind, rid, pid, before)
         patient = ctx.patients[pid]
+        pid_key = (pid, quirks.pad_trailing, quirks.ssn_in_pid19, quirks.extra_phone, before)
+        pid_text = pids.get(pid_key)
+        if pid_text is None:
+            pid_text = pids[pid_key] = pid_segment(patient, quirks)
+            if len(pids) > _PID_CACHE:
+                del pids[next(iter(pids))]  # oldest first: messages of a patient cluster in time
         control = f"{seed % 1000:03d}{seq:09d}"
         lag = timedelta(seconds=int(_chance(seed, "lag", kind, rid) * 90))
         if kind in ("ORU", "VXU"):
@@ -313,10 +322,10 @@ def iter_messages(source: Path, seed: int = 1) -> Iterator[FeedMessage]:
             app, facility = _SOURCES[kind]
             if kind == "ORU":
                 header = Header("ORU", "R01", "ORU_R01", app, facility, when, control)
-                segments = oru_message(header, patient, visit_of, item, quirks)
+                segments = oru_message(header, patient, visit_of, item, quirks, pid_text)
             else:
                 header = Header("VXU", "V04", "VXU_V04", app, facility, when, control)
-                segments = vxu_message(header, patient, visit_of, item, quirks)
+                segments = vxu_message(header, patient, visit_of, item, quirks, pid_text)
             yield FeedMessage(f"{kind}^{header.event}", control, message(segments))
             continue
         visit = payload
@@ -326,7 +335,7 @@ def iter_messages(source: Path, seed: int = 1) -> Iterator[FeedMessage]:
         app, facility = _SOURCES["ADT"]
         header = Header("ADT", kind, structure, app, facility, when, control)
         yield FeedMessage(
-            f"ADT^{kind}", control, message(adt_message(header, patient, visit, quirks))
+            f"ADT^{kind}", control, message(adt_message(header, patient, visit, quirks, pid_text))
         )
 
 

@@ -254,10 +254,17 @@ def _z(quirks: Quirks) -> list[str]:
     return [segment("ZPI", *quirks.z_segment)] if quirks.z_segment else []
 
 
-def adt_message(header: Header, patient: PatientRecord, visit: Visit, quirks: Quirks) -> list[str]:
+def adt_message(
+    header: Header,
+    patient: PatientRecord,
+    visit: Visit,
+    quirks: Quirks,
+    pid_segment: str | None = None,
+) -> list[str]:
     """ADT^A01/A03/A04/A08 (ADT_A01 or ADT_A03): MSH EVN PID PV1 [DG1...] [IN1...] [ZPI].
 
     DG1-6 is A (admitting) on A01, F (final) on A03, W (working) otherwise.
+    ``pid_segment``, when given, is a PID already built by :func:`pid` for these quirks.
 
     Returns:
         The segments. See https://build.fhir.org/ig/HL7/v2-to-fhir/ (ADT_A01 message map).
@@ -269,7 +276,7 @@ def adt_message(header: Header, patient: PatientRecord, visit: Visit, quirks: Qu
     segments = [
         msh(header, quirks),
         evn(header.event, header.when, occurred),
-        pid(patient, quirks),
+        pid_segment or pid(patient, quirks),
         pv1(visit, quirks, discharge=discharge),
     ]
     role = {"A01": "A", "A03": "F"}.get(header.event, "W")
@@ -312,6 +319,7 @@ def oru_message(
     visit: Visit | None,
     report: LabReport,
     quirks: Quirks,
+    pid_segment: str | None = None,
 ) -> list[str]:
     """ORU^R01: MSH PID [PV1] ORC OBR [NTE] OBX... (NM with UCUM units, or CWE).
 
@@ -321,7 +329,7 @@ def oru_message(
     ordering = xcn(report.ordering)
     placer = comp(report.placer, "RB_EHR")
     filler = comp(report.filler, "RB_LAB")
-    segments = [msh(header, quirks), pid(patient, quirks)]
+    segments = [msh(header, quirks), pid_segment or pid(patient, quirks)]
     if visit is not None:
         segments.append(pv1(visit, quirks))
     segments.append(
@@ -352,13 +360,14 @@ def vxu_message(
     visit: Visit | None,
     shot: Immunization,
     quirks: Quirks,
+    pid_segment: str | None = None,
 ) -> list[str]:
     """VXU^V04: MSH PID [PV1] [IN1...] ORC RXA RXR [ZPI].
 
     Returns:
         The segments. See https://build.fhir.org/ig/HL7/v2-to-fhir/ (VXU_V04 message map).
     """
-    segments = [msh(header, quirks), pid(patient, quirks)]
+    segments = [msh(header, quirks), pid_segment or pid(patient, quirks)]
     if visit is not None:
         segments.append(pv1(visit, quirks))
     segments += [in1(i + 1, c, patient) for i, c in enumerate(patient.coverages)]
