@@ -1,0 +1,1 @@
+"""Tests of the HL7 v2 feeds built from the synthetic health system."""
