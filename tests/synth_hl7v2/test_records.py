@@ -11,8 +11,16 @@ from typer.testing import CliRunner
 
 from cmio.cli.main import app
 from cmio.synth.hl7v2.context import lab_result
+from cmio.synth.hl7v2.encode import ts
 from cmio.synth.hl7v2.messages import message, oru_message
-from cmio.synth.hl7v2.records import CodedValue, Header, LabReport, PatientRecord, Quirks
+from cmio.synth.hl7v2.records import (
+    CodedValue,
+    Header,
+    LabReport,
+    PatientRecord,
+    Quirks,
+    parse_instant,
+)
 
 
 def _obs(loinc: str, **value: Any) -> dict[str, Any]:
@@ -100,3 +108,9 @@ def test_cli_refuses_a_folder_without_patients(tmp_path: Path) -> None:
     )
     assert result.exit_code != 0
     assert not (tmp_path / "out").exists()
+
+
+def test_partial_dates_and_timestamps() -> None:
+    assert ts(parse_instant("2006-03-05")) == "20060305"
+    assert ts(parse_instant("2006-03")) == "20060301"
+    assert ts(parse_instant("2025-06-20T09:27:09-05:00")) == "20250620092709-0500"

@@ -137,8 +137,11 @@ def _places(source: Path) -> dict[str, PlaceRecord]:
     places: dict[str, PlaceRecord] = {}
     for lid, loc in raw.items():
         root = loc
-        while ref_id(root.get("partOf")) in raw and root is not raw[ref_id(root["partOf"])]:
-            root = raw[ref_id(root["partOf"])]
+        for _ in range(8):  # partOf chains are short; a bound also stops cycles
+            parent = raw.get(ref_id(root.get("partOf")))
+            if parent is None or parent is root:
+                break
+            root = parent
         kind = first_coding((loc.get("type") or [None])[0])
         name = str(loc.get("name", ""))
         places[lid] = PlaceRecord(

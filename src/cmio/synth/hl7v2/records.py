@@ -150,10 +150,12 @@ def ref_id(reference: Json | None) -> str:
 
 
 def parse_instant(text: str) -> datetime:
-    """Parse a FHIR dateTime; a date alone becomes naive midnight.
+    """Parse a FHIR dateTime; a date alone (or a year, a year-month) becomes naive midnight.
 
     See https://hl7.org/fhir/R4/datatypes.html#dateTime .
     """
+    if len(text) in (4, 7):
+        text = (text + "-01-01")[:10]
     if len(text) == 10:
         d = date.fromisoformat(text)
         return datetime(d.year, d.month, d.day)
