@@ -66,4 +66,18 @@ def edge_cases() -> list[dict[str, Any]]:
             effectivePeriod={"start": "2023-12-31T23:00:00Z"},
         ),
         _obs("edge-o6", code={"text": "Free text only"}),
+        _obs(
+            "edge-bp",
+            code={"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
+            component=[
+                {
+                    "code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+                    "valueQuantity": {"value": 150, "system": ucum, "code": "mm[Hg]"},
+                },
+                {
+                    "code": {"coding": [{"system": "http://loinc.org", "code": "8462-4"}]},
+                    "valueQuantity": {"value": 70, "system": ucum, "code": "mm[Hg]"},
+                },
+            ],
+        ),
     ]

@@ -64,6 +64,11 @@ QUERIES: list[Q] = [
     ("Observation", (("patient.general-practitioner.name", ("house",)),)),
     ("Observation", (("category", ("vital-signs",)), ("code", ("8302-2", "29463-7")))),
     ("Observation", (("_lastUpdated", ("ge2000",)),)),
+    ("Observation", (("code-value-quantity", ("29463-7$70|http://unitsofmeasure.org|kg",)),)),
+    ("Observation", (("component-code-value-quantity", ("8480-6$gt140",)),)),
+    ("Observation", (("component-code-value-quantity", ("8462-4$gt140", "8480-6$lt100")),)),
+    ("Observation", (("combo-code-value-quantity", ("http://loinc.org|8462-4$70",)),)),
+    ("Observation", (("code-value-concept", ("http://loinc.org|72166-2$266919005",)),)),
     ("Condition", (("clinical-status", ("active",)),)),
     ("Condition", (("onset-date", ("lt2000",)),)),
     ("Encounter", (("subject.name", ("a",)),)),
@@ -113,6 +118,9 @@ EXPECTED: list[tuple[Q, set[str]]] = [
     (("Observation", (("date", ("gt2030",)), ("code", ("29463-7",)))), {"edge-o5"}),
     (("Observation", (("value-quantity", ("154||lb",)),)), {"edge-o4"}),
     (("Patient", (("general-practitioner.name", ("hou",)),)), {"edge-p2"}),
+    (("Observation", (("component-code-value-quantity", ("8480-6$gt140",)),)), {"edge-bp"}),
+    (("Observation", (("component-code-value-quantity", ("8480-6$70",)),)), set()),
+    (("Observation", (("component-code-value-quantity", ("8462-4$70",)),)), {"edge-bp"}),
 ]
 
 

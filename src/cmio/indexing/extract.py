@@ -17,11 +17,12 @@ from cmio.fhirpath import FhirPathEngine
 from cmio.fhirpath.engine import CompiledExpression
 from cmio.indexing import values as v
 from cmio.indexing.compartments import COMPARTMENT_PARAM, CompartmentIndexer
+from cmio.indexing.composite import CompositePlan, plan_composite
 from cmio.model import Model
 from cmio.model.types import SearchParamDef
 from cmio.store.base import IndexRow
 
-__all__ = ["NOT_INDEXED", "SearchIndexer", "resolve_targets", "search_expression"]
+__all__ = ["NOT_INDEXED", "SearchIndexer", "resolve_targets", "rewrite_as", "search_expression"]
 
 #: parameters answered from the resource table or not indexed
 NOT_INDEXED = frozenset({"_id", "_lastUpdated", "_text", "_content", "_list", "_query", "_filter"})
@@ -42,7 +43,11 @@ def search_expression(spd: SearchParamDef, rtype: str) -> str | None:
     expression = spd.expression_for(rtype)
     if not expression:
         return None
-    expression = _RESOLVE_IS.sub("", expression)
+    return rewrite_as(_RESOLVE_IS.sub("", expression))
+
+
+def rewrite_as(expression: str) -> str:
+    """``(x as T)`` and ``x.as(T)`` as ``x.ofType(T)``."""
     return _AS_CALL.sub(r".ofType(\1)", _AS.sub(r"\1.ofType(\2)", expression))
 
 
@@ -68,6 +73,7 @@ class SearchIndexer(CompartmentIndexer):
         self.model = model
         self.engine = engine if engine is not None else FhirPathEngine(model)
         self._plans = lru_cache(maxsize=None)(self._plan)
+        self._composites = lru_cache(maxsize=None)(self._plan_composites)
         from cmio.search.compiler import SearchCompiler  # cmio.search imports this package
 
         #: used by the SQL stores to compile searches over these tables
@@ -83,6 +89,22 @@ class SearchIndexer(CompartmentIndexer):
             keys = self._json_keys(rtype, expression)
             plan.append((code, self.engine.compile(expression), adder, keys))
         return tuple(plan)
+
+    def _plan_composites(self, rtype: str) -> tuple[CompositePlan, ...]:
+        adders = {
+            t: a
+            for t in ("string", "token", "date", "number", "quantity", "uri")
+            if (a := self._adder_for(t)) is not None
+        }
+        adders["reference"] = lambda out, code, value: v.add_reference(out, code, value, ())
+        plans: list[CompositePlan] = []
+        for _, spd in sorted(self.model.search_params_for(rtype).items()):
+            base = search_expression(spd, rtype) if spd.type == "composite" else None
+            if base is not None:
+                found = plan_composite(self.engine, self.model, spd, base, adders)
+                if found is not None:
+                    plans.append(found)
+        return tuple(plans)
 
     def _json_keys(self, rtype: str, expression: str) -> frozenset[str] | None:
         """The top-level JSON properties the expression can read, or None if unsure.
@@ -108,6 +130,10 @@ class SearchIndexer(CompartmentIndexer):
         if spd.type == "reference":
             targets = only or spd.target
             return lambda out, code, value: v.add_reference(out, code, value, targets, bool(only))
+        return SearchIndexer._adder_for(spd.type)
+
+    @staticmethod
+    def _adder_for(ptype: str) -> Adder | None:
         return {
             "string": v.add_string,
             "token": v.add_token,
@@ -115,7 +141,7 @@ class SearchIndexer(CompartmentIndexer):
             "number": v.add_number,
             "quantity": v.add_quantity,
             "uri": v.add_uri,
-        }.get(spd.type)
+        }.get(ptype)
 
     def table_rows(self, resource: dict[str, Any]) -> v.Rows:
         """Rows per table name, each ``(param, *columns)``, duplicates removed."""
@@ -132,6 +158,8 @@ class SearchIndexer(CompartmentIndexer):
                 continue
             for item in found:
                 adder(out, code, item)
+        for composite in self._composites(rtype):
+            composite.add(out, resource)
         for row in super().rows(resource):
             if row.param == COMPARTMENT_PARAM:
                 out.setdefault("token_index", []).append((row.param, row.system, row.value))

@@ -22,6 +22,15 @@ from cmio.store.base import InvalidRequestError, SearchQuery
 __all__ = ["MemoryIndex"]
 
 Key = tuple[str, str]
+_TABLE = {
+    "string": "string_index",
+    "token": "token_index",
+    "reference": "reference_index",
+    "date": "date_index",
+    "number": "number_index",
+    "quantity": "quantity_index",
+    "uri": "uri_index",
+}
 Row = tuple[Any, ...]
 
 
@@ -94,17 +103,11 @@ class MemoryIndex:
 
     def _filter(self, f: Filter) -> tuple[bool, set[Key]]:
         mine = [k for k in self.resources if f.rtype is None or k[0] == f.rtype]
+        if f.type == "composite":
+            return False, {k for k in mine if self._composite_ok(f, k)}
         if f.code in ("_id", "_type", "_lastUpdated"):
             return False, {k for k in mine if self._resource_match(f, k)}
-        table = {
-            "string": "string_index",
-            "token": "token_index",
-            "reference": "reference_index",
-            "date": "date_index",
-            "number": "number_index",
-            "quantity": "quantity_index",
-            "uri": "uri_index",
-        }[f.type]
+        table = _TABLE[f.type]
         param, modifier = f.code, f.modifier
         if modifier == "missing":
             flag = f.values[0].lower()
@@ -133,6 +136,31 @@ class MemoryIndex:
                     out.add(key)
                     break
         return (f.modifier in ("not", "not-in")), out
+
+    def _composite_ok(self, f: Filter, key: Key) -> bool:
+        """Some item has every component matching (search.html#composite)."""
+        rows = self.rows[key]
+        prefix = f"{f.code}$0:"
+        items = {
+            r[0][len(prefix) :]
+            for r in rows.get(_TABLE[f.components[0]], ())
+            if r[0].startswith(prefix)
+        }
+        for value in f.values:
+            parts = value.split("$")
+            for item in items:
+                if all(
+                    any(
+                        row[0] == f"{f.code}${k}:{item}"
+                        and self._value_ok(
+                            Filter(f.rtype, f.code, ptype, None, (part,)), _TABLE[ptype], row, part
+                        )
+                        for row in rows.get(_TABLE[ptype], ())
+                    )
+                    for k, (ptype, part) in enumerate(zip(f.components, parts, strict=True))
+                ):
+                    return True
+        return False
 
     def _resource_match(self, f: Filter, key: Key) -> bool:
         if f.code == "_id":

@@ -58,7 +58,7 @@ _MODIFIERS = {
     "quantity": frozenset({"missing"}),
     "uri": frozenset({"below", "above", "missing"}),
 }
-_UNSUPPORTED_TYPES = frozenset({"composite", "special"})
+_UNSUPPORTED_TYPES = frozenset({"special"})
 
 
 class UnknownParameterError(InvalidRequestError):
@@ -83,6 +83,8 @@ class Filter:
     modifier: str | None
     values: tuple[str, ...]
     targets: tuple[str, ...] = ()
+    #: for composites, the search types of the components
+    components: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +162,15 @@ def resolve(model: Model, rtype: str | None, key: str, values: tuple[str, ...]) 
         return Filter(rtype, code, "reference", None, values, (modifier,))
     if modifier and modifier not in _MODIFIERS.get(spd.type, frozenset()):
         raise UnknownParameterError(f"Modifier :{modifier} is not supported on {code}", key)
+    if spd.type == "composite":
+        from cmio.indexing.composite import component_types
+
+        types = component_types(model, spd)
+        if types is None:
+            raise UnknownParameterError(f"Composite parameter {code!r} is not supported", key)
+        if any(len(v.split("$")) != len(types) for v in values):
+            raise UnknownParameterError(f"{code} needs {len(types)} values joined by $", key)
+        return Filter(rtype, code, "composite", None, values, (), types)
     return Filter(rtype, code, spd.type, modifier or None, values, spd.target)
 
 

@@ -162,6 +162,8 @@ class SqlBuilder:
             if not flags <= {"true", "false"} or len(flags) != 1:
                 raise InvalidRequestError(f"{f.code}:missing takes true or false")
             return flags == {"true"}, self._index(_TABLES[f.type], f.rtype, f.code)
+        if f.type == "composite":
+            return False, self._composite(f)
         if f.type == "token" and f.modifier in ("text", "identifier", "of-type"):
             return self._token_special(f)
         if f.type == "reference" and f.modifier == "identifier":
@@ -182,6 +184,58 @@ class SqlBuilder:
             conds = [build(v) for v in f.values]
         q = self._index(table, f.rtype, f.code).where(_any(conds), copy=False)
         return f.type == "token" and f.modifier == "not", q
+
+    def _composite(self, f: Filter) -> exp.Select:
+        """Components of the same item (https://hl7.org/fhir/R4/search.html#composite)."""
+        from cmio.indexing.composite import composite_param
+
+        first = composite_param(f.code, 0)
+        q = exp.select(_col("resource_id")).from_(
+            exp.alias_(exp.to_table(_TABLES[f.components[0]]), "x"), copy=False
+        )
+        if f.rtype is not None:
+            q = q.where(_col("resource_type").eq(self.p(f.rtype)), copy=False)
+        q = q.where(
+            exp.and_(_col("param") >= self.p(first), _col("param") < self.p(sv.increment(first))),
+            copy=False,
+        )
+        self._probe = False
+        alternatives: list[exp.Expr] = []
+        for value in f.values:
+            parts = value.split("$")
+            conds = [self._component(f.components[0], parts[0], "x")]
+            item = exp.Substring(this=_col("param"), start=exp.Literal.number(len(first) + 1))
+            for k in range(1, len(parts)):
+                alias = f"c{k}"
+                probe = (
+                    exp.select(exp.Literal.number(1))
+                    .from_(exp.alias_(exp.to_table(_TABLES[f.components[k]]), alias))
+                    .where(exp.column("resource_type", alias).eq(_col("resource_type")))
+                    .where(exp.column("resource_id", alias).eq(_col("resource_id")))
+                    .where(
+                        exp.column("param", alias).eq(
+                            exp.DPipe(
+                                this=self.p(composite_param(f.code, k)), expression=item.copy()
+                            )
+                        )
+                    )
+                    .where(self._component(f.components[k], parts[k], alias))
+                )
+                conds.append(exp.Exists(this=probe))
+            alternatives.append(exp.and_(*conds))
+        return q.where(_any(alternatives), copy=False)
+
+    def _component(self, ptype: str, value: str, alias: str) -> exp.Expr:
+        """One component's condition, on the index table aliased ``alias``."""
+        build: Callable[[str], exp.Expr] = getattr(self, "_" + ptype)
+        cond = build(value)
+        if alias == "x":
+            return cond
+        return cond.transform(
+            lambda n: (
+                exp.column(n.name, alias) if isinstance(n, exp.Column) and n.table == "x" else n
+            )
+        )
 
     # -- per type --------------------------------------------------------------------
 
