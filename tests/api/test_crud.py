@@ -225,11 +225,19 @@ def test_capability_statement(client: httpx.Client, model: Any) -> None:
     resources = body["rest"][0]["resource"]
     assert {r["type"] for r in resources} == set(model.resource_types)
     patient_entry = next(r for r in resources if r["type"] == "Patient")
-    assert {p["name"] for p in patient_entry["searchParam"]} == {
+    from cmio.search.request import searchable
+
+    names = {p["name"] for p in patient_entry["searchParam"]}
+    assert names == {spd.code for spd in searchable(model, "Patient")}
+    assert {
         "_id",
         "_lastUpdated",
         "identifier",
-    }
+        "name",
+        "birthdate",
+        "general-practitioner",
+    } <= names
+    assert "_text" not in names
 
 
 def test_home_page_counts(server: Any) -> None:

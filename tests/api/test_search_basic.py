@@ -75,3 +75,13 @@ def test_post_search(client: httpx.Client) -> None:
     response = client.post("/Patient/_search", data={"_id": a["id"]})
     assert response.status_code == 200
     assert response.json()["entry"][0]["resource"]["id"] == a["id"]
+
+
+def test_system_search(client: httpx.Client) -> None:
+    a = create(client, patient()).json()
+    found = client.get("", params={"_type": "Patient", "_id": a["id"]}).json()
+    assert found["type"] == "searchset"
+    assert [e["resource"]["id"] for e in found["entry"]] == [a["id"]]
+    posted = client.post("/_search", data={"_type": "Patient", "_id": a["id"]})
+    assert posted.status_code == 200
+    assert [e["resource"]["id"] for e in posted.json()["entry"]] == [a["id"]]

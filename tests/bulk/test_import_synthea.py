@@ -12,7 +12,7 @@ import pytest
 
 from cmio.bulk.importer import import_paths
 from cmio.bulk.report import ImportSummary
-from cmio.indexing import CompartmentIndexer
+from cmio.indexing import SearchIndexer
 from cmio.indexing.compartments import COMPARTMENT_PARAM
 from cmio.model import Model
 from cmio.store import open_repository
@@ -58,7 +58,7 @@ def imported(
     inputs = [synthea / "bundles", synthea / "support", synthea / "bulk-ndjson-10-patients-partial"]
     report = tmp_path_factory.mktemp("report") / "report.ndjson"
     summary = import_paths(url, inputs, model=model, report_path=report)
-    repository = open_repository(url, indexer=CompartmentIndexer(model))
+    repository = open_repository(url, indexer=SearchIndexer(model))
     try:
         yield Imported(url, repository, summary, inputs)
     finally:

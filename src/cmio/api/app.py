@@ -22,7 +22,7 @@ from cmio.api.env import Env, Settings
 from cmio.api.router import FhirRouter
 from cmio.api.writer import GroupCommitWriter
 from cmio.bulk.jobs import ExportJobs
-from cmio.indexing import CompartmentIndexer
+from cmio.indexing import SearchIndexer
 from cmio.model import Model, load_model
 from cmio.store import default_database_url, open_repository
 from cmio.store.base import SearchQuery
@@ -36,7 +36,7 @@ def build_env(
 ) -> Env:
     """Open the store and load the model for one server."""
     model = model or load_model()
-    repository = open_repository(database_url, indexer=CompartmentIndexer(model))
+    repository = open_repository(database_url, indexer=SearchIndexer(model))
 
     def validator(resource: dict[str, Any]) -> list[Any]:
         return list(validate_structure(model, resource))

@@ -88,8 +88,10 @@ class FhirRouter:
         if n == 0:
             if method == "POST":
                 return bundle.bundle(env, request, self.handle)
+            if method == "GET" and request.query:
+                return search.search(env, request, None, "")  # system search, e.g. ?_type=...
             raise FhirError(
-                400, "not-supported", "GET on the base is not a FHIR interaction; try /metadata"
+                400, "not-supported", "GET on the base needs search parameters; try /metadata"
             )
         head = parts[0]
         if n == 1:
@@ -97,6 +99,8 @@ class FhirRouter:
                 return capabilities.metadata(env, request)
             if head == "_history" and method == "GET":
                 return history.history(env, request, None, None, "_history")
+            if head == "_search" and method == "POST":
+                return search.search(env, request, None, "_search")
             if head.startswith(("$", "_")):
                 raise FhirError(404, "not-supported", f"Unknown operation {head!r}")
             if method == "GET":

@@ -181,14 +181,14 @@ def _import(
     if isinstance(target, Env):
         repository, model, validator = target.repository, target.model, target.validator
     elif isinstance(target, str):
-        from cmio.indexing import CompartmentIndexer
+        from cmio.indexing import SearchIndexer
         from cmio.store import open_repository
 
         model = model or _load_model()
         database_url = database_url or target
         # the same indexer as the server's (cmio.api.app.build_env), so that
         # compartment searches see imported resources
-        repository = own = open_repository(target, indexer=CompartmentIndexer(model))
+        repository = own = open_repository(target, indexer=SearchIndexer(model))
     else:
         repository = target
     database_url = database_url or _url_of(repository)

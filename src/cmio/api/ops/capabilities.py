@@ -1,7 +1,7 @@
 """The CapabilityStatement at ``GET [base]/metadata`` (https://hl7.org/fhir/R4/http.html#capabilities).
 
 It states exactly what this server does: every R4 resource type with the
-interactions implemented, and only the search parameters search supports now.
+interactions implemented, and exactly the search parameters search supports.
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ from cmio import __version__
 from cmio.api.env import Env
 from cmio.api.http import FhirRequest, FhirResponse
 from cmio.api.render import json_response
+from cmio.search.request import searchable
 
-__all__ = ["SUPPORTED_SEARCH", "capability_statement", "metadata"]
-
-SUPPORTED_SEARCH = ("_id", "_lastUpdated", "identifier")
+__all__ = ["capability_statement", "metadata"]
 _INTERACTIONS = (
     "read",
     "vread",
@@ -33,11 +32,9 @@ def capability_statement(env: Env, base_url: str) -> dict[str, Any]:
     """Build the CapabilityStatement for this server."""
     resources = []
     for rtype in sorted(env.model.resource_types):
-        params = env.model.search_params_for(rtype)
         search = [
-            {"name": name, "definition": params[name].url, "type": params[name].type}
-            for name in SUPPORTED_SEARCH
-            if name in params
+            {"name": spd.code, "definition": spd.url, "type": spd.type}
+            for spd in searchable(env.model, rtype)
         ]
         entry: dict[str, Any] = {
             "type": rtype,
@@ -79,6 +76,7 @@ def capability_statement(env: Env, base_url: str) -> dict[str, Any]:
                     {"code": "transaction"},
                     {"code": "batch"},
                     {"code": "history-system"},
+                    {"code": "search-system"},
                 ],
             }
         ],
