@@ -21,9 +21,8 @@ from cmio.testing.pg import with_search_path
 
 from .corpus import edge_cases
 
+# ../shared beside the repository root (tests/search/conftest.py -> parents[2] is the root)
 SYNTHEA = Path(__file__).resolve().parents[3] / "shared" / "data" / "synthea-r4" / "bundles"
-if not SYNTHEA.exists():  # the tree may live elsewhere; the data is at a fixed place
-    SYNTHEA = Path("/work/shared/data/synthea-r4/bundles")
 
 
 def synthea_resources(count: int) -> list[dict[str, Any]]:

@@ -1,7 +1,7 @@
 """Coded fields use codes that the HL7 V2-to-FHIR IG vocabulary maps know.
 
 The interface engine maps v2 to FHIR with the IG's concept maps
-(/work/shared/specs/v2-to-fhir/codesystems); every table-coded value the feeds emit
+(``../shared/specs/v2-to-fhir/codesystems`` beside the repository); every table-coded value the feeds emit
 must be a source code of the map the IG names for that field. (PV1-36 is not
 checked: the IG's DischargeDisposition map lists no v2 codes; the feeds send HL7 table
 0112 codes.)
@@ -18,7 +18,7 @@ import pytest
 
 from tests.synth_hl7v2.conftest import Feeds, messages_of
 
-SPECS = Path("/work/shared/specs/v2-to-fhir/codesystems")
+SPECS = Path(__file__).resolve().parents[3] / "shared" / "specs" / "v2-to-fhir" / "codesystems"
 
 pytestmark = pytest.mark.skipif(not SPECS.is_dir(), reason="v2-to-fhir tables not present")
 
