@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
         ] = 2000,
         years: Annotated[
             float, typer.Option("--years", min=0.1, max=20, help="Years of care")
-        ] = 2.0,
+        ] = 1.0,
         seed: Annotated[int, typer.Option("--seed", help="Generator seed")] = 1,
         data_dir: Annotated[
             Path, typer.Option("--data-dir", help="Where the demo store lives")
