@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from cmio.indexing.tables import INDEX_TABLES, insert_sql
-from cmio.store._common import Clock, check_id, new_id, resource_type_of, stamp
+from cmio.store._common import Clock, check_id, new_id, parse_date_range, resource_type_of, stamp
 from cmio.store._query import history_sql, search_sql
 from cmio.store.base import (
     ConflictError,
@@ -46,6 +46,7 @@ __all__ = [
     "SqlTransaction",
     "archive_args",
     "current_version",
+    "iter_current_sql",
     "past_version",
 ]
 
@@ -98,6 +99,28 @@ DELETE_INDEX = {
 INSERT_INDEX = {t.name: insert_sql(t) for t in INDEX_TABLES}
 IndexRows = dict[str, list[tuple[Any, ...]]]
 _CHUNK = 500
+
+
+def iter_current_sql(
+    types: Sequence[str] | None, since: str | None
+) -> tuple[str, list[Any]] | None:
+    """The ``iter_current`` query (``?`` placeholders) and its parameters; None when
+    ``types`` is empty, so nothing can match (https://hl7.org/fhir/uv/bulkdata/export.html)."""
+    where: list[str] = ["NOT deleted"]
+    params: list[Any] = []
+    if types is not None:
+        if not types:
+            return None
+        where.append(f"type IN ({', '.join('?' * len(types))})")
+        params.extend(types)
+    if since is not None:
+        where.append("last_updated >= ?")
+        params.append(parse_date_range(since)[0])
+    sql = (
+        "SELECT type, id, version, last_updated, data FROM resource"
+        f" WHERE {' AND '.join(where)} ORDER BY type, id"
+    )
+    return sql, params
 
 
 def archive_args(rtype: str, id: str) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ import psycopg.errors
 from psycopg_pool import ConnectionPool
 
 from cmio.indexing.tables import INDEX_TABLES, ddl
-from cmio.store._common import Clock, parse_date_range
+from cmio.store._common import Clock
 from cmio.store._sqlbase import (
     ARCHIVE_DATA,
     DELETE_INDEX,
@@ -30,6 +30,7 @@ from cmio.store._sqlbase import (
     SqlTransaction,
     archive_args,
     current_version,
+    iter_current_sql,
     past_version,
 )
 from cmio.store.base import (
@@ -285,20 +286,10 @@ class PostgresRepository(Repository):
         Holds one pooled connection until the iterator is exhausted or closed.
         See https://hl7.org/fhir/uv/bulkdata/export.html.
         """
-        where: list[str] = ["NOT deleted"]
-        params: list[Any] = []
-        if types is not None:
-            if not types:
-                return
-            where.append("type = ANY(%s)")
-            params.append(list(types))
-        if since is not None:
-            where.append("last_updated >= %s")
-            params.append(parse_date_range(since)[0])
-        sql = (
-            "SELECT type, id, version, last_updated, data FROM resource"
-            f" WHERE {' AND '.join(where)} ORDER BY type, id"
-        )
+        query = iter_current_sql(types, since)
+        if query is None:
+            return
+        sql, params = _pg(query[0]), query[1]
         name = f"cmio_iter_{next(self._cursor_names)}"
         with (
             self._pool.connection() as conn,

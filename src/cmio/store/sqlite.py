@@ -19,13 +19,14 @@ from types import TracebackType
 from typing import Any
 
 from cmio.indexing.tables import ddl
-from cmio.store._common import Clock, parse_date_range
+from cmio.store._common import Clock
 from cmio.store._sqlbase import (
     SELECT_CURRENT,
     SELECT_VERSION,
     Row,
     SqlTransaction,
     current_version,
+    iter_current_sql,
     past_version,
 )
 from cmio.store.base import (
@@ -321,20 +322,10 @@ class SqliteRepository(Repository):
         Uses a dedicated connection so the caller may write while iterating.
         See https://hl7.org/fhir/uv/bulkdata/export.html.
         """
-        where: list[str] = ["NOT deleted"]
-        params: list[Any] = []
-        if types is not None:
-            if not types:
-                return
-            where.append(f"type IN ({', '.join('?' * len(types))})")
-            params.extend(types)
-        if since is not None:
-            where.append("last_updated >= ?")
-            params.append(parse_date_range(since)[0])
-        sql = (
-            "SELECT type, id, version, last_updated, data FROM resource"
-            f" WHERE {' AND '.join(where)} ORDER BY type, id"
-        )
+        query = iter_current_sql(types, since)
+        if query is None:
+            return
+        sql, params = query
         if self._closed:
             raise StoreError("repository is closed")
         conn = self._open()
