@@ -12,6 +12,7 @@ import logging
 from cmio.api.env import Env
 from cmio.api.errors import FhirError
 from cmio.api.http import FhirRequest, FhirResponse
+from cmio.api.operations import Operation, default_operations
 from cmio.api.ops import (
     bundle,
     capabilities,
@@ -55,8 +56,9 @@ _STORE_ERRORS: tuple[tuple[type[StoreError], int, str], ...] = (
 class FhirRouter:
     """Routes FHIR RESTful interactions to their implementations."""
 
-    def __init__(self, env: Env) -> None:
+    def __init__(self, env: Env, operations: dict[str, Operation] | None = None) -> None:
         self.env = env
+        self.operations = default_operations() if operations is None else operations
 
     def handle(self, request: FhirRequest) -> FhirResponse:
         """Answer one request; never raises."""
@@ -85,6 +87,10 @@ class FhirRouter:
                 return exported
         parts = request.path.strip("/").split("/") if request.path.strip("/") else []
         n = len(parts)
+        if n and n <= 3 and parts[-1].startswith("$"):
+            operation = self.operations.get(parts[-1][1:])
+            if operation is not None:
+                return _invoke(operation, env, request, parts)
         if n == 0:
             if method == "POST":
                 return bundle.bundle(env, request, self.handle)
@@ -144,6 +150,21 @@ class FhirRouter:
         raise FhirError(
             405 if n <= 2 else 404, "not-supported", f"{method} /{request.path} is not supported"
         )
+
+
+def _invoke(operation: Operation, env: Env, request: FhirRequest, parts: list[str]) -> FhirResponse:
+    """Check where and how an operation is invoked, then run it."""
+    n = len(parts)
+    allowed = (operation.system, operation.type_level, operation.instance)[n - 1]
+    rtype = parts[0] if n >= 2 else None
+    if not allowed or (rtype is not None and operation.types and rtype not in operation.types):
+        where = "/".join(parts[:-1]) or "the base"
+        raise FhirError(404, "not-supported", f"${operation.name} is not defined on {where}")
+    if rtype is not None:
+        create_check(env, rtype)
+    if request.method not in operation.methods:
+        raise FhirError(405, "not-supported", f"${operation.name} does not accept {request.method}")
+    return operation.handler(env, request, rtype, parts[1] if n == 3 else None)
 
 
 def create_check(env: Env, rtype: str) -> None:

@@ -1,0 +1,52 @@
+"""The table of named operations (``$name``) the router dispatches to.
+
+An operation is invoked at system level (``[base]/$name``), type level
+(``[base]/[type]/$name``) or instance level (``[base]/[type]/[id]/$name``);
+see https://hl7.org/fhir/R4/operations.html#invoking. Each operation lives in
+its own module under :mod:`cmio.api.ops` and is listed here once, so routing
+stays free of per-operation branches. The table is built per router (no
+module-level registry).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cmio.api.env import Env
+from cmio.api.http import FhirRequest, FhirResponse
+
+__all__ = ["Operation", "OperationHandler", "default_operations"]
+
+OperationHandler = Callable[[Env, FhirRequest, str | None, str | None], FhirResponse]
+"""``handler(env, request, resource_type, resource_id) -> response``; type and id are None
+when the operation is invoked at a higher level."""
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One named operation.
+
+    Attributes:
+        name: the operation name without ``$``.
+        handler: the implementation.
+        types: resource types it may be invoked on (empty: any type).
+        system: whether ``[base]/$name`` is allowed.
+        type_level: whether ``[base]/[type]/$name`` is allowed.
+        instance: whether ``[base]/[type]/[id]/$name`` is allowed.
+        methods: HTTP methods accepted.
+    """
+
+    name: str
+    handler: OperationHandler
+    types: frozenset[str] = frozenset()
+    system: bool = False
+    type_level: bool = True
+    instance: bool = True
+    methods: frozenset[str] = frozenset({"GET", "POST"})
+
+
+def default_operations() -> dict[str, Operation]:
+    """The operations every server offers, by name (import-light: handlers load lazily)."""
+    table: list[Operation] = []
+    return {op.name: op for op in table}
