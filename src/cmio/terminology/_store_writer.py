@@ -1,0 +1,189 @@
+"""Writing one code system version into the concept store (a single transaction).
+
+Concept ids are handed out as one contiguous block per (url, version), so
+replacing or deleting a version is a handful of range deletes; the is-a closure
+(:mod:`cmio.terminology.closure`) is computed in memory from the streamed
+parents and written sorted. See :mod:`cmio.terminology.concepts`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from array import array
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any
+
+import numpy as np
+import orjson
+
+from cmio.terminology.closure import transitive_closure
+from cmio.terminology.concept_types import Concept, SystemInfo, encode_blob, property_text
+
+__all__ = ["write_system"]
+
+_BATCH = 5000
+_BIG_CLOSURE = 1_000_000
+"""Above this many closure rows the (des, anc) index is rebuilt instead of maintained."""
+
+
+def _terms(concept: Concept) -> str:
+    parts = [concept.code, concept.display or ""]
+    parts.extend(d.value for d in concept.designations)
+    return "\n".join(parts).lower()
+
+
+def _clear(conn: sqlite3.Connection, sid: int, lo: int, hi: int) -> None:
+    conn.execute("DELETE FROM closure WHERE anc >= ? AND anc < ?", (lo, hi))
+    conn.execute("DELETE FROM edges WHERE parent >= ? AND parent < ?", (lo, hi))
+    conn.execute("DELETE FROM props WHERE sid = ?", (sid,))
+    conn.execute("DELETE FROM concepts WHERE sid = ?", (sid,))
+
+
+def write_system(
+    conn: sqlite3.Connection,
+    info: SystemInfo,
+    concepts: Iterable[Concept],
+    progress: Callable[[int], None] | None,
+    fingerprint: str | None,
+) -> int:
+    """Replace (info.url, info.version) by ``concepts`` in one transaction.
+
+    Args:
+        conn: a connection of its own (autocommit mode is set here).
+        info: the system; ``count`` is recomputed.
+        concepts: streamed once.
+        progress: called with the running concept count.
+        fingerprint: stored with the system row.
+
+    Returns:
+        The number of concepts written.
+
+    Raises:
+        ValueError: a code occurs twice (ClosureError, a subclass, for cycles); nothing changes.
+    """
+    conn.isolation_level = None
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        count = _write(conn, info, concepts, progress, fingerprint)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return count
+
+
+def _write(
+    conn: sqlite3.Connection,
+    info: SystemInfo,
+    concepts: Iterable[Concept],
+    progress: Callable[[int], None] | None,
+    fingerprint: str | None,
+) -> int:
+    version = info.version or ""
+    row = conn.execute(
+        "SELECT sid, lo, hi FROM systems WHERE url = ? AND version = ?", (info.url, version)
+    ).fetchone()
+    if row is not None:
+        sid = int(row[0])
+        _clear(conn, sid, int(row[1]), int(row[2]))
+    else:
+        sid = int(conn.execute("SELECT coalesce(max(sid), 0) + 1 FROM systems").fetchone()[0])
+    base = int(conn.execute("SELECT coalesce(max(id), 0) + 1 FROM concepts").fetchone()[0])
+    top = conn.execute("SELECT coalesce(max(hi), 1) FROM systems").fetchone()[0]
+    base = max(base, int(top))
+
+    ids: dict[str, int] = {}
+    edge_child = array("q")
+    edge_parent: list[str] = []
+    stream = iter(concepts)
+    while True:
+        batch = list(islice(stream, _BATCH))
+        if not batch:
+            break
+        rows: list[tuple[Any, ...]] = []
+        props: list[tuple[int, str, str, int]] = []
+        for concept in batch:
+            if concept.code in ids:
+                raise ValueError(f"{info.url}: code {concept.code!r} occurs twice")
+            cid = base + len(ids)
+            ids[concept.code] = cid
+            rows.append(
+                (
+                    cid,
+                    sid,
+                    concept.code,
+                    concept.display,
+                    concept.definition,
+                    1 if concept.active else 0,
+                    _terms(concept),
+                    encode_blob(concept),
+                )
+            )
+            for parent in concept.parents:
+                edge_child.append(cid)
+                edge_parent.append(parent)
+            props.extend((sid, p, property_text(v), cid) for p, v in concept.properties)
+        conn.executemany("INSERT INTO concepts VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.executemany("INSERT INTO props VALUES (?, ?, ?, ?)", props)
+        if progress is not None:
+            progress(len(ids))
+    n = len(ids)
+    child_list: list[int] = []
+    parent_list: list[int] = []
+    for child, parent in zip(edge_child, edge_parent, strict=True):
+        pid = ids.get(parent)
+        if pid is not None and pid != child:
+            child_list.append(child - base)
+            parent_list.append(pid - base)
+    del edge_parent, edge_child
+    codes = list(ids)
+    del ids
+    kids = np.asarray(child_list, dtype=np.int64)
+    pars = np.asarray(parent_list, dtype=np.int64)
+    del child_list, parent_list
+    anc, des = transitive_closure(n, kids, pars, name=lambda i: repr(codes[i]))
+    if kids.size:
+        edge_pairs = np.unique(pars * max(n, 1) + kids)
+        conn.executemany(
+            "INSERT INTO edges VALUES (?, ?)",
+            zip((edge_pairs // n + base).tolist(), (edge_pairs % n + base).tolist(), strict=True),
+        )
+    big = anc.size > _BIG_CLOSURE
+    if big:
+        conn.execute("DROP INDEX IF EXISTS closure_des")
+    step = 1_000_000
+    for start in range(0, anc.size, step):
+        conn.executemany(
+            "INSERT INTO closure VALUES (?, ?)",
+            zip(
+                (anc[start : start + step] + base).tolist(),
+                (des[start : start + step] + base).tolist(),
+                strict=True,
+            ),
+        )
+    if big:
+        conn.execute("CREATE INDEX closure_des ON closure (des, anc)")
+    properties = orjson.dumps([list(p) for p in info.properties]).decode()
+    loaded = datetime.now(UTC).isoformat(timespec="seconds")
+    conn.execute(
+        "INSERT OR REPLACE INTO systems VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            sid,
+            info.url,
+            version,
+            info.name,
+            info.title,
+            n,
+            properties,
+            info.hierarchy_meaning,
+            base,
+            base + n,
+            fingerprint,
+            loaded,
+        ),
+    )
+    if progress is not None:
+        progress(n)
+    return n

@@ -1,0 +1,436 @@
+"""The concept store: concepts of large code systems in one SQLite file.
+
+A FHIR terminology service (https://hl7.org/fhir/R4/terminology-service.html)
+answers ``$lookup``, ``$validate-code``, ``$subsumes`` and ``$expand`` over code
+systems far too large to keep as CodeSystem resources (SNOMED CT, LOINC,
+ICD-10-CM, RxNorm). Their CodeSystem resources are stored with
+``content: not-present`` (https://hl7.org/fhir/R4/codesystem-definitions.html#CodeSystem.content)
+and their concepts live here, every system keyed by (url, version) so versions
+sit side by side (https://hl7.org/fhir/R4/codesystem.html#versioning).
+
+Layout: ``systems`` (one row per (url, version), a block of concept ids),
+``concepts`` (code, display, definition, active, a compact blob with parents,
+properties and designations), ``edges`` (direct is-a), ``closure`` (every
+(ancestor, descendant) pair, see :mod:`cmio.terminology.closure`) and ``props``
+(property values for ``=``/``in``/``exists`` filters). Readers use one connection
+per thread (WAL); one writer replaces a (url, version) in a single transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from cmio.terminology._store_schema import SCHEMA, natural_key
+from cmio.terminology._store_writer import write_system
+from cmio.terminology.concept_types import Concept, Designation, SystemInfo, decode_blob
+from cmio.terminology.resource_content import codesystem_to_concepts
+
+__all__ = [
+    "DEFAULT_TERMINOLOGY_DB",
+    "Concept",
+    "ConceptStore",
+    "Designation",
+    "SystemInfo",
+    "codesystem_to_concepts",
+]
+
+DEFAULT_TERMINOLOGY_DB = "cmio-data/terminology.db"
+"""Default location of the concept store (``Settings.terminology_db``)."""
+
+_RESOLVE_TTL = 1.0
+"""Seconds a (url, version) -> system row resolution is reused before re-reading."""
+
+_COLUMNS = "c.code, c.display, c.definition, c.active, c.blob"
+
+
+@dataclass(frozen=True, slots=True)
+class _System:
+    sid: int
+    info: SystemInfo
+    lo: int
+    hi: int
+
+
+def _concept(row: tuple[Any, ...]) -> Concept:
+    parents, properties, designations = decode_blob(row[4])
+    return Concept(
+        code=row[0],
+        display=row[1],
+        definition=row[2],
+        active=bool(row[3]),
+        parents=parents,
+        properties=properties,
+        designations=designations,
+    )
+
+
+def _like_terms(text: str | None) -> list[str]:
+    if not text:
+        return []
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return [f"%{token}%" for token in escaped.split()]
+
+
+class ConceptStore:
+    """Concepts of large code systems in one SQLite file (default ``cmio-data/terminology.db``).
+
+    Many concurrent readers (per-thread connections), one writer; every system is
+    keyed by (url, version). Closing the store closes every connection it opened.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._resolved: dict[tuple[str, str | None], tuple[float, _System | None]] = {}
+        with self._lock:
+            conn = self._open()
+            conn.executescript(SCHEMA)
+            conn.commit()
+
+    # -- connections -------------------------------------------------------------
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, check_same_thread=False, timeout=60.0)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA cache_size=-65536")
+        conn.execute("PRAGMA temp_store=MEMORY")
+        self._connections.append(conn)
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            with self._lock:
+                conn = self._open()
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        """Close every connection this store opened (any thread)."""
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+        self._resolved.clear()
+
+    def __enter__(self) -> ConceptStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- systems -----------------------------------------------------------------
+    def _systems(self, url: str | None = None) -> list[_System]:
+        sql = "SELECT sid, url, version, name, title, count, properties, hierarchy, lo, hi FROM systems"
+        rows = (
+            self._conn().execute(sql + " WHERE url = ?", (url,))
+            if url is not None
+            else self._conn().execute(sql + " ORDER BY url, sid")
+        )
+        out = []
+        for sid, u, version, name, title, count, props, hierarchy, lo, hi in rows:
+            info = SystemInfo(
+                url=u,
+                version=version or None,
+                name=name,
+                title=title,
+                count=count,
+                properties=tuple(tuple(p) for p in orjson.loads(props)),  # type: ignore[misc]
+                hierarchy_meaning=hierarchy,
+            )
+            out.append(_System(sid, info, lo, hi))
+        return out
+
+    def _resolve(self, url: str, version: str | None) -> _System | None:
+        key = (url, version)
+        now = time.monotonic()
+        hit = self._resolved.get(key)
+        if hit is not None and now - hit[0] < _RESOLVE_TTL:
+            return hit[1]
+        candidates = self._systems(url)
+        found: _System | None = None
+        if version is None:
+            if candidates:
+                found = max(candidates, key=lambda s: (natural_key(s.info.version), s.sid))
+        else:
+            found = next((s for s in candidates if s.info.version == version), None)
+        self._resolved[key] = (now, found)
+        return found
+
+    def systems(self) -> list[SystemInfo]:
+        """Every loaded (url, version), ordered by url then load order."""
+        return [s.info for s in self._systems()]
+
+    def system(self, url: str, version: str | None = None) -> SystemInfo | None:
+        """The system ``url`` at ``version`` (the newest loaded version when None)."""
+        found = self._resolve(url, version)
+        return found.info if found else None
+
+    def fingerprint(self, url: str, version: str | None = None) -> str | None:
+        """The fingerprint recorded by the last :meth:`load` of (url, version), if any."""
+        found = self._resolve(url, version)
+        if found is None:
+            return None
+        row = (
+            self._conn()
+            .execute("SELECT fingerprint FROM systems WHERE sid = ?", (found.sid,))
+            .fetchone()
+        )
+        return row[0] if row else None
+
+    def load(
+        self,
+        info: SystemInfo,
+        concepts: Iterable[Concept],
+        progress: Callable[[int], None] | None = None,
+        *,
+        fingerprint: str | None = None,
+    ) -> int:
+        """Replace (url, version) with ``concepts`` atomically and build the closure.
+
+        Args:
+            info: the system; its ``count`` is replaced by the number loaded.
+            concepts: streamed once; ``parents`` may name codes that come later.
+            progress: called with the number of concepts read so far (every few thousand)
+                and with a final count.
+            fingerprint: recorded with the system (e.g. a digest of the release files) so
+                loaders can skip a re-run of the same release, see :meth:`fingerprint`.
+
+        Returns:
+            The number of concepts loaded.
+
+        Raises:
+            ClosureError: if the is-a hierarchy has a cycle (nothing is changed).
+        """
+        with self._lock:
+            conn = self._open()
+            try:
+                count = write_system(conn, info, concepts, progress, fingerprint)
+            finally:
+                self._connections.remove(conn)
+                conn.close()
+        self._resolved.clear()
+        return count
+
+    def delete(self, url: str, version: str | None) -> bool:
+        """Remove (url, version) and its concepts; returns whether it existed."""
+        found = self._resolve(url, version)
+        if found is None or found.info.version != version:
+            return False
+        with self._lock:
+            conn = self._open()
+            try:
+                with conn:
+                    conn.execute(
+                        "DELETE FROM closure WHERE anc >= ? AND anc < ?", (found.lo, found.hi)
+                    )
+                    conn.execute(
+                        "DELETE FROM edges WHERE parent >= ? AND parent < ?", (found.lo, found.hi)
+                    )
+                    conn.execute("DELETE FROM props WHERE sid = ?", (found.sid,))
+                    conn.execute("DELETE FROM concepts WHERE sid = ?", (found.sid,))
+                    conn.execute("DELETE FROM systems WHERE sid = ?", (found.sid,))
+            finally:
+                self._connections.remove(conn)
+                conn.close()
+        self._resolved.clear()
+        return True
+
+    # -- concepts ----------------------------------------------------------------
+    def _id(self, sys_: _System, code: str) -> int | None:
+        row = (
+            self._conn()
+            .execute("SELECT id FROM concepts WHERE sid = ? AND code = ?", (sys_.sid, code))
+            .fetchone()
+        )
+        return row[0] if row else None
+
+    def lookup(self, url: str, code: str, version: str | None = None) -> Concept | None:
+        """The concept ``code`` of (url, version), or None."""
+        found = self._resolve(url, version)
+        if found is None:
+            return None
+        row = (
+            self._conn()
+            .execute(
+                f"SELECT {_COLUMNS} FROM concepts c WHERE sid = ? AND code = ?", (found.sid, code)
+            )
+            .fetchone()
+        )
+        return _concept(row) if row else None
+
+    def lookup_many(
+        self, url: str, codes: Iterable[str], version: str | None = None
+    ) -> dict[str, Concept]:
+        """The concepts among ``codes`` that exist in (url, version), by code."""
+        found = self._resolve(url, version)
+        out: dict[str, Concept] = {}
+        if found is None:
+            return out
+        wanted = list(dict.fromkeys(codes))
+        conn = self._conn()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in conn.execute(
+                f"SELECT {_COLUMNS} FROM concepts c WHERE sid = ? AND code IN ({marks})",
+                (found.sid, *chunk),
+            ):
+                out[row[0]] = _concept(row)
+        return out
+
+    def children(self, url: str, code: str, version: str | None = None) -> list[str]:
+        """Codes whose direct is-a parent is ``code``."""
+        found = self._resolve(url, version)
+        cid = self._id(found, code) if found else None
+        if cid is None:
+            return []
+        sql = "SELECT c.code FROM edges e JOIN concepts c ON c.id = e.child WHERE e.parent = ? ORDER BY c.id"
+        return [r[0] for r in self._conn().execute(sql, (cid,))]
+
+    def _walk(
+        self, sql: str, url: str, code: str, version: str | None, include_self: bool
+    ) -> Iterator[str]:
+        found = self._resolve(url, version)
+        cid = self._id(found, code) if found else None
+        if cid is None:
+            return
+        if include_self:
+            yield code
+        for (other,) in self._conn().execute(sql, (cid,)):
+            yield other
+
+    def descendants(
+        self, url: str, code: str, version: str | None = None, include_self: bool = False
+    ) -> Iterator[str]:
+        """Codes below ``code`` (transitively), ``code`` first when ``include_self``."""
+        sql = "SELECT c.code FROM closure k JOIN concepts c ON c.id = k.des WHERE k.anc = ?"
+        return self._walk(sql, url, code, version, include_self)
+
+    def ancestors(
+        self, url: str, code: str, version: str | None = None, include_self: bool = False
+    ) -> Iterator[str]:
+        """Codes above ``code`` (transitively), ``code`` first when ``include_self``."""
+        sql = "SELECT c.code FROM closure k JOIN concepts c ON c.id = k.anc WHERE k.des = ?"
+        return self._walk(sql, url, code, version, include_self)
+
+    def subsumes(self, url: str, a: str, b: str, version: str | None = None) -> bool:
+        """True when ``a == b`` (and exists) or ``b`` is below ``a`` in the is-a hierarchy."""
+        found = self._resolve(url, version)
+        if found is None:
+            return False
+        ida, idb = self._id(found, a), self._id(found, b)
+        if ida is None or idb is None:
+            return False
+        if ida == idb:
+            return True
+        row = self._conn().execute("SELECT 1 FROM closure WHERE anc = ? AND des = ?", (ida, idb))
+        return row.fetchone() is not None
+
+    def _where(
+        self, found: _System, text: str | None, active_only: bool, under: str | None
+    ) -> tuple[str, list[Any]] | None:
+        clauses: list[str] = ["c.sid = ?"]
+        params: list[Any] = [found.sid]
+        for term in _like_terms(text):
+            clauses.append("c.terms LIKE ? ESCAPE '\\'")
+            params.append(term)
+        if active_only:
+            clauses.append("c.active = 1")
+        if under is not None:
+            top = self._id(found, under)
+            if top is None:
+                return None
+            clauses.append("(c.id = ? OR c.id IN (SELECT des FROM closure WHERE anc = ?))")
+            params += [top, top]
+        return " AND ".join(clauses), params
+
+    def iter_concepts(
+        self,
+        url: str,
+        version: str | None = None,
+        *,
+        offset: int = 0,
+        count: int | None = None,
+        text: str | None = None,
+        active_only: bool = False,
+        under: str | None = None,
+    ) -> Iterator[Concept]:
+        """Concepts of (url, version) in load order, optionally paged and filtered.
+
+        Args:
+            offset: concepts to skip.
+            count: at most this many (all when None).
+            text: every whitespace-separated word must occur (case-insensitively)
+                in the code, display or a designation.
+            active_only: leave out inactive concepts.
+            under: only ``under`` and the concepts below it (is-a).
+        """
+        found = self._resolve(url, version)
+        where = self._where(found, text, active_only, under) if found else None
+        if found is None or where is None:
+            return
+        sql, params = where
+        limit = -1 if count is None else max(count, 0)
+        rows = self._conn().execute(
+            f"SELECT {_COLUMNS} FROM concepts c WHERE {sql} ORDER BY c.id LIMIT ? OFFSET ?",
+            (*params, limit, max(offset, 0)),
+        )
+        for row in rows:
+            yield _concept(row)
+
+    def count(
+        self,
+        url: str,
+        version: str | None = None,
+        *,
+        text: str | None = None,
+        active_only: bool = False,
+        under: str | None = None,
+    ) -> int:
+        """How many concepts :meth:`iter_concepts` would yield without paging."""
+        found = self._resolve(url, version)
+        if found is None:
+            return 0
+        if not text and not active_only and under is None:
+            return found.info.count
+        where = self._where(found, text, active_only, under)
+        if where is None:
+            return 0
+        sql, params = where
+        row = (
+            self._conn().execute(f"SELECT count(*) FROM concepts c WHERE {sql}", params).fetchone()
+        )
+        return int(row[0])
+
+    def with_property(
+        self, url: str, prop: str, value: str | None = None, version: str | None = None
+    ) -> Iterator[str]:
+        """Codes having property ``prop`` equal to ``value`` (any value when None).
+
+        Booleans compare as ``true``/``false``, numbers by their decimal text.
+        """
+        found = self._resolve(url, version)
+        if found is None:
+            return
+        if value is None:
+            sql = "SELECT DISTINCT c.code, c.id FROM props p JOIN concepts c ON c.id = p.cid WHERE p.sid = ? AND p.prop = ? ORDER BY c.id"
+            params: tuple[Any, ...] = (found.sid, prop)
+        else:
+            sql = "SELECT c.code FROM props p JOIN concepts c ON c.id = p.cid WHERE p.sid = ? AND p.prop = ? AND p.value = ? ORDER BY c.id"
+            params = (found.sid, prop, value)
+        for row in self._conn().execute(sql, params):
+            yield row[0]
