@@ -9,18 +9,40 @@ tables under the parameter name ``<code>$<k>:<n>`` (component ``k`` of item
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 from cmio.fhirpath import FhirPathEngine
 from cmio.fhirpath.engine import CompiledExpression
+from cmio.fhirpath.fhirtypes import Node
 from cmio.indexing import values as v
 from cmio.model import Model
 from cmio.model.types import SearchParamDef
 
-__all__ = ["CompositePlan", "component_types", "composite_param", "plan_composite"]
+__all__ = [
+    "CompositePlan",
+    "component_types",
+    "composite_param",
+    "json_heads",
+    "plan_composite",
+]
 
 Adder = Callable[[v.Rows, str, Any], None]
+_HEAD = re.compile(r"\s*([a-z][A-Za-z0-9]*)\s*(?:\.|$)")
+
+
+def json_heads(expression: str) -> tuple[str, ...] | None:
+    """JSON property prefixes one of which an item needs for ``expression`` to have a
+    value (``value.ofType(Quantity)`` needs ``value...`` or ``_value...``), or None
+    when the expression is not a plain member path."""
+    heads: list[str] = []
+    for branch in expression.split("|"):
+        m = _HEAD.match(branch)
+        if m is None or m.group(1) in ("true", "false"):
+            return None
+        heads += [m.group(1), "_" + m.group(1)]
+    return tuple(heads)
 
 
 def composite_param(code: str, component: int, item: int | None = None) -> str:
@@ -49,6 +71,8 @@ class CompositePlan:
         self.code = code
         self.base = base
         self.components = components
+        #: per component, the JSON property prefixes it reads (None: unknown)
+        self.heads = [json_heads(c.expression) for c, _ in components]
 
     def add(self, out: v.Rows, resource: dict[str, Any]) -> None:
         """Append this parameter's rows for ``resource`` to ``out``."""
@@ -56,7 +80,12 @@ class CompositePlan:
             items = self.base.nodes(resource)
         except Exception:
             return
+        heads = self.heads
         for n, item in enumerate(items):
+            if type(item) is Node and type(item.value) is dict:
+                keys = item.value.keys()
+                if any(h is not None and not any(k.startswith(h) for k in keys) for h in heads):
+                    continue  # some component has no value on this item
             rows: v.Rows = {}
             complete = True
             for k, (compiled, adder) in enumerate(self.components):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -72,6 +73,7 @@ class SearchIndexer(CompartmentIndexer):
         super().__init__(model)
         self.model = model
         self.engine = engine if engine is not None else FhirPathEngine(model)
+        self._units: dict[str, tuple[Decimal, str] | None] = {}
         self._plans = lru_cache(maxsize=None)(self._plan)
         self._composites = lru_cache(maxsize=None)(self._plan_composites)
         from cmio.search.compiler import SearchCompiler  # cmio.search imports this package
@@ -125,21 +127,21 @@ class SearchIndexer(CompartmentIndexer):
             keys.update("_" + k for k in list(keys))
         return frozenset(keys)
 
-    @staticmethod
-    def _adder(spd: SearchParamDef, only: tuple[str, ...]) -> Adder | None:
+    def _adder(self, spd: SearchParamDef, only: tuple[str, ...]) -> Adder | None:
         if spd.type == "reference":
             targets = only or spd.target
             return lambda out, code, value: v.add_reference(out, code, value, targets, bool(only))
-        return SearchIndexer._adder_for(spd.type)
+        return self._adder_for(spd.type)
 
-    @staticmethod
-    def _adder_for(ptype: str) -> Adder | None:
+    def _adder_for(self, ptype: str) -> Adder | None:
+        if ptype == "quantity":
+            units = self._units
+            return lambda out, code, value: v.add_quantity(out, code, value, units)
         return {
             "string": v.add_string,
             "token": v.add_token,
             "date": v.add_date,
             "number": v.add_number,
-            "quantity": v.add_quantity,
             "uri": v.add_uri,
         }.get(ptype)
 

@@ -8,7 +8,9 @@ and complex types as JSON dicts, recognized by their shape.
 
 from __future__ import annotations
 
+import re
 import unicodedata
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -35,6 +37,11 @@ UCUM = "http://unitsofmeasure.org"
 _CONTACT_SYSTEMS = frozenset({"phone", "fax", "email", "pager", "url", "sms", "other"})
 _NAME_PARTS = ("text", "family", "given", "prefix", "suffix")
 _ADDRESS_PARTS = ("text", "line", "city", "district", "state", "postalCode", "country")
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_SECOND = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?(?:Z|[+-]\d{2}:\d{2})")
+_ONE_DAY = timedelta(days=1)
+_ONE_SECOND = timedelta(seconds=1)
+_ONE_MS = timedelta(milliseconds=1)
 
 
 def normalize(text: str) -> str:
@@ -46,11 +53,33 @@ def normalize(text: str) -> str:
 
 
 def date_range(text: str) -> tuple[str, str] | None:
-    """``[low, high)`` instants covering a date/dateTime/instant's precision, or None."""
+    """``[low, high)`` instants covering a date/dateTime/instant's precision, or None.
+
+    The two shapes that make up nearly all stored values (a day, and a dateTime to
+    the second or millisecond with a zone) take a fast path; everything else goes
+    through :func:`cmio.store._common.parse_date_range`, which both paths agree with
+    (https://hl7.org/fhir/R4/search.html#date).
+    """
+    try:
+        if len(text) == 10 and _DAY.fullmatch(text):
+            high = date.fromisoformat(text) + _ONE_DAY
+            return f"{text}T00:00:00.000Z", f"{high.isoformat()}T00:00:00.000Z"
+        m = _SECOND.fullmatch(text)
+        if m is not None:
+            low = datetime.fromisoformat(text).astimezone(UTC)
+            end = low + (_ONE_MS if m.group(1) else _ONE_SECOND)
+            return _instant(low), _instant(end)
+    except (ValueError, OverflowError):
+        pass  # out of range: the general parser decides
     try:
         return parse_date_range(text)
     except InvalidRequestError:
         return None
+
+
+def _instant(moment: datetime) -> str:
+    """A UTC datetime with whole milliseconds as ``YYYY-MM-DDThh:mm:ss.sssZ``."""
+    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def decimal_range(value: Decimal) -> tuple[float, float]:
@@ -63,12 +92,27 @@ def decimal_range(value: Decimal) -> tuple[float, float]:
     return float(value - half), float(value + half)
 
 
-def canonical_quantity(value: Decimal, code: str) -> tuple[Decimal, str] | None:
-    """``value code`` in UCUM base units and a key for its dimension, or None."""
-    unit = parse_unit(code)
+def canonical_quantity(
+    value: Decimal, code: str, units: dict[str, tuple[Decimal, str] | None] | None = None
+) -> tuple[Decimal, str] | None:
+    """``value code`` in UCUM base units and a key for its dimension, or None.
+
+    ``units`` memoizes parsed unit codes for the caller (an indexer owns one; a few
+    dozen distinct codes make up a whole data set).
+    """
+    unit: tuple[Decimal, str] | None
+    if units is not None and code in units:
+        unit = units[code]
+    else:
+        parsed = parse_unit(code)
+        unit = (
+            None if parsed is None else (parsed.factor, "ucum:" + ",".join(map(str, parsed.dims)))
+        )
+        if units is not None and len(units) < 10_000:
+            units[code] = unit
     if unit is None:
         return None
-    return value * unit.factor, "ucum:" + ",".join(map(str, unit.dims))
+    return value * unit[0], unit[1]
 
 
 def reference_parts(ref: str) -> tuple[str | None, str | None, str | None]:
@@ -243,18 +287,23 @@ def add_number(out: Rows, code: str, value: Any) -> None:
         out.setdefault("number_index", []).append((code, float(number), float(number)))
 
 
-def add_quantity(out: Rows, code: str, value: Any) -> None:
-    """Quantity rows (Quantity, Money, Range low/high, SampledData origin)."""
+def add_quantity(
+    out: Rows, code: str, value: Any, units: dict[str, tuple[Decimal, str] | None] | None = None
+) -> None:
+    """Quantity rows (Quantity, Money, Range low/high, SampledData origin).
+
+    ``units``: see :func:`canonical_quantity`.
+    """
     if not isinstance(value, dict):
         add_number_as_quantity(out, code, value)
         return
     if "low" in value or "high" in value:
         for part in ("low", "high"):
             if isinstance(value.get(part), dict):
-                add_quantity(out, code, value[part])
+                add_quantity(out, code, value[part], units)
         return
     if "origin" in value and isinstance(value["origin"], dict):
-        add_quantity(out, code, value["origin"])
+        add_quantity(out, code, value["origin"], units)
         return
     number = _decimal(value.get("value"))
     if number is None:
@@ -268,7 +317,7 @@ def add_quantity(out: Rows, code: str, value: Any) -> None:
     low = high = float(number)
     canon: tuple[Any, Any, Any] = (None, None, None)
     if unit_code is not None and system in (UCUM, None):
-        found = canonical_quantity(number, unit_code)
+        found = canonical_quantity(number, unit_code, units)
         if found is not None:
             canon = (float(found[0]), float(found[0]), found[1])
     out.setdefault("quantity_index", []).append((code, low, high, system, unit_code, *canon))

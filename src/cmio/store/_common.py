@@ -73,7 +73,10 @@ def format_instant(moment: datetime) -> str:
     rest = moment.microsecond % 1000
     if rest:
         moment += timedelta(microseconds=1000 - rest)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
+    return (  # %Y does not pad years before 1000 on every platform
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:"
+        f"{moment.minute:02d}:{moment.second:02d}.{moment.microsecond // 1000:03d}Z"
+    )
 
 
 class Clock:
@@ -164,4 +167,12 @@ def parse_date_range(value: str) -> tuple[str, str]:
             high = low + timedelta(microseconds=max(1, 10 ** (6 - min(len(frac), 6))))
     except (ValueError, OverflowError):
         high = None
-    return format_instant(low), format_instant(high) if high is not None else _END_OF_TIME
+    try:
+        start = format_instant(low)
+    except OverflowError:  # e.g. 0001-01-01T00:00+14:00 is before the first UTC instant
+        start = "0001-01-01T00:00:00.000Z"
+    try:
+        end = format_instant(high) if high is not None else _END_OF_TIME
+    except OverflowError:  # before the first or after the last UTC instant
+        end = _END_OF_TIME if high is not None and high.year > 1 else "0001-01-01T00:00:00.000Z"
+    return start, end
