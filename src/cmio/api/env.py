@@ -12,6 +12,7 @@ from cmio.store.base import Repository
 
 if TYPE_CHECKING:
     from cmio.bulk.jobs import ExportJobs
+    from cmio.terminology.service import TerminologyService
     from cmio.validation.validator import Validator as ProfileValidator
 
 __all__ = ["ID_RE", "Env", "Settings"]
@@ -44,6 +45,9 @@ class Settings:
     keep_urn_ids: bool = False
     export_dir: str = "cmio-data/exports"
     validation: str = "base"
+    terminology_db: str | None = "cmio-data/terminology.db"
+    """The concept store of large code systems (``cmio terminology load``); used when the
+    file exists (https://hl7.org/fhir/R4/terminology-service.html)."""
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:
@@ -56,6 +60,7 @@ class Settings:
             ),
             export_dir=environ.get("CMIO_EXPORT_DIR", defaults.export_dir),
             validation=environ.get("CMIO_VALIDATION", defaults.validation),
+            terminology_db=environ.get("CMIO_TERMINOLOGY_DB", defaults.terminology_db),
         )
 
 
@@ -74,3 +79,5 @@ class Env:
     """Bulk Data ``$export`` jobs (https://hl7.org/fhir/uv/bulkdata/STU1.0.1/export.html); None disables $export."""
     profile_validator: ProfileValidator | None = None
     """Profile validation (``$validate``, ``Settings.validation``); built on first use."""
+    terminology: TerminologyService | None = None
+    """The terminology service (``$expand``, ``$validate-code`` ...); None: not offered."""
