@@ -1,0 +1,458 @@
+"""Value set expansion: ``compose`` include/exclude, imports and filters.
+
+Implements https://hl7.org/fhir/R4/valueset.html#compositions and the filter
+operators of https://hl7.org/fhir/R4/valueset-filter-operator.html (``=``,
+``is-a``, ``descendent-of``, ``is-not-a``, ``regex``, ``in``, ``not-in``,
+``generalizes``, ``exists``, plus ``child-of``). The result keeps every member in
+order as a lightweight :class:`Member`; displays and flags are filled in for the
+page that is rendered only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cmio.terminology.codesystem import CodeSystemSource, Entry, ResourceCodeSystem
+from cmio.terminology.errors import TerminologyError
+from cmio.terminology.resources import TerminologyResources
+
+__all__ = ["ExpandOptions", "Expander", "Expansion", "Member"]
+
+
+@dataclass(slots=True)
+class ExpandOptions:
+    """Parameters that change what an expansion holds
+    (https://hl7.org/fhir/R4/valueset-operation-expand.html).
+
+    Attributes:
+        active_only: leave inactive codes out.
+        system_versions: ``system-version``: the version to use when a compose names none.
+        force_versions: ``force-system-version``: the version to use whatever the compose says.
+        check_versions: ``check-system-version``: the version a compose must name if it names one.
+        exclude_systems: ``exclude-system``: systems (``url`` or ``url|version``) left out.
+        display_language: preferred language of displays.
+    """
+
+    active_only: bool = False
+    system_versions: dict[str, str] = field(default_factory=dict)
+    force_versions: dict[str, str] = field(default_factory=dict)
+    check_versions: dict[str, str] = field(default_factory=dict)
+    exclude_systems: frozenset[str] = frozenset()
+    display_language: str | None = None
+
+    def key(self) -> tuple[Any, ...]:
+        """A hashable summary (for caching expansions)."""
+        return (
+            self.active_only,
+            tuple(sorted(self.system_versions.items())),
+            tuple(sorted(self.force_versions.items())),
+            tuple(sorted(self.check_versions.items())),
+            tuple(sorted(self.exclude_systems)),
+            self.display_language,
+        )
+
+
+@dataclass(slots=True)
+class Member:
+    """One code of an expansion.
+
+    Attributes:
+        system: code system URL.
+        version: code system version.
+        code: the code.
+        source: the code system (None when it is not known here).
+        display: display given by the compose (overrides the code system's).
+        designations: designations given by the compose.
+    """
+
+    system: str
+    version: str | None
+    code: str
+    source: CodeSystemSource | None = None
+    display: str | None = None
+    designations: list[dict[str, Any]] = field(default_factory=list)
+    _entry: Entry | None = None
+
+    def entry(self) -> Entry | None:
+        """The code system's concept (looked up once)."""
+        if self._entry is None and self.source is not None:
+            self._entry = self.source.get(self.code)
+        return self._entry
+
+
+@dataclass(slots=True)
+class Expansion:
+    """The members of a value set, in order, with what was used to compute them.
+
+    Attributes:
+        valueset: the ValueSet resource expanded.
+        members: ``(system, code)`` -> member, in expansion order.
+        used: ``(parameter name, canonical)`` pairs (``used-codesystem``, ``used-valueset``).
+        complete: False when a part could not be resolved.
+    """
+
+    valueset: dict[str, Any]
+    members: dict[tuple[str, str], Member]
+    used: list[tuple[str, str]] = field(default_factory=list)
+    complete: bool = True
+
+    def contains(self, system: str, code: str) -> bool:
+        """Membership test (exact code)."""
+        return (system, code) in self.members
+
+
+_Members = dict[tuple[str, str], Member]
+
+
+class Expander:
+    """Expands ValueSet resources against the resources and the concept store.
+
+    Args:
+        resources: where referenced code systems and value sets come from.
+        options: expansion parameters.
+        max_depth: bound on nested value set imports (cycles are an error).
+    """
+
+    def __init__(
+        self, resources: TerminologyResources, options: ExpandOptions, max_depth: int = 32
+    ) -> None:
+        self.resources = resources
+        self.options = options
+        self.max_depth = max_depth
+        self._stack: list[str] = []
+
+    def expand(self, valueset: dict[str, Any]) -> Expansion:
+        """Expand one ValueSet resource (its ``compose``, else an ``expansion`` it carries)."""
+        url = f"{valueset.get('url', '')}|{valueset.get('version', '')}"
+        if url in self._stack:
+            raise TerminologyError(
+                400, "processing", f"Value set {url} imports itself (cycle: {self._stack})"
+            )
+        if len(self._stack) >= self.max_depth:
+            raise TerminologyError(400, "too-costly", "Value set imports are nested too deeply")
+        self._stack.append(url)
+        try:
+            result = Expansion(valueset, {})
+            compose = valueset.get("compose")
+            if isinstance(compose, dict):
+                self._compose(compose, result)
+            elif isinstance(valueset.get("expansion"), dict):
+                self._listed(valueset["expansion"].get("contains") or (), result)
+            else:
+                raise TerminologyError(
+                    400,
+                    "invalid",
+                    f"Value set {url} has neither compose nor expansion",
+                    expression="ValueSet.compose",
+                )
+            if self.options.active_only:
+                result.members = {
+                    k: m for k, m in result.members.items() if not _inactive(m.entry())
+                }
+            return result
+        finally:
+            self._stack.pop()
+
+    def _listed(self, contains: Iterable[Any], result: Expansion) -> None:
+        for item in contains:
+            if not isinstance(item, dict):
+                continue
+            if isinstance(item.get("code"), str) and isinstance(item.get("system"), str):
+                source = self.resources.code_system(item["system"], item.get("version"))
+                member = Member(
+                    item["system"], item.get("version"), item["code"], source, item.get("display")
+                )
+                result.members.setdefault((member.system, member.code), member)
+            self._listed(item.get("contains") or (), result)
+
+    def _compose(self, compose: dict[str, Any], result: Expansion) -> None:
+        for index, include in enumerate(compose.get("include") or ()):
+            where = f"ValueSet.compose.include[{index}]"
+            for key, member in self._part(include, result, where).items():
+                result.members.setdefault(key, member)
+        for index, exclude in enumerate(compose.get("exclude") or ()):
+            where = f"ValueSet.compose.exclude[{index}]"
+            for key in self._part(exclude, result, where):
+                result.members.pop(key, None)
+
+    def _part(self, part: dict[str, Any], result: Expansion, where: str) -> _Members:
+        sets: list[_Members] = []
+        for canonical in part.get("valueSet") or ():
+            sets.append(self._import(canonical, result, where))
+        system = part.get("system")
+        if isinstance(system, str):
+            sets.append(self._system_part(part, system, result, where))
+        elif part.get("concept") or part.get("filter"):
+            raise TerminologyError(
+                400,
+                "invalid",
+                "A compose part with concepts or filters needs a system",
+                expression=where,
+            )
+        if not sets:
+            return {}
+        first, rest = sets[0], sets[1:]
+        return {k: m for k, m in first.items() if all(k in other for other in rest)}
+
+    def _import(self, canonical: str, result: Expansion, where: str) -> _Members:
+        found = self.resources.find("ValueSet", canonical)
+        if found is None:
+            raise TerminologyError(
+                404,
+                "not-found",
+                f"A definition for the value set '{canonical}' could not be found",
+                detail="not-found",
+                expression=f"{where}.valueSet",
+            )
+        sub = self.expand(found)
+        result.used.append(("used-valueset", _canonical(found)))
+        result.used.extend(u for u in sub.used if u not in result.used)
+        return sub.members
+
+    def _version_for(self, system: str, stated: str | None) -> str | None:
+        options = self.options
+        if system in options.force_versions:
+            return options.force_versions[system]
+        if stated is not None:
+            wanted = options.check_versions.get(system)
+            if wanted is not None and wanted != stated:
+                raise TerminologyError(
+                    400,
+                    "exception",
+                    f"The code system {system} version {stated} does not match the "
+                    f"check-system-version {wanted}",
+                    detail="vs-invalid",
+                )
+            return stated
+        return options.system_versions.get(system)
+
+    def _system_part(
+        self, part: dict[str, Any], system: str, result: Expansion, where: str
+    ) -> _Members:
+        version = self._version_for(system, part.get("version"))
+        if system in self.options.exclude_systems or (
+            version and f"{system}|{version}" in self.options.exclude_systems
+        ):
+            return {}
+        source = self.resources.code_system(system, version)
+        if source is None:
+            known = self.resources.known_versions("CodeSystem", system)
+            if version and known:
+                message = (
+                    f"A definition for CodeSystem '{system}' version '{version}' could not be "
+                    f"found, so the value set cannot be expanded. Valid versions: {', '.join(known)}"
+                )
+            else:
+                message = (
+                    f"A definition for CodeSystem '{system}' could not be found, "
+                    "so the value set cannot be expanded"
+                )
+            raise TerminologyError(
+                404, "not-found", message, detail="not-found", expression=f"{where}.system"
+            )
+        used = (
+            "used-codesystem",
+            f"{source.url}|{source.version}" if source.version else source.url,
+        )
+        if used not in result.used:
+            result.used.append(used)
+        concepts = part.get("concept")
+        filters = part.get("filter") or ()
+        if concepts:
+            out: _Members = {}
+            for concept in concepts:
+                code = concept.get("code") if isinstance(concept, dict) else None
+                if not isinstance(code, str):
+                    continue
+                entry = source.get(code)
+                if entry is None:
+                    continue  # not in the code system: not a member
+                member = Member(
+                    source.url,
+                    source.version,
+                    entry.code,
+                    source,
+                    concept.get("display"),
+                    [d for d in concept.get("designation") or () if isinstance(d, dict)],
+                    entry,
+                )
+                out.setdefault((source.url, entry.code), member)
+            return out
+        codes: list[str] | None = None
+        for index, flt in enumerate(filters):
+            selected = list(dict.fromkeys(self._filter(source, flt, f"{where}.filter[{index}]")))
+            if codes is None:
+                codes = selected
+            else:
+                keep = set(selected)
+                codes = [c for c in codes if c in keep]
+        if codes is None:
+            codes = list(source.codes())
+        elif isinstance(source, ResourceCodeSystem) and len(codes) > 1:
+            keep = set(codes)
+            codes = [c for c in source.codes() if c in keep]
+        return {(source.url, c): Member(source.url, source.version, c, source) for c in codes}
+
+    def _filter(self, source: CodeSystemSource, flt: Any, where: str) -> Iterable[str]:
+        if not isinstance(flt, dict):
+            raise TerminologyError(400, "invalid", "A filter must be an object", expression=where)
+        prop, op, value = flt.get("property"), flt.get("op"), flt.get("value")
+        if not isinstance(prop, str) or not isinstance(op, str) or not isinstance(value, str):
+            raise TerminologyError(
+                400, "invalid", "A filter needs property, op and value", expression=where
+            )
+        return filter_codes(source, prop, op, value, where)
+
+
+def _inactive(entry: Entry | None) -> bool:
+    return entry is not None and entry.inactive
+
+
+def _canonical(resource: Mapping[str, Any]) -> str:
+    url, version = resource.get("url", ""), resource.get("version")
+    return f"{url}|{version}" if version else str(url)
+
+
+def _concept_codes(source: CodeSystemSource, value: str) -> str | None:
+    entry = source.get(value)
+    return entry.code if entry is not None else None
+
+
+def filter_codes(
+    source: CodeSystemSource, prop: str, op: str, value: str, where: str
+) -> Iterable[str]:
+    """The codes of ``source`` a compose filter selects.
+
+    Args:
+        source: the code system.
+        prop: the filter property (``concept``/``code`` for the hierarchy, ``display``,
+            or a property code).
+        op: the operator.
+        value: the filter value.
+        where: the element path for errors.
+
+    Raises:
+        TerminologyError: an unsupported operator or a bad regex.
+    """
+    if prop in ("concept", "code"):
+        return _hierarchy_filter(source, op, value, where)
+    if op == "regex":
+        pattern = _regex(value, where)
+        if prop == "display":
+            return [c for c in source.codes() if _display_matches(source, c, pattern)]
+        return [
+            c
+            for c in source.codes()
+            if any(pattern.fullmatch(_text(v)) for v in _values(source, c, prop))
+        ]
+    if op == "=":
+        if prop == "display":
+            return [c for c in source.codes() if (e := source.get(c)) and e.display == value]
+        if prop in ("parent", "child"):
+            return _relatives(source, prop, value)
+        return list(source.with_property(prop, value))
+    if op in ("in", "not-in"):
+        wanted = {v.strip() for v in value.split(",")}
+        chosen = [
+            c for c in source.codes() if any(_text(v) in wanted for v in _values(source, c, prop))
+        ]
+        if op == "in":
+            return chosen
+        chosen_set = set(chosen)
+        return [c for c in source.codes() if c not in chosen_set]
+    if op == "exists":
+        want = value == "true"
+        return [c for c in source.codes() if bool(_values(source, c, prop)) is want]
+    raise TerminologyError(
+        400,
+        "not-supported",
+        f"The filter operator '{op}' is not supported for the property '{prop}' of {source.url}",
+        expression=where,
+    )
+
+
+def _relatives(source: CodeSystemSource, prop: str, value: str) -> list[str]:
+    if prop == "parent":
+        return list(source.children(value))
+    entry = source.get(value)
+    return list(entry.parents) if entry else []
+
+
+def _hierarchy_filter(source: CodeSystemSource, op: str, value: str, where: str) -> Iterable[str]:
+    code = _concept_codes(source, value)
+    if op in ("is-a", "descendent-of", "child-of", "generalizes", "="):
+        if code is None:
+            return []
+        if op == "=":
+            return [code]
+        if op == "child-of":
+            return list(source.children(code))
+        if op == "generalizes":
+            return [code, *source.ancestors(code)]
+        below = list(source.descendants(code))
+        return [code, *below] if op == "is-a" else below
+    if op == "is-not-a":
+        excluded = set(source.descendants(code)) | {code} if code else set()
+        return [c for c in source.codes() if c not in excluded]
+    if op in ("in", "not-in"):
+        wanted = {v.strip() for v in value.split(",")}
+        if op == "in":
+            return [c for c in wanted if source.get(c) is not None]
+        return [c for c in source.codes() if c not in wanted]
+    if op == "regex":
+        pattern = _regex(value, where)
+        return [c for c in source.codes() if pattern.fullmatch(c)]
+    if op == "exists":
+        return list(source.codes()) if value == "true" else []
+    raise TerminologyError(
+        400,
+        "not-supported",
+        f"The filter operator '{op}' is not supported for concept",
+        expression=where,
+    )
+
+
+def _regex(value: str, where: str) -> re.Pattern[str]:
+    try:
+        return re.compile(value)
+    except re.error as exc:
+        raise TerminologyError(
+            400,
+            "invalid",
+            f"The regex '{value}' is not valid: {exc}",
+            detail="vs-invalid",
+            expression=f"{where}.value",
+        ) from exc
+
+
+def _values(source: CodeSystemSource, code: str, prop: str) -> list[Any]:
+    entry = source.get(code)
+    return entry.values_of(prop) if entry is not None else []
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _display_matches(source: CodeSystemSource, code: str, pattern: re.Pattern[str]) -> bool:
+    entry = source.get(code)
+    return (
+        entry is not None and entry.display is not None and bool(pattern.fullmatch(entry.display))
+    )
+
+
+def iter_page(
+    members: Mapping[tuple[str, str], Member], offset: int, count: int | None
+) -> Iterator[Member]:
+    """Members ``offset .. offset+count`` in order."""
+    for index, member in enumerate(members.values()):
+        if index < offset:
+            continue
+        if count is not None and index >= offset + count:
+            return
+        yield member

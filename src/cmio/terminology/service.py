@@ -1,0 +1,322 @@
+"""The terminology service: the provider behind the FHIR terminology operations.
+
+https://hl7.org/fhir/R4/terminology-service.html. :class:`TerminologyService`
+resolves value sets (by canonical URL, pinned ``url|version``, inline, or implicit
+``fhir_vs`` URLs), expands them with a cache keyed by the resource's stored version,
+and answers ``$expand``, ``$validate-code``, ``$lookup``, ``$subsumes`` and
+``$translate`` (the last three in :mod:`cmio.terminology.lookup`). The protocol
+adapters FHIRPath, validation and search call are in :mod:`cmio.terminology.providers`.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cmio.terminology.errors import TerminologyError
+from cmio.terminology.expansion import Expander, ExpandOptions, Expansion, Member, iter_page
+from cmio.terminology.resources import TerminologyResources, split_canonical
+
+__all__ = ["ExpandRequest", "TerminologyService", "implicit_valueset"]
+
+_FHIR_VS = "?fhir_vs"
+
+
+def implicit_valueset(canonical: str) -> dict[str, Any] | None:
+    """The ValueSet an implicit URL stands for, or None.
+
+    ``[system]?fhir_vs`` is all of a code system, ``[system]?fhir_vs=isa/[code]`` its
+    subsumption hierarchy below a code
+    (https://hl7.org/fhir/R4/snomedct.html#implicit, https://hl7.org/fhir/R4/codesystem.html#implicit);
+    ``http://loinc.org/vs`` is all of LOINC and ``http://loinc.org/vs/[part]`` the codes
+    having that part (https://hl7.org/fhir/R4/loinc.html#implicit).
+    """
+    url, _ = split_canonical(canonical)
+    include: dict[str, Any]
+    if _FHIR_VS in url:
+        system, _, query = url.partition("?")
+        include = {"system": system}
+        value = query.partition("=")[2]
+        if value.startswith("isa/"):
+            include["filter"] = [{"property": "concept", "op": "is-a", "value": value[4:]}]
+        elif value.startswith("refset/"):
+            include["filter"] = [{"property": "concept", "op": "in", "value": value[7:]}]
+        elif value:
+            return None
+    elif url == "http://loinc.org/vs":
+        include = {"system": "http://loinc.org"}
+    elif url.startswith("http://loinc.org/vs/"):
+        part = url.rsplit("/", 1)[1]
+        include = {
+            "system": "http://loinc.org",
+            "filter": [
+                {
+                    "property": "parent" if part.startswith("LP") else "concept",
+                    "op": "=" if part.startswith("LP") else "is-a",
+                    "value": part,
+                }
+            ],
+        }
+    else:
+        return None
+    return {
+        "resourceType": "ValueSet",
+        "url": url,
+        "status": "active",
+        "compose": {"include": [include]},
+    }
+
+
+@dataclass(slots=True)
+class ExpandRequest:
+    """The parameters of one ``$expand`` (https://hl7.org/fhir/R4/valueset-operation-expand.html).
+
+    Attributes:
+        url: the value set's canonical URL (may carry ``|version``).
+        valueset: an inline ValueSet (instead of ``url``).
+        version: ``valueSetVersion``.
+        filter: text filter on displays and codes.
+        offset: first member returned.
+        count: members returned (None: all, within the service's limit).
+        include_designations: add designations to each member.
+        include_definition: add each concept's definition (as an extension).
+        exclude_nested: flat expansion (the service always answers flat).
+        options: parameters that change the members.
+        echo: ``(name, value-key, value)`` parameters to repeat in ``expansion.parameter``.
+    """
+
+    url: str | None = None
+    valueset: dict[str, Any] | None = None
+    version: str | None = None
+    filter: str | None = None
+    offset: int = 0
+    count: int | None = None
+    include_designations: bool = False
+    include_definition: bool = False
+    exclude_nested: bool = True
+    options: ExpandOptions = field(default_factory=ExpandOptions)
+    echo: list[tuple[str, str, Any]] = field(default_factory=list)
+
+
+class TerminologyService:
+    """The terminology provider.
+
+    Args:
+        resources: the CodeSystem/ValueSet/ConceptMap resources and the concept store.
+        max_expansion: an expansion larger than this without ``count`` is refused as
+            too costly (never silently cut).
+        cache_size: expansions kept (least recently used are dropped).
+    """
+
+    def __init__(
+        self, resources: TerminologyResources, max_expansion: int = 10_000, cache_size: int = 512
+    ) -> None:
+        self.resources = resources
+        self.max_expansion = max_expansion
+        self.cache_size = cache_size
+        self._cache: OrderedDict[tuple[Any, ...], Expansion] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the concept store, if any."""
+        if self.resources.concepts is not None:
+            self.resources.concepts.close()
+
+    # -- value sets ---------------------------------------------------------------
+
+    def find_valueset(
+        self,
+        canonical: str,
+        version: str | None = None,
+        resources: TerminologyResources | None = None,
+    ) -> dict[str, Any]:
+        """The ValueSet a canonical URL names (stored, core or implicit).
+
+        Raises:
+            TerminologyError: 404 when there is none.
+        """
+        resources = resources or self.resources
+        url, pinned = split_canonical(canonical)
+        found = resources.find("ValueSet", url, version or pinned)
+        if found is None:
+            found = implicit_valueset(url)
+        if found is None:
+            versions = resources.known_versions("ValueSet", url)
+            wanted = version or pinned
+            extra = (
+                f" version '{wanted}'. Known versions: {', '.join(versions)}"
+                if versions and wanted
+                else ""
+            )
+            raise TerminologyError(
+                404,
+                "not-found",
+                f"A definition for the value set '{url}'{extra} could not be found",
+                detail="not-found",
+                expression="url",
+            )
+        return found
+
+    def expansion(
+        self,
+        valueset: dict[str, Any],
+        options: ExpandOptions | None = None,
+        resources: TerminologyResources | None = None,
+    ) -> Expansion:
+        """The members of a value set, cached by the resource's stored version and options."""
+        options = options or ExpandOptions()
+        resources = resources or self.resources
+        key = _cache_key(valueset, resources)
+        if key is None:
+            return Expander(resources, options).expand(valueset)
+        key = (*key, options.key(), resources.generation)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
+        result = Expander(resources, options).expand(valueset)
+        with self._lock:
+            self._cache[key] = result
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return result
+
+    def expand(
+        self, request: ExpandRequest, resources: TerminologyResources | None = None
+    ) -> dict[str, Any]:
+        """``$expand``: the ValueSet with an ``expansion`` (one page of members).
+
+        See https://hl7.org/fhir/R4/valueset-operation-expand.html.
+
+        Raises:
+            TerminologyError: unknown value set or code system, bad filter, or an
+                expansion larger than ``max_expansion`` asked for without ``count``.
+        """
+        resources = resources or self.resources
+        if request.valueset is not None:
+            valueset = request.valueset
+        elif request.url:
+            valueset = self.find_valueset(request.url, request.version, resources)
+        else:
+            raise TerminologyError(
+                400, "required", "$expand needs a url or a valueSet", expression="url"
+            )
+        result = self.expansion(valueset, request.options, resources)
+        members: Mapping[tuple[str, str], Member] = result.members
+        if request.filter:
+            members = _text_filter(members, request.filter)
+        total = len(members)
+        if request.count is None and total - request.offset > self.max_expansion:
+            raise TerminologyError(
+                422,
+                "too-costly",
+                f"The value set '{valueset.get('url')}' expansion has {total} concepts, more "
+                f"than the limit of {self.max_expansion}; page it with count and offset",
+                detail="too-costly",
+            )
+        language = request.options.display_language
+        systems = [u.partition("|")[0] for n, u in result.used if n == "used-codesystem"]
+        versioned = len(systems) != len(set(systems))
+        contains = [
+            _render_member(m, request, language, versioned)
+            for m in iter_page(members, request.offset, request.count)
+        ]
+        parameters: list[dict[str, Any]] = [
+            {"name": name, key: value} for name, key, value in request.echo
+        ]
+        parameters += [{"name": name, "valueUri": value} for name, value in result.used]
+        expansion: dict[str, Any] = {
+            "identifier": f"urn:uuid:{uuid.uuid4()}",
+            "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+            "total": total,
+        }
+        if request.offset or request.count is not None:
+            expansion["offset"] = request.offset
+        if parameters:
+            expansion["parameter"] = parameters
+        if contains:
+            expansion["contains"] = contains
+        out = {k: v for k, v in valueset.items() if k not in ("expansion", "text", "meta")}
+        out["expansion"] = expansion
+        return out
+
+
+def _cache_key(valueset: dict[str, Any], resources: TerminologyResources) -> tuple[Any, ...] | None:
+    if resources.overlay:
+        return None
+    meta = valueset.get("meta") or {}
+    if "id" in valueset and "versionId" in meta:
+        return ("r", valueset["id"], meta["versionId"], valueset.get("url"))
+    if (
+        "id" not in valueset
+        and _FHIR_VS not in str(valueset.get("url"))
+        and not str(valueset.get("url", "")).startswith("http://loinc.org/vs")
+    ):
+        return None  # an inline value set: not cached
+    return ("u", valueset.get("url"), valueset.get("version"))
+
+
+def _text_filter(
+    members: Mapping[tuple[str, str], Member], text: str
+) -> dict[tuple[str, str], Member]:
+    words = [w for w in text.lower().split() if w]
+    out: dict[tuple[str, str], Member] = {}
+    for key, member in members.items():
+        entry = member.entry()
+        display = (member.display or (entry.display if entry else None) or "").lower()
+        tokens = display.replace("-", " ").replace(",", " ").split()
+        code = member.code.lower()
+        if all(code.startswith(w) or any(t.startswith(w) for t in tokens) for w in words):
+            out[key] = member
+    return out
+
+
+def display_for(member_display: str | None, entry: Any, language: str | None) -> str | None:
+    """The display to show: the compose's, else a designation in ``language``, else the
+    code system's."""
+    if member_display:
+        return member_display
+    if entry is None:
+        return None
+    if language:
+        base = language.split(",")[0].split(";")[0].strip().lower()
+        for designation in entry.designations:
+            lang = str(designation.get("language", "")).lower()
+            if lang and (lang == base or lang.split("-")[0] == base.split("-")[0]):
+                return str(designation.get("value"))
+    return str(entry.display) if entry.display is not None else None
+
+
+def _render_member(
+    member: Member, request: ExpandRequest, language: str | None, versioned: bool
+) -> dict[str, Any]:
+    entry = member.entry()
+    item: dict[str, Any] = {"system": member.system}
+    if versioned and member.version:
+        item["version"] = member.version
+    if entry is not None and entry.abstract:
+        item["abstract"] = True
+    if entry is not None and entry.inactive:
+        item["inactive"] = True
+    item["code"] = member.code
+    display = display_for(member.display, entry, language)
+    if display is not None:
+        item["display"] = display
+    if request.include_designations:
+        designations = member.designations + (entry.designations if entry else [])
+        if designations:
+            item["designation"] = designations
+    if request.include_definition and entry is not None and entry.definition:
+        item["extension"] = [
+            {
+                "url": "http://hl7.org/fhir/StructureDefinition/valueset-concept-definition",
+                "valueString": entry.definition,
+            }
+        ]
+    return item

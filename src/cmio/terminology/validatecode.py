@@ -1,0 +1,321 @@
+"""``$validate-code`` on ValueSet and CodeSystem.
+
+https://hl7.org/fhir/R4/valueset-operation-validate-code.html and
+https://hl7.org/fhir/R4/codesystem-operation-validate-code.html: a code, Coding or
+CodeableConcept is checked against the code system (known system, known code,
+display) and, for a value set, membership. The answer is a Parameters resource with
+``result``, ``message``, ``display``, ``code``, ``system``, ``version`` and an
+``issues`` OperationOutcome whose issues carry ``tx-issue-type`` detail codes and the
+element path (``Coding.code``, ``CodeableConcept.coding[0].display`` ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cmio.terminology.errors import TX_ISSUE_TYPE
+from cmio.terminology.expansion import ExpandOptions
+from cmio.terminology.resources import TerminologyResources
+from cmio.terminology.service import TerminologyService, display_for
+
+__all__ = ["CodingInput", "Issue", "ValidateRequest", "validate_code"]
+
+
+@dataclass(frozen=True, slots=True)
+class CodingInput:
+    """One coding to check.
+
+    Attributes:
+        system: code system URL (None: inferred from the value set when possible).
+        code: the code.
+        version: code system version.
+        display: the display to check.
+        path: element path of the coding (``code`` for a bare code, ``Coding``,
+            ``CodeableConcept.coding[0]``).
+    """
+
+    system: str | None
+    code: str
+    version: str | None = None
+    display: str | None = None
+    path: str = "Coding"
+
+
+@dataclass(slots=True)
+class ValidateRequest:
+    """What to validate and against what.
+
+    Attributes:
+        codings: one (code / Coding) or several (CodeableConcept) codings.
+        valueset: the value set, None for CodeSystem ``$validate-code``.
+        kind: ``code``, ``Coding`` or ``CodeableConcept``.
+        codeable_concept: the CodeableConcept given, echoed in the answer.
+        lenient_display: a wrong display is a warning, not an error.
+        abstract: abstract (not selectable) codes are acceptable.
+        display_language: language of displays.
+        options: expansion options (version pinning, activeOnly).
+    """
+
+    codings: list[CodingInput]
+    valueset: dict[str, Any] | None = None
+    kind: str = "Coding"
+    codeable_concept: dict[str, Any] | None = None
+    lenient_display: bool = False
+    abstract: bool = True
+    display_language: str | None = None
+    options: ExpandOptions = field(default_factory=ExpandOptions)
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One OperationOutcome issue of a validation."""
+
+    severity: str
+    code: str
+    detail: str
+    text: str
+    path: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``OperationOutcome.issue`` element."""
+        return {
+            "severity": self.severity,
+            "code": self.code,
+            "details": {
+                "coding": [{"system": TX_ISSUE_TYPE, "code": self.detail}],
+                "text": self.text,
+            },
+            "location": [self.path],
+            "expression": [self.path],
+        }
+
+
+def _element(coding: CodingInput, kind: str, name: str) -> str:
+    return name if kind == "code" else f"{coding.path}.{name}"
+
+
+@dataclass(slots=True)
+class _Outcome:
+    ok: bool = False
+    system: str | None = None
+    version: str | None = None
+    code: str | None = None
+    display: str | None = None
+    inactive: bool = False
+    issues: list[Issue] = field(default_factory=list)
+    unknown_systems: list[str] = field(default_factory=list)
+
+
+def _infer_system(
+    request: ValidateRequest, service: TerminologyService, res: TerminologyResources
+) -> str | None:
+    valueset = request.valueset
+    if valueset is None:
+        return None
+    systems = {
+        inc.get("system")
+        for inc in (valueset.get("compose") or {}).get("include") or ()
+        if isinstance(inc, dict) and inc.get("system")
+    }
+    return systems.pop() if len(systems) == 1 else None
+
+
+def _check(
+    coding: CodingInput,
+    request: ValidateRequest,
+    service: TerminologyService,
+    resources: TerminologyResources,
+) -> _Outcome:
+    kind = request.kind
+    out = _Outcome(code=coding.code)
+    system = coding.system or _infer_system(request, service, resources)
+    out.system = system
+    vs_label = None
+    if request.valueset is not None:
+        vs = request.valueset
+        vs_label = (
+            f"{vs.get('url')}|{vs.get('version')}" if vs.get("version") else str(vs.get("url"))
+        )
+    if system is None:
+        out.issues.append(
+            Issue(
+                "error",
+                "invalid",
+                "invalid-data",
+                f"Coding has no system. A code with no system has no defined meaning, "
+                f"and it cannot be validated ('{coding.code}')",
+                _element(coding, kind, "system"),
+            )
+        )
+        return out
+    version = coding.version or request.options.force_versions.get(system)
+    source = resources.code_system(system, version)
+    if source is None:
+        out.unknown_systems.append(f"{system}|{version}" if version else system)
+        known = resources.known_versions("CodeSystem", system)
+        if version and known:
+            text = (
+                f"A definition for CodeSystem '{system}' version '{version}' could not be "
+                f"found, so the code cannot be validated. Valid versions: {', '.join(known)}"
+            )
+        else:
+            text = f"A definition for CodeSystem {system} could not be found, so the code cannot be validated"
+        out.issues.append(
+            Issue("error", "not-found", "not-found", text, _element(coding, kind, "system"))
+        )
+        if vs_label is not None:
+            out.issues.append(
+                Issue(
+                    "error",
+                    "code-invalid",
+                    "not-in-vs",
+                    f"The provided code '{system}#{coding.code}' was not found in the value set '{vs_label}'",
+                    _element(coding, kind, "code"),
+                )
+            )
+        return out
+    out.version = source.version
+    entry = source.get(coding.code)
+    if entry is None:
+        label = f" version '{source.version}'" if source.version else ""
+        if vs_label is not None:
+            out.issues.append(
+                Issue(
+                    "error",
+                    "code-invalid",
+                    "not-in-vs",
+                    f"The provided code '{system}#{coding.code}' was not found in the value set '{vs_label}'",
+                    _element(coding, kind, "code"),
+                )
+            )
+        out.issues.append(
+            Issue(
+                "error",
+                "code-invalid",
+                "invalid-code",
+                f"Unknown code '{coding.code}' in the CodeSystem '{system}'{label}",
+                _element(coding, kind, "code"),
+            )
+        )
+        return out
+    out.code = entry.code
+    out.inactive = entry.inactive
+    member_display: str | None = None
+    if request.valueset is not None:
+        expansion = service.expansion(request.valueset, request.options, resources)
+        member = expansion.members.get((source.url, entry.code))
+        if member is None:
+            out.issues.append(
+                Issue(
+                    "error",
+                    "code-invalid",
+                    "not-in-vs",
+                    f"The provided code '{system}#{coding.code}' was not found in the value set '{vs_label}'",
+                    _element(coding, kind, "code"),
+                )
+            )
+            out.display = entry.display
+            return out
+        member_display = member.display
+    out.display = display_for(member_display, entry, request.display_language)
+    if entry.abstract and not request.abstract:
+        out.issues.append(
+            Issue(
+                "error",
+                "business-rule",
+                "code-rule",
+                f"The code '{entry.code}' is abstract, and not allowed in this context",
+                _element(coding, kind, "code"),
+            )
+        )
+        return out
+    if coding.display is not None and not _display_ok(coding.display, entry, member_display):
+        severity = "warning" if request.lenient_display else "error"
+        valid = out.display or entry.display
+        out.issues.append(
+            Issue(
+                severity,
+                "invalid",
+                "invalid-display",
+                f"Wrong Display Name '{coding.display}' for {system}#{entry.code}. "
+                f"Valid display is '{valid}'",
+                _element(coding, kind, "display"),
+            )
+        )
+        out.ok = request.lenient_display
+        return out
+    out.ok = True
+    return out
+
+
+def _display_ok(display: str, entry: Any, member_display: str | None) -> bool:
+    wanted = " ".join(display.split()).lower()
+    choices = [member_display, entry.display] + [d.get("value") for d in entry.designations]
+    return any(isinstance(c, str) and " ".join(c.split()).lower() == wanted for c in choices)
+
+
+def validate_code(
+    service: TerminologyService,
+    request: ValidateRequest,
+    resources: TerminologyResources | None = None,
+) -> dict[str, Any]:
+    """Validate codings; the answer is the operation's Parameters resource."""
+    resources = resources or service.resources
+    outcomes = [_check(c, request, service, resources) for c in request.codings]
+    good = [o for o in outcomes if o.ok]
+    chosen = good[0] if good else (outcomes[0] if outcomes else _Outcome())
+    issues = [i for o in outcomes for i in o.issues]
+    if request.kind == "CodeableConcept" and good:
+        issues = [i for i in issues if i.detail != "not-in-vs" and i.severity != "error"]
+    if (
+        request.kind == "CodeableConcept"
+        and not good
+        and request.valueset is not None
+        and len(outcomes) > 1
+    ):
+        vs = request.valueset
+        label = f"{vs.get('url')}|{vs.get('version')}" if vs.get("version") else str(vs.get("url"))
+        codes = ", ".join(f"{o.system}#{o.code}" for o in outcomes)
+        issues.append(
+            Issue(
+                "error",
+                "code-invalid",
+                "not-in-vs",
+                f"None of the provided codes [{codes}] are in the value set '{label}'",
+                "CodeableConcept.coding",
+            )
+        )
+    params: list[dict[str, Any]] = []
+    if request.kind != "CodeableConcept" or good or len(outcomes) == 1:
+        if chosen.code is not None:
+            params.append({"name": "code", "valueCode": chosen.code})
+        if chosen.system is not None:
+            params.append({"name": "system", "valueUri": chosen.system})
+        if chosen.version is not None:
+            params.append({"name": "version", "valueString": chosen.version})
+        if chosen.display is not None:
+            params.append({"name": "display", "valueString": chosen.display})
+    if chosen.inactive and chosen.ok:
+        params.append({"name": "inactive", "valueBoolean": True})
+    if request.codeable_concept is not None:
+        params.append({"name": "codeableConcept", "valueCodeableConcept": request.codeable_concept})
+    unknown = [u for o in outcomes for u in o.unknown_systems]
+    for system in unknown:
+        params.append({"name": "x-unknown-system", "valueCanonical": system})
+    errors = [i.text for i in issues if i.severity == "error"]
+    messages = errors or [i.text for i in issues]
+    if messages:
+        params.append({"name": "message", "valueString": "; ".join(sorted(set(messages)))})
+    params.append({"name": "result", "valueBoolean": bool(good)})
+    if issues:
+        params.append(
+            {
+                "name": "issues",
+                "resource": {
+                    "resourceType": "OperationOutcome",
+                    "issue": [i.to_json() for i in issues],
+                },
+            }
+        )
+    return {"resourceType": "Parameters", "parameter": params}
