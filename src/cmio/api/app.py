@@ -26,6 +26,9 @@ from cmio.indexing import SearchIndexer
 from cmio.model import Model, load_model
 from cmio.store import default_database_url, open_repository
 from cmio.store.base import SearchQuery
+from cmio.terminology.factory import open_terminology
+from cmio.terminology.governance import TerminologyGovernance
+from cmio.terminology.providers import ServiceTerminology
 from cmio.validation import validate_structure
 
 __all__ = ["CmioApp", "app_from_environment", "build_env", "create_app"]
@@ -36,20 +39,26 @@ def build_env(
 ) -> Env:
     """Open the store and load the model for one server."""
     model = model or load_model()
-    repository = open_repository(database_url, indexer=SearchIndexer(model))
+    indexer = SearchIndexer(model)
+    repository = open_repository(database_url, indexer=indexer)
+    settings = settings or Settings()
+    terminology = open_terminology(repository, settings.terminology_db)
+    provider = ServiceTerminology(terminology)
+    indexer.search_compiler.terminology = provider  # search :in/:not-in/:above/:below
+    governance = TerminologyGovernance(repository, terminology.resources)
 
     def validator(resource: dict[str, Any]) -> list[Any]:
-        return list(validate_structure(model, resource))
+        return list(validate_structure(model, resource)) + governance.check(resource)
 
-    settings = settings or Settings()
     if settings.validation not in ("off", "base", "profiles"):
         raise ValueError(f"validation must be off, base or profiles, not {settings.validation!r}")
     env = Env(repository, model, validator, settings, exports=ExportJobs(settings.export_dir))
+    env.terminology = terminology
     if settings.validation != "off":
         # Enforced on every write: build it now (about a second), not inside a request.
         from cmio.validation.validator import Validator
 
-        env.profile_validator = Validator(model)
+        env.profile_validator = Validator(model, terminology=provider)
     return env
 
 
@@ -81,6 +90,8 @@ class CmioApp:
             self.executor.shutdown(wait=True)
         if self.env.exports is not None:
             self.env.exports.close()
+        if self.env.terminology is not None:
+            self.env.terminology.close()
         self.env.repository.close()
 
 

@@ -49,4 +49,29 @@ class Operation:
 def default_operations() -> dict[str, Operation]:
     """The operations every server offers, by name (import-light: handlers load lazily)."""
     table: list[Operation] = []
+    table += _terminology_operations()
     return {op.name: op for op in table}
+
+
+def _terminology_operations() -> list[Operation]:
+    """$expand, $validate-code, $lookup, $subsumes, $translate
+    (https://hl7.org/fhir/R4/terminology-service.html)."""
+
+    def lazy(name: str) -> OperationHandler:
+        def handler(
+            env: Env, request: FhirRequest, rtype: str | None, rid: str | None
+        ) -> FhirResponse:
+            from cmio.api.ops import terminology
+
+            found: OperationHandler = getattr(terminology, name)
+            return found(env, request, rtype, rid)
+
+        return handler
+
+    return [
+        Operation("expand", lazy("expand"), frozenset({"ValueSet"})),
+        Operation("validate-code", lazy("validate_code_op"), frozenset({"ValueSet", "CodeSystem"})),
+        Operation("lookup", lazy("lookup_op"), frozenset({"CodeSystem"})),
+        Operation("subsumes", lazy("subsumes_op"), frozenset({"CodeSystem"})),
+        Operation("translate", lazy("translate_op"), frozenset({"ConceptMap"})),
+    ]
