@@ -131,6 +131,14 @@ class Component:
         """The first subcomponent, decoded."""
         return self.subcomponent(1)
 
+    def as_repetition(self) -> Repetition:
+        """This component read as a value whose components are its subcomponents.
+
+        For a composite nested in one component (EIP's EI parts, SPS.1's CWE).
+        """
+        d = self._delims
+        return Repetition(d[1].join(self.raw.split(d[4])), d, self._charset)
+
     def __str__(self) -> str:
         return self.raw
 

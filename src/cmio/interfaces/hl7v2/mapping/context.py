@@ -1,0 +1,192 @@
+"""Options, results and the per-message state of the v2-to-FHIR mapping.
+
+The mapping follows the HL7 Version 2 to FHIR IG 1.0.0 (https://build.fhir.org/ig/HL7/v2-to-fhir/ ).
+A :class:`MapContext` collects the transaction Bundle entries, the codes no map knew
+(:class:`UnmappedCode`) and non-fatal issues while one message is mapped.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from cmio.interfaces.hl7v2.message import Message, MessageType
+
+__all__ = [
+    "MapContext",
+    "MappingError",
+    "MappingOptions",
+    "MappingResult",
+    "Merge",
+    "Translate",
+    "UnmappedCode",
+    "identifier_query",
+]
+
+Translate = Callable[[str, str], Sequence[tuple[str, str, str]]]
+"""``translate(system, code) -> [(target system, target code, display), ...]`` (ConceptMap $translate)."""
+
+_NAMESPACE = uuid.UUID("6f1c2a57-0d0e-4b8e-9a43-7c1d1b0e5a11")
+
+
+class MappingError(ValueError):
+    """A message the mapping cannot turn into FHIR; ``path`` names the v2 element (``PID-3``)."""
+
+    def __init__(self, reason: str, path: str | None = None) -> None:
+        self.reason = reason
+        self.path = path
+        super().__init__(f"{path}: {reason}" if path else reason)
+
+
+@dataclass(frozen=True, slots=True)
+class UnmappedCode:
+    """A code kept as sent because no vocabulary map or ConceptMap knew it.
+
+    Attributes:
+        path: where it was, e.g. ``OBX[2]-3`` or ``PID-8``.
+        system: the v2 coding system or table (``HL70001``, ``99LAB``...) or ``""``.
+        code: the code as sent.
+        display: its text as sent.
+        reason: why it is reported.
+    """
+
+    path: str
+    system: str
+    code: str
+    display: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Merge:
+    """An ADT^A40 merge: ``prior`` (MRG-1) is replaced by ``surviving`` (PID-3).
+
+    Both are ``(system, value)`` identifiers; apply with
+    :func:`cmio.interfaces.hl7v2.mapping.merge.apply_merge`.
+    """
+
+    surviving: tuple[str, str]
+    prior: tuple[str, str]
+
+
+@dataclass(frozen=True)
+class MappingOptions:
+    """How a channel maps its messages.
+
+    Attributes:
+        translate: ConceptMap translation for local codes (``None``: codes are kept as sent).
+        authority_systems: assigning authority namespace (CX.4.1/HD.1) -> identifier system URI.
+        coding_systems: extra v2 coding system names (CWE.3) -> code system URI.
+        local_system_prefix: prefix of the system URI given to local coding systems
+            (``99LAB`` -> ``urn:cmio:v2:cs:99LAB``).
+        timezone: UTC offset (``+HH:MM`` or ``Z``) for times sent without one.
+        update_patient: ``"adt"`` (default): ADT messages update the Patient, other messages
+            create it only when it is not there yet; ``"always"`` or ``"never"``.
+    """
+
+    translate: Translate | None = None
+    authority_systems: Mapping[str, str] = field(default_factory=dict)
+    coding_systems: Mapping[str, str] = field(default_factory=dict)
+    local_system_prefix: str = "urn:cmio:v2:cs:"
+    timezone: str = "Z"
+    update_patient: str = "adt"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> MappingOptions:
+        """Options from a channel's ``mapping:`` section (YAML); unknown keys are an error."""
+        if not data:
+            return cls()
+        known = {"authority_systems", "coding_systems", "local_system_prefix", "timezone",
+                 "update_patient"}  # fmt: skip
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown mapping option(s) {unknown}; known: {sorted(known)}")
+        if data.get("update_patient", "adt") not in ("adt", "always", "never"):
+            raise ValueError("mapping option update_patient must be adt, always or never")
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class MappingResult:
+    """The FHIR transaction Bundle for one message, and what could not be mapped.
+
+    Attributes:
+        bundle: a ``transaction`` Bundle (conditional creates/updates; post it to the base).
+        unmapped: codes kept as sent (in ``coding`` without a standard system, or ``text``).
+        issues: non-fatal problems (a malformed optional value that was left out).
+        patient_key: ``system|value`` of the patient (per-patient ordering), or ``None``.
+        message_type: MSH-9.
+        merge: for ADT^A40, the merge to apply after the Bundle.
+    """
+
+    bundle: dict[str, Any]
+    unmapped: list[UnmappedCode]
+    issues: list[str]
+    patient_key: str | None
+    message_type: MessageType
+    merge: Merge | None = None
+
+
+class MapContext:
+    """Per-message state: Bundle entries, unmapped codes, issues."""
+
+    def __init__(self, message: Message, options: MappingOptions) -> None:
+        self.message = message
+        self.options = options
+        self.entries: list[dict[str, Any]] = []
+        self.unmapped: list[UnmappedCode] = []
+        self.issues: list[str] = []
+        self._seed = (
+            f"{message.sending_application}|{message.sending_facility}|{message.control_id}"
+        )
+
+    def full_url(self, key: str) -> str:
+        """A stable ``urn:uuid:`` for one resource of this message."""
+        return f"urn:uuid:{uuid.uuid5(_NAMESPACE, self._seed + '|' + key)}"
+
+    def put(self, resource: dict[str, Any], key: str, query: str) -> str:
+        """Add a conditional update (``PUT Type?query``); returns the entry's fullUrl."""
+        url = self.full_url(key)
+        self.entries.append(
+            {
+                "fullUrl": url,
+                "resource": resource,
+                "request": {"method": "PUT", "url": f"{resource['resourceType']}?{query}"},
+            }
+        )
+        return url
+
+    def create(self, resource: dict[str, Any], key: str, if_none_exist: str | None) -> str:
+        """Add a (conditional) create (``POST`` with ``ifNoneExist``); returns the fullUrl."""
+        url = self.full_url(key)
+        request: dict[str, Any] = {"method": "POST", "url": resource["resourceType"]}
+        if if_none_exist:
+            request["ifNoneExist"] = if_none_exist
+        self.entries.append({"fullUrl": url, "resource": resource, "request": request})
+        return url
+
+    def report(self, path: str, system: str, code: str, display: str, reason: str) -> None:
+        """Record a code no map knew."""
+        self.unmapped.append(UnmappedCode(path, system, code, display, reason))
+
+    def issue(self, path: str, text: str) -> None:
+        """Record a non-fatal problem."""
+        self.issues.append(f"{path}: {text}")
+
+
+def identifier_query(system: str, value: str) -> str:
+    """``identifier=system|value``, search-escaped (``\\, \\| \\$ \\\\``) and percent-encoded.
+
+    See https://hl7.org/fhir/R4/search.html#escaping and #token.
+    """
+    safe = ":/.-_~"
+
+    def part(text: str) -> str:
+        for c in "\\,|$":
+            text = text.replace(c, "\\" + c)
+        return quote(text, safe=safe)
+
+    return f"identifier={part(system)}|{part(value)}" if system else f"identifier=|{part(value)}"

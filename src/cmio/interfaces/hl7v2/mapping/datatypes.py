@@ -1,0 +1,432 @@
+"""HL7 v2 data types to FHIR R4 data types, by the datatype maps of the V2-to-FHIR IG.
+
+CWE/CE/CNE -> CodeableConcept, CX/EI -> Identifier, XPN -> HumanName, XAD -> Address,
+XTN -> ContactPoint, DTM/TS/DT -> dateTime/date/instant, XCN -> Practitioner,
+CWE/CQ -> Quantity (https://build.fhir.org/ig/HL7/v2-to-fhir/ , "Data type maps").
+Coding system names (CWE.3, HL7 Table 0396) become code system URIs; local and unknown
+systems keep their code under ``local_system_prefix + name`` and are reported.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from cmio.interfaces.hl7v2.mapping.context import MapContext, identifier_query
+from cmio.interfaces.hl7v2.mapping.vocabulary import VOCABULARY
+from cmio.interfaces.hl7v2.message import Repetition
+
+__all__ = [
+    "CODING_SYSTEMS",
+    "address",
+    "authority_system",
+    "codeable",
+    "coding_system",
+    "contact_point",
+    "date",
+    "datetime",
+    "entity_identifier",
+    "human_name",
+    "identifier",
+    "instant",
+    "name_from",
+    "practitioner",
+    "quantity",
+    "v2_table_system",
+    "vocab",
+]
+
+# HL7 Table 0396 (coding system) names to FHIR code system URIs (FHIR R4 terminologies,
+# https://hl7.org/fhir/R4/terminologies-systems.html ).
+CODING_SYSTEMS = {
+    "LN": "http://loinc.org",
+    "LOINC": "http://loinc.org",
+    "SCT": "http://snomed.info/sct",
+    "SNOMEDCT": "http://snomed.info/sct",
+    "SNOMED-CT": "http://snomed.info/sct",
+    "CVX": "http://hl7.org/fhir/sid/cvx",
+    "MVX": "http://terminology.hl7.org/CodeSystem/MVX",
+    "I10": "http://hl7.org/fhir/sid/icd-10",
+    "I10C": "http://hl7.org/fhir/sid/icd-10-cm",
+    "ICD10CM": "http://hl7.org/fhir/sid/icd-10-cm",
+    "I9C": "http://hl7.org/fhir/sid/icd-9-cm",
+    "I9CDX": "http://hl7.org/fhir/sid/icd-9-cm",
+    "RXNORM": "http://www.nlm.nih.gov/research/umls/rxnorm",
+    "NDC": "http://hl7.org/fhir/sid/ndc",
+    "C4": "http://www.ama-assn.org/go/cpt",
+    "CPT": "http://www.ama-assn.org/go/cpt",
+    "UCUM": "http://unitsofmeasure.org",
+    "CDCREC": "urn:oid:2.16.840.1.113883.6.238",
+    "ISO639": "urn:ietf:bcp:47",
+    "NUBC": "http://www.nubc.org/patient-discharge",
+}
+_V2_TABLE = re.compile(r"^HL7(\d{4,5})$")
+_DTM = re.compile(
+    r"^(\d{4})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:\.(\d{1,4}))?)?)?)?)?)?"
+    r"([+-]\d{4})?$"
+)
+
+
+def v2_table_system(table: str) -> str:
+    """``http://terminology.hl7.org/CodeSystem/v2-NNNN`` for HL7 table ``NNNN``."""
+    return f"http://terminology.hl7.org/CodeSystem/v2-{int(table):04d}"
+
+
+def coding_system(ctx: MapContext, name: str) -> tuple[str, bool]:
+    """The URI for a v2 coding system name and whether it is a standard one."""
+    if not name:
+        return "", False
+    known = ctx.options.coding_systems.get(name) or CODING_SYSTEMS.get(name.upper())
+    if known:
+        return known, True
+    m = _V2_TABLE.match(name.upper())
+    if m:
+        return v2_table_system(m.group(1)), True
+    if ":" in name and " " not in name:  # already a URI (urn:oid:..., http://...)
+        return name, True
+    return ctx.options.local_system_prefix + name, False
+
+
+def vocab(ctx: MapContext, table: str, code: str, path: str, v2_table: str = "") -> str | None:
+    """Map one v2 code through an IG vocabulary map; unknown codes are reported."""
+    if not code:
+        return None
+    found = VOCABULARY[table].get(code) or VOCABULARY[table].get(code.upper())
+    if found is None:
+        ctx.report(path, v2_table or table, code, "", f"no FHIR code in the IG map {table}")
+        return None
+    return found[0]
+
+
+def codeable(
+    ctx: MapContext, rep: Repetition, path: str, table: str = "", v2_table: str = ""
+) -> dict[str, Any] | None:
+    """CWE/CE/CNE -> CodeableConcept (IG map CWE[CodeableConcept]).
+
+    Args:
+        ctx: the mapping context.
+        rep: the CWE value.
+        path: where it is, for reports.
+        table: an IG vocabulary map to apply to HL7-table codes (``MaritalStatus``).
+        v2_table: the HL7 table of the field (``HL70002``), used when CWE.3 is empty.
+    """
+    comps = [c.value for c in rep.components] if rep else []
+    if not any(comps):
+        return None
+    comps += [""] * (13 - len(comps))
+    codings: list[dict[str, Any]] = []
+    for code_i, display_i, system_i, version_i in ((0, 1, 2, 6), (3, 4, 5, 7), (9, 10, 11, 12)):
+        code, display, name = comps[code_i], comps[display_i], comps[system_i]
+        if not code:
+            continue
+        name = name or (v2_table if code_i == 0 else "")
+        if table and (not name or _V2_TABLE.match(name.upper()) or name == v2_table):
+            mapped = VOCABULARY[table].get(code) or VOCABULARY[table].get(code.upper())
+            if mapped is not None:
+                coding = {"system": mapped[2], "code": mapped[0]}
+                if mapped[1]:
+                    coding["display"] = mapped[1]
+                codings.append(coding)
+                continue
+        system, standard = coding_system(ctx, name)
+        coding = {"code": code}
+        if system:
+            coding = {"system": system, "code": code}
+        if display:
+            coding["display"] = display
+        if comps[version_i]:
+            coding["version"] = comps[version_i]
+        codings.append(coding)
+        if not standard:
+            translated = _translate(ctx, system, code)
+            codings.extend(translated)
+            if not translated:
+                reason = "local code" if name else "code without a coding system"
+                ctx.report(path, name, code, display, f"{reason}, kept as sent")
+    concept: dict[str, Any] = {}
+    if codings:
+        concept["coding"] = codings
+    text = comps[8] or (comps[1] if not codings else "")
+    if text:
+        concept["text"] = text
+    return concept or None
+
+
+def _translate(ctx: MapContext, system: str, code: str) -> list[dict[str, Any]]:
+    if ctx.options.translate is None:
+        return []
+    out: list[dict[str, Any]] = []
+    for t_system, t_code, t_display in ctx.options.translate(system, code):
+        coding = {"system": t_system, "code": t_code}
+        if t_display:
+            coding["display"] = t_display
+        out.append(coding)
+    return out
+
+
+def identifier(ctx: MapContext, rep: Repetition, path: str) -> dict[str, Any] | None:
+    """CX/EI -> Identifier (IG maps CX[Identifier], EI[Identifier-Extension], HD[uri]).
+
+    The system comes from the assigning authority (CX.4, or EI.2-4): its universal id
+    (``urn:oid:`` for ISO, ``urn:uuid:`` for UUID, the URI itself otherwise), else a system
+    configured for its namespace, else ``urn:id:<namespace>``. An identifier without an
+    authority belongs to the sending facility (MSH-4).
+    """
+    value = rep.get(1) if rep else ""
+    if not value:
+        return None
+    authority = rep.component(4)
+    ident: dict[str, Any] = {
+        "system": authority_system(ctx, *authority.subcomponents[:3]),
+        "value": value,
+    }
+    type_code = rep.get(5)
+    if type_code:
+        ident["type"] = {
+            "coding": [{"system": v2_table_system("0203"), "code": type_code}],
+        }
+    start, end = rep.get(7), rep.get(8)
+    period = {
+        k: v
+        for k, v in (("start", datetime(ctx, start, path)), ("end", datetime(ctx, end, path)))
+        if v
+    }
+    if period:
+        ident["period"] = period
+    return ident
+
+
+def entity_identifier(ctx: MapContext, rep: Repetition, path: str) -> dict[str, Any] | None:
+    """EI (EI.1 entity id, EI.2 namespace, EI.3 universal id, EI.4 type) -> Identifier."""
+    value = rep.get(1) if rep else ""
+    if not value:
+        return None
+    return {"system": authority_system(ctx, rep.get(2), rep.get(3), rep.get(4)), "value": value}
+
+
+def authority_system(
+    ctx: MapContext, namespace: str = "", universal: str = "", kind: str = ""
+) -> str:
+    """The identifier system for an assigning authority (HD: namespace, universal id, type)."""
+    kind = kind.upper()
+    if universal:
+        if kind == "ISO":
+            return universal if universal.startswith("urn:oid:") else f"urn:oid:{universal}"
+        if kind == "UUID":
+            return universal if universal.startswith("urn:uuid:") else f"urn:uuid:{universal}"
+        if ":" in universal:
+            return universal
+    if namespace:
+        configured = ctx.options.authority_systems.get(namespace)
+        return configured or f"urn:id:{namespace}"
+    facility = ctx.message.sending_facility or ctx.message.sending_application
+    return ctx.options.authority_systems.get(facility) or f"urn:id:{facility or 'unknown'}"
+
+
+def human_name(ctx: MapContext, rep: Repetition, path: str) -> dict[str, Any] | None:
+    """XPN -> HumanName (IG map XPN[HumanName])."""
+    return name_from(ctx, [x.value for x in rep.components] if rep else [], path)
+
+
+def name_from(ctx: MapContext, parts: list[str], path: str) -> dict[str, Any] | None:
+    """A HumanName from XPN-ordered components (family, given, middle, suffix, prefix,
+    degree, type ... XPN.14 professional suffix); XCN passes its components from XCN.2."""
+    c = parts + [""] * 14
+    if not any(c[:6]):
+        return None
+    name: dict[str, Any] = {}
+    if c[0]:
+        name["family"] = c[0]
+    given = [g for g in (c[1], *c[2].split(" ")) if g]
+    if given:
+        name["given"] = given
+    if c[4]:
+        name["prefix"] = [c[4]]
+    suffix = [s for s in (c[3], c[5], c[13]) if s]
+    if suffix:
+        name["suffix"] = suffix
+    use = vocab(ctx, "NameType", c[6], f"{path}.7", "HL70200") if c[6] else None
+    if use:
+        name["use"] = use
+    return name
+
+
+def address(ctx: MapContext, rep: Repetition, path: str) -> dict[str, Any] | None:
+    """XAD -> Address (IG map XAD[Address])."""
+    c = [x.value for x in rep.components] + [""] * 14 if rep else []
+    if not any(c[:6]) and not c[8]:
+        return None
+    out: dict[str, Any] = {}
+    lines = [x for x in (rep.component(1).value, c[1], c[18] if len(c) > 18 else "") if x]
+    if lines:
+        out["line"] = lines
+    for key, i in (("city", 2), ("state", 3), ("postalCode", 4), ("country", 5), ("district", 8)):
+        if c[i]:
+            out[key] = c[i]
+    kind = c[6]
+    if kind in ("M", "SH"):
+        out["type"] = "postal"
+    elif kind:
+        use = VOCABULARY["AddressType[Use]"].get(kind)
+        if use is not None:
+            out["use"] = use[0]
+        elif kind not in ("M", "SH"):
+            ctx.report(f"{path}.7", "HL70190", kind, "", "no FHIR code in the IG map AddressType")
+    return out
+
+
+def contact_point(
+    ctx: MapContext, rep: Repetition, path: str, default_use: str
+) -> dict[str, Any] | None:
+    """XTN -> ContactPoint (IG map XTN[ContactPoint]); ``default_use`` when XTN.2 is empty."""
+    c = [x.value for x in rep.components] + [""] * 14 if rep else []
+    equipment = c[2]
+    if equipment in ("Internet", "X.400") or (not equipment and c[3] and not c[0]):
+        value, system = c[3], "email"
+    else:
+        local = " ".join(x for x in (c[5], c[6]) if x)
+        if local and c[4]:
+            local = f"+{c[4]} {local}"
+        if local and c[7]:
+            local += f" X{c[7]}"
+        value = c[11] or local or c[0]
+        system = ""
+        if equipment:
+            mapped = VOCABULARY["TelecommunicationEquipmentType"].get(equipment)
+            system = mapped[0] if mapped else ""
+            if not mapped:
+                ctx.report(f"{path}.3", "HL70202", equipment, "", "unknown equipment type")
+        elif value:
+            system = "phone"
+    if not value:
+        return None
+    out: dict[str, Any] = {"value": value}
+    if system:
+        out["system"] = system
+    use = (
+        vocab(ctx, "TelecommunicationUseCode", c[1], f"{path}.2", "HL70201")
+        if c[1]
+        else default_use
+    )
+    if use and equipment != "CP":
+        out["use"] = use
+    elif equipment == "CP":
+        out["use"] = "mobile"
+    return out
+
+
+def _dtm_parts(text: str) -> re.Match[str] | None:
+    return _DTM.match(text.strip())
+
+
+def datetime(ctx: MapContext, text: str, path: str) -> str | None:
+    """DTM/TS -> FHIR dateTime (IG map DTM[dateTime]): precision kept, time zone added.
+
+    A time without an offset gets the channel's ``timezone``; an invalid value is an issue
+    and is left out.
+    """
+    if not text:
+        return None
+    m = _dtm_parts(text)
+    if m is None:
+        ctx.issue(path, f"not a valid DTM: {text!r}")
+        return None
+    year, month, day, hour, minute, second, frac, offset = m.groups()
+    out = year
+    if month:
+        out += f"-{month}"
+        if day:
+            out += f"-{day}"
+    if hour is None:
+        return out
+    out += f"T{hour}:{minute or '00'}:{second or '00'}"
+    if frac:
+        out += f".{frac}"
+    if offset:
+        out += f"{offset[:3]}:{offset[3:]}" if offset not in ("+0000", "-0000") else "Z"
+    else:
+        out += ctx.options.timezone
+    return out
+
+
+def date(ctx: MapContext, text: str, path: str) -> str | None:
+    """DT/DTM -> FHIR date (the date part, precision kept)."""
+    value = datetime(ctx, text, path)
+    return value[:10] if value else None
+
+
+def instant(ctx: MapContext, text: str, path: str) -> str | None:
+    """DTM -> FHIR instant (needs seconds and a zone; a date-only value is left out)."""
+    value = datetime(ctx, text, path)
+    if value is None or "T" not in value:
+        if value is not None:
+            ctx.issue(path, f"{text!r} has no time, not an instant")
+        return None
+    return value
+
+
+def practitioner(ctx: MapContext, rep: Repetition, path: str) -> dict[str, Any] | None:
+    """XCN -> a Reference to a Practitioner (IG map XCN[Practitioner]).
+
+    With an id (XCN.1) the Practitioner is created once (conditional create by identifier
+    XCN.1 + XCN.9); without one the reference carries the name as display only.
+    """
+    if not rep:
+        return None
+    comps = [c.value for c in rep.components] + [""] * 10
+    xcn_name = [*comps[1:7], comps[9]]
+    name = name_from(ctx, xcn_name, path)
+    display = " ".join([*(name or {}).get("given", []), (name or {}).get("family", "")]).strip()
+    ident_value = comps[0]
+    if not ident_value:
+        return {"display": display} if display else None
+    authority = rep.component(9)
+    system = authority_system(ctx, *authority.subcomponents[:3])
+    resource: dict[str, Any] = {
+        "resourceType": "Practitioner",
+        "identifier": [{"system": system, "value": ident_value}],
+    }
+    if name:
+        resource["name"] = [name]
+    key = f"Practitioner|{system}|{ident_value}"
+    url = ctx.full_url(key)
+    if not any(e["fullUrl"] == url for e in ctx.entries):
+        ctx.create(resource, key, identifier_query(system, ident_value))
+    ref: dict[str, Any] = {"reference": url}
+    if display:
+        ref["display"] = display
+    return ref
+
+
+def quantity(
+    ctx: MapContext, value: str, unit: Repetition | None, path: str
+) -> dict[str, Any] | None:
+    """NM + CWE units -> Quantity (IG maps NM[Quantity], CWE[Quantity]); UCUM when coded so."""
+    number = _decimal(value)
+    if number is None:
+        if value:
+            ctx.issue(path, f"not a number: {value!r}")
+        return None
+    out: dict[str, Any] = {"value": number}
+    if unit:
+        code, text, name = unit.get(1), unit.get(2), unit.get(3)
+        out["unit"] = text or code
+        if code and name:
+            system, standard = coding_system(ctx, name)
+            out["system"] = system
+            out["code"] = code
+            if not standard:
+                ctx.report(f"{path}", name, code, text, "local unit, kept as sent")
+    return out
+
+
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+
+
+def _decimal(text: str) -> float | int | None:
+    text = text.strip()
+    if not _NUMBER.match(text):
+        return None
+    if "." in text:
+        return float(text)
+    return int(text)
