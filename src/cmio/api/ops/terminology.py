@@ -196,7 +196,13 @@ def validate_code_op(
             assert cs is not None
             resources = resources.with_overlay([cs])
             codings = [
-                CodingInput(c.system or cs.get("url"), c.code, c.version, c.display, c.path)
+                CodingInput(
+                    c.system or cs.get("url"),
+                    c.code,
+                    c.version or cs.get("version"),
+                    c.display,
+                    c.path,
+                )
                 for c in codings
             ]
         body = validate_code(

@@ -1,0 +1,260 @@
+"""The terminology operations through the FHIR router, over a real SQLite store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from cmio.api.app import build_env
+from cmio.api.env import Env, Settings
+from cmio.api.http import FhirRequest, FhirResponse
+from cmio.api.router import FhirRouter
+from cmio.fhirpath import FhirPathEngine
+from cmio.model import Model, load_model
+from cmio.terminology.providers import ServiceTerminology
+
+CS = "http://example.org/cs/colour"
+VS = "http://example.org/vs/warm"
+JSON = {"content-type": "application/fhir+json"}
+
+
+def colour_system(version: str, *codes: str) -> dict[str, Any]:
+    return {
+        "resourceType": "CodeSystem",
+        "id": f"colour-{version.replace('.', '-')}",
+        "url": CS,
+        "version": version,
+        "name": "Colour",
+        "status": "active",
+        "date": "2026-01-01",
+        "publisher": "cmio tests",
+        "content": "complete",
+        "concept": [
+            {
+                "code": "warm",
+                "display": "Warm",
+                "concept": [{"code": c, "display": c.title()} for c in codes],
+            },
+            {"code": "blue", "display": "Blue"},
+        ],
+    }
+
+
+def warm_set(version: str = "1") -> dict[str, Any]:
+    return {
+        "resourceType": "ValueSet",
+        "id": "warm",
+        "url": VS,
+        "version": version,
+        "name": "Warm",
+        "status": "active",
+        "date": "2026-01-01",
+        "publisher": "cmio tests",
+        "compose": {
+            "include": [
+                {"system": CS, "filter": [{"property": "concept", "op": "is-a", "value": "warm"}]}
+            ]
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def model() -> Model:
+    return load_model()
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory, model: Model) -> Iterator[Env]:
+    path: Path = tmp_path_factory.mktemp("tx") / "cmio.db"
+    built = build_env(f"sqlite:///{path}", Settings(validation="off", terminology_db=None), model)
+    router = FhirRouter(built)
+    for resource in (
+        colour_system("1.0.0", "red"),
+        colour_system("2.0.0", "red", "orange"),
+        warm_set(),
+    ):
+        put(router, resource)
+    yield built
+    built.repository.close()
+
+
+@pytest.fixture()
+def router(env: Env) -> FhirRouter:
+    return FhirRouter(env)
+
+
+def put(router: FhirRouter, resource: dict[str, Any]) -> FhirResponse:
+    path = f"{resource['resourceType']}/{resource['id']}"
+    return router.handle(FhirRequest("PUT", path, body=orjson.dumps(resource), headers=JSON))
+
+
+def call(
+    router: FhirRouter, path: str, *query: tuple[str, str], body: dict[str, Any] | None = None
+) -> tuple[int, Any]:
+    if body is None:
+        response = router.handle(FhirRequest("GET", path, query=list(query)))
+    else:
+        response = router.handle(
+            FhirRequest("POST", path, query=list(query), body=orjson.dumps(body), headers=JSON)
+        )
+    return response.status, orjson.loads(response.body)
+
+
+def params(answer: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for p in answer["parameter"]:
+        value = next(
+            (v for k, v in p.items() if k.startswith("value")), p.get("resource", p.get("part"))
+        )
+        out.setdefault(p["name"], value)
+    return out
+
+
+def test_expand_get_post_and_instance(router: FhirRouter) -> None:
+    status, body = call(router, "ValueSet/$expand", ("url", VS))
+    assert status == 200
+    assert [c["code"] for c in body["expansion"]["contains"]] == ["warm", "red", "orange"]
+    assert {"name": "used-codesystem", "valueUri": f"{CS}|2.0.0"} in body["expansion"]["parameter"]
+    pinned = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "url", "valueUri": VS},
+            {"name": "system-version", "valueUri": f"{CS}|1.0.0"},
+        ],
+    }
+    status, body = call(router, "ValueSet/$expand", body=pinned)
+    assert status == 200 and [c["code"] for c in body["expansion"]["contains"]] == ["warm", "red"]
+    status, body = call(router, "ValueSet/warm/$expand", ("count", "1"), ("offset", "1"))
+    assert status == 200 and body["expansion"]["total"] == 3
+    assert [c["code"] for c in body["expansion"]["contains"]] == ["red"]
+    status, body = call(router, "ValueSet/$expand", ("url", f"{CS}?fhir_vs=isa/warm"))
+    assert status == 200 and body["expansion"]["total"] == 3
+
+
+def test_errors_are_operation_outcomes(router: FhirRouter) -> None:
+    status, body = call(router, "ValueSet/$expand", ("url", "http://example.org/vs/none"))
+    assert status == 404 and body["resourceType"] == "OperationOutcome"
+    assert body["issue"][0]["expression"] == ["url"]
+    status, body = call(router, "ValueSet/$expand", ("url", VS), ("count", "-1"))
+    assert status == 400 and body["issue"][0]["expression"] == ["count"]
+    status, body = call(router, "ValueSet/$expand", body={"resourceType": "Patient"})
+    assert status == 400
+    status, body = call(router, "Patient/$expand", ("url", VS))
+    assert status == 404
+    status, body = call(router, "CodeSystem/$lookup", ("system", CS), ("code", "nope"))
+    assert status == 404 and body["issue"][0]["details"]["coding"][0]["code"] == "invalid-code"
+
+
+def test_validate_code(router: FhirRouter) -> None:
+    status, body = call(
+        router, "ValueSet/$validate-code", ("url", VS), ("system", CS), ("code", "orange")
+    )
+    assert status == 200 and params(body)["result"] is True
+    status, body = call(
+        router, "ValueSet/$validate-code", ("url", f"{VS}|1"), ("system", CS), ("code", "blue")
+    )
+    assert params(body)["result"] is False
+    coding = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "url", "valueUri": VS},
+            {"name": "coding", "valueCoding": {"system": CS, "code": "red", "display": "Rouge"}},
+        ],
+    }
+    status, body = call(router, "ValueSet/$validate-code", body=coding)
+    found = params(body)
+    assert found["result"] is False and found["display"] == "Red"
+    assert found["issues"]["issue"][0]["details"]["coding"][0]["code"] == "invalid-display"
+    status, body = call(
+        router, "CodeSystem/$validate-code", ("url", CS), ("code", "orange"), ("version", "1.0.0")
+    )
+    assert params(body)["result"] is False
+    status, body = call(router, "CodeSystem/colour-1-0-0/$validate-code", ("code", "red"))
+    assert params(body)["result"] is True and params(body)["version"] == "1.0.0"
+
+
+def test_lookup_subsumes_translate(router: FhirRouter) -> None:
+    status, body = call(router, "CodeSystem/$lookup", ("system", CS), ("code", "red"))
+    assert status == 200 and params(body)["display"] == "Red" and params(body)["version"] == "2.0.0"
+    status, body = call(
+        router, "CodeSystem/$subsumes", ("system", CS), ("codeA", "warm"), ("codeB", "red")
+    )
+    assert params(body)["outcome"] == "subsumes"
+    cmap = {
+        "resourceType": "ConceptMap",
+        "id": "c2",
+        "url": "http://example.org/cm",
+        "version": "1",
+        "status": "active",
+        "date": "2026-01-01",
+        "publisher": "cmio tests",
+        "group": [
+            {
+                "source": CS,
+                "target": "http://example.org/other",
+                "element": [
+                    {"code": "red", "target": [{"code": "R", "equivalence": "equivalent"}]}
+                ],
+            }
+        ],
+    }
+    assert put(router, cmap).status in (200, 201)
+    status, body = call(router, "ConceptMap/$translate", ("system", CS), ("code", "red"))
+    assert params(body)["result"] is True
+    status, body = call(router, "ConceptMap/c2/$translate", ("system", CS), ("code", "blue"))
+    assert params(body)["result"] is False
+
+
+def test_governance_new_version_not_in_place_edit(router: FhirRouter) -> None:
+    changed = warm_set()
+    changed["compose"]["include"][0]["filter"][0]["value"] = "blue"
+    refused = put(router, changed)
+    assert refused.status == 400
+    outcome = orjson.loads(refused.body)
+    assert outcome["issue"][0]["expression"] == ["ValueSet.version"]
+    lifecycle = warm_set()
+    lifecycle["status"] = "retired"  # status/date may change without a new version
+    assert put(router, lifecycle).status == 200
+    changed["version"] = "2"
+    changed["id"] = "warm-2"
+    assert put(router, changed).status == 201
+    _, body = call(router, "ValueSet/$expand", ("url", VS))
+    assert [c["code"] for c in body["expansion"]["contains"]] == ["blue"]  # newest version
+    _status, body = call(router, "ValueSet/$expand", ("url", VS), ("valueSetVersion", "1"))
+    assert [c["code"] for c in body["expansion"]["contains"]] == ["warm", "red", "orange"]
+    _, body = call(router, "ValueSet/$expand", ("url", f"{VS}|1"))
+    assert body["version"] == "1"
+
+
+def test_search_and_fhirpath_use_the_service(env: Env, router: FhirRouter, model: Model) -> None:
+    for i, code in enumerate(("red", "blue", "orange")):
+        obs = {
+            "resourceType": "Observation",
+            "id": f"o{i}",
+            "status": "final",
+            "code": {"coding": [{"system": CS, "code": code}]},
+        }
+        assert put(router, obs).status in (200, 201)
+    vs1 = f"{VS}|1"
+    status, bundle = call(router, "Observation", ("code:in", vs1))
+    assert status == 200 and sorted(e["resource"]["id"] for e in bundle.get("entry", ())) == [
+        "o0",
+        "o2",
+    ]
+    status, bundle = call(router, "Observation", ("code:not-in", vs1))
+    assert sorted(e["resource"]["id"] for e in bundle.get("entry", ())) == ["o1"]
+    status, bundle = call(router, "Observation", ("code:below", f"{CS}|warm"))
+    assert sorted(e["resource"]["id"] for e in bundle.get("entry", ())) == ["o0", "o2"]
+    assert env.terminology is not None
+    engine = FhirPathEngine(model)
+    provider = ServiceTerminology(env.terminology)
+    obs = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": CS, "code": "red"}]},
+    }
+    assert engine.evaluate(obs, f"code.memberOf('{vs1}')", terminology=provider) == [True]
