@@ -57,6 +57,7 @@ CODING_SYSTEMS = {
     "CPT": "http://www.ama-assn.org/go/cpt",
     "UCUM": "http://unitsofmeasure.org",
     "CDCREC": "urn:oid:2.16.840.1.113883.6.238",
+    "NCIT": "http://ncicb.nci.nih.gov/xml/owl/EVS/Thesaurus.owl",
     "ISO639": "urn:ietf:bcp:47",
     "NUBC": "http://www.nubc.org/patient-discharge",
 }
@@ -253,11 +254,11 @@ def name_from(ctx: MapContext, parts: list[str], path: str) -> dict[str, Any] | 
 
 def address(ctx: MapContext, rep: Repetition, path: str) -> dict[str, Any] | None:
     """XAD -> Address (IG map XAD[Address])."""
-    c = [x.value for x in rep.components] + [""] * 14 if rep else []
+    c = ([x.value for x in rep.components] if rep else []) + [""] * 20
     if not any(c[:6]) and not c[8]:
         return None
     out: dict[str, Any] = {}
-    lines = [x for x in (rep.component(1).value, c[1], c[18] if len(c) > 18 else "") if x]
+    lines = [x for x in (c[0], c[1], c[18]) if x]
     if lines:
         out["line"] = lines
     for key, i in (("city", 2), ("state", 3), ("postalCode", 4), ("country", 5), ("district", 8)):
@@ -279,7 +280,7 @@ def contact_point(
     ctx: MapContext, rep: Repetition, path: str, default_use: str
 ) -> dict[str, Any] | None:
     """XTN -> ContactPoint (IG map XTN[ContactPoint]); ``default_use`` when XTN.2 is empty."""
-    c = [x.value for x in rep.components] + [""] * 14 if rep else []
+    c = ([x.value for x in rep.components] if rep else []) + [""] * 20
     equipment = c[2]
     if equipment in ("Internet", "X.400") or (not equipment and c[3] and not c[0]):
         value, system = c[3], "email"
@@ -290,28 +291,25 @@ def contact_point(
         if local and c[7]:
             local += f" X{c[7]}"
         value = c[11] or local or c[0]
-        system = ""
+        system = "phone" if value else ""
         if equipment:
             mapped = VOCABULARY["TelecommunicationEquipmentType"].get(equipment)
-            system = mapped[0] if mapped else ""
-            if not mapped:
+            if mapped is None:
                 ctx.report(f"{path}.3", "HL70202", equipment, "", "unknown equipment type")
-        elif value:
-            system = "phone"
+            elif mapped[2].endswith("contact-point-use"):  # CP: a mobile phone (IG map)
+                default_use = mapped[0]
+            else:
+                system = mapped[0]
     if not value:
         return None
     out: dict[str, Any] = {"value": value}
     if system:
         out["system"] = system
-    use = (
-        vocab(ctx, "TelecommunicationUseCode", c[1], f"{path}.2", "HL70201")
-        if c[1]
-        else default_use
-    )
-    if use and equipment != "CP":
+    use = vocab(ctx, "TelecommunicationUseCode", c[1], f"{path}.2", "HL70201") if c[1] else None
+    if equipment == "CP" or not c[1]:
+        use = default_use
+    if use:
         out["use"] = use
-    elif equipment == "CP":
-        out["use"] = "mobile"
     return out
 
 

@@ -219,8 +219,8 @@ def _attachment(
                 else "application/octet-stream"
             )
             attachment = {"contentType": mime, "data": data}
-            if txa.get(23):
-                attachment["title"] = txa.get(23)
+            if title := _title(txa):
+                attachment["title"] = title
             return attachment
         text_lines.extend(r.get(1) for r in obx.field(5).repetitions)
     if not text_lines:
@@ -229,6 +229,11 @@ def _attachment(
         "contentType": "text/plain; charset=utf-8",
         "data": base64.b64encode("\n".join(text_lines).encode("utf-8")).decode("ascii"),
     }
-    if txa.get(23):
-        attachment["title"] = txa.get(23)
+    if title := _title(txa):
+        attachment["title"] = title
     return attachment
+
+
+def _title(txa: Segment) -> str:
+    """TXA-25 document title (v2.6+), else the text of the document type (TXA-2.2)."""
+    return txa.get(25) or txa.get(2, 1, 2)

@@ -183,8 +183,8 @@ def _contact(ctx: MapContext, nk1: Segment, index: int) -> dict[str, Any] | None
         out["name"] = name
     relationships = [
         c
-        for n, table in ((3, "HL70063"), (7, "HL70131"))
-        if (c := codeable(ctx, nk1.field(n).repetition(1), f"{path}-{n}", v2_table=table))
+        for n, vocabulary, table in ((3, "Relationship", "HL70063"), (7, "", "HL70131"))
+        if (c := codeable(ctx, nk1.field(n).repetition(1), f"{path}-{n}", vocabulary, table))
     ]
     if relationships:
         out["relationship"] = relationships
@@ -199,6 +199,9 @@ def _contact(ctx: MapContext, nk1: Segment, index: int) -> dict[str, Any] | None
     addr = address(ctx, nk1.field(4).repetition(1), f"{path}-4")
     if addr:
         out["address"] = addr
+    gender = vocab(ctx, "AdministrativeSex", nk1.get(15), f"{path}-15", "HL70001")
+    if gender:
+        out["gender"] = gender
     start, end = datetime(ctx, nk1.get(8), f"{path}-8"), datetime(ctx, nk1.get(9), f"{path}-9")
     period = {k: v for k, v in (("start", start), ("end", end)) if v}
     if period:
