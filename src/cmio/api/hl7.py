@@ -1,0 +1,143 @@
+"""The HL7 v2 engine's view of the FHIR store, and interface health over HTTP.
+
+:class:`RouterSink` applies the engine's transaction Bundles through the in-process
+FHIR router (https://hl7.org/fhir/R4/http.html#transaction). On SQLite every batch of
+messages shares one outer transaction (one fsync) and each message is a SAVEPOINT
+of its own: a refused message rolls back alone. An ADT^A40 merge runs after its
+message's Bundle in the same savepoint, then the marker Provenance.
+
+:func:`health_routes` serves the dashboard's ``/interfaces/health`` (JSON) and the
+Prometheus ``/metrics`` endpoint from the engine's journal file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from cmio.api.http import FhirRequest
+from cmio.api.router import FhirRouter
+from cmio.interfaces.hl7v2.engine.destinations import SinkItem, SinkOutcome
+from cmio.interfaces.hl7v2.engine.metrics import read_health, to_prometheus
+from cmio.store.base import GoneError, NotFoundError
+
+__all__ = ["RouterClient", "RouterSink", "health_routes"]
+
+_HEADERS = {"content-type": "application/fhir+json", "prefer": "return=minimal"}
+
+
+class _Refused(Exception):
+    def __init__(self, outcome: SinkOutcome) -> None:
+        super().__init__(outcome.detail)
+        self.outcome = outcome
+
+
+class RouterClient:
+    """A FHIR client over the in-process router (the mapping's merge uses it)."""
+
+    def __init__(self, router: FhirRouter) -> None:
+        self.router = router
+
+    def request(
+        self, method: str, path: str, query: list[tuple[str, str]], body: dict[str, Any] | None
+    ) -> tuple[int, dict[str, Any]]:
+        """Perform one interaction; the status and the parsed JSON body."""
+        raw = b"" if body is None else orjson.dumps(body)
+        response = self.router.handle(
+            FhirRequest(method, path, list(query), headers=dict(_HEADERS), body=raw)
+        )
+        parsed = orjson.loads(response.body) if response.body else {}
+        return response.status, parsed if isinstance(parsed, dict) else {}
+
+
+class RouterSink:
+    """The engine's :class:`~cmio.interfaces.hl7v2.engine.destinations.TransactionSink`."""
+
+    def __init__(self, router: FhirRouter) -> None:
+        self.router = router
+        self.client = RouterClient(router)
+        self.repository = router.env.repository
+
+    def apply(self, items: Sequence[SinkItem]) -> list[SinkOutcome]:
+        """Apply each item on its own; on SQLite all in one durable commit."""
+        if self.repository.dialect != "sqlite":
+            return [self._isolated(item, nested=False) for item in items]
+        with self.repository.transaction():
+            return [self._isolated(item, nested=True) for item in items]
+
+    def exists(self, resource_type: str, resource_id: str) -> bool:
+        """Whether a resource is in the store (deleted counts as absent)."""
+        try:
+            self.repository.read(resource_type, resource_id)
+        except (NotFoundError, GoneError):
+            return False
+        return True
+
+    def _isolated(self, item: SinkItem, *, nested: bool) -> SinkOutcome:
+        scope = self.repository.transaction() if nested else contextlib.nullcontext()
+        try:
+            with scope:
+                return self._one(item)
+        except _Refused as refused:  # the savepoint rolled the message back alone
+            return refused.outcome
+
+    def _one(self, item: SinkItem) -> SinkOutcome:
+        status, body = self.client.request("POST", "", [], item.bundle)
+        if status != 200:
+            raise _Refused(SinkOutcome(status, _diagnostics(body)))
+        locations = tuple(_locations(body))
+        if item.merge is not None:
+            from cmio.interfaces.hl7v2.mapping import MappingError, apply_merge
+
+            try:
+                outcome = apply_merge(self.client, item.merge)
+            except MappingError as exc:
+                raise _Refused(SinkOutcome(422, f"merge: {exc}")) from exc
+            locations += (f"merged Patient/{outcome.prior_id} into Patient/{outcome.surviving_id}"
+                          f" ({outcome.moved} references moved)",)  # fmt: skip
+        if item.marker is not None:
+            marker = item.marker
+            status, body = self.client.request("PUT", f"Provenance/{marker['id']}", [], marker)
+            if status not in (200, 201):
+                raise _Refused(SinkOutcome(status, f"marker: {_diagnostics(body)}"))
+        return SinkOutcome(200, "", locations)
+
+
+def _locations(body: dict[str, Any]) -> Iterator[str]:
+    for entry in body.get("entry") or []:
+        location = (entry.get("response") or {}).get("location")
+        if location:
+            yield str(location).split("/fhir/", 1)[-1]
+
+
+def _diagnostics(body: dict[str, Any]) -> str:
+    issues = body.get("issue") if body.get("resourceType") == "OperationOutcome" else None
+    if not issues:
+        return orjson.dumps(body).decode()[:500]
+    parts = []
+    for issue in issues[:5]:
+        where = ", ".join(issue.get("expression") or [])
+        text = issue.get("diagnostics") or (issue.get("details") or {}).get("text") or ""
+        parts.append(f"{where}: {text}" if where else text)
+    return "; ".join(parts)[:1000]
+
+
+def health_routes(journal: str | Path) -> list[Route]:
+    """``GET /interfaces/health`` (JSON for the dashboard) and ``GET /metrics`` (Prometheus)."""
+
+    async def health(request: Request) -> Response:
+        return JSONResponse(read_health(journal).to_dict())
+
+    async def metrics(request: Request) -> Response:
+        return PlainTextResponse(
+            to_prometheus(read_health(journal)), media_type="text/plain; version=0.0.4"
+        )
+
+    return [Route("/interfaces/health", health), Route("/metrics", metrics)]

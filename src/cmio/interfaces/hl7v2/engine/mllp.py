@@ -1,0 +1,242 @@
+"""MLLP framing, a frame decoder with limits, and a blocking MLLP client.
+
+The HL7 v2 Minimal Lower Layer Protocol (MLLP, release 2; HL7 v2.5.1 Implementation
+Guide "Transport Specification: MLLP", https://www.hl7.org/implement/standards/product_brief.cfm?product_id=55)
+frames each message as ``<VT> message <FS><CR>`` (``0x0B`` ... ``0x1C 0x0D``).
+
+:class:`FrameDecoder` turns a byte stream into frames and reports, without raising,
+what a server must answer: bytes outside a frame, a frame larger than the limit
+(the rest of it is skipped so the connection stays usable), a new start block
+inside an unfinished frame (the partial frame is reported truncated).
+:class:`MllpClient` is a real MLLP client: it frames, sends and waits for each ACK.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from cmio.interfaces.hl7v2.parser import split_messages as plain_split
+
+__all__ = [
+    "END_BLOCK",
+    "START_BLOCK",
+    "FrameDecoder",
+    "FrameEvent",
+    "MllpClient",
+    "MllpError",
+    "frame",
+    "read_message_files",
+    "split_messages",
+]
+
+START_BLOCK = b"\x0b"
+END_BLOCK = b"\x1c\r"
+_FS = 0x1C
+
+
+class MllpError(Exception):
+    """A transport-level failure of the MLLP client (closed connection, timeout, bad frame)."""
+
+
+def frame(message: bytes) -> bytes:
+    """Wrap one message in an MLLP block."""
+    return START_BLOCK + message + END_BLOCK
+
+
+@dataclass(frozen=True, slots=True)
+class FrameEvent:
+    """One thing the decoder found in the stream.
+
+    Attributes:
+        kind: ``frame`` (``data`` is the message), ``garbage`` (bytes outside any frame,
+            ``data`` holds at most the first 64 of them), ``oversize`` (a frame above the
+            limit; ``data`` is its first bytes, enough to read MSH), ``truncated`` (a frame
+            cut by a new start block; ``data`` is what arrived).
+        size: the number of bytes concerned.
+    """
+
+    kind: str
+    data: bytes
+    size: int
+
+
+class FrameDecoder:
+    """Incremental MLLP decoder with a per-frame size limit.
+
+    Args:
+        max_frame_bytes: frames larger than this are reported as ``oversize`` and
+            their bytes discarded up to the end block.
+    """
+
+    def __init__(self, max_frame_bytes: int = 1 << 20) -> None:
+        self.max_frame_bytes = max_frame_bytes
+        self._buffer = bytearray()
+        self._in_frame = False
+        self._skipping = 0  # > 0: inside an oversize frame, counting its bytes
+        self._head = b""
+
+    @property
+    def partial(self) -> bool:
+        """Whether a frame has started and not ended (a slow or stalled sender)."""
+        return self._in_frame
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for the current partial frame."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> Iterator[FrameEvent]:
+        """Add bytes; yield every complete event they finish."""
+        buf = self._buffer
+        buf += data
+        while buf:
+            if not self._in_frame:
+                start = buf.find(START_BLOCK)
+                if start < 0:
+                    yield FrameEvent("garbage", bytes(buf[:64]), len(buf))
+                    buf.clear()
+                    return
+                if start > 0:
+                    junk = bytes(buf[:start])
+                    del buf[:start]
+                    if junk.strip(b"\r\n\t "):  # whitespace between frames is tolerated
+                        yield FrameEvent("garbage", junk[:64], len(junk))
+                del buf[:1]
+                self._in_frame = True
+                self._skipping = 0
+                continue
+            if self._skipping:
+                end = buf.find(END_BLOCK)
+                if end < 0:
+                    keep = 1 if buf[-1] == _FS else 0  # an end block may straddle reads
+                    self._skipping += len(buf) - keep
+                    del buf[: len(buf) - keep]
+                    return
+                size = self._skipping + end
+                del buf[: end + 2]
+                self._in_frame = False
+                self._skipping = 0
+                yield FrameEvent("oversize", self._head, size)
+                continue
+            end = buf.find(END_BLOCK)
+            restart = buf.find(START_BLOCK)
+            if restart >= 0 and (end < 0 or restart < end):
+                cut = bytes(buf[:restart])
+                del buf[:restart]
+                self._in_frame = False
+                yield FrameEvent("truncated", cut, len(cut))
+                continue
+            if end < 0:
+                if len(buf) > self.max_frame_bytes:
+                    self._head = bytes(buf[:4096])
+                    self._skipping = len(buf) - (1 if buf[-1] == _FS else 0)
+                    del buf[: self._skipping]
+                return
+            if end > self.max_frame_bytes:
+                head = bytes(buf[:4096])
+                del buf[: end + 2]
+                self._in_frame = False
+                yield FrameEvent("oversize", head, end)
+                continue
+            message = bytes(buf[:end])
+            del buf[: end + 2]
+            self._in_frame = False
+            yield FrameEvent("frame", message, len(message))
+
+
+def split_messages(data: bytes) -> list[bytes]:
+    """Split a file's bytes into messages: MLLP-framed or plain, one or many.
+
+    Plain files hold messages back to back, each starting with ``MSH`` at the start
+    of a line; segment terminators may be CR, LF or CRLF (they are normalized to CR,
+    the HL7 segment terminator); batch envelopes (FHS/BHS/BTS/FTS) are dropped. A
+    leading byte-order mark is dropped.
+    """
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    if START_BLOCK in data[:64]:
+        decoder = FrameDecoder(max_frame_bytes=max(len(data), 1))
+        return [e.data for e in decoder.feed(data) if e.kind == "frame"]
+    return [bytes(m) for m in plain_split(data)]
+
+
+def read_message_files(paths: list[Path]) -> Iterator[bytes]:
+    """Every message of every file, in order (see :func:`split_messages`)."""
+    for path in paths:
+        yield from split_messages(path.read_bytes())
+
+
+class MllpClient:
+    """A blocking MLLP client: one connection, each message waits for its ACK.
+
+    Args:
+        host: server host.
+        port: server port.
+        timeout: seconds to wait for connect and for each ACK.
+    """
+
+    def __init__(self, host: str, port: int, timeout: float = 30.0) -> None:
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self._sock: socket.socket | None = None
+        self._decoder = FrameDecoder(max_frame_bytes=16 << 20)
+        self._pending: list[bytes] = []
+
+    def connect(self) -> None:
+        """Open the connection (done on first send)."""
+        self._sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def send(self, message: bytes) -> bytes:
+        """Send one message and return its ACK message (unframed)."""
+        if self._sock is None:
+            self.connect()
+        assert self._sock is not None
+        try:
+            self._sock.sendall(frame(message))
+        except OSError as exc:
+            self.close()
+            raise MllpError(f"send to {self.host}:{self.port} failed: {exc}") from exc
+        return self.receive()
+
+    def receive(self) -> bytes:
+        """Wait for the next ACK frame."""
+        if self._pending:
+            return self._pending.pop(0)
+        sock = self._sock
+        if sock is None:
+            raise MllpError("not connected")
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except OSError as exc:
+                self.close()
+                raise MllpError(f"no ACK from {self.host}:{self.port}: {exc}") from exc
+            if not chunk:
+                self.close()
+                raise MllpError(f"{self.host}:{self.port} closed the connection before the ACK")
+            for event in self._decoder.feed(chunk):
+                if event.kind == "frame":
+                    self._pending.append(event.data)
+            if self._pending:
+                return self._pending.pop(0)
+
+    def close(self) -> None:
+        """Close the connection."""
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            finally:
+                self._sock = None
+                self._decoder = FrameDecoder(max_frame_bytes=16 << 20)
+                self._pending.clear()
+
+    def __enter__(self) -> MllpClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

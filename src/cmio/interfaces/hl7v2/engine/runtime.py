@@ -1,0 +1,142 @@
+"""The engine: one journal, and for each channel its receipt path, source and processor.
+
+Start-up order makes restarts safe: the journal opens, each processor queues what
+the journal still holds for its channel (received before a crash, or waiting for a
+retry), and only then do the sources start accepting new messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from cmio.interfaces.hl7v2.engine.channels import ChannelConfig
+from cmio.interfaces.hl7v2.engine.destinations import TransactionSink
+from cmio.interfaces.hl7v2.engine.journal import Journal, JournalRow
+from cmio.interfaces.hl7v2.engine.processor import Mapper, Processor
+from cmio.interfaces.hl7v2.engine.server import Channel, poll_folder, serve_mllp
+
+__all__ = ["Engine"]
+
+_LOG = logging.getLogger("cmio.hl7.engine")
+
+
+class Engine:
+    """Channels sharing one durable journal.
+
+    Args:
+        channels: channel configurations (names must differ).
+        sink: the FHIR store for ``store`` destinations (None: no store destination allowed).
+        journal: journal file (default: the first channel's ``journal``).
+        mapper: the v2-to-FHIR mapping (default: :mod:`cmio.interfaces.hl7v2.mapping`).
+        supported_types: message types the mapping handles (channels without an explicit
+            ``accept.message_types`` answer AR to others; empty: accept any type).
+        process: run the processors (False: only journal and ACK, e.g. for measurements).
+    """
+
+    def __init__(
+        self,
+        channels: Sequence[ChannelConfig],
+        sink: TransactionSink | None,
+        *,
+        journal: str | Path | None = None,
+        mapper: Mapper | None = None,
+        supported_types: frozenset[str] = frozenset(),
+        process: bool = True,
+        max_batch: int = 64,
+    ) -> None:
+        if not channels:
+            raise ValueError("an engine needs at least one channel")
+        names = [c.name for c in channels]
+        if len(set(names)) != len(names):
+            raise ValueError(f"channel names must differ: {names}")
+        self.configs = list(channels)
+        self.journal = Journal(journal or channels[0].journal, on_commit=self._fan_out)
+        self.channels = {c.name: Channel(c, self.journal, supported_types) for c in channels}
+        self.processors: dict[str, Processor] = {}
+        if process:
+            for c in channels:
+                self.processors[c.name] = Processor(
+                    c, self.journal, sink, mapper=mapper, max_batch=max_batch
+                )
+        self.ports: dict[str, int] = {}
+
+    def _fan_out(self, rows: list[JournalRow]) -> None:
+        for processor in self.processors.values():
+            processor.submit(rows)
+
+    def start(self) -> int:
+        """Open the journal, queue unfinished work, start processing; returns the recovered count."""
+        self.journal.start()
+        recovered = 0
+        for processor in self.processors.values():
+            recovered += processor.recover()
+            processor.start()
+        if recovered:
+            _LOG.info("recovered %d journaled messages to process", recovered)
+        return recovered
+
+    async def run(
+        self,
+        stop: asyncio.Event,
+        *,
+        ports: dict[str, int] | None = None,
+        ready: Callable[[dict[str, int]], None] | None = None,
+    ) -> None:
+        """Serve every channel's source until ``stop`` is set.
+
+        Args:
+            stop: set to stop.
+            ports: per channel, a port that overrides the configured one (0: any free port).
+            ready: called with the bound port of each MLLP channel once all listen.
+        """
+        ports = ports or {}
+        waiting = {c.name for c in self.configs if c.source.type == "mllp"}
+        bound_all = asyncio.Event()
+        if not waiting:
+            bound_all.set()
+
+        def bound(name: str) -> Callable[[int], None]:
+            def record(port: int) -> None:
+                self.ports[name] = port
+                waiting.discard(name)
+                if not waiting:
+                    bound_all.set()
+
+            return record
+
+        tasks: list[asyncio.Task[None]] = []
+        for config in self.configs:
+            channel = self.channels[config.name]
+            if config.source.type == "mllp":
+                port = ports.get(config.name, config.source.port)
+                coro = serve_mllp(channel, config.source.host, port, ready=bound(config.name),
+                                  stop=stop)  # fmt: skip
+            else:
+                coro = poll_folder(channel, stop)
+            tasks.append(asyncio.create_task(coro))
+        waiter = asyncio.create_task(bound_all.wait())
+        await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        if bound_all.is_set() and ready is not None:
+            ready(dict(self.ports))
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            waiter.cancel()
+            for task in tasks:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    def drain(self, timeout: float = 60.0) -> bool:
+        """Wait until every processor is idle."""
+        return all(p.drain(timeout) for p in self.processors.values())
+
+    def close(self) -> None:
+        """Stop processing and close the journal (unprocessed messages stay journaled)."""
+        for processor in self.processors.values():
+            processor.stop()
+        self.journal.close()
