@@ -132,7 +132,10 @@ def _web_app(env: Env) -> Starlette:
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "store": env.repository.dialect})
 
+    from cmio.api.hl7 import health_routes
+
     routes: list[Any] = [Route("/", home), Route("/health", health)]
+    routes += health_routes(env.settings.hl7_journal)  # interface health, Prometheus /metrics
     return Starlette(routes=routes)
 
 

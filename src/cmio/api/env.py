@@ -48,6 +48,8 @@ class Settings:
     terminology_db: str | None = "cmio-data/terminology.db"
     """The concept store of large code systems (``cmio terminology load``); used when the
     file exists (https://hl7.org/fhir/R4/terminology-service.html)."""
+    hl7_journal: str = "cmio-data/hl7/journal.db"
+    """The HL7 v2 engine's journal, read for ``/interfaces/health`` and ``/metrics``."""
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:
@@ -61,6 +63,7 @@ class Settings:
             export_dir=environ.get("CMIO_EXPORT_DIR", defaults.export_dir),
             validation=environ.get("CMIO_VALIDATION", defaults.validation),
             terminology_db=environ.get("CMIO_TERMINOLOGY_DB", defaults.terminology_db),
+            hl7_journal=environ.get("CMIO_HL7_JOURNAL", defaults.hl7_journal),
         )
 
 
