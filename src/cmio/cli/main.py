@@ -8,6 +8,7 @@ from cmio.cli import (
     demo_cmd,
     export_cmd,
     fhirpath_cmd,
+    hl7_cmd,
     hl7v2_feed_cmd,
     import_cmd,
     serve_cmd,
@@ -34,6 +35,7 @@ export_cmd.register(app)
 fhirpath_cmd.register(app)
 synth_cmd.register(app)
 hl7v2_feed_cmd.register(app)
+hl7_cmd.register(app)
 validate_cmd.register(app)
 
 

@@ -1,0 +1,288 @@
+"""``cmio hl7``: the HL7 v2 interface engine (listen, send, status, replay).
+
+* ``cmio hl7 listen --channel lab.yaml [--port 2575]``: serve channels (MLLP or folder
+  sources) into the FHIR store; every message is journaled before its ACK.
+* ``cmio hl7 send FILE... --host H --port P``: a real MLLP client; files hold one or
+  many messages, plain (CR, LF or CRLF) or MLLP-framed, as ``cmio synth-feeds`` writes.
+* ``cmio hl7 status``: interface health from the journal.
+* ``cmio hl7 replay --channel lab.yaml``: process the error queue again.
+
+MLLP: https://www.hl7.org/implement/standards/product_brief.cfm?product_id=55 .
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from cmio.interfaces.hl7v2.engine.mllp import MllpClient
+
+__all__ = ["register"]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``hl7`` command group to the CLI."""
+    hl7 = typer.Typer(no_args_is_help=True, help="HL7 v2 interface engine (MLLP, journal, FHIR)")
+    app.add_typer(hl7, name="hl7")
+
+    @hl7.command("listen")
+    def listen(
+        channel: Annotated[
+            list[Path], typer.Option("--channel", exists=True, dir_okay=False, help="Channel YAML")
+        ],
+        port: Annotated[
+            int | None, typer.Option("--port", help="Port (one MLLP channel; 0: any free)")
+        ] = None,
+        host: Annotated[str | None, typer.Option("--host", help="Address to bind")] = None,
+        database: Annotated[str | None, typer.Option("--database", help="Store URL")] = None,
+        journal: Annotated[
+            Path | None, typer.Option("--journal", help="Journal file (default: channel's)")
+        ] = None,
+        validation: Annotated[
+            str, typer.Option("--validation", help="Store validation: off, base, profiles")
+        ] = "base",
+    ) -> None:
+        """Serve channels: journal, ACK, map to FHIR and store, until Ctrl-C or SIGTERM."""
+        from dataclasses import replace
+
+        from rich.console import Console
+
+        from cmio.api.app import build_env
+        from cmio.api.env import Settings
+        from cmio.api.hl7 import RouterSink
+        from cmio.api.router import FhirRouter
+        from cmio.interfaces.hl7v2.engine.channels import ChannelError, load_channel
+        from cmio.interfaces.hl7v2.engine.runtime import Engine
+        from cmio.interfaces.hl7v2.mapping import SUPPORTED
+        from cmio.store import default_database_url
+
+        console = Console(stderr=True)
+        try:
+            configs = [load_channel(p) for p in channel]
+        except ChannelError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--channel") from exc
+        mllp = [c for c in configs if c.source.type == "mllp"]
+        if (port is not None or host is not None) and len(mllp) != 1:
+            raise typer.BadParameter("--port/--host need exactly one MLLP channel")
+        if host is not None:
+            configs = [replace(c, source=replace(c.source, host=host)) if c in mllp else c
+                       for c in configs]  # fmt: skip
+        env = build_env(database or default_database_url(), Settings(validation=validation))
+        try:
+            engine = Engine(
+                configs,
+                RouterSink(FhirRouter(env)),
+                journal=journal,
+                supported_types=frozenset(SUPPORTED),
+            )
+        except ValueError as exc:
+            env.repository.close()
+            raise typer.BadParameter(str(exc), param_hint="--channel") from exc
+        recovered = engine.start()
+        if recovered:
+            console.print(f"Resuming {recovered:,} journaled messages")
+        ports = {mllp[0].name: port} if port is not None else {}
+
+        async def main() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+
+            def ready(bound: dict[str, int]) -> None:
+                for name, p in bound.items():
+                    console.print(f"Channel {name} listening on MLLP port {p}")
+                console.print(f"Journal: {engine.journal.path}", highlight=False)
+
+            await engine.run(stop, ports=ports, ready=ready)
+
+        try:
+            asyncio.run(main())
+        finally:
+            engine.close()
+            env.repository.close()
+
+    @hl7.command("send")
+    def send(
+        files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False)],
+        host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+        port: Annotated[int, typer.Option("--port")] = 2575,
+        timeout: Annotated[float, typer.Option("--timeout", help="Seconds per ACK")] = 30.0,
+        retries: Annotated[
+            int, typer.Option("--retries", help="Reconnect and resend this often per message")
+        ] = 5,
+    ) -> None:
+        """Send messages over MLLP, one at a time, each waiting for its ACK."""
+        from rich.console import Console
+        from rich.progress import Progress
+
+        from cmio.interfaces.hl7v2.engine.ack import read_header
+        from cmio.interfaces.hl7v2.engine.mllp import MllpClient, read_message_files
+
+        console = Console(stderr=True)
+        messages = list(read_message_files(files))
+        counts: dict[str, int] = {}
+        problems: list[str] = []
+        started = time.perf_counter()
+        with MllpClient(host, port, timeout=timeout) as client, Progress(console=console) as bar:
+            task = bar.add_task("Sending", total=len(messages))
+            for raw in messages:
+                ack = _send_one(client, raw, retries)
+                code = _msa(ack)
+                counts[code] = counts.get(code, 0) + 1
+                if code not in ("AA", "CA"):
+                    header = read_header(raw)
+                    control = header.control_id if header else "?"
+                    problems.append(f"{control}: {code} {_err_text(ack)}")
+                bar.advance(task)
+        seconds = time.perf_counter() - started
+        summary = ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items()))
+        console.print(
+            f"Sent {len(messages):,} messages in {seconds:.1f} s"
+            f" ({len(messages) / max(seconds, 1e-9):,.0f}/s): {summary}"
+        )
+        for line in problems[:20]:
+            console.print(f"  {line}", highlight=False)
+        if problems:
+            raise typer.Exit(1)
+
+    @hl7.command("status")
+    def status(
+        journal: Annotated[Path, typer.Option("--journal")] = Path("cmio-data/hl7/journal.db"),
+        as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table")] = False,
+    ) -> None:
+        """Interface health: rates, errors, queue depth, lag, last message, per channel."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from cmio.interfaces.hl7v2.engine.metrics import read_health
+
+        health = read_health(journal)
+        if as_json:
+            typer.echo(json.dumps(health.to_dict(), indent=2))
+            return
+        if not health.channels:
+            Console().print(f"No messages journaled in {journal}")
+            return
+        table = Table(title=f"HL7 v2 interfaces ({journal})")
+        for column in ("channel", "last minute", "states", "error rate", "queue", "errors",
+                       "lag s", "p95 s", "last message"):  # fmt: skip
+            table.add_column(column)
+        for c in health.channels:
+            last = (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(c.last_message_at))
+                    if c.last_message_at else "-")  # fmt: skip
+            table.add_row(
+                c.channel,
+                ", ".join(f"{t} {n}" for t, n in sorted(c.per_minute.items())) or "0",
+                ", ".join(f"{s} {n}" for s, n in sorted(c.received_total.items())),
+                f"{c.error_rate:.1%}",
+                str(c.queue_depth),
+                str(c.error_queue),
+                f"{c.lag_seconds:.1f}",
+                "-" if c.latency_p95_seconds is None else f"{c.latency_p95_seconds:.3f}",
+                last,
+            )
+        Console().print(table)
+
+    @hl7.command("replay")
+    def replay(
+        channel: Annotated[Path, typer.Option("--channel", exists=True, dir_okay=False)],
+        errors: Annotated[
+            bool, typer.Option("--errors/--no-errors", help="Replay the error queue")
+        ] = True,
+        ids: Annotated[
+            list[int] | None, typer.Option("--id", help="Replay these journal ids")
+        ] = None,
+        database: Annotated[str | None, typer.Option("--database", help="Store URL")] = None,
+        journal: Annotated[Path | None, typer.Option("--journal")] = None,
+    ) -> None:
+        """Process parked messages again (after fixing a mapping, a code map or the store)."""
+        from rich.console import Console
+        from rich.progress import Progress
+
+        from cmio.api.app import build_env
+        from cmio.api.hl7 import RouterSink
+        from cmio.api.router import FhirRouter
+        from cmio.interfaces.hl7v2.engine.channels import ChannelError, load_channel
+        from cmio.interfaces.hl7v2.engine.journal import Journal
+        from cmio.interfaces.hl7v2.engine.processor import Processor
+        from cmio.store import default_database_url
+
+        console = Console(stderr=True)
+        try:
+            config = load_channel(channel)
+        except ChannelError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--channel") from exc
+        book = Journal(journal or config.journal)
+        book.start()
+        chosen = list(ids or [])
+        if errors and not chosen:
+            chosen = [r["id"] for r in book.rows(channel=config.name, states=["error"])]
+        if not chosen:
+            console.print("Nothing to replay")
+            book.close()
+            return
+        env = build_env(database or default_database_url())
+        processor = Processor(config, book, RouterSink(FhirRouter(env)))
+        try:
+            rows = book.requeue(chosen)
+            processor.submit(rows)
+            processor.start()
+            with Progress(console=console, transient=True) as bar:
+                bar.add_task(f"Replaying {len(rows):,} messages", total=None)
+                processor.drain(timeout=3600)
+        finally:
+            processor.stop()
+            book.close()
+        book = Journal(journal or config.journal)
+        try:
+            after = book.rows(ids=chosen)
+        finally:
+            book.close()
+            env.repository.close()
+        states: dict[str, int] = {}
+        for row in after:
+            states[row["state"]] = states.get(row["state"], 0) + 1
+        console.print("Replayed: " + ", ".join(f"{k} {v:,}" for k, v in sorted(states.items())))
+        for row in after:
+            if row["state"] == "error":
+                console.print(
+                    f"  #{row['id']} {row['control_id']}: {row['error']}", highlight=False
+                )
+
+
+def _send_one(client: MllpClient, raw: bytes, retries: int) -> bytes:
+    """Send with reconnect-and-resend on transport failure (the receiver drops duplicates)."""
+    from cmio.interfaces.hl7v2.engine.mllp import MllpError
+
+    for attempt in range(retries + 1):
+        try:
+            return client.send(raw)
+        except (MllpError, OSError):
+            if attempt == retries:
+                raise
+            time.sleep(min(5.0, 0.2 * 2**attempt))
+    raise AssertionError("unreachable")
+
+
+def _msa(ack: bytes) -> str:
+    for line in ack.replace(b"\n", b"\r").split(b"\r"):
+        if line.startswith(b"MSA"):
+            parts = line.split(line[3:4])
+            return parts[1].decode("ascii", "replace") if len(parts) > 1 else "?"
+    return "?"
+
+
+def _err_text(ack: bytes) -> str:
+    for line in ack.replace(b"\n", b"\r").split(b"\r"):
+        if line.startswith(b"ERR"):
+            parts = line.decode("utf-8", "replace").split(line[3:4].decode())
+            return parts[8] if len(parts) > 8 else parts[-1]
+    return ""
