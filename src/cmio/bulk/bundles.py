@@ -89,9 +89,10 @@ def parse_bundle(parser: ChunkParser, task: Task) -> ChunkResult:
         if isinstance(full_url, str) and full_url:
             mapping[full_url] = f"{rtype}/{rid}"
         accepted.append((index, resource))
-    ready: list[bytes] = []
+    ready: list[tuple[bytes, Json | None]] = []
     for index, resource in accepted:
-        data, pending, problems = parser.rewrite_bytes(orjson.dumps(resource), resource, mapping)
+        original = orjson.dumps(resource)
+        data, pending, problems = parser.rewrite_bytes(original, resource, mapping)
         if problems:
             result.rejected.append(
                 Rejected(
@@ -106,9 +107,8 @@ def parse_bundle(parser: ChunkParser, task: Task) -> ChunkResult:
         elif pending:
             result.deferred.append(Deferred(data, task.label, None, index if unpacked else None))
         else:
-            ready.append(data)
-    result.ready = b"[" + b",".join(ready) + b"]"
-    result.count = len(ready)
+            ready.append((data, resource if data == original else None))
+    parser.finish(result, ready)
     return result
 
 

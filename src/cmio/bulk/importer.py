@@ -36,6 +36,7 @@ from cmio.bulk.report import ImportSummary, Problem, Rejected, ReportWriter
 from cmio.bulk.sources import InputFile, Task, discover, iter_tasks
 from cmio.bulk.workers import StoreResolver, WorkerConfig, WorkerPool, make_validator
 from cmio.bulk.writer import BatchWriter
+from cmio.indexing import SearchIndexer
 from cmio.model import Model
 from cmio.store.base import Repository
 
@@ -181,7 +182,6 @@ def _import(
     if isinstance(target, Env):
         repository, model, validator = target.repository, target.model, target.validator
     elif isinstance(target, str):
-        from cmio.indexing import SearchIndexer
         from cmio.store import open_repository
 
         model = model or _load_model()
@@ -201,13 +201,18 @@ def _import(
         report = ReportWriter(report_path)
         writer = BatchWriter(repository, summary, report, batch_size)
         resolver = StoreResolver(env)
+        # rows are extracted by the parser (in the workers) when the store's indexer is
+        # the standard SearchIndexer, which a worker can rebuild from the model
+        indexer = repository.indexer
+        keyed_rows = indexer.keyed_rows if type(indexer) is SearchIndexer else None
         try:
             if workers <= 0:
-                parser = ChunkParser(model.resource_types, validator, resolver)
+                parser = ChunkParser(model.resource_types, validator, resolver, keyed_rows)
                 results = _inline(parser, iter_tasks(files), writer.flush)
                 deferred = _drive(writer, results, files, progress)
             else:
-                with WorkerPool(workers, WorkerConfig(database_url)) as pool:
+                config = WorkerConfig(database_url, index=keyed_rows is not None)
+                with WorkerPool(workers, config) as pool:
                     results = pool.run(iter_tasks(files), writer.flush)
                     deferred = _drive(writer, results, files, progress)
             _finish_deferred(writer, deferred, resolver)

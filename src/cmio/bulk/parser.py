@@ -26,6 +26,7 @@ from cmio.api.env import ID_RE
 from cmio.api.references import rewrite_references, walk_references
 from cmio.bulk.report import Problem, Rejected
 from cmio.bulk.sources import Task
+from cmio.store.base import TableRows
 
 __all__ = [
     "ChunkParser",
@@ -74,6 +75,8 @@ class ChunkResult:
         seq: the task's sequence number.
         ready: JSON array of resources ready to store.
         count: number of resources in ``ready``.
+        index: the search-index rows of each resource in ``ready`` (when the parser
+            has an indexer), for ``Transaction.put_many``.
         deferred: resources with unresolved conditional references.
         rejected: invalid resources.
         matched: per type, Bundle entries whose ``ifNoneExist`` matched a stored resource.
@@ -84,6 +87,7 @@ class ChunkResult:
     seq: int
     ready: bytes = b"[]"
     count: int = 0
+    index: list[TableRows] | None = None
     deferred: list[Deferred] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     matched: dict[str, int] = field(default_factory=dict)
@@ -129,14 +133,32 @@ class ChunkParser:
             bound to the model); issues with severity error/fatal reject.
         resolver: resolves ``Type?query`` to ``Type/id`` (None: not found yet) or
             raises :class:`ResolveError`; None defers every conditional reference.
+        indexer: when given, extracts each ready resource's search-index rows here
+            (in the worker process) so the single writer only inserts them.
     """
 
     def __init__(
-        self, resource_types: frozenset[str], validator: Validator, resolver: Resolver | None
+        self,
+        resource_types: frozenset[str],
+        validator: Validator,
+        resolver: Resolver | None,
+        indexer: Callable[[Json], TableRows] | None = None,
     ) -> None:
         self.resource_types = resource_types
         self.validator = validator
         self.resolver = resolver
+        self.indexer = indexer
+
+    def finish(self, result: ChunkResult, ready: list[tuple[bytes, Json | None]]) -> None:
+        """Set ``result.ready`` (and ``result.index`` when indexing) from the resources
+        ready to store: each as its JSON and, if still equal to it, its parsed form."""
+        result.ready = b"[" + b",".join(data for data, _ in ready) + b"]"
+        result.count = len(ready)
+        if self.indexer is not None:
+            indexer, loads = self.indexer, orjson.loads
+            result.index = [
+                indexer(parsed if parsed is not None else loads(data)) for data, parsed in ready
+            ]
 
     def run(self, task: Task) -> ChunkResult:
         """Parse one task."""
@@ -282,7 +304,7 @@ class ChunkParser:
 
     def _ndjson(self, task: Task, data: bytes) -> ChunkResult:
         result = ChunkResult(task.seq, progress=task.progress)
-        ready: list[bytes] = []
+        ready: list[tuple[bytes, Json | None]] = []
         loads, dumps, cond = orjson.loads, orjson.dumps, _COND.search
         for offset, raw in enumerate(data.split(b"\n")):
             line = raw.strip()
@@ -308,8 +330,10 @@ class ChunkParser:
             had_id = isinstance(resource, dict) and "id" in resource
             rtype, rid, problems = self.check(resource)
             out = line if had_id else dumps(resource)
+            parsed: Json | None = resource
             if not problems and cond(out):
                 out, pending, problems = self.rewrite_bytes(out, resource)
+                parsed = None  # references rewritten in ``out`` only
                 if pending and not problems:
                     result.deferred.append(Deferred(out, task.label, lineno, None))
                     continue
@@ -318,9 +342,8 @@ class ChunkParser:
                     Rejected(task.label, lineno, None, rtype, rid, tuple(problems))
                 )
                 continue
-            ready.append(out)
-        result.ready = b"[" + b",".join(ready) + b"]"
-        result.count = len(ready)
+            ready.append((out, parsed))
+        self.finish(result, ready)
         return result
 
 

@@ -88,6 +88,8 @@ class WorkerConfig:
     """What a worker process needs to build its parser (picklable)."""
 
     database_url: str | None
+    #: extract search-index rows in the worker (the store's indexer is a SearchIndexer)
+    index: bool = False
 
 
 def _worker_main(config: WorkerConfig, tasks: Any, results: Any) -> None:
@@ -110,7 +112,12 @@ def _worker_main(config: WorkerConfig, tasks: Any, results: Any) -> None:
 
             repository = open_repository(config.database_url)
             resolver = StoreResolver(Env(repository, model, validator))
-        parser = ChunkParser(model.resource_types, validator, resolver)
+        indexer = None
+        if config.index:
+            from cmio.indexing import SearchIndexer
+
+            indexer = SearchIndexer(model).keyed_rows
+        parser = ChunkParser(model.resource_types, validator, resolver, indexer)
         while True:
             task: Task | None = tasks.get()
             if task is None:

@@ -10,10 +10,11 @@ batch (sqlite3 and psycopg release the GIL while they wait).
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +23,7 @@ import orjson
 from cmio.bulk.parser import ChunkResult, Deferred
 from cmio.bulk.report import ImportSummary, Rejected, ReportWriter
 from cmio.store import format_instant
-from cmio.store.base import Repository
+from cmio.store.base import Repository, TableRows
 
 __all__ = ["BatchWriter"]
 
@@ -50,6 +51,8 @@ class BatchWriter:
         self.report = report
         self.batch_size = batch_size
         self.batch: list[Json] = []
+        self.rows: list[TableRows | None] = []
+        """Precomputed index rows of ``batch`` (aligned; None: the store extracts them)."""
         self.seen: set[int] = set()
         self.handled = 0
         """Resources counted by the main thread (rejected, duplicates, matched)."""
@@ -59,7 +62,9 @@ class BatchWriter:
         self._tallies: dict[str, list[int]] = {}
         self._last_written = ""
         self._error: BaseException | None = None
-        self._queue: queue.Queue[list[Json] | None] = queue.Queue(maxsize=queued_batches)
+        self._queue: queue.Queue[tuple[list[Json], list[TableRows | None]] | None] = queue.Queue(
+            maxsize=queued_batches
+        )
         self._thread = threading.Thread(target=self._loop, name="cmio-import-writer", daemon=True)
         self._thread.start()
         self._closed = False
@@ -96,14 +101,17 @@ class BatchWriter:
             self.summary.counts(rtype).unchanged += n
             self.handled += n
         if result.count:
-            self.add(orjson.loads(result.ready))
+            self.add(orjson.loads(result.ready), result.index)
         return result.deferred
 
-    def add(self, resources: Iterable[Json]) -> None:
-        """Queue resources for writing; a full batch goes to the database thread."""
-        seen, size, batch = self.seen, self.batch_size, self.batch
+    def add(
+        self, resources: Sequence[Json], index: Sequence[TableRows | None] | None = None
+    ) -> None:
+        """Queue resources (with their precomputed index rows, if any) for writing;
+        a full batch goes to the database thread."""
+        seen, size, batch, rows = self.seen, self.batch_size, self.batch, self.rows
         counts = self.summary.counts
-        for resource in resources:
+        for position, resource in enumerate(resources):
             rtype = resource["resourceType"]
             key = hash((rtype, resource["id"]))
             if key in seen:
@@ -112,21 +120,24 @@ class BatchWriter:
                 continue
             seen.add(key)
             batch.append(resource)
+            rows.append(index[position] if index is not None else None)
             if len(batch) >= size:
                 self._submit()
-                batch = self.batch
+                batch, rows = self.batch, self.rows
 
     def add_claimed(self, resource: Json) -> None:
         """Queue a resource whose ``type/id`` was already claimed."""
         self.batch.append(resource)
+        self.rows.append(None)
         if len(self.batch) >= self.batch_size:
             self._submit()
 
     def _submit(self) -> None:
         self._check()
         if self.batch:
-            batch, self.batch = self.batch, []
-            self._queue.put(batch)
+            batch, rows = self.batch, self.rows
+            self.batch, self.rows = [], []
+            self._queue.put((batch, rows))
 
     def flush(self) -> None:
         """Write everything queued and wait until it is committed."""
@@ -159,19 +170,27 @@ class BatchWriter:
     # -- database thread ----------------------------------------------------------------
 
     def _loop(self) -> None:
-        while True:
-            batch = self._queue.get()
+        with contextlib.ExitStack() as stack:
             try:
-                if batch is None:
+                stack.enter_context(self.repository.bulk_load())
+            except Exception as exc:  # the batches still get answered (with this error)
+                self._error = exc
+            self._serve()
+
+    def _serve(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
                     return
                 if self._error is None:
-                    self._write(batch)
+                    self._write(*item)
             except BaseException as exc:
                 self._error = exc
             finally:
                 self._queue.task_done()
 
-    def _write(self, batch: list[Json]) -> None:
+    def _write(self, batch: list[Json], rows: list[TableRows | None]) -> None:
         # Versions written by this call get lastUpdated >= start; unchanged ones keep
         # an older instant. Waiting for the clock to pass the previous batch's
         # instant keeps that test exact across batches.
@@ -180,7 +199,7 @@ class BatchWriter:
             time.sleep(0.0005)
             start = format_instant(datetime.now(UTC))
         with self.repository.transaction() as tx:
-            stored = tx.put_many(batch)
+            stored = tx.put_many(batch, rows if any(r is not None for r in rows) else None)
         tallies = self._tallies
         last = self._last_written
         for item in stored:

@@ -21,7 +21,7 @@ from cmio.indexing.compartments import COMPARTMENT_PARAM, CompartmentIndexer
 from cmio.indexing.composite import CompositePlan, plan_composite
 from cmio.model import Model
 from cmio.model.types import SearchParamDef
-from cmio.store.base import IndexRow
+from cmio.store.base import IndexRow, TableRows
 
 __all__ = ["NOT_INDEXED", "SearchIndexer", "resolve_targets", "rewrite_as", "search_expression"]
 
@@ -166,6 +166,15 @@ class SearchIndexer(CompartmentIndexer):
             if row.param == COMPARTMENT_PARAM:
                 out.setdefault("token_index", []).append((row.param, row.system, row.value))
         return {table: list(dict.fromkeys(rows)) for table, rows in out.items() if rows}
+
+    def keyed_rows(self, resource: dict[str, Any]) -> TableRows:
+        """:meth:`table_rows` with ``resource_type, resource_id`` in front of every row:
+        what ``Transaction.put_many`` accepts as precomputed ``index`` rows."""
+        rtype, rid = resource.get("resourceType"), resource.get("id")
+        return {
+            table: [(rtype, rid, *row) for row in rows]
+            for table, rows in self.table_rows(resource).items()
+        }
 
     def rows(self, resource: dict[str, Any]) -> Sequence[IndexRow]:
         """Token rows as :class:`IndexRow` (for callers of the plain Indexer contract)."""

@@ -30,6 +30,7 @@ from cmio.store.base import (
     SearchQuery,
     StoredResource,
     StoreError,
+    TableRows,
     Transaction,
     VersionConflictError,
     _strip_meta,
@@ -97,7 +98,7 @@ DELETE_INDEX = {
 }
 #: per index table: the INSERT of one row ``(resource_type, resource_id, param, *columns)``
 INSERT_INDEX = {t.name: insert_sql(t) for t in INDEX_TABLES}
-IndexRows = dict[str, list[tuple[Any, ...]]]
+IndexRows = TableRows
 _CHUNK = 500
 
 
@@ -342,18 +343,24 @@ class SqlTransaction(Transaction, abc.ABC):
 
     # -- bulk ----------------------------------------------------------------------------
 
-    def put_many(self, resources: Sequence[Json]) -> list[StoredResource]:
+    def put_many(
+        self, resources: Sequence[Json], index: Sequence[TableRows | None] | None = None
+    ) -> list[StoredResource]:
         self._writable()
         keyed = [(resource_type_of(r), check_id(r.get("id")), r) for r in resources]  # type: ignore[arg-type]
+        if index is not None and len(index) != len(keyed):
+            raise StoreError("put_many: index rows are not aligned with the resources")
+        if not hasattr(self._indexer, "table_rows"):
+            index = None  # rows for a plain Indexer are not what the workers computed
         known = self._fetch_many({(t, i) for t, i, _ in keyed})
         last_updated = self._clock.now(max((s.last_updated for s in known.values()), default=None))
         existed = set(known)
         parsed: dict[tuple[str, str], tuple[Json, Json]] = {}  # content without meta, meta
         final: dict[tuple[str, str], Row] = {}
         history: list[Row] = []
-        index: dict[tuple[str, str], IndexRows] = {}
+        rows: dict[tuple[str, str], IndexRows] = {}
         out: list[StoredResource] = []
-        for rtype, id, resource in keyed:
+        for position, (rtype, id, resource) in enumerate(keyed):
             key = (rtype, id)
             have = known.get(key)
             if have is not None and have.data is not None:
@@ -374,7 +381,8 @@ class SqlTransaction(Transaction, abc.ABC):
             param = self._data_in(data)
             final[key] = (rtype, id, version, last_updated, False, param)
             history.append((rtype, id, version, last_updated, False, "PUT", param))
-            index[key] = self._index_rows(rtype, id, resource)
+            ahead = index[position] if index is not None else None
+            rows[key] = ahead if ahead is not None else self._index_rows(rtype, id, resource)
             out.append(stored)
         if final:
             # The last version of each key lives in ``resource`` only (written once).
@@ -382,11 +390,11 @@ class SqlTransaction(Transaction, abc.ABC):
                 (*row[:6], None) if final[(row[0], row[1])][2] == row[2] else row for row in history
             ]
             stale = [key for key in final if key in existed]
-            rows: IndexRows = {}
-            for per in index.values():
+            merged: IndexRows = {}
+            for per in rows.values():
                 for table, table_rows in per.items():
-                    rows.setdefault(table, []).extend(table_rows)
-            self._bulk_write(list(final.values()), history, stale, rows)
+                    merged.setdefault(table, []).extend(table_rows)
+            self._bulk_write(list(final.values()), history, stale, merged)
         return out
 
     def _bulk_write(

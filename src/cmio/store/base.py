@@ -34,11 +34,15 @@ __all__ = [
     "SearchQuery",
     "StoreError",
     "StoredResource",
+    "TableRows",
     "Transaction",
     "VersionConflictError",
 ]
 
 Json = dict[str, Any]
+#: one resource's search-index rows per table, each ``(resource_type, resource_id, param,
+#: *columns)`` (see :mod:`cmio.indexing.tables`)
+TableRows = dict[str, list[tuple[Any, ...]]]
 
 
 class StoreError(Exception):
@@ -219,7 +223,9 @@ class Transaction(abc.ABC):
         resource, the version current at that instant.
         """
 
-    def put_many(self, resources: Sequence[Json]) -> list[StoredResource]:
+    def put_many(
+        self, resources: Sequence[Json], index: Sequence[TableRows | None] | None = None
+    ) -> list[StoredResource]:
         """Update-as-create many resources that carry their ids (bulk import fast path).
 
         For each resource (in order) this behaves like :meth:`update` with method
@@ -228,6 +234,10 @@ class Transaction(abc.ABC):
         the current version is returned instead, so re-importing the same data is
         idempotent. Each resource is modified in place (``meta`` set to the stored
         version's). Backends override this with batched statements.
+
+        ``index``, aligned with ``resources``, may carry each resource's search-index
+        rows computed ahead (by import workers, with the store's own indexer); a
+        backend may use them instead of extracting the rows again (None: extract).
         """
         out: list[StoredResource] = []
         for resource in resources:
@@ -250,9 +260,22 @@ class Repository(abc.ABC):
 
     dialect: str
 
+    @property
+    def indexer(self) -> Indexer | None:
+        """The search-index extractor writes go through (None if the backend has none)."""
+        return getattr(self, "_indexer", None)
+
     @abc.abstractmethod
     def transaction(self) -> contextlib.AbstractContextManager[Transaction]:
         """Open a unit of work; commit on normal exit, roll back on exception."""
+
+    def bulk_load(self) -> contextlib.AbstractContextManager[None]:
+        """Tune the calling thread's writes for a bulk load (large batches) while open.
+
+        Durability is unchanged: every commit that returns is still durable. The
+        default does nothing; SQLite checkpoints its write-ahead log less often.
+        """
+        return contextlib.nullcontext()
 
     def read_transaction(self) -> contextlib.AbstractContextManager[Transaction]:
         """Open a unit of work that only reads (writes in it raise StoreError).
