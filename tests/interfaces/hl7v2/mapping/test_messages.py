@@ -128,7 +128,9 @@ def test_epic_adt_a01_encounter_allergies_diagnoses() -> None:
     assert all(p["identifier"][0]["system"] == NPI for p in practitioners)
     assert enc["subject"]["reference"] == result.bundle["entry"][0]["fullUrl"]
     penicillin, peanuts = resources(result, "AllergyIntolerance")
-    assert penicillin["code"]["coding"][0]["system"] == "http://www.nlm.nih.gov/research/umls/rxnorm"
+    assert (
+        penicillin["code"]["coding"][0]["system"] == "http://www.nlm.nih.gov/research/umls/rxnorm"
+    )
     assert penicillin["category"] == ["medication"] and penicillin["criticality"] == "high"
     assert penicillin["reaction"][0]["manifestation"] == [{"text": "Hives"}, {"text": "Wheezing"}]
     assert peanuts["category"] == ["food"]
@@ -264,7 +266,11 @@ def test_oru_v24_spm_and_utc_times() -> None:
     result = mapped(ORU_R01_V24)
     report = one(result, "DiagnosticReport")
     assert report["identifier"] == [
-        {"system": "urn:id:REFLAB", "value": "RL555", "type": {"coding": [{"system": V2_0203, "code": "FILL"}]}}
+        {
+            "system": "urn:id:REFLAB",
+            "value": "RL555",
+            "type": {"coding": [{"system": V2_0203, "code": "FILL"}]},
+        }
     ]
     assert report["effectiveDateTime"] == "2025-04-01T08:00:00Z"
     specimen = one(result, "Specimen")
@@ -315,11 +321,15 @@ def test_vxu_immunizations() -> None:
     assert mmr["status"] == "not-done"
     assert mmr["primarySource"] is False
     assert "doseQuantity" not in mmr  # 999 = unknown amount
-    assert mmr["route"]["coding"][0] == {
-        "system": "http://terminology.hl7.org/CodeSystem/v3-RouteOfAdministration",
-        "code": "SQ",
-        "display": "Injection, subcutaneous",
-    } or mmr["route"]["coding"][0]["code"] == "SC"
+    assert (
+        mmr["route"]["coding"][0]
+        == {
+            "system": "http://terminology.hl7.org/CodeSystem/v3-RouteOfAdministration",
+            "code": "SQ",
+            "display": "Injection, subcutaneous",
+        }
+        or mmr["route"]["coding"][0]["code"] == "SC"
+    )
     funding = one(result, "Observation")
     assert funding["partOf"][0]["reference"] == result.bundle["entry"][2]["fullUrl"]
     assert funding["valueCodeableConcept"]["coding"][0]["code"] == "V01"
