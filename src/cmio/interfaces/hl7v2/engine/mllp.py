@@ -96,7 +96,8 @@ class FrameDecoder:
             if not self._in_frame:
                 start = buf.find(START_BLOCK)
                 if start < 0:
-                    yield FrameEvent("garbage", bytes(buf[:64]), len(buf))
+                    if bytes(buf).strip(b"\r\n\t "):  # whitespace between frames is tolerated
+                        yield FrameEvent("garbage", bytes(buf[:64]), len(buf))
                     buf.clear()
                     return
                 if start > 0:
