@@ -176,6 +176,9 @@ class Journal:
         self._thread: threading.Thread | None = None
         self._closed = False
         self.commits = 0
+        self.syncs = 0
+        """Commits, and those among them that waited for an fsync (receipts)."""
+        self._durable = True
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
@@ -206,15 +209,15 @@ class Journal:
         """
         self._queue.put(_Op("append", entries, None, done))
 
-    async def append_async(self, entry: Entry) -> Receipt:
-        """Journal one entry and wait (without blocking the event loop) for its commit."""
+    async def append_async(self, entries: list[Entry]) -> list[Receipt]:
+        """Journal entries and wait (without blocking the event loop) for their commit."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Receipt] = loop.create_future()
+        future: asyncio.Future[list[Receipt]] = loop.create_future()
 
         def done(receipts: list[Receipt] | None) -> None:
-            loop.call_soon_threadsafe(_resolve, future, receipts[0] if receipts else None)
+            loop.call_soon_threadsafe(_resolve, future, receipts)
 
-        self.append([entry], done)
+        self.append(entries, done)
         return await future
 
     def append_sync(self, entries: list[Entry]) -> list[Receipt]:
@@ -290,6 +293,13 @@ class Journal:
         conn = self._writer
         results: list[list[Receipt]] = []
         fresh: list[JournalRow] = []
+        # Receipts must be durable before their ACK: fsync. Processing outcomes need not be
+        # (a lost outcome means the message is checked against the store again on restart),
+        # so a commit of outcomes alone skips the fsync; the next receipt's fsync covers it.
+        durable = any(op.kind == "append" for op in batch)
+        if durable != self._durable:
+            conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            self._durable = durable
         conn.execute("BEGIN IMMEDIATE")
         try:
             for op in batch:
@@ -320,6 +330,7 @@ class Journal:
             conn.execute("ROLLBACK")
             raise
         self.commits += 1
+        self.syncs += durable
         if fresh and self.on_commit is not None:
             self.on_commit(fresh)
         for op, receipts in zip(batch, results, strict=True):
@@ -439,13 +450,13 @@ def _row(r: Any) -> JournalRow:
     return JournalRow(r[0], r[1], r[2], r[3], r[4], r[5], bytes(r[6]), r[7], r[8], recovered=True)
 
 
-def _resolve(future: asyncio.Future[Receipt], receipt: Receipt | None) -> None:
+def _resolve(future: asyncio.Future[list[Receipt]], receipts: list[Receipt] | None) -> None:
     if future.done():
         return
-    if receipt is None:
+    if receipts is None:
         future.set_exception(JournalError("the journal could not commit"))
     else:
-        future.set_result(receipt)
+        future.set_result(receipts)
 
 
 def open_readonly(path: str | Path) -> sqlite3.Connection:

@@ -146,6 +146,7 @@ class Processor:
         self._cond = threading.Condition()
         self._stop = False
         self._busy = False
+        self._unrecorded = 0  # outcomes sent to the journal and not yet committed
         self._thread: threading.Thread | None = None
         self.processed = 0
 
@@ -191,7 +192,7 @@ class Processor:
         """Wait until nothing is queued or running (retries included); True when idle."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._queue or self._busy:
+            while self._queue or self._busy or self._unrecorded:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -288,7 +289,19 @@ class Processor:
                 self._queue.appendleft(work)
             self._cond.notify_all()
         if updates:
-            self.journal.update(updates)
+            self._record(updates)
+
+    def _record(self, updates: list[StateUpdate]) -> None:
+        """Send outcomes to the journal; :meth:`drain` waits until they are committed."""
+        with self._cond:
+            self._unrecorded += 1
+
+        def done() -> None:
+            with self._cond:
+                self._unrecorded -= 1
+                self._cond.notify_all()
+
+        self.journal.update(updates, done)
 
     # -- one batch -------------------------------------------------------------------------
 
@@ -320,7 +333,7 @@ class Processor:
                 )
                 self.processed += 1
         if updates:
-            self.journal.update(updates)
+            self._record(updates)
         if retries:
             self._requeue(retries)
 

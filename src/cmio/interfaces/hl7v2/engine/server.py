@@ -149,15 +149,24 @@ class Channel:
 
     async def receive(self, raw: bytes) -> bytes:
         """Check, journal durably, and return the ACK to send."""
-        entry, header, err = self.check(raw)
-        entry.received_at = time.time()
+        return (await self.receive_many([raw]))[0]
+
+    async def receive_many(self, raws: list[bytes]) -> list[bytes]:
+        """:meth:`receive` for messages that arrived together: one journal commit for all."""
+        checked = [self.check(raw) for raw in raws]
+        now = time.time()
+        for entry, _, _ in checked:
+            entry.received_at = now
         try:
-            receipt = await self.journal.append_async(entry)
+            receipts = await self.journal.append_async([entry for entry, _, _ in checked])
         except JournalError as exc:
             _LOG.error("journal failure: %s", exc)
             err = AckError(ERR_INTERNAL, "the message could not be journaled; send it again")
-            return build_ack(header, "AE", self.ack_id(), error=err)
-        return build_ack(header, receipt.ack_code, self.ack_id(), error=err)
+            return [build_ack(header, "AE", self.ack_id(), error=err) for _, header, _ in checked]
+        return [
+            build_ack(header, receipt.ack_code, self.ack_id(), error=err)
+            for (_, header, err), receipt in zip(checked, receipts, strict=True)
+        ]
 
     def receive_sync(self, raw: bytes) -> bytes:
         """:meth:`receive` for callers outside an event loop (folder source, tests)."""
@@ -243,25 +252,32 @@ class _Connection(asyncio.Protocol):
 
     async def _answer(self) -> None:
         while True:
-            event = await self.queue.get()
-            if event is None:
-                return
+            events = [await self.queue.get()]
+            while not self.queue.empty() and len(events) < 128:  # pipelined: one commit
+                events.append(self.queue.get_nowait())
+            closed = events[-1] is None
+            todo = [e for e in events if e is not None]
             try:
-                if event.kind == "frame":
-                    ack = await self.channel.receive(event.data)
-                else:
-                    ack = self.channel.refuse(event)
-            except Exception:  # a bug must cost one NACK, never the connection or the engine
-                _LOG.exception("receiving a message failed")
+                acks = await self._acks(todo)
+            except Exception:  # a bug must cost NACKs, never the connection or the engine
+                _LOG.exception("receiving %d messages failed", len(todo))
                 err = AckError(ERR_INTERNAL, "internal error: the message was not accepted")
-                ack = build_ack(read_header(event.data), "AE", self.channel.ack_id(), error=err)
+                acks = [build_ack(read_header(e.data), "AE", self.channel.ack_id(), error=err)
+                        for e in todo]  # fmt: skip
             transport = self.transport
-            if transport is None or transport.is_closing():
-                continue
-            transport.write(frame(ack))
-            if self.paused and self.queue.qsize() < 64:
-                transport.resume_reading()
-                self.paused = False
+            if transport is not None and not transport.is_closing():
+                transport.write(b"".join(frame(ack) for ack in acks))
+                if self.paused and self.queue.qsize() < 64:
+                    transport.resume_reading()
+                    self.paused = False
+            if closed:
+                return
+
+    async def _acks(self, events: list[FrameEvent]) -> list[bytes]:
+        """ACKs in arrival order; the frames among them are journaled in one commit."""
+        frames = [e.data for e in events if e.kind == "frame"]
+        answers = iter(await self.channel.receive_many(frames) if frames else [])
+        return [next(answers) if e.kind == "frame" else self.channel.refuse(e) for e in events]
 
 
 async def serve_mllp(
