@@ -79,6 +79,14 @@ QUERIES: list[Q] = [
     (None, (("_type", ("Patient", "Practitioner")),)),
     (None, (("_tag", ("http://t|x",)),)),
     (None, (("_id", ("edge-p1", "edge-dr")),)),
+    ("Patient", (("_text", ("generated",)),)),
+    ("Patient", (("_text", ("gen syn",)),)),
+    ("Patient", (("_content", ("nunez jo",)),)),
+    ("Observation", (("_content", ("body weight",)),)),
+    ("Observation", (("_content", ("free text", "kg")),)),
+    ("Condition", (("_text", ("diab",)),)),
+    ("Encounter", (("_content", ("!!",)),)),
+    (None, (("_content", ("house",)),)),
 ]
 
 
@@ -121,6 +129,11 @@ EXPECTED: list[tuple[Q, set[str]]] = [
     (("Observation", (("component-code-value-quantity", ("8480-6$gt140",)),)), {"edge-bp"}),
     (("Observation", (("component-code-value-quantity", ("8480-6$70",)),)), set()),
     (("Observation", (("component-code-value-quantity", ("8462-4$70",)),)), {"edge-bp"}),
+    (("Patient", (("_content", ("ÑÚÑEZ",)),)), {"edge-p1"}),  # case and accents folded
+    (("Patient", (("_content", ("jose smith",)),)), set()),  # every word, same resource
+    (("Patient", (("_content", ("ann", "greg")),)), {"edge-p2"}),  # Greg is a Practitioner
+    (("Observation", (("_text", ("free",)),)), set()),  # no narrative
+    (("Observation", (("_content", ("free",)),)), {"edge-o6"}),
 ]
 
 

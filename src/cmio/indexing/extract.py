@@ -19,6 +19,7 @@ from cmio.fhirpath.engine import CompiledExpression
 from cmio.indexing import values as v
 from cmio.indexing.compartments import COMPARTMENT_PARAM, CompartmentIndexer
 from cmio.indexing.composite import CompositePlan, plan_composite
+from cmio.indexing.text import text_rows
 from cmio.model import Model
 from cmio.model.types import SearchParamDef
 from cmio.store.base import IndexRow, TableRows
@@ -67,12 +68,17 @@ class SearchIndexer(CompartmentIndexer):
     Args:
         model: the FHIR model (parameter definitions).
         engine: FHIRPath engine (one is made when omitted).
+        full_text: also index ``_text`` and ``_content`` (:mod:`cmio.indexing.text`).
     """
 
-    def __init__(self, model: Model, engine: FhirPathEngine | None = None) -> None:
+    def __init__(
+        self, model: Model, engine: FhirPathEngine | None = None, *, full_text: bool = True
+    ) -> None:
         super().__init__(model)
         self.model = model
         self.engine = engine if engine is not None else FhirPathEngine(model)
+        #: extract ``_text``/``_content`` rows (the bulk of the write cost of a resource)
+        self.full_text = full_text
         self._units: dict[str, tuple[Decimal, str] | None] = {}
         self._plans = lru_cache(maxsize=None)(self._plan)
         self._composites = lru_cache(maxsize=None)(self._plan_composites)
@@ -165,6 +171,10 @@ class SearchIndexer(CompartmentIndexer):
         for row in super().rows(resource):
             if row.param == COMPARTMENT_PARAM:
                 out.setdefault("token_index", []).append((row.param, row.system, row.value))
+        if self.full_text:
+            texts = text_rows(resource)
+            if texts:
+                out["text_index"] = list(texts)
         return {table: list(dict.fromkeys(rows)) for table, rows in out.items() if rows}
 
     def keyed_rows(self, resource: dict[str, Any]) -> TableRows:

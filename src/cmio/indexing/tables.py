@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["INDEX_TABLES", "IndexTable", "ddl", "insert_sql"]
+__all__ = ["INDEX_TABLES", "TS_CONFIG", "IndexTable", "ddl", "insert_sql"]
 
 
 class IndexTable(NamedTuple):
@@ -57,7 +57,14 @@ INDEX_TABLES: tuple[IndexTable, ...] = (
         (("code", "low"), ("canon_code", "canon_low")),
     ),
     IndexTable("uri_index", (("value", *_TEXT),), (("value",),)),
+    # ``_text`` (narrative) and ``_content`` (all text): one row per resource and
+    # parameter, ``body`` its distinct normalized words; searched through FTS5 on
+    # SQLite and a GIN-indexed tsvector on PostgreSQL (see :func:`ddl`).
+    IndexTable("text_index", (("body", "TEXT", "text"),), ()),
 )
+#: the PostgreSQL text-search configuration of ``text_index`` (words are already
+#: normalized, so no stemming or stop words)
+TS_CONFIG = "simple"
 
 
 def ddl(dialect: str) -> list[str]:
@@ -71,6 +78,8 @@ def ddl(dialect: str) -> list[str]:
             f"resource_id {key} NOT NULL",
             f"param {key} NOT NULL",
         ]
+        if table.name == "text_index" and dialect == "sqlite":
+            cols.insert(0, "doc INTEGER PRIMARY KEY")  # the FTS5 rowid, stable across VACUUM
         for col in table.columns:
             not_null = " NOT NULL" if table.name == "token_index" and col[0] == "value" else ""
             cols.append(f"{col[0]} {col[pos]}{not_null}")
@@ -85,7 +94,29 @@ def ddl(dialect: str) -> list[str]:
             out.append(
                 f"CREATE INDEX IF NOT EXISTS {table.name}_{suffix} ON {table.name} ({cols_sql})"
             )
-    return out
+    return out + _fulltext_ddl(dialect)
+
+
+def _fulltext_ddl(dialect: str) -> list[str]:
+    """The full-text index over ``text_index.body``.
+
+    SQLite: an external-content FTS5 table kept in step by triggers
+    (https://www.sqlite.org/fts5.html#external_content_tables); PostgreSQL: a GIN
+    expression index (https://www.postgresql.org/docs/15/textsearch-tables.html).
+    """
+    if dialect != "sqlite":
+        return [
+            "CREATE INDEX IF NOT EXISTS text_index_fts ON text_index"
+            f" USING GIN (to_tsvector('{TS_CONFIG}', body))"
+        ]
+    return [
+        "CREATE VIRTUAL TABLE IF NOT EXISTS text_fts USING fts5("
+        "body, content='text_index', content_rowid='doc', tokenize='unicode61')",
+        "CREATE TRIGGER IF NOT EXISTS text_index_ai AFTER INSERT ON text_index BEGIN"
+        " INSERT INTO text_fts (rowid, body) VALUES (new.doc, new.body); END",
+        "CREATE TRIGGER IF NOT EXISTS text_index_ad AFTER DELETE ON text_index BEGIN"
+        " INSERT INTO text_fts (text_fts, rowid, body) VALUES ('delete', old.doc, old.body); END",
+    ]
 
 
 def insert_sql(table: IndexTable) -> str:

@@ -62,7 +62,7 @@ def selectivity(node: Node) -> int:
         return 1
     if node.type == "token":
         return 2 if any("|" in v for v in node.values) else 3
-    if node.type in ("string", "uri"):
+    if node.type in ("string", "uri", "text"):
         return 4
     return 7
 
@@ -117,7 +117,7 @@ class SearchCompiler:
             InvalidRequestError: unknown parameters, malformed values, unsortable keys.
         """
         params = Params()
-        where = self.where(query, params)
+        where = self.where(query, params, dialect)
         columns = [exp.column(c, "r") for c in ("type", "id", "version", "last_updated", "data")]
         page = (
             exp.select(*columns, copy=False).from_(_resource(), copy=False).where(where, copy=False)
@@ -137,9 +137,9 @@ class SearchCompiler:
         )
         return page_sql, _render(count, dialect, params)
 
-    def where(self, query: SearchQuery, params: Params) -> exp.Expr:
-        """The WHERE condition of a search over ``resource r``."""
-        builder = SqlBuilder(params, self.terminology)
+    def where(self, query: SearchQuery, params: Params, dialect: str = "sqlite") -> exp.Expr:
+        """The WHERE condition of a search over ``resource r`` (for ``dialect``)."""
+        builder = SqlBuilder(params, self.terminology, dialect)
         conds: list[exp.Expr] = [exp.not_(exp.column("deleted", "r"), copy=False)]
         nodes = sorted(self.nodes(query), key=selectivity)
         pair = exp.Tuple(expressions=[exp.column("type", "r"), exp.column("id", "r")])

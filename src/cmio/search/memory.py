@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
+from cmio.indexing import text
 from cmio.indexing import values as iv
 from cmio.indexing.extract import SearchIndexer
 from cmio.search import values as sv
@@ -107,6 +108,13 @@ class MemoryIndex:
             return False, {k for k in mine if self._composite_ok(f, k)}
         if f.code in ("_id", "_type", "_lastUpdated"):
             return False, {k for k in mine if self._resource_match(f, k)}
+        if f.type == "text":  # every word of a value starts some word of the document
+            return False, {
+                k
+                for k in mine
+                for param, body in self.rows[k].get("text_index", ())
+                if param == f.code and any(text.matches(body, v) for v in f.values)
+            }
         table = _TABLE[f.type]
         param, modifier = f.code, f.modifier
         if modifier == "missing":

@@ -17,6 +17,7 @@ from cmio.store.base import InvalidRequestError, SearchClause
 __all__ = [
     "RESULT_PARAMS",
     "SPECIAL",
+    "TEXT_PARAMS",
     "Chain",
     "Filter",
     "Has",
@@ -59,6 +60,8 @@ _MODIFIERS = {
     "uri": frozenset({"below", "above", "missing"}),
 }
 _UNSUPPORTED_TYPES = frozenset({"special"})
+#: full-text parameters (https://hl7.org/fhir/R4/search.html#text), type ``text`` here
+TEXT_PARAMS = frozenset({"_text", "_content"})
 
 
 class UnknownParameterError(InvalidRequestError):
@@ -154,7 +157,11 @@ def resolve(model: Model, rtype: str | None, key: str, values: tuple[str, ...]) 
     if spd is None:
         where = rtype or "system search"
         raise UnknownParameterError(f"Unknown search parameter {code!r} for {where}", key)
-    if spd.type in _UNSUPPORTED_TYPES or spd.code in ("_text", "_content", "_list"):
+    if code in TEXT_PARAMS:
+        if modifier:
+            raise UnknownParameterError(f"Modifier :{modifier} is not supported on {code}", key)
+        return Filter(rtype, code, "text", None, values)
+    if spd.type in _UNSUPPORTED_TYPES or spd.code == "_list":
         raise UnknownParameterError(f"Search parameter {code!r} is not supported yet", key)
     if modifier and spd.type == "reference" and model.is_resource_type(modifier):
         if spd.target and modifier not in spd.target:
@@ -205,11 +212,10 @@ def _chain(
 def searchable(model: Model, rtype: str) -> list[SearchParamDef]:
     """The parameters of ``rtype`` this server searches on, for the CapabilityStatement.
 
-    Everything except composite and special parameters and ``_text``,
-    ``_content``, ``_list``, ``_query``, ``_filter``
+    Everything except special parameters, ``_query`` and ``_filter``
     (https://hl7.org/fhir/R4/capabilitystatement-definitions.html#CapabilityStatement.rest.resource.searchParam).
     """
-    skip = {"_text", "_content", "_list", "_query", "_filter"}
+    skip = {"_query", "_filter"}
     return [
         spd
         for code, spd in sorted(model.search_params_for(rtype).items())

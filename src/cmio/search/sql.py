@@ -13,6 +13,8 @@ from decimal import Decimal
 
 import sqlglot.expressions as exp
 
+from cmio.indexing.tables import TS_CONFIG
+from cmio.indexing.text import query_words
 from cmio.indexing.values import canonical_quantity
 from cmio.search import values as sv
 from cmio.search.request import Chain, Filter, Has, Node
@@ -61,9 +63,15 @@ class SqlBuilder:
         terminology: provider for ``:in``/``:not-in``/``:above``/``:below``.
     """
 
-    def __init__(self, params: Params, terminology: TerminologyProvider | None = None) -> None:
+    def __init__(
+        self,
+        params: Params,
+        terminology: TerminologyProvider | None = None,
+        dialect: str = "sqlite",
+    ) -> None:
         self.p = params
         self.terminology = terminology
+        self.dialect = dialect
         self._probe = False
 
     def condition(self, node: Node, key: exp.Expr, correlated: bool = False) -> exp.Expr:
@@ -164,6 +172,8 @@ class SqlBuilder:
             return flags == {"true"}, self._index(_TABLES[f.type], f.rtype, f.code)
         if f.type == "composite":
             return False, self._composite(f)
+        if f.type == "text":
+            return False, self._text(f)
         if f.type == "token" and f.modifier in ("text", "identifier", "of-type"):
             return self._token_special(f)
         if f.type == "reference" and f.modifier == "identifier":
@@ -184,6 +194,35 @@ class SqlBuilder:
             conds = [build(v) for v in f.values]
         q = self._index(table, f.rtype, f.code).where(_any(conds), copy=False)
         return f.type == "token" and f.modifier == "not", q
+
+    def _text(self, f: Filter) -> exp.Select:
+        """``_text``/``_content`` through the dialect's full-text index (every word of a
+        value a word prefix; values OR-ed): see :mod:`cmio.indexing.text`."""
+        alternatives = [w for w in (query_words(v) for v in f.values) if w]
+        q = self._index("text_index", f.rtype, f.code)
+        if not alternatives:
+            return q.where(exp.false(), copy=False)
+        if self.dialect == "sqlite":
+            match = " OR ".join(
+                "(" + " AND ".join(f'"{w}"*' for w in words) + ")" for words in alternatives
+            )
+            docs = (
+                exp.select(exp.column("rowid", "f"), copy=False)
+                .from_(exp.alias_(exp.to_table("text_fts"), "f"), copy=False)
+                .where(exp.column("text_fts", "f").eq(self.p(match)), copy=False)
+            )
+            cond: exp.Expr = exp.In(this=_col("doc"), query=exp.Subquery(this=docs))
+        else:
+            tsquery = " | ".join(
+                "(" + " & ".join(f"{w}:*" for w in words) + ")" for words in alternatives
+            )
+            cond = exp.condition(
+                f"to_tsvector('{TS_CONFIG}', x.body) @@ to_tsquery('{TS_CONFIG}', :q)",
+                dialect="postgres",
+            ).transform(
+                lambda n: self.p(tsquery) if isinstance(n, exp.Placeholder) else n, copy=False
+            )
+        return q.where(cond, copy=False)
 
     def _composite(self, f: Filter) -> exp.Select:
         """Components of the same item (https://hl7.org/fhir/R4/search.html#composite)."""

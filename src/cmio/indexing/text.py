@@ -1,0 +1,103 @@
+"""Full-text rows for ``_text`` and ``_content`` (https://hl7.org/fhir/R4/search.html#text).
+
+``_text`` searches the narrative (``text.div`` without its XHTML markup),
+``_content`` all the text of the resource (every string value, narrative
+included). Both are stored as the document's distinct words, normalized like
+string search (case and accents folded, :func:`cmio.indexing.values.normalize`)
+and split on anything that is not a letter or digit, the way SQLite's
+``unicode61`` tokenizer splits. A search value matches when each of its words
+is the start of some word of the document; comma-separated values are OR-ed.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from cmio.indexing.values import normalize
+
+__all__ = [
+    "MAX_WORDS",
+    "content_text",
+    "matches",
+    "narrative_text",
+    "query_words",
+    "text_rows",
+    "words",
+]
+
+#: at most this many distinct words are kept per document
+MAX_WORDS = 4000
+_WORD = re.compile(r"[^\W_]+")
+_TAG = re.compile(r"<[^>]*>")
+
+
+def words(text: str) -> list[str]:
+    """The normalized words of ``text`` in order (repeats kept)."""
+    return _WORD.findall(normalize(text))
+
+
+def narrative_text(resource: dict[str, Any]) -> str:
+    """The narrative's text: ``text.div`` without markup, entities decoded."""
+    text = resource.get("text")
+    div = text.get("div") if isinstance(text, dict) else None
+    if not isinstance(div, str):
+        return ""
+    return html.unescape(_TAG.sub(" ", div))
+
+
+def content_text(resource: dict[str, Any]) -> Iterable[str]:
+    """Every string in the resource (the narrative without markup), depth-first."""
+    stack: list[Any] = [resource]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "div" and isinstance(value, str):
+                    yield html.unescape(_TAG.sub(" ", value))
+                elif isinstance(value, str):
+                    yield value
+                elif isinstance(value, dict | list):
+                    stack.append(value)
+        elif isinstance(node, list):
+            for value in node:
+                if isinstance(value, str):
+                    yield value
+                elif isinstance(value, dict | list):
+                    stack.append(value)
+
+
+def _body(texts: Iterable[str]) -> str:
+    seen: dict[str, None] = {}
+    for text in texts:
+        for word in words(text):
+            seen[word] = None
+        if len(seen) >= MAX_WORDS:
+            break
+    return " ".join(list(seen)[:MAX_WORDS])
+
+
+def text_rows(resource: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(param, body)`` rows of ``text_index`` for a resource (none when empty)."""
+    rows: list[tuple[str, str]] = []
+    narrative = _body([narrative_text(resource)])
+    if narrative:
+        rows.append(("_text", narrative))
+    content = _body(content_text(resource))
+    if content:
+        rows.append(("_content", content))
+    return rows
+
+
+def query_words(value: str) -> list[str]:
+    """The words of one search value (empty: the value has no letters or digits)."""
+    return list(dict.fromkeys(words(value)))
+
+
+def matches(body: str, value: str) -> bool:
+    """Whether a stored ``body`` matches one search value (every word a prefix)."""
+    found = body.split()
+    wanted = query_words(value)
+    return bool(wanted) and all(any(w.startswith(q) for w in found) for q in wanted)
