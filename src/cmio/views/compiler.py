@@ -1,0 +1,319 @@
+"""Compile a view's projection tree into one SQL query (sqlglot) for a dialect.
+
+The query (see :mod:`cmio.views.dialects.base` for the shape) reads a source
+relation with a ``resource`` JSON column and returns the view's columns in order,
+typed as :mod:`cmio.views.columns` says. Implements the processing algorithm of
+https://sql-on-fhir.org/ig/latest/StructureDefinition-ViewDefinition.html#processing-algorithm
+with list expressions: per resource, a list of row structs, then unnested.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlglot import exp
+
+from cmio.model import Model, load_model
+from cmio.views.columns import kind_of
+from cmio.views.dialects.base import Dialect, SqlKind
+from cmio.views.parse import ViewDefinitionError
+from cmio.views.sqlpath import FType, PathCompiler, Val
+from cmio.views.tree import Column, ForEach, ForEachOrNull, Repeat, Select, View
+
+__all__ = ["REPEAT_DEPTH", "ViewCompiler"]
+
+REPEAT_DEPTH = 8
+"""How deep ``repeat`` goes in SQL; deeper data aborts the query with an error."""
+_ROW = "_row"
+
+
+@dataclass(frozen=True, slots=True)
+class _Rows:
+    """The rows of a select for one focus: one row (``fields``) or a list of structs."""
+
+    fields: dict[str, exp.Expression] | None = None
+    rows: exp.Expression | None = None
+
+
+class ViewCompiler:
+    """Turns views into SQL for one engine.
+
+    Args:
+        dialect: the engine's :class:`~cmio.views.dialects.base.Dialect`.
+        model: the FHIR model (default: the R4 model, loaded once).
+    """
+
+    def __init__(self, dialect: Dialect, model: Model | None = None) -> None:
+        self.dialect = dialect
+        self.model = model if model is not None else load_model()
+
+    def compile(
+        self, view: View, source: exp.Expression, *, filter_type: bool = True
+    ) -> exp.Select:
+        """The query computing ``view`` over ``source``.
+
+        Args:
+            view: the validated view.
+            source: a table or subquery with a ``resource`` column (the resource JSON).
+            filter_type: keep only rows whose ``resourceType`` is the view's (False
+                when the source holds only that type).
+
+        Raises:
+            ViewDefinitionError: the view is invalid for its resource type (e.g. a
+                ``where`` that is not boolean); :class:`~cmio.views.sqlpath.UnsupportedExpression`
+                for FHIRPath outside the SQL subset.
+        """
+        return _Build(self, view).query(source, filter_type)
+
+    def sql(self, view: View, source: exp.Expression, *, filter_type: bool = True) -> str:
+        """:meth:`compile` rendered as the engine's SQL text."""
+        return self.dialect.render(self.compile(view, source, filter_type=filter_type))
+
+
+class _Build:
+    def __init__(self, owner: ViewCompiler, view: View) -> None:
+        typedef = owner.model.types.get(view.resource)
+        if typedef is None or typedef.kind != "resource":
+            raise ViewDefinitionError(
+                f"unknown resource type {view.resource}", "ViewDefinition.resource"
+            )
+        self.d = owner.dialect
+        self.view = view
+        self.keys: list[str] = []
+        self.paths = PathCompiler(self.d, owner.model, view.constants, self._prefetch)
+        self.root = Val(
+            exp.column("_resource"), False, FType(view.resource, typedef.json_index), root=True
+        )
+
+    def _prefetch(self, key: str) -> exp.Expression:
+        if key not in self.keys:
+            self.keys.append(key)
+        return exp.column(f"_p{self.keys.index(key)}")
+
+    # -- columns ----------------------------------------------------------------------------
+    def _kind(self, column: Column, value: Val) -> SqlKind:
+        if column.type is not None:
+            return kind_of(column.type)
+        return PathCompiler.json_kind(value) or "string"
+
+    def _column(self, column: Column, focus: Val, index: exp.Expression) -> exp.Expression:
+        value = self.paths.compile(column.path, focus, index, f"{column.element}.path")
+        kind = self._kind(column, value)
+        d = self.d
+        if column.collection:
+            if not value.many:
+                item = self.paths.typed(value, kind)
+                return exp.Case(
+                    ifs=[
+                        exp.If(
+                            this=exp.Is(this=value.sql, expression=exp.Null()),
+                            true=d.empty_list(kind),
+                        )
+                    ],
+                    default=exp.Cast(this=d.make_list([item]), to=d.list_type(kind)),
+                )
+            var = self.paths.fresh()
+            each = Val(exp.column(var), False, value.ftype, value.kind)
+            return exp.Cast(
+                this=d.transform(value.sql, var, self.paths.typed(each, kind)), to=d.list_type(kind)
+            )
+        single = self.paths.single(
+            value, f"{column.element}.path {column.path!r} (set collection: true)"
+        )
+        typed = self.paths.typed(single, kind)
+        return typed if single.kind == kind else exp.Cast(this=typed, to=d.sql_type(kind))
+
+    def _null(self, column: Column) -> exp.Expression:
+        kind = kind_of(column.type)
+        return self.d.empty_list(kind) if column.collection else self.d.null(kind)
+
+    def _nulls(self, select: Select) -> dict[str, exp.Expression]:
+        return {c.name: self._null(c) for c in select.all_columns()}
+
+    # -- rows --------------------------------------------------------------------------------
+    def _struct(self, select: Select, fields: dict[str, exp.Expression]) -> exp.Expression:
+        return self.d.struct([(name, fields[name]) for name in select.column_names()])
+
+    def _as_list(self, select: Select, rows: _Rows) -> exp.Expression:
+        if rows.rows is not None:
+            return rows.rows
+        assert rows.fields is not None
+        return self.d.make_list([self._struct(select, rows.fields)])
+
+    def _body(self, select: Select, focus: Val, index: exp.Expression) -> _Rows:
+        singles = {c.name: self._column(c, focus, index) for c in select.columns}
+        lists: list[tuple[list[str], exp.Expression]] = []
+        for child in select.selects:
+            part = self._rows(child, focus, index)
+            if part.fields is not None:
+                singles.update(part.fields)
+            else:
+                assert part.rows is not None
+                lists.append((child.column_names(), part.rows))
+        if select.union_all:
+            branches = [self._as_list(b, self._rows(b, focus, index)) for b in select.union_all]
+            lists.append((select.union_all[0].column_names(), self.d.concat(branches)))
+        if not lists:
+            return _Rows(fields=singles)
+        return _Rows(rows=self._cross(select, singles, lists))
+
+    def _cross(
+        self,
+        select: Select,
+        singles: dict[str, exp.Expression],
+        lists: Sequence[tuple[list[str], exp.Expression]],
+    ) -> exp.Expression:
+        d = self.d
+        fields = dict(singles)
+        variables: list[tuple[str, exp.Expression]] = []
+        for names, rows in lists:
+            var = self.paths.fresh("r")
+            variables.append((var, rows))
+            for name in names:
+                fields[name] = d.field(exp.column(var), name)
+        body = self._struct(select, fields)
+        for depth, (var, rows) in enumerate(reversed(variables)):
+            body = d.transform(rows, var, body)
+            if depth > 0:
+                body = d.flatten(body)
+        return body
+
+    def _rows(self, select: Select, focus: Val, index: exp.Expression) -> _Rows:
+        iteration = select.iteration
+        if iteration is None:
+            return self._body(select, focus, index)
+        d = self.d
+        if isinstance(iteration, Repeat):
+            items = self._repeat(select, iteration, focus, index)
+        else:
+            kind = "forEach" if isinstance(iteration, ForEach) else "forEachOrNull"
+            items = self.paths.compile(iteration.path, focus, index, f"{select.element}.{kind}")
+        if isinstance(items.sql, exp.Null):
+            nulls = self.d.make_list([self._struct(select, self._nulls(select))])
+            if isinstance(iteration, ForEachOrNull):
+                return _Rows(rows=nulls)
+            return _Rows(rows=self.d.filter(nulls, self.paths.fresh("z"), exp.false()))
+        var, position = self.paths.fresh("f"), self.paths.fresh("i")
+        item = Val(exp.column(var), False, items.ftype, items.kind)
+        body = self._body(select, item, exp.column(position))
+        listed = self.paths.as_list(items)
+        if body.fields is not None:
+            rows = d.transform(listed, var, self._struct(select, body.fields), position)
+        else:
+            assert body.rows is not None
+            rows = d.flatten(d.transform(listed, var, body.rows, position))
+        if isinstance(iteration, ForEachOrNull):
+            empty = Val(exp.Null(), False, items.ftype, items.kind)
+            null_row = self._nulls(select)
+            null_row.update(
+                {c.name: self._column(c, empty, exp.Literal.number(0)) for c in select.columns}
+            )
+            rows = exp.Case(
+                ifs=[
+                    exp.If(
+                        this=exp.EQ(this=d.length(listed), expression=exp.Literal.number(0)),
+                        true=d.make_list([self._struct(select, null_row)]),
+                    )
+                ],
+                default=rows,
+            )
+        return _Rows(rows=rows)
+
+    def _repeat(self, select: Select, repeat: Repeat, focus: Val, index: exp.Expression) -> Val:
+        """Every node reachable through ``repeat.paths``, depth first (pre-order), unrolled."""
+        d = self.d
+        element = f"{select.element}.repeat"
+        first = [
+            self.paths.compile(p, focus, index, f"{element}[{i}]")
+            for i, p in enumerate(repeat.paths)
+        ]
+        if all(isinstance(v.sql, exp.Null) for v in first):
+            return first[0]
+        typed = [v.ftype for v in first if v.ftype.index is not None]
+        ftype = typed[0] if typed else first[0].ftype
+        node_type = Val(exp.Null(), False, ftype)
+
+        def level_items(parent: Val) -> list[Val]:
+            return [
+                self.paths.compile(p, parent, index, f"{element}[{i}]")
+                for i, p in enumerate(repeat.paths)
+            ]
+
+        def keyed(items: list[Val], prefix: exp.Expression | None) -> exp.Expression:
+            parts = []
+            for j, values in enumerate(items):
+                var, pos = self.paths.fresh("n"), self.paths.fresh("k")
+                step = d.make_list([exp.Literal.number(j), exp.column(pos)])
+                key = step if prefix is None else d.concat([prefix, step])
+                parts.append(
+                    d.transform(
+                        self.paths.as_list(values),
+                        var,
+                        d.struct([("key", key), ("node", exp.column(var))]),
+                        pos,
+                    )
+                )
+            return d.concat(parts)
+
+        levels = [keyed(first, None)]
+        for _ in range(REPEAT_DEPTH):
+            var = self.paths.fresh("p")
+            parent = Val(d.field(exp.column(var), "node"), False, ftype)
+            children = keyed(level_items(parent), d.field(exp.column(var), "key"))
+            levels.append(d.flatten(d.transform(levels[-1], var, children)))
+        deepest = levels.pop()
+        ordered = self._sort(d.concat(levels))
+        var = self.paths.fresh("s")
+        nodes = d.transform(ordered, var, d.field(exp.column(var), "node"))
+        guarded = exp.Case(
+            ifs=[
+                exp.If(
+                    this=exp.GT(this=d.length(deepest), expression=exp.Literal.number(0)),
+                    true=d.fail(f"{element}: deeper than {REPEAT_DEPTH} levels"),
+                )
+            ],
+            default=nodes,
+        )
+        del node_type
+        return Val(guarded, True, ftype)
+
+    def _sort(self, items: exp.Expression) -> exp.Expression:
+        return self.d.sort(items)
+
+    # -- query --------------------------------------------------------------------------------
+    def query(self, source: exp.Expression, filter_type: bool) -> exp.Select:
+        d = self.d
+        view = self.view
+        rows = self._as_list(view.select, self._rows(view.select, self.root, exp.Literal.number(0)))
+        conditions: list[exp.Expression] = []
+        for where in view.where:
+            value = self.paths.compile(where.path, self.root, exp.Literal.number(0), where.element)
+            kind = PathCompiler.json_kind(value)
+            if kind not in ("boolean", None) or (kind is None and value.ftype.index is not None):
+                raise ViewDefinitionError(
+                    f"where path {where.path!r} must return a boolean, not {value.ftype.code or kind}",
+                    where.element,
+                )
+            single = self.paths.single(value, where.element)
+            conditions.append(
+                exp.Coalesce(this=self.paths.typed(single, "boolean"), expressions=[exp.false()])
+            )
+        fetched = [
+            exp.alias_(e, f"_p{i}")
+            for i, e in enumerate(d.prefetch(exp.column("resource"), self.keys))
+        ]
+        used = [rows, *conditions]
+        if not fetched or any(c.name == "_resource" for e in used for c in e.find_all(exp.Column)):
+            fetched.append(exp.alias_(exp.column("resource"), "_resource"))
+        inner = exp.select(*fetched).from_(source)
+        if filter_type:
+            rtype = d.json_scalar(d.json_child(exp.column("resource"), "resourceType"), "string")
+            inner = inner.where(exp.EQ(this=rtype, expression=exp.Literal.string(view.resource)))
+        middle = exp.select(d.unnest_rows(rows, _ROW)).from_(inner.subquery("_src"))
+        for condition in conditions:
+            middle = middle.where(condition)
+        columns = [
+            exp.alias_(d.field(exp.column(_ROW), name), name) for name in view.column_names()
+        ]
+        return exp.select(*columns).from_(middle.subquery("_rows"))

@@ -1,0 +1,175 @@
+"""The contract between the view compiler and an SQL engine.
+
+The compiler (:mod:`cmio.views.compiler`) turns a view into ONE query whose
+shape every engine shares:
+
+* a source relation with one column ``resource`` holding each resource as JSON
+  (DuckDB: ``JSON``; Spark: a JSON string; PostgreSQL: ``jsonb``);
+* a pre-projection of the resource's top-level properties
+  (:meth:`Dialect.prefetch`), so the document is parsed once per resource;
+* per resource, one expression of type *list of row structs*, built with the list
+  operations below (``forEach`` is :meth:`transform` + :meth:`flatten`,
+  ``unionAll`` is :meth:`concat`, ``%rowIndex`` is the transform's index);
+* :meth:`unnest_rows` turns that list into output rows.
+
+FHIRPath values are either JSON items (a JSON scalar or object; SQL NULL is the
+empty collection) or *lists* of JSON items, or typed SQL scalars of one
+:data:`SqlKind`. A dialect subclass implements every abstract method; each gets
+and returns sqlglot expressions, and :meth:`render` prints them in the engine's
+SQL. Lambda variables are plain column names (:func:`sqlglot.exp.column`) chosen
+by the compiler and unique within a query.
+
+To add an engine: subclass :class:`Dialect`, set ``name`` (a sqlglot dialect),
+implement the abstract methods and, if needed, override the concrete ones.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import Literal
+
+from sqlglot import exp
+
+__all__ = ["Dialect", "SqlKind", "call"]
+
+SqlKind = Literal["string", "boolean", "integer", "decimal"]
+"""The typed SQL scalars of view columns (see :mod:`cmio.views.columns`)."""
+
+
+def call(name: str, *args: exp.Expression) -> exp.Expression:
+    """A function call ``name(args...)`` rendered verbatim in every dialect."""
+    return exp.Anonymous(this=name, expressions=list(args))
+
+
+class Dialect(abc.ABC):
+    """The JSON, list and struct operations one SQL engine must render.
+
+    Attributes:
+        name: the sqlglot dialect name used by :meth:`render` (``duckdb``, ``spark``, ``postgres``).
+    """
+
+    name: str = ""
+
+    # -- JSON -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def json_child(self, json: exp.Expression, key: str) -> exp.Expression:
+        """The JSON value of property ``key`` of a JSON object (NULL when absent)."""
+
+    @abc.abstractmethod
+    def json_children(self, json: exp.Expression, key: str) -> exp.Expression:
+        """The items of the JSON array property ``key`` as a list of JSON (empty list when absent)."""
+
+    @abc.abstractmethod
+    def json_scalar(self, json: exp.Expression, kind: SqlKind) -> exp.Expression:
+        """A JSON scalar as a typed SQL value; ``string`` of an object or array is its JSON text."""
+
+    def prefetch(self, resource: exp.Expression, keys: Sequence[str]) -> list[exp.Expression]:
+        """The JSON values of several top-level properties (default: one :meth:`json_child` each).
+
+        Override to parse the document once (DuckDB: a multi-path ``json_extract``).
+        """
+        return [self.json_child(resource, key) for key in keys]
+
+    def json_array_items(self, json: exp.Expression) -> exp.Expression:
+        """The items of a JSON array value as a list of JSON (used on prefetched arrays)."""
+        raise NotImplementedError(f"{self.name}: json_array_items")
+
+    # -- lists --------------------------------------------------------------------------
+    @abc.abstractmethod
+    def transform(
+        self, items: exp.Expression, var: str, body: exp.Expression, index: str | None = None
+    ) -> exp.Expression:
+        """``[body for var in items]``; ``index`` (if given) names the item's 0-based position."""
+
+    @abc.abstractmethod
+    def filter(self, items: exp.Expression, var: str, condition: exp.Expression) -> exp.Expression:
+        """The items for which ``condition`` (over ``var``) is true."""
+
+    @abc.abstractmethod
+    def flatten(self, lists: exp.Expression) -> exp.Expression:
+        """A list of lists concatenated into one list."""
+
+    @abc.abstractmethod
+    def concat(self, lists: Sequence[exp.Expression]) -> exp.Expression:
+        """Several lists of the same type concatenated."""
+
+    @abc.abstractmethod
+    def length(self, items: exp.Expression) -> exp.Expression:
+        """The number of items of a list (0 for an empty list)."""
+
+    @abc.abstractmethod
+    def element(self, items: exp.Expression, index: exp.Expression) -> exp.Expression:
+        """The item at 0-based ``index`` (NULL when out of range)."""
+
+    @abc.abstractmethod
+    def make_list(self, items: Sequence[exp.Expression]) -> exp.Expression:
+        """A list literal of the given expressions (at least one)."""
+
+    @abc.abstractmethod
+    def sort(self, items: exp.Expression) -> exp.Expression:
+        """A list of structs sorted ascending (by their fields in order; lists compare
+        lexicographically). Used by ``repeat`` to order nodes by their ``key`` path."""
+
+    @abc.abstractmethod
+    def join_strings(self, items: exp.Expression, separator: exp.Expression) -> exp.Expression:
+        """A list of strings joined with ``separator``."""
+
+    # -- structs and rows ---------------------------------------------------------------
+    @abc.abstractmethod
+    def struct(self, fields: Sequence[tuple[str, exp.Expression]]) -> exp.Expression:
+        """A struct (named fields) value: one output row."""
+
+    @abc.abstractmethod
+    def field(self, struct: exp.Expression, name: str) -> exp.Expression:
+        """Field ``name`` of a struct value."""
+
+    @abc.abstractmethod
+    def unnest_rows(self, rows: exp.Expression, alias: str) -> exp.Expression:
+        """The select-list expression that turns a list of row structs into rows named ``alias``."""
+
+    # -- scalars ------------------------------------------------------------------------
+    @abc.abstractmethod
+    def sql_type(self, kind: SqlKind) -> exp.DataType:
+        """The SQL type of a kind (decimal: exact, 38 digits, scale 10)."""
+
+    def cast(self, value: exp.Expression, kind: SqlKind) -> exp.Expression:
+        """A typed SQL value converted to another kind."""
+        return exp.Cast(this=value, to=self.sql_type(kind))
+
+    def null(self, kind: SqlKind) -> exp.Expression:
+        """A typed NULL."""
+        return exp.Cast(this=exp.Null(), to=self.sql_type(kind))
+
+    def list_type(self, kind: SqlKind) -> exp.DataType:
+        """The SQL type of a list of ``kind`` (for collection columns)."""
+        return exp.DataType(
+            this=exp.DataType.Type.ARRAY, expressions=[self.sql_type(kind)], nested=True
+        )
+
+    def empty_list(self, kind: SqlKind) -> exp.Expression:
+        """An empty typed list."""
+        return exp.Cast(this=exp.Array(expressions=[]), to=self.list_type(kind))
+
+    @abc.abstractmethod
+    def fail(self, message: str) -> exp.Expression:
+        """An expression that aborts the query with ``message`` when evaluated."""
+
+    @abc.abstractmethod
+    def regex_group(self, text: exp.Expression, pattern: str, group: int) -> exp.Expression:
+        """Group ``group`` of the first match of ``pattern`` in ``text`` (NULL or '' if none)."""
+
+    def concat_strings(self, left: exp.Expression, right: exp.Expression) -> exp.Expression:
+        """String concatenation (NULL if either is NULL)."""
+        return exp.DPipe(this=left, expression=right)
+
+    def divide(self, left: exp.Expression, right: exp.Expression) -> exp.Expression:
+        """Exact decimal division (NULL when dividing by zero)."""
+        return exp.Div(
+            this=left, expression=exp.Nullif(this=right, expression=exp.Literal.number(0))
+        )
+
+    # -- output ---------------------------------------------------------------------------
+    def render(self, expression: exp.Expression) -> str:
+        """The expression as this engine's SQL text."""
+        return expression.sql(dialect=self.name)

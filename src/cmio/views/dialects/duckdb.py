@@ -1,0 +1,135 @@
+"""DuckDB: views over the ``JSON`` type with list lambdas (the embedded default engine).
+
+Renders the :class:`~cmio.views.dialects.base.Dialect` operations with DuckDB's
+JSON extension (https://duckdb.org/docs/stable/data/json/json_functions) and
+list functions (https://duckdb.org/docs/stable/sql/functions/list): JSON paths
+with ``json_extract``, ``forEach`` with ``list_transform``, rows with ``unnest``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlglot import exp
+
+from cmio.views.dialects.base import Dialect, SqlKind, call
+
+__all__ = ["DuckDbDialect"]
+
+_TYPES: dict[str, str] = {
+    "string": "VARCHAR",
+    "boolean": "BOOLEAN",
+    "integer": "BIGINT",
+    "decimal": "DECIMAL(38, 10)",
+}
+_NO_JSON = exp.Cast(
+    this=exp.Array(expressions=[]), to=exp.DataType.build("JSON[]", dialect="duckdb")
+)
+
+
+def _path(key: str, many: bool = False) -> exp.Expression:
+    escaped = key.replace('"', '\\"')
+    return exp.Literal.string(f'$."{escaped}"[*]' if many else f'$."{escaped}"')
+
+
+class DuckDbDialect(Dialect):
+    """The DuckDB rendering of the view operations."""
+
+    name = "duckdb"
+
+    def json_child(self, json: exp.Expression, key: str) -> exp.Expression:
+        return call("json_extract", json, _path(key))
+
+    def json_children(self, json: exp.Expression, key: str) -> exp.Expression:
+        return exp.Coalesce(
+            this=call("json_extract", json, _path(key, many=True)), expressions=[_NO_JSON.copy()]
+        )
+
+    def json_array_items(self, json: exp.Expression) -> exp.Expression:
+        return exp.Coalesce(
+            this=call("json_extract", json, exp.Literal.string("$[*]")),
+            expressions=[_NO_JSON.copy()],
+        )
+
+    def json_scalar(self, json: exp.Expression, kind: SqlKind) -> exp.Expression:
+        if kind == "string":
+            return call("json_extract_string", json, exp.Literal.string("$"))
+        return exp.TryCast(this=json, to=self.sql_type(kind))
+
+    def prefetch(self, resource: exp.Expression, keys: Sequence[str]) -> list[exp.Expression]:
+        if len(keys) < 2:
+            return super().prefetch(resource, keys)
+        paths = exp.Array(expressions=[_path(key) for key in keys])
+        parts = call("json_extract", resource, paths)
+        return [call("list_extract", parts, exp.Literal.number(i + 1)) for i in range(len(keys))]
+
+    def transform(
+        self, items: exp.Expression, var: str, body: exp.Expression, index: str | None = None
+    ) -> exp.Expression:
+        params = [exp.to_identifier(var)]
+        if index is not None:
+            position = f"{index}_1"
+            params.append(exp.to_identifier(position))
+            zero_based = exp.Paren(
+                this=exp.Sub(this=exp.column(position), expression=exp.Literal.number(1))
+            )
+            body = body.transform(
+                lambda node: (
+                    zero_based.copy()
+                    if isinstance(node, exp.Column) and node.name == index and not node.table
+                    else node
+                )
+            )
+        return call("list_transform", items, exp.Lambda(this=body, expressions=params))
+
+    def filter(self, items: exp.Expression, var: str, condition: exp.Expression) -> exp.Expression:
+        cond = exp.Coalesce(this=condition, expressions=[exp.false()])
+        return call(
+            "list_filter", items, exp.Lambda(this=cond, expressions=[exp.to_identifier(var)])
+        )
+
+    def flatten(self, lists: exp.Expression) -> exp.Expression:
+        return call("flatten", lists)
+
+    def concat(self, lists: Sequence[exp.Expression]) -> exp.Expression:
+        if len(lists) == 1:
+            return lists[0]
+        return call("list_concat", *lists)
+
+    def length(self, items: exp.Expression) -> exp.Expression:
+        return call("len", items)
+
+    def element(self, items: exp.Expression, index: exp.Expression) -> exp.Expression:
+        return call("list_extract", items, exp.Add(this=index, expression=exp.Literal.number(1)))
+
+    def make_list(self, items: Sequence[exp.Expression]) -> exp.Expression:
+        return exp.Array(expressions=list(items))
+
+    def sort(self, items: exp.Expression) -> exp.Expression:
+        return call("list_sort", items)
+
+    def join_strings(self, items: exp.Expression, separator: exp.Expression) -> exp.Expression:
+        return call("array_to_string", items, separator)
+
+    def struct(self, fields: Sequence[tuple[str, exp.Expression]]) -> exp.Expression:
+        return exp.Struct(
+            expressions=[
+                exp.PropertyEQ(this=exp.to_identifier(name), expression=value)
+                for name, value in fields
+            ]
+        )
+
+    def field(self, struct: exp.Expression, name: str) -> exp.Expression:
+        return call("struct_extract", struct, exp.Literal.string(name))
+
+    def unnest_rows(self, rows: exp.Expression, alias: str) -> exp.Expression:
+        return exp.Alias(this=call("unnest", rows), alias=exp.to_identifier(alias))
+
+    def sql_type(self, kind: SqlKind) -> exp.DataType:
+        return exp.DataType.build(_TYPES[kind], dialect="duckdb")
+
+    def fail(self, message: str) -> exp.Expression:
+        return call("error", exp.Literal.string(message))
+
+    def regex_group(self, text: exp.Expression, pattern: str, group: int) -> exp.Expression:
+        return call("regexp_extract", text, exp.Literal.string(pattern), exp.Literal.number(group))

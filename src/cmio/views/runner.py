@@ -1,0 +1,205 @@
+"""Run views: ``cmio.views.run(view, source, engine="duckdb") -> pyarrow.Table``.
+
+Engines: ``duckdb`` (the embedded default: the view compiled to one SQL query,
+:mod:`cmio.views.compiler`), ``memory`` (the reference evaluator,
+:mod:`cmio.views.memory`), and engines provided by modules
+``cmio.views.<engine>_engine`` exposing ``run(view, source, **options) -> pyarrow.Table``
+(``spark``, ``postgres``). Spec: https://sql-on-fhir.org/ig/latest/
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from sqlglot import exp
+
+from cmio.model import Model, load_model
+from cmio.views.columns import arrow_schema
+from cmio.views.compiler import ViewCompiler
+from cmio.views.dialects.duckdb import DuckDbDialect
+from cmio.views.memory import MemoryEvaluator
+from cmio.views.parse import ViewDefinitionError, parse_view
+from cmio.views.sources import Source, resolve_source
+from cmio.views.tree import View
+
+__all__ = ["DuckDbRunner", "load_view", "run"]
+
+_INPUT = "_cmio_view_input"
+
+
+def load_view(view: View | Mapping[str, Any] | str | Path) -> View:
+    """A :class:`View` from a View, ViewDefinition JSON (dict) or a JSON file path.
+
+    Raises:
+        ViewDefinitionError: the ViewDefinition is invalid.
+    """
+    if isinstance(view, View):
+        return view
+    if isinstance(view, str | Path):
+        try:
+            data = json.loads(Path(view).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ViewDefinitionError(f"cannot read {view}: {exc}") from exc
+        return parse_view(data)
+    return parse_view(dict(view))
+
+
+def _quote(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+class DuckDbRunner:
+    """Runs views on DuckDB (in memory, one connection per run).
+
+    Args:
+        model: the FHIR model (loaded once per runner).
+        threads: DuckDB worker threads (None: DuckDB's default, all cores).
+    """
+
+    def __init__(self, model: Model | None = None, *, threads: int | None = None) -> None:
+        self.compiler = ViewCompiler(DuckDbDialect(), model if model is not None else load_model())
+        self.threads = threads
+
+    def _relation(self, source: Source) -> exp.Expression:
+        json_type = exp.DataType.build("JSON", dialect="duckdb")
+        if source.kind == "arrow":
+            column: exp.Expression = exp.Cast(this=exp.column("resource"), to=json_type)
+            table = exp.to_table(_INPUT)
+        elif source.kind == "ndjson":
+            files = ", ".join(_quote(f) for f in source.files)
+            return _sql_subquery(f"SELECT json AS resource FROM read_ndjson_objects([{files}])")
+        else:
+            files = ", ".join(_quote(f) for f in source.files)
+            return _sql_subquery(
+                f"SELECT CAST(resource AS JSON) AS resource FROM read_parquet([{files}])"
+            )
+        return exp.select(exp.alias_(column, "resource")).from_(table).subquery("_in")
+
+    def sql(self, view: View, source: Source) -> str:
+        """The DuckDB SQL of a view over a resolved source."""
+        return self.compiler.sql(view, self._relation(source), filter_type=not source.single_type)
+
+    def batches(
+        self, view: View | Mapping[str, Any] | str | Path, source: Any, *, rows: int = 100_000
+    ) -> Iterator[pa.RecordBatch]:
+        """Stream the view's rows as Arrow record batches (schema: :func:`arrow_schema`).
+
+        Raises:
+            ViewDefinitionError: invalid view, unsupported FHIRPath, or a failure on the data.
+            SourceError: the source cannot be read.
+        """
+        view = load_view(view)
+        schema = arrow_schema(view)
+        resolved = resolve_source(source, view.resource)
+        if resolved.kind != "arrow" and not resolved.files:
+            return
+        sql = self.sql(view, resolved)
+        con = duckdb.connect()
+        try:
+            if self.threads is not None:
+                con.execute(f"SET threads = {int(self.threads)}")
+            if resolved.batches is not None:
+                con.register(_INPUT, resolved.batches())
+            try:
+                reader = con.sql(sql).to_arrow_reader(rows)
+                for batch in reader:
+                    yield _conform(batch, schema)
+            except duckdb.Error as exc:
+                raise ViewDefinitionError(_clean(str(exc)), "ViewDefinition") from exc
+        finally:
+            con.close()
+
+    def run(self, view: View | Mapping[str, Any] | str | Path, source: Any) -> pa.Table:
+        """The view's rows as one Arrow table."""
+        view = load_view(view)
+        return pa.Table.from_batches(list(self.batches(view, source)), schema=arrow_schema(view))
+
+
+def _sql_subquery(sql: str) -> exp.Expression:
+    parsed: exp.Expression = exp.maybe_parse(sql, dialect="duckdb")
+    assert isinstance(parsed, exp.Query)
+    return parsed.subquery("_in")
+
+
+def _clean(message: str) -> str:
+    for prefix in ("Invalid Input Error: ", "Conversion Error: "):
+        if message.startswith(prefix):
+            return message[len(prefix) :]
+    return message
+
+
+def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    if batch.schema.equals(schema):
+        return batch
+    columns = [batch.column(i).cast(field.type) for i, field in enumerate(schema)]
+    return pa.record_batch(columns, schema=schema)
+
+
+def _memory_resources(source: Any, resource_type: str) -> Iterator[dict[str, Any]]:
+    resolved = resolve_source(source, resource_type)
+    if resolved.batches is not None:
+        for batch in resolved.batches():
+            for text in batch.column(0).to_pylist():
+                yield json.loads(text)
+        return
+    con = duckdb.connect()
+    try:
+        for path in resolved.files:
+            if resolved.kind == "parquet":
+                query = f"SELECT resource::VARCHAR FROM read_parquet({_quote(path)})"
+            else:
+                query = f"SELECT json::VARCHAR FROM read_ndjson_objects({_quote(path)})"
+            for (text,) in con.execute(query).fetchall():
+                yield json.loads(text)
+    finally:
+        con.close()
+
+
+def run(
+    view: View | Mapping[str, Any] | str | Path,
+    source: Any,
+    engine: str = "duckdb",
+    **options: Any,
+) -> pa.Table:
+    """Run a ViewDefinition over a source.
+
+    See https://sql-on-fhir.org/ig/latest/StructureDefinition-ViewDefinition.html.
+
+    Args:
+        view: a :class:`View`, ViewDefinition JSON (dict) or the path of a JSON file.
+        source: an iterable of resources (dicts), a folder of NDJSON/Parquet files
+            (Bulk Data layout, see :mod:`cmio.views.sources`), one such file, or a
+            :class:`~cmio.store.Repository` (its current resources).
+        engine: ``duckdb`` (default), ``memory``, or an engine module's name
+            (``spark``, ``postgres``: ``cmio.views.<engine>_engine``).
+        **options: engine options (``model``, ``threads`` for DuckDB; see the engine).
+
+    Returns:
+        A :class:`pyarrow.Table` with the view's columns in order (``.to_pandas()``,
+        ``polars.from_arrow()`` for data frames).
+
+    Raises:
+        ViewDefinitionError: an invalid view or a failure on the data (naming the element).
+        SourceError: the source cannot be read.
+        ValueError: an unknown engine.
+    """
+    parsed = load_view(view)
+    if engine == "duckdb":
+        return DuckDbRunner(options.get("model"), threads=options.get("threads")).run(
+            parsed, source
+        )
+    if engine == "memory":
+        evaluator = MemoryEvaluator()
+        return evaluator.run(parsed, _memory_resources(source, parsed.resource))
+    try:
+        module = importlib.import_module(f"cmio.views.{engine}_engine")
+    except ModuleNotFoundError as exc:
+        raise ValueError(f"unknown view engine {engine!r}") from exc
+    table: pa.Table = module.run(parsed, source, **options)
+    return table

@@ -1,0 +1,543 @@
+"""FHIRPath to SQL: the subset of FHIRPath used in views, typed by the R4 model.
+
+Compiles paths, ``where()``, ``exists()``, ``empty()``, ``not()``, ``first()``,
+``count()``, ``join()``, ``ofType()``, ``extension(url)``, ``getResourceKey()``,
+``getReferenceKey([type])``, indexers, literals, constants, ``%rowIndex`` and the
+comparison, boolean, arithmetic and string operators to sqlglot expressions over
+resource JSON (through a :class:`~cmio.views.dialects.base.Dialect`). Anything
+else raises :class:`UnsupportedExpression` naming the expression; the in-memory
+evaluator still runs it. Spec: https://sql-on-fhir.org/ig/latest/StructureDefinition-ViewDefinition.html#fhirpath-functionality
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any
+
+from sqlglot import exp
+
+from cmio.fhirpath import parse
+from cmio.fhirpath.syntax import (
+    Binary,
+    EnvVar,
+    Expr,
+    Function,
+    Indexer,
+    Literal,
+    Member,
+    TypeSpec,
+    Unary,
+    Variable,
+)
+from cmio.model import Model
+from cmio.model.types import K_BACKBONE, K_COMPLEX, K_RESOURCE, K_SHADOW, JsonProperty
+from cmio.views.columns import kind_of
+from cmio.views.dialects.base import Dialect, SqlKind
+from cmio.views.parse import ViewDefinitionError
+from cmio.views.tree import Constant
+
+__all__ = ["FType", "PathCompiler", "UnsupportedExpression", "Val"]
+
+_SYSTEM: dict[str, SqlKind] = {
+    "System.String": "string",
+    "System.Boolean": "boolean",
+    "System.Integer": "integer",
+    "System.Decimal": "decimal",
+}
+_COMPARE: dict[str, type[exp.Expression]] = {
+    "=": exp.EQ,
+    "!=": exp.NEQ,
+    "<": exp.LT,
+    "<=": exp.LTE,
+    ">": exp.GT,
+    ">=": exp.GTE,
+}
+_ARITHMETIC: dict[str, type[exp.Expression]] = {"+": exp.Add, "-": exp.Sub, "*": exp.Mul}
+_REFERENCE = r"([^/]+)/([^/]+)(/_history/[^/]+)?$"
+
+
+class UnsupportedExpression(ViewDefinitionError):
+    """A FHIRPath construct the SQL engines do not compile (the in-memory evaluator may)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FType:
+    """A static FHIR type: its code and, for complex types, its JSON properties."""
+
+    code: str | None
+    index: Mapping[str, JsonProperty] | None = None
+
+
+UNKNOWN = FType(None)
+
+
+@dataclass(frozen=True, slots=True)
+class Val:
+    """A compiled FHIRPath value.
+
+    Attributes:
+        sql: the expression.
+        many: a list of items (else one item, NULL when empty).
+        ftype: the items' static FHIR type.
+        kind: set when the items are typed SQL scalars; None when they are JSON.
+        root: the resource itself (its properties are prefetched).
+    """
+
+    sql: exp.Expression
+    many: bool
+    ftype: FType = UNKNOWN
+    kind: SqlKind | None = None
+    root: bool = False
+
+
+class PathCompiler:
+    """Compiles the FHIRPath expressions of one view into one query.
+
+    Args:
+        dialect: the target engine.
+        model: the FHIR model (types and cardinalities).
+        constants: the view's constants.
+        prefetch: called with a top-level property name of the resource; returns
+            the expression holding its JSON value (the compiler's pre-projection).
+    """
+
+    def __init__(
+        self,
+        dialect: Dialect,
+        model: Model,
+        constants: Mapping[str, Constant],
+        prefetch: Callable[[str], exp.Expression],
+    ) -> None:
+        self.d = dialect
+        self.model = model
+        self.constants = constants
+        self.prefetch = prefetch
+        self._counter = 0
+        self._members: dict[int, dict[str, list[tuple[str, JsonProperty]]]] = {}
+
+    # -- helpers ------------------------------------------------------------------------
+    def fresh(self, stem: str = "v") -> str:
+        """A new lambda variable name."""
+        self._counter += 1
+        return f"_{stem}{self._counter}"
+
+    def type_of(self, name: str) -> FType:
+        """The static type of a FHIR type name."""
+        typedef = self.model.types.get(name)
+        return FType(name, typedef.json_index if typedef is not None else None)
+
+    def _child_type(self, prop: JsonProperty) -> FType:
+        if prop.kind == K_BACKBONE:
+            return FType("BackboneElement", prop.members)
+        if prop.kind == K_RESOURCE:
+            return UNKNOWN
+        if prop.kind == K_COMPLEX:
+            return self.type_of(prop.type_code)
+        return FType(prop.type_code)
+
+    def _props(self, ftype: FType, name: str) -> list[tuple[str, JsonProperty]]:
+        index = ftype.index
+        if index is None:
+            return []
+        members = self._members.get(id(index))
+        if members is None:
+            members = {}
+            for json_name, prop in index.items():
+                if prop.kind != K_SHADOW:
+                    members.setdefault(prop.element.name, []).append((json_name, prop))
+            self._members[id(index)] = members
+        return members.get(name, [])
+
+    @staticmethod
+    def json_kind(value: Val) -> SqlKind | None:
+        """The scalar kind of a value's items (None: complex JSON)."""
+        if value.kind is not None:
+            return value.kind
+        code = value.ftype.code
+        if code is None or value.ftype.index is not None:
+            return None
+        return _SYSTEM.get(code) or kind_of(code)
+
+    def typed(self, value: Val, kind: SqlKind | None = None) -> exp.Expression:
+        """One item as a typed SQL scalar of ``kind`` (default: its own)."""
+        own = self.json_kind(value)
+        want: SqlKind = kind or own or "string"
+        if value.kind is not None:
+            return value.sql if value.kind == want else self.d.cast(value.sql, want)
+        return self.d.json_scalar(value.sql, want)
+
+    def single(self, value: Val, what: str) -> Val:
+        """A value as at most one item; several items abort the query naming ``what``."""
+        if not value.many:
+            return value
+        first = self.d.element(value.sql, exp.Literal.number(0))
+        length = self.d.length(value.sql)
+        guarded = exp.Case(
+            ifs=[
+                exp.If(
+                    this=exp.GT(this=length, expression=exp.Literal.number(1)),
+                    true=self.d.fail(f"{what} returned several values"),
+                )
+            ],
+            default=first,
+        )
+        return replace(value, sql=guarded, many=False, root=False)
+
+    def as_list(self, value: Val) -> exp.Expression:
+        """The items as a list expression."""
+        if value.many:
+            return value.sql
+        var = self.fresh()
+        return self.d.filter(
+            self.d.make_list([value.sql]),
+            var,
+            exp.Not(this=exp.Is(this=exp.column(var), expression=exp.Null())),
+        )
+
+    def _map(self, value: Val, fn: Callable[[Val], Val]) -> Val:
+        """Apply a one-item function to every item (dropping empty results)."""
+        if not value.many:
+            return fn(value)
+        var = self.fresh()
+        out = fn(replace(value, sql=exp.column(var), many=False, root=False))
+        mapped = self.d.transform(value.sql, var, out.sql)
+        keep = self.fresh()
+        sql = self.d.filter(
+            mapped, keep, exp.Not(this=exp.Is(this=exp.column(keep), expression=exp.Null()))
+        )
+        return replace(out, sql=sql, many=True)
+
+    # -- entry points -------------------------------------------------------------------
+    def compile(self, path: str, focus: Val, row_index: exp.Expression, element: str) -> Val:
+        """Compile ``path`` evaluated on ``focus``.
+
+        Raises:
+            UnsupportedExpression: for constructs outside the SQL subset.
+        """
+        try:
+            tree = parse(path)
+        except Exception as exc:  # validated earlier; keep the element in the message
+            raise ViewDefinitionError(f"invalid FHIRPath {path!r}: {exc}", element) from exc
+        self._path, self._element, self._index = path, element, row_index
+        return self._expr(tree, focus)
+
+    def _unsupported(self, what: str) -> UnsupportedExpression:
+        return UnsupportedExpression(
+            f"{what} in {self._path!r} is not supported by the SQL engines "
+            "(the in-memory engine runs it)",
+            self._element,
+        )
+
+    # -- expressions --------------------------------------------------------------------
+    def _expr(self, node: Expr, focus: Val) -> Val:
+        if isinstance(node, Member):
+            base = focus if node.target is None else self._expr(node.target, focus)
+            if node.target is None and node.name == focus.ftype.code and focus.root:
+                return focus
+            return self._member(base, node.name)
+        if isinstance(node, Function):
+            return self._function(node, focus)
+        if isinstance(node, Literal):
+            return self._literal(node.value)
+        if isinstance(node, Variable):
+            if node.name == "this":
+                return focus
+            raise self._unsupported(f"${node.name}")
+        if isinstance(node, EnvVar):
+            return self._env(node.name, focus)
+        if isinstance(node, Binary):
+            return self._binary(node, focus)
+        if isinstance(node, Unary):
+            operand = self.single(self._expr(node.operand, focus), self._path)
+            kind = self.json_kind(operand) or "decimal"
+            sql = self.typed(operand, kind)
+            return Val(exp.Neg(this=sql) if node.op == "-" else sql, False, operand.ftype, kind)
+        if isinstance(node, Indexer):
+            base = self._expr(node.target, focus)
+            index = self.typed(self.single(self._expr(node.index, focus), self._path), "integer")
+            return replace(
+                base, sql=self.d.element(self.as_list(base), index), many=False, root=False
+            )
+        raise self._unsupported(type(node).__name__)
+
+    def _member(self, base: Val, name: str, json_name: str | None = None) -> Val:
+        props = self._props(base.ftype, name)
+        if json_name is not None:
+            props = [p for p in props if p[0] == json_name]
+        if isinstance(base.sql, exp.Null):
+            return Val(exp.Null(), False, UNKNOWN)
+        if base.kind is not None or base.ftype.index is None:
+            raise self._unsupported(
+                f"navigation to {name!r} on a value of unknown or primitive type"
+            )
+        if not props:
+            return Val(exp.Null(), False, UNKNOWN)
+        if len(props) > 1:
+            sqls = [self._member(base, name, key).sql for key, _ in props]
+            if base.many:
+                return Val(self.d.concat(sqls), True, UNKNOWN)
+            return Val(exp.Coalesce(this=sqls[0], expressions=sqls[1:]), False, UNKNOWN)
+        key, prop = props[0]
+        child = self._child_type(prop)
+        if base.root:
+            holder = self.prefetch(key)
+            if prop.repeats:
+                return Val(self.d.json_array_items(holder), True, child)
+            return Val(holder, False, child)
+        if not base.many:
+            if prop.repeats:
+                return Val(self.d.json_children(base.sql, key), True, child)
+            return Val(self.d.json_child(base.sql, key), False, child)
+        var = self.fresh()
+        if prop.repeats:
+            inner = self.d.json_children(exp.column(var), key)
+            return Val(self.d.flatten(self.d.transform(base.sql, var, inner)), True, child)
+        return self._map(base, lambda item: Val(self.d.json_child(item.sql, key), False, child))
+
+    def _literal(self, value: Any) -> Val:
+        if value is None:
+            return Val(exp.Null(), False, UNKNOWN, "string")
+        if isinstance(value, bool):
+            return Val(exp.true() if value else exp.false(), False, FType("boolean"), "boolean")
+        if isinstance(value, int):
+            return Val(exp.Literal.number(value), False, FType("integer"), "integer")
+        if isinstance(value, Decimal):
+            return Val(
+                self.d.cast(exp.Literal.number(str(value)), "decimal"),
+                False,
+                FType("decimal"),
+                "decimal",
+            )
+        if isinstance(value, str):
+            return Val(exp.Literal.string(value), False, FType("string"), "string")
+        text = str(value)
+        if text.startswith("@"):
+            return Val(exp.Literal.string(text.lstrip("@T")), False, FType("string"), "string")
+        raise self._unsupported(f"the literal {text}")
+
+    def _env(self, name: str, focus: Val) -> Val:
+        if name == "rowIndex":
+            return Val(self._index, False, FType("integer"), "integer")
+        constant = self.constants.get(name)
+        if constant is None:
+            raise ViewDefinitionError(f"undefined constant %{name}", self._element)
+        kind = kind_of(constant.type)
+        value = constant.value
+        if kind == "boolean":
+            sql: exp.Expression = exp.true() if value else exp.false()
+        elif kind == "integer":
+            sql = exp.Literal.number(int(value))
+        elif kind == "decimal":
+            sql = self.d.cast(exp.Literal.number(str(value)), "decimal")
+        else:
+            sql = exp.Literal.string(str(value))
+        return Val(sql, False, FType(constant.type), kind)
+
+    def _binary(self, node: Binary, focus: Val) -> Val:
+        op = node.op
+        left = self.single(self._expr(node.left, focus), self._path)
+        right = self.single(self._expr(node.right, focus), self._path)
+        if op in ("and", "or", "xor", "implies"):
+            a, b = self.typed(left, "boolean"), self.typed(right, "boolean")
+            if op == "and":
+                sql: exp.Expression = exp.And(this=a, expression=b)
+            elif op == "or":
+                sql = exp.Or(this=exp.Paren(this=a), expression=exp.Paren(this=b))
+            elif op == "implies":
+                sql = exp.Or(this=exp.Not(this=a), expression=exp.Paren(this=b))
+            else:
+                sql = exp.NEQ(this=a, expression=b)
+            return Val(exp.Paren(this=sql), False, FType("boolean"), "boolean")
+        lk, rk = self.json_kind(left), self.json_kind(right)
+        if op in _COMPARE:
+            kind = self._common(lk, rk)
+            sql = _COMPARE[op](this=self.typed(left, kind), expression=self.typed(right, kind))
+            return Val(exp.Paren(this=sql), False, FType("boolean"), "boolean")
+        if op == "&":
+            parts = [
+                exp.Coalesce(this=self.typed(v, "string"), expressions=[exp.Literal.string("")])
+                for v in (left, right)
+            ]
+            return Val(self.d.concat_strings(*parts), False, FType("string"), "string")
+        if op == "+" and lk == "string" and rk == "string":
+            sql = self.d.concat_strings(self.typed(left), self.typed(right))
+            return Val(sql, False, FType("string"), "string")
+        if op in _ARITHMETIC or op == "/":
+            kind = "decimal" if op == "/" else self._common(lk, rk)
+            if kind not in ("integer", "decimal"):
+                raise self._unsupported(f"the operator {op} on {lk}/{rk}")
+            a, b = self.typed(left, kind), self.typed(right, kind)
+            if op == "/":
+                sql = self.d.cast(self.d.divide(a, b), "decimal")
+            else:
+                sql = self.d.cast(_ARITHMETIC[op](this=a, expression=b), kind)
+            return Val(sql, False, FType(kind), kind)
+        raise self._unsupported(f"the operator {op}")
+
+    @staticmethod
+    def _common(left: SqlKind | None, right: SqlKind | None) -> SqlKind:
+        if {left, right} == {"integer", "decimal"}:
+            return "decimal"
+        return left or right or "string"
+
+    # -- functions ----------------------------------------------------------------------
+    def _function(self, node: Function, focus: Val) -> Val:
+        name = node.name
+        if name == "ofType":
+            return self._of_type(node, focus)
+        base = focus if node.target is None else self._expr(node.target, focus)
+        args = node.args
+        if name == "where" and len(args) == 1:
+            return self._where(base, args[0])
+        if name == "exists" and len(args) <= 1:
+            if args:
+                base = self._where(base, args[0])
+            return self._exists(base, True)
+        if name == "empty" and not args:
+            return self._exists(base, False)
+        if name == "not" and not args:
+            item = self.single(base, self._path)
+            return Val(
+                exp.Not(this=self.typed(item, "boolean")), False, FType("boolean"), "boolean"
+            )
+        if name == "first" and not args:
+            if not base.many:
+                return base
+            return replace(
+                base, sql=self.d.element(base.sql, exp.Literal.number(0)), many=False, root=False
+            )
+        if name == "count" and not args:
+            return Val(self.d.length(self.as_list(base)), False, FType("integer"), "integer")
+        if name == "join" and len(args) <= 1:
+            return self._join(base, args, focus)
+        if name == "extension" and len(args) == 1:
+            return self._extension(base, args[0], focus)
+        if name == "getResourceKey" and not args:
+            key = self._member(base, "id")
+            return Val(self.typed(key, "string"), False, FType("string"), "string")
+        if name == "getReferenceKey" and len(args) <= 1:
+            return self._reference_key(base, args)
+        raise self._unsupported(f"the function {name}()")
+
+    def _where(self, base: Val, criterion: Expr) -> Val:
+        if not base.many:
+            var_focus = base
+            cond = self.typed(self.single(self._expr(criterion, var_focus), self._path), "boolean")
+            return replace(base, sql=exp.Case(ifs=[exp.If(this=cond, true=base.sql)]), root=False)
+        var = self.fresh()
+        item = replace(base, sql=exp.column(var), many=False, root=False)
+        cond = self.typed(self.single(self._expr(criterion, item), self._path), "boolean")
+        return replace(base, sql=self.d.filter(base.sql, var, cond))
+
+    def _exists(self, base: Val, exists: bool) -> Val:
+        if base.many:
+            sql: exp.Expression = exp.GT(
+                this=self.d.length(base.sql), expression=exp.Literal.number(0)
+            )
+            if not exists:
+                sql = exp.Not(this=exp.Paren(this=sql))
+        else:
+            sql = exp.Is(this=base.sql, expression=exp.Null())
+            if exists:
+                sql = exp.Not(this=sql)
+        return Val(exp.Paren(this=sql), False, FType("boolean"), "boolean")
+
+    def _of_type(self, node: Function, focus: Val) -> Val:
+        spec = _type_spec(node.args[0]) if len(node.args) == 1 else None
+        if spec is None:
+            raise self._unsupported("ofType() without a type name")
+        wanted = spec.name
+        target = node.target
+        if isinstance(target, Member):
+            base = focus if target.target is None else self._expr(target.target, focus)
+            props = self._props(base.ftype, target.name) if base.kind is None else []
+            if len(props) > 1 or (props and props[0][1].element.choice):
+                key = target.name + wanted[0].upper() + wanted[1:]
+                if not any(k == key for k, _ in props):
+                    return Val(exp.Null(), False, FType(wanted))
+                return self._member(base, target.name, key)
+        value = focus if target is None else self._expr(target, focus)
+        code = value.ftype.code or ""
+        if (
+            code == wanted
+            or code == f"System.{wanted}"
+            or _SYSTEM.get(f"System.{wanted}") == value.kind
+        ):
+            return value
+        return Val(exp.Null(), False, FType(wanted))
+
+    def _join(self, base: Val, args: tuple[Expr, ...], focus: Val) -> Val:
+        separator: exp.Expression = exp.Literal.string("")
+        if args:
+            separator = self.typed(self.single(self._expr(args[0], focus), self._path), "string")
+        var = self.fresh()
+        item = replace(base, sql=exp.column(var), many=False, root=False)
+        strings = self.d.transform(self.as_list(base), var, self.typed(item, "string"))
+        return Val(self.d.join_strings(strings, separator), False, FType("string"), "string")
+
+    def _extension(self, base: Val, url_arg: Expr, focus: Val) -> Val:
+        url = self.typed(self.single(self._expr(url_arg, focus), self._path), "string")
+        extension = self.type_of("Extension")
+        if base.kind is not None:
+            raise self._unsupported("extension() on a primitive value")
+        if base.ftype.index is None:
+            base = replace(base, ftype=FType(base.ftype.code, {}))
+        if "extension" in (base.ftype.index or {}):
+            items = self._member(base, "extension")
+        elif base.many:
+            var = self.fresh()
+            items = Val(
+                self.d.flatten(
+                    self.d.transform(
+                        base.sql, var, self.d.json_children(exp.column(var), "extension")
+                    )
+                ),
+                True,
+            )
+        else:
+            items = Val(self.d.json_children(base.sql, "extension"), True)
+        items = replace(items, ftype=extension)
+        var = self.fresh()
+        own = self.d.json_scalar(self.d.json_child(exp.column(var), "url"), "string")
+        return Val(
+            self.d.filter(self.as_list(items), var, exp.EQ(this=own, expression=url)),
+            True,
+            extension,
+        )
+
+    def _reference_key(self, base: Val, args: tuple[Expr, ...]) -> Val:
+        wanted = None
+        if args:
+            spec = _type_spec(args[0])
+            if spec is None:
+                raise self._unsupported("getReferenceKey() with a non-type argument")
+            wanted = spec.name
+
+        def key(item: Val) -> Val:
+            reference = self.typed(self._member(item, "reference"), "string")
+            target: exp.Expression = exp.Nullif(
+                this=self.d.regex_group(reference, _REFERENCE, 2), expression=exp.Literal.string("")
+            )
+            if wanted is not None:
+                rtype = self.d.regex_group(reference, _REFERENCE, 1)
+                target = exp.Case(
+                    ifs=[
+                        exp.If(
+                            this=exp.EQ(this=rtype, expression=exp.Literal.string(wanted)),
+                            true=target,
+                        )
+                    ]
+                )
+            return Val(target, False, FType("string"), "string")
+
+        return self._map(base, key)
+
+
+def _type_spec(node: Expr) -> TypeSpec | None:
+    if isinstance(node, Member) and node.target is None:
+        return TypeSpec(None, node.name)
+    if isinstance(node, Member) and isinstance(node.target, Member) and node.target.target is None:
+        return TypeSpec(node.target.name, node.name)
+    return None

@@ -1,0 +1,87 @@
+"""Fixtures for the view tests: one runner per engine, parametrized by name.
+
+To add an engine to every engine-parametrized test (the conformance suite among
+them): append its name to :data:`ENGINES` and define a fixture
+``view_runner_<name>`` returning a :data:`ViewRunner`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from cmio.fhirpath import FhirPathEngine
+from cmio.model import Model, load_model
+from cmio.views import DuckDbRunner, MemoryEvaluator, load_view, view_functions
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+"""The shared folder beside the repository (read-only test material)."""
+
+ViewRunner = Callable[[dict[str, Any], list[dict[str, Any]]], pa.Table]
+"""Runs a ViewDefinition (JSON) over resources (dicts) and returns the rows."""
+
+ENGINES: list[str] = ["memory", "duckdb"]
+"""The engines every engine-parametrized test runs on."""
+
+TALLY = pytest.StashKey[Counter[tuple[str, str, str]]]()
+
+
+@pytest.fixture(scope="session")
+def model() -> Model:
+    """The R4 model, loaded once per session."""
+    return load_model()
+
+
+@pytest.fixture(scope="session")
+def view_runner_memory(model: Model) -> ViewRunner:
+    """The reference in-memory evaluator."""
+    evaluator = MemoryEvaluator(FhirPathEngine(model, functions=view_functions()))
+    return lambda view, resources: evaluator.run(load_view(view), resources)
+
+
+@pytest.fixture(scope="session")
+def view_runner_duckdb(model: Model) -> ViewRunner:
+    """DuckDB over resources streamed as Arrow (2 threads: the test machine's cores)."""
+    runner = DuckDbRunner(model, threads=2)
+    return lambda view, resources: runner.run(view, resources)
+
+
+@pytest.fixture(params=ENGINES)
+def engine_name(request: pytest.FixtureRequest) -> str:
+    """Each engine of :data:`ENGINES` in turn."""
+    return str(request.param)
+
+
+@pytest.fixture
+def view_runner(request: pytest.FixtureRequest, engine_name: str) -> ViewRunner:
+    """The runner of the current engine (fixture ``view_runner_<engine>``)."""
+    runner: ViewRunner = request.getfixturevalue(f"view_runner_{engine_name}")
+    return runner
+
+
+@pytest.fixture(scope="session")
+def conformance_tally(request: pytest.FixtureRequest) -> Counter[tuple[str, str, str]]:
+    """Counts conformance results by (engine, tag, outcome); printed at the end of the run."""
+    tally: Counter[tuple[str, str, str]] = Counter()
+    request.config.stash[TALLY] = tally
+    return tally
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Print the SQL on FHIR conformance counts per engine."""
+    tally = config.stash.get(TALLY, None)
+    if not tally:
+        return
+    terminalreporter.section("SQL on FHIR v2 conformance")
+    for engine in sorted({key[0] for key in tally}):
+        parts = []
+        for tag in ("shareable", "experimental"):
+            passed = tally[(engine, tag, "passed")]
+            total = passed + tally[(engine, tag, "failed")]
+            parts.append(f"{tag} {passed}/{total}")
+        terminalreporter.write_line(f"{engine}: {', '.join(parts)}")
