@@ -16,12 +16,14 @@ import asyncio
 import json
 import signal
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 if TYPE_CHECKING:
+    from cmio.interfaces.hl7v2.engine.destinations import SinkItem, SinkOutcome
     from cmio.interfaces.hl7v2.engine.mllp import MllpClient
 
 __all__ = ["register"]
@@ -54,10 +56,6 @@ def register(app: typer.Typer) -> None:
 
         from rich.console import Console
 
-        from cmio.api.app import build_env
-        from cmio.api.env import Settings
-        from cmio.api.hl7 import RouterSink
-        from cmio.api.router import FhirRouter
         from cmio.interfaces.hl7v2.engine.channels import ChannelError, load_channel
         from cmio.interfaces.hl7v2.engine.runtime import Engine
         from cmio.interfaces.hl7v2.mapping import SUPPORTED
@@ -74,16 +72,11 @@ def register(app: typer.Typer) -> None:
         if host is not None:
             configs = [replace(c, source=replace(c.source, host=host)) if c in mllp else c
                        for c in configs]  # fmt: skip
-        env = build_env(database or default_database_url(), Settings(validation=validation))
+        sink = _StoreWhenReady(database or default_database_url(), validation)
         try:
-            engine = Engine(
-                configs,
-                RouterSink(FhirRouter(env)),
-                journal=journal,
-                supported_types=frozenset(SUPPORTED),
-            )
+            engine = Engine(configs, sink, journal=journal, supported_types=frozenset(SUPPORTED))
         except ValueError as exc:
-            env.repository.close()
+            sink.close()
             raise typer.BadParameter(str(exc), param_hint="--channel") from exc
         recovered = engine.start()
         if recovered:
@@ -107,7 +100,7 @@ def register(app: typer.Typer) -> None:
             asyncio.run(main())
         finally:
             engine.close()
-            env.repository.close()
+            sink.close()
 
     @hl7.command("send")
     def send(
@@ -256,6 +249,61 @@ def register(app: typer.Typer) -> None:
                 console.print(
                     f"  #{row['id']} {row['control_id']}: {row['error']}", highlight=False
                 )
+
+
+class _StoreWhenReady:
+    """The store sink, opened on a background thread so the listener ACKs at once.
+
+    Receipt needs only the journal; processing waits here until the store is open.
+    """
+
+    def __init__(self, database_url: str, validation: str) -> None:
+        import threading
+
+        self._ready = threading.Event()
+        self._sink: Any = None
+        self._env: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._open, args=(database_url, validation), daemon=True
+        )
+        self._thread.start()
+
+    def _open(self, database_url: str, validation: str) -> None:
+        try:
+            from cmio.api.app import build_env
+            from cmio.api.env import Settings
+            from cmio.api.hl7 import RouterSink
+            from cmio.api.router import FhirRouter
+
+            self._env = build_env(database_url, Settings(validation=validation))
+            self._sink = RouterSink(FhirRouter(self._env))
+        except BaseException as exc:
+            self._error = exc
+            raise
+        finally:
+            self._ready.set()
+
+    def _get(self) -> Any:
+        self._ready.wait()
+        if self._error is not None:
+            raise RuntimeError(f"the store could not be opened: {self._error}")
+        return self._sink
+
+    def apply(self, items: Sequence[SinkItem]) -> list[SinkOutcome]:
+        """Apply through the store once it is open."""
+        result: list[SinkOutcome] = self._get().apply(items)
+        return result
+
+    def exists(self, resource_type: str, resource_id: str) -> bool:
+        """Ask the store once it is open."""
+        return bool(self._get().exists(resource_type, resource_id))
+
+    def close(self) -> None:
+        """Close the store."""
+        self._thread.join()
+        if self._env is not None:
+            self._env.repository.close()
 
 
 def _send_one(client: MllpClient, raw: bytes, retries: int) -> bytes:
