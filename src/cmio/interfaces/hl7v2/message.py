@@ -174,6 +174,19 @@ class Repetition:
         """The decoded text at ``component.subcomponent``; ``""`` when absent."""
         return self.component(component).subcomponent(subcomponent)
 
+    def texts(self) -> list[str]:
+        """The first subcomponent of every component, decoded (one pass; composites' usual view)."""
+        d, charset = self._delims, self._charset
+        sub, esc = d[4], d[3]
+        out = self.raw.split(d[1])
+        for i, part in enumerate(out):
+            if sub in part:
+                part = part.split(sub, 1)[0]
+                out[i] = part
+            if esc in part:
+                out[i] = unescape(part, d, charset)
+        return out
+
     @property
     def value(self) -> str:
         """The first subcomponent of the first component, decoded."""
@@ -212,6 +225,8 @@ class Field:
 
     def repetition(self, n: int) -> Repetition:
         """Repetition ``n`` (1-based); an empty repetition when absent."""
+        if n == 1 and not self.literal and self._delims[2] not in self.raw:
+            return Repetition(self.raw, self._delims, self._charset)
         reps = self.repetitions
         if 0 < n <= len(reps):
             return reps[n - 1]

@@ -102,12 +102,12 @@ def _decode(data: bytes) -> tuple[str, str]:
             raise ParseError(f"invalid UTF-16 text: {exc.reason}", position=exc.start) from None
     if data[:1] == b"\x0b":
         data = data[1:]
+    if data.isascii():
+        return data.decode("ascii"), ""  # the charset (for \X..\) is read from MSH-18 later
     declared = _declared_charset(data[:4096]) if data[:3] == b"MSH" else ""
     codec = charset_codec(declared) if declared else "utf-8"
     if codec is None:
         raise ParseError(f"unknown character set {declared!r}", segment="MSH", field=18)
-    if data.isascii():
-        return data.decode("ascii"), codec
     if declared:
         try:
             return data.decode(codec), codec
@@ -184,7 +184,7 @@ def parse(data: bytes | str, *, strict: bool = False) -> Message:
     if isinstance(data, bytes | bytearray | memoryview):
         text, charset = _decode(bytes(data))
     else:
-        text, charset = data, "utf-8"
+        text, charset = data, ""
         if text[:1] == "\ufeff":
             text = text[1:]
         if text[:1] == "\x0b":
@@ -193,18 +193,25 @@ def parse(data: bytes | str, *, strict: bool = False) -> Message:
         text = text[:-2]
     elif text[-1:] == "\x1c":
         text = text[:-1]
-    bad = _BAD_CONTROL.search(text)
-    if bad is not None:
-        _fail_at(text, bad.start(), f"control character {ord(bad.group()):#04x} in the message")
     body = text.replace("\r\n", "\r").replace("\n", "\r") if "\n" in text else text
     raw = [s for s in body.split("\r") if s and not s.isspace()]
+    for seg in raw:
+        if not seg.isprintable() and _BAD_CONTROL.search(seg):
+            bad = _BAD_CONTROL.search(text)
+            assert bad is not None
+            _fail_at(text, bad.start(), f"control character {ord(bad.group()):#04x} in the message")
     if not raw:
         raise ParseError("empty message: no segments", position=0)
     delims = _delimiters(raw[0])
-    if text[:3] == "MSH" and isinstance(data, str):
-        declared = raw[0].split(delims.field)
-        if len(declared) > 17 and declared[17]:
-            charset = charset_codec(declared[17].split(delims.repetition)[0]) or "utf-8"
+    if not charset:
+        declared = raw[0].split(delims.field, 18)
+        name = declared[17].split(delims.repetition)[0] if len(declared) > 17 else ""
+        found = charset_codec(name) if name else "utf-8"
+        if found is None:
+            raise ParseError(
+                f"unknown character set {name!r}", segment="MSH", segment_index=1, field=18
+            )
+        charset = found
     fs = delims.field
     names: list[str] = []
     for i, seg in enumerate(raw):

@@ -7,6 +7,7 @@ A :class:`MapContext` collects the transaction Bundle entries, the codes no map 
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ __all__ = [
 Translate = Callable[[str, str], Sequence[tuple[str, str, str]]]
 """``translate(system, code) -> [(target system, target code, display), ...]`` (ConceptMap $translate)."""
 
+_PLAIN = re.compile(r"[A-Za-z0-9:/._~-]*\Z")
 _NAMESPACE = uuid.UUID("6f1c2a57-0d0e-4b8e-9a43-7c1d1b0e5a11")
 
 
@@ -139,13 +141,27 @@ class MapContext:
         self.entries: list[dict[str, Any]] = []
         self.unmapped: list[UnmappedCode] = []
         self.issues: list[str] = []
-        self._seed = (
-            f"{message.sending_application}|{message.sending_facility}|{message.control_id}"
-        )
+        seed = f"{message.sending_application}|{message.sending_facility}|{message.control_id}"
+        self._base = uuid.uuid5(_NAMESPACE, seed).int
+        self._urls: dict[str, str] = {}
+        self.systems: dict[str, tuple[str, bool]] = {}
+        """v2 coding system name -> (URI, standard?), filled as names are met."""
 
     def full_url(self, key: str) -> str:
-        """A stable ``urn:uuid:`` for one resource of this message."""
-        return f"urn:uuid:{uuid.uuid5(_NAMESPACE, self._seed + '|' + key)}"
+        """A ``urn:uuid:`` for one resource of this message (the same for the same key).
+
+        Derived from the sender and control id, so a message maps to the same Bundle each time.
+        """
+        url = self._urls.get(key)
+        if url is None:
+            # vary the low bits (the UUID's node field): the version and variant bits stay
+            url = f"urn:uuid:{uuid.UUID(int=self._base ^ (len(self._urls) + 1))}"
+            self._urls[key] = url
+        return url
+
+    def has(self, key: str) -> bool:
+        """Whether a resource with this key has a fullUrl already."""
+        return key in self._urls
 
     def put(self, resource: dict[str, Any], key: str, query: str) -> str:
         """Add a conditional update (``PUT Type?query``); returns the entry's fullUrl."""
@@ -185,6 +201,8 @@ def identifier_query(system: str, value: str) -> str:
     safe = ":/.-_~"
 
     def part(text: str) -> str:
+        if _PLAIN.match(text):
+            return text
         for c in "\\,|$":
             text = text.replace(c, "\\" + c)
         return quote(text, safe=safe)

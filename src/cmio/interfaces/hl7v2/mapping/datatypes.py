@@ -77,6 +77,13 @@ def coding_system(ctx: MapContext, name: str) -> tuple[str, bool]:
     """The URI for a v2 coding system name and whether it is a standard one."""
     if not name:
         return "", False
+    cached = ctx.systems.get(name)
+    if cached is None:
+        cached = ctx.systems[name] = _coding_system(ctx, name)
+    return cached
+
+
+def _coding_system(ctx: MapContext, name: str) -> tuple[str, bool]:
     known = ctx.options.coding_systems.get(name) or CODING_SYSTEMS.get(name.upper())
     if known:
         return known, True
@@ -111,7 +118,7 @@ def codeable(
         table: an IG vocabulary map to apply to HL7-table codes (``MaritalStatus``).
         v2_table: the HL7 table of the field (``HL70002``), used when CWE.3 is empty.
     """
-    comps = [c.value for c in rep.components] if rep else []
+    comps = rep.texts() if rep else []
     if not any(comps):
         return None
     comps += [""] * (13 - len(comps))
@@ -226,7 +233,7 @@ def authority_system(
 
 def human_name(ctx: MapContext, rep: Repetition, path: str) -> dict[str, Any] | None:
     """XPN -> HumanName (IG map XPN[HumanName])."""
-    return name_from(ctx, [x.value for x in rep.components] if rep else [], path)
+    return name_from(ctx, rep.texts() if rep else [], path)
 
 
 def name_from(ctx: MapContext, parts: list[str], path: str) -> dict[str, Any] | None:
@@ -254,7 +261,7 @@ def name_from(ctx: MapContext, parts: list[str], path: str) -> dict[str, Any] | 
 
 def address(ctx: MapContext, rep: Repetition, path: str) -> dict[str, Any] | None:
     """XAD -> Address (IG map XAD[Address])."""
-    c = ([x.value for x in rep.components] if rep else []) + [""] * 20
+    c = (rep.texts() if rep else []) + [""] * 20
     if not any(c[:6]) and not c[8]:
         return None
     out: dict[str, Any] = {}
@@ -280,7 +287,7 @@ def contact_point(
     ctx: MapContext, rep: Repetition, path: str, default_use: str
 ) -> dict[str, Any] | None:
     """XTN -> ContactPoint (IG map XTN[ContactPoint]); ``default_use`` when XTN.2 is empty."""
-    c = ([x.value for x in rep.components] if rep else []) + [""] * 20
+    c = (rep.texts() if rep else []) + [""] * 20
     equipment = c[2]
     if equipment in ("Internet", "X.400") or (not equipment and c[3] and not c[0]):
         value, system = c[3], "email"
@@ -371,7 +378,7 @@ def practitioner(ctx: MapContext, rep: Repetition, path: str) -> dict[str, Any] 
     """
     if not rep:
         return None
-    comps = [c.value for c in rep.components] + [""] * 10
+    comps = rep.texts() + [""] * 10
     xcn_name = [*comps[1:7], comps[9]]
     name = name_from(ctx, xcn_name, path)
     display = " ".join([*(name or {}).get("given", []), (name or {}).get("family", "")]).strip()
@@ -387,10 +394,9 @@ def practitioner(ctx: MapContext, rep: Repetition, path: str) -> dict[str, Any] 
     if name:
         resource["name"] = [name]
     key = f"Practitioner|{system}|{ident_value}"
-    url = ctx.full_url(key)
-    if not any(e["fullUrl"] == url for e in ctx.entries):
+    if not ctx.has(key):
         ctx.create(resource, key, identifier_query(system, ident_value))
-    ref: dict[str, Any] = {"reference": url}
+    ref: dict[str, Any] = {"reference": ctx.full_url(key)}
     if display:
         ref["display"] = display
     return ref

@@ -46,7 +46,7 @@ def derived_identifier(kind: str, *parts: str) -> dict[str, str]:
 
     Built from the natural key (patient, code, date...) so a repeated message finds it again.
     """
-    return {"system": f"{_DERIVED}{kind}", "value": "|".join(parts)}
+    return {"system": f"{_DERIVED}{kind}", "value": "~".join(parts)}
 
 
 def patient_identifier(ctx: MapContext, pid: Segment) -> dict[str, Any]:
