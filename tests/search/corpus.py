@@ -80,4 +80,22 @@ def edge_cases() -> list[dict[str, Any]]:
                 },
             ],
         ),
+        {
+            "resourceType": "List",
+            "id": "edge-list",
+            "status": "current",
+            "mode": "working",
+            "entry": [
+                {"item": {"reference": "Patient/edge-p1"}},
+                {"item": {"reference": "Observation/edge-o1"}},
+                {"item": {"reference": "Patient/edge-p3"}},
+            ],
+        },
+        {
+            "resourceType": "List",
+            "id": "edge-list2",
+            "status": "current",
+            "mode": "snapshot",
+            "entry": [{"item": {"reference": "Patient/edge-p2"}}],
+        },
     ]

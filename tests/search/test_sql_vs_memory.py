@@ -87,6 +87,12 @@ QUERIES: list[Q] = [
     ("Condition", (("_text", ("diab",)),)),
     ("Encounter", (("_content", ("!!",)),)),
     (None, (("_content", ("house",)),)),
+    ("Patient", (("_list", ("edge-list",)),)),
+    ("Patient", (("_list", ("edge-list", "edge-list2")), ("gender", ("female",)))),
+    ("Observation", (("_list", ("edge-list",)),)),
+    ("Patient", (("_list", ("nope",)),)),
+    (None, (("_list", ("edge-list",)),)),
+    (None, (("_text", ("generated",)),)),
 ]
 
 
@@ -134,6 +140,9 @@ EXPECTED: list[tuple[Q, set[str]]] = [
     (("Patient", (("_content", ("ann", "greg")),)), {"edge-p2"}),  # Greg is a Practitioner
     (("Observation", (("_text", ("free",)),)), set()),  # no narrative
     (("Observation", (("_content", ("free",)),)), {"edge-o6"}),
+    (("Patient", (("_list", ("edge-list",)),)), {"edge-p1", "edge-p3"}),
+    (("Patient", (("_list", ("edge-list", "edge-list2")),)), {"edge-p1", "edge-p2", "edge-p3"}),
+    (("Observation", (("_list", ("edge-list2",)),)), set()),
 ]
 
 

@@ -108,6 +108,14 @@ class MemoryIndex:
             return False, {k for k in mine if self._composite_ok(f, k)}
         if f.code in ("_id", "_type", "_lastUpdated"):
             return False, {k for k in mine if self._resource_match(f, k)}
+        if f.type == "list":  # the items of the named List resources
+            items = {
+                (row[1], row[2])
+                for v in f.values
+                for row in self.rows.get(("List", v), {}).get("reference_index", ())
+                if row[0] == "item"
+            }
+            return False, {k for k in mine if k in items}
         if f.type == "text":  # every word of a value starts some word of the document
             return False, {
                 k

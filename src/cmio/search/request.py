@@ -147,6 +147,12 @@ def resolve(model: Model, rtype: str | None, key: str, values: tuple[str, ...]) 
     code, _, modifier = head.partition(":")
     if dot:
         return _chain(model, rtype, code, modifier or None, rest, values, key)
+    if code in TEXT_PARAMS or code == "_list":
+        if modifier:
+            raise UnknownParameterError(f"Modifier :{modifier} is not supported on {code}", key)
+        if rtype is not None and code not in model.search_params_for(rtype) and code != "_list":
+            raise UnknownParameterError(f"Unknown search parameter {code!r} for {rtype}", key)
+        return Filter(rtype, code, "text" if code in TEXT_PARAMS else "list", None, values)
     if code in SPECIAL:
         if modifier and not (code == "_id" and modifier == "missing"):
             raise UnknownParameterError(f"Modifier :{modifier} is not supported on {code}", key)
@@ -157,11 +163,7 @@ def resolve(model: Model, rtype: str | None, key: str, values: tuple[str, ...]) 
     if spd is None:
         where = rtype or "system search"
         raise UnknownParameterError(f"Unknown search parameter {code!r} for {where}", key)
-    if code in TEXT_PARAMS:
-        if modifier:
-            raise UnknownParameterError(f"Modifier :{modifier} is not supported on {code}", key)
-        return Filter(rtype, code, "text", None, values)
-    if spd.type in _UNSUPPORTED_TYPES or spd.code == "_list":
+    if spd.type in _UNSUPPORTED_TYPES:
         raise UnknownParameterError(f"Search parameter {code!r} is not supported yet", key)
     if modifier and spd.type == "reference" and model.is_resource_type(modifier):
         if spd.target and modifier not in spd.target:

@@ -174,6 +174,8 @@ class SqlBuilder:
             return False, self._composite(f)
         if f.type == "text":
             return False, self._text(f)
+        if f.type == "list":
+            return False, self._list(f)
         if f.type == "token" and f.modifier in ("text", "identifier", "of-type"):
             return self._token_special(f)
         if f.type == "reference" and f.modifier == "identifier":
@@ -223,6 +225,23 @@ class SqlBuilder:
                 lambda n: self.p(tsquery) if isinstance(n, exp.Placeholder) else n, copy=False
             )
         return q.where(cond, copy=False)
+
+    def _list(self, f: Filter) -> exp.Select:
+        """``_list=id``: the items of those List resources (their ``item`` references;
+        https://hl7.org/fhir/R4/search.html#list)."""
+        self._probe = False
+        q = (
+            exp.select(exp.alias_(_col("target_id"), "resource_id"), copy=False)
+            .from_(exp.alias_(exp.to_table("reference_index"), "x"), copy=False)
+            .where(_col("resource_type").eq(self.p("List")), copy=False)
+            .where(_col("param").eq(self.p("item")), copy=False)
+            .where(_any([_col("resource_id").eq(self.p(v)) for v in f.values]), copy=False)
+        )
+        if f.rtype is not None:
+            return q.where(_col("target_type").eq(self.p(f.rtype)), copy=False)
+        return q.select(
+            exp.alias_(_col("target_type"), "resource_type"), append=False, copy=False
+        ).select(exp.alias_(_col("target_id"), "resource_id"), copy=False)
 
     def _composite(self, f: Filter) -> exp.Select:
         """Components of the same item (https://hl7.org/fhir/R4/search.html#composite)."""
