@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cmio.store.base import Repository
 from cmio.terminology.concepts import Concept, ConceptStore, SystemInfo
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "codesystem_resource",
     "fingerprint_files",
     "load_system",
+    "put_resources",
     "resource_id",
 ]
 
@@ -129,3 +131,38 @@ def load_system(
         return LoadResult(info.url, info.version, existing.count, True)
     count = store.load(info, concepts(), progress, fingerprint=fingerprint)
     return LoadResult(info.url, info.version, count, False)
+
+
+def put_resources(
+    repository: Repository,
+    resources: Iterable[dict[str, Any]],
+    progress: Progress | None = None,
+    batch: int = 200,
+) -> int:
+    """Write terminology resources (each with an ``id``) into the FHIR repository.
+
+    Uses :meth:`~cmio.store.base.Transaction.put_many`, so a resource equal to its
+    stored version is not written again (a re-run changes nothing).
+
+    Returns:
+        The number of resources passed.
+    """
+    done = 0
+    chunk: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        nonlocal done
+        if chunk:
+            with repository.transaction() as tx:
+                tx.put_many(chunk)
+            done += len(chunk)
+            chunk.clear()
+            if progress is not None:
+                progress(done)
+
+    for resource in resources:
+        chunk.append(resource)
+        if len(chunk) >= batch:
+            flush()
+    flush()
+    return done
