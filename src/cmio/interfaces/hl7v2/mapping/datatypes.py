@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from cmio.interfaces.hl7v2.mapping.context import MapContext, identifier_query
+from cmio.interfaces.hl7v2.mapping.values import date, datetime, instant
 from cmio.interfaces.hl7v2.mapping.vocabulary import VOCABULARY
 from cmio.interfaces.hl7v2.message import Repetition
 
@@ -62,10 +63,6 @@ CODING_SYSTEMS = {
     "NUBC": "http://www.nubc.org/patient-discharge",
 }
 _V2_TABLE = re.compile(r"^HL7(\d{4,5})$")
-_DTM = re.compile(
-    r"^(\d{4})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:\.(\d{1,4}))?)?)?)?)?)?"
-    r"([+-]\d{4})?$"
-)
 
 
 def v2_table_system(table: str) -> str:
@@ -318,56 +315,6 @@ def contact_point(
     if use:
         out["use"] = use
     return out
-
-
-def _dtm_parts(text: str) -> re.Match[str] | None:
-    return _DTM.match(text.strip())
-
-
-def datetime(ctx: MapContext, text: str, path: str) -> str | None:
-    """DTM/TS -> FHIR dateTime (IG map DTM[dateTime]): precision kept, time zone added.
-
-    A time without an offset gets the channel's ``timezone``; an invalid value is an issue
-    and is left out.
-    """
-    if not text:
-        return None
-    m = _dtm_parts(text)
-    if m is None:
-        ctx.issue(path, f"not a valid DTM: {text!r}")
-        return None
-    year, month, day, hour, minute, second, frac, offset = m.groups()
-    out = year
-    if month:
-        out += f"-{month}"
-        if day:
-            out += f"-{day}"
-    if hour is None:
-        return out
-    out += f"T{hour}:{minute or '00'}:{second or '00'}"
-    if frac:
-        out += f".{frac}"
-    if offset:
-        out += f"{offset[:3]}:{offset[3:]}" if offset not in ("+0000", "-0000") else "Z"
-    else:
-        out += ctx.options.timezone
-    return out
-
-
-def date(ctx: MapContext, text: str, path: str) -> str | None:
-    """DT/DTM -> FHIR date (the date part, precision kept)."""
-    value = datetime(ctx, text, path)
-    return value[:10] if value else None
-
-
-def instant(ctx: MapContext, text: str, path: str) -> str | None:
-    """DTM -> FHIR instant (needs seconds and a zone; a date-only value is left out)."""
-    value = datetime(ctx, text, path)
-    if value is None or "T" not in value:
-        if value is not None:
-            ctx.issue(path, f"{text!r} has no time, not an instant")
-        return None
-    return value
 
 
 def practitioner(ctx: MapContext, rep: Repetition, path: str) -> dict[str, Any] | None:

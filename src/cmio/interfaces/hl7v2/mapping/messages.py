@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from cmio.interfaces.hl7v2.mapping.clinical import allergy, condition
 from cmio.interfaces.hl7v2.mapping.context import (
     MapContext,
     MappingError,
@@ -25,8 +26,6 @@ from cmio.interfaces.hl7v2.mapping.datatypes import identifier
 from cmio.interfaces.hl7v2.mapping.documents import appointment, document_reference
 from cmio.interfaces.hl7v2.mapping.orders import immunization, service_request
 from cmio.interfaces.hl7v2.mapping.patient import (
-    allergy,
-    condition,
     encounter,
     patient,
     patient_identifier,
