@@ -166,4 +166,8 @@ def test_compartment_search(client: httpx.Client) -> None:
     every = client.get(f"/Patient/p0-{tag}/Observation", params={"_sort": "date"}).json()
     assert _ids(every) == [f"o2-{tag}", f"o0-{tag}"]
     other = client.get(f"/Encounter/e-{tag}/Observation")
-    assert other.status_code == 400
+    assert other.status_code == 200 and _ids(other.json()) == []
+    by_gp = client.get(f"/Practitioner/dr-{tag}/Patient", params={"_sort": "_id"}).json()
+    assert _ids(by_gp) == [f"p0-{tag}", f"p1-{tag}"]
+    not_one = client.get(f"/Organization/org-{tag}/Patient")
+    assert not_one.status_code == 400

@@ -81,6 +81,19 @@ def edge_cases() -> list[dict[str, Any]]:
             ],
         ),
         {
+            "resourceType": "Encounter",
+            "id": "edge-enc",
+            "status": "finished",
+            "class": {"code": "AMB"},
+            "subject": {"reference": "Patient/edge-p2"},
+            "participant": [{"individual": {"reference": "Practitioner/edge-dr"}}],
+        },
+        _obs(
+            "edge-o7",
+            encounter={"reference": "Encounter/edge-enc"},
+            performer=[{"reference": "Practitioner/edge-dr"}],
+        ),
+        {
             "resourceType": "List",
             "id": "edge-list",
             "status": "current",

@@ -93,6 +93,12 @@ QUERIES: list[Q] = [
     ("Patient", (("_list", ("nope",)),)),
     (None, (("_list", ("edge-list",)),)),
     (None, (("_text", ("generated",)),)),
+    ("Observation", (("_compartment", ("Encounter|edge-enc",)),)),
+    ("Encounter", (("_compartment", ("Encounter|edge-enc",)),)),
+    ("Observation", (("_compartment", ("Practitioner|edge-dr",)), ("code", ("29463-7",)))),
+    ("Encounter", (("_compartment", ("Practitioner|edge-dr",)),)),
+    ("Patient", (("_compartment", ("Practitioner|edge-dr",)),)),
+    ("Observation", (("_compartment", ("Device|nope",)),)),
 ]
 
 
@@ -143,6 +149,11 @@ EXPECTED: list[tuple[Q, set[str]]] = [
     (("Patient", (("_list", ("edge-list",)),)), {"edge-p1", "edge-p3"}),
     (("Patient", (("_list", ("edge-list", "edge-list2")),)), {"edge-p1", "edge-p2", "edge-p3"}),
     (("Observation", (("_list", ("edge-list2",)),)), set()),
+    (("Observation", (("_compartment", ("Encounter|edge-enc",)),)), {"edge-o7"}),
+    (("Encounter", (("_compartment", ("Encounter|edge-enc",)),)), {"edge-enc"}),
+    (("Observation", (("_compartment", ("Practitioner|edge-dr",)),)), {"edge-o7"}),
+    (("Encounter", (("_compartment", ("Practitioner|edge-dr",)),)), {"edge-enc"}),
+    (("Patient", (("_compartment", ("Practitioner|edge-dr",)),)), {"edge-p2"}),
 ]
 
 

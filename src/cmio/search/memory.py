@@ -108,6 +108,17 @@ class MemoryIndex:
             return False, {k for k in mine if self._composite_ok(f, k)}
         if f.code in ("_id", "_type", "_lastUpdated"):
             return False, {k for k in mine if self._resource_match(f, k)}
+        if f.type == "compartment":  # references named by the CompartmentDefinition
+            ctype, _, cid = f.values[0].partition("|")
+            return False, {
+                k
+                for k in mine
+                if ("{def}" in f.targets and k == (ctype, cid))
+                or any(
+                    row[0] in f.targets and row[1] == ctype and row[2] == cid
+                    for row in self.rows[k].get("reference_index", ())
+                )
+            }
         if f.type == "list":  # the items of the named List resources
             items = {
                 (row[1], row[2])

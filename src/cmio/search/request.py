@@ -153,6 +153,10 @@ def resolve(model: Model, rtype: str | None, key: str, values: tuple[str, ...]) 
         if rtype is not None and code not in model.search_params_for(rtype) and code != "_list":
             raise UnknownParameterError(f"Unknown search parameter {code!r} for {rtype}", key)
         return Filter(rtype, code, "text" if code in TEXT_PARAMS else "list", None, values)
+    if code == "_compartment" and not modifier:
+        found = _compartment(model, rtype, values, key)
+        if found is not None:
+            return found
     if code in SPECIAL:
         if modifier and not (code == "_id" and modifier == "missing"):
             raise UnknownParameterError(f"Modifier :{modifier} is not supported on {code}", key)
@@ -181,6 +185,24 @@ def resolve(model: Model, rtype: str | None, key: str, values: tuple[str, ...]) 
             raise UnknownParameterError(f"{code} needs {len(types)} values joined by $", key)
         return Filter(rtype, code, "composite", None, values, (), types)
     return Filter(rtype, code, spd.type, modifier or None, values, spd.target)
+
+
+def _compartment(
+    model: Model, rtype: str | None, values: tuple[str, ...], key: str
+) -> Filter | None:
+    """``_compartment=C|id`` for a compartment other than Patient (whose membership
+    rows are written at index time): the references the CompartmentDefinition names
+    for ``rtype``, matched at query time (https://hl7.org/fhir/R4/compartmentdefinition.html).
+
+    Returns None for the Patient compartment.
+    """
+    ctype, bar, cid = values[0].partition("|") if values else ("", "", "")
+    if ctype == "Patient":
+        return None
+    if len(values) != 1 or not bar or not cid or ctype not in model.compartments:
+        raise UnknownParameterError("_compartment takes one Type|id value", key)
+    params = model.compartments[ctype].resources.get(rtype or "", ())
+    return Filter(rtype, "_compartment", "compartment", None, values, tuple(params))
 
 
 def _chain(

@@ -176,6 +176,8 @@ class SqlBuilder:
             return False, self._text(f)
         if f.type == "list":
             return False, self._list(f)
+        if f.type == "compartment":
+            return False, self._compartment(f)
         if f.type == "token" and f.modifier in ("text", "identifier", "of-type"):
             return self._token_special(f)
         if f.type == "reference" and f.modifier == "identifier":
@@ -225,6 +227,33 @@ class SqlBuilder:
                 lambda n: self.p(tsquery) if isinstance(n, exp.Placeholder) else n, copy=False
             )
         return q.where(cond, copy=False)
+
+    def _compartment(self, f: Filter) -> exp.Select:
+        """Members of a (non-Patient) compartment: resources whose compartment parameters
+        (``f.targets``) reference it, and the focal resource itself for ``{def}``."""
+        self._probe = False
+        ctype, _, cid = f.values[0].partition("|")
+        params = [p for p in f.targets if p != "{def}"]
+        refs = (
+            exp.select(_col("resource_id"), copy=False)
+            .from_(exp.alias_(exp.to_table("reference_index"), "x"), copy=False)
+            .where(_col("resource_type").eq(self.p(f.rtype or "")), copy=False)
+            .where(_any([_col("param").eq(self.p(p)) for p in params]), copy=False)
+            .where(_col("target_type").eq(self.p(ctype)), copy=False)
+            .where(_col("target_id").eq(self.p(cid)), copy=False)
+        )
+        if "{def}" not in f.targets or f.rtype != ctype:
+            return refs
+        own = (
+            exp.select(exp.alias_(_col("id"), "resource_id"), copy=False)
+            .from_(exp.alias_(exp.to_table("resource"), "x"), copy=False)
+            .where(_col("type").eq(self.p(ctype)), copy=False)
+        )
+        mine = _col("id").eq(self.p(cid))
+        if params:
+            member = exp.In(this=_col("id"), query=exp.Subquery(this=refs))
+            mine = exp.or_(mine, member, copy=False)
+        return own.where(mine, copy=False)
 
     def _list(self, f: Filter) -> exp.Select:
         """``_list=id``: the items of those List resources (their ``item`` references;

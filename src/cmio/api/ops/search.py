@@ -142,7 +142,7 @@ def search(
 ) -> FhirResponse:
     """Run a search and answer a ``searchset`` Bundle.
 
-    ``compartment`` (``("Patient", id)``) restricts the search to a compartment
+    ``compartment`` (e.g. ``("Encounter", id)``) restricts the search to a compartment
     (https://hl7.org/fhir/R4/compartmentdefinition.html#search).
     """
     query_params = list(request.query)
@@ -157,9 +157,14 @@ def search(
     includes: list[Include] = []
     query, warnings = parse_search(env, rtype, query_params, lenient, includes)
     if compartment is not None:
-        if compartment[0] != "Patient":
-            raise FhirError(400, "not-supported", "Only the Patient compartment is searchable")
-        member = SearchClause("_compartment", (f"Patient|{compartment[1]}",))
+        if compartment[0] not in env.model.compartments:
+            raise FhirError(
+                400,
+                "not-supported",
+                f"{compartment[0]} is not a compartment (Patient, Encounter,"
+                " RelatedPerson, Practitioner, Device)",
+            )
+        member = SearchClause("_compartment", (f"{compartment[0]}|{compartment[1]}",))
         query = SearchQuery(
             query.type, (member, *query.clauses), query.count, query.offset, query.sort, query.total
         )
