@@ -249,7 +249,7 @@ class SqlBuilder:
             .from_(exp.alias_(exp.to_table("resource"), "x"), copy=False)
             .where(_col("type").eq(self.p(ctype)), copy=False)
         )
-        mine = _col("id").eq(self.p(cid))
+        mine: exp.Expr = _col("id").eq(self.p(cid))
         if params:
             member = exp.In(this=_col("id"), query=exp.Subquery(this=refs))
             mine = exp.or_(mine, member, copy=False)
