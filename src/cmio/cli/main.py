@@ -13,6 +13,7 @@ from cmio.cli import (
     import_cmd,
     serve_cmd,
     synth_cmd,
+    terminology_cmd,
     validate_cmd,
 )
 
@@ -37,6 +38,7 @@ synth_cmd.register(app)
 hl7v2_feed_cmd.register(app)
 hl7_cmd.register(app)
 validate_cmd.register(app)
+terminology_cmd.register(app)
 
 
 def main() -> None:
