@@ -70,6 +70,10 @@ def register(app: typer.Typer) -> None:
                 f" {state['patients']:,} patients; --regenerate to rebuild)",
                 soft_wrap=True,
             )
+        from cmio.cli.terminology_cmd import ensure_default_content
+
+        # R4 core terminology, ICD-10-CM and UCUM (a marker makes the second run instant)
+        ensure_default_content(data_dir / "terminology.db", database_url, console)
         if not serve:
             return
         _serve(console, database_url, data_dir, host, port, state)
@@ -149,7 +153,13 @@ def _serve(
     from cmio.api.app import create_app
     from cmio.api.env import Settings
 
-    application = create_app(database_url, Settings(export_dir=str(data_dir / "exports")))
+    application = create_app(
+        database_url,
+        Settings(
+            export_dir=str(data_dir / "exports"),
+            terminology_db=str(data_dir / "terminology.db"),
+        ),
+    )
     sample = _sample_patient(application)
     base = f"http://{host}:{port}"
     console.print(
