@@ -172,6 +172,32 @@ class Segment:
             return unescape(raw, d, self._charset)
         return raw
 
+    def texts(self, n: int, repetition: int = 1) -> list[str]:
+        """The decoded first subcomponent of each component of ``SEG-n(repetition)``.
+
+        The fast path for composite values (CWE, EI, XPN...): no objects, one split per level;
+        ``[]`` when the field or repetition is absent or empty.
+        """
+        raw = self.raw_field(n)
+        if not raw or (self.name == "MSH" and n <= 2):
+            return [raw] if raw else []
+        d = self._delims
+        if repetition != 1 or d[2] in raw:
+            parts = raw.split(d[2])
+            raw = parts[repetition - 1] if 0 < repetition <= len(parts) else ""
+            if not raw:
+                return []
+        out = raw.split(d[1])
+        sub, esc = d[4], d[3]
+        if sub in raw or esc in raw:
+            for i, part in enumerate(out):
+                if sub in part:
+                    part = part.split(sub, 1)[0]
+                    out[i] = part
+                if esc in part:
+                    out[i] = unescape(part, d, self._charset)
+        return out
+
     def repetitions(self, n: int) -> list[Repetition]:
         """The repetitions of field ``n`` (none when the field is empty)."""
         return self.field(n).repetitions

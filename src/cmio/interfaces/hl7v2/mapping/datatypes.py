@@ -104,21 +104,25 @@ def vocab(ctx: MapContext, table: str, code: str, path: str, v2_table: str = "")
 
 
 def codeable(
-    ctx: MapContext, rep: Repetition, path: str, table: str = "", v2_table: str = ""
+    ctx: MapContext,
+    rep: Repetition | list[str],
+    path: str,
+    table: str = "",
+    v2_table: str = "",
 ) -> dict[str, Any] | None:
     """CWE/CE/CNE -> CodeableConcept (IG map CWE[CodeableConcept]).
 
     Args:
         ctx: the mapping context.
-        rep: the CWE value.
+        rep: the CWE value, or its component texts (:meth:`Segment.texts`).
         path: where it is, for reports.
         table: an IG vocabulary map to apply to HL7-table codes (``MaritalStatus``).
         v2_table: the HL7 table of the field (``HL70002``), used when CWE.3 is empty.
     """
-    comps = rep.texts() if rep else []
+    comps = rep if isinstance(rep, list) else rep.texts() if rep else []
     if not any(comps):
         return None
-    comps += [""] * (13 - len(comps))
+    comps = comps + [""] * (13 - len(comps))
     codings: list[dict[str, Any]] = []
     for code_i, display_i, system_i, version_i in ((0, 1, 2, 6), (3, 4, 5, 7), (9, 10, 11, 12)):
         code, display, name = comps[code_i], comps[display_i], comps[system_i]
@@ -201,12 +205,15 @@ def identifier(ctx: MapContext, rep: Repetition, path: str) -> dict[str, Any] | 
     return ident
 
 
-def entity_identifier(ctx: MapContext, rep: Repetition, path: str) -> dict[str, Any] | None:
+def entity_identifier(
+    ctx: MapContext, rep: Repetition | list[str], path: str
+) -> dict[str, Any] | None:
     """EI (EI.1 entity id, EI.2 namespace, EI.3 universal id, EI.4 type) -> Identifier."""
-    value = rep.get(1) if rep else ""
-    if not value:
+    c = rep if isinstance(rep, list) else rep.texts() if rep else []
+    if not c or not c[0]:
         return None
-    return {"system": authority_system(ctx, rep.get(2), rep.get(3), rep.get(4)), "value": value}
+    c = [*c, "", "", ""]
+    return {"system": authority_system(ctx, c[1], c[2], c[3]), "value": c[0]}
 
 
 def authority_system(
@@ -350,7 +357,7 @@ def practitioner(ctx: MapContext, rep: Repetition, path: str) -> dict[str, Any] 
 
 
 def quantity(
-    ctx: MapContext, value: str, unit: Repetition | None, path: str
+    ctx: MapContext, value: str, unit: Repetition | list[str] | None, path: str
 ) -> dict[str, Any] | None:
     """NM + CWE units -> Quantity (IG maps NM[Quantity], CWE[Quantity]); UCUM when coded so."""
     number = _decimal(value)
@@ -359,8 +366,9 @@ def quantity(
             ctx.issue(path, f"not a number: {value!r}")
         return None
     out: dict[str, Any] = {"value": number}
-    if unit:
-        code, text, name = unit.get(1), unit.get(2), unit.get(3)
+    units = unit if isinstance(unit, list) else unit.texts() if unit else []
+    if units and any(units):
+        code, text, name = ([*units, "", "", ""])[:3]
         out["unit"] = text or code
         if code and name:
             system, standard = coding_system(ctx, name)

@@ -41,9 +41,11 @@ _DERIVED = "urn:cmio:v2:"
 def derived_identifier(kind: str, *parts: str) -> dict[str, str]:
     """A stable identifier for a resource v2 sends no id for (``urn:cmio:v2:<kind>``).
 
-    Built from the natural key (patient, code, date...) so a repeated message finds it again.
+    Built from the natural key (patient, code, date...) so a repeated message finds it again;
+    ``~`` separates the parts (``|`` would need escaping in every search).
     """
-    return {"system": f"{_DERIVED}{kind}", "value": "~".join(parts)}
+    value = "~".join(parts)
+    return {"system": f"{_DERIVED}{kind}", "value": value.replace("|", "~")}
 
 
 def patient_identifier(ctx: MapContext, pid: Segment) -> dict[str, Any]:

@@ -110,7 +110,7 @@ def map_order_group(
         or placer
         or derived_identifier("report", patient_key, obr.get(4), obr.get(7), str(group.index))
     )
-    key = f"{key_ident['system']}|{key_ident['value']}"
+    key = f"{key_ident['system']}~{key_ident['value']}"
     report: dict[str, Any] = {"resourceType": "DiagnosticReport", "identifier": []}
     if placer:
         report["identifier"].append(_typed(placer, "PLAC"))
@@ -179,7 +179,7 @@ def _observation(
     specimen_refs: list[str],
 ) -> str | None:
     """OBX -> Observation (IG map OBX[Observation])."""
-    code = codeable(ctx, obx.field(3).repetition(1), f"{path}-3")
+    code = codeable(ctx, obx.texts(3), f"{path}-3")
     if obx.get(2) == "ED" and obx.get(5, 1, 5):
         attachment: dict[str, Any] = {"contentType": _mime(obx), "data": obx.get(5, 1, 5)}
         if code and code.get("text"):
@@ -189,11 +189,11 @@ def _observation(
     if code is None:
         ctx.issue(f"{path}-3", "no observation identifier: OBX skipped")
         return None
-    sent = entity_identifier(ctx, obx.field(21).repetition(1), f"{path}-21")
-    natural = f"{report_key}|{obx.get(3)}|{obx.get(4)}"
+    sent = entity_identifier(ctx, obx.texts(21), f"{path}-21") if obx.raw_field(21) else None
+    natural = f"{report_key}~{obx.get(3)}~{obx.get(4)}"
     seen[natural] = seen.get(natural, 0) + 1
     if seen[natural] > 1:
-        natural += f"|{seen[natural]}"
+        natural += f"~{seen[natural]}"
     ident = sent or derived_identifier("observation", natural)
     out: dict[str, Any] = {"resourceType": "Observation", "identifier": [ident]}
     status_code = obx.get(11)
@@ -211,13 +211,14 @@ def _observation(
         out["encounter"] = report["encounter"]
     value = observation_value(ctx, obx, path)
     out.update(value)
-    interpretation = [
-        c
-        for i, rep in enumerate(obx.field(8).repetitions, 1)
-        if (c := codeable(ctx, rep, f"{path}-8({i})", "InterpretationCodes", "HL70078"))
-    ]
-    if interpretation:
-        out["interpretation"] = interpretation
+    if obx.raw_field(8):
+        interpretation = [
+            c
+            for i, rep in enumerate(obx.field(8).repetitions, 1)
+            if (c := codeable(ctx, rep, f"{path}-8({i})", "InterpretationCodes", "HL70078"))
+        ]
+        if interpretation:
+            out["interpretation"] = interpretation
     if obx.get(7):
         out["referenceRange"] = [{"text": obx.get(7)}]
     effective = datetime(ctx, obx.get(14), f"{path}-14")
@@ -225,19 +226,18 @@ def _observation(
         out["effectiveDateTime"] = effective
     elif "effectiveDateTime" in report:
         out["effectiveDateTime"] = report["effectiveDateTime"]
-    issued = instant(ctx, obx.get(19), f"{path}-19")
-    if issued:
+    if obx.raw_field(19) and (issued := instant(ctx, obx.get(19), f"{path}-19")):
         out["issued"] = issued
-    performers = [
-        ref
-        for i, rep in enumerate(obx.field(16).repetitions, 1)
-        if (ref := practitioner(ctx, rep, f"{path}-16({i})"))
-    ]
-    if performers:
-        out["performer"] = performers
+    if obx.raw_field(16):
+        performers = [
+            ref
+            for i, rep in enumerate(obx.field(16).repetitions, 1)
+            if (ref := practitioner(ctx, rep, f"{path}-16({i})"))
+        ]
+        if performers:
+            out["performer"] = performers
     for key, n in (("method", 17), ("bodySite", 20)):
-        concept = codeable(ctx, obx.field(n).repetition(1), f"{path}-{n}")
-        if concept:
+        if obx.raw_field(n) and (concept := codeable(ctx, obx.texts(n), f"{path}-{n}")):
             out[key] = concept
     if specimen_refs:
         out["specimen"] = {"reference": specimen_refs[0]}
@@ -263,7 +263,7 @@ def observation_value(ctx: MapContext, obx: Segment, path: str) -> dict[str, Any
     if not reps:
         return {}
     first = reps[0]
-    units = obx.field(6).repetition(1)
+    units = obx.texts(6)
     if kind == "NM":
         q = quantity(ctx, first.value, units, f"{path}-5")
         return {"valueQuantity": q} if q else {"valueString": first.value}
@@ -293,7 +293,7 @@ def observation_value(ctx: MapContext, obx: Segment, path: str) -> dict[str, Any
 
 
 def _structured_numeric(
-    ctx: MapContext, sn: Repetition, units: Repetition, path: str
+    ctx: MapContext, sn: Repetition, units: list[str], path: str
 ) -> dict[str, Any]:
     comparator, num1, sep, num2 = sn.get(1), sn.get(2), sn.get(3), sn.get(4)
     if comparator == "<>" or sep in ("+", "."):
