@@ -171,3 +171,60 @@ def test_compartment_search(client: httpx.Client) -> None:
     assert _ids(by_gp) == [f"p0-{tag}", f"p1-{tag}"]
     not_one = client.get(f"/Organization/org-{tag}/Patient")
     assert not_one.status_code == 400
+
+
+def test_paging_links_survive_concurrent_writes(client: httpx.Client) -> None:
+    tag = uuid.uuid4().hex[:8]
+    ids = [f"pg{i}-{tag}" for i in range(7)]
+    for pid in ids:
+        _put(client, {"resourceType": "Patient", "id": pid, "name": [{"family": f"Page{tag}"}]})
+    first = client.get("/Patient", params={"family": f"page{tag}", "_count": "3"}).json()
+    assert first["total"] == 7
+    seen = _ids(first)
+    # writes after the first page: two new matches and an update of a first-page entry
+    for extra in ("x1", "x2"):
+        _put(
+            client,
+            {"resourceType": "Patient", "id": f"{extra}-{tag}", "name": [{"family": f"Page{tag}"}]},
+        )
+    _put(
+        client,
+        {
+            "resourceType": "Patient",
+            "id": seen[0],
+            "name": [{"family": f"Page{tag}"}],
+            "gender": "other",
+        },
+    )
+    bundle = first
+    while True:
+        nxt = [link["url"] for link in bundle["link"] if link["relation"] == "next"]
+        if not nxt:
+            break
+        bundle = client.get(nxt[0].split("/fhir", 1)[1]).json()
+        # counted in the first page's snapshot: the entry updated since is newer
+        assert bundle["total"] == 6
+        seen += _ids(bundle)
+    assert sorted(seen) == sorted(ids)  # none repeated, none skipped, no later creations
+    fresh = client.get("/Patient", params={"family": f"page{tag}", "_count": "3"}).json()
+    assert fresh["total"] == 9
+
+
+def test_total_estimate(client: httpx.Client) -> None:
+    tag = _data(client)
+    small = client.get(
+        "/Observation",
+        params={
+            "code": "4548-4",
+            "_total": "estimate",
+            "_count": "2",
+            "subject": f"Patient/p0-{tag}",
+        },
+    ).json()
+    assert small["total"] == 2 and len(small["entry"]) == 2
+    last = client.get(
+        "/Patient", params={"family:contains": tag, "_total": "estimate", "_count": "10"}
+    ).json()
+    assert last["total"] == 2
+    none = client.get("/Patient", params={"family:contains": tag, "_total": "none"}).json()
+    assert "total" not in none

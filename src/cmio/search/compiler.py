@@ -21,8 +21,10 @@ from cmio.search.terminology import TerminologyProvider
 from cmio.store._query import Sql
 from cmio.store.base import SearchQuery
 
-__all__ = ["SORT_COLUMNS", "SearchCompiler", "parse_sort", "selectivity"]
+__all__ = ["ESTIMATE_BOUND", "SORT_COLUMNS", "SearchCompiler", "parse_sort", "selectivity"]
 
+#: ``_total=estimate`` counts at most this many matches
+ESTIMATE_BOUND = 10_000
 _PLACEHOLDER = re.compile(r":p(\d+)\b|%\(p(\d+)\)s")
 #: per parameter type: the index table and the column sorted on
 SORT_COLUMNS = {
@@ -122,6 +124,8 @@ class SearchCompiler:
         page = (
             exp.select(*columns, copy=False).from_(_resource(), copy=False).where(where, copy=False)
         )
+        if query.after is not None and not query.sort:
+            page = page.where(self._after(query, params), copy=False)
         for key in self._order(query, params, dialect):
             page = page.order_by(key, copy=False)
         page = page.limit(params(max(0, query.count)), copy=False).offset(
@@ -130,6 +134,17 @@ class SearchCompiler:
         page_sql = _render(page, dialect, params)
         if not query.total:
             return page_sql, None
+        if query.estimate:  # counting stops at ESTIMATE_BOUND matches
+            bounded = (
+                exp.select(exp.Literal.number(1), copy=False)
+                .from_(_resource(), copy=False)
+                .where(where, copy=False)
+                .limit(params(ESTIMATE_BOUND), copy=False)
+            )
+            count = exp.select(exp.Count(this=exp.Star()), copy=False).from_(
+                bounded.subquery("b"), copy=False
+            )
+            return page_sql, _render(count, dialect, params)
         count = (
             exp.select(exp.Count(this=exp.Star()), copy=False)
             .from_(_resource(), copy=False)
@@ -141,6 +156,8 @@ class SearchCompiler:
         """The WHERE condition of a search over ``resource r`` (for ``dialect``)."""
         builder = SqlBuilder(params, self.terminology, dialect)
         conds: list[exp.Expr] = [exp.not_(exp.column("deleted", "r"), copy=False)]
+        if query.snapshot is not None:
+            conds.append(exp.column("last_updated", "r") <= params(query.snapshot))
         nodes = sorted(self.nodes(query), key=selectivity)
         pair = exp.Tuple(expressions=[exp.column("type", "r"), exp.column("id", "r")])
         key: exp.Expr = exp.column("id", "r")
@@ -163,6 +180,19 @@ class SearchCompiler:
                 conds.append(builder.condition(node, probe_key, correlated=not driving))
                 driving = False
         return exp.and_(*conds, copy=False)
+
+    @staticmethod
+    def _after(query: SearchQuery, params: Params) -> exp.Expr:
+        """Keyset condition: after the cursor in the default ``(last_updated, type, id)``
+        order (the type is fixed in a typed search, so ``(last_updated, id)`` suffices)."""
+        assert query.after is not None
+        lu, rtype, rid = query.after
+        names = ("last_updated", "id") if query.type else ("last_updated", "type", "id")
+        values = (lu, rid) if query.type else (lu, rtype, rid)
+        return exp.GT(
+            this=exp.Tuple(expressions=[exp.column(n, "r") for n in names]),
+            expression=exp.Tuple(expressions=[params(v) for v in values]),
+        )
 
     def _order(self, query: SearchQuery, params: Params, dialect: str) -> list[exp.Ordered]:
         def natural(column: str, desc: bool = False) -> exp.Ordered:

@@ -46,6 +46,8 @@ RESULT_PARAMS = frozenset(
         "_revinclude",
         "_contained",
         "_containedType",
+        "_snapshot",
+        "_after",
     }
 )
 _MODIFIERS = {

@@ -209,7 +209,9 @@ class SqlTransaction(Transaction, abc.ABC):
             StoredResource(r[0], r[1], r[2], r[3], False, self._data_out(r[4])) for r in rows
         ]
         total = None
-        if count is not None:
+        if count is not None and query.estimate and 0 < len(rows) < query.count:
+            total = query.offset + len(rows)  # the last page: exact without counting
+        elif count is not None:
             found = self._fetchone(count.text, count.params)
             total = int(found[0]) if found else 0
         return SearchPage(resources, total)

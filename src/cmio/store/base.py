@@ -146,6 +146,15 @@ class SearchQuery:
     offset: int = 0
     sort: tuple[str, ...] = ()
     total: bool = True
+    #: ``total`` may be an estimate (``_total=estimate``): exact when the page is not
+    #: full, otherwise a count stopped at a bound
+    estimate: bool = False
+    #: only resources whose current version is no newer than this instant (a search's
+    #: snapshot, kept by its paging links so that later writes do not shift the pages)
+    snapshot: str | None = None
+    #: keyset paging with the default order: only resources after this
+    #: ``(last_updated, type, id)`` (https://hl7.org/fhir/R4/http.html#paging)
+    after: tuple[str, str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,9 @@ Bundle by splicing the stored bytes.
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -19,9 +22,12 @@ from cmio.api.render import bundle_response, dumps, search_entry
 from cmio.search.compiler import parse_sort
 from cmio.search.includes import Include, included, parse_include
 from cmio.search.request import RESULT_PARAMS, UnknownParameterError, resolve
-from cmio.store.base import SearchClause, SearchQuery
+from cmio.store import format_instant
+from cmio.store.base import SearchClause, SearchQuery, StoredResource
 
 __all__ = ["parse_search", "search", "search_params_from_string", "split_values"]
+
+_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 
 
 def search_params_from_string(query: str) -> list[tuple[str, str]]:
@@ -79,6 +85,9 @@ def parse_search(
     offset = 0
     sort: tuple[str, ...] = ()
     total = True
+    estimate = False
+    snapshot: str | None = None
+    after: tuple[str, str, str] | None = None
 
     def refuse(message: str, expression: str) -> None:
         if lenient:
@@ -104,6 +113,16 @@ def parse_search(
                 if value not in ("none", "estimate", "accurate"):
                     raise FhirError(400, "invalid", "_total must be none, estimate or accurate")
                 total = value != "none"
+                estimate = value == "estimate"
+            elif name == "_snapshot":  # paging links: the first page's instant
+                if not _INSTANT.fullmatch(value):
+                    raise FhirError(400, "invalid", "Malformed _snapshot", expression="_snapshot")
+                snapshot = value
+            elif name == "_after":  # paging links: the last entry of the previous page
+                parts = value.split("|")
+                if len(parts) != 3 or not _INSTANT.fullmatch(parts[0]) or not all(parts[1:]):
+                    raise FhirError(400, "invalid", "Malformed _after", expression="_after")
+                after = (parts[0], parts[1], parts[2])
             elif name in ("_include", "_revinclude"):
                 try:
                     found = parse_include(env.model, rtype, key, value)
@@ -124,12 +143,30 @@ def parse_search(
             refuse(str(exc), key)
             continue
         clauses.append(SearchClause(key, values))
-    return SearchQuery(rtype, tuple(clauses), count, offset, sort, total), warnings
+    if after is not None:
+        offset = 0
+    parsed = SearchQuery(
+        rtype, tuple(clauses), count, offset, sort, total, estimate, snapshot, after
+    )
+    return parsed, warnings
 
 
-def _page_url(request: FhirRequest, path: str, offset: int) -> str:
-    params = [(k, v) for k, v in request.query if k != "_offset"]
-    params.append(("_offset", str(offset)))
+def _page_url(
+    request: FhirRequest,
+    path: str,
+    offset: int,
+    snapshot: str | None = None,
+    after: StoredResource | None = None,
+) -> str:
+    """A paging link: the same search at ``offset``, or after the entry ``after`` (keyset),
+    bound to the first page's ``snapshot`` so that later writes do not shift pages."""
+    params = [(k, v) for k, v in request.query if k not in ("_offset", "_snapshot", "_after")]
+    if snapshot is not None:
+        params.append(("_snapshot", snapshot))
+    if after is not None:
+        params.append(("_after", f"{after.last_updated}|{after.type}|{after.id}"))
+    elif offset:
+        params.append(("_offset", str(offset)))
     return f"{request.base_url}/{path}?{urlencode(params)}"
 
 
@@ -156,6 +193,8 @@ def search(
     lenient = "handling=lenient" in (request.header("prefer") or "")
     includes: list[Include] = []
     query, warnings = parse_search(env, rtype, query_params, lenient, includes)
+    if query.snapshot is None:  # this search's instant, carried by its paging links
+        query = replace(query, snapshot=format_instant(datetime.now(UTC)))
     if compartment is not None:
         if compartment[0] not in env.model.compartments:
             raise FhirError(
@@ -165,12 +204,10 @@ def search(
                 " RelatedPerson, Practitioner, Device)",
             )
         member = SearchClause("_compartment", (f"{compartment[0]}|{compartment[1]}",))
-        query = SearchQuery(
-            query.type, (member, *query.clauses), query.count, query.offset, query.sort, query.total
-        )
+        query = replace(query, clauses=(member, *query.clauses))
     summary_count = dict(query_params).get("_summary") == "count"
     if summary_count:
-        query = SearchQuery(query.type, query.clauses, 0, 0, (), True)
+        query = replace(query, count=0, offset=0, sort=(), total=True, after=None)
     with env.repository.read_transaction() as tx:
         page = tx.search(query)
         extra = included(tx, env.model, page.resources, includes) if includes else []
@@ -179,18 +216,20 @@ def search(
     if warnings:
         outcome = dumps(operation_outcome(warnings))
         entries.append(b'{"resource":' + outcome + b',"search":{"mode":"outcome"}}')
-    links = [{"relation": "self", "url": _page_url(request, path, query.offset)}]
+    snap = query.snapshot
+    links = [{"relation": "self", "url": _page_url(request, path, query.offset, snap)}]
     if not summary_count:
-        more = page.total is not None and query.offset + query.count < page.total
-        if page.total is None:
-            more = len(page.resources) >= query.count > 0
-        if more:
-            links.append(
-                {"relation": "next", "url": _page_url(request, path, query.offset + query.count)}
-            )
+        full = len(page.resources) >= query.count > 0
+        more = full
+        if page.total is not None and query.after is None and not query.estimate:
+            more = query.offset + query.count < page.total
+        if more:  # keyset paging in the default order, offsets otherwise
+            last = page.resources[-1] if not query.sort and page.resources else None
+            nxt = _page_url(request, path, query.offset + query.count, snap, last)
+            links.append({"relation": "next", "url": nxt})
         if query.offset > 0:
             prev = max(0, query.offset - query.count)
-            links.append({"relation": "previous", "url": _page_url(request, path, prev)})
+            links.append({"relation": "previous", "url": _page_url(request, path, prev, snap)})
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
     if page.total is not None:
         bundle["total"] = page.total
