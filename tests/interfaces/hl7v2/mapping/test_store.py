@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cmio.interfaces.hl7v2.mapping import MappingOptions, apply_merge
+from cmio.interfaces.hl7v2.mapping import ConceptMapTranslator, MappingOptions, apply_merge
+from cmio.terminology.resources import TerminologyResources
 from tests.interfaces.hl7v2.mapping.conftest import RouterClient, mapped, one
 from tests.interfaces.hl7v2.mapping.samples import (
     ADT_A01_EPIC,
@@ -115,3 +116,54 @@ def test_local_codes_translated_through_a_concept_map(client: RouterClient) -> N
     assert "COMM" not in unmapped and {"CBC", "FAST"} <= unmapped
     client.post(result)
     assert one(result, "DiagnosticReport")["code"]["coding"][1]["code"] == "58410-2"
+
+
+def test_concept_map_translator_over_the_terminology_service() -> None:
+    concept_map = {
+        "resourceType": "ConceptMap",
+        "url": "http://example.org/ConceptMap/lab-local-to-loinc",
+        "status": "active",
+        "group": [
+            {
+                "source": "urn:cmio:v2:cs:99LAB",
+                "target": "http://loinc.org",
+                "element": [
+                    {
+                        "code": "FAST",
+                        "target": [
+                            {
+                                "code": "49541-6",
+                                "display": "Fasting status",
+                                "equivalence": "equivalent",
+                            }
+                        ],
+                    },
+                    {
+                        "code": "COMM",
+                        "target": [{"code": "48767-8", "equivalence": "narrower"}],
+                    },
+                ],
+            }
+        ],
+    }
+    resources = TerminologyResources().with_overlay([concept_map])
+    translator = ConceptMapTranslator(resources)
+    assert translator("urn:cmio:v2:cs:99LAB", "FAST") == [
+        ("http://loinc.org", "49541-6", "Fasting status")
+    ]
+    assert translator("urn:cmio:v2:cs:99LAB", "COMM") == []  # narrower: not a stand-in
+    assert translator("urn:cmio:v2:cs:OTHER", "X") == []  # no ConceptMap applies
+    result = mapped(ORU_R01_LAB_V231, MappingOptions(translate=translator))
+    fasting = next(
+        e["resource"]
+        for e in result.bundle["entry"]
+        if e["resource"]["resourceType"] == "Observation"
+        and e["resource"]["code"]["coding"][0]["code"] == "FAST"
+    )
+    assert fasting["code"]["coding"][1] == {
+        "system": "http://loinc.org",
+        "code": "49541-6",
+        "display": "Fasting status",
+    }
+    assert {u.code for u in result.unmapped} >= {"CBC", "COMM"}
+    assert "FAST" not in {u.code for u in result.unmapped}

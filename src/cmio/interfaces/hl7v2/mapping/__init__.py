@@ -4,6 +4,8 @@
 writes (patients matched by MR identifier and assigning authority, encounters by visit
 number), lists the codes no map knew, and for ADT^A40 returns a :class:`Merge` to apply with
 :func:`apply_merge` through a :class:`FhirClient` (e.g. an adapter over the FHIR router).
+Local codes go through the terminology service's ConceptMaps with a
+:class:`ConceptMapTranslator` given as ``MappingOptions.translate``.
 """
 
 from cmio.interfaces.hl7v2.mapping.context import (
@@ -16,9 +18,11 @@ from cmio.interfaces.hl7v2.mapping.context import (
 )
 from cmio.interfaces.hl7v2.mapping.merge import FhirClient, MergeOutcome, apply_merge, merge_bundle
 from cmio.interfaces.hl7v2.mapping.messages import SUPPORTED, map_message, patient_key
+from cmio.interfaces.hl7v2.mapping.terminology import ConceptMapTranslator
 
 __all__ = [
     "SUPPORTED",
+    "ConceptMapTranslator",
     "FhirClient",
     "MappingError",
     "MappingOptions",
