@@ -76,6 +76,8 @@ class SearchIndexer(CompartmentIndexer):
     ) -> None:
         super().__init__(model)
         self.model = model
+        #: the model without custom SearchParameters (:meth:`use_model` keeps it)
+        self.base_model = model
         self.engine = engine if engine is not None else FhirPathEngine(model)
         #: extract ``_text``/``_content`` rows (the bulk of the write cost of a resource)
         self.full_text = full_text
@@ -86,6 +88,14 @@ class SearchIndexer(CompartmentIndexer):
 
         #: used by the SQL stores to compile searches over these tables
         self.search_compiler = SearchCompiler(model)
+
+    def use_model(self, model: Model) -> None:
+        """Index (and search) with ``model`` from now on, e.g. one extended with custom
+        SearchParameters (:func:`cmio.indexing.custom.extend_model`)."""
+        self.model = model
+        self._plans = lru_cache(maxsize=None)(self._plan)
+        self._composites = lru_cache(maxsize=None)(self._plan_composites)
+        self.search_compiler.model = model
 
     def _plan(self, rtype: str) -> tuple[Step, ...]:
         plan: list[Step] = []

@@ -94,6 +94,9 @@ def ddl(dialect: str) -> list[str]:
             out.append(
                 f"CREATE INDEX IF NOT EXISTS {table.name}_{suffix} ON {table.name} ({cols_sql})"
             )
+    out.append(  # resumable background jobs ($reindex): their state as JSON, by name
+        f"CREATE TABLE IF NOT EXISTS job_state (name {key} PRIMARY KEY, state {key} NOT NULL)"
+    )
     return out + _fulltext_ddl(dialect)
 
 

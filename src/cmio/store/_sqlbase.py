@@ -343,6 +343,44 @@ class SqlTransaction(Transaction, abc.ABC):
             out.append((rtype, id, row.param, row.system or None, row.value))
         return {"token_index": out} if out else {}
 
+    # -- background jobs -----------------------------------------------------------------
+
+    def scan(self, after: tuple[str, str] | None, limit: int) -> list[StoredResource]:
+        where = "NOT deleted"
+        params: list[Any] = [limit]
+        if after is not None:
+            where, params = "NOT deleted AND (type, id) > (?, ?)", [after[0], after[1], limit]
+        rows = self._fetchall(
+            "SELECT type, id, version, last_updated, data FROM resource"
+            f" WHERE {where} ORDER BY type, id LIMIT ?",
+            params,
+        )
+        return [StoredResource(r[0], r[1], r[2], r[3], False, self._data_out(r[4])) for r in rows]
+
+    def replace_index(self, keys: Sequence[tuple[str, str]], rows: Sequence[TableRows]) -> None:
+        self._writable()
+        merged: IndexRows = {}
+        for per in rows:
+            for table, table_rows in per.items():
+                merged.setdefault(table, []).extend(table_rows)
+        with self._batch():
+            for delete in DELETE_INDEX.values():
+                self._executemany(delete, list(keys))
+            for table, table_rows in merged.items():
+                self._executemany(INSERT_INDEX[table], table_rows)
+
+    def job_state(self, name: str) -> str | None:
+        row = self._fetchone("SELECT state FROM job_state WHERE name = ?", (name,))
+        return None if row is None else str(row[0])
+
+    def set_job_state(self, name: str, state: str) -> None:
+        self._writable()
+        self._execute(
+            "INSERT INTO job_state (name, state) VALUES (?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET state = excluded.state",
+            (name, state),
+        )
+
     # -- bulk ----------------------------------------------------------------------------
 
     def put_many(

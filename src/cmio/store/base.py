@@ -232,6 +232,23 @@ class Transaction(abc.ABC):
         resource, the version current at that instant.
         """
 
+    def scan(self, after: tuple[str, str] | None, limit: int) -> list[StoredResource]:
+        """Up to ``limit`` current, non-deleted resources after ``(type, id)`` in that
+        order (a resumable walk over the store, e.g. for ``$reindex``)."""
+        raise NotImplementedError
+
+    def replace_index(self, keys: Sequence[tuple[str, str]], rows: Sequence[TableRows]) -> None:
+        """Replace the search-index rows of the resources ``keys`` by ``rows`` (aligned)."""
+        raise NotImplementedError
+
+    def job_state(self, name: str) -> str | None:
+        """The saved state of the background job ``name`` (JSON text), if any."""
+        raise NotImplementedError
+
+    def set_job_state(self, name: str, state: str) -> None:
+        """Save the state of the background job ``name`` (in this transaction)."""
+        raise NotImplementedError
+
     def put_many(
         self, resources: Sequence[Json], index: Sequence[TableRows | None] | None = None
     ) -> list[StoredResource]:

@@ -1,0 +1,202 @@
+"""``$reindex``: rebuild every resource's search-index rows, resumably.
+
+Custom ``SearchParameter`` resources take effect through a reindex
+(https://hl7.org/fhir/R4/searchparameter.html): :meth:`Reindexer.start` reads the
+active ones from the store, extends the model with them and switches the indexer
+(and its search compiler) to it, so writes from then on index them too; the job
+then walks the store in ``(type, id)`` order and replaces each batch's rows in
+one transaction together with the job's cursor, so an interrupted job resumes
+where it stopped (:meth:`Reindexer.run` continues an unfinished job). The same
+walk also indexes data stored before the current index schema. The applied
+parameters are remembered, and :func:`apply_custom_parameters` re-applies them
+when a server starts.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import orjson
+
+from cmio.indexing import SearchIndexer
+from cmio.indexing.custom import CustomParameterError, extend_model, parse_search_parameter
+from cmio.model import Model
+from cmio.store.base import Repository, SearchQuery
+
+__all__ = ["JOB", "ReindexState", "Reindexer", "apply_custom_parameters"]
+
+#: the job's name in the store's ``job_state`` table
+JOB = "reindex"
+
+
+@dataclass
+class ReindexState:
+    """A reindex job as saved in the store (JSON).
+
+    Attributes:
+        status: ``running`` or ``completed``.
+        parameters: ids of the SearchParameter resources in effect.
+        skipped: SearchParameters not applied, with the reason.
+        cursor: the last ``(type, id)`` reindexed (None: not started).
+        done: resources reindexed so far.
+        total: resources to reindex (when the job started).
+        started: ``time.time()`` at the start; finished likewise (0: not yet).
+    """
+
+    status: str = "running"
+    parameters: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    cursor: list[str] | None = None
+    done: int = 0
+    total: int = 0
+    started: float = 0.0
+    finished: float = 0.0
+
+    def dumps(self) -> str:
+        """JSON text."""
+        return orjson.dumps(asdict(self)).decode()
+
+    @classmethod
+    def loads(cls, text: str) -> ReindexState:
+        """From :meth:`dumps` output."""
+        data: dict[str, Any] = orjson.loads(text)
+        return cls(**data)
+
+
+def _custom(
+    model: Model, repository: Repository, only: list[str] | None
+) -> tuple[Model, list[str], list[str]]:
+    """The model extended with the stored SearchParameters (or the ids in ``only``)."""
+    page = repository.search(SearchQuery("SearchParameter", count=100_000, total=False))
+    defs, applied, skipped = [], [], []
+    for stored in page.resources:
+        if stored.data is None or (only is not None and stored.id not in only):
+            continue
+        try:
+            defs.append(parse_search_parameter(model, orjson.loads(stored.data)))
+            applied.append(stored.id)
+        except CustomParameterError as exc:
+            skipped.append(str(exc))
+    return extend_model(model, defs), applied, skipped
+
+
+def apply_custom_parameters(repository: Repository, indexer: SearchIndexer) -> list[str]:
+    """Switch ``indexer`` to the SearchParameters the last reindex applied (server start).
+
+    Returns:
+        The SearchParameter ids in effect.
+    """
+    with repository.read_transaction() as tx:
+        try:
+            text = tx.job_state(JOB)
+        except NotImplementedError:
+            return []
+    if text is None:
+        return []
+    state = ReindexState.loads(text)
+    if not state.parameters:
+        return []
+    model, applied, _ = _custom(indexer.base_model, repository, state.parameters)
+    indexer.use_model(model)
+    return applied
+
+
+class Reindexer:
+    """Runs the reindex job of one store (see module docstring).
+
+    Args:
+        repository: the store.
+        indexer: the store's indexer (switched to the extended model on start).
+        batch_size: resources per transaction.
+    """
+
+    def __init__(
+        self, repository: Repository, indexer: SearchIndexer, batch_size: int = 500
+    ) -> None:
+        self.repository = repository
+        self.indexer = indexer
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.error: str | None = None
+
+    def state(self) -> ReindexState | None:
+        """The saved state of the last (or current) job."""
+        with self.repository.read_transaction() as tx:
+            text = tx.job_state(JOB)
+        return None if text is None else ReindexState.loads(text)
+
+    def start(self) -> ReindexState:
+        """Begin a new job: apply the stored SearchParameters, reset the cursor."""
+        model, applied, skipped = _custom(self.indexer.base_model, self.repository, None)
+        self.indexer.use_model(model)
+        total = self.repository.search(SearchQuery(None, count=0, total=True)).total or 0
+        state = ReindexState("running", applied, skipped, None, 0, total, time.time())
+        with self.repository.transaction() as tx:
+            tx.set_job_state(JOB, state.dumps())
+        return state
+
+    def run(self, progress: Callable[[ReindexState], None] | None = None) -> ReindexState:
+        """Run (or resume) the job to its end.
+
+        Args:
+            progress: called after each committed batch.
+        """
+        state = self.state()
+        if state is None or state.status != "running":
+            state = self.start()
+        elif self.indexer.model is self.indexer.base_model and state.parameters:
+            model, _, _ = _custom(self.indexer.base_model, self.repository, state.parameters)
+            self.indexer.use_model(model)
+        cursor = tuple(state.cursor) if state.cursor else None
+        while True:
+            with self.repository.transaction() as tx:
+                batch = tx.scan(cursor, self.batch_size)  # type: ignore[arg-type]
+                if not batch:
+                    state.status, state.finished = "completed", time.time()
+                    tx.set_job_state(JOB, state.dumps())
+                    break
+                keys = [(s.type, s.id) for s in batch]
+                rows = [self.indexer.keyed_rows(orjson.loads(s.data or b"{}")) for s in batch]
+                tx.replace_index(keys, rows)
+                cursor = keys[-1]
+                state.cursor, state.done = list(cursor), state.done + len(batch)
+                tx.set_job_state(JOB, state.dumps())
+            if progress is not None:
+                progress(state)
+        if progress is not None:
+            progress(state)
+        return state
+
+    def start_background(self) -> ReindexState:
+        """Start a new job in a background thread (one at a time).
+
+        Raises:
+            RuntimeError: a job is already running in this process.
+        """
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                raise RuntimeError("a reindex is already running")
+            state = self.start()
+            self.error = None
+            self._thread = threading.Thread(
+                target=self._background, name="cmio-reindex", daemon=True
+            )
+            self._thread.start()
+            return state
+
+    def _background(self) -> None:
+        try:
+            self.run()
+        except Exception as exc:  # reported by the status call; the job can be resumed
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait for the background job (tests, shutdown)."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
