@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from types import MappingProxyType
 from typing import NamedTuple
 
 from cmio.interfaces.hl7v2.escape import unescape
@@ -37,23 +38,27 @@ _PATH = re.compile(
 
 # HL7 Table 0354 (message structure) for trigger events that share a structure; others are
 # CODE_EVENT. https://v2plus.hl7.org/2021Jan/index.html (Control, Table 0354)
-_SHARED_STRUCTURES = {
-    "ADT": {
-        **dict.fromkeys(("A01", "A04", "A08", "A13"), "ADT_A01"),
-        **dict.fromkeys(("A05", "A14", "A28", "A31"), "ADT_A05"),
-        **dict.fromkeys(("A06", "A07"), "ADT_A06"),
-        **dict.fromkeys(("A09", "A10", "A11"), "ADT_A09"),
-        **dict.fromkeys(("A12",), "ADT_A12"),
-        **dict.fromkeys(("A21", "A22", "A23", "A25", "A26", "A27", "A29", "A32", "A33"), "ADT_A21"),
-        **dict.fromkeys(("A39", "A40", "A41", "A42"), "ADT_A39"),
-        **dict.fromkeys(("A43", "A44"), "ADT_A43"),
-    },
-    "SIU": dict.fromkeys([f"S{n}" for n in range(12, 27)], "SIU_S12"),
-    "MDM": {
-        **dict.fromkeys(("T01", "T03", "T05", "T07", "T09", "T11"), "MDM_T01"),
-        **dict.fromkeys(("T02", "T04", "T06", "T08", "T10"), "MDM_T02"),
-    },
-}
+_SHARED_STRUCTURES = MappingProxyType(
+    {
+        "ADT": {
+            **dict.fromkeys(("A01", "A04", "A08", "A13"), "ADT_A01"),
+            **dict.fromkeys(("A05", "A14", "A28", "A31"), "ADT_A05"),
+            **dict.fromkeys(("A06", "A07"), "ADT_A06"),
+            **dict.fromkeys(("A09", "A10", "A11"), "ADT_A09"),
+            **dict.fromkeys(("A12",), "ADT_A12"),
+            **dict.fromkeys(
+                ("A21", "A22", "A23", "A25", "A26", "A27", "A29", "A32", "A33"), "ADT_A21"
+            ),
+            **dict.fromkeys(("A39", "A40", "A41", "A42"), "ADT_A39"),
+            **dict.fromkeys(("A43", "A44"), "ADT_A43"),
+        },
+        "SIU": dict.fromkeys([f"S{n}" for n in range(12, 27)], "SIU_S12"),
+        "MDM": {
+            **dict.fromkeys(("T01", "T03", "T05", "T07", "T09", "T11"), "MDM_T01"),
+            **dict.fromkeys(("T02", "T04", "T06", "T08", "T10"), "MDM_T02"),
+        },
+    }
+)
 
 
 def message_structure(code: str, event: str) -> str:

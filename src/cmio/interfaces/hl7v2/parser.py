@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import codecs
 import re
+from types import MappingProxyType
 from typing import TypeVar, overload
 
 from cmio.interfaces.hl7v2.errors import ParseError
@@ -37,31 +38,33 @@ SUPPORTED_VERSIONS = (
 )
 
 # HL7 Table 0211 (alternate character sets) to Python codecs.
-_CHARSETS = {
-    "ASCII": "ascii",
-    "ISO IR6": "ascii",
-    "8859/1": "latin-1",
-    "ISO IR100": "latin-1",
-    "8859/2": "iso8859-2",
-    "8859/3": "iso8859-3",
-    "8859/4": "iso8859-4",
-    "8859/5": "iso8859-5",
-    "8859/6": "iso8859-6",
-    "8859/7": "iso8859-7",
-    "8859/8": "iso8859-8",
-    "8859/9": "iso8859-9",
-    "8859/15": "iso8859-15",
-    "UNICODE": "utf-8",
-    "UNICODE UTF-8": "utf-8",
-    "ISO IR192": "utf-8",
-    "UNICODE UTF-16": "utf-16",
-    "UNICODE UTF-32": "utf-32",
-    "GB 18030-2000": "gb18030",
-    "BIG-5": "big5",
-    "KS X 1001": "euc-kr",
-    "ISO IR87": "iso2022-jp",
-    "ISO IR159": "iso2022-jp-2",
-}
+_CHARSETS = MappingProxyType(
+    {
+        "ASCII": "ascii",
+        "ISO IR6": "ascii",
+        "8859/1": "latin-1",
+        "ISO IR100": "latin-1",
+        "8859/2": "iso8859-2",
+        "8859/3": "iso8859-3",
+        "8859/4": "iso8859-4",
+        "8859/5": "iso8859-5",
+        "8859/6": "iso8859-6",
+        "8859/7": "iso8859-7",
+        "8859/8": "iso8859-8",
+        "8859/9": "iso8859-9",
+        "8859/15": "iso8859-15",
+        "UNICODE": "utf-8",
+        "UNICODE UTF-8": "utf-8",
+        "ISO IR192": "utf-8",
+        "UNICODE UTF-16": "utf-16",
+        "UNICODE UTF-32": "utf-32",
+        "GB 18030-2000": "gb18030",
+        "BIG-5": "big5",
+        "KS X 1001": "euc-kr",
+        "ISO IR87": "iso2022-jp",
+        "ISO IR159": "iso2022-jp-2",
+    }
+)
 _BAD_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 

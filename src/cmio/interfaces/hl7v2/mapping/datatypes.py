@@ -10,6 +10,7 @@ systems keep their code under ``local_system_prefix + name`` and are reported.
 from __future__ import annotations
 
 import re
+from types import MappingProxyType
 from typing import Any
 
 from cmio.interfaces.hl7v2.mapping.context import MapContext, identifier_query
@@ -39,29 +40,31 @@ __all__ = [
 
 # HL7 Table 0396 (coding system) names to FHIR code system URIs (FHIR R4 terminologies,
 # https://hl7.org/fhir/R4/terminologies-systems.html ).
-CODING_SYSTEMS = {
-    "LN": "http://loinc.org",
-    "LOINC": "http://loinc.org",
-    "SCT": "http://snomed.info/sct",
-    "SNOMEDCT": "http://snomed.info/sct",
-    "SNOMED-CT": "http://snomed.info/sct",
-    "CVX": "http://hl7.org/fhir/sid/cvx",
-    "MVX": "http://terminology.hl7.org/CodeSystem/MVX",
-    "I10": "http://hl7.org/fhir/sid/icd-10",
-    "I10C": "http://hl7.org/fhir/sid/icd-10-cm",
-    "ICD10CM": "http://hl7.org/fhir/sid/icd-10-cm",
-    "I9C": "http://hl7.org/fhir/sid/icd-9-cm",
-    "I9CDX": "http://hl7.org/fhir/sid/icd-9-cm",
-    "RXNORM": "http://www.nlm.nih.gov/research/umls/rxnorm",
-    "NDC": "http://hl7.org/fhir/sid/ndc",
-    "C4": "http://www.ama-assn.org/go/cpt",
-    "CPT": "http://www.ama-assn.org/go/cpt",
-    "UCUM": "http://unitsofmeasure.org",
-    "CDCREC": "urn:oid:2.16.840.1.113883.6.238",
-    "NCIT": "http://ncicb.nci.nih.gov/xml/owl/EVS/Thesaurus.owl",
-    "ISO639": "urn:ietf:bcp:47",
-    "NUBC": "http://www.nubc.org/patient-discharge",
-}
+CODING_SYSTEMS = MappingProxyType(
+    {
+        "LN": "http://loinc.org",
+        "LOINC": "http://loinc.org",
+        "SCT": "http://snomed.info/sct",
+        "SNOMEDCT": "http://snomed.info/sct",
+        "SNOMED-CT": "http://snomed.info/sct",
+        "CVX": "http://hl7.org/fhir/sid/cvx",
+        "MVX": "http://terminology.hl7.org/CodeSystem/MVX",
+        "I10": "http://hl7.org/fhir/sid/icd-10",
+        "I10C": "http://hl7.org/fhir/sid/icd-10-cm",
+        "ICD10CM": "http://hl7.org/fhir/sid/icd-10-cm",
+        "I9C": "http://hl7.org/fhir/sid/icd-9-cm",
+        "I9CDX": "http://hl7.org/fhir/sid/icd-9-cm",
+        "RXNORM": "http://www.nlm.nih.gov/research/umls/rxnorm",
+        "NDC": "http://hl7.org/fhir/sid/ndc",
+        "C4": "http://www.ama-assn.org/go/cpt",
+        "CPT": "http://www.ama-assn.org/go/cpt",
+        "UCUM": "http://unitsofmeasure.org",
+        "CDCREC": "urn:oid:2.16.840.1.113883.6.238",
+        "NCIT": "http://ncicb.nci.nih.gov/xml/owl/EVS/Thesaurus.owl",
+        "ISO639": "urn:ietf:bcp:47",
+        "NUBC": "http://www.nubc.org/patient-discharge",
+    }
+)
 _V2_TABLE = re.compile(r"^HL7(\d{4,5})$")
 
 

@@ -11,6 +11,7 @@ the unique document number (TXA-12).
 from __future__ import annotations
 
 import base64
+from types import MappingProxyType
 from typing import Any
 
 from cmio.interfaces.hl7v2.mapping.context import MapContext, identifier_query
@@ -28,22 +29,24 @@ from cmio.interfaces.hl7v2.message import Segment
 __all__ = ["appointment", "document_reference"]
 
 # SCH-25 filler status code (HL7 Table 0278) -> Appointment.status
-_APPOINTMENT_STATUS = {
-    "PENDING": "pending",
-    "WAITLIST": "waitlist",
-    "BOOKED": "booked",
-    "STARTED": "arrived",
-    "COMPLETE": "fulfilled",
-    "CANCELLED": "cancelled",
-    "DC": "cancelled",
-    "DELETED": "entered-in-error",
-    "BLOCKED": "booked",
-    "OVERBOOK": "booked",
-    "NOSHOW": "noshow",
-}
-_EVENT_STATUS = {"S12": "booked", "S13": "booked", "S14": "booked", "S15": "cancelled",
-                 "S16": "cancelled", "S17": "entered-in-error", "S26": "noshow"}  # fmt: skip
-_MINUTES = {"MIN": 1, "M": 1, "H": 60, "HR": 60, "S": 1 / 60, "D": 1440}
+_APPOINTMENT_STATUS = MappingProxyType(
+    {
+        "PENDING": "pending",
+        "WAITLIST": "waitlist",
+        "BOOKED": "booked",
+        "STARTED": "arrived",
+        "COMPLETE": "fulfilled",
+        "CANCELLED": "cancelled",
+        "DC": "cancelled",
+        "DELETED": "entered-in-error",
+        "BLOCKED": "booked",
+        "OVERBOOK": "booked",
+        "NOSHOW": "noshow",
+    }
+)
+_EVENT_STATUS = MappingProxyType({"S12": "booked", "S13": "booked", "S14": "booked", "S15": "cancelled",
+                 "S16": "cancelled", "S17": "entered-in-error", "S26": "noshow"})  # fmt: skip
+_MINUTES = MappingProxyType({"MIN": 1, "M": 1, "H": 60, "HR": 60, "S": 1 / 60, "D": 1440})
 
 
 def appointment(
@@ -138,10 +141,12 @@ def _minutes(amount: str, unit: str) -> int | None:
 
 
 # TXA-17 document completion status (HL7 Table 0271) -> DocumentReference.docStatus
-_DOC_STATUS = {"AU": "final", "LA": "final", "DO": "preliminary", "DI": "preliminary",
-               "IP": "preliminary", "IN": "preliminary", "PA": "preliminary"}  # fmt: skip
+_DOC_STATUS = MappingProxyType({"AU": "final", "LA": "final", "DO": "preliminary", "DI": "preliminary",
+               "IP": "preliminary", "IN": "preliminary", "PA": "preliminary"})  # fmt: skip
 # TXA-19 document availability status (HL7 Table 0273) -> DocumentReference.status
-_STATUS = {"AV": "current", "UN": "current", "OB": "superseded", "CA": "entered-in-error"}
+_STATUS = MappingProxyType(
+    {"AV": "current", "UN": "current", "OB": "superseded", "CA": "entered-in-error"}
+)
 
 
 def document_reference(

@@ -9,6 +9,7 @@ number; observations by OBX-21, else report + OBX-3 + OBX-4; specimens by SPM-2.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from cmio.interfaces.hl7v2.mapping.context import MapContext, identifier_query
@@ -27,7 +28,7 @@ from cmio.interfaces.hl7v2.message import Repetition, Segment
 
 __all__ = ["OrderGroup", "map_order_group", "observation_value", "order_groups"]
 
-_COMPARATORS = {"<": "<", ">": ">", "<=": "<=", ">=": ">="}
+_COMPARATORS = MappingProxyType({"<": "<", ">": ">", "<=": "<=", ">=": ">="})
 
 
 @dataclass
