@@ -57,6 +57,22 @@ ADT_A01_EPIC = _msg(
     "AL1|1|DA|70618^Penicillin^RXNORM|SV|Hives~Wheezing|20100101",
     "AL1|2|FA|LOC123^Peanuts^99EPIC|MO|Anaphylaxis",
     "DG1|1||R07.9^Chest pain, unspecified^I10C||20250301|A",
+    _seg(
+        "IN1",
+        {
+            1: "1",
+            2: "PPO-GOLD^Gold PPO^L",
+            3: "BCBS01^^^PAYERS&2.16.840.1.113883.3.999&ISO",
+            4: "Blue Shield of Illinois",
+            8: "GRP-778",
+            9: "Acme Corp",
+            12: "20250101",
+            13: "20251231",
+            15: "PPO",
+            17: "SEL^Self^HL70063",
+            36: "XJW123456789",
+        },
+    ),
     "ZPD|1|EPIC-SPECIFIC^VALUE",
 )
 

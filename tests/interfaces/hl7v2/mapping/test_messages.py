@@ -141,6 +141,23 @@ def test_epic_adt_a01_encounter_allergies_diagnoses() -> None:
         "code": "R07.9",
         "display": "Chest pain, unspecified",
     }
+    plan = one(result, "Coverage")  # IN1[Coverage]
+    assert plan["status"] == "active"
+    assert plan["subscriberId"] == "XJW123456789"  # IN1-36
+    assert plan["beneficiary"] == plan["subscriber"] == {"reference": enc["subject"]["reference"]}
+    assert plan["relationship"]["coding"][0]["code"] == "ONESELF"  # IN1-17 via Relationship
+    assert plan["period"] == {"start": "2025-01-01", "end": "2025-12-31"}  # IN1-12, IN1-13
+    assert plan["payor"] == [
+        {
+            "display": "Blue Shield of Illinois",
+            "identifier": {"system": "urn:oid:2.16.840.1.113883.3.999", "value": "BCBS01"},
+        }
+    ]
+    assert [(c["type"]["coding"][0]["code"], c["value"]) for c in plan["class"]] == [
+        ("plan", "PPO-GOLD"),
+        ("group", "GRP-778"),
+    ]
+    assert plan["type"]["coding"][0]["code"] == "PPO"
     unmapped = {(u.path, u.code) for u in result.unmapped}
     assert ("AL1[2]-3", "LOC123") in unmapped  # local allergen code, kept and reported
     assert ("AL1[2]-4", "MO") in unmapped

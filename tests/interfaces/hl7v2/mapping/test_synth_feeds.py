@@ -174,6 +174,19 @@ def test_immunizations_field_by_field(synth: Mapped) -> None:
     assert checked > 5
 
 
+def test_coverages_from_in1(synth: Mapped) -> None:
+    checked = 0
+    for _, result in synth.messages:
+        patient_url = result.bundle["entry"][0]["fullUrl"]
+        for plan in resources(result, "Coverage"):
+            assert plan["beneficiary"] == {"reference": patient_url}
+            payor = plan["payor"][0]  # IN1-4 with IN1-3, else self-pay
+            assert payor.get("display") or payor == {"reference": patient_url}
+            assert plan["subscriberId"] == plan["identifier"][1]["value"]  # IN1-36 = IN1-49
+            checked += 1
+    assert checked > 10
+
+
 def test_feed_into_the_store_twice_without_duplicates(synth: Mapped, client: RouterClient) -> None:
     sample = synth.messages[:25]
     for _ in range(2):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from cmio.interfaces.hl7v2.mapping.clinical import allergy, condition
+from cmio.interfaces.hl7v2.mapping.clinical import allergy, condition, coverage
 from cmio.interfaces.hl7v2.mapping.context import (
     MapContext,
     MappingError,
@@ -104,6 +104,8 @@ def _adt(ctx: MapContext, event: str) -> Merge | None:
         allergy(ctx, al1, i, subject.patient, subject.key)
     for i, dg1 in enumerate(ctx.message.segments("DG1"), 1):
         condition(ctx, dg1, i, subject.patient, subject.encounter, subject.key)
+    for i, in1 in enumerate(ctx.message.segments("IN1"), 1):
+        coverage(ctx, in1, i, subject.patient, subject.key, _update(ctx, True))
     if event != "A40":
         return None
     mrg = ctx.message.segment("MRG")
@@ -138,6 +140,8 @@ def _vxu(ctx: MapContext, event: str) -> None:
             current[3].append(seg)
     if not groups:
         raise MappingError("VXU without an RXA segment", "RXA")
+    for i, in1 in enumerate(ctx.message.segments("IN1"), 1):
+        coverage(ctx, in1, i, subject.patient, subject.key, _update(ctx, False))
     for i, (g_orc, rxa, rxr, obx) in enumerate(groups, 1):
         immunization(ctx, g_orc, rxa, rxr, obx, i, subject.patient, subject.encounter, subject.key)
 
