@@ -164,25 +164,30 @@ def register(app: typer.Typer) -> None:
         if not health.channels:
             Console().print(f"No messages journaled in {journal}")
             return
-        table = Table(title=f"HL7 v2 interfaces ({journal})")
-        for column in ("channel", "last minute", "states", "error rate", "queue", "errors",
-                       "lag s", "p95 s", "last message"):  # fmt: skip
-            table.add_column(column)
+        console = Console()
+        console.print(f"HL7 v2 interfaces ({journal})", highlight=False)
         for c in health.channels:
             last = (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(c.last_message_at))
                     if c.last_message_at else "-")  # fmt: skip
-            table.add_row(
-                c.channel,
-                ", ".join(f"{t} {n}" for t, n in sorted(c.per_minute.items())) or "0",
-                ", ".join(f"{s} {n}" for s, n in sorted(c.received_total.items())),
-                f"{c.error_rate:.1%}",
-                str(c.queue_depth),
-                str(c.error_queue),
-                f"{c.lag_seconds:.1f}",
-                "-" if c.latency_p95_seconds is None else f"{c.latency_p95_seconds:.3f}",
-                last,
-            )
-        Console().print(table)
+            table = Table(title=f"channel {c.channel}", show_header=False)
+            table.add_column("figure")
+            table.add_column("value")
+            rows = [
+                ("messages, last minute",
+                 ", ".join(f"{t} {n}" for t, n in sorted(c.per_minute.items())) or "0"),
+                ("messages by state",
+                 ", ".join(f"{s} {n}" for s, n in sorted(c.received_total.items()))),
+                ("error rate (last hour)", f"{c.error_rate:.1%}"),
+                ("queue depth", str(c.queue_depth)),
+                ("error queue", str(c.error_queue)),
+                ("lag", f"{c.lag_seconds:.1f} s"),
+                ("receipt to stored, p95",
+                 "-" if c.latency_p95_seconds is None else f"{c.latency_p95_seconds:.3f} s"),
+                ("last message", last),
+            ]  # fmt: skip
+            for name, value in rows:
+                table.add_row(name, value)
+            console.print(table)
 
     @hl7.command("replay")
     def replay(
