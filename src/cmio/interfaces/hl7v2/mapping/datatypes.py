@@ -22,6 +22,7 @@ __all__ = [
     "CODING_SYSTEMS",
     "address",
     "authority_system",
+    "clean_code",
     "codeable",
     "coding_system",
     "contact_point",
@@ -68,6 +69,11 @@ CODING_SYSTEMS = MappingProxyType(
 _V2_TABLE = re.compile(r"^HL7(\d{4,5})$")
 
 
+def clean_code(text: str) -> str:
+    """A FHIR ``code`` from v2 text: no leading, trailing or repeated whitespace."""
+    return " ".join(text.split()) if text else ""
+
+
 def v2_table_system(table: str) -> str:
     """``http://terminology.hl7.org/CodeSystem/v2-NNNN`` for HL7 table ``NNNN``."""
     return f"http://terminology.hl7.org/CodeSystem/v2-{int(table):04d}"
@@ -97,6 +103,7 @@ def _coding_system(ctx: MapContext, name: str) -> tuple[str, bool]:
 
 def vocab(ctx: MapContext, table: str, code: str, path: str, v2_table: str = "") -> str | None:
     """Map one v2 code through an IG vocabulary map; unknown codes are reported."""
+    code = code.strip()
     if not code:
         return None
     found = VOCABULARY[table].get(code) or VOCABULARY[table].get(code.upper())
@@ -128,7 +135,7 @@ def codeable(
     comps = comps + [""] * (13 - len(comps))
     codings: list[dict[str, Any]] = []
     for code_i, display_i, system_i, version_i in ((0, 1, 2, 6), (3, 4, 5, 7), (9, 10, 11, 12)):
-        code, display, name = comps[code_i], comps[display_i], comps[system_i]
+        code, display, name = clean_code(comps[code_i]), comps[display_i], comps[system_i].strip()
         if not code:
             continue
         name = name or (v2_table if code_i == 0 else "")
@@ -372,6 +379,7 @@ def quantity(
     units = unit if isinstance(unit, list) else unit.texts() if unit else []
     if units and any(units):
         code, text, name = ([*units, "", "", ""])[:3]
+        code, name = clean_code(code), name.strip()
         out["unit"] = text or code
         if code and name:
             system, standard = coding_system(ctx, name)

@@ -228,7 +228,7 @@ def _attachment(
                 attachment["title"] = title
             return attachment
         text_lines.extend(r.get(1) for r in obx.field(5).repetitions)
-    if not text_lines:
+    if not "".join(text_lines).strip():
         return None
     attachment = {
         "contentType": "text/plain; charset=utf-8",

@@ -13,6 +13,7 @@ from typing import Any
 from cmio.interfaces.hl7v2.mapping.context import MapContext, MappingError
 from cmio.interfaces.hl7v2.mapping.datatypes import (
     address,
+    clean_code,
     codeable,
     contact_point,
     date,
@@ -226,7 +227,7 @@ def encounter(
         "text": "visit number",
     }
     out: dict[str, Any] = {"resourceType": "Encounter", "identifier": [visit]}
-    patient_class = pv1.get(2)
+    patient_class = clean_code(pv1.get(2))
     status = "unknown"
     if patient_class:
         status = (

@@ -14,6 +14,7 @@ from typing import Any
 
 from cmio.interfaces.hl7v2.mapping.context import MapContext, identifier_query
 from cmio.interfaces.hl7v2.mapping.datatypes import (
+    clean_code,
     codeable,
     datetime,
     entity_identifier,
@@ -126,7 +127,7 @@ def map_order_group(
         else None
     )
     report["status"] = status or "unknown"
-    category = obr.get(24)
+    category = clean_code(obr.get(24))
     if category:
         report["category"] = [{"coding": [{"system": v2_table_system("0074"), "code": category}]}]
     report["code"] = code
@@ -258,7 +259,18 @@ def _mime(obx: Segment) -> str:
 
 
 def observation_value(ctx: MapContext, obx: Segment, path: str) -> dict[str, Any]:
-    """OBX-5 by its value type OBX-2 -> ``value[x]`` (IG map OBX[Observation], OBX-5 rows)."""
+    """OBX-5 by its value type OBX-2 -> ``value[x]`` (IG map OBX[Observation], OBX-5 rows).
+
+    A value that is only whitespace is no value.
+    """
+    value = _value(ctx, obx, path)
+    text = value.get("valueString")
+    if text is not None and not text.strip():
+        return {}
+    return value
+
+
+def _value(ctx: MapContext, obx: Segment, path: str) -> dict[str, Any]:
     kind = obx.get(2).upper()
     reps = obx.field(5).repetitions
     if not reps:
