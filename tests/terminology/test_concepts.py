@@ -107,6 +107,16 @@ def test_versions_side_by_side_and_replace(store: ConceptStore) -> None:
     assert store.system(URL, "10") is None
 
 
+def test_unindexed_properties_are_scanned(tmp_path: Path) -> None:
+    s = ConceptStore(tmp_path / "u.db")
+    info, concepts = _tree()
+    s.load(info, concepts, unindexed={"grp"})
+    assert list(s.with_property(URL, "grp", "y")) == ["b"]
+    assert list(s.with_property(URL, "grp")) == ["a", "b"]
+    assert list(s.with_property(URL, "flag", "true")) == ["b"]
+    s.close()
+
+
 def test_cycle_and_duplicate_change_nothing(store: ConceptStore) -> None:
     info = SystemInfo(url=URL, version="1")
     with pytest.raises(ClosureError, match="cycle"):

@@ -18,6 +18,7 @@ CREATE TABLE IF NOT EXISTS systems (
     lo INTEGER NOT NULL, hi INTEGER NOT NULL,
     fingerprint TEXT,
     loaded TEXT NOT NULL,
+    unindexed TEXT NOT NULL DEFAULT '[]',
     UNIQUE (url, version)
 );
 CREATE TABLE IF NOT EXISTS concepts (

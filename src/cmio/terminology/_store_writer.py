@@ -47,6 +47,7 @@ def write_system(
     concepts: Iterable[Concept],
     progress: Callable[[int], None] | None,
     fingerprint: str | None,
+    unindexed: frozenset[str] = frozenset(),
 ) -> int:
     """Replace (info.url, info.version) by ``concepts`` in one transaction.
 
@@ -56,6 +57,7 @@ def write_system(
         concepts: streamed once.
         progress: called with the running concept count.
         fingerprint: stored with the system row.
+        unindexed: property codes kept in the concept blob only (not in ``props``).
 
     Returns:
         The number of concepts written.
@@ -66,7 +68,7 @@ def write_system(
     conn.isolation_level = None
     conn.execute("BEGIN IMMEDIATE")
     try:
-        count = _write(conn, info, concepts, progress, fingerprint)
+        count = _write(conn, info, concepts, progress, fingerprint, unindexed)
     except BaseException:
         conn.execute("ROLLBACK")
         raise
@@ -80,6 +82,7 @@ def _write(
     concepts: Iterable[Concept],
     progress: Callable[[int], None] | None,
     fingerprint: str | None,
+    unindexed: frozenset[str],
 ) -> int:
     version = info.version or ""
     row = conn.execute(
@@ -124,7 +127,9 @@ def _write(
             for parent in concept.parents:
                 edge_child.append(cid)
                 edge_parent.append(parent)
-            props.extend((sid, p, property_text(v), cid) for p, v in concept.properties)
+            props.extend(
+                (sid, p, property_text(v), cid) for p, v in concept.properties if p not in unindexed
+            )
         conn.executemany("INSERT INTO concepts VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
         conn.executemany("INSERT INTO props VALUES (?, ?, ?, ?)", props)
         if progress is not None:
@@ -168,7 +173,9 @@ def _write(
     properties = orjson.dumps([list(p) for p in info.properties]).decode()
     loaded = datetime.now(UTC).isoformat(timespec="seconds")
     conn.execute(
-        "INSERT OR REPLACE INTO systems VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT OR REPLACE INTO systems (sid, url, version, name, title, count, properties,"
+        " hierarchy, lo, hi, fingerprint, loaded, unindexed)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             sid,
             info.url,
@@ -182,6 +189,7 @@ def _write(
             base + n,
             fingerprint,
             loaded,
+            orjson.dumps(sorted(unindexed)).decode(),
         ),
     )
     if progress is not None:

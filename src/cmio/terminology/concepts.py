@@ -21,7 +21,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,13 @@ import orjson
 
 from cmio.terminology._store_schema import SCHEMA, natural_key
 from cmio.terminology._store_writer import write_system
-from cmio.terminology.concept_types import Concept, Designation, SystemInfo, decode_blob
+from cmio.terminology.concept_types import (
+    Concept,
+    Designation,
+    SystemInfo,
+    decode_blob,
+    property_text,
+)
 from cmio.terminology.resource_content import codesystem_to_concepts
 
 __all__ = [
@@ -57,6 +63,7 @@ class _System:
     info: SystemInfo
     lo: int
     hi: int
+    unindexed: frozenset[str] = frozenset()
 
 
 def _concept(row: tuple[Any, ...]) -> Concept:
@@ -97,6 +104,9 @@ class ConceptStore:
         with self._lock:
             conn = self._open()
             conn.executescript(SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(systems)")}
+            if "unindexed" not in columns:  # stores written before the column existed
+                conn.execute("ALTER TABLE systems ADD COLUMN unindexed TEXT NOT NULL DEFAULT '[]'")
             conn.commit()
 
     # -- connections -------------------------------------------------------------
@@ -134,14 +144,17 @@ class ConceptStore:
 
     # -- systems -----------------------------------------------------------------
     def _systems(self, url: str | None = None) -> list[_System]:
-        sql = "SELECT sid, url, version, name, title, count, properties, hierarchy, lo, hi FROM systems"
+        sql = (
+            "SELECT sid, url, version, name, title, count, properties, hierarchy, lo, hi,"
+            " unindexed FROM systems"
+        )
         rows = (
             self._conn().execute(sql + " WHERE url = ?", (url,))
             if url is not None
             else self._conn().execute(sql + " ORDER BY url, sid")
         )
         out = []
-        for sid, u, version, name, title, count, props, hierarchy, lo, hi in rows:
+        for sid, u, version, name, title, count, props, hierarchy, lo, hi, unindexed in rows:
             info = SystemInfo(
                 url=u,
                 version=version or None,
@@ -151,7 +164,7 @@ class ConceptStore:
                 properties=tuple(tuple(p) for p in orjson.loads(props)),  # type: ignore[misc]
                 hierarchy_meaning=hierarchy,
             )
-            out.append(_System(sid, info, lo, hi))
+            out.append(_System(sid, info, lo, hi, frozenset(orjson.loads(unindexed))))
         return out
 
     def _resolve(self, url: str, version: str | None) -> _System | None:
@@ -198,6 +211,7 @@ class ConceptStore:
         progress: Callable[[int], None] | None = None,
         *,
         fingerprint: str | None = None,
+        unindexed: Collection[str] = (),
     ) -> int:
         """Replace (url, version) with ``concepts`` atomically and build the closure.
 
@@ -208,6 +222,8 @@ class ConceptStore:
                 and with a final count.
             fingerprint: recorded with the system (e.g. a digest of the release files) so
                 loaders can skip a re-run of the same release, see :meth:`fingerprint`.
+            unindexed: property codes not worth an index (e.g. SNOMED CT ``moduleId``):
+                kept with the concept, and :meth:`with_property` scans for them.
 
         Returns:
             The number of concepts loaded.
@@ -218,7 +234,9 @@ class ConceptStore:
         with self._lock:
             conn = self._open()
             try:
-                count = write_system(conn, info, concepts, progress, fingerprint)
+                count = write_system(
+                    conn, info, concepts, progress, fingerprint, frozenset(unindexed)
+                )
             finally:
                 self._connections.remove(conn)
                 conn.close()
@@ -426,6 +444,9 @@ class ConceptStore:
         found = self._resolve(url, version)
         if found is None:
             return
+        if prop in found.unindexed:
+            yield from self._scan_property(found, prop, value)
+            return
         if value is None:
             sql = "SELECT DISTINCT c.code, c.id FROM props p JOIN concepts c ON c.id = p.cid WHERE p.sid = ? AND p.prop = ? ORDER BY c.id"
             params: tuple[Any, ...] = (found.sid, prop)
@@ -434,3 +455,15 @@ class ConceptStore:
             params = (found.sid, prop, value)
         for row in self._conn().execute(sql, params):
             yield row[0]
+
+    def _scan_property(self, found: _System, prop: str, value: str | None) -> Iterator[str]:
+        rows = self._conn().execute(
+            "SELECT code, blob FROM concepts WHERE sid = ? AND blob IS NOT NULL ORDER BY id",
+            (found.sid,),
+        )
+        for code, blob in rows:
+            _, properties, _ = decode_blob(blob)
+            if any(
+                p == prop and (value is None or property_text(v) == value) for p, v in properties
+            ):
+                yield code

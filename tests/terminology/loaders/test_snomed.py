@@ -50,6 +50,9 @@ def test_international_snapshot(store: ConceptStore) -> None:
         "362969004",
     ]
     assert [c.code for c in store.iter_concepts(SNOMED_URL, text="type ii")] == ["44054006"]
+    # moduleId/effectiveTime/inactive are kept but not indexed: found by a scan
+    assert len(list(store.with_property(SNOMED_URL, "moduleId", rf2.INTERNATIONAL_MODULE))) == 15
+    assert list(store.with_property(SNOMED_URL, "inactive", "true")) == ["11530004"]
 
 
 def test_rerun_is_skipped_and_us_edition_sits_beside(store: ConceptStore, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,6 +119,7 @@ def load_system(
     progress: Progress | None = None,
     *,
     force: bool = False,
+    unindexed: Collection[str] = (),
 ) -> LoadResult:
     """Load one system version unless the same release (fingerprint) is already there."""
     existing = store.system(info.url, info.version)
@@ -129,7 +130,7 @@ def load_system(
         and store.fingerprint(info.url, info.version) == fingerprint
     ):
         return LoadResult(info.url, info.version, existing.count, True)
-    count = store.load(info, concepts(), progress, fingerprint=fingerprint)
+    count = store.load(info, concepts(), progress, fingerprint=fingerprint, unindexed=unindexed)
     return LoadResult(info.url, info.version, count, False)
 
 

@@ -35,6 +35,8 @@ __all__ = ["SNOMED_URL", "SnomedRelease", "find_release", "load_snomed", "snomed
 
 SNOMED_URL = "http://snomed.info/sct"
 _FORMAT = "cmio-snomed-rf2-1"
+_UNINDEXED = frozenset({"inactive", "moduleId", "effectiveTime"})
+"""Properties every concept has, with few distinct values: kept, not indexed."""
 _EDITIONS = {"INT": rf2.INTERNATIONAL_MODULE, "US1000124": rf2.US_MODULE}
 _NAME = re.compile(r"sct2_Concept_Snapshot_([A-Za-z0-9]+)_(\d{8})\.txt$")
 PROPERTIES: tuple[tuple[str, str, str | None], ...] = (
@@ -244,6 +246,7 @@ def load_snomed(
             fingerprint,
             progress,
             force=force,
+            unindexed=_UNINDEXED,
         )
     return result, SystemInfo(
         info.url, info.version, info.name, info.title, result.count, info.properties
