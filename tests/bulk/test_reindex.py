@@ -107,3 +107,26 @@ def test_reindex_indexes_data_stored_without_rows(
     assert repo.search(family).total == 0
     Reindexer(repo, indexer).run()
     assert repo.search(family).total == 7
+
+
+def test_cli_reindex(tmp_path: Any, model: Model) -> None:
+    from typer.testing import CliRunner
+
+    from cmio.cli.main import app
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    repo = open_repository(url, indexer=SearchIndexer(model))
+    with repo.transaction() as tx:
+        tx.put_many(_patients(4))
+        tx.update(dict(SEARCH_PARAMETER))
+    repo.close()
+    result = CliRunner().invoke(app, ["reindex", "--database", url, "--batch", "2"])
+    assert result.exit_code == 0, result.output
+    assert "Reindexed 5 resources" in result.output and "eye-colour" in result.output
+    indexer = SearchIndexer(model)
+    repo = open_repository(url, indexer=indexer)
+    try:
+        assert apply_custom_parameters(repo, indexer) == ["eye-colour"]
+        assert _eyes(repo, "brown") == {"eye1"}
+    finally:
+        repo.close()

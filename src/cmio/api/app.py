@@ -41,6 +41,9 @@ def build_env(
     model = model or load_model()
     indexer = SearchIndexer(model)
     repository = open_repository(database_url, indexer=indexer)
+    from cmio.bulk.reindex import apply_custom_parameters
+
+    apply_custom_parameters(repository, indexer)  # SearchParameters a $reindex applied
     settings = settings or Settings()
     terminology = open_terminology(repository, settings.terminology_db)
     provider = ServiceTerminology(terminology)

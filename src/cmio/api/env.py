@@ -84,3 +84,5 @@ class Env:
     """Profile validation (``$validate``, ``Settings.validation``); built on first use."""
     terminology: TerminologyService | None = None
     """The terminology service (``$expand``, ``$validate-code`` ...); None: not offered."""
+    reindexer: Any = None
+    """The ``$reindex`` job runner (:class:`cmio.bulk.reindex.Reindexer`), made on first use."""

@@ -50,7 +50,15 @@ def default_operations() -> dict[str, Operation]:
     """The operations every server offers, by name (import-light: handlers load lazily)."""
     table: list[Operation] = []
     table += _terminology_operations()
+    table.append(Operation("reindex", _reindex, system=True, type_level=False, instance=False))
     return {op.name: op for op in table}
+
+
+def _reindex(env: Env, request: FhirRequest, rtype: str | None, rid: str | None) -> FhirResponse:
+    """$reindex: rebuild the search index, applying stored SearchParameters."""
+    from cmio.api.ops.reindex import reindex
+
+    return reindex(env, request, rtype, rid)
 
 
 def _terminology_operations() -> list[Operation]:

@@ -172,8 +172,9 @@ class Reindexer:
             progress(state)
         return state
 
-    def start_background(self) -> ReindexState:
-        """Start a new job in a background thread (one at a time).
+    def start_background(self, resume: bool = False) -> None:
+        """Start a new job (or, with ``resume``, continue the saved one) in a background
+        thread; one at a time.
 
         Raises:
             RuntimeError: a job is already running in this process.
@@ -181,13 +182,17 @@ class Reindexer:
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
                 raise RuntimeError("a reindex is already running")
-            state = self.start()
+            if not resume:
+                self.start()
             self.error = None
             self._thread = threading.Thread(
                 target=self._background, name="cmio-reindex", daemon=True
             )
             self._thread.start()
-            return state
+
+    def start_background_resume(self) -> None:
+        """Continue an unfinished job in the background (see :meth:`start_background`)."""
+        self.start_background(resume=True)
 
     def _background(self) -> None:
         try:

@@ -11,6 +11,7 @@ from cmio.cli import (
     hl7_cmd,
     hl7v2_feed_cmd,
     import_cmd,
+    reindex_cmd,
     serve_cmd,
     synth_cmd,
     terminology_cmd,
@@ -39,6 +40,7 @@ hl7v2_feed_cmd.register(app)
 hl7_cmd.register(app)
 validate_cmd.register(app)
 terminology_cmd.register(app)
+reindex_cmd.register(app)
 
 
 def main() -> None:

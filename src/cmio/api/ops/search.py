@@ -19,6 +19,7 @@ from cmio.api.env import Env
 from cmio.api.errors import FhirError, OutcomeIssue, operation_outcome
 from cmio.api.http import FhirRequest, FhirResponse
 from cmio.api.render import bundle_response, dumps, search_entry
+from cmio.model import Model
 from cmio.search.compiler import parse_sort
 from cmio.search.includes import Include, included, parse_include
 from cmio.search.request import RESULT_PARAMS, UnknownParameterError, resolve
@@ -56,6 +57,13 @@ def split_values(value: str) -> tuple[str, ...]:
         i += 1
     out.append("".join(buf))
     return tuple(v for v in out if v != "")
+
+
+def _model(env: Env) -> Model:
+    """The model searches resolve against: the indexer's, which includes the custom
+    SearchParameters a ``$reindex`` applied (:mod:`cmio.bulk.reindex`)."""
+    model = getattr(env.repository.indexer, "model", None)
+    return model if isinstance(model, Model) else env.model
 
 
 def _int_param(name: str, value: str, low: int, high: int) -> int:
@@ -105,7 +113,7 @@ def parse_search(
             elif name == "_sort":
                 keys = tuple(s.strip() for s in value.split(",") if s.strip())
                 try:
-                    parse_sort(env.model, rtype, keys)
+                    parse_sort(_model(env), rtype, keys)
                     sort = keys
                 except UnknownParameterError as exc:
                     refuse(str(exc), "_sort")
@@ -125,7 +133,7 @@ def parse_search(
                 after = (parts[0], parts[1], parts[2])
             elif name in ("_include", "_revinclude"):
                 try:
-                    found = parse_include(env.model, rtype, key, value)
+                    found = parse_include(_model(env), rtype, key, value)
                 except UnknownParameterError as exc:
                     refuse(str(exc), key)
                     continue
@@ -138,7 +146,7 @@ def parse_search(
                 400, "invalid", f"Search parameter {key!r} has no value", expression=key
             )
         try:
-            resolve(env.model, rtype, key, values)
+            resolve(_model(env), rtype, key, values)
         except UnknownParameterError as exc:
             refuse(str(exc), key)
             continue
