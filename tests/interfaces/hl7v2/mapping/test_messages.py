@@ -394,6 +394,11 @@ def test_scheduling_appointments() -> None:
     actors = [p["actor"] for p in booked["participant"]]
     assert actors[0]["reference"].startswith("urn:uuid:")
     assert {"display": "CLINIC UHOSP"} in actors
+    ais_only = SIU_S12_V28.replace("^^^20250401093000-0500^20250401100000-0500", "").replace(
+        "TQ1|1||||||20250401093000-0500|20250401100000-0500\r", ""
+    )
+    from_ais = one(mapped(ais_only), "Appointment")  # AIS-4 start + AIS-7 duration
+    assert (from_ais["start"], from_ais["end"]) == (booked["start"], booked["end"])
     cancelled = one(mapped(SIU_S15_V28), "Appointment")
     assert cancelled["status"] == "cancelled"
     assert cancelled["identifier"] == booked["identifier"]

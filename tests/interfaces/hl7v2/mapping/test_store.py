@@ -16,6 +16,7 @@ from tests.interfaces.hl7v2.mapping.samples import (
     ADT_A28,
     ADT_A31,
     ADT_A40,
+    ALL,
     ORU_R01_LAB_V231,
 )
 
@@ -167,3 +168,10 @@ def test_concept_map_translator_over_the_terminology_service() -> None:
     }
     assert {u.code for u in result.unmapped} >= {"CBC", "COMM"}
     assert "FAST" not in {u.code for u in result.unmapped}
+
+
+def test_the_store_accepts_every_sample(client: RouterClient) -> None:
+    """Write-time validation (invariants, required bindings) accepts every mapped sample."""
+    for name in sorted(ALL):
+        status, body = client.request("POST", "", [], mapped(ALL[name]).bundle)
+        assert status == 200, (name, body)

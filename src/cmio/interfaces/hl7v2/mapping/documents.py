@@ -11,13 +11,13 @@ the unique document number (TXA-12).
 from __future__ import annotations
 
 import base64
+import datetime as dt
 from types import MappingProxyType
 from typing import Any
 
 from cmio.interfaces.hl7v2.mapping.context import MapContext, identifier_query
 from cmio.interfaces.hl7v2.mapping.datatypes import (
     codeable,
-    datetime,
     entity_identifier,
     instant,
     practitioner,
@@ -46,6 +46,8 @@ _APPOINTMENT_STATUS = MappingProxyType(
 )
 _EVENT_STATUS = MappingProxyType({"S12": "booked", "S13": "booked", "S14": "booked", "S15": "cancelled",
                  "S16": "cancelled", "S17": "entered-in-error", "S26": "noshow"})  # fmt: skip
+# start date/time field of the resource segments (AIS-4, AIG-8, AIL-6, AIP-6)
+_RESOURCE_START = MappingProxyType({"AIS": 4, "AIG": 8, "AIL": 6, "AIP": 6})
 _MINUTES = MappingProxyType({"MIN": 1, "M": 1, "H": 60, "HR": 60, "S": 1 / 60, "D": 1440})
 
 
@@ -79,25 +81,28 @@ def appointment(
     kind = codeable(ctx, sch.field(8).repetition(1), "SCH-8", v2_table="HL70277")
     if kind:
         out["appointmentType"] = kind
-    start = datetime(ctx, sch.get(11, 1, 4), "SCH-11.4")
-    end = datetime(ctx, sch.get(11, 1, 5), "SCH-11.5")
-    tq1 = next((s for s in resources if s.name == "TQ1"), None)
+    tq1 = next((seg for seg in resources if seg.name == "TQ1"), None)
+    starts = [(sch.get(11, 1, 4), "SCH-11.4")]
+    ends = [(sch.get(11, 1, 5), "SCH-11.5")]
     if tq1 is not None:
-        start = start or datetime(ctx, tq1.get(7), "TQ1-7")
-        end = end or datetime(ctx, tq1.get(8), "TQ1-8")
+        starts.append((tq1.get(7), "TQ1-7"))
+        ends.append((tq1.get(8), "TQ1-8"))
     duration = _minutes(sch.get(9), sch.get(10, 1, 1))
     for seg in resources:
-        if seg.name in ("AIS", "AIG", "AIL", "AIP"):
-            start = start or datetime(ctx, seg.get(4 if seg.name != "AIL" else 6), f"{seg.name}-4")
-            if duration is None and seg.name == "AIS":
-                duration = _minutes(seg.get(7), seg.get(8, 1, 1))
-    if start:
-        out["start"] = (
-            instant(ctx, sch.get(11, 1, 4) or (tq1.get(7) if tq1 else "") or "", "SCH-11.4")
-            or start
-        )
-    if end:
-        out["end"] = end
+        n = _RESOURCE_START.get(seg.name)
+        if n is not None:
+            starts.append((seg.get(n), f"{seg.name}-{n}"))
+        if duration is None and seg.name == "AIS":
+            duration = _minutes(seg.get(7), seg.get(8, 1, 1))
+    start = next((instant(ctx, text, path) for text, path in starts if text), None)
+    end = next((instant(ctx, text, path) for text, path in ends if text), None)
+    if start and not end and duration:
+        moment = dt.datetime.fromisoformat(start.replace("Z", "+00:00"))
+        end = (moment + dt.timedelta(minutes=duration)).isoformat()
+    if start and end:  # R4 app-2: both or neither
+        out["start"], out["end"] = start, end
+    elif start or end:
+        ctx.issue("SCH-11", "start without end or duration (or end without start): times left out")
     if duration:
         out["minutesDuration"] = duration
     if "start" not in out and out["status"] not in ("proposed", "cancelled", "waitlist"):
