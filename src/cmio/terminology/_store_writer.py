@@ -21,7 +21,7 @@ import orjson
 from cmio.terminology.closure import transitive_closure
 from cmio.terminology.concept_types import Concept, SystemInfo, encode_blob, property_text
 
-__all__ = ["write_system"]
+__all__ = ["delete_system", "write_system"]
 
 _BATCH = 5000
 _BIG_CLOSURE = 1_000_000
@@ -39,6 +39,12 @@ def _clear(conn: sqlite3.Connection, sid: int, lo: int, hi: int) -> None:
     conn.execute("DELETE FROM edges WHERE parent >= ? AND parent < ?", (lo, hi))
     conn.execute("DELETE FROM props WHERE sid = ?", (sid,))
     conn.execute("DELETE FROM concepts WHERE sid = ?", (sid,))
+
+
+def delete_system(conn: sqlite3.Connection, sid: int, lo: int, hi: int) -> None:
+    """Remove a system row and everything under it (inside the caller's transaction)."""
+    _clear(conn, sid, lo, hi)
+    conn.execute("DELETE FROM systems WHERE sid = ?", (sid,))
 
 
 def write_system(

@@ -28,15 +28,10 @@ from typing import Any
 
 import orjson
 
+from cmio.terminology._store_read import COLUMNS, concept_of_row, like_terms, scan_property
 from cmio.terminology._store_schema import SCHEMA, natural_key
-from cmio.terminology._store_writer import write_system
-from cmio.terminology.concept_types import (
-    Concept,
-    Designation,
-    SystemInfo,
-    decode_blob,
-    property_text,
-)
+from cmio.terminology._store_writer import delete_system, write_system
+from cmio.terminology.concept_types import Concept, Designation, SystemInfo
 from cmio.terminology.resource_content import codesystem_to_concepts
 
 __all__ = [
@@ -54,8 +49,6 @@ DEFAULT_TERMINOLOGY_DB = "cmio-data/terminology.db"
 _RESOLVE_TTL = 1.0
 """Seconds a (url, version) -> system row resolution is reused before re-reading."""
 
-_COLUMNS = "c.code, c.display, c.definition, c.active, c.blob"
-
 
 @dataclass(frozen=True, slots=True)
 class _System:
@@ -64,26 +57,6 @@ class _System:
     lo: int
     hi: int
     unindexed: frozenset[str] = frozenset()
-
-
-def _concept(row: tuple[Any, ...]) -> Concept:
-    parents, properties, designations = decode_blob(row[4])
-    return Concept(
-        code=row[0],
-        display=row[1],
-        definition=row[2],
-        active=bool(row[3]),
-        parents=parents,
-        properties=properties,
-        designations=designations,
-    )
-
-
-def _like_terms(text: str | None) -> list[str]:
-    if not text:
-        return []
-    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return [f"%{token}%" for token in escaped.split()]
 
 
 class ConceptStore:
@@ -252,15 +225,7 @@ class ConceptStore:
             conn = self._open()
             try:
                 with conn:
-                    conn.execute(
-                        "DELETE FROM closure WHERE anc >= ? AND anc < ?", (found.lo, found.hi)
-                    )
-                    conn.execute(
-                        "DELETE FROM edges WHERE parent >= ? AND parent < ?", (found.lo, found.hi)
-                    )
-                    conn.execute("DELETE FROM props WHERE sid = ?", (found.sid,))
-                    conn.execute("DELETE FROM concepts WHERE sid = ?", (found.sid,))
-                    conn.execute("DELETE FROM systems WHERE sid = ?", (found.sid,))
+                    delete_system(conn, found.sid, found.lo, found.hi)
             finally:
                 self._connections.remove(conn)
                 conn.close()
@@ -284,11 +249,11 @@ class ConceptStore:
         row = (
             self._conn()
             .execute(
-                f"SELECT {_COLUMNS} FROM concepts c WHERE sid = ? AND code = ?", (found.sid, code)
+                f"SELECT {COLUMNS} FROM concepts c WHERE sid = ? AND code = ?", (found.sid, code)
             )
             .fetchone()
         )
-        return _concept(row) if row else None
+        return concept_of_row(row) if row else None
 
     def lookup_many(
         self, url: str, codes: Iterable[str], version: str | None = None
@@ -304,10 +269,10 @@ class ConceptStore:
             chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))
             for row in conn.execute(
-                f"SELECT {_COLUMNS} FROM concepts c WHERE sid = ? AND code IN ({marks})",
+                f"SELECT {COLUMNS} FROM concepts c WHERE sid = ? AND code IN ({marks})",
                 (found.sid, *chunk),
             ):
-                out[row[0]] = _concept(row)
+                out[row[0]] = concept_of_row(row)
         return out
 
     def children(self, url: str, code: str, version: str | None = None) -> list[str]:
@@ -363,7 +328,7 @@ class ConceptStore:
     ) -> tuple[str, list[Any]] | None:
         clauses: list[str] = ["c.sid = ?"]
         params: list[Any] = [found.sid]
-        for term in _like_terms(text):
+        for term in like_terms(text):
             clauses.append("c.terms LIKE ? ESCAPE '\\'")
             params.append(term)
         if active_only:
@@ -404,11 +369,11 @@ class ConceptStore:
         sql, params = where
         limit = -1 if count is None else max(count, 0)
         rows = self._conn().execute(
-            f"SELECT {_COLUMNS} FROM concepts c WHERE {sql} ORDER BY c.id LIMIT ? OFFSET ?",
+            f"SELECT {COLUMNS} FROM concepts c WHERE {sql} ORDER BY c.id LIMIT ? OFFSET ?",
             (*params, limit, max(offset, 0)),
         )
         for row in rows:
-            yield _concept(row)
+            yield concept_of_row(row)
 
     def count(
         self,
@@ -445,7 +410,7 @@ class ConceptStore:
         if found is None:
             return
         if prop in found.unindexed:
-            yield from self._scan_property(found, prop, value)
+            yield from scan_property(self._conn(), found.sid, prop, value)
             return
         if value is None:
             sql = "SELECT DISTINCT c.code, c.id FROM props p JOIN concepts c ON c.id = p.cid WHERE p.sid = ? AND p.prop = ? ORDER BY c.id"
@@ -455,15 +420,3 @@ class ConceptStore:
             params = (found.sid, prop, value)
         for row in self._conn().execute(sql, params):
             yield row[0]
-
-    def _scan_property(self, found: _System, prop: str, value: str | None) -> Iterator[str]:
-        rows = self._conn().execute(
-            "SELECT code, blob FROM concepts WHERE sid = ? AND blob IS NOT NULL ORDER BY id",
-            (found.sid,),
-        )
-        for code, blob in rows:
-            _, properties, _ = decode_blob(blob)
-            if any(
-                p == prop and (value is None or property_text(v) == value) for p, v in properties
-            ):
-                yield code
