@@ -19,6 +19,8 @@ class ParseError(ValueError):
         field: 1-based field number (HL7 numbering: ``MSH-1`` is the field separator), or ``None``.
         position: 0-based character offset in the (decoded) message text, or ``None``.
         reason: what is wrong, in words.
+
+    See https://v2plus.hl7.org/2021Jan/index.html (Control, acknowledgment error codes).
     """
 
     def __init__(

@@ -16,7 +16,10 @@ __all__ = ["Component", "Field", "Repetition"]
 
 
 class Component:
-    """One component: its subcomponents, decoded on read."""
+    """One component: its subcomponents, decoded on read.
+
+    See https://v2plus.hl7.org/2021Jan/index.html (Control, message construction rules).
+    """
 
     __slots__ = ("_charset", "_delims", "raw")
 
@@ -60,7 +63,10 @@ class Component:
 
 
 class Repetition:
-    """One repetition of a field: its components."""
+    """One repetition of a field: its components.
+
+    See https://v2plus.hl7.org/2021Jan/index.html (Control, message construction rules).
+    """
 
     __slots__ = ("_charset", "_delims", "raw")
 
@@ -113,7 +119,10 @@ class Repetition:
 
 
 class Field:
-    """One field: its repetitions. ``MSH-1`` and ``MSH-2`` are literal (never split)."""
+    """One field: its repetitions. ``MSH-1`` and ``MSH-2`` are literal (never split).
+
+    See https://v2plus.hl7.org/2021Jan/index.html (Control, message construction rules).
+    """
 
     __slots__ = ("_charset", "_delims", "literal", "raw")
 

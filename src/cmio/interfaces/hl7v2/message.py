@@ -81,7 +81,10 @@ def message_structure(code: str, event: str) -> str:
 
 
 class Delimiters(NamedTuple):
-    """The delimiters a message defines in MSH-1 and MSH-2 (HL7 v2 section 2.5.4)."""
+    """The delimiters a message defines in MSH-1 and MSH-2 (HL7 v2 section 2.5.4).
+
+    See https://v2plus.hl7.org/2021Jan/index.html (Control, message construction rules).
+    """
 
     field: str = "|"
     component: str = "^"
@@ -104,7 +107,10 @@ class Delimiters(NamedTuple):
 
 
 class MessageType(NamedTuple):
-    """MSH-9: message code, trigger event and message structure (derived when not sent)."""
+    """MSH-9: message code, trigger event and message structure (derived when not sent).
+
+    See https://v2plus.hl7.org/2021Jan/index.html (Control, message construction rules).
+    """
 
     code: str
     event: str
@@ -118,6 +124,8 @@ class Segment:
         name: the segment id (``PID``, ``ZPI``...).
         raw: the segment text without its terminator.
         index: 1-based position of the segment in the message.
+
+    See https://v2plus.hl7.org/2021Jan/index.html (Control, message construction rules).
     """
 
     __slots__ = ("_charset", "_delims", "_fields", "index", "name", "raw")
@@ -217,6 +225,8 @@ class Message:
     Attributes:
         delimiters: the delimiters from MSH-1 and MSH-2.
         charset: Python codec name for the message character set (MSH-18; UTF-8 by default).
+
+    See https://v2plus.hl7.org/2021Jan/index.html (Control, message construction rules).
     """
 
     __slots__ = ("_by_name", "_chars", "_names", "_raw", "_segments", "charset", "delimiters")

@@ -27,7 +27,10 @@ __all__ = ["allergy", "condition", "coverage"]
 
 
 def allergy(ctx: MapContext, al1: Segment, index: int, patient_ref: str, key: str) -> None:
-    """AL1 -> AllergyIntolerance (IG map AL1[AllergyIntolerance]), matched by patient + allergen."""
+    """AL1 -> AllergyIntolerance (IG map AL1[AllergyIntolerance]), matched by patient + allergen.
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (segment and datatype maps).
+    """
     path = f"AL1[{index}]"
     code = codeable(ctx, al1.field(3).repetition(1), f"{path}-3")
     if code is None:
@@ -86,7 +89,10 @@ def allergy(ctx: MapContext, al1: Segment, index: int, patient_ref: str, key: st
 def condition(
     ctx: MapContext, dg1: Segment, index: int, patient_ref: str, encounter_ref: str | None, key: str
 ) -> None:
-    """DG1 -> Condition (IG map DG1[Condition]), matched by patient + diagnosis code + visit."""
+    """DG1 -> Condition (IG map DG1[Condition]), matched by patient + diagnosis code + visit.
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (segment and datatype maps).
+    """
     path = f"DG1[{index}]"
     code = codeable(ctx, dg1.field(3).repetition(1), f"{path}-3")
     if code is None:
@@ -128,6 +134,8 @@ def coverage(
     Without an insurer (IN1-3, IN1-4) the coverage is self-pay: the patient is the payor.
 
     ``update``: a conditional update (ADT) rather than a create-if-missing (other messages).
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (segment and datatype maps).
     """
     path = f"IN1[{index}]"
     company = in1.texts(3)

@@ -35,7 +35,10 @@ _NAMESPACE = uuid.UUID("6f1c2a57-0d0e-4b8e-9a43-7c1d1b0e5a11")
 
 
 class MappingError(ValueError):
-    """A message the mapping cannot turn into FHIR; ``path`` names the v2 element (``PID-3``)."""
+    """A message the mapping cannot turn into FHIR; ``path`` names the v2 element (``PID-3``).
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ .
+    """
 
     def __init__(self, reason: str, path: str | None = None) -> None:
         self.reason = reason
@@ -53,6 +56,8 @@ class UnmappedCode:
         code: the code as sent.
         display: its text as sent.
         reason: why it is reported.
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ .
     """
 
     path: str
@@ -68,6 +73,8 @@ class Merge:
 
     Both are ``(system, value)`` identifiers; apply with
     :func:`cmio.interfaces.hl7v2.mapping.merge.apply_merge`.
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ .
     """
 
     surviving: tuple[str, str]
@@ -87,6 +94,8 @@ class MappingOptions:
         timezone: UTC offset (``+HH:MM`` or ``Z``) for times sent without one.
         update_patient: ``"adt"`` (default): ADT messages update the Patient, other messages
             create it only when it is not there yet; ``"always"`` or ``"never"``.
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ .
     """
 
     translate: Translate | None = None
@@ -122,6 +131,8 @@ class MappingResult:
         patient_key: ``system|value`` of the patient (per-patient ordering), or ``None``.
         message_type: MSH-9.
         merge: for ADT^A40, the merge to apply after the Bundle.
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ .
     """
 
     bundle: dict[str, Any]
@@ -133,7 +144,10 @@ class MappingResult:
 
 
 class MapContext:
-    """Per-message state: Bundle entries, unmapped codes, issues."""
+    """Per-message state: Bundle entries, unmapped codes, issues.
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ .
+    """
 
     def __init__(self, message: Message, options: MappingOptions) -> None:
         self.message = message

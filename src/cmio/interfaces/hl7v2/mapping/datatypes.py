@@ -70,7 +70,10 @@ _V2_TABLE = re.compile(r"^HL7(\d{4,5})$")
 
 
 def clean_code(text: str) -> str:
-    """A FHIR ``code`` from v2 text: no leading, trailing or repeated whitespace."""
+    """A FHIR ``code`` from v2 text: no leading, trailing or repeated whitespace.
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (segment and datatype maps).
+    """
     return " ".join(text.split()) if text else ""
 
 
@@ -80,7 +83,10 @@ def v2_table_system(table: str) -> str:
 
 
 def coding_system(ctx: MapContext, name: str) -> tuple[str, bool]:
-    """The URI for a v2 coding system name and whether it is a standard one."""
+    """The URI for a v2 coding system name and whether it is a standard one.
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (segment and datatype maps).
+    """
     if not name:
         return "", False
     cached = ctx.systems.get(name)
@@ -102,7 +108,10 @@ def _coding_system(ctx: MapContext, name: str) -> tuple[str, bool]:
 
 
 def vocab(ctx: MapContext, table: str, code: str, path: str, v2_table: str = "") -> str | None:
-    """Map one v2 code through an IG vocabulary map; unknown codes are reported."""
+    """Map one v2 code through an IG vocabulary map; unknown codes are reported.
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (segment and datatype maps).
+    """
     code = code.strip()
     if not code:
         return None
@@ -128,6 +137,8 @@ def codeable(
         path: where it is, for reports.
         table: an IG vocabulary map to apply to HL7-table codes (``MaritalStatus``).
         v2_table: the HL7 table of the field (``HL70002``), used when CWE.3 is empty.
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (segment and datatype maps).
     """
     comps = rep if isinstance(rep, list) else rep.texts() if rep else []
     if not any(comps):
@@ -190,6 +201,8 @@ def identifier(ctx: MapContext, rep: Repetition, path: str) -> dict[str, Any] | 
     (``urn:oid:`` for ISO, ``urn:uuid:`` for UUID, the URI itself otherwise), else a system
     configured for its namespace, else ``urn:id:<namespace>``. An identifier without an
     authority belongs to the sending facility (MSH-4).
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (segment and datatype maps).
     """
     value = rep.get(1) if rep else ""
     if not value:
@@ -218,7 +231,10 @@ def identifier(ctx: MapContext, rep: Repetition, path: str) -> dict[str, Any] | 
 def entity_identifier(
     ctx: MapContext, rep: Repetition | list[str], path: str
 ) -> dict[str, Any] | None:
-    """EI (EI.1 entity id, EI.2 namespace, EI.3 universal id, EI.4 type) -> Identifier."""
+    """EI (EI.1 entity id, EI.2 namespace, EI.3 universal id, EI.4 type) -> Identifier.
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (segment and datatype maps).
+    """
     c = rep if isinstance(rep, list) else rep.texts() if rep else []
     if not c or not c[0]:
         return None
@@ -229,7 +245,10 @@ def entity_identifier(
 def authority_system(
     ctx: MapContext, namespace: str = "", universal: str = "", kind: str = ""
 ) -> str:
-    """The identifier system for an assigning authority (HD: namespace, universal id, type)."""
+    """The identifier system for an assigning authority (HD: namespace, universal id, type).
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (segment and datatype maps).
+    """
     kind = kind.upper()
     if universal:
         if kind == "ISO":
@@ -246,13 +265,19 @@ def authority_system(
 
 
 def human_name(ctx: MapContext, rep: Repetition, path: str) -> dict[str, Any] | None:
-    """XPN -> HumanName (IG map XPN[HumanName])."""
+    """XPN -> HumanName (IG map XPN[HumanName]).
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (segment and datatype maps).
+    """
     return name_from(ctx, rep.texts() if rep else [], path)
 
 
 def name_from(ctx: MapContext, parts: list[str], path: str) -> dict[str, Any] | None:
     """A HumanName from XPN-ordered components (family, given, middle, suffix, prefix,
-    degree, type ... XPN.14 professional suffix); XCN passes its components from XCN.2."""
+    degree, type ... XPN.14 professional suffix); XCN passes its components from XCN.2.
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (segment and datatype maps).
+    """
     c = parts + [""] * 14
     if not any(c[:6]):
         return None
@@ -274,7 +299,10 @@ def name_from(ctx: MapContext, parts: list[str], path: str) -> dict[str, Any] | 
 
 
 def address(ctx: MapContext, rep: Repetition, path: str) -> dict[str, Any] | None:
-    """XAD -> Address (IG map XAD[Address])."""
+    """XAD -> Address (IG map XAD[Address]).
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (segment and datatype maps).
+    """
     c = (rep.texts() if rep else []) + [""] * 20
     if not any(c[:6]) and not c[8]:
         return None
@@ -300,7 +328,10 @@ def address(ctx: MapContext, rep: Repetition, path: str) -> dict[str, Any] | Non
 def contact_point(
     ctx: MapContext, rep: Repetition, path: str, default_use: str
 ) -> dict[str, Any] | None:
-    """XTN -> ContactPoint (IG map XTN[ContactPoint]); ``default_use`` when XTN.2 is empty."""
+    """XTN -> ContactPoint (IG map XTN[ContactPoint]); ``default_use`` when XTN.2 is empty.
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (segment and datatype maps).
+    """
     c = (rep.texts() if rep else []) + [""] * 20
     equipment = c[2]
     if equipment in ("Internet", "X.400") or (not equipment and c[3] and not c[0]):
@@ -339,6 +370,8 @@ def practitioner(ctx: MapContext, rep: Repetition, path: str) -> dict[str, Any] 
 
     With an id (XCN.1) the Practitioner is created once (conditional create by identifier
     XCN.1 + XCN.9); without one the reference carries the name as display only.
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (segment and datatype maps).
     """
     if not rep:
         return None
@@ -369,7 +402,10 @@ def practitioner(ctx: MapContext, rep: Repetition, path: str) -> dict[str, Any] 
 def quantity(
     ctx: MapContext, value: str, unit: Repetition | list[str] | None, path: str
 ) -> dict[str, Any] | None:
-    """NM + CWE units -> Quantity (IG maps NM[Quantity], CWE[Quantity]); UCUM when coded so."""
+    """NM + CWE units -> Quantity (IG maps NM[Quantity], CWE[Quantity]); UCUM when coded so.
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (segment and datatype maps).
+    """
     number = _decimal(value)
     if number is None:
         if value:

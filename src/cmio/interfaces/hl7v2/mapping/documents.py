@@ -59,7 +59,10 @@ def appointment(
     event: str,
     patient_ref: str | None,
 ) -> str | None:
-    """SCH (+ AIS/AIG/AIL/AIP, NTE) -> Appointment."""
+    """SCH (+ AIS/AIG/AIL/AIP, NTE) -> Appointment.
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (segment and datatype maps).
+    """
     placer = entity_identifier(ctx, sch.field(1).repetition(1), "SCH-1")
     filler = entity_identifier(ctx, sch.field(2).repetition(1), "SCH-2")
     idents = [i for i in (placer, filler) if i]
@@ -162,7 +165,10 @@ def document_reference(
     encounter_ref: str | None,
     patient_key: str,
 ) -> str | None:
-    """TXA + OBX (text or ED) -> DocumentReference with the content as an attachment."""
+    """TXA + OBX (text or ED) -> DocumentReference with the content as an attachment.
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (segment and datatype maps).
+    """
     unique = entity_identifier(ctx, txa.field(12).repetition(1), "TXA-12")
     ident = unique or derived_identifier(
         "document", patient_key, txa.get(2), txa.get(4) or txa.get(6)

@@ -29,6 +29,8 @@ class FhirClient(Protocol):
     ``request(method, path, query, body)`` performs one interaction below the FHIR base
     (``path`` like ``Patient`` or ``Patient/1/$everything``; ``""`` with a Bundle body for a
     transaction) and returns the status and the parsed JSON body.
+
+    See https://hl7.org/fhir/R4/patient.html#links .
     """
 
     def request(
@@ -44,7 +46,10 @@ class FhirClient(Protocol):
 
 @dataclass(frozen=True)
 class MergeOutcome:
-    """What a merge did: patient ids and the number of resources moved."""
+    """What a merge did: patient ids and the number of resources moved.
+
+    See https://hl7.org/fhir/R4/patient.html#links .
+    """
 
     surviving_id: str
     prior_id: str | None
@@ -128,6 +133,8 @@ def merge_bundle(client: FhirClient, merge: Merge) -> tuple[dict[str, Any] | Non
 
     Raises:
         MappingError: the surviving patient is not in the store, or an identifier is ambiguous.
+
+    See https://hl7.org/fhir/R4/patient.html#links .
     """
     surviving = _find_patient(client, merge.surviving)
     if surviving is None:
@@ -163,6 +170,8 @@ def apply_merge(client: FhirClient, merge: Merge) -> MergeOutcome:
     Raises:
         MappingError: the surviving patient is missing, an identifier is ambiguous, or the
             transaction failed (e.g. a concurrent change: 412 on ``If-Match``).
+
+    See https://hl7.org/fhir/R4/patient.html#links .
     """
     bundle, outcome = merge_bundle(client, merge)
     if bundle is None:

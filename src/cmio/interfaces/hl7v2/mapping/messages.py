@@ -52,7 +52,10 @@ SUPPORTED = (
 
 
 def patient_key(message: Message, options: MappingOptions | None = None) -> str | None:
-    """``system|value`` of the message's patient (PID-3 MR identifier), for per-patient order."""
+    """``system|value`` of the message's patient (PID-3 MR identifier), for per-patient order.
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (segment and datatype maps).
+    """
     pid = message.segment("PID")
     if pid is None:
         return None

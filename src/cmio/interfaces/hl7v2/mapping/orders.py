@@ -57,7 +57,10 @@ def service_request(
     encounter_ref: str | None,
     patient_key: str,
 ) -> str | None:
-    """ORC + OBR -> ServiceRequest (IG maps ORC[ServiceRequest], OBR[ServiceRequest])."""
+    """ORC + OBR -> ServiceRequest (IG maps ORC[ServiceRequest], OBR[ServiceRequest]).
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (segment and datatype maps).
+    """
     path = f"OBR[{index}]" if obr is not None else f"ORC[{index}]"
     idents = _order_ids(ctx, orc, obr, path)
     code = codeable(ctx, obr.field(4).repetition(1), f"{path}-4") if obr is not None else None
@@ -129,6 +132,8 @@ def immunization(
     """ORC + RXA + RXR (+ OBX) -> Immunization (IG maps ORC/RXA/RXR[Immunization]).
 
     OBX segments under the RXA (funding, VIS, reactions) become Observations ``partOf`` it.
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (segment and datatype maps).
     """
     path = f"RXA[{index}]"
     vaccine = codeable(ctx, rxa.field(5).repetition(1), f"{path}-5")

@@ -44,6 +44,8 @@ def derived_identifier(kind: str, *parts: str) -> dict[str, str]:
 
     Built from the natural key (patient, code, date...) so a repeated message finds it again;
     ``~`` separates the parts (``|`` would need escaping in every search).
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (segment and datatype maps).
     """
     value = "~".join(parts)
     return {"system": f"{_DERIVED}{kind}", "value": value.replace("|", "~")}
@@ -54,6 +56,8 @@ def patient_identifier(ctx: MapContext, pid: Segment) -> dict[str, Any]:
 
     Raises:
         MappingError: no identifier in PID-3 or PID-2.
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (segment and datatype maps).
     """
     reps = pid.field(3).repetitions
     for rep in reps:
@@ -70,7 +74,10 @@ def patient_identifier(ctx: MapContext, pid: Segment) -> dict[str, Any]:
 
 
 def patient(ctx: MapContext, pid: Segment, nk1: list[Segment]) -> dict[str, Any]:
-    """PID (+ NK1 as contacts) -> Patient (IG maps PID[Patient], NK1[Patient])."""
+    """PID (+ NK1 as contacts) -> Patient (IG maps PID[Patient], NK1[Patient]).
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (segment and datatype maps).
+    """
     out: dict[str, Any] = {"resourceType": "Patient"}
     idents: list[dict[str, Any]] = []
     for n in (2, 3, 4):
@@ -217,6 +224,8 @@ def encounter(
     ``event`` (MSH-9.2) sets the status where the IG's event map does: A03 discharge
     finished, A11 cancel admit cancelled, A13 cancel discharge in-progress. ``None`` when
     PV1-19 (visit number) is empty: without it updates could not find the encounter.
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (segment and datatype maps).
     """
     visit = identifier(ctx, pv1.field(19).repetition(1), "PV1-19")
     if visit is None:

@@ -34,7 +34,10 @@ _COMPARATORS = MappingProxyType({"<": "<", ">": ">", "<=": "<=", ">=": ">="})
 
 @dataclass
 class OrderGroup:
-    """One ORDER_OBSERVATION group: [ORC] OBR [NTE] {OBX [NTE]} {SPM [OBX]}."""
+    """One ORDER_OBSERVATION group: [ORC] OBR [NTE] {OBX [NTE]} {SPM [OBX]}.
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (segment and datatype maps).
+    """
 
     orc: Segment | None
     obr: Segment
@@ -45,7 +48,10 @@ class OrderGroup:
 
 
 def order_groups(segments: list[Segment]) -> list[OrderGroup]:
-    """Split the segments after the patient part into order groups (ORC/OBR start one)."""
+    """Split the segments after the patient part into order groups (ORC/OBR start one).
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (segment and datatype maps).
+    """
     groups: list[OrderGroup] = []
     pending_orc: Segment | None = None
     current: OrderGroup | None = None
@@ -98,7 +104,10 @@ def map_order_group(
     encounter_ref: str | None,
     patient_key: str,
 ) -> None:
-    """One order group -> DiagnosticReport, its Observations and Specimens (in ``ctx``)."""
+    """One order group -> DiagnosticReport, its Observations and Specimens (in ``ctx``).
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (segment and datatype maps).
+    """
     obr, path = group.obr, f"OBR[{group.index}]"
     placer_rep, filler_rep = _order_identifiers(group)
     placer = entity_identifier(ctx, placer_rep, f"{path}-2")
@@ -262,6 +271,8 @@ def observation_value(ctx: MapContext, obx: Segment, path: str) -> dict[str, Any
     """OBX-5 by its value type OBX-2 -> ``value[x]`` (IG map OBX[Observation], OBX-5 rows).
 
     A value that is only whitespace is no value.
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (segment and datatype maps).
     """
     value = _value(ctx, obx, path)
     text = value.get("valueString")

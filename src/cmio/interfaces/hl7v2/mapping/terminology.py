@@ -30,6 +30,8 @@ class ConceptMapTranslator:
     Args:
         resources: the terminology resources (store, core package, overlays).
         max_cached: most (system, code) answers kept.
+
+    See https://hl7.org/fhir/R4/conceptmap-operation-translate.html .
     """
 
     def __init__(self, resources: TerminologyResources, max_cached: int = 50_000) -> None:

@@ -29,6 +29,8 @@ def datetime(ctx: MapContext, text: str, path: str) -> str | None:
 
     A time without an offset gets the channel's ``timezone``; an invalid value is an issue
     and is left out.
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (segment and datatype maps).
     """
     if not text:
         return None
@@ -55,13 +57,19 @@ def datetime(ctx: MapContext, text: str, path: str) -> str | None:
 
 
 def date(ctx: MapContext, text: str, path: str) -> str | None:
-    """DT/DTM -> FHIR date (the date part, precision kept)."""
+    """DT/DTM -> FHIR date (the date part, precision kept).
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (segment and datatype maps).
+    """
     value = datetime(ctx, text, path)
     return value[:10] if value else None
 
 
 def instant(ctx: MapContext, text: str, path: str) -> str | None:
-    """DTM -> FHIR instant (needs seconds and a zone; a date-only value is left out)."""
+    """DTM -> FHIR instant (needs seconds and a zone; a date-only value is left out).
+
+    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (segment and datatype maps).
+    """
     value = datetime(ctx, text, path)
     if value is None or "T" not in value:
         if value is not None:
