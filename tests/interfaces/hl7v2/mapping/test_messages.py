@@ -440,6 +440,13 @@ def test_bad_optional_values_are_issues_not_failures() -> None:
     assert any(i.startswith("PV1-45") for i in result.issues)
 
 
+def test_versions_outside_the_range_map_with_an_issue() -> None:
+    old = mapped(ADT_A03.replace("|P|2.5.1", "|P|2.2", 1))
+    assert one(old, "Encounter")["status"] == "finished"
+    assert any(i.startswith("MSH-12") for i in old.issues)
+    assert not mapped(ADT_A03).issues
+
+
 def test_options_from_channel_yaml() -> None:
     options = MappingOptions.from_dict(
         {"authority_systems": {"UHOSP": "http://uhosp.example.org/mrn"}, "timezone": "+01:00"}

@@ -32,6 +32,7 @@ from cmio.interfaces.hl7v2.mapping.patient import (
 )
 from cmio.interfaces.hl7v2.mapping.results import map_order_group, order_groups
 from cmio.interfaces.hl7v2.message import Message, Segment
+from cmio.interfaces.hl7v2.parser import SUPPORTED_VERSIONS
 
 __all__ = ["SUPPORTED", "map_message", "patient_key"]
 
@@ -231,6 +232,8 @@ def map_message(
             f"message type {name} is not mapped (mapped: {', '.join(SUPPORTED)})", "MSH-9"
         )
     ctx = MapContext(message, opts)
+    if message.version not in SUPPORTED_VERSIONS:
+        ctx.issue("MSH-12", f"version {message.version!r} is outside 2.3-2.8.2; mapped as those")
     merge = _HANDLERS[mtype.code](ctx, mtype.event)
     bundle = {"resourceType": "Bundle", "type": "transaction", "entry": ctx.entries}
     return MappingResult(

@@ -313,7 +313,7 @@ def _value(ctx: MapContext, obx: Segment, path: str) -> dict[str, Any]:
         rng = {k: v for k, v in (("low", low), ("high", high)) if v}
         return {"valueRange": rng} if rng else {}
     ctx.issue(f"{path}-2", f"value type {kind or '(empty)'} kept as text")
-    return {"valueString": first.raw}
+    return {"valueString": "^".join(first.texts())}
 
 
 def _structured_numeric(
@@ -332,7 +332,7 @@ def _structured_numeric(
             return {"valueRange": {"low": low, "high": high}}
     q = quantity(ctx, num1, units, f"{path}-5")
     if q is None:
-        return {"valueString": sn.raw}
+        return {"valueString": "".join(sn.texts())}
     if comparator in _COMPARATORS:
         q["comparator"] = _COMPARATORS[comparator]
     return {"valueQuantity": q}
