@@ -12,6 +12,7 @@ from cmio.model import Model
 from tests.interfaces.hl7v2.mapping.conftest import assert_valid, mapped, one, resources
 from tests.interfaces.hl7v2.mapping.samples import (
     ADT_A01_EPIC,
+    ADT_A02,
     ADT_A03,
     ADT_A04_CERNER,
     ADT_A05,
@@ -187,6 +188,15 @@ def test_cerner_v23_lf_terminators_and_times_without_zone() -> None:
     assert enc["class"]["code"] == "AMB"
     assert enc["period"]["start"] == "2005-03-01T11:45:00-05:00"
     assert enc["participant"][0]["individual"]["display"] == "ALAN JONES"
+
+
+def test_transfer_moves_the_location() -> None:
+    moved = one(mapped(ADT_A02), "Encounter")  # PV1-3 now, PV1-6 before
+    assert moved["location"] == [
+        {"location": {"display": "ICU 1 1 UHOSP"}, "status": "active"},
+        {"location": {"display": "4W 401 A UHOSP"}, "status": "completed"},
+    ]
+    assert moved["status"] == "in-progress"
 
 
 def test_discharge_cancel_and_preadmit_statuses() -> None:
