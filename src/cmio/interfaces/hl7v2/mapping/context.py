@@ -158,6 +158,8 @@ class MapContext:
         seed = f"{message.sending_application}|{message.sending_facility}|{message.control_id}"
         self._base = uuid.uuid5(_NAMESPACE, seed).int
         self._urls: dict[str, str] = {}
+        self.patient_key: str | None = None
+        """``system|value`` of the patient once the PID is mapped."""
         self.systems: dict[str, tuple[str, bool]] = {}
         """v2 coding system name -> (URI, standard?), filled as names are met."""
 

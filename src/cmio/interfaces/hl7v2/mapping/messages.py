@@ -86,6 +86,7 @@ def _subject(ctx: MapContext, update: bool, event: str = "") -> _Subject:
     write = ctx.put if update else ctx.create
     ref = write(resource, "Patient", query)
     key = f"{ident['system']}|{ident['value']}"
+    ctx.patient_key = key
     encounter_ref = None
     pv1 = ctx.message.segment("PV1")
     if pv1 is not None and pv1.get(19):
@@ -240,7 +241,7 @@ def map_message(
         bundle=bundle,
         unmapped=ctx.unmapped,
         issues=ctx.issues,
-        patient_key=patient_key(message, opts),
+        patient_key=ctx.patient_key,
         message_type=mtype,
         merge=merge,
     )

@@ -217,9 +217,9 @@ def _observation(
     )
     out["status"] = status or "unknown"
     out["code"] = code
-    out["subject"] = report["subject"]
+    out["subject"] = dict(report["subject"])
     if "encounter" in report:
-        out["encounter"] = report["encounter"]
+        out["encounter"] = dict(report["encounter"])
     value = observation_value(ctx, obx, path)
     out.update(value)
     if obx.raw_field(8):
