@@ -16,7 +16,6 @@ from cmio.interfaces.hl7v2.mapping.datatypes import (
     clean_code,
     codeable,
     contact_point,
-    date,
     datetime,
     human_name,
     identifier,
@@ -24,6 +23,7 @@ from cmio.interfaces.hl7v2.mapping.datatypes import (
     v2_table_system,
     vocab,
 )
+from cmio.interfaces.hl7v2.mapping.vocabulary import VOCABULARY
 from cmio.interfaces.hl7v2.message import Segment
 
 __all__ = [
@@ -128,10 +128,10 @@ def patient(ctx: MapContext, pid: Segment, nk1: list[Segment]) -> dict[str, Any]
     if gender:
         out["gender"] = gender
     birth = pid.get(7)
-    if birth:
-        out["birthDate"] = date(ctx, birth, "PID-7")
-        if len(birth.split("+")[0].split("-")[0]) > 8:
-            when = datetime(ctx, birth, "PID-7")
+    when = datetime(ctx, birth, "PID-7") if birth else None
+    if when:
+        out["birthDate"] = when[:10]
+        if "T" in when:  # a birth time (PID-7 longer than a date)
             out["_birthDate"] = {
                 "extension": [
                     {
@@ -140,9 +140,6 @@ def patient(ctx: MapContext, pid: Segment, nk1: list[Segment]) -> dict[str, Any]
                     }
                 ]
             }
-        if out["birthDate"] is None:
-            del out["birthDate"]
-            out.pop("_birthDate", None)
     deceased = pid.get(29)
     if deceased and (when := datetime(ctx, deceased, "PID-29")):
         out["deceasedDateTime"] = when
@@ -248,8 +245,6 @@ def encounter(
     out["status"] = status
     cls = None
     if patient_class:
-        from cmio.interfaces.hl7v2.mapping.vocabulary import VOCABULARY
-
         mapped = VOCABULARY["PatientClass[EncounterClass]"].get(patient_class)
         if mapped:
             cls = {"system": mapped[2], "code": mapped[0]}
