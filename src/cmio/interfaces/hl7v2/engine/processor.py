@@ -20,14 +20,14 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
-from cmio.interfaces.hl7v2.engine.channels import ChannelConfig, FieldFilter
+from cmio.interfaces.hl7v2.engine.channels import ChannelConfig
 from cmio.interfaces.hl7v2.engine.destinations import (
     DownstreamError,
     FolderDestination,
@@ -39,46 +39,19 @@ from cmio.interfaces.hl7v2.engine.destinations import (
     with_marker,
 )
 from cmio.interfaces.hl7v2.engine.journal import Journal, JournalRow, StateUpdate
+from cmio.interfaces.hl7v2.engine.steps import (
+    MappedMessage,
+    Mapper,
+    describe_unmapped,
+    passes_filters,
+)
 from cmio.interfaces.hl7v2.errors import ParseError
 from cmio.interfaces.hl7v2.message import Message
 from cmio.interfaces.hl7v2.parser import parse
 
-__all__ = ["MappedMessage", "Mapper", "Processor", "passes_filters"]
+__all__ = ["Processor"]
 
 _LOG = logging.getLogger("cmio.hl7.processor")
-
-
-class MappedMessage(Protocol):
-    """What a mapping returns: a transaction Bundle and the codes it could not map."""
-
-    @property
-    def bundle(self) -> dict[str, Any]:
-        """The FHIR transaction Bundle."""
-        ...
-
-    @property
-    def unmapped(self) -> Sequence[Any]:
-        """Codes kept as sent because no map knew them."""
-        ...
-
-    @property
-    def merge(self) -> Any:
-        """An ADT^A40 merge to apply after the Bundle, or None."""
-        ...
-
-
-Mapper = Callable[[Message, dict[str, Any]], MappedMessage]
-"""``mapper(message, options) -> MappedMessage``; raises on a message it cannot map."""
-
-
-def passes_filters(message: Message, filters: Sequence[FieldFilter]) -> FieldFilter | None:
-    """The first filter the message fails, or None when it passes them all."""
-    for f in filters:
-        seg = message.segment(f.segment)
-        value = "" if seg is None else seg.get(f.field, 1, f.component or 1, f.subcomponent or 1)
-        if not f.accepts(value):
-            return f
-    return None
 
 
 @dataclass(slots=True)
@@ -370,7 +343,7 @@ class Processor:
             item = SinkItem(with_marker(mapped.bundle, marker))
         else:  # a merge comes after the Bundle; the marker last, once both are done
             item = SinkItem(mapped.bundle, merge, marker)
-        unmapped = [_describe(u) for u in mapped.unmapped]
+        unmapped = [describe_unmapped(u) for u in mapped.unmapped]
         return _Prepared(work, message, item, unmapped), None
 
     def _deliver(self, ready: list[_Prepared]) -> None:
@@ -414,16 +387,3 @@ class Processor:
             else:
                 p.error = f"store {outcome.status}: {outcome.detail}"
                 p.retry = outcome.status >= 500 or outcome.status in (409, 412, 429)
-
-
-def _describe(item: Any) -> str:
-    """One unmapped code as text: ``path system|code (display): reason``."""
-    if isinstance(item, str):
-        return item
-    path, system, code = (getattr(item, k, None) for k in ("path", "system", "code"))
-    if code is None:
-        return str(item)
-    display = getattr(item, "display", None)
-    reason = getattr(item, "reason", None)
-    text = f"{path} {system}|{code}" + (f" ({display})" if display else "")
-    return f"{text}: {reason}" if reason else text

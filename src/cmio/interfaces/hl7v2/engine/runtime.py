@@ -16,8 +16,9 @@ from pathlib import Path
 from cmio.interfaces.hl7v2.engine.channels import ChannelConfig
 from cmio.interfaces.hl7v2.engine.destinations import TransactionSink
 from cmio.interfaces.hl7v2.engine.journal import Journal, JournalRow
-from cmio.interfaces.hl7v2.engine.processor import Mapper, Processor
+from cmio.interfaces.hl7v2.engine.processor import Processor
 from cmio.interfaces.hl7v2.engine.server import Channel, poll_folder, serve_mllp
+from cmio.interfaces.hl7v2.engine.steps import Mapper
 
 __all__ = ["Engine"]
 

@@ -1,0 +1,57 @@
+"""The processing steps around the mapping: the mapping's contract, filters, unmapped codes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from cmio.interfaces.hl7v2.engine.channels import FieldFilter
+from cmio.interfaces.hl7v2.message import Message
+
+__all__ = ["MappedMessage", "Mapper", "describe_unmapped", "passes_filters"]
+
+
+class MappedMessage(Protocol):
+    """What a mapping returns: a transaction Bundle and the codes it could not map."""
+
+    @property
+    def bundle(self) -> dict[str, Any]:
+        """The FHIR transaction Bundle."""
+        ...
+
+    @property
+    def unmapped(self) -> Sequence[Any]:
+        """Codes kept as sent because no map knew them."""
+        ...
+
+    @property
+    def merge(self) -> Any:
+        """An ADT^A40 merge to apply after the Bundle, or None."""
+        ...
+
+
+Mapper = Callable[[Message, dict[str, Any]], MappedMessage]
+"""``mapper(message, options) -> MappedMessage``; raises on a message it cannot map."""
+
+
+def passes_filters(message: Message, filters: Sequence[FieldFilter]) -> FieldFilter | None:
+    """The first filter the message fails, or None when it passes them all."""
+    for f in filters:
+        seg = message.segment(f.segment)
+        value = "" if seg is None else seg.get(f.field, 1, f.component or 1, f.subcomponent or 1)
+        if not f.accepts(value):
+            return f
+    return None
+
+
+def describe_unmapped(item: Any) -> str:
+    """One unmapped code as text: ``path system|code (display): reason``."""
+    if isinstance(item, str):
+        return item
+    path, system, code = (getattr(item, k, None) for k in ("path", "system", "code"))
+    if code is None:
+        return str(item)
+    display = getattr(item, "display", None)
+    reason = getattr(item, "reason", None)
+    text = f"{path} {system}|{code}" + (f" ({display})" if display else "")
+    return f"{text}: {reason}" if reason else text
