@@ -450,6 +450,13 @@ def test_bad_optional_values_are_issues_not_failures() -> None:
     assert any(i.startswith("PV1-45") for i in result.issues)
 
 
+def test_patient_matched_by_the_mr_identifier_wherever_it_is_in_pid3() -> None:
+    text = ADT_A03.replace("E1001^^^UHOSP^MRN", "T77^^^TEMP^PI~E1001^^^UHOSP^MRN")
+    assert mapped(text).patient_key == "urn:id:UHOSP|E1001"
+    plain = ADT_A03.replace("E1001^^^UHOSP^MRN", "T77^^^TEMP^PI")
+    assert mapped(plain).patient_key == "urn:id:TEMP|T77"  # no MR: the first PID-3
+
+
 def test_versions_outside_the_range_map_with_an_issue() -> None:
     old = mapped(ADT_A03.replace("|P|2.5.1", "|P|2.2", 1))
     assert one(old, "Encounter")["status"] == "finished"

@@ -52,7 +52,7 @@ def derived_identifier(kind: str, *parts: str) -> dict[str, str]:
 
 
 def patient_identifier(ctx: MapContext, pid: Segment) -> dict[str, Any]:
-    """The identifier patients are matched by: PID-3 with type MR, else the first PID-3, else PID-2.
+    """The identifier patients are matched by: PID-3 with type MR (or MRN), else the first PID-3, else PID-2.
 
     Raises:
         MappingError: no identifier in PID-3 or PID-2.
@@ -61,7 +61,7 @@ def patient_identifier(ctx: MapContext, pid: Segment) -> dict[str, Any]:
     """
     reps = pid.field(3).repetitions
     for rep in reps:
-        if rep.get(5).upper() == "MR" and rep.get(1):
+        if rep.get(5).upper() in ("MR", "MRN") and rep.get(1):
             found = identifier(ctx, rep, "PID-3")
             if found:
                 return found
