@@ -194,6 +194,8 @@ def test_split_messages_drops_batch_envelope() -> None:
     parts = split_messages(batch)
     assert [parse(p).control_id for p in parts] == ["C1", "C2"]
     assert split_messages(batch.encode()) == [p.encode() for p in parts]
+    framed = b"".join(b"\x0b" + p.encode() + b"\x1c\r" for p in parts)
+    assert split_messages(framed) == [p.encode() for p in parts]
 
 
 def test_agrees_with_python_hl7_on_every_value() -> None:

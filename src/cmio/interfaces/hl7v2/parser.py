@@ -294,7 +294,8 @@ def split_messages(data: bytes) -> list[bytes]: ...
 def split_messages(data: bytes | str) -> list[bytes] | list[str]:
     """Split back-to-back messages (a file or batch) at each ``MSH`` segment.
 
-    Batch envelope segments (FHS, BHS, BTS, FTS; HL7 v2 section 2.10.3) are dropped.
+    Batch envelope segments (FHS, BHS, BTS, FTS; HL7 v2 section 2.10.3) and MLLP framing
+    bytes (0x0B, 0x1C) are dropped.
 
     Args:
         data: text or bytes holding zero or more messages.
@@ -304,10 +305,12 @@ def split_messages(data: bytes | str) -> list[bytes] | list[str]:
         https://v2plus.hl7.org/2021Jan/index.html (Control, batch protocol).
     """
     if isinstance(data, str):
-        lines = [s for s in _NEWLINE.split(data.lstrip("\ufeff")) if s and not s.isspace()]
+        data = data.lstrip("\ufeff").replace("\x0b", "").replace("\x1c", "")
+        lines = [s for s in _NEWLINE.split(data) if s and not s.isspace()]
         return list(_group(lines, "MSH", ("FHS", "BHS", "BTS", "FTS"), "\r"))
     if data[:3] == codecs.BOM_UTF8:
         data = data[3:]
+    data = data.replace(b"\x0b", b"").replace(b"\x1c", b"")
     blines = [s for s in re.split(rb"\r\n|\r|\n", data) if s and not s.isspace()]
     return list(_group(blines, b"MSH", (b"FHS", b"BHS", b"BTS", b"FTS"), b"\r"))
 
