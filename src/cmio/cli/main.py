@@ -16,6 +16,7 @@ from cmio.cli import (
     synth_cmd,
     terminology_cmd,
     validate_cmd,
+    view_cmd,
 )
 
 __all__ = ["app", "main"]
@@ -41,6 +42,7 @@ hl7_cmd.register(app)
 validate_cmd.register(app)
 terminology_cmd.register(app)
 reindex_cmd.register(app)
+view_cmd.register(app)
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -86,9 +86,21 @@ class DuckDbRunner:
         return self.compiler.sql(view, self._relation(source), filter_type=not source.single_type)
 
     def batches(
-        self, view: View | Mapping[str, Any] | str | Path, source: Any, *, rows: int = 100_000
+        self,
+        view: View | Mapping[str, Any] | str | Path,
+        source: Any,
+        *,
+        rows: int = 100_000,
+        on_input: Callable[[int], None] | None = None,
     ) -> Iterator[pa.RecordBatch]:
         """Stream the view's rows as Arrow record batches (schema: :func:`arrow_schema`).
+
+        Args:
+            view: the view (see :func:`load_view`).
+            source: see :func:`run`.
+            rows: rows per output batch.
+            on_input: called with the number of resources of each input batch DuckDB
+                consumes (streamed sources: memory and the store), for progress bars.
 
         Raises:
             ViewDefinitionError: invalid view, unsupported FHIRPath, or a failure on the data.
@@ -105,7 +117,7 @@ class DuckDbRunner:
             if self.threads is not None:
                 con.execute(f"SET threads = {int(self.threads)}")
             if resolved.batches is not None:
-                con.register(_INPUT, resolved.batches())
+                con.register(_INPUT, _counted(resolved.batches(), on_input))
             try:
                 reader = con.sql(sql).to_arrow_reader(rows)
                 for batch in reader:
@@ -119,6 +131,21 @@ class DuckDbRunner:
         """The view's rows as one Arrow table."""
         view = load_view(view)
         return pa.Table.from_batches(list(self.batches(view, source)), schema=arrow_schema(view))
+
+
+def _counted(
+    reader: pa.RecordBatchReader, on_input: Callable[[int], None] | None
+) -> pa.RecordBatchReader:
+    if on_input is None:
+        return reader
+    report = on_input
+
+    def generate() -> Iterator[pa.RecordBatch]:
+        for batch in reader:
+            report(batch.num_rows)
+            yield batch
+
+    return pa.RecordBatchReader.from_batches(reader.schema, generate())
 
 
 def _sql_subquery(sql: str) -> exp.Expression:

@@ -12,7 +12,7 @@ evaluator still runs it. Spec: https://sql-on-fhir.org/ig/latest/StructureDefini
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -67,7 +67,7 @@ class FType:
     """A static FHIR type: its code and, for complex types, its JSON properties."""
 
     code: str | None
-    index: Mapping[str, JsonProperty] | None = None
+    index: Mapping[str, JsonProperty] | None = field(default=None, repr=False)
 
 
 UNKNOWN = FType(None)
@@ -90,6 +90,10 @@ class Val:
     ftype: FType = UNKNOWN
     kind: SqlKind | None = None
     root: bool = False
+
+    def __repr__(self) -> str:
+        # sqlglot's repr of a deep tree is slow; tracebacks print this.
+        return f"Val(<{type(self.sql).__name__}>, many={self.many}, type={self.ftype.code})"
 
 
 class PathCompiler:

@@ -1,0 +1,196 @@
+"""``cmio view run``: run a SQL on FHIR ViewDefinition and write the table.
+
+See https://sql-on-fhir.org/ig/latest/StructureDefinition-ViewDefinition.html.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+__all__ = ["register", "write_table"]
+
+_FORMATS = (".parquet", ".csv", ".ndjson", ".jsonl")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return str(value)
+
+
+class _Writer:
+    """Writes record batches to Parquet, CSV or NDJSON (chosen by the file suffix)."""
+
+    def __init__(self, out: Path, schema: Any) -> None:
+        import pyarrow as pa
+
+        self.out = out
+        self.suffix = out.suffix.lower()
+        self.schema = schema
+        self.lists = [i for i, f in enumerate(schema) if pa.types.is_list(f.type)]
+        self._handle: Any = None
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if self.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            self._handle = pq.ParquetWriter(out, schema)
+        elif self.suffix == ".csv":
+            import pyarrow.csv as pcsv
+
+            fields = [
+                pa.field(f.name, pa.string()) if i in self.lists else f
+                for i, f in enumerate(schema)
+            ]
+            self.csv_schema = pa.schema(fields)
+            self._handle = pcsv.CSVWriter(out, self.csv_schema)
+        else:
+            self._handle = out.open("w", encoding="utf-8")
+
+    def write(self, batch: Any) -> None:
+        import pyarrow as pa
+
+        if self.suffix == ".parquet":
+            self._handle.write_batch(batch)
+        elif self.suffix == ".csv":
+            columns = []
+            for i, column in enumerate(batch.columns):
+                if i in self.lists:
+                    texts = [
+                        None if v is None else json.dumps(v, default=_json_default)
+                        for v in column.to_pylist()
+                    ]
+                    columns.append(pa.array(texts, pa.string()))
+                else:
+                    columns.append(column)
+            self._handle.write_batch(pa.record_batch(columns, schema=self.csv_schema))
+        else:
+            for row in batch.to_pylist():
+                self._handle.write(
+                    json.dumps(row, default=_json_default, separators=(",", ":")) + "\n"
+                )
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def write_table(batches: Iterator[Any], schema: Any, out: Path) -> int:
+    """Write record batches to ``out`` (``.parquet``, ``.csv`` or ``.ndjson``); returns the row count."""
+    writer = _Writer(out, schema)
+    count = 0
+    try:
+        for batch in batches:
+            writer.write(batch)
+            count += batch.num_rows
+    finally:
+        writer.close()
+    return count
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``view`` command group (``cmio view run``) to the CLI."""
+    group = typer.Typer(no_args_is_help=True, help="SQL on FHIR views")
+    app.add_typer(group, name="view")
+
+    @group.command("run")
+    def run_view(
+        view: Annotated[Path, typer.Argument(help="ViewDefinition JSON file")],
+        source: Annotated[
+            str,
+            typer.Option(
+                "--source", help="'store' or a folder/file of NDJSON or Parquet (Bulk layout)"
+            ),
+        ] = "store",
+        engine: Annotated[
+            str, typer.Option("--engine", help="duckdb (default), spark, postgres or memory")
+        ] = "duckdb",
+        out: Annotated[
+            Path, typer.Option("--out", help="Output file: .parquet, .csv or .ndjson")
+        ] = Path("view.parquet"),
+        database: Annotated[
+            str | None,
+            typer.Option(
+                "--database", help="Database URL for --source store (default: $CMIO_DATABASE_URL)"
+            ),
+        ] = None,
+    ) -> None:
+        """Run a ViewDefinition over the store or a Bulk Data folder and write the rows."""
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        from cmio.store import SearchQuery, default_database_url, open_repository
+        from cmio.views import (
+            DuckDbRunner,
+            SourceError,
+            ViewDefinitionError,
+            arrow_schema,
+            load_view,
+        )
+        from cmio.views import run as run_engine
+
+        console = Console(stderr=True)
+        if out.suffix.lower() not in _FORMATS:
+            raise typer.BadParameter("use .parquet, .csv or .ndjson", param_hint="--out")
+        try:
+            parsed = load_view(view)
+        except ViewDefinitionError as exc:
+            console.print(f"[red]invalid view[/red]: {exc}")
+            raise typer.Exit(2) from None
+        repository = None
+        resolved: Any = source
+        total: int | None = None
+        if source == "store":
+            repository = open_repository(database or default_database_url())
+            resolved = repository
+            total = repository.search(SearchQuery(parsed.resource, (), count=0)).total
+        elif not Path(source).exists():
+            raise typer.BadParameter(f"{source}: no such file or folder", param_hint="--source")
+        schema = arrow_schema(parsed)
+        columns = [TextColumn("[bold]{task.description}"), SpinnerColumn()]
+        if total is not None:
+            columns += [BarColumn(), MofNCompleteColumn()]
+        columns += [TextColumn("{task.fields[rows]:,} rows"), TimeElapsedColumn()]
+        try:
+            with Progress(*columns, console=console) as progress:
+                task = progress.add_task(
+                    f"{parsed.name or parsed.resource} ({engine})", total=total, rows=0
+                )
+                written = 0
+
+                def batches() -> Iterator[Any]:
+                    nonlocal written
+                    if engine == "duckdb":
+                        stream = DuckDbRunner().batches(
+                            parsed, resolved, on_input=lambda n: progress.advance(task, n)
+                        )
+                    else:
+                        stream = iter(run_engine(parsed, resolved, engine=engine).to_batches())
+                    for batch in stream:
+                        written += batch.num_rows
+                        progress.update(task, rows=written)
+                        yield batch
+
+                count = write_table(batches(), schema, out)
+                if total is not None:
+                    progress.update(task, completed=total)
+        except (ViewDefinitionError, SourceError) as exc:
+            console.print(f"[red]view failed[/red]: {exc}")
+            raise typer.Exit(1) from None
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--engine") from None
+        finally:
+            if repository is not None:
+                repository.close()
+        console.print(f"{count:,} rows -> {out}")
