@@ -103,6 +103,7 @@ def test_epic_adt_a01_patient_fields() -> None:
     assert spouse["telecom"][0]["value"] == "+1 217 5550102"
     assert child["relationship"][0]["coding"][0]["code"] == "CHILD"
     assert result.patient_key == "urn:id:UHOSP|E1001"
+    assert result.ignored_segments == ["EVN", "PD1", "PV2", "ZPD"]  # kept in the journal only
     entry = result.bundle["entry"][0]
     assert entry["request"] == {"method": "PUT", "url": "Patient?identifier=urn:id:UHOSP|E1001"}
 

@@ -131,6 +131,8 @@ class MappingResult:
         patient_key: ``system|value`` of the patient (per-patient ordering), or ``None``.
         message_type: MSH-9.
         merge: for ADT^A40, the merge to apply after the Bundle.
+        ignored_segments: ids of the segments present that the map does not use (Z-segments,
+            EVN, PD1, PV2 ...), so what was not carried into FHIR is visible.
 
     See https://build.fhir.org/ig/HL7/v2-to-fhir/ .
     """
@@ -141,6 +143,7 @@ class MappingResult:
     patient_key: str | None
     message_type: MessageType
     merge: Merge | None = None
+    ignored_segments: list[str] = field(default_factory=list)
 
 
 class MapContext:

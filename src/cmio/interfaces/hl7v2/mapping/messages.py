@@ -11,6 +11,7 @@ missing (``ifNoneExist``) for the patient and visit named by other messages.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from cmio.interfaces.hl7v2.mapping.clinical import allergy, condition, coverage
@@ -197,6 +198,20 @@ def _mdm(ctx: MapContext, event: str) -> None:
     )
 
 
+_SUBJECT = ("MSH", "PID", "NK1", "PV1")
+_USED = MappingProxyType(
+    {
+        "ADT": frozenset((*_SUBJECT, "AL1", "DG1", "IN1", "MRG")),
+        "ORU": frozenset((*_SUBJECT, "ORC", "OBR", "OBX", "NTE", "SPM")),
+        "VXU": frozenset((*_SUBJECT, "ORC", "RXA", "RXR", "OBX", "IN1")),
+        "ORM": frozenset((*_SUBJECT, "ORC", "OBR", "NTE")),
+        "OML": frozenset((*_SUBJECT, "ORC", "OBR", "NTE")),
+        "SIU": frozenset((*_SUBJECT, "SCH", "TQ1", "NTE", "RGS", "AIS", "AIG", "AIL", "AIP")),
+        "MDM": frozenset((*_SUBJECT, "TXA", "OBX")),
+    }
+)
+"""The segments each message map reads; the others are listed in ``ignored_segments``."""
+
 _HANDLERS: Mapping[str, Callable[[MapContext, str], Merge | None]] = {
     "ADT": _adt,
     "ORU": _oru,
@@ -244,4 +259,5 @@ def map_message(
         patient_key=ctx.patient_key,
         message_type=mtype,
         merge=merge,
+        ignored_segments=sorted({n for n in message.names if n not in _USED[mtype.code]}),
     )
