@@ -74,7 +74,13 @@ def register(app: typer.Typer) -> None:
                        for c in configs]  # fmt: skip
         sink = _StoreWhenReady(database or default_database_url(), validation)
         try:
-            engine = Engine(configs, sink, journal=journal, supported_types=frozenset(SUPPORTED))
+            engine = Engine(
+                configs,
+                sink,
+                journal=journal,
+                supported_types=frozenset(SUPPORTED),
+                translate=sink.translate,
+            )
         except ValueError as exc:
             sink.close()
             raise typer.BadParameter(str(exc), param_hint="--channel") from exc
@@ -268,6 +274,7 @@ class _StoreWhenReady:
         self._ready = threading.Event()
         self._sink: Any = None
         self._env: Any = None
+        self._translator: Any = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(
             target=self._open, args=(database_url, validation), daemon=True
@@ -280,9 +287,12 @@ class _StoreWhenReady:
             from cmio.api.env import Settings
             from cmio.api.hl7 import RouterSink
             from cmio.api.router import FhirRouter
+            from cmio.interfaces.hl7v2.mapping import ConceptMapTranslator
 
             self._env = build_env(database_url, Settings(validation=validation))
             self._sink = RouterSink(FhirRouter(self._env))
+            if self._env.terminology is not None:
+                self._translator = ConceptMapTranslator(self._env.terminology.resources)
         except BaseException as exc:
             self._error = exc
             raise
@@ -303,6 +313,14 @@ class _StoreWhenReady:
     def exists(self, resource_type: str, resource_id: str) -> bool:
         """Ask the store once it is open."""
         return bool(self._get().exists(resource_type, resource_id))
+
+    def translate(self, system: str, code: str) -> Sequence[tuple[str, str, str]]:
+        """Local codes through the terminology service's ConceptMaps (none without it)."""
+        self._get()
+        if self._translator is None:
+            return []
+        found: Sequence[tuple[str, str, str]] = self._translator(system, code)
+        return found
 
     def close(self) -> None:
         """Close the store."""

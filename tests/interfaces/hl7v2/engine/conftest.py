@@ -77,6 +77,7 @@ class FakeStore:
 
     def __init__(self) -> None:
         self.applied: list[str] = []
+        self.bundles: list[dict[str, Any]] = []
         self.markers: set[str] = set()
         self.fail: Callable[[dict[str, Any]], int] = lambda bundle: 200
         self.lock = threading.Lock()
@@ -90,8 +91,10 @@ class FakeStore:
                 status = self.fail(item.bundle)
                 if status == 200:
                     self.applied.append(str(item.bundle.get("id")))
+                    self.bundles.append(item.bundle)
                     for entry in item.bundle["entry"]:
-                        self.markers.add(entry["resource"]["id"])
+                        if entry["resource"]["resourceType"] == "Provenance":
+                            self.markers.add(entry["resource"]["id"])
                     out.append(SinkOutcome(200, "", (f"Bundle/{item.bundle.get('id')}",)))
                 else:
                     out.append(SinkOutcome(status, f"refused with {status}"))

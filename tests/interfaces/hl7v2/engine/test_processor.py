@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from cmio.interfaces.hl7v2.engine.journal import Journal
@@ -156,3 +157,36 @@ def test_folder_destination_and_adt(tmp_path: Path, store: FakeStore) -> None:
     assert b'"Provenance"' in files[0].read_bytes()
     assert store.applied == []  # no store destination
     time.sleep(0)
+
+
+def test_local_codes_go_through_translate_and_unmapped_are_reported(
+    tmp_path: Path, store: FakeStore
+) -> None:
+    asked: list[tuple[str, str]] = []
+
+    def translate(system: str, code: str) -> list[tuple[str, str, str]]:
+        asked.append((system, code))
+        return [("http://loinc.org", "5778-6", "Color of Urine")] if code == "X1" else []
+
+    config = channel(tmp_path)
+    journal = Journal(config.journal)
+    journal.start()
+    processor = Processor(config, journal, store, translate=translate)  # the real mapping
+    raw = oru("L1").replace(
+        b"OBX|1|NM|2345-7^Glucose^LN||1.5|mmol/L^mmol/L^UCUM|3.9-6.1|N|||F|||20240101110000",
+        b"OBX|1|CWE|X1^Color^99LAB||Y^Yellow^99LAB||||||F|||20240101110000",
+    )
+    Channel(config, journal).receive_sync(raw)
+    processor.recover()
+    processor.start()
+    assert processor.drain(30)
+    processor.stop()
+    rows = journal.rows()
+    journal.close()
+    assert ("X1" in {c for _, c in asked}) and rows[0]["state"] == "processed", rows
+    observations = [e["resource"] for e in store.bundles[0]["entry"]
+                    if e["resource"]["resourceType"] == "Observation"]  # fmt: skip
+    codings = [c for o in observations for c in o["code"]["coding"]]
+    assert {"system": "http://loinc.org", "code": "5778-6", "display": "Color of Urine"} in codings
+    unmapped = orjson.loads(rows[0]["result"])["unmapped"]
+    assert any("Y" in u for u in unmapped)  # the value code had no map: kept and reported

@@ -16,11 +16,12 @@ first (:func:`~cmio.interfaces.hl7v2.engine.destinations.marker_id`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -81,6 +82,8 @@ class Processor:
         sink: the FHIR store (required when a destination is ``store``).
         mapper: the v2-to-FHIR mapping (default: :mod:`cmio.interfaces.hl7v2.mapping`).
         max_batch: most messages per batch (one store commit).
+        translate: ConceptMap translation of local codes for the default mapping
+            (``translate(system, code) -> [(system, code, display)]``).
     """
 
     def __init__(
@@ -91,6 +94,7 @@ class Processor:
         *,
         mapper: Mapper | None = None,
         max_batch: int = 64,
+        translate: Callable[[str, str], Sequence[tuple[str, str, str]]] | None = None,
     ) -> None:
         self.channel = channel
         self.journal = journal
@@ -102,6 +106,8 @@ class Processor:
                 options = MappingOptions.from_dict(channel.mapping)
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"channel {channel.name}: mapping: {exc}") from exc
+            if translate is not None:  # local codes through the terminology's ConceptMaps
+                options = dataclasses.replace(options, translate=translate)
 
             def mapper(message: Message, _options: dict[str, Any]) -> MappedMessage:
                 return map_message(message, options)

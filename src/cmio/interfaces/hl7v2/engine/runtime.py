@@ -36,6 +36,8 @@ class Engine:
         supported_types: message types the mapping handles (channels without an explicit
             ``accept.message_types`` answer AR to others; empty: accept any type).
         process: run the processors (False: only journal and ACK, e.g. for measurements).
+        max_batch: most messages per processing batch (one store commit).
+        translate: ConceptMap translation of local codes (see :class:`Processor`).
     """
 
     def __init__(
@@ -48,6 +50,7 @@ class Engine:
         supported_types: frozenset[str] = frozenset(),
         process: bool = True,
         max_batch: int = 64,
+        translate: Callable[[str, str], Sequence[tuple[str, str, str]]] | None = None,
     ) -> None:
         if not channels:
             raise ValueError("an engine needs at least one channel")
@@ -61,7 +64,7 @@ class Engine:
         if process:
             for c in channels:
                 self.processors[c.name] = Processor(
-                    c, self.journal, sink, mapper=mapper, max_batch=max_batch
+                    c, self.journal, sink, mapper=mapper, max_batch=max_batch, translate=translate
                 )
         self.ports: dict[str, int] = {}
 
