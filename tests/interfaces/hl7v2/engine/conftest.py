@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,21 +111,22 @@ class RunningEngine:
         self.loop = asyncio.new_event_loop()
         self.stop = asyncio.Event()
         self.ports: dict[str, int] = {}
+        self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         zero = {c.name: 0 for c in self.engine.configs}
-        self.loop.run_until_complete(
-            self.engine.run(self.stop, ports=zero, ready=self.ports.update)
-        )
+
+        def ready(ports: dict[str, int]) -> None:
+            self.ports.update(ports)
+            self.ready.set()
+
+        self.loop.run_until_complete(self.engine.run(self.stop, ports=zero, ready=ready))
 
     def __enter__(self) -> RunningEngine:
         self.engine.start()
         self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.ports:
-            assert time.monotonic() < deadline, "engine did not start"
-            time.sleep(0.01)
+        assert self.ready.wait(20), "engine did not start"
         return self
 
     @property
