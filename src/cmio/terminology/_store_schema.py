@@ -34,10 +34,10 @@ CREATE UNIQUE INDEX IF NOT EXISTS concepts_code ON concepts (sid, code);
 CREATE TABLE IF NOT EXISTS edges (
     parent INTEGER NOT NULL, child INTEGER NOT NULL, PRIMARY KEY (parent, child)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS edges_child ON edges (child, parent);
 CREATE TABLE IF NOT EXISTS closure (
     anc INTEGER NOT NULL, des INTEGER NOT NULL, PRIMARY KEY (anc, des)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS closure_des ON closure (des, anc);
 CREATE TABLE IF NOT EXISTS props (
     sid INTEGER NOT NULL, prop TEXT NOT NULL, value TEXT NOT NULL, cid INTEGER NOT NULL
 );

@@ -24,8 +24,6 @@ from cmio.terminology.concept_types import Concept, SystemInfo, encode_blob, pro
 __all__ = ["delete_system", "write_system"]
 
 _BATCH = 5000
-_BIG_CLOSURE = 1_000_000
-"""Above this many closure rows the (des, anc) index is rebuilt instead of maintained."""
 
 
 def _terms(concept: Concept) -> str:
@@ -161,9 +159,6 @@ def _write(
             "INSERT INTO edges VALUES (?, ?)",
             zip((edge_pairs // n + base).tolist(), (edge_pairs % n + base).tolist(), strict=True),
         )
-    big = anc.size > _BIG_CLOSURE
-    if big:
-        conn.execute("DROP INDEX IF EXISTS closure_des")
     step = 1_000_000
     for start in range(0, anc.size, step):
         conn.executemany(
@@ -174,8 +169,6 @@ def _write(
                 strict=True,
             ),
         )
-    if big:
-        conn.execute("CREATE INDEX closure_des ON closure (des, anc)")
     properties = orjson.dumps([list(p) for p in info.properties]).decode()
     loaded = datetime.now(UTC).isoformat(timespec="seconds")
     conn.execute(

@@ -118,7 +118,7 @@ def transitive_closure(
     total = int(lengths.sum())
     if total == 0:
         return empty, empty
-    anc = np.concatenate(ancestors).astype(np.int64, copy=False)
-    des = np.repeat(np.arange(n, dtype=np.int64), lengths)
-    order_idx = np.lexsort((des, anc))
-    return anc[order_idx], des[order_idx]
+    keys = np.concatenate(ancestors).astype(np.int64, copy=False) * n
+    keys += np.repeat(np.arange(n, dtype=np.int64), lengths)
+    keys.sort()
+    return keys // n, keys % n

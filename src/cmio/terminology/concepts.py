@@ -80,6 +80,8 @@ class ConceptStore:
             columns = {row[1] for row in conn.execute("PRAGMA table_info(systems)")}
             if "unindexed" not in columns:  # stores written before the column existed
                 conn.execute("ALTER TABLE systems ADD COLUMN unindexed TEXT NOT NULL DEFAULT '[]'")
+            # ancestors come from the edges now (small sets); the closure is keyed by ancestor
+            conn.execute("DROP INDEX IF EXISTS closure_des")
             conn.commit()
 
     # -- connections -------------------------------------------------------------
@@ -307,7 +309,11 @@ class ConceptStore:
         self, url: str, code: str, version: str | None = None, include_self: bool = False
     ) -> Iterator[str]:
         """Codes above ``code`` (transitively), ``code`` first when ``include_self``."""
-        sql = "SELECT c.code FROM closure k JOIN concepts c ON c.id = k.anc WHERE k.des = ?"
+        sql = (
+            "WITH RECURSIVE up(id) AS (SELECT parent FROM edges WHERE child = ?1"
+            " UNION SELECT e.parent FROM edges e JOIN up ON e.child = up.id)"
+            " SELECT c.code FROM up JOIN concepts c ON c.id = up.id"
+        )
         return self._walk(sql, url, code, version, include_self)
 
     def subsumes(self, url: str, a: str, b: str, version: str | None = None) -> bool:

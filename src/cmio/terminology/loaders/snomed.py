@@ -108,13 +108,22 @@ def find_release(folder: Path, module: str | None = None) -> SnomedRelease:
     )
 
 
-def _stage(release: SnomedRelease, db: sqlite3.Connection, language_refset: str) -> None:
+def _preferred(release: SnomedRelease, language_refset: str) -> set[int]:
+    """Ids of the descriptions the language reference set marks preferred."""
+    preferred: set[int] = set()
+    for path in release.languages:
+        for r in rf2.read_rows(path, rf2.LANGUAGE_COLUMNS):
+            if r[2] == "1" and r[4] == language_refset and r[6] == rf2.PREFERRED:
+                preferred.add(int(r[5]))
+    return preferred
+
+
+def _stage(release: SnomedRelease, db: sqlite3.Connection) -> None:
     db.executescript(
         """PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;
         CREATE TABLE c (id INTEGER PRIMARY KEY, active INTEGER, module TEXT, eff TEXT, def TEXT);
         CREATE TABLE d (concept INTEGER, id INTEGER, lang TEXT, type TEXT, term TEXT);
-        CREATE TABLE r (src INTEGER, dst INTEGER);
-        CREATE TABLE p (id INTEGER PRIMARY KEY, acc TEXT);"""
+        CREATE TABLE r (src INTEGER, dst INTEGER);"""
     )
     db.executemany(
         "INSERT INTO c VALUES (?, ?, ?, ?, ?)",
@@ -140,15 +149,6 @@ def _stage(release: SnomedRelease, db: sqlite3.Connection, language_refset: str)
             if r[2] == "1" and r[7] == rf2.IS_A
         ),
     )
-    for path in release.languages:
-        db.executemany(
-            "INSERT OR REPLACE INTO p VALUES (?, ?)",
-            (
-                (int(r[5]), r[6])
-                for r in rf2.read_rows(path, rf2.LANGUAGE_COLUMNS)
-                if r[2] == "1" and r[4] == language_refset
-            ),
-        )
     db.execute("CREATE INDEX d_concept ON d (concept, id)")
     db.execute("CREATE INDEX r_src ON r (src)")
 
@@ -169,13 +169,11 @@ def snomed_concepts(
 ) -> Iterator[Concept]:
     """Stream the release's concepts (merge-join of the staged files, by concept id)."""
     with closing(sqlite3.connect(workdir / "rf2-stage.db")) as db:
-        _stage(release, db, language_refset)
+        _stage(release, db)
+        preferred = _preferred(release, language_refset)
         concepts = db.execute("SELECT id, active, module, eff, def FROM c ORDER BY id")
         terms = groupby(
-            db.cursor().execute(
-                "SELECT d.concept, d.id, d.term, d.type, p.acc, d.lang FROM d "
-                "LEFT JOIN p ON p.id = d.id ORDER BY d.concept, d.id"
-            ),
+            db.cursor().execute("SELECT concept, id, term, type, lang FROM d ORDER BY concept, id"),
             key=lambda t: t[0],
         )
         parents = groupby(
@@ -189,8 +187,9 @@ def snomed_concepts(
             while next_terms is not None and next_terms[0] <= cid:
                 if next_terms[0] == cid:
                     for row in next_terms[1]:
-                        mine.append((row[1], row[0], row[2], row[3], row[4]))
-                        langs[row[1]] = row[5]
+                        acceptability = rf2.PREFERRED if row[1] in preferred else None
+                        mine.append((row[1], row[0], row[2], row[3], acceptability))
+                        langs[row[1]] = row[4]
                 next_terms = next(terms, None)
             ups: tuple[str, ...] = ()
             while next_parents is not None and next_parents[0] <= cid:
