@@ -473,4 +473,8 @@ def test_options_from_channel_yaml() -> None:
     assert result.patient_key == "http://uhosp.example.org/mrn|E1001"
     with pytest.raises(ValueError, match="unknown mapping option"):
         MappingOptions.from_dict({"colour": "blue"})
+    with pytest.raises(ValueError, match="authority_systems"):
+        MappingOptions.from_dict({"authority_systems": ["UHOSP"]})
+    with pytest.raises(ValueError, match="timezone"):
+        MappingOptions.from_dict({"timezone": 5})
     assert map_message(parse(ADT_A03), {"timezone": "Z"}).patient_key == "urn:id:UHOSP|E1001"

@@ -87,7 +87,9 @@ class MappingOptions:
 
     Attributes:
         translate: ConceptMap translation for local codes (``None``: codes are kept as sent).
-        authority_systems: assigning authority namespace (CX.4.1/HD.1) -> identifier system URI.
+        authority_systems: assigning authority namespace (CX.4.1/HD.1) -> identifier system URI;
+            also gives a namespace sent without its universal id the system it has when sent
+            with it (else ``urn:id:<namespace>``), so both spellings find the same patient.
         coding_systems: extra v2 coding system names (CWE.3) -> code system URI.
         local_system_prefix: prefix of the system URI given to local coding systems
             (``99LAB`` -> ``urn:cmio:v2:cs:99LAB``).
@@ -117,6 +119,15 @@ class MappingOptions:
             raise ValueError(f"unknown mapping option(s) {unknown}; known: {sorted(known)}")
         if data.get("update_patient", "adt") not in ("adt", "always", "never"):
             raise ValueError("mapping option update_patient must be adt, always or never")
+        for key in ("authority_systems", "coding_systems"):
+            table = data.get(key, {})
+            if not isinstance(table, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in table.items()
+            ):
+                raise ValueError(f"mapping option {key} must map names to URIs (strings)")
+        for key in ("local_system_prefix", "timezone"):
+            if key in data and not isinstance(data[key], str):
+                raise ValueError(f"mapping option {key} must be a string")
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
