@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from cmio.interfaces.hl7v2.engine.journal import Journal
 from cmio.interfaces.hl7v2.engine.mllp import frame
 from cmio.interfaces.hl7v2.engine.processor import Processor
@@ -82,3 +84,14 @@ def test_forward_to_a_dead_endpoint_retries_then_parks(tmp_path: Path) -> None:
     journal.close()
     assert row["state"] == "error" and row["attempts"] == 3
     assert "gave up after 3 attempts" in row["error"] and "refused" in row["error"].lower()
+
+
+def test_one_journal_per_engine(tmp_path: Path, store: FakeStore) -> None:
+    first = channel(tmp_path / "a")
+    second = channel(tmp_path / "b", name="other")
+    with pytest.raises(ValueError, match="different journals"):
+        Engine([first, second], store, mapper=echo_mapper)
+    with pytest.raises(ValueError, match="names must differ"):
+        Engine([first, first], store, mapper=echo_mapper)
+    engine = Engine([first, second], store, mapper=echo_mapper, journal=tmp_path / "j.db")
+    engine.close()

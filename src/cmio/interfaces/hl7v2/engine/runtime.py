@@ -57,6 +57,12 @@ class Engine:
         names = [c.name for c in channels]
         if len(set(names)) != len(names):
             raise ValueError(f"channel names must differ: {names}")
+        journals = {c.journal for c in channels}
+        if journal is None and len(journals) > 1:
+            raise ValueError(
+                f"channels name different journals {sorted(journals)}: one engine has one"
+                " journal (give --journal, or run one engine per journal)"
+            )
         self.configs = list(channels)
         self.journal = Journal(journal or channels[0].journal, on_commit=self._fan_out)
         self.channels = {c.name: Channel(c, self.journal, supported_types) for c in channels}
