@@ -314,6 +314,22 @@ def test_oru_v24_spm_and_utc_times() -> None:
     assert glucose["interpretation"][0]["coding"][0]["code"] == "H"
 
 
+def test_observations_after_spm_belong_to_that_specimen() -> None:
+    text = ORU_R01_V24 + (
+        "SPM|2|SPC2&CMIO^RLSPC2&REFLAB||UR^Urine^HL70487\r"
+        "OBX|1|ST|5778-6^Color of urine^LN||Yellow||||||F\r"
+    )
+    result = mapped(text)
+    serum, urine = (
+        e["fullUrl"] for e in result.bundle["entry"] if e["resource"]["resourceType"] == "Specimen"
+    )
+    glucose, color = resources(result, "Observation")
+    assert glucose["specimen"] == {"reference": serum}
+    assert color["specimen"] == {"reference": urine}
+    assert color["valueString"] == "Yellow"
+    assert len(one(result, "DiagnosticReport")["result"]) == 2
+
+
 def test_vxu_immunizations() -> None:
     result = mapped(VXU_V04_CDC)
     flu, mmr = resources(result, "Immunization")

@@ -43,7 +43,8 @@ class OrderGroup:
     obr: Segment
     index: int
     notes: list[Segment] = field(default_factory=list)
-    observations: list[tuple[Segment, list[Segment]]] = field(default_factory=list)
+    observations: list[tuple[Segment, list[Segment], int]] = field(default_factory=list)
+    """(OBX, its NTEs, index of the SPM it follows or -1 for the order's own results)."""
     specimens: list[Segment] = field(default_factory=list)
 
 
@@ -55,7 +56,6 @@ def order_groups(segments: list[Segment]) -> list[OrderGroup]:
     groups: list[OrderGroup] = []
     pending_orc: Segment | None = None
     current: OrderGroup | None = None
-    in_specimen = False
     for seg in segments:
         name = seg.name
         if name == "ORC":
@@ -65,11 +65,10 @@ def order_groups(segments: list[Segment]) -> list[OrderGroup]:
             current = OrderGroup(pending_orc, seg, len(groups) + 1)
             groups.append(current)
             pending_orc = None
-            in_specimen = False
         elif current is None:
             continue
-        elif name == "OBX" and not in_specimen:
-            current.observations.append((seg, []))
+        elif name == "OBX":  # after an SPM: an observation about that specimen
+            current.observations.append((seg, [], len(current.specimens) - 1))
         elif name == "NTE":
             if current.observations:
                 current.observations[-1][1].append(seg)
@@ -77,7 +76,6 @@ def order_groups(segments: list[Segment]) -> list[OrderGroup]:
                 current.notes.append(seg)
         elif name == "SPM":
             current.specimens.append(seg)
-            in_specimen = True
     return groups
 
 
@@ -167,10 +165,9 @@ def map_order_group(
         report["specimen"] = [{"reference": r} for r in specimen_refs]
     results = []
     seen: dict[str, int] = {}
-    for i, (obx, nte) in enumerate(group.observations, 1):
-        ref = _observation(
-            ctx, obx, nte, f"OBX[{group.index}.{i}]", key, seen, report, specimen_refs
-        )
+    for i, (obx, nte, spm) in enumerate(group.observations, 1):
+        own = [specimen_refs[spm]] if 0 <= spm < len(specimen_refs) else specimen_refs
+        ref = _observation(ctx, obx, nte, f"OBX[{group.index}.{i}]", key, seen, report, own)
         if ref:
             results.append({"reference": ref})
     if results:
