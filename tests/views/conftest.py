@@ -18,6 +18,7 @@ import pytest
 from cmio.fhirpath import FhirPathEngine
 from cmio.model import Model, load_model
 from cmio.views import DuckDbRunner, MemoryEvaluator, load_view, view_functions
+from tests.views.spark_fixture import spark, view_runner_spark  # noqa: F401
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 """The shared folder beside the repository (read-only test material)."""
@@ -25,7 +26,7 @@ SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 ViewRunner = Callable[[dict[str, Any], list[dict[str, Any]]], pa.Table]
 """Runs a ViewDefinition (JSON) over resources (dicts) and returns the rows."""
 
-ENGINES: list[str] = ["memory", "duckdb"]
+ENGINES: list[str] = ["memory", "duckdb", "spark"]
 """The engines every engine-parametrized test runs on."""
 
 TALLY = pytest.StashKey[Counter[tuple[str, str, str]]]()

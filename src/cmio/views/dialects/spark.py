@@ -1,0 +1,145 @@
+"""Spark SQL: views over resources held as JSON strings, with higher-order array functions.
+
+Renders the :class:`~cmio.views.dialects.base.Dialect` operations with Spark's
+JSON functions (https://spark.apache.org/docs/latest/sql-ref-functions-builtin.html#json-functions):
+``get_json_object`` for one property, ``from_json(.., 'array<string>')`` for the
+items of an array (each item stays JSON text: objects and arrays as JSON, strings
+unquoted) and ``from_json(.., 'struct<..>')`` to parse a resource once for all
+its top-level properties; lists with the lambda functions ``transform``,
+``filter``, ``flatten`` and ``concat`` (https://spark.apache.org/docs/latest/sql-ref-functions-builtin.html#array-functions);
+rows with ``explode``.
+
+Numbers pass through Jackson's double parsing in Spark's JSON functions, so a
+decimal keeps its value (``1.50`` is ``1.5``) up to about 15 significant digits.
+Run with ``spark.sql.ansi.enabled=false`` (as
+:func:`cmio.views.spark_session.spark_session` does): failed casts are NULL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlglot import exp
+
+from cmio.views.dialects.base import Dialect, SqlKind, call
+
+__all__ = ["SparkDialect"]
+
+_TYPES: dict[str, str] = {
+    "string": "STRING",
+    "boolean": "BOOLEAN",
+    "integer": "BIGINT",
+    "decimal": "DECIMAL(38, 10)",
+}
+_ITEMS = exp.Literal.string("array<string>")
+
+
+def _path(key: str) -> exp.Expression:
+    """A JSONPath for ``get_json_object`` (bracket notation for unusual names)."""
+    if key.replace("_", "a").isalnum():
+        return exp.Literal.string(f"$.{key}")
+    escaped = key.replace("'", "\\'")
+    return exp.Literal.string(f"$['{escaped}']")
+
+
+class SparkDialect(Dialect):
+    """The Spark SQL rendering of the view operations."""
+
+    name = "spark"
+
+    # -- JSON ---------------------------------------------------------------------------
+    def json_child(self, json: exp.Expression, key: str) -> exp.Expression:
+        return call("get_json_object", json, _path(key))
+
+    def json_children(self, json: exp.Expression, key: str) -> exp.Expression:
+        return self.json_array_items(self.json_child(json, key))
+
+    def json_array_items(self, json: exp.Expression) -> exp.Expression:
+        return exp.Coalesce(
+            this=call("from_json", json, _ITEMS.copy()), expressions=[self.empty_list("string")]
+        )
+
+    def json_scalar(self, json: exp.Expression, kind: SqlKind) -> exp.Expression:
+        if kind == "string":
+            return json
+        return exp.TryCast(this=json, to=self.sql_type(kind))
+
+    def prefetch(self, resource: exp.Expression, keys: Sequence[str]) -> list[exp.Expression]:
+        if len(keys) < 2:
+            return super().prefetch(resource, keys)
+        fields = ",".join(f"`{key.replace('`', '``')}`:string" for key in keys)
+        parsed = call("from_json", resource, exp.Literal.string(f"struct<{fields}>"))
+        return [
+            exp.Dot(this=parsed.copy(), expression=exp.to_identifier(key, quoted=True))
+            for key in keys
+        ]
+
+    # -- lists --------------------------------------------------------------------------
+    def transform(
+        self, items: exp.Expression, var: str, body: exp.Expression, index: str | None = None
+    ) -> exp.Expression:
+        params = [exp.to_identifier(var)]
+        if index is not None:
+            params.append(exp.to_identifier(index))
+        return call("transform", items, exp.Lambda(this=body, expressions=params))
+
+    def filter(self, items: exp.Expression, var: str, condition: exp.Expression) -> exp.Expression:
+        cond = exp.Coalesce(this=condition, expressions=[exp.false()])
+        return call("filter", items, exp.Lambda(this=cond, expressions=[exp.to_identifier(var)]))
+
+    def flatten(self, lists: exp.Expression) -> exp.Expression:
+        return call("flatten", lists)
+
+    def concat(self, lists: Sequence[exp.Expression]) -> exp.Expression:
+        if len(lists) == 1:
+            return lists[0]
+        return call("concat", *lists)
+
+    def length(self, items: exp.Expression) -> exp.Expression:
+        return exp.Coalesce(this=call("size", items), expressions=[exp.Literal.number(0)])
+
+    def element(self, items: exp.Expression, index: exp.Expression) -> exp.Expression:
+        # ``get`` is 0-based and NULL out of range (Spark 3.4+)
+        return call("get", items, index)
+
+    def make_list(self, items: Sequence[exp.Expression]) -> exp.Expression:
+        return call("array", *items)
+
+    def join_strings(self, items: exp.Expression, separator: exp.Expression) -> exp.Expression:
+        return call("array_join", items, separator)
+
+    def sort(self, items: exp.Expression) -> exp.Expression:
+        """Structs sorted by their fields in order (``key`` first: depth-first order)."""
+        return call("sort_array", items)
+
+    # -- structs and rows ---------------------------------------------------------------
+    def struct(self, fields: Sequence[tuple[str, exp.Expression]]) -> exp.Expression:
+        args: list[exp.Expression] = []
+        for name, value in fields:
+            args.extend((exp.Literal.string(name), value))
+        return call("named_struct", *args)
+
+    def field(self, struct: exp.Expression, name: str) -> exp.Expression:
+        return exp.Dot(this=struct, expression=exp.to_identifier(name, quoted=True))
+
+    def unnest_rows(self, rows: exp.Expression, alias: str) -> exp.Expression:
+        return exp.Alias(this=call("explode", rows), alias=exp.to_identifier(alias))
+
+    # -- scalars ------------------------------------------------------------------------
+    def sql_type(self, kind: SqlKind) -> exp.DataType:
+        return exp.DataType.build(_TYPES[kind], dialect="spark")
+
+    def list_type(self, kind: SqlKind) -> exp.DataType:
+        return exp.DataType.build(f"ARRAY<{_TYPES[kind]}>", dialect="spark")
+
+    def empty_list(self, kind: SqlKind) -> exp.Expression:
+        return exp.Cast(this=call("array"), to=self.list_type(kind))
+
+    def fail(self, message: str) -> exp.Expression:
+        return call("raise_error", exp.Literal.string(message))
+
+    def regex_group(self, text: exp.Expression, pattern: str, group: int) -> exp.Expression:
+        return call("regexp_extract", text, exp.Literal.string(pattern), exp.Literal.number(group))
+
+    def concat_strings(self, left: exp.Expression, right: exp.Expression) -> exp.Expression:
+        return call("concat", left, right)
