@@ -73,6 +73,8 @@ ADT_A01_EPIC = _msg(
             36: "XJW123456789",
         },
     ),
+    "OBX|1|NM|8302-2^Body height^LN||165|cm^cm^UCUM|||||F|||20250301081000-0500",
+    "OBX|2|NM|29463-7^Body weight^LN||72.5|kg^kg^UCUM|||||F|||20250301081000-0500",
     "ZPD|1|EPIC-SPECIFIC^VALUE",
 )
 

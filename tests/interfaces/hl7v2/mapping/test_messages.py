@@ -143,6 +143,20 @@ def test_epic_adt_a01_encounter_allergies_diagnoses() -> None:
         "code": "R07.9",
         "display": "Chest pain, unspecified",
     }
+    height, weight = resources(result, "Observation")  # ADT OBX (ADT_A01 message map)
+    assert height["valueQuantity"] == {
+        "value": 165,
+        "unit": "cm",
+        "system": "http://unitsofmeasure.org",
+        "code": "cm",
+    }
+    assert weight["code"]["coding"][0]["code"] == "29463-7"
+    assert height["subject"] == {"reference": enc["subject"]["reference"]}
+    enc_url = next(
+        e["fullUrl"] for e in result.bundle["entry"] if e["resource"]["resourceType"] == "Encounter"
+    )
+    assert height["encounter"] == {"reference": enc_url}
+    assert height["effectiveDateTime"] == "2025-03-01T08:10:00-05:00"
     plan = one(result, "Coverage")  # IN1[Coverage]
     assert plan["status"] == "active"
     assert plan["subscriberId"] == "XJW123456789"  # IN1-36

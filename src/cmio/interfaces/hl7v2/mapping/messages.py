@@ -31,7 +31,11 @@ from cmio.interfaces.hl7v2.mapping.patient import (
     patient,
     patient_identifier,
 )
-from cmio.interfaces.hl7v2.mapping.results import map_order_group, order_groups
+from cmio.interfaces.hl7v2.mapping.results import (
+    map_order_group,
+    order_groups,
+    standalone_observations,
+)
 from cmio.interfaces.hl7v2.message import Message, Segment
 from cmio.interfaces.hl7v2.parser import SUPPORTED_VERSIONS
 
@@ -112,6 +116,10 @@ def _adt(ctx: MapContext, event: str) -> Merge | None:
         condition(ctx, dg1, i, subject.patient, subject.encounter, subject.key)
     for i, in1 in enumerate(ctx.message.segments("IN1"), 1):
         coverage(ctx, in1, i, subject.patient, subject.key, _update(ctx, True))
+    visit_key = f"{subject.key}~{ctx.message.value('PV1-19')}"
+    standalone_observations(
+        ctx, ctx.message.segments(), subject.patient, subject.encounter, visit_key
+    )
     if event != "A40":
         return None
     mrg = ctx.message.segment("MRG")
@@ -201,7 +209,7 @@ def _mdm(ctx: MapContext, event: str) -> None:
 _SUBJECT = ("MSH", "PID", "NK1", "PV1")
 _USED = MappingProxyType(
     {
-        "ADT": frozenset((*_SUBJECT, "AL1", "DG1", "IN1", "MRG")),
+        "ADT": frozenset((*_SUBJECT, "AL1", "DG1", "IN1", "MRG", "OBX")),
         "ORU": frozenset((*_SUBJECT, "ORC", "OBR", "OBX", "NTE", "SPM")),
         "VXU": frozenset((*_SUBJECT, "ORC", "RXA", "RXR", "OBX", "IN1")),
         "ORM": frozenset((*_SUBJECT, "ORC", "OBR", "NTE")),

@@ -27,7 +27,13 @@ from cmio.interfaces.hl7v2.mapping.datatypes import (
 from cmio.interfaces.hl7v2.mapping.patient import derived_identifier
 from cmio.interfaces.hl7v2.message import Repetition, Segment
 
-__all__ = ["OrderGroup", "map_order_group", "observation_value", "order_groups"]
+__all__ = [
+    "OrderGroup",
+    "map_order_group",
+    "observation_value",
+    "order_groups",
+    "standalone_observations",
+]
 
 _COMPARATORS = MappingProxyType({"<": "<", ">": ">", "<=": "<=", ">=": ">="})
 
@@ -255,6 +261,36 @@ def _observation(
     return ctx.put(
         out, f"Observation|{ident['value']}", identifier_query(ident["system"], ident["value"])
     )
+
+
+def standalone_observations(
+    ctx: MapContext,
+    segments: list[Segment],
+    patient_ref: str,
+    encounter_ref: str | None,
+    key: str,
+) -> None:
+    """OBX segments outside an order (ADT: height, weight, ...) -> Observations of the patient.
+
+    Matched by patient (and visit) + OBX-3 + OBX-4, so a repeated ADT updates them. See
+    https://build.fhir.org/ig/HL7/v2-to-fhir/ (message map ADT_A01, OBX[Observation]).
+    """
+    context: dict[str, Any] = {"subject": {"reference": patient_ref}}
+    if encounter_ref:
+        context["encounter"] = {"reference": encounter_ref}
+    seen: dict[str, int] = {}
+    current: tuple[Segment, list[Segment]] | None = None
+    pending: list[tuple[Segment, list[Segment]]] = []
+    for seg in segments:
+        if seg.name == "OBX":
+            current = (seg, [])
+            pending.append(current)
+        elif seg.name == "NTE" and current is not None:
+            current[1].append(seg)
+        elif seg.name not in ("OBX", "NTE"):
+            current = None
+    for index, (obx, notes) in enumerate(pending, 1):
+        _observation(ctx, obx, notes, f"OBX[{index}]", key, seen, context, [])
 
 
 def _mime(obx: Segment) -> str:
