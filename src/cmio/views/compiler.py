@@ -80,16 +80,67 @@ class _Build:
             )
         self.d = owner.dialect
         self.view = view
-        self.keys: list[str] = []
+        self.keys: list[tuple[tuple[str, ...], bool]] = []
         self.paths = PathCompiler(self.d, owner.model, view.constants, self._prefetch)
         self.root = Val(
-            exp.column("_resource"), False, FType(view.resource, typedef.json_index), root=True
+            exp.column("_resource"), False, FType(view.resource, typedef.json_index), path=()
         )
 
-    def _prefetch(self, key: str) -> exp.Expression:
+    def _prefetch(self, path: tuple[str, ...], text: bool) -> exp.Expression:
+        key = (path, text)
         if key not in self.keys:
             self.keys.append(key)
         return exp.column(f"_p{self.keys.index(key)}")
+
+    def _source(self, source: exp.Expression, filter_type: bool, used: set[str]) -> exp.Expression:
+        """The pre-projection: each resource's prefetched values, parsed once per resource."""
+        d = self.d
+        resource = exp.column("resource")
+        keys = [(f"_p{i}", key) for i, key in enumerate(self.keys) if f"_p{i}" in used]
+        wanted = [(name, key) for name, key in keys]
+        if filter_type:
+            wanted.append(("_type", (("resourceType",), True)))
+        keep = ["_resource"] if "_resource" in used else []
+        groups: dict[bool, list[tuple[str, tuple[str, ...]]]] = {False: [], True: []}
+        for name, (path, text) in wanted:
+            groups[text].append((name, path))
+        lists = {
+            text: d.json_paths(resource, [p for _, p in members], text)
+            for text, members in groups.items()
+            if members
+        }
+        if lists and all(v is not None for v in lists.values()):
+            names = {False: "_pj", True: "_ps"}
+            inner = exp.select(
+                *[exp.alias_(v, names[t]) for t, v in lists.items() if v is not None],
+                *[exp.alias_(resource, "_resource") for _ in keep],
+            ).from_(source)
+            columns = [
+                exp.alias_(d.element(exp.column(names[t]), exp.Literal.number(i)), name)
+                for t, members in groups.items()
+                for i, (name, _) in enumerate(members)
+            ]
+            query = exp.select(*columns, *[exp.column(k) for k in keep]).from_(
+                inner.subquery("_docs")
+            )
+        else:
+            query = exp.select(
+                *[exp.alias_(d.json_path(resource, p, t), n) for n, (p, t) in wanted],
+                *[exp.alias_(resource, "_resource") for _ in keep],
+            ).from_(source)
+        if not wanted and not keep:
+            query = exp.select(exp.alias_(exp.Literal.number(1), "_one")).from_(source)
+        if filter_type:
+            query = (
+                exp.select("*")
+                .from_(query.subquery("_typed"))
+                .where(
+                    exp.EQ(
+                        this=exp.column("_type"), expression=exp.Literal.string(self.view.resource)
+                    )
+                )
+            )
+        return query.subquery("_src")
 
     # -- columns ----------------------------------------------------------------------------
     def _kind(self, column: Column, value: Val) -> SqlKind:
@@ -299,18 +350,9 @@ class _Build:
             conditions.append(
                 exp.Coalesce(this=self.paths.typed(single, "boolean"), expressions=[exp.false()])
             )
-        fetched = [
-            exp.alias_(e, f"_p{i}")
-            for i, e in enumerate(d.prefetch(exp.column("resource"), self.keys))
-        ]
-        used = [rows, *conditions]
-        if not fetched or any(c.name == "_resource" for e in used for c in e.find_all(exp.Column)):
-            fetched.append(exp.alias_(exp.column("resource"), "_resource"))
-        inner = exp.select(*fetched).from_(source)
-        if filter_type:
-            rtype = d.json_scalar(d.json_child(exp.column("resource"), "resourceType"), "string")
-            inner = inner.where(exp.EQ(this=rtype, expression=exp.Literal.string(view.resource)))
-        middle = exp.select(d.unnest_rows(rows, _ROW)).from_(inner.subquery("_src"))
+        used = {c.name for e in (rows, *conditions) for c in e.find_all(exp.Column)}
+        inner = self._source(source, filter_type, used)
+        middle = exp.select(d.unnest_rows(rows, _ROW)).from_(inner)
         for condition in conditions:
             middle = middle.where(condition)
         columns = [

@@ -67,17 +67,19 @@ class DuckDbRunner:
         self.threads = threads
 
     def _relation(self, source: Source) -> exp.Expression:
-        json_type = exp.DataType.build("JSON", dialect="duckdb")
         if source.kind == "arrow":
-            column: exp.Expression = exp.Cast(this=exp.column("resource"), to=json_type)
+            # JSON text: DuckDB's JSON functions read VARCHAR directly (a cast would parse twice).
+            column: exp.Expression = exp.column("resource")
             table = exp.to_table(_INPUT)
         elif source.kind == "ndjson":
             files = ", ".join(_quote(f) for f in source.files)
-            return _sql_subquery(f"SELECT json AS resource FROM read_ndjson_objects([{files}])")
+            return _sql_subquery(
+                f"SELECT json::VARCHAR AS resource FROM read_ndjson_objects([{files}])"
+            )
         else:
             files = ", ".join(_quote(f) for f in source.files)
             return _sql_subquery(
-                f"SELECT CAST(resource AS JSON) AS resource FROM read_parquet([{files}])"
+                f"SELECT resource::VARCHAR AS resource FROM read_parquet([{files}])"
             )
         return exp.select(exp.alias_(column, "resource")).from_(table).subquery("_in")
 

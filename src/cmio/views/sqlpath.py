@@ -55,7 +55,6 @@ _COMPARE: dict[str, type[exp.Expression]] = {
     ">=": exp.GTE,
 }
 _ARITHMETIC: dict[str, type[exp.Expression]] = {"+": exp.Add, "-": exp.Sub, "*": exp.Mul}
-_REFERENCE = r"([^/]+)/([^/]+)(/_history/[^/]+)?$"
 
 
 class UnsupportedExpression(ViewDefinitionError):
@@ -82,14 +81,15 @@ class Val:
         many: a list of items (else one item, NULL when empty).
         ftype: the items' static FHIR type.
         kind: set when the items are typed SQL scalars; None when they are JSON.
-        root: the resource itself (its properties are prefetched).
+        path: for the resource and chains of non-repeating elements from it: the JSON
+            property names from the root; such values are prefetched once per resource.
     """
 
     sql: exp.Expression
     many: bool
     ftype: FType = UNKNOWN
     kind: SqlKind | None = None
-    root: bool = False
+    path: tuple[str, ...] | None = None
 
     def __repr__(self) -> str:
         # sqlglot's repr of a deep tree is slow; tracebacks print this.
@@ -103,8 +103,9 @@ class PathCompiler:
         dialect: the target engine.
         model: the FHIR model (types and cardinalities).
         constants: the view's constants.
-        prefetch: called with a top-level property name of the resource; returns
-            the expression holding its JSON value (the compiler's pre-projection).
+        prefetch: called with a property path from the resource and ``True`` for its
+            text (``False``: its JSON); returns the expression holding it (the
+            compiler's pre-projection, extracted once per resource).
     """
 
     def __init__(
@@ -112,7 +113,7 @@ class PathCompiler:
         dialect: Dialect,
         model: Model,
         constants: Mapping[str, Constant],
-        prefetch: Callable[[str], exp.Expression],
+        prefetch: Callable[[tuple[str, ...], bool], exp.Expression],
     ) -> None:
         self.d = dialect
         self.model = model
@@ -170,6 +171,9 @@ class PathCompiler:
         want: SqlKind = kind or own or "string"
         if value.kind is not None:
             return value.sql if value.kind == want else self.d.cast(value.sql, want)
+        if value.path:
+            text = self.prefetch(value.path, True)
+            return text if want == "string" else self.d.parse_text(text, want)
         return self.d.json_scalar(value.sql, want)
 
     def single(self, value: Val, what: str) -> Val:
@@ -187,7 +191,7 @@ class PathCompiler:
             ],
             default=first,
         )
-        return replace(value, sql=guarded, many=False, root=False)
+        return replace(value, sql=guarded, many=False, path=None)
 
     def as_list(self, value: Val) -> exp.Expression:
         """The items as a list expression."""
@@ -205,7 +209,7 @@ class PathCompiler:
         if not value.many:
             return fn(value)
         var = self.fresh()
-        out = fn(replace(value, sql=exp.column(var), many=False, root=False))
+        out = fn(replace(value, sql=exp.column(var), many=False, path=None))
         mapped = self.d.transform(value.sql, var, out.sql)
         keep = self.fresh()
         sql = self.d.filter(
@@ -238,7 +242,7 @@ class PathCompiler:
     def _expr(self, node: Expr, focus: Val) -> Val:
         if isinstance(node, Member):
             base = focus if node.target is None else self._expr(node.target, focus)
-            if node.target is None and node.name == focus.ftype.code and focus.root:
+            if node.target is None and node.name == focus.ftype.code and focus.path == ():
                 return focus
             return self._member(base, node.name)
         if isinstance(node, Function):
@@ -262,7 +266,7 @@ class PathCompiler:
             base = self._expr(node.target, focus)
             index = self.typed(self.single(self._expr(node.index, focus), self._path), "integer")
             return replace(
-                base, sql=self.d.element(self.as_list(base), index), many=False, root=False
+                base, sql=self.d.element(self.as_list(base), index), many=False, path=None
             )
         raise self._unsupported(type(node).__name__)
 
@@ -285,11 +289,12 @@ class PathCompiler:
             return Val(exp.Coalesce(this=sqls[0], expressions=sqls[1:]), False, UNKNOWN)
         key, prop = props[0]
         child = self._child_type(prop)
-        if base.root:
-            holder = self.prefetch(key)
+        if base.path is not None and not base.many:
+            path = (*base.path, key)
+            holder = self.prefetch(path, False)
             if prop.repeats:
                 return Val(self.d.json_array_items(holder), True, child)
-            return Val(holder, False, child)
+            return Val(holder, False, child, path=path)
         if not base.many:
             if prop.repeats:
                 return Val(self.d.json_children(base.sql, key), True, child)
@@ -410,7 +415,7 @@ class PathCompiler:
             if not base.many:
                 return base
             return replace(
-                base, sql=self.d.element(base.sql, exp.Literal.number(0)), many=False, root=False
+                base, sql=self.d.element(base.sql, exp.Literal.number(0)), many=False, path=None
             )
         if name == "count" and not args:
             return Val(self.d.length(self.as_list(base)), False, FType("integer"), "integer")
@@ -429,9 +434,9 @@ class PathCompiler:
         if not base.many:
             var_focus = base
             cond = self.typed(self.single(self._expr(criterion, var_focus), self._path), "boolean")
-            return replace(base, sql=exp.Case(ifs=[exp.If(this=cond, true=base.sql)]), root=False)
+            return replace(base, sql=exp.Case(ifs=[exp.If(this=cond, true=base.sql)]), path=None)
         var = self.fresh()
-        item = replace(base, sql=exp.column(var), many=False, root=False)
+        item = replace(base, sql=exp.column(var), many=False, path=None)
         cond = self.typed(self.single(self._expr(criterion, item), self._path), "boolean")
         return replace(base, sql=self.d.filter(base.sql, var, cond))
 
@@ -443,7 +448,8 @@ class PathCompiler:
             if not exists:
                 sql = exp.Not(this=exp.Paren(this=sql))
         else:
-            sql = exp.Is(this=base.sql, expression=exp.Null())
+            held = self.prefetch(base.path, True) if base.path else base.sql
+            sql = exp.Is(this=held, expression=exp.Null())
             if exists:
                 sql = exp.Not(this=sql)
         return Val(exp.Paren(this=sql), False, FType("boolean"), "boolean")
@@ -477,7 +483,7 @@ class PathCompiler:
         if args:
             separator = self.typed(self.single(self._expr(args[0], focus), self._path), "string")
         var = self.fresh()
-        item = replace(base, sql=exp.column(var), many=False, root=False)
+        item = replace(base, sql=exp.column(var), many=False, path=None)
         strings = self.d.transform(self.as_list(base), var, self.typed(item, "string"))
         return Val(self.d.join_strings(strings, separator), False, FType("string"), "string")
 
@@ -521,19 +527,7 @@ class PathCompiler:
 
         def key(item: Val) -> Val:
             reference = self.typed(self._member(item, "reference"), "string")
-            target: exp.Expression = exp.Nullif(
-                this=self.d.regex_group(reference, _REFERENCE, 2), expression=exp.Literal.string("")
-            )
-            if wanted is not None:
-                rtype = self.d.regex_group(reference, _REFERENCE, 1)
-                target = exp.Case(
-                    ifs=[
-                        exp.If(
-                            this=exp.EQ(this=rtype, expression=exp.Literal.string(wanted)),
-                            true=target,
-                        )
-                    ]
-                )
+            target = self.d.reference_key(reference, wanted)
             return Val(target, False, FType("string"), "string")
 
         return self._map(base, key)

@@ -64,12 +64,24 @@ class Dialect(abc.ABC):
     def json_scalar(self, json: exp.Expression, kind: SqlKind) -> exp.Expression:
         """A JSON scalar as a typed SQL value; ``string`` of an object or array is its JSON text."""
 
-    def prefetch(self, resource: exp.Expression, keys: Sequence[str]) -> list[exp.Expression]:
-        """The JSON values of several top-level properties (default: one :meth:`json_child` each).
+    def json_path(self, json: exp.Expression, path: Sequence[str], text: bool) -> exp.Expression:
+        """The value at a path of object properties: its JSON, or with ``text`` its text
+        (a string's value; the JSON text of numbers, booleans, objects). NULL when absent."""
+        value = json
+        for key in path:
+            value = self.json_child(value, key)
+        return self.json_scalar(value, "string") if text else value
 
-        Override to parse the document once (DuckDB: a multi-path ``json_extract``).
-        """
-        return [self.json_child(resource, key) for key in keys]
+    def json_paths(
+        self, json: exp.Expression, paths: Sequence[Sequence[str]], text: bool
+    ) -> exp.Expression | None:
+        """All of :meth:`json_path` at once as one list (document parsed once), or None
+        when the engine has no such function (the compiler then calls :meth:`json_path`)."""
+        return None
+
+    def parse_text(self, text: exp.Expression, kind: SqlKind) -> exp.Expression:
+        """A value's text (see :meth:`json_path`) as a typed scalar (NULL if it does not parse)."""
+        return exp.Cast(this=text, to=self.sql_type(kind))
 
     def json_array_items(self, json: exp.Expression) -> exp.Expression:
         """The items of a JSON array value as a list of JSON (used on prefetched arrays)."""
@@ -158,6 +170,21 @@ class Dialect(abc.ABC):
     @abc.abstractmethod
     def regex_group(self, text: exp.Expression, pattern: str, group: int) -> exp.Expression:
         """Group ``group`` of the first match of ``pattern`` in ``text`` (NULL or '' if none)."""
+
+    def reference_key(self, reference: exp.Expression, wanted: str | None) -> exp.Expression:
+        """The id part of a reference string (``Type/id``, absolute, or ``.../_history/v``),
+        NULL when it is not one or when its type is not ``wanted``
+        (``getReferenceKey([type])``; keys are resource ids)."""
+        pattern = r"([^/]+)/([^/]+)(/_history/[^/]+)?$"
+        key: exp.Expression = exp.Nullif(
+            this=self.regex_group(reference, pattern, 2), expression=exp.Literal.string("")
+        )
+        if wanted is None:
+            return key
+        rtype = self.regex_group(reference, pattern, 1)
+        return exp.Case(
+            ifs=[exp.If(this=exp.EQ(this=rtype, expression=exp.Literal.string(wanted)), true=key)]
+        )
 
     def concat_strings(self, left: exp.Expression, right: exp.Expression) -> exp.Expression:
         """String concatenation (NULL if either is NULL)."""

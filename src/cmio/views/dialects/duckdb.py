@@ -27,6 +27,11 @@ _NO_JSON = exp.Cast(
 )
 
 
+def _step(key: str) -> str:
+    escaped = key.replace('"', '\\"')
+    return f'."{escaped}"'
+
+
 def _path(key: str, many: bool = False) -> exp.Expression:
     escaped = key.replace('"', '\\"')
     return exp.Literal.string(f'$."{escaped}"[*]' if many else f'$."{escaped}"')
@@ -56,12 +61,15 @@ class DuckDbDialect(Dialect):
             return call("json_extract_string", json, exp.Literal.string("$"))
         return exp.TryCast(this=json, to=self.sql_type(kind))
 
-    def prefetch(self, resource: exp.Expression, keys: Sequence[str]) -> list[exp.Expression]:
-        if len(keys) < 2:
-            return super().prefetch(resource, keys)
-        paths = exp.Array(expressions=[_path(key) for key in keys])
-        parts = call("json_extract", resource, paths)
-        return [call("list_extract", parts, exp.Literal.number(i + 1)) for i in range(len(keys))]
+    def json_paths(
+        self, json: exp.Expression, paths: Sequence[Sequence[str]], text: bool
+    ) -> exp.Expression | None:
+        literals = [exp.Literal.string("$" + "".join(_step(key) for key in path)) for path in paths]
+        function = "json_extract_string" if text else "json_extract"
+        return call(function, json, exp.Array(expressions=literals))
+
+    def parse_text(self, text: exp.Expression, kind: SqlKind) -> exp.Expression:
+        return exp.TryCast(this=text, to=self.sql_type(kind))
 
     def transform(
         self, items: exp.Expression, var: str, body: exp.Expression, index: str | None = None
@@ -130,6 +138,26 @@ class DuckDbDialect(Dialect):
 
     def fail(self, message: str) -> exp.Expression:
         return call("error", exp.Literal.string(message))
+
+    def reference_key(self, reference: exp.Expression, wanted: str | None) -> exp.Expression:
+        # split_part is much cheaper than a regex; versioned references take the regex.
+        def part(index: int) -> exp.Expression:
+            return call("split_part", reference, exp.Literal.string("/"), exp.Literal.number(index))
+
+        empty = exp.Literal.string("")
+        simple: exp.Expression = exp.Nullif(this=part(-1), expression=empty)
+        check: exp.Expression = (
+            exp.NEQ(this=part(-2), expression=empty)
+            if wanted is None
+            else exp.EQ(this=part(-2), expression=exp.Literal.string(wanted))
+        )
+        history = call("contains", reference, exp.Literal.string("/_history/"))
+        return exp.Case(
+            ifs=[
+                exp.If(this=history, true=super().reference_key(reference, wanted)),
+                exp.If(this=check, true=simple),
+            ]
+        )
 
     def regex_group(self, text: exp.Expression, pattern: str, group: int) -> exp.Expression:
         return call("regexp_extract", text, exp.Literal.string(pattern), exp.Literal.number(group))
