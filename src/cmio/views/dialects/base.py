@@ -5,8 +5,10 @@ shape every engine shares:
 
 * a source relation with one column ``resource`` holding each resource as JSON
   (DuckDB: ``JSON``; Spark: a JSON string; PostgreSQL: ``jsonb``);
-* a pre-projection of the resource's top-level properties
-  (:meth:`Dialect.prefetch`), so the document is parsed once per resource;
+* a pre-projection of every path of non-repeating properties the view reads from
+  the resource (``subject.reference``, ``valueQuantity.value``, ``code.coding``),
+  as JSON or as text (:meth:`Dialect.json_paths` when the engine can extract them
+  all with one parse, else one :meth:`Dialect.json_path` each);
 * per resource, one expression of type *list of row structs*, built with the list
   operations below (``forEach`` is :meth:`transform` + :meth:`flatten`,
   ``unionAll`` is :meth:`concat`, ``%rowIndex`` is the transform's index);
