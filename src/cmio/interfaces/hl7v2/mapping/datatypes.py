@@ -34,7 +34,6 @@ __all__ = [
     "instant",
     "name_from",
     "practitioner",
-    "quantity",
     "v2_table_system",
     "vocab",
 ]
@@ -397,42 +396,3 @@ def practitioner(ctx: MapContext, rep: Repetition, path: str) -> dict[str, Any] 
     if display:
         ref["display"] = display
     return ref
-
-
-def quantity(
-    ctx: MapContext, value: str, unit: Repetition | list[str] | None, path: str
-) -> dict[str, Any] | None:
-    """NM + CWE units -> Quantity (IG maps NM[Quantity], CWE[Quantity]); UCUM when coded so.
-
-    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (segment and datatype maps).
-    """
-    number = _decimal(value)
-    if number is None:
-        if value:
-            ctx.issue(path, f"not a number: {value!r}")
-        return None
-    out: dict[str, Any] = {"value": number}
-    units = unit if isinstance(unit, list) else unit.texts() if unit else []
-    if units and any(units):
-        code, text, name = ([*units, "", "", ""])[:3]
-        code, name = clean_code(code), name.strip()
-        out["unit"] = text or code
-        if code and name:
-            system, standard = coding_system(ctx, name)
-            out["system"] = system
-            out["code"] = code
-            if not standard:
-                ctx.report(f"{path}", name, code, text, "local unit, kept as sent")
-    return out
-
-
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
-
-
-def _decimal(text: str) -> float | int | None:
-    text = text.strip()
-    if not _NUMBER.match(text):
-        return None
-    if "." in text:
-        return float(text)
-    return int(text)

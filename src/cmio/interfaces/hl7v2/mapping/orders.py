@@ -18,12 +18,11 @@ from cmio.interfaces.hl7v2.mapping.datatypes import (
     datetime,
     entity_identifier,
     practitioner,
-    quantity,
     v2_table_system,
     vocab,
 )
+from cmio.interfaces.hl7v2.mapping.obx import observation_value, quantity
 from cmio.interfaces.hl7v2.mapping.patient import derived_identifier
-from cmio.interfaces.hl7v2.mapping.results import observation_value
 from cmio.interfaces.hl7v2.message import Segment
 
 __all__ = ["immunization", "service_request"]

@@ -9,7 +9,6 @@ number; observations by OBX-21, else report + OBX-3 + OBX-4; specimens by SPM-2.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
 
 from cmio.interfaces.hl7v2.mapping.context import MapContext, identifier_query
@@ -20,22 +19,19 @@ from cmio.interfaces.hl7v2.mapping.datatypes import (
     entity_identifier,
     instant,
     practitioner,
-    quantity,
     v2_table_system,
     vocab,
 )
+from cmio.interfaces.hl7v2.mapping.obx import mime_type, observation_value
 from cmio.interfaces.hl7v2.mapping.patient import derived_identifier
 from cmio.interfaces.hl7v2.message import Repetition, Segment
 
 __all__ = [
     "OrderGroup",
     "map_order_group",
-    "observation_value",
     "order_groups",
     "standalone_observations",
 ]
-
-_COMPARATORS = MappingProxyType({"<": "<", ">": ">", "<=": "<=", ">=": ">="})
 
 
 @dataclass
@@ -195,7 +191,7 @@ def _observation(
     """OBX -> Observation (IG map OBX[Observation])."""
     code = codeable(ctx, obx.texts(3), f"{path}-3")
     if obx.get(2) == "ED" and obx.get(5, 1, 5):
-        attachment: dict[str, Any] = {"contentType": _mime(obx), "data": obx.get(5, 1, 5)}
+        attachment: dict[str, Any] = {"contentType": mime_type(obx), "data": obx.get(5, 1, 5)}
         if code and code.get("text"):
             attachment["title"] = code["text"]
         report.setdefault("presentedForm", []).append(attachment)
@@ -291,84 +287,6 @@ def standalone_observations(
             current = None
     for index, (obx, notes) in enumerate(pending, 1):
         _observation(ctx, obx, notes, f"OBX[{index}]", key, seen, context, [])
-
-
-def _mime(obx: Segment) -> str:
-    kind, sub = obx.get(5, 1, 2).lower(), obx.get(5, 1, 3).lower()
-    if kind and sub:
-        return f"{'application' if kind in ('ap', 'application') else kind}/{sub}"
-    return "application/octet-stream"
-
-
-def observation_value(ctx: MapContext, obx: Segment, path: str) -> dict[str, Any]:
-    """OBX-5 by its value type OBX-2 -> ``value[x]`` (IG map OBX[Observation], OBX-5 rows).
-
-    A value that is only whitespace is no value.
-
-    See https://build.fhir.org/ig/HL7/v2-to-fhir/ (segment and datatype maps).
-    """
-    value = _value(ctx, obx, path)
-    text = value.get("valueString")
-    if text is not None and not text.strip():
-        return {}
-    return value
-
-
-def _value(ctx: MapContext, obx: Segment, path: str) -> dict[str, Any]:
-    kind = obx.get(2).upper()
-    reps = obx.field(5).repetitions
-    if not reps:
-        return {}
-    first = reps[0]
-    units = obx.texts(6)
-    if kind == "NM":
-        q = quantity(ctx, first.value, units, f"{path}-5")
-        return {"valueQuantity": q} if q else {"valueString": first.value}
-    if kind in ("ST", "FT", "TX", "TN"):
-        return {"valueString": "\n".join(r.get(1) for r in reps)}
-    if kind in ("CWE", "CE", "CNE", "CF", "IS", "ID", "CD"):
-        concept = codeable(ctx, first, f"{path}-5")
-        if len(reps) > 1:
-            ctx.issue(f"{path}-5", f"{len(reps)} coded values; the first is the value")
-        return {"valueCodeableConcept": concept} if concept else {}
-    if kind in ("DTM", "DT", "TS"):
-        when = datetime(ctx, first.value, f"{path}-5")
-        return {"valueDateTime": when} if when else {"valueString": first.value}
-    if kind == "TM":
-        t = first.value
-        if len(t) >= 4 and t[:4].isdigit():
-            return {"valueTime": f"{t[:2]}:{t[2:4]}:{t[4:6] or '00'}"}
-        return {"valueString": t}
-    if kind == "SN":
-        return _structured_numeric(ctx, first, units, path)
-    if kind == "NR":
-        low, high = quantity(ctx, first.get(1), None, path), quantity(ctx, first.get(2), None, path)
-        rng = {k: v for k, v in (("low", low), ("high", high)) if v}
-        return {"valueRange": rng} if rng else {}
-    ctx.issue(f"{path}-2", f"value type {kind or '(empty)'} kept as text")
-    return {"valueString": "^".join(first.texts())}
-
-
-def _structured_numeric(
-    ctx: MapContext, sn: Repetition, units: list[str], path: str
-) -> dict[str, Any]:
-    comparator, num1, sep, num2 = sn.get(1), sn.get(2), sn.get(3), sn.get(4)
-    if comparator == "<>" or sep in ("+", "."):
-        return {"valueString": "".join((comparator, num1, sep, num2)).strip()}
-    if sep in (":", "/") and num2:
-        n, d = quantity(ctx, num1, None, path), quantity(ctx, num2, None, path)
-        if n and d:
-            return {"valueRatio": {"numerator": n, "denominator": d}}
-    if sep == "-" and num2:
-        low, high = quantity(ctx, num1, units, path), quantity(ctx, num2, units, path)
-        if low and high:
-            return {"valueRange": {"low": low, "high": high}}
-    q = quantity(ctx, num1, units, f"{path}-5")
-    if q is None:
-        return {"valueString": "".join(sn.texts())}
-    if comparator in _COMPARATORS:
-        q["comparator"] = _COMPARATORS[comparator]
-    return {"valueQuantity": q}
 
 
 def _specimen(ctx: MapContext, spm: Segment, path: str, report_key: str, patient_ref: str) -> str:
