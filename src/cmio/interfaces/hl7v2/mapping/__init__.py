@@ -6,6 +6,18 @@ number), lists the codes no map knew, and for ADT^A40 returns a :class:`Merge` t
 :func:`apply_merge` through a :class:`FhirClient` (e.g. an adapter over the FHIR router).
 Local codes go through the terminology service's ConceptMaps with a
 :class:`ConceptMapTranslator` given as ``MappingOptions.translate``.
+
+Deliberate limits (each visible in the result, nothing is dropped silently):
+
+* Locations (PL: PV1-3/6/11) are references by display text, not Location resources.
+* MSH/EVN do not become MessageHeader/Provenance (the engine journals every message and
+  records its own provenance); they are listed in ``ignored_segments`` like Z-segments.
+* PID-10 race and PID-22 ethnic group are not mapped (the IG leaves them to realm profiles).
+* ADT writes the Patient and Encounter with conditional updates, i.e. whole-resource
+  replacement: a ``Patient.link`` written by a merge is replaced by a later ADT for the
+  surviving patient unless that ADT is followed by the merge again.
+* The IG's SIU_S12 and MDM_T02 segment maps are not in the shared subset; SCH, AIx and TXA
+  follow the v2.5.1 field definitions.
 """
 
 from cmio.interfaces.hl7v2.mapping.context import (
