@@ -73,6 +73,8 @@ def test_segment_terminators_bom_and_mllp_framing(terminator: str) -> None:
         text.encode(),
         b"\xef\xbb\xbf" + text.encode(),
         b"\x0b" + text.encode() + b"\x1c\r",
+        b"\x0b\xef\xbb\xbf" + text.encode() + b"\x1c\r",
+        "\x0b\ufeff" + text + "\x1c\r",
     ):
         m = parse(data)
         assert m.names[-1] == "ZPI"

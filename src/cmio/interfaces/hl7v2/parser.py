@@ -105,6 +105,8 @@ def _decode(data: bytes) -> tuple[str, str]:
             raise ParseError(f"invalid UTF-16 text: {exc.reason}", position=exc.start) from None
     if data[:1] == b"\x0b":
         data = data[1:]
+        if data[:3] == b"\xef\xbb\xbf":  # a byte-order mark inside the MLLP frame
+            data = data[3:]
     if data.isascii():
         return data.decode("ascii"), ""  # the charset (for \X..\) is read from MSH-18 later
     declared = _declared_charset(data[:4096]) if data[:3] == b"MSH" else ""
@@ -191,7 +193,7 @@ def parse(data: bytes | str, *, strict: bool = False) -> Message:
         if text[:1] == "\ufeff":
             text = text[1:]
         if text[:1] == "\x0b":
-            text = text[1:]
+            text = text[1:].lstrip("\ufeff")
     if text[-2:] == "\x1c\r":
         text = text[:-2]
     elif text[-1:] == "\x1c":
