@@ -190,3 +190,29 @@ def test_local_codes_go_through_translate_and_unmapped_are_reported(
     assert {"system": "http://loinc.org", "code": "5778-6", "display": "Color of Urine"} in codings
     unmapped = orjson.loads(rows[0]["result"])["unmapped"]
     assert any("Y" in u for u in unmapped)  # the value code had no map: kept and reported
+
+
+def test_backlog_beyond_memory_waits_in_the_journal(tmp_path: Path, store: FakeStore) -> None:
+    config = channel(tmp_path)
+    holder: list[Processor] = []
+    journal = Journal(config.journal, on_commit=lambda rows: holder[0].submit(rows))
+    processor = Processor(config, journal, store, mapper=echo_mapper, max_queued=5,
+                          max_batch=2)  # fmt: skip
+    holder.append(processor)
+    journal.start()
+    ch = Channel(config, journal)
+    depths: list[int] = []
+    store.fail = lambda bundle: depths.append(processor.depth) or 200
+    sent = [(f"B{i:02d}", f"P{i % 3}") for i in range(23)]
+    for control, mrn in sent:
+        ch.receive_sync(oru(control, mrn))
+    processor.start()
+    ch.receive_sync(oru("LATE", "P1"))  # arrives while spilled: read back from the journal
+    assert processor.drain(30)
+    processor.stop()
+    journal.close()
+    assert max(depths) <= 5
+    assert sorted(store.applied) == sorted([c for c, _ in sent] + ["LATE"])
+    for mrn in ("P0", "P1", "P2"):
+        mine = [c for c, m in sent if m == mrn] + (["LATE"] if mrn == "P1" else [])
+        assert [c for c in store.applied if c in mine] == mine  # order per patient kept

@@ -323,13 +323,13 @@ class Journal:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def pending(self, channel: str) -> list[JournalRow]:
-        """Every message of a channel still to process, in arrival order (restart recovery)."""
+    def pending(self, channel: str, after_id: int = 0, limit: int = -1) -> list[JournalRow]:
+        """Messages of a channel still to process, in arrival order (restart, backlog)."""
         rows = self._reader().execute(
             "SELECT id, channel, sender, control_id, message_type, patient_key, raw, received_at,"
             " attempts FROM messages WHERE state IN ('received', 'retrying') AND channel=?"
-            " ORDER BY id",
-            (channel,),
+            " AND id > ? ORDER BY id LIMIT ?",
+            (channel, after_id, limit),
         )
         return [_row(r) for r in rows]
 

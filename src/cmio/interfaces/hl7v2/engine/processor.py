@@ -22,7 +22,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,6 +42,8 @@ from cmio.interfaces.hl7v2.engine.journal import Journal, JournalRow, StateUpdat
 from cmio.interfaces.hl7v2.engine.steps import (
     MappedMessage,
     Mapper,
+    Prepared,
+    Work,
     describe_unmapped,
     passes_filters,
 )
@@ -53,24 +54,6 @@ from cmio.interfaces.hl7v2.parser import parse
 __all__ = ["Processor"]
 
 _LOG = logging.getLogger("cmio.hl7.processor")
-
-
-@dataclass(slots=True)
-class _Work:
-    row: JournalRow
-    key: str
-    not_before: float = 0.0
-
-
-@dataclass(slots=True)
-class _Prepared:
-    work: _Work
-    message: Message
-    item: SinkItem
-    unmapped: list[str] = field(default_factory=list)
-    locations: tuple[str, ...] = ()
-    error: str | None = None
-    retry: bool = False
 
 
 class Processor:
@@ -84,6 +67,7 @@ class Processor:
         max_batch: most messages per batch (one store commit).
         translate: ConceptMap translation of local codes for the default mapping
             (``translate(system, code) -> [(system, code, display)]``).
+        max_queued: most messages held in memory; the rest wait in the journal.
     """
 
     def __init__(
@@ -95,6 +79,7 @@ class Processor:
         mapper: Mapper | None = None,
         max_batch: int = 64,
         translate: Callable[[str, str], Sequence[tuple[str, str, str]]] | None = None,
+        max_queued: int = 10_000,
     ) -> None:
         self.channel = channel
         self.journal = journal
@@ -121,31 +106,58 @@ class Processor:
         self._to_store = any(d.type == "store" for d in channel.destinations)
         if self._to_store and sink is None:
             raise ValueError(f"channel {channel.name}: a store destination needs a store")
-        self._queue: deque[_Work] = deque()
+        self._queue: deque[Work] = deque()
         self._cond = threading.Condition()
         self._stop = False
         self._busy = False
         self._unrecorded = 0  # outcomes sent to the journal and not yet committed
+        self.max_queued = max_queued
+        self._spilled = False  # messages beyond max_queued wait in the journal only
+        self._last_id = 0  # the newest journal id queued
         self._thread: threading.Thread | None = None
         self.processed = 0
 
     # -- feeding ---------------------------------------------------------------------------
 
     def submit(self, rows: Sequence[JournalRow]) -> None:
-        """Queue journaled rows of this channel (called from the journal's commit)."""
+        """Queue journaled rows of this channel (called from the journal's commit).
+
+        Beyond ``max_queued`` waiting messages the rest stay in the journal only (memory
+        stays bounded however far the store falls behind) and are read back in order.
+        """
         mine = [r for r in rows if r.channel == self.channel.name]
         if not mine:
             return
         with self._cond:
             for r in mine:
-                self._queue.append(_Work(r, r.patient_key or f"#{r.id}"))
+                if r.id <= self._last_id and not r.recovered:
+                    continue  # already read back from the journal
+                if self._spilled or len(self._queue) >= self.max_queued:
+                    self._spilled = True
+                    continue
+                self._queue.append(Work(r, r.patient_key or f"#{r.id}"))
+                self._last_id = max(self._last_id, r.id)
             self._cond.notify()
 
     def recover(self) -> int:
         """Queue what the journal still holds for this channel (after a restart)."""
-        rows = self.journal.pending(self.channel.name)
+        rows = self.journal.pending(self.channel.name, limit=self.max_queued)
         self.submit(rows)
+        if len(rows) == self.max_queued:
+            with self._cond:
+                self._spilled = True
         return len(rows)
+
+    def _refill(self) -> None:
+        """Read back spilled messages once the queue is half empty (holding ``_cond``)."""
+        if not self._spilled or len(self._queue) > self.max_queued // 2:
+            return
+        room = self.max_queued - len(self._queue)
+        rows = self.journal.pending(self.channel.name, after_id=self._last_id, limit=room)
+        for r in rows:
+            self._queue.append(Work(r, r.patient_key or f"#{r.id}"))
+            self._last_id = r.id
+        self._spilled = len(rows) == room
 
     def start(self) -> None:
         """Start the processing thread."""
@@ -171,7 +183,7 @@ class Processor:
         """Wait until nothing is queued or running (retries included); True when idle."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._queue or self._busy or self._unrecorded:
+            while self._queue or self._busy or self._unrecorded or self._spilled:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -188,9 +200,11 @@ class Processor:
     def _run(self) -> None:
         while True:
             with self._cond:
+                self._refill()
                 batch = self._take()
                 while not batch and not self._stop:
                     self._cond.wait(self._next_wait())
+                    self._refill()
                     batch = self._take()
                 if self._stop:
                     for work in reversed(batch):
@@ -213,12 +227,12 @@ class Processor:
         waits = [w.not_before - now for w in self._queue if w.not_before > now]
         return max(0.001, min(waits)) if waits else 1.0
 
-    def _take(self) -> list[_Work]:
+    def _take(self) -> list[Work]:
         """Up to ``max_batch`` ready messages, at most one per patient, the oldest of each."""
         now = time.monotonic()
         seen: set[str] = set()
-        batch: list[_Work] = []
-        keep: deque[_Work] = deque()
+        batch: list[Work] = []
+        keep: deque[Work] = deque()
         scanned = 0
         while self._queue and len(batch) < self.max_batch and scanned < 8 * self.max_batch:
             work = self._queue.popleft()
@@ -229,15 +243,14 @@ class Processor:
                 continue
             seen.add(work.key)
             batch.append(work)
-        keep.extend(self._queue)
-        self._queue = keep
+        self._queue.extendleft(reversed(keep))  # O(kept), not O(queue)
         return batch
 
-    def _requeue(self, failures: list[tuple[_Work, str]]) -> None:
+    def _requeue(self, failures: list[tuple[Work, str]]) -> None:
         """Schedule retries (or park when attempts are used up), oldest first."""
         policy = self.channel.retry
         updates: list[StateUpdate] = []
-        back: list[_Work] = []
+        back: list[Work] = []
         for work, reason in failures:
             attempts = work.row.attempts + 1
             work.row.attempts = attempts
@@ -284,10 +297,10 @@ class Processor:
 
     # -- one batch -------------------------------------------------------------------------
 
-    def process(self, batch: list[_Work]) -> None:
+    def process(self, batch: list[Work]) -> None:
         """Handle one batch: parse, filter, map, deliver, record."""
         updates: list[StateUpdate] = []
-        ready: list[_Prepared] = []
+        ready: list[Prepared] = []
         for work in batch:
             prepared, update = self._prepare(work)
             if update is not None:
@@ -296,7 +309,7 @@ class Processor:
                 ready.append(prepared)
         if ready:
             self._deliver(ready)
-        retries: list[tuple[_Work, str]] = []
+        retries: list[tuple[Work, str]] = []
         for p in ready:
             row = p.work.row
             if p.retry:
@@ -316,7 +329,7 @@ class Processor:
         if retries:
             self._requeue(retries)
 
-    def _prepare(self, work: _Work) -> tuple[_Prepared | None, StateUpdate | None]:
+    def _prepare(self, work: Work) -> tuple[Prepared | None, StateUpdate | None]:
         row = work.row
         message = row.payload
         if not isinstance(message, Message):
@@ -350,9 +363,9 @@ class Processor:
         else:  # a merge comes after the Bundle; the marker last, once both are done
             item = SinkItem(mapped.bundle, merge, marker)
         unmapped = [describe_unmapped(u) for u in mapped.unmapped]
-        return _Prepared(work, message, item, unmapped), None
+        return Prepared(work, message, item, unmapped), None
 
-    def _deliver(self, ready: list[_Prepared]) -> None:
+    def _deliver(self, ready: list[Prepared]) -> None:
         if self._to_store:
             self._to_sink(ready)
         for p in ready:
@@ -367,9 +380,9 @@ class Processor:
             except DownstreamError as exc:
                 p.error, p.retry = str(exc), exc.retryable
 
-    def _to_sink(self, ready: list[_Prepared]) -> None:
+    def _to_sink(self, ready: list[Prepared]) -> None:
         assert self.sink is not None
-        todo: list[_Prepared] = []
+        todo: list[Prepared] = []
         for p in ready:
             row = p.work.row
             if (row.recovered or row.attempts) and self.sink.exists(

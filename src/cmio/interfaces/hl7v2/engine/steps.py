@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cmio.interfaces.hl7v2.engine.channels import FieldFilter
+from cmio.interfaces.hl7v2.engine.destinations import SinkItem
+from cmio.interfaces.hl7v2.engine.records import JournalRow
 from cmio.interfaces.hl7v2.message import Message
 
-__all__ = ["MappedMessage", "Mapper", "describe_unmapped", "passes_filters"]
+__all__ = ["MappedMessage", "Mapper", "Prepared", "Work", "describe_unmapped", "passes_filters"]
 
 
 class MappedMessage(Protocol):
@@ -55,3 +58,25 @@ def describe_unmapped(item: Any) -> str:
     reason = getattr(item, "reason", None)
     text = f"{path} {system}|{code}" + (f" ({display})" if display else "")
     return f"{text}: {reason}" if reason else text
+
+
+@dataclass(slots=True)
+class Work:
+    """A journaled message waiting, with its ordering key and earliest next attempt."""
+
+    row: JournalRow
+    key: str
+    not_before: float = 0.0
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A mapped message on its way to the destinations, and how that went."""
+
+    work: Work
+    message: Message
+    item: SinkItem
+    unmapped: list[str] = field(default_factory=list)
+    locations: tuple[str, ...] = ()
+    error: str | None = None
+    retry: bool = False
