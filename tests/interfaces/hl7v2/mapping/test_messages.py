@@ -501,6 +501,10 @@ def test_options_from_channel_yaml() -> None:
     )
     result = map_message(parse(ADT_A03), options)
     assert result.patient_key == "http://uhosp.example.org/mrn|E1001"
+    bare = ORU_R01_V24.replace("C2002^^^CERNERHOSP^MR", "C2002^^^^MR")
+    assert mapped(bare).patient_key == "urn:id:REFLAB|C2002"  # the sender's facility
+    lab = MappingOptions(authority_systems={"REFLAB": "urn:id:CERNERHOSP"})
+    assert mapped(bare, lab).patient_key == mapped(ORU_R01_V24).patient_key
     with pytest.raises(ValueError, match="unknown mapping option"):
         MappingOptions.from_dict({"colour": "blue"})
     with pytest.raises(ValueError, match="authority_systems"):

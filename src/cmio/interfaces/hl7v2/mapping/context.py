@@ -90,6 +90,8 @@ class MappingOptions:
         authority_systems: assigning authority namespace (CX.4.1/HD.1) -> identifier system URI;
             also gives a namespace sent without its universal id the system it has when sent
             with it (else ``urn:id:<namespace>``), so both spellings find the same patient.
+            Identifiers sent without an authority belong to the sending facility (MSH-4):
+            map it here to the hospital's system when, say, a lab sends bare MRNs.
         coding_systems: extra v2 coding system names (CWE.3) -> code system URI.
         local_system_prefix: prefix of the system URI given to local coding systems
             (``99LAB`` -> ``urn:cmio:v2:cs:99LAB``).
