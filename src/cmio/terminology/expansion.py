@@ -10,10 +10,11 @@ page that is rendered only.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import regex
 
 from cmio.terminology.codesystem import CodeSystemSource, Entry, ResourceCodeSystem
 from cmio.terminology.errors import TerminologyError
@@ -415,10 +416,34 @@ def _hierarchy_filter(source: CodeSystemSource, op: str, value: str, where: str)
     )
 
 
-def _regex(value: str, where: str) -> re.Pattern[str]:
+class _Matcher:
+    """A ``regex`` filter: full match, backtracking-safe (the ``regex`` engine), and a
+    time budget per value so a hostile pattern cannot stall the server."""
+
+    def __init__(self, pattern: regex.Pattern[str], where: str) -> None:
+        self.pattern = pattern
+        self.where = where
+
+    def fullmatch(self, text: str) -> bool:
+        try:
+            return self.pattern.fullmatch(text, timeout=_REGEX_SECONDS) is not None
+        except TimeoutError as exc:
+            raise TerminologyError(
+                422,
+                "too-costly",
+                f"The regex '{self.pattern.pattern}' takes too long to evaluate",
+                detail="vs-invalid",
+                expression=f"{self.where}.value",
+            ) from exc
+
+
+_REGEX_SECONDS = 0.25
+
+
+def _regex(value: str, where: str) -> _Matcher:
     try:
-        return re.compile(value)
-    except re.error as exc:
+        return _Matcher(regex.compile(value), where)
+    except regex.error as exc:
         raise TerminologyError(
             400,
             "invalid",
@@ -439,11 +464,9 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _display_matches(source: CodeSystemSource, code: str, pattern: re.Pattern[str]) -> bool:
+def _display_matches(source: CodeSystemSource, code: str, pattern: _Matcher) -> bool:
     entry = source.get(code)
-    return (
-        entry is not None and entry.display is not None and bool(pattern.fullmatch(entry.display))
-    )
+    return entry is not None and entry.display is not None and pattern.fullmatch(entry.display)
 
 
 def iter_page(
