@@ -100,13 +100,25 @@ def register(app: typer.Typer) -> None:
                     console.print(f"Channel {name} listening on MLLP port {p}")
                 console.print(f"Journal: {engine.journal.path}", highlight=False)
 
-            await engine.run(stop, ports=ports, ready=ready)
+            async def watch_store() -> None:
+                error = await asyncio.to_thread(sink.wait)
+                if error is not None:  # keep what was journaled; stop instead of parking it all
+                    console.print(f"[red]The store could not be opened: {error}[/red]")
+                    failed.append(error)
+                    stop.set()
 
+            watcher = asyncio.create_task(watch_store())
+            await engine.run(stop, ports=ports, ready=ready)
+            watcher.cancel()
+
+        failed: list[BaseException] = []
         try:
             asyncio.run(main())
         finally:
             engine.close()
             sink.close()
+        if failed:
+            raise typer.Exit(1)
 
     @hl7.command("send")
     def send(
@@ -293,11 +305,15 @@ class _StoreWhenReady:
             self._sink = RouterSink(FhirRouter(self._env))
             if self._env.terminology is not None:
                 self._translator = ConceptMapTranslator(self._env.terminology.resources)
-        except BaseException as exc:
+        except Exception as exc:  # reported by listen, which stops
             self._error = exc
-            raise
         finally:
             self._ready.set()
+
+    def wait(self) -> BaseException | None:
+        """Wait until the store is open; the error when it could not be."""
+        self._ready.wait()
+        return self._error
 
     def _get(self) -> Any:
         self._ready.wait()

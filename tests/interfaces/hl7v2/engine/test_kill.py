@@ -132,3 +132,14 @@ def test_kill_9_while_streaming(tmp_path: Path) -> None:
             assert marker.version == 1  # applied exactly once
     finally:
         env.repository.close()
+
+
+def test_listen_stops_when_the_store_cannot_be_opened(tmp_path: Path) -> None:
+    (tmp_path / "ch.yaml").write_text("name: nostore\njournal: j.db\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "cmio", "hl7", "listen", "--channel", str(tmp_path / "ch.yaml"),
+         "--port", "0", "--database", "bogus://nowhere"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "The store could not be opened" in done.stderr and "bogus" in done.stderr
