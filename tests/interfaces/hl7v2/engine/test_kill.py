@@ -13,9 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from cmio.api.app import build_env
 from cmio.api.env import Settings
+from cmio.cli.main import app
 from cmio.interfaces.hl7v2.engine.destinations import marker_id
 from cmio.interfaces.hl7v2.engine.mllp import MllpClient, MllpError
 from cmio.interfaces.hl7v2.parser import parse
@@ -135,11 +137,12 @@ def test_kill_9_while_streaming(tmp_path: Path) -> None:
 
 
 def test_listen_stops_when_the_store_cannot_be_opened(tmp_path: Path) -> None:
-    (tmp_path / "ch.yaml").write_text("name: nostore\njournal: j.db\n", encoding="utf-8")
-    done = subprocess.run(
-        [sys.executable, "-m", "cmio", "hl7", "listen", "--channel", str(tmp_path / "ch.yaml"),
-         "--port", "0", "--database", "bogus://nowhere"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    (tmp_path / "ch.yaml").write_text(f"name: nostore\njournal: {tmp_path / 'j.db'}\n",
+                                      encoding="utf-8")  # fmt: skip
+    result = CliRunner().invoke(
+        app,
+        ["hl7", "listen", "--channel", str(tmp_path / "ch.yaml"), "--port", "0",
+         "--database", "bogus://nowhere"],
     )  # fmt: skip
-    assert done.returncode == 1
-    assert "The store could not be opened" in done.stderr and "bogus" in done.stderr
+    assert result.exit_code == 1
+    assert "The store could not be opened" in result.output and "bogus" in result.output
