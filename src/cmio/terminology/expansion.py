@@ -204,7 +204,7 @@ class Expander:
             raise TerminologyError(
                 404,
                 "not-found",
-                f"A definition for the value set '{canonical}' could not be found",
+                f"A definition for the value Set '{canonical}' could not be found",
                 detail="not-found",
                 expression=f"{where}.valueSet",
             )

@@ -156,7 +156,7 @@ class TerminologyService:
             raise TerminologyError(
                 404,
                 "not-found",
-                f"A definition for the value set '{url}'{extra} could not be found",
+                f"A definition for the value Set '{url}'{extra} could not be found",
                 detail="not-found",
                 expression="url",
             )
@@ -242,7 +242,10 @@ class TerminologyService:
             expansion["parameter"] = parameters
         if contains:
             expansion["contains"] = contains
-        out = {k: v for k, v in valueset.items() if k not in ("expansion", "text", "meta")}
+        # compose is left out: the expansion is the answer (and stays small)
+        out = {
+            k: v for k, v in valueset.items() if k not in ("expansion", "text", "meta", "compose")
+        }
         out["expansion"] = expansion
         return out
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from cmio.terminology.errors import TX_ISSUE_TYPE
+from cmio.terminology.errors import TX_ISSUE_TYPE, TerminologyError
 from cmio.terminology.expansion import ExpandOptions
 from cmio.terminology.resources import TerminologyResources
 from cmio.terminology.service import TerminologyService, display_for
@@ -75,20 +75,21 @@ class Issue:
     code: str
     detail: str
     text: str
-    path: str
+    path: str | None
 
     def to_json(self) -> dict[str, Any]:
         """The ``OperationOutcome.issue`` element."""
-        return {
+        issue: dict[str, Any] = {
             "severity": self.severity,
             "code": self.code,
             "details": {
                 "coding": [{"system": TX_ISSUE_TYPE, "code": self.detail}],
                 "text": self.text,
             },
-            "location": [self.path],
-            "expression": [self.path],
         }
+        if self.path:
+            issue["expression"] = [self.path]
+        return issue
 
 
 def _element(coding: CodingInput, kind: str, name: str) -> str:
@@ -203,7 +204,14 @@ def _check(
     out.inactive = entry.inactive
     member_display: str | None = None
     if request.valueset is not None:
-        expansion = service.expansion(request.valueset, request.options, resources)
+        try:
+            expansion = service.expansion(request.valueset, request.options, resources)
+        except TerminologyError as error:
+            out.issues.append(
+                Issue("error", error.code, error.detail or "not-found", error.message, None)
+            )
+            out.display = entry.display
+            return out
         member = expansion.members.get((source.url, entry.code))
         if member is None:
             out.issues.append(
@@ -232,14 +240,15 @@ def _check(
         return out
     if coding.display is not None and not _display_ok(coding.display, entry, member_display):
         severity = "warning" if request.lenient_display else "error"
-        valid = out.display or entry.display
+        valid = _valid_displays(entry, source.resource.get("language"), member_display)
+        wanted = request.display_language or "--"
         out.issues.append(
             Issue(
                 severity,
                 "invalid",
                 "invalid-display",
                 f"Wrong Display Name '{coding.display}' for {system}#{entry.code}. "
-                f"Valid display is '{valid}'",
+                f"Valid display is {valid} (for the language(s) '{wanted}')",
                 _element(coding, kind, "display"),
             )
         )
@@ -247,6 +256,20 @@ def _check(
         return out
     out.ok = True
     return out
+
+
+def _valid_displays(entry: Any, language: Any, member_display: str | None) -> str:
+    choices: list[tuple[str, str]] = []
+    for text, lang in [(member_display, language), (entry.display, language)] + [
+        (d.get("value"), d.get("language")) for d in entry.designations
+    ]:
+        if isinstance(text, str) and all(text != c[0] for c in choices):
+            choices.append((text, str(lang or "en")))
+    shown = [f"'{text}' ({lang})" for text, lang in choices]
+    if len(shown) == 1:
+        return shown[0]
+    listed = ", ".join(shown[:-1]) + " or " + shown[-1]
+    return f"one of {len(shown)} choices: {listed}"
 
 
 def _display_ok(display: str, entry: Any, member_display: str | None) -> bool:

@@ -92,8 +92,6 @@ def expand(env: Env, request: FhirRequest, rtype: str | None, rid: str | None) -
         for name, key in _ECHO
         if inputs.first(name) is not None
     ]
-    if inputs.first("excludeNested") is None:
-        echo.append(("excludeNested", "valueBoolean", True))
     expand_request = ExpandRequest(
         url=inputs.text("url") or inputs.text("context"),
         valueset=valueset,
