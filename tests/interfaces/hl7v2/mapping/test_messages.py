@@ -495,6 +495,15 @@ def test_versions_outside_the_range_map_with_an_issue() -> None:
     assert not mapped(ADT_A03).issues
 
 
+@pytest.mark.parametrize(
+    "bad", ["20251301", "20250230", "202503011260", "20250301120000+2500", "0000"]
+)
+def test_impossible_dates_are_issues(bad: str) -> None:
+    result = mapped(ADT_A03.replace("20250305113000-0500", bad))
+    assert "end" not in one(result, "Encounter")["period"]
+    assert any(i.startswith("PV1-45") for i in result.issues)
+
+
 def test_options_from_channel_yaml() -> None:
     options = MappingOptions.from_dict(
         {"authority_systems": {"UHOSP": "http://uhosp.example.org/mrn"}, "timezone": "+01:00"}

@@ -8,6 +8,7 @@ channel's time zone (FHIR requires one when a time is given).
 
 from __future__ import annotations
 
+import datetime as _dt
 import re
 
 from cmio.interfaces.hl7v2.mapping.context import MapContext
@@ -39,6 +40,9 @@ def datetime(ctx: MapContext, text: str, path: str) -> str | None:
         ctx.issue(path, f"not a valid DTM: {text!r}")
         return None
     year, month, day, hour, minute, second, frac, offset = m.groups()
+    if not _in_range(year, month, day, hour, minute, second, offset):
+        ctx.issue(path, f"not a valid date/time: {text!r}")
+        return None
     out = year
     if month:
         out += f"-{month}"
@@ -54,6 +58,27 @@ def datetime(ctx: MapContext, text: str, path: str) -> str | None:
     else:
         out += ctx.options.timezone
     return out
+
+
+def _in_range(
+    year: str,
+    month: str | None,
+    day: str | None,
+    hour: str | None,
+    minute: str | None,
+    second: str | None,
+    offset: str | None,
+) -> bool:
+    if year == "0000" or (month and not 1 <= int(month) <= 12):
+        return False
+    if day:
+        try:
+            _dt.date(int(year), int(month or 1), int(day))
+        except ValueError:
+            return False
+    if (hour and int(hour) > 23) or (minute and int(minute) > 59) or (second and int(second) > 59):
+        return False
+    return not offset or (int(offset[1:3]) <= 14 and int(offset[3:]) <= 59)
 
 
 def date(ctx: MapContext, text: str, path: str) -> str | None:
