@@ -193,6 +193,15 @@ class _Build:
         return self.d.make_list([self._struct(select, rows.fields)])
 
     def _body(self, select: Select, focus: Val, index: exp.Expression) -> _Rows:
+        singles, lists = self._parts(select, focus, index)
+        if not lists:
+            return _Rows(fields=singles)
+        return _Rows(rows=self._cross(select, singles, lists))
+
+    def _parts(
+        self, select: Select, focus: Val, index: exp.Expression
+    ) -> tuple[dict[str, exp.Expression], list[tuple[list[str], exp.Expression]]]:
+        """A select's one-row columns, and its lists of rows to cross with them."""
         singles = {c.name: self._column(c, focus, index) for c in select.columns}
         lists: list[tuple[list[str], exp.Expression]] = []
         for child in select.selects:
@@ -205,9 +214,7 @@ class _Build:
         if select.union_all:
             branches = [self._as_list(b, self._rows(b, focus, index)) for b in select.union_all]
             lists.append((select.union_all[0].column_names(), self.d.concat(branches)))
-        if not lists:
-            return _Rows(fields=singles)
-        return _Rows(rows=self._cross(select, singles, lists))
+        return singles, lists
 
     def _cross(
         self,
@@ -223,7 +230,7 @@ class _Build:
             variables.append((var, rows))
             for name in names:
                 fields[name] = d.field(exp.column(var), name)
-        body = self._struct(select, fields)
+        body = self.d.struct([(n, fields[n]) for n in select.column_names() if n in fields])
         for depth, (var, rows) in enumerate(reversed(variables)):
             body = d.transform(rows, var, body)
             if depth > 0:
@@ -246,7 +253,7 @@ class _Build:
                 return _Rows(rows=nulls)
             return _Rows(rows=self.d.filter(nulls, self.paths.fresh("z"), exp.false()))
         var, position = self.paths.fresh("f"), self.paths.fresh("i")
-        item = Val(exp.column(var), False, items.ftype, items.kind)
+        item = self.paths.item(items, var)
         body = self._body(select, item, exp.column(position))
         listed = self.paths.as_list(items)
         if body.fields is not None:
@@ -310,7 +317,8 @@ class _Build:
         levels = [keyed(first, None)]
         for _ in range(REPEAT_DEPTH):
             var = self.paths.fresh("p")
-            parent = Val(d.field(exp.column(var), "node"), False, ftype)
+            node = d.field(exp.column(var), "node")
+            parent = Val(node, False, ftype, path=(), anchor=node)
             children = keyed(level_items(parent), d.field(exp.column(var), "key"))
             levels.append(d.flatten(d.transform(levels[-1], var, children)))
         deepest = levels.pop()
@@ -336,7 +344,12 @@ class _Build:
     def query(self, source: exp.Expression, filter_type: bool) -> exp.Select:
         d = self.d
         view = self.view
-        rows = self._as_list(view.select, self._rows(view.select, self.root, exp.Literal.number(0)))
+        # The root select has no iteration: its one-row columns stay plain columns next to
+        # the unnest of at most one list of rows (several lists are crossed first).
+        singles, lists = self._parts(view.select, self.root, exp.Literal.number(0))
+        if len(lists) > 1:
+            rows = self._cross(view.select, {}, lists)
+            lists = [([n for names, _ in lists for n in names], rows)]
         conditions: list[exp.Expression] = []
         for where in view.where:
             value = self.paths.compile(where.path, self.root, exp.Literal.number(0), where.element)
@@ -350,12 +363,20 @@ class _Build:
             conditions.append(
                 exp.Coalesce(this=self.paths.typed(single, "boolean"), expressions=[exp.false()])
             )
-        used = {c.name for e in (rows, *conditions) for c in e.find_all(exp.Column)}
+        items: list[exp.Expression] = [
+            exp.Alias(this=e, alias=exp.to_identifier(name)) for name, e in singles.items()
+        ]
+        if lists:
+            items.append(d.unnest_rows(lists[0][1], _ROW))
+        used = {c.name for e in (*items, *conditions) for c in e.find_all(exp.Column)}
         inner = self._source(source, filter_type, used)
-        middle = exp.select(d.unnest_rows(rows, _ROW)).from_(inner)
+        middle = exp.select(*items).from_(inner)
         for condition in conditions:
             middle = middle.where(condition)
         columns = [
-            exp.alias_(d.field(exp.column(_ROW), name), name) for name in view.column_names()
+            exp.column(name)
+            if name in singles
+            else exp.alias_(d.field(exp.column(_ROW), name), name)
+            for name in view.column_names()
         ]
         return exp.select(*columns).from_(middle.subquery("_rows"))

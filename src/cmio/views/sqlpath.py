@@ -81,8 +81,10 @@ class Val:
         many: a list of items (else one item, NULL when empty).
         ftype: the items' static FHIR type.
         kind: set when the items are typed SQL scalars; None when they are JSON.
-        path: for the resource and chains of non-repeating elements from it: the JSON
-            property names from the root; such values are prefetched once per resource.
+        path: for the resource, a lambda item, and chains of non-repeating elements from
+            them: the JSON property names from there (values from the resource are
+            prefetched once per resource; from an item, extracted with one path).
+        anchor: the JSON expression ``path`` starts from (None: the resource).
     """
 
     sql: exp.Expression
@@ -90,6 +92,7 @@ class Val:
     ftype: FType = UNKNOWN
     kind: SqlKind | None = None
     path: tuple[str, ...] | None = None
+    anchor: exp.Expression | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         # sqlglot's repr of a deep tree is slow; tracebacks print this.
@@ -171,10 +174,24 @@ class PathCompiler:
         want: SqlKind = kind or own or "string"
         if value.kind is not None:
             return value.sql if value.kind == want else self.d.cast(value.sql, want)
-        if value.path:
-            text = self.prefetch(value.path, True)
+        if value.path is not None and (value.path or value.anchor is not None):
+            text = self._at(value.anchor, value.path, True)
             return text if want == "string" else self.d.parse_text(text, want)
         return self.d.json_scalar(value.sql, want)
+
+    def _at(
+        self, anchor: exp.Expression | None, path: tuple[str, ...], text: bool
+    ) -> exp.Expression:
+        if anchor is None:
+            return self.prefetch(path, text)
+        return self.d.json_path(anchor, path, text)
+
+    def item(self, value: Val, var: str) -> Val:
+        """The Val of one item of ``value`` bound to the lambda variable ``var``."""
+        column = exp.column(var)
+        if value.kind is None:
+            return replace(value, sql=column, many=False, path=(), anchor=column)
+        return replace(value, sql=column, many=False, path=None, anchor=None)
 
     def single(self, value: Val, what: str) -> Val:
         """A value as at most one item; several items abort the query naming ``what``."""
@@ -209,7 +226,7 @@ class PathCompiler:
         if not value.many:
             return fn(value)
         var = self.fresh()
-        out = fn(replace(value, sql=exp.column(var), many=False, path=None))
+        out = fn(self.item(value, var))
         mapped = self.d.transform(value.sql, var, out.sql)
         keep = self.fresh()
         sql = self.d.filter(
@@ -242,7 +259,12 @@ class PathCompiler:
     def _expr(self, node: Expr, focus: Val) -> Val:
         if isinstance(node, Member):
             base = focus if node.target is None else self._expr(node.target, focus)
-            if node.target is None and node.name == focus.ftype.code and focus.path == ():
+            if (
+                node.target is None
+                and node.name == focus.ftype.code
+                and focus.path == ()
+                and focus.anchor is None
+            ):
                 return focus
             return self._member(base, node.name)
         if isinstance(node, Function):
@@ -291,10 +313,10 @@ class PathCompiler:
         child = self._child_type(prop)
         if base.path is not None and not base.many:
             path = (*base.path, key)
-            holder = self.prefetch(path, False)
+            holder = self._at(base.anchor, path, False)
             if prop.repeats:
                 return Val(self.d.json_array_items(holder), True, child)
-            return Val(holder, False, child, path=path)
+            return Val(holder, False, child, path=path, anchor=base.anchor)
         if not base.many:
             if prop.repeats:
                 return Val(self.d.json_children(base.sql, key), True, child)
@@ -436,7 +458,7 @@ class PathCompiler:
             cond = self.typed(self.single(self._expr(criterion, var_focus), self._path), "boolean")
             return replace(base, sql=exp.Case(ifs=[exp.If(this=cond, true=base.sql)]), path=None)
         var = self.fresh()
-        item = replace(base, sql=exp.column(var), many=False, path=None)
+        item = self.item(base, var)
         cond = self.typed(self.single(self._expr(criterion, item), self._path), "boolean")
         return replace(base, sql=self.d.filter(base.sql, var, cond))
 
@@ -448,7 +470,7 @@ class PathCompiler:
             if not exists:
                 sql = exp.Not(this=exp.Paren(this=sql))
         else:
-            held = self.prefetch(base.path, True) if base.path else base.sql
+            held = self._at(base.anchor, base.path, True) if base.path else base.sql
             sql = exp.Is(this=held, expression=exp.Null())
             if exists:
                 sql = exp.Not(this=sql)
@@ -483,7 +505,7 @@ class PathCompiler:
         if args:
             separator = self.typed(self.single(self._expr(args[0], focus), self._path), "string")
         var = self.fresh()
-        item = replace(base, sql=exp.column(var), many=False, path=None)
+        item = self.item(base, var)
         strings = self.d.transform(self.as_list(base), var, self.typed(item, "string"))
         return Val(self.d.join_strings(strings, separator), False, FType("string"), "string")
 

@@ -61,6 +61,12 @@ class DuckDbDialect(Dialect):
             return call("json_extract_string", json, exp.Literal.string("$"))
         return exp.TryCast(this=json, to=self.sql_type(kind))
 
+    def json_path(self, json: exp.Expression, path: Sequence[str], text: bool) -> exp.Expression:
+        if not path and not text:
+            return json
+        literal = exp.Literal.string("$" + "".join(_step(key) for key in path))
+        return call("json_extract_string" if text else "json_extract", json, literal)
+
     def json_paths(
         self, json: exp.Expression, paths: Sequence[Sequence[str]], text: bool
     ) -> exp.Expression | None:
