@@ -16,6 +16,7 @@ from itertools import islice
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import orjson
 
 from cmio.terminology.closure import transitive_closure
@@ -24,6 +25,7 @@ from cmio.terminology.concept_types import Concept, SystemInfo, encode_blob, pro
 __all__ = ["delete_system", "write_system"]
 
 _BATCH = 5000
+_PAIR_CHUNK = 500_000
 
 
 def _terms(concept: Concept) -> str:
@@ -37,6 +39,30 @@ def _clear(conn: sqlite3.Connection, sid: int, lo: int, hi: int) -> None:
     conn.execute("DELETE FROM edges WHERE parent >= ? AND parent < ?", (lo, hi))
     conn.execute("DELETE FROM props WHERE sid = ?", (sid,))
     conn.execute("DELETE FROM concepts WHERE sid = ?", (sid,))
+
+
+def _insert_pairs(
+    conn: sqlite3.Connection,
+    table: str,
+    first: npt.NDArray[np.int64],
+    second: npt.NDArray[np.int64],
+) -> None:
+    """Insert integer pairs, packed into one JSON array per chunk (``json_each``, in C):
+    about 3x less CPU than binding millions of Python tuples."""
+    if first.size == 0:
+        return
+    if int(max(first.max(), second.max())) >= 1 << 31:  # pragma: no cover - 2 billion concepts
+        conn.executemany(
+            f"INSERT INTO {table} VALUES (?, ?)", zip(first.tolist(), second.tolist(), strict=True)
+        )
+        return
+    packed = (first << 32) | second
+    for start in range(0, packed.size, _PAIR_CHUNK):
+        chunk = orjson.dumps(packed[start : start + _PAIR_CHUNK], option=orjson.OPT_SERIALIZE_NUMPY)
+        conn.execute(
+            f"INSERT INTO {table} SELECT value >> 32, value & 4294967295 FROM json_each(?)",
+            (chunk.decode(),),
+        )
 
 
 def delete_system(conn: sqlite3.Connection, sid: int, lo: int, hi: int) -> None:
@@ -155,20 +181,8 @@ def _write(
     anc, des = transitive_closure(n, kids, pars, name=lambda i: repr(codes[i]))
     if kids.size:
         edge_pairs = np.unique(pars * max(n, 1) + kids)
-        conn.executemany(
-            "INSERT INTO edges VALUES (?, ?)",
-            zip((edge_pairs // n + base).tolist(), (edge_pairs % n + base).tolist(), strict=True),
-        )
-    step = 1_000_000
-    for start in range(0, anc.size, step):
-        conn.executemany(
-            "INSERT INTO closure VALUES (?, ?)",
-            zip(
-                (anc[start : start + step] + base).tolist(),
-                (des[start : start + step] + base).tolist(),
-                strict=True,
-            ),
-        )
+        _insert_pairs(conn, "edges", edge_pairs // n + base, edge_pairs % n + base)
+    _insert_pairs(conn, "closure", anc + base, des + base)
     properties = orjson.dumps([list(p) for p in info.properties]).decode()
     loaded = datetime.now(UTC).isoformat(timespec="seconds")
     conn.execute(

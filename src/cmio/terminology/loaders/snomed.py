@@ -7,8 +7,9 @@ marks the preferred term (US English by default) used as display. Versions follo
 https://hl7.org/fhir/R4/snomedct.html#version:
 ``http://snomed.info/sct/[module]/version/[YYYYMMDD]``.
 
-The three files are staged into a temporary SQLite file and merge-joined in
-concept order, so memory holds only what the closure needs (the is-a edges).
+Concepts and descriptions are staged into a temporary SQLite file and
+merge-joined in concept order; memory holds only what the closure needs anyway
+(the active is-a edges) and the ids of the preferred descriptions.
 """
 
 from __future__ import annotations
@@ -122,8 +123,7 @@ def _stage(release: SnomedRelease, db: sqlite3.Connection) -> None:
     db.executescript(
         """PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;
         CREATE TABLE c (id INTEGER PRIMARY KEY, active INTEGER, module TEXT, eff TEXT, def TEXT);
-        CREATE TABLE d (concept INTEGER, id INTEGER, lang TEXT, type TEXT, term TEXT);
-        CREATE TABLE r (src INTEGER, dst INTEGER);"""
+        CREATE TABLE d (concept INTEGER, id INTEGER, lang TEXT, type TEXT, term TEXT);"""
     )
     db.executemany(
         "INSERT INTO c VALUES (?, ?, ?, ?, ?)",
@@ -141,16 +141,16 @@ def _stage(release: SnomedRelease, db: sqlite3.Connection) -> None:
                 if r[2] == "1"
             ),
         )
-    db.executemany(
-        "INSERT INTO r VALUES (?, ?)",
-        (
-            (int(r[4]), int(r[5]))
-            for r in rf2.read_rows(release.relationships, rf2.RELATIONSHIP_COLUMNS)
-            if r[2] == "1" and r[7] == rf2.IS_A
-        ),
-    )
     db.execute("CREATE INDEX d_concept ON d (concept, id)")
-    db.execute("CREATE INDEX r_src ON r (src)")
+
+
+def _is_a(release: SnomedRelease) -> dict[str, list[str]]:
+    """Active is-a parents by concept: the edges the closure needs anyway."""
+    parents: dict[str, list[str]] = {}
+    for r in rf2.read_rows(release.relationships, rf2.RELATIONSHIP_COLUMNS):
+        if r[7] == rf2.IS_A and r[2] == "1":
+            parents.setdefault(r[4], []).append(r[5])
+    return parents
 
 
 def _display(terms: list[tuple[int, str, str, str, str | None]]) -> str | None:
@@ -171,16 +171,13 @@ def snomed_concepts(
     with closing(sqlite3.connect(workdir / "rf2-stage.db")) as db:
         _stage(release, db)
         preferred = _preferred(release, language_refset)
+        is_a = _is_a(release)
         concepts = db.execute("SELECT id, active, module, eff, def FROM c ORDER BY id")
         terms = groupby(
             db.cursor().execute("SELECT concept, id, term, type, lang FROM d ORDER BY concept, id"),
             key=lambda t: t[0],
         )
-        parents = groupby(
-            db.cursor().execute("SELECT src, dst FROM r ORDER BY src, dst"), key=lambda t: t[0]
-        )
         next_terms = next(terms, None)
-        next_parents = next(parents, None)
         for cid, active, module, eff, definition in concepts:
             mine: list[tuple[int, str, str, str, str | None]] = []
             langs: dict[int, str] = {}
@@ -191,13 +188,10 @@ def snomed_concepts(
                         mine.append((row[1], row[0], row[2], row[3], acceptability))
                         langs[row[1]] = row[4]
                 next_terms = next(terms, None)
-            ups: tuple[str, ...] = ()
-            while next_parents is not None and next_parents[0] <= cid:
-                if next_parents[0] == cid:
-                    ups = tuple(str(row[1]) for row in next_parents[1])
-                next_parents = next(parents, None)
+            code = str(cid)
+            ups = tuple(sorted(is_a.pop(code, ()), key=int))
             yield Concept(
-                code=str(cid),
+                code=code,
                 display=_display(mine),
                 active=bool(active),
                 parents=ups,
