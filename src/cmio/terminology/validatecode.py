@@ -16,7 +16,7 @@ from typing import Any
 
 from cmio.terminology.errors import TX_ISSUE_TYPE, TerminologyError
 from cmio.terminology.expansion import ExpandOptions
-from cmio.terminology.resources import TerminologyResources
+from cmio.terminology.resources import TerminologyResources, version_matches
 from cmio.terminology.service import TerminologyService, display_for
 
 __all__ = ["CodingInput", "Issue", "ValidateRequest", "validate_code"]
@@ -88,6 +88,7 @@ class Issue:
             },
         }
         if self.path:
+            issue["location"] = [self.path]
             issue["expression"] = [self.path]
         return issue
 
@@ -150,8 +151,29 @@ def _check(
             )
         )
         return out
-    version = coding.version or request.options.force_versions.get(system)
+    version = request.options.force_versions.get(system) or coding.version
+    vs_version = _vs_version(request, system, resources)
+    mismatch = None
+    forced = system in request.options.force_versions
+    stated = coding.version
+    if vs_version and stated and not forced and not version_matches(stated, vs_version):
+        mismatch, version = stated, vs_version
     source = resources.code_system(system, version)
+    if source is not None and mismatch is not None:
+        out.version = source.version
+        entry = source.get(coding.code)
+        out.display = entry.display if entry else None
+        out.issues.append(
+            Issue(
+                "error",
+                "invalid",
+                "vs-invalid",
+                f"The code system '{system}' version '{vs_version}' in the ValueSet include is "
+                f"different to the one in the value ('{mismatch}')",
+                _element(coding, kind, "version"),
+            )
+        )
+        return out
     if source is None:
         out.unknown_systems.append(f"{system}|{version}" if version else system)
         known = resources.known_versions("CodeSystem", system)
@@ -256,6 +278,26 @@ def _check(
         return out
     out.ok = True
     return out
+
+
+def _vs_version(
+    request: ValidateRequest, system: str, resources: TerminologyResources
+) -> str | None:
+    """The version of ``system`` the value set uses (its include's, else the newest)."""
+    valueset = request.valueset
+    if valueset is None:
+        return None
+    for include in (valueset.get("compose") or {}).get("include") or ():
+        if isinstance(include, dict) and include.get("system") == system:
+            if include.get("version"):
+                return str(include["version"])
+            break
+    else:
+        return None
+    if system in request.options.system_versions:
+        return request.options.system_versions[system]
+    newest = resources.code_system(system)
+    return newest.version if newest is not None else None
 
 
 def _valid_displays(entry: Any, language: Any, member_display: str | None) -> str:
