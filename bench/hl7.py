@@ -32,8 +32,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from cmio.interfaces.hl7v2.engine.mllp import FrameDecoder, frame
 
@@ -143,8 +144,19 @@ def serve_cmio(journal: str, store: str | None) -> None:
     from cmio.interfaces.hl7v2.mapping import SUPPORTED
 
     config = parse_channel({"name": "bench", "journal": journal, "source": {"port": 0}})
-    sink = None
-    if store:
+    sink: Any = None
+    if store == "null":  # mapping and journal, no store: the engine's own share of latency
+        from cmio.interfaces.hl7v2.engine.destinations import SinkItem, SinkOutcome
+
+        class NullStore:
+            def apply(self, items: Sequence[SinkItem]) -> list[SinkOutcome]:
+                return [SinkOutcome(200) for _ in items]
+
+            def exists(self, resource_type: str, resource_id: str) -> bool:
+                return False
+
+        sink = NullStore()
+    elif store:
         from cmio.api.app import build_env
         from cmio.api.env import Settings
         from cmio.api.hl7 import RouterSink
@@ -261,6 +273,28 @@ def stored_latency(journal: str, since: float) -> tuple[float, float, int, float
     )
 
 
+def paced_latency(
+    port: int, journal: str, make: Callable[[str, int], bytes], rate: float, seconds: float
+) -> tuple[float, float, int]:
+    """Send at ``rate`` for 2 x ``seconds``; latency over the second half (after warm-up)."""
+    since = time.time()
+    count = max(2, int(rate * seconds * 2))
+    sock = socket.create_connection(("127.0.0.1", port))
+    decoder = FrameDecoder(1 << 20)
+    for i in range(count):
+        t = time.perf_counter()
+        sock.sendall(frame(make(f"PACE{i}", i % 500)))
+        while not list(decoder.feed(sock.recv(65536))):
+            pass
+        time.sleep(max(0.0, 1 / rate - (time.perf_counter() - t)))
+    sock.close()
+    deadline = time.time() + 300
+    while time.time() < deadline and stored_latency(journal, since)[2] < count:
+        time.sleep(0.5)
+    p50, p95, n, _ = stored_latency(journal, since + seconds)
+    return p50, p95, n
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -268,6 +302,7 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=4)
     parser.add_argument("--paced-rate", type=float, default=5.0)
     parser.add_argument("--backlog", type=int, default=200)
+    parser.add_argument("--latency-only", action="store_true", help="skip the throughput rounds")
     parser.add_argument("--serve", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -280,7 +315,7 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="cmio-hl7-bench-")
     print(f"fdatasync: {fdatasync_rate(tmp):,.0f}/s; load average {os.getloadavg()[0]:.1f}")
     results: dict[str, list[dict[str, float]]] = {}
-    for r in range(args.rounds):
+    for r in range(0 if args.latency_only else args.rounds):
         for server in ("baseline", "cmio", "cmio+store"):
             journal = os.path.join(tmp, f"{server}-{r}.db")
             serve = (["--serve", "baseline", journal] if server == "baseline" else
@@ -314,35 +349,26 @@ def main() -> None:
         if key.startswith("cmio"):
             base = medians["baseline " + key.split(" ", 1)[1]]
             print(f"{key:34} {rate / base:6.2f} x baseline")
-    # Store throughput and receipt-to-stored latency at a paced rate.
-    journal = os.path.join(tmp, "paced.db")
-    proc, port = start_server(["--serve", "cmio", journal, os.path.join(tmp, "paced-store.db")])
-    try:
-        since = time.time()
-        paced = max(1, int(args.paced_rate * args.seconds * 2))
-        interval = 1 / args.paced_rate
-        sock = socket.create_connection(("127.0.0.1", port))
-        decoder = FrameDecoder(1 << 20)
-        # warm up the store (model, first writes) before timing
-        for i in range(paced):
-            t = time.perf_counter()
-            sock.sendall(frame(oru(f"PACE{i}", i % 500)))
-            while not list(decoder.feed(sock.recv(65536))):
-                pass
-            time.sleep(max(0.0, interval - (time.perf_counter() - t)))
-        sock.close()
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            p50, p95, n, _ = stored_latency(journal, since)
-            if n >= paced:
-                break
-            time.sleep(0.5)
-        half = since + args.seconds  # the second half, after warm-up
-        p50, p95, n, _ = stored_latency(journal, half)
+    # Receipt-to-stored latency at a paced rate: ORU and ADT into the store, ORU with no store.
+    for kind, make, store_name in (("ORU", oru, "store"), ("ADT", adt, "store"),
+                                   ("ORU", oru, "null")):  # fmt: skip
+        journal = os.path.join(tmp, f"paced-{kind}-{store_name}.db")
+        target = "null" if store_name == "null" else os.path.join(tmp, f"paced-{kind}.db")
+        proc, port = start_server(["--serve", "cmio", journal, target])
+        try:
+            p50, p95, n = paced_latency(port, journal, make, args.paced_rate, args.seconds)
+        finally:
+            proc.terminate()
+            proc.wait(30)
         print(
-            f"\nreceipt to stored at {args.paced_rate:g} ORU/s (second half, {n} messages):"
+            f"receipt to {'stored' if store_name == 'store' else 'processed (no store)'} at"
+            f" {args.paced_rate:g} {kind}/s (second half, {n} messages):"
             f" p50 {p50:.1f} ms, p95 {p95:.1f} ms"
         )
+    journal = os.path.join(tmp, "drain.db")
+    proc, port = start_server(["--serve", "cmio", journal, os.path.join(tmp, "drain-store.db")])
+    try:
+        decoder = FrameDecoder(1 << 20)
         # Saturated store: a backlog of ORU sent at once, drained as fast as the store goes.
         since = time.time()
         backlog = args.backlog
