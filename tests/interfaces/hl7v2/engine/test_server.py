@@ -58,6 +58,9 @@ def test_refusals_carry_err(running: RunningEngine) -> None:
         ack = send(running.port, raw)
         assert (ack.value("MSA-1"), ack.value("ERR-3.1")) == (code, err), raw[:60]
         assert (ack.value("ERR-2.1"), ack.value("ERR-2.3")) == ("MSH", field)
+    delims = send(running.port, oru("DL1").replace(b"MSH|^~\\&|", b"MSH|^^\\&|", 1))
+    assert (delims.value("MSA-1"), delims.value("ERR-3.1")) == ("AE", "102")
+    assert (delims.value("ERR-2.1"), delims.value("ERR-2.3")) == ("MSH", "2")
     binary = send(running.port, b"\x00\xff\x10binary garbage inside a frame")
     assert (binary.value("MSA-1"), binary.value("ERR-3.1")) == ("AE", "100")
     assert "does not start with an MSH segment" in binary.value("ERR-8")
@@ -65,7 +68,7 @@ def test_refusals_carry_err(running: RunningEngine) -> None:
     assert control.value("MSA-1") == "AE" and control.value("MSA-2") == "CC1"
     assert "control character" in control.value("ERR-8")
     rows = running.engine.journal.rows()
-    assert [r["state"] for r in rows] == ["rejected"] * 7  # journaled, never processed
+    assert [r["state"] for r in rows] == ["rejected"] * 8  # journaled, never processed
     assert all(r["error"] for r in rows)
 
 

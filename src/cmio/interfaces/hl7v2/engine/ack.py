@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 
 __all__ = [
+    "ERR_DATA_TYPE",
     "ERR_DUPLICATE_KEY",
     "ERR_INTERNAL",
     "ERR_REQUIRED_FIELD",

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cmio.interfaces.hl7v2.engine.ack import (
+    ERR_DATA_TYPE,
     ERR_INTERNAL,
     ERR_REQUIRED_FIELD,
     ERR_SEGMENT_SEQUENCE,
@@ -97,7 +98,7 @@ class Channel:
         try:
             message = parse(raw)
         except ParseError as exc:
-            err = AckError(ERR_SEGMENT_SEQUENCE if exc.field is None else ERR_REQUIRED_FIELD,
+            err = AckError(ERR_SEGMENT_SEQUENCE if exc.field is None else ERR_DATA_TYPE,
                            str(exc), segment=exc.segment, sequence=_occurrence(raw, exc),
                            field=exc.field, position=exc.position)  # fmt: skip
             base.error = err.text
