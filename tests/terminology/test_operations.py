@@ -138,7 +138,7 @@ def test_expand_get_post_and_instance(router: FhirRouter) -> None:
 def test_errors_are_operation_outcomes(router: FhirRouter) -> None:
     status, body = call(router, "ValueSet/$expand", ("url", "http://example.org/vs/none"))
     assert status == 404 and body["resourceType"] == "OperationOutcome"
-    assert body["issue"][0]["expression"] == ["url"]
+    assert body["issue"][0]["details"]["coding"][0]["code"] == "not-found"
     status, body = call(router, "ValueSet/$expand", ("url", VS), ("count", "-1"))
     assert status == 400 and body["issue"][0]["expression"] == ["count"]
     status, body = call(router, "ValueSet/$expand", body={"resourceType": "Patient"})

@@ -146,19 +146,13 @@ class TerminologyService:
         if found is None:
             found = implicit_valueset(url)
         if found is None:
-            versions = resources.known_versions("ValueSet", url)
             wanted = version or pinned
-            extra = (
-                f" version '{wanted}'. Known versions: {', '.join(versions)}"
-                if versions and wanted
-                else ""
-            )
+            label = f"{url}|{wanted}" if wanted else url
             raise TerminologyError(
                 404,
                 "not-found",
-                f"A definition for the value Set '{url}'{extra} could not be found",
+                f"A definition for the value Set '{label}' could not be found",
                 detail="not-found",
-                expression="url",
             )
         return found
 
