@@ -129,8 +129,18 @@ def register(app: typer.Typer) -> None:
         retries: Annotated[
             int, typer.Option("--retries", help="Reconnect and resend this often per message")
         ] = 5,
+        connections: Annotated[
+            int, typer.Option("--connections", min=1, help="Parallel connections (by patient)")
+        ] = 1,
     ) -> None:
-        """Send messages over MLLP, one at a time, each waiting for its ACK."""
+        """Send messages over MLLP, each waiting for its ACK.
+
+        With several connections, each patient's messages (PID-3) go over one connection,
+        in file order, so per-patient order is kept.
+        """
+        import threading
+        import zlib
+
         from rich.console import Console
         from rich.progress import Progress
 
@@ -139,20 +149,41 @@ def register(app: typer.Typer) -> None:
 
         console = Console(stderr=True)
         messages = list(read_message_files(files))
+        lanes: list[list[bytes]] = [[] for _ in range(connections)]
+        for raw in messages:
+            lanes[zlib.crc32(_pid3(raw)) % connections].append(raw)
         counts: dict[str, int] = {}
         problems: list[str] = []
+        failures: list[BaseException] = []
+        lock = threading.Lock()
         started = time.perf_counter()
-        with MllpClient(host, port, timeout=timeout) as client, Progress(console=console) as bar:
+        with Progress(console=console) as bar:
             task = bar.add_task("Sending", total=len(messages))
-            for raw in messages:
-                ack = _send_one(client, raw, retries)
-                code = _msa(ack)
-                counts[code] = counts.get(code, 0) + 1
-                if code not in ("AA", "CA"):
-                    header = read_header(raw)
-                    control = header.control_id if header else "?"
-                    problems.append(f"{control}: {code} {_err_text(ack)}")
-                bar.advance(task)
+
+            def run(lane: list[bytes]) -> None:
+                try:
+                    with MllpClient(host, port, timeout=timeout) as client:
+                        for raw in lane:
+                            ack = _send_one(client, raw, retries)
+                            code = _msa(ack)
+                            with lock:
+                                counts[code] = counts.get(code, 0) + 1
+                                if code not in ("AA", "CA"):
+                                    header = read_header(raw)
+                                    control = header.control_id if header else "?"
+                                    problems.append(f"{control}: {code} {_err_text(ack)}")
+                                bar.advance(task)
+                except Exception as exc:  # reported below; the other lanes go on
+                    with lock:
+                        failures.append(exc)
+
+            threads = [threading.Thread(target=run, args=(lane,)) for lane in lanes if lane]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        for exc in failures:
+            problems.append(f"connection failed: {exc}")
         seconds = time.perf_counter() - started
         summary = ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items()))
         console.print(
@@ -357,6 +388,15 @@ def _send_one(client: MllpClient, raw: bytes, retries: int) -> bytes:
                 raise
             time.sleep(min(5.0, 0.2 * 2**attempt))
     raise AssertionError("unreachable")
+
+
+def _pid3(raw: bytes) -> bytes:
+    """PID-3 as sent (the per-patient lane key); empty without a PID."""
+    for line in raw.replace(b"\n", b"\r").split(b"\r"):
+        if line.startswith(b"PID"):
+            parts = line.split(line[3:4])
+            return parts[3] if len(parts) > 3 else b""
+    return b""
 
 
 def _msa(ack: bytes) -> str:

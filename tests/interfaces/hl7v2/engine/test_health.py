@@ -94,3 +94,21 @@ def test_send_command(tmp_path: Path, running: RunningEngine, store: FakeStore) 
     assert "AA 3, AR 1" in result.output and "S4: AR" in result.output
     assert running.engine.drain(10)
     assert sorted(store.applied) == ["S1", "S2", "S3"]
+
+
+def test_send_over_parallel_connections_keeps_patient_order(
+    tmp_path: Path, running: RunningEngine, store: FakeStore
+) -> None:
+    feed = tmp_path / "feed.hl7"
+    sent = [(f"PC{i:02d}", f"M{i % 5}") for i in range(30)]
+    feed.write_bytes(b"".join(oru(c, m) for c, m in sent))
+    result = CliRunner().invoke(
+        app, ["hl7", "send", str(feed), "--port", str(running.port), "--connections", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "AA 30" in result.output
+    assert running.engine.drain(20)
+    assert sorted(store.applied) == sorted(c for c, _ in sent)
+    for mrn in {m for _, m in sent}:
+        mine = [c for c, m in sent if m == mrn]
+        assert [c for c in store.applied if c in mine] == mine
