@@ -313,7 +313,10 @@ class PathCompiler:
         child = self._child_type(prop)
         if base.path is not None and not base.many:
             path = (*base.path, key)
-            holder = self._at(base.anchor, path, False)
+            # An object's or array's text is its JSON: from the resource, fetch it with the
+            # texts (one parse of the document); a scalar's JSON keeps its quotes.
+            container = prop.repeats or child.index is not None or prop.kind == K_RESOURCE
+            holder = self._at(base.anchor, path, container and base.anchor is None)
             if prop.repeats:
                 return Val(self.d.json_array_items(holder), True, child)
             return Val(holder, False, child, path=path, anchor=base.anchor)
