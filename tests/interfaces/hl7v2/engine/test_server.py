@@ -5,12 +5,20 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from pathlib import Path
 
 from cmio.interfaces.hl7v2.engine.journal import Journal
 from cmio.interfaces.hl7v2.engine.mllp import FrameDecoder, MllpClient, frame
+from cmio.interfaces.hl7v2.engine.runtime import Engine
 from cmio.interfaces.hl7v2.message import Message
 from cmio.interfaces.hl7v2.parser import parse
-from tests.interfaces.hl7v2.engine.conftest import FakeStore, RunningEngine, oru
+from tests.interfaces.hl7v2.engine.conftest import (
+    FakeStore,
+    RunningEngine,
+    channel,
+    echo_mapper,
+    oru,
+)
 
 
 def send(port: int, raw: bytes) -> Message:
@@ -123,3 +131,22 @@ def test_pipelined_messages_get_acks_in_order(running: RunningEngine, store: Fak
     assert len(store.applied) == 300
     journal: Journal = running.engine.journal
     assert journal.syncs < 150  # pipelined messages share fsyncs
+
+
+def test_connection_limit(tmp_path: Path, store: FakeStore) -> None:
+    config = channel(tmp_path, source={"max_connections": 2})
+    engine = Engine([config], store, mapper=echo_mapper)
+    with RunningEngine(engine) as run:
+        first = socket.create_connection(("127.0.0.1", run.port))
+        second = socket.create_connection(("127.0.0.1", run.port))
+        time.sleep(0.2)
+        third = socket.create_connection(("127.0.0.1", run.port))
+        third.settimeout(10)
+        assert third.recv(100) == b""  # closed on arrival
+        third.close()
+        first.sendall(frame(oru("LIM1")))
+        assert acks(first, 1)[0].value("MSA-1") == "AA"  # the open ones are served
+        first.close()
+        time.sleep(0.2)
+        assert send(run.port, oru("LIM2")).value("MSA-1") == "AA"  # room again
+        second.close()

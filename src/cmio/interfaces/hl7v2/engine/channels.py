@@ -11,6 +11,7 @@ A channel file looks like this (every key but ``name`` is optional)::
       max_message_bytes: 1048576          # larger frames get AR and are skipped
       idle_timeout: 300                   # seconds without data: close
       frame_timeout: 30                   # seconds to finish a started frame: close
+      max_connections: 256                # more at once are closed on arrival
       # folder sources: path: inbox/, pattern: "*.hl7", poll_seconds: 1, done: inbox/done
     accept:
       message_types: [ORU^R01, ADT^A01]   # empty: every type the mapping handles
@@ -99,6 +100,7 @@ class Source:
     pattern: str = "*.hl7"
     poll_seconds: float = 1.0
     done: str | None = None
+    max_connections: int = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +282,9 @@ def _source(value: Any, where: str) -> Source:
         pattern=str(data.get("pattern", d.pattern)),
         poll_seconds=float(_number(data, "poll_seconds", d.poll_seconds, where, "source", 0.01)),
         done=data.get("done"),
+        max_connections=_number(
+            data, "max_connections", d.max_connections, where, "source", 1, integer=True
+        ),
     )
 
 

@@ -225,6 +225,12 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        limit = self.channel.config.source.max_connections
+        if len(self.connections) >= limit:
+            _LOG.warning("refusing an MLLP connection: %d already open", limit)
+            self.queue.put_nowait(None)
+            transport.close()
+            return
         self.connections.add(self)
         self.task = asyncio.get_running_loop().create_task(self._answer())
 
