@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/search.py --patients 1000 --db /tmp/search-bench.db
+    python bench/search.py --patients 1000 --db /tmp/search-bench.db [--http 16] [--everything]
 
 Generates a synthetic health system with ``cmio synth`` (about 110 resources per
 patient per simulated year), imports it with every search parameter indexed,
@@ -122,12 +122,88 @@ def run(repo: SqliteRepository, model_queries: list[Query], repeat: int) -> None
             print("      plan:", row[-1])
 
 
+def everything(repo: SqliteRepository, repeat: int) -> None:
+    """``Patient/[id]/$everything`` (first page of 1,000) for the patient with most
+    resources, through the router (no HTTP)."""
+    from cmio.api.env import Env
+    from cmio.api.http import FhirRequest
+    from cmio.api.router import FhirRouter
+
+    conn = repo._connection()
+    pid, members = conn.execute(
+        "SELECT value, COUNT(*) FROM token_index WHERE param = '_compartment'"
+        " GROUP BY value ORDER BY COUNT(*) DESC LIMIT 1"
+    ).fetchone()
+    model = repo._indexer.model  # type: ignore[attr-defined]
+    router = FhirRouter(Env(repo, model, lambda r: []))
+    request = FhirRequest("GET", f"Patient/{pid}/$everything", [("_count", "1000")])
+    times: list[float] = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        response = router.handle(request)
+        times.append((time.perf_counter() - t0) * 1000)
+    assert response.status == 200, response.body[:300]
+    times.sort()
+    p95 = times[min(len(times) - 1, int(len(times) * 0.95))]
+    print(
+        f"$everything Patient/{pid} ({members} resources in the compartment):"
+        f" p50 {statistics.median(times):.2f} ms, p95 {p95:.2f} ms"
+    )
+
+
+def http(db: Path, model_queries: list[Query], connections: int, duration: int) -> None:
+    """Search requests/s over HTTP: ``cmio serve --workers 2`` driven by wrk, cycling
+    through the typical queries (``_include`` as a query parameter)."""
+    import os
+    import shutil
+    import tempfile
+    from urllib.parse import urlencode
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from http_bench import free_port, running, wrk
+
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install wrk")
+    paths = []
+    for _, rtype, params, incs in model_queries:
+        query = list(params) + [("_include", f"{i.source}:{i.params[0]}") for i in incs]
+        paths.append(f"/fhir/{rtype}?{urlencode(query)}")
+    items = ",".join(f'"{p}"' for p in paths)
+    lua = (
+        f"paths = {{{items}}}\ncounter = 0\nrequest = function()\n  counter = counter + 1\n"
+        '  return wrk.format("GET", paths[(counter % #paths) + 1])\nend\n'
+        "done = function(summary, latency, requests)\n  io.write(string.format("
+        '"RESULT %f %f %f %d %d\\n", summary.requests / (summary.duration / 1e6),'
+        " latency:percentile(50) / 1000, latency:percentile(95) / 1000, summary.errors.status,"
+        " summary.errors.connect + summary.errors.read + summary.errors.write"
+        " + summary.errors.timeout))\nend\n"
+    )
+    tmp = Path(tempfile.mkdtemp(prefix="cmio-search-http-"))
+    script = tmp / "search.lua"
+    script.write_text(lua)
+    port = free_port()
+    cmd = [sys.executable, "-m", "cmio.cli.main", "serve", "--port", str(port)]
+    cmd += ["--database", f"sqlite:///{db}", "--workers", "2"]
+    with running(
+        cmd, f"http://127.0.0.1:{port}/health", {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    ):
+        rps, p50, p95, errors = wrk(f"http://127.0.0.1:{port}", script, connections, duration)
+    shutil.rmtree(tmp, ignore_errors=True)
+    print(
+        f"HTTP search, {connections} connections, {duration} s: {rps:,.0f} requests/s,"
+        f" p50 {p50:.2f} ms, p95 {p95:.2f} ms, errors {errors}"
+    )
+
+
 def main() -> None:
     """Entry point."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--patients", type=int, default=1000)
     parser.add_argument("--db", default="/tmp/cmio-search-bench/store.db")
     parser.add_argument("--repeat", type=int, default=50)
+    parser.add_argument("--http", type=int, default=0, help="wrk connections (0: no HTTP run)")
+    parser.add_argument("--duration", type=int, default=10, help="seconds of the HTTP run")
+    parser.add_argument("--everything", action="store_true", help="time Patient/$everything")
     args = parser.parse_args()
     db = Path(args.db)
     data = db.parent / f"synth-{args.patients}"
@@ -157,8 +233,13 @@ def main() -> None:
         print(f"imported {summary} in {dt:.1f} s")
     total = repo._connection().execute("SELECT COUNT(*) FROM resource").fetchone()[0]
     print(f"store: {total} resources")
-    run(repo, queries(_pick(repo)), args.repeat)
+    picked = queries(_pick(repo))
+    run(repo, picked, args.repeat)
+    if args.everything:
+        everything(repo, args.repeat)
     repo.close()
+    if args.http:
+        http(db, picked, args.http, args.duration)
 
 
 if __name__ == "__main__":

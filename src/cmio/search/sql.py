@@ -203,10 +203,24 @@ class SqlBuilder:
         """``_text``/``_content`` through the dialect's full-text index (every word of a
         value a word prefix; values OR-ed): see :mod:`cmio.indexing.text`."""
         alternatives = [w for w in (query_words(v) for v in f.values) if w]
+        probe = self._probe
         q = self._index("text_index", f.rtype, f.code)
         if not alternatives:
             return q.where(exp.false(), copy=False)
         if self.dialect == "sqlite":
+            if not probe:  # driven by the FTS matches, rows by primary key (``doc``)
+                q = exp.select(_col("resource_id"), copy=False).from_(
+                    exp.alias_(exp.to_table("text_index"), "x"), copy=False
+                )
+                if f.rtype is None:
+                    q = q.select(_col("resource_type"), append=False, copy=False).select(
+                        _col("resource_id"), copy=False
+                    )
+                else:
+                    q = q.where(
+                        unindexed(_col("resource_type"), self.p).eq(self.p(f.rtype)), copy=False
+                    )
+                q = q.where(unindexed(_col("param"), self.p).eq(self.p(f.code)), copy=False)
             match = " OR ".join(
                 "(" + " AND ".join(f'"{w}"*' for w in words) + ")" for words in alternatives
             )

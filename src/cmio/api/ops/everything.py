@@ -65,7 +65,7 @@ def everything(env: Env, request: FhirRequest, rid: str) -> FhirResponse:
         clauses.append(SearchClause("_type", wanted))
     if (since := request.param("_since")) is not None:
         clauses.append(SearchClause("_lastUpdated", (f"ge{since}",)))
-    with env.repository.transaction() as tx:
+    with env.repository.read_transaction() as tx:  # one snapshot; never waits for writers
         tx.read("Patient", rid)  # 404 / 410 for an unknown or deleted patient
         page = tx.search(SearchQuery(None, tuple(clauses), count, offset, ("_lastUpdated",), True))
         included = _referenced(tx, page.resources)
