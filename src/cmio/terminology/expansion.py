@@ -149,7 +149,9 @@ class Expander:
                     f"Value set {url} has neither compose nor expansion",
                     expression="ValueSet.compose",
                 )
-            if self.options.active_only:
+            if self.options.active_only or (
+                isinstance(compose, dict) and compose.get("inactive") is False
+            ):
                 result.members = {
                     k: m for k, m in result.members.items() if not _inactive(m.entry())
                 }

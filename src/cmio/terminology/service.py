@@ -230,7 +230,7 @@ class TerminologyService:
             "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
             "total": total,
         }
-        if request.offset or request.count is not None:
+        if request.offset:
             expansion["offset"] = request.offset
         if parameters:
             expansion["parameter"] = parameters

@@ -222,7 +222,6 @@ def _check(
             )
         )
         return out
-    out.code = entry.code
     out.inactive = entry.inactive
     member_display: str | None = None
     if request.valueset is not None:
@@ -333,26 +332,27 @@ def validate_code(
     issues = [i for o in outcomes for i in o.issues]
     if request.kind == "CodeableConcept" and good:
         issues = [i for i in issues if i.detail != "not-in-vs" and i.severity != "error"]
-    if (
-        request.kind == "CodeableConcept"
-        and not good
-        and request.valueset is not None
-        and len(outcomes) > 1
-    ):
+    if request.kind == "CodeableConcept" and not good and request.valueset is not None:
         vs = request.valueset
         label = f"{vs.get('url')}|{vs.get('version')}" if vs.get("version") else str(vs.get("url"))
-        codes = ", ".join(f"{o.system}#{o.code}" for o in outcomes)
-        issues.append(
+        issues = [
+            Issue("information", i.code, "this-code-not-in-vs", i.text, i.path)
+            if i.detail == "not-in-vs"
+            else i
+            for i in issues
+        ]
+        issues.insert(
+            0,
             Issue(
                 "error",
                 "code-invalid",
                 "not-in-vs",
-                f"None of the provided codes [{codes}] are in the value set '{label}'",
-                "CodeableConcept.coding",
-            )
+                f"No valid coding was found for the value set '{label}'",
+                None,
+            ),
         )
     params: list[dict[str, Any]] = []
-    if request.kind != "CodeableConcept" or good or len(outcomes) == 1:
+    if request.kind != "CodeableConcept" or good:
         if chosen.code is not None:
             params.append({"name": "code", "valueCode": chosen.code})
         if chosen.system is not None:

@@ -290,7 +290,12 @@ def translate_op(
     _, resources = service_of(env, inputs)
     instance = _instance(env, "ConceptMap", rid)
     system, code, _ = _code_input(inputs)
-    concept = inputs.first("codeableConcept")
+    code = code or inputs.text("sourceCode")  # R5 parameter names
+    system = system or inputs.text("sourceSystem")
+    coding = inputs.first("sourceCoding")
+    if code is None and isinstance(coding, dict):
+        system, code = coding.get("system"), coding.get("code")
+    concept = inputs.first("codeableConcept") or inputs.first("sourceCodeableConcept")
     if code is None and isinstance(concept, dict) and concept.get("coding"):
         first = concept["coding"][0]
         system, code = first.get("system"), first.get("code")
@@ -302,8 +307,8 @@ def translate_op(
             system,
             code,
             url=(instance or {}).get("url") or inputs.text("url"),
-            source_vs=inputs.text("source"),
-            target_vs=inputs.text("target"),
+            source_vs=inputs.text("source") or inputs.text("sourceScope"),
+            target_vs=inputs.text("target") or inputs.text("targetScope"),
             target_system=inputs.text("targetsystem") or inputs.text("targetSystem"),
             reverse=inputs.flag("reverse"),
         )
