@@ -6,7 +6,8 @@ does per message. Runs alternate between the two (``--rounds``) on one core; the
 and the ratio are printed. A last row maps each message to a FHIR transaction Bundle
 (:func:`cmio.interfaces.hl7v2.mapping.map_message`; no python-hl7 counterpart).
 
-Run: ``python bench/hl7_parse.py [--messages 2000] [--rounds 5]``
+Run: ``python -m bench.hl7_parse [--messages 2000] [--rounds 5]`` (as a module: run as a
+script, ``bench/hl7.py`` -- the engine benchmark -- would shadow the python-hl7 package).
 """
 
 from __future__ import annotations
