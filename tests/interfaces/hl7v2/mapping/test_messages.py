@@ -304,6 +304,30 @@ def test_lab_oru_v231_report_observations_specimen() -> None:
     assert enc["identifier"][0]["value"] == "V5550001"
 
 
+def test_results_written_by_id_derived_from_their_identifier() -> None:
+    first = mapped(ORU_R01_V24)
+    again = mapped(ORU_R01_V24.replace("|RL-9|", "|RL-10|"))  # a resend with a new control id
+    requests = [e["request"] for e in first.bundle["entry"]]
+    assert [r["url"].split("?")[0].split("/")[0] for r in requests] == [
+        "Patient",
+        "Specimen",
+        "Observation",
+        "DiagnosticReport",
+    ]
+    assert requests[0]["method"] == "POST" and "ifNoneExist" in requests[0]
+    for entry, other in zip(first.bundle["entry"][1:], again.bundle["entry"][1:], strict=True):
+        rid = entry["resource"]["id"]
+        assert entry["request"] == {
+            "method": "PUT",
+            "url": f"{entry['resource']['resourceType']}/{rid}",
+        }
+        assert other["resource"]["id"] == rid  # same identifier, same id
+    searched = mapped(ORU_R01_V24, MappingOptions(deterministic_ids=False))
+    report = searched.bundle["entry"][-1]
+    assert report["request"]["url"] == "DiagnosticReport?identifier=urn:id:REFLAB|RL555"
+    assert "id" not in report["resource"]
+
+
 def test_oru_v24_spm_and_utc_times() -> None:
     result = mapped(ORU_R01_V24)
     report = one(result, "DiagnosticReport")

@@ -31,6 +31,8 @@ Translate = Callable[[str, str], Sequence[tuple[str, str, str]]]
 """``translate(system, code) -> [(target system, target code, display), ...]`` (ConceptMap $translate)."""
 
 _PLAIN = re.compile(r"[A-Za-z0-9:/._~-]*\Z")
+_ID_NAMESPACE = uuid.UUID("3c5b8f0e-2a7d-4f4e-8d61-9b0f6a2c7e14")
+_MATCHED_BY_SEARCH = frozenset({"Patient", "Encounter", "Practitioner"})
 _NAMESPACE = uuid.UUID("6f1c2a57-0d0e-4b8e-9a43-7c1d1b0e5a11")
 
 
@@ -98,6 +100,10 @@ class MappingOptions:
         timezone: UTC offset (``+HH:MM`` or ``Z``) for times sent without one.
         update_patient: ``"adt"`` (default): ADT messages update the Patient, other messages
             create it only when it is not there yet; ``"always"`` or ``"never"``.
+        deterministic_ids: write results, orders, immunizations, documents... with ``PUT
+            Type/id``, the id derived from their identifier (no search per resource; the
+            default); ``False``: conditional updates by identifier, for stores where those
+            resources may already exist under other ids.
 
     See https://build.fhir.org/ig/HL7/v2-to-fhir/ .
     """
@@ -108,6 +114,7 @@ class MappingOptions:
     local_system_prefix: str = "urn:cmio:v2:cs:"
     timezone: str = "Z"
     update_patient: str = "adt"
+    deterministic_ids: bool = True
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> MappingOptions:
@@ -115,7 +122,7 @@ class MappingOptions:
         if not data:
             return cls()
         known = {"authority_systems", "coding_systems", "local_system_prefix", "timezone",
-                 "update_patient"}  # fmt: skip
+                 "update_patient", "deterministic_ids"}  # fmt: skip
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown mapping option(s) {unknown}; known: {sorted(known)}")
@@ -127,6 +134,8 @@ class MappingOptions:
                 isinstance(k, str) and isinstance(v, str) for k, v in table.items()
             ):
                 raise ValueError(f"mapping option {key} must map names to URIs (strings)")
+        if not isinstance(data.get("deterministic_ids", True), bool):
+            raise ValueError("mapping option deterministic_ids must be true or false")
         for key in ("local_system_prefix", "timezone"):
             if key in data and not isinstance(data[key], str):
                 raise ValueError(f"mapping option {key} must be a string")
@@ -196,15 +205,22 @@ class MapContext:
         return key in self._urls
 
     def put(self, resource: dict[str, Any], key: str, query: str) -> str:
-        """Add a conditional update (``PUT Type?query``); returns the entry's fullUrl."""
+        """Add an update matched by identifier; returns the entry's fullUrl.
+
+        Patients, encounters and practitioners (which may exist already, under any id) get a
+        conditional update ``PUT Type?query``. The resources only v2 messages write get
+        ``PUT Type/id`` with an id derived from their identifier query (``deterministic_ids``):
+        the same identifier always gives the same id, so a resend updates it without a search.
+        """
         url = self.full_url(key)
-        self.entries.append(
-            {
-                "fullUrl": url,
-                "resource": resource,
-                "request": {"method": "PUT", "url": f"{resource['resourceType']}?{query}"},
-            }
-        )
+        rtype = resource["resourceType"]
+        if self.options.deterministic_ids and rtype not in _MATCHED_BY_SEARCH:
+            rid = str(uuid.uuid5(_ID_NAMESPACE, f"{rtype}?{query}"))
+            resource["id"] = rid
+            request = {"method": "PUT", "url": f"{rtype}/{rid}"}
+        else:
+            request = {"method": "PUT", "url": f"{rtype}?{query}"}
+        self.entries.append({"fullUrl": url, "resource": resource, "request": request})
         return url
 
     def create(self, resource: dict[str, Any], key: str, if_none_exist: str | None) -> str:
