@@ -24,16 +24,7 @@ from tests.views.conftest import ENGINES, SHARED, ViewRunner
 
 SUITE = SHARED / "conformance" / "sql-on-fhir-v2"
 
-_BOUNDARY = (
-    "lowBoundary()/highBoundary() (experimental) are not compiled to SQL yet: "
-    "UnsupportedExpression names the path; the in-memory engine runs them"
-)
-FAILURES: dict[tuple[str, str, str], str] = {
-    (engine, "fn_boundary.json", f"{kind} {side}Boundary"): _BOUNDARY
-    for engine in ("duckdb", "spark")
-    for kind in ("decimal", "datetime", "date", "time")
-    for side in ("low", "high")
-}
+FAILURES: dict[tuple[str, str, str], str] = {}
 """(engine, file, test title) -> why that engine does not pass it (strict xfail)."""
 
 

@@ -451,9 +451,27 @@ class PathCompiler:
         if name == "getResourceKey" and not args:
             key = self._member(base, "id")
             return Val(self.typed(key, "string"), False, FType("string"), "string")
+        if name in ("lowBoundary", "highBoundary") and not args:
+            return self._boundary(base, name == "highBoundary")
         if name == "getReferenceKey" and len(args) <= 1:
             return self._reference_key(base, args)
         raise self._unsupported(f"the function {name}()")
+
+    def _boundary(self, base: Val, high: bool) -> Val:
+        item = self.single(base, self._path)
+        if isinstance(item.sql, exp.Null):
+            return Val(exp.Null(), False, item.ftype, "string")
+        code = (item.ftype.code or "").removeprefix("System.")
+        code = {"Decimal": "decimal", "Date": "date", "DateTime": "dateTime", "Time": "time"}.get(
+            code, code
+        )
+        sql = self.d.boundary(self.typed(item, "string"), code, high)
+        if sql is None:
+            raise self._unsupported(
+                f"{'high' if high else 'low'}Boundary() on {code or 'this value'}"
+            )
+        kind: SqlKind = "decimal" if code == "decimal" else "string"
+        return Val(sql, False, FType(code), kind)
 
     def _where(self, base: Val, criterion: Expr) -> Val:
         if not base.many:

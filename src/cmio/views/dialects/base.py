@@ -188,6 +188,14 @@ class Dialect(abc.ABC):
             ifs=[exp.If(this=exp.EQ(this=rtype, expression=exp.Literal.string(wanted)), true=key)]
         )
 
+    def boundary(self, text: exp.Expression, ftype: str, high: bool) -> exp.Expression | None:
+        """``lowBoundary()``/``highBoundary()`` at the default precision of a value's text
+        (``ftype``: ``decimal``, ``date``, ``dateTime``, ``instant`` or ``time``), or None
+        when the engine does not compile them (the compiler then refuses the path).
+        See https://build.fhir.org/fhirpath.html#lowboundaryprecision-integer-decimal-date-datetime-time.
+        """
+        return None
+
     def concat_strings(self, left: exp.Expression, right: exp.Expression) -> exp.Expression:
         """String concatenation (NULL if either is NULL)."""
         return exp.DPipe(this=left, expression=right)

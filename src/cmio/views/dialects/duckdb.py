@@ -22,6 +22,53 @@ _TYPES: dict[str, str] = {
     "integer": "BIGINT",
     "decimal": "DECIMAL(38, 10)",
 }
+_DATE_LOW = "CASE length({d}) WHEN 4 THEN {d} || '-01-01' WHEN 7 THEN {d} || '-01' ELSE {d} END"
+_DATE_HIGH = (
+    "CASE length({d}) WHEN 4 THEN {d} || '-12-31' "
+    "WHEN 7 THEN strftime(last_day(CAST({d} || '-01' AS DATE)), '%Y-%m-%d') ELSE {d} END"
+)
+_TIME_LOW = (
+    "CASE length({t}) WHEN 2 THEN {t} || ':00:00.000' WHEN 5 THEN {t} || ':00.000' "
+    "WHEN 8 THEN {t} || '.000' ELSE {t} END"
+)
+_TIME_HIGH = (
+    "CASE length({t}) WHEN 2 THEN {t} || ':59:59.999' WHEN 5 THEN {t} || ':59.999' "
+    "WHEN 8 THEN {t} || '.999' ELSE {t} END"
+)
+_TZ = "regexp_extract(split_part({v}, 'T', 2), '(Z|[+-][0-9][0-9]:[0-9][0-9])$', 1)"
+_CLOCK = "regexp_replace(split_part({v}, 'T', 2), '(Z|[+-][0-9][0-9]:[0-9][0-9])$', '')"
+
+
+def _datetime(high: bool) -> str:
+    day = (_DATE_HIGH if high else _DATE_LOW).format(d="split_part({v}, 'T', 1)")
+    clock = (_TIME_HIGH if high else _TIME_LOW).format(t=_CLOCK)
+    whole, zone = ("23:59:59.999", "-12:00") if high else ("00:00:00.000", "+14:00")
+    return (
+        f"{day} || 'T' || CASE WHEN {_CLOCK} = '' THEN '{whole}' ELSE {clock} END "
+        f"|| CASE WHEN {_TZ} = '' THEN '{zone}' ELSE {_TZ} END"
+    )
+
+
+def _decimal(high: bool) -> str:
+    scale = "CASE WHEN contains({v}, '.') THEN length(split_part({v}, '.', 2)) ELSE 0 END"
+    half = f"CAST('0.' || repeat('0', {scale}) || '5' AS DECIMAL(38, 10))"
+    return f"CAST({{v}} AS DECIMAL(38, 10)) {'+' if high else '-'} {half}"
+
+
+_BOUNDARIES: dict[tuple[str, bool], str] = {
+    ("decimal", False): _decimal(False),
+    ("decimal", True): _decimal(True),
+    ("date", False): _DATE_LOW.format(d="{v}"),
+    ("date", True): _DATE_HIGH.format(d="{v}"),
+    ("time", False): _TIME_LOW.format(t="{v}"),
+    ("time", True): _TIME_HIGH.format(t="{v}"),
+    ("dateTime", False): _datetime(False),
+    ("dateTime", True): _datetime(True),
+    ("instant", False): _datetime(False),
+    ("instant", True): _datetime(True),
+}
+"""lowBoundary/highBoundary as SQL templates over the value's text ``{v}``."""
+
 _NO_JSON = exp.Cast(
     this=exp.Array(expressions=[]), to=exp.DataType.build("JSON[]", dialect="duckdb")
 )
@@ -164,6 +211,22 @@ class DuckDbDialect(Dialect):
                 exp.If(this=check, true=simple),
             ]
         )
+
+    def boundary(self, text: exp.Expression, ftype: str, high: bool) -> exp.Expression | None:
+        template = _BOUNDARIES.get((ftype, high))
+        if template is None:
+            return None
+        parsed: exp.Expression = exp.maybe_parse(
+            template.format(v="_boundary_input"), dialect="duckdb"
+        )
+        filled: exp.Expression = parsed.transform(
+            lambda node: (
+                text.copy()
+                if isinstance(node, exp.Column) and node.name == "_boundary_input"
+                else node
+            )
+        )
+        return filled
 
     def regex_group(self, text: exp.Expression, pattern: str, group: int) -> exp.Expression:
         return call("regexp_extract", text, exp.Literal.string(pattern), exp.Literal.number(group))
