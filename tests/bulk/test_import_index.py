@@ -21,10 +21,11 @@ from cmio.store import open_repository
 def _stored_rows(db: Path) -> dict[str, Counter[tuple[Any, ...]]]:
     conn = sqlite3.connect(db)
     try:
-        return {
-            t.name: Counter(conn.execute(f"SELECT * FROM {t.name}").fetchall())
-            for t in INDEX_TABLES
-        }
+        out: dict[str, Counter[tuple[Any, ...]]] = {}
+        for t in INDEX_TABLES:
+            names = ", ".join(["resource_type", "resource_id", "param", *(c[0] for c in t.columns)])
+            out[t.name] = Counter(conn.execute(f"SELECT {names} FROM {t.name}").fetchall())
+        return out
     finally:
         conn.close()
 

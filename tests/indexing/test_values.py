@@ -83,3 +83,13 @@ def test_json_heads() -> None:
     assert json_heads("$this") is None
     assert json_heads("(a | b).c") is None
     assert json_heads("exists()") is None
+
+
+def test_content_ignores_version_meta() -> None:
+    from cmio.indexing.text import text_rows
+
+    base = {"resourceType": "Patient", "id": "p", "meta": {"tag": [{"code": "vip"}]}}
+    stamped = {**base, "meta": {"versionId": "7", "lastUpdated": "2026-01-02T03:04:05.678Z"}}
+    stamped["meta"]["tag"] = [{"code": "vip"}]
+    assert text_rows(base) == text_rows(stamped)
+    assert sorted(text_rows(base)[0][1].split()) == ["p", "patient", "vip"]

@@ -32,6 +32,7 @@ __all__ = [
 MAX_WORDS = 4000
 _WORD = re.compile(r"[^\W_]+")
 _TAG = re.compile(r"<[^>]*>")
+_VOLATILE = frozenset({"versionId", "lastUpdated"})
 
 
 def words(text: str) -> list[str]:
@@ -49,8 +50,12 @@ def narrative_text(resource: dict[str, Any]) -> str:
 
 
 def content_text(resource: dict[str, Any]) -> Iterable[str]:
-    """Every string in the resource (the narrative without markup), depth-first."""
-    stack: list[Any] = [resource]
+    """Every string in the resource (the narrative without markup), depth-first, except
+    ``meta.versionId`` and ``meta.lastUpdated``, which each write changes."""
+    meta = resource.get("meta")
+    stack: list[Any] = [{k: v for k, v in resource.items() if k != "meta"}]
+    if isinstance(meta, dict):
+        stack.append({k: v for k, v in meta.items() if k not in _VOLATILE})
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
