@@ -6,7 +6,9 @@ does per message. Runs alternate between the two (``--rounds``) on one core; the
 and the ratio are printed. A last row maps each message to a FHIR transaction Bundle
 (:func:`cmio.interfaces.hl7v2.mapping.map_message`; no python-hl7 counterpart).
 
-Run: ``python -m bench.hl7_parse [--messages 2000] [--rounds 5]`` (as a module: run as a
+Run: ``python -m bench.hl7_parse [--messages 2000] [--rounds 5]``; with ``--store N`` it
+instead writes N mapped ORU^R01 Bundles through the FHIR router into SQLite, ids derived
+from identifiers against conditional updates (as a module: run as a
 script, ``bench/hl7.py`` -- the engine benchmark -- would shadow the python-hl7 package).
 """
 
@@ -97,12 +99,60 @@ def rate(fn: Callable[[bytes], int], messages: list[bytes]) -> tuple[float, floa
     return len(messages) / wall, (time.process_time() - cpu) / len(messages) * 1e6
 
 
+def store_rates(count: int, rounds: int) -> None:
+    """ORU^R01 Bundles through the FHIR router into SQLite: ids derived from identifiers
+    (``PUT Type/id``) against conditional updates (``PUT Type?identifier=``), alternating."""
+    import tempfile
+
+    import orjson
+
+    from cmio.api.app import build_env
+    from cmio.api.env import Settings
+    from cmio.api.http import FhirRequest
+    from cmio.api.router import FhirRouter
+    from cmio.interfaces.hl7v2.mapping import MappingOptions
+
+    rng = random.Random(2)
+    messages = [parse(oru(i, rng)) for i in range(count + 1)]
+    headers = {"content-type": "application/fhir+json"}
+    results: dict[str, list[tuple[float, float]]] = {"derived ids": [], "conditional": []}
+    for _ in range(rounds):
+        for label in results:
+            options = MappingOptions(deterministic_ids=label == "derived ids")
+            bodies = [orjson.dumps(map_message(m, options).bundle) for m in messages]
+            with tempfile.TemporaryDirectory() as tmp:
+                env = build_env(f"sqlite:///{tmp}/bench.db", Settings(validation="off"))
+                router = FhirRouter(env)
+                router.handle(FhirRequest("POST", "", [], dict(headers), bodies[0]))
+                wall, cpu = time.perf_counter(), time.process_time()
+                for body in bodies[1:]:
+                    response = router.handle(FhirRequest("POST", "", [], dict(headers), body))
+                    assert response.status == 200, response.body[:300]
+                results[label].append(
+                    (
+                        (time.perf_counter() - wall) / count * 1e3,
+                        (time.process_time() - cpu) / count * 1e3,
+                    )
+                )
+                env.repository.close()
+    print(f"store (SQLite, validation off), {count} ORU^R01 per round, {rounds} rounds")
+    print(f"{'writes':<12} {'wall ms/msg':>12} {'CPU ms/msg':>11}")
+    for label, runs in results.items():
+        wall_ms = statistics.median(w for w, _ in runs)
+        cpu_ms = statistics.median(c for _, c in runs)
+        print(f"{label:<12} {wall_ms:>12.1f} {cpu_ms:>11.1f}")
+
+
 def main() -> None:
     """Run the comparison and print medians and ratios."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--messages", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--store", type=int, default=0, help="also write N ORU^R01 to a store")
     args = ap.parse_args()
+    if args.store:
+        store_rates(args.store, args.rounds)
+        return
     rng = random.Random(1)
     messages = [oru(i, rng) for i in range(args.messages)]
     assert read_cmio(messages[0]) == read_python_hl7(messages[0])
