@@ -29,11 +29,13 @@ _DATE_HIGH = (
 )
 _TIME_LOW = (
     "CASE length({t}) WHEN 2 THEN {t} || ':00:00.000' WHEN 5 THEN {t} || ':00.000' "
-    "WHEN 8 THEN {t} || '.000' ELSE {t} END"
+    "WHEN 8 THEN {t} || '.000' WHEN 10 THEN {t} || '00' "
+    "WHEN 11 THEN {t} || '0' ELSE {t} END"
 )
 _TIME_HIGH = (
     "CASE length({t}) WHEN 2 THEN {t} || ':59:59.999' WHEN 5 THEN {t} || ':59.999' "
-    "WHEN 8 THEN {t} || '.999' ELSE {t} END"
+    "WHEN 8 THEN {t} || '.999' WHEN 10 THEN {t} || '00' "
+    "WHEN 11 THEN {t} || '0' ELSE {t} END"
 )
 _TZ = "regexp_extract(split_part({v}, 'T', 2), '(Z|[+-][0-9][0-9]:[0-9][0-9])$', 1)"
 _CLOCK = "regexp_replace(split_part({v}, 'T', 2), '(Z|[+-][0-9][0-9]:[0-9][0-9])$', '')"
