@@ -40,6 +40,10 @@ def test_load_list_and_rerun(tmp_path: Path) -> None:
     listing = runner.invoke(
         app, ["terminology", "list", "--terminology-db", str(tmp_path / "t.db")]
     )
+    assert listing.exit_code == 0 and "2 with fewer than 500 concepts" in listing.output
+    listing = runner.invoke(
+        app, ["terminology", "list", "--all", "--terminology-db", str(tmp_path / "t.db")]
+    )
     assert listing.exit_code == 0 and "http://snomed.info/sct" in listing.output
     repository = open_repository(f"sqlite:///{db}")
     try:

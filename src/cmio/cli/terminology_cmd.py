@@ -282,6 +282,9 @@ def register(app: typer.Typer) -> None:
         terminology_db: Annotated[
             Path, typer.Option("--terminology-db", help="Concept store file")
         ] = Path("cmio-data/terminology.db"),
+        show_all: Annotated[
+            bool, typer.Option("--all", help="Also list systems under 500 concepts")
+        ] = False,
     ) -> None:
         """Show the code systems in the concept store (url, version, concepts)."""
         from rich.console import Console
@@ -296,8 +299,11 @@ def register(app: typer.Typer) -> None:
             column.overflow = "fold"
         with ConceptStore(terminology_db) as store:
             systems = store.systems()
-            for info in systems:
-                table.add_row(info.url, info.version or "", f"{info.count:,}", info.title or "")
+        shown = [s for s in systems if show_all or s.count >= 500]
+        for info in shown:
+            table.add_row(info.url, info.version or "", f"{info.count:,}", info.title or "")
         console = Console()
         console.print(table)
-        console.print(f"{len(systems)} code system versions")
+        hidden = len(systems) - len(shown)
+        more = f" ({hidden} with fewer than 500 concepts not shown: --all)" if hidden else ""
+        console.print(f"{len(systems)} code system versions{more}")
