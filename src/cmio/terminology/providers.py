@@ -35,7 +35,7 @@ class ServiceTerminology:
             resource is looked up again (writes of terminology resources clear it).
     """
 
-    def __init__(self, service: TerminologyService, ttl: float = 1.0) -> None:
+    def __init__(self, service: TerminologyService, ttl: float = 5.0) -> None:
         self.service = service
         self.ttl = ttl
         self._tables: dict[str, tuple[float, int, Expansion | None]] = {}

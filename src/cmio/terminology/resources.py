@@ -6,9 +6,10 @@ side: several resources may share a ``url`` with different ``version``s; a
 reference ``url|version`` pins one, otherwise the newest version is used
 (https://hl7.org/fhir/R4/references.html#canonical).
 
-Repository look-ups are cached for ``ttl`` seconds per URL and dropped at once by
-:meth:`TerminologyResources.changed` (called when a terminology resource is
-written); indexed code systems are cached by the stored resource's version.
+Repository look-ups are cached for ``ttl`` seconds per URL (5 s: the bound on
+staleness across server processes) and dropped at once by
+:meth:`TerminologyResources.changed` (called in process when a terminology resource
+is written); indexed code systems are cached by the stored resource's version.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ class TerminologyResources:
         repository: Repository | None = None,
         core: Callable[[], Iterable[dict[str, Any]]] | None = None,
         concepts: ConceptStore | None = None,
-        ttl: float = 1.0,
+        ttl: float = 5.0,
     ) -> None:
         self.repository = repository
         self.concepts = concepts

@@ -214,13 +214,12 @@ class TerminologyService:
                 f"than the limit of {self.max_expansion}; page it with count and offset",
                 detail="too-costly",
             )
+        page = list(iter_page(members, request.offset, request.count))
+        _prefetch(page)
         language = request.options.display_language
         systems = [u.partition("|")[0] for n, u in result.used if n == "used-codesystem"]
         versioned = len(systems) != len(set(systems))
-        contains = [
-            _render_member(m, request, language, versioned)
-            for m in iter_page(members, request.offset, request.count)
-        ]
+        contains = [_render_member(m, request, language, versioned) for m in page]
         parameters: list[dict[str, Any]] = [
             {"name": name, key: value} for name, key, value in request.echo
         ]
@@ -242,6 +241,17 @@ class TerminologyService:
         }
         out["expansion"] = expansion
         return out
+
+
+def _prefetch(members: list[Member]) -> None:
+    """Decode the page's concepts in a few queries when they come from the concept store."""
+    by_source: dict[int, tuple[Any, list[str]]] = {}
+    for member in members:
+        prefetch = getattr(member.source, "prefetch", None)
+        if prefetch is not None and member._entry is None:
+            by_source.setdefault(id(member.source), (prefetch, []))[1].append(member.code)
+    for prefetch, codes in by_source.values():
+        prefetch(codes)
 
 
 def _cache_key(valueset: dict[str, Any], resources: TerminologyResources) -> tuple[Any, ...] | None:

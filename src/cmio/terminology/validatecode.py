@@ -152,11 +152,11 @@ def _check(
         )
         return out
     version = request.options.force_versions.get(system) or coding.version
-    vs_version = _vs_version(request, system, resources)
     mismatch = None
     forced = system in request.options.force_versions
     stated = coding.version
-    if vs_version and stated and not forced and not version_matches(stated, vs_version):
+    vs_version = _vs_version(request, system, resources) if stated and not forced else None
+    if vs_version and stated and not version_matches(stated, vs_version):
         mismatch, version = stated, vs_version
     source = resources.code_system(system, version)
     if source is not None and mismatch is not None:

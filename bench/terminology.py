@@ -1,0 +1,263 @@
+"""Terminology operations: $validate-code (HTTP and in process) and $expand speed.
+
+* ``$validate-code`` over HTTP: ``cmio serve`` driven by wrk with
+  ``GET /fhir/ValueSet/$validate-code?url=...&system=...&code=...`` (codes rotate),
+  side by side with the project's baseline ASGI app reading one SQLite row.
+* ``$validate-code`` in process: the membership check FHIRPath, validation and
+  search call (:class:`cmio.terminology.providers.ServiceTerminology`) and the full
+  Parameters answer (:func:`cmio.terminology.validatecode.validate_code`), next to
+  a bare ``set`` membership loop as baseline.
+* ``$expand`` of ICD-10-CM descendants of E11 (``icd-10-cm?fhir_vs=isa/E11``), cold
+  (a fresh service each time), from the concept store.
+* intensional is-a ``$expand`` (first page of 100) on a 350,000-concept SNOMED-shaped
+  hierarchy, a different concept each request (no expansion cache hits).
+
+The concept store must hold ICD-10-CM and the synthetic SNOMED release
+(``cmio terminology load icd10cm`` and ``bench/terminology_load.py``, or this
+script's ``--prepare``).
+
+    python bench/terminology.py --db DIR/terminology.db [--prepare] [--duration 10] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.http_bench import free_port, median_run, running  # noqa: E402
+
+from cmio.terminology.expansion import ExpandOptions  # noqa: E402
+from cmio.terminology.factory import open_terminology  # noqa: E402
+from cmio.terminology.providers import ServiceTerminology  # noqa: E402
+from cmio.terminology.service import ExpandRequest, TerminologyService  # noqa: E402
+from cmio.terminology.validatecode import CodingInput, ValidateRequest, validate_code  # noqa: E402
+
+VS = "http://hl7.org/fhir/ValueSet/observation-status"
+CS = "http://hl7.org/fhir/observation-status"
+CODES = ["registered", "preliminary", "final", "amended", "corrected", "cancelled", "nope"]
+ICD = "http://hl7.org/fhir/sid/icd-10-cm"
+SCT = "http://snomed.info/sct"
+
+LUA = r"""
+codes = {%s}
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("GET", "/fhir/ValueSet/$validate-code?url=%s&system=%s&code=" .. codes[(counter %% #codes) + 1])
+end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %%f %%f %%f %%d %%d\n",
+    summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(95) / 1000,
+    summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+def rate(fn: Callable[[], object], n: int, runs: int = 5) -> float:
+    """Median calls per second of ``fn`` over ``runs`` rounds of ``n`` calls."""
+    rates = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        for _ in range(n):
+            fn()
+        rates.append(n / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def in_process(service: TerminologyService) -> list[str]:
+    provider = ServiceTerminology(service)
+    pairs = [(CS, c) for c in CODES]
+    members = {(CS, c) for c in CODES[:-1]}
+    it = iter(range(10**12))
+
+    def baseline() -> object:
+        return pairs[next(it) % 7] in members
+
+    def check() -> object:
+        system, code = pairs[next(it) % 7]
+        return provider.validate_code(VS, system, code)
+
+    valueset = service.find_valueset(VS)
+
+    def full() -> object:
+        system, code = pairs[next(it) % 7]
+        return validate_code(service, ValidateRequest([CodingInput(system, code)], valueset))
+
+    check()
+    full()
+    rows = []
+    base = rate(baseline, 200_000)
+    for name, fn, n in (
+        ("membership (FHIRPath/validation/search)", check, 200_000),
+        ("full Parameters answer", full, 20_000),
+    ):
+        got = rate(fn, n)
+        rows.append(
+            f"| in process | $validate-code {name} | {got:,.0f}/s | baseline set lookup {base:,.0f}/s | {got / base:.2f} |"
+        )
+    return rows
+
+
+def timed_expand(db: Path, url: str, count: int | None) -> float:
+    service = open_terminology(None, db, core=False, max_expansion=100_000)
+    start = time.perf_counter()
+    out = service.expand(ExpandRequest(url=url, count=count, options=ExpandOptions()))
+    elapsed = time.perf_counter() - start
+    assert out["expansion"]["total"] > 0
+    service.close()
+    return elapsed
+
+
+def expand_rows(db: Path) -> list[str]:
+    rows = []
+    url = f"{ICD}?fhir_vs=isa/E11"
+    timed_expand(db, url, None)
+    times = [timed_expand(db, url, None) for _ in range(15)]
+    service = open_terminology(None, db, core=False, max_expansion=100_000)
+    total = service.expand(ExpandRequest(url=url))["expansion"]["total"]
+    rows.append(
+        f"| in process, cold | $expand ICD-10-CM is-a E11 ({total} codes, all) | "
+        f"median {statistics.median(times) * 1000:.1f} ms | p95 {sorted(times)[13] * 1000:.1f} ms | |"
+    )
+    store = service.resources.concepts
+    assert store is not None
+    rng = random.Random(1)
+    sample = [c.code for c in store.iter_concepts(SCT, count=20_000)]
+    parents = [c for c in rng.sample(sample, 2_000) if store.children(SCT, c)][:600]
+    rounds = []
+    for start in range(0, 600, 200):
+        chunk = parents[start : start + 200]
+        began = time.perf_counter()
+        sizes = []
+        for code in chunk:
+            out = service.expand(ExpandRequest(url=f"{SCT}?fhir_vs=isa/{code}", count=100))
+            sizes.append(out["expansion"]["total"])
+        rounds.append(len(chunk) / (time.perf_counter() - began))
+    rows.append(
+        f"| in process, no cache hits | $expand SNOMED-shaped 350k is-a (first 100; median total "
+        f"{statistics.median(sizes):.0f}) | {statistics.median(rounds):,.0f} req/s | | |"
+    )
+    service.close()
+    return rows
+
+
+def http_rows(db: Path, duration: int, runs: int, workers: int) -> list[str]:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        cmd = [
+            sys.executable,
+            "-m",
+            "cmio.cli.main",
+            "serve",
+            "--port",
+            str(port),
+            "--database",
+            f"sqlite:///{work}/cmio.db",
+            "--workers",
+            str(workers),
+        ]
+        env = {"CMIO_TERMINOLOGY_DB": str(db), "CMIO_VALIDATION": "off"}
+        script = work / "vc.lua"
+        script.write_text(LUA % (",".join(f'"{c}"' for c in CODES), VS, CS))
+        with running(cmd, f"{url}/health", env):
+            for c in (2, 16):
+                rps, p50, p95, errors = median_run(url, script, c, duration, runs)
+                rows.append(
+                    f"| HTTP, {workers} workers | $validate-code GET | {c} | {rps:,.0f} | {p50:.2f} | {p95:.2f} | {errors} |"
+                )
+        from bench.baseline_app import prepare
+
+        base_db = work / "baseline.db"
+        prepare(str(base_db), [("k", b'{"resourceType":"Parameters"}')])
+        port = free_port()
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "bench.baseline_app:make_app",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]
+        base_script = work / "base.lua"
+        base_script.write_text(
+            'request = function() return wrk.format("GET", "/kv/k") end\n'
+            + LUA.split("end\n", 1)[1].replace("%%", "%")
+        )
+        with running(
+            cmd,
+            f"http://127.0.0.1:{port}/x",
+            {"BASELINE_DB": str(base_db), "PYTHONPATH": str(ROOT)},
+        ):
+            for c in (2, 16):
+                rps, p50, p95, errors = median_run(
+                    f"http://127.0.0.1:{port}", base_script, c, duration, runs
+                )
+                rows.append(
+                    f"| baseline (1 SQLite row, raw ASGI), {workers} workers | read | {c} | {rps:,.0f} | {p50:.2f} | {p95:.2f} | {errors} |"
+                )
+    return rows
+
+
+def prepare(db: Path) -> None:
+    from cmio.terminology.concepts import ConceptStore
+    from cmio.terminology.loaders.icd10cm import load_icd10cm
+    from cmio.terminology.loaders.snomed import load_snomed
+    from cmio.terminology.loaders.synthetic import write_synthetic_release
+
+    store = ConceptStore(db)
+    load_icd10cm(store)
+    release = db.parent / "rf2"
+    if not release.exists():
+        write_synthetic_release(release)
+    load_snomed(store, release)
+    store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--db", type=Path, required=True)
+    parser.add_argument("--prepare", action="store_true")
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--skip-http", action="store_true")
+    args = parser.parse_args()
+    if args.prepare:
+        prepare(args.db)
+    service = open_terminology(None, args.db)
+    rows = in_process(service)
+    service.close()
+    rows += expand_rows(args.db)
+    print(f"\n{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}\n")
+    print("| where | what | rate / time | baseline | ratio |")
+    print("|---|---|---|---|---|")
+    print("\n".join(rows))
+    if not args.skip_http:
+        print(f"\nwrk -t2, {args.duration}s x {args.runs} runs (median)\n")
+        print("| server | interaction | connections | requests/s | p50 ms | p95 ms | errors |")
+        print("|---|---|---|---|---|---|---|")
+        print("\n".join(http_rows(args.db, args.duration, args.runs, args.workers)))
+
+
+if __name__ == "__main__":
+    main()
