@@ -145,7 +145,12 @@ class AckError:
 _ESCAPES = (("\\", "\\E\\"), ("|", "\\F\\"), ("^", "\\S\\"), ("&", "\\T\\"), ("~", "\\R\\"))
 
 
+_SPECIAL = frozenset("\\|^&~\r\n")
+
+
 def _escape(text: str) -> str:
+    if _SPECIAL.isdisjoint(text):  # the usual case: nothing to escape
+        return text
     for char, escaped in _ESCAPES:
         text = text.replace(char, escaped)
     return text.replace("\r", " ").replace("\n", " ")
