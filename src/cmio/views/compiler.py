@@ -18,7 +18,8 @@ from cmio.model import Model, load_model
 from cmio.views.columns import kind_of
 from cmio.views.dialects.base import Dialect, SqlKind
 from cmio.views.parse import ViewDefinitionError
-from cmio.views.sqlpath import FType, PathCompiler, Val
+from cmio.views.sqlpath import PathCompiler
+from cmio.views.sqltypes import FType, Val
 from cmio.views.tree import Column, ForEach, ForEachOrNull, Repeat, Select, View
 
 __all__ = ["REPEAT_DEPTH", "ViewCompiler"]

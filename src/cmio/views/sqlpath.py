@@ -12,7 +12,7 @@ evaluator still runs it. Spec: https://sql-on-fhir.org/ig/latest/StructureDefini
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -27,7 +27,6 @@ from cmio.fhirpath.syntax import (
     Indexer,
     Literal,
     Member,
-    TypeSpec,
     Unary,
     Variable,
 )
@@ -36,16 +35,12 @@ from cmio.model.types import K_BACKBONE, K_COMPLEX, K_RESOURCE, K_SHADOW, JsonPr
 from cmio.views.columns import kind_of
 from cmio.views.dialects.base import Dialect, SqlKind
 from cmio.views.parse import ViewDefinitionError
+from cmio.views.sqlfunctions import FunctionCompiler
+from cmio.views.sqltypes import SYSTEM_KINDS, UNKNOWN, FType, Val
 from cmio.views.tree import Constant
 
 __all__ = ["FType", "PathCompiler", "UnsupportedExpression", "Val"]
 
-_SYSTEM: dict[str, SqlKind] = {
-    "System.String": "string",
-    "System.Boolean": "boolean",
-    "System.Integer": "integer",
-    "System.Decimal": "decimal",
-}
 _COMPARE: dict[str, type[exp.Expression]] = {
     "=": exp.EQ,
     "!=": exp.NEQ,
@@ -59,44 +54,6 @@ _ARITHMETIC: dict[str, type[exp.Expression]] = {"+": exp.Add, "-": exp.Sub, "*":
 
 class UnsupportedExpression(ViewDefinitionError):
     """A FHIRPath construct the SQL engines do not compile (the in-memory evaluator may)."""
-
-
-@dataclass(frozen=True, slots=True)
-class FType:
-    """A static FHIR type: its code and, for complex types, its JSON properties."""
-
-    code: str | None
-    index: Mapping[str, JsonProperty] | None = field(default=None, repr=False)
-
-
-UNKNOWN = FType(None)
-
-
-@dataclass(frozen=True, slots=True)
-class Val:
-    """A compiled FHIRPath value.
-
-    Attributes:
-        sql: the expression.
-        many: a list of items (else one item, NULL when empty).
-        ftype: the items' static FHIR type.
-        kind: set when the items are typed SQL scalars; None when they are JSON.
-        path: for the resource, a lambda item, and chains of non-repeating elements from
-            them: the JSON property names from there (values from the resource are
-            prefetched once per resource; from an item, extracted with one path).
-        anchor: the JSON expression ``path`` starts from (None: the resource).
-    """
-
-    sql: exp.Expression
-    many: bool
-    ftype: FType = UNKNOWN
-    kind: SqlKind | None = None
-    path: tuple[str, ...] | None = None
-    anchor: exp.Expression | None = field(default=None, repr=False)
-
-    def __repr__(self) -> str:
-        # sqlglot's repr of a deep tree is slow; tracebacks print this.
-        return f"Val(<{type(self.sql).__name__}>, many={self.many}, type={self.ftype.code})"
 
 
 class PathCompiler:
@@ -124,6 +81,7 @@ class PathCompiler:
         self.prefetch = prefetch
         self._counter = 0
         self._members: dict[int, dict[str, list[tuple[str, JsonProperty]]]] = {}
+        self.functions = FunctionCompiler(self)
 
     # -- helpers ------------------------------------------------------------------------
     def fresh(self, stem: str = "v") -> str:
@@ -145,7 +103,7 @@ class PathCompiler:
             return self.type_of(prop.type_code)
         return FType(prop.type_code)
 
-    def _props(self, ftype: FType, name: str) -> list[tuple[str, JsonProperty]]:
+    def props(self, ftype: FType, name: str) -> list[tuple[str, JsonProperty]]:
         index = ftype.index
         if index is None:
             return []
@@ -166,7 +124,7 @@ class PathCompiler:
         code = value.ftype.code
         if code is None or value.ftype.index is not None:
             return None
-        return _SYSTEM.get(code) or kind_of(code)
+        return SYSTEM_KINDS.get(code) or kind_of(code)
 
     def typed(self, value: Val, kind: SqlKind | None = None) -> exp.Expression:
         """One item as a typed SQL scalar of ``kind`` (default: its own)."""
@@ -175,11 +133,11 @@ class PathCompiler:
         if value.kind is not None:
             return value.sql if value.kind == want else self.d.cast(value.sql, want)
         if value.path is not None and (value.path or value.anchor is not None):
-            text = self._at(value.anchor, value.path, True)
+            text = self.at(value.anchor, value.path, True)
             return text if want == "string" else self.d.parse_text(text, want)
         return self.d.json_scalar(value.sql, want)
 
-    def _at(
+    def at(
         self, anchor: exp.Expression | None, path: tuple[str, ...], text: bool
     ) -> exp.Expression:
         if anchor is None:
@@ -221,7 +179,7 @@ class PathCompiler:
             exp.Not(this=exp.Is(this=exp.column(var), expression=exp.Null())),
         )
 
-    def _map(self, value: Val, fn: Callable[[Val], Val]) -> Val:
+    def map_items(self, value: Val, fn: Callable[[Val], Val]) -> Val:
         """Apply a one-item function to every item (dropping empty results)."""
         if not value.many:
             return fn(value)
@@ -245,20 +203,20 @@ class PathCompiler:
             tree = parse(path)
         except Exception as exc:  # validated earlier; keep the element in the message
             raise ViewDefinitionError(f"invalid FHIRPath {path!r}: {exc}", element) from exc
-        self._path, self._element, self._index = path, element, row_index
-        return self._expr(tree, focus)
+        self.text, self._element, self._index = path, element, row_index
+        return self.expr(tree, focus)
 
-    def _unsupported(self, what: str) -> UnsupportedExpression:
+    def unsupported(self, what: str) -> UnsupportedExpression:
         return UnsupportedExpression(
-            f"{what} in {self._path!r} is not supported by the SQL engines "
+            f"{what} in {self.text!r} is not supported by the SQL engines "
             "(the in-memory engine runs it)",
             self._element,
         )
 
     # -- expressions --------------------------------------------------------------------
-    def _expr(self, node: Expr, focus: Val) -> Val:
+    def expr(self, node: Expr, focus: Val) -> Val:
         if isinstance(node, Member):
-            base = focus if node.target is None else self._expr(node.target, focus)
+            base = focus if node.target is None else self.expr(node.target, focus)
             if (
                 node.target is None
                 and node.name == focus.ftype.code
@@ -266,46 +224,46 @@ class PathCompiler:
                 and focus.anchor is None
             ):
                 return focus
-            return self._member(base, node.name)
+            return self.member(base, node.name)
         if isinstance(node, Function):
-            return self._function(node, focus)
+            return self.functions.compile(node, focus)
         if isinstance(node, Literal):
             return self._literal(node.value)
         if isinstance(node, Variable):
             if node.name == "this":
                 return focus
-            raise self._unsupported(f"${node.name}")
+            raise self.unsupported(f"${node.name}")
         if isinstance(node, EnvVar):
             return self._env(node.name, focus)
         if isinstance(node, Binary):
             return self._binary(node, focus)
         if isinstance(node, Unary):
-            operand = self.single(self._expr(node.operand, focus), self._path)
+            operand = self.single(self.expr(node.operand, focus), self.text)
             kind = self.json_kind(operand) or "decimal"
             sql = self.typed(operand, kind)
             return Val(exp.Neg(this=sql) if node.op == "-" else sql, False, operand.ftype, kind)
         if isinstance(node, Indexer):
-            base = self._expr(node.target, focus)
-            index = self.typed(self.single(self._expr(node.index, focus), self._path), "integer")
+            base = self.expr(node.target, focus)
+            index = self.typed(self.single(self.expr(node.index, focus), self.text), "integer")
             return replace(
                 base, sql=self.d.element(self.as_list(base), index), many=False, path=None
             )
-        raise self._unsupported(type(node).__name__)
+        raise self.unsupported(type(node).__name__)
 
-    def _member(self, base: Val, name: str, json_name: str | None = None) -> Val:
-        props = self._props(base.ftype, name)
+    def member(self, base: Val, name: str, json_name: str | None = None) -> Val:
+        props = self.props(base.ftype, name)
         if json_name is not None:
             props = [p for p in props if p[0] == json_name]
         if isinstance(base.sql, exp.Null):
             return Val(exp.Null(), False, UNKNOWN)
         if base.kind is not None or base.ftype.index is None:
-            raise self._unsupported(
+            raise self.unsupported(
                 f"navigation to {name!r} on a value of unknown or primitive type"
             )
         if not props:
             return Val(exp.Null(), False, UNKNOWN)
         if len(props) > 1:
-            sqls = [self._member(base, name, key).sql for key, _ in props]
+            sqls = [self.member(base, name, key).sql for key, _ in props]
             if base.many:
                 return Val(self.d.concat(sqls), True, UNKNOWN)
             return Val(exp.Coalesce(this=sqls[0], expressions=sqls[1:]), False, UNKNOWN)
@@ -316,7 +274,7 @@ class PathCompiler:
             # An object's or array's text is its JSON: from the resource, fetch it with the
             # texts (one parse of the document); a scalar's JSON keeps its quotes.
             container = prop.repeats or child.index is not None or prop.kind == K_RESOURCE
-            holder = self._at(base.anchor, path, container and base.anchor is None)
+            holder = self.at(base.anchor, path, container and base.anchor is None)
             if prop.repeats:
                 return Val(self.d.json_array_items(holder), True, child)
             return Val(holder, False, child, path=path, anchor=base.anchor)
@@ -328,7 +286,9 @@ class PathCompiler:
         if prop.repeats:
             inner = self.d.json_children(exp.column(var), key)
             return Val(self.d.flatten(self.d.transform(base.sql, var, inner)), True, child)
-        return self._map(base, lambda item: Val(self.d.json_child(item.sql, key), False, child))
+        return self.map_items(
+            base, lambda item: Val(self.d.json_child(item.sql, key), False, child)
+        )
 
     def _literal(self, value: Any) -> Val:
         if value is None:
@@ -349,7 +309,7 @@ class PathCompiler:
         text = str(value)
         if text.startswith("@"):
             return Val(exp.Literal.string(text.lstrip("@T")), False, FType("string"), "string")
-        raise self._unsupported(f"the literal {text}")
+        raise self.unsupported(f"the literal {text}")
 
     def _env(self, name: str, focus: Val) -> Val:
         if name == "rowIndex":
@@ -371,8 +331,8 @@ class PathCompiler:
 
     def _binary(self, node: Binary, focus: Val) -> Val:
         op = node.op
-        left = self.single(self._expr(node.left, focus), self._path)
-        right = self.single(self._expr(node.right, focus), self._path)
+        left = self.single(self.expr(node.left, focus), self.text)
+        right = self.single(self.expr(node.right, focus), self.text)
         if op in ("and", "or", "xor", "implies"):
             a, b = self.typed(left, "boolean"), self.typed(right, "boolean")
             if op == "and":
@@ -401,184 +361,17 @@ class PathCompiler:
         if op in _ARITHMETIC or op == "/":
             kind = "decimal" if op == "/" else self._common(lk, rk)
             if kind not in ("integer", "decimal"):
-                raise self._unsupported(f"the operator {op} on {lk}/{rk}")
+                raise self.unsupported(f"the operator {op} on {lk}/{rk}")
             a, b = self.typed(left, kind), self.typed(right, kind)
             if op == "/":
                 sql = self.d.cast(self.d.divide(a, b), "decimal")
             else:
                 sql = self.d.cast(_ARITHMETIC[op](this=a, expression=b), kind)
             return Val(sql, False, FType(kind), kind)
-        raise self._unsupported(f"the operator {op}")
+        raise self.unsupported(f"the operator {op}")
 
     @staticmethod
     def _common(left: SqlKind | None, right: SqlKind | None) -> SqlKind:
         if {left, right} == {"integer", "decimal"}:
             return "decimal"
         return left or right or "string"
-
-    # -- functions ----------------------------------------------------------------------
-    def _function(self, node: Function, focus: Val) -> Val:
-        name = node.name
-        if name == "ofType":
-            return self._of_type(node, focus)
-        base = focus if node.target is None else self._expr(node.target, focus)
-        args = node.args
-        if name == "where" and len(args) == 1:
-            return self._where(base, args[0])
-        if name == "exists" and len(args) <= 1:
-            if args:
-                base = self._where(base, args[0])
-            return self._exists(base, True)
-        if name == "empty" and not args:
-            return self._exists(base, False)
-        if name == "not" and not args:
-            item = self.single(base, self._path)
-            return Val(
-                exp.Not(this=self.typed(item, "boolean")), False, FType("boolean"), "boolean"
-            )
-        if name == "first" and not args:
-            if not base.many:
-                return base
-            return replace(
-                base, sql=self.d.element(base.sql, exp.Literal.number(0)), many=False, path=None
-            )
-        if name == "count" and not args:
-            return Val(self.d.length(self.as_list(base)), False, FType("integer"), "integer")
-        if name == "join" and len(args) <= 1:
-            return self._join(base, args, focus)
-        if name == "extension" and len(args) == 1:
-            return self._extension(base, args[0], focus)
-        if name == "getResourceKey" and not args:
-            key = self._member(base, "id")
-            return Val(self.typed(key, "string"), False, FType("string"), "string")
-        if name in ("lowBoundary", "highBoundary") and not args:
-            return self._boundary(base, name == "highBoundary")
-        if name == "getReferenceKey" and len(args) <= 1:
-            return self._reference_key(base, args)
-        raise self._unsupported(f"the function {name}()")
-
-    def _boundary(self, base: Val, high: bool) -> Val:
-        item = self.single(base, self._path)
-        if isinstance(item.sql, exp.Null):
-            return Val(exp.Null(), False, item.ftype, "string")
-        code = (item.ftype.code or "").removeprefix("System.")
-        code = {"Decimal": "decimal", "Date": "date", "DateTime": "dateTime", "Time": "time"}.get(
-            code, code
-        )
-        sql = self.d.boundary(self.typed(item, "string"), code, high)
-        if sql is None:
-            raise self._unsupported(
-                f"{'high' if high else 'low'}Boundary() on {code or 'this value'}"
-            )
-        kind: SqlKind = "decimal" if code == "decimal" else "string"
-        return Val(sql, False, FType(code), kind)
-
-    def _where(self, base: Val, criterion: Expr) -> Val:
-        if not base.many:
-            var_focus = base
-            cond = self.typed(self.single(self._expr(criterion, var_focus), self._path), "boolean")
-            return replace(base, sql=exp.Case(ifs=[exp.If(this=cond, true=base.sql)]), path=None)
-        var = self.fresh()
-        item = self.item(base, var)
-        cond = self.typed(self.single(self._expr(criterion, item), self._path), "boolean")
-        return replace(base, sql=self.d.filter(base.sql, var, cond))
-
-    def _exists(self, base: Val, exists: bool) -> Val:
-        if base.many:
-            sql: exp.Expression = exp.GT(
-                this=self.d.length(base.sql), expression=exp.Literal.number(0)
-            )
-            if not exists:
-                sql = exp.Not(this=exp.Paren(this=sql))
-        else:
-            held = self._at(base.anchor, base.path, True) if base.path else base.sql
-            sql = exp.Is(this=held, expression=exp.Null())
-            if exists:
-                sql = exp.Not(this=sql)
-        return Val(exp.Paren(this=sql), False, FType("boolean"), "boolean")
-
-    def _of_type(self, node: Function, focus: Val) -> Val:
-        spec = _type_spec(node.args[0]) if len(node.args) == 1 else None
-        if spec is None:
-            raise self._unsupported("ofType() without a type name")
-        wanted = spec.name
-        target = node.target
-        if isinstance(target, Member):
-            base = focus if target.target is None else self._expr(target.target, focus)
-            props = self._props(base.ftype, target.name) if base.kind is None else []
-            if len(props) > 1 or (props and props[0][1].element.choice):
-                key = target.name + wanted[0].upper() + wanted[1:]
-                if not any(k == key for k, _ in props):
-                    return Val(exp.Null(), False, FType(wanted))
-                return self._member(base, target.name, key)
-        value = focus if target is None else self._expr(target, focus)
-        code = value.ftype.code or ""
-        if (
-            code == wanted
-            or code == f"System.{wanted}"
-            or _SYSTEM.get(f"System.{wanted}") == value.kind
-        ):
-            return value
-        return Val(exp.Null(), False, FType(wanted))
-
-    def _join(self, base: Val, args: tuple[Expr, ...], focus: Val) -> Val:
-        separator: exp.Expression = exp.Literal.string("")
-        if args:
-            separator = self.typed(self.single(self._expr(args[0], focus), self._path), "string")
-        var = self.fresh()
-        item = self.item(base, var)
-        strings = self.d.transform(self.as_list(base), var, self.typed(item, "string"))
-        return Val(self.d.join_strings(strings, separator), False, FType("string"), "string")
-
-    def _extension(self, base: Val, url_arg: Expr, focus: Val) -> Val:
-        url = self.typed(self.single(self._expr(url_arg, focus), self._path), "string")
-        extension = self.type_of("Extension")
-        if base.kind is not None:
-            raise self._unsupported("extension() on a primitive value")
-        if base.ftype.index is None:
-            base = replace(base, ftype=FType(base.ftype.code, {}))
-        if "extension" in (base.ftype.index or {}):
-            items = self._member(base, "extension")
-        elif base.many:
-            var = self.fresh()
-            items = Val(
-                self.d.flatten(
-                    self.d.transform(
-                        base.sql, var, self.d.json_children(exp.column(var), "extension")
-                    )
-                ),
-                True,
-            )
-        else:
-            items = Val(self.d.json_children(base.sql, "extension"), True)
-        items = replace(items, ftype=extension)
-        var = self.fresh()
-        own = self.d.json_scalar(self.d.json_child(exp.column(var), "url"), "string")
-        return Val(
-            self.d.filter(self.as_list(items), var, exp.EQ(this=own, expression=url)),
-            True,
-            extension,
-        )
-
-    def _reference_key(self, base: Val, args: tuple[Expr, ...]) -> Val:
-        wanted = None
-        if args:
-            spec = _type_spec(args[0])
-            if spec is None:
-                raise self._unsupported("getReferenceKey() with a non-type argument")
-            wanted = spec.name
-
-        def key(item: Val) -> Val:
-            reference = self.typed(self._member(item, "reference"), "string")
-            target = self.d.reference_key(reference, wanted)
-            return Val(target, False, FType("string"), "string")
-
-        return self._map(base, key)
-
-
-def _type_spec(node: Expr) -> TypeSpec | None:
-    if isinstance(node, Member) and node.target is None:
-        return TypeSpec(None, node.name)
-    if isinstance(node, Member) and isinstance(node.target, Member) and node.target.target is None:
-        return TypeSpec(node.target.name, node.name)
-    return None
