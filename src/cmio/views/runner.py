@@ -116,6 +116,7 @@ class DuckDbRunner:
         sql = self.sql(view, resolved)
         con = duckdb.connect()
         try:
+            con.execute("SET enable_progress_bar = false")
             if self.threads is not None:
                 con.execute(f"SET threads = {int(self.threads)}")
             if resolved.batches is not None:

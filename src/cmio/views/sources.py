@@ -175,6 +175,7 @@ def ndjson_to_parquet(folder: Path, out: Path) -> list[Path]:
             groups.setdefault(_type_of(path), []).append(path)
     written = []
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     try:
         for rtype, files in sorted(groups.items()):
             target = out / f"{rtype}.parquet"

@@ -81,6 +81,11 @@ class Dialect(abc.ABC):
         when the engine has no such function (the compiler then calls :meth:`json_path`)."""
         return None
 
+    def prefetch(self, resource: exp.Expression, keys: Sequence[str]) -> list[exp.Expression]:
+        """The JSON of several top-level properties (kept for dialects written against the
+        first version of this contract; the compiler now calls :meth:`json_paths`)."""
+        return [self.json_child(resource, key) for key in keys]
+
     def parse_text(self, text: exp.Expression, kind: SqlKind) -> exp.Expression:
         """A value's text (see :meth:`json_path`) as a typed scalar (NULL if it does not parse)."""
         return exp.Cast(this=text, to=self.sql_type(kind))
