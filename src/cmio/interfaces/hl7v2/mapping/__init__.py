@@ -14,8 +14,11 @@ Deliberate limits (each visible in the result, nothing is dropped silently):
   records its own provenance); they are listed in ``ignored_segments`` like Z-segments.
 * PID-10 race and PID-22 ethnic group are not mapped (the IG leaves them to realm profiles).
 * ADT writes the Patient and Encounter with conditional updates, i.e. whole-resource
-  replacement: a ``Patient.link`` written by a merge is replaced by a later ADT for the
-  surviving patient unless that ADT is followed by the merge again.
+  replacement. A ``Patient.link`` written by a merge survives a later ADT for either patient
+  when ``MappingOptions.patient_links`` is set (e.g. :func:`store_patient_links` over the
+  store): the mapping reads the stored links and writes them back, with ``active: false`` on
+  a replaced patient. Without that lookup a later ADT replaces the links. (Conditional PATCH
+  in a transaction, the other way, is not supported by the store.)
 * The IG's SIU_S12 and MDM_T02 segment maps are not in the shared subset; SCH, AIx and TXA
   follow the v2.5.1 field definitions.
 """
@@ -25,10 +28,17 @@ from cmio.interfaces.hl7v2.mapping.context import (
     MappingOptions,
     MappingResult,
     Merge,
+    PatientLinks,
     Translate,
     UnmappedCode,
 )
-from cmio.interfaces.hl7v2.mapping.merge import FhirClient, MergeOutcome, apply_merge, merge_bundle
+from cmio.interfaces.hl7v2.mapping.merge import (
+    FhirClient,
+    MergeOutcome,
+    apply_merge,
+    merge_bundle,
+    store_patient_links,
+)
 from cmio.interfaces.hl7v2.mapping.messages import SUPPORTED, map_message, patient_key
 from cmio.interfaces.hl7v2.mapping.terminology import ConceptMapTranslator
 
@@ -41,10 +51,12 @@ __all__ = [
     "MappingResult",
     "Merge",
     "MergeOutcome",
+    "PatientLinks",
     "Translate",
     "UnmappedCode",
     "apply_merge",
     "map_message",
     "merge_bundle",
     "patient_key",
+    "store_patient_links",
 ]

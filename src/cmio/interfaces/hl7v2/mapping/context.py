@@ -22,6 +22,7 @@ __all__ = [
     "MappingOptions",
     "MappingResult",
     "Merge",
+    "PatientLinks",
     "Translate",
     "UnmappedCode",
     "identifier_query",
@@ -29,6 +30,9 @@ __all__ = [
 
 Translate = Callable[[str, str], Sequence[tuple[str, str, str]]]
 """``translate(system, code) -> [(target system, target code, display), ...]`` (ConceptMap $translate)."""
+
+PatientLinks = Callable[[str, str], Sequence[Mapping[str, Any]]]
+"""``patient_links(system, value) -> [Patient.link, ...]``: the links the stored patient has."""
 
 _PLAIN = re.compile(r"[A-Za-z0-9:/._~-]*\Z")
 _ID_NAMESPACE = uuid.UUID("3c5b8f0e-2a7d-4f4e-8d61-9b0f6a2c7e14")
@@ -104,6 +108,11 @@ class MappingOptions:
             Type/id``, the id derived from their identifier (no search per resource; the
             default); ``False``: conditional updates by identifier, for stores where those
             resources may already exist under other ids.
+        patient_links: looks up the ``Patient.link`` entries the stored patient with this
+            identifier has (e.g. :func:`cmio.interfaces.hl7v2.mapping.merge.store_patient_links`).
+            An ADT replaces the whole Patient; with this lookup it carries the links an A40
+            merge set (and ``active: false`` for a replaced patient), so a later ADT for a
+            merged patient does not undo the merge. ``None``: links are not looked up.
 
     See https://build.fhir.org/ig/HL7/v2-to-fhir/ .
     """
@@ -115,6 +124,7 @@ class MappingOptions:
     timezone: str = "Z"
     update_patient: str = "adt"
     deterministic_ids: bool = True
+    patient_links: PatientLinks | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> MappingOptions:

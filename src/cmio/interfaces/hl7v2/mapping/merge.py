@@ -16,9 +16,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import unquote
 
-from cmio.interfaces.hl7v2.mapping.context import MappingError, Merge, identifier_query
+from cmio.interfaces.hl7v2.mapping.context import (
+    MappingError,
+    Merge,
+    PatientLinks,
+    identifier_query,
+)
 
-__all__ = ["FhirClient", "MergeOutcome", "apply_merge", "merge_bundle"]
+__all__ = ["FhirClient", "MergeOutcome", "apply_merge", "merge_bundle", "store_patient_links"]
 
 _PAGE = 200
 
@@ -180,3 +185,20 @@ def apply_merge(client: FhirClient, merge: Merge) -> MergeOutcome:
     if status != 200:
         raise MappingError(f"merge transaction failed ({status}): {str(body)[:500]}", "MRG-1")
     return outcome
+
+
+def store_patient_links(client: FhirClient) -> PatientLinks:
+    """A ``MappingOptions.patient_links`` lookup reading ``Patient.link`` through a FHIR client.
+
+    ``lookup(system, value)`` returns the links of the stored patient with that identifier
+    (``[]`` when there is none), so an ADT that replaces the Patient keeps what a merge set.
+    Map a message only after the merges before it are applied (per-patient order).
+
+    See https://hl7.org/fhir/R4/patient.html#links .
+    """
+
+    def lookup(system: str, value: str) -> list[dict[str, Any]]:
+        found = _find_patient(client, (system, value))
+        return list(found.get("link", [])) if found else []
+
+    return lookup

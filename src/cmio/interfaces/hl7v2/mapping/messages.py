@@ -10,6 +10,7 @@ missing (``ifNoneExist``) for the patient and visit named by other messages.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -88,6 +89,8 @@ def _subject(ctx: MapContext, update: bool, event: str = "") -> _Subject:
     ident = patient_identifier(ctx, pid)
     resource = patient(ctx, pid, ctx.message.segments("NK1"))
     query = identifier_query(ident["system"], ident["value"])
+    if update:
+        _keep_links(ctx, resource, ident)
     write = ctx.put if update else ctx.create
     ref = write(resource, "Patient", query)
     key = f"{ident['system']}|{ident['value']}"
@@ -101,6 +104,22 @@ def _subject(ctx: MapContext, update: bool, event: str = "") -> _Subject:
             q = identifier_query(visit["system"], visit["value"])
             encounter_ref = write(resource, "Encounter", q)
     return _Subject(ref, key, encounter_ref)
+
+
+def _keep_links(ctx: MapContext, resource: dict[str, Any], ident: dict[str, Any]) -> None:
+    """Carry the stored patient's links (an A40 merge's) into the replacing Patient.
+
+    FHIR R4 Patient.link (https://hl7.org/fhir/R4/patient.html#links): a patient
+    ``replaced-by`` another stays inactive.
+    """
+    lookup = ctx.options.patient_links
+    if lookup is None:
+        return
+    links = [copy.deepcopy(dict(link)) for link in lookup(ident["system"], ident["value"])]
+    if links:
+        resource["link"] = links
+        if any(link.get("type") == "replaced-by" for link in links):
+            resource["active"] = False
 
 
 def _update(ctx: MapContext, adt: bool) -> bool:
