@@ -241,6 +241,10 @@ def test_functions_outside_the_sql_subset_are_refused_by_name(
     assert info.value.element == "ViewDefinition.select[0].column[0].path"
     memory = run(view, resources, engine="memory")
     assert set(memory.column("up").to_pylist()) == {"FEMALE", "MALE"}
+    view["select"][0]["column"][0]["path"] = "%resource.id"
+    with pytest.raises(UnsupportedExpression, match="%resource"):
+        runner.run(view, resources)
+    assert run(view, resources, engine="memory").num_rows == 30
 
 
 def test_unknown_resource_type(resources: list[dict[str, Any]], runner: DuckDbRunner) -> None:

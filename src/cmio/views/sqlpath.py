@@ -34,7 +34,7 @@ from cmio.model import Model
 from cmio.model.types import K_BACKBONE, K_COMPLEX, K_RESOURCE, K_SHADOW, JsonProperty
 from cmio.views.columns import kind_of
 from cmio.views.dialects.base import Dialect, SqlKind
-from cmio.views.parse import ViewDefinitionError
+from cmio.views.parse import ENVIRONMENT, ViewDefinitionError
 from cmio.views.sqlfunctions import FunctionCompiler
 from cmio.views.sqltypes import SYSTEM_KINDS, UNKNOWN, FType, Val
 from cmio.views.tree import Constant
@@ -315,6 +315,8 @@ class PathCompiler:
         if name == "rowIndex":
             return Val(self._index, False, FType("integer"), "integer")
         constant = self.constants.get(name)
+        if constant is None and name in ENVIRONMENT:
+            raise self.unsupported(f"the environment variable %{name}")
         if constant is None:
             raise ViewDefinitionError(f"undefined constant %{name}", self._element)
         kind = kind_of(constant.type)
