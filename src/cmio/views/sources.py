@@ -156,8 +156,8 @@ def resolve_source(source: Any, resource_type: str) -> Source:
         raise SourceError(f"{path}: no such file or folder")
     if isinstance(source, dict):
         raise SourceError("a source is an iterable of resources, not one resource")
-    items = list(source) if not isinstance(source, list | tuple) else source
-    return Source("arrow", batches=lambda: resource_batches(items), single_type=False)
+    # Streamed: a generator of resources is read once, batch by batch, never held whole.
+    return Source("arrow", batches=lambda: resource_batches(source), single_type=False)
 
 
 def ndjson_to_parquet(folder: Path, out: Path) -> list[Path]:
