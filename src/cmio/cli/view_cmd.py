@@ -118,6 +118,10 @@ def register(app: typer.Typer) -> None:
                 "--database", help="Database URL for --source store (default: $CMIO_DATABASE_URL)"
             ),
         ] = None,
+        master: Annotated[
+            str | None,
+            typer.Option("--master", help="Spark master URL for --engine spark (default local)"),
+        ] = None,
     ) -> None:
         """Run a ViewDefinition over the store or a Bulk Data folder and write the rows."""
         from rich.console import Console
@@ -176,7 +180,9 @@ def register(app: typer.Typer) -> None:
                             parsed, resolved, on_input=lambda n: progress.advance(task, n)
                         )
                     else:
-                        stream = iter(run_engine(parsed, resolved, engine=engine).to_batches())
+                        options = {"database": database, "master": master}
+                        table = run_engine(parsed, resolved, engine=engine, **options)
+                        stream = iter(table.to_batches())
                     for batch in stream:
                         written += batch.num_rows
                         progress.update(task, rows=written)
