@@ -76,7 +76,8 @@ def _text(value: Any) -> str:
     if text.startswith("@T"):
         return text[2:]
     if text.startswith("@"):
-        return text[1:]
+        # A DateTime of date precision prints as @2024-11-26T; FHIR JSON has 2024-11-26.
+        return text[1:].removesuffix("T")
     return text
 
 
