@@ -201,11 +201,16 @@ class TerminologyService:
             raise TerminologyError(
                 400, "required", "$expand needs a url or a valueSet", expression="url"
             )
-        result = self.expansion(valueset, request.options, resources)
-        members: Mapping[tuple[str, str], Member] = result.members
-        if request.filter:
-            members = _text_filter(members, request.filter)
-        total = len(members)
+        paged = _stored_isa_page(valueset, request, resources)
+        if paged is not None:  # one is-a filter on the concept store: page in SQL
+            result, total, page = paged
+        else:
+            result = self.expansion(valueset, request.options, resources)
+            members: Mapping[tuple[str, str], Member] = result.members
+            if request.filter:
+                members = _text_filter(members, request.filter)
+            total = len(members)
+            page = list(iter_page(members, request.offset, request.count))
         if request.count is None and total - request.offset > self.max_expansion:
             raise TerminologyError(
                 422,
@@ -214,7 +219,6 @@ class TerminologyService:
                 f"than the limit of {self.max_expansion}; page it with count and offset",
                 detail="too-costly",
             )
-        page = list(iter_page(members, request.offset, request.count))
         _prefetch(page)
         language = request.options.display_language
         systems = [u.partition("|")[0] for n, u in result.used if n == "used-codesystem"]
@@ -241,6 +245,42 @@ class TerminologyService:
         }
         out["expansion"] = expansion
         return out
+
+
+def _stored_isa_page(
+    valueset: dict[str, Any], request: ExpandRequest, resources: TerminologyResources
+) -> tuple[Expansion, int, list[Member]] | None:
+    """An intensional ``is-a`` value set over a concept-store system, paged by the store
+    (``count``/``offset`` and the closure in SQL, no full member list); None otherwise."""
+    compose = valueset.get("compose")
+    if request.count is None or request.filter or not isinstance(compose, dict):
+        return None
+    includes: list[Any] = compose.get("include") or []
+    if compose.get("exclude") or len(includes) != 1 or set(includes[0]) != {"system", "filter"}:
+        return None
+    filters = includes[0]["filter"]
+    if len(filters) != 1 or filters[0].get("op") != "is-a":
+        return None
+    if filters[0].get("property") not in ("concept", "code"):
+        return None
+    options = request.options
+    if options.system_versions or options.force_versions or options.exclude_systems:
+        return None
+    source = resources.code_system(includes[0]["system"])
+    store = getattr(source, "store", None)
+    if source is None or store is None:
+        return None
+    if options.active_only or compose.get("inactive") is False:
+        return None
+    url, version, top = source.url, source.version, str(filters[0].get("value"))
+    if source.get(top) is None:
+        return None
+    codes = [top, *store.descendants(url, top, version)]
+    window = codes[request.offset : request.offset + request.count]
+    page = [Member(url, version, code, source) for code in window]
+    total = len(codes)
+    used = [("used-codesystem", f"{url}|{version}" if version else url)]
+    return Expansion(valueset, {}, used), total, page
 
 
 def _prefetch(members: list[Member]) -> None:
