@@ -218,6 +218,7 @@ def test_several_values_without_collection_is_an_error(
     with pytest.raises(ViewDefinitionError) as info:
         run(view, resources, engine=engine)
     assert "ViewDefinition.select[0].column[0].path" in str(info.value)
+    assert info.value.element == "ViewDefinition.select[0].column[0].path"
 
 
 @pytest.mark.parametrize("engine", ["memory", "duckdb"])

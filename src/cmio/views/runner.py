@@ -126,7 +126,11 @@ class DuckDbRunner:
                 for batch in reader:
                     yield _conform(batch, schema)
             except duckdb.Error as exc:
-                raise ViewDefinitionError(_clean(str(exc)), "ViewDefinition") from exc
+                message = _clean(str(exc))
+                element = message.split(" ", 1)[0].rstrip(":")
+                if not element.startswith("ViewDefinition"):
+                    element = "ViewDefinition"
+                raise ViewDefinitionError(message, element) from exc
         finally:
             con.close()
 
