@@ -1,0 +1,56 @@
+"""Search-index extraction cost per resource (``SearchIndexer.table_rows``), in process.
+
+Usage::
+
+    python bench/index_extract.py DATA_DIR [--per-file 400] [--full-text 0|1]
+
+Reads the first ``--per-file`` resources of every ``*.ndjson`` file in DATA_DIR (for
+example a ``cmio synth`` output), warms the per-type plans, then prints the median of
+5 passes in µs per resource. Run it side by side with another checkout by setting
+``PYTHONPATH`` to that checkout's ``src``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import statistics
+import time
+from pathlib import Path
+
+import orjson
+
+from cmio.indexing import SearchIndexer
+from cmio.model import load_model
+
+
+def main() -> None:
+    """Entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("data", type=Path)
+    parser.add_argument("--per-file", type=int, default=400)
+    parser.add_argument("--full-text", type=int, choices=[0, 1], default=1)
+    args = parser.parse_args()
+    model = load_model()
+    takes_flag = "full_text" in inspect.signature(SearchIndexer).parameters
+    indexer = (
+        SearchIndexer(model, full_text=bool(args.full_text)) if takes_flag else SearchIndexer(model)
+    )
+    resources = []
+    for path in sorted(args.data.glob("*.ndjson")):
+        lines = path.read_bytes().split(b"\n")[: args.per_file]
+        resources += [orjson.loads(line) for line in lines if line.strip()]
+    for resource in resources:
+        indexer.table_rows(resource)
+    passes = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for resource in resources:
+            indexer.table_rows(resource)
+        passes.append((time.perf_counter() - t0) / len(resources) * 1e6)
+    label = f"full text {args.full_text}" if takes_flag else "(no full-text option)"
+    print(f"{len(resources)} resources {label}: {statistics.median(passes):.1f} µs/resource")
+
+
+if __name__ == "__main__":
+    main()
