@@ -266,3 +266,33 @@ def test_sql_is_one_vectorized_query(runner: DuckDbRunner) -> None:
     assert sql.upper().count("READ_NDJSON_OBJECTS") == 1
     assert "UNNEST" in sql.upper() and "LIST_TRANSFORM" in sql.upper()
     assert "resourceType" not in sql  # one type per file: no filter
+
+
+def _questionnaire(depth: int) -> dict[str, Any]:
+    item: dict[str, Any] = {"linkId": str(depth)}
+    for level in range(depth - 1, 0, -1):
+        item = {"linkId": str(level), "item": [item]}
+    return {
+        "resourceType": "QuestionnaireResponse",
+        "id": "q",
+        "status": "completed",
+        "item": [item],
+    }
+
+
+def test_repeat_depth(runner: DuckDbRunner) -> None:
+    from cmio.views.compiler import REPEAT_DEPTH
+
+    view = {
+        "resource": "QuestionnaireResponse",
+        "select": [{"repeat": ["item"], "column": [{"name": "link", "path": "linkId"}]}],
+    }
+    deep = [_questionnaire(REPEAT_DEPTH)]
+    assert _sorted(runner.run(view, deep)) == _sorted(run(view, deep, engine="memory"))
+    assert runner.run(view, deep).num_rows == REPEAT_DEPTH
+    deeper = [_questionnaire(REPEAT_DEPTH + 1)]
+    assert run(view, deeper, engine="memory").num_rows == REPEAT_DEPTH + 1
+    with pytest.raises(ViewDefinitionError) as info:
+        runner.run(view, deeper)
+    assert info.value.element == "ViewDefinition.select[0].repeat"
+    assert "deeper than" in str(info.value)
