@@ -18,6 +18,7 @@ import pytest
 from cmio.fhirpath import FhirPathEngine
 from cmio.model import Model, load_model
 from cmio.views import DuckDbRunner, MemoryEvaluator, load_view, view_functions
+from tests.views.postgres_fixture import view_runner_postgres  # noqa: F401
 from tests.views.spark_fixture import spark, view_runner_spark  # noqa: F401
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
@@ -26,7 +27,7 @@ SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 ViewRunner = Callable[[dict[str, Any], list[dict[str, Any]]], pa.Table]
 """Runs a ViewDefinition (JSON) over resources (dicts) and returns the rows."""
 
-ENGINES: list[str] = ["memory", "duckdb", "spark"]
+ENGINES: list[str] = ["memory", "duckdb", "spark", "postgres"]
 """The engines every engine-parametrized test runs on."""
 
 TALLY = pytest.StashKey[Counter[tuple[str, str, str]]]()
