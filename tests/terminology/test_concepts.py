@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -125,6 +126,20 @@ def test_cycle_and_duplicate_change_nothing(store: ConceptStore) -> None:
         store.load(info, [Concept("x"), Concept("x")])
     assert store.count(URL, "1") == 5
     assert store.subsumes(URL, "root", "old")
+
+
+def test_readers_see_the_old_version_until_the_replace_commits(store: ConceptStore) -> None:
+    seen: list[tuple[int, bool]] = []
+
+    def replacement() -> Iterator[Concept]:
+        yield Concept("new1", "New one")
+        # mid-load, another connection still reads the committed version
+        seen.append((store.count(URL, "1", text="finding"), store.lookup(URL, "new1") is None))
+        yield Concept("new2", "New two", parents=("new1",))
+
+    store.load(SystemInfo(url=URL, version="1"), replacement())
+    assert seen == [(2, True)]
+    assert store.count(URL, "1") == 2 and store.subsumes(URL, "new1", "new2")
 
 
 def test_concurrent_readers(store: ConceptStore) -> None:

@@ -71,18 +71,18 @@ class ConceptStore:
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the connection list only (never held long)
+        self._writer = threading.Lock()  # one load or delete at a time in this process
         self._connections: list[sqlite3.Connection] = []
         self._resolved: dict[tuple[str, str | None], tuple[float, _System | None]] = {}
-        with self._lock:
-            conn = self._open()
-            conn.executescript(SCHEMA)
-            columns = {row[1] for row in conn.execute("PRAGMA table_info(systems)")}
-            if "unindexed" not in columns:  # stores written before the column existed
-                conn.execute("ALTER TABLE systems ADD COLUMN unindexed TEXT NOT NULL DEFAULT '[]'")
-            # ancestors come from the edges now (small sets); the closure is keyed by ancestor
-            conn.execute("DROP INDEX IF EXISTS closure_des")
-            conn.commit()
+        conn = self._conn()
+        conn.executescript(SCHEMA)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(systems)")}
+        if "unindexed" not in columns:  # stores written before the column existed
+            conn.execute("ALTER TABLE systems ADD COLUMN unindexed TEXT NOT NULL DEFAULT '[]'")
+        # ancestors come from the edges now (small sets); the closure is keyed by ancestor
+        conn.execute("DROP INDEX IF EXISTS closure_des")
+        conn.commit()
 
     # -- connections -------------------------------------------------------------
     def _open(self) -> sqlite3.Connection:
@@ -91,14 +91,20 @@ class ConceptStore:
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA cache_size=-65536")
         conn.execute("PRAGMA temp_store=MEMORY")
-        self._connections.append(conn)
+        with self._lock:
+            self._connections.append(conn)
         return conn
+
+    def _forget(self, conn: sqlite3.Connection) -> None:
+        with self._lock:
+            if conn in self._connections:
+                self._connections.remove(conn)
+        conn.close()
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            with self._lock:
-                conn = self._open()
+            conn = self._open()
             self._local.conn = conn
         return conn
 
@@ -206,15 +212,14 @@ class ConceptStore:
         Raises:
             ClosureError: if the is-a hierarchy has a cycle (nothing is changed).
         """
-        with self._lock:
+        with self._writer:
             conn = self._open()
             try:
                 count = write_system(
                     conn, info, concepts, progress, fingerprint, frozenset(unindexed)
                 )
             finally:
-                self._connections.remove(conn)
-                conn.close()
+                self._forget(conn)
         self._resolved.clear()
         return count
 
@@ -223,14 +228,13 @@ class ConceptStore:
         found = self._resolve(url, version)
         if found is None or found.info.version != version:
             return False
-        with self._lock:
+        with self._writer:
             conn = self._open()
             try:
                 with conn:
                     delete_system(conn, found.sid, found.lo, found.hi)
             finally:
-                self._connections.remove(conn)
-                conn.close()
+                self._forget(conn)
         self._resolved.clear()
         return True
 
