@@ -221,6 +221,9 @@ class TerminologyService:
             )
         _prefetch(page)
         language = request.options.display_language
+        if language is None and isinstance(valueset.get("language"), str):
+            language = valueset["language"]  # the value set's own language
+            request.echo.append(("displayLanguage", "valueCode", language))
         systems = [u.partition("|")[0] for n, u in result.used if n == "used-codesystem"]
         versioned = len(systems) != len(set(systems))
         contains = [_render_member(m, request, language, versioned) for m in page]
