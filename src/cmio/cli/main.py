@@ -17,6 +17,7 @@ from cmio.cli import (
     terminology_cmd,
     validate_cmd,
     view_cmd,
+    view_materialize_cmd,
 )
 
 __all__ = ["app", "main"]
@@ -43,6 +44,7 @@ validate_cmd.register(app)
 terminology_cmd.register(app)
 reindex_cmd.register(app)
 view_cmd.register(app)
+view_materialize_cmd.register(app)
 
 
 def main() -> None:
