@@ -51,6 +51,15 @@ def default_operations() -> dict[str, Operation]:
     table: list[Operation] = []
     table += _terminology_operations()
     table.append(Operation("reindex", _reindex, system=True, type_level=False, instance=False))
+    table.append(
+        Operation(
+            "viewdefinition-run",
+            _viewdefinition_run,
+            frozenset({"Basic"}),
+            system=True,
+            type_level=False,
+        )
+    )
     return {op.name: op for op in table}
 
 
@@ -59,6 +68,15 @@ def _reindex(env: Env, request: FhirRequest, rtype: str | None, rid: str | None)
     from cmio.api.ops.reindex import reindex
 
     return reindex(env, request, rtype, rid)
+
+
+def _viewdefinition_run(
+    env: Env, request: FhirRequest, rtype: str | None, rid: str | None
+) -> FhirResponse:
+    """$viewdefinition-run (SQL on FHIR): a ViewDefinition's rows, synchronously."""
+    from cmio.api.ops.viewdefinition_run import viewdefinition_run
+
+    return viewdefinition_run(env, request, rtype, rid)
 
 
 def _terminology_operations() -> list[Operation]:
