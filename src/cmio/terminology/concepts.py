@@ -336,7 +336,9 @@ class ConceptStore:
     def _where(
         self, found: _System, text: str | None, active_only: bool, under: str | None
     ) -> tuple[str, list[Any]] | None:
-        clauses: list[str] = ["c.sid = ?"]
+        # Below a concept, start from the closure (rowid look-ups), not the system's index:
+        # the unary + keeps SQLite from scanning every concept of the system.
+        clauses: list[str] = ["c.sid = ?" if under is None else "+c.sid = ?"]
         params: list[Any] = [found.sid]
         for term in like_terms(text):
             clauses.append("c.terms LIKE ? ESCAPE '\\'")
@@ -347,7 +349,7 @@ class ConceptStore:
             top = self._id(found, under)
             if top is None:
                 return None
-            clauses.append("(c.id = ? OR c.id IN (SELECT des FROM closure WHERE anc = ?))")
+            clauses.append("c.id IN (SELECT ? UNION ALL SELECT des FROM closure WHERE anc = ?)")
             params += [top, top]
         return " AND ".join(clauses), params
 

@@ -21,6 +21,7 @@ from typing import Any
 from cmio.terminology.errors import TerminologyError
 from cmio.terminology.expansion import Expander, ExpandOptions, Expansion, Member, iter_page
 from cmio.terminology.resources import TerminologyResources, split_canonical
+from cmio.terminology.stored import StoredCodeSystem
 
 __all__ = ["ExpandRequest", "TerminologyService", "implicit_valueset"]
 
@@ -270,18 +271,15 @@ def _stored_isa_page(
     if options.system_versions or options.force_versions or options.exclude_systems:
         return None
     source = resources.code_system(includes[0]["system"])
-    store = getattr(source, "store", None)
-    if source is None or store is None:
+    if not isinstance(source, StoredCodeSystem):
         return None
     if options.active_only or compose.get("inactive") is False:
         return None
     url, version, top = source.url, source.version, str(filters[0].get("value"))
     if source.get(top) is None:
         return None
-    codes = [top, *store.descendants(url, top, version)]
-    window = codes[request.offset : request.offset + request.count]
-    page = [Member(url, version, code, source) for code in window]
-    total = len(codes)
+    total, entries = source.page_under(top, request.offset, request.count)
+    page = [Member(url, version, e.code, source, _entry=e) for e in entries]
     used = [("used-codesystem", f"{url}|{version}" if version else url)]
     return Expansion(valueset, {}, used), total, page
 

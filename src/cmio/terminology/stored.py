@@ -122,6 +122,26 @@ class StoredCodeSystem:
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
+    def page_under(self, code: str, offset: int, count: int) -> tuple[int, list[Entry]]:
+        """``code`` and everything below it (is-a), paged in SQL over the closure.
+
+        Returns:
+            the total number of such concepts and the decoded entries of the page
+            (in load order, stable across pages).
+        """
+        total = self.store.count(self.url, self.version, under=code)
+        page = self.store.iter_concepts(
+            self.url, self.version, offset=offset, count=count, under=code
+        )
+        entries = []
+        for concept in page:
+            entry = entry_of(concept, self._types)
+            self._cache[concept.code] = entry
+            entries.append(entry)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return total, entries
+
     def codes(self) -> Iterator[str]:
         """Every code in load order."""
         return (c.code for c in self.store.iter_concepts(self.url, self.version))
