@@ -1,0 +1,262 @@
+"""SQL on FHIR view throughput: rows/s per engine and source, side by side in one run.
+
+Two views over the data of ``bench/views_gen.py`` (1,000,000 Observations with two
+codings each, 50,000 Patients): ``obs`` (id, subject, forEach code.coding: system
+and code, valueQuantity value and unit, effective) and ``patients`` (demographics).
+Engines: DuckDB over Parquet and over NDJSON (rows collected as Arrow), Spark
+``local[1]`` and ``local[2]`` over the same Parquet (each in its own process, rows
+written to Spark's ``noop`` sink), PostgreSQL over a jsonb table (a subset:
+loading a million documents dominates otherwise), the in-memory reference
+evaluator (a subset) and the peer libraries ``fhir4ds`` and ``sqlonfhir``
+(installed into ``bench/.venv-peers`` only, never into the main environment, and
+run as a subprocess) when that venv exists. Each figure is the median of
+``--repeat`` runs after a warm-up run.
+
+Usage::
+
+    python bench/views_gen.py bench/out/views-1m --observations 1000000
+    python bench/views.py bench/out/views-1m [--repeat 3] [--subset 50000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+OBS_VIEW: dict[str, Any] = {
+    "resourceType": "ViewDefinition",
+    "name": "obs",
+    "resource": "Observation",
+    "status": "active",
+    "select": [
+        {
+            "column": [
+                {"name": "id", "path": "id", "type": "id"},
+                {"name": "subject", "path": "subject.getReferenceKey(Patient)", "type": "string"},
+                {"name": "value", "path": "value.ofType(Quantity).value", "type": "decimal"},
+                {"name": "unit", "path": "value.ofType(Quantity).unit", "type": "string"},
+                {"name": "effective", "path": "effective.ofType(dateTime)", "type": "dateTime"},
+            ]
+        },
+        {
+            "forEach": "code.coding",
+            "column": [
+                {"name": "system", "path": "system", "type": "uri"},
+                {"name": "code", "path": "code", "type": "code"},
+            ],
+        },
+    ],
+}
+PATIENT_VIEW: dict[str, Any] = {
+    "resourceType": "ViewDefinition",
+    "name": "patients",
+    "resource": "Patient",
+    "status": "active",
+    "select": [
+        {
+            "column": [
+                {"name": "id", "path": "id", "type": "id"},
+                {"name": "gender", "path": "gender", "type": "code"},
+                {"name": "birth_date", "path": "birthDate", "type": "date"},
+                {"name": "family", "path": "name.first().family", "type": "string"},
+                {"name": "given", "path": "name.first().given.first()", "type": "string"},
+                {"name": "city", "path": "address.first().city", "type": "string"},
+                {"name": "postal_code", "path": "address.first().postalCode", "type": "string"},
+            ]
+        }
+    ],
+}
+VIEWS = {"obs": OBS_VIEW, "patients": PATIENT_VIEW}
+HERE = Path(__file__).resolve().parent
+PEERS_PYTHON = HERE / ".venv-peers" / "bin" / "python"
+
+
+def _median(fn: Callable[[], int], repeat: int) -> tuple[int, float]:
+    """Rows and median seconds of ``repeat`` timed runs after one warm-up."""
+    rows = fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        rows = fn()
+        times.append(time.perf_counter() - start)
+    return rows, statistics.median(times)
+
+
+def duckdb_case(source: Path, view: dict[str, Any], repeat: int) -> tuple[int, float]:
+    """DuckDB (the embedded default) over a folder of Parquet or NDJSON."""
+    from cmio.views import DuckDbRunner
+
+    runner = DuckDbRunner()
+    return _median(lambda: runner.run(view, source).num_rows, repeat)
+
+
+def memory_case(ndjson: Path, view: dict[str, Any], subset: int) -> tuple[int, float]:
+    """The in-memory reference evaluator on the first ``subset`` resources."""
+    from cmio.views import MemoryEvaluator, load_view
+
+    parsed = load_view(view)
+    resources = _head(ndjson / f"{parsed.resource}.ndjson", subset)
+    evaluator = MemoryEvaluator()
+    return _median(lambda: evaluator.run(parsed, resources).num_rows, 1)
+
+
+def _head(path: Path, count: int) -> list[dict[str, Any]]:
+    out = []
+    with path.open("rb") as src:
+        for line in src:
+            out.append(json.loads(line))
+            if len(out) >= count:
+                break
+    return out
+
+
+def postgres_case(
+    ndjson: Path, view: dict[str, Any], subset: int, repeat: int
+) -> tuple[int, float]:
+    """PostgreSQL over a jsonb table of the first ``subset`` resources (a private server)."""
+    import psycopg
+
+    from cmio.testing.pg import running_postgres
+    from cmio.views import load_view
+    from cmio.views.postgres_engine import postgres_sql
+
+    parsed = load_view(view)
+    with running_postgres() as url, psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE docs (resource jsonb)")
+        with (
+            conn.cursor().copy("COPY docs (resource) FROM STDIN") as copy,
+            (ndjson / f"{parsed.resource}.ndjson").open("rb") as src,
+        ):
+            for n, line in enumerate(src):
+                if n >= subset:
+                    break
+                copy.write(line.replace(b"\\", b"\\\\"))
+        conn.execute("ANALYZE docs")
+        sql = postgres_sql(parsed, relation="SELECT resource FROM docs")
+        return _median(lambda: len(conn.execute(sql).fetchall()), repeat)
+
+
+def spark_case(parquet: Path, view_name: str, master: str, repeat: int) -> tuple[int, float]:
+    """Spark on ``master`` in a child process (one master per JVM)."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--spark-child", master, str(parquet), view_name, str(repeat)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=3600,
+    )
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
+    if out.returncode != 0 or not lines:
+        raise RuntimeError(f"spark child failed: {out.stderr[-2000:]}")
+    _, rows, seconds = lines[-1].split()
+    return int(rows), float(seconds)
+
+
+def _spark_child(master: str, parquet: Path, view_name: str, repeat: int) -> None:
+    from cmio.views.spark_engine import spark_frame
+    from cmio.views.spark_session import SparkConfig, spark_session
+
+    spark = spark_session(SparkConfig(master=master, driver_memory="4g"))
+    view = VIEWS[view_name]
+
+    def once() -> int:
+        frame = spark_frame(view, parquet, spark)
+        frame.write.format("noop").mode("overwrite").save()
+        return 0
+
+    rows = spark_frame(view, parquet, spark).count()
+    _, seconds = _median(once, repeat)
+    print(f"RESULT {rows} {seconds}")
+
+
+def peers_case(ndjson: Path, view: dict[str, Any], subset: int) -> dict[str, tuple[int, float]]:
+    """The peer libraries in their own venv (``bench/views_peers.py``), on a subset."""
+    if not PEERS_PYTHON.exists():
+        return {}
+    out = subprocess.run(
+        [
+            str(PEERS_PYTHON),
+            str(HERE / "views_peers.py"),
+            str(ndjson),
+            json.dumps(view),
+            str(subset),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=3600,
+    )
+    results: dict[str, tuple[int, float]] = {}
+    for line in out.stdout.splitlines():
+        if line.startswith("PEER "):
+            _, name, rows, seconds = line.split()
+            results[name] = (int(rows), float(seconds))
+        elif line.startswith("PEERFAIL "):
+            print(line, file=sys.stderr)
+    return results
+
+
+def main() -> None:
+    """Run every case and print a Markdown table."""
+    if len(sys.argv) > 1 and sys.argv[1] == "--spark-child":
+        _spark_child(sys.argv[2], Path(sys.argv[3]), sys.argv[4], int(sys.argv[5]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", type=Path)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--subset", type=int, default=50_000, help="resources for PG/memory/peers")
+    parser.add_argument("--skip", default="", help="comma-separated cases to skip")
+    args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    ndjson, parquet = args.data / "ndjson", args.data / "parquet"
+    print(f"cores: {os.cpu_count()}, load: {os.getloadavg()[0]:.1f}", file=sys.stderr)
+    table: list[tuple[str, str, int, float]] = []
+
+    def record(case: str, view: str, result: tuple[int, float]) -> None:
+        rows, seconds = result
+        table.append((case, view, rows, seconds))
+        print(
+            f"{case:28s} {view:9s} {rows:>9,d} rows {seconds:8.2f} s {rows / seconds:>12,.0f} rows/s",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    for name, view in VIEWS.items():
+        if "duckdb-parquet" not in skip:
+            record("duckdb / Parquet", name, duckdb_case(parquet, view, args.repeat))
+        if "duckdb-ndjson" not in skip:
+            record("duckdb / NDJSON", name, duckdb_case(ndjson, view, args.repeat))
+        for master in ("local[1]", "local[2]"):
+            if f"spark-{master}" not in skip and "spark" not in skip:
+                record(
+                    f"spark {master} / Parquet",
+                    name,
+                    spark_case(parquet, name, master, args.repeat),
+                )
+        if "postgres" not in skip:
+            record(
+                f"postgres jsonb ({args.subset:,})",
+                name,
+                postgres_case(ndjson, view, args.subset, args.repeat),
+            )
+        if "memory" not in skip:
+            record(f"in-memory ({args.subset:,})", name, memory_case(ndjson, view, args.subset))
+        if "peers" not in skip:
+            for peer, result in peers_case(ndjson, view, args.subset).items():
+                record(f"{peer} ({args.subset:,})", name, result)
+    print("| engine / source | view | rows | median s | rows/s |")
+    print("|---|---|---:|---:|---:|")
+    for case, view_name, rows, seconds in table:
+        print(f"| {case} | {view_name} | {rows:,} | {seconds:.2f} | {rows / seconds:,.0f} |")
+
+
+if __name__ == "__main__":
+    main()
