@@ -80,7 +80,8 @@ def _params() -> list[Any]:
     params = []
     for engine in ENGINES:
         for case in _cases():
-            marks = []
+            # Spark: one JVM and batched jobs, still minutes on a busy 2-core machine
+            marks = [pytest.mark.slow] if engine == "spark" else []
             reason = FAILURES.get((engine, case.file, case.title))
             if reason is not None:
                 marks.append(pytest.mark.xfail(reason=reason, strict=True))
