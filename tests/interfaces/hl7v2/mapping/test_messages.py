@@ -121,7 +121,10 @@ def test_epic_adt_a01_encounter_allergies_diagnoses() -> None:
         "code": "MED",
     }
     assert enc["period"] == {"start": "2025-03-01T08:00:00-05:00"}
-    assert enc["location"][0] == {"location": {"display": "4W 401 A UHOSP"}, "status": "active"}
+    (place,) = enc["location"]
+    assert place["location"]["display"] == "4W 401 A UHOSP"
+    assert place["status"] == "active"
+    assert place["period"] == {"start": "2025-03-01T08:00:00-05:00"}  # PV1-44
     assert enc["hospitalization"]["admitSource"]["coding"][0]["code"] == "7"
     roles = [p["type"][0]["coding"][0]["code"] for p in enc["participant"]]
     assert roles == ["ATND", "REF", "ADM"]
@@ -207,9 +210,12 @@ def test_cerner_v23_lf_terminators_and_times_without_zone() -> None:
 
 def test_transfer_moves_the_location() -> None:
     moved = one(mapped(ADT_A02), "Encounter")  # PV1-3 now, PV1-6 before
-    assert moved["location"] == [
-        {"location": {"display": "ICU 1 1 UHOSP"}, "status": "active"},
-        {"location": {"display": "4W 401 A UHOSP"}, "status": "completed"},
+    at = "2025-03-02T09:00:00-05:00"  # EVN-2: the transfer
+    assert [
+        (p["location"]["display"], p["status"], p.get("period")) for p in moved["location"]
+    ] == [
+        ("ICU 1 1 UHOSP", "active", {"start": at}),
+        ("4W 401 A UHOSP", "completed", {"end": at}),
     ]
     assert moved["status"] == "in-progress"
 

@@ -9,7 +9,9 @@ Local codes go through the terminology service's ConceptMaps with a
 
 Deliberate limits (each visible in the result, nothing is dropped silently):
 
-* Locations (PL: PV1-3/6/11) are references by display text, not Location resources.
+* Locations (PL: PV1-3/6/11/42) become Location resources chained by ``partOf`` and matched
+  by a hierarchical identifier (:mod:`.locations`) in ADT messages; results, orders and
+  other messages that only create a missing visit refer to them by display text.
 * MSH/EVN do not become MessageHeader/Provenance (the engine journals every message and
   records its own provenance); they are listed in ``ignored_segments`` like Z-segments.
 * PID-10 race and PID-22 ethnic group are not mapped (the IG leaves them to realm profiles).

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import quote
 
 from cmio.interfaces.hl7v2.mapping.context import MapContext, identifier_query
 from cmio.interfaces.hl7v2.mapping.values import date, datetime, instant
@@ -103,7 +104,8 @@ def _coding_system(ctx: MapContext, name: str) -> tuple[str, bool]:
         return v2_table_system(m.group(1)), True
     if ":" in name and " " not in name:  # already a URI (urn:oid:..., http://...)
         return name, True
-    return ctx.options.local_system_prefix + name, False
+    # percent-encoded: a local name with spaces or other URI-invalid characters stays a uri
+    return ctx.options.local_system_prefix + quote(name, safe=":._~-"), False
 
 
 def vocab(ctx: MapContext, table: str, code: str, path: str, v2_table: str = "") -> str | None:

@@ -98,7 +98,7 @@ def _subject(ctx: MapContext, update: bool, event: str = "") -> _Subject:
     encounter_ref = None
     pv1 = ctx.message.segment("PV1")
     if pv1 is not None and pv1.get(19):
-        mapped = encounter(ctx, pv1, ref, event if update else "")
+        mapped = encounter(ctx, pv1, ref, event if update else "", locations=update)
         if mapped is not None:
             resource, visit = mapped
             q = identifier_query(visit["system"], visit["value"])

@@ -23,6 +23,7 @@ from cmio.interfaces.hl7v2.mapping.datatypes import (
     v2_table_system,
     vocab,
 )
+from cmio.interfaces.hl7v2.mapping.locations import encounter_locations
 from cmio.interfaces.hl7v2.mapping.vocabulary import VOCABULARY
 from cmio.interfaces.hl7v2.message import Segment
 
@@ -214,13 +215,15 @@ def _contact(ctx: MapContext, nk1: Segment, index: int) -> dict[str, Any] | None
 
 
 def encounter(
-    ctx: MapContext, pv1: Segment, patient_ref: str, event: str
+    ctx: MapContext, pv1: Segment, patient_ref: str, event: str, locations: bool = True
 ) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """PV1 -> Encounter (IG map PV1[Encounter]) and its visit-number identifier.
 
     ``event`` (MSH-9.2) sets the status where the IG's event map does: A03 discharge
     finished, A11 cancel admit cancelled, A13 cancel discharge in-progress. ``None`` when
     PV1-19 (visit number) is empty: without it updates could not find the encounter.
+    ``locations``: write the PV1 locations as Location resources (else display-only
+    references; see :func:`cmio.interfaces.hl7v2.mapping.locations.encounter_locations`).
 
     See https://build.fhir.org/ig/HL7/v2-to-fhir/ (segment and datatype maps).
     """
@@ -298,25 +301,7 @@ def encounter(
             hospitalization[key] = concept
     if hospitalization:
         out["hospitalization"] = hospitalization
-    locations = []
-    for n, loc_status in (
-        (3, "planned" if patient_class == "P" else "active"),
-        (6, "completed"),
-        (11, "active"),
-    ):
-        display = _location_text(pv1, n)
-        if display:
-            locations.append({"location": {"display": display}, "status": loc_status})
-    if locations:
-        out["location"] = locations
+    places = encounter_locations(ctx, pv1, patient_class, event, locations)
+    if places:
+        out["location"] = places
     return out, visit
-
-
-def _location_text(seg: Segment, n: int) -> str:
-    """PL as text: point of care, room, bed, facility (components 1-4), or its description (PL.9)."""
-    rep = seg.field(n).repetition(1)
-    if not rep:
-        return ""
-    parts = [rep.get(i) for i in (1, 2, 3)] + [rep.get(4)]
-    text = " ".join(p for p in parts if p)
-    return text or rep.get(9)

@@ -310,6 +310,8 @@ def _specimen(ctx: MapContext, spm: Segment, path: str, report_key: str, patient
         collection["collectedPeriod"] = {
             k: v for k, v in collection["collectedPeriod"].items() if v
         }
+        if not collection["collectedPeriod"]:  # neither time valid: reported as issues
+            del collection["collectedPeriod"]
     elif start and (when := datetime(ctx, start, f"{path}-17")):
         collection["collectedDateTime"] = when
     for key, n, table in (("method", 7, "HL70488"), ("bodySite", 8, "HL70784")):
