@@ -8,6 +8,11 @@ transaction becomes a SAVEPOINT, so a failing request is rolled back alone),
 commits once, and only then releases the responses. A 2xx therefore still
 means the write is durable, and N concurrent writers pay for one fsync.
 See https://www.sqlite.org/lang_savepoint.html.
+
+A create's or update's CPU work (parsing, validation, search-index rows) is done
+by :func:`cmio.api.ops.write.prepare_write` when the request is submitted, before
+it is queued: it then overlaps the writer's commits instead of holding the write
+lock. Version checks (If-Match) and everything that reads the store stay inside.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from dataclasses import dataclass
 
 from cmio.api.errors import FhirError
 from cmio.api.http import FhirRequest, FhirResponse
+from cmio.api.ops.write import prepare_write
 from cmio.api.render import json_response
 from cmio.api.router import FhirRouter
 
@@ -46,7 +52,11 @@ class GroupCommitWriter:
         self._lock = threading.Lock()
 
     async def submit(self, request: FhirRequest) -> FhirResponse:
-        """Queue a write request and wait until its batch has committed."""
+        """Prepare a write request, queue it and wait until its batch has committed."""
+        try:
+            request = prepare_write(self.router.env, request)
+        except Exception:  # the handler meets (and reports) the same failure
+            _LOG.exception("preparing a write failed; it is handled unprepared")
         self._ensure_started()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[FhirResponse] = loop.create_future()

@@ -246,20 +246,27 @@ class SqlTransaction(Transaction, abc.ABC):
     def _locked_current(self, type: str, id: str) -> Row | None:
         return self._fetchone(SELECT_CURRENT + self.for_update, (type, id))
 
-    def create(self, resource: Json, *, id: str | None = None) -> StoredResource:
+    def create(
+        self, resource: Json, *, id: str | None = None, ahead: TableRows | None = None
+    ) -> StoredResource:
         self._writable()
         rtype = resource_type_of(resource)
         if id is None:
             id = new_id()
         elif self._locked_current(rtype, check_id(id)) is not None:
             raise ConflictError(f"{rtype}/{id} already exists")
-        stored = self._write(rtype, id, None, self._clock.now(), resource, "POST")
+        stored = self._write(rtype, id, None, self._clock.now(), resource, "POST", ahead)
         if stored is None:
             raise ConflictError(f"{rtype}/{id} already exists")
         return stored
 
     def update(
-        self, resource: Json, *, if_match: int | None = None, method: str = "PUT"
+        self,
+        resource: Json,
+        *,
+        if_match: int | None = None,
+        method: str = "PUT",
+        ahead: TableRows | None = None,
     ) -> tuple[StoredResource, bool]:
         self._writable()
         rtype = resource_type_of(resource)
@@ -272,11 +279,13 @@ class SqlTransaction(Transaction, abc.ABC):
                     f"{rtype}/{id}: If-Match version {if_match} but current is {have}"
                 )
             if row is None:
-                stored = self._write(rtype, id, None, self._clock.now(), resource, method)
+                stored = self._write(rtype, id, None, self._clock.now(), resource, method, ahead)
                 if stored is not None:
                     return stored, True
                 continue  # a concurrent transaction created it first: update that
-            stored = self._write(rtype, id, row[0], self._clock.now(row[1]), resource, method)
+            stored = self._write(
+                rtype, id, row[0], self._clock.now(row[1]), resource, method, ahead
+            )
             assert stored is not None
             return stored, bool(row[2])
         raise ConflictError(f"{rtype}/{id} is being created concurrently")
@@ -303,12 +312,23 @@ class SqlTransaction(Transaction, abc.ABC):
         last_updated: str,
         resource: Json,
         method: str,
+        ahead: TableRows | None = None,
     ) -> StoredResource | None:
-        """Write the version after ``prior`` (``None``: the first; returns None if it exists)."""
+        """Write the version after ``prior`` (``None``: the first; returns None if it exists).
+
+        ``ahead``: the rows ``SearchIndexer.table_rows`` gave for ``resource`` (with its
+        final ``id``) before the transaction (only used with such an indexer); None:
+        extract them here.
+        """
         version = 1 if prior is None else prior + 1
         data = stamp(resource, id, version, last_updated)
         param = self._data_in(data)
-        index = self._index_rows(rtype, id, resource)
+        if ahead is not None and hasattr(self._indexer, "table_rows"):
+            index: IndexRows = {
+                table: [(rtype, id, *row) for row in rows] for table, rows in ahead.items() if rows
+            }
+        else:
+            index = self._index_rows(rtype, id, resource)
         if prior is None and not self._execute(
             _INSERT_CURRENT, (rtype, id, version, last_updated, False, param)
         ):

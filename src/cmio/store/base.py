@@ -190,21 +190,31 @@ class Transaction(abc.ABC):
         """Current version including tombstones, or None if the id was never used."""
 
     @abc.abstractmethod
-    def create(self, resource: Json, *, id: str | None = None) -> StoredResource:
+    def create(
+        self, resource: Json, *, id: str | None = None, ahead: TableRows | None = None
+    ) -> StoredResource:
         """Store a new resource as version 1; a fresh id is assigned unless ``id`` is given.
 
         ``resource`` is modified in place: ``id`` and ``meta`` are set. Raises
         ConflictError if ``id`` is given and already in use (even deleted).
+        ``ahead``: the resource's index rows computed before the transaction, as
+        ``SearchIndexer.table_rows`` returns them (``(param, *columns)``); None: extract.
         """
 
     @abc.abstractmethod
     def update(
-        self, resource: Json, *, if_match: int | None = None, method: str = "PUT"
+        self,
+        resource: Json,
+        *,
+        if_match: int | None = None,
+        method: str = "PUT",
+        ahead: TableRows | None = None,
     ) -> tuple[StoredResource, bool]:
         """Store a new version of ``resource['id']``; creates it if absent (update-as-create).
 
         Returns (stored, created). Raises VersionConflictError when ``if_match``
         is not the current version. ``resource`` is modified in place (meta set).
+        ``ahead``: index rows computed before the transaction, as for :meth:`create`.
         """
 
     @abc.abstractmethod

@@ -15,8 +15,8 @@ from cmio.api.ops.common import (
     validate_resource,
 )
 from cmio.api.ops.conditional import match_conditional
-from cmio.api.ops.write import write_response
-from cmio.store.base import StoredResource, Transaction
+from cmio.api.ops.write import prepared_of, write_response
+from cmio.store.base import StoredResource, TableRows, Transaction
 
 __all__ = ["do_conditional_update", "do_update", "update"]
 
@@ -29,8 +29,13 @@ def do_update(
     *,
     if_match: int | None = None,
     method: str = "PUT",
+    ahead: TableRows | None = None,
 ) -> tuple[StoredResource, bool]:
-    """Update inside a transaction; the body's id must equal the URL id."""
+    """Update inside a transaction; the body's id must equal the URL id.
+
+    ``ahead``: search-index rows computed before the transaction (see
+    :func:`cmio.api.ops.write.prepare_write`).
+    """
     body_id = resource.get("id")
     if body_id is None:
         raise FhirError(400, "required", "The resource must carry an id on update", expression="id")
@@ -38,7 +43,7 @@ def do_update(
         raise FhirError(
             400, "invalid", f"Body id {body_id!r} does not match URL id {rid!r}", expression="id"
         )
-    return tx.update(resource, if_match=if_match, method=method)
+    return tx.update(resource, if_match=if_match, method=method, ahead=ahead)
 
 
 def do_conditional_update(
@@ -67,17 +72,22 @@ def do_conditional_update(
 def update(env: Env, request: FhirRequest, rtype: str, rid: str | None) -> FhirResponse:
     """PUT [base]/[type]/[id] or PUT [base]/[type]?[search]."""
     check_type(env, rtype)
-    resource = parse_resource_body(env, request, rtype)
+    prepared = prepared_of(request, rtype) if rid is not None else None
+    resource = (
+        prepared.resource if prepared is not None else parse_resource_body(env, request, rtype)
+    )
     if_match = parse_etag(request.header("if-match"))
     if rid is not None:
         check_id(rid)
-    validate_resource(env, resource)
+    if prepared is None:
+        validate_resource(env, resource)
+    ahead = prepared.ahead(resource, rid) if prepared is not None else None
     with env.repository.transaction() as tx:
         if rid is None:
             query = "&".join(f"{k}={v}" for k, v in request.query if not k.startswith("_"))
             stored, created = do_conditional_update(env, tx, resource, query, if_match)
         else:
-            stored, created = do_update(env, tx, resource, rid, if_match=if_match)
+            stored, created = do_update(env, tx, resource, rid, if_match=if_match, ahead=ahead)
     return write_response(
         env, request, stored, 201 if created else 200, "Created" if created else "Updated"
     )
