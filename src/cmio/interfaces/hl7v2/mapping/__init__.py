@@ -12,8 +12,9 @@ Deliberate limits (each visible in the result, nothing is dropped silently):
 * Locations (PL: PV1-3/6/11/42) become Location resources chained by ``partOf`` and matched
   by a hierarchical identifier (:mod:`.locations`) in ADT messages; results, orders and
   other messages that only create a missing visit refer to them by display text.
-* MSH/EVN do not become MessageHeader/Provenance (the engine journals every message and
-  records its own provenance); they are listed in ``ignored_segments`` like Z-segments.
+* MSH/EVN become a MessageHeader and a Provenance only with ``MappingOptions.provenance``
+  (:mod:`.header`; the engine journals every message anyway); otherwise EVN is listed in
+  ``ignored_segments`` like Z-segments.
 * PID-10 race and PID-22 ethnic group are not mapped (the IG leaves them to realm profiles).
 * ADT writes the Patient and Encounter with conditional updates, i.e. whole-resource
   replacement. A ``Patient.link`` written by a merge survives a later ADT for either patient

@@ -125,6 +125,7 @@ class MappingOptions:
     update_patient: str = "adt"
     deterministic_ids: bool = True
     patient_links: PatientLinks | None = None
+    provenance: bool = False
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> MappingOptions:
@@ -132,7 +133,7 @@ class MappingOptions:
         if not data:
             return cls()
         known = {"authority_systems", "coding_systems", "local_system_prefix", "timezone",
-                 "update_patient", "deterministic_ids"}  # fmt: skip
+                 "update_patient", "deterministic_ids", "provenance"}  # fmt: skip
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown mapping option(s) {unknown}; known: {sorted(known)}")
@@ -144,8 +145,9 @@ class MappingOptions:
                 isinstance(k, str) and isinstance(v, str) for k, v in table.items()
             ):
                 raise ValueError(f"mapping option {key} must map names to URIs (strings)")
-        if not isinstance(data.get("deterministic_ids", True), bool):
-            raise ValueError("mapping option deterministic_ids must be true or false")
+        for key in ("deterministic_ids", "provenance"):
+            if not isinstance(data.get(key, True), bool):
+                raise ValueError(f"mapping option {key} must be true or false")
         for key in ("local_system_prefix", "timezone"):
             if key in data and not isinstance(data[key], str):
                 raise ValueError(f"mapping option {key} must be a string")

@@ -26,6 +26,7 @@ from cmio.interfaces.hl7v2.mapping.context import (
 )
 from cmio.interfaces.hl7v2.mapping.datatypes import identifier
 from cmio.interfaces.hl7v2.mapping.documents import appointment, document_reference
+from cmio.interfaces.hl7v2.mapping.header import message_header_and_provenance
 from cmio.interfaces.hl7v2.mapping.orders import immunization, service_request
 from cmio.interfaces.hl7v2.mapping.patient import (
     encounter,
@@ -278,6 +279,10 @@ def map_message(
     if message.version not in SUPPORTED_VERSIONS:
         ctx.issue("MSH-12", f"version {message.version!r} is outside 2.3-2.8.2; mapped as those")
     merge = _HANDLERS[mtype.code](ctx, mtype.event)
+    used = _USED[mtype.code]
+    if opts.provenance:
+        message_header_and_provenance(ctx)
+        used = used | {"EVN"}
     bundle = {"resourceType": "Bundle", "type": "transaction", "entry": ctx.entries}
     return MappingResult(
         bundle=bundle,
@@ -286,5 +291,5 @@ def map_message(
         patient_key=ctx.patient_key,
         message_type=mtype,
         merge=merge,
-        ignored_segments=sorted({n for n in message.names if n not in _USED[mtype.code]}),
+        ignored_segments=sorted({n for n in message.names if n not in used}),
     )
