@@ -15,7 +15,9 @@ Deliberate limits (each visible in the result, nothing is dropped silently):
 * MSH/EVN become a MessageHeader and a Provenance only with ``MappingOptions.provenance``
   (:mod:`.header`; the engine journals every message anyway); otherwise EVN is listed in
   ``ignored_segments`` like Z-segments.
-* PID-10 race and PID-22 ethnic group are not mapped (the IG leaves them to realm profiles).
+* PID-10 race and PID-22 ethnic group (left by the IG to realm profiles) become the US Core
+  race/ethnicity extensions when they are CDC Race & Ethnicity codes (:mod:`.demographics`);
+  other codes are kept in a cmio extension and reported as unmapped.
 * ADT writes the Patient and Encounter with conditional updates, i.e. whole-resource
   replacement. A ``Patient.link`` written by a merge survives a later ADT for either patient
   when ``MappingOptions.patient_links`` is set (e.g. :func:`store_patient_links` over the

@@ -23,6 +23,7 @@ from cmio.interfaces.hl7v2.mapping.datatypes import (
     v2_table_system,
     vocab,
 )
+from cmio.interfaces.hl7v2.mapping.demographics import race_and_ethnicity
 from cmio.interfaces.hl7v2.mapping.locations import encounter_locations
 from cmio.interfaces.hl7v2.mapping.vocabulary import VOCABULARY
 from cmio.interfaces.hl7v2.message import Segment
@@ -171,6 +172,7 @@ def patient(ctx: MapContext, pid: Segment, nk1: list[Segment]) -> dict[str, Any]
                 "valueCodeableConcept": religion,
             }
         )
+    extensions += race_and_ethnicity(ctx, pid)
     if extensions:
         out["extension"] = extensions
     contacts = [c for i, seg in enumerate(nk1, 1) if (c := _contact(ctx, seg, i))]
