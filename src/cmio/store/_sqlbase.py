@@ -253,7 +253,9 @@ class SqlTransaction(Transaction, abc.ABC):
         rtype = resource_type_of(resource)
         if id is None:
             id = new_id()
-        elif self._locked_current(rtype, check_id(id)) is not None:
+        elif check_id(id) and ahead is None and self._locked_current(rtype, id) is not None:
+            # (with ``ahead`` the id was drawn before the transaction: the insert
+            # below still refuses one in use)
             raise ConflictError(f"{rtype}/{id} already exists")
         stored = self._write(rtype, id, None, self._clock.now(), resource, "POST", ahead)
         if stored is None:
