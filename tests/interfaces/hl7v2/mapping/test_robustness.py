@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cmio.interfaces.hl7v2 import ParseError, parse
-from cmio.interfaces.hl7v2.mapping import MappingError, map_message
+from cmio.interfaces.hl7v2.mapping import MappingError, MappingOptions, map_message
 from cmio.model import Model
 from cmio.validation import validate_structure
 from tests.interfaces.hl7v2.mapping.samples import ALL
@@ -33,9 +33,10 @@ def _mutate(text: str, segment: int, field: int, value: str) -> str:
 @given(
     st.sampled_from(NAMES),
     st.lists(st.tuples(st.integers(0, 20), st.integers(1, 45), JUNK), min_size=1, max_size=6),
+    st.booleans(),
 )
 def test_mutated_samples_map_or_are_refused(
-    model: Model, name: str, edits: list[tuple[int, int, str]]
+    model: Model, name: str, edits: list[tuple[int, int, str]], provenance: bool
 ) -> None:
     text = ALL[name]
     for segment, field, value in edits:
@@ -45,7 +46,7 @@ def test_mutated_samples_map_or_are_refused(
     except ParseError:
         return
     try:
-        result = map_message(message)
+        result = map_message(message, MappingOptions(provenance=provenance))
     except MappingError as err:
         assert err.reason
         return

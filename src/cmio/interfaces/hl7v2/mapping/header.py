@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 from cmio.interfaces.hl7v2.fields import Repetition
 from cmio.interfaces.hl7v2.mapping.context import MapContext
@@ -29,6 +30,7 @@ from cmio.interfaces.hl7v2.mapping.values import datetime, instant
 __all__ = ["message_header_and_provenance"]
 
 _IDS = uuid.UUID("0b7f64a4-5c2e-4c55-b1f6-3e9a4d1f2c80")
+_URI_SAFE = ":/?#[]@!$&'()*+,;=._~-%"
 _AGENT_TYPE = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 
 
@@ -37,12 +39,17 @@ def _hd_text(rep: Repetition) -> str:
 
 
 def _endpoint(ctx: MapContext, rep: Repetition, address: str) -> str:
-    """An endpoint URI: the network address (MSH-24/25), the HD universal id, or a URN."""
+    """An endpoint URI: the network address (MSH-24/25), the HD universal id, or a URN.
+
+    Characters not allowed in a URI (spaces, ``|``, ``^``...) are percent-encoded.
+    """
     if address:
-        return address if ":" in address else f"urn:cmio:v2:endpoint:{address}"
-    if rep and rep.get(2):
-        return authority_system(ctx, rep.get(1), rep.get(2), rep.get(3))
-    return f"urn:cmio:v2:application:{_hd_text(rep) or 'unknown'}"
+        uri = address if ":" in address else f"urn:cmio:v2:endpoint:{address}"
+    elif rep and rep.get(2):
+        uri = authority_system(ctx, rep.get(1), rep.get(2), rep.get(3))
+    else:
+        uri = f"urn:cmio:v2:application:{_hd_text(rep) or 'unknown'}"
+    return quote(uri, safe=_URI_SAFE)
 
 
 def _logical(ctx: MapContext, rep: Repetition) -> dict[str, Any] | None:
