@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable
+from itertools import islice
 from typing import Any
 
 from cmio.indexing.values import normalize
@@ -49,47 +49,57 @@ def narrative_text(resource: dict[str, Any]) -> str:
     return html.unescape(_TAG.sub(" ", div))
 
 
-def content_text(resource: dict[str, Any]) -> Iterable[str]:
+def content_text(resource: dict[str, Any]) -> list[str]:
     """Every string in the resource (the narrative without markup), depth-first, except
-    ``meta.versionId`` and ``meta.lastUpdated``, which each write changes."""
+    ``meta.versionId`` and ``meta.lastUpdated``, which each write changes.
+
+    One walk over the JSON with an explicit stack; each container's own strings come
+    first, then the containers it holds (last first).
+    """
+    out: list[str] = []
+    append = out.append
     meta = resource.get("meta")
     stack: list[Any] = [{k: v for k, v in resource.items() if k != "meta"}]
     if isinstance(meta, dict):
         stack.append({k: v for k, v in meta.items() if k not in _VOLATILE})
+    push = stack.append
+    pop = stack.pop
     while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key == "div" and isinstance(value, str):
-                    yield html.unescape(_TAG.sub(" ", value))
-                elif isinstance(value, str):
-                    yield value
-                elif isinstance(value, dict | list):
-                    stack.append(value)
-        elif isinstance(node, list):
-            for value in node:
-                if isinstance(value, str):
-                    yield value
-                elif isinstance(value, dict | list):
-                    stack.append(value)
+        node = pop()
+        values = node.items() if type(node) is dict else enumerate(node)
+        for key, value in values:
+            kind = type(value)
+            if kind is str:
+                append(html.unescape(_TAG.sub(" ", value)) if key == "div" else value)
+            elif kind is dict or kind is list:
+                push(value)
+            elif isinstance(value, str):
+                append(value)
+            elif isinstance(value, dict | list):
+                push(value)
+    return out
 
 
-def _body(texts: Iterable[str]) -> str:
-    seen: dict[str, None] = {}
-    for text in texts:
-        for word in words(text):
-            seen[word] = None
-        if len(seen) >= MAX_WORDS:
-            break
-    return " ".join(list(seen)[:MAX_WORDS])
+def _body(texts: list[str]) -> str:
+    """The distinct words of ``texts`` in order of first use, at most :data:`MAX_WORDS`.
+
+    The texts are joined by a newline (never part of a word, and a starter that
+    Unicode normalization does not reorder across), so one normalization and one
+    tokenizer pass give the words of each text in turn.
+    """
+    if not texts:
+        return ""
+    found = _WORD.findall(normalize("\n".join(texts)))
+    return " ".join(islice(dict.fromkeys(found), MAX_WORDS))
 
 
 def text_rows(resource: dict[str, Any]) -> list[tuple[str, str]]:
     """``(param, body)`` rows of ``text_index`` for a resource (none when empty)."""
     rows: list[tuple[str, str]] = []
-    narrative = _body([narrative_text(resource)])
-    if narrative:
-        rows.append(("_text", narrative))
+    narrative = narrative_text(resource)
+    body = _body([narrative]) if narrative else ""
+    if body:
+        rows.append(("_text", body))
     content = _body(content_text(resource))
     if content:
         rows.append(("_content", content))
