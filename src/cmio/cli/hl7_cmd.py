@@ -16,7 +16,7 @@ import asyncio
 import json
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -80,6 +80,7 @@ def register(app: typer.Typer) -> None:
                 journal=journal,
                 supported_types=frozenset(SUPPORTED),
                 translate=sink.translate,
+                patient_links=sink.patient_links,
             )
         except ValueError as exc:
             sink.close()
@@ -368,6 +369,12 @@ class _StoreWhenReady:
             return []
         found: Sequence[tuple[str, str, str]] = self._translator(system, code)
         return found
+
+    def patient_links(self, system: str, value: str) -> Sequence[Mapping[str, Any]]:
+        """The stored patient's ``Patient.link`` entries (what an A40 merge set)."""
+        from cmio.interfaces.hl7v2.mapping import store_patient_links
+
+        return store_patient_links(self._get().client)(system, value)
 
     def close(self) -> None:
         """Close the store."""

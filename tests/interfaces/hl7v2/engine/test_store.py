@@ -104,3 +104,32 @@ def test_replay_after_a_store_outage(tmp_path: Path, env: Env) -> None:
         app, ["hl7", "replay", "--channel", str(yaml_path), "--database", store_url]
     )
     assert again.exit_code == 0 and "Nothing to replay" in again.output
+
+
+def test_merge_links_survive_a_later_adt(tmp_path: Path, env: Env) -> None:
+    """An ADT for the surviving patient after an A40 keeps the links the merge set."""
+    from cmio.interfaces.hl7v2.mapping import store_patient_links
+
+    router = FhirRouter(env)
+    client = RouterClient(router)
+    engine = Engine(
+        [channel(tmp_path)],
+        RouterSink(router),
+        supported_types=frozenset(SUPPORTED),
+        patient_links=store_patient_links(client),
+    )
+    later = samples.ALL["ADT_A31"].replace("EP1000009", "EP1000009-LATER")
+    with RunningEngine(engine) as run, MllpClient("127.0.0.1", run.port, timeout=30) as mllp:
+        for name in ("ADT_A28", "ADT_A11", "ADT_A40"):
+            assert parse(mllp.send(samples.ALL[name].encode())).value("MSA-1") == "AA"
+        assert engine.drain(60)
+        assert parse(mllp.send(later.encode())).value("MSA-1") == "AA"
+        assert engine.drain(60)
+        errors = [r["error"] for r in engine.journal.rows() if r["state"] == "error"]
+    assert not errors
+    (survivor,) = search(client, "Patient", identifier="urn:id:UHOSP|E4004")
+    (prior,) = search(client, "Patient", identifier="urn:id:UHOSP|E2002")
+    assert {"other": {"reference": f"Patient/{prior['id']}"}, "type": "replaces"} in survivor[
+        "link"
+    ]
+    assert survivor["address"][0]["line"] == ["7 Birch Ln"]  # the A31's update applied too

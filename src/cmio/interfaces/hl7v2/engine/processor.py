@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -67,6 +67,8 @@ class Processor:
         max_batch: most messages per batch (one store commit).
         translate: ConceptMap translation of local codes for the default mapping
             (``translate(system, code) -> [(system, code, display)]``).
+        patient_links: the stored patient's ``Patient.link`` entries by identifier, so an
+            ADT that replaces a merged patient keeps its links (default mapping only).
         max_queued: most messages held in memory; the rest wait in the journal.
     """
 
@@ -80,6 +82,7 @@ class Processor:
         max_batch: int = 64,
         translate: Callable[[str, str], Sequence[tuple[str, str, str]]] | None = None,
         max_queued: int = 10_000,
+        patient_links: Callable[[str, str], Sequence[Mapping[str, Any]]] | None = None,
     ) -> None:
         self.channel = channel
         self.journal = journal
@@ -93,6 +96,8 @@ class Processor:
                 raise ValueError(f"channel {channel.name}: mapping: {exc}") from exc
             if translate is not None:  # local codes through the terminology's ConceptMaps
                 options = dataclasses.replace(options, translate=translate)
+            if patient_links is not None:  # merges survive later ADT updates
+                options = dataclasses.replace(options, patient_links=patient_links)
 
             def mapper(message: Message, _options: dict[str, Any]) -> MappedMessage:
                 return map_message(message, options)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from cmio.interfaces.hl7v2.engine.channels import ChannelConfig
 from cmio.interfaces.hl7v2.engine.destinations import TransactionSink
@@ -38,6 +39,7 @@ class Engine:
         process: run the processors (False: only journal and ACK, e.g. for measurements).
         max_batch: most messages per processing batch (one store commit).
         translate: ConceptMap translation of local codes (see :class:`Processor`).
+        patient_links: the stored patient's ``Patient.link`` by identifier (see :class:`Processor`).
     """
 
     def __init__(
@@ -51,6 +53,7 @@ class Engine:
         process: bool = True,
         max_batch: int = 64,
         translate: Callable[[str, str], Sequence[tuple[str, str, str]]] | None = None,
+        patient_links: Callable[[str, str], Sequence[Mapping[str, Any]]] | None = None,
     ) -> None:
         if not channels:
             raise ValueError("an engine needs at least one channel")
@@ -70,7 +73,13 @@ class Engine:
         if process:
             for c in channels:
                 self.processors[c.name] = Processor(
-                    c, self.journal, sink, mapper=mapper, max_batch=max_batch, translate=translate
+                    c,
+                    self.journal,
+                    sink,
+                    mapper=mapper,
+                    max_batch=max_batch,
+                    translate=translate,
+                    patient_links=patient_links,
                 )
         self.ports: dict[str, int] = {}
 
