@@ -10,9 +10,11 @@ means the write is durable, and N concurrent writers pay for one fsync.
 See https://www.sqlite.org/lang_savepoint.html.
 
 A create's or update's CPU work (parsing, validation, search-index rows) is done
-by :func:`cmio.api.ops.write.prepare_write` when the request is submitted, before
-it is queued: it then overlaps the writer's commits instead of holding the write
-lock. Version checks (If-Match) and everything that reads the store stay inside.
+by :func:`cmio.api.ops.write.prepare_write` on the writer thread for the whole
+batch before its transaction opens: the SQLite write lock is then held only for
+the SQL, so other server processes write meanwhile (and, on the same thread, the
+lock holder never waits for the GIL behind preparation work). Version checks
+(If-Match) and everything that reads the store stay inside the transaction.
 """
 
 from __future__ import annotations
@@ -52,11 +54,7 @@ class GroupCommitWriter:
         self._lock = threading.Lock()
 
     async def submit(self, request: FhirRequest) -> FhirResponse:
-        """Prepare a write request, queue it and wait until its batch has committed."""
-        try:
-            request = prepare_write(self.router.env, request)
-        except Exception:  # the handler meets (and reports) the same failure
-            _LOG.exception("preparing a write failed; it is handled unprepared")
+        """Queue a write request and wait until its batch has committed."""
         self._ensure_started()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[FhirResponse] = loop.create_future()
@@ -95,9 +93,19 @@ class GroupCommitWriter:
                     stop = True
                     break
                 batch.append(more)
+            for queued in batch:
+                queued.request = self._prepare(queued.request)
             self._commit(batch)
             if stop:
                 return
+
+    def _prepare(self, request: FhirRequest) -> FhirRequest:
+        """Parse, validate and index a create/update before the transaction opens."""
+        try:
+            return prepare_write(self.router.env, request)
+        except Exception:  # the handler meets (and reports) the same failure
+            _LOG.exception("preparing a write failed; it is handled unprepared")
+            return request
 
     def _commit(self, batch: list[_Job]) -> None:
         repository = self.router.env.repository
