@@ -51,6 +51,8 @@ from typing import Any
 
 import yaml
 
+from cmio.interfaces.hl7v2.parser import SUPPORTED_VERSIONS
+
 __all__ = [
     "DEFAULT_JOURNAL",
     "SUPPORTED_VERSIONS",
@@ -66,19 +68,6 @@ __all__ = [
 ]
 
 DEFAULT_JOURNAL = "cmio-data/hl7/journal.db"
-SUPPORTED_VERSIONS = (
-    "2.3",
-    "2.3.1",
-    "2.4",
-    "2.5",
-    "2.5.1",
-    "2.6",
-    "2.7",
-    "2.7.1",
-    "2.8",
-    "2.8.1",
-    "2.8.2",
-)
 _FIELD_RE = re.compile(r"^([A-Z][A-Z0-9]{2})-(\d+)(?:\.(\d+))?(?:\.(\d+))?$")
 
 
