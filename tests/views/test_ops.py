@@ -101,7 +101,6 @@ def test_inline_view_ndjson_and_json(router: FhirRouter) -> None:
 
 
 def test_stored_view_formats_and_limit(router: FhirRouter) -> None:
-    # the router answers a query _format other than JSON itself (406): formats go in the body
     response = _call(
         router, "Basic/obs-view/$viewdefinition-run", [{"name": "_format", "valueCode": "csv"}]
     )
@@ -119,6 +118,15 @@ def test_stored_view_formats_and_limit(router: FhirRouter) -> None:
     )
     table = pq.read_table(io.BytesIO(response.body))
     assert table.num_rows == 2 and table.column_names == ["id", "patient", "value"]
+
+
+def test_format_in_the_query(router: FhirRouter) -> None:
+    """``GET ...$viewdefinition-run?_format=csv``: the operation, not the router, negotiates."""
+    response = _call(router, "Basic/obs-view/$viewdefinition-run", query=[("_format", "csv")])
+    assert response.status == 200, response.body
+    assert response.body.decode().splitlines()[0] == '"id","patient","value"'
+    response = _call(router, "Basic/obs-view", query=[("_format", "csv")])
+    assert response.status == 406  # other interactions still answer JSON only
 
 
 def test_inline_resources_replace_server_data(router: FhirRouter) -> None:

@@ -35,6 +35,8 @@ class Operation:
         type_level: whether ``[base]/[type]/$name`` is allowed.
         instance: whether ``[base]/[type]/[id]/$name`` is allowed.
         methods: HTTP methods accepted.
+        own_formats: the operation reads ``_format`` itself and answers other formats than
+            JSON (e.g. CSV or Parquet rows), so the router's JSON-only negotiation is skipped.
     """
 
     name: str
@@ -44,6 +46,7 @@ class Operation:
     type_level: bool = True
     instance: bool = True
     methods: frozenset[str] = frozenset({"GET", "POST"})
+    own_formats: bool = False
 
 
 def default_operations() -> dict[str, Operation]:
@@ -58,6 +61,7 @@ def default_operations() -> dict[str, Operation]:
             frozenset({"Basic"}),
             system=True,
             type_level=False,
+            own_formats=True,
         )
     )
     return {op.name: op for op in table}

@@ -63,7 +63,8 @@ class FhirRouter:
     def handle(self, request: FhirRequest) -> FhirResponse:
         """Answer one request; never raises."""
         try:
-            _negotiate(request)
+            if not self._own_formats(request):
+                _negotiate(request)
             response = self._route(request)
         except FhirError as exc:
             response = json_response(request, exc.status, exc.outcome(), exc.headers)
@@ -78,6 +79,14 @@ class FhirRouter:
             response = json_response(request, 500, error.outcome())
         response.headers.append(("x-request-id", request.context.correlation_id))
         return response
+
+    def _own_formats(self, request: FhirRequest) -> bool:
+        """Whether the request invokes an operation that negotiates its own formats."""
+        last = request.path.rstrip("/").rpartition("/")[2]
+        if not last.startswith("$"):
+            return False
+        operation = self.operations.get(last[1:])
+        return operation is not None and operation.own_formats
 
     def _route(self, request: FhirRequest) -> FhirResponse:
         env, method = self.env, request.method
