@@ -97,6 +97,12 @@ def _element(coding: CodingInput, kind: str, name: str) -> str:
     return name if kind == "code" else f"{coding.path}.{name}"
 
 
+def _not_in_vs(system: str | None, coding: CodingInput, kind: str, vs_label: str | None) -> Issue:
+    """The issue for a code that is not a member of the value set being validated against."""
+    text = f"The provided code '{system}#{coding.code}' was not found in the value set '{vs_label}'"
+    return Issue("error", "code-invalid", "not-in-vs", text, _element(coding, kind, "code"))
+
+
 @dataclass(slots=True)
 class _Outcome:
     ok: bool = False
@@ -188,30 +194,14 @@ def _check(
             Issue("error", "not-found", "not-found", text, _element(coding, kind, "system"))
         )
         if vs_label is not None:
-            out.issues.append(
-                Issue(
-                    "error",
-                    "code-invalid",
-                    "not-in-vs",
-                    f"The provided code '{system}#{coding.code}' was not found in the value set '{vs_label}'",
-                    _element(coding, kind, "code"),
-                )
-            )
+            out.issues.append(_not_in_vs(system, coding, kind, vs_label))
         return out
     out.version = source.version
     entry = source.get(coding.code)
     if entry is None:
         label = f" version '{source.version}'" if source.version else ""
         if vs_label is not None:
-            out.issues.append(
-                Issue(
-                    "error",
-                    "code-invalid",
-                    "not-in-vs",
-                    f"The provided code '{system}#{coding.code}' was not found in the value set '{vs_label}'",
-                    _element(coding, kind, "code"),
-                )
-            )
+            out.issues.append(_not_in_vs(system, coding, kind, vs_label))
         out.issues.append(
             Issue(
                 "error",
@@ -235,15 +225,7 @@ def _check(
             return out
         member = expansion.members.get((source.url, entry.code))
         if member is None:
-            out.issues.append(
-                Issue(
-                    "error",
-                    "code-invalid",
-                    "not-in-vs",
-                    f"The provided code '{system}#{coding.code}' was not found in the value set '{vs_label}'",
-                    _element(coding, kind, "code"),
-                )
-            )
+            out.issues.append(_not_in_vs(system, coding, kind, vs_label))
             out.display = entry.display
             return out
         member_display = member.display
