@@ -111,6 +111,24 @@ def running(cmd: list[str], health: str, env: dict[str, str] | None = None) -> I
             proc.kill()
 
 
+def baseline_command(port: int, workers: int) -> list[str]:
+    """The uvicorn command serving the minimal one-row-read baseline app."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "bench.baseline_app:make_app",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+
+
 def wrk(url: str, script: Path, connections: int, duration: int) -> tuple[float, float, float, int]:
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "-s", str(script), url],
@@ -217,20 +235,7 @@ def main() -> None:
 
         prepare(str(base_db), [(i, sample) for i in ids])
         port = free_port()
-        cmd = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "bench.baseline_app:make_app",
-            "--port",
-            str(port),
-            "--workers",
-            str(args.workers),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ]
+        cmd = baseline_command(port, args.workers)
         with running(
             cmd,
             f"http://127.0.0.1:{port}/x",

@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.http_bench import free_port, median_run, running  # noqa: E402
+from bench.http_bench import baseline_command, free_port, median_run, running  # noqa: E402
 
 from cmio.terminology.concepts import ConceptStore  # noqa: E402
 from cmio.terminology.expansion import ExpandOptions  # noqa: E402
@@ -186,20 +186,7 @@ def http_rows(db: Path, duration: int, runs: int, workers: int) -> list[str]:
         base_db = work / "baseline.db"
         prepare(str(base_db), [("k", b'{"resourceType":"Parameters"}')])
         port = free_port()
-        cmd = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "bench.baseline_app:make_app",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ]
+        cmd = baseline_command(port, workers)
         base_script = work / "base.lua"
         base_script.write_text(
             'request = function() return wrk.format("GET", "/kv/k") end\n'
