@@ -246,3 +246,30 @@ def test_home_page_counts(server: Any) -> None:
         assert before.status_code == 200
         assert "<h1>cmio</h1>" in before.text
         assert ">Patient</a>" in before.text
+
+
+def test_capability_statement_lists_named_operations(client: httpx.Client) -> None:
+    """Every operation of the router's table is stated where it can be invoked."""
+    from cmio.api.operations import default_operations
+
+    body = client.get("/metadata").json()
+    rest = body["rest"][0]
+    by_type = {r["type"]: {o["name"] for o in r.get("operation", [])} for r in rest["resource"]}
+    table = default_operations()
+    for op in table.values():
+        for rtype in op.types or ():
+            assert op.name in by_type[rtype], (op.name, rtype)
+    assert {"expand", "validate-code"} <= by_type["ValueSet"]
+    assert "everything" in by_type["Patient"]
+    assert "expand" not in by_type["Patient"]
+    system = {o["name"] for o in rest["operation"]}
+    assert system == {op.name for op in table.values() if op.system}
+    assert "reindex" in system
+    expand = next(
+        o
+        for r in rest["resource"]
+        if r["type"] == "ValueSet"
+        for o in r["operation"]
+        if o["name"] == "expand"
+    )
+    assert expand["definition"] == "http://hl7.org/fhir/OperationDefinition/ValueSet-expand"

@@ -48,6 +48,9 @@ def test_reindex_over_http(
             assert found["searchParameter"]["valueString"] == "eye-colour"
             blue = http.get("/Patient", params={"eye-colour": "blue"}).json()
             assert sorted(e["resource"]["id"] for e in blue["entry"]) == ["eye0", "eye3"]
+            stated = http.get("/metadata").json()["rest"][0]["resource"]
+            patient = next(r for r in stated if r["type"] == "Patient")
+            assert "eye-colour" in {p["name"] for p in patient["searchParam"]}
     finally:
         app.close()
     app, thread = _serve(url, model)  # a restarted server applies it at start

@@ -111,7 +111,7 @@ class FhirRouter:
         head = parts[0]
         if n == 1:
             if head == "metadata" and method == "GET":
-                return capabilities.metadata(env, request)
+                return capabilities.metadata(env, request, self.operations)
             if head == "_history" and method == "GET":
                 return history.history(env, request, None, None, "_history")
             if head == "_search" and method == "POST":
