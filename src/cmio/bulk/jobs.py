@@ -17,6 +17,7 @@ import shutil
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +36,13 @@ from cmio.model import Model
 from cmio.store import format_instant
 from cmio.store.base import Repository
 
-__all__ = ["ExportJob", "ExportJobs", "ExportRequest", "TooManyJobsError"]
+__all__ = ["ExportJob", "ExportJobs", "ExportRequest", "ExportWork", "TooManyJobsError"]
+
+ExportWork = Callable[
+    [Path, Callable[[ExportProgress], None], Callable[[], bool]], list[ExportFile]
+]
+"""A job's work other than a Bulk export (e.g. ``$viewdefinition-export``):
+``work(directory, progress, cancelled) -> files``; raises ExportCancelledError when cancelled."""
 
 
 class TooManyJobsError(Exception):
@@ -152,8 +159,17 @@ class ExportJobs:
         self._lock = threading.Lock()
         self._closed = False
 
-    def start(self, repository: Repository, model: Model, request: ExportRequest) -> ExportJob:
+    def start(
+        self,
+        repository: Repository,
+        model: Model,
+        request: ExportRequest,
+        work: ExportWork | None = None,
+    ) -> ExportJob:
         """Start a job in a background thread and return it (status ``in-progress``).
+
+        ``work`` replaces the Bulk NDJSON export by other work writing files in the
+        job's folder (polling, download and cancellation stay the same).
 
         Raises:
             TooManyJobsError: ``max_running`` jobs are already running.
@@ -171,14 +187,16 @@ class ExportJobs:
         job.save()
         job.thread = threading.Thread(
             target=self._run,
-            args=(job, repository, model),
+            args=(job, repository, model, work),
             name=f"cmio-export-{job_id[:8]}",
             daemon=True,
         )
         job.thread.start()
         return job
 
-    def _run(self, job: ExportJob, repository: Repository, model: Model) -> None:
+    def _run(
+        self, job: ExportJob, repository: Repository, model: Model, work: ExportWork | None
+    ) -> None:
         marker = job.directory / "cancel"
         saved = [0.0]
 
@@ -198,16 +216,19 @@ class ExportJobs:
         files: list[ExportFile] = []
         error: str | None = None
         try:
-            files = export_ndjson(
-                repository,
-                model,
-                job.directory,
-                types=job.request.types,
-                since=job.request.since,
-                patients=job.request.patients,
-                progress=progress,
-                cancelled=cancelled,
-            )
+            if work is not None:
+                files = work(job.directory, progress, cancelled)
+            else:
+                files = export_ndjson(
+                    repository,
+                    model,
+                    job.directory,
+                    types=job.request.types,
+                    since=job.request.since,
+                    patients=job.request.patients,
+                    progress=progress,
+                    cancelled=cancelled,
+                )
         except ExportCancelledError:
             pass
         except Exception as exc:
