@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from cmio.indexing.tables import INDEX_TABLES, insert_sql
+from cmio.store import _audit
 from cmio.store._common import Clock, check_id, new_id, parse_date_range, resource_type_of, stamp
 from cmio.store._query import history_sql, search_sql
 from cmio.store.base import (
@@ -304,7 +305,10 @@ class SqlTransaction(Transaction, abc.ABC):
             self._execute(_INSERT_HISTORY, (type, id, version, last_updated, True, "DELETE", None))
             for delete in DELETE_INDEX.values():
                 self._execute(delete, (type, id))
-        return StoredResource(type, id, version, last_updated, True, None, "DELETE")
+        tombstone = StoredResource(type, id, version, last_updated, True, None, "DELETE")
+        if self.written is not None:
+            self.written.append(tombstone)
+        return tombstone
 
     def _write(
         self,
@@ -344,7 +348,10 @@ class SqlTransaction(Transaction, abc.ABC):
             self._execute(_INSERT_HISTORY, (rtype, id, version, last_updated, False, method, None))
             for table, rows in index.items():
                 self._executemany(INSERT_INDEX[table], rows)
-        return StoredResource(rtype, id, version, last_updated, False, data, method)
+        stored = StoredResource(rtype, id, version, last_updated, False, data, method)
+        if self.written is not None:
+            self.written.append(stored)
+        return stored
 
     def _index_rows(self, rtype: str, id: str, resource: Json) -> IndexRows:
         """Index rows per table, each ``(resource_type, resource_id, param, *columns)``.
@@ -402,6 +409,35 @@ class SqlTransaction(Transaction, abc.ABC):
             " ON CONFLICT (name) DO UPDATE SET state = excluded.state",
             (name, state),
         )
+
+    # -- audit (https://profiles.ihe.net/ITI/BALP/) ---------------------------------------
+
+    #: serializes appends to the audit chain until commit (PostgreSQL: an advisory lock)
+    audit_lock: str | None = None
+
+    def audit_head(self) -> tuple[int, str] | None:
+        self._writable()
+        if self.audit_lock is not None:
+            self._fetchone(self.audit_lock, ())
+        row = self._fetchone(_audit.SELECT_HEAD, ())
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    def audit_append(self, rows: Sequence[Any]) -> None:
+        self._writable()
+        self._executemany(
+            _audit.INSERT_ROW, [(r.seq, r.recorded, self._data_in(r.data), r.hash) for r in rows]
+        )
+
+    def audit_rows(self, after: int, limit: int) -> list[Any]:
+        return [
+            _audit.AuditRow(int(r[0]), r[1], self._data_out(r[2]) or b"", r[3])
+            for r in self._fetchall(_audit.SELECT_AFTER, (after, limit))
+        ]
+
+    def _fire_before_commit(self) -> None:
+        """Run the repository's before-commit hook when this write transaction wrote."""
+        if self.before_commit is not None and self.written:
+            self.before_commit(self)
 
     # -- bulk ----------------------------------------------------------------------------
 

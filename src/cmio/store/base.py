@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -175,7 +175,18 @@ class HistoryPage:
 
 
 class Transaction(abc.ABC):
-    """A unit of work. Reads see the transaction's own writes."""
+    """A unit of work. Reads see the transaction's own writes.
+
+    A write transaction opened while its repository has a ``before_commit`` hook keeps
+    the versions it wrote in ``written`` and calls the hook with itself just before
+    it commits (or releases its savepoint); an exception from the hook rolls the
+    whole unit back. The audit trail uses this to commit with the write it records.
+    """
+
+    #: the versions written so far (None: not kept, no hook is set)
+    written: list[StoredResource] | None = None
+    #: called with this transaction before it commits, when it wrote anything
+    before_commit: Callable[[Transaction], None] | None = None
 
     @abc.abstractmethod
     def read(self, type: str, id: str) -> StoredResource:
@@ -259,6 +270,19 @@ class Transaction(abc.ABC):
         """Save the state of the background job ``name`` (in this transaction)."""
         raise NotImplementedError
 
+    def audit_head(self) -> tuple[int, str] | None:
+        """The last ``(seq, hash)`` of the audit chain (None: empty), locking the chain's
+        head until this transaction ends so appends stay in one unbroken order."""
+        raise NotImplementedError
+
+    def audit_append(self, rows: Sequence[Any]) -> None:
+        """Append :class:`cmio.store._audit.AuditRow` rows to the audit table."""
+        raise NotImplementedError
+
+    def audit_rows(self, after: int, limit: int) -> list[Any]:
+        """Up to ``limit`` audit rows with ``seq > after``, in chain order."""
+        raise NotImplementedError
+
     def put_many(
         self, resources: Sequence[Json], index: Sequence[TableRows | None] | None = None
     ) -> list[StoredResource]:
@@ -295,6 +319,13 @@ class Repository(abc.ABC):
     """A storage backend. Thread-safe: each thread gets its own connection."""
 
     dialect: str
+    #: set by the audit trail: see :attr:`Transaction.before_commit`
+    before_commit: Callable[[Transaction], None] | None = None
+
+    def in_transaction(self) -> bool:
+        """Whether the calling thread already has a transaction open on this repository
+        (a new write transaction would then nest in it)."""
+        return False
 
     @property
     def indexer(self) -> Indexer | None:

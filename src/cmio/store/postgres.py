@@ -20,6 +20,7 @@ import psycopg.errors
 from psycopg_pool import ConnectionPool
 
 from cmio.indexing.tables import INDEX_TABLES, ddl
+from cmio.store._audit import AUDIT_DDL
 from cmio.store._common import Clock
 from cmio.store._sqlbase import (
     ARCHIVE_DATA,
@@ -83,9 +84,11 @@ _SCHEMA = [
     """CREATE INDEX IF NOT EXISTS token_index_param
         ON token_index (param, value, system)""",
     *ddl("postgres"),
+    *AUDIT_DDL["postgres"],
 ]
 # Any constant works; it only has to be the same for every cmio process.
 _SCHEMA_LOCK = 0x636D696F
+_AUDIT_LOCK = 0x636D6961  # the audit chain's head
 
 
 def _pg(sql: str) -> str:
@@ -98,6 +101,7 @@ class PostgresTransaction(SqlTransaction):
 
     for_update = " FOR UPDATE"
     dialect = "postgres"
+    audit_lock = f"SELECT pg_advisory_xact_lock({_AUDIT_LOCK})"
 
     def __init__(
         self, cur: psycopg.Cursor[Row], indexer: Indexer, clock: Clock, *, readonly: bool
@@ -244,8 +248,11 @@ class PostgresRepository(Repository):
     def _transaction(self, readonly: bool) -> Iterator[PostgresTransaction]:
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             tx = PostgresTransaction(cur, self._indexer, self._clock, readonly=readonly)
+            if self.before_commit is not None and not readonly:
+                tx.before_commit, tx.written = self.before_commit, []
             try:
                 yield tx
+                tx._fire_before_commit()  # e.g. the audit record of this write
             finally:
                 tx._closed = True
 

@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any
 
 from cmio.indexing.tables import ddl
+from cmio.store._audit import AUDIT_DDL
 from cmio.store._common import Clock
 from cmio.store._sqlbase import (
     SELECT_CURRENT,
@@ -139,6 +140,12 @@ class SqliteTransaction(SqlTransaction):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if exc_type is None and not self._readonly:
+            try:
+                self._fire_before_commit()  # e.g. the audit record of this write
+            except BaseException as hook_exc:
+                self.__exit__(type(hook_exc), hook_exc, hook_exc.__traceback__)
+                raise
         self._closed = True
         self._cur.close()
         conn = self._conn
@@ -267,6 +274,8 @@ class SqliteRepository(Repository):
                     tx._execute(statement, ())
             for statement in ddl("sqlite"):  # also upgrades a version-1 file
                 tx._execute(statement, ())
+            for statement in AUDIT_DDL["sqlite"]:
+                tx._execute(statement, ())
             row = tx._fetchone("SELECT version FROM schema_version WHERE component = 'store'", ())
             if row is None:
                 tx._execute(
@@ -292,9 +301,17 @@ class SqliteRepository(Repository):
         fairly instead of polling the SQLite lock.
         """
         conn = self._connection()
-        return SqliteTransaction(
+        tx = SqliteTransaction(
             conn, self._indexer, self._clock, readonly=False, writer_lock=self._local.lock_fd
         )
+        if self.before_commit is not None:
+            tx.before_commit, tx.written = self.before_commit, []
+        return tx
+
+    def in_transaction(self) -> bool:
+        """Whether this thread's connection is inside a transaction."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        return conn is not None and conn.in_transaction
 
     @contextlib.contextmanager
     def bulk_load(self) -> Iterator[None]:

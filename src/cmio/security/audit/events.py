@@ -1,0 +1,310 @@
+"""AuditEvents shaped like IHE Basic Audit Log Patterns (BALP).
+
+One :class:`AuditFacts` (who, from where, what, on which patient, with which
+outcome) becomes one FHIR R4 AuditEvent following the BALP RESTful profiles
+(https://profiles.ihe.net/ITI/BALP/content.html#3571-basic-restful-interactions):
+``type`` ``rest`` with the FHIR interaction as subtype, ``action`` C/R/U/D/E,
+``recorded``, ``outcome`` 0/4/8/12, agents for the user (``requestor``, roles,
+the token's ``jti`` in ``policy`` as in the OAuth access-token profiles), the
+client application and the server, ``source.observer``, and entities for the
+patient (role 1), the resource (role 4, versioned reference) and the query
+(base64). Logins use DICOM 110114 "User Authenticated" (110122 Login / 110123
+Logout). The agents and entities have the same shape as the synthetic health
+system's (:mod:`cmio.synth.activity`), so the EHR-use metrics read both.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cmio.security.grant import AccessGrant
+
+__all__ = [
+    "BALP",
+    "BTG",
+    "INTERACTION_ACTIONS",
+    "AuditFacts",
+    "build_event",
+    "outcome_code",
+]
+
+BALP = "https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit."
+DCM = "http://dicom.nema.org/resources/ontology/DCM"
+_REST_SYSTEM = "http://hl7.org/fhir/restful-interaction"
+_PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
+_AGENT_TYPES = "https://profiles.ihe.net/ITI/BALP/CodeSystem/UserAgentTypes"
+_ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+_ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
+_OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
+_ENTITY_BALP = "https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType"
+_ROLES = "https://cmio.dev/fhir/CodeSystem/role"
+BTG = {"system": _ACT_REASON, "code": "BTG", "display": "break the glass"}
+"""``purposeOfEvent`` of a break-the-glass access (v3-ActReason)."""
+
+INTERACTION_ACTIONS: dict[str, str] = {
+    "read": "R",
+    "vread": "R",
+    "search-type": "E",
+    "search-system": "E",
+    "search-compartment": "E",
+    "history-instance": "R",
+    "history-type": "R",
+    "history-system": "R",
+    "create": "C",
+    "update": "U",
+    "patch": "U",
+    "delete": "D",
+    "transaction": "E",
+    "batch": "E",
+    "operation": "E",
+    "capabilities": "R",
+    "login": "E",
+    "logout": "E",
+}
+"""BALP ``action`` of each interaction (searches and operations are Execute)."""
+
+# BALP profile of each action, plain and with a patient.
+_PROFILES = {
+    "C": ("Create", "PatientCreate"),
+    "R": ("Read", "PatientRead"),
+    "U": ("Update", "PatientUpdate"),
+    "D": ("Delete", "PatientDelete"),
+    "E": ("Query", "PatientQuery"),
+}
+_OUTCOME_DESC = {"0": None, "4": "minor failure", "8": "serious failure", "12": "major failure"}
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFacts:
+    """What happened, as the API layer saw it.
+
+    Attributes:
+        interaction: a key of :data:`INTERACTION_ACTIONS`.
+        outcome: ``0`` success, ``4`` minor failure (4xx), ``8`` serious failure (5xx),
+            ``12`` major failure; see :func:`outcome_code`.
+        outcome_desc: why it failed (the OperationOutcome's first diagnostics).
+        grant: the caller's rights (None: an in-process caller).
+        remote_addr: the client's network address.
+        correlation_id: the request id (``x-request-id``).
+        server: the FHIR base URL (the observer's network address).
+        resource_type: the resource type addressed, if any.
+        resource_id: the logical id addressed, if any.
+        version: the version read or written, if known.
+        patient: the id of the Patient whose compartment the data belongs to.
+        query: the search query string (``a=b&c=d``) of a search.
+        operation: the ``$name`` of an operation.
+        status: the HTTP status answered.
+        recorded: the instant (defaults to now).
+        id: the AuditEvent id (defaults to a fresh random one).
+    """
+
+    interaction: str
+    outcome: str = "0"
+    outcome_desc: str | None = None
+    grant: AccessGrant | None = None
+    remote_addr: str | None = None
+    correlation_id: str | None = None
+    server: str = "urn:cmio"
+    resource_type: str | None = None
+    resource_id: str | None = None
+    version: int | None = None
+    patient: str | None = None
+    query: str | None = None
+    operation: str | None = None
+    status: int | None = None
+    recorded: str = field(default_factory=lambda: _now())
+    id: str = field(default_factory=lambda: os.urandom(16).hex())
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def outcome_code(status: int) -> str:
+    """The AuditEvent outcome of an HTTP status (http://hl7.org/fhir/R4/valueset-audit-event-outcome.html)."""
+    if status < 400:
+        return "0"
+    return "4" if status < 500 else "8"
+
+
+def _coding(system: str, code: str, display: str | None = None) -> dict[str, str]:
+    out = {"system": system, "code": code}
+    if display:
+        out["display"] = display
+    return out
+
+
+def _user_agent(grant: AccessGrant | None) -> dict[str, Any]:
+    """The requesting user (or backend client), BALP ``UserOauthAgent``."""
+    if grant is None:
+        who: dict[str, Any] = {"display": "in-process caller"}
+    else:
+        who = {"identifier": {"system": f"urn:cmio:{grant.kind}", "value": grant.subject}}
+        if grant.fhir_user:
+            who["reference"] = grant.fhir_user
+    agent: dict[str, Any] = {
+        "type": {
+            "coding": [
+                _coding(_AGENT_TYPES, "UserOauthAgent", "User OAuth Agent participant"),
+                _coding(_PARTICIPATION, "IRCP", "information recipient"),
+            ]
+        },
+        "who": who,
+        "requestor": True,
+    }
+    if grant is not None:
+        if grant.roles:
+            agent["role"] = [{"coding": [_coding(_ROLES, role)]} for role in sorted(grant.roles)]
+        if grant.token_id:
+            agent["policy"] = [f"urn:ietf:params:oauth:jti:{grant.token_id}"]
+        if grant.break_glass is not None:
+            agent["purposeOfUse"] = [{"coding": [BTG]}]
+    return agent
+
+
+def _client_agent(grant: AccessGrant | None, remote_addr: str | None) -> dict[str, Any]:
+    """The client application (acting on behalf of the user when one is logged in)."""
+    agent: dict[str, Any] = {
+        "type": {
+            "coding": [
+                _coding(_AGENT_TYPES, "ApplicationOauthAgent", "Application OAuth Agent"),
+                _coding(DCM, "110153", "Source Role ID"),
+            ]
+        },
+        "who": {
+            "identifier": {
+                "system": "urn:cmio:client",
+                "value": (grant.client_id if grant and grant.client_id else "unknown"),
+            }
+        },
+        "requestor": False,
+    }
+    if remote_addr:
+        agent["network"] = {"address": remote_addr, "type": "2"}  # IP address
+    return agent
+
+
+def _server_agent(server: str) -> dict[str, Any]:
+    return {
+        "type": {"coding": [_coding(DCM, "110152", "Destination Role ID")]},
+        "who": {"identifier": {"system": "urn:cmio:server", "value": server}},
+        "requestor": False,
+        "network": {"address": server, "type": "5"},  # URI
+    }
+
+
+def _entities(facts: AuditFacts) -> list[dict[str, Any]]:
+    entities: list[dict[str, Any]] = []
+    if facts.patient:
+        entities.append(
+            {
+                "what": {"reference": f"Patient/{facts.patient}"},
+                "type": _coding(_ENTITY_TYPE, "1", "Person"),
+                "role": _coding(_OBJECT_ROLE, "1", "Patient"),
+            }
+        )
+    if facts.resource_type and facts.resource_id:
+        ref = f"{facts.resource_type}/{facts.resource_id}"
+        if facts.version is not None:
+            ref += f"/_history/{facts.version}"
+        entities.append(
+            {
+                "what": {"reference": ref},
+                "type": _coding(_ENTITY_TYPE, "2", "System Object"),
+                "role": _coding(_OBJECT_ROLE, "4", "Domain Resource"),
+            }
+        )
+    if facts.query is not None:
+        query: dict[str, Any] = {
+            "type": _coding(_ENTITY_TYPE, "2", "System Object"),
+            "role": _coding(_OBJECT_ROLE, "24", "Query"),
+            "query": base64.b64encode(facts.query.encode()).decode("ascii"),
+        }
+        if facts.resource_type and not facts.resource_id:
+            query["description"] = facts.resource_type
+        entities.append(query)
+    if facts.correlation_id:
+        entities.append(
+            {
+                "what": {"identifier": {"value": facts.correlation_id}},
+                "type": _coding(_ENTITY_BALP, "XrequestId", "X-Request-Id"),
+            }
+        )
+    grant = facts.grant
+    if grant is not None and grant.break_glass is not None:
+        entities.append(
+            {
+                "type": _coding(_ENTITY_TYPE, "4", "Other"),
+                "role": _coding(_OBJECT_ROLE, "13", "Security Resource"),
+                "description": "break-the-glass",
+                "detail": [{"type": "reason", "valueString": grant.break_glass}],
+            }
+        )
+    return entities
+
+
+def build_event(facts: AuditFacts) -> dict[str, Any]:
+    """One BALP-shaped AuditEvent for ``facts``.
+
+    See https://profiles.ihe.net/ITI/BALP/StructureDefinition-IHE.BasicAudit.PatientRead.html
+    (and its Create/Update/Delete/Query siblings) and
+    https://hl7.org/fhir/R4/auditevent.html.
+    """
+    action = INTERACTION_ACTIONS[facts.interaction]
+    login = facts.interaction in ("login", "logout")
+    if login:
+        event_type = _coding(DCM, "110114", "User Authenticated")
+        subtype = [
+            _coding(DCM, "110122", "Login")
+            if facts.interaction == "login"
+            else _coding(DCM, "110123", "Logout")
+        ]
+        profile = None
+    else:
+        event_type = _coding(
+            "http://terminology.hl7.org/CodeSystem/audit-event-type", "rest", "RESTful Operation"
+        )
+        subtype = [_coding(_REST_SYSTEM, facts.interaction, facts.interaction)]
+        if facts.operation:
+            subtype.append(_coding("urn:cmio:operation", facts.operation))
+        plain, with_patient = _PROFILES[action]
+        profile = BALP + (with_patient if facts.patient else plain)
+    event: dict[str, Any] = {
+        "resourceType": "AuditEvent",
+        "id": facts.id,
+        "type": event_type,
+        "subtype": subtype,
+        "action": action,
+        "recorded": facts.recorded,
+        "outcome": facts.outcome,
+        "agent": [
+            _client_agent(facts.grant, facts.remote_addr),
+            _server_agent(facts.server),
+            _user_agent(facts.grant),
+        ],
+        "source": {
+            "observer": {"display": f"cmio {facts.server}"},
+            "type": [
+                _coding(
+                    "http://terminology.hl7.org/CodeSystem/security-source-type",
+                    "4",
+                    "Application Server",
+                )
+            ],
+        },
+    }
+    if profile is not None:
+        event["meta"] = {"profile": [profile]}
+    desc = facts.outcome_desc or _OUTCOME_DESC.get(facts.outcome)
+    if desc:
+        event["outcomeDesc"] = desc[:1000]
+    if facts.grant is not None and facts.grant.break_glass is not None:
+        event["purposeOfEvent"] = [{"coding": [BTG]}]
+    entities = _entities(facts)
+    if entities:
+        event["entity"] = entities
+    return event

@@ -1,0 +1,100 @@
+"""Group commit for audit records that do not ride on a write transaction.
+
+Reads, searches, history, exports and operations must not answer before their
+audit record is durable, yet one fsync per read would cap a server at a few
+hundred reads a second. The :class:`AuditWriter` thread takes every record
+waiting in its queue (up to ``max_batch``), appends them in one transaction and
+only then resolves their futures: N concurrent readers share one commit. A
+failed commit fails every future of the batch (the caller answers 503).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from cmio.security.audit.log import AuditLog
+
+__all__ = ["AuditWriter"]
+
+_LOG = logging.getLogger("cmio.security.audit")
+
+
+@dataclass(slots=True)
+class _Job:
+    event: Mapping[str, Any]
+    future: Future[None]
+
+
+class AuditWriter:
+    """One thread appending queued audit records in shared commits."""
+
+    def __init__(self, log: AuditLog, max_batch: int = 512) -> None:
+        self.log = log
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, event: Mapping[str, Any]) -> Future[None]:
+        """Queue ``event``; the future resolves once it is durable (or fails)."""
+        future: Future[None] = Future()
+        if self._closed:
+            future.set_exception(RuntimeError("the audit writer is closed"))
+            return future
+        self._ensure_started()
+        self._queue.put(_Job(event, future))
+        return future
+
+    def _ensure_started(self) -> None:
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._run, name="cmio-audit", daemon=True
+                    )
+                    self._thread.start()
+
+    def close(self) -> None:
+        """Write what is queued, then stop the thread."""
+        self._closed = True
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            batch, stop = [job], False
+            while len(batch) < self.max_batch:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            self._commit(batch)
+            if stop:
+                return
+
+    def _commit(self, batch: list[_Job]) -> None:
+        try:
+            self.log.append_now([job.event for job in batch])
+        except Exception as exc:
+            _LOG.exception("writing %d audit records failed", len(batch))
+            for job in batch:
+                job.future.set_exception(exc)
+            return
+        for job in batch:
+            job.future.set_result(None)
