@@ -64,6 +64,7 @@ def default_operations() -> dict[str, Operation]:
             own_formats=True,
         )
     )
+    table += _viewdefinition_export_operations()
     return {op.name: op for op in table}
 
 
@@ -81,6 +82,49 @@ def _viewdefinition_run(
     from cmio.api.ops.viewdefinition_run import viewdefinition_run
 
     return viewdefinition_run(env, request, rtype, rid)
+
+
+def _viewdefinition_export_operations() -> list[Operation]:
+    """$viewdefinition-export (SQL on FHIR, asynchronous) with its status and file URLs."""
+
+    def lazy(name: str) -> OperationHandler:
+        def handler(
+            env: Env, request: FhirRequest, rtype: str | None, rid: str | None
+        ) -> FhirResponse:
+            from cmio.api.ops import viewdefinition_export
+
+            found: OperationHandler = getattr(viewdefinition_export, name)
+            return found(env, request, rtype, rid)
+
+        return handler
+
+    return [
+        Operation(
+            "viewdefinition-export",
+            lazy("kickoff"),
+            frozenset({"Basic"}),
+            system=True,
+            type_level=False,
+            own_formats=True,
+        ),
+        Operation(
+            "viewdefinition-export-status",
+            lazy("status_or_cancel"),
+            system=True,
+            type_level=False,
+            instance=False,
+            methods=frozenset({"GET", "DELETE"}),
+        ),
+        Operation(
+            "viewdefinition-export-file",
+            lazy("download"),
+            system=True,
+            type_level=False,
+            instance=False,
+            methods=frozenset({"GET"}),
+            own_formats=True,
+        ),
+    ]
 
 
 def _terminology_operations() -> list[Operation]:

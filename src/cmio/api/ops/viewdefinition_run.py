@@ -30,7 +30,7 @@ from cmio.api.errors import FhirError
 from cmio.api.http import FhirRequest, FhirResponse
 from cmio.api.ops.common import parse_json_body
 
-__all__ = ["FORMATS", "encode_rows", "viewdefinition_run"]
+__all__ = ["FORMATS", "belongs", "encode_rows", "stored_view", "viewdefinition_run"]
 
 FORMATS = {
     "ndjson": "application/x-ndjson",
@@ -84,7 +84,8 @@ def _one(values: dict[str, list[Any]], name: str) -> Any:
     return found[0] if found else None
 
 
-def _stored_view(env: Env, reference: str) -> dict[str, Any]:
+def stored_view(env: Env, reference: str) -> dict[str, Any]:
+    """The ViewDefinition JSON stored as ``Basic/[id]`` (404 when absent, 400 when not a view)."""
     from cmio.store.base import GoneError, NotFoundError
     from cmio.views.materialize import view_from_basic
 
@@ -99,7 +100,7 @@ def _stored_view(env: Env, reference: str) -> dict[str, Any]:
     return view
 
 
-def _belongs(resource: dict[str, Any], patient: str) -> bool:
+def belongs(resource: dict[str, Any], patient: str) -> bool:
     """Whether a resource is the patient or points at it (``subject``/``patient``)."""
     if resource.get("resourceType") == "Patient":
         return resource.get("id") == patient
@@ -176,7 +177,7 @@ def viewdefinition_run(
     if (view is None) == (reference is None):
         raise FhirError(400, "invalid", "Give exactly one of viewResource and viewReference")
     if view is None:
-        view = _stored_view(env, str(reference))
+        view = stored_view(env, str(reference))
     header = str(_one(values, "header") if "header" in values else "true").lower() != "false"
     limit = _one(values, "_limit")
     try:
@@ -194,7 +195,7 @@ def viewdefinition_run(
         )
         if patient is not None:
             pid = str(patient).rsplit("/", 1)[-1]
-            resources = [r for r in resources if _belongs(r, pid)]
+            resources = [r for r in resources if belongs(r, pid)]
         table = run(parsed, list(resources), engine="duckdb")
     except ViewDefinitionError as exc:
         raise FhirError(400, "invalid", exc.detail, expression=exc.element) from exc
