@@ -12,7 +12,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-__all__ = ["DEFAULT_ROLE_SCOPES", "ROLES", "RoleTable"]
+__all__ = [
+    "AGGREGATE_ROLES",
+    "BREAK_GLASS_ROLES",
+    "DEFAULT_ROLE_SCOPES",
+    "RELATIONSHIP_ROLES",
+    "ROLES",
+    "RoleTable",
+]
 
 ROLES: tuple[str, ...] = (
     "clinician",
@@ -57,8 +64,10 @@ DEFAULT_ROLE_SCOPES: Mapping[str, frozenset[str]] = MappingProxyType(
                 "openid",
                 "fhirUser",
                 "user/Measure.rs",
-                "user/MeasureReport.rs",
+                # summary reports only: an individual report has a subject
+                "user/MeasureReport.rs?subject:missing=true",
                 "user/Organization.rs",
+                "user/Location.rs",
             }
         ),
         "administrator": frozenset({"openid", "fhirUser", "user/*.cruds"}),
@@ -70,13 +79,39 @@ DEFAULT_ROLE_SCOPES: Mapping[str, frozenset[str]] = MappingProxyType(
 )
 
 
+RELATIONSHIP_ROLES: frozenset[str] = frozenset({"clinician"})
+"""Roles that see patient-level data only of the patients they have a treatment
+relationship with (general practitioner, encounter participant, care team member)."""
+
+BREAK_GLASS_ROLES: frozenset[str] = frozenset({"clinician", "administrator"})
+"""Roles that may invoke break-the-glass access (``X-Break-Glass: <reason>``)."""
+
+AGGREGATE_ROLES: frozenset[str] = frozenset({"executive"})
+"""Roles that never see patient-level data (a resource in a Patient compartment)."""
+
+
 @dataclass(frozen=True, slots=True)
 class RoleTable:
-    """Roles and their scopes (the defaults, or an organization's own)."""
+    """Roles and their scopes (the defaults, or an organization's own).
+
+    Attributes:
+        scopes_by_role: each role's SMART scopes.
+        relationship_roles: roles confined to the patients they treat (see
+            :data:`RELATIONSHIP_ROLES`).
+        break_glass_roles: roles that may invoke break-the-glass access.
+        aggregate_roles: roles that see aggregates only, never patient-level data.
+    """
 
     scopes_by_role: Mapping[str, frozenset[str]] = field(
         default_factory=lambda: DEFAULT_ROLE_SCOPES
     )
+    relationship_roles: frozenset[str] = RELATIONSHIP_ROLES
+    break_glass_roles: frozenset[str] = BREAK_GLASS_ROLES
+    aggregate_roles: frozenset[str] = AGGREGATE_ROLES
+
+    def known(self, roles: Iterable[str]) -> frozenset[str]:
+        """The roles of ``roles`` this table defines (unknown ones are ignored)."""
+        return frozenset(r for r in roles if r in self.scopes_by_role)
 
     def scopes_for(self, roles: Iterable[str]) -> frozenset[str]:
         """The union of the scopes of ``roles``; an unknown role raises ``KeyError``."""

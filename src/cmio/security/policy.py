@@ -1,0 +1,363 @@
+"""Authorization decisions: may this grant do this interaction on this resource?
+
+Framework-free (layer 5: the model and the store, never the API). A
+:class:`Policy` is built per request from the caller's
+:class:`~cmio.security.grant.AccessGrant`; it answers
+
+* :meth:`Policy.access`: how far a permission (``c r u d s``) on a type reaches for
+  this grant (None: not at all, a 403), as an :class:`Access`: the patients whose
+  compartment it is confined to, the query narrowing to AND into searches, whether only
+  aggregate (non patient-level) data may be seen;
+* :meth:`Policy.check`: allow, deny (403) or hide (404, so that existence does not
+  leak) for one resource;
+* :meth:`Policy.operation` and :meth:`Policy.export`: named operations and Bulk Data.
+
+Rules (https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html):
+
+* scopes grant, per context, ``c r u d s`` on types; a query-narrowed scope grants only
+  the resources matching its search parameters;
+* ``patient/`` scopes reach the Patient compartment of ``grant.patient``
+  (https://hl7.org/fhir/R4/compartmentdefinition-patient.html) and types outside
+  the compartment (Practitioner, Medication ...);
+* a user's roles gate the token's scopes (:class:`~cmio.security.roles.RoleTable`);
+  relationship roles (clinician) see patient-level data of the patients they treat:
+  ``Patient.generalPractitioner``, an ``Encounter.participant`` or a ``CareTeam``
+  member; others only with break-the-glass (``grant.break_glass`` set by the API);
+  aggregate roles (executive) never see a resource in a Patient compartment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from cmio.indexing.compartments import COMPARTMENT_PARAM, CompartmentIndexer, compartment_paths
+from cmio.model import Model
+from cmio.security.grant import AccessGrant
+from cmio.security.roles import RoleTable
+from cmio.security.scopes import Context, Narrowing, ScopeSet
+from cmio.store.base import Repository, SearchClause, SearchQuery
+
+__all__ = [
+    "ALLOW",
+    "INTERACTIONS",
+    "MAX_RELATED_PATIENTS",
+    "TERMINOLOGY_OPERATIONS",
+    "Access",
+    "Decision",
+    "Effect",
+    "Policy",
+    "split_values",
+]
+
+Effect = Literal["allow", "deny", "hide"]
+
+INTERACTIONS: dict[str, str] = {
+    "read": "r",
+    "vread": "r",
+    "history-instance": "r",
+    "search": "s",
+    "history-type": "s",
+    "history-system": "s",
+    "create": "c",
+    "update": "u",
+    "patch": "u",
+    "delete": "d",
+}
+"""Interaction -> SMART v2 permission (scopes-and-launch-context.html#scopes-for-requesting-fhir-resources)."""
+
+TERMINOLOGY_OPERATIONS = frozenset({"expand", "validate-code", "lookup", "subsumes", "translate"})
+"""Operations any authenticated caller may invoke (terminology is not patient data)."""
+
+MAX_RELATED_PATIENTS = 10_000
+"""How many patients one relationship search collects for a clinician."""
+
+_NAMES = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}
+_WIDE: tuple[Context, ...] = ("user", "system")
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """An authorization outcome: ``allow``, ``deny`` (403) or ``hide`` (404).
+
+    Attributes:
+        effect: the outcome.
+        reason: why (for the OperationOutcome of a 403 and for audit; never shown for 404).
+    """
+
+    effect: Effect
+    reason: str = ""
+
+    @property
+    def allowed(self) -> bool:
+        """True for ``allow``."""
+        return self.effect == "allow"
+
+
+ALLOW = Decision("allow")
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """How far one permission on one type reaches for a grant.
+
+    Attributes:
+        patients: resources of Patient-compartment types are visible only when in the
+            compartment of one of these patients (None: any patient).
+        narrowing: groups AND-ed; a resource must match one alternative of each group
+            (each alternative's search parameters AND-ed).
+        aggregate_only: resources in any Patient compartment are never visible.
+        in_compartment: the type belongs to the Patient compartment.
+    """
+
+    patients: frozenset[str] | None = None
+    narrowing: tuple[tuple[Narrowing, ...], ...] = ()
+    aggregate_only: bool = False
+    in_compartment: bool = False
+
+    @property
+    def unrestricted(self) -> bool:
+        """Every resource of the type is reachable."""
+        return self.patients is None and not self.narrowing and not self.aggregate_only
+
+
+def split_values(value: str) -> tuple[str, ...]:
+    """OR-ed search values: split on commas not escaped as ``\\,``."""
+    parts = value.replace("\\,", "\0").split(",")
+    return tuple(p.replace("\0", ",") for p in parts if p)
+
+
+class Policy:
+    """The authorization decisions of one request (relationships cached for its duration).
+
+    Args:
+        grant: the caller's grant (``break_glass`` set when the API accepted a reason).
+        repository: the store (relationship searches).
+        model: the FHIR model (the Patient CompartmentDefinition).
+        roles: the organization's role table (defaults when None).
+    """
+
+    def __init__(
+        self,
+        grant: AccessGrant,
+        repository: Repository,
+        model: Model,
+        roles: RoleTable | None = None,
+    ) -> None:
+        self.grant = grant
+        self.repository = repository
+        self.model = model
+        self.roles = roles if roles is not None else RoleTable()
+        self.scopes = ScopeSet.parse(grant.scopes)
+        known = self.roles.known(grant.roles) if grant.kind == "user" else frozenset()
+        self._role_scopes = {r: ScopeSet.parse(self.roles.scopes_by_role[r]) for r in known}
+        self._related: frozenset[str] | None = None
+        self._compartment_types: frozenset[str] | None = None
+        self._indexer: CompartmentIndexer | None = None
+        self._access: dict[tuple[str, str], Access | None] = {}
+
+    # -- type level -------------------------------------------------------------------
+
+    def compartment_types(self) -> frozenset[str]:
+        """Resource types that belong to the Patient compartment (Patient included)."""
+        if self._compartment_types is None:
+            paths = compartment_paths(self.model, "Patient")
+            self._compartment_types = frozenset(paths) | {"Patient"}
+        return self._compartment_types
+
+    def can_break_glass(self) -> bool:
+        """Whether the grant's roles may invoke break-the-glass access."""
+        return bool(set(self._role_scopes) & self.roles.break_glass_roles)
+
+    def access(self, permission: str, rtype: str) -> Access | None:
+        """How far ``permission`` (one of ``cruds``) on ``rtype`` reaches; None: denied.
+
+        ``rtype`` ``*`` asks about every type at once (system-level interactions).
+        """
+        key = (permission, rtype)
+        if key not in self._access:
+            self._access[key] = self._compute_access(permission, rtype)
+        return self._access[key]
+
+    def _compute_access(self, permission: str, rtype: str) -> Access | None:
+        contexts = self.scopes.contexts_for(permission, rtype)
+        if not contexts:
+            return None
+        in_compartment = rtype == "*" or rtype in self.compartment_types()
+        groups: list[tuple[Narrowing, ...]] = []
+        patients: frozenset[str] | None = None
+        if contexts & set(_WIDE):
+            narrowing = self.scopes.narrowing(permission, rtype, _WIDE)
+        else:  # patient/ scopes only: the launch patient's compartment
+            if self.grant.patient is None:
+                return None
+            narrowing = self.scopes.narrowing(permission, rtype, ("patient",))
+            if in_compartment:
+                patients = frozenset({self.grant.patient})
+        if narrowing:
+            groups.append(narrowing)
+        aggregate = False
+        if self._role_scopes:  # a user's roles cap what the token's scopes grant
+            granting = [r for r, s in self._role_scopes.items() if s.allows(permission, rtype)]
+            if not granting:
+                return None
+            alternatives: list[Narrowing] = []
+            for role in granting:
+                found = self._role_scopes[role].narrowing(permission, rtype)
+                if found is None:
+                    alternatives = []
+                    break
+                alternatives.extend(found)
+            if alternatives:
+                groups.append(tuple(dict.fromkeys(alternatives)))
+            aggregate = all(r in self.roles.aggregate_roles for r in granting)
+            bound = all(r in self.roles.relationship_roles for r in granting)
+            if bound and in_compartment and self.grant.break_glass is None:
+                related = self.related_patients()
+                patients = related if patients is None else patients & related
+        return Access(patients, tuple(groups), aggregate, in_compartment)
+
+    # -- resource level ---------------------------------------------------------------
+
+    def check(self, interaction: str, resource: dict[str, Any], *, exists: bool = True) -> Decision:
+        """Decide an interaction (see :data:`INTERACTIONS`) on one resource.
+
+        ``exists``: the resource is stored (a failure hides it: 404), or it is the new
+        content of a create/update (a failure is a 403).
+        """
+        permission = INTERACTIONS[interaction]
+        rtype = str(resource.get("resourceType", ""))
+        access = self.access(permission, rtype)
+        if access is None:
+            return self.denied(permission, rtype)
+        return self.check_access(access, resource, exists=exists)
+
+    def check_access(
+        self, access: Access, resource: dict[str, Any], *, exists: bool = True
+    ) -> Decision:
+        """Whether ``resource`` is within ``access`` (allow, else hide or deny)."""
+        if access.unrestricted:
+            return ALLOW
+        fail = Decision("hide" if exists else "deny", "outside what the grant may reach")
+        rtype = str(resource.get("resourceType", ""))
+        if rtype in self.compartment_types() and (
+            access.patients is not None or access.aggregate_only
+        ):
+            members = self.members(resource)
+            if access.aggregate_only and members:
+                return fail
+            if access.patients is not None and not members & access.patients:
+                return fail
+        for group in access.narrowing:
+            if not any(self.matches(resource, alternative) for alternative in group):
+                return fail
+        return ALLOW
+
+    def denied(self, permission: str, rtype: str) -> Decision:
+        """The 403 decision for a permission the grant lacks."""
+        what = "any resource type" if rtype == "*" else rtype
+        return Decision("deny", f"The access token does not allow {_NAMES[permission]} on {what}")
+
+    def members(self, resource: dict[str, Any]) -> frozenset[str]:
+        """The patients whose compartment ``resource`` is in (from the CompartmentDefinition)."""
+        if self._indexer is None:
+            indexer = self.repository.indexer
+            self._indexer = (
+                indexer if isinstance(indexer, CompartmentIndexer) else CompartmentIndexer(self.model)
+            )
+        rows = CompartmentIndexer.rows(self._indexer, resource)
+        return frozenset(r.value for r in rows if r.param == COMPARTMENT_PARAM)
+
+    def matches(self, resource: dict[str, Any], narrowing: Narrowing) -> bool:
+        """Whether ``resource`` matches all the search parameters of ``narrowing``."""
+        from cmio.indexing.extract import SearchIndexer
+        from cmio.search.memory import MemoryIndex
+
+        indexer = self.repository.indexer
+        if not isinstance(indexer, SearchIndexer):
+            indexer = SearchIndexer(self.model, full_text=False)
+        rtype = str(resource.get("resourceType", ""))
+        clauses = tuple(SearchClause(k, split_values(v)) for k, v in narrowing)
+        try:
+            found = MemoryIndex(indexer, [resource]).search(SearchQuery(rtype, clauses))
+        except Exception:  # a narrowing the matcher cannot evaluate grants nothing
+            return False
+        return bool(found)
+
+    # -- relationships ----------------------------------------------------------------
+
+    def related_patients(self) -> frozenset[str]:
+        """The patients the user (``grant.fhir_user``) has a treatment relationship with.
+
+        Their general practitioner, a participant of one of their Encounters, or a member
+        of one of their CareTeams; searched once per request.
+        """
+        if self._related is None:
+            self._related = self._find_related()
+        return self._related
+
+    def _find_related(self) -> frozenset[str]:
+        ref = self.grant.fhir_user or ""
+        parts = [p for p in ref.split("/") if p]
+        if len(parts) < 2:
+            return frozenset()
+        who = f"{parts[-2]}/{parts[-1]}"
+        found: set[str] = set()
+        for key in (
+            "general-practitioner",
+            "_has:Encounter:patient:participant",
+            "_has:CareTeam:patient:participant",
+        ):
+            query = SearchQuery(
+                "Patient", (SearchClause(key, (who,)),), MAX_RELATED_PATIENTS, 0, (), False
+            )
+            found.update(s.id for s in self.repository.search(query).resources)
+        return frozenset(found)
+
+    # -- operations -------------------------------------------------------------------
+
+    def operation(self, name: str, rtype: str | None) -> Decision:
+        """Decide a named operation (``$name``) invoked on ``rtype`` (None: system level).
+
+        Terminology operations: any caller. ``$reindex``: administrators (or an
+        unauthenticated local caller). ``$validate``: any permission on the type.
+        ``$viewdefinition-run`` and any other operation: unrestricted read and search.
+        """
+        if name in TERMINOLOGY_OPERATIONS:
+            return ALLOW
+        if name == "reindex":
+            if self.grant.kind == "local" or "administrator" in self._role_scopes:
+                return ALLOW
+            return Decision("deny", "$reindex is reserved to administrators")
+        target = rtype or "*"
+        if name == "validate":
+            if any(self.access(p, target) is not None for p in "cruds"):
+                return ALLOW
+            return Decision("deny", f"The access token grants nothing on {target}")
+        for permission in "rs":
+            access = self.access(permission, "*" if name == "viewdefinition-run" else target)
+            if access is None or not access.unrestricted:
+                return Decision(
+                    "deny", f"${name} needs unrestricted read and search of the data it reads"
+                )
+        return ALLOW
+
+    def export(self, types: Iterable[str] | None) -> Decision:
+        """Decide a Bulk Data ``$export`` of ``types`` (None: every type).
+
+        Needs ``user/`` or ``system/`` read and search scopes reaching every resource of
+        each type (https://hl7.org/fhir/uv/bulkdata/STU1.0.1/authorization/index.html).
+        """
+        for rtype in types or ("*",):
+            for permission in "rs":
+                wide = self.scopes.contexts_for(permission, rtype) & set(_WIDE)
+                access = self.access(permission, rtype)
+                if not wide or access is None or not access.unrestricted:
+                    what = "every type" if rtype == "*" else rtype
+                    return Decision(
+                        "deny",
+                        f"Bulk export of {what} needs user/ or system/ read and search scopes"
+                        " over all its resources",
+                    )
+        return ALLOW
