@@ -18,12 +18,14 @@ from starlette.routing import Route
 
 from cmio import __version__
 from cmio.api.asgi import FhirAsgiApp, Receive, Scope, Send
+from cmio.api.auth import AuthGate
 from cmio.api.env import Env, Settings
 from cmio.api.router import FhirRouter
 from cmio.api.writer import GroupCommitWriter
 from cmio.bulk.jobs import ExportJobs
 from cmio.indexing import SearchIndexer
 from cmio.model import Model, load_model
+from cmio.security.oauth.server import AuthServer
 from cmio.store import default_database_url, open_repository
 from cmio.store.base import SearchQuery
 from cmio.terminology.factory import open_terminology
@@ -76,9 +78,15 @@ class CmioApp:
         self.executor = None if embedded else ThreadPoolExecutor(8, thread_name_prefix="cmio-db")
         self.fhir = FhirAsgiApp(router, writer=self.writer, executor=self.executor)
         self.web = _web_app(env)
+        self.auth: AuthGate | None = None
+        """The bearer check and /auth routes (None: authentication off)."""
+        if env.settings.auth is not None:
+            self.auth = AuthGate(AuthServer.open(env.settings.auth, env.repository))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Dispatch by path prefix."""
+        if self.auth is not None and await self.auth.intercept(scope, receive, send):
+            return
         path = scope.get("path", "")
         if scope["type"] == "http" and (path == "/fhir" or path.startswith("/fhir/")):
             await self.fhir(scope, receive, send)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import Executor
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -77,6 +78,9 @@ class FhirAsgiApp:
             if request_id
             else RequestContext(remote_addr=client[0] if client else None)
         )
+        grant = scope.get("cmio.grant")  # set by the authentication gate (cmio.api.auth)
+        if grant is not None:
+            context = replace(context, grant=grant, principal=grant.subject, scopes=grant.scopes)
         path = scope["path"]
         sub = (
             path[len(self.prefix) :].lstrip("/")

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cmio.model import Model
+from cmio.security.oauth.settings import AuthSettings
 from cmio.store.base import Repository
 
 if TYPE_CHECKING:
@@ -50,6 +51,9 @@ class Settings:
     file exists (https://hl7.org/fhir/R4/terminology-service.html)."""
     hl7_journal: str = "cmio-data/hl7/journal.db"
     """The HL7 v2 engine's journal, read for ``/interfaces/health`` and ``/metrics``."""
+    auth: AuthSettings | None = None
+    """Authentication (bearer tokens, SMART on FHIR); None: off (in-process callers and tests).
+    The product entry points switch it on (``CMIO_AUTH=off`` or ``--no-auth`` on loopback)."""
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:
@@ -64,6 +68,7 @@ class Settings:
             validation=environ.get("CMIO_VALIDATION", defaults.validation),
             terminology_db=environ.get("CMIO_TERMINOLOGY_DB", defaults.terminology_db),
             hl7_journal=environ.get("CMIO_HL7_JOURNAL", defaults.hl7_journal),
+            auth=AuthSettings.from_environment(environ),
         )
 
 

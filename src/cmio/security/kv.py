@@ -1,0 +1,95 @@
+"""A small key-value table for authentication state (users, clients, codes, revocations).
+
+It lives in the store's ``job_state`` table (SQLite or PostgreSQL), so every server
+process and the CLI see the same users, clients and revocations; tests use the
+in-memory variant. Values are JSON text.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from cmio.store.base import Repository
+
+__all__ = ["KeyValue", "MemoryKeyValue", "RepositoryKeyValue"]
+
+Json = dict[str, Any]
+
+
+class KeyValue(Protocol):
+    """Named JSON documents with atomic read-modify-write."""
+
+    def get(self, name: str) -> Json | None:
+        """The document ``name``, or None."""
+        ...
+
+    def put(self, name: str, value: Json) -> None:
+        """Store ``value`` under ``name``."""
+        ...
+
+    def update(self, name: str, change: Callable[[Json | None], Json]) -> Json:
+        """Atomically replace the document with ``change(old)``; returns the new one."""
+        ...
+
+
+class MemoryKeyValue:
+    """In-process key-value documents (tests, single-process tools)."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> Json | None:
+        """The document ``name``, or None."""
+        text = self._data.get(name)
+        return None if text is None else _loads(text)
+
+    def put(self, name: str, value: Json) -> None:
+        """Store ``value`` under ``name``."""
+        with self._lock:
+            self._data[name] = json.dumps(value)
+
+    def update(self, name: str, change: Callable[[Json | None], Json]) -> Json:
+        """Atomically replace the document with ``change(old)``."""
+        with self._lock:
+            old = self._data.get(name)
+            new = change(None if old is None else _loads(old))
+            self._data[name] = json.dumps(new)
+            return new
+
+
+class RepositoryKeyValue:
+    """Key-value documents in the store's ``job_state`` table (shared by all processes)."""
+
+    def __init__(self, repository: Repository, prefix: str = "auth:") -> None:
+        self.repository = repository
+        self.prefix = prefix
+
+    def get(self, name: str) -> Json | None:
+        """The document ``name``, or None."""
+        with self.repository.read_transaction() as tx:
+            text = tx.job_state(self.prefix + name)
+        return None if text is None else _loads(text)
+
+    def put(self, name: str, value: Json) -> None:
+        """Store ``value`` under ``name`` (its own transaction)."""
+        with self.repository.transaction() as tx:
+            tx.set_job_state(self.prefix + name, json.dumps(value))
+
+    def update(self, name: str, change: Callable[[Json | None], Json]) -> Json:
+        """Read, change and write ``name`` in one write transaction."""
+        with self.repository.transaction() as tx:
+            text = tx.job_state(self.prefix + name)
+            new = change(None if text is None else _loads(text))
+            tx.set_job_state(self.prefix + name, json.dumps(new))
+            return new
+
+
+def _loads(text: str) -> Json:
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError("authentication state must be a JSON object")
+    return value
