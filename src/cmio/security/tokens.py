@@ -24,7 +24,16 @@ from cmio.security.grant import AccessGrant, SubjectKind
 from cmio.security.keys import KeyRing
 from cmio.security.kv import KeyValue
 
-__all__ = ["ACCESS_TOKEN_TYPE", "Revocations", "TokenError", "TokenService", "claims_to_grant"]
+__all__ = [
+    "ACCESS_TOKEN_TYPE",
+    "Revocations",
+    "TokenError",
+    "TokenService",
+    "check_claims",
+    "claims_to_grant",
+    "unverified_claims",
+    "unverified_header",
+]
 
 ACCESS_TOKEN_TYPE = "at+jwt"
 """The ``typ`` header of access tokens (RFC 9068 section 2.1): an id_token is not one."""
@@ -92,6 +101,21 @@ def unverified_header(token: str) -> dict[str, Any]:
     if not isinstance(header, dict):
         raise TokenError("malformed token header")
     return header
+
+
+def unverified_claims(token: str) -> Any:
+    """The payload of a compact JWS, without verifying anything.
+
+    Raises:
+        TokenError: not a compact JWS with a JSON payload.
+    """
+    parts = token.split(".")
+    if len(parts) != 3 or not parts[1]:
+        raise TokenError("malformed token: not a compact JWS")
+    try:
+        return _b64json(parts[1])
+    except (ValueError, UnicodeError) as exc:
+        raise TokenError("malformed token payload") from exc
 
 
 class TokenService:

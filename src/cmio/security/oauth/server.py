@@ -54,6 +54,7 @@ class AuthServer:
         role_table: RoleTable | None = None,
         oidc: Any = None,
         clock: Callable[[], float] = time.time,
+        patient_exists: Callable[[str], bool] | None = None,
     ) -> None:
         """Build the server from its settings, state table and signing keys.
 
@@ -64,6 +65,7 @@ class AuthServer:
             role_table: roles and their scopes.
             oidc: an :class:`cmio.security.oidc.ExternalIssuer` whose tokens are accepted.
             clock: the time source (tests move it).
+            patient_exists: whether a Patient id exists (the launch patient a user picks).
         """
         self.settings = settings
         self.kv = kv
@@ -78,6 +80,7 @@ class AuthServer:
         self.clients = ClientRegistry(kv, hasher)
         self.roles = role_table or RoleTable()
         self.oidc = oidc
+        self.patient_exists: Callable[[str], bool] = patient_exists or (lambda _id: True)
         self.audit: AuditHook | None = None
         """Audit hook (the audit trail wires itself here)."""
 
@@ -95,7 +98,18 @@ class AuthServer:
                 audience=settings.oidc_audience,
                 roles_claim=settings.oidc_roles_claim,
             )
-        return cls(settings, RepositoryKeyValue(repository), keys, oidc=oidc)
+
+        def patient_exists(patient_id: str) -> bool:
+            with repository.read_transaction() as tx:
+                return tx.current("Patient", patient_id) is not None
+
+        return cls(
+            settings,
+            RepositoryKeyValue(repository),
+            keys,
+            oidc=oidc,
+            patient_exists=patient_exists,
+        )
 
     # -- addresses ----------------------------------------------------------------------
 
