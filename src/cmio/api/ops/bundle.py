@@ -12,10 +12,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from cmio.api import authorize
 from cmio.api.env import ID_RE, Env
 from cmio.api.errors import FhirError, OutcomeIssue
 from cmio.api.http import FhirRequest, FhirResponse
@@ -29,6 +30,9 @@ from cmio.api.ops.write import prefer_return
 from cmio.api.references import rewrite_references
 from cmio.api.render import json_response
 from cmio.store.base import StoredResource, Transaction
+
+if TYPE_CHECKING:
+    from cmio.security.policy import Policy
 
 __all__ = ["bundle", "process_transaction"]
 
@@ -331,8 +335,14 @@ def _reply_from_response(response: FhirResponse) -> dict[str, Any]:
     return entry
 
 
-def bundle(env: Env, request: FhirRequest, dispatch: Dispatch) -> FhirResponse:
-    """POST [base] with a batch or transaction Bundle."""
+def bundle(
+    env: Env, request: FhirRequest, dispatch: Dispatch, policy: Policy | None = None
+) -> FhirResponse:
+    """POST [base] with a batch or transaction Bundle.
+
+    ``policy``: the caller's authorization; a batch's entries are checked one by one as
+    they are dispatched, a transaction's all before it runs (one denial refuses it).
+    """
     body = parse_json_body(request)
     if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
         raise FhirError(400, "invalid", "POST to the base needs a Bundle", expression="Bundle")
@@ -348,6 +358,14 @@ def bundle(env: Env, request: FhirRequest, dispatch: Dispatch) -> FhirResponse:
             request, 200, {"resourceType": "Bundle", "type": "batch-response", "entry": replies}
         )
     with_resource = prefer_return(request) == "representation"
+    authorize.check_transaction(
+        env,
+        policy,
+        [
+            (e.index, e.method, e.rtype, e.rid, e.query, e.resource, e.if_none_exist)
+            for e in entries
+        ],
+    )
     writes = [e for e in entries if e.method not in ("GET", "HEAD")]
     try:
         with env.repository.transaction() as tx:

@@ -10,9 +10,10 @@ Patient CompartmentDefinition, from the write-time compartment index) and, as
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
+from cmio.api import authorize
 from cmio.api.env import Env
 from cmio.api.errors import FhirError
 from cmio.api.http import FhirRequest, FhirResponse
@@ -21,13 +22,18 @@ from cmio.api.render import bundle_response, search_entry
 from cmio.indexing.compartments import COMPARTMENT_PARAM
 from cmio.store.base import GoneError, NotFoundError, SearchClause, SearchQuery, StoredResource
 
+if TYPE_CHECKING:
+    from cmio.security.policy import Policy
+
 __all__ = ["everything"]
 
 _ALLOWED = frozenset({"_since", "_type", "_count", "_offset", "_format", "_pretty", "start", "end"})
 
 
-def everything(env: Env, request: FhirRequest, rid: str) -> FhirResponse:
-    """GET [base]/Patient/[id]/$everything."""
+def everything(
+    env: Env, request: FhirRequest, rid: str, policy: Policy | None = None
+) -> FhirResponse:
+    """GET [base]/Patient/[id]/$everything (``policy``: the caller's authorization)."""
     check_id(rid)
     for key, _ in request.query:
         if key not in _ALLOWED:
@@ -65,10 +71,13 @@ def everything(env: Env, request: FhirRequest, rid: str) -> FhirResponse:
         clauses.append(SearchClause("_type", wanted))
     if (since := request.param("_since")) is not None:
         clauses.append(SearchClause("_lastUpdated", (f"ge{since}",)))
+    clauses = authorize.restrict_everything(env, policy, rid, clauses)
     with env.repository.read_transaction() as tx:  # one snapshot; never waits for writers
         tx.read("Patient", rid)  # 404 / 410 for an unknown or deleted patient
         page = tx.search(SearchQuery(None, tuple(clauses), count, offset, ("_lastUpdated",), True))
         included = _referenced(tx, page.resources)
+    page = authorize.visible_page(policy, page, "read")
+    included = authorize.visible(policy, "read", included)
     entries = [search_entry(request, env.model, s, "match") for s in page.resources]
     entries.extend(search_entry(request, env.model, s, "include") for s in included)
     params = [(k, v) for k, v in request.query if k != "_offset"]
@@ -86,12 +95,10 @@ def everything(env: Env, request: FhirRequest, rid: str) -> FhirResponse:
                 "url": f"{request.base_url}/{path}?{urlencode([*params, ('_offset', str(offset + count))])}",
             }
         )
-    bundle: dict[str, Any] = {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": page.total,
-        "link": links,
-    }
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
+    if page.total is not None:
+        bundle["total"] = page.total
+    bundle["link"] = links
     return bundle_response(request, bundle, entries)
 
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import orjson
 
+from cmio.api import authorize
 from cmio.api.env import Env
 from cmio.api.errors import FhirError
 from cmio.api.http import FhirRequest, FhirResponse
 from cmio.api.ops.common import check_id, check_type
 from cmio.api.render import json_response, last_modified
+
+if TYPE_CHECKING:
+    from cmio.security.policy import Policy
 
 __all__ = ["history"]
 
@@ -33,9 +37,20 @@ def _instant(name: str, value: str | None) -> str | None:
 
 
 def history(
-    env: Env, request: FhirRequest, rtype: str | None, rid: str | None, path: str
+    env: Env,
+    request: FhirRequest,
+    rtype: str | None,
+    rid: str | None,
+    path: str,
+    policy: Policy | None = None,
 ) -> FhirResponse:
-    """GET [base]/_history, [base]/[type]/_history, [base]/[type]/[id]/_history."""
+    """GET [base]/_history, [base]/[type]/_history, [base]/[type]/[id]/_history.
+
+    ``policy``: the caller's authorization; versions it may not see are left out.
+    """
+    interaction = "history-instance" if rid is not None else "history-type"
+    if rtype is not None:
+        authorize.require(policy, interaction, rtype)
     if rtype is not None:
         check_type(env, rtype)
     if rid is not None:
@@ -65,6 +80,7 @@ def history(
         if rid is not None and rtype is not None and tx.current(rtype, rid) is None:
             raise FhirError(404, "not-found", f"{rtype}/{rid} is not known")
         page = tx.history(rtype, rid, since=since, at=at, count=count, offset=offset)
+    page, show_total = authorize.visible_history(policy, interaction, page, rtype, rid)
     entries: list[dict[str, Any]] = []
     for stored in page.entries:
         url = f"{stored.type}/{stored.id}"
@@ -113,6 +129,8 @@ def history(
         "total": page.total,
         "link": links,
     }
+    if not show_total:  # versions were left out: the count would leak them
+        del bundle["total"]
     if entries:
         bundle["entry"] = entries
     headers = []

@@ -12,9 +12,10 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
+from cmio.api import authorize
 from cmio.api.env import Env
 from cmio.api.errors import FhirError, OutcomeIssue, operation_outcome
 from cmio.api.http import FhirRequest, FhirResponse
@@ -25,6 +26,9 @@ from cmio.search.includes import Include, included, parse_include
 from cmio.search.request import RESULT_PARAMS, UnknownParameterError, resolve
 from cmio.store import format_instant
 from cmio.store.base import SearchClause, SearchQuery, StoredResource
+
+if TYPE_CHECKING:
+    from cmio.security.policy import Policy
 
 __all__ = ["parse_search", "search", "search_params_from_string", "split_values"]
 
@@ -184,11 +188,13 @@ def search(
     rtype: str | None,
     path: str,
     compartment: tuple[str, str] | None = None,
+    policy: Policy | None = None,
 ) -> FhirResponse:
     """Run a search and answer a ``searchset`` Bundle.
 
     ``compartment`` (e.g. ``("Encounter", id)``) restricts the search to a compartment
-    (https://hl7.org/fhir/R4/compartmentdefinition.html#search).
+    (https://hl7.org/fhir/R4/compartmentdefinition.html#search). ``policy``: the
+    caller's authorization (:mod:`cmio.api.authorize`), ANDed into the search.
     """
     query_params = list(request.query)
     if request.method == "POST":
@@ -216,9 +222,12 @@ def search(
     summary_count = dict(query_params).get("_summary") == "count"
     if summary_count:
         query = replace(query, count=0, offset=0, sort=(), total=True, after=None)
+    query = authorize.restrict_search(policy, query)
     with env.repository.read_transaction() as tx:
         page = tx.search(query)
         extra = included(tx, env.model, page.resources, includes) if includes else []
+    page = authorize.visible_page(policy, page)
+    extra = authorize.visible(policy, "read", extra)
     entries = [search_entry(request, env.model, stored, "match") for stored in page.resources]
     entries.extend(search_entry(request, env.model, stored, "include") for stored in extra)
     if warnings:
