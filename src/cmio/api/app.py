@@ -59,6 +59,10 @@ def build_env(
         raise ValueError(f"validation must be off, base or profiles, not {settings.validation!r}")
     env = Env(repository, model, validator, settings, exports=ExportJobs(settings.export_dir))
     env.terminology = terminology
+    if settings.audit:  # every interaction recorded, hash-chained (issue 9)
+        from cmio.api.audit import Auditor
+
+        env.auditor = Auditor(repository)
     if settings.validation != "off":
         # Enforced on every write: build it now (about a second), not inside a request.
         from cmio.validation.validator import Validator
@@ -103,6 +107,8 @@ class CmioApp:
             self.env.exports.close()
         if self.env.terminology is not None:
             self.env.terminology.close()
+        if self.env.auditor is not None:
+            self.env.auditor.close()
         self.env.repository.close()
 
 

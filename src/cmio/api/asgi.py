@@ -112,7 +112,9 @@ class FhirAsgiApp:
             loop = asyncio.get_running_loop()
             response = await loop.run_in_executor(self.executor, self.router.handle, request)
         else:
-            response = self.router.handle(request)
+            response, pending = self.router.respond(request)
+            if pending is not None:  # held until its audit record is durable
+                response = await asyncio.wrap_future(pending)
         await _send(send, response)
 
     async def _body(self, receive: Receive, headers: dict[str, str]) -> bytes:

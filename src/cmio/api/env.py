@@ -12,6 +12,7 @@ from cmio.security.oauth.settings import AuthSettings
 from cmio.store.base import Repository
 
 if TYPE_CHECKING:
+    from cmio.api.audit import Auditor
     from cmio.bulk.jobs import ExportJobs
     from cmio.terminology.service import TerminologyService
     from cmio.validation.validator import Validator as ProfileValidator
@@ -55,6 +56,10 @@ class Settings:
     """Authentication (bearer tokens, SMART on FHIR); None: off (in-process callers and tests).
     The product entry points switch it on (``CMIO_AUTH=off`` or ``--no-auth`` on loopback)."""
 
+    audit: bool = False
+    """Record every interaction in the hash-chained audit trail (:mod:`cmio.api.audit`);
+    off for in-process callers and tests, on in the product (``CMIO_AUDIT=off`` disables)."""
+
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:
         """Settings from ``CMIO_MAX_BODY_BYTES`` and ``CMIO_MAX_BUNDLE_ENTRIES`` when set."""
@@ -68,6 +73,7 @@ class Settings:
             validation=environ.get("CMIO_VALIDATION", defaults.validation),
             terminology_db=environ.get("CMIO_TERMINOLOGY_DB", defaults.terminology_db),
             hl7_journal=environ.get("CMIO_HL7_JOURNAL", defaults.hl7_journal),
+            audit=environ.get("CMIO_AUDIT", "on").lower() != "off",
             auth=AuthSettings.from_environment(environ),
         )
 
@@ -91,3 +97,5 @@ class Env:
     """The terminology service (``$expand``, ``$validate-code`` ...); None: not offered."""
     reindexer: Any = None
     """The ``$reindex`` job runner (:class:`cmio.bulk.reindex.Reindexer`), made on first use."""
+    auditor: Auditor | None = None
+    """The audit trail (:class:`cmio.api.audit.Auditor`); None: interactions are not audited."""

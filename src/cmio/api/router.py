@@ -8,6 +8,7 @@ place. It knows nothing of HTTP servers or SQL.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future
 
 from cmio.api.env import Env
 from cmio.api.errors import FhirError
@@ -61,7 +62,24 @@ class FhirRouter:
         self.operations = default_operations() if operations is None else operations
 
     def handle(self, request: FhirRequest) -> FhirResponse:
-        """Answer one request; never raises."""
+        """Answer one request; never raises. With audit on, returns once it is recorded."""
+        response, pending = self.respond(request)
+        return response if pending is None else pending.result()
+
+    def respond(self, request: FhirRequest) -> tuple[FhirResponse, Future[FhirResponse] | None]:
+        """Answer one request; with audit on (``env.auditor``), also the future response
+        that resolves once its audit record is durable (None: nothing to wait for).
+
+        This is the one place every interaction is audited (https://profiles.ihe.net/ITI/BALP/).
+        """
+        auditor = self.env.auditor
+        if auditor is None:
+            return self._answer(request), None
+        with auditor.interaction(request) as seen:
+            response = self._answer(request)
+        return auditor.finish(seen, response)
+
+    def _answer(self, request: FhirRequest) -> FhirResponse:
         try:
             if not self._own_formats(request):
                 _negotiate(request)

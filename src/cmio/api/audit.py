@@ -1,0 +1,329 @@
+"""The API's audit trail: one BALP AuditEvent per interaction, never dropped.
+
+The router calls :class:`Auditor` in one place for every request
+(:meth:`cmio.api.router.FhirRouter.respond`). A write's record is appended by the
+store's before-commit hook inside the write's own transaction, so the record and
+the resources commit or roll back together (a transaction Bundle gets one record
+per entry plus one for the Bundle). Every other record (reads, searches, history,
+operations, failed writes) goes to the group-commit :class:`AuditWriter`, and the
+response is held until that record is durable; when it cannot be written the
+client gets 503 instead of an unaudited answer. See
+https://profiles.ihe.net/ITI/BALP/ and https://hl7.org/fhir/R4/auditevent.html.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from concurrent.futures import Future
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+
+from cmio.api.errors import FhirError
+from cmio.api.http import FhirRequest, FhirResponse
+from cmio.api.render import json_response
+from cmio.security.audit import AuditFacts, AuditLog, AuditWriter, build_event, outcome_code
+from cmio.security.grant import AccessGrant
+from cmio.store.base import Repository, StoredResource, StoreError, Transaction
+
+__all__ = ["Auditor", "classify", "patient_of"]
+
+_LOG = logging.getLogger("cmio.api.audit")
+_METHOD_INTERACTION = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+_PATIENT_KEYS = ("subject", "patient", "beneficiary")
+_PATIENT_PARAMS = ("patient", "subject", "beneficiary")
+_READS = ("read", "vread", "history-instance")
+
+
+@dataclass(slots=True)
+class _Seen:
+    """What one request has recorded so far."""
+
+    request: FhirRequest
+    facts: AuditFacts
+    written: bool = False
+    failed: bool = False
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+
+def classify(request: FhirRequest) -> AuditFacts:
+    """The audit facts a request's URL and context tell (https://hl7.org/fhir/R4/http.html)."""
+    parts = [p for p in request.path.strip("/").split("/") if p]
+    method, n = request.method, len(parts)
+    rtype = rid = operation = patient = query = None
+    version: int | None = None
+    op_at = next((i for i, p in enumerate(parts) if p.startswith("$")), None)
+    if op_at is not None:
+        interaction, operation = "operation", parts[op_at][1:]
+        if op_at >= 1:
+            rtype = parts[0]
+        if op_at == 2:
+            rid = parts[1]
+    elif n == 0:
+        interaction = _bundle_kind(request) if method == "POST" else "search-system"
+    elif parts[-1] == "_history":
+        interaction = ("history-system", "history-type", "history-instance")[min(n, 3) - 1]
+        rtype, rid = (parts[0] if n >= 2 else None), (parts[1] if n >= 3 else None)
+    elif n == 1 and parts[0] == "metadata":
+        interaction = "capabilities"
+    elif n == 1 and parts[0] == "_search":
+        interaction = "search-system"
+    elif parts[-1] == "_search" or (n == 1 and method == "GET"):
+        interaction, rtype = "search-type", parts[0]
+    elif n == 1:
+        interaction, rtype = _METHOD_INTERACTION.get(method, "operation"), parts[0]
+    elif n == 2:
+        rtype, rid = parts
+        interaction = "read" if method == "GET" else _METHOD_INTERACTION.get(method, "operation")
+    elif n == 3:
+        interaction, rtype = "search-compartment", parts[2]
+        if parts[0] == "Patient":
+            patient = parts[1]
+    else:
+        interaction, rtype, rid = "vread", parts[0], parts[1]
+        version = int(parts[3]) if parts[3].isdigit() else None
+    if (
+        interaction.startswith("search")
+        or interaction.startswith("history")
+        or (interaction in ("update", "patch", "delete") and rid is None)
+    ):
+        query = urlencode(request.query)
+    if rtype == "Patient" and rid is not None:
+        patient = rid
+    if patient is None:
+        patient = _patient_param(request)
+    context = request.context
+    return AuditFacts(
+        interaction,
+        grant=context.grant,
+        remote_addr=context.remote_addr,
+        correlation_id=context.correlation_id,
+        server=request.base_url,
+        resource_type=rtype,
+        resource_id=rid,
+        version=version,
+        patient=patient,
+        query=query,
+        operation=operation,
+    )
+
+
+def _bundle_kind(request: FhirRequest) -> str:
+    try:
+        body = orjson.loads(request.body)
+    except orjson.JSONDecodeError:
+        return "batch"
+    return (
+        "transaction" if isinstance(body, dict) and body.get("type") == "transaction" else "batch"
+    )
+
+
+def _patient_param(request: FhirRequest) -> str | None:
+    for key, value in request.query:
+        name = key.split(":")[0]
+        if name in _PATIENT_PARAMS and value and "," not in value:
+            ref = value.rsplit("/_history", 1)[0]
+            if name != "patient" and not ref.startswith("Patient/") and "/" in ref:
+                continue
+            return ref.rsplit("/", 1)[-1]
+    return None
+
+
+def patient_of(resource: Any) -> str | None:
+    """The Patient whose compartment ``resource`` is in (its id, or its subject/patient)."""
+    if not isinstance(resource, dict):
+        return None
+    if resource.get("resourceType") == "Patient":
+        rid = resource.get("id")
+        return rid if isinstance(rid, str) else None
+    for key in _PATIENT_KEYS:
+        ref = resource.get(key)
+        if isinstance(ref, list):
+            ref = ref[0] if ref else None
+        if isinstance(ref, dict):
+            text = ref.get("reference")
+            if isinstance(text, str) and text.startswith("Patient/"):
+                return text[len("Patient/") :].split("/", 1)[0]
+    return None
+
+
+class Auditor:
+    """Records every interaction of one router's store (see the module docstring).
+
+    Args:
+        repository: the store whose audit table receives the records; its
+            ``before_commit`` hook is taken over while the auditor is open.
+        max_batch: records per group commit.
+    """
+
+    def __init__(self, repository: Repository, max_batch: int = 512) -> None:
+        self.repository = repository
+        self.log = AuditLog(repository)
+        self.writer = AuditWriter(self.log, max_batch)
+        self._seen: ContextVar[_Seen | None] = ContextVar(f"cmio_audit_{id(self):x}", default=None)
+        repository.before_commit = self._before_commit
+
+    def close(self) -> None:
+        """Flush queued records and detach from the store."""
+        self.writer.close()
+        if self.repository.before_commit == self._before_commit:
+            self.repository.before_commit = None
+
+    @contextlib.contextmanager
+    def interaction(self, request: FhirRequest) -> Iterator[_Seen]:
+        """Mark ``request`` as the one being answered on this thread (for the write hook)."""
+        seen = _Seen(request, classify(request))
+        token = self._seen.set(seen)
+        try:
+            yield seen
+        finally:
+            self._seen.reset(token)
+
+    def _before_commit(self, tx: Transaction) -> None:
+        """Append the records of what ``tx`` wrote, inside ``tx`` (BALP create/update/delete)."""
+        seen = self._seen.get()
+        if seen is None or not tx.written:
+            return  # not a REST interaction (bulk import, reindex, HL7 engine)
+        facts = seen.facts
+        events = [
+            build_event(
+                replace(
+                    facts,
+                    interaction=_METHOD_INTERACTION.get(stored.method, "update"),
+                    resource_type=stored.type,
+                    resource_id=stored.id,
+                    version=stored.version,
+                    patient=_patient_of_stored(tx, stored) or facts.patient,
+                    query=None,
+                    status=200,
+                    id=_fresh_id(),
+                )
+            )
+            for stored in tx.written
+        ]
+        if facts.interaction == "transaction":
+            events.append(build_event(replace(facts, status=200, id=_fresh_id())))
+        try:
+            self.log.append(tx, events)
+        except Exception:
+            seen.failed = True
+            raise
+        seen.written = True
+        seen.records.extend(events)
+
+    def finish(
+        self, seen: _Seen, response: FhirResponse
+    ) -> tuple[FhirResponse, Future[FhirResponse] | None]:
+        """The response to send, and (when its record is still being written) its future.
+
+        A successful write was recorded with its transaction; anything else gets its
+        record now: written synchronously when this thread is inside an open store
+        transaction (the group-commit writer's batch), else queued for group commit.
+        """
+        request = seen.request
+        if seen.failed:
+            response = _unavailable(request)
+        elif seen.written and response.status < 400:
+            return response, None
+        if seen.facts.interaction == "capabilities":
+            return response, None
+        facts = _with_outcome(seen.facts, request, response)
+        event = build_event(facts)
+        if self.repository.in_transaction():
+            try:
+                self.log.append_now([event])
+            except Exception:
+                _LOG.exception("audit record could not be written")
+                return _unavailable(request), None
+            return response, None
+        out: Future[FhirResponse] = Future()
+
+        def done(written: Future[None]) -> None:
+            out.set_result(response if written.exception() is None else _unavailable(request))
+
+        self.writer.submit(event).add_done_callback(done)
+        return response, out
+
+    def login(
+        self,
+        subject: str,
+        *,
+        success: bool,
+        remote_addr: str | None = None,
+        client_id: str | None = None,
+        server: str = "urn:cmio",
+        reason: str | None = None,
+        logout: bool = False,
+    ) -> None:
+        """Record a login, failed login or logout (DICOM 110114); waits until durable.
+
+        Raises:
+            Exception: the record could not be written (the caller refuses the login).
+        """
+        grant = AccessGrant(subject, "user", frozenset(), client_id=client_id)
+        facts = AuditFacts(
+            "logout" if logout else "login",
+            outcome="0" if success else "4",
+            outcome_desc=reason,
+            grant=grant,
+            remote_addr=remote_addr,
+            server=server,
+        )
+        self.writer.submit(build_event(facts)).result()
+
+
+def _fresh_id() -> str:
+    return AuditFacts("read").id
+
+
+def _patient_of_stored(tx: Transaction, stored: StoredResource) -> str | None:
+    if stored.type == "Patient":
+        return stored.id
+    data = stored.data
+    if data is None and stored.version > 1:  # a deletion: the patient of the last version
+        with contextlib.suppress(StoreError):
+            data = tx.vread(stored.type, stored.id, stored.version - 1).data
+    return None if data is None else patient_of(orjson.loads(data))
+
+
+def _with_outcome(facts: AuditFacts, request: FhirRequest, response: FhirResponse) -> AuditFacts:
+    status = response.status
+    desc = None
+    patient, version = facts.patient, facts.version
+    body: Any = None
+    if response.body[:1] == b"{" and (status >= 400 or facts.interaction in _READS):
+        with contextlib.suppress(orjson.JSONDecodeError):
+            body = orjson.loads(response.body)
+    if facts.interaction == "history-instance" and isinstance(body, dict):
+        entries = body.get("entry") or [{}]
+        body = entries[-1].get("resource") if isinstance(entries[-1], dict) else None
+    if status >= 400 and isinstance(body, dict):
+        issues = body.get("issue") or [{}]
+        desc = issues[0].get("diagnostics") if isinstance(issues[0], dict) else None
+    elif isinstance(body, dict):
+        patient = patient or patient_of(body)
+        meta = body.get("meta")
+        vid = meta.get("versionId") if isinstance(meta, dict) else None
+        if version is None and isinstance(vid, str) and vid.isdigit():
+            version = int(vid)
+    return replace(
+        facts,
+        outcome=outcome_code(status),
+        outcome_desc=desc,
+        status=status,
+        patient=patient,
+        version=version,
+    )
+
+
+def _unavailable(request: FhirRequest) -> FhirResponse:
+    error = FhirError(
+        503, "transient", "The audit trail is unavailable; the request was not answered"
+    )
+    headers = [("retry-after", "5"), ("x-request-id", request.context.correlation_id)]
+    return json_response(request, 503, error.outcome(), headers)
