@@ -164,15 +164,27 @@ def register(app: typer.Typer) -> None:
             def run(lane: list[bytes]) -> None:
                 try:
                     with MllpClient(host, port, timeout=timeout) as client:
-                        for raw in lane:
-                            ack = _send_one(client, raw, retries)
-                            code = _msa(ack)
+                        for i, raw in enumerate(lane):
+                            header = read_header(raw)
+                            control = header.control_id if header else "?"
+                            answers: list[tuple[str, bytes]] = []
+                            if (
+                                header is not None
+                                and header.enhanced
+                                and header.accept_ack in ("NE", "ER", "SU")
+                            ):  # enhanced mode: an answer may not come
+                                client.post(raw)
+                                last = i == len(lane) - 1
+                                answers = _late_answers(client, 1.0 if last else 0.0)
+                                answers.append((f"sent, MSH-15 {header.accept_ack}", b""))
+                            else:
+                                answers = _answers(_send_one(client, raw, retries), client,
+                                                   control)  # fmt: skip
                             with lock:
-                                counts[code] = counts.get(code, 0) + 1
-                                if code not in ("AA", "CA"):
-                                    header = read_header(raw)
-                                    control = header.control_id if header else "?"
-                                    problems.append(f"{control}: {code} {_err_text(ack)}")
+                                for code, ack in answers:
+                                    counts[code] = counts.get(code, 0) + 1
+                                    if code not in ("AA", "CA") and ack:
+                                        problems.append(f"{_msa(ack, 2)}: {code} {_err_text(ack)}")
                                 bar.advance(task)
                 except Exception as exc:  # reported below; the other lanes go on
                     with lock:
@@ -406,12 +418,38 @@ def _pid3(raw: bytes) -> bytes:
     return b""
 
 
-def _msa(ack: bytes) -> str:
+def _msa(ack: bytes, field: int = 1) -> str:
+    """MSA-1 (the code) or MSA-2 (the acknowledged control id) of an ACK."""
     for line in ack.replace(b"\n", b"\r").split(b"\r"):
         if line.startswith(b"MSA"):
             parts = line.split(line[3:4])
-            return parts[1].decode("ascii", "replace") if len(parts) > 1 else "?"
+            return parts[field].decode("utf-8", "replace") if len(parts) > field else "?"
     return "?"
+
+
+def _answers(ack: bytes, client: MllpClient, control: str) -> list[tuple[str, bytes]]:
+    """Codes of the ACK for ``control`` and of late answers to earlier enhanced-mode messages.
+
+    A message sent with MSH-15 ``ER``/``SU`` may be answered after later messages were sent;
+    ACKs are matched by MSA-2.
+    """
+    out: list[tuple[str, bytes]] = []
+    while _msa(ack, 2) != control and _msa(ack, 2) != "?":
+        out.append((_msa(ack), ack))
+        ack = client.receive()
+    out.append((_msa(ack), ack))
+    return out
+
+
+def _late_answers(client: MllpClient, wait: float) -> list[tuple[str, bytes]]:
+    """Answers already arrived (or arriving within ``wait`` seconds) for posted messages."""
+    out: list[tuple[str, bytes]] = []
+    while True:
+        try:
+            ack = client.receive(timeout=max(wait, 0.001))
+        except TimeoutError:
+            return out
+        out.append((_msa(ack), ack))
 
 
 def _err_text(ack: bytes) -> str:

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from cmio.interfaces.hl7v2.engine.channels import ChannelError, RetryPolicy, load_channel
+from cmio.interfaces.hl7v2.engine.channels import (
+    ChannelError,
+    RetryPolicy,
+    load_channel,
+    parse_channel,
+)
 
 
 def test_full_channel_file(tmp_path: Path) -> None:
@@ -78,3 +83,20 @@ def test_errors_name_the_key(tmp_path: Path, text: str, where: str) -> None:
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ChannelError, match=f"(?s)c.yaml.*{re.escape(where)}"):
         load_channel(path)
+
+
+def test_return_destination_and_retention() -> None:
+    config = parse_channel({"name": "r", "return_destination": {"host": "h", "port": 7},
+                            "retention": {"days": 2, "prune_every": 0}})  # fmt: skip
+    assert config.return_destination is not None and config.return_destination.port == 7
+    assert (config.retention.days, config.retention.duplicate_window_days) == (2, 2)
+    assert parse_channel({"name": "r"}).retention.days == 30
+    bad = [
+        ({"return_destination": {"host": "h"}}, "return_destination: an mllp destination"),
+        ({"return_destination": {"type": "folder"}}, "return_destination.type"),
+        ({"retention": {"days": 5, "duplicate_window_days": 1}}, "duplicate_window_days"),
+        ({"retention": {"days": -1}}, "retention.days"),
+    ]
+    for extra, message in bad:
+        with pytest.raises(ChannelError, match=message):
+            parse_channel({"name": "r", **extra})

@@ -12,6 +12,15 @@ segments, sections 2.14.8 and 2.14.5; https://v2plus.hl7.org/2021Jan/index.html)
 
 :func:`read_header` reads MSH alone from raw bytes (no full parse), so the engine
 can answer even a message the parser refuses.
+
+Enhanced-mode acknowledgment (section 2.9.3): when MSH-15 (accept acknowledgment type)
+or MSH-16 (application acknowledgment type) is valued, the receipt answer is a commit
+ACK, ``CA``/``CE``/``CR`` (:func:`commit_code`), sent on the connection only when MSH-15
+asks for it, and the outcome of processing is an application ACK ``AA``/``AE``/``AR``
+sent later to the channel's return destination when MSH-16 asks for it
+(:func:`wanted`, HL7 table 0155: ``AL`` always, ``NE`` never, ``ER`` on error or
+reject only, ``SU`` on success only). In enhanced mode an empty MSH-15 counts as
+``AL`` and an empty MSH-16 as ``NE``.
 """
 
 from __future__ import annotations
@@ -32,7 +41,9 @@ __all__ = [
     "AckError",
     "Header",
     "build_ack",
+    "commit_code",
     "read_header",
+    "wanted",
 ]
 
 # HL7 table 0357 "Message error condition codes".
@@ -62,6 +73,8 @@ class Header:
         control_id: MSH-10.
         processing_id: MSH-11 first component (``P``, ``T``, ``D``).
         version: MSH-12 first component (``2.5.1``).
+        accept_ack: MSH-15 (``AL``, ``NE``, ``ER``, ``SU`` or empty).
+        application_ack: MSH-16 (same table 0155).
     """
 
     field_sep: str
@@ -74,6 +87,13 @@ class Header:
     control_id: str
     processing_id: str
     version: str
+    accept_ack: str = ""
+    application_ack: str = ""
+
+    @property
+    def enhanced(self) -> bool:
+        """Whether the sender asked for enhanced-mode acknowledgment (MSH-15 or MSH-16)."""
+        return bool(self.accept_ack or self.application_ack)
 
     @property
     def sender(self) -> str:
@@ -116,7 +136,38 @@ def read_header(raw: bytes) -> Header | None:
         control_id=get(10),
         processing_id=get(11).split(comp)[0],
         version=get(12).split(comp)[0],
+        accept_ack=get(15).split(comp)[0].strip().upper(),
+        application_ack=get(16).split(comp)[0].strip().upper(),
     )
+
+
+_COMMIT = {"AA": "CA", "AE": "CE", "AR": "CR"}
+
+
+def commit_code(code: str) -> str:
+    """The enhanced-mode commit code of an original-mode receipt code (AA→CA, AE→CE, AR→CR)."""
+    return _COMMIT.get(code, code)
+
+
+def wanted(condition: str, code: str, *, default: str) -> bool:
+    """Whether an acknowledgment with ``code`` is sent under MSH-15/16 ``condition``.
+
+    Args:
+        condition: the table 0155 value (``AL``, ``NE``, ``ER``, ``SU``; empty: ``default``).
+        code: the acknowledgment code (``CA``/``AA`` success, anything else an error).
+        default: the value an empty field stands for.
+
+    See HL7 v2.5.1 section 2.9.3 and table 0155.
+    """
+    condition = condition or default
+    success = code in ("CA", "AA")
+    if condition == "NE":
+        return False
+    if condition == "ER":
+        return not success
+    if condition == "SU":
+        return success
+    return True  # AL, and any unknown value: answering is the safe side
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,8 +218,9 @@ def build_ack(
     *,
     error: AckError | None = None,
     now: float | None = None,
+    request: str = "",
 ) -> bytes:
-    """An original-mode ACK for a message (its header may be unknown: garbage).
+    """An ACK for a message (its header may be unknown: garbage).
 
     The ACK uses the standard delimiters, swaps sender and receiver, echoes the
     version and processing id, and answers MSA-2 with the message's control id.
@@ -179,6 +231,8 @@ def build_ack(
         ack_control_id: MSH-10 of the ACK itself.
         error: ERR content for ``AE``/``AR``.
         now: the ACK's MSH-7 (epoch seconds; default: now).
+        request: MSH-15 and MSH-16 of the ACK itself (``AL|NE``: an enhanced-mode application
+            ACK asks the original sender for a commit ACK); empty: none.
     """
     h = header
     event = ""
@@ -199,6 +253,7 @@ def build_ack(
             _escape(ack_control_id),
             (_escape(h.processing_id) if h else "") or "P",
             _escape(version),
+            *(("", "", request) if request else ()),
         )
     )
     control = _escape(h.control_id) if h is not None else ""

@@ -37,6 +37,13 @@ A channel file looks like this (every key but ``name`` is optional)::
       initial_delay: 0.5
       max_delay: 30
       multiplier: 2
+    return_destination:                   # enhanced mode: where application ACKs go
+      host: 10.0.0.7                      # (sent when MSH-16 asks; MSH-15 governs the
+      port: 2576                          #  commit ACK on the connection)
+    retention:
+      days: 30                            # processed journal rows kept this long
+      duplicate_window_days: 30           # MSH-10 duplicates detected this long (>= days)
+      prune_every: 3600                   # seconds between background prunes (0: never)
 
 Errors name the key that is wrong (``lab.yaml: retry.max_attempts: must be >= 1``).
 Transport details: https://www.hl7.org/implement/standards/product_brief.cfm?product_id=55 .
@@ -61,6 +68,7 @@ __all__ = [
     "ChannelError",
     "Destination",
     "FieldFilter",
+    "Retention",
     "RetryPolicy",
     "Source",
     "load_channel",
@@ -157,6 +165,21 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class Retention:
+    """How long the journal keeps what is done with.
+
+    Processed, filtered, duplicate and rejected rows older than ``days`` lose their
+    message bytes; older than ``duplicate_window_days`` they are deleted. An accepted
+    row's MSH-10 stays known (a resend is a duplicate) for ``duplicate_window_days``.
+    The error queue and unprocessed messages are never pruned.
+    """
+
+    days: float = 30.0
+    duplicate_window_days: float = 30.0
+    prune_every: float = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelConfig:
     """One channel."""
 
@@ -168,6 +191,8 @@ class ChannelConfig:
     mapping: dict[str, Any] = field(default_factory=dict)
     destinations: tuple[Destination, ...] = (Destination("store"),)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    return_destination: Destination | None = None
+    retention: Retention = field(default_factory=Retention)
 
 
 def load_channel(path: Path) -> ChannelConfig:
@@ -186,8 +211,9 @@ def parse_channel(data: Any, where: str = "channel") -> ChannelConfig:
         top,
         where,
         "",
-        {"name", "journal", "source", "accept", "filters", "mapping", "destinations", "retry"},
-    )
+        {"name", "journal", "source", "accept", "filters", "mapping", "destinations", "retry",
+         "return_destination", "retention"},
+    )  # fmt: skip
     name = top.get("name")
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", name):
         raise ChannelError(f"{where}: name: a channel name of letters, digits, '_.-' is required")
@@ -209,7 +235,31 @@ def parse_channel(data: Any, where: str = "channel") -> ChannelConfig:
         )
         or (Destination("store"),),
         retry=_retry(top.get("retry") or {}, where),
+        return_destination=_return(top.get("return_destination"), where),
+        retention=_retention(top.get("retention") or {}, where),
     )
+
+
+def _return(value: Any, where: str) -> Destination | None:
+    if value is None:
+        return None
+    data = _mapping(value, where, "return_destination")
+    _known(data, where, "return_destination", {"type", "host", "port"})
+    if data.get("type", "mllp") != "mllp":
+        raise ChannelError(f"{where}: return_destination.type: must be mllp")
+    return _destination({**data, "type": "mllp"}, where, -1, "return_destination")
+
+
+def _retention(value: Any, where: str) -> Retention:
+    data = _mapping(value, where, "retention")
+    _known(data, where, "retention", set(Retention.__slots__))
+    d = Retention()
+    days = float(_number(data, "days", d.days, where, "retention", 0))
+    window = float(_number(data, "duplicate_window_days", days, where, "retention", 0))
+    if window < days:
+        raise ChannelError(f"{where}: retention.duplicate_window_days: must be >= retention.days")
+    every = float(_number(data, "prune_every", d.prune_every, where, "retention", 0))
+    return Retention(days, window, every)
 
 
 def _mapping(value: Any, where: str, key: str) -> dict[str, Any]:
@@ -337,8 +387,8 @@ def _filter(value: Any, where: str, index: int) -> FieldFilter:
     )
 
 
-def _destination(value: Any, where: str, index: int) -> Destination:
-    key = f"destinations[{index}]"
+def _destination(value: Any, where: str, index: int, key: str = "") -> Destination:
+    key = key or f"destinations[{index}]"
     data = _mapping(value, where, key)
     _known(data, where, key, {"type", "path", "host", "port"})
     kind = data.get("type")

@@ -194,6 +194,11 @@ class MllpClient:
 
     def send(self, message: bytes) -> bytes:
         """Send one message and return its ACK message (unframed)."""
+        self.post(message)
+        return self.receive()
+
+    def post(self, message: bytes) -> None:
+        """Send one message without waiting (enhanced mode, MSH-15 ``NE``/``ER``/``SU``)."""
         if self._sock is None:
             self.connect()
         assert self._sock is not None
@@ -202,10 +207,14 @@ class MllpClient:
         except OSError as exc:
             self.close()
             raise MllpError(f"send to {self.host}:{self.port} failed: {exc}") from exc
-        return self.receive()
 
-    def receive(self) -> bytes:
-        """Wait for the next ACK frame."""
+    def receive(self, timeout: float | None = None) -> bytes:
+        """Wait for the next ACK frame (``timeout``: seconds instead of the client's own).
+
+        Raises:
+            TimeoutError: nothing came within ``timeout`` (the connection stays open).
+            MllpError: the connection failed or closed.
+        """
         if self._pending:
             return self._pending.pop(0)
         sock = self._sock
@@ -213,10 +222,20 @@ class MllpClient:
             raise MllpError("not connected")
         while True:
             try:
+                if timeout is not None:
+                    sock.settimeout(timeout)
                 chunk = sock.recv(65536)
+            except TimeoutError:
+                if timeout is None:
+                    self.close()
+                    raise MllpError(f"no ACK from {self.host}:{self.port}: timed out") from None
+                raise
             except OSError as exc:
                 self.close()
                 raise MllpError(f"no ACK from {self.host}:{self.port}: {exc}") from exc
+            finally:
+                if timeout is not None and self._sock is not None:
+                    self._sock.settimeout(self.timeout)
             if not chunk:
                 self.close()
                 raise MllpError(f"{self.host}:{self.port} closed the connection before the ACK")

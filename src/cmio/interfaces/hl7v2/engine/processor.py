@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from cmio.interfaces.hl7v2.engine.appack import AppAckSender, Outcome
 from cmio.interfaces.hl7v2.engine.channels import ChannelConfig
 from cmio.interfaces.hl7v2.engine.destinations import (
     DownstreamError,
@@ -121,6 +122,7 @@ class Processor:
         self._last_id = 0  # the newest journal id queued
         self._thread: threading.Thread | None = None
         self.processed = 0
+        self.app_acks = AppAckSender(channel) if channel.return_destination else None
 
     # -- feeding ---------------------------------------------------------------------------
 
@@ -183,6 +185,8 @@ class Processor:
             self._thread = None
         for peer in self._peers:
             peer.close()
+        if self.app_acks is not None:
+            self.app_acks.close()
 
     def drain(self, timeout: float = 60.0) -> bool:
         """Wait until nothing is queued or running (retries included); True when idle."""
@@ -286,14 +290,24 @@ class Processor:
                 self._queue.appendleft(work)
             self._cond.notify_all()
         if updates:
-            self._record(updates)
+            self._record(updates, {w.row.id: w.row for w, _ in failures})
 
-    def _record(self, updates: list[StateUpdate]) -> None:
-        """Send outcomes to the journal; :meth:`drain` waits until they are committed."""
+    def _record(self, updates: list[StateUpdate], rows: Mapping[int, JournalRow]) -> None:
+        """Send outcomes to the journal; :meth:`drain` waits until they are committed.
+
+        Once durable, final outcomes go to the enhanced-mode application ACKs.
+        """
         with self._cond:
             self._unrecorded += 1
+        acks = self.app_acks
 
         def done() -> None:
+            if acks is not None:
+                acks.offer(
+                    Outcome(rows[u.id].raw, "AE" if u.state == "error" else "AA", u.error)
+                    for u in updates
+                    if u.state in ("processed", "filtered", "error") and u.id in rows
+                )
             with self._cond:
                 self._unrecorded -= 1
                 self._cond.notify_all()
@@ -330,7 +344,7 @@ class Processor:
                 )
                 self.processed += 1
         if updates:
-            self._record(updates)
+            self._record(updates, {w.row.id: w.row for w in batch})
         if retries:
             self._requeue(retries)
 

@@ -31,7 +31,9 @@ from cmio.interfaces.hl7v2.engine.ack import (
     AckError,
     Header,
     build_ack,
+    commit_code,
     read_header,
+    wanted,
 )
 from cmio.interfaces.hl7v2.engine.channels import ChannelConfig
 from cmio.interfaces.hl7v2.engine.journal import Entry, Journal, JournalError
@@ -148,11 +150,23 @@ class Channel:
             )
         return None
 
-    async def receive(self, raw: bytes) -> bytes:
-        """Check, journal durably, and return the ACK to send."""
+    def answer(self, header: Header | None, code: str, err: AckError | None) -> bytes | None:
+        """The receipt ACK of a message, or None when the sender asked for none.
+
+        Original mode: ``code`` (AA, AE, AR). Enhanced mode (MSH-15 or MSH-16 valued): the
+        commit code (CA, CE, CR), sent only when MSH-15 wants it (HL7 v2.5.1 section 2.9.3).
+        """
+        if header is not None and header.enhanced:
+            code = commit_code(code)
+            if not wanted(header.accept_ack, code, default="AL"):
+                return None
+        return build_ack(header, code, self.ack_id(), error=err)
+
+    async def receive(self, raw: bytes) -> bytes | None:
+        """Check, journal durably, and return the ACK to send (None: none wanted)."""
         return (await self.receive_many([raw]))[0]
 
-    async def receive_many(self, raws: list[bytes]) -> list[bytes]:
+    async def receive_many(self, raws: list[bytes]) -> list[bytes | None]:
         """:meth:`receive` for messages that arrived together: one journal commit for all."""
         checked = [self.check(raw) for raw in raws]
         now = time.time()
@@ -163,34 +177,34 @@ class Channel:
         except JournalError as exc:
             _LOG.error("journal failure: %s", exc)
             err = AckError(ERR_INTERNAL, "the message could not be journaled; send it again")
-            return [build_ack(header, "AE", self.ack_id(), error=err) for _, header, _ in checked]
+            return [self.answer(header, "AE", err) for _, header, _ in checked]
         return [
-            build_ack(header, receipt.ack_code, self.ack_id(), error=err)
+            self.answer(header, receipt.ack_code, err)
             for (_, header, err), receipt in zip(checked, receipts, strict=True)
         ]
 
-    def receive_sync(self, raw: bytes) -> bytes:
+    def receive_sync(self, raw: bytes) -> bytes | None:
         """:meth:`receive` for callers outside an event loop (folder source, tests)."""
         entry, header, err = self.check(raw)
         entry.received_at = time.time()
         receipt = self.journal.append_sync([entry])[0]
-        return build_ack(header, receipt.ack_code, self.ack_id(), error=err)
+        return self.answer(header, receipt.ack_code, err)
 
-    def refuse(self, event: FrameEvent) -> bytes:
+    def refuse(self, event: FrameEvent) -> bytes | None:
         """The answer to a frame that never reaches the journal (oversize, truncated, garbage)."""
         header = read_header(event.data)
         if event.kind == "oversize":
             limit = self.config.source.max_message_bytes
             err = AckError(ERR_INTERNAL, f"message of {event.size:,} bytes exceeds this channel's"
                            f" limit of {limit:,} bytes; it was discarded")  # fmt: skip
-            return build_ack(header, "AR", self.ack_id(), error=err)
+            return self.answer(header, "AR", err)
         if event.kind == "truncated":
             err = AckError(
                 ERR_SEGMENT_SEQUENCE,
                 f"truncated frame of {event.size:,} bytes: a new"
                 " start block (0x0B) came before the end block (0x1C 0x0D)",
             )
-            return build_ack(header, "AE", self.ack_id(), error=err)
+            return self.answer(header, "AE", err)
         err = AckError(
             ERR_SEGMENT_SEQUENCE,
             f"{event.size:,} bytes outside an MLLP frame"
@@ -269,18 +283,17 @@ class _Connection(asyncio.Protocol):
             except Exception:  # a bug must cost NACKs, never the connection or the engine
                 _LOG.exception("receiving %d messages failed", len(todo))
                 err = AckError(ERR_INTERNAL, "internal error: the message was not accepted")
-                acks = [build_ack(read_header(e.data), "AE", self.channel.ack_id(), error=err)
-                        for e in todo]  # fmt: skip
+                acks = [self.channel.answer(read_header(e.data), "AE", err) for e in todo]
             transport = self.transport
             if transport is not None and not transport.is_closing():
-                transport.write(b"".join(frame(ack) for ack in acks))
+                transport.write(b"".join(frame(ack) for ack in acks if ack is not None))
                 if self.paused and self.queue.qsize() < 64:
                     transport.resume_reading()
                     self.paused = False
             if closed:
                 return
 
-    async def _acks(self, events: list[FrameEvent]) -> list[bytes]:
+    async def _acks(self, events: list[FrameEvent]) -> list[bytes | None]:
         """ACKs in arrival order; the frames among them are journaled in one commit."""
         frames = [e.data for e in events if e.kind == "frame"]
         answers = iter(await self.channel.receive_many(frames) if frames else [])
