@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import Future
 
+from cmio.api import authorize
 from cmio.api.env import Env
 from cmio.api.errors import FhirError
 from cmio.api.http import FhirRequest, FhirResponse
@@ -29,6 +30,7 @@ from cmio.api.ops import (
     validate,
 )
 from cmio.api.render import json_response
+from cmio.security.policy import Policy
 from cmio.store.base import (
     ConflictError,
     GoneError,
@@ -108,7 +110,9 @@ class FhirRouter:
 
     def _route(self, request: FhirRequest) -> FhirResponse:
         env, method = self.env, request.method
+        policy = authorize.policy_for(env, request)  # None: in-process caller, unrestricted
         if "$export" in request.path:
+            authorize.check_export(env, policy, request)
             exported = export.route(env, request)  # $export, $export-poll-status, $export-file
             if exported is not None:
                 return exported
@@ -117,12 +121,12 @@ class FhirRouter:
         if n and n <= 3 and parts[-1].startswith("$"):
             operation = self.operations.get(parts[-1][1:])
             if operation is not None:
-                return _invoke(operation, env, request, parts)
+                return _invoke(operation, env, request, parts, policy)
         if n == 0:
             if method == "POST":
-                return bundle.bundle(env, request, self.handle)
+                return bundle.bundle(env, request, self.handle, policy)
             if method == "GET" and request.query:
-                return search.search(env, request, None, "")  # system search, e.g. ?_type=...
+                return search.search(env, request, None, "", policy=policy)  # e.g. ?_type=...
             raise FhirError(
                 400, "not-supported", "GET on the base needs search parameters; try /metadata"
             )
@@ -131,16 +135,22 @@ class FhirRouter:
             if head == "metadata" and method == "GET":
                 return capabilities.metadata(env, request, self.operations)
             if head == "_history" and method == "GET":
-                return history.history(env, request, None, None, "_history")
+                authorize.require(policy, "history-system", "*")
+                return history.history(env, request, None, None, "_history", policy)
             if head == "_search" and method == "POST":
-                return search.search(env, request, None, "_search")
+                return search.search(env, request, None, "_search", policy=policy)
             if head.startswith(("$", "_")):
                 raise FhirError(404, "not-supported", f"Unknown operation {head!r}")
             if method == "GET":
                 create_check(env, head)
-                return search.search(env, request, head, head)
+                return search.search(env, request, head, head, policy=policy)
             if method == "POST":
+                create_check(env, head)
+                authorize.check_create(env, policy, request, head)
                 return create.create(env, request, head)
+            if method in ("PUT", "DELETE", "PATCH"):
+                create_check(env, head)
+                authorize.require_conditional(policy, _WRITES[method], head)
             if method == "PUT":
                 return update.update(env, request, head, None)
             if method == "DELETE":
@@ -151,36 +161,49 @@ class FhirRouter:
             rtype, second = parts
             if second == "_search" and method == "POST":
                 create_check(env, rtype)
-                return search.search(env, request, rtype, rtype)
+                return search.search(env, request, rtype, rtype, policy=policy)
             if second == "_history" and method == "GET":
-                return history.history(env, request, rtype, None, f"{rtype}/_history")
+                return history.history(env, request, rtype, None, f"{rtype}/_history", policy)
             if second == "$validate" and method == "POST":
+                authorize.require_operation(policy, "validate", rtype)
                 return validate.validate(env, request, rtype)
             if method == "GET":
-                return read.read(env, request, rtype, second)
+                return read.read(env, request, rtype, second, policy)
+            if method in ("PUT", "DELETE", "PATCH") and policy is not None:
+                create_check(env, rtype)
             if method == "PUT":
+                authorize.check_update(env, policy, request, rtype, second)
                 return update.update(env, request, rtype, second)
             if method == "DELETE":
-                return delete.delete(env, request, rtype, second)
+                hidden = authorize.check_delete(env, policy, request, rtype, second)
+                return hidden or delete.delete(env, request, rtype, second)
             if method == "PATCH":
+                authorize.check_patch(env, policy, request, rtype, second)
                 return patch.patch(env, request, rtype, second)
         elif n == 3 and parts[2] == "$everything" and parts[0] == "Patient" and method == "GET":
-            return everything.everything(env, request, parts[1])
+            return everything.everything(env, request, parts[1], policy)
         elif n == 3 and method == "GET" and env.model.is_resource_type(parts[2]):
             create_check(env, parts[0])  # compartment search: [base]/Patient/123/Observation
             path = "/".join(parts)
-            return search.search(env, request, parts[2], path, compartment=(parts[0], parts[1]))
+            compartment = (parts[0], parts[1])
+            return search.search(env, request, parts[2], path, compartment, policy)
         elif n == 3 and parts[2] == "_history" and method == "GET":
-            return history.history(env, request, parts[0], parts[1], "/".join(parts))
+            return history.history(env, request, parts[0], parts[1], "/".join(parts), policy)
         elif n == 4 and parts[2] == "_history" and method == "GET":
-            return read.vread(env, request, parts[0], parts[1], parts[3])
+            return read.vread(env, request, parts[0], parts[1], parts[3], policy)
         raise FhirError(
             405 if n <= 2 else 404, "not-supported", f"{method} /{request.path} is not supported"
         )
 
 
-def _invoke(operation: Operation, env: Env, request: FhirRequest, parts: list[str]) -> FhirResponse:
-    """Check where and how an operation is invoked, then run it."""
+def _invoke(
+    operation: Operation,
+    env: Env,
+    request: FhirRequest,
+    parts: list[str],
+    policy: Policy | None = None,
+) -> FhirResponse:
+    """Check where and how an operation is invoked (and whether the caller may), then run it."""
     n = len(parts)
     allowed = (operation.system, operation.type_level, operation.instance)[n - 1]
     rtype = parts[0] if n >= 2 else None
@@ -191,7 +214,11 @@ def _invoke(operation: Operation, env: Env, request: FhirRequest, parts: list[st
         create_check(env, rtype)
     if request.method not in operation.methods:
         raise FhirError(405, "not-supported", f"${operation.name} does not accept {request.method}")
+    authorize.require_operation(policy, operation.name, rtype)
     return operation.handler(env, request, rtype, parts[1] if n == 3 else None)
+
+
+_WRITES = {"PUT": "update", "DELETE": "delete", "PATCH": "patch"}
 
 
 def create_check(env: Env, rtype: str) -> None:
