@@ -91,7 +91,7 @@ class AuthServer:
         keys = KeyRing.load_or_create(path, settings.signing_alg)
         oidc = None
         if settings.oidc_issuer:
-            from cmio.security.oidc import ExternalIssuer  # type: ignore[import-not-found]
+            from cmio.security.oidc import ExternalIssuer
 
             oidc = ExternalIssuer(
                 settings.oidc_issuer,
