@@ -51,6 +51,39 @@ def test_public_routes_need_no_token(server: ServerThread) -> None:
     assert keys and all("d" not in k for k in keys)
 
 
+def test_metadata_names_smart_on_fhir(server: ServerThread) -> None:
+    rest = httpx.get(server.base + "/metadata").json()["rest"][0]
+    security = rest["security"]
+    assert security["service"][0]["coding"][0]["code"] == "SMART-on-FHIR"
+    uris = {e["url"]: e["valueUri"] for e in security["extension"][0]["extension"]}
+    origin = server.base.removesuffix("/fhir")
+    assert uris["token"] == origin + "/auth/token"
+    assert uris["authorize"] == origin + "/auth/authorize"
+
+
+def test_grant_reaches_the_request_context(
+    server: ServerThread, app: CmioApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[Any] = []
+    router = app.fhir.router
+    for name in ("handle", "respond"):  # whichever entry point the adapter calls
+        original = getattr(router, name, None)
+        if original is None:
+            continue
+
+        def recording(request: Any, _original: Any = original) -> Any:
+            seen.append(request.context)
+            return _original(request)
+
+        monkeypatch.setattr(router, name, recording)
+    token = mint_token(app, server.base, roles=["analyst"], patient="p7", subject="ann")
+    assert httpx.get(server.base + "/Patient", headers=bearer(token)).status_code == 200
+    grant = seen[-1].grant
+    assert grant.subject == "ann" and grant.patient == "p7" and grant.authenticated
+    assert grant.roles == {"analyst"} and "user/*.rs" in grant.scopes
+    assert seen[-1].principal == "ann"
+
+
 def test_missing_token_is_401(server: ServerThread) -> None:
     response = httpx.get(server.base + "/Patient")
     body = _outcome_401(response)

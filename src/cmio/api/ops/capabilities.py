@@ -109,6 +109,23 @@ def capability_statement(
         for op in sorted(operations.values(), key=lambda o: o.name)
         if op.system
     ]
+    rest: dict[str, Any] = {
+        "mode": "server",
+        "resource": resources,
+        "interaction": [
+            {"code": "transaction"},
+            {"code": "batch"},
+            {"code": "history-system"},
+            {"code": "search-system"},
+        ],
+        "operation": system_operations,
+    }
+    auth = env.settings.auth
+    if auth is not None:  # SMART on FHIR (https://hl7.org/fhir/smart-app-launch/conformance.html)
+        from cmio.security.oauth.conformance import rest_security
+
+        origin = auth.issuer.rstrip("/") if auth.issuer else base_url.removesuffix("/fhir")
+        rest["security"] = rest_security(origin)
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -120,19 +137,7 @@ def capability_statement(
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "json"],
         "patchFormat": ["application/json-patch+json"],
-        "rest": [
-            {
-                "mode": "server",
-                "resource": resources,
-                "interaction": [
-                    {"code": "transaction"},
-                    {"code": "batch"},
-                    {"code": "history-system"},
-                    {"code": "search-system"},
-                ],
-                "operation": system_operations,
-            }
-        ],
+        "rest": [rest],
     }
 
 
