@@ -86,6 +86,8 @@ class CmioApp:
         """The bearer check and /auth routes (None: authentication off)."""
         if env.settings.auth is not None:
             self.auth = AuthGate(AuthServer.open(env.settings.auth, env.repository))
+            if env.auditor is not None:  # logins, failed logins, tokens: audited too
+                self.auth.server.audit = env.auditor.auth_event
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Dispatch by path prefix."""

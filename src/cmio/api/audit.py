@@ -28,7 +28,7 @@ from cmio.api.errors import FhirError
 from cmio.api.http import FhirRequest, FhirResponse
 from cmio.api.render import json_response
 from cmio.security.audit import AuditFacts, AuditLog, AuditWriter, build_event, outcome_code
-from cmio.security.grant import AccessGrant
+from cmio.security.grant import AccessGrant, SubjectKind
 from cmio.store.base import Repository, StoredResource, StoreError, Transaction
 
 __all__ = ["Auditor", "classify", "patient_of"]
@@ -189,7 +189,7 @@ class Auditor:
         seen = self._seen.get()
         if seen is None or not tx.written:
             return  # not a REST interaction (bulk import, reindex, HL7 engine)
-        facts = seen.facts
+        facts = _current(seen)
         events = [
             build_event(
                 replace(
@@ -232,7 +232,7 @@ class Auditor:
             return response, None
         if seen.facts.interaction == "capabilities":
             return response, None
-        facts = _with_outcome(seen.facts, request, response)
+        facts = _with_outcome(_current(seen), request, response)
         event = build_event(facts)
         if self.repository.in_transaction():
             try:
@@ -249,32 +249,42 @@ class Auditor:
         self.writer.submit(event).add_done_callback(done)
         return response, out
 
-    def login(
+    def auth_event(
         self,
-        subject: str,
         *,
-        success: bool,
+        action: str,
+        subject: str,
+        outcome: str,
         remote_addr: str | None = None,
         client_id: str | None = None,
-        server: str = "urn:cmio",
-        reason: str | None = None,
-        logout: bool = False,
+        **details: Any,
     ) -> None:
-        """Record a login, failed login or logout (DICOM 110114); waits until durable.
+        """Record a login, failed login, logout, token issue or revocation (DICOM 110114).
+
+        The authorization server's audit hook (:attr:`cmio.security.oauth.server.AuthServer.audit`);
+        returns once the record is durable.
 
         Raises:
             Exception: the record could not be written (the caller refuses the login).
         """
-        grant = AccessGrant(subject, "user", frozenset(), client_id=client_id)
+        kind: SubjectKind = "client" if subject == client_id and action == "token" else "user"
+        grant = AccessGrant(subject, kind, frozenset(), client_id=client_id)
+        reason = details.get("reason")
         facts = AuditFacts(
-            "logout" if logout else "login",
-            outcome="0" if success else "4",
-            outcome_desc=reason,
+            action if action in ("login", "logout", "token", "revoke") else "login",
+            outcome="0" if outcome == "success" else "4",
+            outcome_desc=str(reason) if reason else (None if outcome == "success" else outcome),
             grant=grant,
             remote_addr=remote_addr,
-            server=server,
         )
         self.writer.submit(build_event(facts)).result()
+
+
+def _current(seen: _Seen) -> AuditFacts:
+    """The facts with the request's grant as it is now (authorization may have added a
+    break-the-glass reason while answering)."""
+    grant = seen.request.context.grant
+    return seen.facts if grant is seen.facts.grant else replace(seen.facts, grant=grant)
 
 
 def _fresh_id() -> str:

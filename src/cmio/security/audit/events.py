@@ -64,6 +64,8 @@ INTERACTION_ACTIONS: dict[str, str] = {
     "capabilities": "R",
     "login": "E",
     "logout": "E",
+    "token": "E",
+    "revoke": "E",
 }
 """BALP ``action`` of each interaction (searches and operations are Execute)."""
 
@@ -136,6 +138,14 @@ def _coding(system: str, code: str, display: str | None = None) -> dict[str, str
     if display:
         out["display"] = display
     return out
+
+
+_AUTH_SUBTYPES = {
+    "login": _coding(DCM, "110122", "Login"),
+    "logout": _coding(DCM, "110123", "Logout"),
+    "token": _coding("urn:ihe:event-type-code", "ITI-71", "Get Access Token"),
+    "revoke": _coding("urn:cmio:auth-event", "revoke", "Token revoked"),
+}
 
 
 def _user_agent(grant: AccessGrant | None) -> dict[str, Any]:
@@ -255,14 +265,9 @@ def build_event(facts: AuditFacts) -> dict[str, Any]:
     https://hl7.org/fhir/R4/auditevent.html.
     """
     action = INTERACTION_ACTIONS[facts.interaction]
-    login = facts.interaction in ("login", "logout")
-    if login:
+    if facts.interaction in _AUTH_SUBTYPES:
         event_type = _coding(DCM, "110114", "User Authenticated")
-        subtype = [
-            _coding(DCM, "110122", "Login")
-            if facts.interaction == "login"
-            else _coding(DCM, "110123", "Logout")
-        ]
+        subtype = [_AUTH_SUBTYPES[facts.interaction]]
         profile = None
     else:
         event_type = _coding(
