@@ -6,6 +6,7 @@
   many messages, plain (CR, LF or CRLF) or MLLP-framed, as ``cmio synth-feeds`` writes.
 * ``cmio hl7 status``: interface health from the journal.
 * ``cmio hl7 replay --channel lab.yaml``: process the error queue again.
+* ``cmio hl7 prune --channel lab.yaml``: drop finished messages past the retention.
 
 MLLP: https://www.hl7.org/implement/standards/product_brief.cfm?product_id=55 .
 """
@@ -22,6 +23,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from cmio.cli.hl7_prune import add_prune
+
 if TYPE_CHECKING:
     from cmio.interfaces.hl7v2.engine.destinations import SinkItem, SinkOutcome
     from cmio.interfaces.hl7v2.engine.mllp import MllpClient
@@ -33,6 +36,7 @@ def register(app: typer.Typer) -> None:
     """Add the ``hl7`` command group to the CLI."""
     hl7 = typer.Typer(no_args_is_help=True, help="HL7 v2 interface engine (MLLP, journal, FHIR)")
     app.add_typer(hl7, name="hl7")
+    add_prune(hl7)
 
     @hl7.command("listen")
     def listen(

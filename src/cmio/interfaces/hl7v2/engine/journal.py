@@ -11,7 +11,9 @@ next attempt scheduled), ``processed``, ``filtered`` (a channel filter dropped i
 ``error`` (parked in the error queue with the reason), ``rejected`` (answered AE/AR),
 ``duplicate`` (its MSH-10 control id was already accepted from the same sender on the
 same channel; ``dup_of`` names the original). Accepted messages are unique per
-(channel, sender, control id), so a resent message is never processed twice.
+(channel, sender, control id), so a resent message is never processed twice while
+its original is in the journal: the duplicate window is the channel's
+``retention.duplicate_window_days`` (default 30 days; see :mod:`.retention`).
 Other processes (``cmio hl7 status``, the web app's ``/metrics``) read the same file.
 """
 

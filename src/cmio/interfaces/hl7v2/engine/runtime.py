@@ -2,7 +2,9 @@
 
 Start-up order makes restarts safe: the journal opens, each processor queues what
 the journal still holds for its channel (received before a crash, or waiting for a
-retry), and only then do the sources start accepting new messages.
+retry), and only then do the sources start accepting new messages. While serving, a
+background task prunes each channel's finished journal rows past its retention
+(:mod:`.retention`) every ``retention.prune_every`` seconds.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from cmio.interfaces.hl7v2.engine.channels import ChannelConfig
 from cmio.interfaces.hl7v2.engine.destinations import TransactionSink
 from cmio.interfaces.hl7v2.engine.journal import Journal, JournalRow
 from cmio.interfaces.hl7v2.engine.processor import Processor
+from cmio.interfaces.hl7v2.engine.retention import PruneResult, prune_journal
 from cmio.interfaces.hl7v2.engine.server import Channel, poll_folder, serve_mllp
 from cmio.interfaces.hl7v2.engine.steps import Mapper
 
@@ -137,6 +140,7 @@ class Engine:
             else:
                 coro = poll_folder(channel, stop)
             tasks.append(asyncio.create_task(coro))
+        tasks.append(asyncio.create_task(self._prune_loop(stop)))
         waiter = asyncio.create_task(bound_all.wait())
         await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
         if bound_all.is_set() and ready is not None:
@@ -149,6 +153,33 @@ class Engine:
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*tasks, return_exceptions=True)
+
+    def prune(self, now: float | None = None) -> list[PruneResult]:
+        """Prune every channel's finished journal rows past its retention (blocking)."""
+        return [prune_journal(self.journal.path, c.name, c.retention, now=now)
+                for c in self.configs]  # fmt: skip
+
+    async def _prune_loop(self, stop: asyncio.Event) -> None:
+        due = {c.name: 0.0 for c in self.configs if c.retention.prune_every > 0}
+        loop = asyncio.get_running_loop()
+        while due and not stop.is_set():
+            now = loop.time()
+            for config in self.configs:
+                if config.name in due and due[config.name] <= now:
+                    due[config.name] = now + config.retention.prune_every
+                    try:
+                        result = await asyncio.to_thread(
+                            prune_journal, self.journal.path, config.name, config.retention
+                        )
+                    except Exception:  # a failed prune must not stop the engine
+                        _LOG.exception("pruning the journal of channel %s failed", config.name)
+                        continue
+                    if result.rows_deleted or result.bodies_dropped:
+                        _LOG.info("channel %s: pruned %d journal rows, %d message bodies",
+                                  config.name, result.rows_deleted, result.bodies_dropped)  # fmt: skip
+            wait = max(0.01, min(due.values()) - loop.time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=wait)
 
     def drain(self, timeout: float = 60.0) -> bool:
         """Wait until every processor is idle."""
