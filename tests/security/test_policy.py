@@ -115,7 +115,7 @@ def test_patient_context_confined_to_compartment(repository: Repository, model: 
         repository, model, {"patient/Observation.rs", "patient/Patient.r"}, patient="p1"
     )
     access = policy.access("s", "Observation")
-    assert access is not None and access.patients == {"p1"}
+    assert access is not None and access.patients == frozenset({"p1"})
     assert policy.check("read", BY_ID["o1"]).allowed
     assert policy.check("read", BY_ID["o3"]).effect == "hide"
     assert policy.check("read", BY_ID["p1"]).allowed

@@ -29,7 +29,7 @@ Rules (https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from cmio.indexing.compartments import COMPARTMENT_PARAM, CompartmentIndexer, compartment_paths
@@ -264,7 +264,9 @@ class Policy:
         if self._indexer is None:
             indexer = self.repository.indexer
             self._indexer = (
-                indexer if isinstance(indexer, CompartmentIndexer) else CompartmentIndexer(self.model)
+                indexer
+                if isinstance(indexer, CompartmentIndexer)
+                else CompartmentIndexer(self.model)
             )
         rows = CompartmentIndexer.rows(self._indexer, resource)
         return frozenset(r.value for r in rows if r.param == COMPARTMENT_PARAM)
@@ -315,6 +317,12 @@ class Policy:
             found.update(s.id for s in self.repository.search(query).resources)
         return frozenset(found)
 
+    def _unbroken(self) -> Policy:
+        """The same grant without break-the-glass."""
+        return Policy(
+            replace(self.grant, break_glass=None), self.repository, self.model, self.roles
+        )
+
     # -- operations -------------------------------------------------------------------
 
     def operation(self, name: str, rtype: str | None) -> Decision:
@@ -331,6 +339,8 @@ class Policy:
                 return ALLOW
             return Decision("deny", "$reindex is reserved to administrators")
         target = rtype or "*"
+        if self.grant.break_glass is not None and name != "validate":
+            return self._unbroken().operation(name, rtype)  # emergencies reach patients only
         if name == "validate":
             if any(self.access(p, target) is not None for p in "cruds"):
                 return ALLOW
@@ -349,6 +359,8 @@ class Policy:
         Needs ``user/`` or ``system/`` read and search scopes reaching every resource of
         each type (https://hl7.org/fhir/uv/bulkdata/STU1.0.1/authorization/index.html).
         """
+        if self.grant.break_glass is not None:  # break-the-glass does not extend to bulk data
+            return self._unbroken().export(types)
         for rtype in types or ("*",):
             for permission in "rs":
                 wide = self.scopes.contexts_for(permission, rtype) & set(_WIDE)
