@@ -18,6 +18,7 @@ from typing import Any
 
 DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 TOKEN = re.compile(rb"[0-9A-Za-z][0-9A-Za-z\-.]*")
+DISPLAY = re.compile(rb'"display":"(?:[^"\\]|\\.)*"')
 ZIP = re.compile(rb'"(\d{5})(?:-?\d{4})?"')
 
 
@@ -76,8 +77,12 @@ def _walk(node: Any, found: Secrets) -> None:
                     found.identifiers.add(v)
         if key == "telecom" and isinstance(value, list):
             found.telecom.update(t["value"] for t in value if isinstance(t.get("value"), str))
+        if key == "address" and isinstance(value, str) and len(value) >= 7:
+            found.identifiers.add(value)  # AuditEvent.agent.network.address: an IP or host
         if key in ("address", "valueAddress"):
             for addr in value if isinstance(value, list) else [value]:
+                if not isinstance(addr, dict):
+                    continue
                 found.lines.update(x for x in addr.get("line", []) if len(x) >= 6)
                 if isinstance(addr.get("city"), str) and len(addr["city"]) >= 5:
                     found.cities.add(addr["city"])
@@ -89,6 +94,10 @@ def _walk(node: Any, found: Secrets) -> None:
 def scan(output: bytes, secrets: Secrets) -> list[str]:
     """Every identifying value of the input found in ``output`` (empty: none survived)."""
     leaks: list[str] = []
+    # a family name may also be a code's display (White, Brown): names are looked for
+    # outside Coding.display (the only display kept: Reference.display is dropped)
+    undisplayed = DISPLAY.sub(b"", output)
+    name_tokens = set(TOKEN.findall(undisplayed))
     tokens = set(TOKEN.findall(output))
     zips = set(ZIP.findall(output))
     for kind, values in secrets.all().items():
@@ -96,6 +105,11 @@ def scan(output: bytes, secrets: Secrets) -> list[str]:
             needle = value.encode()
             if kind == "zip":
                 hit = needle[:5] in zips
+            elif kind == "name":
+                hit = needle in name_tokens if TOKEN.fullmatch(needle) else needle in undisplayed
+            elif needle.startswith((b"http://", b"https://")):
+                # a web site of an organization is the prefix of its code systems' URLs
+                hit = re.search(re.escape(needle) + rb'/?"', output) is not None
             elif TOKEN.fullmatch(needle.rsplit(b":", 1)[-1]):
                 # names, uuids, MRNs (urn:uuid:X: X): bounded by quotes, spaces, slashes, colons
                 hit = needle.rsplit(b":", 1)[-1] in tokens

@@ -127,6 +127,7 @@ def export_ndjson(
     patients: PatientScope | None = None,
     progress: Callable[[ExportProgress], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
+    transform: Callable[[bytes], bytes | None] | None = None,
 ) -> list[ExportFile]:
     """Write current resources as ``out_dir/Type.ndjson`` files.
 
@@ -142,6 +143,8 @@ def export_ndjson(
         progress: called every few hundred resources and at the end.
         cancelled: polled while exporting; when it returns True the partial
             files are removed and :class:`ExportCancelledError` is raised.
+        transform: applied to each resource's JSON before it is written (e.g.
+            de-identification, :mod:`cmio.security.deid`); None leaves the resource out.
 
     Returns:
         The files written, by type name, skipping types with no resources.
@@ -166,6 +169,10 @@ def export_ndjson(
                 continue
             if member is not None and not member(stored.type, stored.id, data):
                 continue
+            if transform is not None:
+                data = transform(data)
+                if data is None:
+                    continue
             fh = handles.get(stored.type)
             if fh is None:
                 fh = handles[stored.type] = (out / f"{stored.type}.ndjson").open("wb")

@@ -40,6 +40,17 @@ def register(app: typer.Typer) -> None:
         patient: Annotated[
             bool, typer.Option("--patient", help="Only resources in some Patient compartment")
         ] = False,
+        deidentify: Annotated[
+            bool,
+            typer.Option(
+                "--deidentify",
+                help="HIPAA Safe Harbor de-identification (key: --deid-key-file or "
+                "$CMIO_DEID_KEY_FILE, a file only you can read)",
+            ),
+        ] = False,
+        deid_key_file: Annotated[
+            Path | None, typer.Option("--deid-key-file", help="De-identification key (mode 0600)")
+        ] = None,
     ) -> None:
         """Export current resources as NDJSON files, like a Bulk Data $export."""
         from rich.console import Console
@@ -68,6 +79,14 @@ def register(app: typer.Typer) -> None:
                 since = parse_date_range(since)[0]
             except InvalidRequestError as exc:
                 raise typer.BadParameter(str(exc), param_hint="--since") from None
+        transform = None
+        if deidentify:
+            from cmio.security.deid import Deidentifier
+
+            try:
+                transform = Deidentifier.load(model, deid_key_file).deidentify_json
+            except (LookupError, PermissionError, OSError, ValueError) as exc:
+                raise typer.BadParameter(str(exc), param_hint="--deidentify") from None
         repository = open_repository(database or default_database_url())
         try:
             total: int | None = None
@@ -99,6 +118,7 @@ def register(app: typer.Typer) -> None:
                     since=since,
                     patients=PatientScope() if patient else None,
                     progress=progress,
+                    transform=transform,
                 )
         finally:
             repository.close()

@@ -6,6 +6,7 @@ See https://sql-on-fhir.org/ig/latest/StructureDefinition-ViewDefinition.html.
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -122,6 +123,17 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--master", help="Spark master URL for --engine spark (default local)"),
         ] = None,
+        deidentify: Annotated[
+            bool,
+            typer.Option(
+                "--deidentify",
+                help="Run over a HIPAA Safe Harbor de-identified copy of the source (key: "
+                "--deid-key-file or $CMIO_DEID_KEY_FILE)",
+            ),
+        ] = False,
+        deid_key_file: Annotated[
+            Path | None, typer.Option("--deid-key-file", help="De-identification key (mode 0600)")
+        ] = None,
     ) -> None:
         """Run a ViewDefinition over the store or a Bulk Data folder and write the rows."""
         from rich.console import Console
@@ -161,6 +173,9 @@ def register(app: typer.Typer) -> None:
             total = repository.search(SearchQuery(parsed.resource, (), count=0)).total
         elif not Path(source).exists():
             raise typer.BadParameter(f"{source}: no such file or folder", param_hint="--source")
+        scratch = tempfile.TemporaryDirectory(prefix="cmio-deid-") if deidentify else None
+        if scratch is not None:
+            resolved = _deidentified_source(parsed.resource, resolved, deid_key_file, scratch.name)
         schema = arrow_schema(parsed)
         columns = [TextColumn("[bold]{task.description}"), SpinnerColumn()]
         if total is not None:
@@ -199,4 +214,28 @@ def register(app: typer.Typer) -> None:
         finally:
             if repository is not None:
                 repository.close()
+            if scratch is not None:
+                scratch.cleanup()
         console.print(f"{count:,} rows -> {out}")
+
+
+def _deidentified_source(resource: str, source: Any, key_file: Path | None, scratch: str) -> Path:
+    """A de-identified NDJSON copy of ``source`` (the store or a folder) in ``scratch``."""
+    from cmio.model import load_model
+    from cmio.security.deid import Deidentifier
+    from cmio.security.deid_io import deidentify_folder, deidentify_store
+    from cmio.store.base import Repository
+
+    try:
+        deid = Deidentifier.load(load_model(), key_file)
+    except (LookupError, PermissionError, OSError, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--deidentify") from None
+    folder = Path(scratch)
+    if isinstance(source, Repository):
+        deidentify_store(deid, source, folder, [resource])
+    else:
+        try:
+            deidentify_folder(deid, Path(source), folder)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--source") from None
+    return folder

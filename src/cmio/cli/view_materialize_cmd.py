@@ -39,11 +39,31 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--save", help="Also store the VIEW files in the database")
         ] = False,
         full: Annotated[bool, typer.Option("--full", help="Rebuild instead of refreshing")] = False,
+        deidentify: Annotated[
+            bool,
+            typer.Option(
+                "--deidentify",
+                help="De-identify resources before the views (HIPAA Safe Harbor; key: "
+                "--deid-key-file or $CMIO_DEID_KEY_FILE)",
+            ),
+        ] = False,
+        deid_key_file: Annotated[
+            Path | None, typer.Option("--deid-key-file", help="De-identification key (mode 0600)")
+        ] = None,
     ) -> None:
         """Materialize ViewDefinitions as named tables, refreshed incrementally."""
         from cmio.views import ViewDefinitionError
         from cmio.views.materialize import Analytics, stored_views, view_as_basic
 
+        deid = None
+        if deidentify:
+            from cmio.model import load_model
+            from cmio.security.deid import Deidentifier
+
+            try:
+                deid = Deidentifier.load(load_model(), deid_key_file)
+            except (LookupError, PermissionError, OSError, ValueError) as exc:
+                raise typer.BadParameter(str(exc), param_hint="--deidentify") from None
         repository = open_repository(database or default_database_url())
         try:
             definitions: list[dict[str, Any]] = []
@@ -64,7 +84,7 @@ def register(app: typer.Typer) -> None:
                 task = progress.add_task("materializing", total=len(definitions))
                 for view in definitions:
                     try:
-                        done = target.materialize(view, repository, full=full)
+                        done = target.materialize(view, repository, full=full, deidentify=deid)
                     except ViewDefinitionError as exc:
                         typer.echo(f"error: {exc}", err=True)
                         raise typer.Exit(1) from exc

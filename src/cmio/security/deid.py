@@ -37,6 +37,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -45,7 +46,7 @@ from cmio.indexing.compartments import compartment_paths
 from cmio.model import JsonProperty, Model
 from cmio.model.types import K_RESOURCE, K_SHADOW
 from cmio.security.deid_values import AGE_CAP, age_on, parse_day, shift_date, zip3
-from cmio.security.secrets import MissingSecretError, read_secret
+from cmio.security.secrets import MissingSecretError, read_secret, read_secret_file
 
 __all__ = [
     "AGE_90_EXTENSION",
@@ -135,6 +136,20 @@ class Deidentifier:
         self.policy = policy or DeidPolicy()
         self._paths = compartment_paths(model, "Patient")
         self._as_of = self.policy.as_of or datetime.now(UTC).date()
+
+    @classmethod
+    def load(
+        cls, model: Model, key_file: str | Path | None = None, policy: DeidPolicy | None = None
+    ) -> Deidentifier:
+        """The de-identifier keyed by ``key_file`` (0600/0400) or else by the environment.
+
+        Raises:
+            MissingSecretError: no key is configured.
+            InsecureSecretError: the key file is readable by others.
+        """
+        if key_file is not None:
+            return cls(read_secret_file(key_file), model, policy)
+        return cls.from_environment(model, policy)
 
     @classmethod
     def from_environment(
@@ -245,6 +260,11 @@ class Deidentifier:
         out["birthDate"] = f"{when.year - AGE_CAP:04d}"
         out.pop("_birthDate", None)
         out.setdefault("extension", []).append({"url": AGE_90_EXTENSION, "valueBoolean": True})
+
+    def deidentify_json(self, data: bytes) -> bytes | None:
+        """One resource's JSON de-identified (the ``transform`` hook of the exporters)."""
+        out = self.deidentify(orjson.loads(data))
+        return None if out is None else orjson.dumps(out)
 
     def deidentify_all(self, resources: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         """De-identify a stream of resources, leaving out those the policy drops."""

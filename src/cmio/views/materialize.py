@@ -25,7 +25,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 import pyarrow as pa
@@ -39,6 +39,7 @@ __all__ = [
     "VIEW_CODE",
     "VIEW_EXTENSION",
     "Analytics",
+    "Deidentify",
     "Refresh",
     "stored_views",
     "view_as_basic",
@@ -54,6 +55,18 @@ KEY_COLUMN = "_resource_key"
 _BUILD_KEY = "cmioresourcekey"
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,62}$")
 _HISTORY_PAGE = 5000
+
+
+class Deidentify(Protocol):
+    """Applied to every resource before the view: :class:`cmio.security.deid.Deidentifier`."""
+
+    def deidentify(self, resource: dict[str, Any]) -> dict[str, Any] | None:
+        """The de-identified resource (None: left out)."""
+        ...
+
+    def pseudonym(self, resource_type: str, resource_id: str) -> str:
+        """The pseudonymous id of a resource."""
+        ...
 
 
 def view_as_basic(view: Mapping[str, Any], id: str | None = None) -> dict[str, Any]:
@@ -157,6 +170,7 @@ class Analytics:
         *,
         name: str | None = None,
         full: bool = False,
+        deidentify: Deidentify | None = None,
     ) -> Refresh:
         """Create or bring up to date the table of ``view`` from ``repository``.
 
@@ -165,6 +179,8 @@ class Analytics:
             repository: the FHIR store.
             name: the table name (default: the view's ``name``).
             full: rebuild even when an incremental refresh is possible.
+            deidentify: de-identify each resource before the view (the table is then
+                keyed by pseudonyms; switching this on or off rebuilds the table).
 
         Raises:
             ViewDefinitionError: an invalid view, or no usable table name.
@@ -176,6 +192,8 @@ class Analytics:
                 f"{name!r} is not a usable table name (letters, digits, _)", "ViewDefinition.name"
             )
         definition = json.dumps(dict(view), sort_keys=True)
+        if deidentify is not None:
+            definition += "|deidentified"
         with self.connect() as con:
             found = con.execute(
                 "SELECT definition, watermark FROM _cmio_views WHERE name = ?", [name]
@@ -187,13 +205,19 @@ class Analytics:
             watermark = since
             for stored in repository.iter_current([parsed.resource], since):
                 if stored.data is not None:
-                    changed.append(json.loads(stored.data))
                     watermark = max(watermark or "", stored.last_updated)
+                    resource = json.loads(stored.data)
+                    if deidentify is not None:
+                        resource = deidentify.deidentify(resource)
+                    if resource is not None:
+                        changed.append(resource)
             deleted: set[str] = set()
             if since is not None:
                 deleted, newest = _tombstones(repository, parsed.resource, since)
                 if newest is not None:
                     watermark = max(watermark or "", newest)
+                if deidentify is not None:
+                    deleted = {deidentify.pseudonym(parsed.resource, i) for i in deleted}
             table = run(_keyed(view), changed, engine="duckdb")
             table = table.rename_columns([KEY_COLUMN, *table.column_names[1:]])
             _write(con, name, table, rebuild, {r["id"] for r in changed} | deleted)

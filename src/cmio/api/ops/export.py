@@ -13,6 +13,8 @@ The jobs run in the background threads of the ``ExportJobs`` object on the Env.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlencode
 
 import orjson
@@ -20,8 +22,8 @@ import orjson
 from cmio.api.env import Env
 from cmio.api.errors import FhirError
 from cmio.api.http import FhirRequest, FhirResponse
-from cmio.bulk.exporter import PatientScope
-from cmio.bulk.jobs import ExportJob, ExportJobs, ExportRequest, TooManyJobsError
+from cmio.bulk.exporter import ExportFile, ExportProgress, PatientScope, export_ndjson
+from cmio.bulk.jobs import ExportJob, ExportJobs, ExportRequest, ExportWork, TooManyJobsError
 from cmio.store import parse_date_range
 from cmio.store.base import InvalidRequestError
 
@@ -153,14 +155,55 @@ def kickoff(env: Env, request: FhirRequest, level: str, group_id: str | None) ->
     elif level == "group":
         assert group_id is not None
         patients = PatientScope(_group_members(env, group_id))
+    export = ExportRequest(_request_url(request), types, since, patients)
     try:
-        job = jobs.start(
-            env.repository, env.model, ExportRequest(_request_url(request), types, since, patients)
-        )
+        job = jobs.start(env.repository, env.model, export, _deidentified(env, request, export))
     except TooManyJobsError as exc:
         raise FhirError(429, "throttled", str(exc), headers=[("retry-after", "10")]) from None
     location = f"{request.base_url}/$export-poll-status/{job.id}"
     return FhirResponse(202, b"", [("content-location", location)])
+
+
+def _deidentified(env: Env, request: FhirRequest, export: ExportRequest) -> ExportWork | None:
+    """A de-identifying export (``_deidentify=true``, or always for a caller who is only an
+    analyst), None for the plain one. The key is ``$CMIO_DEID_KEY[_FILE]``; see
+    :mod:`cmio.security.deid` (HIPAA Safe Harbor, 45 CFR 164.514(b)(2))."""
+    asked = (request.param("_deidentify") or "false").strip().lower()
+    if asked not in ("true", "false"):
+        raise FhirError(
+            400, "invalid", "_deidentify must be true or false", expression="_deidentify"
+        )
+    grant = request.context.grant
+    analyst_only = grant is not None and bool(grant.roles) and grant.roles <= {"analyst"}
+    if asked == "false" and not analyst_only:
+        return None
+    from cmio.security.deid import Deidentifier
+
+    try:
+        deid = Deidentifier.from_environment(env.model)
+    except (LookupError, PermissionError, OSError, ValueError):
+        raise FhirError(
+            501,
+            "not-supported",
+            "De-identified export is not configured on this server (no usable $CMIO_DEID_KEY)",
+        ) from None
+
+    def work(
+        directory: Path, progress: Callable[[ExportProgress], None], cancelled: Callable[[], bool]
+    ) -> list[ExportFile]:
+        return export_ndjson(
+            env.repository,
+            env.model,
+            directory,
+            types=export.types,
+            since=export.since,
+            patients=export.patients,
+            progress=progress,
+            cancelled=cancelled,
+            transform=deid.deidentify_json,
+        )
+
+    return work
 
 
 def _job(env: Env, job_id: str) -> ExportJob:
