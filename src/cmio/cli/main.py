@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from cmio.cli import (
+    audit_cmd,
     demo_cmd,
     export_cmd,
     fhirpath_cmd,
@@ -45,6 +46,7 @@ terminology_cmd.register(app)
 reindex_cmd.register(app)
 view_cmd.register(app)
 view_materialize_cmd.register(app)
+audit_cmd.register(app)
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["AUDIT_DDL", "AuditRow"]
+__all__ = ["AUDIT_DDL", "AuditRow", "as_bytes"]
 
 
 class AuditRow(NamedTuple):
@@ -61,3 +61,12 @@ AUDIT_DDL: dict[str, list[str]] = {
 SELECT_HEAD = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
 INSERT_ROW = "INSERT INTO audit_log (seq, recorded, data, hash) VALUES (?, ?, ?, ?)"
 SELECT_AFTER = "SELECT seq, recorded, data, hash FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?"
+
+
+def as_bytes(value: object) -> bytes:
+    """A stored ``data`` value as bytes (text if someone rewrote the row as text)."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, memoryview | bytearray):
+        return bytes(value)
+    return str(value).encode()

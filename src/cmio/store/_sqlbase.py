@@ -430,7 +430,7 @@ class SqlTransaction(Transaction, abc.ABC):
 
     def audit_rows(self, after: int, limit: int) -> list[Any]:
         return [
-            _audit.AuditRow(int(r[0]), r[1], self._data_out(r[2]) or b"", r[3])
+            _audit.AuditRow(int(r[0]), r[1], _audit.as_bytes(r[2]), r[3])
             for r in self._fetchall(_audit.SELECT_AFTER, (after, limit))
         ]
 
