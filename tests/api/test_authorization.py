@@ -378,3 +378,141 @@ def test_authorization_matrix(server: ServerThread) -> None:
 def test_authorization_matrix_writes(server: ServerThread) -> None:
     """Creates, updates, patches and deletes of own and other patients' data."""
     _run(server, WRITES)
+
+
+def _same_shape(hidden: httpx.Response, absent: httpx.Response, rid: str, other: str) -> None:
+    """A hidden resource's answer is the absent one's, byte for byte (ids swapped)."""
+    assert hidden.status_code == absent.status_code
+    assert hidden.content == absent.content.replace(other.encode(), rid.encode())
+    skip = {"x-request-id", "date", "content-length"}
+    assert [k for k in hidden.headers if k not in skip] == [
+        k for k in absent.headers if k not in skip
+    ]
+    for key in hidden.headers:
+        if key not in skip:
+            assert hidden.headers[key] == absent.headers[key].replace(other, rid)
+
+
+def test_hidden_is_exactly_not_found(server: ServerThread) -> None:
+    pat = Caller(server, "pat")
+    clin = Caller(server, "clin")
+    with pat.http, clin.http:
+        for path in ("/Observation/{}", "/Observation/{}/_history/1", "/Observation/{}/_history"):
+            hidden = pat.http.get(path.format("o3"))
+            absent = pat.http.get(path.format("zz"))
+            assert hidden.status_code == 404
+            _same_shape(hidden, absent, "o3", "zz")
+        _same_shape(
+            pat.http.get("/Patient/p2/$everything"),
+            pat.http.get("/Patient/zz/$everything"),
+            "p2",
+            "zz",
+        )
+        _same_shape(clin.http.get("/Patient/p2"), clin.http.get("/Patient/zz"), "p2", "zz")
+        _same_shape(
+            clin.http.delete("/Encounter/e2"), clin.http.delete("/Encounter/zz"), "e2", "zz"
+        )
+        assert clin.http.get("/Encounter/e2").status_code == 404
+        admin = Caller(server, "admin")
+        with admin.http:
+            assert admin.http.get("/Encounter/e2").status_code == 200  # not deleted
+
+
+def _count(caller: Caller, rtype: str) -> int:
+    total = caller.http.get(f"/{rtype}", params={"_summary": "count"}).json()["total"]
+    assert isinstance(total, int)
+    return total
+
+
+def test_transaction_refused_when_one_entry_is_denied(server: ServerThread) -> None:
+    clin = Caller(server, "clin")
+    admin = Caller(server, "admin")
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": _condition(None, "p1"), "request": {"method": "POST", "url": "Condition"}},
+            {"resource": _condition(None, "p2"), "request": {"method": "POST", "url": "Condition"}},
+        ],
+    }
+    with clin.http, admin.http:
+        before = _count(admin, "Condition")
+        refused = clin.http.post("/", json=bundle, headers=FHIR_JSON)
+        assert refused.status_code == 403
+        issue = refused.json()["issue"][0]
+        assert issue["code"] == "forbidden" and issue["expression"] == ["Bundle.entry[1]"]
+        assert _count(admin, "Condition") == before
+        hidden_update = {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {
+                    "resource": _condition("c2", "p2"),
+                    "request": {"method": "PUT", "url": "Condition/c2"},
+                }
+            ],
+        }
+        assert clin.http.post("/", json=hidden_update, headers=FHIR_JSON).status_code == 404
+        conditional = {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [{"request": {"method": "DELETE", "url": "Condition?code=asthma"}}],
+        }
+        assert clin.http.post("/", json=conditional, headers=FHIR_JSON).status_code == 403
+        bundle["entry"] = bundle["entry"][:1]
+        assert clin.http.post("/", json=bundle, headers=FHIR_JSON).status_code == 200
+        assert _count(admin, "Condition") == before + 1
+
+
+def test_batch_entries_are_checked_one_by_one(server: ServerThread) -> None:
+    clin = Caller(server, "clin")
+    batch = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {"request": {"method": "GET", "url": "Observation/o1"}},
+            {"request": {"method": "GET", "url": "Observation/o3"}},
+            {"request": {"method": "GET", "url": "AuditEvent"}},
+        ],
+    }
+    with clin.http:
+        reply = clin.http.post("/", json=batch, headers=FHIR_JSON)
+    assert reply.status_code == 200
+    statuses = [e["response"]["status"] for e in reply.json()["entry"]]
+    assert statuses == ["200", "404", "200"]
+
+
+def test_break_the_glass_needs_a_role_and_a_reason(server: ServerThread) -> None:
+    assert isinstance(server.app, CmioApp)
+    analyst = mint_token(server.app, server.base, roles=["analyst"])
+    clinician = mint_token(
+        server.app, server.base, roles=["clinician"], fhir_user="Practitioner/doc"
+    )
+    refused = httpx.get(
+        server.base + "/Observation/o3", headers={**bearer(analyst), "x-break-glass": "curious"}
+    )
+    assert refused.status_code == 403
+    assert refused.json()["issue"][0]["code"] == "forbidden"
+    empty = httpx.get(
+        server.base + "/Observation/o3", headers={**bearer(clinician), "x-break-glass": "x" * 501}
+    )
+    assert empty.status_code == 400
+    opened = httpx.get(
+        server.base + "/Observation/o3", headers={**bearer(clinician), "x-break-glass": "ED visit"}
+    )
+    assert opened.status_code == 200
+
+
+def test_export_status_and_files_need_export_rights(server: ServerThread) -> None:
+    admin = Caller(server, "admin")
+    pat = Caller(server, "pat")
+    with admin.http, pat.http:
+        kick = admin.http.get(
+            "/$export", params={"_type": "Patient"}, headers={"prefer": "respond-async"}
+        )
+        assert kick.status_code == 202, kick.text
+        status_url = kick.headers["content-location"]
+        assert pat.http.get(status_url).status_code == 403
+        assert pat.http.delete(status_url).status_code == 403
+        assert admin.http.get(status_url).status_code in (200, 202)
+        assert admin.http.delete(status_url).status_code == 202
