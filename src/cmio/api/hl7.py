@@ -1,10 +1,12 @@
 """The HL7 v2 engine's view of the FHIR store, and interface health over HTTP.
 
 :class:`RouterSink` applies the engine's transaction Bundles through the in-process
-FHIR router (https://hl7.org/fhir/R4/http.html#transaction). On SQLite every batch of
-messages shares one outer transaction (one fsync) and each message is a SAVEPOINT
+FHIR router (https://hl7.org/fhir/R4/http.html#transaction). Every batch of messages
+shares one outer transaction (one commit: SQLite's own nesting, PostgreSQL's
+:meth:`~cmio.store.postgres.PostgresRepository.atomic`) and each message is a SAVEPOINT
 of its own: a refused message rolls back alone. An ADT^A40 merge runs after its
-message's Bundle in the same savepoint, then the marker Provenance.
+message's Bundle in the same savepoint, then the marker Provenance, so the three
+commit together or not at all on both backends.
 
 :func:`health_routes` serves the dashboard's ``/interfaces/health`` (JSON) and the
 Prometheus ``/metrics`` endpoint from the engine's journal file.
@@ -27,6 +29,7 @@ from cmio.api.router import FhirRouter
 from cmio.interfaces.hl7v2.engine.destinations import SinkItem, SinkOutcome
 from cmio.interfaces.hl7v2.engine.metrics import read_health, to_prometheus
 from cmio.store.base import GoneError, NotFoundError
+from cmio.store.postgres import PostgresRepository
 
 __all__ = ["RouterClient", "RouterSink", "health_routes"]
 
@@ -66,10 +69,16 @@ class RouterSink:
         self.repository = router.env.repository
 
     def apply(self, items: Sequence[SinkItem]) -> list[SinkOutcome]:
-        """Apply each item on its own; on SQLite all in one durable commit."""
-        if self.repository.dialect != "sqlite":
+        """Apply each item on its own (a savepoint each), all in one durable commit."""
+        repository = self.repository
+        outer: contextlib.AbstractContextManager[Any]
+        if isinstance(repository, PostgresRepository):
+            outer = repository.atomic()
+        elif repository.dialect == "sqlite":
+            outer = repository.transaction()
+        else:  # a backend without nesting: each message in its own transaction
             return [self._isolated(item, nested=False) for item in items]
-        with self.repository.transaction():
+        with outer:
             return [self._isolated(item, nested=True) for item in items]
 
     def exists(self, resource_type: str, resource_id: str) -> bool:

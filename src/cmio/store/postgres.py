@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -204,6 +205,7 @@ class PostgresRepository(Repository):
         self._indexer: Indexer = indexer if indexer is not None else DefaultIndexer()
         self._clock = Clock()
         self._cursor_names = itertools.count(1)
+        self._pinned = threading.local()  # this thread's connection inside atomic()
         self._pool = ConnectionPool(
             url,
             min_size=1,
@@ -244,9 +246,36 @@ class PostgresRepository(Repository):
                     f" up to {SCHEMA_VERSION}"
                 )
 
+    def _connection(self) -> contextlib.AbstractContextManager[psycopg.Connection[Any]]:
+        """This thread's :meth:`atomic` connection, else a pooled one."""
+        pinned: psycopg.Connection[Any] | None = getattr(self._pinned, "conn", None)
+        return contextlib.nullcontext(pinned) if pinned is not None else self._pool.connection()
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[None]:
+        """One database transaction for everything this thread does to the store inside.
+
+        Within the block, :meth:`transaction` and :meth:`read_transaction` on this thread
+        become SAVEPOINTs of one connection (a failing one rolls back alone, as on SQLite)
+        and :meth:`read`/:meth:`vread` see its uncommitted writes; all of it commits when
+        the block ends, or none of it when it raises. Nested blocks are savepoints.
+        Other threads are unaffected. See https://www.postgresql.org/docs/15/sql-savepoint.html.
+        """
+        pinned: psycopg.Connection[Any] | None = getattr(self._pinned, "conn", None)
+        if pinned is not None:
+            with pinned.transaction():
+                yield
+            return
+        with self._pool.connection() as conn, conn.transaction():
+            self._pinned.conn = conn
+            try:
+                yield
+            finally:
+                self._pinned.conn = None
+
     @contextlib.contextmanager
     def _transaction(self, readonly: bool) -> Iterator[PostgresTransaction]:
-        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+        with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
             tx = PostgresTransaction(cur, self._indexer, self._clock, readonly=readonly)
             if self.before_commit is not None and not readonly:
                 tx.before_commit, tx.written = self.before_commit, []
@@ -272,7 +301,7 @@ class PostgresRepository(Repository):
 
         See https://hl7.org/fhir/R4/http.html#read.
         """
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             row = conn.execute(_SELECT_CURRENT_PG, (type, id)).fetchone()
         return current_version(
             type, id, row, None if row is None or row[3] is None else row[3].encode()
@@ -280,7 +309,7 @@ class PostgresRepository(Repository):
 
     def vread(self, type: str, id: str, version: int) -> StoredResource:
         """Read one version in one round trip (https://hl7.org/fhir/R4/http.html#vread)."""
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             row = conn.execute(_SELECT_VERSION_PG, (type, id, version)).fetchone()
         data = None if row is None or row[3] is None else row[3].encode()
         return past_version(type, id, version, row, data)
