@@ -70,19 +70,27 @@ def test_demo_builds_once_and_serves(tmp_path: Path) -> None:
         deadline = time.monotonic() + 60
         while True:
             try:
-                bundle = httpx.get(f"{base}/fhir/Patient", params={"_count": 1}, timeout=2).json()
+                httpx.get(f"{base}/health", timeout=2)
                 break
             except httpx.TransportError:
                 assert time.monotonic() < deadline, "demo server did not start"
                 time.sleep(0.2)
+        assert httpx.get(f"{base}/fhir/Patient", timeout=5).status_code == 401  # auth is on
+        users = (data / "demo-users.txt").read_text().splitlines()  # one demo user per role
+        admin = next(line.split("\t") for line in users if line.startswith("demo-administrator"))
+        login = httpx.post(
+            f"{base}/auth/login", data={"username": admin[0], "password": admin[1]}, timeout=10
+        )
+        assert login.status_code == 303, login.text
+        web = httpx.Client(base_url=base, cookies=login.cookies, timeout=30)
+        bundle = web.get("/fhir/Patient", params={"_count": 1}).json()
         assert bundle["total"] == 40
         pid = bundle["entry"][0]["resource"]["id"]
-        everything = httpx.get(
-            f"{base}/fhir/Patient/{pid}/$everything", params={"_count": 500}, timeout=30
-        ).json()
+        everything = web.get(f"/fhir/Patient/{pid}/$everything", params={"_count": 500}).json()
         types = {e["resource"]["resourceType"] for e in everything["entry"]}
         assert {"Patient", "Encounter", "Observation"} <= types
-        assert httpx.get(f"{base}/", timeout=5).status_code == 200
+        assert web.get("/").status_code == 200
+        web.close()
     finally:
         proc.terminate()
         proc.wait(timeout=30)

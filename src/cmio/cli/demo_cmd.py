@@ -158,10 +158,18 @@ def _serve(
         Settings(
             export_dir=str(data_dir / "exports"),
             terminology_db=str(data_dir / "terminology.db"),
+            auth=_demo_auth(host),  # on, keys beside the store; CMIO_AUTH=off on loopback only
         ),
     )
     sample = _sample_patient(application)
     base = f"http://{host}:{port}"
+    if application.auth is not None:  # one demo user per role, passwords in a 0600 file
+        from cmio.cli.user_cmd import ensure_demo_users
+
+        users_file, _ = ensure_demo_users(application.env.repository, data_dir)
+        console.print(f"\nSign in at {base}/auth/login as one of (user, password, role):")
+        console.print(users_file.read_text(encoding="utf-8"), soft_wrap=True, markup=False)
+        console.print(f"(kept in {users_file}, mode 0600)", soft_wrap=True)
     console.print(
         f"\n[bold]cmio demo[/bold]: {state['patients']:,} patients, {state['resources']:,} resources"
     )
@@ -176,6 +184,16 @@ def _serve(
         uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
     finally:
         application.close()
+
+
+def _demo_auth(host: str) -> Any:
+    from cmio.cli.serve_cmd import is_loopback
+    from cmio.security.oauth.settings import AuthSettings
+
+    auth = AuthSettings.from_environment(os.environ)
+    if auth is None and not is_loopback(host):
+        raise typer.BadParameter("CMIO_AUTH=off is refused unless --host is loopback")
+    return auth
 
 
 def _sample_patient(application: Any) -> str | None:

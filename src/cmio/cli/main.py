@@ -16,6 +16,7 @@ from cmio.cli import (
     serve_cmd,
     synth_cmd,
     terminology_cmd,
+    user_cmd,
     validate_cmd,
     view_cmd,
     view_materialize_cmd,
@@ -47,6 +48,7 @@ reindex_cmd.register(app)
 view_cmd.register(app)
 view_materialize_cmd.register(app)
 audit_cmd.register(app)
+user_cmd.register(app)
 
 
 def main() -> None:

@@ -9,7 +9,19 @@ import typer
 from cmio.api.env import Settings
 from cmio.store import default_database_url
 
-__all__ = ["register"]
+__all__ = ["is_loopback", "register"]
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` binds to the loopback interface only (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def register(app: typer.Typer) -> None:
@@ -35,18 +47,51 @@ def register(app: typer.Typer) -> None:
             " bindings) or profiles (also meta.profile)",
         ),
         log_level: str = typer.Option("warning", help="uvicorn log level"),
+        no_auth: bool = typer.Option(
+            False, "--no-auth", help="No authentication (refused unless --host is loopback)"
+        ),
+        issuer: str = typer.Option(
+            None, "--issuer", help="Public origin of the built-in authorization server"
+        ),
+        oidc_issuer: str = typer.Option(
+            None, "--oidc-issuer", help="Also accept the JWTs of this external OIDC issuer"
+        ),
+        tls_cert: str = typer.Option(
+            None, "--tls-cert", help="TLS certificate chain (PEM); serves HTTPS with --tls-key"
+        ),
+        tls_key: str = typer.Option(
+            None, "--tls-key", help="TLS private key (PEM, mode 0600/0400: readable by you only)"
+        ),
     ) -> None:
-        """Serve the FHIR R4 API at http://HOST:PORT/fhir."""
+        """Serve the FHIR R4 API at http://HOST:PORT/fhir (https:// with --tls-cert/--tls-key)."""
         import uvicorn
 
+        cert, key = _tls_files(tls_cert, tls_key)
+
         url = database or default_database_url()
+        if no_auth:
+            os.environ["CMIO_AUTH"] = "off"
+        if issuer:
+            os.environ["CMIO_ISSUER"] = issuer
+        if oidc_issuer:
+            os.environ["CMIO_OIDC_ISSUER"] = oidc_issuer
+        if Settings.from_environment(os.environ).auth is None and not is_loopback(host):
+            typer.echo(
+                "error: --no-auth (CMIO_AUTH=off) is refused unless --host is loopback", err=True
+            )
+            raise typer.Exit(2)
         os.environ["CMIO_MAX_BODY_BYTES"] = str(max_body_bytes)
         os.environ["CMIO_MAX_BUNDLE_ENTRIES"] = str(max_bundle_entries)
         os.environ["CMIO_VALIDATION"] = validation
         settings = Settings.from_environment(os.environ)
+        scheme = "https" if cert else "http"
         typer.echo(
-            f"cmio: FHIR API on http://{host}:{port}/fhir  (store: {url}, workers: {workers})"
+            f"cmio: FHIR API on {scheme}://{host}:{port}/fhir  (store: {url}, workers: {workers})"
         )
+        if settings.auth is None:
+            typer.echo("cmio: authentication is OFF (loopback only)")
+        else:
+            typer.echo("cmio: authentication on (users: cmio user add; apps: cmio client add)")
         if workers > 1:
             os.environ["CMIO_DATABASE_URL"] = url
             from cmio.api.app import build_env
@@ -62,12 +107,41 @@ def register(app: typer.Typer) -> None:
                 workers=workers,
                 log_level=log_level,
                 access_log=False,
+                ssl_certfile=cert,
+                ssl_keyfile=key,
             )
             return
         from cmio.api.app import create_app
 
         application = create_app(url, settings)
         try:
-            uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False)
+            uvicorn.run(
+                application,
+                host=host,
+                port=port,
+                log_level=log_level,
+                access_log=False,
+                ssl_certfile=cert,
+                ssl_keyfile=key,
+            )
         finally:
             application.close()
+
+
+def _tls_files(cert: str | None, key: str | None) -> tuple[str | None, str | None]:
+    """The TLS certificate and key, checked (the key readable by its owner only)."""
+    from cmio.security.secrets import InsecureSecretError, check_private_file
+
+    if cert is None and key is None:
+        return None, None
+    if cert is None or key is None:
+        raise typer.BadParameter("give both --tls-cert and --tls-key", param_hint="--tls-cert")
+    if not os.path.isfile(cert):
+        raise typer.BadParameter(f"{cert}: no such file", param_hint="--tls-cert")
+    try:
+        check_private_file(key)
+    except FileNotFoundError:
+        raise typer.BadParameter(f"{key}: no such file", param_hint="--tls-key") from None
+    except InsecureSecretError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--tls-key") from None
+    return cert, key

@@ -7,6 +7,7 @@ and every server process share them. Passwords are hashed with argon2id
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -74,7 +75,7 @@ class UserStore:
         self.kv = kv
         self.hasher = hasher or PasswordHasher()
         self.roles = frozenset(roles)
-        self._dummy = self.hasher.hash("not a real password")
+        self._dummy: str | None = None
 
     def _all(self) -> dict[str, Any]:
         return self.kv.get(_DOC) or {}
@@ -149,8 +150,10 @@ class UserStore:
         which user names exist.
         """
         user = self.get(name)
+        if user is None and self._dummy is None:
+            self._dummy = self.hasher.hash(os.urandom(16).hex())
         try:
-            self.hasher.verify(user.password_hash if user else self._dummy, password)
+            self.hasher.verify(user.password_hash if user else str(self._dummy), password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return None
         if user is None or user.disabled:

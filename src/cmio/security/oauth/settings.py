@@ -44,7 +44,8 @@ class AuthSettings:
     def from_environment(cls, environ: Mapping[str, str]) -> AuthSettings | None:
         """Settings from ``CMIO_AUTH`` (``off`` disables), ``CMIO_ISSUER``,
         ``CMIO_JWT_KEY_FILE``, ``CMIO_OIDC_ISSUER``, ``CMIO_OIDC_AUDIENCE``,
-        ``CMIO_OIDC_ROLES_CLAIM`` and ``CMIO_ACCESS_TOKEN_TTL``."""
+        ``CMIO_OIDC_ROLES_CLAIM``, ``CMIO_ACCESS_TOKEN_TTL`` and the argon2id costs
+        ``CMIO_PASSWORD_TIME_COST``, ``CMIO_PASSWORD_MEMORY_KIB``."""
         if environ.get("CMIO_AUTH", "on").strip().lower() in ("off", "0", "false", "no"):
             return None
         defaults = cls()
@@ -56,4 +57,10 @@ class AuthSettings:
             oidc_issuer=environ.get("CMIO_OIDC_ISSUER") or None,
             oidc_audience=environ.get("CMIO_OIDC_AUDIENCE") or None,
             oidc_roles_claim=environ.get("CMIO_OIDC_ROLES_CLAIM", defaults.oidc_roles_claim),
+            password_time_cost=int(
+                environ.get("CMIO_PASSWORD_TIME_COST", defaults.password_time_cost)
+            ),
+            password_memory_kib=int(
+                environ.get("CMIO_PASSWORD_MEMORY_KIB", defaults.password_memory_kib)
+            ),
         )
