@@ -288,3 +288,45 @@ def test_unrestricted_grant(repository: Repository, model: Model) -> None:
             assert policy.check(interaction, resource).allowed
     access = policy.access("s", "*")
     assert access is not None and access.unrestricted
+
+
+def test_audit_trail_needs_a_scope_naming_it(repository: Repository, model: Model) -> None:
+    event = {"resourceType": "AuditEvent", "id": "a1"}
+    clinician = _policy(
+        repository,
+        model,
+        {"user/*.cruds"},
+        roles=frozenset({"clinician"}),
+        fhir_user="Practitioner/doc",
+    )
+    assert clinician.check("read", event).effect == "deny"
+    assert (
+        _policy(repository, model, {"system/*.rs"}, kind="client").access("s", "AuditEvent") is None
+    )
+    officer = _policy(
+        repository,
+        model,
+        set(RoleTable().scopes_for(["privacy-officer"])),
+        roles=frozenset({"privacy-officer"}),
+    )
+    assert officer.check("read", event).allowed
+    local = Policy(AccessGrant.unrestricted(), repository, model)
+    assert local.check("read", event).allowed
+
+
+def test_break_the_glass_does_not_reach_bulk_data(repository: Repository, model: Model) -> None:
+    admin = _policy(
+        repository, model, {"user/*.cruds"}, roles=frozenset({"administrator"}), break_glass="drill"
+    )
+    assert admin.export(["Observation"]).allowed
+    clinician = _policy(
+        repository,
+        model,
+        {"user/*.cruds"},
+        roles=frozenset({"clinician"}),
+        fhir_user="Practitioner/doc",
+        break_glass="ED",
+    )
+    assert clinician.check("read", BY_ID["o3"]).allowed
+    assert clinician.export(["Observation"]).effect == "deny"
+    assert clinician.operation("viewdefinition-run", None).effect == "deny"

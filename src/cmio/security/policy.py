@@ -41,6 +41,7 @@ from cmio.store.base import Repository, SearchClause, SearchQuery
 
 __all__ = [
     "ALLOW",
+    "EXPLICIT_TYPES",
     "INTERACTIONS",
     "MAX_RELATED_PATIENTS",
     "TERMINOLOGY_OPERATIONS",
@@ -72,6 +73,9 @@ TERMINOLOGY_OPERATIONS = frozenset({"expand", "validate-code", "lookup", "subsum
 
 MAX_RELATED_PATIENTS = 10_000
 """How many patients one relationship search collects for a clinician."""
+
+EXPLICIT_TYPES = frozenset({"AuditEvent"})
+"""Types reached only by scopes that name them (``user/AuditEvent.rs``), never by ``*``."""
 
 _NAMES = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}
 _WIDE: tuple[Context, ...] = ("user", "system")
@@ -120,6 +124,11 @@ class Access:
     def unrestricted(self) -> bool:
         """Every resource of the type is reachable."""
         return self.patients is None and not self.narrowing and not self.aggregate_only
+
+
+def _naming(scopes: ScopeSet, rtype: str) -> ScopeSet:
+    """The scopes of ``scopes`` that name ``rtype`` itself."""
+    return ScopeSet(tuple(s for s in scopes.scopes if s.resource_type == rtype), scopes.other)
 
 
 def split_values(value: str) -> tuple[str, ...]:
@@ -181,30 +190,36 @@ class Policy:
         return self._access[key]
 
     def _compute_access(self, permission: str, rtype: str) -> Access | None:
-        contexts = self.scopes.contexts_for(permission, rtype)
+        if self.grant.kind == "local":
+            return Access(in_compartment=rtype == "*" or rtype in self.compartment_types())
+        scopes, role_scopes = self.scopes, self._role_scopes
+        if rtype in EXPLICIT_TYPES:  # wildcards do not reach the audit trail
+            scopes = _naming(scopes, rtype)
+            role_scopes = {r: _naming(s, rtype) for r, s in role_scopes.items()}
+        contexts = scopes.contexts_for(permission, rtype)
         if not contexts:
             return None
         in_compartment = rtype == "*" or rtype in self.compartment_types()
         groups: list[tuple[Narrowing, ...]] = []
         patients: frozenset[str] | None = None
         if contexts & set(_WIDE):
-            narrowing = self.scopes.narrowing(permission, rtype, _WIDE)
+            narrowing = scopes.narrowing(permission, rtype, _WIDE)
         else:  # patient/ scopes only: the launch patient's compartment
             if self.grant.patient is None:
                 return None
-            narrowing = self.scopes.narrowing(permission, rtype, ("patient",))
+            narrowing = scopes.narrowing(permission, rtype, ("patient",))
             if in_compartment:
                 patients = frozenset({self.grant.patient})
         if narrowing:
             groups.append(narrowing)
         aggregate = False
-        if self._role_scopes:  # a user's roles cap what the token's scopes grant
-            granting = [r for r, s in self._role_scopes.items() if s.allows(permission, rtype)]
+        if role_scopes:  # a user's roles cap what the token's scopes grant
+            granting = [r for r, s in role_scopes.items() if s.allows(permission, rtype)]
             if not granting:
                 return None
             alternatives: list[Narrowing] = []
             for role in granting:
-                found = self._role_scopes[role].narrowing(permission, rtype)
+                found = role_scopes[role].narrowing(permission, rtype)
                 if found is None:
                     alternatives = []
                     break

@@ -1,0 +1,179 @@
+"""Authorization at router level (``RequestContext(grant=...)``) on SQLite and PostgreSQL:
+relationship searches, compartment and narrowing clauses, system search, break-the-glass."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+
+from cmio.api.app import build_env
+from cmio.api.authorize import policy_for, restrict_search
+from cmio.api.context import RequestContext
+from cmio.api.env import Env, Settings
+from cmio.api.errors import FhirError
+from cmio.api.http import FhirRequest, FhirResponse
+from cmio.api.router import FhirRouter
+from cmio.model import Model
+from cmio.security.grant import AccessGrant
+from cmio.store.base import SearchClause, SearchQuery
+
+CAT = "http://terminology.hl7.org/CodeSystem/observation-category"
+
+
+def _obs(rid: str, patient: str, category: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "id": rid,
+        "status": "final",
+        "category": [{"coding": [{"system": CAT, "code": category}]}],
+        "code": {"text": "x"},
+        "subject": {"reference": f"Patient/{patient}"},
+    }
+
+
+FIXTURE: list[dict[str, Any]] = [
+    {"resourceType": "Practitioner", "id": "doc"},
+    {"resourceType": "Patient", "id": "gp"},  # general practitioner: doc
+    {"resourceType": "Patient", "id": "seen"},  # an Encounter with doc
+    {"resourceType": "Patient", "id": "team"},  # doc is in the CareTeam
+    {"resourceType": "Patient", "id": "stranger"},
+    {
+        "resourceType": "Encounter",
+        "id": "enc",
+        "status": "finished",
+        "class": {"code": "AMB"},
+        "subject": {"reference": "Patient/seen"},
+        "participant": [{"individual": {"reference": "Practitioner/doc"}}],
+    },
+    {
+        "resourceType": "CareTeam",
+        "id": "ct",
+        "subject": {"reference": "Patient/team"},
+        "participant": [{"member": {"reference": "Practitioner/doc"}}],
+    },
+    _obs("lab-gp", "gp", "laboratory"),
+    _obs("vital-gp", "gp", "vital-signs"),
+    _obs("survey-gp", "gp", "survey"),
+    _obs("lab-stranger", "stranger", "laboratory"),
+]
+FIXTURE[1]["generalPractitioner"] = [{"reference": "Practitioner/doc"}]
+
+
+@pytest.fixture(scope="module")
+def router(database_url: str, model: Model) -> Iterator[FhirRouter]:
+    env = build_env(database_url, Settings(validation="off", terminology_db=None), model)
+    with env.repository.transaction() as tx:
+        for resource in FIXTURE:
+            tx.create(dict(resource), id=resource["id"])
+    yield FhirRouter(env)
+    env.repository.close()
+
+
+def _grant(scopes: set[str], **fields: Any) -> AccessGrant:
+    fields.setdefault("kind", "user")
+    return AccessGrant(subject="t", scopes=frozenset(scopes), **fields)
+
+
+CLINICIAN = _grant({"user/*.cruds"}, roles=frozenset({"clinician"}), fhir_user="Practitioner/doc")
+
+
+def _get(
+    router: FhirRouter, path: str, grant: AccessGrant | None, headers: dict[str, str] | None = None
+) -> FhirResponse:
+    path, _, query = path.partition("?")
+    params = [tuple(p.split("=", 1)) for p in query.split("&") if p]
+    request = FhirRequest(
+        "GET", path, [(k, v) for k, v in params], headers or {}, context=RequestContext(grant=grant)
+    )
+    return router.handle(request)
+
+
+def _ids(response: FhirResponse) -> list[str]:
+    assert response.status == 200, response.body
+    body = orjson.loads(response.body)
+    return sorted(e["resource"]["id"] for e in body.get("entry", []))
+
+
+def test_clinician_reaches_the_patients_they_treat(router: FhirRouter) -> None:
+    assert _ids(_get(router, "Patient", CLINICIAN)) == ["gp", "seen", "team"]
+    assert _ids(_get(router, "Observation", CLINICIAN)) == ["lab-gp", "survey-gp", "vital-gp"]
+    assert _get(router, "Patient/stranger", CLINICIAN).status == 404
+    assert _get(router, "Observation/lab-stranger", CLINICIAN).status == 404
+    assert _ids(_get(router, "Patient/stranger/Observation", CLINICIAN)) == []
+
+
+def test_no_grant_is_unrestricted(router: FhirRouter) -> None:
+    assert len(_ids(_get(router, "Patient", None))) == 4
+    assert _get(router, "Observation/lab-stranger", None).status == 200
+
+
+def test_break_the_glass_is_recorded_on_the_grant(router: FhirRouter) -> None:
+    request = FhirRequest(
+        "GET",
+        "Observation/lab-stranger",
+        headers={"x-break-glass": "ED: unconscious"},
+        context=RequestContext(grant=CLINICIAN),
+    )
+    assert router.handle(request).status == 200
+    assert request.context.grant is not None
+    assert request.context.grant.break_glass == "ED: unconscious"
+    assert CLINICIAN.break_glass is None
+
+
+def test_narrowing_alternatives_of_one_parameter_are_ored(router: FhirRouter) -> None:
+    grant = _grant(
+        {
+            f"patient/Observation.rs?category={CAT}|laboratory",
+            f"patient/Observation.rs?category={CAT}|vital-signs",
+        },
+        patient="gp",
+    )
+    assert _ids(_get(router, "Observation", grant)) == ["lab-gp", "vital-gp"]
+    assert _get(router, "Observation/survey-gp", grant).status == 404
+    assert _get(router, "Observation/vital-gp", grant).status == 200
+
+
+def test_narrowing_of_different_shapes_cannot_be_one_search(router: FhirRouter) -> None:
+    grant = _grant(
+        {
+            f"patient/Observation.rs?category={CAT}|laboratory",
+            "patient/Observation.rs?status=final",
+        },
+        patient="gp",
+    )
+    denied = _get(router, "Observation", grant)
+    assert denied.status == 403
+    assert b"forbidden" in denied.body
+    assert _get(router, "Observation/survey-gp", grant).status == 200  # status=final matches
+
+
+def test_system_search(router: FhirRouter) -> None:
+    patient = _grant({"patient/*.rs"}, patient="gp")
+    found = _ids(_get(router, "?_type=Observation,Patient", patient))
+    assert found == ["gp", "lab-gp", "survey-gp", "vital-gp"]
+    mixed = _grant({"patient/Observation.rs", "user/Patient.rs"}, patient="gp")
+    assert _get(router, "?_type=Observation,Patient", mixed).status == 403
+    assert (
+        _get(router, "?_type=Observation", _grant({"patient/Patient.rs"}, patient="gp")).status
+        == 403
+    )
+
+
+def test_restrict_search_clauses(router: FhirRouter) -> None:
+    env: Env = router.env
+    request = FhirRequest("GET", "Observation", context=RequestContext(grant=CLINICIAN))
+    policy = policy_for(env, request)
+    query = restrict_search(policy, SearchQuery("Observation"))
+    assert query.clauses == (
+        SearchClause("_compartment", ("Patient|gp", "Patient|seen", "Patient|team")),
+    )
+    nobody = _grant({"user/*.rs"}, roles=frozenset({"clinician"}))
+    request = FhirRequest("GET", "Observation", context=RequestContext(grant=nobody))
+    empty = restrict_search(policy_for(env, request), SearchQuery("Observation"))
+    assert env.repository.search(empty).resources == []
+    with pytest.raises(FhirError) as denied:
+        restrict_search(policy_for(env, request), SearchQuery("AuditEvent"))
+    assert denied.value.status == 403  # wildcards do not reach the audit trail
