@@ -204,6 +204,7 @@ def main() -> None:
             "-m",
             "cmio.cli.main",
             "serve",
+            "--no-auth",  # loopback; the baseline servers have no authentication either
             "--port",
             str(port),
             "--database",

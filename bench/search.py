@@ -182,7 +182,7 @@ def http(db: Path, model_queries: list[Query], connections: int, duration: int) 
     script = tmp / "search.lua"
     script.write_text(lua)
     port = free_port()
-    cmd = [sys.executable, "-m", "cmio.cli.main", "serve", "--port", str(port)]
+    cmd = [sys.executable, "-m", "cmio.cli.main", "serve", "--no-auth", "--port", str(port)]
     cmd += ["--database", f"sqlite:///{db}", "--workers", "2"]
     with running(
         cmd, f"http://127.0.0.1:{port}/health", {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}

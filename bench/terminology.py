@@ -165,6 +165,7 @@ def http_rows(db: Path, duration: int, runs: int, workers: int) -> list[str]:
             "-m",
             "cmio.cli.main",
             "serve",
+            "--no-auth",  # loopback benchmark
             "--port",
             str(port),
             "--database",

@@ -24,6 +24,7 @@ def start_server(database_url: str, port: int) -> subprocess.Popen[bytes]:
             "-m",
             "cmio.cli.main",
             "serve",
+            "--no-auth",  # loopback: these tests are about durability, not authentication
             "--port",
             str(port),
             "--database",
