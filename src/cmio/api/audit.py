@@ -28,6 +28,7 @@ from cmio.api.errors import FhirError
 from cmio.api.http import FhirRequest, FhirResponse
 from cmio.api.render import json_response
 from cmio.security.audit import AuditFacts, AuditLog, AuditWriter, build_event, outcome_code
+from cmio.security.audit.index import AuditIndex
 from cmio.security.grant import AccessGrant, SubjectKind
 from cmio.store.base import Repository, StoredResource, StoreError, Transaction
 
@@ -165,6 +166,7 @@ class Auditor:
         self.repository = repository
         self.log = AuditLog(repository)
         self.writer = AuditWriter(self.log, max_batch)
+        self.index = AuditIndex(self.log)
         self._seen: ContextVar[_Seen | None] = ContextVar(f"cmio_audit_{id(self):x}", default=None)
         repository.before_commit = self._before_commit
 
@@ -176,8 +178,20 @@ class Auditor:
 
     @contextlib.contextmanager
     def interaction(self, request: FhirRequest) -> Iterator[_Seen]:
-        """Mark ``request`` as the one being answered on this thread (for the write hook)."""
+        """Mark ``request`` as the one being answered on this thread (for the write hook).
+
+        A request reading AuditEvents first brings their searchable copy up to date
+        (:class:`AuditIndex`), so a search sees every record written before it.
+        """
         seen = _Seen(request, classify(request))
+        if seen.facts.resource_type == "AuditEvent" and (
+            request.method == "GET" or request.path.endswith("_search")
+        ):
+            try:
+                self.index.sync()
+            except Exception:
+                _LOG.exception("the AuditEvent index could not be brought up to date")
+                seen.failed = True
         token = self._seen.set(seen)
         try:
             yield seen
@@ -189,6 +203,10 @@ class Auditor:
         seen = self._seen.get()
         if seen is None or not tx.written:
             return  # not a REST interaction (bulk import, reindex, HL7 engine)
+        if any(stored.type == "AuditEvent" for stored in tx.written):
+            raise FhirError(  # the trail is written by the server only (BALP)
+                405, "not-supported", "AuditEvents are recorded by the server, not written"
+            )
         facts = _current(seen)
         events = [
             build_event(

@@ -9,6 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from cmio.model import Model, load_model
 from cmio.store import open_repository
 from cmio.store.base import Repository
 from cmio.testing.pg import with_search_path
@@ -37,3 +38,9 @@ def repository(store_url: str) -> Iterator[Repository]:
     repo = open_repository(store_url)
     yield repo
     repo.close()
+
+
+@pytest.fixture(scope="session")
+def model() -> Model:
+    """The FHIR R4 model (loaded once)."""
+    return load_model()

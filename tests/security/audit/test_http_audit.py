@@ -16,14 +16,9 @@ import pytest
 
 from cmio.api.app import CmioApp
 from cmio.api.env import Settings
-from cmio.model import Model, load_model
+from cmio.model import Model
 from cmio.testing.auth import auth_app, auth_server, bearer, mint_token
 from cmio.testing.server import ServerThread
-
-
-@pytest.fixture(scope="module")
-def model() -> Model:
-    return load_model()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from cmio.api.context import RequestContext
 from cmio.api.env import Env, Settings
 from cmio.api.http import FhirRequest, FhirResponse
 from cmio.api.router import FhirRouter
-from cmio.model import Model, load_model
+from cmio.model import Model
 from cmio.security.grant import AccessGrant
 from cmio.store.base import Repository, SearchQuery
 
@@ -27,11 +27,6 @@ GRANT = AccessGrant(
     client_id="chart-app",
     token_id="jti-42",
 )
-
-
-@pytest.fixture(scope="module")
-def model() -> Model:
-    return load_model()
 
 
 @pytest.fixture

@@ -20,17 +20,12 @@ from cmio.api.env import Env, Settings
 from cmio.api.http import FhirRequest
 from cmio.api.router import FhirRouter
 from cmio.cli.main import app
-from cmio.model import Model, load_model
+from cmio.model import Model
 from cmio.security.grant import AccessGrant
 from cmio.store import open_repository
 from cmio.store.base import Repository
 
 GRANT = AccessGrant("ops", "user", frozenset({"user/*.cruds"}), roles=frozenset({"administrator"}))
-
-
-@pytest.fixture(scope="module")
-def model() -> Model:
-    return load_model()
 
 
 def _router(repository: Repository, model: Model) -> FhirRouter:
