@@ -281,3 +281,37 @@ def test_redirect_uris_must_be_safe(server: AuthServer) -> None:
         "native", "public", redirect_uris=("com.example.app:/cb", "http://127.0.0.1:8000/cb")
     )
     assert secret is None and client.redirect_uris[0] == "com.example.app:/cb"
+
+
+def test_backend_client_with_a_jwks_url(server: AuthServer) -> None:
+    key = ECKey.generate_key("P-384", auto_kid=True)
+    fetched: list[str] = []
+
+    def fetch(url: str) -> dict[str, Any]:
+        fetched.append(url)
+        if url != "https://etl.example/jwks":
+            raise OSError("unreachable")
+        return {"keys": [key.as_dict(private=False)]}
+
+    server.fetch_json = fetch
+    server.clients.register(
+        "etl", "backend", jwks_url="https://etl.example/jwks", scopes=("system/*.rs",)
+    )
+    server.clients.register(
+        "gone", "backend", jwks_url="https://gone.example/jwks", scopes=("system/*.rs",)
+    )
+    endpoint = "https://cmio.example/auth/token"
+
+    def form(client_id: str) -> dict[str, str]:
+        return {
+            "grant_type": "client_credentials",
+            "scope": "system/Patient.rs",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": _assertion(key, client_id, endpoint),
+        }
+
+    assert grants.token(server, form("etl"), None, BASE)["scope"] == "system/Patient.rs"
+    assert grants.token(server, form("etl"), None, BASE)["scope"] == "system/Patient.rs"
+    assert fetched == ["https://etl.example/jwks"]  # cached
+    with pytest.raises(OAuthError, match="did not answer"):
+        grants.token(server, form("gone"), None, BASE)

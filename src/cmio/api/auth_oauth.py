@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from cmio.api.auth_routes import page, read_form
+from cmio.api.auth_routes import page, threaded
 from cmio.security.oauth import authorize, grants
 from cmio.security.oauth.errors import OAuthError
 from cmio.security.oauth.server import AuthServer
@@ -112,7 +112,7 @@ def oauth_routes(server: AuthServer) -> list[Any]:
             return False
         return user is None or not (user.fhir_user or "").startswith("Patient/")
 
-    async def authorize_get(request: Request) -> Response:
+    def authorize_get(request: Request, form: dict[str, str]) -> Response:
         base = fhir_base(request.scope)
         try:
             req = authorize.check_request(server, dict(request.query_params), base)
@@ -128,9 +128,8 @@ def oauth_routes(server: AuthServer) -> list[Any]:
         signed = authorize.request_token(server, req, base)
         return _consent_page(req, signed, user, needs_patient(req, user))
 
-    async def authorize_post(request: Request) -> Response:
+    def authorize_post(request: Request, form: dict[str, str]) -> Response:
         base = fhir_base(request.scope)
-        form = await read_form(request)
         try:
             req = authorize.request_from_token(server, form.get("request", ""), base)
         except OAuthError as exc:
@@ -177,8 +176,7 @@ def oauth_routes(server: AuthServer) -> list[Any]:
         query = urlencode({"code": code, "state": req.state})
         return RedirectResponse(f"{req.redirect_uri}{sep}{query}", status_code=302)
 
-    async def token(request: Request) -> Response:
-        form = await read_form(request)
+    def token(request: Request, form: dict[str, str]) -> Response:
         try:
             body = grants.token(
                 server,
@@ -191,8 +189,7 @@ def oauth_routes(server: AuthServer) -> list[Any]:
             return _error(exc)
         return JSONResponse(body, headers=_NO_STORE)
 
-    async def introspect(request: Request) -> Response:
-        form = await read_form(request)
+    def introspect(request: Request, form: dict[str, str]) -> Response:
         base = fhir_base(request.scope)
         authorization = request.headers.get("authorization") or ""
         try:
@@ -208,8 +205,7 @@ def oauth_routes(server: AuthServer) -> list[Any]:
             grants.introspect(server, form.get("token", ""), base), headers=_NO_STORE
         )
 
-    async def revoke(request: Request) -> Response:
-        form = await read_form(request)
+    def revoke(request: Request, form: dict[str, str]) -> Response:
         base = fhir_base(request.scope)
         try:
             client = grants.authenticate_client(
@@ -224,7 +220,7 @@ def oauth_routes(server: AuthServer) -> list[Any]:
         grants.revoke(server, client, form.get("token", ""), remote(request))
         return JSONResponse({}, headers=_NO_STORE)
 
-    async def launch(request: Request) -> Response:
+    def launch(request: Request, form: dict[str, str]) -> Response:
         """An EHR launch context for a patient (the caller is a signed-in user)."""
         base = fhir_base(request.scope)
         authorization = request.headers.get("authorization") or ""
@@ -244,7 +240,6 @@ def oauth_routes(server: AuthServer) -> list[Any]:
                 {"error": "access_denied", "error_description": "only users launch apps"},
                 status_code=403,
             )
-        form = await read_form(request)
         patient = form.get("patient", "").strip()
         if not patient or not server.patient_exists(patient):
             return JSONResponse(
@@ -257,10 +252,10 @@ def oauth_routes(server: AuthServer) -> list[Any]:
         )
 
     return [
-        Route("/auth/authorize", authorize_get, methods=["GET"]),
-        Route("/auth/authorize", authorize_post, methods=["POST"]),
-        Route("/auth/token", token, methods=["POST"]),
-        Route("/auth/introspect", introspect, methods=["POST"]),
-        Route("/auth/revoke", revoke, methods=["POST"]),
-        Route("/auth/launch", launch, methods=["POST"]),
+        Route("/auth/authorize", threaded(authorize_get), methods=["GET"]),
+        Route("/auth/authorize", threaded(authorize_post), methods=["POST"]),
+        Route("/auth/token", threaded(token), methods=["POST"]),
+        Route("/auth/introspect", threaded(introspect), methods=["POST"]),
+        Route("/auth/revoke", threaded(revoke), methods=["POST"]),
+        Route("/auth/launch", threaded(launch), methods=["POST"]),
     ]

@@ -7,16 +7,18 @@ with ``role=alert``); forms are ``application/x-www-form-urlencoded``.
 from __future__ import annotations
 
 import html
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from cmio.security.oauth.server import AuthServer
 
-__all__ = ["auth_routes", "page", "read_form"]
+__all__ = ["auth_routes", "page", "read_form", "threaded"]
 
 _STYLE = (
     "body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:28rem;padding:0 1rem}"
@@ -44,6 +46,20 @@ async def read_form(request: Request) -> dict[str, str]:
     if len(body) > 64 * 1024:
         return {}
     return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+
+
+SyncHandler = Callable[[Request, dict[str, str]], Response]
+
+
+def threaded(handler: SyncHandler) -> Callable[[Request], Awaitable[Response]]:
+    """An endpoint that reads the form, then runs ``handler`` on a worker thread (password
+    hashing and store access must not block the event loop)."""
+
+    async def endpoint(request: Request) -> Response:
+        form = await read_form(request) if request.method == "POST" else {}
+        return await run_in_threadpool(handler, request, form)
+
+    return endpoint
 
 
 def _safe_next(target: str | None) -> str:
@@ -93,10 +109,9 @@ def auth_routes(server: AuthServer) -> list[Any]:
     """All ``/auth`` routes and the SMART discovery document."""
     from cmio.api.auth import SESSION_COOKIE, discovery_routes, fhir_base
 
-    async def login(request: Request) -> Response:
+    def login(request: Request, form: dict[str, str]) -> Response:
         if request.method == "GET":
             return _login_form(_safe_next(request.query_params.get("next")))
-        form = await read_form(request)
         name = form.get("username", "")
         token = server.login(
             name, form.get("password", ""), fhir_base(request.scope), _remote(request)
@@ -108,7 +123,7 @@ def auth_routes(server: AuthServer) -> list[Any]:
         session_cookie(response, request, token, server.settings.session_ttl)
         return response
 
-    async def logout(request: Request) -> Response:
+    def logout(request: Request, form: dict[str, str]) -> Response:
         token = request.cookies.get(SESSION_COOKIE)
         if token:
             server.logout(token, fhir_base(request.scope), _remote(request))
@@ -118,8 +133,8 @@ def auth_routes(server: AuthServer) -> list[Any]:
 
     routes: list[Any] = discovery_routes()
     routes += [
-        Route("/auth/login", login, methods=["GET", "POST"]),
-        Route("/auth/logout", logout, methods=["GET", "POST"]),
+        Route("/auth/login", threaded(login), methods=["GET", "POST"]),
+        Route("/auth/logout", threaded(logout), methods=["GET", "POST"]),
     ]
     from cmio.api.auth_oauth import oauth_routes
 

@@ -31,7 +31,10 @@ MAX_LIFETIME = 300
 def _client_keys(client: Client, fetch: Callable[[str], dict[str, Any]] | None) -> KeySet:
     jwks = client.jwks
     if jwks is None and client.jwks_url and fetch is not None:
-        jwks = fetch(client.jwks_url)
+        try:
+            jwks = fetch(client.jwks_url)
+        except Exception as exc:  # unreachable or not JSON
+            raise OAuthError("invalid_client", "the client's JWKS URL did not answer", 401) from exc
     if not jwks:
         raise OAuthError("invalid_client", "the client has no registered keys", 401)
     try:

@@ -59,6 +59,7 @@ def authenticate_client(
             kv=server.kv,
             token_endpoint=token_endpoint(server, fhir_base),
             now=server.clock(),
+            fetch_jwks=server.client_jwks,
         )
     client_id, secret = form.get("client_id"), form.get("client_secret")
     if authorization and authorization.lower().startswith("basic "):

@@ -19,6 +19,7 @@ from cmio.security.keys import KeyRing
 from cmio.security.kv import KeyValue, RepositoryKeyValue
 from cmio.security.oauth.clients import ClientRegistry
 from cmio.security.oauth.settings import AuthSettings
+from cmio.security.oidc import http_fetch
 from cmio.security.roles import RoleTable
 from cmio.security.tokens import Revocations, TokenError, TokenService, claims_to_grant
 from cmio.security.users import User, UserStore
@@ -81,6 +82,9 @@ class AuthServer:
         self.roles = role_table or RoleTable()
         self.oidc = oidc
         self.patient_exists: Callable[[str], bool] = patient_exists or (lambda _id: True)
+        self.fetch_json: Callable[[str], dict[str, Any]] = http_fetch
+        """How a backend client's ``jwks_url`` is fetched (tests replace it)."""
+        self._jwks_cache: dict[str, tuple[float, dict[str, Any]]] = {}
         self.audit: AuditHook | None = None
         """Audit hook (the audit trail wires itself here)."""
 
@@ -110,6 +114,15 @@ class AuthServer:
             oidc=oidc,
             patient_exists=patient_exists,
         )
+
+    def client_jwks(self, url: str) -> dict[str, Any]:
+        """A backend client's published JWKS, cached for five minutes."""
+        cached = self._jwks_cache.get(url)
+        if cached is not None and self.clock() - cached[0] < 300:
+            return cached[1]
+        jwks = self.fetch_json(url)
+        self._jwks_cache[url] = (self.clock(), jwks)
+        return jwks
 
     # -- addresses ----------------------------------------------------------------------
 
