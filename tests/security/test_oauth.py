@@ -315,3 +315,22 @@ def test_backend_client_with_a_jwks_url(server: AuthServer) -> None:
     assert fetched == ["https://etl.example/jwks"]  # cached
     with pytest.raises(OAuthError, match="did not answer"):
         grants.token(server, form("gone"), None, BASE)
+
+
+def test_password_guessing_is_throttled(server: AuthServer, clock: Clock) -> None:
+    events: list[dict[str, Any]] = []
+    server.audit = lambda **event: events.append(event)
+    for _ in range(5):
+        assert server.check_password("ana", "wrong guess", "10.0.0.9") is None
+    assert server.check_password("ana", "analyst password") is None  # locked: not even checked
+    assert events[-1]["reason"] == "locked" and events[0]["remote_addr"] == "10.0.0.9"
+    clock.now += 61
+    assert server.check_password("ANA", "wrong again") is None  # the lock doubles
+    clock.now += 61
+    assert server.check_password("ana", "analyst password") is None
+    clock.now += 61
+    assert server.check_password("ana", "analyst password") is not None  # success resets
+    assert server.check_password("ana", "wrong guess") is None
+    assert server.check_password("ana", "analyst password") is not None
+    assert [e["outcome"] for e in events].count("success") == 2
+    assert server.login("pat", "patient password", BASE) is not None

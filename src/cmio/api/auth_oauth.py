@@ -142,9 +142,8 @@ def oauth_routes(server: AuthServer) -> list[Any]:
         user = session_user(request)
         if form.get("username"):
             name = form["username"]
-            user = server.users.authenticate(name, form.get("password", ""))
-            server.record(
-                "login", name, "success" if user else "failure", remote(request), req.client_id
+            user = server.check_password(
+                name, form.get("password", ""), remote(request), req.client_id
             )
             if user is None:
                 return _consent_page(

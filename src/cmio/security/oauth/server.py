@@ -25,11 +25,14 @@ from cmio.security.tokens import Revocations, TokenError, TokenService, claims_t
 from cmio.security.users import User, UserStore
 from cmio.store.base import Repository
 
-__all__ = ["WEB_CLIENT_ID", "AuditHook", "AuthServer", "default_key_file"]
+__all__ = ["FREE_FAILURES", "WEB_CLIENT_ID", "AuditHook", "AuthServer", "default_key_file"]
 
 AuditHook = Callable[..., None]
 """Called as ``audit(action=, subject=, outcome=, remote_addr=, client_id=)`` on login,
 failed login, logout, token issue and revocation."""
+
+FREE_FAILURES = 5
+"""Failed logins in a row before a user name is locked for a while."""
 
 WEB_CLIENT_ID = "cmio-web"
 """The client id of the web app's own login session."""
@@ -184,15 +187,46 @@ class AuthServer:
 
     # -- web session ---------------------------------------------------------------------
 
+    def check_password(
+        self,
+        name: str,
+        password: str,
+        remote_addr: str | None = None,
+        client_id: str = WEB_CLIENT_ID,
+    ) -> User | None:
+        """The user when the password is right; audited; throttled per user name.
+
+        After :data:`FREE_FAILURES` failures in a row a name is locked for a minute,
+        doubling with each further failure up to 15 minutes (password guessing gets
+        slow; a success resets). A locked name is refused without checking the password.
+        """
+        key = f"throttle:{name.lower()}"
+        state = self.kv.get(key) or {}
+        now = self.clock()
+        if state.get("until", 0) > now:
+            self.record("login", name, "failure", remote_addr, client_id, reason="locked")
+            return None
+        user = self.users.authenticate(name, password)
+        if user is None:
+            failures = int(state.get("failures", 0)) + 1
+            until = 0.0
+            if failures >= FREE_FAILURES:
+                until = now + min(60 * 2 ** (failures - FREE_FAILURES), 900)
+            self.kv.put(key, {"failures": failures, "until": until})
+            self.record("login", name, "failure", remote_addr, client_id)
+            return None
+        if state:
+            self.kv.put(key, {})
+        self.record("login", name, "success", remote_addr, client_id)
+        return user
+
     def login(
         self, name: str, password: str, fhir_base: str, remote_addr: str | None = None
     ) -> str | None:
         """Check a user's password; returns a session token (the web cookie) or None."""
-        user = self.users.authenticate(name, password)
+        user = self.check_password(name, password, remote_addr)
         if user is None:
-            self.record("login", name, "failure", remote_addr, WEB_CLIENT_ID)
             return None
-        self.record("login", name, "success", remote_addr, WEB_CLIENT_ID)
         token, _ = self.issue_for_user(
             user, fhir_base, client_id=WEB_CLIENT_ID, ttl=self.settings.session_ttl
         )
