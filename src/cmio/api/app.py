@@ -20,6 +20,7 @@ from cmio import __version__
 from cmio.api.asgi import FhirAsgiApp, Receive, Scope, Send
 from cmio.api.auth import AuthGate
 from cmio.api.env import Env, Settings
+from cmio.api.hardening import HardeningMiddleware
 from cmio.api.router import FhirRouter
 from cmio.api.writer import GroupCommitWriter
 from cmio.bulk.jobs import ExportJobs
@@ -82,6 +83,8 @@ class CmioApp:
         self.executor = None if embedded else ThreadPoolExecutor(8, thread_name_prefix="cmio-db")
         self.fhir = FhirAsgiApp(router, writer=self.writer, executor=self.executor)
         self.web = _web_app(env)
+        self.hardened = HardeningMiddleware(self._dispatch, env.settings.hardening)
+        """Security headers, CORS allow-list, URL/header and rate limits, no stack traces."""
         self.auth: AuthGate | None = None
         """The bearer check and /auth routes (None: authentication off)."""
         if env.settings.auth is not None:
@@ -90,6 +93,10 @@ class CmioApp:
                 self.auth.server.audit = env.auditor.auth_event
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one request behind the hardening middleware (headers, CORS, limits)."""
+        await self.hardened(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Dispatch by path prefix."""
         if self.auth is not None and await self.auth.intercept(scope, receive, send):
             return

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from cmio.api.hardening import HardeningPolicy
 from cmio.model import Model
 from cmio.security.oauth.settings import AuthSettings
 from cmio.store.base import Repository
@@ -60,6 +61,11 @@ class Settings:
     """Record every interaction in the hash-chained audit trail (:mod:`cmio.api.audit`);
     off for in-process callers and tests, on in the product (``CMIO_AUDIT=off`` disables)."""
 
+    hardening: HardeningPolicy | None = None
+    """CORS allow-list, rate and size limits (:mod:`cmio.api.hardening`); None: security
+    headers and size limits only (tests). The product reads ``CMIO_CORS_ORIGINS``,
+    ``CMIO_RATE_LIMIT`` ... (rate limit on by default)."""
+
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:
         """Settings from ``CMIO_MAX_BODY_BYTES`` and ``CMIO_MAX_BUNDLE_ENTRIES`` when set."""
@@ -75,6 +81,7 @@ class Settings:
             hl7_journal=environ.get("CMIO_HL7_JOURNAL", defaults.hl7_journal),
             audit=environ.get("CMIO_AUDIT", "on").lower() != "off",
             auth=AuthSettings.from_environment(environ),
+            hardening=HardeningPolicy.from_environment(environ),
         )
 
 
