@@ -203,7 +203,8 @@ SELECT e.eob_id, e.patient_id, SUBSTRING(e.start_ts, 1, 7) AS month,
 FROM eobs AS e
 LEFT JOIN claims AS c ON c.claim_id = e.claim_id
 LEFT JOIN encounters AS en ON en.encounter_id = c.encounter_id
-LEFT JOIN organizations AS o ON o.org_id = COALESCE(e.provider_id, en.org_id)
+LEFT JOIN (SELECT org_id, MIN(org_name) AS org_name FROM organizations GROUP BY org_id) AS o
+  ON o.org_id = COALESCE(e.provider_id, en.org_id)
 WHERE e.start_ts IS NOT NULL AND (e.status IS NULL OR e.status <> 'entered-in-error')
   AND SUBSTRING(e.start_ts, 1, 10) BETWEEN '{first}' AND '{last}'
 """
