@@ -14,7 +14,9 @@ https://profiles.ihe.net/ITI/BALP/ and https://hl7.org/fhir/R4/auditevent.html.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
+import os
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextvars import ContextVar
@@ -167,8 +169,13 @@ class Auditor:
         self.log = AuditLog(repository)
         self.writer = AuditWriter(self.log, max_batch)
         self.index = AuditIndex(self.log)
+        self._prefix, self._counter = os.urandom(8).hex(), itertools.count(1)
         self._seen: ContextVar[_Seen | None] = ContextVar(f"cmio_audit_{id(self):x}", default=None)
         repository.before_commit = self._before_commit
+
+    def _id(self) -> str:
+        """A fresh AuditEvent id (unique without a system call each)."""
+        return f"{self._prefix}{next(self._counter):012x}"
 
     def close(self) -> None:
         """Flush queued records and detach from the store."""
@@ -219,13 +226,13 @@ class Auditor:
                     patient=_patient_of_stored(tx, stored) or facts.patient,
                     query=None,
                     status=200,
-                    id=_fresh_id(),
+                    id=self._id(),
                 )
             )
             for stored in tx.written
         ]
         if facts.interaction == "transaction":
-            events.append(build_event(replace(facts, status=200, id=_fresh_id())))
+            events.append(build_event(replace(facts, status=200, id=self._id())))
         try:
             self.log.append(tx, events)
         except Exception:
@@ -250,7 +257,7 @@ class Auditor:
             return response, None
         if seen.facts.interaction == "capabilities":
             return response, None
-        facts = _with_outcome(_current(seen), request, response)
+        facts = _with_outcome(_current(seen), response, self._id())
         event = build_event(facts)
         if self.repository.in_transaction():
             try:
@@ -305,10 +312,6 @@ def _current(seen: _Seen) -> AuditFacts:
     return seen.facts if grant is seen.facts.grant else replace(seen.facts, grant=grant)
 
 
-def _fresh_id() -> str:
-    return AuditFacts("read").id
-
-
 def _patient_of_stored(tx: Transaction, stored: StoredResource) -> str | None:
     if stored.type == "Patient":
         return stored.id
@@ -319,12 +322,18 @@ def _patient_of_stored(tx: Transaction, stored: StoredResource) -> str | None:
     return None if data is None else patient_of(orjson.loads(data))
 
 
-def _with_outcome(facts: AuditFacts, request: FhirRequest, response: FhirResponse) -> AuditFacts:
+def _with_outcome(facts: AuditFacts, response: FhirResponse, id: str) -> AuditFacts:
+    """``facts`` completed from the response: outcome, why it failed, patient, version."""
     status = response.status
     desc = None
     patient, version = facts.patient, facts.version
+    if status < 400 and facts.interaction in ("read", "vread"):
+        etag = next((v for k, v in response.headers if k == "etag"), "")
+        digits = etag.removeprefix('W/"').rstrip('"')
+        version = int(digits) if digits.isdigit() else version
     body: Any = None
-    if response.body[:1] == b"{" and (status >= 400 or facts.interaction in _READS):
+    wanted = status >= 400 or (facts.interaction in _READS and patient is None)
+    if wanted and response.body[:1] == b"{":
         with contextlib.suppress(orjson.JSONDecodeError):
             body = orjson.loads(response.body)
     if facts.interaction == "history-instance" and isinstance(body, dict):
@@ -346,6 +355,7 @@ def _with_outcome(facts: AuditFacts, request: FhirRequest, response: FhirRespons
         status=status,
         patient=patient,
         version=version,
+        id=id,
     )
 
 

@@ -101,7 +101,7 @@ class AuditFacts:
         operation: the ``$name`` of an operation.
         status: the HTTP status answered.
         recorded: the instant (defaults to now).
-        id: the AuditEvent id (defaults to a fresh random one).
+        id: the AuditEvent id (empty: a fresh random one).
     """
 
     interaction: str
@@ -119,7 +119,7 @@ class AuditFacts:
     operation: str | None = None
     status: int | None = None
     recorded: str = field(default_factory=lambda: _now())
-    id: str = field(default_factory=lambda: os.urandom(16).hex())
+    id: str = ""
 
 
 def _now() -> str:
@@ -280,7 +280,7 @@ def build_event(facts: AuditFacts) -> dict[str, Any]:
         profile = BALP + (with_patient if facts.patient else plain)
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
-        "id": facts.id,
+        "id": facts.id or os.urandom(16).hex(),
         "type": event_type,
         "subtype": subtype,
         "action": action,
