@@ -159,6 +159,7 @@ def _serve(
             export_dir=str(data_dir / "exports"),
             terminology_db=str(data_dir / "terminology.db"),
             auth=_demo_auth(host),  # on, keys beside the store; CMIO_AUTH=off on loopback only
+            audit=os.environ.get("CMIO_AUDIT", "on").lower() != "off",  # every access recorded
         ),
     )
     sample = _sample_patient(application)
