@@ -134,6 +134,17 @@ class FhirRouter:
         if n == 1:
             if head == "metadata" and method == "GET":
                 return capabilities.metadata(env, request, self.operations)
+            if head == "openapi.json" and method == "GET":  # OpenAPI 3 of this API
+                import orjson
+
+                from cmio.api.openapi import openapi_document
+
+                statement = capabilities.capability_statement(
+                    env, request.base_url, self.operations
+                )
+                document = openapi_document(statement, env.model, request.base_url)
+                body = orjson.dumps(document)
+                return FhirResponse(200, body, [("content-type", "application/json")])
             if head == "_history" and method == "GET":
                 authorize.require(policy, "history-system", "*")
                 return history.history(env, request, None, None, "_history", policy)
