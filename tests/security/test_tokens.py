@@ -137,3 +137,16 @@ def test_rotated_keys_still_verify(clock: Clock) -> None:
     retired = TokenService(KeyRing([ring.rotate().current]), clock=clock)
     with pytest.raises(TokenError, match="unknown key"):
         retired.validate(token, issuer=ISS, audience=AUD)
+
+
+def test_replacing_the_keys_forgets_verified_tokens(clock: Clock) -> None:
+    ring = KeyRing.generate()
+    service = TokenService(ring, clock=clock)
+    token, _ = _issue(service)
+    for _ in range(3):  # the second and third use come from the verified-token cache
+        assert service.validate(token, issuer=ISS, audience=AUD)["sub"] == "alice"
+    service.keys = ring.rotate()
+    assert service.validate(token, issuer=ISS, audience=AUD)["sub"] == "alice"
+    service.keys = KeyRing.generate()
+    with pytest.raises(TokenError, match="unknown key"):
+        service.validate(token, issuer=ISS, audience=AUD)
