@@ -54,8 +54,15 @@ def test_http_interactions_are_recorded_with_the_token(app: tuple[CmioApp, Serve
         assert set(pool.map(read, range(20))) == {200}
     search = httpx.get(server.base + "/Patient", params={"_id": pid}, headers=headers)
     assert search.status_code == 200
+    stale = httpx.put(f"{server.base}/Patient/{pid}", headers={**headers, "if-match": 'W/"9"'},
+                      content=json.dumps({"resourceType": "Patient", "id": pid}))  # fmt: skip
+    assert stale.status_code == 412  # a failed write, recorded inside the writer's batch
     got = _records(application)
-    assert [e["subtype"][0]["code"] for e in got] == ["create"] + ["read"] * 20 + ["search-type"]
+    codes = [(e["subtype"][0]["code"], e["outcome"]) for e in got]
+    assert codes == [("create", "0")] + [("read", "0")] * 20 + [
+        ("search-type", "0"),
+        ("update", "4"),
+    ]
     token_jti = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "==="))["jti"]
     for event in got:
         user = next(a for a in event["agent"] if a["requestor"])
