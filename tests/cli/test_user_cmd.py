@@ -216,3 +216,23 @@ def test_no_auth_only_on_loopback(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("CMIO_AUTH", "off")
     also = CliRunner().invoke(app, ["serve", "--host", "10.0.0.5", "--database", db])
     assert also.exit_code == 2
+
+
+def test_key_rotation_command(tmp_path: Path) -> None:
+    runner = CliRunner()
+    key_file = tmp_path / "auth-keys.json"
+    first = runner.invoke(app, ["auth-keys", "rotate", "--key-file", str(key_file)])
+    assert first.exit_code == 0, first.output
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    for _ in range(3):
+        assert (
+            runner.invoke(
+                app, ["auth-keys", "rotate", "--key-file", str(key_file), "--keep", "2"]
+            ).exit_code
+            == 0
+        )
+    jwks = json.loads(runner.invoke(app, ["auth-keys", "jwks", "--key-file", str(key_file)]).output)
+    assert len(jwks["keys"]) == 3 and all("d" not in k for k in jwks["keys"])
+    key_file.chmod(0o644)
+    refused = runner.invoke(app, ["auth-keys", "rotate", "--key-file", str(key_file)])
+    assert refused.exit_code == 2 and "chmod 600" in refused.output

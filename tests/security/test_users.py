@@ -78,3 +78,30 @@ def test_weak_hash_is_upgraded_on_login() -> None:
     assert stronger.authenticate("erin", "my password!") is not None
     upgraded = stronger.get("erin")
     assert upgraded is not None and "t=2" in upgraded.password_hash
+
+
+@pytest.mark.postgres
+def test_users_and_revocations_on_postgresql(postgres_url: str) -> None:
+    import uuid
+
+    import psycopg
+
+    from cmio.security.tokens import Revocations
+    from cmio.testing.pg import with_search_path
+
+    schema = f"auth_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    url = with_search_path(postgres_url, schema)
+    repository = open_repository(url)
+    other = open_repository(url)
+    try:
+        UserStore(RepositoryKeyValue(repository), FAST).add("pg-user", "pg password!", ["analyst"])
+        shared = UserStore(RepositoryKeyValue(other), FAST)
+        assert shared.authenticate("pg-user", "pg password!") is not None
+        Revocations(RepositoryKeyValue(repository)).revoke("jti-1", 2e9)
+        assert Revocations(RepositoryKeyValue(other)).is_revoked("jti-1")
+        assert not Revocations(RepositoryKeyValue(other)).is_revoked("jti-2")
+    finally:
+        other.close()
+        repository.close()

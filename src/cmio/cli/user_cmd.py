@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -71,7 +71,7 @@ def _password(password_file: Path | None) -> str:
         raise typer.BadParameter(str(exc), param_hint="--password-file") from exc
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
 
@@ -213,6 +213,43 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"client {client_id} registered ({kind})")
         if secret:
             typer.echo(f"client secret (shown once): {secret}")
+
+    keys = typer.Typer(no_args_is_help=True, help="Token signing keys (auth-keys.json)")
+    app.add_typer(keys, name="auth-keys")
+
+    @keys.command("rotate")
+    def keys_rotate(
+        key_file: Annotated[
+            Path, typer.Option("--key-file", help="The key file (default: beside the store)")
+        ] = Path("cmio-data/auth-keys.json"),
+        alg: Annotated[str | None, typer.Option("--alg", help="ES256 or RS256")] = None,
+        keep: Annotated[int, typer.Option("--keep", min=1, help="Old keys kept to verify")] = 3,
+    ) -> None:
+        """Make a new signing key; old public keys keep verifying until dropped by --keep.
+        Restart the server to sign with the new key."""
+        from cmio.security.keys import KeyFileError, KeyRing
+
+        try:
+            ring = KeyRing.load(key_file) if key_file.exists() else KeyRing.generate(alg or "ES256")
+            rotated = ring.rotate(alg, keep=keep) if key_file.exists() else ring
+        except (KeyFileError, ValueError) as exc:
+            _fail(str(exc))
+        rotated.save(key_file)
+        typer.echo(f"signing key {rotated.current.kid} ({rotated.current.alg}) in {key_file}")
+
+    @keys.command("jwks")
+    def keys_jwks(
+        key_file: Annotated[Path, typer.Option("--key-file", help="The key file")] = Path(
+            "cmio-data/auth-keys.json"
+        ),
+    ) -> None:
+        """Print the public JWK Set (as served at /auth/jwks)."""
+        from cmio.security.keys import KeyFileError, KeyRing
+
+        try:
+            typer.echo(json.dumps(KeyRing.load(key_file).jwks(), indent=2))
+        except (KeyFileError, OSError) as exc:
+            _fail(str(exc))
 
     @clients.command("list")
     def client_list(database: DatabaseOption = None) -> None:
