@@ -26,7 +26,16 @@ from cmio.api.errors import OutcomeIssue, operation_outcome
 from cmio.security.oauth.server import AuthServer
 from cmio.security.tokens import TokenError
 
-__all__ = ["GRANT_KEY", "PUBLIC_PATHS", "SESSION_COOKIE", "AuthGate", "fhir_base"]
+__all__ = [
+    "GRANT_KEY",
+    "PUBLIC_PATHS",
+    "SESSION_COOKIE",
+    "AuthGate",
+    "discovery_routes",
+    "fhir_base",
+    "send_unauthorized",
+    "smart_configuration",
+]
 
 GRANT_KEY = "cmio.grant"
 """Where the gate leaves the request's AccessGrant in the ASGI scope."""

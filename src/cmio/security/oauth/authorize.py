@@ -26,6 +26,8 @@ __all__ = [
     "approve",
     "check_request",
     "create_launch",
+    "hash_secret",
+    "launch_patient",
     "request_from_token",
     "request_token",
 ]

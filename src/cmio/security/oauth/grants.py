@@ -26,7 +26,7 @@ from cmio.security.oauth.server import AuthServer
 from cmio.security.tokens import TokenError
 from cmio.security.users import User
 
-__all__ = ["authenticate_client", "introspect", "revoke", "token"]
+__all__ = ["authenticate_client", "introspect", "revoke", "token", "token_endpoint"]
 
 _VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 
