@@ -361,5 +361,11 @@ def test_web_login_session_cookie(
         assert browser.get("/fhir/Patient").status_code == 200
         post = browser.post("/fhir/Patient", json={"resourceType": "Patient"})
         assert post.status_code == 401  # the cookie only reads; writes need a bearer token
+        _, challenge = _pkce()
+        scope = "user/Patient.rs user/Patient.c openid"
+        consent = browser.get("/auth/authorize", params=_params(server, scope, challenge))
+        assert "Signed in as <strong>ann</strong>" in consent.text  # no password asked again
+        assert "<code>user/Patient.c</code> <em>(not granted" in consent.text
+        assert "<code>user/Patient.rs</code> <em>" not in consent.text
         assert browser.get("/auth/logout").status_code == 200
         assert browser.get("/fhir/Patient").status_code == 401  # the session was revoked

@@ -17,6 +17,7 @@ from starlette.routing import Route
 from cmio.api.auth_routes import page, threaded
 from cmio.security.oauth import authorize, grants
 from cmio.security.oauth.errors import OAuthError
+from cmio.security.oauth.narrowing import narrow_scopes
 from cmio.security.oauth.server import AuthServer
 from cmio.security.tokens import TokenError
 from cmio.security.users import User
@@ -57,11 +58,18 @@ def _consent_page(
     signed_in: User | None,
     needs_patient: bool,
     error: str | None = None,
+    granted: frozenset[str] | None = None,
 ) -> Response:
-    items = "".join(
-        f"<li><code>{html.escape(s)}</code> {html.escape(_SCOPE_TEXT.get(s, ''))}</li>"
-        for s in request.scopes
-    )
+    """The login/consent form; for a signed-in user, scopes their roles do not allow are
+    marked as not granted."""
+
+    def item(scope: str) -> str:
+        note = html.escape(_SCOPE_TEXT.get(scope, ""))
+        if granted is not None and scope not in granted:
+            note = "<em>(not granted: beyond your role)</em>"
+        return f"<li><code>{html.escape(scope)}</code> {note}</li>"
+
+    items = "".join(item(s) for s in request.scopes)
     alert = f"<p role='alert'>{html.escape(error)}</p>" if error else ""
     if signed_in is None:
         who = (
@@ -126,7 +134,11 @@ def oauth_routes(server: AuthServer) -> list[Any]:
             )
         user = session_user(request)
         signed = authorize.request_token(server, req, base)
-        return _consent_page(req, signed, user, needs_patient(req, user))
+        granted = None
+        if user is not None:
+            allowed = server.roles.scopes_for(user.roles)
+            granted = narrow_scopes(req.scopes, allowed, interactive=True)
+        return _consent_page(req, signed, user, needs_patient(req, user), granted=granted)
 
     def authorize_post(request: Request, form: dict[str, str]) -> Response:
         base = fhir_base(request.scope)
