@@ -330,3 +330,19 @@ def test_break_the_glass_does_not_reach_bulk_data(repository: Repository, model:
     assert clinician.check("read", BY_ID["o3"]).allowed
     assert clinician.export(["Observation"]).effect == "deny"
     assert clinician.operation("viewdefinition-run", None).effect == "deny"
+
+
+def test_relationship_checked_per_patient(repository: Repository, model: Model) -> None:
+    policy = _policy(
+        repository,
+        model,
+        {"user/*.rs"},
+        roles=frozenset({"clinician"}),
+        fhir_user="Practitioner/doc",
+    )
+    assert policy.is_related(["p4"])  # an Encounter participant
+    assert not policy.is_related(["p2"])
+    assert policy.is_related(["p2", "p3"])  # a CareTeam member of p3
+    assert policy._related is None  # answered without the whole panel
+    assert policy.related_patients() == {"p1", "p3", "p4"}
+    assert not policy.is_related(["p2"])

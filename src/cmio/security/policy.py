@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from cmio.indexing.compartments import COMPARTMENT_PARAM, CompartmentIndexer, compartment_paths
+from cmio.indexing.compartments import COMPARTMENT_PARAM, CompartmentIndexer
 from cmio.model import Model
 from cmio.security.grant import AccessGrant
 from cmio.security.roles import RoleTable
@@ -44,6 +44,7 @@ __all__ = [
     "EXPLICIT_TYPES",
     "INTERACTIONS",
     "MAX_RELATED_PATIENTS",
+    "RELATIONSHIPS",
     "TERMINOLOGY_OPERATIONS",
     "Access",
     "Decision",
@@ -70,6 +71,13 @@ INTERACTIONS: dict[str, str] = {
 
 TERMINOLOGY_OPERATIONS = frozenset({"expand", "validate-code", "lookup", "subsumes", "translate"})
 """Operations any authenticated caller may invoke (terminology is not patient data)."""
+
+RELATIONSHIPS = (
+    "general-practitioner",
+    "_has:Encounter:patient:participant",
+    "_has:CareTeam:patient:participant",
+)
+"""Patient searches finding the patients a practitioner treats (value: the practitioner)."""
 
 MAX_RELATED_PATIENTS = 10_000
 """How many patients one relationship search collects for a clinician."""
@@ -113,17 +121,25 @@ class Access:
             (each alternative's search parameters AND-ed).
         aggregate_only: resources in any Patient compartment are never visible.
         in_compartment: the type belongs to the Patient compartment.
+        related: resources of Patient-compartment types are visible only when in the
+            compartment of a patient the user treats (:meth:`Policy.is_related`).
     """
 
     patients: frozenset[str] | None = None
     narrowing: tuple[tuple[Narrowing, ...], ...] = ()
     aggregate_only: bool = False
     in_compartment: bool = False
+    related: bool = False
 
     @property
     def unrestricted(self) -> bool:
         """Every resource of the type is reachable."""
-        return self.patients is None and not self.narrowing and not self.aggregate_only
+        return (
+            self.patients is None
+            and not self.related
+            and not self.narrowing
+            and not self.aggregate_only
+        )
 
 
 def _naming(scopes: ScopeSet, rtype: str) -> ScopeSet:
@@ -162,6 +178,7 @@ class Policy:
         known = self.roles.known(grant.roles) if grant.kind == "user" else frozenset()
         self._role_scopes = {r: ScopeSet.parse(self.roles.scopes_by_role[r]) for r in known}
         self._related: frozenset[str] | None = None
+        self._related_one: dict[str, bool] = {}
         self._compartment_types: frozenset[str] | None = None
         self._indexer: CompartmentIndexer | None = None
         self._access: dict[tuple[str, str], Access | None] = {}
@@ -171,8 +188,9 @@ class Policy:
     def compartment_types(self) -> frozenset[str]:
         """Resource types that belong to the Patient compartment (Patient included)."""
         if self._compartment_types is None:
-            paths = compartment_paths(self.model, "Patient")
-            self._compartment_types = frozenset(paths) | {"Patient"}
+            definition = self.model.compartments["Patient"].resources
+            types = frozenset(t for t, params in definition.items() if params)
+            self._compartment_types = types | {"Patient"}
         return self._compartment_types
 
     def can_break_glass(self) -> bool:
@@ -212,7 +230,7 @@ class Policy:
                 patients = frozenset({self.grant.patient})
         if narrowing:
             groups.append(narrowing)
-        aggregate = False
+        aggregate = related = False
         if role_scopes:  # a user's roles cap what the token's scopes grant
             granting = [r for r, s in role_scopes.items() if s.allows(permission, rtype)]
             if not granting:
@@ -228,10 +246,8 @@ class Policy:
                 groups.append(tuple(dict.fromkeys(alternatives)))
             aggregate = all(r in self.roles.aggregate_roles for r in granting)
             bound = all(r in self.roles.relationship_roles for r in granting)
-            if bound and in_compartment and self.grant.break_glass is None:
-                related = self.related_patients()
-                patients = related if patients is None else patients & related
-        return Access(patients, tuple(groups), aggregate, in_compartment)
+            related = bound and in_compartment and self.grant.break_glass is None
+        return Access(patients, tuple(groups), aggregate, in_compartment, related)
 
     # -- resource level ---------------------------------------------------------------
 
@@ -257,12 +273,16 @@ class Policy:
         fail = Decision("hide" if exists else "deny", "outside what the grant may reach")
         rtype = str(resource.get("resourceType", ""))
         if rtype in self.compartment_types() and (
-            access.patients is not None or access.aggregate_only
+            access.patients is not None or access.aggregate_only or access.related
         ):
             members = self.members(resource)
             if access.aggregate_only and members:
                 return fail
-            if access.patients is not None and not members & access.patients:
+            if access.patients is not None:
+                members &= access.patients
+                if not members:
+                    return fail
+            if access.related and not self.is_related(members):
                 return fail
         for group in access.narrowing:
             if not any(self.matches(resource, alternative) for alternative in group):
@@ -314,23 +334,41 @@ class Policy:
             self._related = self._find_related()
         return self._related
 
-    def _find_related(self) -> frozenset[str]:
-        ref = self.grant.fhir_user or ""
-        parts = [p for p in ref.split("/") if p]
-        if len(parts) < 2:
-            return frozenset()
-        who = f"{parts[-2]}/{parts[-1]}"
+    def is_related(self, patients: Iterable[str]) -> bool:
+        """Whether the user treats one of ``patients`` (searched per patient and cached,
+        unless the whole set is known already)."""
+        wanted = set(patients)
+        if self._related is not None:
+            return bool(wanted & self._related)
+        if any(self._related_one.get(p) for p in wanted):
+            return True
+        for patient in sorted(wanted - set(self._related_one)):
+            self._related_one[patient] = bool(self._relationship_search((patient,), 1))
+            if self._related_one[patient]:
+                return True
+        return False
+
+    def _who(self) -> str | None:
+        parts = [p for p in (self.grant.fhir_user or "").split("/") if p]
+        return f"{parts[-2]}/{parts[-1]}" if len(parts) >= 2 else None
+
+    def _relationship_search(self, ids: tuple[str, ...], limit: int) -> set[str]:
+        who = self._who()
+        if who is None:
+            return set()
         found: set[str] = set()
-        for key in (
-            "general-practitioner",
-            "_has:Encounter:patient:participant",
-            "_has:CareTeam:patient:participant",
-        ):
-            query = SearchQuery(
-                "Patient", (SearchClause(key, (who,)),), MAX_RELATED_PATIENTS, 0, (), False
-            )
+        for key in RELATIONSHIPS:
+            clauses: tuple[SearchClause, ...] = (SearchClause(key, (who,)),)
+            if ids:
+                clauses = (SearchClause("_id", ids), *clauses)
+            query = SearchQuery("Patient", clauses, limit, 0, (), False)
             found.update(s.id for s in self.repository.search(query).resources)
-        return frozenset(found)
+            if ids and found:
+                break
+        return found
+
+    def _find_related(self) -> frozenset[str]:
+        return frozenset(self._relationship_search((), MAX_RELATED_PATIENTS))
 
     def _unbroken(self) -> Policy:
         """The same grant without break-the-glass."""

@@ -23,10 +23,45 @@ __all__ = [
 _NOTHING = SearchClause("_compartment", ("Patient|!",))  # matches no resource
 
 
-def _clauses(policy: Policy, access: Access, rtype: str | None) -> tuple[SearchClause, ...]:
+def _pinned(clauses: Iterable[SearchClause]) -> str | None:
+    """The one patient a search is pinned to (``Patient/x/Observation``, ``patient=x``,
+    ``subject=Patient/x``), if any."""
+    for clause in clauses:
+        if len(clause.values) != 1:
+            continue
+        value = clause.values[0]
+        if clause.name == "_compartment" and value.startswith("Patient|"):
+            return value[8:] or None
+        if clause.name in ("patient", "subject") and value.startswith("Patient/"):
+            return value[8:] or None
+        if clause.name == "patient" and value and not set(value) & set("/|"):
+            return value
+    return None
+
+
+def _patients(
+    policy: Policy, access: Access, existing: tuple[SearchClause, ...]
+) -> tuple[str, ...] | None:
+    """The patients whose compartments a search must stay within (None: any)."""
+    if access.patients is None and not access.related:
+        return None
+    allowed: set[str] | None = None if access.patients is None else set(access.patients)
+    if access.related:
+        pinned = _pinned(existing)
+        if pinned is not None:  # one patient: one relationship check, not the whole panel
+            related = {pinned} if policy.is_related([pinned]) else set()
+        else:
+            related = set(policy.related_patients())
+        allowed = related if allowed is None else allowed & related
+    return tuple(sorted(allowed or ()))
+
+
+def _clauses(
+    policy: Policy, access: Access, rtype: str | None, existing: tuple[SearchClause, ...] = ()
+) -> tuple[SearchClause, ...]:
     clauses: list[SearchClause] = []
-    if access.patients is not None:
-        patients = sorted(access.patients)
+    patients = _patients(policy, access, existing)
+    if patients is not None:
         if not patients:
             return (_NOTHING,)
         clauses.append(SearchClause("_compartment", tuple(f"Patient|{p}" for p in patients)))
@@ -58,17 +93,21 @@ def restrict_search(policy: Policy | None, query: SearchQuery) -> SearchQuery:
     if query.type is not None:
         access = require(policy, "search", query.type)
         assert access is not None
-        extra = _clauses(policy, access, query.type)
+        extra = _clauses(policy, access, query.type, query.clauses)
     else:
         types = [t for c in query.clauses if c.name == "_type" for t in c.values] or ["*"]
         accesses = [require(policy, "search", t) for t in types]
-        reach = {(a.patients, a.narrowing, a.aggregate_only) for a in accesses if a is not None}
+        reach = {
+            (a.patients, a.related, a.narrowing, a.aggregate_only)
+            for a in accesses
+            if a is not None
+        }
         if len(reach) > 1 or any(
             a is not None and (a.narrowing or a.aggregate_only) for a in accesses
         ):
             raise forbid("Under this access token, search one resource type at a time")
         first = accesses[0]
-        extra = _clauses(policy, first, None) if first is not None else ()
+        extra = _clauses(policy, first, None, query.clauses) if first is not None else ()
     if not extra:
         return query
     return replace(query, clauses=(*extra, *query.clauses))
