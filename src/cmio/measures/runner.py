@@ -1,0 +1,295 @@
+"""Evaluate measures: materialize the tables, run the population SQL, score.
+
+:class:`MeasureRunner` compiles each measure (:func:`cmio.measures.sql.measure_query`),
+materializes the union of the measure tables once on the engine, loads the value-set
+expansion (:func:`cmio.measures.valuesets.expand_valuesets`) as ``mp_valueset``, runs
+each query in the engine's dialect, then applies the population semantics of
+https://hl7.org/fhir/R4/measure-definitions.html#Measure.group.population.code
+(and the CQF measure IG's proportion rules): the denominator is within the initial
+population, exclusions within the denominator, the numerator within the denominator
+less its exclusions, numerator exclusions within the numerator, exceptions within the
+denominator less exclusions and numerator. The result is pyarrow tables: one row per
+initial-population patient (:attr:`MeasureResult.members`), and counts per stratum
+(:attr:`MeasureResult.strata`).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from cmio.measures.definition import MeasureDefinition, common_library
+from cmio.measures.engines import MeasureEngine, open_engine
+from cmio.measures.sql import CompiledMeasure, Period, measure_query, population_column, render
+from cmio.measures.valuesets import builtin_valuesets, expand_valuesets
+from cmio.measures.views import measure_views
+from cmio.terminology.service import TerminologyService
+
+__all__ = ["MeasureResult", "MeasureRunner", "evaluate_measures"]
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class MeasureResult:
+    """One measure evaluated over one period.
+
+    Attributes:
+        measure: the definition.
+        period: the measurement period.
+        members: one row per initial-population patient: ``patient_id``, one boolean per
+            population (final membership), ``measure_observation`` (continuous variable),
+            ``strat_<name>`` per stratifier, ``gap_since`` and ``care_gap``.
+        strata: ``stratifier``, ``stratum``, one count per population, ``score``.
+        counts: the population counts.
+        score: the measure score (None when the denominator is empty).
+    """
+
+    measure: MeasureDefinition
+    period: Period
+    members: pa.Table
+    strata: pa.Table
+    counts: Mapping[str, int]
+    score: float | None
+
+    def patients(self, population: str) -> list[str]:
+        """The patients of one population (a code such as ``numerator``), sorted."""
+        column = population_column(population)
+        if column not in self.members.column_names:
+            return []
+        chosen = self.members.filter(self.members[column])
+        return sorted(str(p) for p in chosen["patient_id"].to_pylist())
+
+    def row(self, patient_id: str) -> dict[str, Any] | None:
+        """One patient's row of :attr:`members` (None: not in the initial population)."""
+        chosen = self.members.filter(pc.equal(self.members["patient_id"], patient_id))
+        return chosen.to_pylist()[0] if chosen.num_rows else None
+
+
+def _flag(table: pa.Table, column: str) -> pa.ChunkedArray:
+    if column not in table.column_names:
+        return pa.chunked_array([pa.array([False] * table.num_rows, pa.bool_())])
+    return pc.fill_null(table[column].cast(pa.bool_()), False)
+
+
+def _semantics(measure: MeasureDefinition, raw: pa.Table) -> dict[str, pa.ChunkedArray]:
+    """Final membership from the raw criteria (the CQF population rules)."""
+    codes = measure.populations
+    flags: dict[str, pa.ChunkedArray] = {"initial_population": _flag(raw, "initial_population")}
+    ip = flags["initial_population"]
+    if measure.scoring == "continuous-variable":
+        mp = pc.and_(_flag(raw, "measure_population"), ip)
+        flags["measure_population"] = mp
+        if "measure-population-exclusion" in codes:
+            flags["measure_population_exclusion"] = pc.and_(
+                _flag(raw, "measure_population_exclusion"), mp
+            )
+        return flags
+    den = pc.and_(_flag(raw, "denominator"), ip)
+    flags["denominator"] = den
+    denex = pc.and_(_flag(raw, "denominator_exclusion"), den)
+    if "denominator-exclusion" in codes:
+        flags["denominator_exclusion"] = denex
+    if measure.scoring == "ratio":
+        num = pc.and_(_flag(raw, "numerator"), ip)
+    else:
+        num = pc.and_(pc.and_(_flag(raw, "numerator"), den), pc.invert(denex))
+    flags["numerator"] = num
+    if "numerator-exclusion" in codes:
+        flags["numerator_exclusion"] = pc.and_(_flag(raw, "numerator_exclusion"), num)
+    if "denominator-exception" in codes:
+        open_den = pc.and_(pc.and_(den, pc.invert(denex)), pc.invert(num))
+        flags["denominator_exception"] = pc.and_(_flag(raw, "denominator_exception"), open_den)
+    return flags
+
+
+def _count(flags: Mapping[str, Any], name: str) -> int:
+    array = flags.get(name)
+    return int(pc.sum(array.cast(pa.int64())).as_py() or 0) if array is not None else 0
+
+
+def _score(
+    measure: MeasureDefinition, counts: Mapping[str, int], values: list[float]
+) -> float | None:
+    if measure.scoring == "continuous-variable":
+        if not values:
+            return None
+        aggregate = measure.aggregate
+        if aggregate == "sum":
+            return float(sum(values))
+        if aggregate == "median":
+            return float(statistics.median(values))
+        if aggregate == "min":
+            return float(min(values))
+        if aggregate == "max":
+            return float(max(values))
+        if aggregate == "count":
+            return float(len(values))
+        return statistics.fmean(values)
+    numerator = counts.get("numerator", 0) - counts.get("numerator_exclusion", 0)
+    denominator = counts.get("denominator", 0) - counts.get("denominator_exclusion", 0)
+    if measure.scoring == "proportion":
+        denominator -= counts.get("denominator_exception", 0)
+    return numerator / denominator if denominator > 0 else None
+
+
+def _observed(members: pa.Table) -> list[float]:
+    if "measure_observation" not in members.column_names:
+        return []
+    chosen = members.filter(_flag(members, "measure_population"))
+    if "measure_population_exclusion" in chosen.column_names:
+        chosen = chosen.filter(pc.invert(_flag(chosen, "measure_population_exclusion")))
+    return [float(v) for v in chosen["measure_observation"].to_pylist() if v is not None]
+
+
+def _finish(
+    measure: MeasureDefinition, compiled: CompiledMeasure, period: Period, raw: pa.Table
+) -> MeasureResult:
+    flags = _semantics(measure, raw)
+    columns: dict[str, Any] = {"patient_id": raw["patient_id"].cast(pa.string())}
+    columns.update(flags)
+    if measure.observation is not None:
+        columns["measure_observation"] = raw["measure_observation"].cast(pa.float64())
+    for name in compiled.stratifiers:
+        columns[f"strat_{name}"] = raw[f"strat_{name}"].cast(pa.string())
+    if "gap_since" in raw.column_names:
+        columns["gap_since"] = raw["gap_since"].cast(pa.string())
+    if measure.scoring == "continuous-variable":
+        gap = pa.chunked_array([pa.array([False] * raw.num_rows, pa.bool_())])
+    elif measure.improvement == "decrease":
+        gap = flags["numerator"]
+    else:
+        gap = pc.and_(flags["denominator"], pc.invert(flags["numerator"]))
+        for other in ("denominator_exclusion", "denominator_exception"):
+            if other in flags:
+                gap = pc.and_(gap, pc.invert(flags[other]))
+    columns["care_gap"] = gap
+    members = pa.table(columns)
+    counts = {name: _count(flags, name) for name in flags}
+    score = _score(measure, counts, _observed(members))
+    strata = _strata(measure, compiled, members, list(flags))
+    return MeasureResult(measure, period, members, strata, counts, score)
+
+
+def _strata(
+    measure: MeasureDefinition, compiled: CompiledMeasure, members: pa.Table, names: list[str]
+) -> pa.Table:
+    rows: list[dict[str, Any]] = []
+    for stratifier in compiled.stratifiers:
+        column = f"strat_{stratifier}"
+        for stratum in sorted(set(members[column].to_pylist())):
+            part = members.filter(pc.equal(members[column], stratum))
+            counts = {n: _count({n: part[n]}, n) for n in names}
+            row: dict[str, Any] = {"stratifier": stratifier, "stratum": stratum, **counts}
+            row["score"] = _score(measure, counts, _observed(part))
+            rows.append(row)
+    fields = [pa.field("stratifier", pa.string()), pa.field("stratum", pa.string())]
+    fields += [pa.field(n, pa.int64()) for n in names] + [pa.field("score", pa.float64())]
+    return pa.Table.from_pylist(rows, schema=pa.schema(fields))
+
+
+class MeasureRunner:
+    """Evaluates measures on one engine.
+
+    Args:
+        engine: the engine (see :func:`cmio.measures.engines.open_engine`).
+        valuesets: the ValueSets by name (default: the shipped ones).
+        terminology: the terminology service expanding them (default: a bare one).
+        library: the common defines and stratifiers (default: the shipped ones).
+    """
+
+    def __init__(
+        self,
+        engine: MeasureEngine,
+        *,
+        valuesets: Mapping[str, Mapping[str, Any]] | None = None,
+        terminology: TerminologyService | None = None,
+        library: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.valuesets = dict(valuesets) if valuesets is not None else builtin_valuesets()
+        self.terminology = terminology
+        self.library = library if library is not None else common_library()
+        self._loaded: set[str] = set()
+
+    def compile(self, measure: MeasureDefinition, period: Period) -> CompiledMeasure:
+        """The measure's query for the period (DuckDB dialect)."""
+        return measure_query(measure, period, self.library)
+
+    def prepare(self, compiled: Sequence[CompiledMeasure], source: Any) -> None:
+        """Materialize the tables and value sets the compiled measures need (once each)."""
+        views = sorted({v for c in compiled for v in c.views} - self._loaded)
+        if views:
+            self.engine.load_views(measure_views(views), source)
+            self._loaded.update(views)
+        valuesets = sorted({v for c in compiled for v in c.valuesets})
+        table = expand_valuesets(valuesets, self.valuesets, self.terminology)
+        self.engine.load_table("mp_valueset", table)
+
+    def evaluate(
+        self,
+        measures: Sequence[MeasureDefinition],
+        period: Period,
+        source: Any,
+        *,
+        progress: Progress | None = None,
+    ) -> list[MeasureResult]:
+        """Evaluate measures over a source (folder, store or resources).
+
+        Args:
+            measures: the definitions.
+            period: the measurement period.
+            source: what :func:`cmio.views.run` reads (ignored for tables already loaded).
+            progress: called with a label after each step (tables, then each measure).
+
+        Raises:
+            MeasureDefinitionError: a measure's SQL is invalid.
+            ValueSetError: a value set is unknown or cannot be expanded.
+        """
+        compiled = [self.compile(m, period) for m in measures]
+        self.prepare(compiled, source)
+        if progress is not None:
+            progress("tables")
+        results = []
+        for measure, query in zip(measures, compiled, strict=True):
+            raw = self.engine.query(render(query.sql, self.engine.dialect))
+            results.append(_finish(measure, query, period, raw))
+            if progress is not None:
+                progress(measure.id)
+        return results
+
+
+def evaluate_measures(
+    measures: Sequence[MeasureDefinition],
+    period: Period,
+    source: Any,
+    engine: str = "duckdb",
+    **options: Any,
+) -> list[MeasureResult]:
+    """Evaluate measures over a source on an engine in one call.
+
+    Args:
+        measures: the definitions (e.g. ``builtin_measures().values()``).
+        period: the measurement period.
+        source: a Bulk NDJSON/Parquet folder, a :class:`~cmio.store.Repository` or resources.
+        engine: ``duckdb`` (default), ``postgres`` or ``spark``.
+        **options: ``database`` (PostgreSQL URL), ``spark`` (session), ``threads``.
+    """
+    opened = open_engine(
+        engine,
+        source=source,
+        database=options.get("database"),
+        spark=options.get("spark"),
+        threads=options.get("threads"),
+    )
+    try:
+        return MeasureRunner(opened, terminology=options.get("terminology")).evaluate(
+            list(measures), period, source, progress=options.get("progress")
+        )
+    finally:
+        opened.close()
