@@ -110,7 +110,11 @@ class FhirAsgiApp:
             response = await self.writer.submit(request)
         elif self.executor is not None:
             loop = asyncio.get_running_loop()
-            response = await loop.run_in_executor(self.executor, self.router.handle, request)
+            response, pending = await loop.run_in_executor(
+                self.executor, self.router.respond, request
+            )
+            if pending is not None:  # its audit record is being written: wait off the pool
+                response = await asyncio.wrap_future(pending)
         else:
             response, pending = self.router.respond(request)
             if pending is not None:  # held until its audit record is durable
