@@ -334,3 +334,27 @@ def test_password_guessing_is_throttled(server: AuthServer, clock: Clock) -> Non
     assert server.check_password("ana", "analyst password") is not None
     assert [e["outcome"] for e in events].count("success") == 2
     assert server.login("pat", "patient password", BASE) is not None
+
+
+def test_short_lived_records_clean_up(server: AuthServer, clock: Clock) -> None:
+    kv = server.kv
+    assert isinstance(kv, MemoryKeyValue)
+    request = authorize.check_request(server, _params(), BASE)
+    user = server.users.get("ana")
+    assert user is not None
+    for _ in range(50):
+        authorize.approve(server, request, user, "p1")
+    code_docs = [k for k in kv._data if k.startswith("codes:")]
+    assert len(code_docs) <= 16  # sharded, not one row per code
+    assert sum(len(kv.get(k) or {}) for k in code_docs) == 50
+    clock.now += 120  # every code expired; the next writes drop them
+    for _ in range(40):
+        authorize.approve(server, request, user, "p1")
+    fresh_total = 0
+    for name in [k for k in kv._data if k.startswith("codes:")]:
+        records = (kv.get(name) or {}).values()
+        fresh = [r for r in records if r["exp"] >= clock.now]
+        fresh_total += len(fresh)
+        if fresh:  # a shard written since the expiry holds no stale record
+            assert len(fresh) == len(records)
+    assert fresh_total == 40

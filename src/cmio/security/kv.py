@@ -7,14 +7,16 @@ in-memory variant. Values are JSON text.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from cmio.store.base import Repository
 
-__all__ = ["KeyValue", "MemoryKeyValue", "RepositoryKeyValue"]
+__all__ = ["ExpiringMap", "KeyValue", "MemoryKeyValue", "RepositoryKeyValue"]
 
 Json = dict[str, Any]
 
@@ -93,3 +95,56 @@ def _loads(text: str) -> Json:
     if not isinstance(value, dict):
         raise ValueError("authentication state must be a JSON object")
     return value
+
+
+class ExpiringMap:
+    """Short-lived records (codes, refresh tokens, revocations ...) that clean up after
+    themselves: each record carries ``exp`` (epoch seconds); records live in a fixed
+    number of shard documents, and every write to a shard drops its expired records, so
+    the table never grows with the number of logins."""
+
+    def __init__(
+        self,
+        kv: KeyValue,
+        prefix: str,
+        digits: int = 2,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Records under ``prefix`` in ``16 ** digits`` shards."""
+        self.kv = kv
+        self.prefix = prefix
+        self.digits = digits
+        self.clock = clock
+
+    def _shard(self, key: str) -> str:
+        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
+        return f"{self.prefix}:{digest[: self.digits]}"
+
+    def get(self, key: str) -> Json | None:
+        """The unexpired record ``key``, or None."""
+        record = (self.kv.get(self._shard(key)) or {}).get(key)
+        if record is None or record.get("exp", 0) < self.clock():
+            return None
+        return dict(record)
+
+    def update(self, key: str, change: Callable[[Json | None], Json]) -> Json:
+        """Atomically replace record ``key`` with ``change(old)`` (old: None when missing
+        or expired); expired records of the shard are dropped."""
+        now = self.clock()
+        result: Json = {}
+
+        def apply(doc: Json | None) -> Json:
+            live = {k: v for k, v in (doc or {}).items() if v.get("exp", 0) >= now}
+            new = change(live.get(key))
+            if "exp" not in new:
+                raise ValueError("an expiring record needs exp")
+            live[key] = new
+            result.update(new)
+            return live
+
+        self.kv.update(self._shard(key), apply)
+        return result
+
+    def put(self, key: str, record: Json) -> None:
+        """Store ``record`` (with ``exp``) under ``key``."""
+        self.update(key, lambda _old: record)

@@ -24,7 +24,7 @@ from joserfc.errors import JoseError
 
 from cmio.security.grant import AccessGrant, SubjectKind
 from cmio.security.keys import KeyRing
-from cmio.security.kv import KeyValue
+from cmio.security.kv import ExpiringMap, KeyValue
 
 __all__ = [
     "ACCESS_TOKEN_TYPE",
@@ -53,7 +53,7 @@ class Revocations:
     def __init__(
         self, kv: KeyValue, recheck_seconds: float = 5.0, clock: Callable[[], float] = time.time
     ) -> None:
-        self.kv = kv
+        self.records = ExpiringMap(kv, "revoked", clock=clock)
         self.recheck = recheck_seconds
         self.clock = clock
         self._revoked: set[str] = set()
@@ -61,7 +61,7 @@ class Revocations:
 
     def revoke(self, jti: str, expires_at: float) -> None:
         """Revoke token ``jti`` (kept until it would have expired anyway)."""
-        self.kv.put(f"revoked:{jti}", {"exp": expires_at})
+        self.records.put(jti, {"exp": expires_at + 60})
         self._revoked.add(jti)
 
     def is_revoked(self, jti: str) -> bool:
@@ -72,7 +72,7 @@ class Revocations:
         checked = self._checked.get(jti)
         if checked is not None and now - checked < self.recheck:
             return False
-        if self.kv.get(f"revoked:{jti}") is not None:
+        if self.records.get(jti) is not None:
             self._revoked.add(jti)
             self._checked.pop(jti, None)
             return True

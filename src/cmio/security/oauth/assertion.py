@@ -16,7 +16,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from cmio.security.kv import KeyValue
+from cmio.security.kv import ExpiringMap, KeyValue
 from cmio.security.oauth.clients import Client, ClientRegistry
 from cmio.security.oauth.errors import OAuthError
 from cmio.security.tokens import TokenError, unverified_claims, unverified_header
@@ -102,9 +102,11 @@ def verify_client_assertion(
         raise OAuthError("invalid_client", "client assertion has no jti", 401)
 
     def remember(seen: dict[str, Any] | None) -> dict[str, Any]:
-        if seen is not None and seen.get("exp", 0) >= now:
+        if seen is not None:
             raise OAuthError("invalid_client", "client assertion jti was already used", 401)
-        return {"exp": exp}
+        return {"exp": exp + 60}
 
-    kv.update(f"assertion:{client.client_id}:{jti}", remember)
+    ExpiringMap(kv, "assertions", 1, clock=lambda: now).update(
+        f"{client.client_id}:{jti}", remember
+    )
     return client

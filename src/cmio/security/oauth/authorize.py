@@ -113,10 +113,8 @@ def check_request(
     if not requested:
         raise fail("invalid_scope", "scope is required")
     launch = params.get("launch") or None
-    if launch is not None:
-        context = server.kv.get(f"launch:{_hash(launch)}")
-        if context is None or context.get("exp", 0) < server.clock():
-            raise fail("invalid_request", "the launch context is unknown or expired")
+    if launch is not None and server.launches.get(_hash(launch)) is None:
+        raise fail("invalid_request", "the launch context is unknown or expired")
     if client.scopes:  # a client registered with scopes gets no others
         requested = [
             s
@@ -170,7 +168,7 @@ def launch_patient(server: AuthServer, request: AuthorizationRequest) -> str | N
     """The patient of the request's EHR launch context, if any."""
     if request.launch is None:
         return None
-    context = server.kv.get(f"launch:{_hash(request.launch)}")
+    context = server.launches.get(_hash(request.launch))
     return None if context is None else context.get("patient")
 
 
@@ -199,8 +197,8 @@ def approve(
             request.state,
         )
     code = secrets.token_urlsafe(32)
-    server.kv.put(
-        f"code:{_hash(code)}",
+    server.codes.put(
+        _hash(code),
         {
             "client_id": request.client_id,
             "redirect_uri": request.redirect_uri,
@@ -219,9 +217,7 @@ def approve(
 def create_launch(server: AuthServer, patient: str) -> str:
     """An EHR launch context for ``patient``: the ``launch`` value handed to the app."""
     launch = secrets.token_urlsafe(24)
-    server.kv.put(
-        f"launch:{_hash(launch)}", {"patient": patient, "exp": server.clock() + LAUNCH_TTL}
-    )
+    server.launches.put(_hash(launch), {"patient": patient, "exp": server.clock() + LAUNCH_TTL})
     return launch
 
 

@@ -125,15 +125,13 @@ def _code_grant(
 
     def use(record: dict[str, Any] | None) -> dict[str, Any]:
         if record is None:
-            raise OAuthError("invalid_grant", "unknown authorization code")
+            raise OAuthError("invalid_grant", "unknown or expired authorization code")
         if record.get("used"):
             raise OAuthError("invalid_grant", "the authorization code was already used")
         found.update(record)
         return {**record, "used": True}
 
-    server.kv.update(f"code:{hash_secret(code)}", use)
-    if found["exp"] < server.clock():
-        raise OAuthError("invalid_grant", "the authorization code has expired")
+    server.codes.update(hash_secret(code), use)  # an expired code is no longer there
     if found["client_id"] != client.client_id:
         raise OAuthError("invalid_grant", "the code was issued to another client")
     if form.get("redirect_uri") != found["redirect_uri"]:
@@ -180,8 +178,8 @@ def _user_tokens(
         response["fhirUser"] = user.fhir_user
     if scopes & {"offline_access", "online_access"}:
         refresh = secrets.token_urlsafe(32)
-        server.kv.put(
-            f"refresh:{hash_secret(refresh)}",
+        server.refresh_tokens.put(
+            hash_secret(refresh),
             {
                 "client_id": client.client_id,
                 "user": user.name,
@@ -228,19 +226,17 @@ def _refresh_grant(
 
     def use(record: dict[str, Any] | None) -> dict[str, Any]:
         if record is None:
-            raise OAuthError("invalid_grant", "unknown refresh token")
+            raise OAuthError("invalid_grant", "unknown or expired refresh token")
         found.update(record)
         return {**record, "used": True}
 
-    server.kv.update(f"refresh:{hash_secret(presented)}", use)
+    server.refresh_tokens.update(hash_secret(presented), use)
     family = str(found["family"])
     if found.get("used"):  # a rotated token presented again: stolen; end the family
-        server.kv.put(f"family:{family}", {"revoked": True})
+        _revoke_family(server, family)
         raise OAuthError("invalid_grant", "the refresh token was already used")
-    if (server.kv.get(f"family:{family}") or {}).get("revoked"):
+    if server.families.get(family) is not None:
         raise OAuthError("invalid_grant", "the refresh token has been revoked")
-    if found["exp"] < server.clock():
-        raise OAuthError("invalid_grant", "the refresh token has expired")
     if found["client_id"] != client.client_id:
         raise OAuthError("invalid_grant", "the refresh token was issued to another client")
     user = server.users.get(found["user"])
@@ -298,13 +294,8 @@ def introspect(server: AuthServer, presented: str, fhir_base: str) -> dict[str, 
         except TokenError:
             return {"active": False}
         return {"active": True, "token_type": "Bearer", **claims}
-    record = server.kv.get(f"refresh:{hash_secret(presented)}")
-    if (
-        record is None
-        or record.get("used")
-        or record["exp"] < server.clock()
-        or (server.kv.get(f"family:{record['family']}") or {}).get("revoked")
-    ):
+    record = server.refresh_tokens.get(hash_secret(presented))
+    if record is None or record.get("used") or server.families.get(record["family"]):
         return {"active": False}
     return {
         "active": True,
@@ -332,8 +323,14 @@ def revoke(server: AuthServer, client: Client, presented: str, remote_addr: str 
         server.revocations.revoke(claims["jti"], float(claims.get("exp", server.clock())))
         server.record("revoke", str(claims.get("sub")), "success", remote_addr, client.client_id)
         return
-    record = server.kv.get(f"refresh:{hash_secret(presented)}")
+    record = server.refresh_tokens.get(hash_secret(presented))
     if record is None or record.get("client_id") != client.client_id:
         return
-    server.kv.put(f"family:{record['family']}", {"revoked": True})
+    _revoke_family(server, str(record["family"]))
     server.record("revoke", str(record.get("user")), "success", remote_addr, client.client_id)
+
+
+def _revoke_family(server: AuthServer, family: str) -> None:
+    """Revoke every refresh token of a family (for as long as any of them could live)."""
+    expires = server.clock() + server.settings.refresh_token_ttl
+    server.families.put(family, {"exp": expires})

@@ -16,7 +16,7 @@ from argon2 import PasswordHasher
 
 from cmio.security.grant import AccessGrant
 from cmio.security.keys import KeyRing
-from cmio.security.kv import KeyValue, RepositoryKeyValue
+from cmio.security.kv import ExpiringMap, KeyValue, RepositoryKeyValue
 from cmio.security.oauth.clients import ClientRegistry
 from cmio.security.oauth.settings import AuthSettings
 from cmio.security.oidc import http_fetch
@@ -79,6 +79,16 @@ class AuthServer:
             time_cost=settings.password_time_cost, memory_cost=settings.password_memory_kib
         )
         self.revocations = Revocations(kv, clock=clock)
+        self.codes = ExpiringMap(kv, "codes", 1, clock)
+        """Authorization codes (by hash), 60 s."""
+        self.launches = ExpiringMap(kv, "launches", 1, clock)
+        """EHR launch contexts (by hash), 5 min."""
+        self.refresh_tokens = ExpiringMap(kv, "refresh", 2, clock)
+        """Refresh tokens (by hash) until they expire."""
+        self.families = ExpiringMap(kv, "families", 1, clock)
+        """Revoked refresh-token families."""
+        self.throttle = ExpiringMap(kv, "throttle", 2, clock)
+        """Failed logins per user name (remembered for a day)."""
         self.tokens = TokenService(keys, self.revocations, clock=clock)
         self.users = UserStore(kv, hasher)
         self.clients = ClientRegistry(kv, hasher)
@@ -200,8 +210,8 @@ class AuthServer:
         doubling with each further failure up to 15 minutes (password guessing gets
         slow; a success resets). A locked name is refused without checking the password.
         """
-        key = f"throttle:{name.lower()}"
-        state = self.kv.get(key) or {}
+        key = name.lower()
+        state = self.throttle.get(key) or {}
         now = self.clock()
         if state.get("until", 0) > now:
             self.record("login", name, "failure", remote_addr, client_id, reason="locked")
@@ -212,11 +222,12 @@ class AuthServer:
             until = 0.0
             if failures >= FREE_FAILURES:
                 until = now + min(60 * 2 ** (failures - FREE_FAILURES), 900)
-            self.kv.put(key, {"failures": failures, "until": until})
+            record = {"failures": failures, "until": until, "exp": max(until, now + 86400)}
+            self.throttle.put(key, record)
             self.record("login", name, "failure", remote_addr, client_id)
             return None
         if state:
-            self.kv.put(key, {})
+            self.throttle.put(key, {"exp": now})
         self.record("login", name, "success", remote_addr, client_id)
         return user
 
