@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
@@ -99,6 +101,23 @@ def test_users_and_revocations_on_postgresql(postgres_url: str) -> None:
         UserStore(RepositoryKeyValue(repository), FAST).add("pg-user", "pg password!", ["analyst"])
         shared = UserStore(RepositoryKeyValue(other), FAST)
         assert shared.authenticate("pg-user", "pg password!") is not None
+
+        def bump(doc: dict[str, Any] | None) -> dict[str, Any]:
+            return {"n": (doc or {}).get("n", 0) + 1}
+
+        def worker(kv: RepositoryKeyValue) -> None:
+            for _ in range(30):
+                kv.update("counter", bump)
+
+        threads = [
+            threading.Thread(target=worker, args=(RepositoryKeyValue(r),))
+            for r in (repository, other)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert RepositoryKeyValue(repository).get("counter") == {"n": 60}  # no lost update
         Revocations(RepositoryKeyValue(repository)).revoke("jti-1", 2e9)
         assert Revocations(RepositoryKeyValue(other)).is_revoked("jti-1")
         assert not Revocations(RepositoryKeyValue(other)).is_revoked("jti-2")

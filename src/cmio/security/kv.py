@@ -84,10 +84,22 @@ class RepositoryKeyValue:
     def update(self, name: str, change: Callable[[Json | None], Json]) -> Json:
         """Read, change and write ``name`` in one write transaction."""
         with self.repository.transaction() as tx:
+            _lock(tx, self.prefix + name)
             text = tx.job_state(self.prefix + name)
             new = change(None if text is None else _loads(text))
             tx.set_job_state(self.prefix + name, json.dumps(new))
             return new
+
+
+_LOCK_SPACE = 0x636D696F  # "cmio": the two-key advisory locks of this table
+
+
+def _lock(tx: Any, name: str) -> None:
+    """Serialize read-modify-write of one name. SQLite write transactions already are
+    (``BEGIN IMMEDIATE``); PostgreSQL's READ COMMITTED is not, so take a transaction-scoped
+    advisory lock on the name (https://www.postgresql.org/docs/15/explicit-locking.html)."""
+    if getattr(tx, "dialect", None) == "postgres":
+        tx._fetchone("SELECT pg_advisory_xact_lock(?, hashtext(?))", (_LOCK_SPACE, name))
 
 
 def _loads(text: str) -> Json:
