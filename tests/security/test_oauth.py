@@ -358,3 +358,36 @@ def test_short_lived_records_clean_up(server: AuthServer, clock: Clock) -> None:
         if fresh:  # a shard written since the expiry holds no stale record
             assert len(fresh) == len(records)
     assert fresh_total == 40
+
+
+def test_confidential_asymmetric_client_code_flow(server: AuthServer) -> None:
+    key = ECKey.generate_key("P-384", auto_kid=True)
+    client, secret = server.clients.register(
+        "viewer",
+        "confidential",
+        redirect_uris=(REDIRECT,),
+        jwks={"keys": [key.as_dict(private=False)]},
+    )
+    assert secret is None and client.secret_hash is None
+    request = authorize.check_request(server, _params(client_id="viewer"), BASE)
+    user = server.users.get("ana")
+    assert user is not None
+    endpoint = "https://cmio.example/auth/token"
+    form = _form(authorize.approve(server, request, user, "p1"))
+    del form["client_id"]
+    with pytest.raises(OAuthError, match="client_id or client authentication"):
+        grants.token(server, form, None, BASE)
+    with pytest.raises(OAuthError, match="signed assertion"):
+        grants.token(server, {**form, "client_id": "viewer"}, None, BASE)
+    signed = {
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": _assertion(key, "viewer", endpoint),
+    }
+    code = authorize.approve(server, request, user, "p1")
+    answer = grants.token(server, {**_form(code), **signed}, None, BASE)
+    assert answer["patient"] == "p1"
+    with pytest.raises(ValueError, match="public client has no keys"):
+        server.clients.register("p", "public", redirect_uris=(REDIRECT,), jwks={"keys": []})
+    again = {**signed, "client_assertion": _assertion(key, "viewer", endpoint)}
+    with pytest.raises(OAuthError, match="backend services"):
+        grants.token(server, {"grant_type": "client_credentials", **again}, None, BASE)

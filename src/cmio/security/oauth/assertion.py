@@ -75,7 +75,8 @@ def verify_client_assertion(
         )
     client_id = claims.get("iss")
     client = clients.get(client_id) if isinstance(client_id, str) else None
-    if client is None or client.kind != "backend" or claims.get("sub") != client_id:
+    has_keys = client is not None and (client.jwks or client.jwks_url)
+    if client is None or client.kind == "public" or not has_keys or claims.get("sub") != client_id:
         raise OAuthError("invalid_client", "client assertion: unknown client or sub != iss", 401)
     keys = _client_keys(client, fetch_jwks)
     kid = header.get("kid")

@@ -31,7 +31,8 @@ class Client:
 
     Attributes:
         client_id: the id.
-        kind: ``public`` (PKCE only), ``confidential`` (secret) or ``backend`` (JWKS).
+        kind: ``public`` (PKCE only), ``confidential`` (a secret, or a JWKS for
+            ``private_key_jwt``) or ``backend`` (JWKS, client_credentials).
         name: shown on the consent page.
         redirect_uris: allowed redirect URIs (exact match).
         scopes: scopes the client may ever get (``system/...`` for backend clients).
@@ -128,12 +129,15 @@ class ClientRegistry:
                 )
         if kind != "backend" and not redirect_uris:
             raise ValueError("a public or confidential client needs a redirect URI")
-        if kind == "backend":
-            if not jwks and not jwks_url:
-                raise ValueError("a backend client needs a JWKS (file) or a JWKS URL")
-            if jwks is not None and not isinstance(jwks.get("keys"), list):
-                raise ValueError("the JWKS must be a JSON object with a keys array")
-        secret = secrets.token_urlsafe(32) if kind == "confidential" else None
+        if kind == "backend" and not jwks and not jwks_url:
+            raise ValueError("a backend client needs a JWKS (file) or a JWKS URL")
+        if kind == "public" and (jwks or jwks_url):
+            raise ValueError("a public client has no keys")
+        if jwks is not None and not isinstance(jwks.get("keys"), list):
+            raise ValueError("the JWKS must be a JSON object with a keys array")
+        # a confidential client authenticates with its keys (asymmetric) or a secret
+        asymmetric = bool(jwks or jwks_url)
+        secret = secrets.token_urlsafe(32) if kind == "confidential" and not asymmetric else None
         client = Client(
             client_id,
             kind,

@@ -76,11 +76,11 @@ def authenticate_client(
     client = server.clients.get(client_id)
     if client is None:
         raise OAuthError("invalid_client", "unknown client", 401)
-    if client.kind == "confidential":
+    if client.kind == "confidential" and client.secret_hash is not None:
         if not secret or not server.clients.check_secret(client, secret):
             raise OAuthError("invalid_client", "client authentication failed", 401)
-    elif client.kind == "backend":
-        raise OAuthError("invalid_client", "a backend client authenticates with an assertion", 401)
+    elif client.kind != "public":
+        raise OAuthError("invalid_client", "this client authenticates with a signed assertion", 401)
     elif secret:
         raise OAuthError("invalid_client", "a public client has no secret", 401)
     return client
