@@ -77,3 +77,13 @@ def test_group_readable_or_malformed_files_are_refused(tmp_path: Path) -> None:
         KeyRing.load(path)
     with pytest.raises(ValueError):
         KeyRing.generate("HS256")
+
+
+def test_concurrent_first_start_agrees_on_one_key(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "auth-keys.json"
+    with ThreadPoolExecutor(8) as pool:
+        rings = list(pool.map(lambda _: KeyRing.load_or_create(path), range(8)))
+    assert len({ring.current.kid for ring in rings}) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["auth-keys.json"]  # no temporary left

@@ -151,12 +151,16 @@ class KeyRing:
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             ring = cls.generate(alg)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:  # another worker won the race: use its key
-                return cls.load(path)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as out:
                 json.dump(ring.to_json(), out)
+            try:  # publish complete: a link fails if another worker published first
+                os.link(tmp, path)
+            except FileExistsError:
+                return cls.load(path)
+            finally:
+                os.unlink(tmp)
             return ring
         return cls.load(path)
 
