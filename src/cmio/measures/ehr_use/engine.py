@@ -19,6 +19,7 @@ import duckdb
 import psycopg
 import pyarrow as pa
 import sqlglot
+from sqlglot import exp
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -143,8 +144,11 @@ class SqlEngine:
         """``sql`` (DuckDB dialect) rendered for this engine."""
         if self.engine == "duckdb":
             return sql
-        dialect = "postgres" if self.engine == "postgres" else "spark"
-        return ";\n".join(sqlglot.transpile(sql, read="duckdb", write=dialect))
+        if self.engine == "postgres":
+            return ";\n".join(sqlglot.transpile(sql, read="duckdb", write="postgres"))
+        # Spark's percentile_cont takes WITHIN GROUP only; percentile() interpolates alike.
+        trees = [t.transform(_spark_percentile) for t in sqlglot.parse(sql, read="duckdb") if t]
+        return ";\n".join(t.sql("spark") for t in trees)
 
     def load(self, name: str, table: pa.Table) -> None:
         """Make ``table`` available to queries as ``name`` (replacing one of that name)."""
@@ -199,6 +203,12 @@ class SqlEngine:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def _spark_percentile(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, exp.PercentileCont):
+        return exp.Anonymous(this="PERCENTILE", expressions=[node.this, node.expression])
+    return node
 
 
 def open_engine(engine: str = "duckdb", **options: Any) -> SqlEngine:
