@@ -11,6 +11,11 @@ round-robin so that machine noise hits all alike:
 * ``clinician``: clinician with treatment relationships (three relationship searches per
   request, the related patients ANDed into searches, results filtered).
 
+Then it times the clinician's search clause itself (``_compartment`` with every
+patient of the panel, OR-ed) compiled as one ``system = ? AND value IN (...)`` (the
+compiler now) and as one ``(system = ? AND value = ?)`` term per value (before),
+interleaved.
+
     python bench/authorization.py [--patients 1000] [--rounds 200]
 """
 
@@ -76,8 +81,10 @@ GRANTS: dict[str, AccessGrant | None] = {
         fhir_user="Practitioner/doc",
     ),
 }
+SKIP = {("read Observation (p7)", "patient")}  # another patient's: hidden (404)
 REQUESTS: dict[str, tuple[str, list[tuple[str, str]]]] = {
-    "read Observation": ("Observation/o0-3", []),
+    "read Observation": ("Observation/o0-3", []),  # p0: doc is the general practitioner
+    "read Observation (p7)": ("Observation/o7-3", []),  # p7: doc saw them in an Encounter
     "search own Observations": ("Observation", [("patient", "Patient/p0"), ("_count", "10")]),
     "search Observations (50)": ("Observation", [("code", "http://loinc.org|3"), ("_count", "50")]),
 }
@@ -100,6 +107,8 @@ def main() -> None:
         for round_ in range(args.rounds + 5):
             for label, (path, query) in REQUESTS.items():
                 for name, grant in GRANTS.items():
+                    if (label, name) in SKIP:
+                        continue
                     request = FhirRequest(
                         "GET", path, list(query), {}, context=RequestContext(grant=grant)
                     )
@@ -109,6 +118,7 @@ def main() -> None:
                     assert response.status == 200, (name, label, response.body[:200])
                     if round_ >= 5:  # warm-up rounds are not counted
                         times.setdefault((label, name), []).append(elapsed)
+        in_list = _token_shapes(env, max(5, args.rounds // 10))
         env.repository.close()
     print(f"patients={args.patients} rounds={args.rounds}; median ms (ratio to no grant)")
     print("| request | " + " | ".join(GRANTS) + " |")
@@ -117,9 +127,44 @@ def main() -> None:
         base = statistics.median(times[(label, "none")])
         cells = []
         for name in GRANTS:
+            if (label, name) in SKIP:
+                cells.append("-")
+                continue
             median = statistics.median(times[(label, name)])
             cells.append(f"{median * 1000:.2f} ({median / base:.2f}x)")
         print(f"| {label} | " + " | ".join(cells) + " |")
+    new, old = (statistics.median(in_list[k]) * 1000 for k in ("in", "or"))
+    print(f"compartment clause of the panel: IN {new:.1f} ms, OR-ed pairs {old:.1f} ms")
+
+
+def _token_shapes(env: Any, rounds: int) -> dict[str, list[float]]:
+    """Search time of the panel's compartment clause in both SQL shapes."""
+    from cmio.search.sql import SqlBuilder
+    from cmio.security.policy import Policy
+    from cmio.store.base import SearchClause, SearchQuery
+
+    grant = GRANTS["clinician"]
+    assert grant is not None
+    panel = sorted(Policy(grant, env.repository, env.model).related_patients())
+    clause = SearchClause("_compartment", tuple(f"Patient|{p}" for p in panel))
+    query = SearchQuery("Observation", (clause,), 50, 0, (), True)
+    current = SqlBuilder._token_values
+    times: dict[str, list[float]] = {"in": [], "or": []}
+    try:
+        for _ in range(rounds):
+            for shape in ("in", "or"):
+                if shape == "in":
+                    SqlBuilder._token_values = current  # type: ignore[method-assign]
+                else:
+                    SqlBuilder._token_values = lambda self, values: [  # type: ignore[method-assign]
+                        self._token(v) for v in values
+                    ]
+                start = time.perf_counter()
+                env.repository.search(query)
+                times[shape].append(time.perf_counter() - start)
+    finally:
+        SqlBuilder._token_values = current  # type: ignore[method-assign]
+    return times
 
 
 if __name__ == "__main__":

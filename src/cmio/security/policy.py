@@ -32,12 +32,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+import orjson
+
 from cmio.indexing.compartments import COMPARTMENT_PARAM, CompartmentIndexer
 from cmio.model import Model
 from cmio.security.grant import AccessGrant
 from cmio.security.roles import RoleTable
 from cmio.security.scopes import Context, Narrowing, ScopeSet
-from cmio.store.base import Repository, SearchClause, SearchQuery
+from cmio.store.base import GoneError, NotFoundError, Repository, SearchClause, SearchQuery
 
 __all__ = [
     "ALLOW",
@@ -343,21 +345,40 @@ class Policy:
         if any(self._related_one.get(p) for p in wanted):
             return True
         for patient in sorted(wanted - set(self._related_one)):
-            self._related_one[patient] = bool(self._relationship_search((patient,), 1))
+            self._related_one[patient] = self._treats(patient)
             if self._related_one[patient]:
                 return True
         return False
+
+    def _treats(self, patient: str) -> bool:
+        """One patient: their general practitioner (read from the Patient), else an
+        Encounter or CareTeam search."""
+        who = self._who()
+        if who is None:
+            return False
+        try:
+            stored = self.repository.read("Patient", patient)
+        except (NotFoundError, GoneError):
+            return False
+        data = orjson.loads(stored.data or b"{}")
+        for ref in data.get("generalPractitioner") or ():
+            target = ref.get("reference") if isinstance(ref, dict) else None
+            if isinstance(target, str) and "/".join(target.split("/")[-2:]) == who:
+                return True
+        return bool(self._relationship_search((patient,), 1, RELATIONSHIPS[1:]))
 
     def _who(self) -> str | None:
         parts = [p for p in (self.grant.fhir_user or "").split("/") if p]
         return f"{parts[-2]}/{parts[-1]}" if len(parts) >= 2 else None
 
-    def _relationship_search(self, ids: tuple[str, ...], limit: int) -> set[str]:
+    def _relationship_search(
+        self, ids: tuple[str, ...], limit: int, keys: tuple[str, ...] = RELATIONSHIPS
+    ) -> set[str]:
         who = self._who()
         if who is None:
             return set()
         found: set[str] = set()
-        for key in RELATIONSHIPS:
+        for key in keys:
             clauses: tuple[SearchClause, ...] = (SearchClause(key, (who,)),)
             if ids:
                 clauses = (SearchClause("_id", ids), *clauses)
