@@ -8,6 +8,7 @@ nodes, shared by the SQL compiler and the in-memory matcher.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from cmio.model import Model
@@ -64,6 +65,7 @@ _MODIFIERS = {
 _UNSUPPORTED_TYPES = frozenset({"special"})
 #: full-text parameters (https://hl7.org/fhir/R4/search.html#text), type ``text`` here
 TEXT_PARAMS = frozenset({"_text", "_content"})
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 class UnknownParameterError(InvalidRequestError):
@@ -133,7 +135,11 @@ def resolve(model: Model, rtype: str | None, key: str, values: tuple[str, ...]) 
 
     Raises:
         UnknownParameterError: unknown parameter, modifier, type or chain.
+        InvalidRequestError: a value holds a control character (FHIR strings cannot,
+            https://hl7.org/fhir/R4/datatypes.html#string; a NUL would cut a SQL pattern).
     """
+    if any(_CONTROL.search(v) for v in values):
+        raise InvalidRequestError(f"{key}: search values cannot hold control characters")
     if key.startswith("_has:"):
         parts = key.split(":", 3)
         if rtype is None or len(parts) < 4 or not model.is_resource_type(parts[1]):
