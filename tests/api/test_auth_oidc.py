@@ -39,3 +39,8 @@ def test_auth_off_by_environment(value: str) -> None:
     assert Settings.from_environment({"CMIO_AUTH": value}).auth is None
     settings = Settings.from_environment({"CMIO_OIDC_ISSUER": ISSUER}).auth
     assert settings is not None and settings.oidc_issuer == ISSUER
+    configured = Settings.from_environment(
+        {"CMIO_JWT_KEY_FILE": "/run/secrets/k.pem", "CMIO_ISSUER": "https://cmio.example.org"}
+    ).auth
+    assert configured is not None and configured.key_file == "/run/secrets/k.pem"
+    assert configured.issuer == "https://cmio.example.org"

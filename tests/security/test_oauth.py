@@ -391,3 +391,17 @@ def test_confidential_asymmetric_client_code_flow(server: AuthServer) -> None:
     again = {**signed, "client_assertion": _assertion(key, "viewer", endpoint)}
     with pytest.raises(OAuthError, match="backend services"):
         grants.token(server, {"grant_type": "client_credentials", **again}, None, BASE)
+
+
+def test_configured_issuer_fixes_iss_and_aud() -> None:
+    settings = AuthSettings(issuer="https://cmio.example.org/", password_time_cost=1)
+    auth = AuthServer(settings, MemoryKeyValue(), KeyRing.generate())
+    internal = "http://10.0.0.7:8080/fhir"
+    assert auth.issuer_for(internal) == "https://cmio.example.org"
+    assert auth.audience_for(internal) == "https://cmio.example.org/fhir"
+    user = auth.users.add("zed", "zed password!", ["executive"])
+    token, claims = auth.issue_for_user(user, internal, client_id="app")
+    assert claims["iss"] == "https://cmio.example.org"
+    assert "user/Measure.rs" in claims["scope"].split()
+    grant = auth.authenticate(token, "http://other-host/fhir")  # the Host header does not matter
+    assert grant.subject == "zed" and grant.roles == {"executive"}
