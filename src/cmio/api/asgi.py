@@ -114,11 +114,11 @@ class FhirAsgiApp:
                 self.executor, self.router.respond, request
             )
             if pending is not None:  # its audit record is being written: wait off the pool
-                response = await asyncio.wrap_future(pending)
+                response = await pending.wait()
         else:
             response, pending = self.router.respond(request)
             if pending is not None:  # held until its audit record is durable
-                response = await asyncio.wrap_future(pending)
+                response = await pending.wait()
         await _send(send, response)
 
     async def _body(self, receive: Receive, headers: dict[str, str]) -> bytes:

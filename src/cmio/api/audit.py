@@ -13,12 +13,12 @@ https://profiles.ihe.net/ITI/BALP/ and https://hl7.org/fhir/R4/auditevent.html.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import logging
 import os
 from collections.abc import Iterator
-from concurrent.futures import Future
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -34,7 +34,7 @@ from cmio.security.audit.index import AuditIndex
 from cmio.security.grant import AccessGrant, SubjectKind
 from cmio.store.base import Repository, StoredResource, StoreError, Transaction
 
-__all__ = ["Auditor", "classify", "patient_of"]
+__all__ = ["Auditor", "PendingRecord", "classify", "patient_of"]
 
 _LOG = logging.getLogger("cmio.api.audit")
 _METHOD_INTERACTION = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
@@ -155,6 +155,38 @@ def patient_of(resource: Any) -> str | None:
     return None
 
 
+class PendingRecord:
+    """A response held until its audit record is durable (``503`` if it cannot be)."""
+
+    __slots__ = ("_event", "_request", "_writer", "response")
+
+    def __init__(
+        self,
+        response: FhirResponse,
+        event: dict[str, Any],
+        request: FhirRequest,
+        writer: AuditWriter,
+    ) -> None:
+        self.response = response
+        self._event, self._request, self._writer = event, request, writer
+
+    def result(self) -> FhirResponse:
+        """Write the record (group commit), blocking this thread; then the response."""
+        try:
+            self._writer.submit(self._event).result()
+        except Exception:
+            return _unavailable(self._request)
+        return self.response
+
+    async def wait(self) -> FhirResponse:
+        """Write the record (group commit) without blocking the event loop."""
+        try:
+            await self._writer.submit_async(self._event, asyncio.get_running_loop())
+        except Exception:
+            return _unavailable(self._request)
+        return self.response
+
+
 class Auditor:
     """Records every interaction of one router's store (see the module docstring).
 
@@ -243,8 +275,8 @@ class Auditor:
 
     def finish(
         self, seen: _Seen, response: FhirResponse
-    ) -> tuple[FhirResponse, Future[FhirResponse] | None]:
-        """The response to send, and (when its record is still being written) its future.
+    ) -> tuple[FhirResponse, PendingRecord | None]:
+        """The response to send, and (when its record is still to be written) the wait.
 
         A successful write was recorded with its transaction; anything else gets its
         record now: written synchronously when this thread is inside an open store
@@ -266,13 +298,7 @@ class Auditor:
                 _LOG.exception("audit record could not be written")
                 return _unavailable(request), None
             return response, None
-        out: Future[FhirResponse] = Future()
-
-        def done(written: Future[None]) -> None:
-            out.set_result(response if written.exception() is None else _unavailable(request))
-
-        self.writer.submit(event).add_done_callback(done)
-        return response, out
+        return response, PendingRecord(response, event, request, self.writer)
 
     def auth_event(
         self,

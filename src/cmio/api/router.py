@@ -8,7 +8,7 @@ place. It knows nothing of HTTP servers or SQL.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import Future
+from typing import TYPE_CHECKING
 
 from cmio.api import authorize
 from cmio.api.env import Env
@@ -40,6 +40,9 @@ from cmio.store.base import (
     VersionConflictError,
 )
 
+if TYPE_CHECKING:
+    from cmio.api.audit import PendingRecord
+
 __all__ = ["FhirRouter"]
 
 _LOG = logging.getLogger("cmio.api")
@@ -68,9 +71,10 @@ class FhirRouter:
         response, pending = self.respond(request)
         return response if pending is None else pending.result()
 
-    def respond(self, request: FhirRequest) -> tuple[FhirResponse, Future[FhirResponse] | None]:
-        """Answer one request; with audit on (``env.auditor``), also the future response
-        that resolves once its audit record is durable (None: nothing to wait for).
+    def respond(self, request: FhirRequest) -> tuple[FhirResponse, PendingRecord | None]:
+        """Answer one request; with audit on (``env.auditor``), also the wait for its audit
+        record (None: nothing to wait for): send ``pending.result()`` or ``await
+        pending.wait()`` instead of the response.
 
         This is the one place every interaction is audited (https://profiles.ihe.net/ITI/BALP/).
         """
@@ -225,7 +229,7 @@ def _invoke(
         create_check(env, rtype)
     if request.method not in operation.methods:
         raise FhirError(405, "not-supported", f"${operation.name} does not accept {request.method}")
-    authorize.require_operation(policy, operation.name, rtype)
+    authorize.require_operation(policy, operation.name, rtype, request)
     return operation.handler(env, request, rtype, parts[1] if n == 3 else None)
 
 

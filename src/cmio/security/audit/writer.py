@@ -12,6 +12,8 @@ failed commit fails every future of the batch (the caller answers 503).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -31,7 +33,8 @@ _LOG = logging.getLogger("cmio.security.audit")
 @dataclass(slots=True)
 class _Job:
     event: Mapping[str, Any]
-    future: Future[None]
+    future: Future[None] | asyncio.Future[None]
+    loop: asyncio.AbstractEventLoop | None = None
 
 
 class AuditWriter:
@@ -55,6 +58,19 @@ class AuditWriter:
             return future
         self._ensure_started()
         self._queue.put(_Job(event, future))
+        return future
+
+    def submit_async(
+        self, event: Mapping[str, Any], loop: asyncio.AbstractEventLoop
+    ) -> asyncio.Future[None]:
+        """Queue ``event`` for a coroutine on ``loop``: its future is settled on the loop,
+        one wake-up per batch for all of the batch's waiters on that loop."""
+        future: asyncio.Future[None] = loop.create_future()
+        if self._closed:
+            future.set_exception(RuntimeError("the audit writer is closed"))
+            return future
+        self._ensure_started()
+        self._queue.put(_Job(event, future, loop))
         return future
 
     def _ensure_started(self) -> None:
@@ -97,12 +113,32 @@ class AuditWriter:
                 return
 
     def _commit(self, batch: list[_Job]) -> None:
+        error: Exception | None = None
         try:
             self.log.append_now([job.event for job in batch])
         except Exception as exc:
             _LOG.exception("writing %d audit records failed", len(batch))
-            for job in batch:
-                job.future.set_exception(exc)
-            return
+            error = exc
+        on_loops: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
         for job in batch:
-            job.future.set_result(None)
+            if job.loop is not None and isinstance(job.future, asyncio.Future):
+                on_loops.setdefault(job.loop, []).append(job.future)
+            elif isinstance(job.future, Future):
+                if error is None:
+                    job.future.set_result(None)
+                else:
+                    job.future.set_exception(error)
+        for loop, waiters in on_loops.items():
+            with contextlib.suppress(RuntimeError):  # the loop was closed meanwhile
+                loop.call_soon_threadsafe(_settle, waiters, error)
+
+
+def _settle(waiters: list[asyncio.Future[None]], error: Exception | None) -> None:
+    """Resolve a batch's waiters on their event loop."""
+    for waiter in waiters:
+        if waiter.done():
+            continue
+        if error is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(error)
