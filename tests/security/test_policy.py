@@ -346,3 +346,21 @@ def test_relationship_checked_per_patient(repository: Repository, model: Model) 
     assert policy._related is None  # answered without the whole panel
     assert policy.related_patients() == {"p1", "p3", "p4"}
     assert not policy.is_related(["p2"])
+
+
+def test_measure_operations(repository: Repository, model: Model) -> None:
+    roles = RoleTable()
+    executive = _policy(
+        repository, model, set(roles.scopes_for(["executive"])), roles=frozenset({"executive"})
+    )
+    assert executive.operation("evaluate-measure", "Measure").allowed
+    assert executive.operation("evaluate-measure", "Measure", subject_level=True).effect == "deny"
+    assert executive.operation("care-gaps", "Measure").effect == "deny"
+    patient = _policy(repository, model, {"patient/*.rs"}, patient="p1")
+    assert patient.operation("evaluate-measure", "Measure").effect == "deny"
+    analyst = _policy(repository, model, {"user/*.rs"}, roles=frozenset({"analyst"}))
+    assert analyst.operation("evaluate-measure", "Measure", subject_level=True).allowed
+    assert analyst.operation("care-gaps", "Measure").allowed
+    assert analyst.operation("viewdefinition-export", "Basic").allowed
+    narrow = _policy(repository, model, {"user/Basic.rs"}, roles=frozenset({"analyst"}))
+    assert narrow.operation("viewdefinition-export", "Basic").effect == "deny"

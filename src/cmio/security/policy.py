@@ -399,12 +399,15 @@ class Policy:
 
     # -- operations -------------------------------------------------------------------
 
-    def operation(self, name: str, rtype: str | None) -> Decision:
+    def operation(self, name: str, rtype: str | None, *, subject_level: bool = False) -> Decision:
         """Decide a named operation (``$name``) invoked on ``rtype`` (None: system level).
 
         Terminology operations: any caller. ``$reindex``: administrators (or an
         unauthenticated local caller). ``$validate``: any permission on the type.
-        ``$viewdefinition-run`` and any other operation: unrestricted read and search.
+        ``$evaluate-measure`` for a population (``subject_level`` False): ``user/`` or
+        ``system/`` read of Measure (aggregates, e.g. executives); for a subject, and
+        ``$care-gaps``, ``$viewdefinition-*``: unrestricted read and search of every type;
+        any other operation: unrestricted read and search of its type.
         """
         if name in TERMINOLOGY_OPERATIONS:
             return ALLOW
@@ -419,8 +422,15 @@ class Policy:
             if any(self.access(p, target) is not None for p in "cruds"):
                 return ALLOW
             return Decision("deny", f"The access token grants nothing on {target}")
+        if name == "evaluate-measure" and not subject_level:
+            wide = self.scopes.contexts_for("r", "Measure") & set(_WIDE)
+            if wide and self.access("r", "Measure") is not None:
+                return ALLOW
+            return Decision("deny", "$evaluate-measure needs user/ or system/ read of Measure")
+        if name.startswith("viewdefinition") or name in ("evaluate-measure", "care-gaps"):
+            target = "*"  # they read the data of many patients
         for permission in "rs":
-            access = self.access(permission, "*" if name == "viewdefinition-run" else target)
+            access = self.access(permission, target)
             if access is None or not access.unrestricted:
                 return Decision(
                     "deny", f"${name} needs unrestricted read and search of the data it reads"

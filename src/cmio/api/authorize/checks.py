@@ -93,10 +93,20 @@ def require(policy: Policy | None, interaction: str, rtype: str) -> Access | Non
     return access
 
 
-def require_operation(policy: Policy | None, name: str, rtype: str | None) -> None:
+def require_operation(
+    policy: Policy | None, name: str, rtype: str | None, request: FhirRequest | None = None
+) -> None:
     """403 unless the grant may invoke ``$name`` (see :meth:`Policy.operation`)."""
-    if policy is not None:
-        raise_for(policy.operation(name, rtype), rtype or "", None)
+    if policy is None:
+        return
+    subject_level = False
+    if name == "evaluate-measure" and request is not None:
+        from cmio.api.ops.evaluate_measure import operation_params
+
+        values = operation_params(request)
+        kinds = set(values.get("reportType", ()))
+        subject_level = bool(values.get("subject")) or bool(kinds & {"subject", "subject-list"})
+    raise_for(policy.operation(name, rtype, subject_level=subject_level), rtype or "", None)
 
 
 def require_conditional(policy: Policy | None, interaction: str, rtype: str) -> None:
