@@ -6,6 +6,7 @@ return fresh objects for each server (or test).
 
 from __future__ import annotations
 
+import html
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -143,11 +144,18 @@ def _web_app(env: Env) -> Starlette:
             total = env.repository.search(SearchQuery(rtype, count=0)).total or 0
             link = f"/fhir/{rtype}?_count=20"
             rows.append(f"<tr><td><a href='{link}'>{rtype}</a></td><td>{total:,}</td></tr>")
+        grant = request.scope.get("cmio.grant")  # set by the authentication gate
+        who = (
+            f"<p>Signed in as <strong>{html.escape(grant.subject)}</strong> "
+            "(<a href='/auth/logout'>sign out</a>)</p>"
+            if grant is not None and grant.kind == "user"
+            else ""
+        )
         return HTMLResponse(
             "<!doctype html><html lang='en'><meta charset='utf-8'><title>cmio</title>"
             "<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:48rem}"
             "td{padding:.2rem 1rem .2rem 0}td:last-child{text-align:right}</style>"
-            f"<h1>cmio</h1><p>Clinical informatics platform, version {__version__}. "
+            f"<h1>cmio</h1>{who}<p>Clinical informatics platform, version {__version__}. "
             "The FHIR R4 API is at <a href='/fhir/metadata'>/fhir</a> "
             f"(store: {env.repository.dialect}).</p>"
             "<h2>Patient database</h2><table><tr><th>resource type</th><th>count</th></tr>"
