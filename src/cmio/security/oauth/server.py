@@ -73,7 +73,6 @@ class AuthServer:
         """
         self.settings = settings
         self.kv = kv
-        self.keys = keys
         self.clock = clock
         hasher = PasswordHasher(
             time_cost=settings.password_time_cost, memory_cost=settings.password_memory_kib
@@ -127,6 +126,16 @@ class AuthServer:
             oidc=oidc,
             patient_exists=patient_exists,
         )
+
+    @property
+    def keys(self) -> KeyRing:
+        """The signing keys (those of :attr:`tokens`)."""
+        return self.tokens.keys
+
+    @keys.setter
+    def keys(self, ring: KeyRing) -> None:
+        """Use new keys (a rotation) for signing and verifying."""
+        self.tokens.keys = ring
 
     def client_jwks(self, url: str) -> dict[str, Any]:
         """A backend client's published JWKS, cached for five minutes."""
