@@ -126,6 +126,15 @@ def test_each_interaction_writes_one_record(router: FhirRouter) -> None:
                 f"{k}={v}".replace("/", "%2F") for k, v in query
             )
     assert got[-1]["outcome"] == "4" and "deleted" in got[-1]["outcomeDesc"]
+    patched = call(
+        router, "PATCH", f"Patient/{pid}", [{"op": "add", "path": "/active", "value": True}],
+        headers={"content-type": "application/json-patch+json"},
+    )  # fmt: skip
+    assert patched.status == 200, patched.body
+    got = records(router)
+    assert len(got) == done + 1
+    assert (got[-1]["subtype"][0]["code"], got[-1]["action"]) == ("patch", "U")
+    assert f"Patient/{pid}/_history/2" in _refs(got[-1])
 
 
 def test_bundles(router: FhirRouter) -> None:
