@@ -139,6 +139,9 @@ def test_cors_allow_list_and_preflight(server: CmioApp) -> None:
         HardeningPolicy.from_environment({"CMIO_CORS_ORIGINS": "*"})
     policy = HardeningPolicy.from_environment({"CMIO_CORS_ORIGINS": f"{ORIGIN}/, http://x.org"})
     assert policy.cors_origins == {ORIGIN, "http://x.org"} and policy.rate_per_second == 100
+    assert HardeningPolicy.from_environment({"CMIO_AUTH": "off"}).rate_per_second == 0
+    limited = HardeningPolicy.from_environment({"CMIO_AUTH": "off", "CMIO_RATE_LIMIT": "5"})
+    assert limited.rate_per_second == 5
 
 
 def test_url_header_and_body_limits(server: CmioApp) -> None:

@@ -85,8 +85,9 @@ class HardeningPolicy:
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> HardeningPolicy:
         """The product policy: ``CMIO_CORS_ORIGINS`` (comma-separated), ``CMIO_RATE_LIMIT``
-        (requests per second per client, default 100; 0 disables), ``CMIO_RATE_BURST``
-        (default 200), ``CMIO_MAX_URL_BYTES`` (default 8192).
+        (requests per second per client; 0 disables; default 100 with authentication on,
+        0 with ``CMIO_AUTH=off``, i.e. loopback development and benchmarks),
+        ``CMIO_RATE_BURST`` (default 200), ``CMIO_MAX_URL_BYTES`` (default 8192).
 
         Raises:
             ValueError: a value is not a number, or an origin is ``*`` or not a URL origin.
@@ -101,9 +102,10 @@ class HardeningPolicy:
                     f"CMIO_CORS_ORIGINS: {origin!r} is not an origin like https://app.example.org"
                 )
         defaults = cls()
+        auth_off = env.get("CMIO_AUTH", "on").strip().lower() in ("off", "0", "false", "no")
         return cls(
             cors_origins=origins,
-            rate_per_second=float(env.get("CMIO_RATE_LIMIT", "100")),
+            rate_per_second=float(env.get("CMIO_RATE_LIMIT", "0" if auth_off else "100")),
             burst=int(env.get("CMIO_RATE_BURST", str(defaults.burst))),
             max_url_bytes=int(env.get("CMIO_MAX_URL_BYTES", str(defaults.max_url_bytes))),
         )
