@@ -19,8 +19,10 @@ from cmio.measures.ehr_use import (
     SqlEngine,
     compute_ehr_use,
     read_audit_csv,
+    read_views,
 )
 from cmio.measures.ehr_use.inputs import ACTIVITY_SYSTEM
+from cmio.measures.ehr_use.metrics import ehr_use
 
 PERIOD = Period.parse("2026-03/2026-04")
 DAY = "2026-03-02"
@@ -186,6 +188,20 @@ def engine(request: pytest.FixtureRequest) -> Iterator[SqlEngine]:
             yield eng
 
 
+@pytest.fixture(scope="module")
+def clinic_inputs() -> dict[str, pa.Table]:
+    """The clinic's input tables, read once."""
+    return read_views(clinic())
+
+
+def _run(
+    inputs: dict[str, pa.Table], audit: pa.Table | None = None, rules: SessionRules | None = None
+) -> dict[str, pa.Table]:
+    tables = dict(inputs) if audit is None else {**inputs, "audit_events": audit}
+    with SqlEngine(threads=1) as engine:
+        return ehr_use(tables, PERIOD, engine, rules)
+
+
 def _rows(table: pa.Table, *keys: str) -> dict[tuple[Any, ...], dict[str, Any]]:
     return {tuple(r[k] for k in keys): r for r in table.to_pylist()}
 
@@ -240,9 +256,8 @@ def test_sessions_attribution_and_metrics(engine: SqlEngine) -> None:
     assert peers[("c", "ehr_time8")]["peers"] == 1
 
 
-def test_timeout_is_a_parameter() -> None:
-    with SqlEngine() as engine:
-        out = compute_ehr_use(clinic(), PERIOD, engine=engine, rules=SessionRules(timeout_s=60))
+def test_timeout_is_a_parameter(clinic_inputs: dict[str, pa.Table]) -> None:
+    out = _run(clinic_inputs, rules=SessionRules(timeout_s=60))
     a = _rows(out["clinician_month"], "user_id", "month")[("a", "2026-03")]
     # Every gap above is longer than a minute: each event is its own session, except
     # that the 21:12 point read still starts a (zero-length) session.
@@ -276,18 +291,15 @@ def _write_csv(path: Path, rows: Sequence[tuple[str, ...]]) -> None:
     path.write_text(header + "\n" + "\n".join(",".join(r) for r in rows) + "\n", encoding="utf-8")
 
 
-def test_vendor_csv_gives_the_same_metrics(tmp_path: Path) -> None:
-    resources = clinic()
-    events = [r for r in resources if r["resourceType"] == "AuditEvent" and r["outcome"] == "0"]
-    others = [r for r in resources if r["resourceType"] != "AuditEvent"]
-    _write_csv(tmp_path / "log.csv", _csv_rows(events))
-    with SqlEngine() as engine:
-        balp = compute_ehr_use(resources, PERIOD, engine=engine)
-        mapped = compute_ehr_use(
-            others, PERIOD, engine=engine, audit_csv=[tmp_path / "log.csv"],
-            csv_mapping=CsvMapping(object="object"),
-        )  # fmt: skip
-        plain = compute_ehr_use(others, PERIOD, engine=engine, audit_csv=[tmp_path / "log.csv"])
+def test_vendor_csv_gives_the_same_metrics(
+    tmp_path: Path, clinic_inputs: dict[str, pa.Table]
+) -> None:
+    events = [r for r in clinic() if r["resourceType"] == "AuditEvent" and r["outcome"] == "0"]
+    log = tmp_path / "log.csv"
+    _write_csv(log, _csv_rows(events))
+    balp = _run(clinic_inputs)
+    mapped = _run(clinic_inputs, read_audit_csv([log], CsvMapping(object="object")))
+    plain = _run(clinic_inputs, read_audit_csv([log]))
     for name in ("clinician_month", "clinicians", "departments", "peers"):
         assert mapped[name].to_pylist() == balp[name].to_pylist(), name
     # Without an object column prescriptions are unknown; everything else agrees.
@@ -301,7 +313,9 @@ def test_vendor_csv_gives_the_same_metrics(tmp_path: Path) -> None:
         }
 
 
-def test_cmio_audit_events_and_csv_agree(tmp_path: Path) -> None:
+def test_cmio_audit_events_and_csv_agree(
+    tmp_path: Path, clinic_inputs: dict[str, pa.Table]
+) -> None:
     """cmio's own BALP AuditEvents (points at ``recorded``) and a vendor CSV with the same
     actions give identical metrics; the activity class follows the object."""
     from cmio.security.audit.events import AuditFacts, build_event
@@ -324,13 +338,10 @@ def test_cmio_audit_events_and_csv_agree(tmp_path: Path) -> None:
     rows = [("a", "Dr A", _ts(DAY, clock), i.upper(), "MRN1", cls, "S", "W", "", f"{t}/{r}")
             for clock, i, t, r, cls in actions]  # fmt: skip
     _write_csv(tmp_path / "log.csv", rows)
-    others = [r for r in clinic() if r["resourceType"] != "AuditEvent"]
-    with SqlEngine() as engine:
-        own = compute_ehr_use(others + events, PERIOD, engine=engine)
-        vendor = compute_ehr_use(
-            others, PERIOD, engine=engine, audit_csv=[tmp_path / "log.csv"],
-            csv_mapping=CsvMapping(object="object"),
-        )  # fmt: skip
+    own = _run(clinic_inputs, read_views(events)["audit_events"])
+    vendor = _run(
+        clinic_inputs, read_audit_csv([tmp_path / "log.csv"], CsvMapping(object="object"))
+    )
     a = _rows(own["clinician_month"], "user_id", "month")[("a", "2026-03")]
     # 09:01:00-09:07:00 (gaps 150 s, 210 s) then 330 s to 09:12:30: new session.
     assert (a["ehr_s"], a["note_s"], a["rx_s"], a["in_s"]) == (360 + 299, 210 + 299, 0, 360)
@@ -365,8 +376,6 @@ def _keyed(table: pa.Table) -> dict[str, Any]:
 
 
 def test_duckdb_and_postgres_agree_on_synthetic_system(tmp_path: Path, postgres_url: str) -> None:
-    from cmio.measures.ehr_use import read_views
-    from cmio.measures.ehr_use.metrics import ehr_use
     from cmio.synth.generate import SynthConfig, generate
 
     generate(SynthConfig(patients=40, out=tmp_path / "synth", seed=7))
