@@ -405,3 +405,20 @@ def test_configured_issuer_fixes_iss_and_aud() -> None:
     assert "user/Measure.rs" in claims["scope"].split()
     grant = auth.authenticate(token, "http://other-host/fhir")  # the Host header does not matter
     assert grant.subject == "zed" and grant.roles == {"executive"}
+
+
+def test_online_access_lives_one_session(server: AuthServer, clock: Clock) -> None:
+    user = server.users.get("ana")
+    assert user is not None
+    online = authorize.check_request(server, _params(scope="user/Patient.rs online_access"), BASE)
+    first = grants.token(server, _form(authorize.approve(server, online, user, None)), None, BASE)
+    refresh = {"grant_type": "refresh_token", "client_id": "app"}
+    clock.now += server.settings.session_ttl - 60
+    second = grants.token(server, {**refresh, "refresh_token": first["refresh_token"]}, None, BASE)
+    clock.now += 120  # the session is over: rotation did not extend it
+    with pytest.raises(OAuthError, match="unknown or expired"):
+        grants.token(server, {**refresh, "refresh_token": second["refresh_token"]}, None, BASE)
+    offline = authorize.check_request(server, _params(scope="user/Patient.rs offline_access"), BASE)
+    kept = grants.token(server, _form(authorize.approve(server, offline, user, None)), None, BASE)
+    clock.now += server.settings.session_ttl * 3
+    assert grants.introspect(server, kept["refresh_token"], BASE)["active"] is True

@@ -162,7 +162,11 @@ def _user_tokens(
     patient: str | None,
     fhir_base: str,
     family: str | None = None,
+    refresh_expires: float | None = None,
 ) -> dict[str, Any]:
+    """Access token, and a refresh token for ``offline_access`` (lives
+    ``refresh_token_ttl``, extended by each rotation) or ``online_access`` (lives one
+    login session, ``session_ttl``, never extended)."""
     access, claims = server.issue_for_user(
         user, fhir_base, client_id=client.client_id, scopes=scopes, patient=patient
     )
@@ -178,6 +182,10 @@ def _user_tokens(
         response["fhirUser"] = user.fhir_user
     if scopes & {"offline_access", "online_access"}:
         refresh = secrets.token_urlsafe(32)
+        if "offline_access" in scopes:
+            expires = server.clock() + server.settings.refresh_token_ttl
+        else:
+            expires = refresh_expires or server.clock() + server.settings.session_ttl
         server.refresh_tokens.put(
             hash_secret(refresh),
             {
@@ -186,7 +194,7 @@ def _user_tokens(
                 "scopes": sorted(scopes),
                 "patient": patient,
                 "family": family or secrets.token_hex(16),
-                "exp": server.clock() + server.settings.refresh_token_ttl,
+                "exp": expires,
                 "used": False,
             },
         )
@@ -248,7 +256,9 @@ def _refresh_grant(
         if not asked <= scopes:
             raise OAuthError("invalid_scope", "a refresh cannot add scopes")
         scopes = asked
-    return _user_tokens(server, client, user, scopes, found.get("patient"), fhir_base, family)
+    return _user_tokens(
+        server, client, user, scopes, found.get("patient"), fhir_base, family, found["exp"]
+    )
 
 
 def _client_credentials(
