@@ -65,6 +65,7 @@ def default_operations() -> dict[str, Operation]:
         )
     )
     table += _viewdefinition_export_operations()
+    table += _measure_operations()
     return {op.name: op for op in table}
 
 
@@ -124,6 +125,27 @@ def _viewdefinition_export_operations() -> list[Operation]:
             methods=frozenset({"GET"}),
             own_formats=True,
         ),
+    ]
+
+
+def _measure_operations() -> list[Operation]:
+    """$evaluate-measure (instance and type level) and $care-gaps (type level) on Measure."""
+
+    def evaluate(
+        env: Env, request: FhirRequest, rtype: str | None, rid: str | None
+    ) -> FhirResponse:
+        from cmio.api.ops.evaluate_measure import evaluate_measure
+
+        return evaluate_measure(env, request, rtype, rid)
+
+    def gaps(env: Env, request: FhirRequest, rtype: str | None, rid: str | None) -> FhirResponse:
+        from cmio.api.ops.care_gaps import care_gaps
+
+        return care_gaps(env, request, rtype, rid)
+
+    return [
+        Operation("evaluate-measure", evaluate, frozenset({"Measure"})),
+        Operation("care-gaps", gaps, frozenset({"Measure"}), instance=False),
     ]
 
 

@@ -12,6 +12,7 @@ from cmio.cli import (
     hl7_cmd,
     hl7v2_feed_cmd,
     import_cmd,
+    measures_cmd,
     oversight_cmd,
     reindex_cmd,
     serve_cmd,
@@ -48,6 +49,7 @@ terminology_cmd.register(app)
 reindex_cmd.register(app)
 view_cmd.register(app)
 view_materialize_cmd.register(app)
+measures_cmd.register(app)
 audit_cmd.register(app)
 user_cmd.register(app)
 oversight_cmd.register(app)

@@ -149,6 +149,12 @@ class DuckDbEngine:
 
         if isinstance(source, str | Path):
             resolved = resolve_source(source, resource_type)
+            if not resolved.files:  # no file of this type: an empty table
+                empty: exp.Expression = exp.maybe_parse(
+                    "SELECT CAST(NULL AS VARCHAR) AS resource WHERE FALSE", dialect="duckdb"
+                )
+                assert isinstance(empty, exp.Query)
+                return empty.subquery("_in"), False
             runner = DuckDbRunner(self.compiler.model)
             return runner._relation(resolved), not resolved.single_type
         if "cmio_in_resources" not in self._inputs:
@@ -305,7 +311,11 @@ class SparkEngine:
         if isinstance(source, Repository):
             data = [json.loads(s.data) for s in source.iter_current() if s.data is not None]
         for name, view in views.items():
-            frame = spark_frame(view, data, self.spark)
+            typed = data
+            folder = isinstance(data, str | Path) and Path(data).is_dir()
+            if folder and not find_files(Path(data), parse_view(view).resource)[1]:
+                typed = []  # no file of this type: an empty frame
+            frame = spark_frame(view, typed, self.spark)
             frame.cache().createOrReplaceTempView(name)
             self._names.append(name)
 

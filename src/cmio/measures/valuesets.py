@@ -44,6 +44,10 @@ VALUESET_SCHEMA = pa.schema(
 """The expansion table: the value set's computable ``name``, its ``url``, and one member."""
 
 
+_PARTIAL = ("not-present", "example", "fragment")
+"""CodeSystem contents that do not hold every code (the core package's SNOMED CT stub)."""
+
+
 class ValueSetError(ValueError):
     """A value set is missing or cannot be expanded (the message names it)."""
 
@@ -63,7 +67,7 @@ def fragment_code_systems(
     valuesets: Iterable[Mapping[str, Any]], resources: TerminologyResources | None = None
 ) -> list[dict[str, Any]]:
     """``content = fragment`` CodeSystems of the codes the value sets enumerate, for each
-    system ``resources`` does not know."""
+    system ``resources`` does not hold in full (unknown, or known only as a stub)."""
     codes: dict[str, dict[str, None]] = {}
     for valueset in valuesets:
         for include in valueset.get("compose", {}).get("include", []):
@@ -74,7 +78,8 @@ def fragment_code_systems(
                     bucket[str(concept["code"])] = None
     out = []
     for system, members in sorted(codes.items()):
-        if resources is not None and resources.code_system(system) is not None:
+        known = resources.code_system(system) if resources is not None else None
+        if known is not None and getattr(known, "content", "complete") not in _PARTIAL:
             continue
         out.append(
             {
