@@ -1,6 +1,6 @@
 """HL7 v2 engine benchmark: MLLP throughput with durable ACKs, and receipt-to-stored latency.
 
-Run: ``python -m bench.hl7 [--seconds 5] [--rounds 3] [--senders 4]``
+Run: ``python -m bench.hl7 [--seconds 5] [--rounds 3] [--senders 4] [--no-shortcuts]``
 
 Each round starts servers in child processes and drives them from this process with
 ``--senders`` concurrent MLLP connections:
@@ -17,6 +17,9 @@ most) and ``window`` (each sender keeps 16 messages in flight, ACKs in order). O
 messages carry 10 OBX; ADT^A08 messages one patient update. Latency receipt-to-stored
 is measured separately at a paced rate from the journal (``processed_at - received_at``;
 the store committed before ``processed_at``). Medians over rounds; ratios cmio/baseline.
+``--no-shortcuts`` runs the store sink without its identifier shortcuts (every conditional
+entry searched, unchanged patients and visits rewritten): the store path of the previous
+code, for side-by-side runs.
 """
 
 from __future__ import annotations
@@ -137,7 +140,7 @@ def serve_baseline(path: str) -> None:
     asyncio.run(main())
 
 
-def serve_cmio(journal: str, store: str | None) -> None:
+def serve_cmio(journal: str, store: str | None, shortcuts: bool = True) -> None:
     """The engine: journal + ACK; with ``store``, processing into a SQLite FHIR store."""
     from cmio.interfaces.hl7v2.engine.channels import parse_channel
     from cmio.interfaces.hl7v2.engine.runtime import Engine
@@ -163,7 +166,7 @@ def serve_cmio(journal: str, store: str | None) -> None:
         from cmio.api.router import FhirRouter
 
         env = build_env(f"sqlite:///{store}", Settings(validation="off", terminology_db=None))
-        sink = RouterSink(FhirRouter(env))
+        sink = RouterSink(FhirRouter(env), shortcuts=shortcuts)
     engine = Engine([config], sink, supported_types=frozenset(SUPPORTED), process=bool(store))
     engine.start()
     stop = asyncio.Event()
@@ -171,8 +174,9 @@ def serve_cmio(journal: str, store: str | None) -> None:
 
 
 def start_server(args: list[str]) -> tuple[subprocess.Popen[str], int]:
+    extra = ["--no-shortcuts"] if "--no-shortcuts" in sys.argv else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.hl7", *args], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "bench.hl7", *extra, *args], stdout=subprocess.PIPE, text=True
     )
     assert proc.stdout is not None
     return proc, int(proc.stdout.readline())
@@ -303,6 +307,7 @@ def main() -> None:
     parser.add_argument("--paced-rate", type=float, default=5.0)
     parser.add_argument("--backlog", type=int, default=200)
     parser.add_argument("--latency-only", action="store_true", help="skip the throughput rounds")
+    parser.add_argument("--no-shortcuts", action="store_true", help="the previous store path")
     parser.add_argument("--serve", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -310,7 +315,7 @@ def main() -> None:
         if kind == "baseline":
             serve_baseline(rest[0])
         else:
-            serve_cmio(rest[0], rest[1] if len(rest) > 1 else None)
+            serve_cmio(rest[0], rest[1] if len(rest) > 1 else None, not args.no_shortcuts)
         return
     tmp = tempfile.mkdtemp(prefix="cmio-hl7-bench-")
     print(f"fdatasync: {fdatasync_rate(tmp):,.0f}/s; load average {os.getloadavg()[0]:.1f}")

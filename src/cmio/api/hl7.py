@@ -6,7 +6,9 @@ shares one outer transaction (one commit: SQLite's own nesting, PostgreSQL's
 :meth:`~cmio.store.postgres.PostgresRepository.atomic`) and each message is a SAVEPOINT
 of its own: a refused message rolls back alone. An ADT^A40 merge runs after its
 message's Bundle in the same savepoint, then the marker Provenance, so the three
-commit together or not at all on both backends.
+commit together or not at all on both backends. Entries conditional on an identifier
+whose resource the sink has seen are resolved by a primary-key read instead of a search,
+and dropped when they would change nothing (:mod:`~cmio.interfaces.hl7v2.engine.shortcuts`).
 
 :func:`health_routes` serves the dashboard's ``/interfaces/health`` (JSON) and the
 Prometheus ``/metrics`` endpoint from the engine's journal file.
@@ -28,12 +30,20 @@ from cmio.api.http import FhirRequest
 from cmio.api.router import FhirRouter
 from cmio.interfaces.hl7v2.engine.destinations import SinkItem, SinkOutcome
 from cmio.interfaces.hl7v2.engine.metrics import read_health, to_prometheus
-from cmio.store.base import GoneError, NotFoundError
+from cmio.interfaces.hl7v2.engine.shortcuts import (
+    IdentifierCondition,
+    carries_identifier,
+    identifier_condition,
+    replace_references,
+    same_content,
+)
+from cmio.store.base import GoneError, NotFoundError, StoredResource
 from cmio.store.postgres import PostgresRepository
 
 __all__ = ["RouterClient", "RouterSink", "health_routes"]
 
 _HEADERS = {"content-type": "application/fhir+json", "prefer": "return=minimal"}
+_KNOWN_IDS = 100_000  # identifiers remembered per sink (then it starts over)
 
 
 class _Refused(Exception):
@@ -49,10 +59,14 @@ class RouterClient:
         self.router = router
 
     def request(
-        self, method: str, path: str, query: list[tuple[str, str]], body: dict[str, Any] | None
+        self,
+        method: str,
+        path: str,
+        query: list[tuple[str, str]],
+        body: dict[str, Any] | bytes | None,
     ) -> tuple[int, dict[str, Any]]:
-        """Perform one interaction; the status and the parsed JSON body."""
-        raw = b"" if body is None else orjson.dumps(body)
+        """Perform one interaction; the status and the parsed JSON body (given parsed or as JSON)."""
+        raw = body if isinstance(body, bytes) else b"" if body is None else orjson.dumps(body)
         response = self.router.handle(
             FhirRequest(method, path, list(query), headers=dict(_HEADERS), body=raw)
         )
@@ -61,12 +75,22 @@ class RouterClient:
 
 
 class RouterSink:
-    """The engine's :class:`~cmio.interfaces.hl7v2.engine.destinations.TransactionSink`."""
+    """The engine's :class:`~cmio.interfaces.hl7v2.engine.destinations.TransactionSink`.
 
-    def __init__(self, router: FhirRouter) -> None:
+    Args:
+        router: the in-process FHIR router.
+        shortcuts: resolve identifier-conditional entries the sink has seen by a read,
+            and drop those that would change nothing (False: every entry as mapped).
+    """
+
+    def __init__(self, router: FhirRouter, *, shortcuts: bool = True) -> None:
         self.router = router
         self.client = RouterClient(router)
         self.repository = router.env.repository
+        self.shortcuts = shortcuts
+        self._ids: dict[tuple[str, str, str], str] = {}  # (type, system, value) -> id
+        self.skipped = 0
+        """Entries answered without a search or a write (resolved or unchanged)."""
 
     def apply(self, items: Sequence[SinkItem]) -> list[SinkOutcome]:
         """Apply each item on its own (a savepoint each), all in one durable commit."""
@@ -98,10 +122,17 @@ class RouterSink:
             return refused.outcome
 
     def _one(self, item: SinkItem) -> SinkOutcome:
-        status, body = self.client.request("POST", "", [], item.bundle)
+        bundle, known, targets = (
+            self._shortcut(item.bundle) if self.shortcuts else (item.bundle, (), {})
+        )
+        status, body = self.client.request(
+            "POST", "", [], replace_references(orjson.dumps(bundle), targets)
+        )
         if status != 200:
             raise _Refused(SinkOutcome(status, _diagnostics(body)))
-        locations = tuple(_locations(body))
+        locations = known + tuple(_locations(body))
+        if self.shortcuts:
+            self._learn(bundle, body)
         if item.merge is not None:
             from cmio.interfaces.hl7v2.mapping import MappingError, apply_merge
 
@@ -117,6 +148,68 @@ class RouterSink:
             if status not in (200, 201):
                 raise _Refused(SinkOutcome(status, f"marker: {_diagnostics(body)}"))
         return SinkOutcome(200, "", locations)
+
+    def _shortcut(
+        self, bundle: dict[str, Any]
+    ) -> tuple[dict[str, Any], tuple[str, ...], dict[str, str]]:
+        """The Bundle with known identifier conditionals resolved.
+
+        Returns it, the locations of the entries dropped, and the references to point at
+        them instead (``fullUrl`` -> ``Type/id``).
+        """
+        entries = bundle.get("entry") or []
+        kept: list[dict[str, Any]] = []
+        targets: dict[str, str] = {}
+        known: list[str] = []
+        for entry in entries:
+            cond = identifier_condition(entry)
+            found = None if cond is None else self._known(cond)
+            if cond is None or found is None:
+                kept.append(entry)
+                continue
+            stored, data = found
+            ref = f"{cond.resource_type}/{stored.id}"
+            resource = entry.get("resource") or {}
+            if cond.kind == "create" or same_content(data, resource):
+                if entry.get("fullUrl"):
+                    targets[entry["fullUrl"]] = ref
+                known.append(f"{ref}/_history/{stored.version}")
+            else:
+                kept.append({**entry, "resource": {**resource, "id": stored.id},
+                             "request": {"method": "PUT", "url": ref}})  # fmt: skip
+            self.skipped += 1
+        if len(kept) == len(entries) and all(a is b for a, b in zip(kept, entries, strict=True)):
+            return bundle, (), {}  # nothing known: as mapped
+        return {**bundle, "entry": kept}, tuple(known), targets
+
+    def _known(self, cond: IdentifierCondition) -> tuple[StoredResource, dict[str, Any]] | None:
+        """The stored resource remembered for an identifier, if it still carries it."""
+        rid = self._ids.get(cond.key)
+        if rid is None:
+            return None
+        try:
+            stored = self.repository.read(cond.resource_type, rid)
+        except (NotFoundError, GoneError):
+            self._ids.pop(cond.key, None)
+            return None
+        data = orjson.loads(stored.data) if stored.data else {}
+        if not carries_identifier(data, cond.system, cond.value):
+            self._ids.pop(cond.key, None)
+            return None
+        return stored, data
+
+    def _learn(self, bundle: dict[str, Any], body: dict[str, Any]) -> None:
+        """Remember which resource the store found or made for each identifier condition."""
+        replies = body.get("entry") or []
+        for entry, reply in zip(bundle.get("entry") or [], replies, strict=False):
+            cond = identifier_condition(entry)
+            location = str((reply.get("response") or {}).get("location") or "")
+            parts = location.split("/fhir/", 1)[-1].split("/")
+            if cond is None or len(parts) < 2 or parts[0] != cond.resource_type:
+                continue
+            if len(self._ids) >= _KNOWN_IDS:
+                self._ids.clear()
+            self._ids[cond.key] = parts[1]
 
 
 def _locations(body: dict[str, Any]) -> Iterator[str]:

@@ -70,7 +70,7 @@ def test_engine_into_postgres(tmp_path: Path, postgres_url: str) -> None:
         env.repository.close()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def pg_env(postgres_url: str) -> Iterator[Env]:
     schema = f"hl7_{uuid.uuid4().hex[:16]}"
     with psycopg.connect(postgres_url, autocommit=True) as conn:
@@ -111,9 +111,8 @@ class Injected(RuntimeError):
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("where", ["before-merge", "before-marker"])
 def test_a40_bundle_merge_and_marker_commit_together(
-    pg_env: Env, monkeypatch: pytest.MonkeyPatch, where: str
+    pg_env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sink = RouterSink(FhirRouter(pg_env))
     setup = [item_for(m) for m in (samples.ADT_A28, samples.ADT_A31, samples.ADT_A11)]
@@ -122,19 +121,20 @@ def test_a40_bundle_merge_and_marker_commit_together(
     a40 = item_for(samples.ADT_A40)
     assert a40.merge is not None and a40.marker is not None
     real_merge = v2fhir.apply_merge
+    for where in ("before-merge", "before-marker"):
 
-    def faulty(client: Any, merge: Any) -> Any:
-        if where == "before-merge":
-            raise Injected("the store went away between the Bundle and the merge")
-        outcome = real_merge(client, merge)  # the merge is written, the marker not yet
-        raise Injected(f"the store went away after merging {outcome.prior_id}")
+        def faulty(client: Any, merge: Any, where: str = where) -> Any:
+            if where == "before-merge":
+                raise Injected("the store went away between the Bundle and the merge")
+            outcome = real_merge(client, merge)  # the merge is written, the marker not yet
+            raise Injected(f"the store went away after merging {outcome.prior_id}")
 
-    monkeypatch.setattr(v2fhir, "apply_merge", faulty)
-    with pytest.raises(Injected):
-        sink.apply([a40])
-    assert snapshot(pg_env) == before  # the Bundle (and merge) rolled back with it
-    with pytest.raises(NotFoundError):
-        pg_env.repository.read("Provenance", a40.marker["id"])
+        monkeypatch.setattr(v2fhir, "apply_merge", faulty)
+        with pytest.raises(Injected):
+            sink.apply([a40])
+        assert snapshot(pg_env) == before, where  # the Bundle (and merge) rolled back with it
+        with pytest.raises(NotFoundError):
+            pg_env.repository.read("Provenance", a40.marker["id"])
     monkeypatch.setattr(v2fhir, "apply_merge", real_merge)
     (outcome,) = sink.apply([a40])  # the retry applies all three, once
     assert outcome.status == 200, outcome.detail

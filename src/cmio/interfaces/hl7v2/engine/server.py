@@ -105,7 +105,7 @@ class Channel:
                            field=exc.field, position=exc.position)  # fmt: skip
             base.error = err.text
             return base, header, err
-        refusal = self._policy(message, header)
+        refusal = self._policy(header)
         if refusal is not None:
             err = refusal
             base.ack_code = "AE" if err.code == ERR_REQUIRED_FIELD else "AR"
@@ -116,30 +116,30 @@ class Channel:
         base.payload = message
         return base, header, None
 
-    def _policy(self, message: Message, header: Header) -> AckError | None:
+    def _policy(self, header: Header) -> AckError | None:
+        """AE/AR reasons from MSH (read once by :func:`read_header`; the parse checked it)."""
         accept = self.config.accept
         if not header.control_id:
             return AckError(ERR_REQUIRED_FIELD, "MSH-10 (message control id) is empty",
                             segment="MSH", sequence=1, field=10)  # fmt: skip
-        mtype = message.message_type
-        if not mtype.code:
+        code, _, event = header.message_type.partition("^")
+        if not code:
             return AckError(ERR_REQUIRED_FIELD, "MSH-9 (message type) is empty",
                             segment="MSH", sequence=1, field=9)  # fmt: skip
-        version = message.version
+        version = header.version
         if version not in accept.versions:
             return AckError(ERR_UNSUPPORTED_VERSION,
                             f"version {version!r} is not accepted by channel {self.config.name}",
                             segment="MSH", sequence=1, field=12)  # fmt: skip
-        if self.types and f"{mtype.code}^{mtype.event}" not in self.types:
+        if self.types and f"{code}^{event}" not in self.types:
             return AckError(
                 ERR_UNSUPPORTED_TYPE,
-                f"message type {mtype.code}^{mtype.event} is not accepted by channel"
-                f" {self.config.name}",
+                f"message type {code}^{event} is not accepted by channel {self.config.name}",
                 segment="MSH",
                 sequence=1,
                 field=9,
             )
-        processing = message.processing_id
+        processing = header.processing_id
         if processing not in accept.processing_ids:
             return AckError(
                 ERR_UNSUPPORTED_PROCESSING_ID,
