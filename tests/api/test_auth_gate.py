@@ -47,6 +47,9 @@ def test_public_routes_need_no_token(server: ServerThread) -> None:
     assert config["issuer"] == origin
     assert config["token_endpoint"] == origin + "/auth/token"
     assert "S256" in config["code_challenge_methods_supported"]
+    oidc = httpx.get(origin + "/.well-known/openid-configuration").json()
+    assert oidc["issuer"] == origin and oidc["jwks_uri"] == config["jwks_uri"]
+    assert oidc["id_token_signing_alg_values_supported"] == ["ES256"]
     keys = httpx.get(config["jwks_uri"]).json()["keys"]
     assert keys and all("d" not in k for k in keys)
 

@@ -33,6 +33,7 @@ __all__ = [
     "AuthGate",
     "discovery_routes",
     "fhir_base",
+    "openid_configuration",
     "send_unauthorized",
     "smart_configuration",
 ]
@@ -42,7 +43,7 @@ GRANT_KEY = "cmio.grant"
 
 SESSION_COOKIE = "cmio_session"
 PUBLIC_PATHS = frozenset({"/fhir/metadata", "/.well-known/smart-configuration", "/health"})
-_ROUTED = ("/auth/", "/.well-known/smart-configuration")
+_ROUTED = ("/auth/", "/.well-known/smart-configuration", "/.well-known/openid-configuration")
 _REALM = 'Bearer realm="cmio"'
 
 
@@ -222,6 +223,30 @@ async def discovery(request: Request) -> Response:
     return JSONResponse(smart_configuration(server, fhir_base(request.scope)))
 
 
+def openid_configuration(server: AuthServer, base: str) -> dict[str, Any]:
+    """OpenID Provider metadata for the id_tokens of ``sso-openid-connect``
+    (https://openid.net/specs/openid-connect-discovery-1_0.html#ProviderMetadata)."""
+    origin = server.issuer_for(base)
+    return {
+        "issuer": origin,
+        "authorization_endpoint": f"{origin}/auth/authorize",
+        "token_endpoint": f"{origin}/auth/token",
+        "jwks_uri": f"{origin}/auth/jwks",
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": sorted({k.alg for k in server.keys.keys}),
+        "scopes_supported": ["openid", "fhirUser", "profile"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nonce", "fhirUser"],
+        "code_challenge_methods_supported": ["S256"],
+    }
+
+
+async def openid_discovery(request: Request) -> Response:
+    """``GET /.well-known/openid-configuration``."""
+    server: AuthServer = request.app.state.auth
+    return JSONResponse(openid_configuration(server, fhir_base(request.scope)))
+
+
 async def jwks(request: Request) -> Response:
     """``GET /auth/jwks``: the public signing keys."""
     server: AuthServer = request.app.state.auth
@@ -232,5 +257,6 @@ def discovery_routes() -> list[Route]:
     """The discovery and JWKS routes."""
     return [
         Route("/.well-known/smart-configuration", discovery),
+        Route("/.well-known/openid-configuration", openid_discovery),
         Route("/auth/jwks", jwks),
     ]
