@@ -132,6 +132,9 @@ lookup gender          | A                | A         | A                | A    
 export Observation     | D                | D         | D                | D                      | A                      | D          | A                      | D         | A
 reindex                | D                | D         | D                | D                      | D                      | D          | A                      | D         | D
 viewdefinition-run     | D                | D         | D                | D                      | A                      | D          | A                      | D         | A
+evaluate population    | D                | D         | A                | A                      | A                      | A          | A                      | D         | A
+evaluate subject       | D                | D         | D                | D                      | A                      | D          | A                      | D         | A
+care-gaps              | D                | D         | D                | D                      | A                      | D          | A                      | D         | A
 create Condition p1    | D                | D         | A                | A                      | D                      | D          | A                      | D         | D
 create Condition p2    | D                | D         | D                | A                      | D                      | D          | A                      | D         | D
 update c1 (own)        | D                | D         | A                | A                      | D                      | D          | A                      | D         | D
@@ -245,6 +248,7 @@ VIEW = {
     ],
 }
 FHIR_JSON = {"content-type": "application/fhir+json"}
+PERIOD = {"periodStart": "2026-01-01", "periodEnd": "2026-12-31"}
 
 
 def _patch(path: str, value: Any) -> list[dict[str, Any]]:
@@ -294,6 +298,15 @@ INTERACTIONS: dict[str, Callable[[Caller], str]] = {
         c.http.get("/$export", params={"_type": "Observation"}, headers={"prefer": "respond-async"})
     ),
     "reindex": lambda c: _passed(c.http.post("/$reindex", json={"resourceType": "Parameters"})),
+    "evaluate population": lambda c: _passed(
+        c.http.get("/Measure/m/$evaluate-measure", params=PERIOD)
+    ),
+    "evaluate subject": lambda c: _passed(
+        c.http.get("/Measure/m/$evaluate-measure", params={**PERIOD, "subject": "Patient/p1"})
+    ),
+    "care-gaps": lambda c: _passed(
+        c.http.get("/Measure/$care-gaps", params={**PERIOD, "subject": "Patient/p1"})
+    ),
     "viewdefinition-run": lambda c: _passed(
         c.http.post("/$viewdefinition-run", json=VIEW, headers=FHIR_JSON)
     ),

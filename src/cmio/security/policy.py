@@ -416,8 +416,8 @@ class Policy:
                 return ALLOW
             return Decision("deny", "$reindex is reserved to administrators")
         target = rtype or "*"
-        if self.grant.break_glass is not None and name != "validate":
-            return self._unbroken().operation(name, rtype)  # emergencies reach patients only
+        if self.grant.break_glass is not None and name != "validate":  # patients only
+            return self._unbroken().operation(name, rtype, subject_level=subject_level)
         if name == "validate":
             if any(self.access(p, target) is not None for p in "cruds"):
                 return ALLOW
