@@ -112,6 +112,7 @@ def one_run(url: str, model: Model, audit: bool, args: argparse.Namespace) -> di
         out = {"creates_per_s": args.creates / create_s, "reads_per_s": args.reads / read_s}
         auditor = app.env.auditor
         if auditor is not None:
+            out["batch"] = auditor.writer.records / max(1, auditor.writer.batches)
             auditor.writer.close()
             start = time.perf_counter()
             copied = auditor.index.sync()
@@ -167,6 +168,8 @@ def main() -> None:
     on_runs = results[True]
     index = statistics.median(r["index_per_s"] for r in on_runs)
     print(f"AuditEvent index (lazy copy): {index:.0f} records/s over {on_runs[0]['records']:.0f}")
+    batch = statistics.median(r["batch"] for r in on_runs)
+    print(f"audit records per group commit (reads and failures): {batch:.1f}")
     print(f"chains verified: {all(r['chain_ok'] for r in on_runs)}")
 
 

@@ -49,6 +49,10 @@ class AuditWriter:
         self._lock = threading.Lock()
         self._closed = False
         self._last = 0  # the size of the last batch
+        self.batches = 0
+        """Commits so far (with :attr:`records`, the mean batch size)."""
+        self.records = 0
+        """Records written so far."""
 
     def submit(self, event: Mapping[str, Any]) -> Future[None]:
         """Queue ``event``; the future resolves once it is durable (or fails)."""
@@ -116,6 +120,7 @@ class AuditWriter:
         error: Exception | None = None
         try:
             self.log.append_now([job.event for job in batch])
+            self.batches, self.records = self.batches + 1, self.records + len(batch)
         except Exception as exc:
             _LOG.exception("writing %d audit records failed", len(batch))
             error = exc
