@@ -15,7 +15,13 @@ from typer.testing import CliRunner
 
 from cmio.api.app import CmioApp, build_env
 from cmio.api.env import Settings
-from cmio.api.hardening import DATA_CSP, HTML_CSP, HardeningPolicy, RateLimiter
+from cmio.api.hardening import (
+    DATA_CSP,
+    HTML_CSP,
+    HardeningMiddleware,
+    HardeningPolicy,
+    RateLimiter,
+)
 from cmio.cli.main import app as cli
 from cmio.model import Model, load_model
 
@@ -29,7 +35,11 @@ def model() -> Model:
 
 def make_app(tmp: Path, model: Model, policy: HardeningPolicy | None) -> CmioApp:
     settings = Settings(
-        terminology_db=None, export_dir=str(tmp / "exports"), hardening=policy, max_body_bytes=4096
+        terminology_db=None,
+        export_dir=str(tmp / "exports"),
+        hardening=policy,
+        max_body_bytes=4096,
+        validation="off",
     )
     return CmioApp(build_env(f"sqlite:///{tmp / 'h.db'}", settings, model=model))
 
@@ -167,15 +177,14 @@ def test_url_header_and_body_limits(server: CmioApp) -> None:
         assert response.headers["x-content-type-options"] == "nosniff"
 
 
-def test_rate_limit_per_client_answers_429_with_retry_after(tmp_path: Path, model: Model) -> None:
-    application = make_app(tmp_path, model, HardeningPolicy(rate_per_second=0.2, burst=3))
-    try:
-        with client(application) as http:
-            first = [http.get("/fhir/metadata").status_code for _ in range(3)]
-            limited = http.get("/fhir/metadata")
-            other = http.get("/fhir/metadata", headers={"authorization": "Bearer other"})
-    finally:
-        application.close()
+def test_rate_limit_per_client_answers_429_with_retry_after(server: CmioApp) -> None:
+    limited_app = HardeningMiddleware(
+        server._dispatch, HardeningPolicy(rate_per_second=0.2, burst=3)
+    )
+    with client(limited_app) as http:
+        first = [http.get("/fhir/metadata").status_code for _ in range(3)]
+        limited = http.get("/fhir/metadata")
+        other = http.get("/fhir/metadata", headers={"authorization": "Bearer other"})
     assert first == [200, 200, 200]
     assert limited.status_code == 429
     assert int(limited.headers["retry-after"]) >= 1
@@ -196,9 +205,8 @@ def test_token_bucket_refills() -> None:
 
 
 def test_no_stack_trace_in_any_response(
-    tmp_path: Path, model: Model, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    server: CmioApp, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    application = make_app(tmp_path, model, None)
     secret = f"boom at {os.path.abspath(__file__)}"
 
     def failing_route(*_: Any) -> Any:
@@ -207,20 +215,17 @@ def test_no_stack_trace_in_any_response(
     async def failing_app(*_: Any) -> None:
         raise RuntimeError(secret)
 
-    try:
-        router = application.fhir.router
-        monkeypatch.setattr(router, "_route", failing_route)
-        with client(application) as http:
-            in_route = http.get("/fhir/Patient/1")
-            application.hardened.app = failing_app
-            escaped = http.get("/fhir/Patient/1")
-    finally:
-        application.close()
+    monkeypatch.setattr(server.fhir.router, "_route", failing_route)
+    with client(server) as http:
+        in_route = http.get("/fhir/Patient/1", headers={"authorization": "Bearer s"})
+    with client(HardeningMiddleware(failing_app)) as http:
+        escaped = http.get("/anything")
     for response in (in_route, escaped):
         assert response.status_code == 500
         text = response.text
         assert "Traceback" not in text and secret not in text and ".py" not in text
         assert outcome(response.content)["issue"][0]["code"] == "exception"
+        assert response.headers["x-content-type-options"] == "nosniff"
     assert "reference" in escaped.text
     logged = [r for r in caplog.records if r.exc_info is not None]
     assert len(logged) >= 2  # the tracebacks went to the server log
@@ -237,3 +242,86 @@ def test_serve_refuses_a_tls_key_others_can_read(tmp_path: Path) -> None:
     assert done.exit_code == 2 and "0644" in done.output
     done = runner.invoke(cli, ["serve", "--tls-cert", str(cert)])
     assert done.exit_code == 2 and "--tls-key" in done.output
+
+
+def self_signed(tmp: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (0600)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path = tmp / "cert.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path = tmp / "key.pem"
+    key_path.touch(mode=0o600)
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_serves_https_with_hsts(tmp_path: Path, server: CmioApp) -> None:
+    import ssl
+    import threading
+    import time
+
+    import uvicorn
+
+    from cmio.cli.serve_cmd import _tls_files
+    from cmio.testing.server import free_port
+
+    cert, key = _tls_files(*map(str, self_signed(tmp_path)))
+    assert cert is not None and key is not None
+    port = free_port()
+    config = uvicorn.Config(
+        server,
+        host="127.0.0.1",
+        port=port,
+        log_level="error",
+        lifespan="off",
+        ssl_certfile=cert,
+        ssl_keyfile=key,
+    )
+    https = uvicorn.Server(config)
+    thread = threading.Thread(target=https.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not https.started:
+            assert time.monotonic() < deadline and thread.is_alive()
+            time.sleep(0.02)
+        context = ssl.create_default_context(cafile=cert)
+        url = f"https://127.0.0.1:{port}/fhir/metadata"
+        response = httpx.get(url, verify=context, headers={"authorization": "Bearer t"})
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(url)  # a certificate nobody trusts by default
+    finally:
+        https.should_exit = True
+        thread.join(10)
+    assert response.status_code == 200
+    assert response.headers["strict-transport-security"].startswith("max-age=")
