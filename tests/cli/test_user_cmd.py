@@ -6,12 +6,15 @@ import json
 import stat
 from pathlib import Path
 
+import click
 import pytest
+import typer
 from argon2 import PasswordHasher
+from click.testing import CliRunner, Result
 from joserfc.jwk import RSAKey
-from typer.testing import CliRunner
+from typer.testing import CliRunner as TyperRunner
 
-from cmio.cli.main import app
+from cmio.cli.main import app as typer_app
 from cmio.cli.serve_cmd import is_loopback
 from cmio.cli.user_cmd import ensure_demo_users
 from cmio.security.kv import RepositoryKeyValue
@@ -19,6 +22,17 @@ from cmio.security.oauth.clients import ClientRegistry
 from cmio.security.roles import ROLES
 from cmio.security.users import UserStore
 from cmio.store import open_repository
+
+
+class _Cli:
+    """The cmio command built once (typer rebuilds it on every invoke: ~0.7 s each)."""
+
+    command: click.Command | None = None
+
+    def invoke(self, args: list[str], input: str | None = None) -> Result:
+        if _Cli.command is None:
+            _Cli.command = typer.main.get_command(typer_app)
+        return CliRunner().invoke(_Cli.command, args, input=input)
 
 
 @pytest.fixture(autouse=True)
@@ -35,11 +49,10 @@ def _secret(tmp_path: Path, text: str, mode: int = 0o600) -> Path:
 
 
 def test_user_commands(tmp_path: Path) -> None:
-    runner = CliRunner()
+    runner = _Cli()
     db = f"sqlite:///{tmp_path / 'cmio.db'}"
     pw = _secret(tmp_path, "a long password")
     added = runner.invoke(
-        app,
         [
             "user",
             "add",
@@ -58,7 +71,6 @@ def test_user_commands(tmp_path: Path) -> None:
     )
     assert added.exit_code == 0, added.output
     again = runner.invoke(
-        app,
         [
             "user",
             "add",
@@ -73,11 +85,10 @@ def test_user_commands(tmp_path: Path) -> None:
     )
     assert again.exit_code == 2 and "already exists" in again.output
     bad_role = runner.invoke(
-        app,
         ["user", "add", "bob", "--role", "surgeon", "--password-file", str(pw), "--database", db],
     )
     assert bad_role.exit_code == 2 and "unknown role" in bad_role.output
-    listed = runner.invoke(app, ["user", "list", "--json", "--database", db])
+    listed = runner.invoke(["user", "list", "--json", "--database", db])
     rows = json.loads(listed.output)
     assert rows == [
         {
@@ -88,21 +99,21 @@ def test_user_commands(tmp_path: Path) -> None:
         }
     ]
     assert "argon2" not in listed.output
-    assert runner.invoke(app, ["user", "disable", "alice", "--database", db]).exit_code == 0
+    assert runner.invoke(["user", "disable", "alice", "--database", db]).exit_code == 0
     pw.write_text("a new password\n")
     assert (
         runner.invoke(
-            app, ["user", "passwd", "alice", "--password-file", str(pw), "--database", db]
+            ["user", "passwd", "alice", "--password-file", str(pw), "--database", db]
         ).exit_code
         == 0
     )
     open_pw = _secret(tmp_path, "world readable pw", 0o644)
     refused = runner.invoke(
-        app, ["user", "passwd", "alice", "--password-file", str(open_pw), "--database", db]
+        ["user", "passwd", "alice", "--password-file", str(open_pw), "--database", db]
     )
     assert refused.exit_code != 0
-    prompted = runner.invoke(
-        app,
+    prompted = TyperRunner().invoke(  # typer's runner answers the hidden prompt
+        typer_app,
         ["user", "add", "carol", "--role", "executive", "--database", db],
         input="prompted password\nprompted password\n",
     )
@@ -119,7 +130,7 @@ def test_user_commands(tmp_path: Path) -> None:
 
 
 def test_client_commands(tmp_path: Path) -> None:
-    runner = CliRunner()
+    runner = _Cli()
     db = f"sqlite:///{tmp_path / 'cmio.db'}"
     key = RSAKey.generate_key(2048, auto_kid=True)
     public = tmp_path / "jwks.json"
@@ -127,7 +138,6 @@ def test_client_commands(tmp_path: Path) -> None:
     private = tmp_path / "private.json"
     private.write_text(json.dumps({"keys": [key.as_dict(private=True)]}))
     ok = runner.invoke(
-        app,
         [
             "client",
             "add",
@@ -144,7 +154,6 @@ def test_client_commands(tmp_path: Path) -> None:
     )
     assert ok.exit_code == 0, ok.output
     leaked = runner.invoke(
-        app,
         [
             "client",
             "add",
@@ -159,7 +168,6 @@ def test_client_commands(tmp_path: Path) -> None:
     )
     assert leaked.exit_code == 2 and "private key" in leaked.output
     confidential = runner.invoke(
-        app,
         [
             "client",
             "add",
@@ -174,9 +182,9 @@ def test_client_commands(tmp_path: Path) -> None:
     )
     assert "client secret (shown once): " in confidential.output
     secret = confidential.output.rsplit(": ", 1)[1].strip()
-    no_uri = runner.invoke(app, ["client", "add", "app", "--database", db])
+    no_uri = runner.invoke(["client", "add", "app", "--database", db])
     assert no_uri.exit_code == 2 and "redirect URI" in no_uri.output
-    listed = runner.invoke(app, ["client", "list", "--database", db]).output
+    listed = runner.invoke(["client", "list", "--database", db]).output
     assert "etl\tbackend" in listed and "portal\tconfidential" in listed
     repository = open_repository(db)
     try:
@@ -211,28 +219,28 @@ def test_no_auth_only_on_loopback(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         assert not is_loopback(host)
     monkeypatch.delenv("CMIO_AUTH", raising=False)
     db = f"sqlite:///{tmp_path / 'cmio.db'}"
-    refused = CliRunner().invoke(app, ["serve", "--no-auth", "--host", "0.0.0.0", "--database", db])
+    refused = _Cli().invoke(["serve", "--no-auth", "--host", "0.0.0.0", "--database", db])
     assert refused.exit_code == 2 and "refused" in refused.output
     monkeypatch.setenv("CMIO_AUTH", "off")
-    also = CliRunner().invoke(app, ["serve", "--host", "10.0.0.5", "--database", db])
+    also = _Cli().invoke(["serve", "--host", "10.0.0.5", "--database", db])
     assert also.exit_code == 2
 
 
 def test_key_rotation_command(tmp_path: Path) -> None:
-    runner = CliRunner()
+    runner = _Cli()
     key_file = tmp_path / "auth-keys.json"
-    first = runner.invoke(app, ["auth-keys", "rotate", "--key-file", str(key_file)])
+    first = runner.invoke(["auth-keys", "rotate", "--key-file", str(key_file)])
     assert first.exit_code == 0, first.output
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     for _ in range(3):
         assert (
             runner.invoke(
-                app, ["auth-keys", "rotate", "--key-file", str(key_file), "--keep", "2"]
+                ["auth-keys", "rotate", "--key-file", str(key_file), "--keep", "2"]
             ).exit_code
             == 0
         )
-    jwks = json.loads(runner.invoke(app, ["auth-keys", "jwks", "--key-file", str(key_file)]).output)
+    jwks = json.loads(runner.invoke(["auth-keys", "jwks", "--key-file", str(key_file)]).output)
     assert len(jwks["keys"]) == 3 and all("d" not in k for k in jwks["keys"])
     key_file.chmod(0o644)
-    refused = runner.invoke(app, ["auth-keys", "rotate", "--key-file", str(key_file)])
+    refused = runner.invoke(["auth-keys", "rotate", "--key-file", str(key_file)])
     assert refused.exit_code == 2 and "chmod 600" in refused.output

@@ -27,9 +27,11 @@ def test_generated_on_first_start_with_0600(tmp_path: Path) -> None:
 
 
 def test_rotation_keeps_old_public_keys(tmp_path: Path) -> None:
-    ring = KeyRing.generate("RS256")
+    rsa = KeyRing.generate("RS256")
+    assert rsa.rotate().current.alg == "RS256"  # the algorithm carries over
+    ring = KeyRing.generate()
     rotated = ring.rotate(keep=2).rotate(keep=2).rotate(keep=2)
-    assert len(rotated.keys) == 3 and rotated.current.alg == "RS256"
+    assert len(rotated.keys) == 3 and rotated.current.alg == "ES256"
     second = ring.rotate()
     assert second.current.kid != ring.current.kid
     assert second.find(ring.current.kid) is not None
