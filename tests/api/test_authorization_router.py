@@ -177,3 +177,40 @@ def test_restrict_search_clauses(router: FhirRouter) -> None:
     with pytest.raises(FhirError) as denied:
         restrict_search(policy_for(env, request), SearchQuery("AuditEvent"))
     assert denied.value.status == 403  # wildcards do not reach the audit trail
+
+
+def test_history_is_filtered_without_a_total(router: FhirRouter) -> None:
+    patient = _grant({"patient/*.rs"}, patient="gp")
+    response = _get(router, "Observation/_history", patient)
+    assert response.status == 200
+    body = orjson.loads(response.body)
+    assert "total" not in body  # versions were left out: no count that would reveal them
+    assert sorted(e["resource"]["id"] for e in body["entry"]) == [
+        "lab-gp",
+        "survey-gp",
+        "vital-gp",
+    ]
+    full = orjson.loads(_get(router, "Observation/_history", None).body)
+    assert full["total"] == 4
+    system = orjson.loads(_get(router, "_history", patient).body)
+    ids = {e["resource"]["id"] for e in system["entry"]}
+    assert ids == {"doc", "gp", "lab-gp", "survey-gp", "vital-gp"}  # doc: not patient data
+
+
+def test_unknown_roles_grant_nothing_more(router: FhirRouter) -> None:
+    grant = _grant(
+        {"user/*.rs"}, roles=frozenset({"clinician", "astronaut"}), fhir_user="Practitioner/doc"
+    )
+    assert _ids(_get(router, "Patient", grant)) == ["gp", "seen", "team"]
+    nobody = _grant({"user/*.rs"}, roles=frozenset({"astronaut"}))
+    assert len(_ids(_get(router, "Patient", nobody))) == 4  # no known role: the token decides
+
+
+def test_denial_names_the_missing_permission(router: FhirRouter) -> None:
+    grant = _grant({"patient/Observation.rs"}, patient="gp")
+    denied = _get(router, "Condition", grant)
+    assert denied.status == 403
+    outcome = orjson.loads(denied.body)
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["code"] == "forbidden"
+    assert "search on Condition" in outcome["issue"][0]["diagnostics"]
