@@ -214,3 +214,20 @@ def test_denial_names_the_missing_permission(router: FhirRouter) -> None:
     assert outcome["resourceType"] == "OperationOutcome"
     assert outcome["issue"][0]["code"] == "forbidden"
     assert "search on Condition" in outcome["issue"][0]["diagnostics"]
+
+
+def test_deleted_resources_answer_410_only_within_reach(router: FhirRouter) -> None:
+    repository = router.env.repository
+    with repository.transaction() as tx:
+        tx.create(_obs("gone-gp", "gp", "laboratory"), id="gone-gp")
+        tx.create(_obs("gone-stranger", "stranger", "laboratory"), id="gone-stranger")
+    with repository.transaction() as tx:
+        tx.delete("Observation", "gone-gp")
+        tx.delete("Observation", "gone-stranger")
+    patient = _grant({"patient/*.rs"}, patient="gp")
+    assert _get(router, "Observation/gone-gp", patient).status == 410
+    hidden = _get(router, "Observation/gone-stranger", patient)
+    absent = _get(router, "Observation/gone-nobody", patient)
+    assert hidden.status == absent.status == 404
+    assert hidden.body == absent.body.replace(b"gone-nobody", b"gone-stranger")
+    assert _get(router, "Observation/gone-stranger", None).status == 410

@@ -130,10 +130,28 @@ def read(env: Env, policy: Policy | None, rtype: str, rid: str) -> StoredResourc
         return env.repository.read(rtype, rid)
     try:
         stored = env.repository.read(rtype, rid)
-    except GoneError:  # a tombstone's compartment is unknown: do not reveal it
-        raise NotFoundError(f"{rtype}/{rid} not found") from None
+    except GoneError:  # 410 only when the last version before the deletion was visible
+        if not _was_visible(env, policy, access, rtype, rid):
+            raise NotFoundError(f"{rtype}/{rid} not found") from None
+        raise
     raise_for(policy.check_access(access, load(stored.data)), rtype, rid)
     return stored
+
+
+def _was_visible(env: Env, policy: Policy, access: Access, rtype: str, rid: str) -> bool:
+    """Whether the last version of a deleted resource was within the grant's reach."""
+    with env.repository.read_transaction() as tx:
+        tombstone = tx.current(rtype, rid)
+        version = tombstone.version - 1 if tombstone is not None else 0
+        while version > 0:
+            try:
+                stored = tx.vread(rtype, rid, version)
+            except (NotFoundError, GoneError):
+                stored = None
+            if stored is not None and stored.data is not None and not stored.deleted:
+                return policy.check_access(access, load(stored.data)).allowed
+            version -= 1
+    return False
 
 
 def vread(env: Env, policy: Policy | None, rtype: str, rid: str, vid: int) -> StoredResource:
