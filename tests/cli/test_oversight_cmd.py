@@ -35,9 +35,12 @@ def test_oversight_commands(tmp_path: Path) -> None:
     assert {r["user_id"]: r["ehr_s"] for r in clinicians}["a"] == 2039 + 300
 
     result = runner.invoke(app, ["cost", "--period", "2026-01/2026-12", "--source", str(source),
-                                 "--out", str(tmp_path / "cost"), "--format", "csv"])  # fmt: skip
+                                 "--out", str(tmp_path / "cost"), "--format", "csv",
+                                 "--populations", "cms122"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "57525" in (tmp_path / "cost" / "totals.csv").read_text()
+    # No patient qualifies for CMS122 here (no birth dates, no qualifying visits).
+    assert "other" in (tmp_path / "cost" / "populations.csv").read_text()
 
     result = runner.invoke(app, ["data-quality", "--source", str(source), "--out",
                                  str(tmp_path / "dq"), "--terminology-db",

@@ -180,9 +180,10 @@ def register(app: typer.Typer) -> None:
         period: Annotated[str, typer.Option("--period", help="e.g. 2026-01/2026-12")],
         source: _Source = "store",
         populations: Annotated[
-            Path | None,
+            str | None,
             typer.Option(
-                "--populations", help="patient_id,population CSV/Parquet (e.g. CMS122)", exists=True
+                "--populations",
+                help="'cms122' (evaluate CMS122) or a patient_id,population CSV/Parquet file",
             ),
         ] = None,
         out: Annotated[Path, typer.Option("--out", help="Output folder")] = Path("cost"),
@@ -194,16 +195,21 @@ def register(app: typer.Typer) -> None:
         """Cost of care from ExplanationOfBenefit/Claim: totals, PMPM and breakdowns."""
         from rich.console import Console
 
-        from cmio.measures.cost import cost_of_care, cost_views, read_cost
+        from cmio.measures.cost import cms122_populations, cost_of_care, cost_views, read_cost
 
         console = Console(stderr=True)
         when, resolved = _period(period), _resolve_source(source, database)
         _check_format(fmt)
-        membership = _read_table(populations) if populations else None
         with (
             _engine(engine, engine_url) as sql,
-            _steps(console, "Cost", len(cost_views()) + 1) as step,
+            _steps(console, "Cost", len(cost_views()) + 2) as step,
         ):
+            membership = None
+            if populations == "cms122":
+                step("CMS122")
+                membership = cms122_populations(resolved, when)
+            elif populations:
+                membership = _read_table(Path(populations))
             inputs = read_cost(resolved, progress=step)
             step("SQL")
             tables = cost_of_care(inputs, when, sql, populations=membership)
@@ -264,6 +270,8 @@ def _read_table(path: Path) -> pa.Table:
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
 
+    if not path.is_file():
+        raise typer.BadParameter(f"{path}: no such file", param_hint="--populations")
     table = pq.read_table(path) if path.suffix.lower() == ".parquet" else pcsv.read_csv(path)
     missing = {"patient_id", "population"} - set(table.column_names)
     if missing:

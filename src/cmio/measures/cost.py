@@ -36,7 +36,14 @@ import cmio.views
 from cmio.measures.ehr_use.engine import Period, SqlEngine
 from cmio.measures.ehr_use.inputs import split_resources
 
-__all__ = ["COST_OUTPUTS", "cost_of_care", "cost_views", "diabetes_populations_sql", "read_cost"]
+__all__ = [
+    "COST_OUTPUTS",
+    "cms122_populations",
+    "cost_of_care",
+    "cost_views",
+    "diabetes_populations_sql",
+    "read_cost",
+]
 
 COST_OUTPUTS = (
     "totals", "months", "encounter_types", "conditions", "clinicians", "departments",
@@ -142,6 +149,41 @@ def read_cost(
     i = a1c.schema.get_field_index("value")
     out["a1c"] = a1c.set_column(i, "value", pc.cast(a1c["value"], pa.float64()))
     return out
+
+
+def cms122_populations(source: Any, period: Period, **options: Any) -> pa.Table:
+    """CMS122 (Diabetes: HbA1c poor control > 9%) membership from the quality-measure
+    framework (:func:`cmio.measures.runner.evaluate_measures`) as ``patient_id,
+    population``: ``CMS122 numerator (poor control)``, ``CMS122 denominator
+    (controlled)`` or ``CMS122 excluded``.
+
+    Args:
+        source: the FHIR source. period: the measurement period.
+        **options: options of ``evaluate_measures`` (``engine``, ``database`` ...).
+    """
+    from cmio.measures.definition import builtin_measures
+    from cmio.measures.runner import evaluate_measures
+    from cmio.measures.sql import Period as MeasurePeriod
+
+    engine = options.pop("engine", "duckdb")
+    (result,) = evaluate_measures(
+        [builtin_measures()["CMS122"]], MeasurePeriod(period.start, period.end), source,
+        engine, **options,
+    )  # fmt: skip
+    rows = result.members.to_pylist()
+    labels = []
+    for row in rows:
+        if row.get("denominator_exclusion") or not row.get("denominator"):
+            labels.append("CMS122 excluded" if row.get("denominator_exclusion") else None)
+        elif row.get("numerator"):
+            labels.append("CMS122 numerator (poor control)")
+        else:
+            labels.append("CMS122 denominator (controlled)")
+    kept = [(r["patient_id"], label) for r, label in zip(rows, labels, strict=True) if label]
+    return pa.table(
+        {"patient_id": [str(p) for p, _ in kept], "population": [label for _, label in kept]},
+        schema=pa.schema([("patient_id", pa.string()), ("population", pa.string())]),
+    )
 
 
 def _month_table(period: Period) -> pa.Table:
