@@ -231,3 +231,29 @@ def test_deleted_resources_answer_410_only_within_reach(router: FhirRouter) -> N
     assert hidden.status == absent.status == 404
     assert hidden.body == absent.body.replace(b"gone-nobody", b"gone-stranger")
     assert _get(router, "Observation/gone-stranger", None).status == 410
+
+
+def test_checked_writes_are_pinned_to_the_checked_version(router: FhirRouter) -> None:
+    from cmio.api.authorize import check_patch, check_update
+
+    body = orjson.dumps(_obs("lab-gp", "gp", "laboratory"))
+    request = FhirRequest(
+        "PUT", "Observation/lab-gp", body=body, context=RequestContext(grant=CLINICIAN)
+    )
+    policy = policy_for(router.env, request)
+    check_update(router.env, policy, request, "Observation", "lab-gp")
+    assert request.headers["if-match"] == 'W/"1"'  # a change in between is a 412
+    patch = FhirRequest(
+        "PATCH",
+        "Observation/lab-gp",
+        headers={"if-match": 'W/"7"'},
+        body=b'[{"op": "replace", "path": "/status", "value": "amended"}]',
+        context=RequestContext(grant=CLINICIAN),
+    )
+    check_patch(router.env, policy_for(router.env, patch), patch, "Observation", "lab-gp")
+    assert patch.headers["if-match"] == 'W/"7"'  # the client's own precondition stays
+    unrestricted = FhirRequest("PUT", "Observation/lab-gp", body=body)
+    check_update(
+        router.env, policy_for(router.env, unrestricted), unrestricted, "Observation", "lab-gp"
+    )
+    assert "if-match" not in unrestricted.headers

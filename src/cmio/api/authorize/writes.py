@@ -49,6 +49,14 @@ def _existing(env: Env, rtype: str, rid: str) -> dict[str, Any] | None:
         return None
 
 
+def _pin(request: FhirRequest, current: dict[str, Any]) -> None:
+    """Make the write conditional on the version just checked (``If-Match``), so that a
+    concurrent change between the check and the write is a 412, not an unchecked write."""
+    version = (current.get("meta") or {}).get("versionId")
+    if isinstance(version, str) and version.isdigit() and "if-match" not in request.headers:
+        request.headers["if-match"] = f'W/"{version}"'
+
+
 def check_update(
     env: Env, policy: Policy | None, request: FhirRequest, rtype: str, rid: str | None
 ) -> None:
@@ -62,6 +70,7 @@ def check_update(
     current = _existing(env, rtype, rid)
     if current is not None:
         raise_for(policy.check_access(access, current), rtype, rid)
+        _pin(request, current)
     body = _body(request)
     if isinstance(body, dict) and body.get("resourceType") == rtype:
         raise_for(policy.check_access(access, body, exists=False), rtype, rid)
@@ -81,6 +90,7 @@ def check_patch(
     if current is None:
         return  # the patch answers its own not-found
     raise_for(policy.check_access(access, current), rtype, rid)
+    _pin(request, current)
     _check_patched(policy, access, current, _body(request), rtype, rid)
 
 
