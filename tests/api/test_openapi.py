@@ -23,7 +23,7 @@ from cmio.model import load_model
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CmioApp]:
     tmp = tmp_path_factory.mktemp("openapi")
-    settings = Settings(terminology_db=None, export_dir=str(tmp / "exports"))
+    settings = Settings(terminology_db=None, export_dir=str(tmp / "exports"), validation="off")
     application = CmioApp(build_env(f"sqlite:///{tmp / 'o.db'}", settings, model=load_model()))
     try:
         yield application

@@ -158,7 +158,7 @@ def router(
 ) -> Iterator[FhirRouter]:
     from cmio.api.app import build_env
 
-    settings = Settings(export_dir=str(tmp_path / "exports"), terminology_db=None)
+    settings = Settings(export_dir=str(tmp_path / "exports"), terminology_db=None, validation="off")
     env = build_env(health_system_url, settings, model=model)
     try:
         yield FhirRouter(env)
