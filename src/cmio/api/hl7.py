@@ -116,23 +116,22 @@ class RouterSink:
     def _isolated(self, item: SinkItem, *, nested: bool) -> SinkOutcome:
         scope = self.repository.transaction() if nested else contextlib.nullcontext()
         try:
-            with scope:
-                return self._one(item)
+            with scope as tx:
+                return self._one(item, tx)
         except _Refused as refused:  # the savepoint rolled the message back alone
             return refused.outcome
 
-    def _one(self, item: SinkItem) -> SinkOutcome:
-        bundle, known, targets = (
-            self._shortcut(item.bundle) if self.shortcuts else (item.bundle, (), {})
-        )
-        status, body = self.client.request(
-            "POST", "", [], replace_references(orjson.dumps(bundle), targets)
-        )
+    def _one(self, item: SinkItem, tx: Any = None) -> SinkOutcome:
+        if self.shortcuts:
+            bundle, known, targets, conds = self._shortcut(item.bundle, tx)
+            raw = replace_references(orjson.dumps(bundle), targets)
+        else:
+            known, conds, raw = (), [], orjson.dumps(item.bundle)
+        status, body = self.client.request("POST", "", [], raw)
         if status != 200:
             raise _Refused(SinkOutcome(status, _diagnostics(body)))
         locations = known + tuple(_locations(body))
-        if self.shortcuts:
-            self._learn(bundle, body)
+        self._learn(conds, body)
         if item.merge is not None:
             from cmio.interfaces.hl7v2.mapping import MappingError, apply_merge
 
@@ -150,22 +149,35 @@ class RouterSink:
         return SinkOutcome(200, "", locations)
 
     def _shortcut(
-        self, bundle: dict[str, Any]
-    ) -> tuple[dict[str, Any], tuple[str, ...], dict[str, str]]:
-        """The Bundle with known identifier conditionals resolved.
+        self, bundle: dict[str, Any], tx: Any
+    ) -> tuple[dict[str, Any], tuple[str, ...], dict[str, str], list[IdentifierCondition | None]]:
+        """The Bundle with identifier conditionals resolved by a read or an index probe.
 
-        Returns it, the locations of the entries dropped, and the references to point at
-        them instead (``fullUrl`` -> ``Type/id``).
+        Returns it, the locations of the entries dropped, the references to point at them
+        instead (``fullUrl`` -> ``Type/id``), and the condition behind each entry kept.
         """
         entries = bundle.get("entry") or []
         kept: list[dict[str, Any]] = []
+        conds: list[IdentifierCondition | None] = []
         targets: dict[str, str] = {}
         known: list[str] = []
         for entry in entries:
             cond = identifier_condition(entry)
             found = None if cond is None else self._known(cond)
+            if cond is not None and found is None:
+                ids = self._probe(cond, tx)
+                if ids == []:  # nothing carries the identifier: a plain create, no search
+                    kept.append({**entry, "request": {"method": "POST",
+                                                      "url": cond.resource_type}})  # fmt: skip
+                    conds.append(cond)
+                    self.skipped += 1
+                    continue
+                if ids:
+                    self._ids[cond.key] = ids[0]
+                    found = self._known(cond)
             if cond is None or found is None:
                 kept.append(entry)
+                conds.append(cond)
                 continue
             stored, data = found
             ref = f"{cond.resource_type}/{stored.id}"
@@ -177,10 +189,19 @@ class RouterSink:
             else:
                 kept.append({**entry, "resource": {**resource, "id": stored.id},
                              "request": {"method": "PUT", "url": ref}})  # fmt: skip
+                conds.append(None)
             self.skipped += 1
         if len(kept) == len(entries) and all(a is b for a, b in zip(kept, entries, strict=True)):
-            return bundle, (), {}  # nothing known: as mapped
-        return {**bundle, "entry": kept}, tuple(known), targets
+            return bundle, (), {}, conds  # as mapped
+        return {**bundle, "entry": kept}, tuple(known), targets, conds
+
+    def _probe(self, cond: IdentifierCondition, tx: Any) -> list[str] | None:
+        """The ids carrying an identifier by one index probe (None: no probe, or several)."""
+        probe = getattr(tx, "token_ids", None)
+        if probe is None:
+            return None
+        ids: list[str] = probe(cond.resource_type, "identifier", cond.system or None, cond.value)
+        return ids if len(ids) < 2 else None
 
     def _known(self, cond: IdentifierCondition) -> tuple[StoredResource, dict[str, Any]] | None:
         """The stored resource remembered for an identifier, if it still carries it."""
@@ -198,11 +219,10 @@ class RouterSink:
             return None
         return stored, data
 
-    def _learn(self, bundle: dict[str, Any], body: dict[str, Any]) -> None:
+    def _learn(self, conds: list[IdentifierCondition | None], body: dict[str, Any]) -> None:
         """Remember which resource the store found or made for each identifier condition."""
         replies = body.get("entry") or []
-        for entry, reply in zip(bundle.get("entry") or [], replies, strict=False):
-            cond = identifier_condition(entry)
+        for cond, reply in zip(conds, replies, strict=False):
             location = str((reply.get("response") or {}).get("location") or "")
             parts = location.split("/fhir/", 1)[-1].split("/")
             if cond is None or len(parts) < 2 or parts[0] != cond.resource_type:

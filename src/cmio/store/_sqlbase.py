@@ -199,6 +199,22 @@ class SqlTransaction(Transaction, abc.ABC):
         row = self._fetchone(SELECT_VERSION, (type, id, version))
         return past_version(type, id, version, row, None if row is None else self._data_out(row[3]))
 
+    def token_ids(
+        self, type: str, param: str, system: str | None, value: str, limit: int = 2
+    ) -> list[str]:
+        """Ids of current ``type`` resources indexed with token ``param`` = ``system|value``.
+
+        ``system`` None: the token has no system (``param=|value``). At most ``limit``
+        ids: one index probe instead of a compiled search, for the identifier matches of
+        conditional creates and updates (https://hl7.org/fhir/R4/search.html#token).
+        """
+        sql = (
+            "SELECT DISTINCT resource_id FROM token_index WHERE resource_type = ? AND param = ?"
+            f" AND value = ? AND system {'IS NULL' if system is None else '= ?'} LIMIT ?"
+        )
+        args = [type, param, value, *(() if system is None else (system,)), limit]
+        return [str(row[0]) for row in self._fetchall(sql, args)]
+
     def search(self, query: SearchQuery) -> SearchPage:
         compiler = getattr(self._indexer, "search_compiler", None)
         if compiler is not None:  # every parameter (https://hl7.org/fhir/R4/search.html)

@@ -160,7 +160,9 @@ def test_atomic_unit_of_work_hook(pg_env: Env) -> None:
 
     with repo.atomic():
         with repo.transaction() as tx:
-            tx.create(patient, id="atom1")
+            tx.create({**patient, "identifier": [{"system": "s", "value": "v1"}]}, id="atom1")
+            assert tx.token_ids("Patient", "identifier", "s", "v1") == ["atom1"]
+            assert tx.token_ids("Patient", "identifier", None, "v1") == []
         assert repo.read("Patient", "atom1").version == 1  # this thread sees its own write
         worker = threading.Thread(target=other_thread)
         worker.start()

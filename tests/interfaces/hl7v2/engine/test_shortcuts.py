@@ -89,9 +89,9 @@ def search(env: Env, rtype: str, **params: str) -> list[dict[str, Any]]:
 def test_known_identifiers_skip_the_search_and_unchanged_updates(env: Env) -> None:
     sink = RouterSink(FhirRouter(env))
     (first,) = sink.apply([item(oru("S1", "MRN7"))])
-    assert first.status == 200 and sink.skipped == 0
+    assert first.status == 200 and sink.skipped == 1  # an index probe: none yet, a create
     (second,) = sink.apply([item(oru("S2", "MRN7"))])
-    assert second.status == 200 and sink.skipped == 1  # the patient: a read, no search
+    assert second.status == 200 and sink.skipped == 2  # the patient: a read, no search
     (patient,) = search(env, "Patient", identifier="MRN7")
     assert f"Patient/{patient['id']}/_history/1" in second.locations
     observations = search(env, "Observation", subject=f"Patient/{patient['id']}")
@@ -112,6 +112,22 @@ def test_known_identifiers_skip_the_search_and_unchanged_updates(env: Env) -> No
     marker = orjson.loads(env.repository.read("Provenance", marker_id("t", "s", "A2")).data or b"")
     assert {"reference": f"Patient/{patient['id']}"} in marker["target"]
     assert len(search(env, "Patient", identifier="MRN7")) == 1
+
+
+def test_the_index_probe_finds_what_others_stored(env: Env) -> None:
+    with env.repository.transaction() as tx:
+        tx.create({"resourceType": "Patient", "identifier": [{"system": "urn:id:HOSP",
+                   "value": "MRN9"}], "active": True}, id="outside")  # fmt: skip
+        tx.create({"resourceType": "Patient", "identifier": [{"value": "NOSYS"}]}, id="nosys")
+        assert tx.token_ids("Patient", "identifier", "urn:id:HOSP", "MRN9") == ["outside"]
+        assert tx.token_ids("Patient", "identifier", None, "NOSYS") == ["nosys"]
+        assert tx.token_ids("Patient", "identifier", "urn:id:OTHER", "MRN9") == []
+        assert tx.token_ids("Patient", "identifier", None, "MRN9") == []
+    sink = RouterSink(FhirRouter(env))
+    (outcome,) = sink.apply([item(oru("P1", "MRN9"))])
+    assert outcome.status == 200 and sink.skipped == 1
+    assert [p["id"] for p in search(env, "Patient", identifier="urn:id:HOSP|MRN9")] == ["outside"]
+    assert len(search(env, "Observation", subject="Patient/outside")) == 3
 
 
 def test_a_stale_memory_falls_back_to_the_search(env: Env) -> None:
