@@ -75,8 +75,16 @@ def test_http_interactions_are_recorded_with_the_token(app: tuple[CmioApp, Serve
         assert client["network"]["address"] == "127.0.0.1"
         if event["action"] != "E":
             assert event["entity"][0]["what"]["reference"] == f"Patient/{pid}"
-    assert application.env.auditor is not None
-    assert application.env.auditor.log.verify().ok
+    auditor = application.env.auditor
+    assert auditor is not None
+    assert auditor.log.verify().ok
+
+    def broken(events: Any) -> Any:
+        raise RuntimeError("audit table unavailable")
+
+    auditor.log.append_now = broken  # type: ignore[method-assign]
+    unaudited = httpx.get(f"{server.base}/Patient/{pid}", headers=headers)
+    assert unaudited.status_code == 503 and pid not in unaudited.text
 
 
 def test_logins_and_failed_logins(app: tuple[CmioApp, ServerThread]) -> None:
