@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import orjson
 
@@ -95,11 +95,14 @@ def classify(request: FhirRequest) -> AuditFacts:
         or interaction.startswith("history")
         or (interaction in ("update", "patch", "delete") and rid is None)
     ):
-        query = urlencode(request.query)
+        params = list(request.query)
+        if method == "POST" and parts and parts[-1] == "_search" and request.body:
+            params += parse_qsl(request.body.decode("utf-8", "replace"), keep_blank_values=True)
+        query = urlencode(params)
     if rtype == "Patient" and rid is not None:
         patient = rid
     if patient is None:
-        patient = _patient_param(request)
+        patient = _patient_param(request.query if query is None else parse_qsl(query))
     context = request.context
     return AuditFacts(
         interaction,
@@ -126,8 +129,8 @@ def _bundle_kind(request: FhirRequest) -> str:
     )
 
 
-def _patient_param(request: FhirRequest) -> str | None:
-    for key, value in request.query:
+def _patient_param(params: list[tuple[str, str]]) -> str | None:
+    for key, value in params:
         name = key.split(":")[0]
         if name in _PATIENT_PARAMS and value and "," not in value:
             ref = value.rsplit("/_history", 1)[0]

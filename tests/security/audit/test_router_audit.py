@@ -137,6 +137,22 @@ def test_each_interaction_writes_one_record(router: FhirRouter) -> None:
     assert f"Patient/{pid}/_history/2" in _refs(got[-1])
 
 
+def test_post_search_records_the_form_query(router: FhirRouter) -> None:
+    pid = orjson.loads(call(router, "POST", "Patient", PATIENT).body)["id"]
+    context = RequestContext(grant=GRANT)
+    form = f"subject=Patient/{pid}&_count=5".encode()
+    request = FhirRequest(
+        "POST", "Observation/_search", [],
+        {"content-type": "application/x-www-form-urlencoded"}, form, context=context,
+    )  # fmt: skip
+    assert router.handle(request).status == 200
+    event = records(router)[-1]
+    assert event["subtype"][0]["code"] == "search-type"
+    query = next(e for e in event["entity"] if "query" in e)
+    assert base64.b64decode(query["query"]).decode() == f"subject=Patient%2F{pid}&_count=5"
+    assert f"Patient/{pid}" in _refs(event)
+
+
 def test_bundles(router: FhirRouter) -> None:
     pid = orjson.loads(call(router, "POST", "Patient", PATIENT).body)["id"]
     before = len(records(router))
