@@ -61,6 +61,9 @@ def build_env(
         raise ValueError(f"validation must be off, base or profiles, not {settings.validation!r}")
     env = Env(repository, model, validator, settings, exports=ExportJobs(settings.export_dir))
     env.terminology = terminology
+    from cmio.rules import WriteRules
+
+    env.rules = WriteRules(repository, model, provider)  # data-quality rules on write
     if settings.audit:  # every interaction recorded, hash-chained (issue 9)
         from cmio.api.audit import Auditor
 

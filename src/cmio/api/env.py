@@ -106,3 +106,5 @@ class Env:
     """The ``$reindex`` job runner (:class:`cmio.bulk.reindex.Reindexer`), made on first use."""
     auditor: Auditor | None = None
     """The audit trail (:class:`cmio.api.audit.Auditor`); None: interactions are not audited."""
+    rules: Any = None
+    """Data-quality rules checked on every write (:class:`cmio.rules.WriteRules`); None: none."""

@@ -15,6 +15,7 @@ from cmio.cli import (
     measures_cmd,
     oversight_cmd,
     reindex_cmd,
+    rules_cmd,
     serve_cmd,
     synth_cmd,
     terminology_cmd,
@@ -53,6 +54,7 @@ measures_cmd.register(app)
 audit_cmd.register(app)
 user_cmd.register(app)
 oversight_cmd.register(app)
+rules_cmd.register(app)
 
 
 def main() -> None:

@@ -80,6 +80,10 @@ def validate_resource(env: Env, resource: dict[str, Any], prefix: str = "") -> N
             resource, structure=False, meta_profiles=mode == "profiles"
         )
         errors = [i for i in checked if i.severity in ("error", "fatal")]
+    if not errors and env.rules is not None:  # data-quality rules (cmio.rules)
+        from cmio.api.ops.rules_hook import check_rules
+
+        errors = check_rules(env, resource)
     if not errors:
         return
     issues = [
