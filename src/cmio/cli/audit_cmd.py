@@ -1,4 +1,4 @@
-"""``cmio audit``: verify the hash chain, checkpoint its head, export the trail.
+"""``cmio audit``: verify the hash chain, checkpoint its head, export and search the trail.
 
 ``verify`` walks the chain (:mod:`cmio.security.audit.chain`) and exits 1 at the
 first missing, altered or reordered record; with ``--checkpoint`` it also detects
@@ -183,6 +183,44 @@ def register(app: typer.Typer) -> None:
                     writer.writerow(csv_row(row.seq, orjson.loads(row.data)))
                 count += 1
         typer.echo(f"{count:,} audit records written to {out}")
+
+    @audit.command("search")
+    def search(
+        patient: Annotated[str | None, typer.Option("--patient", help="Patient id")] = None,
+        user: Annotated[str | None, typer.Option("--user", help="User name or client id")] = None,
+        action: Annotated[str | None, typer.Option("--action", help="C, R, U, D or E")] = None,
+        since: Annotated[str | None, typer.Option("--since", help="From this instant")] = None,
+        limit: Annotated[int, typer.Option("--limit", help="At most this many rows")] = 100,
+        database: Annotated[str | None, typer.Option("--database", help=_DB_HELP)] = None,
+    ) -> None:
+        """Print matching records straight from the chain (no index needed), oldest first."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from cmio.security.audit import AuditLog
+
+        shown = ("seq", "recorded", "interaction", "outcome", "user_id", "patient", "resource")
+        table = Table(*shown)
+        found = 0
+        with _repository(database) as repository:
+            for row in AuditLog(repository).rows():
+                if found >= limit:
+                    break
+                if since is not None and row.recorded < since:
+                    continue
+                values = dict(
+                    zip(CSV_COLUMNS, csv_row(row.seq, orjson.loads(row.data)), strict=True)
+                )
+                if (patient and values["patient"] != patient) or (
+                    user and values["user_id"] != user
+                ):
+                    continue
+                if action and values["action"] != action.upper():
+                    continue
+                table.add_row(*(values[c] for c in shown))
+                found += 1
+        Console().print(table)
+        typer.echo(f"{found:,} records")
 
 
 class _repository:

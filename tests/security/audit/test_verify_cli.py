@@ -164,3 +164,9 @@ def test_export_ndjson_and_csv(store_url: str, model: Model, tmp_path: Path) -> 
     )  # fmt: skip
     assert last["patient"] and last["resource"].startswith(f"Patient/{last['patient']}/_history/")
     assert last["network_address"] == "10.0.0.1"
+    result = runner.invoke(
+        app, ["audit", "search", "--database", store_url, "--patient", last["patient"],
+              "--action", "r"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().endswith("1 records") and last["patient"][:8] in result.output
