@@ -173,6 +173,23 @@ def test_contained_and_urn_references(deid: Deidentifier) -> None:
     assert "123" not in out["requester"]["reference"].split("/")[0]
     assert "dosageInstruction" not in out
     assert deid.deidentify({"resourceType": "Binary", "id": "b", "data": "AA=="}) is None
+    bundle = {
+        "resourceType": "Bundle",
+        "id": "b1",
+        "type": "collection",
+        "entry": [
+            {
+                "fullUrl": "http://example.org/fhir/Patient/p1",
+                "resource": {**patient(), "id": "p1"},
+            }
+        ],
+    }
+    out = deid.deidentify(bundle)
+    assert out is not None
+    entry = out["entry"][0]
+    assert entry["fullUrl"] == f"Patient/{deid.pseudonym('Patient', 'p1')}"
+    assert entry["resource"] == deid.deidentify(patient())  # its own pseudonym and offset
+    assert b"Quixote" not in orjson.dumps(out) and b"/p1" not in orjson.dumps(out)
     assert deid.deidentify({"resourceType": "NotAType"}) is None
 
 
