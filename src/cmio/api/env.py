@@ -66,6 +66,10 @@ class Settings:
     headers and size limits only (tests). The product reads ``CMIO_CORS_ORIGINS``,
     ``CMIO_RATE_LIMIT`` ... (rate limit on by default)."""
 
+    cds_clients: str | None = None
+    """A JSON file of trusted CDS clients, issuer -> JWKS (``CMIO_CDS_CLIENTS``): their
+    JWTs are accepted on ``/cds-services`` (https://cds-hooks.hl7.org/2.0/#trusting-cds-clients)."""
+
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:
         """Settings from ``CMIO_MAX_BODY_BYTES`` and ``CMIO_MAX_BUNDLE_ENTRIES`` when set."""
@@ -82,6 +86,7 @@ class Settings:
             audit=environ.get("CMIO_AUDIT", "on").lower() != "off",
             auth=AuthSettings.from_environment(environ),
             hardening=HardeningPolicy.from_environment(environ),
+            cds_clients=environ.get("CMIO_CDS_CLIENTS"),
         )
 
 
