@@ -20,7 +20,7 @@ import logging
 import os
 from collections.abc import Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -50,8 +50,9 @@ class _Seen:
     request: FhirRequest
     facts: AuditFacts
     written: bool = False
+    """Its records were appended inside its write transaction."""
     failed: bool = False
-    records: list[dict[str, Any]] = field(default_factory=list)
+    """A record could not be written (the answer becomes 503)."""
 
 
 def classify(request: FhirRequest) -> AuditFacts:
@@ -274,7 +275,6 @@ class Auditor:
             seen.failed = True
             raise
         seen.written = True
-        seen.records.extend(events)
 
     def finish(
         self, seen: _Seen, response: FhirResponse
