@@ -17,7 +17,7 @@ value-set expansion table, and runs the measure query rendered in its SQL dialec
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -300,6 +300,7 @@ class SparkEngine:
             spark = spark_session()
         self.spark = spark
         self._names: list[str] = []
+        self._steps: list[Any] = []
 
     def load_views(self, views: Mapping[str, dict[str, Any]], source: Any) -> None:
         """Each view as a cached temporary view of its Spark DataFrame."""
@@ -317,6 +318,7 @@ class SparkEngine:
                 typed = []  # no file of this type: an empty frame
             frame = spark_frame(view, typed, self.spark)
             frame.cache().createOrReplaceTempView(name)
+            frame.count()
             self._names.append(name)
 
     def load_table(self, name: str, table: pa.Table) -> None:
@@ -338,6 +340,22 @@ class SparkEngine:
         rows = [tuple(r) for r in frame.collect()]
         columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
         return pa.table({n: pa.array(list(c)) for n, c in zip(names, columns, strict=True)})
+
+    def query_steps(self, steps: Sequence[tuple[str, str]], select: str) -> pa.Table:
+        """Run a measure query one CTE at a time: each step becomes a cached temporary view,
+        computed before the next (Spark plans one giant query with every CTE inlined, and
+        runs out of execution memory on it); then the final SELECT."""
+        for name, sql in steps:
+            frame = self.spark.sql(sql).cache()
+            frame.count()
+            frame.createOrReplaceTempView(name)
+            self._steps.append(frame)
+        try:
+            return self.query(select)
+        finally:
+            for frame in self._steps:
+                frame.unpersist()
+            self._steps.clear()
 
     def close(self) -> None:
         """Drop the temporary views (the session stays up for reuse)."""

@@ -257,7 +257,13 @@ class MeasureRunner:
             progress("tables")
         results = []
         for measure, query in zip(measures, compiled, strict=True):
-            raw = self.engine.query(render(query.sql, self.engine.dialect))
+            dialect = self.engine.dialect
+            stepwise = getattr(self.engine, "query_steps", None)
+            if stepwise is not None:
+                steps = [(name, render(sql, dialect)) for name, sql in query.steps]
+                raw = stepwise(steps, render(query.select, dialect))
+            else:
+                raw = self.engine.query(render(query.sql, dialect))
             results.append(_finish(measure, query, period, raw))
             if progress is not None:
                 progress(measure.id)

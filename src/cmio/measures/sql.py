@@ -166,6 +166,8 @@ class CompiledMeasure:
         valuesets: the value sets it joins.
         populations: the population codes, in order.
         stratifiers: the stratifier names (output columns ``strat_<name>``).
+        steps: the query's CTEs as ``(name, SELECT)`` in order, for engines that run them
+            one by one (Spark); ``select`` is the final SELECT over them.
     """
 
     sql: str
@@ -173,6 +175,8 @@ class CompiledMeasure:
     valuesets: tuple[str, ...]
     populations: tuple[str, ...]
     stratifiers: tuple[str, ...]
+    steps: tuple[tuple[str, str], ...] = ()
+    select: str = ""
 
 
 def _references(sql: str, names: Sequence[str]) -> list[str]:
@@ -268,17 +272,19 @@ def measure_query(
             " GROUP BY patient_id) AS j_gap ON j_gap.patient_id = ip.patient_id"
         )
     with_clause = ",\n".join(f"{name} AS (\n{sql.strip()}\n)" for name, sql in ctes)
-    sql = (
-        f"WITH {with_clause}\nSELECT {', '.join(columns)}\n"
+    select = (
+        f"SELECT {', '.join(columns)}\n"
         "FROM (SELECT DISTINCT patient_id FROM initial_population"
         " WHERE patient_id IS NOT NULL) AS ip\n" + "\n".join(joins) + "\nORDER BY ip.patient_id"
     )
     return CompiledMeasure(
-        sql,
+        f"WITH {with_clause}\n{select}",
         tuple(views),
         tuple(sorted(valuesets)),
         tuple(measure.populations),
         measure.stratifiers,
+        tuple((name, sql.strip()) for name, sql in ctes),
+        select,
     )
 
 
