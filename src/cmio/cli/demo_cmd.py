@@ -152,6 +152,7 @@ def _serve(
 
     from cmio.api.app import create_app
     from cmio.api.env import Settings
+    from cmio.api.hardening import HardeningPolicy
 
     application = create_app(
         database_url,
@@ -160,6 +161,7 @@ def _serve(
             terminology_db=str(data_dir / "terminology.db"),
             auth=_demo_auth(host),  # on, keys beside the store; CMIO_AUTH=off on loopback only
             audit=os.environ.get("CMIO_AUDIT", "on").lower() != "off",  # every access recorded
+            hardening=HardeningPolicy.from_environment(os.environ),  # CORS, rate limit
         ),
     )
     sample = _sample_patient(application)
