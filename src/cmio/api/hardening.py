@@ -56,7 +56,7 @@ _ALLOW_HEADERS = (
 _EXPOSE_HEADERS = (
     "location, content-location, etag, last-modified, x-progress, retry-after, x-request-id"
 )
-_PRIVATE_PREFIXES = ("/fhir", "/auth", "/oauth", "/login", "/token", "/authorize")
+_PRIVATE_PREFIXES = ("/fhir", "/auth", "/oauth", "/login", "/token", "/authorize", "/cds-services")
 
 
 @dataclass(frozen=True, slots=True)
