@@ -184,6 +184,24 @@ def register(app: typer.Typer) -> None:
                 count += 1
         typer.echo(f"{count:,} audit records written to {out}")
 
+    @audit.command("index")
+    def index(
+        database: Annotated[str | None, typer.Option("--database", help=_DB_HELP)] = None,
+    ) -> None:
+        """Bring the searchable AuditEvent copy up to date (e.g. before the EHR-use measures)."""
+        from cmio.indexing import SearchIndexer
+        from cmio.model import load_model
+        from cmio.security.audit import AuditIndex, AuditLog
+        from cmio.store import default_database_url, open_repository
+
+        indexer = SearchIndexer(load_model())
+        repository = open_repository(database or default_database_url(), indexer=indexer)
+        try:
+            copied = AuditIndex(AuditLog(repository)).sync()
+        finally:
+            repository.close()
+        typer.echo(f"{copied:,} audit records copied to AuditEvent resources")
+
     @audit.command("search")
     def search(
         patient: Annotated[str | None, typer.Option("--patient", help="Patient id")] = None,

@@ -23,7 +23,7 @@ from cmio.cli.main import app
 from cmio.model import Model
 from cmio.security.grant import AccessGrant
 from cmio.store import open_repository
-from cmio.store.base import Repository
+from cmio.store.base import Repository, SearchQuery
 
 GRANT = AccessGrant("ops", "user", frozenset({"user/*.cruds"}), roles=frozenset({"administrator"}))
 
@@ -170,3 +170,10 @@ def test_export_ndjson_and_csv(store_url: str, model: Model, tmp_path: Path) -> 
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert result.output.strip().endswith("1 records") and last["patient"][:8] in result.output
+    result = runner.invoke(app, ["audit", "index", "--database", store_url])
+    assert result.exit_code == 0 and f"{total:,} audit records copied" in result.output
+    repository = open_repository(store_url)
+    try:
+        assert repository.search(SearchQuery("AuditEvent", count=0)).total == total
+    finally:
+        repository.close()
