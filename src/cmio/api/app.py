@@ -95,6 +95,10 @@ class CmioApp:
             self.auth = AuthGate(AuthServer.open(env.settings.auth, env.repository))
             if env.auditor is not None:  # logins, failed logins, tokens: audited too
                 self.auth.server.audit = env.auditor.auth_event
+        from cmio.api.cds_hooks import CdsHooks
+
+        self.cds = CdsHooks(env, self.auth.server if self.auth is not None else None)
+        """CDS Hooks at ``/cds-services`` (its own authentication: CDS clients' JWTs)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one request behind the hardening middleware (headers, CORS, limits)."""
@@ -102,6 +106,9 @@ class CmioApp:
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Dispatch by path prefix."""
+        if scope["type"] == "http" and scope.get("path", "").startswith("/cds-services"):
+            await self.cds(scope, receive, send)  # checks the bearer itself (CDS clients)
+            return
         if self.auth is not None and await self.auth.intercept(scope, receive, send):
             return
         path = scope.get("path", "")

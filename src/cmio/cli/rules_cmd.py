@@ -38,11 +38,13 @@ def register(app: typer.Typer) -> None:
         status: Annotated[str, typer.Option(help="Status of the stored rules")] = "active",
     ) -> None:
         """Store the starter rules and CDS services as Library resources (idempotent)."""
+        from cmio.cds import install_starter_services
         from cmio.rules import install_starter_rules
 
         repository = _open(database)
         try:
             added = install_starter_rules(repository, status)
+            added += install_starter_services(repository, status)
         finally:
             repository.close()
         typer.echo(f"{added} Library resource(s) added")
@@ -66,6 +68,40 @@ def register(app: typer.Typer) -> None:
                 rule.id, rule.version, rule.severity, ",".join(rule.resource_types), rule.message
             )
         Console().print(table)
+
+    @rules.command("cds-rates")
+    def cds_rates(
+        database: Annotated[str | None, _DATABASE] = None,
+        out: Annotated[Path | None, typer.Option("--out", help="Write the table as .csv")] = None,
+    ) -> None:
+        """Card acceptance and override rates per CDS service (alert fatigue)."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from cmio.cds import feedback_rates
+
+        repository = _open(database)
+        try:
+            table = feedback_rates(repository)
+        finally:
+            repository.close()
+        if out is not None:
+            import pyarrow.csv as pcsv
+
+            pcsv.write_csv(table, out)
+        shown = Table(
+            "service", "feedback", "accepted", "overridden", "override rate", "top reason"
+        )
+        for row in table.to_pylist():
+            shown.add_row(
+                row["service"],
+                str(row["feedback"]),
+                str(row["accepted"]),
+                str(row["overridden"]),
+                f"{row['override_rate']:.0%}",
+                row["top_override_reason"] or "",
+            )
+        Console().print(shown)
 
     @rules.command("run")
     def run(
