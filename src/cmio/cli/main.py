@@ -6,6 +6,7 @@ import typer
 
 from cmio.cli import (
     audit_cmd,
+    backup_cmd,
     demo_cmd,
     export_cmd,
     fhirpath_cmd,
@@ -55,6 +56,7 @@ audit_cmd.register(app)
 user_cmd.register(app)
 oversight_cmd.register(app)
 rules_cmd.register(app)
+backup_cmd.register(app)
 
 
 def main() -> None:
