@@ -390,3 +390,22 @@ def test_duckdb_and_postgres_agree_on_synthetic_system(tmp_path: Path, postgres_
         assert left.keys() == right.keys(), name
         for key, row in left.items():
             assert row == pytest.approx(right[key], rel=1e-9, nan_ok=True), (name, key)
+
+
+def test_store_source_gives_the_same_metrics(
+    tmp_path: Path, clinic_inputs: dict[str, pa.Table]
+) -> None:
+    import copy
+
+    from cmio.store import open_repository
+
+    repository = open_repository(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        with repository.transaction() as tx:
+            for resource in copy.deepcopy(clinic()):
+                tx.create(resource, id=resource["id"])
+        with SqlEngine(threads=1) as engine:
+            stored = compute_ehr_use(repository, PERIOD, engine=engine)
+    finally:
+        repository.close()
+    assert stored["clinicians"].to_pylist() == _run(clinic_inputs)["clinicians"].to_pylist()
