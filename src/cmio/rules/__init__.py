@@ -4,7 +4,13 @@ governed ``Library`` resources, evaluated on write and in batch (``cmio rules ru
 See ``docs/governance.md`` and :mod:`cmio.rules.definition` for the rule profile.
 """
 
-from cmio.rules.batch import FINDINGS_SCHEMA, findings_table, run_rules, write_findings
+from cmio.rules.batch import (
+    FINDINGS_COLUMNS,
+    findings_schema,
+    findings_table,
+    run_rules,
+    write_findings,
+)
 from cmio.rules.catalog import FINDING_TAG, WriteRules, active_artifacts, active_rules, annotate
 from cmio.rules.definition import (
     RULE_KIND,
@@ -19,7 +25,7 @@ from cmio.rules.engine import Finding, RuleEngine
 from cmio.rules.starter import install_libraries, install_starter_rules, starter_rules
 
 __all__ = [
-    "FINDINGS_SCHEMA",
+    "FINDINGS_COLUMNS",
     "FINDING_TAG",
     "RULE_KIND",
     "Finding",
@@ -31,6 +37,7 @@ __all__ = [
     "active_artifacts",
     "active_rules",
     "annotate",
+    "findings_schema",
     "findings_table",
     "install_libraries",
     "install_starter_rules",

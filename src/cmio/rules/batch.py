@@ -1,6 +1,6 @@
 """Rules in batch over the store: one row per finding (``cmio rules run``).
 
-The table (:data:`FINDINGS_SCHEMA`) is what the standards-adherence measures read:
+The table (:func:`findings_schema`) is what the standards-adherence measures read:
 rule, version, severity, message, resource (``Type/id``), resource type, element path
 and source system (``meta.source``).
 """
@@ -10,31 +10,35 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from cmio.rules.definition import Rule
 from cmio.rules.engine import Finding, RuleEngine
 from cmio.store.base import Repository
 
-__all__ = ["FINDINGS_SCHEMA", "findings_table", "run_rules", "write_findings"]
+if TYPE_CHECKING:
+    import pyarrow as pa
 
-FINDINGS_SCHEMA = pa.schema(
-    [
-        pa.field("rule", pa.string()),
-        pa.field("version", pa.string()),
-        pa.field("severity", pa.string()),
-        pa.field("message", pa.string()),
-        pa.field("resource", pa.string()),
-        pa.field("resource_type", pa.string()),
-        pa.field("path", pa.string()),
-        pa.field("source", pa.string()),
-    ]
-)
+__all__ = ["FINDINGS_COLUMNS", "findings_schema", "findings_table", "run_rules", "write_findings"]
+
+FINDINGS_COLUMNS = (
+    "rule", "version", "severity", "message", "resource", "resource_type", "path", "source",
+)  # fmt: skip
+"""The findings table's columns (all strings)."""
+
+
+def findings_schema() -> pa.Schema:
+    """The Arrow schema of the findings table (pyarrow imported on first use, not by the
+    write path)."""
+    import pyarrow as pa
+
+    return pa.schema([pa.field(name, pa.string()) for name in FINDINGS_COLUMNS])
 
 
 def findings_table(findings: Sequence[Finding]) -> pa.Table:
-    """The findings as a table of :data:`FINDINGS_SCHEMA`."""
+    """The findings as a table of :func:`findings_schema`."""
+    import pyarrow as pa
+
     rows = [
         {
             "rule": f.rule,
@@ -48,7 +52,7 @@ def findings_table(findings: Sequence[Finding]) -> pa.Table:
         }
         for f in findings
     ]
-    return pa.Table.from_pylist(rows, schema=FINDINGS_SCHEMA)
+    return pa.Table.from_pylist(rows, schema=findings_schema())
 
 
 def run_rules(
