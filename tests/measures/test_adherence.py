@@ -199,3 +199,25 @@ def test_phonetic_keys() -> None:
     assert soundex("Smith") == soundex("Smyth") == "S530"
     assert normalize("Zoë O'Brien-Núñez") == "zoeobriennunez"
     assert soundex("") == ""
+
+
+def test_concept_store_codes_are_checked_in_batches(tmp_path: Any) -> None:
+    from cmio.measures.adherence import check_codes
+    from cmio.terminology.concept_types import Concept, SystemInfo
+    from cmio.terminology.concepts import ConceptStore
+
+    store = ConceptStore(tmp_path / "concepts.db")
+    try:
+        concepts = [Concept(code=f"C{i}") for i in range(1200)] + [
+            Concept(code="OLD", active=False)
+        ]
+        store.load(SystemInfo(url="urn:big", version="1"), concepts)
+        resources = TerminologyResources(None, concepts=store)
+        pairs = [("urn:big", f"C{i}") for i in range(0, 1200, 2)]
+        pairs += [("urn:big", "OLD"), ("urn:big", "NOPE"), ("urn:big", "C0")]
+        table = check_codes(pairs, resources)
+    finally:
+        store.close()
+    status = dict(zip(table["code"].to_pylist(), table["status"].to_pylist(), strict=True))
+    assert len(status) == 602
+    assert (status["C0"], status["OLD"], status["NOPE"]) == ("valid", "deprecated", "invalid")

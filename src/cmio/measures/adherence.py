@@ -35,6 +35,7 @@ from cmio.measures.adherence_dupes import duplicate_patients, patient_view, prep
 from cmio.measures.ehr_use.engine import SqlEngine
 from cmio.measures.ehr_use.inputs import split_resources
 from cmio.model import Model, load_model
+from cmio.terminology.concepts import ConceptStore
 from cmio.terminology.resources import TerminologyResources
 from cmio.terminology.ucum import Ucum
 
@@ -218,7 +219,8 @@ def _with(table: pa.Table, **constants: str) -> pa.Table:
 
 
 def check_codes(pairs: Iterable[tuple[str, str]], terminology: TerminologyResources) -> pa.Table:
-    """Validate distinct (system, code) pairs, each code system resolved once.
+    """Validate distinct (system, code) pairs, each code system resolved once; systems of
+    the concept store are looked up in batches (:meth:`ConceptStore.lookup_many`).
 
     Returns:
         ``system, code, status, reason`` rows; status ``valid``, ``invalid``,
@@ -228,7 +230,12 @@ def check_codes(pairs: Iterable[tuple[str, str]], terminology: TerminologyResour
     for system, code in pairs:
         by_system.setdefault(system, []).append(code)
     rows: dict[str, list[Any]] = {"system": [], "code": [], "status": [], "reason": []}
+    store = terminology.concepts
+    stored = {info.url for info in store.systems()} if store is not None else set()
     for system, codes in sorted(by_system.items()):
+        if store is not None and system in stored:
+            _check_stored(store, system, sorted(set(codes)), rows)
+            continue
         source = terminology.code_system(system) if system else None
         content = source.resource.get("content", "complete") if source is not None else None
         # An unknown code is invalid only when the system's concepts are all known.
@@ -251,6 +258,24 @@ def check_codes(pairs: Iterable[tuple[str, str]], terminology: TerminologyResour
                                ("reason", reason)):  # fmt: skip
                 rows[key].append(value)
     return pa.table(rows, schema=pa.schema([(k, pa.string()) for k in rows]))
+
+
+def _check_stored(
+    store: ConceptStore, system: str, codes: list[str], rows: dict[str, list[Any]]
+) -> None:
+    """Codes of a concept-store system, looked up 500 at a time."""
+    found = store.lookup_many(system, codes)
+    for code in codes:
+        concept = found.get(code)
+        if concept is None:
+            status, reason = "invalid", f"unknown code in {system}"
+        elif not concept.active:
+            status, reason = "deprecated", "inactive concept"
+        else:
+            status, reason = "valid", ""
+        for key, value in (("system", system), ("code", code), ("status", status),
+                           ("reason", reason)):  # fmt: skip
+            rows[key].append(value)
 
 
 def check_units(codes: Iterable[str], ucum: Ucum) -> pa.Table:
