@@ -7,6 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from cmio.cds import store_feedback
 from cmio.cli.main import app
 from cmio.store import open_repository
 
@@ -37,3 +38,15 @@ def test_install_list_run(tmp_path: Path) -> None:
     }
     only = runner.invoke(app, ["rules", "run", "--database", url, "--type", "Patient"])
     assert "1 finding(s)" in only.output
+    repository = open_repository(url)
+    item = {"card": "c1", "outcome": "overridden", "outcomeTimestamp": "2026-01-02T00:00:00Z",
+            "overrideReason": {"reason": {"system": "s", "code": "patient-declined"}}}  # fmt: skip
+    store_feedback(repository, "drug-allergy", [item, {**item, "outcome": "accepted"}])
+    repository.close()
+    rates = tmp_path / "rates.csv"
+    result = runner.invoke(app, ["rules", "cds-rates", "--database", url, "--out", str(rates)])
+    assert result.exit_code == 0, result.output
+    with rates.open(encoding="utf-8") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert (row["service"], row["accepted"], row["overridden"]) == ("drug-allergy", "1", "1")
+    assert row["top_override_reason"] == "patient-declined"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from cmio.store.base import Repository, SearchClause, SearchQuery
+from cmio.store.base import Repository
 
 __all__ = ["FEEDBACK_CODE", "FeedbackError", "feedback_rates", "parse_feedback", "store_feedback"]
 
@@ -82,19 +82,12 @@ def store_feedback(repository: Repository, service: str, items: list[dict[str, A
 
 
 def _items(repository: Repository) -> list[dict[str, Any]]:
-    token = f"{FEEDBACK_CODE['system']}|{FEEDBACK_CODE['code']}"
     out: list[dict[str, Any]] = []
-    offset = 0
-    while True:
-        query = SearchQuery("Basic", (SearchClause("code", (token,)),), 1000, offset, total=False)
-        page = repository.search(query)
-        for stored in page.resources:
-            for ext in json.loads(stored.data or "{}").get("extension", []):
-                if ext.get("url") == _EXTENSION:
-                    out.append(json.loads(ext["valueString"]))
-        if len(page.resources) < 1000:
-            return out
-        offset += 1000
+    for stored in repository.iter_current(["Basic"]):  # few Basic resources; no index needed
+        for ext in json.loads(stored.data or "{}").get("extension", []):
+            if ext.get("url") == _EXTENSION and isinstance(ext.get("valueString"), str):
+                out.append(json.loads(ext["valueString"]))
+    return out
 
 
 def feedback_rates(repository: Repository) -> pa.Table:
