@@ -8,6 +8,7 @@ from cmio.cli import (
     audit_cmd,
     backup_cmd,
     demo_cmd,
+    doctor_cmd,
     export_cmd,
     fhirpath_cmd,
     hl7_cmd,
@@ -57,6 +58,7 @@ user_cmd.register(app)
 oversight_cmd.register(app)
 rules_cmd.register(app)
 backup_cmd.register(app)
+doctor_cmd.register(app)
 
 
 def main() -> None:
