@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from types import MappingProxyType
 from typing import Any
 
 import pyarrow as pa
@@ -31,8 +32,10 @@ __all__ = [
 THRESHOLD = 0.6
 """Minimum score of a suspected duplicate pair."""
 
-_CODES = {**dict.fromkeys("bfpv", "1"), **dict.fromkeys("cgjkqsxz", "2"),
-          **dict.fromkeys("dt", "3"), "l": "4", **dict.fromkeys("mn", "5"), "r": "6"}  # fmt: skip
+_CODES = MappingProxyType(
+    {**dict.fromkeys("bfpv", "1"), **dict.fromkeys("cgjkqsxz", "2"),
+          **dict.fromkeys("dt", "3"), "l": "4", **dict.fromkeys("mn", "5"), "r": "6"}
+)  # fmt: skip
 _NOT_LETTER = re.compile(r"[^a-z]")
 _NOT_DIGIT = re.compile(r"\D")
 

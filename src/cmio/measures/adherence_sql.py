@@ -122,12 +122,14 @@ ORDER: Mapping[str, str] = MappingProxyType(
     }
 )
 
-_PARTS = {
-    "coding": ("dq_out_coding", "SUM(standard_elements)", "SUM(elements)"),
-    "validity": ("dq_out_codes", "SUM(valid)", "SUM(valid + invalid + deprecated)"),
-    "completeness": ("dq_out_required", "SUM(resources - missing)", "SUM(resources)"),
-    "ucum": ("dq_out_units", "SUM(conformant)", "SUM(quantities)"),
-}
+_PARTS = MappingProxyType(
+    {
+        "coding": ("dq_out_coding", "SUM(standard_elements)", "SUM(elements)"),
+        "validity": ("dq_out_codes", "SUM(valid)", "SUM(valid + invalid + deprecated)"),
+        "completeness": ("dq_out_required", "SUM(resources - missing)", "SUM(resources)"),
+        "ucum": ("dq_out_units", "SUM(conformant)", "SUM(quantities)"),
+    }
+)
 
 
 def _part(name: str, overall: bool) -> str:

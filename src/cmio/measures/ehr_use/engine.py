@@ -13,6 +13,7 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import date
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -30,14 +31,16 @@ ENGINES = ("duckdb", "postgres", "spark")
 """Engines the oversight measures run on."""
 
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}$")
-_PG_TYPES = {
-    pa.string(): "TEXT",
-    pa.large_string(): "TEXT",
-    pa.int64(): "BIGINT",
-    pa.int32(): "BIGINT",
-    pa.float64(): "DOUBLE PRECISION",
-    pa.bool_(): "BOOLEAN",
-}
+_PG_TYPES = MappingProxyType(
+    {
+        pa.string(): "TEXT",
+        pa.large_string(): "TEXT",
+        pa.int64(): "BIGINT",
+        pa.int32(): "BIGINT",
+        pa.float64(): "DOUBLE PRECISION",
+        pa.bool_(): "BOOLEAN",
+    }
+)
 _MONTH = re.compile(r"(\d{4})-(\d{2})$")
 _DAY = re.compile(r"(\d{4})-(\d{2})-(\d{2})$")
 
