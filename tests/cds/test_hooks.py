@@ -13,6 +13,7 @@ import pytest
 from joserfc import jwt
 
 from cmio.cds import feedback_rates, resolve_prefetch, service_as_library, starter_services
+from cmio.testing.auth import mint_token
 from tests.cds.conftest import RESOURCES, RXNORM, Cds, med
 from tests.cds.shapes import (
     SPEC_DISCOVERY,
@@ -262,3 +263,16 @@ def test_malformed_requests(cds: Cds) -> None:
         assert response.status_code == 400
     assert httpx.post(f"{cds.root}/cds-services/nope", json=_request("patient-view", "x"),
                       headers=cds.headers()).status_code == 404  # fmt: skip
+
+
+def test_trusted_client_jwks_by_url(cds: Cds) -> None:
+    url = f"{cds.root}/cds-services/diabetes-a1c"
+    issuer = "https://ehr2.example.org"
+    cds.app.cds.clients[issuer] = f"{cds.root}/auth/jwks"  # this server's JWKS, fetched once
+    token = mint_token(cds.app, cds.server.base, issuer=issuer, audience=url, typ="JWT")
+    body = _request("patient-view", "healthy", prefetch={"conditions": None, "a1c": None})
+    response = httpx.post(url, json=body, headers={"authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.text
+    other = mint_token(cds.app, cds.server.base, issuer="https://unknown.example", audience=url)
+    response = httpx.post(url, json=body, headers={"authorization": f"Bearer {other}"})
+    assert response.status_code == 401

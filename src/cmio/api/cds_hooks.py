@@ -106,11 +106,19 @@ class CdsHooks:
         self._gaps: dict[tuple[tuple[str, ...], str], tuple[float, list[dict[str, Any]]]] = {}
         self._gaps_lock = threading.Lock()
         self.clients: dict[str, Any] = {}
+        """Trusted CDS clients: issuer -> JWKS (a JSON object, or its URL fetched on use)."""
         if env.settings.cds_clients:
-            from joserfc.jwk import KeySet
-
-            trusted = json.loads(Path(env.settings.cds_clients).read_text(encoding="utf-8"))
-            self.clients = {iss: KeySet.import_key_set(jwks) for iss, jwks in trusted.items()}
+            path = Path(env.settings.cds_clients)
+            try:
+                trusted = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise ValueError(
+                    f"CMIO_CDS_CLIENTS {path}: not a readable JSON file ({exc})"
+                ) from exc
+            if not isinstance(trusted, dict):
+                raise ValueError(f"CMIO_CDS_CLIENTS {path}: expected {{issuer: JWKS or URL}}")
+            self.clients = dict(trusted)
+        self._keysets: dict[str, Any] = {}
         self.app = Starlette(
             routes=[
                 Route("/cds-services", self.discovery, methods=["GET"]),
@@ -123,12 +131,12 @@ class CdsHooks:
         """Serve one request."""
         await self.app(scope, receive, send)
 
-    def _client_jwt(self, token: str, url: str) -> bool:
+    def _client_ok(self, token: str, url: str) -> bool:
         """A trusted CDS client's JWT (https://cds-hooks.hl7.org/2.0/#trusting-cds-clients)."""
         from joserfc import jwt
         from joserfc.errors import JoseError
 
-        keys = self.clients.get(str(_claims(token).get("iss")))
+        keys = self._keyset(str(_claims(token).get("iss")))
         if keys is None:
             return False
         try:
@@ -146,6 +154,29 @@ class CdsHooks:
             and bool(claims.get("jti"))
             and (not isinstance(claims.get("nbf"), (int, float)) or claims["nbf"] <= now + 60)
         )
+
+    def _keyset(self, issuer: str) -> Any:
+        """The issuer's keys (a JWKS URL is fetched once; None: not trusted or unreachable)."""
+        from joserfc.jwk import KeySet
+
+        if issuer in self._keysets:
+            return self._keysets[issuer]
+        jwks = self.clients.get(issuer)
+        if isinstance(jwks, str):
+            import httpx
+
+            try:
+                jwks = httpx.get(jwks, timeout=10).raise_for_status().json()
+            except (httpx.HTTPError, ValueError):
+                return None
+        if not isinstance(jwks, dict):
+            return None
+        try:
+            keys = KeySet.import_key_set(jwks)  # type: ignore[arg-type]
+        except (ValueError, KeyError, TypeError):
+            return None
+        self._keysets[issuer] = keys
+        return keys
 
     async def _authenticate(self, request: Request) -> tuple[AccessGrant | None, Response | None]:
         """The caller's grant (None: a CDS client or auth off), or a 401 response."""
@@ -166,7 +197,8 @@ class CdsHooks:
         except TokenError:
             pass
         url = str(request.url).split("?")[0]
-        if self.clients and self._client_jwt(token, url):
+        trusted: bool = bool(self.clients) and await asyncio.to_thread(self._client_ok, token, url)
+        if trusted:
             return None, None
         return None, _unauthorized("The bearer token is not valid for this CDS service")
 
