@@ -51,3 +51,34 @@ def test_oversight_commands(tmp_path: Path) -> None:
 
     result = runner.invoke(app, ["cost", "--period", "2026-13/2026-12", "--source", str(source)])
     assert result.exit_code != 0 and "bad month" in result.output
+
+
+def test_ehr_use_on_the_store_counts_cmio_audit_records(tmp_path: Path) -> None:
+    """Records of cmio's own audit chain become AuditEvents before the measures run."""
+    from cmio.security.audit import AuditLog
+    from cmio.security.audit.events import AuditFacts, build_event
+    from cmio.security.grant import AccessGrant
+    from cmio.store import open_repository
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    repository = open_repository(url)
+    grant = AccessGrant(subject="a", kind="user", scopes=frozenset(), fhir_user="Practitioner/a")
+    try:
+        with repository.transaction() as tx:
+            for resource in clinic():
+                if resource["resourceType"] != "AuditEvent":
+                    tx.create(resource, id=resource["id"])
+        AuditLog(repository).append_now([
+            build_event(AuditFacts(interaction="read", grant=grant, resource_type="Patient",
+                                   resource_id="p1", patient="p1",
+                                   recorded=f"2026-03-02T{clock}-05:00"))
+            for clock in ("09:01:00", "09:03:00")
+        ])  # fmt: skip
+    finally:
+        repository.close()
+    result = CliRunner().invoke(app, ["ehr-use", "--period", "2026-03/2026-03", "--database",
+                                      url, "--out", str(tmp_path / "ehr")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "2 audit records copied" in result.output
+    rows = pq.read_table(tmp_path / "ehr" / "clinician_month.parquet").to_pylist()
+    assert {r["user_id"]: r["ehr_s"] for r in rows}["a"] == 120

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from cmio.measures.ehr_use.engine import SqlEngine
 
-__all__ = ["register", "write_outputs"]
+__all__ = ["register", "sync_audit_events", "write_outputs"]
 
 _Source = Annotated[
     str, typer.Option("--source", help="'store' or a folder of NDJSON/Parquet (Bulk layout)")
@@ -57,14 +57,28 @@ def write_outputs(tables: Mapping[str, pa.Table], out: Path, fmt: str) -> list[P
     return paths
 
 
-def _resolve_source(source: str, database: str | None) -> Any:
+def _resolve_source(source: str, database: str | None, *, searchable: bool = False) -> Any:
     if source == "store":
         from cmio.store import default_database_url, open_repository
 
-        return open_repository(database or default_database_url())
+        url = database or default_database_url()
+        if not searchable:
+            return open_repository(url)
+        from cmio.indexing import SearchIndexer
+        from cmio.model import load_model
+
+        return open_repository(url, indexer=SearchIndexer(load_model()))
     if not Path(source).exists():
         raise typer.BadParameter(f"{source}: no such file or folder", param_hint="--source")
     return Path(source)
+
+
+def sync_audit_events(repository: Any) -> int:
+    """Copy cmio's own audit records still missing as AuditEvent resources (the work of
+    ``cmio audit index``) so the EHR-use measures see them; returns how many."""
+    from cmio.security.audit import AuditIndex, AuditLog
+
+    return int(AuditIndex(AuditLog(repository)).sync())
 
 
 def _period(text: str) -> Any:
@@ -158,8 +172,11 @@ def register(app: typer.Typer) -> None:
         from cmio.measures.ehr_use.inputs import view_definitions
 
         console = Console(stderr=True)
-        when, resolved = _period(period), _resolve_source(source, database)
+        when, resolved = _period(period), _resolve_source(source, database, searchable=True)
         _check_format(fmt)
+        if source == "store" and not no_audit_events:
+            copied = sync_audit_events(resolved)
+            console.print(f"{copied:,} audit records copied to AuditEvent resources")
         with (
             _engine(engine, engine_url) as sql,
             _steps(console, "EHR use", len(view_definitions()) + 10) as step,
