@@ -168,6 +168,13 @@ def test_error_names_rule_and_path_and_writes_nothing(loaded: CmioApp) -> None:
 
 def test_update_clears_fixed_warning(loaded: CmioApp) -> None:
     with _client(loaded) as http:
+        prefer = {"prefer": "return=OperationOutcome"}
+        outcome = http.put(
+            "/Patient/oo", json={"resourceType": "Patient", "id": "oo"}, headers=prefer
+        )
+        assert outcome.status_code == 201
+        warnings = [i for i in outcome.json()["issue"] if i["severity"] == "warning"]
+        assert [w["diagnostics"].split(":")[0] for w in warnings] == ["Rule patient-mrn"]
         patient = {"resourceType": "Patient", "id": "fixme"}
         assert _findings_of(_put(http, patient)) == {("patient-mrn", "warning")}
         stored = http.get("/Patient/fixme").json()

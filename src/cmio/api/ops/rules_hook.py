@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from cmio.api.env import Env
-from cmio.api.errors import FhirError
+import orjson
 
-__all__ = ["RuleIssue", "check_rules"]
+from cmio.api.env import Env
+from cmio.api.errors import FhirError, OutcomeIssue
+from cmio.store.base import StoredResource
+
+__all__ = ["RuleIssue", "check_rules", "rule_warnings"]
 
 
 class RuleIssue:
@@ -45,3 +48,20 @@ def check_rules(env: Env, resource: dict[str, Any]) -> list[Any]:
         for f in findings
         if f.severity == "error"
     ]
+
+
+def rule_warnings(stored: StoredResource) -> list[OutcomeIssue]:
+    """The rule findings a stored resource was annotated with, as OperationOutcome issues
+    (for ``Prefer: return=OperationOutcome``)."""
+    from cmio.rules import FINDING_TAG
+
+    if stored.data is None or FINDING_TAG.encode() not in stored.data:
+        return []
+    meta = orjson.loads(stored.data).get("meta") or {}
+    issues = []
+    for tag in meta.get("tag", []):
+        if tag.get("system") == FINDING_TAG:
+            severity, _, text = str(tag.get("display", "")).partition(": ")
+            level = "warning" if severity == "warning" else "information"
+            issues.append(OutcomeIssue(level, "business-rule", f"Rule {tag.get('code')}: {text}"))
+    return issues

@@ -142,6 +142,9 @@ def write_response(
     if mode == "minimal":
         return FhirResponse(status, b"", version_headers(stored, location))
     if mode == "OperationOutcome":
-        outcome = operation_outcome([OutcomeIssue("information", "informational", message)])
+        from cmio.api.ops.rules_hook import rule_warnings
+
+        issues = [OutcomeIssue("information", "informational", message), *rule_warnings(stored)]
+        outcome = operation_outcome(issues)
         return json_response(request, status, outcome, version_headers(stored, location))
     return resource_response(env.model, request, stored, status, location)
