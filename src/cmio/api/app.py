@@ -87,6 +87,10 @@ class CmioApp:
         self.executor = None if embedded else ThreadPoolExecutor(8, thread_name_prefix="cmio-db")
         self.fhir = FhirAsgiApp(router, writer=self.writer, executor=self.executor)
         self.web = _web_app(env)
+        from cmio.admin.probes import probe_routes
+
+        # liveness and readiness probes: /healthz, /readyz
+        self.web.router.routes.extend(probe_routes(env.repository, self.writer))
         self.hardened = HardeningMiddleware(self._dispatch, env.settings.hardening)
         """Security headers, CORS allow-list, URL/header and rate limits, no stack traces."""
         self.auth: AuthGate | None = None

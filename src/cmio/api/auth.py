@@ -42,7 +42,9 @@ GRANT_KEY = "cmio.grant"
 """Where the gate leaves the request's AccessGrant in the ASGI scope."""
 
 SESSION_COOKIE = "cmio_session"
-PUBLIC_PATHS = frozenset({"/fhir/metadata", "/.well-known/smart-configuration", "/health"})
+PUBLIC_PATHS = frozenset(
+    {"/fhir/metadata", "/.well-known/smart-configuration", "/health", "/healthz", "/readyz"}
+)
 _ROUTED = ("/auth/", "/.well-known/smart-configuration", "/.well-known/openid-configuration")
 _REALM = 'Bearer realm="cmio"'
 
