@@ -47,6 +47,12 @@ def register(app: typer.Typer) -> None:
             " bindings) or profiles (also meta.profile)",
         ),
         log_level: str = typer.Option("warning", help="uvicorn log level"),
+        log_format: str = typer.Option(
+            "text", "--log-format", help="text, or json: one JSON object per line (with request id)"
+        ),
+        shutdown_timeout: int = typer.Option(
+            30, "--shutdown-timeout", help="Seconds in-flight requests may take to finish on stop"
+        ),
         no_auth: bool = typer.Option(
             False, "--no-auth", help="No authentication (refused unless --host is loopback)"
         ),
@@ -67,6 +73,15 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         cert, key = _tls_files(tls_cert, tls_key)
+        if log_format not in ("text", "json"):
+            raise typer.BadParameter("use text or json", param_hint="--log-format")
+        logs = None
+        if log_format == "json":  # structured logs (cmio.admin.logs)
+            from cmio.admin.logs import JsonLogging
+
+            logs = JsonLogging()
+            logs.install(log_level)
+            os.environ["CMIO_LOG_LEVEL"] = log_level
 
         url = database or default_database_url()
         if no_auth:
@@ -100,8 +115,12 @@ def register(app: typer.Typer) -> None:
                 url
             ).repository.close()  # build the model cache and schema once, before forking
             uvicorn.run(
-                "cmio.api.app:app_from_environment",
+                "cmio.admin.logs:json_app_from_environment"
+                if logs is not None
+                else "cmio.api.app:app_from_environment",
                 factory=True,
+                timeout_graceful_shutdown=shutdown_timeout,
+                log_config=None if logs is not None else uvicorn.config.LOGGING_CONFIG,
                 host=host,
                 port=port,
                 workers=workers,
@@ -116,7 +135,9 @@ def register(app: typer.Typer) -> None:
         application = create_app(url, settings)
         try:
             uvicorn.run(
-                application,
+                application if logs is None else logs.middleware(application),
+                timeout_graceful_shutdown=shutdown_timeout,  # drain in-flight requests
+                log_config=None if logs is not None else uvicorn.config.LOGGING_CONFIG,
                 host=host,
                 port=port,
                 log_level=log_level,
