@@ -47,6 +47,9 @@ def register(app: typer.Typer) -> None:
             " bindings) or profiles (also meta.profile)",
         ),
         log_level: str = typer.Option("warning", help="uvicorn log level"),
+        config: str = typer.Option(
+            None, "--config", help="Environment file of CMIO_* variables (default: $CMIO_CONFIG)"
+        ),
         log_format: str = typer.Option(
             "text", "--log-format", help="text, or json: one JSON object per line (with request id)"
         ),
@@ -72,6 +75,13 @@ def register(app: typer.Typer) -> None:
         """Serve the FHIR R4 API at http://HOST:PORT/fhir (https:// with --tls-cert/--tls-key)."""
         import uvicorn
 
+        if config or os.environ.get("CMIO_CONFIG"):  # configuration by file
+            from cmio.admin.config import ConfigError, apply_env_file
+
+            try:
+                apply_env_file(config or os.environ["CMIO_CONFIG"], os.environ)
+            except ConfigError as exc:
+                raise typer.BadParameter(str(exc), param_hint="--config") from None
         cert, key = _tls_files(tls_cert, tls_key)
         if log_format not in ("text", "json"):
             raise typer.BadParameter("use text or json", param_hint="--log-format")
