@@ -24,34 +24,7 @@ from tests.views.conftest import ENGINES, SHARED, ViewRunner
 
 SUITE = SHARED / "conformance" / "sql-on-fhir-v2"
 
-_BOUNDARY = (
-    "lowBoundary()/highBoundary() (experimental): this engine's dialect does not implement"
-    " Dialect.boundary yet, so the compiler refuses the path with UnsupportedExpression"
-)
-_PG_REPEAT = (
-    "PostgreSQL dialect: repeat's depth guard fires on shallow data (the nodes of the"
-    " deepest unrolled level are not empty); the query aborts with 'deeper than 8 levels'"
-)
-FAILURES: dict[tuple[str, str, str], str] = {
-    **{
-        (engine, "fn_boundary.json", f"{kind} {side}Boundary"): _BOUNDARY
-        for engine in ("spark", "postgres")
-        for kind in ("decimal", "datetime", "date", "time")
-        for side in ("low", "high")
-    },
-    **{
-        ("postgres", "repeat.json", title): _PG_REPEAT
-        for title in (
-            "basic",
-            "item and answer.item",
-            "empty child expression",
-            "combined with forEach",
-            "combined with forEachOrNull",
-            "combined with unionAll",
-        )
-    },
-    ("postgres", "row_index.json", "%rowIndex with repeat"): _PG_REPEAT,
-}
+FAILURES: dict[tuple[str, str, str], str] = {}
 """(engine, file, test title) -> why that engine does not pass it (strict xfail)."""
 
 

@@ -21,6 +21,7 @@ from cmio.views.parse import ViewDefinitionError
 from cmio.views.sqlpath import PathCompiler
 from cmio.views.sqltypes import FType, Val
 from cmio.views.tree import Column, ForEach, ForEachOrNull, Repeat, Select, View
+from cmio.views.valuesets import table_name
 
 __all__ = ["REPEAT_DEPTH", "ViewCompiler"]
 
@@ -48,6 +49,13 @@ class ViewCompiler:
     def __init__(self, dialect: Dialect, model: Model | None = None) -> None:
         self.dialect = dialect
         self.model = model if model is not None else load_model()
+
+    def value_sets(self, view: View) -> list[str]:
+        """The value sets the view's ``memberOf()`` calls join against (their expansion
+        tables, :func:`cmio.views.valuesets.table_name`, must exist when the query runs)."""
+        build = _Build(self, view)
+        build.query(exp.to_table("_none"), False)
+        return list(dict.fromkeys(url for _, url in build.members))
 
     def compile(
         self, view: View, source: exp.Expression, *, filter_type: bool = True
@@ -82,7 +90,10 @@ class _Build:
         self.d = owner.dialect
         self.view = view
         self.keys: list[tuple[tuple[str, ...], bool]] = []
-        self.paths = PathCompiler(self.d, owner.model, view.constants, self._prefetch)
+        self.members: list[tuple[exp.Expression, str]] = []
+        self.paths = PathCompiler(
+            self.d, owner.model, view.constants, self._prefetch, self._membership
+        )
         self.root = Val(
             exp.column("_resource"), False, FType(view.resource, typedef.json_index), path=()
         )
@@ -92,6 +103,11 @@ class _Build:
         if key not in self.keys:
             self.keys.append(key)
         return exp.column(f"_p{self.keys.index(key)}")
+
+    def _membership(self, keys: exp.Expression, valueset: str) -> exp.Expression:
+        """The column ``_m<i>``: whether any of ``keys`` is in the value set (``memberOf()``)."""
+        self.members.append((keys, valueset))
+        return exp.column(f"_m{len(self.members) - 1}")
 
     def _source(self, source: exp.Expression, filter_type: bool, used: set[str]) -> exp.Expression:
         """The pre-projection: each resource's prefetched values, parsed once per resource."""
@@ -129,8 +145,10 @@ class _Build:
                 *[exp.alias_(d.json_path(resource, p, t), n) for n, (p, t) in wanted],
                 *[exp.alias_(resource, "_resource") for _ in keep],
             ).from_(source)
+        columns_out = [name for name, _ in wanted] + keep
         if not wanted and not keep:
             query = exp.select(exp.alias_(exp.Literal.number(1), "_one")).from_(source)
+            columns_out = ["_one"]
         if filter_type:
             query = (
                 exp.select("*")
@@ -141,6 +159,17 @@ class _Build:
                     )
                 )
             )
+        for number, (member_keys, valueset) in enumerate(self.members):
+            if f"_m{number}" in used:
+                out = f"_m{number}"
+                query = d.member_join(
+                    query.subquery(f"_mj{number}"),
+                    columns_out,
+                    member_keys,
+                    table_name(valueset),
+                    out,
+                )
+                columns_out.append(out)
         return query.subquery("_src")
 
     # -- columns ----------------------------------------------------------------------------
@@ -317,7 +346,8 @@ class _Build:
 
         levels = [keyed(first, None)]
         for _ in range(REPEAT_DEPTH):
-            var = self.paths.fresh("p")
+            var = self.paths.fresh("up")  # not "p": prefetched columns are _p<n>
+            self.paths.lambda_vars.add(var)
             node = d.field(exp.column(var), "node")
             parent = Val(node, False, ftype, path=(), anchor=node)
             children = keyed(level_items(parent), d.field(exp.column(var), "key"))
@@ -370,6 +400,9 @@ class _Build:
         if lists:
             items.append(d.unnest_rows(lists[0][1], _ROW))
         used = {c.name for e in (*items, *conditions) for c in e.find_all(exp.Column)}
+        for number, (keys, _) in enumerate(self.members):
+            if f"_m{number}" in used:
+                used.update(c.name for c in keys.find_all(exp.Column))
         inner = self._source(source, filter_type, used)
         middle = exp.select(*items).from_(inner)
         for condition in conditions:

@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from cmio.fhirpath import FhirPathEngine, FhirPathError, FunctionSpec
-from cmio.fhirpath.context import Context
+from cmio.fhirpath.context import Context, TerminologyProvider
 from cmio.fhirpath.fhirtypes import Node
 from cmio.fhirpath.values import prim
 from cmio.views.columns import arrow_schema, kind_of, python_value
@@ -88,10 +88,15 @@ class MemoryEvaluator:
 
     Args:
         engine: a FHIRPath engine created with :func:`view_functions` (one is made if None).
+        terminology: answers ``memberOf()`` (e.g.
+            :class:`cmio.views.valuesets.ExpansionMembership`); without one it is empty.
     """
 
-    def __init__(self, engine: FhirPathEngine | None = None) -> None:
+    def __init__(
+        self, engine: FhirPathEngine | None = None, terminology: TerminologyProvider | None = None
+    ) -> None:
         self.engine = engine if engine is not None else FhirPathEngine(functions=view_functions())
+        self.terminology = terminology
 
     def _compile(self, path: str, element: str) -> Any:
         try:
@@ -112,7 +117,8 @@ class MemoryEvaluator:
 
     def _eval(self, path: str, element: str, focus: Any, env: dict[str, Any]) -> list[Any]:
         try:
-            return list(self._compile(path, element).nodes(focus, env))
+            compiled = self._compile(path, element)
+            return list(compiled.nodes(focus, env, terminology=self.terminology))
         except FhirPathError as exc:
             raise ViewDefinitionError(f"{path!r} failed: {exc}", element) from exc
 

@@ -31,8 +31,9 @@ from cmio.views.compiler import ViewCompiler
 from cmio.views.dialects.postgres import PostgresDialect
 from cmio.views.parse import ViewDefinitionError, parse_view
 from cmio.views.tree import View
+from cmio.views.valuesets import ValueSetExpander, expansion_keys, table_name
 
-__all__ = ["PostgresViewError", "create_view", "postgres_sql", "run"]
+__all__ = ["PostgresViewError", "create_view", "load_value_sets", "postgres_sql", "run"]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _CAST = {"string": "TEXT", "boolean": "BOOLEAN", "integer": "BIGINT", "decimal": "NUMERIC(38, 10)"}
@@ -120,6 +121,7 @@ def run(
     database: str | None = None,
     model: Model | None = None,
     limit: int | None = None,
+    terminology: ValueSetExpander | None = None,
     **_: Any,
 ) -> pa.Table:
     """The engine entry point of :func:`cmio.views.run` (``engine="postgres"``).
@@ -131,6 +133,8 @@ def run(
         database: the PostgreSQL URL (default: the repository's).
         model: the FHIR model.
         limit: at most this many rows.
+        terminology: expands the value sets of ``memberOf()`` into temporary tables
+            the query joins against (:mod:`cmio.views.valuesets`).
 
     Raises:
         PostgresViewError: the query failed on the data.
@@ -140,10 +144,15 @@ def run(
     url = _url(source, database)
     schema = arrow_schema(parsed)
     with psycopg.connect(url, autocommit=True) as conn:
+        # JIT compiling the large expressions of a view costs seconds to minutes (e.g.
+        # 25 s for an unrolled repeat over three resources) and rarely pays back.
+        conn.execute("SET jit = off")
         relation = None
         if not isinstance(source, Repository):
             relation = _load_temp(conn, source, parsed.resource)
-        sql = postgres_sql(parsed, relation=relation, model=model)
+        compiler = ViewCompiler(PostgresDialect(), model)
+        load_value_sets(conn, compiler.value_sets(parsed), terminology, temporary=True)
+        sql = postgres_sql(parsed, relation=relation, compiler=compiler)
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         try:
@@ -170,6 +179,31 @@ def _load_temp(conn: psycopg.Connection[Any], resources: Iterable[Any], rtype: s
     return "SELECT resource FROM cmio_view_input"
 
 
+def load_value_sets(
+    conn: psycopg.Connection[Any],
+    valuesets: Iterable[str],
+    terminology: ValueSetExpander | None,
+    *,
+    temporary: bool,
+) -> None:
+    """(Re)create each value set's expansion table (``key text PRIMARY KEY``) in ``conn``.
+
+    Temporary tables live as long as the connection (and hide permanent ones of the
+    same name); permanent ones back SQL views created by :func:`create_view`.
+    """
+    for url in valuesets:
+        keys = expansion_keys(terminology, url)
+        name = table_name(url)
+        kind = "TEMPORARY TABLE" if temporary else "TABLE"
+        qualified = f"pg_temp.{name}" if temporary else name
+        # emptied and refilled, not dropped: SQL views over it stay valid
+        conn.execute(f"CREATE {kind} IF NOT EXISTS {name} (key text PRIMARY KEY)")
+        conn.execute(f"TRUNCATE {qualified}")
+        with conn.cursor().copy(f"COPY {qualified} (key) FROM STDIN") as copy:
+            for key in keys:
+                copy.write_row((key,))
+
+
 def create_view(
     view: View | Mapping[str, Any],
     database: str,
@@ -177,6 +211,7 @@ def create_view(
     *,
     materialized: bool = False,
     model: Model | None = None,
+    terminology: ValueSetExpander | None = None,
 ) -> str:
     """Create (or replace) a PostgreSQL view of a ViewDefinition over the store's table.
 
@@ -187,6 +222,8 @@ def create_view(
         materialized: a ``MATERIALIZED VIEW`` (refresh it with ``REFRESH MATERIALIZED
             VIEW name``) instead of a plain view.
         model: the FHIR model.
+        terminology: expands the value sets of ``memberOf()`` into tables the view
+            joins against (re-create the view to pick up a changed value set).
 
     Returns:
         The view's SQL name.
@@ -198,10 +235,12 @@ def create_view(
     name = name or parsed.name
     if not name or not _NAME.match(name):
         raise ValueError(f"{name!r} is not a usable SQL name (letters, digits, _; 63 at most)")
-    sql = postgres_sql(parsed, model=model)
+    compiler = ViewCompiler(PostgresDialect(), model)
+    sql = postgres_sql(parsed, compiler=compiler)
     kind = "MATERIALIZED VIEW" if materialized else "VIEW"
     with psycopg.connect(database, autocommit=True) as conn, conn.transaction():
         conn.execute(f'DROP {kind} IF EXISTS "{name}"')
+        load_value_sets(conn, compiler.value_sets(parsed), terminology, temporary=False)
         conn.execute(f'CREATE {kind} "{name}" AS {sql}')
     return name
 

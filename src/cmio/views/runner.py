@@ -27,6 +27,12 @@ from cmio.views.memory import MemoryEvaluator
 from cmio.views.parse import ViewDefinitionError, parse_view
 from cmio.views.sources import Source, resolve_source
 from cmio.views.tree import View
+from cmio.views.valuesets import (
+    ExpansionMembership,
+    ValueSetExpander,
+    expansion_table,
+    table_name,
+)
 
 __all__ = ["DuckDbRunner", "load_view", "run"]
 
@@ -60,11 +66,20 @@ class DuckDbRunner:
     Args:
         model: the FHIR model (loaded once per runner).
         threads: DuckDB worker threads (None: DuckDB's default, all cores).
+        terminology: expands the value sets of ``memberOf()`` (once per run, into
+            tables the query joins against; see :mod:`cmio.views.valuesets`).
     """
 
-    def __init__(self, model: Model | None = None, *, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        model: Model | None = None,
+        *,
+        threads: int | None = None,
+        terminology: ValueSetExpander | None = None,
+    ) -> None:
         self.compiler = ViewCompiler(DuckDbDialect(), model if model is not None else load_model())
         self.threads = threads
+        self.terminology = terminology
 
     def _relation(self, source: Source) -> exp.Expression:
         if source.kind == "arrow":
@@ -114,11 +129,17 @@ class DuckDbRunner:
         if resolved.kind != "arrow" and not resolved.files:
             return
         sql = self.sql(view, resolved)
+        tables = {
+            table_name(url): expansion_table(self.terminology, url)
+            for url in self.compiler.value_sets(view)
+        }
         con = duckdb.connect()
         try:
             con.execute("SET enable_progress_bar = false")
             if self.threads is not None:
                 con.execute(f"SET threads = {int(self.threads)}")
+            for name, table in tables.items():
+                con.register(name, table)
             if resolved.batches is not None:
                 con.register(_INPUT, _counted(resolved.batches(), on_input))
             try:
@@ -212,7 +233,9 @@ def run(
             :class:`~cmio.store.Repository` (its current resources).
         engine: ``duckdb`` (default), ``memory``, or an engine module's name
             (``spark``, ``postgres``: ``cmio.views.<engine>_engine``).
-        **options: engine options (``model``, ``threads`` for DuckDB; see the engine).
+        **options: engine options (``model``, ``threads`` for DuckDB; see the engine);
+            ``terminology`` (a :class:`~cmio.views.valuesets.ValueSetExpander`, such as
+            :class:`cmio.terminology.providers.ServiceTerminology`) for ``memberOf()``.
 
     Returns:
         A :class:`pyarrow.Table` with the view's columns in order (``.to_pandas()``,
@@ -224,12 +247,14 @@ def run(
         ValueError: an unknown engine.
     """
     parsed = load_view(view)
+    terminology = options.get("terminology")
     if engine == "duckdb":
-        return DuckDbRunner(options.get("model"), threads=options.get("threads")).run(
-            parsed, source
+        runner = DuckDbRunner(
+            options.get("model"), threads=options.get("threads"), terminology=terminology
         )
+        return runner.run(parsed, source)
     if engine == "memory":
-        evaluator = MemoryEvaluator()
+        evaluator = MemoryEvaluator(terminology=ExpansionMembership(terminology))
         return evaluator.run(parsed, _memory_resources(source, parsed.resource))
     try:
         module = importlib.import_module(f"cmio.views.{engine}_engine")

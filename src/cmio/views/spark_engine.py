@@ -32,6 +32,7 @@ from cmio.views.parse import ViewDefinitionError, parse_view
 from cmio.views.spark_session import SparkConfig, spark_session
 from cmio.views.spark_sources import spark_resources
 from cmio.views.tree import View
+from cmio.views.valuesets import ValueSetExpander, expansion_keys, table_name
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -73,6 +74,7 @@ def run(
     master: str | None = None,
     model: Model | None = None,
     limit: int | None = None,
+    terminology: ValueSetExpander | None = None,
     **_: Any,
 ) -> pa.Table:
     """The engine entry point of :func:`cmio.views.run` (``engine="spark"``).
@@ -84,10 +86,11 @@ def run(
         master: a Spark master URL when no session is given.
         model: the FHIR model.
         limit: at most this many rows.
+        terminology: expands the value sets of ``memberOf()`` (:mod:`cmio.views.valuesets`).
     """
     if spark is None:
         spark = spark_session(SparkConfig(master=master) if master else None)
-    return spark_run(view, source, spark, model=model, limit=limit)
+    return spark_run(view, source, spark, model=model, limit=limit, terminology=terminology)
 
 
 def spark_frame(
@@ -96,6 +99,7 @@ def spark_frame(
     spark: SparkSession | None = None,
     *,
     model: Model | None = None,
+    terminology: ValueSetExpander | None = None,
 ) -> DataFrame:
     """The view's rows as a (lazy) Spark DataFrame.
 
@@ -104,6 +108,8 @@ def spark_frame(
         source: see :func:`cmio.views.spark_sources.spark_resources`.
         spark: the session (default: :func:`cmio.views.spark_session.spark_session`).
         model: the FHIR model (default R4).
+        terminology: expands the value sets of ``memberOf()``: each becomes a temporary
+            view the query joins against (Spark broadcasts it).
     """
     parsed = _view(view)
     spark = spark if spark is not None else spark_session()
@@ -111,6 +117,11 @@ def spark_frame(
     name = f"cmio_src_{uuid.uuid4().hex[:12]}"
     frame.createOrReplaceTempView(name)
     compiler = ViewCompiler(SparkDialect(), model)
+    for url in compiler.value_sets(parsed):
+        keys = expansion_keys(terminology, url)
+        spark.createDataFrame([(k,) for k in keys], "key string").createOrReplaceTempView(
+            table_name(url)
+        )
     try:
         return spark.sql(spark_sql(parsed, name, compiler))
     except Exception as exc:
@@ -124,6 +135,7 @@ def spark_run(
     *,
     model: Model | None = None,
     limit: int | None = None,
+    terminology: ValueSetExpander | None = None,
 ) -> pa.Table:
     """Run ``view`` on Spark and collect the rows as Arrow (the view's column types).
 
@@ -132,7 +144,7 @@ def spark_run(
             and no ``collection: true``); Spark's message is kept.
     """
     parsed = _view(view)
-    frame = spark_frame(parsed, source, spark, model=model)
+    frame = spark_frame(parsed, source, spark, model=model, terminology=terminology)
     if limit is not None:
         frame = frame.limit(limit)
     schema = arrow_schema(parsed)

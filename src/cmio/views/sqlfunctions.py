@@ -2,7 +2,7 @@
 
 ``where()``, ``exists()``, ``empty()``, ``not()``, ``first()``, ``count()``,
 ``join()``, ``ofType()``, ``extension(url)``, ``lowBoundary()``/``highBoundary()``,
-``getResourceKey()`` and ``getReferenceKey([type])`` over the values of
+``getResourceKey()``, ``getReferenceKey([type])`` and ``memberOf(valueset)`` over the values of
 :mod:`cmio.views.sqlpath` (http://hl7.org/fhirpath/N1/#functions and
 https://sql-on-fhir.org/ig/latest/StructureDefinition-ViewDefinition.html#required-additional-functions).
 """
@@ -29,6 +29,7 @@ class FunctionCompiler:
 
     def __init__(self, pc: PathCompiler) -> None:
         self.pc = pc
+        self._members: dict[tuple[str, str], exp.Expression] = {}
 
     def compile(self, node: Function, focus: Val) -> Val:
         """Compile a function call on ``focus``."""
@@ -69,6 +70,8 @@ class FunctionCompiler:
             return self._boundary(base, name == "highBoundary")
         if name == "getReferenceKey" and len(args) <= 1:
             return self._reference_key(base, args)
+        if name == "memberOf" and len(args) == 1:
+            return self._member_of(base, args[0], focus)
         raise self.pc.unsupported(f"the function {name}()")
 
     def _boundary(self, base: Val, high: bool) -> Val:
@@ -86,6 +89,45 @@ class FunctionCompiler:
             )
         kind: SqlKind = "decimal" if code == "decimal" else "string"
         return Val(sql, False, FType(code), kind)
+
+    def _member_of(self, base: Val, url_arg: Expr, focus: Val) -> Val:
+        """``memberOf(url)``: a join of the value's codes against the value set's expansion
+        table (:mod:`cmio.views.valuesets`), for values read from the resource itself."""
+        pc = self.pc
+        url = pc.expr(url_arg, focus).sql
+        if not (isinstance(url, exp.Literal) and url.is_string):
+            raise pc.unsupported("memberOf() with a value set that is not a string")
+        item = pc.single(base, pc.text)
+        if isinstance(item.sql, exp.Null):
+            return Val(exp.Null(), False, FType("boolean"), "boolean")
+        if pc.membership is None or not pc.rooted(focus):
+            raise pc.unsupported("memberOf() on a value inside forEach, repeat or where()")
+        code = item.ftype.code or ""
+        memo = (item.sql.sql(), url.this)
+        if memo in self._members:  # the same test twice (a where and a column): one join
+            return Val(self._members[memo].copy(), False, FType("boolean"), "boolean")
+
+        def key(coding: Val) -> exp.Expression:
+            system = pc.typed(pc.member(coding, "system"), "string")
+            value = exp.Paren(this=pc.typed(pc.member(coding, "code"), "string"))
+            prefix = exp.Coalesce(
+                this=exp.Paren(this=system), expressions=[exp.Literal.string("*")]
+            )
+            return pc.d.concat_strings(pc.d.concat_strings(prefix, exp.Literal.string("|")), value)
+
+        if code == "CodeableConcept":
+            codings = pc.member(item, "coding")
+            var = pc.fresh()
+            keys = pc.d.transform(pc.as_list(codings), var, key(pc.item(codings, var)))
+        elif code == "Coding":
+            keys = pc.d.make_list([key(item)])
+        elif pc.json_kind(item) == "string":
+            text = exp.Paren(this=pc.typed(item, "string"))
+            keys = pc.d.make_list([pc.d.concat_strings(exp.Literal.string("*|"), text)])
+        else:
+            raise pc.unsupported(f"memberOf() on {code or 'this value'}")
+        self._members[memo] = pc.membership(keys, url.this)
+        return Val(self._members[memo].copy(), False, FType("boolean"), "boolean")
 
     def _where(self, base: Val, criterion: Expr) -> Val:
         if not base.many:

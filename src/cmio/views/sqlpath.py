@@ -66,6 +66,9 @@ class PathCompiler:
         prefetch: called with a property path from the resource and ``True`` for its
             text (``False``: its JSON); returns the expression holding it (the
             compiler's pre-projection, extracted once per resource).
+        membership: called with a list of ``system|code`` keys (an expression over the
+            pre-projection) and a value set URL; returns the boolean column holding
+            whether any key is in the value set (None: ``memberOf()`` is unsupported).
     """
 
     def __init__(
@@ -74,11 +77,14 @@ class PathCompiler:
         model: Model,
         constants: Mapping[str, Constant],
         prefetch: Callable[[tuple[str, ...], bool], exp.Expression],
+        membership: Callable[[exp.Expression, str], exp.Expression] | None = None,
     ) -> None:
         self.d = dialect
         self.model = model
         self.constants = constants
         self.prefetch = prefetch
+        self.membership = membership
+        self.lambda_vars: set[str] = set()
         self._counter = 0
         self._members: dict[int, dict[str, list[tuple[str, JsonProperty]]]] = {}
         self.functions = FunctionCompiler(self)
@@ -144,8 +150,13 @@ class PathCompiler:
             return self.prefetch(path, text)
         return self.d.json_path(anchor, path, text)
 
+    def rooted(self, value: Val) -> bool:
+        """Whether ``value`` reads only the resource (no item of a forEach, repeat or where())."""
+        return not any(c.name in self.lambda_vars for c in value.sql.find_all(exp.Column))
+
     def item(self, value: Val, var: str) -> Val:
         """The Val of one item of ``value`` bound to the lambda variable ``var``."""
+        self.lambda_vars.add(var)
         column = exp.column(var)
         if value.kind is None:
             return replace(value, sql=column, many=False, path=(), anchor=column)

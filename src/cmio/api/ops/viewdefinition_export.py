@@ -38,7 +38,7 @@ from cmio.api.env import Env
 from cmio.api.errors import FhirError, OutcomeIssue
 from cmio.api.http import FhirRequest, FhirResponse
 from cmio.api.ops.common import parse_json_body
-from cmio.api.ops.viewdefinition_run import FORMATS, belongs, stored_view
+from cmio.api.ops.viewdefinition_run import FORMATS, belongs, stored_view, view_terminology
 from cmio.api.render import json_response
 from cmio.bulk.exporter import ExportCancelledError, ExportFile, ExportProgress
 from cmio.bulk.jobs import ExportJob, ExportJobs, ExportRequest, TooManyJobsError
@@ -206,7 +206,7 @@ def _work(
         from cmio.views.output import OutputCancelledError, write_rows
 
         ready.wait(30)  # the kick-off writes the job's metadata first
-        runner = DuckDbRunner(env.model)
+        runner = DuckDbRunner(env.model, terminology=view_terminology(env))
         files: list[ExportFile] = []
         done = 0
         for name, view_json in views:

@@ -30,7 +30,14 @@ from cmio.api.errors import FhirError
 from cmio.api.http import FhirRequest, FhirResponse
 from cmio.api.ops.common import parse_json_body
 
-__all__ = ["FORMATS", "belongs", "encode_rows", "stored_view", "viewdefinition_run"]
+__all__ = [
+    "FORMATS",
+    "belongs",
+    "encode_rows",
+    "stored_view",
+    "view_terminology",
+    "viewdefinition_run",
+]
 
 FORMATS = {
     "ndjson": "application/x-ndjson",
@@ -122,6 +129,15 @@ def _server_resources(env: Env, rtype: str, since: str | None) -> Iterator[dict[
         raise FhirError(400, "invalid", f"_since: {exc}") from exc
 
 
+def view_terminology(env: Env) -> Any:
+    """The server's terminology service for ``memberOf()`` in views (None when it has none)."""
+    if env.terminology is None:
+        return None
+    from cmio.terminology.providers import ServiceTerminology
+
+    return ServiceTerminology(env.terminology)
+
+
 def encode_rows(table: pa.Table, fmt: str, header: bool = True) -> bytes:
     """The rows in an output format of the SQL on FHIR operations (``ndjson``, ``json``,
     ``csv``, ``parquet``); decimals as JSON numbers."""
@@ -196,7 +212,7 @@ def viewdefinition_run(
         if patient is not None:
             pid = str(patient).rsplit("/", 1)[-1]
             resources = [r for r in resources if belongs(r, pid)]
-        table = run(parsed, list(resources), engine="duckdb")
+        table = run(parsed, list(resources), engine="duckdb", terminology=view_terminology(env))
     except ViewDefinitionError as exc:
         raise FhirError(400, "invalid", exc.detail, expression=exc.element) from exc
     if limit is not None:

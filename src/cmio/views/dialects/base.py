@@ -211,6 +211,71 @@ class Dialect(abc.ABC):
             this=left, expression=exp.Nullif(this=right, expression=exp.Literal.number(0))
         )
 
+    # -- value sets -------------------------------------------------------------------------
+    def row_id(self) -> exp.Expression:
+        """A number unique to each row of a relation (within one query)."""
+        return exp.Window(this=exp.RowNumber())
+
+    def unnest_outer(self, items: exp.Expression) -> exp.Expression:
+        """The select-list expression giving one row per item, and one NULL row for an
+        empty or NULL list."""
+        raise NotImplementedError(f"{self.name}: unnest_outer")
+
+    def any_value(self, value: exp.Expression) -> exp.Expression:
+        """The aggregate keeping any one value of a group (all are equal where it is used)."""
+        return exp.AnyValue(this=value)
+
+    def member_join(
+        self,
+        source: exp.Expression,
+        names: Sequence[str],
+        keys: exp.Expression,
+        table: str,
+        out: str,
+    ) -> exp.Select:
+        """``source``'s columns ``names`` plus the boolean column ``out``: whether any of the
+        row's ``keys`` (a list of strings) is a ``key`` of ``table`` (NULL: no keys).
+
+        The default is one pass over ``source``: each row numbered and unnested by key,
+        LEFT JOINed to the table, grouped back by row number (engines decorrelate this
+        into a hash join against the small table, see :mod:`cmio.views.valuesets`).
+        """
+        # the row number below the unnest: numbered once per row, not per key
+        listed = exp.select(
+            *[exp.column(n) for n in names],
+            exp.alias_(self.row_id(), "_rid"),
+            exp.alias_(keys, "_mkl"),
+        ).from_(source)
+        inner = exp.select(
+            *[exp.column(n) for n in names],
+            exp.column("_rid"),
+            exp.alias_(self.unnest_outer(exp.column("_mkl")), "_mk"),
+        ).from_(listed.subquery("_ml"))
+        key = exp.column("_mk", table="_mi")
+        hit = exp.Not(this=exp.Is(this=exp.column("key", table="_vs"), expression=exp.Null()))
+        member = exp.Case(
+            ifs=[
+                exp.If(
+                    this=exp.EQ(this=exp.Count(this=key), expression=exp.Literal.number(0)),
+                    true=exp.Null(),
+                )
+            ],
+            default=exp.LogicalOr(this=hit),
+        )
+        return (
+            exp.select(
+                *[exp.alias_(self.any_value(exp.column(n, table="_mi")), n) for n in names],
+                exp.alias_(member, out),
+            )
+            .from_(inner.subquery("_mi"))
+            .join(
+                exp.alias_(exp.to_table(table), "_vs", table=True),
+                on=exp.EQ(this=exp.column("key", table="_vs"), expression=key),
+                join_type="left",
+            )
+            .group_by(exp.column("_rid", table="_mi"))
+        )
+
     # -- output ---------------------------------------------------------------------------
     def render(self, expression: exp.Expression) -> str:
         """The expression as this engine's SQL text."""

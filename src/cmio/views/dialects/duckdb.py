@@ -188,6 +188,14 @@ class DuckDbDialect(Dialect):
     def unnest_rows(self, rows: exp.Expression, alias: str) -> exp.Expression:
         return exp.Alias(this=call("unnest", rows), alias=exp.to_identifier(alias))
 
+    def unnest_outer(self, items: exp.Expression) -> exp.Expression:
+        empty = exp.LTE(
+            this=exp.Coalesce(this=self.length(items), expressions=[exp.Literal.number(0)]),
+            expression=exp.Literal.number(0),
+        )
+        none = exp.Array(expressions=[self.null("string")])
+        return call("unnest", exp.Case(ifs=[exp.If(this=empty, true=none)], default=items))
+
     def sql_type(self, kind: SqlKind) -> exp.DataType:
         return exp.DataType.build(_TYPES[kind], dialect="duckdb")
 

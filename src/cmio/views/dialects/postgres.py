@@ -14,7 +14,7 @@ https://www.postgresql.org/docs/15/functions-array.html). PostgreSQL has no lamb
   :meth:`field` returns ``jsonb``: the engine casts the output columns
   (:mod:`cmio.views.postgres_engine`);
 * :meth:`fail` raises through a failing ``integer`` cast in the guarding ``CASE``
-  condition (``concat`` is not constant-folded, so it only fails when reached).
+  condition; the cast reads the row, so the planner cannot fold it ahead of the data.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import sqlglot
 from sqlglot import exp
 
 from cmio.views.dialects.base import Dialect, SqlKind, call
+from cmio.views.dialects.boundaries import Snippets, boundary_sql, boundary_templates
 
 __all__ = ["PostgresDialect"]
 
@@ -39,6 +40,16 @@ _TRANSFORM = "pg_transform"
 _FIELD = "pg_field"
 _FAIL = "pg_fail"
 _MAX_ARGS = 100  # FUNC_MAX_ARGS: jsonb_build_object takes at most 50 pairs
+_BOUNDARIES = boundary_templates(
+    Snippets(
+        month_end="to_char(CAST(date_trunc('month', CAST({d} || '-01' AS DATE))"
+        " + INTERVAL '1 month' - INTERVAL '1 day' AS DATE), 'YYYY-MM-DD')",
+        zone="COALESCE((regexp_match({s}, '(Z|[+-][0-9][0-9]:[0-9][0-9])$'))[1], '')",
+        has_dot="strpos({v}, '.') > 0",
+        split="split_part({v}, {sep}, {n})",
+        decimal="NUMERIC(38, 10)",
+    )
+)
 
 
 @cache
@@ -247,6 +258,25 @@ class PostgresDialect(Dialect):
     def unnest_rows(self, rows: exp.Expression, alias: str) -> exp.Expression:
         return exp.Alias(this=call("unnest", rows), alias=exp.to_identifier(alias))
 
+    def boundary(self, text: exp.Expression, ftype: str, high: bool) -> exp.Expression | None:
+        return boundary_sql(_BOUNDARIES, ftype, high, text, "postgres")
+
+    def member_join(
+        self,
+        source: exp.Expression,
+        names: Sequence[str],
+        keys: exp.Expression,
+        table: str,
+        out: str,
+    ) -> exp.Select:
+        # A semi-join per row: PostgreSQL probes the table's primary key for each key.
+        member = _template(
+            f"CASE WHEN cardinality(__k) > 0 THEN EXISTS (SELECT 1 FROM unnest(__k) AS _u(_key)"
+            f" JOIN {_ident(table)} AS _vs ON _vs.key = _u._key) END",
+            k=keys,
+        )
+        return exp.select(*[exp.column(n) for n in names], exp.alias_(member, out)).from_(source)
+
     # -- scalars ------------------------------------------------------------------------
     def sql_type(self, kind: SqlKind) -> exp.DataType:
         return exp.DataType.build(_TYPES[kind], dialect="postgres")
@@ -274,11 +304,17 @@ class PostgresDialect(Dialect):
         def raise_in_condition(node: exp.Expression) -> exp.Expression:
             if isinstance(node, exp.If) and _FAIL in node.args["true"].meta:
                 message = str(node.args["true"].meta[_FAIL])
+                # The failing cast reads the row (through the condition): a constant one
+                # is folded by the planner for functions in FROM (unnest) and fails
+                # whatever the data. The nested CASE evaluates it only when the guard holds.
                 boom = _template(
-                    "CAST(concat(__m, '') AS INTEGER) = 0", m=exp.Literal.string(message)
+                    "CAST(concat(__m, left(CAST(__c AS TEXT), 0)) AS INTEGER) = 0",
+                    m=exp.Literal.string(message),
+                    c=exp.Paren(this=node.args["this"]),
                 )
-                condition = exp.And(
-                    this=exp.Paren(this=node.args["this"]), expression=exp.Paren(this=boom)
+                condition = exp.Case(
+                    ifs=[exp.If(this=exp.Paren(this=node.args["this"]), true=boom)],
+                    default=exp.false(),
                 )
                 return exp.If(this=condition, true=exp.Null())
             return node

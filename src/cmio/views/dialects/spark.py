@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from sqlglot import exp
 
 from cmio.views.dialects.base import Dialect, SqlKind, call
+from cmio.views.dialects.boundaries import Snippets, boundary_sql, boundary_templates
 
 __all__ = ["SparkDialect"]
 
@@ -32,6 +33,15 @@ _TYPES: dict[str, str] = {
     "decimal": "DECIMAL(38, 10)",
 }
 _ITEMS = exp.Literal.string("array<string>")
+_BOUNDARIES = boundary_templates(
+    Snippets(
+        month_end="date_format(last_day(CAST({d} || '-01' AS DATE)), 'yyyy-MM-dd')",
+        zone="regexp_extract({s}, '(Z|[+-][0-9][0-9]:[0-9][0-9])$', 1)",
+        has_dot="instr({v}, '.') > 0",
+        split="split_part({v}, {sep}, {n})",
+        decimal="DECIMAL(38, 10)",
+    )
+)
 
 
 def _path(key: str) -> exp.Expression:
@@ -124,6 +134,18 @@ class SparkDialect(Dialect):
 
     def unnest_rows(self, rows: exp.Expression, alias: str) -> exp.Expression:
         return exp.Alias(this=call("explode", rows), alias=exp.to_identifier(alias))
+
+    def boundary(self, text: exp.Expression, ftype: str, high: bool) -> exp.Expression | None:
+        return boundary_sql(_BOUNDARIES, ftype, high, text, "spark")
+
+    def row_id(self) -> exp.Expression:
+        return call("monotonically_increasing_id")
+
+    def unnest_outer(self, items: exp.Expression) -> exp.Expression:
+        return call("explode_outer", items)
+
+    def any_value(self, value: exp.Expression) -> exp.Expression:
+        return call("first", value)
 
     # -- scalars ------------------------------------------------------------------------
     def sql_type(self, kind: SqlKind) -> exp.DataType:
