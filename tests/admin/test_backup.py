@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import tarfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -137,7 +138,7 @@ def _writer(repo: Repository, stop: threading.Event, count: list[int]) -> None:
 
 
 def test_backup_while_a_writer_writes_is_consistent(
-    new_url: UrlFactory, indexer: SearchIndexer, tmp_path: Path
+    new_url: UrlFactory, indexer: SearchIndexer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     source_url, target_url = new_url(), new_url()
     repo = open_store(source_url, indexer)
@@ -147,7 +148,17 @@ def test_backup_while_a_writer_writes_is_consistent(
     try:
         while count[0] < 15:
             stop.wait(0.01)
-        manifest = backup(source_url, tmp_path / "live.tar")
+        steps: list[int] = []
+        if source_url.startswith("sqlite"):  # small steps: the writer commits between them
+            monkeypatch.setattr("cmio.admin.sqlite_backup._PAGES", 4)
+
+        def tick(stage: str, done: int, total: int) -> None:
+            steps.append(done)
+            time.sleep(0.002)
+
+        before = count[0]
+        manifest = backup(source_url, tmp_path / "live.tar", tick)
+        assert len(steps) > 3 and count[0] > before  # commits went on during the copy
         at_backup = count[0]
         while count[0] < at_backup + 5:  # the writer went on during and after the copy
             stop.wait(0.01)
