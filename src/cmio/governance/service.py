@@ -111,7 +111,7 @@ class Governance:
         target = f"{rtype}/{rid}"
         found = [
             p
-            for p in self._search("Provenance", "target", target, tx)
+            for p in self.search("Provenance", "target", target, tx)
             if any(
                 str(t.get("reference", "")).split("/_history/")[0] == target
                 for t in p.get("target") or []
@@ -119,7 +119,7 @@ class Governance:
         ]
         return sorted(found, key=lambda p: (str(p.get("recorded")), str(p.get("id"))))
 
-    def _search(
+    def search(
         self, rtype: str, param: str | None, value: str | None, tx: Transaction | None
     ) -> list[dict[str, Any]]:
         """Resources of ``rtype`` matching ``param=value`` (callers re-check the match: a
@@ -207,9 +207,7 @@ class Governance:
                 if rtype != "Basic":
                     artifact["date"] = self.clock()
                 stored, _ = tx.update(artifact, if_match=stored.version)
-            provenance = self._provenance(
-                artifact, stored.version, action, grant, comment, capacity
-            )
+            provenance = self.provenance(artifact, stored.version, action, grant, comment, capacity)
             tx.create(provenance)
         return Decision(artifact, provenance, new_state)
 
@@ -247,7 +245,7 @@ class Governance:
                 fresh["date"] = self.clock()
             set_state(fresh, "draft")
             created = tx.create(fresh, id=new_id)
-            provenance = self._provenance(fresh, created.version, "revise", grant, None, None)
+            provenance = self.provenance(fresh, created.version, "revise", grant, None, None)
             provenance["entity"] = [
                 {
                     "role": "revision",
@@ -285,9 +283,9 @@ class Governance:
     ) -> dict[str, Any] | None:
         """The artifact ``url|version`` (highest version when ``version`` is None)."""
         if rtype == "Basic":
-            candidates = self._search("Basic", None, None, tx)
+            candidates = self.search("Basic", None, None, tx)
         else:
-            candidates = self._search(rtype, "url", url, tx)
+            candidates = self.search(rtype, "url", url, tx)
         candidates = [c for c in candidates if canonical_of(c)[0] == url]
         if version is not None:
             return next((c for c in candidates if canonical_of(c)[1] == version), None)
@@ -296,15 +294,17 @@ class Governance:
         candidates.sort(key=lambda c: version_key(canonical_of(c)[1] or "0"))
         return candidates[-1] if candidates else None
 
-    def _provenance(
+    def provenance(
         self,
         artifact: dict[str, Any],
         version: int,
         action: str,
         grant: AccessGrant,
         comment: str | None,
-        capacity: str | None,
+        capacity: str | None = None,
     ) -> dict[str, Any]:
+        """The Provenance recording ``action`` by ``grant`` on version ``version`` of
+        ``artifact`` (https://hl7.org/fhir/R4/provenance.html)."""
         rtype, rid = artifact["resourceType"], artifact["id"]
         roles: list[dict[str, Any]] = [
             {"coding": [{"system": "https://cmio.dev/fhir/CodeSystem/role", "code": r}]}
@@ -321,7 +321,7 @@ class Governance:
             "target": [
                 {
                     "reference": f"{rtype}/{rid}/_history/{version}",
-                    "display": f"{url}|{semver}",
+                    "display": f"{url}|{semver}" if url else f"{rtype}/{rid}",
                 }
             ],
             "recorded": self.clock(),
