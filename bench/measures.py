@@ -13,9 +13,13 @@ list, everything else to ``DIR/base`` (filtered NDJSON copies). Measured, side b
 * **incremental**: applying the day's resources to the tables plus the five measures,
   checked equal (per patient) to the full run.
 
-Figures are medians of ``--repeat`` runs (full and build: one run each). Usage::
+With ``--replicate K`` the materialized tables are then copied K times with fresh ids
+(``r<k>-`` prefixes; practitioners, organizations and payers shared) and the measures and
+the incremental step run again on K times the patients; the counts must be exactly K
+times the base counts. Figures are medians of ``--repeat`` runs (full and build: one run
+each). Usage::
 
-    python bench/measures.py bench/out/measures-100k --patients 100000 --workers 2 [--repeat 3]
+    python bench/measures.py bench/out/measures-10k --patients 10000 --workers 2 --replicate 10
 """
 
 from __future__ import annotations
@@ -110,6 +114,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--replicate", type=int, default=1, help="copies of the base tables (fresh ids)"
+    )
     args = parser.parse_args()
     folder: Path = args.folder
     if not (folder / "Patient.ndjson").exists():
@@ -137,8 +144,22 @@ def main() -> None:
         names = sorted({v for m in measures for v in _views(m)})
         build_s, _ = _timed(lambda: tables.build(names, base), 1)
         print(f"build measure tables from base: {build_s:.1f} s")
-        eval_s, _ = _timed(lambda: tables.evaluate(measures, PERIOD), args.repeat)
+        eval_s, base_results = _timed(lambda: tables.evaluate(measures, PERIOD), args.repeat)
         print(f"5 measures on the materialized tables: {eval_s:.2f} s (median of {args.repeat})")
+        if args.replicate > 1:
+            replicate(tables, args.replicate)
+            rep_s, rep = _timed(lambda: tables.evaluate(measures, PERIOD), args.repeat)
+            patients = tables.con.execute("SELECT count(*) FROM mp_patient").fetchall()[0][0]
+            print(
+                f"5 measures on the tables x{args.replicate} ({patients} patients): {rep_s:.2f} s"
+            )
+            for small, big in zip(base_results, rep, strict=True):
+                scaled = {k: v * args.replicate for k, v in small.counts.items()}
+                if dict(big.counts) != scaled:
+                    raise SystemExit(
+                        f"{small.measure.id}: replicated counts are not x{args.replicate}"
+                    )
+            print("replicated counts are exactly the base counts times the factor")
 
         def incremental() -> list[Any]:
             tables.apply(day)
@@ -150,10 +171,42 @@ def main() -> None:
         tables.close()
     print(f"incremental (apply one day + 5 measures): {inc_s:.2f} s; apply alone {apply_s:.2f} s")
     same = _rows(refreshed) == _rows(full)
+    if args.replicate > 1:
+        print("(replicated: the per-patient check against the full run covers copy 0 only)")
+        same = all(
+            [r for r in big if not r["patient_id"].startswith("r")] == small
+            for big, small in zip(_rows(refreshed).values(), _rows(full).values(), strict=True)
+        )
     print(f"incremental equals full per patient: {same}")
-    print(f"ratio full / incremental: {full_s / inc_s:.1f}x")
+    if args.replicate == 1:
+        print(f"ratio full / incremental: {full_s / inc_s:.1f}x")
     if not same:
         raise SystemExit("incremental result differs from the full run")
+
+
+_SHARED = ("practitioner_id", "organization_id", "payor_id", "gp_id")
+
+
+def replicate(tables: MeasureTables, copies: int) -> None:
+    """Add ``copies - 1`` copies of every measure table's rows with fresh ids: each id
+    column (``*_id``, ``resource_key``; not the shared practitioners, organizations and
+    payers) prefixed ``r<k>-``. The copies are new patients with the same care."""
+    con = tables.con
+    for name in tables.tables():
+        columns = [r[0] for r in con.execute(f'DESCRIBE "{name}"').fetchall()]
+        if name in ("mp_practitioner", "mp_practitioner_role", "mp_organization"):
+            continue
+        for k in range(1, copies):
+            select = ", ".join(
+                f'\'r{k}-\' || "{c}" AS "{c}"'
+                if (c.endswith("_id") or c == "resource_key") and c not in _SHARED
+                else f'"{c}"'
+                for c in columns
+            )
+            con.execute(
+                f'INSERT INTO "{name}" SELECT {select} FROM "{name}" WHERE NOT starts_with(CAST("{columns[0]}" AS VARCHAR), \'r\')'
+            )
+    con.execute("CHECKPOINT")
 
 
 def _views(measure: Any) -> tuple[str, ...]:
