@@ -66,6 +66,7 @@ def default_operations() -> dict[str, Operation]:
     )
     table += _viewdefinition_export_operations()
     table += _measure_operations()
+    table += _governance_operations()
     return {op.name: op for op in table}
 
 
@@ -170,4 +171,32 @@ def _terminology_operations() -> list[Operation]:
         Operation("lookup", lazy("lookup_op"), frozenset({"CodeSystem"})),
         Operation("subsumes", lazy("subsumes_op"), frozenset({"CodeSystem"})),
         Operation("translate", lazy("translate_op"), frozenset({"ConceptMap"})),
+    ]
+
+
+def _governance_operations() -> list[Operation]:
+    """$governance-transition (POST) and $diff (GET) on governed artifacts (issue 11)."""
+
+    def transition(
+        env: Env, request: FhirRequest, rtype: str | None, rid: str | None
+    ) -> FhirResponse:
+        from cmio.api.ops.governance_transition import governance_transition
+
+        return governance_transition(env, request, rtype, rid)
+
+    def diff(env: Env, request: FhirRequest, rtype: str | None, rid: str | None) -> FhirResponse:
+        from cmio.api.ops.governance_diff import governance_diff
+
+        return governance_diff(env, request, rtype, rid)
+
+    types = frozenset({"ValueSet", "ConceptMap", "Library", "Measure", "PlanDefinition", "Basic"})
+    return [
+        Operation(
+            "governance-transition",
+            transition,
+            types,
+            type_level=False,
+            methods=frozenset({"POST"}),
+        ),
+        Operation("diff", diff, types, type_level=False, methods=frozenset({"GET"})),
     ]

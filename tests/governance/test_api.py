@@ -1,0 +1,115 @@
+"""``$governance-transition`` and ``$diff`` through the FHIR router."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from cmio.api.app import build_env
+from cmio.api.context import RequestContext
+from cmio.api.env import Env, Settings
+from cmio.api.http import FhirRequest, FhirResponse
+from cmio.api.router import FhirRouter
+from cmio.model import Model
+from cmio.security.grant import AccessGrant
+from tests.governance.conftest import user, valueset
+
+JSON = {"content-type": "application/fhir+json", "accept": "application/fhir+json"}
+
+
+@pytest.fixture
+def router(tmp_path: Path, model: Model) -> Iterator[FhirRouter]:
+    settings = Settings(validation="off", terminology_db=None)
+    env: Env = build_env(f"sqlite:///{tmp_path / 'api.db'}", settings, model)
+    yield FhirRouter(env)
+    env.repository.close()
+
+
+def _call(
+    router: FhirRouter,
+    method: str,
+    path: str,
+    grant: AccessGrant | None = None,
+    body: dict[str, Any] | None = None,
+    query: list[tuple[str, str]] | None = None,
+) -> tuple[int, dict[str, Any]]:
+    request = FhirRequest(
+        method,
+        path,
+        query=query or [],
+        headers=JSON,
+        body=orjson.dumps(body) if body is not None else b"",
+        context=RequestContext(grant=grant),
+    )
+    response: FhirResponse = router.handle(request)
+    return response.status, orjson.loads(response.body) if response.body else {}
+
+
+def _transition(
+    router: FhirRouter, rid: str, action: str, grant: AccessGrant, comment: str | None = None
+) -> tuple[int, dict[str, Any]]:
+    params = [{"name": "action", "valueCode": action}]
+    if comment:
+        params.append({"name": "comment", "valueString": comment})
+    body = {"resourceType": "Parameters", "parameter": params}
+    return _call(router, "POST", f"ValueSet/{rid}/$governance-transition", grant, body)
+
+
+def test_transition_and_diff_operations(router: FhirRouter) -> None:
+    clin, tech = user("dr-house", "clinician"), user("ada", "informaticist")
+    codesystem = {
+        "resourceType": "CodeSystem",
+        "id": "loinc-part",
+        "url": "http://loinc.org",
+        "version": "2.77",
+        "status": "active",
+        "content": "fragment",
+        "concept": [{"code": c} for c in ("4548-4", "17856-6", "59261-8")],
+    }
+    assert _call(router, "PUT", "CodeSystem/loinc-part", body=codesystem)[0] in (200, 201)
+    assert _call(router, "PUT", "ValueSet/vs-a1c", body=valueset(["4548-4", "17856-6"]))[0] == 201
+    status, body = _transition(router, "vs-a1c", "submit", clin, "for the March committee")
+    assert status == 200
+    [state, artifact, provenance] = body["parameter"]
+    assert state["valueCode"] == "in-review"
+    assert artifact["resource"]["status"] == "draft"
+    assert provenance["resource"]["reason"][0]["text"] == "for the March committee"
+    status, outcome = _transition(router, "vs-a1c", "activate", tech)
+    assert status == 409 and outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["expression"] == ["status"]
+    status, outcome = _transition(router, "vs-a1c", "approve", user("bob", "analyst"))
+    assert status == 403
+    status, outcome = _transition(router, "vs-a1c", "reject", tech)
+    assert status == 400 and outcome["issue"][0]["expression"] == ["comment"]
+    status, outcome = _transition(router, "vs-a1c", "publish", tech)
+    assert status == 400 and outcome["issue"][0]["expression"] == ["action"]
+
+    newer = valueset(["4548-4", "59261-8"], version="1.1.0", rid="vs-a1c-2")
+    assert _call(router, "PUT", "ValueSet/vs-a1c-2", body=newer)[0] == 201
+    status, diff = _call(
+        router,
+        "GET",
+        "ValueSet/vs-a1c-2/$diff",
+        tech,
+        query=[("other", "https://example.org/fhir/ValueSet/a1c|1.0.0")],
+    )
+    assert status == 200, diff
+    by_name: dict[str, list[Any]] = {}
+    for parameter in diff["parameter"]:
+        by_name.setdefault(parameter["name"], []).append(parameter)
+    assert [p["valueCoding"]["code"] for p in by_name["code-added"]] == ["59261-8"]
+    assert [p["valueCoding"]["code"] for p in by_name["code-removed"]] == ["17856-6"]
+    status, same = _call(
+        router, "GET", "ValueSet/vs-a1c-2/$diff", tech, query=[("other", "ValueSet/vs-a1c")]
+    )
+    assert status == 200 and same == diff
+    status, outcome = _call(
+        router, "GET", "ValueSet/vs-a1c-2/$diff", tech, query=[("other", "https://x|9")]
+    )
+    assert status == 404 and outcome["issue"][0]["expression"] == ["other"]
+    status, outcome = _call(router, "GET", "ValueSet/vs-a1c-2/$diff", tech)
+    assert status == 400
