@@ -11,6 +11,7 @@ from cmio.cli import (
     doctor_cmd,
     export_cmd,
     fhirpath_cmd,
+    governance_cmd,
     hl7_cmd,
     hl7v2_feed_cmd,
     import_cmd,
@@ -57,6 +58,7 @@ audit_cmd.register(app)
 user_cmd.register(app)
 oversight_cmd.register(app)
 rules_cmd.register(app)
+governance_cmd.register(app)
 backup_cmd.register(app)
 doctor_cmd.register(app)
 
