@@ -179,6 +179,9 @@ def register(app: typer.Typer) -> None:
     def diff(
         artifact: Annotated[str, typer.Argument(help="TYPE/ID of the newer version")],
         other: Annotated[str, typer.Option(help="The older version: url|version or TYPE/ID")],
+        expand: Annotated[
+            bool, typer.Option(help="Compare value set expansions (else the compose's codes)")
+        ] = True,
         database: Annotated[str | None, _DATABASE] = None,
     ) -> None:
         """Codes added/removed and logic changes between two versions (JSON)."""
@@ -200,7 +203,7 @@ def register(app: typer.Typer) -> None:
                     raise _fail(ValueError(f"no {rtype} {other}"))
             else:
                 left = orjson.loads(repository.read(*_split(other)).data or b"{}")
-            result = diff_artifacts(left, right, terminology)
+            result = diff_artifacts(left, right, terminology if expand else None)
         except Exception as error:
             if isinstance(error, typer.Exit):
                 raise
