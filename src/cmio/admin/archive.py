@@ -14,6 +14,7 @@ import hashlib
 import io
 import itertools
 import json
+import os
 import tarfile
 import urllib.parse
 from collections.abc import Callable, Iterable, Sequence
@@ -31,6 +32,7 @@ __all__ = [
     "Progress",
     "checksum_lines",
     "compare_checksums",
+    "durable_replace",
     "file_sha256",
     "read_manifest",
     "redact_url",
@@ -142,7 +144,23 @@ def write_archive(out: Path, manifest: Manifest, members: dict[str, Path]) -> No
         tar.addfile(info, io.BytesIO(data))
         for name, path in members.items():
             tar.add(path, arcname=name)
-    tmp.replace(out)
+    durable_replace(tmp, out)
+
+
+def durable_replace(src: Path, dest: Path) -> None:
+    """Rename ``src`` to ``dest`` after flushing it to disk, then flush the directory, so
+    that after a crash ``dest`` is the old file or the whole new one."""
+    fd = os.open(src, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    src.replace(dest)
+    dir_fd = os.open(dest.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def read_manifest(tar: tarfile.TarFile) -> Manifest:

@@ -23,6 +23,7 @@ from cmio.admin.archive import (
     Progress,
     checksum_lines,
     compare_checksums,
+    durable_replace,
     now_utc,
     verify_member,
     write_archive,
@@ -130,4 +131,4 @@ def restore_sqlite(
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         for suffix in ("-wal", "-shm"):  # a stale log must not replay onto the new file
             Path(str(db) + suffix).unlink(missing_ok=True)
-        copy.replace(db)
+        durable_replace(copy, db)
