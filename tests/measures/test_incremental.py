@@ -35,3 +35,23 @@ def test_apply_new_and_changed_resources_matches_a_full_run() -> None:
     [full] = evaluate_measures([measure], period, final)
     assert _rows([after]) == _rows([full])
     assert _rows([before]) != _rows([after])
+
+
+def test_refresh_recomputes_only_touched_patients_and_matches_a_full_run() -> None:
+    resources, _ = test_cms122.population()
+    measures = [builtin_measures()["CMS122"], builtin_measures()["CMS2"]]
+    period = Period.parse(PERIOD)
+    day = [r for r in resources if r["resourceType"] == "Observation"][-6:]
+    base = [r for r in resources if r not in day]
+    tables = MeasureTables()
+    try:
+        before = tables.evaluate(measures, period, source=base)
+        refreshed = tables.refresh(before, day)
+    finally:
+        tables.close()
+    full = evaluate_measures(measures, period, base + day)
+    assert _rows(refreshed) == _rows(full)
+    for got, want in zip(refreshed, full, strict=True):
+        assert dict(got.counts) == dict(want.counts)
+        assert got.score == want.score
+        assert got.strata.to_pylist() == want.strata.to_pylist()

@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from cmio.measures.definition import MeasureDefinition
 from cmio.measures.engines import DuckDbEngine
-from cmio.measures.runner import MeasureResult, MeasureRunner
+from cmio.measures.runner import MeasureResult, MeasureRunner, result_from_members
 from cmio.measures.sql import Period
 from cmio.measures.views import measure_views
 from cmio.views.parse import parse_view
@@ -118,6 +120,56 @@ class MeasureTables:
             scratch.close()
         return inserted
 
+    def refresh(
+        self,
+        previous: Sequence[MeasureResult],
+        resources: Iterable[Mapping[str, Any]],
+        **options: Any,
+    ) -> list[MeasureResult]:
+        """Apply new or changed resources, then re-evaluate only the patients they touch.
+
+        Every population criterion is per patient (the shared tables, practitioners and
+        organizations, are not narrowed), so the rows of the touched patients are
+        recomputed over the tables narrowed to them (temporary tables shadowing the
+        measure tables) and replace theirs in ``previous``; counts, strata and scores
+        follow from the patched membership.
+
+        Args:
+            previous: the results of the same measures and period before the change.
+            resources: the new or changed resources.
+            **options: ``terminology``.
+        """
+        items = [dict(r) for r in resources]
+        self.apply(items)
+        touched = sorted(_patients(items))
+        if not previous:
+            return []
+        period = previous[0].period
+        self.con.register("_cmio_touched", _key_table(touched))
+        narrowed = []
+        try:
+            for name in self.tables():
+                columns = [r[0] for r in self.con.execute(f'DESCRIBE "{name}"').fetchall()]
+                if "patient_id" in columns:
+                    self.con.execute(
+                        f'CREATE OR REPLACE TEMPORARY TABLE "{name}" AS SELECT * FROM main."{name}"'
+                        " WHERE patient_id IN (SELECT k FROM _cmio_touched)"
+                    )
+                    narrowed.append(name)
+            partial = self.evaluate([r.measure for r in previous], period, **options)
+        finally:
+            for name in narrowed:
+                self.con.execute(f'DROP TABLE IF EXISTS temp."{name}"')
+            self.con.unregister("_cmio_touched")
+        out = []
+        keys = pa.array(touched, pa.string())
+        for old, new in zip(previous, partial, strict=True):
+            kept = old.members.filter(pc.invert(pc.is_in(old.members["patient_id"], keys)))
+            members = pa.concat_tables([kept, new.members.cast(kept.schema)])
+            members = members.sort_by("patient_id")
+            out.append(result_from_members(old.measure, period, members))
+        return out
+
     def evaluate(
         self, measures: Sequence[MeasureDefinition], period: Period, **options: Any
     ) -> list[MeasureResult]:
@@ -140,7 +192,22 @@ class MeasureTables:
             engine.close()
 
 
-def _key_table(keys: list[str]) -> Any:
-    import pyarrow as pa
+_PATIENT_REFS = ("subject", "patient", "beneficiary")
 
+
+def _patients(resources: Iterable[Mapping[str, Any]]) -> set[str]:
+    """The patients resources belong to (Patient ids, subject/patient/beneficiary)."""
+    out = set()
+    for resource in resources:
+        if resource.get("resourceType") == "Patient" and resource.get("id"):
+            out.add(str(resource["id"]))
+        for field in _PATIENT_REFS:
+            ref = resource.get(field)
+            text = ref.get("reference") if isinstance(ref, Mapping) else None
+            if isinstance(text, str) and text.startswith("Patient/"):
+                out.add(text.split("/", 1)[1])
+    return out
+
+
+def _key_table(keys: list[str]) -> Any:
     return pa.table({"k": pa.array(keys, pa.string())})

@@ -30,7 +30,7 @@ from cmio.measures.valuesets import builtin_valuesets, expand_valuesets
 from cmio.measures.views import measure_views
 from cmio.terminology.service import TerminologyService
 
-__all__ = ["MeasureResult", "MeasureRunner", "evaluate_measures"]
+__all__ = ["MeasureResult", "MeasureRunner", "evaluate_measures", "result_from_members"]
 
 Progress = Callable[[str], None]
 
@@ -169,18 +169,37 @@ def _finish(
             if other in flags:
                 gap = pc.and_(gap, pc.invert(flags[other]))
     columns["care_gap"] = gap
-    members = pa.table(columns)
-    counts = {name: _count(flags, name) for name in flags}
+    return result_from_members(measure, period, pa.table(columns))
+
+
+_POPULATIONS = (
+    "initial_population",
+    "measure_population",
+    "measure_population_exclusion",
+    "denominator",
+    "denominator_exclusion",
+    "numerator",
+    "numerator_exclusion",
+    "denominator_exception",
+)
+
+
+def result_from_members(
+    measure: MeasureDefinition, period: Period, members: pa.Table
+) -> MeasureResult:
+    """Counts, score and strata of a membership table (see :attr:`MeasureResult.members`);
+    used after evaluation and when rows of some patients are replaced."""
+    names = [c for c in members.column_names if c in _POPULATIONS]
+    flags = {name: members[name] for name in names}
+    counts = {name: _count(flags, name) for name in names}
     score = _score(measure, counts, _observed(members))
-    strata = _strata(measure, compiled, members, list(flags))
+    strata = _strata(measure, members, names)
     return MeasureResult(measure, period, members, strata, counts, score)
 
 
-def _strata(
-    measure: MeasureDefinition, compiled: CompiledMeasure, members: pa.Table, names: list[str]
-) -> pa.Table:
+def _strata(measure: MeasureDefinition, members: pa.Table, names: list[str]) -> pa.Table:
     rows: list[dict[str, Any]] = []
-    for stratifier in compiled.stratifiers:
+    for stratifier in measure.stratifiers:
         column = f"strat_{stratifier}"
         for stratum in sorted(set(members[column].to_pylist())):
             part = members.filter(pc.equal(members[column], stratum))
