@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from pathlib import Path
 
 import psycopg
+import pytest
 from typer.testing import CliRunner
 
 from cmio.admin.doctor import diagnose
 from cmio.cli.main import app
 from cmio.indexing import SearchIndexer
 from cmio.store import sqlite_path
+from cmio.testing.pg import with_search_path
 from tests.admin.conftest import UrlFactory, open_store, populate
 
 
@@ -125,3 +128,19 @@ def test_sqlite_page_corruption_is_found(tmp_path: Path, indexer: SearchIndexer)
     assert code == 1 and "integrity" in out
     code, out = _doctor("--database", f"sqlite:///{tmp_path / 'missing.db'}")
     assert code == 2 and "no database" in out
+
+
+@pytest.mark.postgres
+def test_postgres_invalid_index_is_found(postgres_url: str, indexer: SearchIndexer) -> None:
+    schema = f"d_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_url, autocommit=True) as pg:
+        pg.execute(f"CREATE SCHEMA {schema}")
+    url = with_search_path(postgres_url, schema)
+    _store(url, indexer)
+    _raw(  # what an interrupted CREATE INDEX CONCURRENTLY leaves behind
+        url,
+        "UPDATE pg_index SET indisvalid = false WHERE indexrelid ="
+        f" '{schema}.token_index_lookup'::regclass",
+    )
+    report = diagnose(url, indexer)
+    assert [(f.check, f.subject) for f in report.findings] == [("integrity", "token_index_lookup")]
