@@ -34,14 +34,15 @@ def _call(
     method: str,
     path: str,
     grant: AccessGrant | None = None,
-    body: dict[str, Any] | None = None,
+    body: Any = None,
     query: list[tuple[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, Any]]:
     request = FhirRequest(
         method,
         path,
         query=query or [],
-        headers=JSON,
+        headers=headers or JSON,
         body=orjson.dumps(body) if body is not None else b"",
         context=RequestContext(grant=grant),
     )
@@ -113,3 +114,37 @@ def test_transition_and_diff_operations(router: FhirRouter) -> None:
     assert status == 404 and outcome["issue"][0]["expression"] == ["other"]
     status, outcome = _call(router, "GET", "ValueSet/vs-a1c-2/$diff", tech)
     assert status == 400
+
+
+def test_rest_writes_cannot_edit_governed_artifacts(router: FhirRouter) -> None:
+    clin, tech = user("dr-house", "clinician"), user("ada", "informaticist")
+    from cmio.governance.lifecycle import set_state
+
+    forged = valueset(["4548-4"], rid="forged")
+    set_state(forged, "approved")
+    status, outcome = _call(router, "PUT", "ValueSet/forged", body=forged)
+    assert status == 400 and outcome["issue"][0]["expression"] == ["ValueSet.meta.tag"]
+
+    draft = valueset(["4548-4"])
+    set_state(draft, "draft")
+    assert _call(router, "PUT", "ValueSet/vs-a1c", body=draft)[0] == 201
+    status, stored = _call(router, "GET", "ValueSet/vs-a1c")
+    stored["compose"]["include"][0]["concept"].append({"code": "17856-6"})
+    stored["version"] = "1.0.1"  # terminology: same url|version keeps its content
+    assert _call(router, "PUT", "ValueSet/vs-a1c", body=stored)[0] == 200  # drafts may change
+    for action, grant in (("submit", clin), ("approve", clin), ("approve", tech)):
+        assert _transition(router, "vs-a1c", action, grant)[0] == 200
+    status, approved = _call(router, "GET", "ValueSet/vs-a1c")
+    approved["compose"]["include"][0]["concept"].append({"code": "59261-8"})
+    approved["version"] = "1.0.2"
+    status, outcome = _call(router, "PUT", "ValueSet/vs-a1c", body=approved)
+    assert status == 400
+    assert outcome["issue"][0]["expression"] == ["ValueSet.status"]
+    assert "cannot be edited; create a new version" in outcome["issue"][0]["diagnostics"]
+    status, current = _call(router, "GET", "ValueSet/vs-a1c")
+    assert len(current["compose"]["include"][0]["concept"]) == 2
+    patch = [{"op": "replace", "path": "/status", "value": "active"}]
+    patch_headers = {**JSON, "content-type": "application/json-patch+json"}
+    status, outcome = _call(router, "PATCH", "ValueSet/vs-a1c", body=patch, headers=patch_headers)
+    assert status == 400, outcome
+    assert _call(router, "GET", "ValueSet/vs-a1c")[1]["status"] == "draft"
