@@ -53,9 +53,13 @@ def build_env(
     provider = ServiceTerminology(terminology)
     indexer.search_compiler.terminology = provider  # search :in/:not-in/:above/:below
     governance = TerminologyGovernance(repository, terminology.resources)
+    from cmio.governance.guard import LifecycleGuard
+
+    lifecycle = LifecycleGuard(repository)  # governed artifacts change only while drafts
 
     def validator(resource: dict[str, Any]) -> list[Any]:
-        return list(validate_structure(model, resource)) + governance.check(resource)
+        found = list(validate_structure(model, resource)) + governance.check(resource)
+        return found + lifecycle.check(resource)
 
     if settings.validation not in ("off", "base", "profiles"):
         raise ValueError(f"validation must be off, base or profiles, not {settings.validation!r}")
