@@ -70,6 +70,11 @@ class Settings:
     """A JSON file of trusted CDS clients, issuer -> JWKS (``CMIO_CDS_CLIENTS``): their
     JWTs are accepted on ``/cds-services`` (https://cds-hooks.hl7.org/2.0/#trusting-cds-clients)."""
 
+    governance_approvers: str | None = None
+    """Who approves governed artifacts, ``capacity=role,role;capacity=role``
+    (``CMIO_GOVERNANCE_APPROVERS``, :meth:`cmio.governance.ApprovalPolicy.parse`); None:
+    one clinical lead and one technical lead."""
+
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:
         """Settings from ``CMIO_MAX_BODY_BYTES`` and ``CMIO_MAX_BUNDLE_ENTRIES`` when set."""
@@ -87,6 +92,7 @@ class Settings:
             auth=AuthSettings.from_environment(environ),
             hardening=HardeningPolicy.from_environment(environ),
             cds_clients=environ.get("CMIO_CDS_CLIENTS"),
+            governance_approvers=environ.get("CMIO_GOVERNANCE_APPROVERS"),
         )
 
 
