@@ -148,3 +148,35 @@ def test_rest_writes_cannot_edit_governed_artifacts(router: FhirRouter) -> None:
     status, outcome = _call(router, "PATCH", "ValueSet/vs-a1c", body=patch, headers=patch_headers)
     assert status == 400, outcome
     assert _call(router, "GET", "ValueSet/vs-a1c")[1]["status"] == "draft"
+
+
+def test_policy_from_settings(tmp_path: Path, model: Model) -> None:
+    settings = Settings(
+        validation="off", terminology_db=None, governance_approvers="pharmacy-lead=clinician"
+    )
+    env = build_env(f"sqlite:///{tmp_path / 'policy.db'}", settings, model)
+    router = FhirRouter(env)
+    try:
+        assert _call(router, "PUT", "ValueSet/vs-a1c", body=valueset(["4548-4"]))[0] == 201
+        clin = user("dr-house", "clinician")
+        assert _transition(router, "vs-a1c", "submit", clin)[0] == 200
+        status, body = _transition(router, "vs-a1c", "approve", clin)
+        assert status == 200 and body["parameter"][0]["valueCode"] == "approved"
+        env.settings = Settings(governance_approvers="broken")
+        status, outcome = _transition(router, "vs-a1c", "activate", user("ada", "informaticist"))
+        assert status == 500 and "CMIO_GOVERNANCE_APPROVERS" in outcome["issue"][0]["diagnostics"]
+    finally:
+        env.repository.close()
+
+
+def test_parse_policy() -> None:
+    from cmio.governance import ApprovalPolicy
+
+    policy = ApprovalPolicy.parse(" clinical-lead = clinician, administrator ; tech=informaticist")
+    assert dict(policy.approvers) == {
+        "clinical-lead": frozenset({"clinician", "administrator"}),
+        "tech": frozenset({"informaticist"}),
+    }
+    for bad in ("", "clinical-lead", "x=", "=clinician"):
+        with pytest.raises(ValueError, match="approval policy"):
+            ApprovalPolicy.parse(bad)

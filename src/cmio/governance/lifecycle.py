@@ -174,6 +174,30 @@ class ApprovalPolicy:
         {"clinician", "informaticist", "integration-engineer", "administrator"}
     )
 
+    @classmethod
+    def parse(cls, text: str) -> ApprovalPolicy:
+        """The policy written ``capacity=role,role;capacity=role`` (e.g. the value of
+        ``CMIO_GOVERNANCE_APPROVERS``: ``clinical-lead=clinician;pharmacy-lead=clinician``);
+        the other settings keep their defaults.
+
+        Raises:
+            ValueError: an entry without ``=``, or a capacity without roles.
+        """
+        approvers: dict[str, frozenset[str]] = {}
+        for entry in (e.strip() for e in text.split(";")):
+            if not entry:
+                continue
+            name, sep, roles = entry.partition("=")
+            found = frozenset(r.strip() for r in roles.split(",") if r.strip())
+            if not sep or not name.strip() or not found:
+                raise ValueError(
+                    f"approval policy entry '{entry}' must be written capacity=role[,role...]"
+                )
+            approvers[name.strip()] = found
+        if not approvers:
+            raise ValueError("an approval policy needs at least one capacity=role entry")
+        return cls(approvers=MappingProxyType(approvers))
+
     def roles_for(self, action: Action) -> frozenset[str]:
         """The roles that may take ``action`` (any one suffices)."""
         if action in ("approve", "reject"):

@@ -15,8 +15,9 @@ from cmio.api.env import Env
 from cmio.api.errors import FhirError
 from cmio.api.http import FhirRequest, FhirResponse
 from cmio.api.ops.evaluate_measure import operation_params
+from cmio.api.ops.governance_transition import env_governance
 from cmio.api.render import json_response
-from cmio.governance import GOVERNED_TYPES, Governance, diff_artifacts
+from cmio.governance import GOVERNED_TYPES, diff_artifacts
 from cmio.terminology.errors import TerminologyError
 
 __all__ = ["governance_diff"]
@@ -42,7 +43,7 @@ def governance_diff(
         left = orjson.loads(env.repository.read(rtype, other.split("/", 1)[1]).data or b"{}")
     else:
         url, _, version = other.partition("|")
-        found = Governance(env.repository).find(rtype, url, version or None)
+        found = env_governance(env).find(rtype, url, version or None)
         if found is None:
             raise FhirError(404, "not-found", f"No {rtype} {other}", expression="other")
         left = found

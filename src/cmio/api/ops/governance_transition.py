@@ -14,16 +14,26 @@ from cmio.api.errors import FhirError
 from cmio.api.http import FhirRequest, FhirResponse
 from cmio.api.ops.evaluate_measure import operation_params
 from cmio.api.render import json_response
-from cmio.governance import ACTIONS, Governance, GovernanceError
+from cmio.governance import ACTIONS, ApprovalPolicy, Governance, GovernanceError
 from cmio.security.grant import AccessGrant
 
-__all__ = ["governance_error", "governance_transition", "request_grant"]
+__all__ = ["env_governance", "governance_error", "governance_transition", "request_grant"]
 
 
 def request_grant(request: FhirRequest) -> AccessGrant:
     """The caller's grant (an in-process caller without one has no roles)."""
     grant = request.context.grant
     return grant if grant is not None else AccessGrant.unrestricted()
+
+
+def env_governance(env: Env) -> Governance:
+    """The governance service of a server, with the policy of ``Settings.governance_approvers``."""
+    text = env.settings.governance_approvers
+    try:
+        policy = ApprovalPolicy.parse(text) if text else None
+    except ValueError as error:
+        raise FhirError(500, "exception", f"CMIO_GOVERNANCE_APPROVERS: {error}") from None
+    return Governance(env.repository, policy)
 
 
 def governance_error(error: GovernanceError) -> FhirError:
@@ -48,7 +58,7 @@ def governance_transition(
         )
     comments = values.get("comment") or []
     comment = "\n".join(comments) if comments else None
-    governance = Governance(env.repository)
+    governance = env_governance(env)
     try:
         decision = governance.transition(
             rtype,
