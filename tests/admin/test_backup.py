@@ -37,7 +37,9 @@ def test_round_trip_keeps_resources_history_indexes_and_audit(
         repo.close()
     assert before["search"][0] and before["search"][1] and before["search"][2]
     assert before["audit"][0] and before["audit"][1] == 20
-    archive = tmp_path / "b.tar"
+    code, out = _cli("backup", "--out", str(tmp_path), "--database", source_url)
+    assert code == 1 and "directory" in out and "backup failed" in out
+    archive = tmp_path / "new" / "b.tar"
     code, out = _cli("backup", "--out", str(archive), "--database", source_url)
     assert code == 0, out
     with tarfile.open(archive) as tar:

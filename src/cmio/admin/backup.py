@@ -31,6 +31,9 @@ def backup(url: str, out: Path, progress: Progress | None = None) -> Manifest:
     Raises:
         BackupError: the source is missing or the snapshot fails its checks.
     """
+    if out.is_dir():
+        raise BackupError(f"{out} is a directory; --out names the archive file to write")
+    out.parent.mkdir(parents=True, exist_ok=True)
     if _scheme(url) == "sqlite":
         from cmio.admin.sqlite_backup import backup_sqlite
         from cmio.store import sqlite_path
