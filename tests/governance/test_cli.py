@@ -72,3 +72,24 @@ def test_cli_lifecycle_requests_diff_agenda(tmp_path: Path) -> None:
     assert agenda.exit_code == 0, agenda.output
     assert "1 open request(s), 6 decision(s)" in agenda.output
     assert "Add IFCC HbA1c" in out.read_text(encoding="utf-8")
+
+
+def test_cli_policy_from_environment(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'policy.db'}"
+    repository = open_repository(url)
+    with repository.transaction() as tx:
+        tx.update(valueset(["4548-4"]))
+    repository.close()
+    runner = CliRunner()
+    clin = ["--user", "dr-house", "--role", "clinician", "--database", url]
+    env = {"CMIO_GOVERNANCE_APPROVERS": "pharmacy-lead=clinician"}
+    for action, state in (("submit", "in-review"), ("approve", "approved")):
+        result = runner.invoke(app, ["governance", action, "ValueSet/vs-a1c", *clin], env=env)
+        assert result.exit_code == 0, result.output
+        assert result.output.strip().endswith(state)
+    broken = runner.invoke(
+        app,
+        ["governance", "retire", "ValueSet/vs-a1c", *clin],
+        env={"CMIO_GOVERNANCE_APPROVERS": "nonsense"},
+    )
+    assert broken.exit_code == 2 and "capacity=role" in broken.output

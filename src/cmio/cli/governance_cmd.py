@@ -9,6 +9,7 @@ the steering-committee agenda and minutes. See docs/governance.md.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,13 +24,18 @@ _ROLE = typer.Option("--role", help="The user's organization role (repeatable)")
 
 def _governance(database: str | None) -> Any:
     """The governance service over the store with its search indexer."""
-    from cmio.governance import Governance
+    from cmio.governance import ApprovalPolicy, Governance
     from cmio.indexing import SearchIndexer
     from cmio.model import load_model
     from cmio.store import default_database_url, open_repository
 
+    text = os.environ.get("CMIO_GOVERNANCE_APPROVERS")
+    try:
+        policy = ApprovalPolicy.parse(text) if text else None
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="CMIO_GOVERNANCE_APPROVERS") from None
     url = database or default_database_url()
-    return Governance(open_repository(url, indexer=SearchIndexer(load_model())))
+    return Governance(open_repository(url, indexer=SearchIndexer(load_model())), policy)
 
 
 def _grant(user: str, roles: list[str] | None) -> Any:
