@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cmio.admin import BackupError, backup, restore
+from cmio.admin.doctor import diagnose
 from cmio.cli.main import app
 from cmio.indexing import SearchIndexer
 from cmio.indexing.tables import INDEX_TABLES
@@ -56,6 +57,8 @@ def test_round_trip_keeps_resources_history_indexes_and_audit(
         restored.close()
     code, out = _cli("audit", "verify", "--database", target_url)
     assert code == 0 and "audit chain OK: 20 records" in out
+    report = diagnose(target_url, indexer, full=True)
+    assert report.ok and not report.findings and report.checked["index"] == 40
 
 
 def test_restore_refuses_non_empty_target_unless_forced(
