@@ -18,6 +18,7 @@ Run with ``spark.sql.ansi.enabled=false`` (as
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlglot import exp
 
@@ -52,6 +53,15 @@ def _path(key: str) -> exp.Expression:
     return exp.Literal.string(f"$['{escaped}']")
 
 
+def _ddl(tree: dict[str, Any]) -> str:
+    """The Spark DDL of a struct whose leaves (None) are strings."""
+    fields = []
+    for key, child in tree.items():
+        kind = "string" if child is None else _ddl(child)
+        fields.append(f"`{key.replace('`', '``')}`:{kind}")
+    return f"struct<{','.join(fields)}>"
+
+
 class SparkDialect(Dialect):
     """The Spark SQL rendering of the view operations."""
 
@@ -73,6 +83,35 @@ class SparkDialect(Dialect):
         if kind == "string":
             return json
         return exp.TryCast(this=json, to=self.sql_type(kind))
+
+    def json_paths(
+        self, json: exp.Expression, paths: Sequence[Sequence[str]], text: bool
+    ) -> exp.Expression | None:
+        """One ``from_json`` with a struct schema of the paths, string leaves (a leaf's
+        text as ``get_json_object`` gives it): the document is parsed once, not per path."""
+        tree: dict[str, Any] = {}
+        for path in paths:
+            node = tree
+            for depth, key in enumerate(path):
+                if depth == len(path) - 1:
+                    if key in node:  # also the container of another path: one parse each
+                        return None
+                    node[key] = None
+                    break
+                child = node.setdefault(key, {})
+                if child is None:
+                    return None
+                node = child
+        if not paths or not all(paths):
+            return None
+        parsed = call("from_json", json, exp.Literal.string(_ddl(tree)))
+        items = []
+        for path in paths:
+            value: exp.Expression = parsed.copy()
+            for key in path:
+                value = exp.Dot(this=value, expression=exp.to_identifier(key, quoted=True))
+            items.append(value)
+        return call("array", *items)
 
     def prefetch(self, resource: exp.Expression, keys: Sequence[str]) -> list[exp.Expression]:
         if len(keys) < 2:
