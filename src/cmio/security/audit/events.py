@@ -16,7 +16,9 @@ system's (:mod:`cmio.synth.activity`), so the EHR-use metrics read both.
 from __future__ import annotations
 
 import base64
+import functools
 import os
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -123,7 +125,16 @@ class AuditFacts:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """Now as an ``instant`` with milliseconds (``2026-01-02T03:04:05.678Z``), truncated as
+    :meth:`datetime.isoformat` does; the seconds part is formatted once per second."""
+    now = time.time()
+    second = int(now)
+    return f"{_second(second)}.{int((now - second) * 1000):03d}Z"
+
+
+@functools.lru_cache(maxsize=4)
+def _second(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def outcome_code(status: int) -> str:

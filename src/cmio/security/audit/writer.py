@@ -4,10 +4,14 @@ Reads, searches, history, exports and operations must not answer before their
 audit record is durable, yet one fsync per read would cap a server at a few
 hundred reads a second. The :class:`AuditWriter` thread takes every record
 waiting in its queue (up to ``max_batch``), appends them in one transaction and
-only then resolves their futures: N concurrent readers share one commit. While
-requests arrive concurrently (the last batch held more than one), it lingers a
-moment (``linger``, 2 ms) before taking a batch, so that more of them share it. A
-failed commit fails every future of the batch (the caller answers 503).
+only then resolves their futures: N concurrent readers share one commit. The
+number of requests in flight divided by the commit time (an fsync) bounds the
+throughput, so a commit starts as soon as the previous one ended whenever
+records are waiting: the writer lingers (``linger``, 2 ms) only when fewer than
+half as many records wait as went into the last commit (the rest of that
+commit's requests are still being answered and would otherwise wait a whole
+extra commit). A failed commit fails every future of the batch (the caller
+answers 503).
 """
 
 from __future__ import annotations
@@ -99,22 +103,28 @@ class AuditWriter:
             job = self._queue.get()
             if job is None:
                 return
-            if self.linger > 0 and self._last > 1:  # busy: let concurrent requests join
+            batch, stop = self._drain([job])
+            if not stop and self.linger > 0 and len(batch) * 2 <= self._last:
+                # Busy, yet fewer than half as many waiting as went into the last commit:
+                # the rest of the requests are still being answered, let them join.
                 time.sleep(self.linger)
-            batch, stop = [job], False
-            while len(batch) < self.max_batch:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                batch.append(more)
+                batch, stop = self._drain(batch)
             self._last = len(batch)
             self._commit(batch)
             if stop:
                 return
+
+    def _drain(self, batch: list[_Job]) -> tuple[list[_Job], bool]:
+        """``batch`` plus every queued job (up to ``max_batch``); True: close was asked."""
+        while len(batch) < self.max_batch:
+            try:
+                more = self._queue.get_nowait()
+            except queue.Empty:
+                return batch, False
+            if more is None:
+                return batch, True
+            batch.append(more)
+        return batch, False
 
     def _commit(self, batch: list[_Job]) -> None:
         error: Exception | None = None
