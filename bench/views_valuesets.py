@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import statistics
 import tempfile
 import time
@@ -165,6 +166,7 @@ def main() -> None:
     for name, (count, secs, inputs) in cases.items():
         rate = inputs / secs
         print(f"| {name} | {count:,} | {secs:.2f} | {rate:,.0f} | {rate / join_rate:.2f}x |")
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
