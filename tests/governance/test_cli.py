@@ -72,6 +72,14 @@ def test_cli_lifecycle_requests_diff_agenda(tmp_path: Path) -> None:
     assert agenda.exit_code == 0, agenda.output
     assert "1 open request(s), 6 decision(s)" in agenda.output
     assert "Add IFCC HbA1c" in out.read_text(encoding="utf-8")
+    from cmio.security.audit.log import AuditLog
+
+    repository = open_repository(url)
+    try:  # each CLI decision is in the audit trail (the API's auditor does not see it)
+        events = [json.loads(row.data) for row in AuditLog(repository).rows()]
+    finally:
+        repository.close()
+    assert len(events) == 6 and all(e["action"] == "E" for e in events)
 
 
 def test_cli_policy_from_environment(tmp_path: Path) -> None:

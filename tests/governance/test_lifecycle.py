@@ -229,3 +229,21 @@ def test_unknown_type_and_action(repository: Repository, governance: Governance)
     rid = _store(repository, "draft")
     with pytest.raises(GovernanceError, match="Unknown action"):
         governance.transition("ValueSet", rid, "publish", CLIN)  # type: ignore[arg-type]
+
+
+def test_audit_event_with_decision(repository: Repository) -> None:
+    from cmio.security.audit.log import AuditLog
+
+    governance = Governance(repository, audit=True)
+    rid = _store(repository, "draft")
+    governance.transition("ValueSet", rid, "submit", CLIN)
+    [row] = list(AuditLog(repository).rows())
+    event = orjson.loads(row.data)
+    assert event["resourceType"] == "AuditEvent" and event["action"] == "E"
+    version = repository.read("ValueSet", rid).version
+    references = [e.get("what", {}).get("reference") for e in event.get("entity", [])]
+    assert f"ValueSet/{rid}/_history/{version}" in references
+    with pytest.raises(GovernanceError):
+        governance.transition("ValueSet", rid, "submit", CLIN)
+    assert len(list(AuditLog(repository).rows())) == 1  # refused: nothing recorded
+    assert AuditLog(repository).verify().ok

@@ -35,7 +35,8 @@ def _governance(database: str | None) -> Any:
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="CMIO_GOVERNANCE_APPROVERS") from None
     url = database or default_database_url()
-    return Governance(open_repository(url, indexer=SearchIndexer(load_model())), policy)
+    repository = open_repository(url, indexer=SearchIndexer(load_model()))
+    return Governance(repository, policy, audit=True)  # the API's auditor does not see these
 
 
 def _grant(user: str, roles: list[str] | None) -> Any:

@@ -126,7 +126,12 @@ class ChangeRequests:
             task["note"] = [{"authorString": grant.subject, "time": now, "text": note}]
         with self.governance.repository.transaction() as tx:
             stored = tx.create(task)
-            tx.create(self.governance.provenance(task, stored.version, "requested", grant, note))
+            self.governance.record(
+                tx,
+                self.governance.provenance(task, stored.version, "requested", grant, note),
+                "change-request",
+                grant,
+            )
         return task
 
     def get(self, task_id: str) -> dict[str, Any]:
@@ -192,7 +197,12 @@ class ChangeRequests:
                     {"authorString": grant.subject, "time": now, "text": note}
                 )
             stored, _ = tx.update(task, if_match=stored.version)
-            tx.create(self.governance.provenance(task, stored.version, status, grant, note))
+            self.governance.record(
+                tx,
+                self.governance.provenance(task, stored.version, status, grant, note),
+                "change-request",
+                grant,
+            )
         return task
 
     def link_output(self, task_id: str, artifact: str, grant: AccessGrant) -> dict[str, Any]:

@@ -90,6 +90,9 @@ class Governance:
         repository: the FHIR store holding the artifacts and their Provenance.
         policy: who may do what (default: clinical lead + technical lead).
         clock: the current instant as FHIR ``instant`` text (tests pin it).
+        audit: also append an AuditEvent (BALP, interaction ``operation``) to the audit
+            trail in the same transaction as each decision; for callers outside the REST
+            API (the CLI), whose requests the API's auditor does not record.
     """
 
     def __init__(
@@ -97,10 +100,35 @@ class Governance:
         repository: Repository,
         policy: ApprovalPolicy | None = None,
         clock: Callable[[], str] = _utc_now,
+        audit: bool = False,
     ) -> None:
         self.repository = repository
         self.policy = policy or ApprovalPolicy()
         self.clock = clock
+        self.audit = audit
+
+    def record(
+        self, tx: Transaction, provenance: dict[str, Any], name: str, grant: AccessGrant
+    ) -> None:
+        """Store ``provenance`` in ``tx`` and, when :attr:`audit` is on, the decision's
+        AuditEvent (https://profiles.ihe.net/ITI/BALP/) in the same transaction."""
+        tx.create(provenance)
+        if not self.audit:
+            return
+        from cmio.security.audit.events import AuditFacts, build_event
+        from cmio.security.audit.log import AuditLog
+
+        rtype, rid, _, version = str(provenance["target"][0]["reference"]).split("/")
+        facts = AuditFacts(
+            "operation",
+            grant=grant,
+            resource_type=rtype,
+            resource_id=rid,
+            version=int(version),
+            operation=name,
+            status=200,
+        )
+        AuditLog(self.repository).append(tx, [build_event(facts)])
 
     # -- reading -------------------------------------------------------------------
 
@@ -208,7 +236,7 @@ class Governance:
                     artifact["date"] = self.clock()
                 stored, _ = tx.update(artifact, if_match=stored.version)
             provenance = self.provenance(artifact, stored.version, action, grant, comment, capacity)
-            tx.create(provenance)
+            self.record(tx, provenance, "governance-transition", grant)
         return Decision(artifact, provenance, new_state)
 
     def new_version(
@@ -252,7 +280,7 @@ class Governance:
                     "what": {"reference": f"{rtype}/{rid}/_history/{source.version}"},
                 }
             ]
-            tx.create(provenance)
+            self.record(tx, provenance, "governance-revise", grant)
         return Decision(fresh, provenance, "draft")
 
     def edit(self, resource: dict[str, Any], grant: AccessGrant) -> dict[str, Any]:
