@@ -317,9 +317,7 @@ class Governance:
         candidates = [c for c in candidates if canonical_of(c)[0] == url]
         if version is not None:
             return next((c for c in candidates if canonical_of(c)[1] == version), None)
-        from cmio.rules.definition import version_key
-
-        candidates.sort(key=lambda c: version_key(canonical_of(c)[1] or "0"))
+        candidates.sort(key=lambda c: _version_key(canonical_of(c)[1] or "0"))
         return candidates[-1] if candidates else None
 
     def provenance(
@@ -376,3 +374,8 @@ def _set_view_version(basic: dict[str, Any], version: str) -> None:
             if isinstance(view, dict):
                 view["version"] = version
                 ext["valueString"] = orjson.dumps(view).decode()
+
+
+def _version_key(version: str) -> tuple[tuple[int, str], ...]:
+    """Sort key of a semantic version (``1.10.0`` after ``1.9.2``; https://semver.org)."""
+    return tuple((int(p), "") if p.isdigit() else (-1, p) for p in version.split("."))
