@@ -124,3 +124,27 @@ def test_json_diff() -> None:
         {"op": "removed", "path": "c", "old": {"d": "x"}},
         {"op": "added", "path": "e", "new": True},
     ]
+
+
+def test_viewdefinition_diff_is_on_the_view() -> None:
+    from cmio.views.materialize import view_as_basic
+
+    def view(columns: list[str], version: str) -> dict[str, object]:
+        return view_as_basic(
+            {
+                "resourceType": "ViewDefinition",
+                "url": "https://example.org/views/patients",
+                "version": version,
+                "resource": "Patient",
+                "select": [{"column": [{"name": c, "path": c} for c in columns]}],
+            },
+            id=f"view-{version}",
+        )
+
+    diff = diff_artifacts(view(["id", "gender"], "1"), view(["id", "birthDate"], "2"))
+    assert diff.left == "https://example.org/views/patients|1"
+    assert [c.to_json() for c in diff.changes] == [
+        {"op": "changed", "path": "select[0].column[1].name", "old": "gender", "new": "birthDate"},
+        {"op": "changed", "path": "select[0].column[1].path", "old": "gender", "new": "birthDate"},
+        {"op": "changed", "path": "version", "old": "1", "new": "2"},
+    ]
