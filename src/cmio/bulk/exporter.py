@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import orjson
 
-from cmio.indexing.compartments import compartment_paths
+from cmio.indexing.compartments import collect_references, compartment_paths
 from cmio.model import Model
 from cmio.store.base import Repository
 
@@ -70,19 +70,6 @@ def patient_compartment_types(model: Model) -> list[str]:
     return sorted({"Patient", *compartment_paths(model, "Patient")})
 
 
-def _collect(node: Any, steps: tuple[str, ...], found: list[str]) -> None:
-    if isinstance(node, list):
-        for item in node:
-            _collect(item, steps, found)
-    elif isinstance(node, dict):
-        if not steps:
-            ref = node.get("reference")
-            if isinstance(ref, str):
-                found.append(ref)
-        elif steps[0] in node:
-            _collect(node[steps[0]], steps[1:], found)
-
-
 def _patient_of(reference: str) -> str | None:
     """The id in a ``Patient/<id>`` reference (relative or absolute), else None."""
     parts = reference.split("/")
@@ -109,7 +96,7 @@ class _Membership:
         resource = orjson.loads(data)
         refs: list[str] = []
         for steps in paths:
-            _collect(resource, steps, refs)
+            collect_references(resource, steps, refs)
         for ref in refs:
             pid = _patient_of(ref)
             if pid is not None and self.scope.wants(pid):

@@ -17,7 +17,7 @@ from typing import Any
 from cmio.model import Model
 from cmio.store.base import Indexer, IndexRow
 
-__all__ = ["COMPARTMENT_PARAM", "CompartmentIndexer", "compartment_paths"]
+__all__ = ["COMPARTMENT_PARAM", "CompartmentIndexer", "collect_references", "compartment_paths"]
 
 COMPARTMENT_PARAM = "_compartment"
 _WHERE = re.compile(r"\.where\([^()]*(\([^()]*\)[^()]*)*\)")
@@ -58,10 +58,12 @@ def compartment_paths(
     return out
 
 
-def _collect(node: Any, steps: tuple[str, ...], found: list[str]) -> None:
+def collect_references(node: Any, steps: tuple[str, ...], found: list[str]) -> None:
+    """Append to ``found`` every ``reference`` string reached from ``node`` along ``steps``
+    (one of the simple paths of :func:`compartment_paths`; lists are walked through)."""
     if isinstance(node, list):
         for item in node:
-            _collect(item, steps, found)
+            collect_references(item, steps, found)
         return
     if not isinstance(node, dict):
         return
@@ -72,7 +74,7 @@ def _collect(node: Any, steps: tuple[str, ...], found: list[str]) -> None:
         return
     child = node.get(steps[0])
     if child is not None:
-        _collect(child, steps[1:], found)
+        collect_references(child, steps[1:], found)
 
 
 class CompartmentIndexer(Indexer):
@@ -120,7 +122,7 @@ class CompartmentIndexer(Indexer):
                         members.add(pid)
                 continue
             refs: list[str] = []
-            _collect(resource, steps, refs)
+            collect_references(resource, steps, refs)
             for ref in refs:
                 pid = _patient_id(ref)
                 if pid:

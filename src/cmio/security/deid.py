@@ -42,7 +42,7 @@ from typing import Any
 
 import orjson
 
-from cmio.indexing.compartments import compartment_paths
+from cmio.indexing.compartments import collect_references, compartment_paths
 from cmio.model import Model
 from cmio.security.deid_values import AGE_CAP, age_on, parse_day
 from cmio.security.deid_walk import Walk
@@ -168,7 +168,7 @@ class Deidentifier:
             return rid if isinstance(rid, str) else None
         refs: list[str] = []
         for steps in self._paths.get(str(rtype), ()):
-            _collect(resource, steps, refs)
+            collect_references(resource, steps, refs)
         for ref in refs:
             m = _LITERAL.match(ref)
             if m is not None and m.group(1) == "Patient":
@@ -268,16 +268,3 @@ class Deidentifier:
             out = self.deidentify(resource)
             if out is not None:
                 yield orjson.dumps(out) + b"\n"
-
-
-def _collect(node: Any, steps: tuple[str, ...], found: list[str]) -> None:
-    if isinstance(node, list):
-        for item in node:
-            _collect(item, steps, found)
-    elif isinstance(node, dict):
-        if not steps:
-            ref = node.get("reference")
-            if isinstance(ref, str):
-                found.append(ref)
-        elif steps[0] in node:
-            _collect(node[steps[0]], steps[1:], found)
