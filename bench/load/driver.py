@@ -1,0 +1,191 @@
+"""The load driver: N concurrent HTTP clients, a dashboard user and an HL7 feed, for a duration.
+
+Everything runs on one asyncio loop (httpx async client; MLLP over asyncio streams).
+Every interaction's latency is recorded; an error is a transport failure, a status
+outside 2xx, or an HL7 ACK other than AA.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+from bench.load.workload import MIX, Request, Seed, build_request
+
+__all__ = ["Stats", "hl7_message", "run_load"]
+
+
+@dataclass(slots=True)
+class Stats:
+    """Latencies (seconds) and errors per interaction."""
+
+    latencies: dict[str, list[float]] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+    samples: dict[str, str] = field(default_factory=dict)
+    """The first error of each interaction (status and start of the body)."""
+    elapsed: float = 0.0
+
+    def record(self, interaction: str, seconds: float, error: str | None = None) -> None:
+        """Count one request."""
+        self.latencies.setdefault(interaction, []).append(seconds)
+        if error is not None:
+            self.errors[interaction] = self.errors.get(interaction, 0) + 1
+            self.samples.setdefault(interaction, error[:300])
+
+    def total_errors(self) -> int:
+        """Errors over all interactions."""
+        return sum(self.errors.values())
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """Per interaction: count, errors, rate (/s), p50/p95/p99 (ms)."""
+        out: dict[str, dict[str, float]] = {}
+        for name, values in sorted(self.latencies.items()):
+            ordered = sorted(values)
+
+            def pct(q: float, ordered: list[float] = ordered) -> float:
+                return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+            out[name] = {
+                "count": len(ordered),
+                "errors": self.errors.get(name, 0),
+                "rate": len(ordered) / self.elapsed if self.elapsed else 0.0,
+                "p50": pct(0.50),
+                "p95": pct(0.95),
+                "p99": pct(0.99),
+            }
+        return out
+
+
+def hl7_message(n: int, patient: int) -> bytes:
+    """An ORU^R01 (three numeric OBX) or, every fourth message, an ADT^A08."""
+    msh = "MSH|^~\\&|LAB|HOSP|CMIO|HOSP|20260101120000||"
+    pid = f"PID|1||LD{patient:06d}^^^HOSP^MR||LOAD^PAT^Q||19800102|F\r"
+    if n % 4 == 3:
+        return (
+            f"{msh}ADT^A08^ADT_A01|LOAD{n}|P|2.5.1\rEVN|A08|20260101120000\r{pid}"
+            f"PV1|1|I|W1^101^A||||1234^WELBY^MARCUS|||MED||||||||V{patient:08d}^^^HOSP^VN\r"
+        ).encode()
+    obx = "".join(
+        f"OBX|{i}|NM|{code}^LN||{4 + i}.{n % 10}|mmol/L^mmol/L^UCUM|3.5-10.0|N|||F\r"
+        for i, code in enumerate(("2345-7^Glucose", "2160-0^Creatinine", "2951-2^Sodium"), 1)
+    )
+    return (
+        f"{msh}ORU^R01^ORU_R01|LOAD{n}|P|2.5.1\r{pid}"
+        f"OBR|1|P{n}|F{n}|24323-8^Metabolic panel^LN|||20260101110000\r{obx}"
+    ).encode()
+
+
+async def _client(
+    http: httpx.AsyncClient, seed: Seed, rng: random.Random, stats: Stats, end: float
+) -> None:
+    names, weights = list(MIX), list(MIX.values())
+    while time.perf_counter() < end:
+        request = build_request(rng.choices(names, weights)[0], seed, rng)
+        await _send(http, request, stats)
+
+
+async def _send(http: httpx.AsyncClient, request: Request, stats: Stats) -> None:
+    headers = {"content-type": "application/fhir+json"} if request.body else None
+    started = time.perf_counter()
+    error: str | None = None
+    try:
+        response = await http.request(
+            request.method, request.path, content=request.body, headers=headers
+        )
+        if not 200 <= response.status_code < 300:
+            error = f"{response.status_code} {request.method} {request.path}: {response.text}"
+    except httpx.HTTPError as exc:
+        error = f"{type(exc).__name__} {request.method} {request.path}: {exc}"
+    stats.record(request.interaction, time.perf_counter() - started, error)
+
+
+async def _dashboard(http: httpx.AsyncClient, stats: Stats, end: float, pause: float) -> None:
+    """A person with the overview and the interface health open, refreshing."""
+    while time.perf_counter() < end:
+        await _send(http, Request("dashboard", "GET", "/"), stats)
+        await _send(http, Request("interfaces-health", "GET", "/interfaces/health"), stats)
+        await asyncio.sleep(pause)
+
+
+async def _hl7_feed(port: int, rate: float, stats: Stats, end: float) -> None:
+    """Send HL7 v2 messages over one MLLP connection at ``rate`` per second, ACK each."""
+    from cmio.interfaces.hl7v2.engine.mllp import FrameDecoder, frame
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    decoder = FrameDecoder(1 << 20)
+    n = 0
+    start = time.perf_counter()
+    try:
+        while time.perf_counter() < end:
+            due = start + n / rate
+            now = time.perf_counter()
+            if due > now:
+                await asyncio.sleep(due - now)
+            sent = time.perf_counter()
+            writer.write(frame(hl7_message(n, n % 500)))
+            await writer.drain()
+            events: list[bytes] = []
+            while not events:
+                data = await asyncio.wait_for(reader.read(65536), timeout=30)
+                if not data:
+                    raise ConnectionError("engine closed the connection")
+                events = [e.data for e in decoder.feed(data)]
+            ok = b"MSA|AA|" in events[0]
+            stats.record("hl7-mllp", time.perf_counter() - sent, None if ok else repr(events[0]))
+            n += 1
+    finally:
+        writer.close()
+
+
+async def run_load(
+    base: str,
+    seed: Seed,
+    *,
+    clients: int = 50,
+    duration: float = 600.0,
+    hl7_port: int | None = None,
+    hl7_rate: float = 20.0,
+    dashboard_pause: float = 2.0,
+    seed_value: int = 1,
+    progress: Callable[[float], None] | None = None,
+) -> Stats:
+    """Drive the server at ``base`` (its root URL) for ``duration`` seconds.
+
+    Args:
+        base: the server root, e.g. ``http://127.0.0.1:8080``.
+        seed: the patients the workload reads, searches and updates.
+        clients: concurrent clients (each sends its next request when the last answers).
+        duration: seconds.
+        hl7_port: the MLLP port of an HL7 engine to feed; None: no feed.
+        hl7_rate: HL7 messages per second.
+        dashboard_pause: seconds between the dashboard user's refreshes.
+        seed_value: random seed of the mix.
+        progress: called about once a second with the elapsed fraction.
+    """
+    stats = Stats()
+    limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as http:
+        started = time.perf_counter()
+        end = started + duration
+        tasks = [
+            asyncio.create_task(
+                _client(http, seed, random.Random(seed_value * 1000 + i), stats, end)
+            )
+            for i in range(clients)
+        ]
+        tasks.append(asyncio.create_task(_dashboard(http, stats, end, dashboard_pause)))
+        if hl7_port is not None:
+            tasks.append(asyncio.create_task(_hl7_feed(hl7_port, hl7_rate, stats, end)))
+        while progress is not None and time.perf_counter() < end:
+            progress(min(1.0, (time.perf_counter() - started) / duration))
+            await asyncio.sleep(1.0)
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        stats.elapsed = time.perf_counter() - started
+    for result in results:
+        if isinstance(result, BaseException):
+            stats.record("driver", 0.0, f"{type(result).__name__}: {result}")
+    return stats

@@ -1,0 +1,1 @@
+"""Tests of the benchmark harnesses in bench/ (the short smoke runs)."""
