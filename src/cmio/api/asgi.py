@@ -11,6 +11,7 @@ database (PostgreSQL) every request runs on a thread pool instead.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import Executor
 from dataclasses import replace
@@ -20,6 +21,7 @@ from urllib.parse import parse_qsl
 from cmio.api.context import RequestContext
 from cmio.api.errors import FhirError
 from cmio.api.http import FhirRequest, FhirResponse
+from cmio.api.metrics import RequestMetrics
 from cmio.api.render import json_response
 from cmio.api.router import FhirRouter
 from cmio.api.writer import GroupCommitWriter
@@ -45,6 +47,7 @@ class FhirAsgiApp:
         prefix: str = "/fhir",
         writer: GroupCommitWriter | None = None,
         executor: Executor | None = None,
+        metrics: RequestMetrics | None = None,
     ) -> None:
         """Serve ``router`` below ``prefix``.
 
@@ -55,17 +58,20 @@ class FhirAsgiApp:
             executor: when given, every request without a writer runs on it, so
                 many requests can wait on a networked database (PostgreSQL) at once;
                 otherwise reads run inline on the event loop.
+            metrics: counts and times every answered request (Prometheus ``/metrics``).
         """
         self.router = router
         self.prefix = prefix.rstrip("/")
         self.max_body = router.env.settings.max_body_bytes
         self.writer = writer
         self.executor = executor
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one HTTP request."""
         if scope["type"] != "http":
             return
+        started = time.perf_counter()
         headers: dict[str, str] = {}
         for key, value in scope["headers"]:
             headers[key.decode("latin-1").lower()] = value.decode("latin-1")
@@ -102,9 +108,10 @@ class FhirAsgiApp:
             request.body = await self._body(receive, headers)
         except _TooLarge:
             error = FhirError(413, "too-costly", f"Request body exceeds {self.max_body} bytes")
-            await _send(
-                send, json_response(request, 413, error.outcome(), [("connection", "close")])
-            )
+            response = json_response(request, 413, error.outcome(), [("connection", "close")])
+            await _send(send, response)
+            if self.metrics is not None:
+                self.metrics.observe(request.method, sub, 413, time.perf_counter() - started)
             return
         if self.writer is not None and _is_write(request):
             response = await self.writer.submit(request)
@@ -120,6 +127,10 @@ class FhirAsgiApp:
             if pending is not None:  # held until its audit record is durable
                 response = await pending.wait()
         await _send(send, response)
+        if self.metrics is not None:
+            self.metrics.observe(
+                request.method, sub, response.status, time.perf_counter() - started
+            )
 
     async def _body(self, receive: Receive, headers: dict[str, str]) -> bytes:
         declared = headers.get("content-length")

@@ -213,6 +213,10 @@ class Auditor:
         """A fresh AuditEvent id (unique without a system call each)."""
         return f"{self._prefix}{next(self._counter):012x}"
 
+    def queue_depth(self) -> int:
+        """Audit records queued for the writer's next group commit (for ``/metrics``)."""
+        return self.writer._queue.qsize()
+
     def close(self) -> None:
         """Flush queued records and detach from the store."""
         self.writer.close()

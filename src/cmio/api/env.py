@@ -75,6 +75,14 @@ class Settings:
     (``CMIO_GOVERNANCE_APPROVERS``, :meth:`cmio.governance.ApprovalPolicy.parse`); None:
     one clinical lead and one technical lead."""
 
+    metrics: bool = True
+    """Count and time every FHIR request for Prometheus ``/metrics`` (``CMIO_METRICS=off``
+    disables the request metrics; the gauges stay)."""
+
+    metrics_token: str | None = None
+    """A static bearer token that may read ``/metrics`` only (``CMIO_METRICS_TOKEN``), for a
+    Prometheus scraper; None: ``/metrics`` takes the same tokens as every other path."""
+
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:
         """Settings from ``CMIO_MAX_BODY_BYTES`` and ``CMIO_MAX_BUNDLE_ENTRIES`` when set."""
@@ -93,6 +101,8 @@ class Settings:
             hardening=HardeningPolicy.from_environment(environ),
             cds_clients=environ.get("CMIO_CDS_CLIENTS"),
             governance_approvers=environ.get("CMIO_GOVERNANCE_APPROVERS"),
+            metrics=environ.get("CMIO_METRICS", "on").lower() != "off",
+            metrics_token=environ.get("CMIO_METRICS_TOKEN") or None,
         )
 
 

@@ -16,8 +16,9 @@ Prometheus ``/metrics`` endpoint from the engine's journal file.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -251,15 +252,20 @@ def _diagnostics(body: dict[str, Any]) -> str:
     return "; ".join(parts)[:1000]
 
 
-def health_routes(journal: str | Path) -> list[Route]:
-    """``GET /interfaces/health`` (JSON for the dashboard) and ``GET /metrics`` (Prometheus)."""
+def health_routes(journal: str | Path, server: Callable[[], str] | None = None) -> list[Route]:
+    """``GET /interfaces/health`` (JSON for the dashboard) and ``GET /metrics`` (Prometheus).
+
+    ``server`` renders the API server's own metrics (:mod:`cmio.api.metrics`), served
+    after the HL7 engine's.
+    """
 
     async def health(request: Request) -> Response:
         return JSONResponse(read_health(journal).to_dict())
 
     async def metrics(request: Request) -> Response:
-        return PlainTextResponse(
-            to_prometheus(read_health(journal)), media_type="text/plain; version=0.0.4"
-        )
+        text = to_prometheus(read_health(journal))
+        if server is not None:
+            text = text.rstrip("\n") + "\n" + await asyncio.to_thread(server)
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     return [Route("/interfaces/health", health), Route("/metrics", metrics)]

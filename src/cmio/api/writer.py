@@ -61,6 +61,10 @@ class GroupCommitWriter:
         self._queue.put(_Job(request, future, loop))
         return await future
 
+    def depth(self) -> int:
+        """Write requests queued and not yet taken into a batch (for ``/metrics``)."""
+        return self._queue.qsize()
+
     def _ensure_started(self) -> None:
         if self._thread is None:
             with self._lock:
