@@ -6,18 +6,15 @@ return fresh objects for each server (or test).
 
 from __future__ import annotations
 
-import html
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from cmio import __version__
 from cmio.api.asgi import FhirAsgiApp, Receive, Scope, Send
 from cmio.api.auth import AuthGate
 from cmio.api.env import Env, Settings
@@ -29,7 +26,6 @@ from cmio.indexing import SearchIndexer
 from cmio.model import Model, load_model
 from cmio.security.oauth.server import AuthServer
 from cmio.store import default_database_url, open_repository
-from cmio.store.base import SearchQuery
 from cmio.terminology.factory import open_terminology
 from cmio.terminology.governance import TerminologyGovernance
 from cmio.terminology.providers import ServiceTerminology
@@ -89,12 +85,13 @@ class CmioApp:
         embedded = env.repository.dialect == "sqlite"
         self.writer = GroupCommitWriter(router) if embedded else None
         self.executor = None if embedded else ThreadPoolExecutor(8, thread_name_prefix="cmio-db")
-        self.fhir = FhirAsgiApp(router, writer=self.writer, executor=self.executor)
-        self.web = _web_app(env)
-        from cmio.admin.probes import probe_routes
+        from cmio.api.metrics_gauges import server_metrics
 
-        # liveness and readiness probes: /healthz, /readyz
-        self.web.router.routes.extend(probe_routes(env.repository, self.writer))
+        self.metrics = server_metrics(env, router, self.writer, self.executor)
+        """Prometheus ``/metrics``: request counts and latencies, queue depths, pool, jobs."""
+        self.fhir = FhirAsgiApp(
+            router, writer=self.writer, executor=self.executor, metrics=self.metrics.requests
+        )
         self.hardened = HardeningMiddleware(self._dispatch, env.settings.hardening)
         """Security headers, CORS allow-list, URL/header and rate limits, no stack traces."""
         self.auth: AuthGate | None = None
@@ -103,6 +100,18 @@ class CmioApp:
             self.auth = AuthGate(AuthServer.open(env.settings.auth, env.repository))
             if env.auditor is not None:  # logins, failed logins, tokens: audited too
                 self.auth.server.audit = env.auditor.auth_event
+        from cmio.admin.probes import probe_routes
+        from cmio.api.hl7 import health_routes
+        from cmio.web import create_web_app
+
+        extra: list[Any] = [Route("/health", _health(env))]
+        # interface health; Prometheus /metrics (the HL7 engine's and this server's)
+        extra += health_routes(env.settings.hl7_journal, self.metrics.render)
+        extra += probe_routes(env.repository, self.writer)  # liveness, readiness: /healthz ...
+        self.web = create_web_app(
+            env, router, self.auth.server if self.auth is not None else None, extra
+        )
+        """The web app: dashboards, chart, workbench and reports (issue 12)."""
         from cmio.api.cds_hooks import CdsHooks
 
         self.cds = CdsHooks(env, self.auth.server if self.auth is not None else None)
@@ -117,7 +126,8 @@ class CmioApp:
         if scope["type"] == "http" and scope.get("path", "").startswith("/cds-services"):
             await self.cds(scope, receive, send)  # checks the bearer itself (CDS clients)
             return
-        if self.auth is not None and await self.auth.intercept(scope, receive, send):
+        scrape = self.metrics.scrape_allowed(scope)  # the static CMIO_METRICS_TOKEN
+        if self.auth is not None and not scrape and await self.auth.intercept(scope, receive, send):
             return
         path = scope.get("path", "")
         if scope["type"] == "http" and (path == "/fhir" or path.startswith("/fhir/")):
@@ -140,55 +150,11 @@ class CmioApp:
         self.env.repository.close()
 
 
-_OVERVIEW_TYPES = (
-    "Patient",
-    "Practitioner",
-    "Organization",
-    "Encounter",
-    "Condition",
-    "Observation",
-    "MedicationRequest",
-    "Procedure",
-    "Immunization",
-    "Claim",
-    "AuditEvent",
-)
-
-
-def _web_app(env: Env) -> Starlette:
-    async def home(request: Request) -> Response:
-        rows = []
-        for rtype in _OVERVIEW_TYPES:
-            total = env.repository.search(SearchQuery(rtype, count=0)).total or 0
-            link = f"/fhir/{rtype}?_count=20"
-            rows.append(f"<tr><td><a href='{link}'>{rtype}</a></td><td>{total:,}</td></tr>")
-        grant = request.scope.get("cmio.grant")  # set by the authentication gate
-        who = (
-            f"<p>Signed in as <strong>{html.escape(grant.subject)}</strong> "
-            "(<a href='/auth/logout'>sign out</a>)</p>"
-            if grant is not None and grant.kind == "user"
-            else ""
-        )
-        return HTMLResponse(
-            "<!doctype html><html lang='en'><meta charset='utf-8'><title>cmio</title>"
-            "<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:48rem}"
-            "td{padding:.2rem 1rem .2rem 0}td:last-child{text-align:right}</style>"
-            f"<h1>cmio</h1>{who}<p>Clinical informatics platform, version {__version__}. "
-            "The FHIR R4 API is at <a href='/fhir/metadata'>/fhir</a> "
-            f"(store: {env.repository.dialect}).</p>"
-            "<h2>Patient database</h2><table><tr><th>resource type</th><th>count</th></tr>"
-            + "".join(rows)
-            + "</table><p><a href='/fhir/_history?_count=20'>Recent changes</a></p></html>"
-        )
-
+def _health(env: Env) -> Callable[[Request], Any]:
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "store": env.repository.dialect})
 
-    from cmio.api.hl7 import health_routes
-
-    routes: list[Any] = [Route("/", home), Route("/health", health)]
-    routes += health_routes(env.settings.hl7_journal)  # interface health, Prometheus /metrics
-    return Starlette(routes=routes)
+    return health
 
 
 def create_app(database_url: str, settings: Settings | None = None) -> CmioApp:

@@ -43,7 +43,14 @@ GRANT_KEY = "cmio.grant"
 
 SESSION_COOKIE = "cmio_session"
 PUBLIC_PATHS = frozenset(
-    {"/fhir/metadata", "/.well-known/smart-configuration", "/health", "/healthz", "/readyz"}
+    {
+        "/fhir/metadata",
+        "/.well-known/smart-configuration",
+        "/health",
+        "/healthz",
+        "/readyz",
+        "/favicon.ico",  # the browser asks for it on the sign-in page too
+    }
 )
 _ROUTED = ("/auth/", "/.well-known/smart-configuration", "/.well-known/openid-configuration")
 _REALM = 'Bearer realm="cmio"'
@@ -134,8 +141,10 @@ class AuthGate:
                 await send_unauthorized(send, "Authorization header must be 'Bearer TOKEN'")
                 return True
             token = value.strip()
-        elif method in ("GET", "HEAD"):
-            token = _cookie(scope, SESSION_COOKIE)  # the web app's session (page reads only)
+        elif method in ("GET", "HEAD") or not path.startswith("/fhir"):
+            # the web app's session: page reads, and web actions (which the web app's
+            # CSRF check guards); FHIR writes always need a bearer token
+            token = _cookie(scope, SESSION_COOKIE)
         if token is None:
             if method == "GET" and not path.startswith("/fhir") and _wants_html(scope):
                 await _redirect(send, "/auth/login?next=" + quote(path, safe="/"))
