@@ -17,10 +17,10 @@ from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from cmio.oversight.period import ReportingPeriod
 from cmio.security.grant import AccessGrant
 from cmio.security.scopes import ScopeSet
 from cmio.web.cache import ResultCache
-from cmio.web.period import ReportingPeriod
 
 if TYPE_CHECKING:
     from cmio.api.env import Env

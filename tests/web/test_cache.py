@@ -1,0 +1,56 @@
+"""The pages' result cache: one computation per key, failures not kept, invalidation."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from cmio.web.cache import ResultCache
+
+
+def test_one_computation_for_concurrent_callers() -> None:
+    cache = ResultCache()
+    calls: list[int] = []
+
+    def slow() -> int:
+        calls.append(1)
+        time.sleep(0.2)
+        return 42
+
+    results: list[int] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(cache.get("k", slow))) for _ in range(5)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [42] * 5 and len(calls) == 1
+    cache.close()
+
+
+def test_failures_are_raised_not_kept_and_keys_expire() -> None:
+    cache = ResultCache(ttl=0.05)
+    with pytest.raises(ZeroDivisionError):
+        cache.get("k", lambda: 1 // 0)
+    assert cache.get("k", lambda: 7) == 7
+    assert cache.peek("k") == 7
+    time.sleep(0.1)
+    assert cache.peek("k") is None
+    assert cache.get("k", lambda: 8) == 8
+    cache.close()
+
+
+def test_warm_and_invalidate() -> None:
+    cache = ResultCache()
+    cache.warm([("quality:2025", lambda: "q"), ("cost:2025", lambda: "c")])
+    deadline = time.monotonic() + 5
+    while cache.peek("cost:2025") is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert cache.get("quality:2025", lambda: "other") == "q"
+    assert cache.invalidate("quality:") == 1
+    assert cache.get("quality:2025", lambda: "new") == "new"
+    assert cache.peek("cost:2025") == "c"
+    cache.close()
