@@ -1,13 +1,18 @@
-"""SIGKILL of ``cmio serve`` during single creates, updates and transaction Bundles.
+"""SIGKILL of ``cmio serve`` during single creates, updates, transaction Bundles and a
+Bulk Data ``$export`` job, all at once (one server start per round keeps this quick).
 
 After each kill: ``cmio doctor --full`` is clean, every acknowledged create is stored
 exactly once, every acknowledged update's version holds what was sent, every
 transaction is all or nothing (all when acknowledged), and the restarted server
-serves the acknowledged resources.
+serves the acknowledged resources. The export's status URL answers at once after the
+restart: an error OperationOutcome (the job died with its server; its partial files
+are not offered) or, had it finished, a manifest whose files hold each resource once.
+A new export on the restarted server completes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
@@ -24,6 +29,8 @@ from cmio.indexing import SearchIndexer
 from cmio.store import open_repository
 
 from .conftest import JSON, LOOPS, Server, assert_doctor_ok
+
+PREFER = {"prefer": "respond-async", "accept": "application/fhir+json"}
 
 C_SYSTEM = "urn:fault:create"
 
@@ -123,6 +130,64 @@ def check_store(url: str, indexer: SearchIndexer, acks: Acks) -> None:
         repo.close()
 
 
+def poll(http: httpx.Client, status_url: str, seconds: float) -> httpx.Response:
+    """The first answer to an export status poll that is not ``202 in progress``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        r = http.get(status_url)
+        if r.status_code != 202:
+            return r
+        assert time.monotonic() < deadline, f"export job still in progress: {r.headers}"
+        time.sleep(0.05)
+
+
+def downloaded(http: httpx.Client, r: httpx.Response) -> list[str]:
+    """The ``type/id`` of every line of a completed export's files (each at most once)."""
+    assert r.status_code == 200, r.text
+    ids = []
+    for item in r.json()["output"]:
+        body = http.get(item["url"], headers={"accept": "application/fhir+ndjson"})
+        assert body.status_code == 200
+        ids += [f"{o['resourceType']}/{o['id']}" for o in map(orjson.loads, body.text.split())]
+    assert len(ids) == len(set(ids)), "an export file repeats a resource"
+    return ids
+
+
+def start_export(base: str, root: Path) -> str:
+    """Kick off ``$export`` and return its job id as soon as the job is running (the 202
+    itself waits for the kick-off's audit record, by which time a small job is done)."""
+    seen = set(root.iterdir()) if root.exists() else set()
+
+    def kick_off() -> None:
+        with contextlib.suppress(httpx.TransportError):  # the server is killed meanwhile
+            httpx.get(f"{base}/$export", headers=PREFER, timeout=30)
+
+    threading.Thread(target=kick_off, daemon=True).start()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        for folder in set(root.iterdir()) - seen if root.exists() else ():
+            try:
+                state = orjson.loads((folder / "job.json").read_bytes())
+            except (OSError, orjson.JSONDecodeError):
+                continue
+            return str(state["id"])
+        time.sleep(0.001)
+    raise AssertionError("the export job did not start")
+
+
+def check_export(http: httpx.Client, status_url: str) -> str:
+    """The fate of an export job whose server was killed: ``error`` or ``completed``."""
+    r = poll(http, status_url, 5)  # no job hangs "in progress" forever
+    if r.status_code == 200:
+        downloaded(http, r)
+        return "completed"
+    assert r.status_code == 500, r.text
+    outcome = r.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert "stopped before it finished" in outcome["issue"][0]["diagnostics"]
+    return "error"
+
+
 @pytest.mark.slow
 def test_sigkill_during_creates_updates_and_transactions(
     tmp_path: Path, indexer: SearchIndexer
@@ -130,6 +195,7 @@ def test_sigkill_during_creates_updates_and_transactions(
     url = f"sqlite:///{tmp_path / 'store.db'}"
     server = Server(url, tmp_path).start()
     acks = Acks()
+    exports: list[str] = []
     rng = random.Random(13)
     try:
         for round_ in range(LOOPS):
@@ -149,7 +215,8 @@ def test_sigkill_during_creates_updates_and_transactions(
                 assert time.monotonic() < deadline, "no writes acknowledged"
                 time.sleep(0.02)
             time.sleep(rng.uniform(0.05, 0.4))
-            server.kill()  # mid-stream: requests are in flight in every writer
+            job = start_export(server.base, tmp_path / "cmio-data" / "exports")
+            server.kill()  # mid-stream: requests are in flight in every writer and the job
             stop.set()
             for t in threads:
                 t.join(30)
@@ -159,6 +226,12 @@ def test_sigkill_during_creates_updates_and_transactions(
                 for value, rid in list(acks.created.items())[-20:]:
                     r = http.get(f"/Patient/{rid}")
                     assert r.status_code == 200 and value in r.text
+                exports.append(check_export(http, f"{server.base}/$export-poll-status/{job}"))
+        with httpx.Client(base_url=server.base, timeout=30) as http:
+            kick = http.get("/$export", headers=PREFER)
+            exported = downloaded(http, poll(http, kick.headers["content-location"], 60))
+        assert set(exported) >= {f"Patient/{rid}" for rid in acks.created.values()}
         assert len(acks.tx_acked) >= 1 and len(acks.updated) >= LOOPS
+        assert "error" in exports, exports  # some kill caught the job mid-way
     finally:
         server.stop()

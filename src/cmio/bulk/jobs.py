@@ -45,6 +45,29 @@ ExportWork = Callable[
 ``work(directory, progress, cancelled) -> files``; raises ExportCancelledError when cancelled."""
 
 
+def _owner(pid: int) -> str:
+    """``pid:start`` of a process (its start time tells a reused pid apart)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        start = stat.rpartition(")")[2].split()[19]  # field 22: starttime
+    except (OSError, IndexError):
+        start = ""
+    return f"{pid}:{start}"
+
+
+def _alive(owner: str) -> bool:
+    """Whether the process that wrote ``owner`` (see :func:`_owner`) still runs."""
+    pid_text, _, start = owner.partition(":")
+    try:
+        pid = int(pid_text)
+        os.kill(pid, 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return _owner(pid) == owner if start else True
+
+
 class TooManyJobsError(Exception):
     """The server is already running as many export jobs as it allows."""
 
@@ -99,6 +122,7 @@ class ExportJob:
             "current_type": self.current_type,
             "files": [[f.type, f.path.name, f.count] for f in self.files],
             "error": self.error,
+            "owner": _owner(os.getpid()),
         }
         self.directory.mkdir(parents=True, exist_ok=True)
         temp = self.directory / f".job.json.{os.getpid()}.{threading.get_ident()}"
@@ -124,6 +148,12 @@ class ExportJob:
             error=state["error"],
             finished=state["status"] != "in-progress",
         )
+        owner = state.get("owner")
+        if not job.finished and isinstance(owner, str) and not _alive(owner):
+            # Its server was killed mid-job: the files are partial and nobody finishes them.
+            job.status, job.finished = "error", True
+            job.error = "the server running this export stopped before it finished; restart it"
+            job.files = []
         return job
 
     def file(self, name: str) -> ExportFile | None:
