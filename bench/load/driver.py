@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -28,13 +29,15 @@ class Stats:
     samples: dict[str, str] = field(default_factory=dict)
     """The first error of each interaction (status and start of the body)."""
     elapsed: float = 0.0
+    t0: float = field(default_factory=time.perf_counter)
 
     def record(self, interaction: str, seconds: float, error: str | None = None) -> None:
         """Count one request."""
         self.latencies.setdefault(interaction, []).append(seconds)
         if error is not None:
             self.errors[interaction] = self.errors.get(interaction, 0) + 1
-            self.samples.setdefault(interaction, error[:300])
+            at = time.perf_counter() - self.t0
+            self.samples.setdefault(interaction, f"at {at:.1f} s: {error[:300]}")
 
     def total_errors(self) -> int:
         """Errors over all interactions."""
@@ -80,9 +83,14 @@ def hl7_message(n: int, patient: int) -> bytes:
 
 
 async def _client(
-    http: httpx.AsyncClient, seed: Seed, rng: random.Random, stats: Stats, end: float
+    http: httpx.AsyncClient,
+    seed: Seed,
+    rng: random.Random,
+    stats: Stats,
+    end: float,
+    mix: dict[str, int],
 ) -> None:
-    names, weights = list(MIX), list(MIX.values())
+    names, weights = list(mix), list(mix.values())
     while time.perf_counter() < end:
         request = build_request(rng.choices(names, weights)[0], seed, rng)
         await _send(http, request, stats)
@@ -111,33 +119,56 @@ async def _dashboard(http: httpx.AsyncClient, stats: Stats, end: float, pause: f
         await asyncio.sleep(pause)
 
 
-async def _hl7_feed(port: int, rate: float, stats: Stats, end: float) -> None:
-    """Send HL7 v2 messages over one MLLP connection at ``rate`` per second, ACK each."""
+async def _hl7_feed(port: int, rate: float, stats: Stats, end: float, window: int = 32) -> None:
+    """Send HL7 v2 messages over one MLLP connection at ``rate`` per second.
+
+    Messages are pipelined (up to ``window`` awaiting their ACK), so the rate holds
+    while ACKs are slow; each ACK's latency is counted from its message's send.
+    """
     from cmio.interfaces.hl7v2.engine.mllp import FrameDecoder, frame
 
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     decoder = FrameDecoder(1 << 20)
+    pending: deque[float] = deque()
+    slots = asyncio.Semaphore(window)
+
+    async def acks() -> None:
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                if pending:
+                    raise ConnectionError("the engine closed the connection")
+                return
+            now = time.perf_counter()
+            for event in decoder.feed(data):
+                sent = pending.popleft()
+                slots.release()
+                ok = b"MSA|AA|" in event.data
+                stats.record("hl7-mllp", now - sent, None if ok else repr(event.data[:300]))
+
+    reading = asyncio.create_task(acks())
     n = 0
     start = time.perf_counter()
     try:
-        while time.perf_counter() < end:
+        while time.perf_counter() < end and not reading.done():
             due = start + n / rate
             now = time.perf_counter()
             if due > now:
                 await asyncio.sleep(due - now)
-            sent = time.perf_counter()
+            await slots.acquire()
+            pending.append(time.perf_counter())
             writer.write(frame(hl7_message(n, n % 500)))
             await writer.drain()
-            events: list[bytes] = []
-            while not events:
-                data = await asyncio.wait_for(reader.read(65536), timeout=30)
-                if not data:
-                    raise ConnectionError("engine closed the connection")
-                events = [e.data for e in decoder.feed(data)]
-            ok = b"MSA|AA|" in events[0]
-            stats.record("hl7-mllp", time.perf_counter() - sent, None if ok else repr(events[0]))
             n += 1
+        deadline = time.perf_counter() + 30
+        while pending and not reading.done() and time.perf_counter() < deadline:
+            await asyncio.sleep(0.01)
+        if reading.done() and reading.exception() is not None:
+            raise reading.exception()  # type: ignore[misc]
+        for _ in range(len(pending)):
+            stats.record("hl7-mllp", 30.0, "no ACK within 30 s")
     finally:
+        reading.cancel()
         writer.close()
 
 
@@ -151,6 +182,8 @@ async def run_load(
     hl7_rate: float = 20.0,
     dashboard_pause: float = 2.0,
     seed_value: int = 1,
+    mix: dict[str, int] | None = None,
+    dashboard: bool = True,
     progress: Callable[[float], None] | None = None,
 ) -> Stats:
     """Drive the server at ``base`` (its root URL) for ``duration`` seconds.
@@ -164,20 +197,26 @@ async def run_load(
         hl7_rate: HL7 messages per second.
         dashboard_pause: seconds between the dashboard user's refreshes.
         seed_value: random seed of the mix.
+        mix: interaction weights (default :data:`bench.load.workload.MIX`).
+        dashboard: whether the dashboard user runs.
         progress: called about once a second with the elapsed fraction.
     """
-    stats = Stats()
-    limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
+    stats = Stats()  # error times count from here
+    # keep-alive shorter than uvicorn's (5 s): never reuse a connection the server is closing
+    limits = httpx.Limits(
+        max_connections=clients + 4, max_keepalive_connections=clients + 4, keepalive_expiry=1.0
+    )
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as http:
         started = time.perf_counter()
         end = started + duration
         tasks = [
             asyncio.create_task(
-                _client(http, seed, random.Random(seed_value * 1000 + i), stats, end)
+                _client(http, seed, random.Random(seed_value * 1000 + i), stats, end, mix or MIX)
             )
             for i in range(clients)
         ]
-        tasks.append(asyncio.create_task(_dashboard(http, stats, end, dashboard_pause)))
+        if dashboard:
+            tasks.append(asyncio.create_task(_dashboard(http, stats, end, dashboard_pause)))
         if hl7_port is not None:
             tasks.append(asyncio.create_task(_hl7_feed(hl7_port, hl7_rate, stats, end)))
         while progress is not None and time.perf_counter() < end:

@@ -220,6 +220,10 @@ def _run(args: argparse.Namespace, tmp: Path, url: str) -> int:
         f"{os.cpu_count()} cores"
     )
     print(report(stats, title=title))
+    if stats.total_errors():  # the servers' own account of what went wrong
+        for log in ("serve.log", "hl7.log"):
+            tail = (tmp / log).read_text(errors="replace").splitlines()[-40:]
+            print(f"\n--- last lines of {log}\n" + "\n".join(tail))
     if args.json:
         args.json.write_text(json.dumps({"title": title, "summary": stats.summary()}, indent=1))
     return 1 if stats.total_errors() else 0
