@@ -55,7 +55,10 @@ class NavItem:
 class PageModule(Protocol):
     """A module of pages: navigation entries and routes."""
 
-    nav: Sequence[NavItem]
+    @property
+    def nav(self) -> Sequence[NavItem]:
+        """The module's navigation entries (a module attribute ``nav = (NavItem(...),)``)."""
+        ...
 
     def routes(self, ctx: WebContext) -> list[Any]:
         """The Starlette routes of the module's pages."""
