@@ -199,4 +199,12 @@ def _governance_operations() -> list[Operation]:
             methods=frozenset({"POST"}),
         ),
         Operation("diff", diff, types, type_level=False, methods=frozenset({"GET"})),
+        Operation("impact", _impact, types, type_level=False, own_formats=True),
     ]
+
+
+def _impact(env: Env, request: FhirRequest, rtype: str | None, rid: str | None) -> FhirResponse:
+    """$impact: the impact analysis of a proposed artifact version (issue 11, item 2)."""
+    from cmio.api.ops.governance_impact import governance_impact
+
+    return governance_impact(env, request, rtype, rid)

@@ -36,7 +36,10 @@ def _governance(database: str | None) -> Any:
         raise typer.BadParameter(str(error), param_hint="CMIO_GOVERNANCE_APPROVERS") from None
     url = database or default_database_url()
     repository = open_repository(url, indexer=SearchIndexer(load_model()))
-    return Governance(repository, policy, audit=True)  # the API's auditor does not see these
+    from cmio.cli.governance_impact_cmd import impact_recorder
+
+    impact = impact_recorder(repository)  # summary recorded in submit/approve Provenance
+    return Governance(repository, policy, audit=True, impact=impact)  # audited here, not by the API
 
 
 def _grant(user: str, roles: list[str] | None) -> Any:
@@ -181,6 +184,9 @@ def register(app: typer.Typer) -> None:
     app.add_typer(group, name="governance")
     _register_transitions(group)
     _register_requests(group)
+    from cmio.cli.governance_impact_cmd import register_impact
+
+    register_impact(group)  # cmio governance impact TYPE/ID
 
     @group.command("diff")
     def diff(

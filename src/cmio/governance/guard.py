@@ -8,6 +8,10 @@ version that is no longer a draft, or set a lifecycle state other than ``draft``
 ``$governance-transition`` (https://hl7.org/fhir/uv/crmi/artifact-lifecycle.html: a new
 version is a new resource, history is never rewritten). Artifacts without the tag are
 left to the existing checks.
+
+Deletes: :func:`check_delete` refuses (409) to delete a governed artifact that is or has
+been approved (``approved``, ``active``, ``retired``): retire it instead; drafts and
+versions in review may be deleted.
 """
 
 from __future__ import annotations
@@ -22,7 +26,10 @@ from cmio.governance.service import check_edit
 from cmio.store.base import GoneError, NotFoundError, Repository
 from cmio.terminology.governance import GovernanceIssue
 
-__all__ = ["LifecycleGuard"]
+__all__ = ["UNDELETABLE", "LifecycleGuard", "check_delete"]
+
+UNDELETABLE = ("approved", "active", "retired")
+"""States whose artifacts cannot be deleted (they are, or have been, approved)."""
 
 
 def _tagged(resource: Mapping[str, Any]) -> bool:
@@ -71,3 +78,27 @@ class LifecycleGuard:
                 )
             ]
         return []
+
+
+def check_delete(resource: Mapping[str, Any]) -> None:
+    """Refuse to delete a governed artifact that is or has been approved.
+
+    https://hl7.org/fhir/uv/crmi/artifact-lifecycle.html: an approved or active artifact
+    is retired, never removed (history is never rewritten). Only artifacts carrying the
+    lifecycle tag are checked.
+
+    Raises:
+        GovernanceError: 409, expression ``<type>.status``.
+    """
+    rtype = resource.get("resourceType")
+    if rtype not in GOVERNED_TYPES or not _tagged(resource):
+        return
+    state = state_of(resource)
+    if state in UNDELETABLE:
+        raise GovernanceError(
+            409,
+            "business-rule",
+            f"{rtype}/{resource.get('id')} is '{state}': an artifact that is or has been "
+            "approved cannot be deleted; retire it instead",
+            f"{rtype}.status",
+        )

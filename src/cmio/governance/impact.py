@@ -126,6 +126,20 @@ class ImpactAnalyzer:
 
     # -- analysis --------------------------------------------------------------------
 
+    def summary_for(self, rtype: str, rid: str) -> str | None:
+        """The one-line summary of :meth:`analyze` for the lifecycle's Provenance
+        (:class:`cmio.governance.Governance` ``impact``); None for an artifact type without
+        impact analysis. A failed analysis is summarised as such rather than blocking the
+        decision: the approvers see that it failed and why."""
+        try:
+            return self.analyze(rtype, rid).summary()
+        except GovernanceError as error:
+            if error.code == "not-supported":
+                return None
+            return f"Impact analysis failed: {error}"
+        except Exception as error:  # the decision still goes through, with the failure noted
+            return f"Impact analysis failed: {type(error).__name__}: {error}"
+
     def analyze(
         self, rtype: str, rid: str, *, days: int = 90, period: Period | None = None
     ) -> ImpactReport:

@@ -174,8 +174,8 @@ def resource_shifts(
     shifts = []
     for rtype in types:
         params = _token_params(model, rtype)
-        if not params:
-            continue
+        if not params or not repository.search(SearchQuery(rtype, (), 1, total=False)).resources:
+            continue  # one cheap query spares a search per coded parameter of an empty type
         tally = _Tally({}, {}, set(), set(), set())
         for rid, resource in sorted(_candidates(repository, rtype, params, delta).items()):
             _classify(indexer, resource, f"{rtype}/{rid}", set(params), old, new, tally)

@@ -37,10 +37,12 @@ from cmio.store.base import (
     Transaction,
 )
 
-__all__ = ["ACTION_SYSTEM", "Decision", "Governance", "check_edit"]
+__all__ = ["ACTION_SYSTEM", "IMPACT_EXTENSION", "Decision", "Governance", "check_edit"]
 
 ACTION_SYSTEM = "https://cmio.dev/fhir/CodeSystem/governance-action"
 """``Provenance.activity`` system: submit, approve, reject, activate, retire, revise."""
+IMPACT_EXTENSION = "https://cmio.dev/fhir/StructureDefinition/impact-summary"
+"""``Provenance.extension`` (``valueString``): the impact analysis summary at submit/approval."""
 _CAPACITY_SYSTEM = "https://cmio.dev/fhir/CodeSystem/approval-capacity"
 _AFTER: Mapping[str, State] = MappingProxyType(
     {"submit": "in-review", "reject": "draft", "activate": "active", "retire": "retired"}
@@ -93,6 +95,10 @@ class Governance:
         audit: also append an AuditEvent (BALP, interaction ``operation``) to the audit
             trail in the same transaction as each decision; for callers outside the REST
             API (the CLI), whose requests the API's auditor does not record.
+        impact: ``(type, id) -> summary`` of the artifact's impact analysis
+            (:mod:`cmio.governance.impact`), computed on ``submit`` and ``approve`` and
+            recorded in the Provenance of a move to ``in-review`` or ``approved``
+            (extension :data:`IMPACT_EXTENSION`); None: not recorded.
     """
 
     def __init__(
@@ -101,11 +107,13 @@ class Governance:
         policy: ApprovalPolicy | None = None,
         clock: Callable[[], str] = _utc_now,
         audit: bool = False,
+        impact: Callable[[str, str], str | None] | None = None,
     ) -> None:
         self.repository = repository
         self.policy = policy or ApprovalPolicy()
         self.clock = clock
         self.audit = audit
+        self.impact = impact
 
     def record(
         self, tx: Transaction, provenance: dict[str, Any], name: str, grant: AccessGrant
@@ -213,6 +221,9 @@ class Governance:
             raise GovernanceError(400, "not-supported", f"{rtype} is not a governed artifact type")
         if action == "reject" and not (comment or "").strip():
             raise GovernanceError(400, "required", "A rejection needs a comment", "comment")
+        impact = None
+        if self.impact is not None and self._completes(action, rtype, rid, grant):
+            impact = self.impact(rtype, rid)  # before the write transaction: it reads a lot
         with self.repository.transaction() as tx:
             stored = tx.read(rtype, rid)
             if stored.data is None:
@@ -236,8 +247,24 @@ class Governance:
                     artifact["date"] = self.clock()
                 stored, _ = tx.update(artifact, if_match=stored.version)
             provenance = self.provenance(artifact, stored.version, action, grant, comment, capacity)
+            if impact and new_state != state and new_state in ("in-review", "approved"):
+                provenance["extension"] = [{"url": IMPACT_EXTENSION, "valueString": impact}]
             self.record(tx, provenance, "governance-transition", grant)
         return Decision(artifact, provenance, new_state)
+
+    def _completes(self, action: Action, rtype: str, rid: str, grant: AccessGrant) -> bool:
+        """Whether ``action`` would move the artifact to ``in-review`` or ``approved`` (the
+        moves that record an impact summary; checked again inside the transaction)."""
+        if action == "submit":
+            return True
+        if action != "approve":
+            return False
+        filled = dict(self.approvals(rtype, rid))
+        try:
+            filled[self.policy.capacity(grant, filled)] = grant.subject
+        except GovernanceError:
+            return False
+        return all(name in filled for name in self.policy.approvers)
 
     def new_version(
         self, rtype: str, rid: str, version: str, grant: AccessGrant, new_id: str | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import orjson
+
 from cmio.api.env import Env
 from cmio.api.errors import FhirError, OutcomeIssue
 from cmio.api.http import FhirRequest, FhirResponse
@@ -17,7 +19,26 @@ _MAX_CONDITIONAL_DELETE = 100
 
 def do_delete(env: Env, tx: Transaction, rtype: str, rid: str) -> StoredResource | None:
     """Write a tombstone; None when there was nothing to delete."""
+    _check_governed(tx, rtype, rid)
     return tx.delete(rtype, rid)
+
+
+def _check_governed(tx: Transaction, rtype: str, rid: str) -> None:
+    """A governed artifact that is or has been approved is retired, not deleted (409)."""
+    from cmio.governance.lifecycle import GOVERNED_TYPES
+
+    if rtype not in GOVERNED_TYPES:
+        return
+    current = tx.current(rtype, rid)
+    if current is None or current.data is None:
+        return
+    from cmio.governance.guard import check_delete
+    from cmio.governance.lifecycle import GovernanceError
+
+    try:
+        check_delete(orjson.loads(current.data))
+    except GovernanceError as error:
+        raise FhirError(error.status, error.code, str(error), expression=error.expression) from None
 
 
 def do_conditional_delete(env: Env, tx: Transaction, rtype: str, query: str) -> int:
@@ -30,6 +51,7 @@ def do_conditional_delete(env: Env, tx: Transaction, rtype: str, query: str) -> 
             f"Conditional delete matched more than {_MAX_CONDITIONAL_DELETE} resources",
         )
     for match in matches:
+        _check_governed(tx, rtype, match.id)
         tx.delete(rtype, match.id)
     return len(matches)
 

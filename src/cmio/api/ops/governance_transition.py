@@ -33,7 +33,13 @@ def env_governance(env: Env) -> Governance:
         policy = ApprovalPolicy.parse(text) if text else None
     except ValueError as error:
         raise FhirError(500, "exception", f"CMIO_GOVERNANCE_APPROVERS: {error}") from None
-    return Governance(env.repository, policy)
+    from cmio.api.ops.governance_impact import env_analyzer
+
+    def impact(rtype: str, rid: str) -> str | None:  # recorded at submit and approval
+        summary: str | None = env_analyzer(env).summary_for(rtype, rid)
+        return summary
+
+    return Governance(env.repository, policy, impact=impact)
 
 
 def governance_error(error: GovernanceError) -> FhirError:
