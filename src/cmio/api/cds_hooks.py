@@ -232,14 +232,33 @@ class CdsHooks:
         if refused is not None:
             return refused
         body = await self._body(request)
-        services = await asyncio.to_thread(self._services)
-        service = services.get(request.path_params["id"])
+        status, answer = await asyncio.to_thread(
+            self.invoke, request.path_params["id"], body, grant, self._fhir_base(request)
+        )
+        return JSONResponse(answer, status_code=status)
+
+    def invoke(
+        self, service_id: str, body: Any, grant: AccessGrant | None, base: str
+    ) -> tuple[int, dict[str, Any]]:
+        """Call a service in-process, exactly as ``POST /cds-services/{id}`` would (the web
+        chart uses it; https://cds-hooks.hl7.org/2.0/#calling-a-cds-service).
+
+        Args:
+            service_id: the service. body: the hook request. base: this server's FHIR base.
+            grant: the caller's grant: missing prefetch is read through the FHIR router
+                with it (None with authentication on: no store access).
+
+        Returns:
+            The HTTP status and the JSON answer (``cards`` and ``systemActions``, or
+            ``error``).
+        """
+        service = self._services().get(service_id)
         if service is None:
-            return _error(404, f"No active CDS service {request.path_params['id']!r}")
+            return 404, {"error": f"No active CDS service {service_id!r}"}
         problem = _check_request(body, service.hook)
         if problem:
-            return _error(400, problem)
-        return await asyncio.to_thread(self._run, service, body, grant, self._fhir_base(request))
+            return 400, {"error": problem}
+        return self._run(service, body, grant, base)
 
     def _fetcher(self, body: dict[str, Any], grant: AccessGrant | None, base: str) -> Any:
         from cmio.cds import HttpFetcher
@@ -261,16 +280,18 @@ class CdsHooks:
 
     def _run(
         self, service: Any, body: dict[str, Any], grant: AccessGrant | None, base: str
-    ) -> Response:
+    ) -> tuple[int, dict[str, Any]]:
         from cmio.cds import LOGIC, HookInput, PrefetchError, resolve_prefetch
 
         logic = LOGIC.get(service.logic)
         if logic is None:
-            return _error(500, f"CDS service {service.id!r} names unknown logic {service.logic!r}")
+            return 500, {
+                "error": f"CDS service {service.id!r} names unknown logic {service.logic!r}"
+            }
         try:
             prefetch = resolve_prefetch(service.prefetch, body, self._fetcher(body, grant, base))
         except PrefetchError as exc:
-            return _error(412, str(exc))
+            return 412, {"error": str(exc)}
         hook = HookInput(
             service,
             body,
@@ -279,7 +300,7 @@ class CdsHooks:
             care_gaps=self._care_gaps,
             ingredients=self._ingredients(),
         )
-        return JSONResponse({"cards": logic(hook), "systemActions": []})
+        return 200, {"cards": logic(hook), "systemActions": []}
 
     def _ingredients(self) -> Any:
         from cmio.cds.ingredients import RXNORM, CodingIngredients, ConceptStoreIngredients
