@@ -157,10 +157,12 @@ class WebContext:
         path: str,
         query: list[tuple[str, str]] | None = None,
         body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         """One FHIR interaction as the viewer (https://hl7.org/fhir/R4/http.html):
         authorized by their grant and audited. Call it from a sync endpoint (a worker
-        thread), never from the event loop.
+        thread), never from the event loop. ``headers``: extra request headers (lower
+        case), e.g. ``x-break-glass`` with the viewer's reason.
 
         Raises:
             FhirCallError: a status of 400 or more (403 when the grant does not allow it).
@@ -172,7 +174,7 @@ class WebContext:
         grant = None if viewer.unrestricted else viewer.grant
         client = request.client.host if request.client else None
         base = f"{request.url.scheme}://{request.url.netloc}/fhir"
-        headers = {"accept": "application/fhir+json"}
+        headers = {**(headers or {}), "accept": "application/fhir+json"}
         data = b""
         if body is not None:
             data = json.dumps(body).encode("utf-8")
