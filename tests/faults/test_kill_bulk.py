@@ -24,15 +24,15 @@ from cmio.store import open_repository
 
 from .conftest import LOOPS, assert_doctor_ok, cli, kill
 
-PATIENTS = 2000
+PATIENTS = 1200
 
 
-def write_input(folder: Path) -> dict[tuple[str, str], dict[str, Any]]:
+def write_input(folder: Path, n: int = PATIENTS) -> dict[tuple[str, str], dict[str, Any]]:
     """Patients and one Observation each, as Bulk Data NDJSON files."""
     folder.mkdir()
     resources: dict[tuple[str, str], dict[str, Any]] = {}
     patients, observations = [], []
-    for i in range(PATIENTS):
+    for i in range(n):
         patient = {
             "resourceType": "Patient",
             "id": f"p{i}",

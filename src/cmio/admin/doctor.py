@@ -11,7 +11,9 @@ Checks (each yields :class:`Finding` rows):
 * ``current``: the current row is the latest version (same version, same deleted flag);
 * ``index``: every current resource's index rows equal a fresh extraction (a random
   sample, or all with ``full``), and no index rows belong to missing or deleted ones;
-* ``audit``: the audit hash chain holds (:func:`cmio.security.audit.verify_rows`).
+* ``audit``: the audit hash chain holds (:func:`cmio.security.audit.verify_rows`);
+* ``journal`` (when given one): the HL7 v2 engine's journal is sound and every message
+  it processed is in the store (:mod:`cmio.admin.doctor_journal`).
 
 ``fix`` rewrites the index rows of the resources found wrong (the same rows
 ``$reindex`` would write). See https://hl7.org/fhir/R4/search.html.
@@ -22,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, Protocol, cast
 
 import orjson
@@ -95,9 +98,11 @@ def diagnose(
     sample: int = 1000,
     fix: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
+    journal: str | Path | None = None,
 ) -> DoctorReport:
     """Check the store at ``url``: its schema version first, then :func:`examine` with the
-    stored custom SearchParameters in effect (as the server and ``$reindex`` use them)."""
+    stored custom SearchParameters in effect (as the server and ``$reindex`` use them),
+    then the HL7 v2 ``journal`` against the store when one is given."""
     from cmio.bulk.reindex import apply_custom_parameters
     from cmio.store import open_repository
 
@@ -112,6 +117,12 @@ def diagnose(
         apply_custom_parameters(repo, indexer)
         report = examine(repo, indexer, full=full, sample=sample, fix=fix, progress=progress)
         report.checked["schema"] = version or 0
+        if journal is not None:
+            from cmio.admin.doctor_journal import check_journal
+
+            if progress is not None:
+                progress("journal", 0, 0)
+            check_journal(journal, repo, report)
         return report
     finally:
         repo.close()

@@ -34,6 +34,12 @@ def register(app: typer.Typer) -> None:
         sample: Annotated[
             int, typer.Option("--sample", help="Resources whose index rows are checked")
         ] = 1000,
+        journal: Annotated[
+            str | None,
+            typer.Option(
+                "--journal", help="Also check this HL7 v2 engine journal against the store"
+            ),
+        ] = None,
     ) -> None:
         """Check resources, history, search indexes, audit chain and database integrity."""
         from rich.console import Console
@@ -66,6 +72,7 @@ def register(app: typer.Typer) -> None:
                     sample=max(1, sample),
                     fix=fix,
                     progress=show,
+                    journal=journal,
                 )
             except StoreError as exc:
                 console.print(f"[red]doctor:[/red] {exc}")
