@@ -133,6 +133,7 @@ def cds_change(
     requests = list(_hook_requests(repository, model, new.hook, days, today))
     cache = _CachingFetcher(fetcher)
     counts: list[dict[str, str]] = []
+    failed: set[str] = set()
     for service in (old, new):
         fired: dict[str, str] = {}
         logic = LOGIC.get(service.logic) if service is not None else None
@@ -141,6 +142,7 @@ def cds_change(
                 try:
                     prefetch = resolve_prefetch(service.prefetch, request, cache)
                 except PrefetchError:
+                    failed.add(subject)
                     continue
                 extra = {"ingredients": ingredients} if ingredients is not None else {}
                 hook = HookInput(service, request, prefetch, today, care_gaps, **extra)
@@ -148,10 +150,12 @@ def cds_change(
                 if cards:
                     fired[subject] = "; ".join(str(c.get("summary")) for c in cards)
         counts.append(fired)
-    note = ""
-    if "cancer-screening" in (new.logic, old.logic if old else ""):
-        note = "care gaps are not recomputed in the replay" if care_gaps is None else ""
-    return _shift(counts[0], counts[1], len(requests), limit, note)
+    notes = []
+    if care_gaps is None and "cancer-screening" in (new.logic, old.logic if old else ""):
+        notes.append("care gaps are not recomputed in the replay")
+    if failed:
+        notes.append(f"{len(failed)} subjects skipped: their prefetch could not be resolved")
+    return _shift(counts[0], counts[1], len(requests), limit, "; ".join(notes))
 
 
 class _CachingFetcher:
