@@ -351,3 +351,30 @@ def test_reports_render(analyzer: ImpactAnalyzer) -> None:
         assert document["summary"] == impact.summary()
         orjson.dumps(document)
     assert datetime.now(UTC)  # the reports carry their generation time
+
+
+@pytest.mark.postgres
+def test_same_impact_on_postgres(postgres_url: str, model: Model, analyzer: ImpactAnalyzer) -> None:
+    import uuid
+
+    import psycopg
+
+    from cmio.testing.pg import with_search_path
+
+    schema = f"impact_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    repository = open_repository(
+        with_search_path(postgres_url, schema), indexer=SearchIndexer(model)
+    )
+    try:
+        populate(repository)
+        pg = ImpactAnalyzer(
+            repository, model, open_terminology(repository, None, core=False), today=lambda: TODAY
+        )
+        for rtype, rid in (("ValueSet", "vs-2"), ("Library", "obs-value-1-1-0")):
+            mine, theirs = pg.analyze(rtype, rid), analyzer.analyze(rtype, rid)
+            assert mine.resources == theirs.resources and mine.alerts == theirs.alerts
+            assert [u.to_json() for u in mine.usages] == [u.to_json() for u in theirs.usages]
+    finally:
+        repository.close()
