@@ -36,6 +36,7 @@ from cmio.store.base import (
     GoneError,
     InvalidRequestError,
     NotFoundError,
+    StorageFullError,
     StoreError,
     VersionConflictError,
 )
@@ -55,6 +56,7 @@ _STORE_ERRORS: tuple[tuple[type[StoreError], int, str], ...] = (
     (VersionConflictError, 412, "conflict"),
     (ConflictError, 409, "conflict"),
     (InvalidRequestError, 400, "invalid"),
+    (StorageFullError, 507, "transient"),
     (StoreError, 500, "exception"),
 )
 

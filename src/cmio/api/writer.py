@@ -30,6 +30,7 @@ from cmio.api.http import FhirRequest, FhirResponse
 from cmio.api.ops.write import prepare_write
 from cmio.api.render import json_response
 from cmio.api.router import FhirRouter
+from cmio.store.base import StorageFullError
 
 __all__ = ["GroupCommitWriter"]
 
@@ -116,12 +117,17 @@ class GroupCommitWriter:
         try:
             with repository.transaction():
                 responses = [self.router.handle(job.request) for job in batch]
-        except Exception:
+        except Exception as exc:
             _LOG.exception("group commit of %d requests failed", len(batch))
+            full = isinstance(exc, StorageFullError)  # 507 Insufficient Storage (RFC 4918)
             error = FhirError(
-                500, "exception", "The write could not be committed; nothing was stored"
+                507 if full else 500,
+                "transient" if full else "exception",
+                "The write could not be committed"
+                + (" (the database's disk is full)" if full else "")
+                + "; nothing was stored",
             )
-            responses = [json_response(job.request, 500, error.outcome()) for job in batch]
+            responses = [json_response(job.request, error.status, error.outcome()) for job in batch]
         for job, response in zip(batch, responses, strict=True):
             job.loop.call_soon_threadsafe(_resolve, job.future, response)
 

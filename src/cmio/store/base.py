@@ -32,6 +32,7 @@ __all__ = [
     "SearchClause",
     "SearchPage",
     "SearchQuery",
+    "StorageFullError",
     "StoreError",
     "StoredResource",
     "TableRows",
@@ -63,6 +64,10 @@ class VersionConflictError(StoreError):
 
 class ConflictError(StoreError):
     """A write conflicts with stored state (HTTP 409)."""
+
+
+class StorageFullError(StoreError):
+    """The database's disk is full: nothing of the write was stored (HTTP 507)."""
 
 
 class InvalidRequestError(StoreError):

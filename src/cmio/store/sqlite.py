@@ -35,6 +35,7 @@ from cmio.store.base import (
     ConflictError,
     Indexer,
     Repository,
+    StorageFullError,
     StoredResource,
     StoreError,
 )
@@ -81,6 +82,18 @@ CREATE TABLE IF NOT EXISTS token_index (
 CREATE INDEX IF NOT EXISTS token_index_lookup ON token_index (resource_type, param, value, system);
 CREATE INDEX IF NOT EXISTS token_index_param ON token_index (param, value, system);
 """
+
+
+@contextlib.contextmanager
+def _disk_full() -> Iterator[None]:
+    """Raise :class:`StorageFullError` for SQLite's ``SQLITE_FULL`` (no space left)."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            message = f"the database's disk is full; nothing was stored ({exc})"
+            raise StorageFullError(message) from exc
+        raise
 
 
 class SqliteTransaction(SqlTransaction):
@@ -158,7 +171,8 @@ class SqliteTransaction(SqlTransaction):
         try:
             if exc_type is None:
                 try:
-                    conn.execute("COMMIT")
+                    with _disk_full():
+                        conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
@@ -182,13 +196,15 @@ class SqliteTransaction(SqlTransaction):
 
     def _execute(self, sql: str, params: Sequence[Any]) -> int:
         try:
-            return self._check().execute(sql, params).rowcount
+            with _disk_full():
+                return self._check().execute(sql, params).rowcount
         except sqlite3.IntegrityError as exc:
             raise ConflictError(str(exc)) from exc
 
     def _executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         try:
-            self._check().executemany(sql, rows)
+            with _disk_full():
+                self._check().executemany(sql, rows)
         except sqlite3.IntegrityError as exc:
             raise ConflictError(str(exc)) from exc
 
