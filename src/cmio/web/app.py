@@ -45,7 +45,9 @@ _COUNTED = (
 
 def page_modules() -> list[PageModule]:
     """The page modules of the web app, in navigation order."""
-    modules: list[PageModule] = []
+    from cmio.web.pages import overview
+
+    modules: list[PageModule] = [overview]
     from cmio.web.pages import chart
 
     modules.append(chart)  # Care: patients and the chart
