@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import pytest
 
 from cmio.fhirpath import FhirPathEngine
 from cmio.governance.impact import ImpactAnalyzer
+from cmio.governance.impact_model import ImpactReport
 from cmio.governance.impact_valueset import expand_members
 from cmio.governance.lifecycle import set_state
 from cmio.indexing.extract import SearchIndexer
@@ -215,6 +216,21 @@ def analyzer(store: Repository, model: Model, terminology: TerminologyService) -
     return ImpactAnalyzer(store, model, terminology, today=lambda: TODAY)
 
 
+@pytest.fixture(scope="module")
+def vs_report(analyzer: ImpactAnalyzer) -> ImpactReport:
+    return analyzer.analyze("ValueSet", "vs-2")
+
+
+@pytest.fixture(scope="module")
+def rule_report(analyzer: ImpactAnalyzer) -> ImpactReport:
+    return analyzer.analyze("Library", "obs-value-1-1-0", days=90)
+
+
+@pytest.fixture(scope="module")
+def measure_report(analyzer: ImpactAnalyzer) -> ImpactReport:
+    return analyzer.analyze("Measure", "m-2", period=PERIOD)
+
+
 def _current(store: Repository, rtype: str) -> list[dict[str, Any]]:
     return [orjson.loads(s.data) for s in store.iter_current([rtype]) if s.data is not None]
 
@@ -228,9 +244,9 @@ def _subject(resource: dict[str, Any]) -> str:
 
 
 def test_valueset_change_resources_match_a_hand_count(
-    analyzer: ImpactAnalyzer, store: Repository
+    vs_report: ImpactReport, store: Repository
 ) -> None:
-    report = analyzer.analyze("ValueSet", "vs-2")
+    report = vs_report
     old, new = {"D0", "D1"}, {"D1", "D2"}
     conditions = _current(store, "Condition")
     newly = [c for c in conditions if _codes(c) & new and not _codes(c) & old]
@@ -247,9 +263,9 @@ def test_valueset_change_resources_match_a_hand_count(
 
 
 def test_valueset_change_usages_equal_direct_runs(
-    analyzer: ImpactAnalyzer, store: Repository, terminology: TerminologyService, model: Model
+    vs_report: ImpactReport, store: Repository, terminology: TerminologyService, model: Model
 ) -> None:
-    report = analyzer.analyze("ValueSet", "vs-2")
+    report = vs_report
     by_kind = {(u.kind, u.reference): u for u in report.usages}
     # the measure, run directly with each value-set version
     measure = by_kind[("measure", "Measure/m-1")]
@@ -287,9 +303,9 @@ class _Fixed:
 
 
 def test_rule_change_equals_batch_runs(
-    analyzer: ImpactAnalyzer, store: Repository, model: Model
+    rule_report: ImpactReport, store: Repository, model: Model
 ) -> None:
-    report = analyzer.analyze("Library", "obs-value-1-1-0", days=90)
+    report = rule_report
     assert report.kind == "rule" and report.alerts is not None
     engine = RuleEngine(FhirPathEngine(model))
     old_rule = rule_from_json(OBS_RULE)
@@ -311,9 +327,9 @@ def test_rule_change_equals_batch_runs(
 
 
 def test_measure_change_per_clinician_equals_direct_runs(
-    analyzer: ImpactAnalyzer, store: Repository, terminology: TerminologyService
+    measure_report: ImpactReport, store: Repository, terminology: TerminologyService
 ) -> None:
-    report = analyzer.analyze("Measure", "m-2", period=PERIOD)
+    report = measure_report
     direct = []
     for rid in ("m-1", "m-2"):
         from cmio.measures import measure_from_resource
@@ -340,17 +356,18 @@ def test_measure_change_per_clinician_equals_direct_runs(
     assert any(c.changed for c in report.clinicians)
 
 
-def test_reports_render(analyzer: ImpactAnalyzer) -> None:
-    for rtype, rid in (("ValueSet", "vs-2"), ("Library", "obs-value-1-1-0"), ("Measure", "m-2")):
-        impact = analyzer.analyze(rtype, rid, period=PERIOD)
+def test_reports_render(
+    vs_report: ImpactReport, rule_report: ImpactReport, measure_report: ImpactReport
+) -> None:
+    for impact in (vs_report, rule_report, measure_report):
         html = render_html(impact.to_report())
         assert "Impact analysis" in html and impact.proposed in html
+        assert impact.generated.isoformat(timespec="seconds") in html
         pdf = render_pdf(impact.to_report())
         assert pdf.startswith(b"%PDF-") and re.search(rb"/Type\s*/Page\b", pdf)
         document = impact.to_json()
         assert document["summary"] == impact.summary()
         orjson.dumps(document)
-    assert datetime.now(UTC)  # the reports carry their generation time
 
 
 @pytest.mark.postgres
@@ -373,7 +390,7 @@ def test_same_impact_on_postgres(postgres_url: str, model: Model, analyzer: Impa
             repository, model, open_terminology(repository, None, core=False), today=lambda: TODAY
         )
         for rtype, rid in (("ValueSet", "vs-2"), ("Library", "obs-value-1-1-0")):
-            mine, theirs = pg.analyze(rtype, rid), analyzer.analyze(rtype, rid)
+            mine, theirs = pg.analyze(rtype, rid), analyzer.analyze(rtype, rid, period=PERIOD)
             assert mine.resources == theirs.resources and mine.alerts == theirs.alerts
             assert [u.to_json() for u in mine.usages] == [u.to_json() for u in theirs.usages]
     finally:

@@ -37,16 +37,33 @@ FORMATS = {
 def env_analyzer(env: Env, request: FhirRequest | None = None) -> Any:
     """The impact analyzer of a server: its store, model and terminology service, with CDS
     prefetch resolved in-process through the FHIR router (as the caller, when there is one)."""
-    from cmio.api.cds_hooks import RouterFetcher
-    from cmio.api.router import FhirRouter
     from cmio.governance.impact import ImpactAnalyzer
     from cmio.terminology.factory import open_terminology
 
     terminology = env.terminology or open_terminology(env.repository, None, core=False)
     grant = request.context.grant if request is not None else None
     base = request.base_url if request is not None else "http://localhost/fhir"
-    fetcher = RouterFetcher(FhirRouter(env), base, grant)
+    fetcher = _LazyFetcher(env, base, grant)
     return ImpactAnalyzer(env.repository, env.model, terminology, fetcher=fetcher)
+
+
+class _LazyFetcher:
+    """CDS prefetch through the FHIR router, built on the first query (only CDS replays
+    query)."""
+
+    def __init__(self, env: Env, base: str, grant: Any) -> None:
+        self.env, self.base, self.grant = env, base, grant
+        self._inner: Any = None
+
+    def get(self, url: str) -> dict[str, Any] | None:
+        """GET a relative FHIR URL in-process (:class:`cmio.api.cds_hooks.RouterFetcher`)."""
+        if self._inner is None:
+            from cmio.api.cds_hooks import RouterFetcher
+            from cmio.api.router import FhirRouter
+
+            self._inner = RouterFetcher(FhirRouter(self.env), self.base, self.grant)
+        found: dict[str, Any] | None = self._inner.get(url)
+        return found
 
 
 def governance_impact(
