@@ -26,6 +26,7 @@ from cmio.store import open_repository
 from cmio.store.base import Repository
 from cmio.terminology.factory import open_terminology
 from cmio.terminology.service import TerminologyService
+from cmio.views import run as run_view
 from cmio.views.valuesets import ExpansionMembership
 
 DX = "http://example.org/fhir/CodeSystem/dx"
@@ -172,6 +173,26 @@ def rule_library(data: dict[str, Any], version: str, state: str) -> dict[str, An
     return library
 
 
+DX_VIEW = {
+    "resourceType": "ViewDefinition",
+    "url": "http://example.org/fhir/ViewDefinition/impact-dx",
+    "version": "1.0.0",
+    "name": "impact_dx_conditions",
+    "status": "active",
+    "resource": "Condition",
+    "select": [{"column": [{"name": "id", "path": "getResourceKey()"}]}],
+    "where": [{"path": f"code.memberOf('{VS_URL}')"}],
+}
+
+
+def view_basic() -> dict[str, Any]:
+    from cmio.views.materialize import view_as_basic
+
+    basic = view_as_basic(DX_VIEW, id="view-dx")
+    set_state(basic, "active")
+    return basic
+
+
 def populate(repository: Repository) -> None:
     """The synthetic store: data, ValueSet 1.0.0 active and 2.0.0 draft, rules, measure."""
     resources = [
@@ -183,6 +204,7 @@ def populate(repository: Repository) -> None:
         rule_library(
             {**OBS_RULE, "expression": "value.exists() and status = 'final'"}, "1.1.0", "draft"
         ),
+        view_basic(),
         measure_resource("m-1", "1.0.0", MEASURE_YAML["populations"]["numerator"], "active"),
         measure_resource(
             "m-2",
@@ -285,7 +307,15 @@ def test_valueset_change_usages_equal_direct_runs(
     for state, codes in (("before", {"D0", "D1"}), ("after", {"D1", "D2"})):
         expected = sum(1 for c in conditions if not _codes(c) & codes)
         assert getattr(rule, state) == {"findings": expected}
-    # and the same through a batch run with each version's expansion
+    # the view: rows = Conditions with a code in the version's expansion (hand count), and
+    # the same as running the view directly with each expansion
+    view = by_kind[("view", "Basic/view-dx")]
+    for state, codes, rid in (("before", {"D0", "D1"}, "vs-1"), ("after", {"D1", "D2"}, "vs-2")):
+        expected = sum(1 for c in conditions if _codes(c) & codes)
+        members = expand_members(terminology, orjson.loads(store.read("ValueSet", rid).data or b""))
+        table = run_view(DX_VIEW, store, "memory", terminology=_Fixed(members))
+        assert getattr(view, state) == {"rows": expected} == {"rows": table.num_rows}
+    # and the rule through a batch run with each version's expansion
     for state, rid in (("before", "vs-1"), ("after", "vs-2")):
         members = expand_members(terminology, orjson.loads(store.read("ValueSet", rid).data or b""))
         expander = _Fixed(members)
