@@ -155,6 +155,14 @@ def test_impact_operation_bad_input(
         assert outcome["issue"][0]["expression"] == [expression]
 
 
+def test_impact_needs_access_to_all_data(router: FhirRouter) -> None:
+    narrow = AccessGrant("vs-reader", "user", frozenset({"user/ValueSet.rs"}))
+    status, _, body = _call(router, "POST", "ValueSet/vs-2/$impact", grant=narrow)
+    assert status == 403 and orjson.loads(body)["resourceType"] == "OperationOutcome"
+    wide = AccessGrant("analyst", "user", frozenset({"user/*.rs"}))
+    assert _call(router, "POST", "Library/obs-value-1-1-0/$impact", grant=wide)[0] == 200
+
+
 def test_impact_of_unsupported_type(router: FhirRouter, env: Env) -> None:
     with env.repository.transaction() as tx:
         tx.create({"resourceType": "ConceptMap", "status": "draft"}, id="cm-1")

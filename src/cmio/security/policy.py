@@ -406,7 +406,8 @@ class Policy:
         unauthenticated local caller). ``$validate``: any permission on the type.
         ``$evaluate-measure`` for a population (``subject_level`` False): ``user/`` or
         ``system/`` read of Measure (aggregates, e.g. executives); for a subject, and
-        ``$care-gaps``, ``$viewdefinition-*``: unrestricted read and search of every type;
+        ``$care-gaps``, ``$viewdefinition-*``, ``$impact``: unrestricted read and search of
+        every type;
         any other operation: unrestricted read and search of its type.
         """
         if name in TERMINOLOGY_OPERATIONS:
@@ -427,7 +428,7 @@ class Policy:
             if wide and self.access("r", "Measure") is not None:
                 return ALLOW
             return Decision("deny", "$evaluate-measure needs user/ or system/ read of Measure")
-        if name.startswith("viewdefinition") or name in ("evaluate-measure", "care-gaps"):
+        if name.startswith("viewdefinition") or name in ("evaluate-measure", "care-gaps", "impact"):
             target = "*"  # they read the data of many patients
         for permission in "rs":
             access = self.access(permission, target)
