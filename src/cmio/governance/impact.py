@@ -14,7 +14,9 @@ governed artifact with the active version of the same canonical URL
   (:mod:`cmio.governance.impact_measure`).
 
 The result is an :class:`~cmio.governance.impact_model.ImpactReport`; see
-docs/governance.md, "Impact analysis".
+docs/governance.md, "Impact analysis". The impact modules run the rules, measures, views
+and CDS packages, so they sit above them (none of those imports :mod:`cmio.governance`);
+the lifecycle modules (``lifecycle``, ``service``, ``guard``) do not import them.
 """
 
 from __future__ import annotations
