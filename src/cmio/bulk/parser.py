@@ -25,7 +25,7 @@ import orjson
 from cmio.api.env import ID_RE
 from cmio.api.references import rewrite_references, walk_references
 from cmio.bulk.report import Problem, Rejected
-from cmio.bulk.sources import Task
+from cmio.bulk.sources import TRUNCATED, Task
 from cmio.store.base import TableRows
 
 __all__ = [
@@ -316,6 +316,9 @@ class ChunkParser:
             try:
                 resource = loads(line)
             except orjson.JSONDecodeError as exc:
+                problem = (
+                    line[1:].decode().strip() if line == TRUNCATED else f"malformed JSON: {exc}"
+                )
                 result.rejected.append(
                     Rejected(
                         task.label,
@@ -323,7 +326,7 @@ class ChunkParser:
                         None,
                         None,
                         None,
-                        (Problem("error", "structure", f"malformed JSON: {exc}"),),
+                        (Problem("error", "structure", problem),),
                     )
                 )
                 continue

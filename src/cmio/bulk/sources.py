@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ import orjson
 
 __all__ = [
     "LAST_TIER",
+    "TRUNCATED",
     "InputFile",
     "Task",
     "discover",
@@ -47,6 +49,9 @@ _TIERS: dict[str, int] = {
 }
 LAST_TIER = 3
 BLOCK_BYTES = 1 << 20
+#: the line put after the last complete data of a truncated or damaged gzip file: the
+#: parser rejects it (with its line number) as the place where the data ends early
+TRUNCATED = b"\x00 compressed data ends early here: the file is truncated or damaged"
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,8 +201,11 @@ def _ndjson_blocks(file: InputFile) -> Iterator[tuple[int, int, int, bytes | Non
             carry = b""
             consumed = 0
             while True:
-                chunk = fh.read(BLOCK_BYTES)
+                chunk, truncated = _read(fh, file.gzipped)
                 block = carry + chunk
+                if truncated:  # end with the partial line, then the marker line
+                    block += (b"\n" if block and not block.endswith(b"\n") else b"") + TRUNCATED
+                    chunk = b""
                 if not chunk:
                     if block.strip():
                         yield (
@@ -222,6 +230,28 @@ def _ndjson_blocks(file: InputFile) -> Iterator[tuple[int, int, int, bytes | Non
         finally:
             if fh is not raw:
                 fh.close()
+
+
+def _read(fh: IO[bytes], gzipped: bool) -> tuple[bytes, bool]:
+    """About :data:`BLOCK_BYTES` of the file, and whether a gzip stream ended early.
+
+    A gzip file is read one decompressed piece at a time (``read1``), so what precedes
+    a truncation or damage is kept (``read`` would drop the whole block).
+    """
+    if not gzipped:
+        return fh.read(BLOCK_BYTES), False
+    pieces: list[bytes] = []
+    size = 0
+    try:
+        while size < BLOCK_BYTES:
+            piece = cast(gzip.GzipFile, fh).read1(BLOCK_BYTES - size)
+            if not piece:
+                break
+            pieces.append(piece)
+            size += len(piece)
+    except (EOFError, OSError, zlib.error):  # truncated stream, bad CRC or header
+        return b"".join(pieces), True
+    return b"".join(pieces), False
 
 
 def iter_tasks(files: Sequence[InputFile]) -> Iterator[Task]:
