@@ -255,16 +255,17 @@ class Governance:
     def _completes(self, action: Action, rtype: str, rid: str, grant: AccessGrant) -> bool:
         """Whether ``action`` would move the artifact to ``in-review`` or ``approved`` (the
         moves that record an impact summary; checked again inside the transaction)."""
-        if action == "submit":
-            return True
-        if action != "approve":
+        if action not in ("submit", "approve"):
             return False
-        filled = dict(self.approvals(rtype, rid))
         try:
-            filled[self.policy.capacity(grant, filled)] = grant.subject
-        except GovernanceError:
-            return False
-        return all(name in filled for name in self.policy.approvers)
+            stored = self.repository.read(rtype, rid)
+            self.policy.check(action, state_of(orjson.loads(stored.data or b"{}")), grant)
+            filled = dict(self.approvals(rtype, rid))
+            if action == "approve":
+                filled[self.policy.capacity(grant, filled)] = grant.subject
+        except (GovernanceError, NotFoundError, GoneError):
+            return False  # refused below, inside the transaction, without an analysis
+        return action == "submit" or all(name in filled for name in self.policy.approvers)
 
     def new_version(
         self, rtype: str, rid: str, version: str, grant: AccessGrant, new_id: str | None = None
