@@ -38,6 +38,7 @@ from cmio.web.pages.chart_data import build_chart
 from cmio.web.pages.chart_views import chart_specs, sparkline
 
 if TYPE_CHECKING:
+    from cmio.oversight.period import ReportingPeriod
     from cmio.web.context import WebContext
 
 __all__ = ["ChartPages", "nav", "routes"]
@@ -177,10 +178,7 @@ class ChartPages:
             return self.ctx.render(
                 request, "error.html", title="Care gaps", message=str(exc), status=400
             )
-        table = self.ctx.cache.get(
-            f"chart:care-gaps:{period.label}", lambda: _gaps(self.ctx, period)
-        )
-        rows = [r for r in table if r["patient_id"] == pid]
+        rows = _gaps(self.ctx, period, pid)
         return self.ctx.render(
             request, "chart/gaps.html", title="Care gaps", gaps=rows, period=period, patient_id=pid
         )
@@ -242,8 +240,8 @@ class ChartPages:
         viewer = Viewer.of(request)
         viewer.require(*PATIENT_DATA)
         pid = self._patient_id(request)
-        form = await request.form()
-        reason = " ".join(str(form.get("reason") or "").split())
+        form = dict(parse_qsl((await request.body()).decode("utf-8", errors="replace")))
+        reason = " ".join(form.get("reason", "").split())
         if not reason or len(reason) > 500:
             return _fragment("<p role='alert'>Give a reason of 1 to 500 characters.</p>")
         try:
@@ -264,23 +262,31 @@ class ChartPages:
         return response
 
 
-def _gaps(ctx: WebContext, period: Any) -> list[dict[str, Any]]:
-    """The open care gaps of every patient in the period (one evaluation of the built-in
-    measures over the store, cached by the page), with the measure titles."""
-    from cmio.measures import Period, builtin_measures, evaluate_measures
-    from cmio.measures.caregaps import care_gaps_table
+def _gaps(ctx: WebContext, period: ReportingPeriod, pid: str) -> list[dict[str, str]]:
+    """The patient's open care gaps in the period, from the period's quality summary
+    (:func:`cmio.oversight.quality.quality_summary`: one evaluation of the measures over
+    the store, cached under ``quality:<period>`` and shared with the quality pages and
+    the executive overview)."""
+    from cmio.oversight.quality import QualitySummary, quality_summary
 
-    measures = builtin_measures()
-    results = evaluate_measures(
-        list(measures.values()),
-        Period(period.start, period.end),
-        ctx.env.repository,
-        terminology=ctx.env.terminology,
-    )
-    rows: list[dict[str, Any]] = care_gaps_table(results).to_pylist()
-    for row in rows:
-        row["title"] = measures[row["measure"]].title
-    return rows
+    def compute() -> QualitySummary:
+        return quality_summary(ctx.env.repository, period, terminology=ctx.env.terminology)
+
+    summary = ctx.cache.get(f"quality:{period.label}", compute)
+    if not isinstance(summary, QualitySummary):  # another kind of value under the key
+        summary = compute()
+    return [
+        {
+            "measure": m.id,
+            "title": m.title,
+            "missing": m.missing,
+            "since": g.since,
+            "clinician": g.clinician_label,
+        }
+        for m in summary.measures
+        for g in m.gaps
+        if g.patient_id == pid
+    ]
 
 
 def _escape(text: str) -> str:
