@@ -40,7 +40,7 @@ def token(site: WebSite, role: str) -> str:
     return str(site.session_cookies(role)[SESSION_COOKIE])
 
 
-def fhir(site: WebSite, bearer: str, path: str, params: list[tuple[str, str]]) -> dict[str, Any]:
+def fhir(site: WebSite, bearer: str, path: str, params: list[Any]) -> dict[str, Any]:
     """A direct FHIR read as the token's user."""
     answer = httpx.get(
         f"{site.url}/fhir/{path}",
@@ -74,6 +74,7 @@ def cast(site: WebSite) -> Cast:
     a1c = max(sorted(a1c_counts), key=lambda p: a1c_counts[p])
     diabetic = resources(site, admin, "Condition", [("code", "http://snomed.info/sct|44054006")])
     cds = sorted(c["subject"]["reference"].removeprefix("Patient/") for c in diabetic)[0]
+    assert site.app.auth is not None
     users = site.app.auth.server.users
     name = "web-clinician-2"
     password = secrets.token_urlsafe(12)
