@@ -60,7 +60,11 @@ def clinical_data() -> list[dict[str, Any]]:
     """30 patients (two GPs), Conditions coded D0..D4 (one with two codings), HbA1c
     Observations with values and statuses that the rules and the measure tell apart."""
     out: list[dict[str, Any]] = [
-        {"resourceType": "Practitioner", "id": "dr-a"},
+        {
+            "resourceType": "Practitioner",
+            "id": "dr-a",
+            "name": [{"given": ["Ann"], "family": "Able"}],
+        },
         {"resourceType": "Practitioner", "id": "dr-b"},
         {
             "resourceType": "CodeSystem",
@@ -384,6 +388,8 @@ def test_measure_change_per_clinician_equals_direct_runs(
             assert side["numerator"] == rows[shift.clinician]["numerator"]
             assert side["denominator"] == rows[shift.clinician]["denominator"]
     assert any(c.changed for c in report.clinicians)
+    names = {c.clinician: c.name for c in report.clinicians}
+    assert names == {"Practitioner/dr-a": "Ann Able", "Practitioner/dr-b": ""}
 
 
 def test_reports_render(

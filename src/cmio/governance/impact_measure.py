@@ -12,10 +12,12 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from cmio.governance.impact_model import ClinicianShift
 from cmio.measures import MeasureDefinition, MeasureResult, MeasureRunner, Period
 from cmio.measures.engines import open_engine
-from cmio.store.base import Repository
+from cmio.store.base import GoneError, NotFoundError, Repository
 from cmio.terminology.service import TerminologyService
 
 __all__ = ["CLINICIAN", "measure_change"]
@@ -75,7 +77,27 @@ def measure_change(
     before, after = (dict(r.counts) if r is not None else {} for r in results)
     per_before, per_after = _by_clinician(results[0]), _by_clinician(results[1])
     shifts = [
-        ClinicianShift(name, per_before.get(name, {}), per_after.get(name, {}))
-        for name in sorted(set(per_before) | set(per_after))
+        ClinicianShift(ref, per_before.get(ref, {}), per_after.get(ref, {}), _name(repository, ref))
+        for ref in sorted(set(per_before) | set(per_after))
     ]
     return {"before": before, "after": after}, shifts
+
+
+def _name(repository: Repository, reference: str) -> str:
+    """The display name of ``Practitioner/id`` (https://hl7.org/fhir/R4/datatypes.html#HumanName),
+    empty when there is none."""
+    rtype, _, rid = reference.partition("/")
+    if rtype != "Practitioner" or not rid:
+        return ""
+    try:
+        stored = repository.read(rtype, rid)
+    except (NotFoundError, GoneError):
+        return ""
+    for name in orjson.loads(stored.data or b"{}").get("name") or []:
+        if isinstance(name.get("text"), str):
+            return str(name["text"])
+        parts = [*(name.get("prefix") or []), *(name.get("given") or []), name.get("family")]
+        text = " ".join(str(p) for p in parts if isinstance(p, str))
+        if text:
+            return text
+    return ""

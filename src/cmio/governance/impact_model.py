@@ -141,6 +141,7 @@ class ClinicianShift:
     clinician: str
     before: Mapping[str, int]
     after: Mapping[str, int]
+    name: str = ""
 
     @property
     def changed(self) -> bool:
@@ -150,7 +151,10 @@ class ClinicianShift:
 
     def to_json(self) -> dict[str, Any]:
         """As JSON."""
-        return {"clinician": self.clinician, "before": dict(self.before), "after": dict(self.after)}
+        out: dict[str, Any] = {"clinician": self.clinician}
+        if self.name:
+            out["name"] = self.name
+        return {**out, "before": dict(self.before), "after": dict(self.after)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +212,7 @@ class ImpactReport:
             )
         if self.totals:
             shown = ", ".join(
-                f"{name} {self.totals['before'].get(name, 0)} -> {count}"
+                f"{name.replace('_', ' ')} {self.totals['before'].get(name, 0)} -> {count}"
                 for name, count in self.totals.get("after", {}).items()
             )
             moved = sum(1 for c in self.clinicians if c.changed)

@@ -263,13 +263,18 @@ def _measure(impact: ImpactReport) -> list[Section]:
     rows: list[list[str | int | None]] = []
     chart_rows: list[dict[str, Any]] = []
     for shift in sorted(impact.clinicians, key=lambda c: (not c.changed, c.clinician)):
-        row: list[str | int | None] = [shift.clinician]
+        label = f"{shift.name} ({shift.clinician})" if shift.name else shift.clinician
+        row: list[str | int | None] = [label]
         for name in shown:
             old, new = shift.before.get(name, 0), shift.after.get(name, 0)
             row += [old, new, new - old]
             if shift.changed:
                 chart_rows.append(
-                    {"clinician": shift.clinician, "population": name, "count": new - old}
+                    {
+                        "clinician": shift.name or shift.clinician,
+                        "population": name,
+                        "count": new - old,
+                    }
                 )
         rows.append(row)
     columns = ["Clinician"]
