@@ -51,6 +51,9 @@ def page_modules() -> list[PageModule]:
     from cmio.web.pages import chart
 
     modules.append(chart)  # Care: patients and the chart
+    from cmio.web.pages import cost, ehr_use
+
+    modules += [ehr_use, cost]  # Oversight: physician EHR use, cost of care
     return modules
 
 
