@@ -24,7 +24,7 @@ from cmio.governance.service import IMPACT_EXTENSION
 from cmio.model import Model
 from cmio.security.grant import AccessGrant
 from tests.governance.conftest import user
-from tests.governance.test_impact import TODAY, populate, valueset
+from tests.governance.test_impact import TODAY, VS_URL, populate, valueset
 
 SNOMED = "http://snomed.info/sct"
 LOINC = "http://loinc.org"
@@ -214,8 +214,9 @@ def test_delete_refused_once_approved(router: FhirRouter, env: Env) -> None:
     outcome = orjson.loads(body)
     assert status == 409 and outcome["issue"][0]["expression"] == ["ValueSet.status"]
     assert env.repository.read("ValueSet", "vs-1").data is not None
-    status, _, body = _call(router, "DELETE", "ValueSet", [("url", "http://nowhere")])
-    assert status == 200
+    status, _, body = _call(router, "DELETE", "ValueSet", [("url", VS_URL)])  # conditional
+    assert status == 409 and orjson.loads(body)["issue"][0]["code"] == "business-rule"
+    assert env.repository.read("ValueSet", "vs-2").data is not None
     bundle = {
         "resourceType": "Bundle",
         "type": "transaction",
