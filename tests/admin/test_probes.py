@@ -11,6 +11,7 @@ from cmio.api.app import CmioApp, build_env
 from cmio.api.env import Settings
 from cmio.model import load_model
 from cmio.security.oauth.settings import AuthSettings
+from cmio.store.sqlite import SCHEMA_VERSION as SQLITE_VERSION
 from cmio.testing.server import ServerThread
 
 
@@ -34,7 +35,10 @@ def test_probes_are_public_and_report_why_not_ready(tmp_path: Path) -> None:
         assert ready.status_code == 503
         assert "migrations not done" in ready.json()["reasons"][0]
         with sqlite3.connect(db) as conn:
-            conn.execute("UPDATE schema_version SET version = 2 WHERE component = 'store'")
+            conn.execute(  # back to this cmio's version
+                "UPDATE schema_version SET version = ? WHERE component = 'store'",
+                (SQLITE_VERSION,),
+            )
         assert http.get("/readyz").status_code == 200
         writer = app.writer
         assert writer is not None

@@ -16,8 +16,10 @@ from cmio.cli import (
     hl7v2_feed_cmd,
     import_cmd,
     measures_cmd,
+    migrate_cmd,
     oversight_cmd,
     reindex_cmd,
+    report_cmd,
     rules_cmd,
     serve_cmd,
     synth_cmd,
@@ -61,6 +63,8 @@ rules_cmd.register(app)
 governance_cmd.register(app)
 backup_cmd.register(app)
 doctor_cmd.register(app)
+migrate_cmd.register(app)
+report_cmd.register(app)
 
 
 def main() -> None:

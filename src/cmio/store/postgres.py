@@ -20,8 +20,7 @@ import psycopg
 import psycopg.errors
 from psycopg_pool import ConnectionPool
 
-from cmio.indexing.tables import INDEX_TABLES, ddl
-from cmio.store._audit import AUDIT_DDL
+from cmio.indexing.tables import INDEX_TABLES
 from cmio.store._common import Clock
 from cmio.store._sqlbase import (
     ARCHIVE_DATA,
@@ -43,53 +42,24 @@ from cmio.store.base import (
     StoreError,
 )
 from cmio.store.identifiers import DefaultIndexer
+from cmio.store.migrations import latest, migrate
 
 __all__ = ["SCHEMA_VERSION", "PostgresRepository", "PostgresTransaction"]
 
-SCHEMA_VERSION = 2
-
-_SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS schema_version (
-        component text PRIMARY KEY,
-        version integer NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS resource (
-        type text COLLATE "C" NOT NULL,
-        id text COLLATE "C" NOT NULL,
-        version integer NOT NULL,
-        last_updated text COLLATE "C" NOT NULL,
-        deleted boolean NOT NULL,
-        data text,
-        body jsonb GENERATED ALWAYS AS (data::jsonb) STORED,
-        PRIMARY KEY (type, id))""",
-    "CREATE INDEX IF NOT EXISTS resource_type_lu ON resource (type, last_updated)",
-    "CREATE INDEX IF NOT EXISTS resource_lu ON resource (last_updated)",
-    """CREATE TABLE IF NOT EXISTS resource_history (
-        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        type text COLLATE "C" NOT NULL,
-        id text COLLATE "C" NOT NULL,
-        version integer NOT NULL,
-        last_updated text COLLATE "C" NOT NULL,
-        deleted boolean NOT NULL,
-        method text NOT NULL,
-        data text,
-        UNIQUE (type, id, version))""",
-    "CREATE INDEX IF NOT EXISTS resource_history_type_seq ON resource_history (type, seq)",
-    """CREATE TABLE IF NOT EXISTS token_index (
-        resource_type text COLLATE "C" NOT NULL,
-        resource_id text COLLATE "C" NOT NULL,
-        param text COLLATE "C" NOT NULL,
-        system text COLLATE "C",
-        value text COLLATE "C" NOT NULL)""",
-    """CREATE INDEX IF NOT EXISTS token_index_lookup
-        ON token_index (resource_type, param, value, system)""",
-    """CREATE INDEX IF NOT EXISTS token_index_param
-        ON token_index (param, value, system)""",
-    *ddl("postgres"),
-    *AUDIT_DDL["postgres"],
-]
+SCHEMA_VERSION = latest("postgres")
 # Any constant works; it only has to be the same for every cmio process.
 _SCHEMA_LOCK = 0x636D696F
 _AUDIT_LOCK = 0x636D6961  # the audit chain's head
+
+
+def _has_table(tx: PostgresTransaction, name: str) -> bool:
+    """Whether the session's current schema has a table (or index) called ``name``."""
+    found = tx._fetchone(
+        "SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
+        " ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relname = ?",
+        (name,),
+    )
+    return found is not None
 
 
 def _pg(sql: str) -> str:
@@ -223,28 +193,12 @@ class PostgresRepository(Repository):
             raise
 
     def _create_schema(self) -> None:
-        with self._pool.connection() as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-            for statement in _SCHEMA:
-                conn.execute(statement)
-            row = conn.execute(
-                "SELECT version FROM schema_version WHERE component = 'store'"
-            ).fetchone()
-            if row is None:
-                conn.execute(
-                    "INSERT INTO schema_version (component, version) VALUES ('store', %s)",
-                    (SCHEMA_VERSION,),
-                )
-            elif row[0] < SCHEMA_VERSION:  # the new index tables were created above
-                conn.execute(
-                    "UPDATE schema_version SET version = %s WHERE component = 'store'",
-                    (SCHEMA_VERSION,),
-                )
-            elif row[0] > SCHEMA_VERSION:
-                raise StoreError(
-                    f"database has store schema version {row[0]}; this cmio supports"
-                    f" up to {SCHEMA_VERSION}"
-                )
+        """Create or upgrade the schema (:mod:`cmio.store.migrations`) in one transaction,
+        under an advisory lock so concurrent server processes migrate once."""
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            tx = PostgresTransaction(cur, self._indexer, self._clock, readonly=False)
+            migrate(tx, "postgres", lambda name: _has_table(tx, name))
 
     def _connection(self) -> contextlib.AbstractContextManager[psycopg.Connection[Any]]:
         """This thread's :meth:`atomic` connection, else a pooled one."""

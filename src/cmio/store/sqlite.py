@@ -19,8 +19,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from cmio.indexing.tables import ddl
-from cmio.store._audit import AUDIT_DDL
 from cmio.store._common import Clock
 from cmio.store._sqlbase import (
     SELECT_CURRENT,
@@ -40,48 +38,11 @@ from cmio.store.base import (
     StoreError,
 )
 from cmio.store.identifiers import DefaultIndexer
+from cmio.store.migrations import SchemaTooNewError, latest, migrate
 
 __all__ = ["SCHEMA_VERSION", "SqliteRepository", "SqliteTransaction"]
 
-SCHEMA_VERSION = 2
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS schema_version (
-    component TEXT PRIMARY KEY,
-    version INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS resource (
-    type TEXT NOT NULL,
-    id TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    last_updated TEXT NOT NULL,
-    deleted INTEGER NOT NULL,
-    data BLOB,
-    PRIMARY KEY (type, id)
-);
-CREATE INDEX IF NOT EXISTS resource_type_lu ON resource (type, last_updated);
-CREATE TABLE IF NOT EXISTS resource_history (
-    seq INTEGER PRIMARY KEY,
-    type TEXT NOT NULL,
-    id TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    last_updated TEXT NOT NULL,
-    deleted INTEGER NOT NULL,
-    method TEXT NOT NULL,
-    data BLOB,
-    UNIQUE (type, id, version)
-);
-CREATE INDEX IF NOT EXISTS resource_history_type_seq ON resource_history (type, seq);
-CREATE TABLE IF NOT EXISTS token_index (
-    resource_type TEXT NOT NULL,
-    resource_id TEXT NOT NULL,
-    param TEXT NOT NULL,
-    system TEXT,
-    value TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS token_index_lookup ON token_index (resource_type, param, value, system);
-CREATE INDEX IF NOT EXISTS token_index_param ON token_index (param, value, system);
-"""
+SCHEMA_VERSION = latest("sqlite")
 
 
 @contextlib.contextmanager
@@ -94,6 +55,11 @@ def _disk_full() -> Iterator[None]:
             message = f"the database's disk is full; nothing was stored ({exc})"
             raise StorageFullError(message) from exc
         raise
+
+
+def _has_table(tx: SqliteTransaction, name: str) -> bool:
+    """Whether the database has a table (or virtual table) called ``name``."""
+    return tx._fetchone("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)) is not None
 
 
 class SqliteTransaction(SqlTransaction):
@@ -279,35 +245,19 @@ class SqliteRepository(Repository):
         return conn
 
     def _create_schema(self) -> None:
+        """Create or upgrade the schema (:mod:`cmio.store.migrations`) in one transaction."""
         conn = self._connection()
         # Large pages keep typical FHIR resources (1-10 kB) off overflow chains and
         # make bulk loads cheaper; this only takes effect when the file is created.
         conn.execute("PRAGMA page_size = 16384")
         conn.execute("PRAGMA journal_mode = WAL")
-        with SqliteTransaction(conn, self._indexer, self._clock, readonly=False) as tx:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    tx._execute(statement, ())
-            for statement in ddl("sqlite"):  # also upgrades a version-1 file
-                tx._execute(statement, ())
-            for statement in AUDIT_DDL["sqlite"]:
-                tx._execute(statement, ())
-            row = tx._fetchone("SELECT version FROM schema_version WHERE component = 'store'", ())
-            if row is None:
-                tx._execute(
-                    "INSERT INTO schema_version (component, version) VALUES ('store', ?)",
-                    (SCHEMA_VERSION,),
-                )
-            elif row[0] < SCHEMA_VERSION:
-                tx._execute(
-                    "UPDATE schema_version SET version = ? WHERE component = 'store'",
-                    (SCHEMA_VERSION,),
-                )
-            elif row[0] > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path} has store schema version {row[0]}; this cmio supports"
-                    f" up to {SCHEMA_VERSION}"
-                )
+        with SqliteTransaction(
+            conn, self._indexer, self._clock, readonly=False, writer_lock=self._local.lock_fd
+        ) as tx:
+            try:
+                migrate(tx, "sqlite", lambda name: _has_table(tx, name))
+            except SchemaTooNewError as exc:
+                raise SchemaTooNewError(f"{self.path}: {exc}") from None
 
     def transaction(self) -> SqliteTransaction:
         """A write transaction (``BEGIN IMMEDIATE``); https://www.sqlite.org/lang_transaction.html.
