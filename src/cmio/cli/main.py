@@ -19,7 +19,6 @@ from cmio.cli import (
     migrate_cmd,
     oversight_cmd,
     reindex_cmd,
-    report_cmd,
     rules_cmd,
     serve_cmd,
     synth_cmd,
@@ -64,7 +63,6 @@ governance_cmd.register(app)
 backup_cmd.register(app)
 doctor_cmd.register(app)
 migrate_cmd.register(app)
-report_cmd.register(app)
 
 
 def main() -> None:
