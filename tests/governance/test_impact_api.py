@@ -206,7 +206,7 @@ def test_submit_and_approval_record_the_impact(router: FhirRouter) -> None:
     assert recorded[1] == []  # the first approval does not complete it
     for summary in (recorded[0], recorded[2]):
         assert len(summary) == 1 and summary[0].startswith("Impact of ")
-        assert "resources newly match" in summary[0]
+        assert "resources newly matching" in summary[0]
 
 
 def test_delete_refused_once_approved(router: FhirRouter, env: Env) -> None:

@@ -201,14 +201,15 @@ class ImpactReport:
             newly = sum(r.newly for r in self.resources)
             gone = sum(r.no_longer for r in self.resources)
             parts.append(
-                f"{len(self.codes_added)} codes added, {len(self.codes_removed)} removed; "
-                f"{newly} resources newly match, {gone} no longer match; "
-                f"{len(self.usages)} artifacts use it"
+                f"codes added {len(self.codes_added)}, removed {len(self.codes_removed)}; "
+                f"resources newly matching {newly}, no longer matching {gone}; "
+                f"artifacts using it {len(self.usages)}"
             )
         if self.alerts is not None:
             parts.append(
-                f"over {self.days} days: {self.alerts.started} alerts start firing, "
-                f"{self.alerts.stopped} stop ({self.alerts.before} -> {self.alerts.after})"
+                f"alerts over the last {self.days} days {self.alerts.before} -> "
+                f"{self.alerts.after}: start firing {self.alerts.started}, stop firing "
+                f"{self.alerts.stopped}"
             )
         if self.totals:
             shown = ", ".join(
@@ -216,7 +217,7 @@ class ImpactReport:
                 for name, count in self.totals.get("after", {}).items()
             )
             moved = sum(1 for c in self.clinicians if c.changed)
-            parts.append(f"{shown}; {moved} clinicians shift")
+            parts.append(f"{shown}; clinicians with a change {moved} of {len(self.clinicians)}")
         return ": ".join(parts[:1]) + (": " + "; ".join(parts[1:]) if parts[1:] else "")
 
     def to_json(self) -> dict[str, Any]:
