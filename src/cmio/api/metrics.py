@@ -50,7 +50,8 @@ def classify(
         is_type: whether a name is a resource type of the model.
         operations: the names of the server's ``$`` operations (without ``$``).
     """
-    parts = [p for p in path.split("/") if p]
+    stripped = path.strip("/")
+    parts = stripped.split("/") if stripped else []
     n = len(parts)
     if n and parts[-1].startswith("$"):
         name = parts[-1][1:]
