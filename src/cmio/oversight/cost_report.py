@@ -62,7 +62,8 @@ def service_line_spec(lines: Sequence[CostLine], title: str = "PMPM (USD)") -> d
         "data": {"values": values},
         "mark": {"type": "bar", "color": "#0b5aa6"},
         "encoding": {
-            "y": {"field": "line", "type": "nominal", "sort": "-x", "title": None},
+            "y": {"field": "line", "type": "nominal", "sort": "-x", "title": None,
+                  "axis": {"labelLimit": 360}},
             "x": {"field": "pmpm", "type": "quantitative", "title": title},
             "tooltip": [{"field": "line"}, {"field": "pmpm", "format": "$,.2f"},
                         {"field": "claims"}],

@@ -120,7 +120,8 @@ def department_heatmap_spec(summary: EhrUseSummary, key: str = "ehr_time8") -> d
         "mark": "rect",
         "encoding": {
             "x": {"field": "month", "type": "ordinal", "title": "month"},
-            "y": {"field": "department", "type": "nominal", "title": None},
+            "y": {"field": "department", "type": "nominal", "title": None,
+                  "axis": {"labelLimit": 360}},
             "color": {"field": "value", "type": "quantitative", "title": metric(key).label,
                       "scale": {"scheme": "blues"}},
             "tooltip": [{"field": "department"}, {"field": "month"},
