@@ -19,6 +19,7 @@ from cmio.cli import (
     migrate_cmd,
     oversight_cmd,
     reindex_cmd,
+    report_cmd,
     rules_cmd,
     serve_cmd,
     synth_cmd,
@@ -63,6 +64,7 @@ governance_cmd.register(app)
 backup_cmd.register(app)
 doctor_cmd.register(app)
 migrate_cmd.register(app)
+report_cmd.register(app)
 
 
 def main() -> None:

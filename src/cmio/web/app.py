@@ -54,6 +54,9 @@ def page_modules() -> list[PageModule]:
     from cmio.web.pages import cost, ehr_use
 
     modules += [ehr_use, cost]  # Oversight: physician EHR use, cost of care
+    from cmio.web.pages import reports
+
+    modules.append(reports)  # Reports: the steering-committee report
     return modules
 
 
