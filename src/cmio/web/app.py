@@ -57,6 +57,9 @@ def page_modules() -> list[PageModule]:
     from cmio.web.pages import reports
 
     modules.append(reports)  # Reports: the steering-committee report
+    from cmio.web.pages import governance_board, workbench_terminology
+
+    modules += [workbench_terminology, governance_board]  # Workbench: terminology, governance
     return modules
 
 
