@@ -41,10 +41,22 @@ if TYPE_CHECKING:
     from cmio.oversight.period import ReportingPeriod
     from cmio.web.context import WebContext
 
-__all__ = ["ChartPages", "nav", "routes"]
+__all__ = ["CHART_TYPES", "ChartPages", "nav", "routes"]
 
 nav = (NavItem("Patients", "/patients", "Care", PATIENT_DATA),)
 
+CHART_TYPES = (
+    "Patient",
+    "Condition",
+    "MedicationRequest",
+    "AllergyIntolerance",
+    "Immunization",
+    "Encounter",
+    "Observation",
+    "DocumentReference",
+    "Communication",
+)
+"""The compartment types the chart reads (``$everything`` with ``_type``)."""
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _MAX_PAGES = 20
 
@@ -55,6 +67,8 @@ def routes(ctx: WebContext) -> list[Route]:
 
     pages = ChartPages(ctx)
     search = PatientSearch(ctx)
+    for name in ("chart.html", "patients.html", "cds.html", "gaps.html", "break_glass.html"):
+        ctx.templates.get_template(f"chart/{name}")  # compiled now, not in the first request
     return [
         Route("/patients", search.page),
         Route("/patients/{id}", pages.chart),
@@ -88,7 +102,7 @@ class ChartPages:
 
     def everything(self, request: Request, pid: str, reason: str | None) -> list[dict[str, Any]]:
         """The patient's compartment and what it references, every page, as the viewer."""
-        query = [("_count", "1000")]
+        query = [("_count", "1000"), ("_type", ",".join(CHART_TYPES))]
         found: list[dict[str, Any]] = []
         for _ in range(_MAX_PAGES):
             path = f"Patient/{pid}/$everything"
