@@ -286,6 +286,12 @@ def test_valueset_change_resources_match_a_hand_count(
     assert set(shift.no_longer_patient_ids) == {_subject(c) for c in gone}
     assert shift.newly_patients == len({_subject(c) for c in newly})
     assert "Condition/c-both" not in shift.no_longer_examples
+    assert report.patients == {
+        "newly": len({_subject(c) for c in newly}),
+        "noLonger": len({_subject(c) for c in gone}),
+    }
+    assert set(report.patient_ids["noLonger"]) == {_subject(c) for c in gone}
+    assert report.to_json()["patients"]["newly"]["count"] == report.patients["newly"]
 
 
 def test_valueset_change_usages_equal_direct_runs(

@@ -222,7 +222,7 @@ class ImpactAnalyzer:
                 )
         old = expand_members(self.terminology, current)
         new = expand_members(self.terminology, proposed)
-        shifts = resource_shifts(
+        shifts, patients = resource_shifts(
             self.repository, self.model, old, new, types=self.types, limit=self.limit
         )
         found, usage_notes = usages(
@@ -243,6 +243,8 @@ class ImpactAnalyzer:
             codes_added=tuple(sorted(new - old)),
             codes_removed=tuple(sorted(old - new)),
             resources=tuple(shifts),
+            patients={k: len(v) for k, v in patients.items()},
+            patient_ids={k: tuple(sorted(v)[: self.limit]) for k, v in patients.items()},
             usages=tuple(found),
             notes=tuple(notes),
         )

@@ -171,6 +171,8 @@ class ImpactReport:
         days: the window of a rule change (resources of the last ``days`` days).
         codes_added / codes_removed: a value set's expansion difference.
         resources: per resource type, newly and no longer matching resources.
+        patients: distinct patients across types, ``newly`` and ``noLonger`` matching.
+        patient_ids: those patients (``Patient/id``), bounded lists.
         usages: the artifacts using a value set, with their counts before and after.
         alerts: a rule or CDS change: alerts that start or stop firing.
         totals: a measure change: population counts before/after (``before``/``after``).
@@ -187,6 +189,8 @@ class ImpactReport:
     codes_added: tuple[tuple[str, str], ...] = ()
     codes_removed: tuple[tuple[str, str], ...] = ()
     resources: tuple[ResourceShift, ...] = ()
+    patients: Mapping[str, int] = field(default_factory=dict)
+    patient_ids: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     usages: tuple[UsageImpact, ...] = ()
     alerts: AlertShift | None = None
     totals: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
@@ -236,6 +240,13 @@ class ImpactReport:
             out["codesAdded"] = [{"system": s, "code": c} for s, c in self.codes_added]
             out["codesRemoved"] = [{"system": s, "code": c} for s, c in self.codes_removed]
             out["resources"] = [r.to_json() for r in self.resources]
+            out["patients"] = {
+                key: {
+                    "count": self.patients.get(key, 0),
+                    "ids": list(self.patient_ids.get(key, ())),
+                }
+                for key in ("newly", "noLonger")
+            }
             out["usages"] = [u.to_json() for u in self.usages]
         if self.alerts is not None:
             out["alerts"] = self.alerts.to_json()

@@ -56,12 +56,12 @@ def _summary(impact: ImpactReport) -> Section:
             Metric(
                 "Resources newly matching",
                 str(sum(r.newly for r in impact.resources)),
-                f"{sum(r.newly_patients for r in impact.resources)} patients",
+                f"{impact.patients.get('newly', 0)} patients",
             ),
             Metric(
                 "Resources no longer matching",
                 str(sum(r.no_longer for r in impact.resources)),
-                f"{sum(r.no_longer_patients for r in impact.resources)} patients",
+                f"{impact.patients.get('noLonger', 0)} patients",
             ),
             Metric("Artifacts using it", str(len(impact.usages))),
         ]
@@ -154,21 +154,20 @@ def _valueset(impact: ImpactReport) -> list[Section]:
         blocks.append(
             _bar("Resources by type", f"Bar chart. {text}.", chart_rows, "type", "change")
         )
-        patients = [
-            [r.resource_type, "newly matching", p]
-            for r in impact.resources
-            for p in r.newly_patient_ids
-        ] + [
-            [r.resource_type, "no longer matching", p]
-            for r in impact.resources
-            for p in r.no_longer_patient_ids
-        ]
-        total = sum(r.newly_patients + r.no_longer_patients for r in impact.resources)
+        rows_by: list[list[str | int | float | None]] = []
+        for key, change, listed in (
+            ("newly", "newly matching", "newly_patient_ids"),
+            ("noLonger", "no longer matching", "no_longer_patient_ids"),
+        ):
+            for patient in impact.patient_ids.get(key, ()):
+                types = [r.resource_type for r in impact.resources if patient in getattr(r, listed)]
+                rows_by.append([patient, change, ", ".join(types)])
+        total = impact.patients.get("newly", 0) + impact.patients.get("noLonger", 0)
         blocks.append(
             Table(
-                ["Resource type", "Change", "Patient"],
-                patients[:_ROWS],
-                caption=f"Patients ({len(patients[:_ROWS])} listed of {total})",
+                ["Patient", "Change", "Resource types"],
+                rows_by[:_ROWS],
+                caption=f"Patients ({len(rows_by[:_ROWS])} listed of {total})",
             )
         )
     else:

@@ -155,9 +155,10 @@ def resource_shifts(
     *,
     types: Sequence[str] = CLINICAL_TYPES,
     limit: int = 50,
-) -> list[ResourceShift]:
+) -> tuple[list[ResourceShift], dict[str, set[str]]]:
     """Per resource type, the resources that newly match / no longer match (see the
-    module docstring). Types without a change are left out.
+    module docstring; types without a change are left out), and the distinct patients
+    across types (``newly``, ``noLonger``: ``Patient/id`` sets).
 
     Args:
         repository: the store (with a search index).
@@ -168,8 +169,9 @@ def resource_shifts(
         limit: at most this many patient ids and example resources per list.
     """
     delta = sorted(old ^ new)
+    patients: dict[str, set[str]] = {"newly": set(), "noLonger": set()}
     if not delta:
-        return []
+        return [], patients
     indexer = SearchIndexer(model)
     shifts = []
     for rtype in types:
@@ -179,6 +181,8 @@ def resource_shifts(
         tally = _Tally({}, {}, set(), set(), set())
         for rid, resource in sorted(_candidates(repository, rtype, params, delta).items()):
             _classify(indexer, resource, f"{rtype}/{rid}", set(params), old, new, tally)
+        patients["newly"] |= tally.newly_patients
+        patients["noLonger"] |= tally.gone_patients
         if tally.newly or tally.gone:
             shifts.append(
                 ResourceShift(
@@ -194,7 +198,7 @@ def resource_shifts(
                     tuple(sorted(tally.elements)),
                 )
             )
-    return shifts
+    return shifts, patients
 
 
 def _classify(

@@ -19,7 +19,8 @@ __all__ = ["render_html"]
 _CSS = """
 :root { color-scheme: light; }
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1a1a1a;
-  max-width: 60rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.45; }
+  max-width: 60rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.45;
+  overflow-wrap: anywhere; }
 header { border-bottom: 2px solid #1f4e79; margin-bottom: 1.5rem; }
 h1 { font-size: 1.8rem; margin: 0 0 .25rem; color: #1f4e79; }
 .subtitle { margin: 0 0 .25rem; font-size: 1.1rem; }
