@@ -113,8 +113,26 @@ def test_scrape_token_reads_metrics_only(secured: tuple[CmioApp, Settings]) -> N
         assert httpx.get(origin + "/metrics", headers=bearer(token)).status_code == 200
 
 
+def test_metrics_role_is_required_of_users(tmp_path: Path, model: Model) -> None:
+    settings = _settings(tmp_path, metrics_token="scrape-secret-456", metrics_role="ops")
+    app = auth_app(f"sqlite:///{tmp_path / 'r.db'}", tmp_path, model=model, settings=settings)
+    with ServerThread(app, close_app=True) as server:
+        origin = server.base.removesuffix("/fhir")
+        plain = mint_token(app, server.base, scopes=["user/*.read"], roles=["clinician"])
+        refused = httpx.get(origin + "/metrics", headers=bearer(plain))
+        assert refused.status_code == 403 and "'ops'" in refused.text
+        assert httpx.get(server.base + "/Patient", headers=bearer(plain)).status_code == 200
+        ops = mint_token(app, server.base, scopes=["user/*.read"], roles=["ops"])
+        assert httpx.get(origin + "/metrics", headers=bearer(ops)).status_code == 200
+        scraped = httpx.get(origin + "/metrics", headers=bearer("scrape-secret-456"))
+        assert scraped.status_code == 200
+
+
 def test_settings_from_environment() -> None:
-    settings = Settings.from_environment({"CMIO_METRICS": "off", "CMIO_METRICS_TOKEN": "t0k"})
+    environ = {"CMIO_METRICS": "off", "CMIO_METRICS_TOKEN": "t0k", "CMIO_METRICS_ROLE": "ops"}
+    settings = Settings.from_environment(environ)
     assert settings.metrics is False and settings.metrics_token == "t0k"
+    assert settings.metrics_role == "ops"
     defaults = Settings.from_environment({})
     assert defaults.metrics is True and defaults.metrics_token is None
+    assert defaults.metrics_role is None

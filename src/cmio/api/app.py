@@ -129,6 +129,9 @@ class CmioApp:
         scrape = self.metrics.scrape_allowed(scope)  # the static CMIO_METRICS_TOKEN
         if self.auth is not None and not scrape and await self.auth.intercept(scope, receive, send):
             return
+        if not scrape and self.metrics.refused(scope):  # CMIO_METRICS_ROLE
+            await self.metrics.forbid(send)
+            return
         path = scope.get("path", "")
         if scope["type"] == "http" and (path == "/fhir" or path.startswith("/fhir/")):
             await self.fhir(scope, receive, send)

@@ -83,6 +83,10 @@ class Settings:
     """A static bearer token that may read ``/metrics`` only (``CMIO_METRICS_TOKEN``), for a
     Prometheus scraper; None: ``/metrics`` takes the same tokens as every other path."""
 
+    metrics_role: str | None = None
+    """The role a signed-in user needs to read ``/metrics`` (``CMIO_METRICS_ROLE``, e.g.
+    ``informaticist``); None: any valid token. The scrape token is always accepted."""
+
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:
         """Settings from ``CMIO_MAX_BODY_BYTES`` and ``CMIO_MAX_BUNDLE_ENTRIES`` when set."""
@@ -103,6 +107,7 @@ class Settings:
             governance_approvers=environ.get("CMIO_GOVERNANCE_APPROVERS"),
             metrics=environ.get("CMIO_METRICS", "on").lower() != "off",
             metrics_token=environ.get("CMIO_METRICS_TOKEN") or None,
+            metrics_role=environ.get("CMIO_METRICS_ROLE") or None,
         )
 
 

@@ -2,20 +2,22 @@
 
 Each gauge is read when Prometheus scrapes (https://prometheus.io/docs/concepts/metric_types/#gauge),
 never on the request path. ``/metrics`` needs a bearer token like every other
-path; a scraper may instead send the static token ``CMIO_METRICS_TOKEN``
-(``Authorization: Bearer <token>``), good for ``/metrics`` only.
+path (with ``CMIO_METRICS_ROLE``, a user's token must carry that role); a scraper may
+instead send the static token ``CMIO_METRICS_TOKEN`` (``Authorization: Bearer
+<token>``), good for ``/metrics`` only.
 """
 
 from __future__ import annotations
 
 import hmac
 import os
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cmio.api.auth import GRANT_KEY
 from cmio.api.metrics import Gauge, RequestMetrics, render_gauges
 
 if TYPE_CHECKING:
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["ServerMetrics", "server_gauges", "server_metrics"]
 
 Samples = Iterable[tuple[dict[str, str], float]]
+Message = MutableMapping[str, Any]
 
 
 @dataclass(slots=True)
@@ -36,11 +39,13 @@ class ServerMetrics:
         requests: FHIR request counts and latencies (None: ``CMIO_METRICS=off``).
         gauges: read at each scrape.
         token: the static scrape token (``CMIO_METRICS_TOKEN``); None: none.
+        role: the role a signed-in user needs (``CMIO_METRICS_ROLE``); None: any.
     """
 
     requests: RequestMetrics | None
     gauges: list[Gauge] = field(default_factory=list)
     token: str | None = None
+    role: str | None = None
 
     def render(self) -> str:
         """The Prometheus text of the requests and the gauges."""
@@ -57,6 +62,23 @@ class ServerMetrics:
                 return hmac.compare_digest(bytes(value).strip(), expected)
         return False
 
+    def refused(self, scope: MutableMapping[str, Any]) -> bool:
+        """Whether an authenticated ``/metrics`` request lacks the required role."""
+        if self.role is None or scope.get("path") != "/metrics":
+            return False
+        grant = scope.get(GRANT_KEY)
+        if grant is None or not getattr(grant, "authenticated", True):
+            return False  # authentication is off (loopback): nothing to check
+        return self.role not in getattr(grant, "roles", frozenset())
+
+    async def forbid(self, send: Callable[[Message], Awaitable[None]]) -> None:
+        """Answer 403 to a ``/metrics`` request without the role."""
+        body = f"/metrics needs the role {self.role!r}\n".encode()
+        headers = [(b"content-type", b"text/plain; charset=utf-8")]
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": 403, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
 
 def server_metrics(
     env: Env, router: FhirRouter, writer: GroupCommitWriter | None, executor: Executor | None
@@ -68,7 +90,8 @@ def server_metrics(
         if settings.metrics
         else None
     )
-    return ServerMetrics(requests, server_gauges(env, writer, executor), settings.metrics_token)
+    gauges = server_gauges(env, writer, executor)
+    return ServerMetrics(requests, gauges, settings.metrics_token, settings.metrics_role)
 
 
 def server_gauges(
