@@ -49,7 +49,7 @@ def test_sigkill_during_hl7_feed(tmp_path: Path, indexer: SearchIndexer) -> None
         thread = threading.Thread(target=sender.stream, args=(stop,))
         thread.start()
         acked = len(sender.acked)
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while len(sender.acked) < acked + 3 or not (tmp_path / "store.db").exists():
             assert time.monotonic() < deadline, "the engine acknowledged nothing"
             time.sleep(0.01)

@@ -47,7 +47,7 @@ class Acks:
 
 
 def creator(base: str, acks: Acks, stop: threading.Event) -> None:
-    with httpx.Client(base_url=base, timeout=10) as http:
+    with httpx.Client(base_url=base, timeout=30) as http:
         while not stop.is_set():
             value = uuid.uuid4().hex
             body = {"resourceType": "Patient", "identifier": [{"system": C_SYSTEM, "value": value}]}
@@ -62,7 +62,7 @@ def creator(base: str, acks: Acks, stop: threading.Event) -> None:
 
 def updater(base: str, acks: Acks, stop: threading.Event, ids: list[str]) -> None:
     n = 0
-    with httpx.Client(base_url=base, timeout=10) as http:
+    with httpx.Client(base_url=base, timeout=30) as http:
         while not stop.is_set():
             rid, family = ids[n % len(ids)], f"v{uuid.uuid4().hex[:8]}"
             n += 1
@@ -77,7 +77,7 @@ def updater(base: str, acks: Acks, stop: threading.Event, ids: list[str]) -> Non
 
 
 def transactor(base: str, acks: Acks, stop: threading.Event) -> None:
-    with httpx.Client(base_url=base, timeout=10) as http:
+    with httpx.Client(base_url=base, timeout=30) as http:
         while not stop.is_set():
             system = f"urn:fault:tx:{uuid.uuid4().hex}"
             entries = [
@@ -163,7 +163,7 @@ def start_export(base: str, root: Path) -> str:
             httpx.get(f"{base}/$export", headers=PREFER, timeout=30)
 
     threading.Thread(target=kick_off, daemon=True).start()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         for folder in set(root.iterdir()) - seen if root.exists() else ():
             try:
@@ -177,7 +177,7 @@ def start_export(base: str, root: Path) -> str:
 
 def check_export(http: httpx.Client, status_url: str) -> str:
     """The fate of an export job whose server was killed: ``error`` or ``completed``."""
-    r = poll(http, status_url, 5)  # no job hangs "in progress" forever
+    r = poll(http, status_url, 15)  # no job hangs "in progress" forever
     if r.status_code == 200:
         downloaded(http, r)
         return "completed"
@@ -210,7 +210,7 @@ def test_sigkill_during_creates_updates_and_transactions(
             before = len(acks.created) + len(acks.updated)
             for t in threads:
                 t.start()
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + 60
             while len(acks.created) + len(acks.updated) < before + 20:
                 assert time.monotonic() < deadline, "no writes acknowledged"
                 time.sleep(0.02)
@@ -222,7 +222,7 @@ def test_sigkill_during_creates_updates_and_transactions(
                 t.join(30)
             check_store(url, indexer, acks)
             server.start()
-            with httpx.Client(base_url=server.base, timeout=10) as http:
+            with httpx.Client(base_url=server.base, timeout=30) as http:
                 for value, rid in list(acks.created.items())[-20:]:
                     r = http.get(f"/Patient/{rid}")
                     assert r.status_code == 200 and value in r.text
