@@ -186,6 +186,15 @@ def test_two_leads_approve_and_a_wrong_role_is_refused(
     assert "now &#39;approved&#39;" in final.text
     stored = orjson.loads(site.app.env.repository.read("ValueSet", rid).data or b"{}")
     assert state_of(stored) == "approved"
+    page = httpx.get(site.url + f"/workbench/governance/artifact/ValueSet/{rid}", cookies=clinical)
+    assert "Impact of https://cmio.dev/test/ValueSet/" in page.text  # recorded at approval
+    assert "w4-technical-lead" in page.text and "w4-clinical-lead" in page.text  # the record
+    link = f"/fhir/ValueSet/{rid}/$impact?_format=pdf"
+    assert link not in page.text  # $impact reads every patient: not for clinicians
+    page = httpx.get(site.url + f"/workbench/governance/artifact/ValueSet/{rid}", cookies=technical)
+    assert link in page.text
+    pdf = httpx.get(site.url + link, cookies=technical, timeout=120)
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     refused = _post(site, clinical, path, {"action": "activate"})  # clinicians may not activate
     assert refused.status_code == 200 and 'role="alert"' in refused.text
     assert "may not activate" in refused.text

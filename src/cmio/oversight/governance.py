@@ -14,13 +14,15 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from cmio.governance import ACTION_SYSTEM, GOVERNED_TYPES, LIFECYCLE_SYSTEM, Governance
 from cmio.governance.lifecycle import ApprovalPolicy, canonical_of, state_of
 from cmio.governance.requests import PRIORITIES, ChangeRequests
 from cmio.oversight.headline import Headline
 from cmio.oversight.period import ReportingPeriod
 from cmio.reports import Metric, MetricRow, Paragraph, Section, Table
-from cmio.store.base import Repository
+from cmio.store.base import Repository, SearchClause, SearchQuery
 
 __all__ = [
     "OPEN_STATUSES",
@@ -29,9 +31,12 @@ __all__ = [
     "DecisionRow",
     "GovernanceSummary",
     "RequestRow",
+    "artifacts_in_review",
+    "decision_row",
     "governance_summary",
     "headlines",
     "report_sections",
+    "request_row",
 ]
 
 OPEN_STATUSES = ("requested", "accepted", "in-progress")
@@ -116,6 +121,7 @@ class GovernanceSummary:
         in_review: artifact versions not yet active (draft, in review, approved).
         decisions: decisions recorded in the period, oldest first.
         closed: change requests completed or rejected in the period, by status.
+        columns: every change request by board column (status), most urgent first.
     """
 
     period: ReportingPeriod
@@ -125,6 +131,7 @@ class GovernanceSummary:
     in_review: tuple[ArtifactRow, ...]
     decisions: tuple[DecisionRow, ...]
     closed: dict[str, int]
+    columns: dict[str, tuple[RequestRow, ...]]
 
     @property
     def awaiting_approval(self) -> int:
@@ -137,7 +144,9 @@ class GovernanceSummary:
         return sum(1 for a in self.in_review if a.state == "approved")
 
 
-def _request_row(task: dict[str, Any]) -> RequestRow:
+def request_row(task: dict[str, Any]) -> RequestRow:
+    """The board card of a change request ``Task``."""
+
     def refs(key: str) -> tuple[str, ...]:
         return tuple(
             str((item.get("valueReference") or {}).get("reference"))
@@ -194,36 +203,52 @@ def decision_row(provenance: dict[str, Any]) -> DecisionRow | None:
     )
 
 
+def _tagged(governance: Governance, rtype: str, tags: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Resources of ``rtype`` with one of the ``system|code`` tags (one search; without a
+    search index every resource of the type, which the caller filters)."""
+    repository = governance.repository
+    clauses = (SearchClause("_tag", tags),) if repository.indexer is not None else ()
+    out: list[dict[str, Any]] = []
+    offset = 0
+    while True:
+        page = repository.search(SearchQuery(rtype, clauses, 500, offset, total=False))
+        out += [orjson.loads(s.data) for s in page.resources if s.data is not None]
+        if len(page.resources) < 500:
+            return out
+        offset += 500
+
+
 def artifacts_in_review(governance: Governance) -> list[ArtifactRow]:
     """Governed artifact versions in ``draft``, ``in-review`` or ``approved`` that carry
     the lifecycle tag (artifacts under governance), in review first."""
     rows: list[ArtifactRow] = []
+    tags = tuple(f"{LIFECYCLE_SYSTEM}|{state}" for state in REVIEW_STATES)
     for rtype in sorted(GOVERNED_TYPES):
         seen: set[str] = set()
-        for state in REVIEW_STATES:
-            for artifact in governance.search(rtype, "_tag", f"{LIFECYCLE_SYSTEM}|{state}", None):
-                rid = str(artifact.get("id"))
-                tagged = any(
-                    t.get("system") == LIFECYCLE_SYSTEM
-                    for t in (artifact.get("meta") or {}).get("tag") or []
+        for artifact in _tagged(governance, rtype, tags):
+            rid = str(artifact.get("id"))
+            tagged = any(
+                t.get("system") == LIFECYCLE_SYSTEM
+                for t in (artifact.get("meta") or {}).get("tag") or []
+            )
+            if rid in seen or not tagged or state_of(artifact) not in REVIEW_STATES:
+                continue
+            seen.add(rid)
+            url, version = canonical_of(artifact)
+            state = state_of(artifact)
+            approvals = governance.approvals(rtype, rid) if state != "draft" else {}
+            rows.append(
+                ArtifactRow(
+                    rtype,
+                    rid,
+                    str(artifact.get("title") or artifact.get("name") or url or rid),
+                    url or "",
+                    version or "",
+                    state,
+                    str(artifact.get("date", "")),
+                    tuple(sorted(approvals.items())),
                 )
-                if rid in seen or not tagged or state_of(artifact) not in REVIEW_STATES:
-                    continue
-                seen.add(rid)
-                url, version = canonical_of(artifact)
-                approvals = governance.approvals(rtype, rid)
-                rows.append(
-                    ArtifactRow(
-                        rtype,
-                        rid,
-                        str(artifact.get("title") or artifact.get("name") or url or rid),
-                        url or "",
-                        version or "",
-                        state_of(artifact),
-                        str(artifact.get("date", "")),
-                        tuple(sorted(approvals.items())),
-                    )
-                )
+            )
     order = {"in-review": 0, "approved": 1, "draft": 2}
     rows.sort(key=lambda a: (order[a.state], a.type, a.title.lower()))
     return rows
@@ -237,7 +262,7 @@ def governance_summary(
     board = ChangeRequests(governance).board()
     rank = {p: i for i, p in enumerate(reversed(PRIORITIES))}
     open_rows = sorted(
-        (_request_row(t) for s in OPEN_STATUSES for t in board[s]),
+        (request_row(t) for s in OPEN_STATUSES for t in board[s]),
         key=lambda r: (rank.get(r.priority, 9), r.authored),
     )
     first, last = period.start.isoformat(), period.end.isoformat()
@@ -258,6 +283,7 @@ def governance_summary(
         tuple(artifacts_in_review(governance)),
         tuple(decisions),
         dict(closed),
+        {status: tuple(request_row(t) for t in tasks) for status, tasks in board.items()},
     )
 
 

@@ -22,7 +22,12 @@ from cmio.governance import GOVERNED_TYPES, GovernanceError, canonical_of, state
 from cmio.governance.agenda import build_agenda
 from cmio.governance.requests import BOARD_STATUSES, ChangeRequests
 from cmio.governance.service import IMPACT_EXTENSION, Governance
-from cmio.oversight.governance import decision_row, governance_summary, headlines
+from cmio.oversight.governance import (
+    decision_row,
+    governance_summary,
+    headlines,
+    request_row,
+)
 from cmio.web.context import FhirCallError, Viewer, WebContext
 from cmio.web.pages import WORKBENCH, NavItem
 
@@ -73,7 +78,6 @@ class GovernancePages:
             )
         governance = _governance(self.ctx)
         summary = governance_summary(self.ctx.env.repository, period, governance.policy)
-        columns = ChangeRequests(governance).board()
         return self.ctx.render(
             request,
             "workbench/governance.html",
@@ -81,7 +85,7 @@ class GovernancePages:
             period=period,
             summary=summary,
             tiles=headlines(summary),
-            columns=[(s, [_card(t) for t in columns[s]]) for s in BOARD_STATUSES],
+            columns=[(s, summary.columns.get(s, ())) for s in BOARD_STATUSES],
             moves=_MOVES,
         )
 
@@ -103,7 +107,7 @@ class GovernancePages:
             request,
             "workbench/governance_card.html",
             title="Change request",
-            card=_card(task),
+            card=request_row(task),
             moves=_MOVES,
             message=message,
             ok=ok,
@@ -177,9 +181,21 @@ class GovernancePages:
             diff=diff,
             history=[r for r in (decision_row(p) for p in history) if r is not None],
             impact=impact,
-            impact_links=rtype in _IMPACT_TYPES and "impact" in self.ctx.router.operations,
+            impact_links=self._may_analyze(Viewer.of(request), rtype),
             **self._decision(governance, resource),
         )
+
+    def _may_analyze(self, viewer: Viewer, rtype: str) -> bool:
+        """Whether the viewer may open the ``$impact`` report (it reads every patient's
+        data: unrestricted read and search, which clinicians do not have)."""
+        if rtype not in _IMPACT_TYPES or "impact" not in self.ctx.router.operations:
+            return False
+        if viewer.unrestricted:
+            return True
+        from cmio.security.policy import Policy
+
+        policy = Policy(viewer.grant, self.ctx.env.repository, self.ctx.env.model)
+        return policy.operation("impact", rtype).allowed
 
     def _decision(self, governance: Governance, resource: dict[str, Any]) -> dict[str, Any]:
         rtype, rid = str(resource["resourceType"]), str(resource["id"])
@@ -240,36 +256,6 @@ def _form(request: Request) -> dict[str, str]:
 
     body: bytes = anyio.from_thread.run(request.body)
     return dict(parse_qsl(body.decode("utf-8", "replace")))
-
-
-def _card(task: dict[str, Any]) -> dict[str, Any]:
-    """What a board card shows of a change request."""
-
-    def refs(key: str) -> list[str]:
-        return [
-            str((i.get("valueReference") or {}).get("reference"))
-            for i in task.get(key) or []
-            if (i.get("valueReference") or {}).get("reference")
-        ]
-
-    return {
-        "id": task.get("id"),
-        "status": task.get("status"),
-        "priority": task.get("priority", "routine"),
-        "description": task.get("description", ""),
-        "rationale": (task.get("reasonCode") or {}).get("text", ""),
-        "requester": (task.get("requester") or {}).get("display", ""),
-        "authored": str(task.get("authoredOn", ""))[:10],
-        "inputs": [
-            (r, "/workbench/governance/artifact/" + "/".join(r.split("/")[:2]))
-            for r in refs("input")
-        ],
-        "outputs": [
-            (r, "/workbench/governance/artifact/" + "/".join(r.split("/")[:2]))
-            for r in refs("output")
-        ],
-        "notes": [str(n.get("text", "")) for n in task.get("note") or []],
-    }
 
 
 def _active_version(governance: Governance, resource: dict[str, Any]) -> dict[str, Any] | None:
