@@ -151,3 +151,22 @@ def test_physician_feedback_in_the_browser(site: WebSite, as_role: RolePage) -> 
     assert page.locator(".vl-chart svg").count() == 2
     assert axe_violations(page) == []
     assert watch.problems == []
+
+
+def test_clinicians_are_paged(site: WebSite, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cmio.web.pages import ehr_use as page_module
+
+    summary = _summary(site)
+    size = 5
+    monkeypatch.setattr(page_module, "PAGE_SIZE", size)
+    ordered = sorted(summary.clinicians, key=lambda c: (c.scheduled_hours <= 0, c.label))
+    pages = -(-len(ordered) // size)
+    assert pages >= 2
+    second = _get(site, "analyst", "/ehr-use?page=2").text
+    section = second[second.index('id="clinicians"') :]
+    assert f"(page 2 of {pages})" in section
+    shown = re.findall(r'/ehr-use/clinicians/([^?"]+)\?', section)
+    assert shown == [c.key for c in ordered[size : 2 * size]]
+    assert "Previous" in section and "Next" in section
+    last = _get(site, "analyst", "/ehr-use?page=999").text  # past the end: the last page
+    assert f"(page {pages} of {pages})" in last
