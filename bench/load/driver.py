@@ -17,7 +17,14 @@ from dataclasses import dataclass, field
 import httpx
 from bench.load.workload import MIX, Request, Seed, build_request
 
-__all__ = ["Stats", "hl7_message", "run_load"]
+__all__ = ["WRITTEN", "Stats", "count_written", "hl7_message", "lost_writes", "run_load"]
+
+WRITTEN: dict[str, str] = {
+    "vital-sign Observations": "/fhir/Observation?category=vital-signs&_summary=count",
+    "admitted Patients": "/fhir/Patient?family=Admitted&_summary=count",
+}
+"""Searches counting what the workload writes (creates: 1 Observation; transactions:
+1 Patient, 1 Encounter, 3 Observations)."""
 
 
 @dataclass(slots=True)
@@ -228,3 +235,30 @@ async def run_load(
         if isinstance(result, BaseException):
             stats.record("driver", 0.0, f"{type(result).__name__}: {result}")
     return stats
+
+
+def count_written(base: str) -> dict[str, int]:
+    """How many of the workload's kinds of resource the server at ``base`` holds."""
+    counts = {}
+    for name, path in WRITTEN.items():
+        response = httpx.get(base + path, timeout=300)
+        response.raise_for_status()
+        counts[name] = int(response.json()["total"])
+    return counts
+
+
+def lost_writes(before: dict[str, int], after: dict[str, int], stats: Stats) -> list[str]:
+    """Differences between what was acknowledged (2xx) and what the store now holds."""
+
+    def acknowledged(name: str) -> int:
+        return len(stats.latencies.get(name, [])) - stats.errors.get(name, 0)
+
+    expected = {
+        "vital-sign Observations": acknowledged("create") + 3 * acknowledged("transaction"),
+        "admitted Patients": acknowledged("transaction"),
+    }
+    return [
+        f"{name}: {after[name] - before[name]} stored, {count} acknowledged"
+        for name, count in expected.items()
+        if after[name] - before[name] != count
+    ]

@@ -6,7 +6,8 @@ with synthetic patients (``cmio synth`` + ``cmio import``), starts ``cmio serve
 ``--duration`` seconds with ``--clients`` concurrent HTTP clients, an HL7 v2 MLLP
 feed at ``--hl7-rate`` messages/s and a dashboard user (``GET /`` and
 ``/interfaces/health``). Prints per interaction: count, errors, requests/s,
-p50/p95/p99 latency, next to the targets of the earlier issues. Exits 1 on any error.
+p50/p95/p99 latency, next to the targets of the earlier issues, and checks that every
+acknowledged write is stored exactly once. Exits 1 on any error or mismatch.
 
     python -m bench.load.run --backend sqlite --clients 50 --duration 600
 """
@@ -28,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-from bench.load.driver import Stats, run_load
+from bench.load.driver import Stats, count_written, lost_writes, run_load
 from bench.load.workload import load_seed
 
 __all__ = ["TARGETS", "main", "report"]
@@ -201,6 +202,7 @@ def _run(args: argparse.Namespace, tmp: Path, url: str) -> int:
         _wait_http(f"{base}/health", server, tmp / "serve.log")
         if args.hl7_rate > 0:
             _wait_port(mllp, engine, tmp / "hl7.log")
+        before = count_written(base)
         with Progress() as bar:
             task = bar.add_task(f"load ({args.backend})", total=1.0)
             stats = asyncio.run(
@@ -214,19 +216,21 @@ def _run(args: argparse.Namespace, tmp: Path, url: str) -> int:
                     progress=lambda done: bar.update(task, completed=done),
                 )
             )
+        lost = lost_writes(before, count_written(base), stats)  # each ack stored once
     title = (
         f"backend={args.backend}, workers={args.workers}, clients={args.clients}, "
         f"duration={args.duration:.0f} s, patients={args.patients}, hl7 {args.hl7_rate}/s, "
         f"{os.cpu_count()} cores"
     )
     print(report(stats, title=title))
+    print("every acknowledged write stored exactly once" if not lost else "\n".join(lost))
     if stats.total_errors():  # the servers' own account of what went wrong
         for log in ("serve.log", "hl7.log"):
             tail = (tmp / log).read_text(errors="replace").splitlines()[-40:]
             print(f"\n--- last lines of {log}\n" + "\n".join(tail))
     if args.json:
         args.json.write_text(json.dumps({"title": title, "summary": stats.summary()}, indent=1))
-    return 1 if stats.total_errors() else 0
+    return 1 if stats.total_errors() or lost else 0
 
 
 if __name__ == "__main__":

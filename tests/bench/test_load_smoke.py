@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.load.driver import run_load  # noqa: E402
+from bench.load.driver import count_written, lost_writes, run_load  # noqa: E402
 from bench.load.run import report  # noqa: E402
 from bench.load.workload import MIX, seed_bundles  # noqa: E402
 
@@ -79,10 +79,11 @@ def test_load_smoke(tmp_path: Path, engine_port: int) -> None:
         root = server.base.removesuffix("/fhir")
         bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
         assert httpx.post(server.base, json=bundle, timeout=30).status_code == 200
+        before = count_written(root)
         stats = asyncio.run(
             run_load(root, seed, clients=4, duration=5, hl7_port=engine_port, hl7_rate=10)
         )
-        searched = httpx.get(f"{server.base}/Observation?category=vital-signs&_summary=count")
+        after = count_written(root)
     text = report(stats, title="smoke")
     assert stats.total_errors() == 0, text
     summary = stats.summary()
@@ -91,5 +92,11 @@ def test_load_smoke(tmp_path: Path, engine_port: int) -> None:
         assert 0 < summary[name]["p50"] <= summary[name]["p99"]
     assert summary["hl7-mllp"]["count"] >= 20  # 10/s for 5 s, paced
     written = summary["create"]["count"] + 3 * summary["transaction"]["count"]
-    assert searched.json()["total"] == written  # every acknowledged write stored, once
+    assert after["vital-sign Observations"] - before["vital-sign Observations"] == written
+    assert after["admitted Patients"] == summary["transaction"]["count"]
+    assert lost_writes(before, after, stats) == []  # every acknowledged write stored, once
+    stats.latencies["create"].append(0.001)  # one more acknowledged create than stored
+    assert lost_writes(before, after, stats) == [
+        f"vital-sign Observations: {written} stored, {written + 1} acknowledged"
+    ]
     assert "| read |" in text and "**reads + searches**" in text
