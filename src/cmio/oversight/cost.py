@@ -300,8 +300,18 @@ def _panels(
 def cost_summary(
     repository: Any, period: ReportingPeriod, terminology: TerminologyService | None = None
 ) -> CostSummary:
-    """Compute the period's cost summary from a store (or any source the cost and
-    measure engines read), on DuckDB."""
+    """Compute the period's cost summary on DuckDB (see the module for the definitions;
+    https://hl7.org/fhir/R4/explanationofbenefit.html).
+
+    Args:
+        repository: the store, or any source the cost and measure engines read.
+        period: the reporting period.
+        terminology: the terminology service for the measures' value sets (None: the
+            value sets shipped with the measures).
+
+    Returns:
+        The :class:`CostSummary`.
+    """
     span = Period(period.start, period.end)
     measures = [*builtin_measures().values(), panel_measure()]
     results = evaluate_measures(

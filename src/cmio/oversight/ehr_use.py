@@ -302,8 +302,19 @@ def ehr_use_summary(
     rules: SessionRules | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> EhrUseSummary:
-    """Compute the period's EHR-use summary from a store (or any source
-    :func:`cmio.measures.ehr_use.compute_ehr_use` reads), on DuckDB."""
+    """Compute the period's EHR-use summary on DuckDB (figures of Sinsky et al.,
+    https://doi.org/10.1093/jamia/ocz223, plus order and pajama time).
+
+    Args:
+        repository: the store, or any source :func:`cmio.measures.ehr_use.compute_ehr_use`
+            reads (an NDJSON/Parquet folder, a list of resources).
+        period: the reporting period.
+        rules: the session rules (default: a 300 s inactivity timeout).
+        progress: called with the name of each step.
+
+    Returns:
+        The :class:`EhrUseSummary`.
+    """
     rules = rules or SessionRules()
     span = Period(period.start, period.end)
     with SqlEngine("duckdb") as engine:
