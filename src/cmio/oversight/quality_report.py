@@ -22,7 +22,7 @@ from cmio.reports.model import Cell, Chart, Metric, MetricRow, Paragraph, Sectio
 
 __all__ = ["quality_sections", "strata_spec", "trend_spec"]
 
-_SCHEMA = "https://vega.github.io/vega-lite/v5.json"
+_SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json"
 _PALETTE = ["#0b5aa6", "#a3262a", "#1c6b3a", "#8a5300", "#5b3a8c", "#12344f"]
 
 

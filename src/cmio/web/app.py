@@ -48,6 +48,9 @@ def page_modules() -> list[PageModule]:
     from cmio.web.pages import overview
 
     modules: list[PageModule] = [overview]
+    from cmio.web.pages import quality
+
+    modules.append(quality)  # Oversight: quality measures, strata, care gaps
     from cmio.web.pages import chart
 
     modules.append(chart)  # Care: patients and the chart
