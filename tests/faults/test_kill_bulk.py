@@ -24,7 +24,7 @@ from cmio.store import open_repository
 
 from .conftest import LOOPS, assert_doctor_ok, cli, kill
 
-PATIENTS = 1200
+PATIENTS = 800
 
 
 def write_input(folder: Path, n: int = PATIENTS) -> dict[tuple[str, str], dict[str, Any]]:
@@ -99,12 +99,12 @@ def test_sigkill_during_import_then_reindex(tmp_path: Path, indexer: SearchIndex
     url = f"sqlite:///{db}"
     rng = random.Random(5)
     args = ["import", str(tmp_path / "in"), "--database", url, "--workers", "0"]
-    args += ["--batch-size", "200", "--report", str(tmp_path / "rejected.ndjson")]
+    args += ["--batch-size", "100", "--report", str(tmp_path / "rejected.ndjson")]
     stored = 0
     for _ in range(LOOPS):
         proc = cli(args, tmp_path)
         wait_for(db, "SELECT count(*) FROM resource", proc, stored + 1)
-        time.sleep(rng.uniform(0.0, 0.3))
+        time.sleep(rng.uniform(0.0, 0.15))
         kill(proc)
         assert_doctor_ok(url, indexer)
         stored = check_matches_input(url, indexer, expected)
@@ -117,9 +117,9 @@ def test_sigkill_during_import_then_reindex(tmp_path: Path, indexer: SearchIndex
     done_sql = "SELECT count(*) FROM job_state WHERE name = 'reindex' AND state LIKE '%running%'"
     cursors = []
     for i in range(LOOPS):
-        proc = cli(["reindex", "--database", url, "--batch", "100"], tmp_path)
+        proc = cli(["reindex", "--database", url, "--batch", "50"], tmp_path)
         wait_for(db, done_sql, proc)
-        time.sleep(rng.uniform(0.0, 0.3))
+        time.sleep(rng.uniform(0.0, 0.1))
         kill(proc)
         assert_doctor_ok(url, indexer)
         with contextlib.closing(sqlite3.connect(db)) as conn:
