@@ -268,6 +268,7 @@ def test_browse_search_concept_and_membership(
     page.get_by_role("link", name="E11.65").click()
     page.get_by_role("heading", name="Parents (1)").wait_for()
     assert page.get_by_role("link", name="E11", exact=True).count() == 1
+    assert axe_violations(page) == []
     open_page(page, site.url + f"/workbench/terminology/valueset?url={VALUESET}")
     page.get_by_label("System", exact=True).fill(SYSTEM)
     page.get_by_label("Code", exact=True).fill("E10.9")
@@ -285,5 +286,9 @@ def test_clinician_opens_the_browser(site: WebSite, as_role: RolePage) -> None:
     open_page(page, site.url + "/workbench/terminology?q=final")
     assert page.locator("#results tbody tr").count() > 0
     assert page.get_by_role("link", name="Terminology").get_attribute("aria-current") == "page"
+    assert axe_violations(page) == []
+    open_page(page, site.url + "/workbench/terminology/valuesets")
+    page.get_by_label("Title or URL contains").fill("administrativegender")
+    page.get_by_role("link", name="AdministrativeGender", exact=True).wait_for()  # live filter
     assert axe_violations(page) == []
     assert watch.problems == []
