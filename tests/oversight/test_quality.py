@@ -33,12 +33,12 @@ Computed = tuple[QualitySummary, dict[str, dict[str, MeasureResult]], Path]
 
 @pytest.fixture(scope="module")
 def computed(tmp_path_factory: pytest.TempPathFactory) -> Computed:
-    """40 synthetic patients (NDJSON), the summary of the last quarter of their care, and
+    """30 synthetic patients (NDJSON), the summary of the last quarter of their care, and
     the framework's own results for that quarter, its first month and the quarter before."""
     from cmio.synth import SynthConfig, generate
 
     folder = tmp_path_factory.mktemp("quality-synth")
-    generate(SynthConfig(40, folder, years=1.0, seed=3, workers=1), lambda n: None)
+    generate(SynthConfig(30, folder, years=1.0, seed=3, workers=1), lambda n: None)
     starts = [
         json.loads(line).get("period", {}).get("start", "")
         for line in (folder / "Encounter.ndjson").read_text().splitlines()
@@ -203,7 +203,9 @@ def test_headlines_and_report_sections_carry_the_numbers(computed: Computed) -> 
         assert tile.status == m.status
         assert m.id in tile.label and m.target_text in tile.detail
         assert [v for _, v in tile.trend] == [
-            p.counts.rate for p in m.trend if p.counts.rate is not None
+            pytest.approx(p.counts.rate * 100, abs=0.05)
+            for p in m.trend
+            if p.counts.rate is not None
         ]
     sections = report_sections(summary)
     assert [s.heading for s in sections][:1] == ["Quality measures"]

@@ -341,7 +341,7 @@ def delta_text(measure: MeasureQuality, previous: ReportingPeriod) -> str:
 
 def headlines(summary: QualitySummary) -> list[Headline]:
     """One tile per measure for the executive overview: rate, target and delta, status,
-    the monthly trend, linking to the measure's page."""
+    the trend (rates in percent, period to date), linking to the measure's page."""
     out = []
     for m in summary.measures:
         out.append(
@@ -352,7 +352,11 @@ def headlines(summary: QualitySummary) -> list[Headline]:
                 detail=f"{m.target_text} \u00b7 {delta_text(m, summary.previous)}",
                 status=m.status,
                 href=f"/quality/{m.id}?period={summary.period.label}",
-                trend=tuple((p.month, p.counts.rate) for p in m.trend if p.counts.rate is not None),
+                trend=tuple(
+                    (p.month, round(p.counts.rate * 100, 1))
+                    for p in m.trend
+                    if p.counts.rate is not None
+                ),
             )
         )
     return out
