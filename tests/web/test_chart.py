@@ -142,23 +142,37 @@ def test_care_gaps_of_the_patient(site: WebSite, people: Cast) -> None:
 
 
 def test_patient_search_and_my_patients(site: WebSite, people: Cast) -> None:
+    from cmio.web.pages.patients import MY_PATIENTS, PAGE_SIZE, RECENT_ENCOUNTERS
+
     cookies = site.session_cookies("clinician")
     bearer = token(site, "clinician")
     listing = _get(site, cookies, "/patients")
     assert listing.status_code == 200
     assert "My patients" in listing.text
-    visible = resources(site, bearer, "Patient", [])
-    assert f"{len(visible)} patient" in listing.text  # only the patients they treat
+    assert site.app.auth is not None
+    user = site.app.auth.server.users.get(site.users["clinician"][0])
+    assert user is not None and user.fhir_user
+    recent = resources(
+        site, bearer, "Encounter", [("participant", user.fhir_user), ("_sort", "-date")]
+    )
+    latest = recent[:RECENT_ENCOUNTERS]
+    expected_mine = list(dict.fromkeys(e["subject"]["reference"][8:] for e in latest))
+    expected_mine = expected_mine[:MY_PATIENTS]
+    shown_mine = list(dict.fromkeys(re.findall(r'href="/patients/([^"/?]+)"', listing.text)))
+    assert shown_mine == expected_mine
     patient = fhir(site, bearer, f"Patient/{people.mine}", [])
     family = patient["name"][0]["family"]
     found = _get(site, cookies, "/patients", params={"name": family})
-    assert f"/patients/{people.mine}" in found.text
     expected = resources(site, bearer, "Patient", [("name", family)])
-    assert set(re.findall(r'href="/patients/([^"/?]+)"', found.text)) >= {p["id"] for p in expected}
+    shown = set(re.findall(r'href="/patients/([^"/?]+)"', found.text))
+    assert shown == {p["id"] for p in expected} and people.mine in shown
+    assert f"{len(expected)} patient" in found.text
     bad = _get(site, cookies, "/patients", params={"birthdate": "last week"})
     assert bad.status_code == 400 and 'role="alert"' in bad.text
     admin = _get(site, site.session_cookies("administrator"), "/patients", params={"page": "2"})
-    assert "page 2 of" in admin.text and 'rel="prev"' in admin.text
+    everyone = fhir(site, token(site, "administrator"), "Patient", [("_summary", "count")])
+    pages = -(-everyone["total"] // PAGE_SIZE)
+    assert f"page 2 of {pages}" in admin.text and 'rel="prev"' in admin.text
 
 
 def test_who_may_open_the_chart(site: WebSite, people: Cast) -> None:

@@ -22,11 +22,11 @@ from cmio.web.pages.chart_data import demographics
 if TYPE_CHECKING:
     from cmio.web.context import WebContext
 
-__all__ = ["PAGE_SIZE", "PatientRow", "PatientSearch"]
+__all__ = ["MY_PATIENTS", "PAGE_SIZE", "RECENT_ENCOUNTERS", "PatientRow", "PatientSearch"]
 
 PAGE_SIZE = 20
-_RECENT_ENCOUNTERS = 200
-_MY_PATIENTS = 20
+RECENT_ENCOUNTERS = 60
+MY_PATIENTS = 20
 _DAY = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
 
 
@@ -71,14 +71,17 @@ class PatientSearch:
         page = int(page_text) if page_text.isdigit() and int(page_text) > 0 else 1
         rows: list[PatientRow] = []
         total: int | None = None
-        if not error:
+        searched = any(terms.values())
+        mine = [] if searched else self.my_patients(request, viewer)
+        listed = not error and (searched or not mine)  # a clinician's start: their patients
+        if listed:
             try:
                 rows, total = self.search(request, terms, page)
             except FhirCallError as exc:
                 if exc.status != 400:
                     raise
                 error = str(exc)
-        mine = self.my_patients(request, viewer) if not any(terms.values()) else []
+                listed = False
         query = "&".join(f"{k}={v}" for k, v in terms.items() if v)
         pages = max(1, -(-(total or 0) // PAGE_SIZE))
         return self.ctx.render(
@@ -92,6 +95,7 @@ class PatientSearch:
             pages=pages,
             query=query,
             mine=mine,
+            listed=listed,
             error=error,
             status=400 if error else 200,
         )
@@ -123,7 +127,7 @@ class PatientSearch:
             request,
             "GET",
             "Encounter",
-            [("participant", user), ("_sort", "-date"), ("_count", str(_RECENT_ENCOUNTERS))],
+            [("participant", user), ("_sort", "-date"), ("_count", str(RECENT_ENCOUNTERS))],
         )
         last: dict[str, str] = {}
         for entry in encounters.get("entry", []):
@@ -131,12 +135,12 @@ class PatientSearch:
             ref = str(resource.get("subject", {}).get("reference", ""))
             if ref.startswith("Patient/") and ref[8:] not in last:
                 last[ref[8:]] = str(resource.get("period", {}).get("start", ""))[:10]
-            if len(last) == _MY_PATIENTS:
+            if len(last) == MY_PATIENTS:
                 break
         if not last:
             return []
         found = self.ctx.fhir(
-            request, "GET", "Patient", [("_id", ",".join(last)), ("_count", str(_MY_PATIENTS))]
+            request, "GET", "Patient", [("_id", ",".join(last)), ("_count", str(MY_PATIENTS))]
         )
         today = date.today()
         by_id = {e["resource"]["id"]: e["resource"] for e in found.get("entry", [])}
