@@ -116,6 +116,7 @@ class CmioApp:
 
         self.cds = CdsHooks(env, self.auth.server if self.auth is not None else None)
         """CDS Hooks at ``/cds-services`` (its own authentication: CDS clients' JWTs)."""
+        self.web.ctx.cds = self.cds  # the chart calls the same services (one care-gap cache)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one request behind the hardening middleware (headers, CORS, limits)."""

@@ -138,6 +138,9 @@ class WebContext:
         self.router = router
         self.auth = auth
         self.cache = cache if cache is not None else ResultCache()
+        self.cds: Any = None
+        """The server's CDS Hooks service (:class:`cmio.api.cds_hooks.CdsHooks`), set by the
+        application once built (None: a page builds its own)."""
         self.nav: list[NavItem] = []
         self.templates = jinja2.Environment(
             loader=jinja2.PackageLoader("cmio.web", "templates"),

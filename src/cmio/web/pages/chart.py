@@ -82,12 +82,22 @@ class ChartPages:
     """The chart's handlers for one web app."""
 
     def __init__(self, ctx: WebContext) -> None:
-        from cmio.api.cds_hooks import CdsHooks
-
         self.ctx = ctx
         self.glass = GlassAccess()
-        self.hooks = CdsHooks(ctx.env, ctx.auth)
-        """CDS Hooks called in-process (:meth:`CdsHooks.invoke`), with the viewer's grant."""
+        self._hooks: Any = None
+
+    @property
+    def hooks(self) -> Any:
+        """The server's CDS Hooks service (``ctx.cds``; one of our own when there is none),
+        called in-process (:meth:`cmio.api.cds_hooks.CdsHooks.invoke`) with the viewer's
+        grant."""
+        from cmio.api.cds_hooks import CdsHooks
+
+        if isinstance(self.ctx.cds, CdsHooks):
+            return self.ctx.cds
+        if self._hooks is None:
+            self._hooks = CdsHooks(self.ctx.env, self.ctx.auth)
+        return self._hooks
 
     # -- reading as the viewer --------------------------------------------------------
 
