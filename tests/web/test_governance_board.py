@@ -213,6 +213,20 @@ def test_two_leads_approve_and_a_wrong_role_is_refused(
     )
 
 
+def test_bad_input_is_explained(site: WebSite, users: Users) -> None:
+    cookies = users.cookies(site, "technical")
+    period = httpx.get(
+        site.url + "/workbench/governance", params={"period": "20x6"}, cookies=cookies
+    )
+    assert period.status_code == 400 and 'role="alert"' in period.text
+    missing = _post(
+        site, cookies, "/workbench/governance/request/no-such-task/move", {"status": "accepted"}
+    )
+    assert missing.status_code == 404 and "No change request Task/no-such-task" in missing.text
+    other = httpx.get(site.url + "/workbench/governance/artifact/Patient/x", cookies=cookies)
+    assert other.status_code == 404 and "not a governed artifact type" in other.text
+
+
 @pytest.mark.parametrize("role", ["analyst", "executive"])
 def test_other_roles_are_refused(site: WebSite, role: str) -> None:
     page = httpx.get(site.url + "/workbench/governance", cookies=site.session_cookies(role))

@@ -99,6 +99,12 @@ class GovernancePages:
         requests = ChangeRequests(_governance(self.ctx))
         message, ok = "", True
         try:
+            requests.get(task_id)
+        except GovernanceError as error:
+            return self.ctx.render(
+                request, "error.html", title="Change request", message=str(error), status=404
+            )
+        try:
             task = requests.move(task_id, status, viewer.grant, note)
             message = f"Change request Task/{task_id} is now '{status}'."
         except GovernanceError as error:
