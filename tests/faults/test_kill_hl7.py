@@ -24,6 +24,7 @@ from cmio.testing.server import free_port
 from tests.interfaces.hl7v2.engine.test_kill import Sender, start
 
 from .conftest import LOOPS, assert_doctor_ok
+from .test_kill_bulk import count
 
 
 def waiting(journal: Path) -> int:
@@ -39,7 +40,8 @@ def waiting(journal: Path) -> int:
 def test_sigkill_during_hl7_feed(tmp_path: Path, indexer: SearchIndexer) -> None:
     journal = tmp_path / "journal.db"
     (tmp_path / "ch.yaml").write_text(f"name: kill\njournal: {journal}\n", encoding="utf-8")
-    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = tmp_path / "store.db"
+    url = f"sqlite:///{store}"
     port = free_port()
     sender = Sender(port)
     rng = random.Random(3)
@@ -50,7 +52,10 @@ def test_sigkill_during_hl7_feed(tmp_path: Path, indexer: SearchIndexer) -> None
         thread.start()
         acked = len(sender.acked)
         deadline = time.monotonic() + 60
-        while len(sender.acked) < acked + 3 or not (tmp_path / "store.db").exists():
+        # (killed before the engine created the store, there is no store to check)
+        while len(sender.acked) < acked + 3 or not count(
+            store, "SELECT count(*) FROM schema_version"
+        ):
             assert time.monotonic() < deadline, "the engine acknowledged nothing"
             time.sleep(0.01)
         time.sleep(rng.uniform(0.0, 0.3))
