@@ -213,6 +213,32 @@ def test_two_leads_approve_and_a_wrong_role_is_refused(
     )
 
 
+def test_a_change_request_is_recorded_from_the_board(
+    site: WebSite, users: Users, governed: Governed
+) -> None:
+    cookies = users.cookies(site, "clinical")
+    answer = _post(
+        site,
+        cookies,
+        "/workbench/governance/request",
+        {
+            "description": "Retire the old HbA1c panel",
+            "rationale": "Duplicate orders",
+            "priority": "asap",
+            "artifacts": f"ValueSet/{governed.draft['id']}",
+        },
+    )
+    assert answer.status_code == 200 and 'role="status"' in answer.text
+    task_id = answer.text.split('id="card-', 1)[1].split('"', 1)[0]
+    task = ChangeRequests(Governance(site.app.env.repository)).get(task_id)
+    assert task["requester"]["display"] == "w4-clinical-lead" and task["priority"] == "asap"
+    assert task["input"][0]["valueReference"]["reference"] == f"ValueSet/{governed.draft['id']}"
+    refused = _post(
+        site, cookies, "/workbench/governance/request", {"description": "x", "rationale": " "}
+    )
+    assert 'role="alert"' in refused.text and "clinical rationale" in refused.text
+
+
 def test_bad_input_is_explained(site: WebSite, users: Users) -> None:
     cookies = users.cookies(site, "technical")
     period = httpx.get(

@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from cmio.governance import GOVERNED_TYPES, GovernanceError, canonical_of, state_of
 from cmio.governance.agenda import build_agenda
-from cmio.governance.requests import BOARD_STATUSES, ChangeRequests
+from cmio.governance.requests import BOARD_STATUSES, PRIORITIES, ChangeRequests
 from cmio.governance.service import IMPACT_EXTENSION, Governance
 from cmio.oversight.governance import (
     decision_row,
@@ -87,6 +87,7 @@ class GovernancePages:
             tiles=headlines(summary),
             columns=[(s, summary.columns.get(s, ())) for s in BOARD_STATUSES],
             moves=_MOVES,
+            priorities=PRIORITIES,
         )
 
     def move(self, request: Request) -> Response:
@@ -117,6 +118,38 @@ class GovernancePages:
             moves=_MOVES,
             message=message,
             ok=ok,
+        )
+
+    def create(self, request: Request) -> Response:
+        """Record a new change request asked for by the viewer (``status`` requested)."""
+        viewer = Viewer.of(request)
+        viewer.require(*ROLES)
+        form = _form(request)
+        artifacts = [a.strip() for a in form.get("artifacts", "").split(",") if a.strip()]
+        try:
+            task = ChangeRequests(_governance(self.ctx)).create(
+                viewer.grant,
+                form.get("description", ""),
+                form.get("rationale", ""),
+                form.get("priority", "routine"),
+                artifacts,
+            )
+        except GovernanceError as error:
+            return self.ctx.render(
+                request,
+                "workbench/governance_created.html",
+                title="",
+                card=None,
+                message=str(error),
+            )
+        return self.ctx.render(
+            request,
+            "workbench/governance_created.html",
+            title="",
+            card=request_row(task),
+            moves=_MOVES,
+            message=f"Change request Task/{task['id']} recorded as 'requested'.",
+            ok=True,
         )
 
     def agenda(self, request: Request) -> Response:
@@ -323,6 +356,7 @@ def routes(ctx: WebContext) -> list[Route]:
     return [
         Route("/workbench/governance", pages.board),
         Route("/workbench/governance/agenda", pages.agenda),
+        Route("/workbench/governance/request", pages.create, methods=["POST"]),
         Route("/workbench/governance/request/{id}/move", pages.move, methods=["POST"]),
         Route("/workbench/governance/artifact/{type}/{id}", pages.artifact),
         Route(
