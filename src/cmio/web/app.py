@@ -63,6 +63,9 @@ def page_modules() -> list[PageModule]:
     from cmio.web.pages import governance_board, workbench_terminology
 
     modules += [workbench_terminology, governance_board]  # Workbench: terminology, governance
+    from cmio.web.pages import workbench_interfaces
+
+    modules.append(workbench_interfaces)  # Workbench: the HL7 interface monitor
     return modules
 
 

@@ -1,0 +1,409 @@
+"""Interface health for the oversight pages: the HL7 v2 engine's channels, message rates,
+latency, error queue and journal, read from the engine's journal file, and the replay of
+parked messages.
+
+Everything is read from the journal (:mod:`cmio.interfaces.hl7v2.engine.journal`), so
+the web app reports on an engine running in another process. The live figures are taken
+at ``now`` (last hour, last day); the period figures count the messages received in the
+reporting period, by month. Replay puts parked messages back to ``received`` and runs
+them through the channel's processor (as ``cmio hl7 replay`` does,
+https://www.hl7.org/implement/standards/product_brief.cfm?product_id=185 for v2 itself).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cmio.interfaces.hl7v2.engine.channels import ChannelConfig, RetryPolicy
+from cmio.interfaces.hl7v2.engine.destinations import TransactionSink
+from cmio.interfaces.hl7v2.engine.journal import Journal, open_readonly
+from cmio.interfaces.hl7v2.engine.processor import Processor
+from cmio.oversight.headline import Headline
+from cmio.oversight.period import ReportingPeriod
+from cmio.reports import Metric, MetricRow, Paragraph, Section, Table
+from cmio.store.base import Repository
+
+__all__ = [
+    "HREF",
+    "ChannelRow",
+    "ErrorRow",
+    "InterfacesSummary",
+    "RateRow",
+    "ReplayResult",
+    "error_page",
+    "headlines",
+    "interfaces_summary",
+    "replay",
+    "report_sections",
+]
+
+HREF = "/workbench/interfaces"
+HOUR = 3600.0
+DAY = 86400.0
+IDLE_AFTER = DAY
+"""A channel with no message for this long is ``idle``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRow:
+    """One channel.
+
+    Attributes:
+        name: channel name. senders: distinct senders (MSH-3^MSH-4) seen.
+        status: ``errors`` (messages parked), ``backlog`` (waiting over a minute),
+            ``idle`` (nothing for a day) or ``ok``.
+        total: messages journaled. last_hour, last_day: received (duplicates excluded).
+        error_queue: parked messages. queue_depth: waiting to be processed.
+        error_rate_day: share of the last day's messages answered AE/AR or parked.
+        latency_p50, latency_p95: receipt to processed over the last day (seconds).
+        last_message_at: epoch seconds of the newest message.
+    """
+
+    name: str
+    senders: tuple[str, ...]
+    status: str
+    total: int
+    last_hour: int
+    last_day: int
+    error_queue: int
+    queue_depth: int
+    error_rate_day: float
+    latency_p50: float | None
+    latency_p95: float | None
+    last_message_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class RateRow:
+    """Messages of one type on one channel, last hour and last day."""
+
+    channel: str
+    message_type: str
+    last_hour: int
+    last_day: int
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorRow:
+    """A message parked in the error queue."""
+
+    id: int
+    channel: str
+    control_id: str
+    message_type: str
+    sender: str
+    received_at: float
+    attempts: int
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class InterfacesSummary:
+    """The interfaces at ``at`` and over a reporting period.
+
+    Attributes:
+        period: the reporting period. journal: the journal file (None: none configured).
+        available: whether the journal file exists. at: when read (epoch seconds).
+        channels, rates: live figures. errors_total: parked messages; errors: the
+        newest of them (at most ``error_limit``). by_state: journal rows by state.
+        journal_bytes: the file's size (with its WAL). oldest, newest: received times.
+        period_messages, period_errors: received in the period, and those answered
+        AE/AR or parked. by_month: ``(YYYY-MM, messages, errors)`` in the period.
+    """
+
+    period: ReportingPeriod
+    journal: str | None
+    available: bool
+    at: float
+    channels: tuple[ChannelRow, ...] = ()
+    rates: tuple[RateRow, ...] = ()
+    errors_total: int = 0
+    errors: tuple[ErrorRow, ...] = ()
+    by_state: tuple[tuple[str, int], ...] = ()
+    journal_bytes: int = 0
+    oldest: float | None = None
+    newest: float | None = None
+    period_messages: int = 0
+    period_errors: int = 0
+    by_month: tuple[tuple[str, int, int], ...] = ()
+
+    @property
+    def total(self) -> int:
+        """Journal rows."""
+        return sum(n for _, n in self.by_state)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    """One replayed message's outcome: its new state, and the error when it failed again."""
+
+    id: int
+    control_id: str
+    state: str
+    error: str
+
+
+def _epoch(day: object) -> float:
+    return datetime.fromisoformat(str(day)).replace(tzinfo=UTC).timestamp()
+
+
+def _percentile(values: Sequence[float], share: float) -> float | None:
+    if not values:
+        return None
+    return values[min(len(values) - 1, int(share * len(values)))]
+
+
+def interfaces_summary(
+    repository: Repository | None,
+    period: ReportingPeriod,
+    journal: str | Path | None = None,
+    *,
+    now: float | None = None,
+    error_limit: int = 200,
+) -> InterfacesSummary:
+    """Read the journal: channels, rates, latency, error queue, journal and period figures.
+
+    Args:
+        repository: unused (the oversight areas' common signature).
+        period: the reporting period of the monthly figures.
+        journal: the engine's journal file (None or missing: ``available`` is False).
+        now: the instant of the live figures (default: the clock).
+        error_limit: most parked messages listed (newest first).
+    """
+    at = time.time() if now is None else now
+    path = None if journal is None else str(journal)
+    if path is None or not Path(path).is_file():
+        return InterfacesSummary(period, path, False, at)
+    conn = open_readonly(path)
+    try:
+        return _read(conn, period, path, at, error_limit)
+    finally:
+        conn.close()
+
+
+def _read(
+    conn: sqlite3.Connection, period: ReportingPeriod, path: str, at: float, error_limit: int
+) -> InterfacesSummary:
+    q = conn.execute
+    hour, day = at - HOUR, at - DAY
+    rates = tuple(
+        RateRow(c, t or "unknown", int(h or 0), int(d or 0))
+        for c, t, h, d in q(
+            "SELECT channel, message_type, sum(received_at >= ?), count(*) FROM messages"
+            " WHERE received_at >= ? AND state != 'duplicate' GROUP BY 1, 2 ORDER BY 1, 2",
+            (hour, day),
+        )
+    )
+    channels: list[ChannelRow] = []
+    for name, total, last in q(
+        "SELECT channel, count(*), max(received_at) FROM messages GROUP BY 1 ORDER BY 1"
+    ).fetchall():
+        senders = tuple(r[0] for r in q(
+            "SELECT DISTINCT sender FROM messages WHERE channel = ? ORDER BY 1", (name,)))  # fmt: skip
+        parked, waiting, oldest = q(
+            "SELECT sum(state = 'error'), sum(state IN ('received', 'retrying')),"
+            " min(CASE WHEN state IN ('received', 'retrying') THEN received_at END)"
+            " FROM messages WHERE channel = ?",
+            (name,),
+        ).fetchone()
+        seen, bad = q(
+            "SELECT count(*), sum(ack_code != 'AA' OR state = 'error') FROM messages"
+            " WHERE channel = ? AND received_at >= ? AND state != 'duplicate'",
+            (name, day),
+        ).fetchone()
+        latencies = [float(r[0]) for r in q(
+            "SELECT processed_at - received_at FROM messages WHERE channel = ? AND"
+            " received_at >= ? AND state = 'processed' AND processed_at IS NOT NULL ORDER BY 1",
+            (name, day))]  # fmt: skip
+        parked, waiting = int(parked or 0), int(waiting or 0)
+        if parked:
+            status = "errors"
+        elif waiting and oldest is not None and at - oldest > 60:
+            status = "backlog"
+        elif last is None or at - last > IDLE_AFTER:
+            status = "idle"
+        else:
+            status = "ok"
+        in_hour = sum(r.last_hour for r in rates if r.channel == name)
+        channels.append(
+            ChannelRow(
+                name, senders, status, int(total), in_hour, int(seen), parked, waiting,
+                (bad or 0) / seen if seen else 0.0,
+                _percentile(latencies, 0.5), _percentile(latencies, 0.95), last,
+            )
+        )  # fmt: skip
+    errors_total = int(q("SELECT count(*) FROM messages WHERE state = 'error'").fetchone()[0])
+    errors = tuple(
+        ErrorRow(int(i), c, ctl, t, s, float(r), int(a), e or "")
+        for i, c, ctl, t, s, r, a, e in q(
+            "SELECT id, channel, control_id, message_type, sender, received_at, attempts, error"
+            " FROM messages WHERE state = 'error' ORDER BY received_at DESC, id DESC LIMIT ?",
+            (error_limit,),
+        )
+    )
+    by_state = tuple(
+        (str(s), int(n))
+        for s, n in q("SELECT state, count(*) FROM messages GROUP BY 1 ORDER BY 2 DESC, 1")
+    )
+    oldest, newest = q("SELECT min(received_at), max(received_at) FROM messages").fetchone()
+    start, end = _epoch(period.start), _epoch(period.end)
+    months: dict[str, list[int]] = {}
+    for received, bad in q(
+        "SELECT received_at, (ack_code != 'AA' OR state = 'error') FROM messages"
+        " WHERE received_at >= ? AND received_at < ? + 86400 AND state != 'duplicate'",
+        (start, end),
+    ):
+        month = datetime.fromtimestamp(received, UTC).strftime("%Y-%m")
+        counts = months.setdefault(month, [0, 0])
+        counts[0] += 1
+        counts[1] += int(bad or 0)
+    size = sum(p.stat().st_size for p in (Path(path), Path(path + "-wal")) if p.is_file())
+    return InterfacesSummary(
+        period, path, True, at, tuple(channels), rates, errors_total, errors, by_state, size,
+        oldest, newest,
+        sum(m[0] for m in months.values()), sum(m[1] for m in months.values()),
+        tuple((m, c[0], c[1]) for m, c in sorted(months.items())),
+    )  # fmt: skip
+
+
+def error_page(journal: str | Path, offset: int, limit: int) -> list[ErrorRow]:
+    """Parked messages, newest first, from ``offset`` (the error queue's pages)."""
+    conn = open_readonly(journal)
+    try:
+        return [
+            ErrorRow(int(i), c, ctl, t, s, float(r), int(a), e or "")
+            for i, c, ctl, t, s, r, a, e in conn.execute(
+                "SELECT id, channel, control_id, message_type, sender, received_at, attempts,"
+                " error FROM messages WHERE state = 'error'"
+                " ORDER BY received_at DESC, id DESC LIMIT ? OFFSET ?",
+                (limit, offset),
+            )
+        ]
+    finally:
+        conn.close()
+
+
+def replay(
+    journal: str | Path,
+    ids: Sequence[int],
+    sink: TransactionSink,
+    *,
+    channels: Sequence[ChannelConfig] = (),
+    timeout: float = 120.0,
+) -> list[ReplayResult]:
+    """Process parked messages again (after the cause was fixed), as ``cmio hl7 replay``.
+
+    Each message goes back to ``received`` (durably) and through its channel's processor
+    into ``sink``; a channel without a configuration in ``channels`` gets the default one
+    (the standard mapping, the store destination, one attempt: a replay is a person's
+    single try, answered at once; a message that fails again goes back to the queue).
+
+    Raises:
+        KeyError: an id that is not in the error queue.
+    """
+    book = Journal(journal)
+    book.start()
+    try:
+        found = {r["id"]: r for r in book.rows(ids=ids, states=["error"])}
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise KeyError(f"not in the error queue: {missing}")
+        configs = {c.name: c for c in channels}
+        by_channel: dict[str, list[int]] = {}
+        for i in ids:
+            by_channel.setdefault(str(found[i]["channel"]), []).append(i)
+        for name, chosen in by_channel.items():
+            config = configs.get(name) or ChannelConfig(
+                name=name, journal=str(journal), retry=RetryPolicy(max_attempts=1)
+            )
+            processor = Processor(config, book, sink)
+            try:
+                processor.submit(book.requeue(chosen))
+                processor.start()
+                processor.drain(timeout=timeout)
+            finally:
+                processor.stop()
+        after = book.rows(ids=ids)
+    finally:
+        book.close()
+    return [
+        ReplayResult(int(r["id"]), str(r["control_id"]), str(r["state"]), str(r["error"] or ""))
+        for r in after
+    ]
+
+
+def headlines(summary: InterfacesSummary) -> list[Headline]:
+    """The executive overview's interface tiles (each drills down to the monitor)."""
+    if not summary.available:
+        return [Headline("interfaces", "Interface error queue", "\u2014",
+                         "no HL7 journal configured", "", HREF)]  # fmt: skip
+    day = sum(c.last_day for c in summary.channels)
+    bad = sum(round(c.error_rate_day * c.last_day) for c in summary.channels)
+    trend = tuple((m, float(n)) for m, n, _ in summary.by_month)
+    return [
+        Headline(
+            "interfaces",
+            "Interface error queue",
+            f"{summary.errors_total:,}",
+            f"{len(summary.channels)} channels",
+            "bad" if summary.errors_total else "good",
+            HREF + "#errors",
+        ),
+        Headline(
+            "interfaces",
+            "HL7 messages, last 24 h",
+            f"{day:,}",
+            f"{bad / day:.1%} errors" if day else "none received",
+            "warn" if day and bad / day > 0.02 else "",
+            HREF,
+            trend,
+        ),
+    ]
+
+
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return "\u2014"
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def report_sections(summary: InterfacesSummary) -> list[Section]:
+    """The steering-committee report's interface section: the period's messages and
+    errors by month, and every channel's state when the report was made."""
+    if not summary.available:
+        return [Section("Interface health", [Paragraph("No HL7 v2 journal is configured.")])]
+    rate = summary.period_errors / summary.period_messages if summary.period_messages else 0.0
+    blocks: list[MetricRow | Table | Paragraph] = [
+        MetricRow(
+            [
+                Metric("Messages", f"{summary.period_messages:,}", summary.period.label),
+                Metric("Answered AE/AR or parked", f"{rate:.1%}", f"{summary.period_errors:,}"),
+                Metric("Error queue now", f"{summary.errors_total:,}", _when(summary.at)),
+                Metric("Channels", str(len(summary.channels))),
+            ]
+        )
+    ]
+    if summary.by_month:
+        blocks.append(
+            Table(["Month", "Messages", "Errors"],
+                  [[m, f"{n:,}", f"{e:,}"] for m, n, e in summary.by_month],
+                  "Messages received by month"))  # fmt: skip
+    if summary.channels:
+        blocks.append(
+            Table(
+                ["Channel", "Status", "Last 24 h", "Error rate", "Error queue", "Latency p95"],
+                [
+                    [c.name, c.status, f"{c.last_day:,}", f"{c.error_rate_day:.1%}",
+                     f"{c.error_queue:,}",
+                     "\u2014" if c.latency_p95 is None else f"{c.latency_p95:.2f} s"]
+                    for c in summary.channels
+                ],
+                "Channels",
+            )
+        )  # fmt: skip
+    return [Section("Interface health", blocks)]
