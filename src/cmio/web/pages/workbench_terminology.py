@@ -76,12 +76,16 @@ class TerminologyPages:
         change of terminology resources)."""
         core = self.ctx.cache.get("terminology:core", core_catalog)
         key = f"terminology:systems:{service.resources.generation}"
+        if self.ctx.cache.peek(key) is None:  # a terminology write: drop older catalogs
+            self.ctx.cache.invalidate("terminology:systems:")
         return self.ctx.cache.get(key, lambda: code_systems(service, core))
 
     def valuesets(self, service: TerminologyService) -> list[ValueSetEntry]:
         """The value sets to pick from."""
         core = self.ctx.cache.get("terminology:core-valuesets", core_value_sets)
         key = f"terminology:valuesets:{service.resources.generation}"
+        if self.ctx.cache.peek(key) is None:
+            self.ctx.cache.invalidate("terminology:valuesets:")
         return self.ctx.cache.get(key, lambda: value_sets(service, core))
 
     def _ucum(self) -> Any:
