@@ -63,9 +63,7 @@ def page_modules() -> list[PageModule]:
     from cmio.web.pages import governance_board, workbench_terminology
 
     modules += [workbench_terminology, governance_board]  # Workbench: terminology, governance
-    from cmio.web.pages import workbench_interfaces
-
-    from cmio.web.pages import workbench_rules
+    from cmio.web.pages import workbench_interfaces, workbench_rules
 
     modules.append(workbench_rules)  # Workbench: governed rules and batch runs
     modules.append(workbench_interfaces)  # Workbench: the HL7 interface monitor
