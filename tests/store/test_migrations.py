@@ -140,6 +140,7 @@ def _tables() -> Any:
 def sqlite_store(tmp_path: Path, schema: str | None) -> Iterator[tuple[str, Execute]]:
     path = tmp_path / f"{uuid.uuid4().hex}.db"
     with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute("PRAGMA synchronous = OFF")  # test data: one fsync per row is slow
         if schema is not None:
             for sql in statements(schema):
                 conn.execute(sql)
@@ -157,6 +158,7 @@ def postgres_store(base: str, schema: str | None) -> Iterator[tuple[str, Execute
         admin.execute(f"CREATE SCHEMA {name}")
     url = with_search_path(base, name)
     with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET synchronous_commit = off")  # test data: no flush per row
         if schema is not None:
             for sql in statements(schema):
                 conn.execute(sql)  # type: ignore[call-overload]
