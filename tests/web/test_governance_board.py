@@ -139,6 +139,8 @@ def test_board_lists_requests_artifacts_and_decisions(
     board = ChangeRequests(Governance(site.app.env.repository)).board()
     assert f"Requested ({len(board['requested'])})" in text
     assert "agenda?period=" in text
+    default = httpx.get(site.url + "/workbench/governance", cookies=cookies)  # decisions: now
+    assert f"Decisions in {YEAR} (" in default.text
     agenda = httpx.get(
         site.url + "/workbench/governance/agenda",
         params={"period": YEAR, "format": "md"},

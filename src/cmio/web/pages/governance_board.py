@@ -12,6 +12,7 @@ service in-process with the viewer's grant.
 from __future__ import annotations
 
 import json
+from datetime import date
 from typing import Any
 
 from starlette.requests import Request
@@ -22,6 +23,7 @@ from cmio.governance import GOVERNED_TYPES, GovernanceError, canonical_of, state
 from cmio.governance.agenda import build_agenda
 from cmio.governance.requests import BOARD_STATUSES, PRIORITIES, ChangeRequests
 from cmio.governance.service import IMPACT_EXTENSION, Governance
+from cmio.oversight import ReportingPeriod
 from cmio.oversight.governance import (
     decision_row,
     governance_summary,
@@ -71,7 +73,7 @@ class GovernancePages:
         """Change requests by status, artifacts in review, the period's decisions."""
         Viewer.of(request).require(*ROLES)
         try:
-            period = self.ctx.period(request)
+            period = _period(self.ctx, request)
         except ValueError as error:
             return self.ctx.render(
                 request, "error.html", title="Governance", message=str(error), status=400
@@ -156,7 +158,7 @@ class GovernancePages:
         """The steering-committee agenda and minutes of the period (HTML or Markdown)."""
         Viewer.of(request).require(*ROLES)
         try:
-            period = self.ctx.period(request)
+            period = _period(self.ctx, request)
         except ValueError as error:
             return self.ctx.render(
                 request, "error.html", title="Agenda", message=str(error), status=400
@@ -285,6 +287,18 @@ class GovernancePages:
             ok=ok,
             **self._decision(_governance(self.ctx), resource),
         )
+
+
+def _period(ctx: WebContext, request: Request) -> ReportingPeriod:
+    """The ``period`` parameter, else the current year: decisions are taken now, whatever
+    the last day of clinical data.
+
+    Raises:
+        ValueError: a period text that does not parse.
+    """
+    if request.query_params.get("period"):
+        return ctx.period(request)
+    return ReportingPeriod.year_of(date.today())
 
 
 def _form(request: Request) -> dict[str, str]:
