@@ -123,25 +123,26 @@ class PatientSearch:
         user = viewer.grant.fhir_user or ""
         if not viewer.has_role("clinician") or not user.startswith("Practitioner/"):
             return []
-        encounters = self.ctx.fhir(
+        bundle = self.ctx.fhir(  # one authorized read: the encounters and their patients
             request,
             "GET",
             "Encounter",
-            [("participant", user), ("_sort", "-date"), ("_count", str(RECENT_ENCOUNTERS))],
+            [
+                ("participant", user),
+                ("_sort", "-date"),
+                ("_count", str(RECENT_ENCOUNTERS)),
+                ("_include", "Encounter:subject"),
+            ],
         )
         last: dict[str, str] = {}
-        for entry in encounters.get("entry", []):
+        by_id: dict[str, dict[str, Any]] = {}
+        for entry in bundle.get("entry", []):
             resource = entry.get("resource", {})
+            if resource.get("resourceType") == "Patient":
+                by_id[str(resource.get("id"))] = resource
+                continue
             ref = str(resource.get("subject", {}).get("reference", ""))
-            if ref.startswith("Patient/") and ref[8:] not in last:
+            if ref.startswith("Patient/") and ref[8:] not in last and len(last) < MY_PATIENTS:
                 last[ref[8:]] = str(resource.get("period", {}).get("start", ""))[:10]
-            if len(last) == MY_PATIENTS:
-                break
-        if not last:
-            return []
-        found = self.ctx.fhir(
-            request, "GET", "Patient", [("_id", ",".join(last)), ("_count", str(MY_PATIENTS))]
-        )
         today = date.today()
-        by_id = {e["resource"]["id"]: e["resource"] for e in found.get("entry", [])}
         return [_row(by_id[pid], today, seen) for pid, seen in last.items() if pid in by_id]
