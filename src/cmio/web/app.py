@@ -67,6 +67,9 @@ def page_modules() -> list[PageModule]:
 
     modules.append(workbench_rules)  # Workbench: governed rules and batch runs
     modules.append(workbench_interfaces)  # Workbench: the HL7 interface monitor
+    from cmio.web.pages import workbench_data_quality
+
+    modules.append(workbench_data_quality)  # Workbench: data quality (standards adherence)
     return modules
 
 
