@@ -14,6 +14,7 @@ from cmio.measures.adherence import Standards, data_quality, read_adherence
 from cmio.measures.ehr_use import SqlEngine
 from cmio.model import load_model
 from cmio.oversight.data_quality import (
+    coding_trend,
     data_quality_summary,
     headlines,
     pooled_scores,
@@ -124,3 +125,12 @@ def test_headlines_and_report(store: Repository, tables: dict[str, Any]) -> None
     tables = [b for b in section.blocks if isinstance(b, Table)]
     assert [row[0] for row in tables[0].rows] == [r.key for r in summary.by_type]
     assert tables[-1].rows[0][0] == summary.checks[0].rule
+
+
+def test_coding_trend_counts_as_the_measures(store: Repository, tables: dict[str, Any]) -> None:
+    """Every Observation is dated 2025-03; Conditions carry no date (left out)."""
+    elements = Standards().elements
+    observed = [r for r in tables["coding"].to_pylist() if r["resource_type"] == "Observation"]
+    expected = (sum(r["elements"] for r in observed), sum(r["standard_elements"] for r in observed))
+    assert coding_trend(store, ReportingPeriod.parse("2025"), elements) == [("2025-03", *expected)]
+    assert coding_trend(store, ReportingPeriod.parse("2025-04"), elements) == []

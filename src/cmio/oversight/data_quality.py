@@ -17,8 +17,10 @@ codes, UCUM units per resource type; the worst are those failing most often.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from cmio.oversight.headline import Headline
@@ -30,11 +32,13 @@ if TYPE_CHECKING:
     from cmio.terminology.service import TerminologyService
 
 __all__ = [
+    "DATES",
     "HREF",
     "PARTS",
     "CheckRow",
     "DataQualitySummary",
     "ScoreRow",
+    "coding_trend",
     "data_quality_summary",
     "headlines",
     "pooled_scores",
@@ -86,6 +90,8 @@ class DataQualitySummary:
         by_type, by_source: pooled per resource type and per source system.
         checks: every check, worst (most failing) first.
         duplicates: suspected duplicate patient pairs.
+        trend: ``(YYYY-MM, coded elements, in a standard system)`` by the month of each
+            resource's clinical date, within the period (:func:`coding_trend`).
     """
 
     period: ReportingPeriod
@@ -94,6 +100,7 @@ class DataQualitySummary:
     by_source: tuple[ScoreRow, ...]
     checks: tuple[CheckRow, ...]
     duplicates: int
+    trend: tuple[tuple[str, int, int], ...] = ()
 
 
 def _pooled(key: str, sums: Mapping[str, list[float]], resources: int) -> ScoreRow:
@@ -170,6 +177,81 @@ def _checks(tables: Mapping[str, Any]) -> list[CheckRow]:
     return sorted(rows, key=lambda c: (-c.failing, c.share, c.rule))
 
 
+DATES: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "Observation": ("effectiveDateTime", "effectivePeriod.start", "issued"),
+    "Condition": ("recordedDate", "onsetDateTime", "onsetPeriod.start"),
+    "Procedure": ("performedDateTime", "performedPeriod.start"),
+    "MedicationRequest": ("authoredOn",),
+    "Immunization": ("occurrenceDateTime", "recorded"),
+    "AllergyIntolerance": ("recordedDate", "onsetDateTime"),
+    "DiagnosticReport": ("effectiveDateTime", "effectivePeriod.start", "issued"),
+    "ServiceRequest": ("authoredOn",),
+    "Encounter": ("period.start",),
+    "DocumentReference": ("date",),
+    "Claim": ("created",),
+})  # fmt: skip
+"""The clinical date that places a resource in a month (the first present)."""
+
+
+def _walk(values: list[Any], path: str) -> list[Any]:
+    """The values at a simple FHIRPath (``a.b``, ``x.ofType(CodeableConcept)``)."""
+    for step in path.split("."):
+        name = step
+        if step.startswith("ofType("):
+            continue
+        if path.endswith(".ofType(CodeableConcept)") and step == path.split(".")[0]:
+            name = step + "CodeableConcept"
+        found: list[Any] = []
+        for value in values:
+            item = value.get(name) if isinstance(value, dict) else None
+            if isinstance(item, list):
+                found.extend(item)
+            elif item is not None:
+                found.append(item)
+        values = found
+    return values
+
+
+def _month(resource: Mapping[str, Any]) -> str | None:
+    for path in DATES.get(str(resource.get("resourceType")), ()):
+        for value in _walk([resource], path):
+            if isinstance(value, str) and len(value) >= 7:
+                return value[:7]
+    return None
+
+
+def coding_trend(
+    repository: Repository,
+    period: ReportingPeriod,
+    elements: Mapping[str, tuple[str, str, tuple[str, ...]]],
+) -> list[tuple[str, int, int]]:
+    """Coded elements and those in a standard code system, by month of the resources'
+    clinical date (:data:`DATES`) within the period: the score's coding share over time.
+
+    Each CodeableConcept counts once, standard when one of its codings is in one of the
+    element's standard systems (as the adherence measures count them).
+    """
+    by_type: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+    for rtype, path, systems in elements.values():
+        by_type.setdefault(rtype, []).append((path, systems))
+    first, last = period.start.isoformat()[:7], period.end.isoformat()[:7]
+    months: dict[str, list[int]] = {}
+    for stored in repository.iter_current(sorted(by_type)):
+        if stored.data is None:
+            continue
+        resource = json.loads(stored.data)
+        month = _month(resource)
+        if month is None or not first <= month <= last:
+            continue
+        cell = months.setdefault(month, [0, 0])
+        for path, systems in by_type.get(stored.type, ()):
+            for concept in _walk([resource], path):
+                codings = concept.get("coding") or [] if isinstance(concept, dict) else []
+                cell[0] += 1
+                cell[1] += any(c.get("system") in systems for c in codings)
+    return [(m, n, ok) for m, (n, ok) in sorted(months.items())]
+
+
 def data_quality_summary(
     repository: Repository,
     period: ReportingPeriod,
@@ -199,7 +281,8 @@ def data_quality_summary(
     finally:
         if terminology is None:
             service.close()
-    return summary_from_tables(tables, period)
+    summary = summary_from_tables(tables, period)
+    return replace(summary, trend=tuple(coding_trend(repository, period, plan.elements)))
 
 
 def summary_from_tables(tables: Mapping[str, Any], period: ReportingPeriod) -> DataQualitySummary:
@@ -235,6 +318,7 @@ def headlines(summary: DataQualitySummary) -> list[Headline]:
             detail,
             _status(score),
             HREF,
+            tuple((m, 100 * ok / n) for m, n, ok in summary.trend if n),
         )
     ]
 
@@ -283,6 +367,14 @@ def report_sections(summary: DataQualitySummary) -> list[Section]:
             "Score by source system",
         ),
     ]
+    if summary.trend:
+        blocks.append(
+            Table(
+                ["Month", "Coded elements", "In a standard system"],
+                [[m, f"{n:,}", f"{ok / n:.1%}" if n else "\u2014"] for m, n, ok in summary.trend],
+                "Standard coding by month",
+            )
+        )
     worst = [c for c in summary.checks if c.failing][:10]
     if worst:
         blocks.append(

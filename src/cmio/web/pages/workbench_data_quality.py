@@ -57,6 +57,25 @@ def _chart(summary: DataQualitySummary) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _trend(summary: DataQualitySummary) -> dict[str, Any]:
+    return {
+        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+        "width": "container",
+        "height": 160,
+        "data": {
+            "values": [
+                {"month": m, "share": round(ok / n, 4)} for m, n, ok in summary.trend if n
+            ]
+        },
+        "mark": {"type": "line", "point": True},
+        "encoding": {
+            "x": {"field": "month", "type": "ordinal", "title": "Month"},
+            "y": {"field": "share", "type": "quantitative", "title": "Standard coding",
+                  "axis": {"format": "%"}, "scale": {"domain": [0, 1]}},
+        },
+    }  # fmt: skip
+
+
 def page(ctx: WebContext, request: Request) -> Response:
     """The score, by type and source, and the worst checks."""
     Viewer.of(request).require(*ROLES)
@@ -76,6 +95,7 @@ def page(ctx: WebContext, request: Request) -> Response:
         tiles=headlines(summary),
         worst=[c for c in summary.checks if c.failing][:20],
         spec=_chart(summary),
+        trend_spec=_trend(summary),
     )
 
 
