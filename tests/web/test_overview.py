@@ -9,8 +9,8 @@ from html import unescape
 import httpx
 import pytest
 
-from cmio.oversight import ReportingPeriod
-from cmio.oversight.areas import AREAS, AreaInputs, collect
+from cmio.oversight import ReportingPeriod, areas
+from cmio.oversight.areas import AREAS, Area, AreaInputs, collect
 from cmio.testing.browser import axe_violations, open_page
 from cmio.testing.web import WebSite
 from cmio.web.pages.overview import sparkline, with_period
@@ -58,6 +58,24 @@ def test_overview_refuses_a_bad_period(site: WebSite) -> None:
     bad = httpx.get(site.url + "/overview", params={"period": "2025-13"}, cookies=cookies)
     assert bad.status_code == 400
     assert 'role="alert"' in bad.text and "bad month" in bad.text
+
+
+def test_failing_areas_are_tiles_not_errors(site: WebSite, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(area: Area, inputs: AreaInputs, period: ReportingPeriod) -> object:
+        raise RuntimeError(f"{area.key} store offline")
+
+    monkeypatch.setattr(areas, "summarize_area", broken)
+    answer = httpx.get(
+        site.url + "/overview",
+        params={"period": "2019-Q1"},
+        cookies=site.session_cookies("analyst"),
+    )
+    assert answer.status_code == 200
+    text = _text(answer.text)
+    assert text.count("Not available") == len(AREAS)
+    for area in AREAS:
+        assert f"{area.title}: failed (RuntimeError: {area.key} store offline)" in text
+    assert site.app.web.ctx.cache.peek("quality:2019-Q1") is None  # failures are not kept
 
 
 @pytest.mark.parametrize("role", ["clinician", "integration-engineer", "privacy-officer"])

@@ -39,6 +39,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+_SLOW_SECONDS = 1.0
+"""An area slower than this (a first computation) is logged."""
+
 Getter = Callable[[str, Callable[[], Any]], Any]
 """``get(key, compute)``: a memo such as :meth:`cmio.web.cache.ResultCache.get`."""
 
@@ -208,6 +211,8 @@ def collect(
             results.append(AreaResult(area, None, error=f"{area.title}: failed ({reason})"))
         else:
             spent = time.perf_counter() - started
+            if spent > _SLOW_SECONDS:
+                log.info("oversight area %s for %s took %.1f s", area.key, period.label, spent)
             results.append(AreaResult(area, summary, headlines, parts, seconds=spent))
         if on_area is not None:
             on_area(results[-1])
