@@ -33,6 +33,8 @@ def headlines(summary: dict[str, Any]) -> list[Headline]:
     year = summary["year"]
     return [
         Headline("fake", "Share", f"{year % 100 + 0.5:.1f}%", "target <= 30%", "good", "/fake/x"),
+        # an area that states its own change (from unrounded figures): the report keeps it
+        Headline("fake", "Rate", "10.0%", f"\u22120.9 pts vs {year - 1} (exact)"),
         Headline("fake", "Spend", f"${year * 2:,}", trend=(("2025-01", 1.0), ("2025-02", 2.0))),
     ]
 
@@ -49,7 +51,7 @@ def _inputs() -> AreaInputs:
 def test_collect_reports_missing_and_failing_areas() -> None:
     period = ReportingPeriod.parse("2025")
     fake, broken, missing = collect(_inputs(), period, areas=AREAS, sections=True)
-    assert fake.available and [h.value for h in fake.headlines] == ["25.5%", "$4,050"]
+    assert fake.available and [h.value for h in fake.headlines] == ["25.5%", "10.0%", "$4,050"]
     assert fake.sections[0].heading == "Fake figures"
     assert not broken.available and "RuntimeError: the store is on fire" in broken.error
     assert not missing.available and "not installed" in missing.error
@@ -97,6 +99,7 @@ def test_report_has_summary_deltas_sections_and_gaps() -> None:
     assert list(table.columns) == ["Area", "Headline", "2025", "2024", "Change"]
     assert [list(r) for r in table.rows] == [
         ["Fake area", "Share", "25.5%", "24.5%", "+1.0 pts"],
+        ["Fake area", "Rate", "10.0%", "10.0%", "-0.9 pts"],
         ["Fake area", "Spend", "$4,050", "$4,048", "+$2"],
     ]
     intro = summary.blocks[0]

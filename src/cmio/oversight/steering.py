@@ -78,10 +78,24 @@ def _change(current: str, previous: str) -> str:
     return text
 
 
+def _stated_change(detail: str, previous_label: str) -> str:
+    """The change an area already states in a headline's detail (``-6.7 pts vs 2025-09``):
+    computed from unrounded figures, so the report repeats it rather than recomputing."""
+    if not previous_label:
+        return ""
+    pattern = rf"([-+\u2212]\d[\d,]*(?:\.\d+)?(?:\s*[A-Za-z%$]+)?)\s+vs\.?\s+{re.escape(previous_label)}\b"
+    match = re.search(pattern, detail)
+    return match.group(1).replace("\u2212", "-") if match else ""
+
+
 def headline_deltas(
-    current: Sequence[AreaResult], previous: Sequence[AreaResult]
+    current: Sequence[AreaResult],
+    previous: Sequence[AreaResult],
+    previous_label: str = "",
 ) -> list[HeadlineDelta]:
-    """Pair each headline of this period with the same (area, label) of the previous one."""
+    """Pair each headline of this period with the same (area, label) of the previous one;
+    the change is the one the headline's detail states against ``previous_label``, else
+    the difference of the two figures as shown."""
     before: dict[tuple[str, str], Headline] = {
         (h.area, h.label): h for result in previous for h in result.headlines
     }
@@ -90,11 +104,8 @@ def headline_deltas(
         for h in result.headlines:
             old = before.get((h.area, h.label))
             old_value = old.value if old is not None else ""
-            out.append(
-                HeadlineDelta(
-                    result.area.title, h.label, h.value, old_value, _change(h.value, old_value)
-                )
-            )
+            change = _stated_change(h.detail, previous_label) or _change(h.value, old_value)
+            out.append(HeadlineDelta(result.area.title, h.label, h.value, old_value, change))
     return out
 
 
@@ -116,7 +127,7 @@ class SteeringData:
     @property
     def deltas(self) -> list[HeadlineDelta]:
         """The headlines with their period-over-period change."""
-        return headline_deltas(self.current, self.earlier)
+        return headline_deltas(self.current, self.earlier, self.previous.label)
 
 
 def gather(
