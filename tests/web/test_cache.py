@@ -54,3 +54,24 @@ def test_warm_and_invalidate() -> None:
     assert cache.get("quality:2025", lambda: "new") == "new"
     assert cache.peek("cost:2025") == "c"
     cache.close()
+
+
+def test_deferred_warming_waits_for_start_and_close_drains() -> None:
+    cache = ResultCache(deferred=True)
+    ran: list[str] = []
+    cache.warm([("a", lambda: ran.append("a") or 1)])
+    time.sleep(0.05)
+    assert ran == [] and cache.peek("a") is None and not cache.started
+    cache.start()
+    deadline = time.monotonic() + 5
+    while cache.peek("a") is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert ran == ["a"]
+    gate = threading.Event()
+    cache.warm([("slow", lambda: gate.wait(5)), ("queued", lambda: ran.append("queued"))])
+    time.sleep(0.05)
+    gate.set()
+    cache.close()
+    assert "queued" not in ran  # dropped at close, not run against a closing store
+    assert cache.peek("queued") is None  # failed as closed, not kept
+    assert cache.get("queued", lambda: 0) == 0  # a direct request still computes

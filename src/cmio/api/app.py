@@ -141,6 +141,7 @@ class CmioApp:
 
     def close(self) -> None:
         """Stop the writer and close the store."""
+        self.web.close()  # background dashboard computations read the store
         if self.writer is not None:
             self.writer.close()
         if self.executor is not None:

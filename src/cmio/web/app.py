@@ -111,7 +111,13 @@ class WebApp:
         return self.starlette.router
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if not self.ctx.cache.started and _is_page(scope):
+            self.ctx.cache.start()  # someone opened a page: compute the dashboards now
         await self.asgi(scope, receive, send)
+
+    def close(self) -> None:
+        """Stop background computations (before the store they read is closed)."""
+        self.ctx.cache.close()
 
     def home(self, request: Request) -> Response:
         """The landing page: the viewer's pages and the patient database at a glance."""
@@ -162,6 +168,14 @@ class WebApp:
             message=f"There is no page at {request.url.path}.",
             status=404,
         )
+
+
+_NOT_PAGES = ("/static/", "/health", "/readyz", "/metrics", "/interfaces/health", "/favicon")
+
+
+def _is_page(scope: Any) -> bool:
+    path = str(scope.get("path", ""))
+    return scope.get("type") == "http" and not path.startswith(_NOT_PAGES)
 
 
 def create_web_app(

@@ -4,14 +4,19 @@ One :class:`ResultCache` per web app (never a module global). A key is computed 
 at a time (callers asking for a key being computed wait for that computation: no
 thundering herd), kept for ``ttl`` seconds, and dropped by :meth:`ResultCache.invalidate`
 when the data it summarises changes.
+
+Background warming is deferred until :meth:`ResultCache.start` (the web app calls it on
+its first page request), so an API-only server, or each of many workers, does not spend
+its first minute computing dashboards nobody opened.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -31,14 +36,18 @@ class ResultCache:
 
     Args:
         ttl: seconds a computed value stays fresh.
-        workers: threads for :meth:`warm` (background computations).
+        deferred: hold :meth:`warm` jobs until :meth:`start` (False: start at once).
     """
 
-    def __init__(self, ttl: float = 900.0, workers: int = 1) -> None:
+    def __init__(self, ttl: float = 900.0, *, deferred: bool = False) -> None:
         self.ttl = ttl
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="cmio-web-cache")
+        self._started = not deferred
+        self._closed = False
+        self._pending: list[tuple[str, Callable[[], Any]]] = []
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._worker: threading.Thread | None = None
 
     def _future(self, key: str, compute: Callable[[], Any], *, background: bool) -> Future[Any]:
         now = time.monotonic()
@@ -53,6 +62,9 @@ class ResultCache:
             self._entries[key] = _Entry(future, now)
 
         def run() -> None:
+            if background and self._closed:  # closing: don't start work on a closing store
+                future.set_exception(RuntimeError("the result cache is closed"))
+                return
             try:
                 future.set_result(compute())
             except BaseException as exc:  # handed to every waiter, not lost
@@ -63,7 +75,7 @@ class ResultCache:
                     current.stored = time.monotonic()
 
         if background:
-            self._pool.submit(run)
+            self._submit(run)
         else:
             run()
         return future
@@ -87,10 +99,44 @@ class ResultCache:
             return None
         return entry.future.result()
 
+    def _submit(self, run: Callable[[], None]) -> None:
+        with self._lock:
+            if self._worker is None:
+                self._worker = threading.Thread(
+                    target=self._work, name="cmio-web-cache", daemon=True
+                )
+                self._worker.start()
+        self._jobs.put(run)
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            job()
+
     def warm(self, jobs: Iterable[tuple[str, Callable[[], Any]]]) -> None:
-        """Start computing these keys in the background (pages then find them ready)."""
+        """Compute these keys in the background (pages then find them ready); held until
+        :meth:`start` when the cache is deferred, ignored once closed."""
+        with self._lock:
+            if self._closed:
+                return
+            if not self._started:
+                self._pending.extend(jobs)
+                return
         for key, compute in jobs:
             self._future(key, compute, background=True)
+
+    def start(self) -> None:
+        """Release the held :meth:`warm` jobs (idempotent)."""
+        with self._lock:
+            if self._started or self._closed:
+                return
+            self._started = True
+            pending, self._pending = self._pending, []
+        self.warm(pending)
+
+    @property
+    def started(self) -> bool:
+        """Whether background warming runs (see :meth:`start`)."""
+        return self._started
 
     def invalidate(self, prefix: str = "") -> int:
         """Forget every key starting with ``prefix`` (all keys by default); returns how many."""
@@ -100,6 +146,13 @@ class ResultCache:
                 del self._entries[key]
         return len(keys)
 
-    def close(self) -> None:
-        """Stop the background threads (running computations finish)."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+    def close(self, timeout: float = 30.0) -> None:
+        """Drop queued jobs and wait up to ``timeout`` seconds for a running one (so it
+        does not outlive the store it reads)."""
+        with self._lock:
+            self._closed = True
+            self._pending = []
+            worker = self._worker
+        self._jobs.put(None)
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(timeout)

@@ -137,7 +137,7 @@ class WebContext:
         self.env = env
         self.router = router
         self.auth = auth
-        self.cache = cache if cache is not None else ResultCache()
+        self.cache = cache if cache is not None else ResultCache(deferred=True)
         self.cds: Any = None
         """The server's CDS Hooks service (:class:`cmio.api.cds_hooks.CdsHooks`), set by the
         application once built (None: a page builds its own)."""
