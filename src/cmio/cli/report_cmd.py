@@ -2,8 +2,8 @@
 
 Gathers every oversight area (quality measures, physician EHR use, cost, interfaces,
 data quality, governance) for the period and the one before it from the store of
-``--database-url`` (default ``$CMIO_DATABASE_URL``, else the demo store) and writes
-``steering-<period>.pdf`` and ``.html`` (:mod:`cmio.oversight.steering`).
+``--database-url`` (default ``$CMIO_DATABASE_URL``, else ``sqlite:///cmio-data/cmio.db``)
+and writes ``steering-<period>.pdf`` and ``.html`` (:mod:`cmio.oversight.steering`).
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--database-url",
                 "--database",
-                help="Store URL (default: $CMIO_DATABASE_URL, else the demo store)",
+                help="Store URL (default: $CMIO_DATABASE_URL, else sqlite:///cmio-data/cmio.db)",
             ),
         ] = None,
         only: Annotated[
