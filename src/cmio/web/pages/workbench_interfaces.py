@@ -81,7 +81,7 @@ class InterfacePages:
             return self.ctx.render(
                 request, "error.html", title="Interfaces", message=str(error), status=400
             )
-        summary = interfaces_summary(None, period, self.journal, error_limit=PAGE)
+        summary = interfaces_summary(None, period, self.journal, error_limit=PAGE, history=False)
         errors = summary.errors
         if summary.available and offset:
             errors = tuple(error_page(self.journal or "", offset, PAGE))
