@@ -263,3 +263,52 @@ def test_view_run_and_materialize_see_only_deidentified_resources(
     with duckdb.connect(str(analytics), read_only=True) as con:
         got = con.execute("SELECT id, family FROM patients").fetchall()
     assert {r[0] for r in got} == set(expected) and all(r[1] is None for r in got)
+
+
+def test_viewdefinition_run_deidentified_on_request_and_for_analysts(
+    router: FhirRouter,
+    health_system_url: str,
+    deid: Deidentifier,
+    key_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CMIO_DEID_KEY", raising=False)
+    monkeypatch.setenv("CMIO_DEID_KEY_FILE", str(key_file))
+    patients = {p["id"]: p for p in stored(health_system_url) if p["resourceType"] == "Patient"}
+    body = orjson.dumps(
+        {
+            "resourceType": "Parameters",
+            "parameter": [{"name": "viewResource", "resource": VIEW}],
+        }
+    )
+    json_type = {"content-type": "application/fhir+json"}
+
+    def rows(query: list[tuple[str, str]], grant: AccessGrant | None = None) -> list[Any]:
+        answer = router.handle(
+            FhirRequest(
+                "POST",
+                "$viewdefinition-run",
+                query,
+                json_type,
+                body,
+                context=RequestContext(grant=grant),
+            )
+        )
+        assert answer.status == 200, answer.body
+        return [orjson.loads(line) for line in answer.body.splitlines()]
+
+    plain = rows([])
+    assert {r["id"] for r in plain} == set(patients)
+    analyst = AccessGrant("ana", "user", frozenset({"user/*.rs"}), frozenset({"analyst"}))
+    for got in (rows([("_deidentify", "true")]), rows([], analyst)):
+        expected = {deid.pseudonym("Patient", pid): p for pid, p in patients.items()}
+        assert {r["id"] for r in got} == set(expected)
+        for row in got:
+            source = expected[row["id"]]
+            assert row["family"] is None and (row["zip"] is None or len(row["zip"]) == 3)
+            if len(row["birth"]) == 10:
+                assert row["birth"] == shift(source["birthDate"], deid.offset_days(source["id"]))
+    refused = router.handle(
+        FhirRequest("POST", "$viewdefinition-run", [("_deidentify", "yes")], json_type, body)
+    )
+    assert refused.status == 400 and b"_deidentify" in refused.body

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 import orjson
@@ -26,6 +27,9 @@ from cmio.bulk.exporter import ExportFile, ExportProgress, PatientScope, export_
 from cmio.bulk.jobs import ExportJob, ExportJobs, ExportRequest, ExportWork, TooManyJobsError
 from cmio.store import parse_date_range
 from cmio.store.base import InvalidRequestError
+
+if TYPE_CHECKING:
+    from cmio.security.deid import Deidentifier
 
 __all__ = ["NDJSON", "cancel", "download", "is_export_path", "kickoff", "route", "status"]
 
@@ -164,11 +168,18 @@ def kickoff(env: Env, request: FhirRequest, level: str, group_id: str | None) ->
     return FhirResponse(202, b"", [("content-location", location)])
 
 
-def _deidentified(env: Env, request: FhirRequest, export: ExportRequest) -> ExportWork | None:
-    """A de-identifying export (``_deidentify=true``, or always for a caller who is only an
-    analyst), None for the plain one. The key is ``$CMIO_DEID_KEY[_FILE]``; see
-    :mod:`cmio.security.deid` (HIPAA Safe Harbor, 45 CFR 164.514(b)(2))."""
-    asked = (request.param("_deidentify") or "false").strip().lower()
+def requested_deidentifier(
+    env: Env, request: FhirRequest, asked: str | None
+) -> Deidentifier | None:
+    """The :class:`~cmio.security.deid.Deidentifier` when the caller asked for
+    de-identified data (``_deidentify=true``) or is only an analyst (always
+    de-identified), None otherwise. The key is ``$CMIO_DEID_KEY[_FILE]``; see
+    :mod:`cmio.security.deid` (HIPAA Safe Harbor, 45 CFR 164.514(b)(2)).
+
+    Raises:
+        FhirError: 400 for a value other than true/false, 501 when no key is configured.
+    """
+    asked = (asked or "false").strip().lower()
     if asked not in ("true", "false"):
         raise FhirError(
             400, "invalid", "_deidentify must be true or false", expression="_deidentify"
@@ -177,16 +188,23 @@ def _deidentified(env: Env, request: FhirRequest, export: ExportRequest) -> Expo
     analyst_only = grant is not None and bool(grant.roles) and grant.roles <= {"analyst"}
     if asked == "false" and not analyst_only:
         return None
-    from cmio.security.deid import Deidentifier
+    from cmio.security.deid import Deidentifier as Deid
 
     try:
-        deid = Deidentifier.from_environment(env.model)
+        return Deid.from_environment(env.model)
     except (LookupError, PermissionError, OSError, ValueError):
         raise FhirError(
             501,
             "not-supported",
-            "De-identified export is not configured on this server (no usable $CMIO_DEID_KEY)",
+            "De-identified data is not configured on this server (no usable $CMIO_DEID_KEY)",
         ) from None
+
+
+def _deidentified(env: Env, request: FhirRequest, export: ExportRequest) -> ExportWork | None:
+    """A de-identifying export (see :func:`requested_deidentifier`), None for the plain one."""
+    deid = requested_deidentifier(env, request, request.param("_deidentify"))
+    if deid is None:
+        return None
 
     def work(
         directory: Path, progress: Callable[[ExportProgress], None], cancelled: Callable[[], bool]

@@ -9,7 +9,8 @@ or a ``Parameters`` body: ``viewResource`` (inline ViewDefinition) or
 ``_format`` (``ndjson`` default, ``json``, ``csv``, ``parquet``), ``header``
 (CSV header, default true), ``patient`` (rows of that patient's resources only),
 ``_since`` (resources changed at or after that instant), ``_limit`` (row cap) and
-``resource`` (inline resources instead of the server's data). Bad input is a
+``resource`` (inline resources instead of the server's data) and ``_deidentify``
+(HIPAA Safe Harbor before the view runs; always for an analyst-only caller). Bad input is a
 400 OperationOutcome naming the parameter or the ViewDefinition element.
 """
 
@@ -204,6 +205,10 @@ def viewdefinition_run(
         raise FhirError(400, "invalid", "_limit must not be negative")
     patient = _one(values, "patient")
     since = _one(values, "_since")
+    from cmio.api.ops.export import requested_deidentifier
+
+    asked = _one(values, "_deidentify")
+    deid = requested_deidentifier(env, request, None if asked is None else str(asked))
     try:
         parsed = parse_view(view)
         resources: Iterable[dict[str, Any]] = inline or _server_resources(
@@ -212,6 +217,8 @@ def viewdefinition_run(
         if patient is not None:
             pid = str(patient).rsplit("/", 1)[-1]
             resources = [r for r in resources if belongs(r, pid)]
+        if deid is not None:  # Safe Harbor before the view sees anything (issue 9, item 4)
+            resources = deid.deidentify_all(resources)
         table = run(parsed, list(resources), engine="duckdb", terminology=view_terminology(env))
     except ViewDefinitionError as exc:
         raise FhirError(400, "invalid", exc.detail, expression=exc.element) from exc
