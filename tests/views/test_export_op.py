@@ -271,3 +271,34 @@ def test_failed_job_reports_failed(client: httpx.Client) -> None:
         time.sleep(0.05)
     assert poll.status_code == 202 and _values(poll.json(), "status") == ["failed"]
     assert _values(poll.json(), "error")
+
+
+def test_deidentified_export(
+    client: httpx.Client, model: Model, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cmio.security.deid import Deidentifier
+
+    monkeypatch.setenv("CMIO_DEID_KEY", "0f" * 32)
+    deid = Deidentifier.from_environment(model)
+    kick = client.post(
+        "/$viewdefinition-export",
+        params={"_deidentify": "true"},
+        content=_params(_view(OBS_VIEW)),
+        headers=JSON,
+    )
+    rows = [
+        json.loads(line)
+        for line in client.get(_outputs(_finish(client, kick))["obs"][0]).content.splitlines()
+    ]
+    assert sorted((r["id"], r["patient"], r["value"]) for r in rows) == sorted(
+        (deid.pseudonym("Observation", o), deid.pseudonym("Patient", p), v)
+        for o, p, v in (("o1", "p1", 72.5), ("o2", "p2", 60), ("o3", "p1", 81))
+    )
+    monkeypatch.delenv("CMIO_DEID_KEY")
+    off = client.post(
+        "/$viewdefinition-export",
+        params={"_deidentify": "true"},
+        content=_params(_view(OBS_VIEW)),
+        headers=JSON,
+    )
+    assert off.status_code == 501 and "not configured" in off.text

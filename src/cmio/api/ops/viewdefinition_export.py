@@ -188,8 +188,10 @@ def _work(
     patients: frozenset[str] | None,
     meta: dict[str, Any],
     ready: threading.Event,
+    deid: Any = None,
 ) -> Callable[[Path, Callable[[ExportProgress], None], Callable[[], bool]], list[ExportFile]]:
-    """The job: each view's rows to ``[name].[fmt]`` in the job folder."""
+    """The job: each view's rows to ``[name].[fmt]`` in the job folder (``deid``: a
+    :class:`~cmio.security.deid.Deidentifier` every resource passes through first)."""
 
     def resources(rtype: str) -> Iterator[dict[str, Any]]:
         for stored in env.repository.iter_current([rtype], since):
@@ -197,7 +199,10 @@ def _work(
                 continue
             resource = json.loads(stored.data)
             if patients is None or any(belongs(resource, p) for p in patients):
-                yield resource
+                if deid is None:
+                    yield resource
+                elif (clean := deid.deidentify(resource)) is not None:
+                    yield clean
 
     def work(
         directory: Path, progress: Callable[[ExportProgress], None], cancelled: Callable[[], bool]
@@ -212,7 +217,7 @@ def _work(
         for name, view_json in views:
             view = parse_view(view_json)
             source: Any = env.repository
-            if since is not None or patients is not None:
+            if since is not None or patients is not None or deid is not None:
                 source = resources(view.resource)
             path = directory / f"{name}.{fmt}"
 
@@ -279,6 +284,10 @@ def kickoff(env: Env, request: FhirRequest, rtype: str | None, rid: str | None) 
             raise FhirError(400, "invalid", f"_since: {exc}", expression="_since") from None
     resolved = _resolve_views(env, views, rid)
     patients = _patients(env, values)
+    from cmio.api.ops.export import requested_deidentifier
+
+    asked = _one(values, "_deidentify")
+    deid = requested_deidentifier(env, request, None if asked is None else str(asked))
     tracking = _one(values, "clientTrackingId")
     meta: dict[str, Any] = {"_format": fmt, "exportStartTime": _now()}
     if tracking is not None:
@@ -290,7 +299,7 @@ def kickoff(env: Env, request: FhirRequest, rtype: str | None, rid: str | None) 
             env.repository,
             env.model,
             ExportRequest(url),
-            _work(env, resolved, fmt, header, since, patients, meta, ready),
+            _work(env, resolved, fmt, header, since, patients, meta, ready, deid),
         )
     except TooManyJobsError as exc:
         raise FhirError(429, "throttled", str(exc), headers=[("retry-after", "10")]) from None
