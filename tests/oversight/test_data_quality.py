@@ -134,3 +134,15 @@ def test_coding_trend_counts_as_the_measures(store: Repository, tables: dict[str
     expected = (sum(r["elements"] for r in observed), sum(r["standard_elements"] for r in observed))
     assert coding_trend(store, ReportingPeriod.parse("2025"), elements) == [("2025-03", *expected)]
     assert coding_trend(store, ReportingPeriod.parse("2025-04"), elements) == []
+
+
+def test_an_empty_store(tmp_path: Path) -> None:
+    """Nothing to measure: no score, the page and the overview still show."""
+    repository = open_repository(f"sqlite:///{tmp_path / 'e.db'}")
+    try:
+        summary = data_quality_summary(repository, ReportingPeriod.year_of(date.today()))
+    finally:
+        repository.close()
+    assert summary.overall.score is None and summary.by_type == () and summary.checks == ()
+    assert headlines(summary)[0].value == "\u2014"
+    assert report_sections(summary)[0].heading == "Data quality"

@@ -288,7 +288,8 @@ def data_quality_summary(
 def summary_from_tables(tables: Mapping[str, Any], period: ReportingPeriod) -> DataQualitySummary:
     """The summary of the adherence measures' output tables
     (:func:`cmio.measures.adherence.data_quality`)."""
-    (overall,) = pooled_scores(tables, "*")
+    pooled = pooled_scores(tables, "*")  # empty when the store holds nothing to measure
+    overall = pooled[0] if pooled else ScoreRow("*", 0, None, None, None, None, None)
     return DataQualitySummary(
         period,
         overall,
