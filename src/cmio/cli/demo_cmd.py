@@ -183,6 +183,8 @@ def _serve(
             f"  a patient's record  {base}/fhir/Patient/{sample}/$everything", soft_wrap=True
         )
     console.print(f"  history             {base}/fhir/_history?_count=10\n", soft_wrap=True)
+    # one process, people about to look: compute the dashboards' summaries now
+    application.web.ctx.cache.start()
     try:
         uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
     finally:

@@ -146,7 +146,7 @@ class ResultCache:
                 del self._entries[key]
         return len(keys)
 
-    def close(self, timeout: float = 30.0) -> None:
+    def close(self, timeout: float = 5.0) -> None:
         """Drop queued jobs and wait up to ``timeout`` seconds for a running one (so it
         does not outlive the store it reads)."""
         with self._lock:
