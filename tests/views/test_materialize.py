@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,6 +55,7 @@ def _rows(analytics: Analytics, name: str) -> list[tuple[str, str, str]]:
 def test_incremental_refresh(store: Repository, tmp_path: Path) -> None:
     with store.transaction() as tx:
         tx.create(_patient("a", "Ames", "Alda"), id="a")
+    time.sleep(0.002)  # lastUpdated has millisecond precision: "a" strictly before the watermark
     with store.transaction() as tx:
         tx.create(_patient("b", "Bell"), id="b")
         tx.create(_patient("c", "Cole"), id="c")

@@ -94,7 +94,9 @@ def test_report_downloads_carry_every_area(site: WebSite) -> None:
             for headline in result.headlines:
                 assert form(headline.value) in text
     # one area recomputed from the store, outside the cache: the same figures
-    ready = [r for r in results if r.available]
+    # (areas other tests change through the shared site, governance and interfaces, can
+    # differ from the figures cached earlier: compare one the web tests never write to)
+    ready = [r for r in results if r.available and r.area.key in ("ehr-use", "cost", "quality")]
     if ready:
         cheapest = min(ready, key=lambda r: r.seconds)
         direct = summarize_area(cheapest.area, _inputs(site), period)
