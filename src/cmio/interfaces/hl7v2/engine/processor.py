@@ -404,10 +404,11 @@ class Processor:
         todo: list[Prepared] = []
         for p in ready:
             row = p.work.row
-            if (row.recovered or row.attempts) and self.sink.exists(
-                "Provenance", marker_id(row.channel, row.sender, row.control_id)
-            ):
-                p.locations = ("(already in the store)",)
+            marker = marker_id(row.channel, row.sender, row.control_id)
+            if (row.recovered or row.attempts) and self.sink.exists("Provenance", marker):
+                # applied before a crash or a lost reply: the marker (which commits with
+                # the message's resources and targets them) is the location on record
+                p.locations = (f"Provenance/{marker}",)
                 continue
             todo.append(p)
         if not todo:
