@@ -89,6 +89,24 @@ def test_paging_filters_and_properties(store: ConceptStore) -> None:
     assert list(store.with_property(URL, "grp")) == ["a", "b"]
 
 
+def test_page_below_matches_the_filtered_scan(tmp_path: Path) -> None:
+    # children loaded before their parent: the top concept sits inside its own page
+    s = ConceptStore(tmp_path / "p.db")
+    concepts = [Concept(f"k{i}", f"Kid {i}", parents=("mid",)) for i in range(4)]
+    concepts += [Concept("mid", "Mid", parents=("top",)), Concept("top", "Top")]
+    concepts += [Concept(f"l{i}", f"Late {i}", parents=("top",)) for i in range(3)]
+    s.load(SystemInfo(url=URL, version="1"), concepts)
+    for top in ("top", "mid", "k0"):
+        every = [c.code for c in s.iter_concepts(URL, under=top)]
+        for offset in range(len(every) + 2):
+            for count in range(len(every) + 2):
+                total, rows = s.page_below(URL, top, None, offset, count)
+                assert total == len(every) == s.count(URL, under=top)
+                assert [r[0] for r in rows] == every[offset : offset + count]
+    assert s.page_below(URL, "nope", None, 0, 10) == (0, [])
+    s.close()
+
+
 def test_versions_side_by_side_and_replace(store: ConceptStore) -> None:
     info2 = SystemInfo(url=URL, version="10")
     store.load(info2, [Concept("only", "Only in 10")])

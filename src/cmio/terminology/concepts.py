@@ -28,7 +28,14 @@ from typing import Any
 
 import orjson
 
-from cmio.terminology._store_read import COLUMNS, concept_of_row, like_terms, scan_property
+from cmio.terminology._store_read import (
+    COLUMNS,
+    ConceptRow,
+    concept_of_row,
+    like_terms,
+    page_below,
+    scan_property,
+)
 from cmio.terminology._store_schema import SCHEMA, natural_key
 from cmio.terminology._store_writer import delete_system, write_system
 from cmio.terminology.concept_types import Concept, Designation, SystemInfo
@@ -45,6 +52,9 @@ __all__ = [
 
 DEFAULT_TERMINOLOGY_DB = "cmio-data/terminology.db"
 """Default location of the concept store (``Settings.terminology_db``)."""
+
+_MMAP_BYTES = 1 << 30
+"""Bytes of the store file each connection maps into memory (reads skip the page cache copy)."""
 
 _RESOLVE_TTL = 1.0
 """Seconds a (url, version) -> system row resolution is reused before re-reading."""
@@ -75,6 +85,8 @@ class ConceptStore:
         self._writer = threading.Lock()  # one load or delete at a time in this process
         self._connections: list[sqlite3.Connection] = []
         self._resolved: dict[tuple[str, str | None], tuple[float, _System | None]] = {}
+        self.generation = 0
+        """Bumped by every :meth:`load` and :meth:`delete` in this process (cache keys)."""
         conn = self._conn()
         conn.executescript(SCHEMA)
         columns = {row[1] for row in conn.execute("PRAGMA table_info(systems)")}
@@ -91,6 +103,7 @@ class ConceptStore:
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA cache_size=-65536")
         conn.execute("PRAGMA temp_store=MEMORY")
+        conn.execute(f"PRAGMA mmap_size={_MMAP_BYTES}")  # page reads without a syscall each
         with self._lock:
             self._connections.append(conn)
         return conn
@@ -221,6 +234,7 @@ class ConceptStore:
             finally:
                 self._forget(conn)
         self._resolved.clear()
+        self.generation += 1
         return count
 
     def delete(self, url: str, version: str | None) -> bool:
@@ -236,6 +250,7 @@ class ConceptStore:
             finally:
                 self._forget(conn)
         self._resolved.clear()
+        self.generation += 1
         return True
 
     # -- concepts ----------------------------------------------------------------
@@ -386,6 +401,18 @@ class ConceptStore:
         )
         for row in rows:
             yield concept_of_row(row)
+
+    def page_below(
+        self, url: str, code: str, version: str | None, offset: int, count: int
+    ) -> tuple[int, list[ConceptRow]]:
+        """``code`` and the concepts below it (is-a) in load order: the total and one page
+        of raw rows (see :func:`cmio.terminology._store_read.page_below`); ``(0, [])``
+        when the code is unknown."""
+        found = self._resolve(url, version)
+        top = self._id(found, code) if found else None
+        if top is None:
+            return 0, []
+        return page_below(self._conn(), top, offset, count)
 
     def count(
         self,

@@ -46,6 +46,15 @@ class ExpandOptions:
 
     def key(self) -> tuple[Any, ...]:
         """A hashable summary (for caching expansions)."""
+        if not (
+            self.active_only
+            or self.system_versions
+            or self.force_versions
+            or self.check_versions
+            or self.exclude_systems
+            or self.display_language
+        ):
+            return _DEFAULT_KEY
         return (
             self.active_only,
             tuple(sorted(self.system_versions.items())),
@@ -54,6 +63,9 @@ class ExpandOptions:
             tuple(sorted(self.exclude_systems)),
             self.display_language,
         )
+
+
+_DEFAULT_KEY = (False, (), (), (), (), None)
 
 
 @dataclass(slots=True)

@@ -86,6 +86,10 @@ class TerminologyResources:
         self._lock = threading.Lock()
         self._found: dict[tuple[str, str], tuple[float, list[dict[str, Any]]]] = {}
         self._systems: dict[tuple[Any, ...], CodeSystemSource] = {}
+        self._finds: dict[
+            tuple[str, str, str | None],
+            tuple[tuple[float, list[dict[str, Any]]] | None, dict[str, Any] | None],
+        ] = {}
         self.overlay: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.generation = 0
 
@@ -111,6 +115,7 @@ class TerminologyResources:
         """Forget cached look-ups (a terminology resource was written)."""
         with self._lock:
             self._found.clear()
+            self._finds.clear()
             self._systems.clear()
             self.generation += 1
 
@@ -166,6 +171,21 @@ class TerminologyResources:
         """
         url, pinned = split_canonical(canonical)
         version = version or pinned
+        if self.overlay:
+            return self._find(rtype, url, version)
+        # reused while the repository look-up it came from is (same TTL, same clearing)
+        key = (rtype, url, version)
+        basis = self._found.get((rtype, url))
+        memo = self._finds.get(key)
+        fresh = basis is not None and time.monotonic() - basis[0] < self.ttl
+        if memo is not None and memo[0] is basis and fresh:
+            return memo[1]
+        found = self._find(rtype, url, version)
+        if self.repository is not None:
+            self._finds[key] = (self._found.get((rtype, url)), found)
+        return found
+
+    def _find(self, rtype: str, url: str, version: str | None) -> dict[str, Any] | None:
         candidates = self.versions(rtype, url)
         if version is not None:
             for resource in candidates:
@@ -221,7 +241,7 @@ class TerminologyResources:
         info = self.concepts.system(url, version)
         if info is None:
             return None
-        key = ("store", info.url, info.version)
+        key = ("store", info.url, info.version, self.concepts.generation)
         found = self._systems.get(key)
         if found is None:
             from cmio.terminology.stored import StoredCodeSystem

@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from cmio.terminology.answers import AnswerCache
 from cmio.terminology.errors import TerminologyError
 from cmio.terminology.expansion import Expander, ExpandOptions, Expansion, Member, iter_page
 from cmio.terminology.resources import TerminologyResources, split_canonical
 from cmio.terminology.stored import StoredCodeSystem
 
-__all__ = ["ExpandRequest", "TerminologyService", "implicit_valueset"]
+__all__ = ["ExpandRequest", "TerminologyService", "implicit_valueset", "valueset_key"]
 
 _FHIR_VS = "?fhir_vs"
 
@@ -122,6 +123,8 @@ class TerminologyService:
         self.cache_size = cache_size
         self._cache: OrderedDict[tuple[Any, ...], Expansion] = OrderedDict()
         self._lock = threading.Lock()
+        self.answers = AnswerCache()
+        """Whole ``$validate-code`` answers, reused for a second (see :mod:`.answers`)."""
 
     def close(self) -> None:
         """Close the concept store, if any."""
@@ -278,7 +281,12 @@ def _stored_isa_page(
     url, version, top = source.url, source.version, str(filters[0].get("value"))
     if source.get(top) is None:
         return None
-    total, entries = source.page_under(top, request.offset, request.count)
+    full = bool(
+        request.include_designations
+        or options.display_language
+        or isinstance(valueset.get("language"), str)
+    )
+    total, entries = source.page_under(top, request.offset, request.count, full)
     page = [Member(url, version, e.code, source, _entry=e) for e in entries]
     used = [("used-codesystem", f"{url}|{version}" if version else url)]
     return Expansion(valueset, {}, used), total, page
@@ -293,6 +301,13 @@ def _prefetch(members: list[Member]) -> None:
             by_source.setdefault(id(member.source), (prefetch, []))[1].append(member.code)
     for prefetch, codes in by_source.values():
         prefetch(codes)
+
+
+def valueset_key(
+    valueset: dict[str, Any], resources: TerminologyResources
+) -> tuple[Any, ...] | None:
+    """What identifies a value set's content for caching (None: not cacheable)."""
+    return _cache_key(valueset, resources)
 
 
 def _cache_key(valueset: dict[str, Any], resources: TerminologyResources) -> tuple[Any, ...] | None:

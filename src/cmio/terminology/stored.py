@@ -13,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from cmio.terminology._store_read import ConceptRow, concept_of_row
 from cmio.terminology.codesystem import Entry
 from cmio.terminology.concept_types import Concept, SystemInfo
 from cmio.terminology.concepts import ConceptStore
@@ -68,6 +69,16 @@ def entry_of(concept: Concept, types: dict[str, str]) -> Entry:
     )
 
 
+def _light_entry(row: ConceptRow, types: dict[str, str]) -> Entry:
+    """An entry with what an expansion row shows; the blob is decoded only when it may
+    carry ``notSelectable`` (the abstract flag)."""
+    blob = row[4]
+    if blob is not None and b"notSelectable" in blob:
+        full = entry_of(concept_of_row(row), types)
+        return Entry(row[0], row[1], row[2], abstract=full.abstract, inactive=not row[3])
+    return Entry(row[0], row[1], row[2], inactive=not row[3])
+
+
 class StoredCodeSystem:
     """One (url, version) of the concept store.
 
@@ -98,6 +109,12 @@ class StoredCodeSystem:
         self._types = {code: _TYPES.get(kind, "valueString") for code, kind, _ in info.properties}
         self._cache: OrderedDict[str, Entry | None] = OrderedDict()
         self._cache_size = cache_size
+        self._pages: OrderedDict[tuple[str, int, int, bool], tuple[int, list[Entry]]] = (
+            OrderedDict()
+        )
+
+    page_cache = 256
+    """Expansion pages kept by :meth:`page_under`."""
 
     def get(self, code: str) -> Entry | None:
         """The concept, decoded once and kept (LRU)."""
@@ -122,24 +139,46 @@ class StoredCodeSystem:
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
-    def page_under(self, code: str, offset: int, count: int) -> tuple[int, list[Entry]]:
+    def page_under(
+        self, code: str, offset: int, count: int, full: bool = True
+    ) -> tuple[int, list[Entry]]:
         """``code`` and everything below it (is-a), paged in SQL over the closure.
 
+        Pages are kept (LRU, ``page_cache`` of them) for the life of this object, which
+        :class:`~cmio.terminology.resources.TerminologyResources` replaces when a
+        terminology resource or the concept store changes.
+
+        Args:
+            code: the top concept.
+            offset: first concept of the page.
+            count: concepts in the page.
+            full: decode designations, properties and parents; when False the entries
+                carry only what an expansion's ``contains`` shows without designations
+                (code, display, definition, inactive, abstract).
+
         Returns:
-            the total number of such concepts and the decoded entries of the page
-            (in load order, stable across pages).
+            the total number of such concepts and the entries of the page (in load
+            order, stable across pages).
         """
-        total = self.store.count(self.url, self.version, under=code)
-        page = self.store.iter_concepts(
-            self.url, self.version, offset=offset, count=count, under=code
-        )
+        key = (code, offset, count, full)
+        hit = self._pages.get(key)
+        if hit is not None:
+            self._pages.move_to_end(key)
+            return hit
+        total, rows = self.store.page_below(self.url, code, self.version, offset, count)
         entries = []
-        for concept in page:
-            entry = entry_of(concept, self._types)
-            self._cache[concept.code] = entry
+        for row in rows:
+            if full:
+                entry = entry_of(concept_of_row(row), self._types)
+                self._cache[row[0]] = entry
+            else:
+                entry = _light_entry(row, self._types)
             entries.append(entry)
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
+        self._pages[key] = (total, entries)
+        if len(self._pages) > self.page_cache:
+            self._pages.popitem(last=False)
         return total, entries
 
     def codes(self) -> Iterator[str]:

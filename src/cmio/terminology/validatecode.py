@@ -11,13 +11,16 @@ element path (``Coding.code``, ``CodeableConcept.coding[0].display`` ...).
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from cmio.terminology.errors import TX_ISSUE_TYPE, TerminologyError
 from cmio.terminology.expansion import ExpandOptions
 from cmio.terminology.resources import TerminologyResources, version_matches
-from cmio.terminology.service import TerminologyService, display_for
+from cmio.terminology.service import TerminologyService, display_for, valueset_key
 
 __all__ = ["CodingInput", "Issue", "ValidateRequest", "validate_code"]
 
@@ -306,8 +309,46 @@ def validate_code(
     request: ValidateRequest,
     resources: TerminologyResources | None = None,
 ) -> dict[str, Any]:
-    """Validate codings; the answer is the operation's Parameters resource."""
+    """Validate codings; the answer is the operation's Parameters resource.
+
+    Answers are reused for a second (:class:`cmio.terminology.answers.AnswerCache`),
+    keyed by every input and the resources' generation; calls with resources of their
+    own (``tx-resource``) or an inline value set are always computed.
+    """
     resources = resources or service.resources
+    key = _answer_key(request, resources)
+    if key is None:
+        return _validate(service, request, resources)
+    return service.answers.get(key, lambda: _validate(service, request, resources))
+
+
+def _answer_key(request: ValidateRequest, resources: TerminologyResources) -> Hashable | None:
+    if resources.overlay:
+        return None
+    if request.valueset is None:
+        vs_key: tuple[Any, ...] | None = ("cs",)
+    else:
+        vs_key = valueset_key(request.valueset, resources)
+        if vs_key is None:
+            return None
+    concept = request.codeable_concept
+    return (
+        vs_key,
+        tuple(request.codings),
+        request.kind,
+        None if concept is None else orjson.dumps(concept),
+        request.lenient_display,
+        request.abstract,
+        request.display_language,
+        request.options.key(),
+        resources.generation,
+        resources.concepts.generation if resources.concepts is not None else 0,
+    )
+
+
+def _validate(
+    service: TerminologyService, request: ValidateRequest, resources: TerminologyResources
+) -> dict[str, Any]:
     outcomes = [_check(c, request, service, resources) for c in request.codings]
     good = [o for o in outcomes if o.ok]
     chosen = good[0] if good else (outcomes[0] if outcomes else _Outcome())

@@ -34,17 +34,22 @@ class OperationInput:
 
     def __init__(self, values: list[tuple[str, Any]]) -> None:
         self.values = values
+        self._by_name: dict[str, list[Any]] = {}
+        for key, value in values:
+            self._by_name.setdefault(key, []).append(value)
+
+    def has_any(self, names: frozenset[str]) -> bool:
+        """Whether any of ``names`` was given."""
+        return not names.isdisjoint(self._by_name)
 
     def all(self, name: str) -> list[Any]:
         """Every value of a parameter."""
-        return [value for key, value in self.values if key == name]
+        return list(self._by_name.get(name, ()))
 
     def first(self, name: str) -> Any:
         """The first value of a parameter, or None."""
-        for key, value in self.values:
-            if key == name:
-                return value
-        return None
+        found = self._by_name.get(name)
+        return found[0] if found else None
 
     def text(self, name: str) -> str | None:
         """A parameter as a string (400 when it is not a primitive)."""
@@ -162,8 +167,22 @@ def service_of(env: Env, inputs: OperationInput) -> tuple[Any, TerminologyResour
     return service, service.resources.with_overlay(extra)
 
 
+_OPTION_NAMES = frozenset(
+    {
+        "activeOnly",
+        "system-version",
+        "force-system-version",
+        "check-system-version",
+        "exclude-system",
+        "displayLanguage",
+    }
+)
+
+
 def expand_options(inputs: OperationInput) -> ExpandOptions:
     """Expansion options shared by ``$expand`` and ``$validate-code``."""
+    if not inputs.has_any(_OPTION_NAMES):
+        return ExpandOptions()
     return ExpandOptions(
         active_only=inputs.flag("activeOnly"),
         system_versions=inputs.canonical_map("system-version"),
