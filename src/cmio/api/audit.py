@@ -30,7 +30,9 @@ from cmio.api.errors import FhirError
 from cmio.api.http import FhirRequest, FhirResponse
 from cmio.api.render import json_response
 from cmio.security.audit import AuditFacts, AuditLog, AuditWriter, build_event, outcome_code
+from cmio.security.audit.events import AuditSource
 from cmio.security.audit.index import AuditIndex
+from cmio.security.audit.jobs import patient_of
 from cmio.security.grant import AccessGrant, SubjectKind
 from cmio.store.base import Repository, StoredResource, StoreError, Transaction
 
@@ -38,7 +40,6 @@ __all__ = ["Auditor", "PendingRecord", "classify", "patient_of"]
 
 _LOG = logging.getLogger("cmio.api.audit")
 _METHOD_INTERACTION = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
-_PATIENT_KEYS = ("subject", "patient", "beneficiary")
 _PATIENT_PARAMS = ("patient", "subject", "beneficiary")
 _READS = ("read", "vread", "history-instance")
 
@@ -141,24 +142,6 @@ def _patient_param(params: list[tuple[str, str]]) -> str | None:
     return None
 
 
-def patient_of(resource: Any) -> str | None:
-    """The Patient whose compartment ``resource`` is in (its id, or its subject/patient)."""
-    if not isinstance(resource, dict):
-        return None
-    if resource.get("resourceType") == "Patient":
-        rid = resource.get("id")
-        return rid if isinstance(rid, str) else None
-    for key in _PATIENT_KEYS:
-        ref = resource.get(key)
-        if isinstance(ref, list):
-            ref = ref[0] if ref else None
-        if isinstance(ref, dict):
-            text = ref.get("reference")
-            if isinstance(text, str) and text.startswith("Patient/"):
-                return text[len("Patient/") :].split("/", 1)[0]
-    return None
-
-
 class PendingRecord:
     """A response held until its audit record is durable (``503`` if it cannot be)."""
 
@@ -207,6 +190,9 @@ class Auditor:
         self.index = AuditIndex(self.log)
         self._prefix, self._counter = os.urandom(8).hex(), itertools.count(1)
         self._seen: ContextVar[_Seen | None] = ContextVar(f"cmio_audit_{id(self):x}", default=None)
+        self._source: ContextVar[AuditSource | None] = ContextVar(
+            f"cmio_audit_source_{id(self):x}", default=None
+        )
         repository.before_commit = self._before_commit
 
     def _id(self) -> str:
@@ -224,13 +210,28 @@ class Auditor:
             self.repository.before_commit = None
 
     @contextlib.contextmanager
+    def acting(self, source: AuditSource) -> Iterator[None]:
+        """Record the in-process requests made in this block as ``source``'s (the HL7 v2
+        engine applying a message: the sender is the requesting agent, the control id an
+        entity of every record, https://profiles.ihe.net/ITI/BALP/)."""
+        token = self._source.set(source)
+        try:
+            yield
+        finally:
+            self._source.reset(token)
+
+    @contextlib.contextmanager
     def interaction(self, request: FhirRequest) -> Iterator[_Seen]:
         """Mark ``request`` as the one being answered on this thread (for the write hook).
 
         A request reading AuditEvents first brings their searchable copy up to date
         (:class:`AuditIndex`), so a search sees every record written before it.
         """
-        seen = _Seen(request, classify(request))
+        facts = classify(request)
+        source = self._source.get()
+        if source is not None and facts.grant is None:
+            facts = replace(facts, source=source)
+        seen = _Seen(request, facts)
         if seen.facts.resource_type == "AuditEvent" and (
             request.method == "GET" or request.path.endswith("_search")
         ):
@@ -259,7 +260,7 @@ class Auditor:
             build_event(
                 replace(
                     facts,
-                    interaction=_METHOD_INTERACTION.get(stored.method, "update"),
+                    interaction=_written_as(stored),
                     resource_type=stored.type,
                     resource_id=stored.id,
                     version=stored.version,
@@ -343,6 +344,14 @@ def _current(seen: _Seen) -> AuditFacts:
     break-the-glass reason while answering)."""
     grant = seen.request.context.grant
     return seen.facts if grant is seen.facts.grant else replace(seen.facts, grant=grant)
+
+
+def _written_as(stored: StoredResource) -> str:
+    """The interaction that wrote ``stored``: an update that made version 1 is a create."""
+    interaction = _METHOD_INTERACTION.get(stored.method, "update")
+    if interaction in ("update", "patch") and stored.version == 1 and stored.data is not None:
+        return "create"
+    return interaction
 
 
 def _patient_of_stored(tx: Transaction, stored: StoredResource) -> str | None:

@@ -116,8 +116,15 @@ class RouterSink:
 
     def _isolated(self, item: SinkItem, *, nested: bool) -> SinkOutcome:
         scope = self.repository.transaction() if nested else contextlib.nullcontext()
+        auditor = self.router.env.auditor  # the sender is the agent of the message's records
+        acting: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        if auditor is not None and item.control_id:
+            from cmio.security.audit.events import AuditSource
+
+            source = AuditSource.hl7v2(item.channel, item.sender, item.control_id)
+            acting = auditor.acting(source)
         try:
-            with scope as tx:
+            with acting, scope as tx:
                 return self._one(item, tx)
         except _Refused as refused:  # the savepoint rolled the message back alone
             return refused.outcome

@@ -35,7 +35,7 @@ from cmio.bulk.parser import (
 from cmio.bulk.report import ImportSummary, Problem, Rejected, ReportWriter
 from cmio.bulk.sources import InputFile, Task, discover, iter_tasks
 from cmio.bulk.workers import StoreResolver, WorkerConfig, WorkerPool, make_validator
-from cmio.bulk.writer import BatchWriter
+from cmio.bulk.writer import BatchAudit, BatchWriter
 from cmio.indexing import SearchIndexer
 from cmio.model import Model
 from cmio.store.base import Repository
@@ -119,6 +119,7 @@ def import_paths(
     batch_size: int = 5000,
     report_path: str | Path | None = None,
     progress: ProgressCallback | None = None,
+    audit: BatchAudit | None = None,
 ) -> ImportSummary:
     """Import Bundles and NDJSON files into a repository.
 
@@ -139,13 +140,15 @@ def import_paths(
         report_path: where rejected resources are written (NDJSON, or CSV for
             ``*.csv``); created only if something is rejected.
         progress: called after each block of input.
+        audit: records each batch's writes inside its transaction (the audit trail,
+            e.g. :meth:`cmio.security.audit.jobs.JobAudit.batch`).
 
     Returns:
         Counts per resource type, files read and the report path.
     """
     with relaxed_gc():
         return _import(
-            target, paths, model, database_url, workers, batch_size, report_path, progress
+            target, paths, model, database_url, workers, batch_size, report_path, progress, audit
         )
 
 
@@ -175,6 +178,7 @@ def _import(
     batch_size: int,
     report_path: str | Path | None,
     progress: ProgressCallback | None,
+    audit: BatchAudit | None = None,
 ) -> ImportSummary:
     began = time.perf_counter()
     own: Repository | None = None
@@ -199,7 +203,7 @@ def _import(
         files, skipped = discover(paths, model.resource_types)
         summary = ImportSummary(files=len(files), skipped_files=skipped)
         report = ReportWriter(report_path)
-        writer = BatchWriter(repository, summary, report, batch_size)
+        writer = BatchWriter(repository, summary, report, batch_size, audit=audit)
         resolver = StoreResolver(env)
         # rows are extracted by the parser (in the workers) when the store's indexer is
         # the standard SearchIndexer, which a worker can rebuild from the model

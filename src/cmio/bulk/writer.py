@@ -14,7 +14,7 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,11 +23,13 @@ import orjson
 from cmio.bulk.parser import ChunkResult, Deferred
 from cmio.bulk.report import ImportSummary, Rejected, ReportWriter
 from cmio.store import format_instant
-from cmio.store.base import Repository, TableRows
+from cmio.store.base import Repository, StoredResource, TableRows, Transaction
 
-__all__ = ["BatchWriter"]
+__all__ = ["BatchAudit", "BatchWriter"]
 
 Json = dict[str, Any]
+BatchAudit = Callable[[Transaction, Sequence[StoredResource], Sequence[Json]], None]
+"""Records a batch's writes in its transaction (the versions written, their resources)."""
 
 
 class BatchWriter:
@@ -45,8 +47,11 @@ class BatchWriter:
         batch_size: int,
         *,
         queued_batches: int = 2,
+        audit: BatchAudit | None = None,
     ) -> None:
         self.repository = repository
+        self.audit = audit
+        """Called inside each batch's transaction (the audit trail: issue 9)."""
         self.summary = summary
         self.report = report
         self.batch_size = batch_size
@@ -200,6 +205,9 @@ class BatchWriter:
             start = format_instant(datetime.now(UTC))
         with self.repository.transaction() as tx:
             stored = tx.put_many(batch, rows if any(r is not None for r in rows) else None)
+            if self.audit is not None:  # versions written now (not the unchanged ones)
+                new = [n for n, item in enumerate(stored) if item.last_updated >= start]
+                self.audit(tx, [stored[n] for n in new], [batch[n] for n in new])
         tallies = self._tallies
         last = self._last_written
         for item in stored:

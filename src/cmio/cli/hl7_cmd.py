@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import time
 from collections.abc import Mapping, Sequence
@@ -272,6 +273,7 @@ def register(app: typer.Typer) -> None:
         from rich.progress import Progress
 
         from cmio.api.app import build_env
+        from cmio.api.env import Settings
         from cmio.api.hl7 import RouterSink
         from cmio.api.router import FhirRouter
         from cmio.interfaces.hl7v2.engine.channels import ChannelError, load_channel
@@ -293,7 +295,8 @@ def register(app: typer.Typer) -> None:
             console.print("Nothing to replay")
             book.close()
             return
-        env = build_env(database or default_database_url())
+        audit = Settings.from_environment(os.environ).audit  # CMIO_AUDIT, on by default
+        env = build_env(database or default_database_url(), Settings(audit=audit))
         processor = Processor(config, book, RouterSink(FhirRouter(env)))
         try:
             rows = book.requeue(chosen)
@@ -310,6 +313,8 @@ def register(app: typer.Typer) -> None:
             after = book.rows(ids=chosen)
         finally:
             book.close()
+            if env.auditor is not None:
+                env.auditor.close()
             env.repository.close()
         states: dict[str, int] = {}
         for row in after:
@@ -349,7 +354,8 @@ class _StoreWhenReady:
             from cmio.api.router import FhirRouter
             from cmio.interfaces.hl7v2.mapping import ConceptMapTranslator
 
-            self._env = build_env(database_url, Settings(validation=validation))
+            audit = Settings.from_environment(os.environ).audit  # CMIO_AUDIT, on by default
+            self._env = build_env(database_url, Settings(validation=validation, audit=audit))
             self._sink = RouterSink(FhirRouter(self._env))
             if self._env.terminology is not None:
                 self._translator = ConceptMapTranslator(self._env.terminology.resources)
@@ -396,6 +402,8 @@ class _StoreWhenReady:
         """Close the store."""
         self._thread.join()
         if self._env is not None:
+            if self._env.auditor is not None:
+                self._env.auditor.close()
             self._env.repository.close()
 
 

@@ -77,9 +77,13 @@ def register(app: typer.Typer) -> None:
             TimeElapsedColumn,
         )
 
+        from cmio.api.env import Settings
         from cmio.bulk.importer import ImportProgress, import_paths
+        from cmio.security.audit.jobs import JobAudit
 
         url = database or default_database_url()
+        audited = Settings.from_environment(os.environ).audit  # CMIO_AUDIT, on by default
+        audit = JobAudit.for_command("import") if audited else None
         console = Console(stderr=True)
         columns = (
             TextColumn("[bold]import"),
@@ -113,6 +117,7 @@ def register(app: typer.Typer) -> None:
                 batch_size=batch_size,
                 report_path=report,
                 progress=progress,
+                audit=None if audit is None else audit.batch,  # a record per batch, in it
             )
         _print_summary(console, summary)
         if summary.rejected:

@@ -205,6 +205,10 @@ class PostgresRepository(Repository):
         pinned: psycopg.Connection[Any] | None = getattr(self._pinned, "conn", None)
         return contextlib.nullcontext(pinned) if pinned is not None else self._pool.connection()
 
+    def in_transaction(self) -> bool:
+        """Whether this thread is inside :meth:`atomic` (a new transaction would nest in it)."""
+        return getattr(self._pinned, "conn", None) is not None
+
     @contextlib.contextmanager
     def atomic(self) -> Iterator[None]:
         """One database transaction for everything this thread does to the store inside.

@@ -30,6 +30,7 @@ __all__ = [
     "BTG",
     "INTERACTION_ACTIONS",
     "AuditFacts",
+    "AuditSource",
     "build_event",
     "outcome_code",
 ]
@@ -83,6 +84,43 @@ _OUTCOME_DESC = {"0": None, "4": "minor failure", "8": "serious failure", "12": 
 
 
 @dataclass(frozen=True, slots=True)
+class AuditSource:
+    """A system writing on its own account: an HL7 v2 sender on a channel, a bulk import,
+    a reindex job. Recorded as the requesting agent, shaped like a Device
+    (https://hl7.org/fhir/R4/auditevent-definitions.html#AuditEvent.agent.who), with
+    the message or job it applied as an entity (HL7 v2: ``MSH-10`` in the entity's
+    ``detail``, as the IHE ATNA records of HL7 v2 transactions carry it).
+
+    Attributes:
+        system: the identifier system naming the source (``urn:cmio:hl7v2:{channel}``).
+        value: the source within it (the HL7 sending application and facility).
+        display: a readable name.
+        message: the id of the message or job applied (empty: none).
+        message_type: what ``message`` is (``MSH-10``, ``job``).
+        address: the source's network address, if known.
+    """
+
+    system: str
+    value: str
+    display: str
+    message: str = ""
+    message_type: str = "job"
+    address: str | None = None
+
+    @classmethod
+    def hl7v2(cls, channel: str, sender: str, control_id: str) -> AuditSource:
+        """The sender of one HL7 v2 message on ``channel`` (``sender``: MSH-3|MSH-4)."""
+        name = sender.replace("|", " ").strip() or "unknown sender"
+        return cls(
+            f"urn:cmio:hl7v2:{channel}",
+            sender,
+            f"HL7 v2 {name} on channel {channel}",
+            control_id,
+            "MSH-10",
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class AuditFacts:
     """What happened, as the API layer saw it.
 
@@ -104,6 +142,11 @@ class AuditFacts:
         status: the HTTP status answered.
         recorded: the instant (defaults to now).
         id: the AuditEvent id (empty: a fresh random one).
+        source: the system acting on its own account (then the user and client agents
+            give way to it).
+        resources: more resources written (``Type/id/_history/v``), an entity each: the
+            record of a batch (bulk import).
+        patients: the patients of ``resources`` (an entity each).
     """
 
     interaction: str
@@ -122,6 +165,9 @@ class AuditFacts:
     status: int | None = None
     recorded: str = field(default_factory=lambda: _now())
     id: str = ""
+    source: AuditSource | None = None
+    resources: tuple[str, ...] = ()
+    patients: tuple[str, ...] = ()
 
 
 def _now() -> str:
@@ -218,6 +264,32 @@ def _server_agent(server: str) -> dict[str, Any]:
     }
 
 
+def _source_agent(source: AuditSource) -> dict[str, Any]:
+    """A system acting on its own account (a Device-like requestor)."""
+    agent: dict[str, Any] = {
+        "type": {"coding": [_coding(DCM, "110153", "Source Role ID")]},
+        "who": {
+            "identifier": {"system": source.system, "value": source.value},
+            "display": source.display,
+        },
+        "requestor": True,
+    }
+    if source.address:
+        agent["network"] = {"address": source.address, "type": "2"}  # IP address
+    return agent
+
+
+def _agents(facts: AuditFacts) -> list[dict[str, Any]]:
+    """The client application, the server and the user; or a source system and the server."""
+    if facts.source is not None and facts.grant is None:
+        return [_source_agent(facts.source), _server_agent(facts.server)]
+    return [
+        _client_agent(facts.grant, facts.remote_addr),
+        _server_agent(facts.server),
+        _user_agent(facts.grant),
+    ]
+
+
 def _entities(facts: AuditFacts) -> list[dict[str, Any]]:
     entities: list[dict[str, Any]] = []
     if facts.patient:
@@ -226,6 +298,22 @@ def _entities(facts: AuditFacts) -> list[dict[str, Any]]:
                 "what": {"reference": f"Patient/{facts.patient}"},
                 "type": _coding(_ENTITY_TYPE, "1", "Person"),
                 "role": _coding(_OBJECT_ROLE, "1", "Patient"),
+            }
+        )
+    for patient in facts.patients:
+        entities.append(
+            {
+                "what": {"reference": f"Patient/{patient}"},
+                "type": _coding(_ENTITY_TYPE, "1", "Person"),
+                "role": _coding(_OBJECT_ROLE, "1", "Patient"),
+            }
+        )
+    for ref in facts.resources:
+        entities.append(
+            {
+                "what": {"reference": ref},
+                "type": _coding(_ENTITY_TYPE, "2", "System Object"),
+                "role": _coding(_OBJECT_ROLE, "4", "Domain Resource"),
             }
         )
     if facts.resource_type and facts.resource_id:
@@ -253,6 +341,16 @@ def _entities(facts: AuditFacts) -> list[dict[str, Any]]:
             {
                 "what": {"identifier": {"value": facts.correlation_id}},
                 "type": _coding(_ENTITY_BALP, "XrequestId", "X-Request-Id"),
+            }
+        )
+    source = facts.source
+    if source is not None and source.message:
+        entities.append(
+            {
+                "what": {"identifier": {"system": source.system, "value": source.message}},
+                "type": _coding(_ENTITY_TYPE, "2", "System Object"),
+                "description": source.display,
+                "detail": [{"type": source.message_type, "valueString": source.message}],
             }
         )
     grant = facts.grant
@@ -288,7 +386,8 @@ def build_event(facts: AuditFacts) -> dict[str, Any]:
         if facts.operation:
             subtype.append(_coding("urn:cmio:operation", facts.operation))
         plain, with_patient = _PROFILES[action]
-        profile = BALP + (with_patient if facts.patient else plain)
+        one_patient = bool(facts.patient) and not facts.patients
+        profile = BALP + (with_patient if one_patient else plain)
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "id": facts.id or os.urandom(16).hex(),
@@ -297,11 +396,7 @@ def build_event(facts: AuditFacts) -> dict[str, Any]:
         "action": action,
         "recorded": facts.recorded,
         "outcome": facts.outcome,
-        "agent": [
-            _client_agent(facts.grant, facts.remote_addr),
-            _server_agent(facts.server),
-            _user_agent(facts.grant),
-        ],
+        "agent": _agents(facts),
         "source": {
             "observer": {"display": f"cmio {facts.server}"},
             "type": [

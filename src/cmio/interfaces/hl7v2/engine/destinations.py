@@ -67,11 +67,17 @@ class SinkItem:
         bundle: the transaction Bundle (it holds the marker unless ``marker`` is set).
         merge: an ADT^A40 merge to apply after the Bundle (the mapping's ``Merge``).
         marker: the marker Provenance to write last, after the merge.
+        channel: the channel that received the message (for its audit records).
+        sender: MSH-3|MSH-4 of the message.
+        control_id: MSH-10 of the message.
     """
 
     bundle: dict[str, Any]
     merge: Any = None
     marker: dict[str, Any] | None = None
+    channel: str = ""
+    sender: str = ""
+    control_id: str = ""
 
 
 class TransactionSink(Protocol):

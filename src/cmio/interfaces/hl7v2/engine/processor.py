@@ -381,6 +381,9 @@ class Processor:
             item = SinkItem(with_marker(mapped.bundle, marker))
         else:  # a merge comes after the Bundle; the marker last, once both are done
             item = SinkItem(mapped.bundle, merge, marker)
+        item = dataclasses.replace(  # who sent it: its audit records name the sender
+            item, channel=row.channel, sender=row.sender, control_id=row.control_id
+        )
         unmapped = [describe_unmapped(u) for u in mapped.unmapped]
         return Prepared(work, message, item, unmapped), None
 
