@@ -65,7 +65,7 @@ def test_custom_parameter_takes_effect_after_reindex(
     with pytest.raises(InvalidRequestError):
         _eyes(repo, "blue")  # not before $reindex
     seen: list[int] = []
-    state = Reindexer(repo, indexer, batch_size=3).run(lambda s: seen.append(s.done))
+    state = Reindexer(repo, indexer, batch_size=3, grace=0).run(lambda s: seen.append(s.done))
     assert state.status == "completed" and state.parameters == ["eye-colour"]
     assert state.done == state.total == 8 and seen[-1] == 8
     assert _eyes(repo, "blue") == {"eye0", "eye3", "eye6"}
@@ -92,7 +92,7 @@ def test_interrupted_reindex_resumes(store: tuple[Repository, SearchIndexer], mo
     saved = Reindexer(repo, indexer).state()
     assert saved is not None and saved.status == "running" and saved.done == 3
     assert saved.cursor is not None
-    resumed = Reindexer(repo, SearchIndexer(model), batch_size=3).run()  # a new process
+    resumed = Reindexer(repo, SearchIndexer(model), batch_size=3, grace=0).run()  # a new process
     assert resumed.status == "completed" and resumed.done == 8
     assert _eyes(repo, "green") == {"eye2", "eye5"}
 
@@ -105,7 +105,7 @@ def test_reindex_indexes_data_stored_without_rows(
         tx.replace_index([("Patient", f"eye{i}") for i in range(7)], [])
     family = SearchQuery("Patient", (SearchClause("family", ("iris",)),), count=100)
     assert repo.search(family).total == 0
-    Reindexer(repo, indexer).run()
+    Reindexer(repo, indexer, grace=0).run()
     assert repo.search(family).total == 7
 
 

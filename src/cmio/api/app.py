@@ -41,10 +41,11 @@ def build_env(
     model = model or load_model()
     indexer = SearchIndexer(model)
     repository = open_repository(database_url, indexer=indexer)
-    from cmio.bulk.reindex import apply_custom_parameters
+    from cmio.bulk.search_registry import SearchRegistry
 
-    apply_custom_parameters(repository, indexer)  # SearchParameters a $reindex applied
     settings = settings or Settings()
+    registry = SearchRegistry(repository, indexer, max_age=settings.search_registry_max_age)
+    registry.refresh(force=True)  # the SearchParameters the latest $reindex published
     terminology = open_terminology(repository, settings.terminology_db)
     provider = ServiceTerminology(terminology)
     indexer.search_compiler.terminology = provider  # search :in/:not-in/:above/:below
@@ -60,6 +61,7 @@ def build_env(
     if settings.validation not in ("off", "base", "profiles"):
         raise ValueError(f"validation must be off, base or profiles, not {settings.validation!r}")
     env = Env(repository, model, validator, settings, exports=ExportJobs(settings.export_dir))
+    env.search_registry = registry  # kept in step with other workers' $reindex
     env.terminology = terminology
     from cmio.rules import WriteRules
 

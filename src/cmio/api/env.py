@@ -87,6 +87,11 @@ class Settings:
     """The role a signed-in user needs to read ``/metrics`` (``CMIO_METRICS_ROLE``, e.g.
     ``informaticist``); None: any valid token. The scrape token is always accepted."""
 
+    search_registry_max_age: float = 1.0
+    """Seconds a worker trusts its last look at the store's custom SearchParameter
+    registry (:mod:`cmio.bulk.search_registry`): a ``$reindex`` started by any process is
+    in effect in every worker within this time (0: look before every request)."""
+
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:
         """Settings from ``CMIO_MAX_BODY_BYTES`` and ``CMIO_MAX_BUNDLE_ENTRIES`` when set."""
@@ -134,3 +139,6 @@ class Env:
     """The audit trail (:class:`cmio.api.audit.Auditor`); None: interactions are not audited."""
     rules: Any = None
     """Data-quality rules checked on every write (:class:`cmio.rules.WriteRules`); None: none."""
+    search_registry: Any = None
+    """This process's custom SearchParameter registry
+    (:class:`cmio.bulk.search_registry.SearchRegistry`), made on first use."""

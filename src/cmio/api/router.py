@@ -29,6 +29,7 @@ from cmio.api.ops import (
     update,
     validate,
 )
+from cmio.api.ops.reindex import sync_search_parameters
 from cmio.api.render import json_response
 from cmio.security.policy import Policy
 from cmio.store.base import (
@@ -116,6 +117,7 @@ class FhirRouter:
 
     def _route(self, request: FhirRequest) -> FhirResponse:
         env, method = self.env, request.method
+        sync_search_parameters(env)  # custom SearchParameters another process reindexed
         policy = authorize.policy_for(env, request)  # None: in-process caller, unrestricted
         if "$export" in request.path:
             authorize.check_export(env, policy, request)

@@ -8,8 +8,13 @@ then walks the store in ``(type, id)`` order and replaces each batch's rows in
 one transaction together with the job's cursor, so an interrupted job resumes
 where it stopped (:meth:`Reindexer.run` continues an unfinished job). The same
 walk also indexes data stored before the current index schema. The applied
-parameters are remembered, and :func:`apply_custom_parameters` re-applies them
-when a server starts.
+parameter versions are published in the store's search-parameter registry
+(:mod:`cmio.bulk.search_registry`) in the job's first transaction, so every other
+process serving the store switches to them within a second, and a server
+starting later applies them (:func:`apply_custom_parameters`). When the walk is
+done, the resources written since the start are indexed once more, so a write
+another process indexed with the previous definitions before it noticed the
+change is not left without rows.
 """
 
 from __future__ import annotations
@@ -18,13 +23,17 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from cmio.bulk.search_registry import SearchRegistry
 from cmio.indexing import SearchIndexer
-from cmio.indexing.custom import CustomParameterError, extend_model, parse_search_parameter
+from cmio.indexing.custom import CustomParameterError, parse_search_parameter
 from cmio.model import Model
+from cmio.model.types import SearchParamDef
+from cmio.store._common import format_instant
 from cmio.store.base import Repository, SearchQuery
 
 __all__ = ["JOB", "ReindexState", "Reindexer", "apply_custom_parameters"]
@@ -68,41 +77,32 @@ class ReindexState:
 
 
 def _custom(
-    model: Model, repository: Repository, only: list[str] | None
-) -> tuple[Model, list[str], list[str]]:
-    """The model extended with the stored SearchParameters (or the ids in ``only``)."""
+    model: Model, repository: Repository
+) -> tuple[list[SearchParamDef], list[tuple[str, int]], list[str]]:
+    """The stored SearchParameters: usable definitions, their ``(id, version)``, and the
+    reasons the others are skipped."""
     page = repository.search(SearchQuery("SearchParameter", count=100_000, total=False))
     defs, applied, skipped = [], [], []
     for stored in page.resources:
-        if stored.data is None or (only is not None and stored.id not in only):
+        if stored.data is None:
             continue
         try:
             defs.append(parse_search_parameter(model, orjson.loads(stored.data)))
-            applied.append(stored.id)
+            applied.append((stored.id, stored.version))
         except CustomParameterError as exc:
             skipped.append(str(exc))
-    return extend_model(model, defs), applied, skipped
+    return defs, applied, skipped
 
 
 def apply_custom_parameters(repository: Repository, indexer: SearchIndexer) -> list[str]:
-    """Switch ``indexer`` to the SearchParameters the last reindex applied (server start).
+    """Switch ``indexer`` to the published SearchParameters (server start).
 
     Returns:
         The SearchParameter ids in effect.
     """
-    with repository.read_transaction() as tx:
-        try:
-            text = tx.job_state(JOB)
-        except NotImplementedError:
-            return []
-    if text is None:
-        return []
-    state = ReindexState.loads(text)
-    if not state.parameters:
-        return []
-    model, applied, _ = _custom(indexer.base_model, repository, state.parameters)
-    indexer.use_model(model)
-    return applied
+    registry = SearchRegistry(repository, indexer)
+    registry.refresh(force=True)
+    return list(registry.parameters)
 
 
 class Reindexer:
@@ -112,14 +112,25 @@ class Reindexer:
         repository: the store.
         indexer: the store's indexer (switched to the extended model on start).
         batch_size: resources per transaction.
+        registry: this process's search-parameter registry (one is made when omitted).
+        grace: seconds after the start before the final pass over the resources written
+            since (None: the registry's ``max_age`` plus one second, by when every other
+            process has switched and finished the writes it indexed before).
     """
 
     def __init__(
-        self, repository: Repository, indexer: SearchIndexer, batch_size: int = 500
+        self,
+        repository: Repository,
+        indexer: SearchIndexer,
+        batch_size: int = 500,
+        registry: SearchRegistry | None = None,
+        grace: float | None = None,
     ) -> None:
         self.repository = repository
         self.indexer = indexer
         self.batch_size = batch_size
+        self.registry = registry if registry is not None else SearchRegistry(repository, indexer)
+        self.grace = self.registry.max_age + 1.0 if grace is None else grace
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.error: str | None = None
@@ -131,13 +142,14 @@ class Reindexer:
         return None if text is None else ReindexState.loads(text)
 
     def start(self) -> ReindexState:
-        """Begin a new job: apply the stored SearchParameters, reset the cursor."""
-        model, applied, skipped = _custom(self.indexer.base_model, self.repository, None)
-        self.indexer.use_model(model)
+        """Begin a new job: publish and apply the stored SearchParameters, reset the cursor."""
+        defs, applied, skipped = _custom(self.indexer.base_model, self.repository)
         total = self.repository.search(SearchQuery(None, count=0, total=True)).total or 0
-        state = ReindexState("running", applied, skipped, None, 0, total, time.time())
+        ids = [rid for rid, _ in applied]
+        state = ReindexState("running", ids, skipped, None, 0, total, time.time())
         with self.repository.transaction() as tx:
             tx.set_job_state(JOB, state.dumps())
+            self.registry.publish(tx, applied, defs)
         return state
 
     def run(self, progress: Callable[[ReindexState], None] | None = None) -> ReindexState:
@@ -149,16 +161,13 @@ class Reindexer:
         state = self.state()
         if state is None or state.status != "running":
             state = self.start()
-        elif self.indexer.model is self.indexer.base_model and state.parameters:
-            model, _, _ = _custom(self.indexer.base_model, self.repository, state.parameters)
-            self.indexer.use_model(model)
+        else:
+            self.registry.refresh(force=True)  # the definitions the interrupted job published
         cursor = tuple(state.cursor) if state.cursor else None
         while True:
             with self.repository.transaction() as tx:
                 batch = tx.scan(cursor, self.batch_size)  # type: ignore[arg-type]
                 if not batch:
-                    state.status, state.finished = "completed", time.time()
-                    tx.set_job_state(JOB, state.dumps())
                     break
                 keys = [(s.type, s.id) for s in batch]
                 rows = [self.indexer.keyed_rows(orjson.loads(s.data or b"{}")) for s in batch]
@@ -168,9 +177,28 @@ class Reindexer:
                 tx.set_job_state(JOB, state.dumps())
             if progress is not None:
                 progress(state)
+        self._catch_up(state.started)
+        with self.repository.transaction() as tx:
+            state.status, state.finished = "completed", time.time()
+            tx.set_job_state(JOB, state.dumps())
         if progress is not None:
             progress(state)
         return state
+
+    def _catch_up(self, started: float) -> None:
+        """Index again the resources written since the job started (a second before, for
+        clock ties), once ``grace`` seconds have passed: another process may have indexed
+        them with the definitions it had before its registry noticed the change."""
+        time.sleep(max(0.0, started + self.grace - time.time()))
+        since = format_instant(datetime.fromtimestamp(started - 1.0, UTC))
+        types = sorted(self.indexer.base_model.resource_types)
+        keys = [(s.type, s.id) for s in self.repository.iter_current(types, since)]
+        for start in range(0, len(keys), self.batch_size):
+            with self.repository.transaction() as tx:
+                found = [tx.current(t, i) for t, i in keys[start : start + self.batch_size]]
+                live = [s for s in found if s is not None and not s.deleted and s.data]
+                rows = [self.indexer.keyed_rows(orjson.loads(s.data or b"{}")) for s in live]
+                tx.replace_index([(s.type, s.id) for s in live], rows)
 
     def start_background(self, resume: bool = False) -> None:
         """Start a new job (or, with ``resume``, continue the saved one) in a background

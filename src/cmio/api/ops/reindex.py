@@ -5,6 +5,10 @@ starts the job (202 Accepted, ``Content-Location`` the status URL); ``GET
 [base]/$reindex`` answers its progress as a ``Parameters`` resource. An
 interrupted job continues on the next ``POST`` or with ``cmio reindex``. See
 :mod:`cmio.bulk.reindex` and https://hl7.org/fhir/R4/searchparameter.html.
+
+:func:`sync_search_parameters` keeps this process on the custom SearchParameters
+that the latest reindex (started by any process) published; the router calls it
+before every request.
 """
 
 from __future__ import annotations
@@ -16,18 +20,40 @@ from cmio.api.errors import FhirError, OutcomeIssue, operation_outcome
 from cmio.api.http import FhirRequest, FhirResponse
 from cmio.api.render import json_response
 
-__all__ = ["reindex"]
+__all__ = ["reindex", "sync_search_parameters"]
+
+
+def _registry(env: Env) -> Any:
+    """The process's search-parameter registry (None: the store has no search indexer)."""
+    if env.search_registry is None:
+        from cmio.bulk.search_registry import SearchRegistry
+        from cmio.indexing import SearchIndexer
+
+        indexer = env.repository.indexer
+        if not isinstance(indexer, SearchIndexer):
+            return None
+        env.search_registry = SearchRegistry(
+            env.repository, indexer, max_age=env.settings.search_registry_max_age
+        )
+    return env.search_registry
+
+
+def sync_search_parameters(env: Env) -> None:
+    """Switch to the custom SearchParameters the latest ``$reindex`` published, if they
+    changed (one primary-key read, at most once per ``Settings.search_registry_max_age``)."""
+    registry = _registry(env)
+    if registry is not None:
+        registry.refresh()
 
 
 def _reindexer(env: Env) -> Any:
     from cmio.bulk.reindex import Reindexer
-    from cmio.indexing import SearchIndexer
 
     if env.reindexer is None:
-        indexer = env.repository.indexer
-        if not isinstance(indexer, SearchIndexer):
+        registry = _registry(env)
+        if registry is None:
             raise FhirError(501, "not-supported", "This store has no search indexer to rebuild")
-        env.reindexer = Reindexer(env.repository, indexer)
+        env.reindexer = Reindexer(env.repository, registry.indexer, registry=registry)
     return env.reindexer
 
 

@@ -101,6 +101,9 @@ def prepare_write(env: Env, request: FhirRequest) -> FhirRequest:
         resource["id"] = new_id()
     elif resource.get("id") != rid:
         return request
+    from cmio.api.ops.reindex import sync_search_parameters
+
+    sync_search_parameters(env)  # index with the custom SearchParameters now in effect
     indexer = env.repository.indexer
     table_rows = getattr(indexer, "table_rows", None)
     rows: TableRows | None = table_rows(resource) if table_rows is not None else None
