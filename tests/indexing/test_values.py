@@ -85,6 +85,64 @@ def test_json_heads() -> None:
     assert json_heads("exists()") is None
 
 
+def test_typed_heads_name_the_choice_properties() -> None:
+    from cmio.indexing.composite import typed_heads
+    from cmio.model import load_model
+
+    model = load_model()
+    quantity = typed_heads(model, "value.ofType(Quantity)")
+    assert quantity is not None
+    assert {"valueQuantity", "_valueQuantity", "valueAge", "valueDuration"} <= set(quantity)
+    assert "valueCodeableConcept" not in quantity
+    assert typed_heads(model, "value.ofType(DateTime) | value.ofType(Period)") == (
+        "valueDateTime",
+        "_valueDateTime",
+        "valuePeriod",
+        "_valuePeriod",
+    )
+    assert typed_heads(model, "code") == ("code", "_code")  # no type filter: json_heads
+    assert typed_heads(model, "value.ofType(NoSuchType)") == ("value", "_value")
+
+
+def test_composite_rows_equal_the_unfiltered_evaluation() -> None:
+    """Typed heads and the per-resource memo change no row: every composite of an
+    Observation, compared with plans built on plain ``json_heads`` and no memo."""
+    from cmio.indexing import SearchIndexer
+    from cmio.indexing.composite import CompositePlan
+    from cmio.model import load_model
+
+    indexer = SearchIndexer(load_model())
+    code = {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]}
+    values: list[dict[str, object]] = [
+        {"valueQuantity": {"value": 120, "unit": "mm[Hg]", "system": "http://unitsofmeasure.org"}},
+        {"valueCodeableConcept": {"coding": [{"system": "http://snomed.info/sct", "code": "1"}]}},
+        {"valueString": "positive"},
+        {"valueDateTime": "2026-01-02"},
+        {"valuePeriod": {"start": "2026-01-02", "end": "2026-01-03"}},
+        {"valueBoolean": True},
+        {
+            "component": [
+                {"code": code, "valueQuantity": {"value": 80, "code": "mm[Hg]"}},
+                {"code": code, "valueCodeableConcept": {"text": "x", "coding": [{"code": "y"}]}},
+                {"code": code},
+            ]
+        },
+    ]
+    plans = indexer._composites("Observation")
+    assert plans
+    for extra in values:
+        resource = {"resourceType": "Observation", "status": "final", "code": code, **extra}
+        fast: dict[str, list[tuple[object, ...]]] = {}
+        slow: dict[str, list[tuple[object, ...]]] = {}
+        memo: dict[tuple[int, str], list[object]] = {}
+        for plan in plans:
+            plan.add(fast, resource, memo)
+            CompositePlan(plan.code, plan.base, plan.components).add(slow, resource)
+        assert fast == slow, extra
+        if {"valueQuantity", "valueCodeableConcept", "valueString", "component"} & set(extra):
+            assert fast, extra  # these have composite rows
+
+
 def test_content_ignores_version_meta() -> None:
     from cmio.indexing.text import text_rows
 

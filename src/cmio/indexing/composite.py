@@ -26,10 +26,15 @@ __all__ = [
     "composite_param",
     "json_heads",
     "plan_composite",
+    "typed_heads",
 ]
 
 Adder = Callable[[v.Rows, str, Any], None]
+Memo = dict[tuple[int, str], list[Any]]
+"""Per resource: (id of an item's JSON object, component expression) to its values, or
+(0, base expression) to the base's items: composites sharing them evaluate them once."""
 _HEAD = re.compile(r"\s*([a-z][A-Za-z0-9]*)\s*(?:\.|$)")
+_OF_TYPE = re.compile(r"\s*([a-z][A-Za-z0-9]*)\.ofType\(\s*([A-Za-z][A-Za-z0-9]*)\s*\)\s*$")
 
 
 def json_heads(expression: str) -> tuple[str, ...] | None:
@@ -43,6 +48,39 @@ def json_heads(expression: str) -> tuple[str, ...] | None:
             return None
         heads += [m.group(1), "_" + m.group(1)]
     return tuple(heads)
+
+
+def typed_heads(model: Model, expression: str) -> tuple[str, ...] | None:
+    """Like :func:`json_heads`, but exact for choice elements filtered by type:
+    ``value.ofType(Quantity)`` needs ``valueQuantity`` (or a Quantity subtype such as
+    ``valueAge``), not any ``value...`` property. Falls back to :func:`json_heads`.
+    See https://hl7.org/fhir/R4/formats.html#choice."""
+    heads: list[str] = []
+    for branch in expression.split("|"):
+        m = _OF_TYPE.match(branch)
+        names = _type_and_subtypes(model, m.group(2)) if m is not None else ()
+        if m is None or not names:
+            return json_heads(expression)
+        for name in names:
+            key = m.group(1) + name[0].upper() + name[1:]
+            heads += [key, "_" + key]
+    return tuple(heads)
+
+
+def _type_and_subtypes(model: Model, wanted: str) -> tuple[str, ...]:
+    """Model types named ``wanted`` (any case of the first letter) or derived from it."""
+    want = wanted.lower()
+    found: list[str] = []
+    for name, tdef in model.types.items():
+        cur: Any = tdef
+        for _ in range(16):  # walk the base chain
+            if cur is None:
+                break
+            if cur.name.lower() == want:
+                found.append(name)
+                break
+            cur = model.types.get(cur.base) if cur.base else None
+    return tuple(found)
 
 
 def composite_param(code: str, component: int, item: int | None = None) -> str:
@@ -67,19 +105,30 @@ class CompositePlan:
         code: str,
         base: CompiledExpression,
         components: list[tuple[CompiledExpression, Adder]],
+        heads: list[tuple[str, ...] | None] | None = None,
     ) -> None:
         self.code = code
         self.base = base
         self.components = components
         #: per component, the JSON property prefixes it reads (None: unknown)
-        self.heads = [json_heads(c.expression) for c, _ in components]
+        self.heads = (
+            heads if heads is not None else [json_heads(c.expression) for c, _ in components]
+        )
 
-    def add(self, out: v.Rows, resource: dict[str, Any]) -> None:
-        """Append this parameter's rows for ``resource`` to ``out``."""
-        try:
-            items = self.base.nodes(resource)
-        except Exception:
-            return
+    def add(self, out: v.Rows, resource: dict[str, Any], memo: Memo | None = None) -> None:
+        """Append this parameter's rows for ``resource`` to ``out``.
+
+        ``memo``: shared by the composites of one resource (see :data:`Memo`).
+        """
+        if memo is None:
+            memo = {}
+        items = memo.get((0, self.base.expression))
+        if items is None:
+            try:
+                items = self.base.nodes(resource)
+            except Exception:
+                return
+            memo[(0, self.base.expression)] = items
         heads = self.heads
         for n, item in enumerate(items):
             if type(item) is Node and type(item.value) is dict:
@@ -88,11 +137,16 @@ class CompositePlan:
                     continue  # some component has no value on this item
             rows: v.Rows = {}
             complete = True
+            key = id(item.value) if type(item) is Node and type(item.value) is dict else 0
             for k, (compiled, adder) in enumerate(self.components):
-                try:
-                    found = compiled.evaluate([item])
-                except Exception:
-                    found = []
+                found = memo.get((key, compiled.expression)) if key else None
+                if found is None:
+                    try:
+                        found = compiled.evaluate([item])
+                    except Exception:
+                        found = []
+                    if key:
+                        memo[(key, compiled.expression)] = found
                 if not found:
                     complete = False
                     break
@@ -125,4 +179,5 @@ def plan_composite(
         if adder is None:
             return None
         components.append((engine.compile(rewrite_as(expression)), adder))
-    return CompositePlan(spd.code, engine.compile(base), components)
+    heads = [typed_heads(model, c.expression) for c, _ in components]
+    return CompositePlan(spd.code, engine.compile(base), components, heads)

@@ -18,7 +18,7 @@ from cmio.fhirpath import FhirPathEngine
 from cmio.fhirpath.engine import CompiledExpression
 from cmio.indexing import values as v
 from cmio.indexing.compartments import COMPARTMENT_PARAM, CompartmentIndexer
-from cmio.indexing.composite import CompositePlan, plan_composite
+from cmio.indexing.composite import CompositePlan, Memo, plan_composite
 from cmio.indexing.text import text_rows
 from cmio.model import Model
 from cmio.model.types import SearchParamDef
@@ -176,8 +176,9 @@ class SearchIndexer(CompartmentIndexer):
                 continue
             for item in found:
                 adder(out, code, item)
+        memo: Memo = {}
         for composite in self._composites(rtype):
-            composite.add(out, resource)
+            composite.add(out, resource, memo)
         for row in super().rows(resource):
             if row.param == COMPARTMENT_PARAM:
                 out.setdefault("token_index", []).append((row.param, row.system, row.value))
