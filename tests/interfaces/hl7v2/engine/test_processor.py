@@ -220,3 +220,34 @@ def test_backlog_beyond_memory_waits_in_the_journal(tmp_path: Path, store: FakeS
     for mrn in ("P0", "P1", "P2"):
         mine = [c for c, m in sent if m == mrn] + (["LATE"] if mrn == "P1" else [])
         assert [c for c in store.applied if c in mine] == mine  # order per patient kept
+
+
+def test_processed_at_is_when_the_store_committed(tmp_path: Path, store: FakeStore) -> None:
+    journal, processor, channel_ = setup(tmp_path, store)
+    committed: list[float] = []
+    apply, commit = store.apply, journal._commit
+
+    def timed_apply(items: Any) -> Any:
+        out = apply(items)
+        committed.append(time.time())
+        return out
+
+    def slow_commit(batch: list[Any]) -> None:
+        if any(op.kind == "update" for op in batch):
+            time.sleep(0.3)  # recording the outcome is not part of the message's latency
+        commit(batch)
+
+    store.apply = timed_apply  # type: ignore[method-assign]
+    journal._commit = slow_commit  # type: ignore[method-assign]
+    processor.start()
+    try:
+        channel_.receive_sync(oru("T1"))
+        assert processor.drain(10)
+    finally:
+        processor.stop()
+        journal.close()
+    reopened = Journal(journal.path)
+    (row,) = reopened.rows()
+    reopened.close()
+    assert row["state"] == "processed"
+    assert row["received_at"] <= committed[0] <= row["processed_at"] < committed[0] + 0.2

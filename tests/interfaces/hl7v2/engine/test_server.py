@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from cmio.interfaces.hl7v2.engine.journal import Journal
 from cmio.interfaces.hl7v2.engine.mllp import FrameDecoder, MllpClient, frame
@@ -131,6 +132,38 @@ def test_pipelined_messages_get_acks_in_order(running: RunningEngine, store: Fak
     assert len(store.applied) == 300
     journal: Journal = running.engine.journal
     assert journal.syncs < 150  # pipelined messages share fsyncs
+
+
+def test_frames_arriving_during_a_commit_are_journaled_without_waiting_for_it(
+    running: RunningEngine, store: FakeStore
+) -> None:
+    journal: Journal = running.engine.journal
+    release = threading.Event()
+    blocked = threading.Event()
+    commit = journal._commit
+
+    def slow_commit(batch: list[Any]) -> None:
+        if not blocked.is_set():  # hold the first commit until the second group is queued
+            blocked.set()
+            assert release.wait(10)
+        commit(batch)
+
+    journal._commit = slow_commit  # type: ignore[method-assign]
+    with socket.create_connection(("127.0.0.1", running.port)) as sock:
+        sock.sendall(frame(oru("G1", "M1")))
+        assert blocked.wait(10)
+        sock.sendall(frame(oru("G2", "M2")))
+        deadline = time.monotonic() + 10
+        while journal._queue.empty() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not journal._queue.empty()  # G2 went to the journal while G1 was committing
+        release.set()
+        got = acks(sock, 2)
+    assert [a.value("MSA-2") for a in got] == ["G1", "G2"]
+    assert [a.value("MSA-1") for a in got] == ["AA", "AA"]
+    assert running.engine.drain(10)
+    assert store.applied == ["G1", "G2"]
+    assert [r["control_id"] for r in journal.rows()] == ["G1", "G2"]
 
 
 def test_connection_limit(tmp_path: Path, store: FakeStore) -> None:

@@ -253,7 +253,7 @@ class Journal:
                                 u.error,
                                 u.result,
                                 u.next_attempt_at,
-                                time.time() if u.state != "retrying" else None,
+                                None if u.state == "retrying" else u.at or time.time(),
                                 u.id,
                             )
                             for u in op.updates

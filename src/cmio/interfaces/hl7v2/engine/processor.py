@@ -328,20 +328,22 @@ class Processor:
                 ready.append(prepared)
         if ready:
             self._deliver(ready)
+        finished = time.time()  # the store committed: what it wrote is queryable from now
         retries: list[tuple[Work, str]] = []
         for p in ready:
             row = p.work.row
             if p.retry:
                 retries.append((p.work, p.error or "downstream failure"))
             elif p.error is not None:
-                updates.append(StateUpdate(row.id, "error", row.attempts + 1, error=p.error))
+                updates.append(
+                    StateUpdate(row.id, "error", row.attempts + 1, error=p.error, at=finished)
+                )
             else:
                 result = {"resources": list(p.locations), "unmapped": p.unmapped}
                 updates.append(
-                    StateUpdate(
-                        row.id, "processed", row.attempts + 1, result=orjson.dumps(result).decode()
-                    )
-                )
+                    StateUpdate(row.id, "processed", row.attempts + 1,
+                                result=orjson.dumps(result).decode(), at=finished)
+                )  # fmt: skip
                 self.processed += 1
         if updates:
             self._record(updates, {w.row.id: w.row for w in batch})

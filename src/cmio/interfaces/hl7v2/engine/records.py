@@ -75,3 +75,5 @@ class StateUpdate:
     error: str | None = None
     result: str | None = None
     next_attempt_at: float | None = None
+    at: float | None = None
+    """When the outcome happened (epoch seconds; None: when the journal records it)."""

@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeAlias
 
 from cmio.interfaces.hl7v2.engine.ack import (
     ERR_DATA_TYPE,
@@ -45,6 +46,9 @@ from cmio.interfaces.hl7v2.parser import parse
 __all__ = ["Channel", "patient_key", "poll_folder", "serve_mllp"]
 
 _LOG = logging.getLogger("cmio.hl7.server")
+
+_GROUPS_IN_FLIGHT = 4  # journal appends one connection may have waiting for their commit
+_Group: TypeAlias = "tuple[list[FrameEvent], asyncio.Task[list[bytes | None]]]"
 
 
 def patient_key(message: Message) -> str | None:
@@ -168,8 +172,8 @@ class Channel:
 
     async def receive_many(self, raws: list[bytes]) -> list[bytes | None]:
         """:meth:`receive` for messages that arrived together: one journal commit for all."""
+        now = time.time()  # received: before the checks, whose time counts in the latency
         checked = [self.check(raw) for raw in raws]
-        now = time.time()
         for entry, _, _ in checked:
             entry.received_at = now
         try:
@@ -272,14 +276,46 @@ class _Connection(asyncio.Protocol):
             self.transport.abort()
 
     async def _answer(self) -> None:
+        """Journal frames as they arrive, without waiting for the commit of those before.
+
+        Frames that arrive while a group waits for its commit are checked and queued for
+        the journal at once, so they share the next commit with other connections' frames
+        instead of waiting a commit of their own; :meth:`_reply` sends the ACKs in arrival
+        order. At most ``_GROUPS_IN_FLIGHT`` groups wait per connection (then reading
+        pauses as before).
+        """
+        loop = asyncio.get_running_loop()
+        replies: asyncio.Queue[_Group | None] = asyncio.Queue(_GROUPS_IN_FLIGHT)
+        writer = loop.create_task(self._reply(replies))
+        try:
+            while True:
+                events = [await self.queue.get()]
+                while not self.queue.empty() and len(events) < 128:  # pipelined: one commit
+                    events.append(self.queue.get_nowait())
+                closed = events[-1] is None
+                todo = [e for e in events if e is not None]
+                if todo:  # the task queues its journal append before any later group's
+                    await replies.put((todo, loop.create_task(self._acks(todo))))
+                if self.paused and self.queue.qsize() < 64 and self.transport is not None:
+                    self.transport.resume_reading()
+                    self.paused = False
+                if closed:
+                    break
+            await replies.put(None)  # the writer sends what is in flight, then ends
+            await writer
+        finally:
+            if not writer.done():  # cancelled: journaled groups stay journaled, unanswered
+                writer.cancel()
+
+    async def _reply(self, replies: asyncio.Queue[_Group | None]) -> None:
+        """Send each group's ACKs, group after group in arrival order."""
         while True:
-            events = [await self.queue.get()]
-            while not self.queue.empty() and len(events) < 128:  # pipelined: one commit
-                events.append(self.queue.get_nowait())
-            closed = events[-1] is None
-            todo = [e for e in events if e is not None]
+            group = await replies.get()
+            if group is None:
+                return
+            todo, task = group
             try:
-                acks = await self._acks(todo)
+                acks = await task
             except Exception:  # a bug must cost NACKs, never the connection or the engine
                 _LOG.exception("receiving %d messages failed", len(todo))
                 err = AckError(ERR_INTERNAL, "internal error: the message was not accepted")
@@ -287,11 +323,6 @@ class _Connection(asyncio.Protocol):
             transport = self.transport
             if transport is not None and not transport.is_closing():
                 transport.write(b"".join(frame(ack) for ack in acks if ack is not None))
-                if self.paused and self.queue.qsize() < 64:
-                    transport.resume_reading()
-                    self.paused = False
-            if closed:
-                return
 
     async def _acks(self, events: list[FrameEvent]) -> list[bytes | None]:
         """ACKs in arrival order; the frames among them are journaled in one commit."""
