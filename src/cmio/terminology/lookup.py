@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -14,6 +15,7 @@ import orjson
 from cmio.terminology.codesystem import CodeSystemSource
 from cmio.terminology.errors import TerminologyError
 from cmio.terminology.resources import TerminologyResources, split_canonical
+from cmio.terminology.supplements import with_supplements
 
 __all__ = ["lookup", "subsumes", "translate"]
 
@@ -56,6 +58,7 @@ def lookup(
     version: str | None = None,
     properties: list[str] | None = None,
     display_language: str | None = None,
+    supplements: Sequence[str] = (),
 ) -> dict[str, Any]:
     """``$lookup``: name, version, display, definition, designations and properties
     (``parent``/``child`` included) of one code.
@@ -67,12 +70,15 @@ def lookup(
         version: the code system version.
         properties: property codes wanted (``*`` or None: all).
         display_language: preferred display language.
+        supplements: ``useSupplement``: supplements whose designations and properties
+            are added (see :mod:`cmio.terminology.supplements`).
 
     Raises:
-        TerminologyError: unknown system or code.
+        TerminologyError: unknown system or code, or an unknown supplement.
     """
     if not code:
         raise TerminologyError(400, "required", "A code is required", expression="code")
+    resources = with_supplements(resources, list(supplements))[0]
     system, pinned = split_canonical(system) if system else (None, None)
     source = _system(resources, system, version or pinned)
     entry = source.get(code)

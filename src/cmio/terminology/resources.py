@@ -93,8 +93,16 @@ class TerminologyResources:
         self.overlay: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.generation = 0
 
-    def with_overlay(self, resources: Sequence[dict[str, Any]]) -> TerminologyResources:
-        """A view that also sees ``resources`` (the ``tx-resource`` parameters of one call)."""
+    def with_overlay(
+        self, resources: Sequence[dict[str, Any]], first: bool = False
+    ) -> TerminologyResources:
+        """A view that also sees ``resources`` (the ``tx-resource`` parameters of one call).
+
+        Args:
+            resources: the resources to add.
+            first: put them before the overlay's own (they win over its same
+                ``url|version``, e.g. a code system with its supplements merged in).
+        """
         if not resources:
             return self
         view = copy.copy(self)
@@ -105,7 +113,11 @@ class TerminologyResources:
         for resource in resources:
             rtype, url = resource.get("resourceType"), resource.get("url")
             if rtype in TERMINOLOGY_TYPES and isinstance(url, str):
-                overlay.setdefault((rtype, url), []).append(resource)
+                listed = overlay.setdefault((rtype, url), [])
+                if first:
+                    listed.insert(0, resource)
+                else:
+                    listed.append(resource)
         view.overlay = overlay
         return view
 

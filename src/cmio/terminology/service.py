@@ -23,6 +23,7 @@ from cmio.terminology.errors import TerminologyError
 from cmio.terminology.expansion import Expander, ExpandOptions, Expansion, Member, iter_page
 from cmio.terminology.resources import TerminologyResources, split_canonical
 from cmio.terminology.stored import StoredCodeSystem
+from cmio.terminology.supplements import requested_supplements, with_supplements
 
 __all__ = ["ExpandRequest", "TerminologyService", "implicit_valueset", "valueset_key"]
 
@@ -90,6 +91,8 @@ class ExpandRequest:
         exclude_nested: flat expansion (the service always answers flat).
         options: parameters that change the members.
         echo: ``(name, value-key, value)`` parameters to repeat in ``expansion.parameter``.
+        supplements: ``useSupplement``: supplements to apply (with the value set's own,
+            see :mod:`cmio.terminology.supplements`).
     """
 
     url: str | None = None
@@ -103,6 +106,7 @@ class ExpandRequest:
     exclude_nested: bool = True
     options: ExpandOptions = field(default_factory=ExpandOptions)
     echo: list[tuple[str, str, Any]] = field(default_factory=list)
+    supplements: list[str] = field(default_factory=list)
 
 
 class TerminologyService:
@@ -205,6 +209,8 @@ class TerminologyService:
             raise TerminologyError(
                 400, "required", "$expand needs a url or a valueSet", expression="url"
             )
+        wanted = requested_supplements(valueset, request.supplements)
+        resources, supplemented = with_supplements(resources, wanted)
         paged = _stored_isa_page(valueset, request, resources)
         if paged is not None:  # one is-a filter on the concept store: page in SQL
             result, total, page = paged
@@ -235,6 +241,7 @@ class TerminologyService:
             {"name": name, key: value} for name, key, value in request.echo
         ]
         parameters += [{"name": name, "valueUri": value} for name, value in result.used]
+        parameters += [{"name": "used-supplement", "valueUri": u} for u in supplemented]
         expansion: dict[str, Any] = {
             "identifier": f"urn:uuid:{uuid.uuid4()}",
             "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",

@@ -21,6 +21,7 @@ from cmio.terminology.errors import TX_ISSUE_TYPE, TerminologyError
 from cmio.terminology.expansion import ExpandOptions
 from cmio.terminology.resources import TerminologyResources, version_matches
 from cmio.terminology.service import TerminologyService, display_for, valueset_key
+from cmio.terminology.supplements import is_supplement, requested_supplements, with_supplements
 
 __all__ = ["CodingInput", "Issue", "ValidateRequest", "validate_code"]
 
@@ -58,6 +59,7 @@ class ValidateRequest:
         abstract: abstract (not selectable) codes are acceptable.
         display_language: language of displays.
         options: expansion options (version pinning, activeOnly).
+        supplements: ``useSupplement``: supplements to apply besides the value set's own.
     """
 
     codings: list[CodingInput]
@@ -68,6 +70,7 @@ class ValidateRequest:
     abstract: bool = True
     display_language: str | None = None
     options: ExpandOptions = field(default_factory=ExpandOptions)
+    supplements: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +171,12 @@ def _check(
     if vs_version and stated and not version_matches(stated, vs_version):
         mismatch, version = stated, vs_version
     source = resources.code_system(system, version)
+    if source is not None and is_supplement(source.resource):
+        label = f"{source.url}|{source.version}" if source.version else source.url
+        text = f"CodeSystem {label} is a supplement, so can't be used as a value in "
+        path = _element(coding, kind, "system")
+        out.issues.append(Issue("error", "invalid", "invalid-data", text + path, path))
+        return out
     if source is not None and mismatch is not None:
         out.version = source.version
         entry = source.get(coding.code)
@@ -316,6 +325,8 @@ def validate_code(
     own (``tx-resource``) or an inline value set are always computed.
     """
     resources = resources or service.resources
+    wanted = requested_supplements(request.valueset, request.supplements)
+    resources = with_supplements(resources, wanted)[0]
     key = _answer_key(request, resources)
     if key is None:
         return _validate(service, request, resources)

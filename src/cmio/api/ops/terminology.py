@@ -103,6 +103,7 @@ def expand(env: Env, request: FhirRequest, rtype: str | None, rid: str | None) -
         include_definition=inputs.flag("includeDefinition"),
         options=expand_options(inputs),
         echo=sorted(echo),
+        supplements=[str(v) for v in inputs.all("useSupplement")],
     )
     header = request.header("accept-language")
     if expand_request.options.display_language is None and header:
@@ -219,6 +220,7 @@ def validate_code_op(
                 display_language=inputs.text("displayLanguage")
                 or request.header("accept-language"),
                 options=expand_options(inputs),
+                supplements=[str(v) for v in inputs.all("useSupplement")],
             ),
             resources,
         )
@@ -259,6 +261,7 @@ def lookup_op(env: Env, request: FhirRequest, rtype: str | None, rid: str | None
             version,
             [str(p) for p in inputs.all("property")],
             inputs.text("displayLanguage"),
+            [str(v) for v in inputs.all("useSupplement")],
         )
     except TerminologyError as error:
         return _error(request, error)
