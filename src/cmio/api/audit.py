@@ -308,6 +308,19 @@ class Auditor:
             return response, None
         return response, PendingRecord(response, event, request, self.writer)
 
+    def record(self, facts: AuditFacts) -> None:
+        """Write the record of ``facts`` (a fresh id) and return once it is durable: the
+        calls that do not pass through the FHIR router (``/cds-services``).
+
+        Raises:
+            Exception: the record could not be written (the caller refuses to answer).
+        """
+        event = build_event(replace(facts, id=self._id()))
+        if self.repository.in_transaction():
+            self.log.append_now([event])
+        else:
+            self.writer.submit(event).result()
+
     def auth_event(
         self,
         *,

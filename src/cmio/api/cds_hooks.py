@@ -232,13 +232,28 @@ class CdsHooks:
         if refused is not None:
             return refused
         body = await self._body(request)
+        client = _issuer(request) if grant is None and self.auth is not None else None
+        address = request.client.host if request.client else None
         status, answer = await asyncio.to_thread(
-            self.invoke, request.path_params["id"], body, grant, self._fhir_base(request)
+            self.invoke,
+            request.path_params["id"],
+            body,
+            grant,
+            self._fhir_base(request),
+            client=client,
+            remote_addr=address,
         )
         return JSONResponse(answer, status_code=status)
 
     def invoke(
-        self, service_id: str, body: Any, grant: AccessGrant | None, base: str
+        self,
+        service_id: str,
+        body: Any,
+        grant: AccessGrant | None,
+        base: str,
+        *,
+        client: str | None = None,
+        remote_addr: str | None = None,
     ) -> tuple[int, dict[str, Any]]:
         """Call a service in-process, exactly as ``POST /cds-services/{id}`` would (the web
         chart uses it; https://cds-hooks.hl7.org/2.0/#calling-a-cds-service).
@@ -247,11 +262,30 @@ class CdsHooks:
             service_id: the service. body: the hook request. base: this server's FHIR base.
             grant: the caller's grant: missing prefetch is read through the FHIR router
                 with it (None with authentication on: no store access).
+            client: the issuer of a trusted CDS client's JWT (the audit record's agent).
+            remote_addr: the caller's network address.
 
         Returns:
             The HTTP status and the JSON answer (``cards`` and ``systemActions``, or
-            ``error``).
+            ``error``). With audit on, the call is recorded (service, patient, outcome)
+            before it is answered; a 503 when the record cannot be written.
         """
+        status, answer = self._invoke(service_id, body, grant, base)
+        auditor = self.env.auditor
+        if auditor is None:
+            return status, answer
+        from cmio.api.cds_audit import cds_facts
+
+        facts = cds_facts(service_id, body, grant, base, status, answer, client, remote_addr)
+        try:
+            auditor.record(facts)
+        except Exception:
+            return 503, {"error": "The audit trail is unavailable; the request was not answered"}
+        return status, answer
+
+    def _invoke(
+        self, service_id: str, body: Any, grant: AccessGrant | None, base: str
+    ) -> tuple[int, dict[str, Any]]:
         service = self._services().get(service_id)
         if service is None:
             return 404, {"error": f"No active CDS service {service_id!r}"}
@@ -349,6 +383,13 @@ class CdsHooks:
             return _error(400, str(exc))
         await asyncio.to_thread(store_feedback, self.env.repository, sid, items)
         return Response(status_code=200)
+
+
+def _issuer(request: Request) -> str | None:
+    """The ``iss`` of the bearer JWT a trusted CDS client sent (already verified)."""
+    token = request.headers.get("authorization", "").partition(" ")[2].strip()
+    issuer = _claims(token).get("iss")
+    return issuer if isinstance(issuer, str) else None
 
 
 def _unauthorized(message: str) -> JSONResponse:

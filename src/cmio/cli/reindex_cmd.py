@@ -7,6 +7,7 @@ stopped unless ``--restart`` is given. See https://hl7.org/fhir/R4/searchparamet
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -35,9 +36,11 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+        from cmio.api.env import Settings
         from cmio.bulk.reindex import Reindexer, ReindexState
         from cmio.indexing import SearchIndexer
         from cmio.model import load_model
+        from cmio.security.audit.jobs import JobAudit
         from cmio.store import default_database_url, open_repository
 
         console = Console(stderr=True)
@@ -62,6 +65,12 @@ def register(app: typer.Typer) -> None:
 
                 final = runner.run(show)
             params = ", ".join(final.parameters) or "none"
+            if Settings.from_environment(os.environ).audit:  # one record per job (issue 9)
+                with repository.transaction() as tx:
+                    JobAudit.for_command("reindex").job(
+                        tx,
+                        description=f"reindexed {final.done} resources; SearchParameters: {params}",
+                    )
             console.print(
                 f"Reindexed {final.done:,} resources; custom SearchParameters in effect: {params}"
             )

@@ -119,3 +119,17 @@ def test_cmio_import_audits_by_default(tmp_path: Path, store_url: str) -> None:
         repository.close()
     result = CliRunner().invoke(app, ["audit", "verify", "--database", store_url])
     assert result.exit_code == 0, result.output
+
+
+def test_cmio_reindex_records_one_event_per_job(store_url: str) -> None:
+    result = CliRunner().invoke(app, ["reindex", "--database", store_url])
+    assert result.exit_code == 0, result.output
+    repository = open_repository(store_url)
+    try:
+        (event,) = events(repository)
+    finally:
+        repository.close()
+    assert [c["code"] for c in event["subtype"]] == ["operation", "reindex"]
+    requestor = next(a for a in event["agent"] if a["requestor"])
+    assert requestor["who"]["identifier"] == {"system": "urn:cmio:job", "value": "reindex"}
+    assert event["outcomeDesc"].startswith("reindexed 0 resources")
