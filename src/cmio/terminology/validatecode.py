@@ -170,6 +170,10 @@ def _check(
     vs_version = _vs_version(request, system, resources) if stated and not forced else None
     if vs_version and stated and not version_matches(stated, vs_version):
         mismatch, version = stated, vs_version
+    if version is None:  # the value set's include, else the system-version default
+        version = _include_version(request.valueset, system) or request.options.system_versions.get(
+            system
+        )
     source = resources.code_system(system, version)
     if source is not None and is_supplement(source.resource):
         label = f"{source.url}|{source.version}" if source.version else source.url
@@ -271,6 +275,17 @@ def _check(
         return out
     out.ok = True
     return out
+
+
+def _include_version(valueset: dict[str, Any] | None, system: str) -> str | None:
+    """The one version the value set's includes of ``system`` name (None: none, or several:
+    then the code's own version decides)."""
+    versions = {
+        str(include.get("version") or "")
+        for include in ((valueset or {}).get("compose") or {}).get("include") or ()
+        if isinstance(include, dict) and include.get("system") == system
+    }
+    return versions.pop() or None if len(versions) == 1 else None
 
 
 def _vs_version(

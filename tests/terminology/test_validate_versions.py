@@ -1,0 +1,43 @@
+"""$validate-code picks the code system version: the coding's, else the value set's
+include, else the ``system-version`` default, else the newest."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cmio.terminology.expansion import ExpandOptions
+from cmio.terminology.resources import TerminologyResources
+from cmio.terminology.service import TerminologyService
+from cmio.terminology.validatecode import CodingInput, ValidateRequest, validate_code
+from tests.terminology.test_service import CS, codesystem
+
+
+def _valueset(*versions: str | None) -> dict[str, Any]:
+    includes = [{"system": CS, **({"version": v} if v else {})} for v in versions]
+    return {
+        "resourceType": "ValueSet",
+        "id": "v",
+        "url": "http://example.org/vs/v",
+        "status": "active",
+        "compose": {"include": includes},
+    }
+
+
+def _version(vs: dict[str, Any] | None, coding_version: str | None = None, **options: Any) -> Any:
+    old, new = codesystem("1.0.0"), codesystem("2.0.0", extra=True)
+    service = TerminologyService(TerminologyResources(core=lambda: [old, new]))
+    request = ValidateRequest(
+        [CodingInput(CS, "head", coding_version)], vs, options=ExpandOptions(**options)
+    )
+    answer = validate_code(service, request)
+    return {p["name"]: p.get("valueString") for p in answer["parameter"]}["version"]
+
+
+def test_version_of_the_include_then_the_default_then_the_newest() -> None:
+    assert _version(_valueset(None)) == "2.0.0"  # nothing said: the newest
+    assert _version(_valueset("1.0.0")) == "1.0.0"  # the value set's include
+    assert _version(_valueset(None), system_versions={CS: "1.0.0"}) == "1.0.0"  # the default
+    assert _version(_valueset("1.0.0"), system_versions={CS: "2.0.0"}) == "1.0.0"
+    assert _version(_valueset("1.0.0", "2.0.0")) == "2.0.0"  # includes disagree: the newest
+    assert _version(None, "1.0.0") == "1.0.0"  # CodeSystem $validate-code: the coding's own
+    assert _version(None) == "2.0.0"
