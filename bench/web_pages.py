@@ -7,9 +7,14 @@ load affects them alike. Reports per page: the cold time, the median and p90 of 
 request time over loopback (the server's whole handling: routing, auth, data, render),
 the median ``Server-Timing`` render time, and the ratio to the start page.
 
+With ``--cold``, no server: the first computation of every oversight area for the
+default period (as the overview's warm-up computes them, one after the other, sharing
+work through :class:`cmio.oversight.shared.SharedWork` when the code has it), then the
+steering report's previous period; seconds per area and in total.
+
 Usage::
 
-    python bench/web_pages.py [--patients 500] [--rounds 15] [--store DIR]
+    python bench/web_pages.py [--patients 500] [--rounds 15] [--store DIR] [--cold]
 """
 
 from __future__ import annotations
@@ -97,12 +102,60 @@ def report(rows: list[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
+def cold(url: str, period_text: str) -> list[tuple[str, float]]:
+    """Seconds of each area's first computation (see the module docstring)."""
+    from dataclasses import replace
+
+    from cmio.api.app import build_env
+    from cmio.api.env import Settings
+    from cmio.oversight.areas import AREAS, AreaInputs, collect
+    from cmio.oversight.period import ReportingPeriod
+    from cmio.oversight.steering import gather
+
+    env = build_env(url, Settings(validation="off", terminology_db=None))
+    inputs = AreaInputs(env.repository, env.terminology, env.settings.hl7_journal)
+    try:
+        from cmio.oversight.shared import SharedWork
+
+        inputs = replace(inputs, shared=SharedWork(env.repository, env.terminology))
+    except ImportError:  # the code before shared work
+        pass
+    memo: dict[str, object] = {}
+
+    def get(key: str, compute: object) -> object:
+        if key not in memo:
+            memo[key] = compute()  # type: ignore[operator]
+        return memo[key]
+
+    period = ReportingPeriod.parse(period_text)
+    rows: list[tuple[str, float]] = []
+    started = time.perf_counter()
+    for area in AREAS:
+        t = time.perf_counter()
+        (result,) = collect(inputs, period, areas=[area], get=get)
+        rows.append((f"{area.key} {period.label}", time.perf_counter() - t))
+        if result.error:
+            print(f"{area.key}: {result.error}", flush=True)
+        print(f"{rows[-1][0]}: {rows[-1][1]:.1f} s", flush=True)
+    t = time.perf_counter()
+    gather(inputs, period, get=get)  # the steering report: this period cached, previous not
+    rows.append((f"steering report (previous period {period.previous().label})",
+                 time.perf_counter() - t))  # fmt: skip
+    rows.append(("total", time.perf_counter() - started))
+    print(f"{rows[-2][0]}: {rows[-2][1]:.1f} s", flush=True)
+    return rows
+
+
 def main() -> None:
     """Run the benchmark (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--store", type=Path, help="keep the store here (reused if present)")
+    parser.add_argument("--cold", action="store_true", help="time first computations only")
+    parser.add_argument(
+        "--period", default=str(time.gmtime().tm_year), help="--cold: the period (the data's year)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cmio-web-bench-") as tmp:
         folder = args.store or Path(tmp) / "site"
@@ -112,6 +165,12 @@ def main() -> None:
         else:
             url = build_store(folder, patients=args.patients)
         print(f"store ready in {time.perf_counter() - started:.0f} s: {url}", flush=True)
+        if args.cold:
+            rows_cold = cold(url, args.period)
+            print("\n| computation | seconds |\n|---|---:|")
+            for name, seconds in rows_cold:
+                print(f"| {name} | {seconds:.1f} |")
+            return
         with WebSite.start(url, Path(tmp) / "keys") as site:
             rows = run(site, args.rounds)
     print(f"\n{args.patients} patients, {args.rounds} interleaved rounds\n")

@@ -21,8 +21,13 @@ def web_store(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="session")
 def site(web_store: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebSite]:
-    """The running site (auth on, audit off: pages are tested, not the audit trail)."""
+    """The running site (auth on, audit off: pages are tested, not the audit trail).
+
+    Pages wait for their summaries here (as long as a test allows), so the tests of
+    page content see the figures; tests/web/test_pending.py tests the *computing*
+    placeholder that answers at once in production (a short ``compute_wait``)."""
     with WebSite.start(web_store, tmp_path_factory.mktemp("web-keys")) as running:
+        running.app.web.ctx.compute_wait = 600.0
         yield running
 
 

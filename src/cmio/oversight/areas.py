@@ -23,6 +23,7 @@ from cmio.oversight.headline import Headline
 from cmio.oversight.period import ReportingPeriod
 
 if TYPE_CHECKING:
+    from cmio.oversight.shared import SharedWork
     from cmio.reports.model import Section
     from cmio.store.base import Repository
     from cmio.terminology.service import TerminologyService
@@ -33,6 +34,8 @@ __all__ = [
     "AreaInputs",
     "AreaResult",
     "Getter",
+    "Pending",
+    "area_by_key",
     "collect",
     "summarize_area",
 ]
@@ -44,6 +47,11 @@ _SLOW_SECONDS = 1.0
 
 Getter = Callable[[str, Callable[[], Any]], Any]
 """``get(key, compute)``: a memo such as :meth:`cmio.web.cache.ResultCache.get`."""
+
+
+class Pending(Exception):
+    """Raised by a memo (:data:`Getter`) whose value is still being computed elsewhere:
+    :func:`collect` reports the area as pending instead of waiting for it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +106,18 @@ AREAS: tuple[Area, ...] = (
 """The areas, in reading order (immutable: callers pass their own tuple to change it)."""
 
 
+def area_by_key(key: str, areas: Sequence[Area] = AREAS) -> Area:
+    """The area named ``key``.
+
+    Raises:
+        KeyError: no such area.
+    """
+    for area in areas:
+        if area.key == key:
+            return area
+    raise KeyError(key)
+
+
 @dataclass(frozen=True, slots=True)
 class AreaInputs:
     """What the summaries read.
@@ -105,11 +125,14 @@ class AreaInputs:
     Attributes:
         repository: the FHIR store. terminology: the terminology service, if any.
         hl7_journal: the HL7 v2 engine's journal file, if any.
+        shared: work the summaries share (measure results, period-independent inputs);
+            None: each summary computes its own.
     """
 
     repository: Repository
     terminology: TerminologyService | None = None
     hl7_journal: str | None = None
+    shared: SharedWork | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +144,7 @@ class AreaResult:
         headlines: its tiles. sections: its report sections (filled on request).
         error: why it is not available (empty when it is).
         seconds: how long the summary took (0 when it came from the memo).
+        pending: the memo is still computing the summary (see :class:`Pending`).
     """
 
     area: Area
@@ -129,11 +153,12 @@ class AreaResult:
     sections: tuple[Section, ...] = ()
     error: str = ""
     seconds: float = 0.0
+    pending: bool = False
 
     @property
     def available(self) -> bool:
         """Whether the area produced a summary."""
-        return not self.error
+        return not self.error and not self.pending
 
 
 def _module(area: Area) -> Any:
@@ -163,6 +188,8 @@ def summarize_area(area: Area, inputs: AreaInputs, period: ReportingPeriod) -> A
     for name in ("journal", "hl7_journal"):
         if name in params:
             extra[name] = inputs.hl7_journal
+    if "shared" in params and inputs.shared is not None:
+        extra["shared"] = inputs.shared
     return function(inputs.repository, period, **extra)
 
 
@@ -203,6 +230,8 @@ def collect(
             summary = memo(area.cache_key(period), partial(summarize_area, area, inputs, period))
             headlines = _call(area, "headlines", summary)
             parts = _call(area, "report_sections", summary) if sections else ()
+        except Pending:
+            results.append(AreaResult(area, None, pending=True))
         except LookupError as exc:
             results.append(AreaResult(area, None, error=str(exc)))
         except Exception as exc:  # an area's failure must not take the others down

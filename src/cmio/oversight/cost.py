@@ -41,6 +41,7 @@ from cmio.oversight.period import ReportingPeriod
 
 if TYPE_CHECKING:
     from cmio.oversight.headline import Headline
+    from cmio.oversight.shared import SharedWork
     from cmio.reports.model import Section
     from cmio.terminology.service import TerminologyService
 
@@ -298,7 +299,10 @@ def _panels(
 
 
 def cost_summary(
-    repository: Any, period: ReportingPeriod, terminology: TerminologyService | None = None
+    repository: Any,
+    period: ReportingPeriod,
+    terminology: TerminologyService | None = None,
+    shared: SharedWork | None = None,
 ) -> CostSummary:
     """Compute the period's cost summary on DuckDB (see the module for the definitions;
     https://hl7.org/fhir/R4/explanationofbenefit.html).
@@ -308,21 +312,26 @@ def cost_summary(
         period: the reporting period.
         terminology: the terminology service for the measures' value sets (None: the
             value sets shipped with the measures).
+        shared: work shared with the other summaries (the measures over the period,
+            which the quality summary evaluates too, and the cost views, which do not
+            depend on the period); None: computed here.
 
     Returns:
         The :class:`CostSummary`.
     """
     span = Period(period.start, period.end)
     measures = [*builtin_measures().values(), panel_measure()]
-    results = evaluate_measures(
-        measures, MeasurePeriod(period.start, period.end), repository, "duckdb",
-        terminology=terminology,
-    )  # fmt: skip
+    window = MeasurePeriod(period.start, period.end)
+    if shared is not None and shared.repository is repository:
+        results = shared.evaluate(measures, window)
+        inputs = shared.once("cost:inputs", lambda: read_cost(repository))
+    else:
+        results = evaluate_measures(measures, window, repository, "duckdb", terminology=terminology)
+        inputs = read_cost(repository)
     by_id = {r.measure.id: r for r in results}
     quality = [r for r in results if r.measure.id != "PANEL"]
     panel = by_id["PANEL"]
     with SqlEngine("duckdb") as engine:
-        inputs = read_cost(repository)
         main = cost_of_care(inputs, span, engine, populations=_cms122_membership(by_id["CMS122"]))
         tables = {name: table.to_pylist() for name, table in main.items()}
         clinician_rows = cost_of_care(

@@ -29,6 +29,7 @@ from cmio.reports import Metric, MetricRow, Paragraph, Section, Table
 from cmio.store.base import Repository
 
 if TYPE_CHECKING:
+    from cmio.oversight.shared import SharedWork
     from cmio.terminology.service import TerminologyService
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "CheckRow",
     "DataQualitySummary",
     "ScoreRow",
+    "coding_months",
     "coding_trend",
     "data_quality_summary",
     "headlines",
@@ -231,17 +233,31 @@ def coding_trend(
     Each CodeableConcept counts once, standard when one of its codings is in one of the
     element's standard systems (as the adherence measures count them).
     """
+    return _in_period(coding_months(repository, elements), period)
+
+
+def _in_period(
+    months: Iterable[tuple[str, int, int]], period: ReportingPeriod
+) -> list[tuple[str, int, int]]:
+    first, last = period.start.isoformat()[:7], period.end.isoformat()[:7]
+    return [row for row in months if first <= row[0] <= last]
+
+
+def coding_months(
+    repository: Repository, elements: Mapping[str, tuple[str, str, tuple[str, ...]]]
+) -> list[tuple[str, int, int]]:
+    """:func:`coding_trend` for every month of the store (one pass over the resources;
+    a period's trend is its slice, so the store is read once for all periods)."""
     by_type: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
     for rtype, path, systems in elements.values():
         by_type.setdefault(rtype, []).append((path, systems))
-    first, last = period.start.isoformat()[:7], period.end.isoformat()[:7]
     months: dict[str, list[int]] = {}
     for stored in repository.iter_current(sorted(by_type)):
         if stored.data is None:
             continue
         resource = json.loads(stored.data)
         month = _month(resource)
-        if month is None or not first <= month <= last:
+        if month is None:
             continue
         cell = months.setdefault(month, [0, 0])
         for path, systems in by_type.get(stored.type, ()):
@@ -256,6 +272,7 @@ def data_quality_summary(
     repository: Repository,
     period: ReportingPeriod,
     terminology: TerminologyService | None = None,
+    shared: SharedWork | None = None,
 ) -> DataQualitySummary:
     """Run the adherence measures over the store and summarize them.
 
@@ -264,8 +281,30 @@ def data_quality_summary(
         period: the reporting period (labels the summary; the measures read the store
             as it is).
         terminology: checks code validity (default: the core terminology over the store).
+        shared: work shared across periods (the adherence tables and the coding counts
+            per month do not depend on the period: computed once); None: computed here.
     """
-    from cmio.measures.adherence import Standards, data_quality, read_adherence
+    from cmio.measures.adherence import Standards
+
+    plan = Standards()
+    if shared is not None and shared.repository is repository:
+        tables = shared.once(
+            "data-quality:tables", lambda: _adherence_tables(repository, terminology, plan)
+        )
+        months = shared.once(
+            "data-quality:months", lambda: coding_months(repository, plan.elements)
+        )
+    else:
+        tables = _adherence_tables(repository, terminology, plan)
+        months = coding_months(repository, plan.elements)
+    summary = summary_from_tables(tables, period)
+    return replace(summary, trend=tuple(_in_period(months, period)))
+
+
+def _adherence_tables(
+    repository: Repository, terminology: TerminologyService | None, plan: Any
+) -> Mapping[str, Any]:
+    from cmio.measures.adherence import data_quality, read_adherence
     from cmio.measures.ehr_use import SqlEngine
 
     service = terminology
@@ -274,15 +313,13 @@ def data_quality_summary(
 
         service = open_terminology(repository, None)
     try:
-        plan = Standards()
         inputs = read_adherence(repository, plan)
         with SqlEngine("duckdb") as sql:
-            tables = data_quality(inputs, sql, service.resources, plan)
+            tables: Mapping[str, Any] = data_quality(inputs, sql, service.resources, plan)
     finally:
         if terminology is None:
             service.close()
-    summary = summary_from_tables(tables, period)
-    return replace(summary, trend=tuple(coding_trend(repository, period, plan.elements)))
+    return tables
 
 
 def summary_from_tables(tables: Mapping[str, Any], period: ReportingPeriod) -> DataQualitySummary:

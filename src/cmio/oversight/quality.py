@@ -39,7 +39,6 @@ from typing import Any
 import pyarrow as pa
 
 from cmio.measures import MeasureDefinition, MeasureResult, MeasureRunner, Period, builtin_measures
-from cmio.measures.engines import open_engine
 from cmio.oversight.headline import Headline
 from cmio.oversight.period import ReportingPeriod
 from cmio.oversight.quality_strata import (
@@ -54,6 +53,7 @@ from cmio.oversight.quality_strata import (
     strata_of,
     stratum_label,
 )
+from cmio.oversight.shared import SharedWork
 from cmio.reports.model import Section
 from cmio.store.base import Repository
 from cmio.terminology.service import TerminologyService
@@ -68,6 +68,7 @@ __all__ = [
     "CareGap",
     "Counts",
     "MeasureQuality",
+    "PreparedRunner",
     "QualitySummary",
     "Stratum",
     "TrendPoint",
@@ -75,6 +76,7 @@ __all__ = [
     "delta_text",
     "headlines",
     "practitioner_names",
+    "previous_headlines",
     "quality_summary",
     "report_sections",
     "strata_of",
@@ -199,7 +201,7 @@ class QualitySummary:
         raise KeyError(measure_id)
 
 
-class _Runner(MeasureRunner):
+class PreparedRunner(MeasureRunner):
     """A runner that materializes tables and expands value sets once for all windows
     (they do not depend on the period)."""
 
@@ -216,6 +218,9 @@ class _Runner(MeasureRunner):
             return
         super().prepare(compiled, source)
         self._prepared = needs
+
+
+_Runner = PreparedRunner  # the earlier private name
 
 
 def _gaps(members: pa.Table, labels: Mapping[str, str]) -> tuple[CareGap, ...]:
@@ -269,6 +274,7 @@ def quality_summary(
     measures: Sequence[MeasureDefinition] | None = None,
     targets: Mapping[str, float] | None = None,
     trend: str = "auto",
+    shared: SharedWork | None = None,
 ) -> QualitySummary:
     """Evaluate the quality measures over a period (see the module docstring).
 
@@ -280,6 +286,9 @@ def quality_summary(
         targets: goals by measure id (default: :data:`TARGETS`).
         trend: the trend's points (:func:`trend_months`): ``auto``, ``month``, ``quarter``,
             or ``none`` (the period's rate only).
+        shared: work shared with the other summaries (:class:`SharedWork`): a window
+            already evaluated (by another summary, or as another period's previous
+            period) is not evaluated again. Default: a private engine for this call.
     """
     started = time.perf_counter()
     chosen = [
@@ -291,16 +300,21 @@ def quality_summary(
     labels = practitioner_names(repository)
     previous = period.previous()
     months = period.months()[-1:] if trend == "none" else trend_months(period, trend)
-    engine = open_engine("duckdb", threads=1)  # small tables: one thread plans and runs faster
+    work = shared
+    if work is None or work.repository is not repository:
+        work = SharedWork(repository, terminology)
     try:
-        runner = _Runner(engine, terminology=terminology)
+        # the whole period first: the figures pages show (the cost summary shares them)
         windows = _windows(period, months)
+        current_results = work.evaluate(chosen, windows[-1][1])
+        before = work.evaluate(chosen, Period(previous.start, previous.end))
         by_window: list[tuple[str, date, list[MeasureResult]]] = []
-        for month, window in windows:
-            by_window.append((month, window.end, runner.evaluate(chosen, window, repository)))
-        before = runner.evaluate(chosen, Period(previous.start, previous.end), repository)
+        for month, window in windows[:-1]:
+            by_window.append((month, window.end, work.evaluate(chosen, window)))
+        by_window.append((windows[-1][0], windows[-1][1].end, current_results))
     finally:
-        engine.close()
+        if work is not shared:
+            work.close()
     current = by_window[-1][2]
     out = []
     for index, measure in enumerate(chosen):
@@ -359,6 +373,18 @@ def headlines(summary: QualitySummary) -> list[Headline]:
                 ),
             )
         )
+    return out
+
+
+def previous_headlines(summary: QualitySummary) -> list[Headline]:
+    """The headlines of the previous period, as :func:`headlines` of its own summary
+    would show them (same labels, rates over the same window), from this summary's
+    previous-period counts: the steering report compares against them without
+    evaluating the previous period's trend and its own previous period."""
+    out = []
+    for m in summary.measures:
+        rate = m.previous.rate if m.previous is not None else None
+        out.append(Headline(area="quality", label=f"{m.name} ({m.id})", value=_pct(rate)))
     return out
 
 

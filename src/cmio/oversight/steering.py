@@ -8,10 +8,12 @@ rendered to PDF and HTML by :mod:`cmio.reports`. Areas that are not available sa
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from cmio.oversight.areas import AREAS, Area, AreaInputs, AreaResult, Getter, collect
 from cmio.oversight.headline import Headline
@@ -136,13 +138,20 @@ def gather(
     *,
     areas: Sequence[Area] = AREAS,
     get: Getter | None = None,
+    peek: Callable[[str], Any] | None = None,
     step: Callable[[str], None] | None = None,
 ) -> SteeringData:
     """Compute every area for ``period`` (with sections) and the previous period.
 
+    The previous period's headlines of an area whose module offers
+    ``previous_headlines(summary)`` come from this period's summary (which evaluated the
+    previous period for its deltas) unless its own summary is already in the memo
+    (``peek``); the other areas' previous summaries go through the memo (``get``).
+
     Args:
         inputs: what the summaries read. period: the reporting period.
         areas: the areas. get: a memo for the summaries (e.g. the web app's cache).
+        peek: the memo's value for a key if ready, else None (never computes).
         step: called with a short description after each area (a progress bar).
     """
 
@@ -153,8 +162,26 @@ def gather(
     current = collect(
         inputs, period, areas=areas, get=get, sections=True, on_area=done(period.label)
     )
-    earlier = collect(inputs, previous, areas=areas, get=get, on_area=done(previous.label))
+    earlier: list[AreaResult] = []
+    for area, result in zip(areas, current, strict=True):
+        derive = _previous_headlines(area) if result.available else None
+        if derive is not None and (peek is None or peek(area.cache_key(previous)) is None):
+            earlier.append(AreaResult(area, None, tuple(derive(result.summary))))
+            done(previous.label)(earlier[-1])
+        else:
+            earlier += collect(
+                inputs, previous, areas=[area], get=get, on_area=done(previous.label)
+            )
     return SteeringData(period, previous, current, earlier)
+
+
+def _previous_headlines(area: Area) -> Callable[[Any], Sequence[Headline]] | None:
+    try:
+        module = importlib.import_module(area.module)
+    except ImportError:
+        return None
+    derive = getattr(module, "previous_headlines", None)
+    return derive if callable(derive) else None
 
 
 def _executive_summary(data: SteeringData) -> Section:

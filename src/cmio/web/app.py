@@ -117,7 +117,7 @@ class WebApp:
 
     def close(self) -> None:
         """Stop background computations (before the store they read is closed)."""
-        self.ctx.cache.close()
+        self.ctx.close()
 
     def home(self, request: Request) -> Response:
         """The landing page: the viewer's pages and the patient database at a glance."""

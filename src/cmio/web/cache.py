@@ -25,10 +25,17 @@ __all__ = ["ResultCache"]
 T = TypeVar("T")
 
 
+_NONE: Any = object()
+
+
 @dataclass(slots=True)
 class _Entry:
     future: Future[Any]
     stored: float
+    job: Callable[[], None] | None = None
+    """The computation while queued and not yet started (whoever needs it first runs it)."""
+    stale: Any = _NONE
+    """The value this entry replaces (served by :meth:`ResultCache.lookup` meanwhile)."""
 
 
 class ResultCache:
@@ -51,15 +58,45 @@ class ResultCache:
 
     def _future(self, key: str, compute: Callable[[], Any], *, background: bool) -> Future[Any]:
         now = time.monotonic()
+        job: Callable[[], None] | None = None
+        queued = False
         with self._lock:
             entry = self._entries.get(key)
-            if entry is not None and not (
-                entry.future.done()
-                and (now - entry.stored > self.ttl or entry.future.exception() is not None)
-            ):
-                return entry.future
-            future: Future[Any] = Future()
-            self._entries[key] = _Entry(future, now)
+            if entry is not None and not self._expired(entry, now):
+                if not background and entry.job is not None:  # queued: run it here, now
+                    job, entry.job = entry.job, None
+                future = entry.future
+            else:
+                future = Future()
+                stale = _NONE
+                if entry is not None and entry.future.done() and not entry.future.exception():
+                    stale = entry.future.result()
+                entry = _Entry(future, now, stale=stale)
+                self._entries[key] = entry
+                entry.job = self._runner(key, entry, compute, background)
+                if not background:
+                    job, entry.job = entry.job, None
+                queued = background
+        if job is not None:
+            job()
+        elif queued:
+            self._submit(lambda: self._claim(entry))
+        return future
+
+    def _expired(self, entry: _Entry, now: float) -> bool:
+        done = entry.future.done()
+        return done and (now - entry.stored > self.ttl or entry.future.exception() is not None)
+
+    def _claim(self, entry: _Entry) -> None:
+        with self._lock:
+            job, entry.job = entry.job, None
+        if job is not None:  # else someone needing it ran it already
+            job()
+
+    def _runner(
+        self, key: str, entry: _Entry, compute: Callable[[], Any], background: bool
+    ) -> Callable[[], None]:
+        future = entry.future
 
         def run() -> None:
             if background and self._closed:  # closing: don't start work on a closing store
@@ -70,15 +107,10 @@ class ResultCache:
             except BaseException as exc:  # handed to every waiter, not lost
                 future.set_exception(exc)
             with self._lock:
-                current = self._entries.get(key)
-                if current is not None and current.future is future:
-                    current.stored = time.monotonic()
+                entry.stored = time.monotonic()
+                entry.stale = _NONE
 
-        if background:
-            self._submit(run)
-        else:
-            run()
-        return future
+        return run
 
     def get(self, key: str, compute: Callable[[], T]) -> T:
         """The value for ``key``, computing it (once, whoever asks) when missing or stale.
@@ -88,6 +120,42 @@ class ResultCache:
         """
         value: T = self._future(key, compute, background=False).result()
         return value
+
+    def lookup(
+        self, key: str, compute: Callable[[], T], wait: float = 0.0
+    ) -> tuple[bool, T | None]:
+        """The value for ``key`` without blocking a page on its computation.
+
+        When missing or stale, the computation starts in the background (once, whoever
+        asks) and this waits at most ``wait`` seconds for it. While a stale value is
+        being recomputed, the stale value is answered.
+
+        Returns:
+            ``(True, value)`` when there is a value; ``(False, None)`` while computing.
+
+        Raises:
+            Exception: whatever ``compute`` raised (the next lookup computes again).
+        """
+        future = self._future(key, compute, background=True)
+        if not future.done() and wait > 0:
+            try:
+                future.result(timeout=wait)
+            except TimeoutError:
+                pass
+            except Exception:  # raised below
+                pass
+        if future.done():
+            error = future.exception()
+            if error is not None:
+                raise error
+            value: T = future.result()
+            return True, value
+        with self._lock:
+            entry = self._entries.get(key)
+            stale = entry.stale if entry is not None and entry.future is future else _NONE
+        if stale is not _NONE:
+            return True, stale
+        return False, None
 
     def peek(self, key: str) -> Any | None:
         """The value if it is ready and fresh, else None (never computes, never waits)."""

@@ -7,9 +7,11 @@ handed to each page module's ``routes(ctx)``.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import jinja2
@@ -17,7 +19,9 @@ from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from cmio.oversight.areas import AreaInputs, area_by_key, summarize_area
 from cmio.oversight.period import ReportingPeriod
+from cmio.oversight.shared import SharedWork
 from cmio.security.grant import AccessGrant
 from cmio.security.scopes import ScopeSet
 from cmio.web.cache import ResultCache
@@ -32,6 +36,8 @@ __all__ = ["FhirCallError", "Forbidden", "Viewer", "WebContext", "chart_markup"]
 
 GRANT_KEY = "cmio.grant"  # set by the authentication gate (cmio.api.auth.GRANT_KEY)
 CSRF_COOKIE = "cmio_csrf"
+POLL_DELAYS = (0.5, 1.0, 1.0, 2.0, 3.0, 5.0)
+"""Seconds a *computing* placeholder waits before each new attempt (then 5 s each)."""
 
 
 class Forbidden(Exception):
@@ -142,6 +148,11 @@ class WebContext:
         """The server's CDS Hooks service (:class:`cmio.api.cds_hooks.CdsHooks`), set by the
         application once built (None: a page builds its own)."""
         self.nav: list[NavItem] = []
+        self.compute_wait = 0.2
+        """Seconds a page waits for a summary being computed before it answers with a
+        *computing* placeholder that fills in by itself (htmx polls with backoff)."""
+        self._shared: SharedWork | None = None
+        self._shared_lock = threading.Lock()
         self.templates = jinja2.Environment(
             loader=jinja2.PackageLoader("cmio.web", "templates"),
             autoescape=jinja2.select_autoescape(default=True),
@@ -198,6 +209,75 @@ class WebContext:
             raise FhirCallError(answer.status, result)
         return result
 
+    def shared_work(self) -> SharedWork:
+        """The work the oversight summaries share (measure results, period-independent
+        inputs), replaced once older than the result cache's time to live."""
+        with self._shared_lock:
+            if self._shared is None or not self._shared.fresh:
+                self._shared = SharedWork(
+                    self.env.repository, self.env.terminology, ttl=self.cache.ttl
+                )
+            return self._shared
+
+    def area_inputs(self) -> AreaInputs:
+        """What the oversight summaries read, with the shared work."""
+        env = self.env
+        return AreaInputs(
+            env.repository, env.terminology, env.settings.hl7_journal, self.shared_work()
+        )
+
+    def area_summary(self, key: str, period: ReportingPeriod) -> Any:
+        """An oversight area's summary for ``period`` from the cache (computed once per
+        period; the overview, the area's pages and the report share the key).
+
+        Raises:
+            KeyError: no area has this key.
+            Exception: whatever the summary raised.
+        """
+        area = area_by_key(key)
+        compute = partial(summarize_area, area, self.area_inputs(), period)
+        return self.cache.get(area.cache_key(period), compute)
+
+    def area_lookup(self, key: str, period: ReportingPeriod) -> tuple[bool, Any]:
+        """Like :meth:`area_summary`, but never blocks a page: ``(True, summary)`` when
+        ready, ``(False, None)`` while it is computed in the background (waiting at most
+        :attr:`compute_wait` seconds)."""
+        area = area_by_key(key)
+        compute = partial(summarize_area, area, self.area_inputs(), period)
+        return self.cache.lookup(area.cache_key(period), compute, self.compute_wait)
+
+    def pending(
+        self, request: Request, *, title: str, what: str, period: ReportingPeriod
+    ) -> HTMLResponse:
+        """The page's *computing* placeholder: it asks for the page again (htmx, into
+        ``<main>``) after a delay that grows with each attempt (0.5 s to 5 s), and the
+        server answers with the page once its figures are ready
+        (https://htmx.org/attributes/hx-trigger/)."""
+        try:
+            attempt = max(0, min(20, int(request.headers.get("x-cmio-poll", "0"))))
+        except ValueError:
+            attempt = 0
+        response = self.render(
+            request,
+            "pending.html",
+            title=title,
+            what=what,
+            period=period,
+            url=str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""),
+            attempt=attempt + 1,
+            delay=POLL_DELAYS[min(attempt, len(POLL_DELAYS) - 1)],
+        )
+        response.headers["retry-after"] = "1"
+        return response
+
+    def close(self) -> None:
+        """Stop background computations and release the shared work."""
+        self.cache.close()
+        with self._shared_lock:
+            shared, self._shared = self._shared, None
+        if shared is not None:
+            shared.close()
+
     def data_end(self) -> date:
         """The last day with clinical activity (Encounter starts), cached: the default
         period is the calendar year containing it."""
@@ -238,6 +318,9 @@ class WebContext:
         viewer = Viewer.of(request)
         nav = [item for item in self.nav if item.visible_to(viewer)]
         htmx = request.headers.get("hx-request") == "true"
+        partial: bool | str = htmx and request.headers.get("hx-boosted") != "true"
+        if partial and request.headers.get("hx-target") == "main":
+            partial = "main"  # a placeholder asking for the whole content of <main>
         body = self.templates.get_template(template).render(
             request=request,
             viewer=viewer,
@@ -245,7 +328,7 @@ class WebContext:
             title=title,
             path=request.url.path,
             csrf=request.scope.get("cmio.csrf", ""),
-            partial=htmx and request.headers.get("hx-boosted") != "true",
+            partial=partial,
             **values,
         )
         spent = (time.perf_counter() - started) * 1000

@@ -31,14 +31,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from cmio.web.context import FhirCallError, Viewer
+from cmio.web.context import POLL_DELAYS, FhirCallError, Viewer
 from cmio.web.pages import PATIENT_DATA, NavItem
 from cmio.web.pages.chart_access import GlassAccess
 from cmio.web.pages.chart_data import build_chart
 from cmio.web.pages.chart_views import chart_specs, sparkline
 
 if TYPE_CHECKING:
-    from cmio.oversight.period import ReportingPeriod
     from cmio.web.context import WebContext
 
 __all__ = ["CHART_TYPES", "ChartPages", "nav", "routes"]
@@ -202,7 +201,17 @@ class ChartPages:
             return self.ctx.render(
                 request, "error.html", title="Care gaps", message=str(exc), status=400
             )
-        rows = _gaps(self.ctx, period, pid)
+        ready, summary = self.ctx.area_lookup("quality", period)
+        if not ready and request.headers.get("hx-target") == "gaps":
+            return self.ctx.render(
+                request, "chart/gaps_pending.html", title="Care gaps", period=period,
+                url=f"{request.url.path}?{request.url.query}", **_poll(request),
+            )  # fmt: skip
+        if not ready:
+            return self.ctx.pending(
+                request, title="Care gaps", what="the quality measures", period=period
+            )
+        rows = _gaps(summary, pid)
         return self.ctx.render(
             request, "chart/gaps.html", title="Care gaps", gaps=rows, period=period, patient_id=pid
         )
@@ -286,19 +295,15 @@ class ChartPages:
         return response
 
 
-def _gaps(ctx: WebContext, period: ReportingPeriod, pid: str) -> list[dict[str, str]]:
+def _gaps(summary: Any, pid: str) -> list[dict[str, str]]:
     """The patient's open care gaps in the period, from the period's quality summary
     (:func:`cmio.oversight.quality.quality_summary`: one evaluation of the measures over
     the store, cached under ``quality:<period>`` and shared with the quality pages and
     the executive overview)."""
-    from cmio.oversight.quality import QualitySummary, quality_summary
+    from cmio.oversight.quality import QualitySummary
 
-    def compute() -> QualitySummary:
-        return quality_summary(ctx.env.repository, period, terminology=ctx.env.terminology)
-
-    summary = ctx.cache.get(f"quality:{period.label}", compute)
     if not isinstance(summary, QualitySummary):  # another kind of value under the key
-        summary = compute()
+        raise TypeError(f"a quality summary was expected, not {type(summary).__name__}")
     return [
         {
             "measure": m.id,
@@ -311,6 +316,15 @@ def _gaps(ctx: WebContext, period: ReportingPeriod, pid: str) -> list[dict[str, 
         for g in m.gaps
         if g.patient_id == pid
     ]
+
+
+def _poll(request: Request) -> dict[str, Any]:
+    """The next attempt and its delay for a fragment that asks again until ready."""
+    try:
+        attempt = max(0, min(20, int(request.headers.get("x-cmio-poll", "0"))))
+    except ValueError:
+        attempt = 0
+    return {"attempt": attempt + 1, "delay": POLL_DELAYS[min(attempt, len(POLL_DELAYS) - 1)]}
 
 
 def _escape(text: str) -> str:

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cmio.oversight.cost import CostSummary, cost_summary
+from cmio.oversight.cost import CostSummary
 from cmio.oversight.cost_report import (
     PANEL_COLUMNS,
     money,
@@ -37,10 +37,8 @@ def routes(ctx: WebContext) -> list[Route]:
     """The cost page."""
 
     def summary(period: ReportingPeriod) -> CostSummary:
-        return ctx.cache.get(
-            f"cost:{period.label}",
-            lambda: cost_summary(ctx.env.repository, period, ctx.env.terminology),
-        )
+        result: CostSummary = ctx.area_summary("cost", period)
+        return result
 
     ctx.cache.warm([("cost:warm", lambda: summary(ReportingPeriod.year_of(ctx.data_end())))])
 
@@ -53,7 +51,9 @@ def routes(ctx: WebContext) -> list[Route]:
             fallback = ReportingPeriod.year_of(ctx.data_end())
             return ctx.render(request, "cost/error.html", title=title, period=fallback,
                               error=str(exc), status=400)  # fmt: skip
-        data = summary(period)
+        ready, data = ctx.area_lookup("cost", period)
+        if not ready:
+            return ctx.pending(request, title=title, what="the cost of care", period=period)
         conditions = sorted(data.conditions, key=lambda c: -c.allowed)[:TOP_CONDITIONS]
         clinician_panels = [p for p in data.clinician_panels if p.pmpm is not None]
         department_panels = [p for p in data.department_panels if p.pmpm is not None]

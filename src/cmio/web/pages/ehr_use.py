@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from cmio.oversight.ehr_use import METRICS, EhrUseSummary, ehr_use_summary
+from cmio.oversight.ehr_use import METRICS, EhrUseSummary
 from cmio.oversight.ehr_use_report import (
     clinician_trend_spec,
     department_heatmap_spec,
@@ -61,9 +61,8 @@ def routes(ctx: WebContext) -> list[Route]:
     """The EHR-use pages."""
 
     def summary(period: ReportingPeriod) -> EhrUseSummary:
-        return ctx.cache.get(
-            f"ehr-use:{period.label}", lambda: ehr_use_summary(ctx.env.repository, period)
-        )
+        result: EhrUseSummary = ctx.area_summary("ehr-use", period)
+        return result
 
     ctx.cache.warm([("ehr-use:warm", lambda: summary(ReportingPeriod.year_of(ctx.data_end())))])
 
@@ -76,7 +75,9 @@ def routes(ctx: WebContext) -> list[Route]:
             fallback = ReportingPeriod.year_of(ctx.data_end())
             return ctx.render(request, "ehr_use/error.html", title=title, period=fallback,
                               error=str(exc), status=400)  # fmt: skip
-        data = summary(period)
+        ready, data = ctx.area_lookup("ehr-use", period)
+        if not ready:
+            return ctx.pending(request, title=title, what="EHR use", period=period)
         values = fill(data)
         return ctx.render(
             request, template, title=str(values.pop("title", title)), period=period, s=data,

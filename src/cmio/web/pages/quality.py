@@ -37,7 +37,6 @@ from cmio.oversight.quality import (
     CareGap,
     MeasureQuality,
     QualitySummary,
-    quality_summary,
 )
 from cmio.oversight.quality_report import strata_spec, trend_spec
 from cmio.web.context import Viewer, WebContext
@@ -59,12 +58,7 @@ def cached_summary(ctx: WebContext, period: ReportingPeriod) -> QualitySummary:
     """The period's quality summary from the web app's cache (computed once per period;
     the executive overview uses the same key)."""
 
-    def compute() -> QualitySummary:
-        summary = quality_summary(ctx.env.repository, period, terminology=ctx.env.terminology)
-        log.info("quality summary for %s computed in %.1f s", period.label, summary.seconds)
-        return summary
-
-    result: QualitySummary = ctx.cache.get(f"quality:{period.label}", compute)
+    result: QualitySummary = ctx.area_summary("quality", period)
     return result
 
 
@@ -117,6 +111,9 @@ class QualityPages:
             request, "quality/error.html", title="Quality", period=period, error=error, status=400
         )
 
+    def _pending(self, request: Request, title: str, period: ReportingPeriod) -> Response:
+        return self.ctx.pending(request, title=title, what="the quality measures", period=period)
+
     def index(self, request: Request) -> Response:
         """``/quality``: every measure at a glance."""
         viewer = Viewer.of(request)
@@ -124,7 +121,9 @@ class QualityPages:
         period, error = self._period(request)
         if error:
             return self._error(request, period, error)
-        summary = cached_summary(self.ctx, period)
+        ready, summary = self.ctx.area_lookup("quality", period)
+        if not ready:
+            return self._pending(request, "Quality", period)
         return self.ctx.render(
             request,
             "quality/index.html",
@@ -143,7 +142,9 @@ class QualityPages:
         period, error = self._period(request)
         if error:
             return self._error(request, period, error)
-        summary = cached_summary(self.ctx, period)
+        ready, summary = self.ctx.area_lookup("quality", period)
+        if not ready:
+            return self._pending(request, str(request.path_params["measure"]).upper(), period)
         m = self._measure(summary, request)
         groups = [
             (name, STRATIFIER_LABELS[name], m.strata_of(name))
@@ -169,7 +170,9 @@ class QualityPages:
         period, error = self._period(request)
         if error:
             return self._error(request, period, error)
-        summary = cached_summary(self.ctx, period)
+        ready, summary = self.ctx.area_lookup("quality", period)
+        if not ready:
+            return self._pending(request, "Care gaps", period)
         m = self._measure(summary, request)
         clinician = request.query_params.get("clinician", "")
         department = request.query_params.get("department", "")

@@ -30,12 +30,11 @@ def routes(ctx: WebContext) -> list[Route]:
     """``/reports`` and the report downloads (OVERSIGHT roles)."""
 
     def inputs() -> AreaInputs:
-        env = ctx.env
-        return AreaInputs(env.repository, env.terminology, env.settings.hl7_journal)
+        return ctx.area_inputs()
 
     def report(period: ReportingPeriod) -> Report:
         def build() -> Report:
-            return steering_report(gather(inputs(), period, get=ctx.cache.get))
+            return steering_report(gather(inputs(), period, get=ctx.cache.get, peek=ctx.cache.peek))
 
         built: Report = ctx.cache.get(f"steering:{period.label}", build)
         return built

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cmio.oversight.data_quality import DataQualitySummary, data_quality_summary, headlines
+from cmio.oversight.data_quality import DataQualitySummary, headlines
 from cmio.oversight.period import ReportingPeriod
 from cmio.web.context import Viewer, WebContext
 from cmio.web.pages import WORKBENCH, NavItem
@@ -30,10 +30,8 @@ nav = (NavItem("Data quality", "/workbench/data-quality", "Workbench", ROLES),)
 
 def summary_of(ctx: WebContext, period: ReportingPeriod) -> DataQualitySummary:
     """The period's summary, cached (key shared with the executive overview)."""
-    return ctx.cache.get(
-        f"data-quality:{period.label}",
-        lambda: data_quality_summary(ctx.env.repository, period, ctx.env.terminology),
-    )
+    result: DataQualitySummary = ctx.area_summary("data-quality", period)
+    return result
 
 
 def _chart(summary: DataQualitySummary) -> dict[str, Any]:
@@ -85,7 +83,9 @@ def page(ctx: WebContext, request: Request) -> Response:
         return ctx.render(
             request, "error.html", title="Data quality", message=str(error), status=400
         )
-    summary = summary_of(ctx, period)
+    ready, summary = ctx.area_lookup("data-quality", period)
+    if not ready:
+        return ctx.pending(request, title="Data quality", what="data quality", period=period)
     return ctx.render(
         request,
         "workbench/data_quality.html",

@@ -37,4 +37,8 @@
 
   document.addEventListener("DOMContentLoaded", function () { drawCharts(document); });
   document.addEventListener("htmx:afterSwap", function (event) { drawCharts(event.target); });
+  // content swapped in for a "computing" placeholder (htmx:load fires on new content)
+  document.addEventListener("htmx:load", function (event) {
+    drawCharts(event.target.parentNode || document);
+  });
 })();
