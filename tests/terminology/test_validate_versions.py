@@ -41,3 +41,20 @@ def test_version_of_the_include_then_the_default_then_the_newest() -> None:
     assert _version(_valueset("1.0.0", "2.0.0")) == "2.0.0"  # includes disagree: the newest
     assert _version(None, "1.0.0") == "1.0.0"  # CodeSystem $validate-code: the coding's own
     assert _version(None) == "2.0.0"
+
+
+def test_version_patterns() -> None:
+    from cmio.terminology.resources import version_matches
+
+    for wanted, actual in (
+        ("1.x", "1.2.0"),
+        ("1.x.x", "1.2.0"),
+        ("1.0.x", "1.0.0"),
+        ("1.*", "1.5"),
+    ):
+        assert version_matches(wanted, actual), (wanted, actual)
+    for wanted, actual in (("1.0.x", "1.2.0"), ("1", "1.0.0"), ("1.x", "2.0.0"), ("1.x.x", "1.2")):
+        assert not version_matches(wanted, actual), (wanted, actual)
+    assert _version(_valueset("1.x")) == "1.0.0"
+    assert _version(_valueset("2.x")) == "2.0.0"
+    assert _version(_valueset("1.0.x")) == "1.0.0"  # a wildcard include picks its match

@@ -18,7 +18,7 @@ import regex
 
 from cmio.terminology.codesystem import CodeSystemSource, Entry, ResourceCodeSystem
 from cmio.terminology.errors import TerminologyError
-from cmio.terminology.resources import TerminologyResources
+from cmio.terminology.resources import TerminologyResources, version_matches
 
 __all__ = ["ExpandOptions", "Expander", "Expansion", "Member"]
 
@@ -233,13 +233,13 @@ class Expander:
             return options.force_versions[system]
         if stated is not None:
             wanted = options.check_versions.get(system)
-            if wanted is not None and wanted != stated:
+            if wanted is not None and not version_matches(wanted, stated):
                 raise TerminologyError(
                     400,
                     "exception",
                     f"The code system {system} version {stated} does not match the "
                     f"check-system-version {wanted}",
-                    detail="vs-invalid",
+                    detail="version-error",
                 )
             return stated
         return options.system_versions.get(system)

@@ -50,14 +50,18 @@ def version_key(version: str | None) -> tuple[Any, ...]:
 
 
 def version_matches(wanted: str, actual: str | None) -> bool:
-    """Whether ``actual`` satisfies ``wanted``: equal, or a ``1.x`` / ``1.*`` wildcard prefix."""
+    """Whether ``actual`` satisfies ``wanted``: equal, or a pattern whose ``x``/``*`` parts
+    match any part (``1.x``, ``1.0.x``, ``1.x.x``; trailing parts of ``actual`` are free)."""
     if actual is None:
         return False
     if wanted == actual:
         return True
-    if wanted.endswith((".x", ".*")):
-        return actual.startswith(wanted[:-1])
-    return False
+    parts, have = wanted.split("."), actual.split(".")
+    if not any(p in ("x", "*") for p in parts):
+        return False
+    if len(have) < len(parts):
+        return False
+    return all(p in ("x", "*") or p == h for p, h in zip(parts, have, strict=False))
 
 
 class TerminologyResources:
