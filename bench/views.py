@@ -3,7 +3,8 @@
 Two views over the data of ``bench/views_gen.py`` (1,000,000 Observations with two
 codings each, 50,000 Patients): ``obs`` (id, subject, forEach code.coding: system
 and code, valueQuantity value and unit, effective) and ``patients`` (demographics).
-Engines: DuckDB over Parquet and over NDJSON (rows collected as Arrow), Spark
+Engines: DuckDB over Parquet (JSON-text and typed layouts) and over NDJSON (JSON
+functions, and ``read_json`` into typed columns; rows collected as Arrow), Spark
 ``local[1]`` and ``local[2]`` over the same Parquet (each in its own process, rows
 written to Spark's ``noop`` sink), PostgreSQL over a jsonb table (a subset:
 loading a million documents dominates otherwise), the in-memory reference
@@ -90,11 +91,17 @@ def _median(fn: Callable[[], int], repeat: int) -> tuple[int, float]:
     return rows, statistics.median(times)
 
 
-def duckdb_case(source: Path, view: dict[str, Any], repeat: int) -> tuple[int, float]:
-    """DuckDB (the embedded default) over a folder of Parquet or NDJSON."""
+def duckdb_case(
+    source: Path, view: dict[str, Any], repeat: int, layout: str = "auto"
+) -> tuple[int, float]:
+    """DuckDB (the embedded default) over a folder of Parquet or NDJSON.
+
+    ``layout``: ``json`` reads the resource JSON text; ``typed`` the typed columns
+    (typed Parquet as is, NDJSON through ``read_json`` with the model's types).
+    """
     from cmio.views import DuckDbRunner
 
-    runner = DuckDbRunner()
+    runner = DuckDbRunner(layout=layout)
     return _median(lambda: runner.run(view, source).num_rows, repeat)
 
 
@@ -217,6 +224,7 @@ def main() -> None:
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     ndjson, parquet = args.data / "ndjson", args.data / "parquet"
+    typed = args.data / "parquet-typed"
     print(f"cores: {os.cpu_count()}, load: {os.getloadavg()[0]:.1f}", file=sys.stderr)
     table: list[tuple[str, str, int, float]] = []
 
@@ -231,9 +239,17 @@ def main() -> None:
 
     for name, view in VIEWS.items():
         if "duckdb-parquet" not in skip:
-            record("duckdb / Parquet", name, duckdb_case(parquet, view, args.repeat))
+            record("duckdb / Parquet JSON text", name, duckdb_case(parquet, view, args.repeat))
+        if "duckdb-typed" not in skip:
+            record("duckdb / Parquet typed", name, duckdb_case(typed, view, args.repeat, "typed"))
         if "duckdb-ndjson" not in skip:
-            record("duckdb / NDJSON", name, duckdb_case(ndjson, view, args.repeat))
+            record("duckdb / NDJSON", name, duckdb_case(ndjson, view, args.repeat, "json"))
+        if "duckdb-ndjson-typed" not in skip:
+            record(
+                "duckdb / NDJSON read_json typed",
+                name,
+                duckdb_case(ndjson, view, args.repeat, "typed"),
+            )
         for master in ("local[1]", "local[2]"):
             if f"spark-{master}" not in skip and "spark" not in skip:
                 record(

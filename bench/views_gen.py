@@ -4,8 +4,8 @@ Writes a Bulk Data style folder (https://hl7.org/fhir/uv/bulkdata/STU1.0.1/expor
 ``ndjson/Patient.ndjson`` and ``ndjson/Observation.ndjson``, and the same resources as
 Parquet in two layouts: ``parquet/<Type>.parquet`` with one ``resource`` column of
 JSON text (what any exporter can write without a schema) and
-``parquet-typed/<Type>.parquet`` with nested typed columns (pyarrow's schema
-inference of the NDJSON). Every Observation has two codings (LOINC and a local
+``parquet-typed/<Type>.parquet`` in cmio's typed layout (nested typed columns per
+the R4 model beside the JSON text: ``cmio.views.ndjson_to_parquet(layout="typed")``). Every Observation has two codings (LOINC and a local
 code), a valueQuantity and an effectiveDateTime. The same seed gives the same bytes.
 
 Usage::
@@ -24,8 +24,9 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
-import pyarrow.json as pajson
 import pyarrow.parquet as pq
+
+from cmio.views import ndjson_to_parquet
 
 __all__ = ["generate", "observations", "patients"]
 
@@ -164,30 +165,9 @@ def generate(out: Path, n_observations: int, seed: int = 7) -> dict[str, int]:
     for rtype in counts:
         src = out / "ndjson" / f"{rtype}.ndjson"
         _write_json_parquet(src, out / "parquet" / f"{rtype}.parquet")
-        pq.write_table(_typed(src), out / "parquet-typed" / f"{rtype}.parquet", compression="zstd")
+    ndjson_to_parquet(out / "ndjson", out / "parquet-typed", layout="typed")
     (out / "counts.json").write_bytes(orjson.dumps(counts))
     return counts
-
-
-def _strings_for_timestamps(t: pa.DataType) -> pa.DataType:
-    """The inferred type with FHIR date/time strings kept as strings (exact text)."""
-    if pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_time(t):
-        return pa.string()
-    if pa.types.is_struct(t):
-        return pa.struct([f.with_type(_strings_for_timestamps(f.type)) for f in t])
-    if pa.types.is_list(t):
-        return pa.list_(_strings_for_timestamps(t.value_type))
-    return t
-
-
-def _typed(src: Path) -> pa.Table:
-    """The NDJSON as a typed table (pyarrow's inference, dates and times kept as text)."""
-    options = pajson.ReadOptions(block_size=1 << 24)
-    inferred = pajson.read_json(src, read_options=options).schema
-    schema = pa.schema([f.with_type(_strings_for_timestamps(f.type)) for f in inferred])
-    return pajson.read_json(
-        src, read_options=options, parse_options=pajson.ParseOptions(explicit_schema=schema)
-    )
 
 
 def main() -> None:

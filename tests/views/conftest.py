@@ -7,6 +7,7 @@ them): append its name to :data:`ENGINES` and define a fixture
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,14 @@ import pytest
 
 from cmio.fhirpath import FhirPathEngine
 from cmio.model import Model, load_model
-from cmio.views import DuckDbRunner, MemoryEvaluator, load_view, view_functions
+from cmio.views import (
+    DuckDbRunner,
+    MemoryEvaluator,
+    load_view,
+    ndjson_to_parquet,
+    view_functions,
+)
+from cmio.views.typed import TypedLayoutUnsupported
 from tests.views.postgres_fixture import view_runner_postgres  # noqa: F401
 from tests.views.spark_fixture import spark, view_runner_spark  # noqa: F401
 
@@ -27,10 +35,11 @@ SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 ViewRunner = Callable[[dict[str, Any], list[dict[str, Any]]], pa.Table]
 """Runs a ViewDefinition (JSON) over resources (dicts) and returns the rows."""
 
-ENGINES: list[str] = ["memory", "duckdb", "spark", "postgres"]
+ENGINES: list[str] = ["memory", "duckdb", "duckdb_typed", "spark", "postgres"]
 """The engines every engine-parametrized test runs on."""
 
 TALLY = pytest.StashKey[Counter[tuple[str, str, str]]]()
+TYPED_TALLY = pytest.StashKey[Counter[str]]()
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +60,49 @@ def view_runner_duckdb(model: Model) -> ViewRunner:
     """DuckDB over resources streamed as Arrow (2 threads: the test machine's cores)."""
     runner = DuckDbRunner(model, threads=2)
     return lambda view, resources: runner.run(view, resources)
+
+
+@pytest.fixture(scope="session")
+def typed_layout_tally(request: pytest.FixtureRequest) -> Counter[str]:
+    """How many views :func:`view_runner_duckdb_typed` ran on typed columns vs the JSON."""
+    tally: Counter[str] = Counter()
+    request.config.stash[TYPED_TALLY] = tally
+    return tally
+
+
+@pytest.fixture(scope="session")
+def view_runner_duckdb_typed(
+    model: Model, tmp_path_factory: pytest.TempPathFactory, typed_layout_tally: Counter[str]
+) -> ViewRunner:
+    """DuckDB over the typed layout: the resources written as NDJSON, converted to typed
+    Parquet (:mod:`cmio.views.typed`), and the view run on the Parquet and on the NDJSON
+    (typed where the view allows it, else on the JSON text); both answers must agree."""
+    auto = DuckDbRunner(model, threads=2)
+    typed_only = DuckDbRunner(model, threads=2, layout="typed")
+    counter = iter(range(1_000_000))
+
+    def run(view: dict[str, Any], resources: list[dict[str, Any]]) -> pa.Table:
+        folder = tmp_path_factory.mktemp(f"typed{next(counter)}")
+        ndjson, parquet = folder / "ndjson", folder / "parquet"
+        ndjson.mkdir()
+        by_type: dict[str, list[str]] = {}
+        for resource in resources:
+            by_type.setdefault(resource["resourceType"], []).append(json.dumps(resource))
+        for rtype, lines in by_type.items():
+            (ndjson / f"{rtype}.ndjson").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        ndjson_to_parquet(ndjson, parquet, layout="typed", model=model)
+        parsed = load_view(view)
+        try:
+            table = typed_only.run(parsed, parquet)
+            typed_layout_tally["typed"] += 1
+        except TypedLayoutUnsupported:
+            typed_layout_tally["json"] += 1
+            table = auto.run(parsed, parquet)
+        from_ndjson = auto.run(parsed, ndjson)
+        assert from_ndjson.to_pylist() == table.to_pylist()
+        return table
+
+    return run
 
 
 @pytest.fixture(params=ENGINES)
@@ -87,3 +139,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             total = passed + tally[(engine, tag, "failed")]
             parts.append(f"{tag} {passed}/{total}")
         terminalreporter.write_line(f"{engine}: {', '.join(parts)}")
+    typed = config.stash.get(TYPED_TALLY, None)
+    if typed:
+        terminalreporter.write_line(
+            f"duckdb_typed: {typed['typed']} views on typed columns, {typed['json']} on the JSON"
+        )

@@ -259,13 +259,20 @@ def test_sql_is_one_vectorized_query(runner: DuckDbRunner) -> None:
     from cmio.views import load_view
     from cmio.views.sources import Source
 
-    sql = runner.sql(
-        load_view(OBSERVATION_VIEW),
-        Source("ndjson", (Path("Observation.ndjson"),), single_type=True),
+    plans = dict(
+        runner.plans(
+            load_view(OBSERVATION_VIEW),
+            Source("ndjson", (Path("Observation.ndjson"),), single_type=True),
+        )
     )
-    assert sql.upper().count("READ_NDJSON_OBJECTS") == 1
-    assert "UNNEST" in sql.upper() and "LIST_TRANSFORM" in sql.upper()
-    assert "resourceType" not in sql  # one type per file: no filter
+    assert set(plans) == {"typed", "json"}
+    sql = plans["json"].upper()
+    assert sql.count("READ_NDJSON_OBJECTS") == 1
+    assert "UNNEST" in sql and "LIST_TRANSFORM" in sql
+    assert "RESOURCETYPE" not in sql  # one type per file: no filter
+    typed = plans["typed"].upper()  # read_json parses each line into the typed columns
+    assert typed.count("READ_JSON(") == 1 and "JSON_EXTRACT" not in typed
+    assert "UNNEST" in typed and "RESOURCETYPE" not in typed
 
 
 def _questionnaire(depth: int) -> dict[str, Any]:

@@ -9,7 +9,7 @@ with list expressions: per resource, a list of row structs, then unnested.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlglot import exp
@@ -21,13 +21,18 @@ from cmio.views.parse import ViewDefinitionError
 from cmio.views.sqlpath import PathCompiler
 from cmio.views.sqltypes import FType, Val
 from cmio.views.tree import Column, ForEach, ForEachOrNull, Repeat, Select, View
+from cmio.views.typed import TypedLayoutUnsupported
 from cmio.views.valuesets import table_name
 
-__all__ = ["REPEAT_DEPTH", "ViewCompiler"]
+__all__ = ["REPEAT_DEPTH", "Relation", "ViewCompiler"]
 
 REPEAT_DEPTH = 8
 """How deep ``repeat`` goes in SQL; deeper data aborts the query with an error."""
 _ROW = "_row"
+
+Relation = exp.Expression | Callable[[Sequence[str]], exp.Expression]
+"""A source relation, or (typed dialects) a function of the top-level element names the
+view reads returning the relation with those typed columns."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,14 +62,14 @@ class ViewCompiler:
         build.query(exp.to_table("_none"), False)
         return list(dict.fromkeys(url for _, url in build.members))
 
-    def compile(
-        self, view: View, source: exp.Expression, *, filter_type: bool = True
-    ) -> exp.Select:
+    def compile(self, view: View, source: Relation, *, filter_type: bool = True) -> exp.Select:
         """The query computing ``view`` over ``source``.
 
         Args:
             view: the validated view.
-            source: a table or subquery with a ``resource`` column (the resource JSON).
+            source: a table or subquery with a ``resource`` column (the resource JSON);
+                for a typed dialect, one with the typed columns of :mod:`cmio.views.typed`
+                (or a function of the column names returning it).
             filter_type: keep only rows whose ``resourceType`` is the view's (False
                 when the source holds only that type).
 
@@ -72,10 +77,12 @@ class ViewCompiler:
             ViewDefinitionError: the view is invalid for its resource type (e.g. a
                 ``where`` that is not boolean); :class:`~cmio.views.sqlpath.UnsupportedExpression`
                 for FHIRPath outside the SQL subset.
+            TypedLayoutUnsupported: (typed dialects) the view reads what the typed
+                columns do not hold.
         """
         return _Build(self, view).query(source, filter_type)
 
-    def sql(self, view: View, source: exp.Expression, *, filter_type: bool = True) -> str:
+    def sql(self, view: View, source: Relation, *, filter_type: bool = True) -> str:
         """:meth:`compile` rendered as the engine's SQL text."""
         return self.dialect.render(self.compile(view, source, filter_type=filter_type))
 
@@ -109,7 +116,24 @@ class _Build:
         self.members.append((keys, valueset))
         return exp.column(f"_m{len(self.members) - 1}")
 
-    def _source(self, source: exp.Expression, filter_type: bool, used: set[str]) -> exp.Expression:
+    def _typed_source(
+        self, source: Relation, wanted: list[tuple[str, tuple[tuple[str, ...], bool]]]
+    ) -> exp.Select:
+        """The pre-projection over typed columns: each path read from its top-level column."""
+        if any(not path for _, (path, _) in wanted):
+            raise TypedLayoutUnsupported("the whole resource")
+        tops = list(dict.fromkeys(path[0] for _, (path, _) in wanted))
+        relation = source(tops) if callable(source) else source
+        if not wanted:
+            return exp.select(exp.alias_(exp.Literal.number(1), "_one")).from_(relation)
+        return exp.select(
+            *[
+                exp.alias_(self.d.json_path(exp.column(path[0], quoted=True), path[1:], text), n)
+                for n, (path, text) in wanted
+            ]
+        ).from_(relation)
+
+    def _source(self, source: Relation, filter_type: bool, used: set[str]) -> exp.Expression:
         """The pre-projection: each resource's prefetched values, parsed once per resource."""
         d = self.d
         resource = exp.column("resource")
@@ -118,6 +142,11 @@ class _Build:
         if filter_type:
             wanted.append(("_type", (("resourceType",), True)))
         keep = ["_resource"] if "_resource" in used else []
+        if d.typed:
+            if keep:
+                raise TypedLayoutUnsupported("the whole resource")
+            return self._finish(self._typed_source(source, wanted), wanted, [], filter_type, used)
+        assert not callable(source)
         groups: dict[bool, list[tuple[str, tuple[str, ...]]]] = {False: [], True: []}
         for name, (path, text) in wanted:
             groups[text].append((name, path))
@@ -145,9 +174,22 @@ class _Build:
                 *[exp.alias_(d.json_path(resource, p, t), n) for n, (p, t) in wanted],
                 *[exp.alias_(resource, "_resource") for _ in keep],
             ).from_(source)
-        columns_out = [name for name, _ in wanted] + keep
         if not wanted and not keep:
             query = exp.select(exp.alias_(exp.Literal.number(1), "_one")).from_(source)
+        return self._finish(query, wanted, keep, filter_type, used)
+
+    def _finish(
+        self,
+        query: exp.Select,
+        wanted: list[tuple[str, tuple[tuple[str, ...], bool]]],
+        keep: list[str],
+        filter_type: bool,
+        used: set[str],
+    ) -> exp.Expression:
+        """The pre-projection filtered by type and joined to the value sets it tests."""
+        d = self.d
+        columns_out = [name for name, _ in wanted] + keep
+        if not wanted and not keep:
             columns_out = ["_one"]
         if filter_type:
             query = (
@@ -372,7 +414,7 @@ class _Build:
         return self.d.sort(items)
 
     # -- query --------------------------------------------------------------------------------
-    def query(self, source: exp.Expression, filter_type: bool) -> exp.Select:
+    def query(self, source: Relation, filter_type: bool) -> exp.Select:
         d = self.d
         view = self.view
         # The root select has no iteration: its one-row columns stay plain columns next to

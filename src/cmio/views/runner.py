@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +21,14 @@ from sqlglot import exp
 
 from cmio.model import Model, load_model
 from cmio.views.columns import arrow_schema
-from cmio.views.compiler import ViewCompiler
+from cmio.views.compiler import Relation, ViewCompiler
 from cmio.views.dialects.duckdb import DuckDbDialect
+from cmio.views.dialects.typed import TypedDuckDbDialect
 from cmio.views.memory import MemoryEvaluator
 from cmio.views.parse import ViewDefinitionError, parse_view
 from cmio.views.sources import Source, resolve_source
 from cmio.views.tree import View
+from cmio.views.typed import TypedLayoutUnsupported, is_typed_parquet, read_json_sql, structure
 from cmio.views.valuesets import (
     ExpansionMembership,
     ValueSetExpander,
@@ -68,6 +70,12 @@ class DuckDbRunner:
         threads: DuckDB worker threads (None: DuckDB's default, all cores).
         terminology: expands the value sets of ``memberOf()`` (once per run, into
             tables the query joins against; see :mod:`cmio.views.valuesets`).
+        layout: how file sources are read. ``auto`` (default): typed columns when the
+            source has them (Parquet in the typed layout of :mod:`cmio.views.typed`,
+            read as is; NDJSON of one type, parsed by ``read_json`` straight into the
+            typed columns the view reads) and the view reads only what they hold, else
+            the resource JSON; ``typed``: typed columns or
+            :class:`~cmio.views.typed.TypedLayoutUnsupported`; ``json``: always the JSON.
     """
 
     def __init__(
@@ -76,10 +84,16 @@ class DuckDbRunner:
         *,
         threads: int | None = None,
         terminology: ValueSetExpander | None = None,
+        layout: str = "auto",
     ) -> None:
-        self.compiler = ViewCompiler(DuckDbDialect(), model if model is not None else load_model())
+        if layout not in ("auto", "typed", "json"):
+            raise ValueError(f"unknown layout {layout!r} (auto, typed or json)")
+        model = model if model is not None else load_model()
+        self.compiler = ViewCompiler(DuckDbDialect(), model)
+        self.typed_compiler = ViewCompiler(TypedDuckDbDialect(), model)
         self.threads = threads
         self.terminology = terminology
+        self.layout = layout
 
     def _relation(self, source: Source) -> exp.Expression:
         if source.kind == "arrow":
@@ -98,9 +112,45 @@ class DuckDbRunner:
             )
         return exp.select(exp.alias_(column, "resource")).from_(table).subquery("_in")
 
+    def _typed_relation(self, view: View, source: Source) -> Relation | None:
+        """The source as typed columns, if it can be read so."""
+        files = ", ".join(_quote(f) for f in source.files)
+        if source.kind == "parquet" and is_typed_parquet(source.files):
+            return _sql_subquery(f"SELECT * FROM read_parquet([{files}])")
+        if source.kind == "ndjson" and source.single_type and source.files:
+            model = self.compiler.model
+
+            def relation(keys: Sequence[str]) -> exp.Expression:
+                columns = structure(model, view.resource, keys or ["id"])
+                return _sql_subquery(f"SELECT * FROM {read_json_sql(source.files, columns)}")
+
+            return relation
+        return None
+
+    def plans(self, view: View, source: Source) -> Iterator[tuple[str, str]]:
+        """The queries to try in order, as (layout, DuckDB SQL): the typed form first
+        when the source and the view allow it, then the JSON form (compiled only when
+        asked for).
+
+        Raises:
+            TypedLayoutUnsupported: with ``layout="typed"``, no typed form.
+        """
+        single = source.single_type
+        if self.layout != "json":
+            relation = self._typed_relation(view, source)
+            try:
+                if relation is None:
+                    raise TypedLayoutUnsupported(f"{source.kind} source without typed columns")
+                yield "typed", self.typed_compiler.sql(view, relation, filter_type=not single)
+            except TypedLayoutUnsupported:
+                if self.layout == "typed":
+                    raise
+        if self.layout != "typed":
+            yield "json", self.compiler.sql(view, self._relation(source), filter_type=not single)
+
     def sql(self, view: View, source: Source) -> str:
-        """The DuckDB SQL of a view over a resolved source."""
-        return self.compiler.sql(view, self._relation(source), filter_type=not source.single_type)
+        """The DuckDB SQL of a view over a resolved source (the first of :meth:`plans`)."""
+        return next(iter(self.plans(view, source)))[1]
 
     def batches(
         self,
@@ -128,7 +178,7 @@ class DuckDbRunner:
         resolved = resolve_source(source, view.resource)
         if resolved.kind != "arrow" and not resolved.files:
             return
-        sql = self.sql(view, resolved)
+        plans = self.plans(view, resolved)
         tables = {
             table_name(url): expansion_table(self.terminology, url)
             for url in self.compiler.value_sets(view)
@@ -142,16 +192,22 @@ class DuckDbRunner:
                 con.register(name, table)
             if resolved.batches is not None:
                 con.register(_INPUT, _counted(resolved.batches(), on_input))
-            try:
-                reader = con.sql(sql).to_arrow_reader(rows)
-                for batch in reader:
-                    yield _conform(batch, schema)
-            except duckdb.Error as exc:
-                message = _clean(str(exc))
-                element = message.split(" ", 1)[0].rstrip(":")
-                if not element.startswith("ViewDefinition"):
-                    element = "ViewDefinition"
-                raise ViewDefinitionError(message, element) from exc
+            for layout, sql in plans:
+                last = layout == "json" or self.layout == "typed"
+                yielded = False
+                try:
+                    for batch in con.sql(sql).to_arrow_reader(rows):
+                        yielded = True
+                        yield _conform(batch, schema)
+                    return
+                except duckdb.Error as exc:
+                    if layout == "typed" and not last and not yielded:
+                        # typed columns lacking an element the view reads (a bind error)
+                        # or data contradicting the model's types: read the JSON instead
+                        continue
+                    if layout == "typed" and isinstance(exc, duckdb.BinderException):
+                        raise TypedLayoutUnsupported(_clean(str(exc))) from exc
+                    raise _view_error(exc) from exc
         finally:
             con.close()
 
@@ -174,6 +230,14 @@ def _counted(
             yield batch
 
     return pa.RecordBatchReader.from_batches(reader.schema, generate())
+
+
+def _view_error(exc: duckdb.Error) -> ViewDefinitionError:
+    message = _clean(str(exc))
+    element = message.split(" ", 1)[0].rstrip(":")
+    if not element.startswith("ViewDefinition"):
+        element = "ViewDefinition"
+    return ViewDefinitionError(message, element)
 
 
 def _sql_subquery(sql: str) -> exp.Expression:
@@ -233,7 +297,8 @@ def run(
             :class:`~cmio.store.Repository` (its current resources).
         engine: ``duckdb`` (default), ``memory``, or an engine module's name
             (``spark``, ``postgres``: ``cmio.views.<engine>_engine``).
-        **options: engine options (``model``, ``threads`` for DuckDB; see the engine);
+        **options: engine options (``model``, ``threads``, ``layout`` for DuckDB: see
+            :class:`DuckDbRunner`; for the others see the engine);
             ``terminology`` (a :class:`~cmio.views.valuesets.ValueSetExpander`, such as
             :class:`cmio.terminology.providers.ServiceTerminology`) for ``memberOf()``.
 
@@ -250,7 +315,10 @@ def run(
     terminology = options.get("terminology")
     if engine == "duckdb":
         runner = DuckDbRunner(
-            options.get("model"), threads=options.get("threads"), terminology=terminology
+            options.get("model"),
+            threads=options.get("threads"),
+            terminology=terminology,
+            layout=options.get("layout", "auto"),
         )
         return runner.run(parsed, source)
     if engine == "memory":

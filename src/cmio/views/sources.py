@@ -10,7 +10,8 @@ https://hl7.org/fhir/uv/bulkdata/export.html#response---complete-status): one fi
 per type, ``Patient.ndjson`` (also ``Patient.ndjson.gz``, ``Patient.1.ndjson``,
 ``Patient-2.ndjson``...). Parquet layout: ``Patient.parquet`` (or
 ``Patient/*.parquet``), one row per resource with a ``resource`` column holding
-the resource JSON as text (:func:`ndjson_to_parquet` converts a Bulk folder).
+the resource JSON as text (:func:`ndjson_to_parquet` converts a Bulk folder), and
+in the typed layout of :mod:`cmio.views.typed` nested typed columns beside it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from typing import Any
 
 import pyarrow as pa
 
+from cmio.model import Model, load_model
 from cmio.store import Repository
+from cmio.views.typed import write_typed_parquet
 
 __all__ = [
     "BATCH_ROWS",
@@ -160,13 +163,29 @@ def resolve_source(source: Any, resource_type: str) -> Source:
     return Source("arrow", batches=lambda: resource_batches(source), single_type=False)
 
 
-def ndjson_to_parquet(folder: Path, out: Path) -> list[Path]:
+def ndjson_to_parquet(
+    folder: Path, out: Path, *, layout: str = "json", model: Model | None = None
+) -> list[Path]:
     """Convert every ``Type*.ndjson(.gz)`` of a Bulk folder to ``out/Type.parquet``.
 
-    The Parquet files have one ``resource`` column (the resource JSON text), the
-    layout :func:`resolve_source` reads.
+    Args:
+        folder: the Bulk Data folder.
+        out: the folder written.
+        layout: ``json``: one ``resource`` column (the resource JSON text); ``typed``:
+            that column plus nested typed columns per the R4 model
+            (:mod:`cmio.views.typed`), which the engines read without parsing JSON.
+        model: the FHIR model for ``typed`` (default: the R4 model).
+
+    Raises:
+        ValueError: an unknown layout.
+        duckdb.Error: with ``typed``, a resource contradicting the model's JSON types.
     """
     import duckdb
+
+    if layout not in ("json", "typed"):
+        raise ValueError(f"unknown Parquet layout {layout!r} (json or typed)")
+    if layout == "typed" and model is None:
+        model = load_model()
 
     out.mkdir(parents=True, exist_ok=True)
     groups: dict[str, list[Path]] = {}
@@ -179,6 +198,10 @@ def ndjson_to_parquet(folder: Path, out: Path) -> list[Path]:
     try:
         for rtype, files in sorted(groups.items()):
             target = out / f"{rtype}.parquet"
+            if model is not None:
+                write_typed_parquet(model, rtype, files, target, con)
+                written.append(target)
+                continue
             names = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
             con.execute(
                 f"COPY (SELECT json::VARCHAR AS resource FROM read_ndjson_objects([{names}])) "

@@ -28,10 +28,12 @@ from cmio.views.columns import arrow_schema
 from cmio.views.compiler import ViewCompiler
 from cmio.views.dialects.base import call
 from cmio.views.dialects.spark import SparkDialect
+from cmio.views.dialects.spark_typed import TypedSparkDialect
 from cmio.views.parse import ViewDefinitionError, parse_view
 from cmio.views.spark_session import SparkConfig, spark_session
-from cmio.views.spark_sources import spark_resources
+from cmio.views.spark_sources import resource_files, spark_resources
 from cmio.views.tree import View
+from cmio.views.typed import TypedLayoutUnsupported, is_typed_parquet
 from cmio.views.valuesets import ValueSetExpander, expansion_keys, table_name
 
 if TYPE_CHECKING:
@@ -100,6 +102,7 @@ def spark_frame(
     *,
     model: Model | None = None,
     terminology: ValueSetExpander | None = None,
+    layout: str = "auto",
 ) -> DataFrame:
     """The view's rows as a (lazy) Spark DataFrame.
 
@@ -110,21 +113,61 @@ def spark_frame(
         model: the FHIR model (default R4).
         terminology: expands the value sets of ``memberOf()``: each becomes a temporary
             view the query joins against (Spark broadcasts it).
+        layout: ``auto``: Parquet in the typed layout (:mod:`cmio.views.typed`) is read
+            as typed columns when the view reads only what they hold, else the JSON
+            text; ``typed``: typed columns or
+            :class:`~cmio.views.typed.TypedLayoutUnsupported`; ``json``: the JSON text.
+
+    Raises:
+        SparkViewError: Spark refused the query.
+        TypedLayoutUnsupported: with ``layout="typed"``, no typed form.
     """
     parsed = _view(view)
     spark = spark if spark is not None else spark_session()
-    frame = spark_resources(spark, source, parsed.resource)
-    name = f"cmio_src_{uuid.uuid4().hex[:12]}"
-    frame.createOrReplaceTempView(name)
     compiler = ViewCompiler(SparkDialect(), model)
     for url in compiler.value_sets(parsed):
         keys = expansion_keys(terminology, url)
         spark.createDataFrame([(k,) for k in keys], "key string").createOrReplaceTempView(
             table_name(url)
         )
+    typed = _typed_frame(parsed, source, spark, compiler.model) if layout != "json" else None
+    if typed is not None:
+        return typed
+    if layout == "typed":
+        raise TypedLayoutUnsupported("the source has no typed columns for this view")
+    frame = spark_resources(spark, source, parsed.resource)
+    name = f"cmio_src_{uuid.uuid4().hex[:12]}"
+    frame.createOrReplaceTempView(name)
     try:
         return spark.sql(spark_sql(parsed, name, compiler))
     except Exception as exc:
+        raise SparkViewError(_reason(exc)) from exc
+
+
+def _typed_frame(view: View, source: Source, spark: SparkSession, model: Model) -> DataFrame | None:
+    """The view over typed Parquet (:mod:`cmio.views.typed`) read schema-on-read, or None
+    when the source is not in that layout or the view reads what its columns lack."""
+    if not isinstance(source, str | Path):
+        return None
+    path = Path(source)
+    if path.is_dir():
+        files, by_name = resource_files(path, view.resource, (".parquet",))
+    else:
+        files, by_name = [path], path.name.endswith(".parquet")
+    if not files or not by_name or not is_typed_parquet(files):
+        return None
+    name = f"cmio_typed_{uuid.uuid4().hex[:12]}"
+    spark.read.parquet(*[str(f) for f in files]).createOrReplaceTempView(name)
+    try:
+        sql = ViewCompiler(TypedSparkDialect(), model).sql(
+            view, exp.to_table(name), filter_type=False
+        )
+        return spark.sql(sql)
+    except TypedLayoutUnsupported:
+        return None
+    except Exception as exc:  # analysis: a field the typed columns do not hold
+        if "AnalysisException" in type(exc).__name__ or "analysis" in type(exc).__module__:
+            return None
         raise SparkViewError(_reason(exc)) from exc
 
 

@@ -17,6 +17,7 @@ from sqlglot import exp
 from cmio.fhirpath.syntax import Expr, Function, Member, TypeSpec
 from cmio.views.dialects.base import SqlKind
 from cmio.views.sqltypes import SYSTEM_KINDS, FType, Val
+from cmio.views.typed import TypedLayoutUnsupported
 
 if TYPE_CHECKING:
     from cmio.views.sqlpath import PathCompiler
@@ -149,7 +150,9 @@ class FunctionCompiler:
             if not exists:
                 sql = exp.Not(this=exp.Paren(this=sql))
         else:
-            held = self.pc.at(base.anchor, base.path, True) if base.path else base.sql
+            held = (
+                self.pc.at(base.anchor, base.path, not self.pc.d.typed) if base.path else base.sql
+            )
             sql = exp.Is(this=held, expression=exp.Null())
             if exists:
                 sql = exp.Not(this=sql)
@@ -193,6 +196,8 @@ class FunctionCompiler:
     def _extension(self, base: Val, url_arg: Expr, focus: Val) -> Val:
         url = self.pc.typed(self.pc.single(self.pc.expr(url_arg, focus), self.pc.text), "string")
         extension = self.pc.type_of("Extension")
+        if self.pc.d.typed:
+            raise TypedLayoutUnsupported("extension()")
         if base.kind is not None:
             raise self.pc.unsupported("extension() on a primitive value")
         if base.ftype.index is None:

@@ -38,6 +38,7 @@ from cmio.views.parse import ENVIRONMENT, ViewDefinitionError
 from cmio.views.sqlfunctions import FunctionCompiler
 from cmio.views.sqltypes import SYSTEM_KINDS, UNKNOWN, FType, Val
 from cmio.views.tree import Constant
+from cmio.views.typed import TypedLayoutUnsupported
 
 __all__ = ["FType", "PathCompiler", "UnsupportedExpression", "Val"]
 
@@ -136,6 +137,9 @@ class PathCompiler:
         """One item as a typed SQL scalar of ``kind`` (default: its own)."""
         own = self.json_kind(value)
         want: SqlKind = kind or own or "string"
+        if self.d.typed and value.kind is None and own is None and not _is_null(value):
+            # an object's (or an item of unknown type's) JSON text: only the JSON has it
+            raise TypedLayoutUnsupported(f"the JSON text of {value.ftype.code or 'a value'}")
         if value.kind is not None:
             return value.sql if value.kind == want else self.d.cast(value.sql, want)
         if value.path is not None and (value.path or value.anchor is not None):
@@ -285,7 +289,9 @@ class PathCompiler:
             # An object's or array's text is its JSON: from the resource, fetch it with the
             # texts (one parse of the document); a scalar's JSON keeps its quotes.
             container = prop.repeats or child.index is not None or prop.kind == K_RESOURCE
-            holder = self.at(base.anchor, path, container and base.anchor is None)
+            # (typed columns: a container is itself, never text)
+            text = container and base.anchor is None and not self.d.typed
+            holder = self.at(base.anchor, path, text)
             if prop.repeats:
                 return Val(self.d.json_array_items(holder), True, child)
             return Val(holder, False, child, path=path, anchor=base.anchor)
@@ -388,3 +394,7 @@ class PathCompiler:
         if {left, right} == {"integer", "decimal"}:
             return "decimal"
         return left or right or "string"
+
+
+def _is_null(value: Val) -> bool:
+    return isinstance(value.sql, exp.Null)

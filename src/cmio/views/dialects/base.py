@@ -49,9 +49,14 @@ class Dialect(abc.ABC):
 
     Attributes:
         name: the sqlglot dialect name used by :meth:`render` (``duckdb``, ``spark``, ``postgres``).
+        typed: see below.
     """
 
     name: str = ""
+    typed: bool = False
+    """True when the source's elements are typed columns (struct/list/scalar, see
+    :mod:`cmio.views.typed`) rather than one JSON document: the compiler then reads
+    top-level elements as columns and never needs an object's JSON text."""
 
     # -- JSON -------------------------------------------------------------------------
     @abc.abstractmethod
