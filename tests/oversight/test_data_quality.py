@@ -146,3 +146,24 @@ def test_an_empty_store(tmp_path: Path) -> None:
     assert summary.overall.score is None and summary.by_type == () and summary.checks == ()
     assert headlines(summary)[0].value == "\u2014"
     assert report_sections(summary)[0].heading == "Data quality"
+
+
+def test_shared_work_reads_the_store_once_for_every_period(store: Repository) -> None:
+    """With shared work, each period's summary equals its own computation; the adherence
+    tables and the coding counts per month are computed once for all periods."""
+    from cmio.oversight.shared import SharedWork
+
+    work = SharedWork(store)
+    reads: list[str] = []
+    original = work.once
+
+    def counted(name: str, compute: Any) -> Any:
+        return original(name, lambda: (reads.append(name), compute())[1])
+
+    work.once = counted  # type: ignore[method-assign]
+    for text in ("2025", "2025-03", "2024"):
+        period = ReportingPeriod.parse(text)
+        assert data_quality_summary(store, period, shared=work) == data_quality_summary(
+            store, period
+        )
+    assert sorted(reads) == ["data-quality:months", "data-quality:tables"]
