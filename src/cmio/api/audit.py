@@ -20,7 +20,7 @@ import logging
 import os
 from collections.abc import Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -29,10 +29,11 @@ import orjson
 from cmio.api.errors import FhirError
 from cmio.api.http import FhirRequest, FhirResponse
 from cmio.api.render import json_response
-from cmio.security.audit import AuditFacts, AuditLog, AuditWriter, build_event, outcome_code
+from cmio.security.audit import AuditFacts, AuditLog, AuditWriter, outcome_code
 from cmio.security.audit.events import AuditSource
 from cmio.security.audit.index import AuditIndex
 from cmio.security.audit.jobs import patient_of
+from cmio.security.audit.template import Canonical, EventTemplates
 from cmio.security.grant import AccessGrant, SubjectKind
 from cmio.store.base import Repository, StoredResource, StoreError, Transaction
 
@@ -150,7 +151,7 @@ class PendingRecord:
     def __init__(
         self,
         response: FhirResponse,
-        event: dict[str, Any],
+        event: Canonical,
         request: FhirRequest,
         writer: AuditWriter,
     ) -> None:
@@ -188,6 +189,8 @@ class Auditor:
         self.log = AuditLog(repository)
         self.writer = AuditWriter(self.log, max_batch)
         self.index = AuditIndex(self.log)
+        self.templates = EventTemplates()
+        """Serializes the records (the constant part of each caller's once)."""
         self._prefix, self._counter = os.urandom(8).hex(), itertools.count(1)
         self._seen: ContextVar[_Seen | None] = ContextVar(f"cmio_audit_{id(self):x}", default=None)
         self._source: ContextVar[AuditSource | None] = ContextVar(
@@ -230,7 +233,7 @@ class Auditor:
         facts = classify(request)
         source = self._source.get()
         if source is not None and facts.grant is None:
-            facts = replace(facts, source=source)
+            facts = facts.evolve(source=source)
         seen = _Seen(request, facts)
         if seen.facts.resource_type == "AuditEvent" and (
             request.method == "GET" or request.path.endswith("_search")
@@ -255,11 +258,10 @@ class Auditor:
             raise FhirError(  # the trail is written by the server only (BALP)
                 405, "not-supported", "AuditEvents are recorded by the server, not written"
             )
-        facts = _current(seen)
+        facts, render = _current(seen), self.templates.render
         events = [
-            build_event(
-                replace(
-                    facts,
+            render(
+                facts.evolve(
                     interaction=_written_as(stored),
                     resource_type=stored.type,
                     resource_id=stored.id,
@@ -273,7 +275,7 @@ class Auditor:
             for stored in tx.written
         ]
         if facts.interaction == "transaction":
-            events.append(build_event(replace(facts, status=200, id=self._id())))
+            events.append(render(facts.evolve(status=200, id=self._id())))
         try:
             self.log.append(tx, events)
         except Exception:
@@ -298,7 +300,7 @@ class Auditor:
         if seen.facts.interaction == "capabilities":
             return response, None
         facts = _with_outcome(_current(seen), response, self._id())
-        event = build_event(facts)
+        event = self.templates.render(facts)
         if self.repository.in_transaction():
             try:
                 self.log.append_now([event])
@@ -315,7 +317,7 @@ class Auditor:
         Raises:
             Exception: the record could not be written (the caller refuses to answer).
         """
-        event = build_event(replace(facts, id=self._id()))
+        event = self.templates.render(facts.evolve(id=self._id()))
         if self.repository.in_transaction():
             self.log.append_now([event])
         else:
@@ -349,14 +351,14 @@ class Auditor:
             grant=grant,
             remote_addr=remote_addr,
         )
-        self.writer.submit(build_event(facts)).result()
+        self.writer.submit(self.templates.render(facts)).result()
 
 
 def _current(seen: _Seen) -> AuditFacts:
     """The facts with the request's grant as it is now (authorization may have added a
     break-the-glass reason while answering)."""
     grant = seen.request.context.grant
-    return seen.facts if grant is seen.facts.grant else replace(seen.facts, grant=grant)
+    return seen.facts if grant is seen.facts.grant else seen.facts.evolve(grant=grant)
 
 
 def _written_as(stored: StoredResource) -> str:
@@ -403,8 +405,7 @@ def _with_outcome(facts: AuditFacts, response: FhirResponse, id: str) -> AuditFa
         vid = meta.get("versionId") if isinstance(meta, dict) else None
         if version is None and isinstance(vid, str) and vid.isdigit():
             version = int(vid)
-    return replace(
-        facts,
+    return facts.evolve(
         outcome=outcome_code(status),
         outcome_desc=desc,
         status=status,

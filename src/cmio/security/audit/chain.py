@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from cmio.security.audit.template import Canonical
 from cmio.store._audit import AuditRow
 
 __all__ = [
@@ -47,15 +48,22 @@ def link(previous: str, data: bytes) -> str:
     return hashlib.sha256(previous.encode("ascii") + data).hexdigest()
 
 
-def chain_rows(head: tuple[int, str] | None, events: Sequence[Mapping[str, Any]]) -> list[AuditRow]:
-    """The rows that append ``events`` after ``head`` (``(seq, hash)``; None: empty log)."""
+def chain_rows(
+    head: tuple[int, str] | None, events: Sequence[Mapping[str, Any] | Canonical]
+) -> list[AuditRow]:
+    """The rows that append ``events`` (AuditEvents, or records already in canonical form)
+    after ``head`` (``(seq, hash)``; None: empty log)."""
     seq, previous = head if head is not None else (0, GENESIS)
     rows: list[AuditRow] = []
+    sha256 = hashlib.sha256
     for event in events:
-        data = canonical(event)
+        if isinstance(event, Canonical):
+            data, recorded = event
+        else:
+            data, recorded = canonical(event), str(event.get("recorded", ""))
         seq += 1
-        previous = link(previous, data)
-        rows.append(AuditRow(seq, str(event.get("recorded", "")), data, previous))
+        previous = sha256(previous.encode("ascii") + data).hexdigest()
+        rows.append(AuditRow(seq, recorded, data, previous))
     return rows
 
 

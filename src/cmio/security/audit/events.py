@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from cmio.security.audit.source import AuditSource
 from cmio.security.grant import AccessGrant
 
 __all__ = [
@@ -32,6 +33,11 @@ __all__ = [
     "AuditFacts",
     "AuditSource",
     "build_event",
+    "event_agents",
+    "event_entities",
+    "event_head",
+    "event_outcome_desc",
+    "event_source",
     "outcome_code",
 ]
 
@@ -83,46 +89,11 @@ _PROFILES = {
 _OUTCOME_DESC = {"0": None, "4": "minor failure", "8": "serious failure", "12": "major failure"}
 
 
-@dataclass(frozen=True, slots=True)
-class AuditSource:
-    """A system writing on its own account: an HL7 v2 sender on a channel, a bulk import,
-    a reindex job. Recorded as the requesting agent, shaped like a Device
-    (https://hl7.org/fhir/R4/auditevent-definitions.html#AuditEvent.agent.who), with
-    the message or job it applied as an entity (HL7 v2: ``MSH-10`` in the entity's
-    ``detail``, as the IHE ATNA records of HL7 v2 transactions carry it).
-
-    Attributes:
-        system: the identifier system naming the source (``urn:cmio:hl7v2:{channel}``).
-        value: the source within it (the HL7 sending application and facility).
-        display: a readable name.
-        message: the id of the message or job applied (empty: none).
-        message_type: what ``message`` is (``MSH-10``, ``job``).
-        address: the source's network address, if known.
-    """
-
-    system: str
-    value: str
-    display: str
-    message: str = ""
-    message_type: str = "job"
-    address: str | None = None
-
-    @classmethod
-    def hl7v2(cls, channel: str, sender: str, control_id: str) -> AuditSource:
-        """The sender of one HL7 v2 message on ``channel`` (``sender``: MSH-3|MSH-4)."""
-        name = sender.replace("|", " ").strip() or "unknown sender"
-        return cls(
-            f"urn:cmio:hl7v2:{channel}",
-            sender,
-            f"HL7 v2 {name} on channel {channel}",
-            control_id,
-            "MSH-10",
-        )
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AuditFacts:
-    """What happened, as the API layer saw it.
+    """What happened, as the API layer saw it (treated as immutable: change it with
+    :meth:`evolve`; not frozen, because a frozen dataclass costs several times more to
+    build, and one is built for every request).
 
     Attributes:
         interaction: a key of :data:`INTERACTION_ACTIONS`.
@@ -168,6 +139,20 @@ class AuditFacts:
     source: AuditSource | None = None
     resources: tuple[str, ...] = ()
     patients: tuple[str, ...] = ()
+
+    def evolve(self, **changes: Any) -> AuditFacts:
+        """A copy with ``changes`` applied, as :func:`dataclasses.replace` makes (without
+        inspecting the fields on every call).
+
+        Raises:
+            TypeError: a name in ``changes`` is not a field.
+        """
+        new = object.__new__(AuditFacts)
+        for name in AuditFacts.__slots__:
+            setattr(new, name, changes.pop(name) if name in changes else getattr(self, name))
+        if changes:
+            raise TypeError(f"AuditFacts has no field {next(iter(changes))!r}")
+        return new
 
 
 def _now() -> str:
@@ -279,8 +264,9 @@ def _source_agent(source: AuditSource) -> dict[str, Any]:
     return agent
 
 
-def _agents(facts: AuditFacts) -> list[dict[str, Any]]:
-    """The client application, the server and the user; or a source system and the server."""
+def event_agents(facts: AuditFacts) -> list[dict[str, Any]]:
+    """``AuditEvent.agent``: the client application, the server and the user; or a source
+    system and the server (it depends only on grant, address, server and source)."""
     if facts.source is not None and facts.grant is None:
         return [_source_agent(facts.source), _server_agent(facts.server)]
     return [
@@ -290,7 +276,8 @@ def _agents(facts: AuditFacts) -> list[dict[str, Any]]:
     ]
 
 
-def _entities(facts: AuditFacts) -> list[dict[str, Any]]:
+def event_entities(facts: AuditFacts) -> list[dict[str, Any]]:
+    """``AuditEvent.entity``: patients, resources, query, request id, job, break-the-glass."""
     entities: list[dict[str, Any]] = []
     if facts.patient:
         entities.append(
@@ -366,6 +353,44 @@ def _entities(facts: AuditFacts) -> list[dict[str, Any]]:
     return entities
 
 
+def event_head(facts: AuditFacts) -> tuple[str, dict[str, str], list[dict[str, str]], str | None]:
+    """The ``action``, ``type``, ``subtype`` and BALP profile (None: a login) of ``facts``;
+    they depend only on the interaction, the operation and whether one patient is named."""
+    action = INTERACTION_ACTIONS[facts.interaction]
+    if facts.interaction in _AUTH_SUBTYPES:
+        event_type = _coding(DCM, "110114", "User Authenticated")
+        return action, event_type, [_AUTH_SUBTYPES[facts.interaction]], None
+    event_type = _coding(
+        "http://terminology.hl7.org/CodeSystem/audit-event-type", "rest", "RESTful Operation"
+    )
+    subtype = [_coding(_REST_SYSTEM, facts.interaction, facts.interaction)]
+    if facts.operation:
+        subtype.append(_coding("urn:cmio:operation", facts.operation))
+    plain, with_patient = _PROFILES[action]
+    one_patient = bool(facts.patient) and not facts.patients
+    return action, event_type, subtype, BALP + (with_patient if one_patient else plain)
+
+
+def event_source(server: str) -> dict[str, Any]:
+    """``AuditEvent.source`` of the server ``server`` (the observer)."""
+    return {
+        "observer": {"display": f"cmio {server}"},
+        "type": [
+            _coding(
+                "http://terminology.hl7.org/CodeSystem/security-source-type",
+                "4",
+                "Application Server",
+            )
+        ],
+    }
+
+
+def event_outcome_desc(facts: AuditFacts) -> str | None:
+    """``AuditEvent.outcomeDesc`` (at most 1,000 characters)."""
+    desc = facts.outcome_desc or _OUTCOME_DESC.get(facts.outcome)
+    return desc[:1000] if desc else None
+
+
 def build_event(facts: AuditFacts) -> dict[str, Any]:
     """One BALP-shaped AuditEvent for ``facts``.
 
@@ -373,21 +398,7 @@ def build_event(facts: AuditFacts) -> dict[str, Any]:
     (and its Create/Update/Delete/Query siblings) and
     https://hl7.org/fhir/R4/auditevent.html.
     """
-    action = INTERACTION_ACTIONS[facts.interaction]
-    if facts.interaction in _AUTH_SUBTYPES:
-        event_type = _coding(DCM, "110114", "User Authenticated")
-        subtype = [_AUTH_SUBTYPES[facts.interaction]]
-        profile = None
-    else:
-        event_type = _coding(
-            "http://terminology.hl7.org/CodeSystem/audit-event-type", "rest", "RESTful Operation"
-        )
-        subtype = [_coding(_REST_SYSTEM, facts.interaction, facts.interaction)]
-        if facts.operation:
-            subtype.append(_coding("urn:cmio:operation", facts.operation))
-        plain, with_patient = _PROFILES[action]
-        one_patient = bool(facts.patient) and not facts.patients
-        profile = BALP + (with_patient if one_patient else plain)
+    action, event_type, subtype, profile = event_head(facts)
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "id": facts.id or os.urandom(16).hex(),
@@ -396,26 +407,17 @@ def build_event(facts: AuditFacts) -> dict[str, Any]:
         "action": action,
         "recorded": facts.recorded,
         "outcome": facts.outcome,
-        "agent": _agents(facts),
-        "source": {
-            "observer": {"display": f"cmio {facts.server}"},
-            "type": [
-                _coding(
-                    "http://terminology.hl7.org/CodeSystem/security-source-type",
-                    "4",
-                    "Application Server",
-                )
-            ],
-        },
+        "agent": event_agents(facts),
+        "source": event_source(facts.server),
     }
     if profile is not None:
         event["meta"] = {"profile": [profile]}
-    desc = facts.outcome_desc or _OUTCOME_DESC.get(facts.outcome)
+    desc = event_outcome_desc(facts)
     if desc:
-        event["outcomeDesc"] = desc[:1000]
+        event["outcomeDesc"] = desc
     if facts.grant is not None and facts.grant.break_glass is not None:
         event["purposeOfEvent"] = [{"coding": [BTG]}]
-    entities = _entities(facts)
+    entities = event_entities(facts)
     if entities:
         event["entity"] = entities
     return event

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from cmio.security.audit.chain import ChainReport, chain_rows, check_checkpoint, verify_rows
+from cmio.security.audit.template import Canonical
 from cmio.store._audit import AuditRow
 from cmio.store.base import Repository, Transaction
 
@@ -25,15 +26,18 @@ class AuditLog:
         self.repository = repository
         self.page = page
 
-    def append(self, tx: Transaction, events: Sequence[Mapping[str, Any]]) -> list[AuditRow]:
-        """Append ``events`` in ``tx`` (a write transaction); returns the rows written."""
+    def append(
+        self, tx: Transaction, events: Sequence[Mapping[str, Any] | Canonical]
+    ) -> list[AuditRow]:
+        """Append ``events`` (AuditEvents or canonical records) in ``tx`` (a write
+        transaction); returns the rows written."""
         if not events:
             return []
         rows = chain_rows(tx.audit_head(), events)
         tx.audit_append(rows)
         return rows
 
-    def append_now(self, events: Sequence[Mapping[str, Any]]) -> list[AuditRow]:
+    def append_now(self, events: Sequence[Mapping[str, Any] | Canonical]) -> list[AuditRow]:
         """Append in a transaction of its own (nested in the thread's open one, if any)."""
         with self.repository.transaction() as tx:
             return self.append(tx, events)

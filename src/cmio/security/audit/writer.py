@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cmio.security.audit.log import AuditLog
+from cmio.security.audit.template import Canonical
 
 __all__ = ["AuditWriter"]
 
@@ -36,7 +37,7 @@ _LOG = logging.getLogger("cmio.security.audit")
 
 @dataclass(slots=True)
 class _Job:
-    event: Mapping[str, Any]
+    event: Mapping[str, Any] | Canonical
     future: Future[None] | asyncio.Future[None]
     loop: asyncio.AbstractEventLoop | None = None
 
@@ -58,7 +59,7 @@ class AuditWriter:
         self.records = 0
         """Records written so far."""
 
-    def submit(self, event: Mapping[str, Any]) -> Future[None]:
+    def submit(self, event: Mapping[str, Any] | Canonical) -> Future[None]:
         """Queue ``event``; the future resolves once it is durable (or fails)."""
         future: Future[None] = Future()
         if self._closed:
@@ -69,7 +70,7 @@ class AuditWriter:
         return future
 
     def submit_async(
-        self, event: Mapping[str, Any], loop: asyncio.AbstractEventLoop
+        self, event: Mapping[str, Any] | Canonical, loop: asyncio.AbstractEventLoop
     ) -> asyncio.Future[None]:
         """Queue ``event`` for a coroutine on ``loop``: its future is settled on the loop,
         one wake-up per batch for all of the batch's waiters on that loop."""
