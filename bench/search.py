@@ -45,7 +45,18 @@ def _pick(repo: SqliteRepository) -> dict[str, str]:
         "SELECT norm FROM string_index WHERE resource_type = 'Patient' AND param = 'family'"
         " LIMIT 1 OFFSET 17"
     ).fetchone()[0]
-    return {"pid": pid, "cond": f"{code[0]}|{code[1]}", "fam": family[:3], "family": family}
+    month = conn.execute(  # the busiest month of encounters
+        "SELECT substr(low, 1, 7) FROM date_index WHERE resource_type = 'Encounter'"
+        " AND param = 'date' GROUP BY 1 ORDER BY COUNT(*) DESC LIMIT 1"
+    ).fetchone()[0]
+    return {
+        "pid": pid,
+        "cond": f"{code[0]}|{code[1]}",
+        "fam": family[:3],
+        "family": family,
+        "week": f"{month}-08",
+        "week_end": f"{month}-15",
+    }
 
 
 def queries(v: dict[str, str]) -> list[Query]:
@@ -96,7 +107,55 @@ def queries(v: dict[str, str]) -> list[Query]:
     ]
 
 
-def run(repo: SqliteRepository, model_queries: list[Query], repeat: int) -> None:
+def more_queries(v: dict[str, str]) -> list[Query]:
+    """Further parameter types (``--types``): reverse include, token ``:text``, a date
+    range over every patient, ``_sort`` of a large match set, a two-level chain and
+    full text."""
+    return [
+        (
+            "Encounter _include subject (Patient)",
+            "Encounter",
+            [("patient", v["pid"])],
+            [Include(False, "Encounter", ("subject",), None, False)],
+        ),
+        (
+            "Patient _revinclude Condition:subject",
+            "Patient",
+            [("name", v["family"])],
+            [Include(True, "Condition", ("subject",), None, False)],
+        ),
+        ("Condition code:text=hypertension", "Condition", [("code:text", "hypertension")], []),
+        (
+            "Encounter date one week (all patients)",
+            "Encounter",
+            [("date", f"ge{v['week']}"), ("date", f"lt{v['week_end']}")],
+            [],
+        ),
+        (
+            "Observation code, sort -date (all patients)",
+            "Observation",
+            [("code", "http://loinc.org|4548-4"), ("_sort", "-date")],
+            [],
+        ),
+        (
+            "Observation chain patient.name + code",
+            "Observation",
+            [("patient.name", v["family"]), ("code", "http://loinc.org|4548-4")],
+            [],
+        ),
+        (
+            "Observation _has-free chain encounter.subject.name",
+            "Observation",
+            [("encounter.subject:Patient.name", v["family"])],
+            [],
+        ),
+        ("Condition _content=hypertension", "Condition", [("_content", "hypertension")], []),
+    ]
+
+
+def run(
+    repo: SqliteRepository, model_queries: list[Query], repeat: int, plans: bool = True
+) -> None:
     """Time each query and print its plan."""
     compiler = repo._indexer.search_compiler  # type: ignore[attr-defined]
     model = compiler.model
@@ -116,6 +175,8 @@ def run(repo: SqliteRepository, model_queries: list[Query], repeat: int) -> None
         times.sort()
         p95 = times[min(len(times) - 1, int(len(times) * 0.95))]
         print(f"{label:48} {page.total!s:>6} {statistics.median(times):8.2f} {p95:8.2f}")
+        if not plans:
+            continue
         sql, _ = compiler.compile(query, "sqlite")
         plan = repo._connection().execute("EXPLAIN QUERY PLAN " + sql.text, sql.params).fetchall()
         for row in plan:
@@ -204,6 +265,10 @@ def main() -> None:
     parser.add_argument("--http", type=int, default=0, help="wrk connections (0: no HTTP run)")
     parser.add_argument("--duration", type=int, default=10, help="seconds of the HTTP run")
     parser.add_argument("--everything", action="store_true", help="time Patient/$everything")
+    parser.add_argument(
+        "--types", action="store_true", help="also the further parameter types (more_queries)"
+    )
+    parser.add_argument("--no-plans", action="store_true", help="do not print query plans")
     args = parser.parse_args()
     db = Path(args.db)
     data = db.parent / f"synth-{args.patients}"
@@ -233,8 +298,9 @@ def main() -> None:
         print(f"imported {summary} in {dt:.1f} s")
     total = repo._connection().execute("SELECT COUNT(*) FROM resource").fetchone()[0]
     print(f"store: {total} resources")
-    picked = queries(_pick(repo))
-    run(repo, picked, args.repeat)
+    values = _pick(repo)
+    picked = queries(values) + (more_queries(values) if args.types else [])
+    run(repo, picked, args.repeat, plans=not args.no_plans)
     if args.everything:
         everything(repo, args.repeat)
     repo.close()

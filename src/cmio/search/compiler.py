@@ -13,10 +13,11 @@ from collections.abc import Sequence
 
 import sqlglot.expressions as exp
 
+from cmio.indexing.values import normalize
 from cmio.model import Model
 from cmio.search.columns import resource_condition
 from cmio.search.request import Chain, Filter, Has, Node, UnknownParameterError, clause_key, resolve
-from cmio.search.sql import Params, SqlBuilder, unindexed
+from cmio.search.sql import Params, SqlBuilder, eq, table_as, unindexed
 from cmio.search.terminology import TerminologyProvider
 from cmio.store._query import Sql
 from cmio.store.base import SearchQuery
@@ -26,6 +27,7 @@ __all__ = ["ESTIMATE_BOUND", "SORT_COLUMNS", "SearchCompiler", "parse_sort", "se
 #: ``_total=estimate`` counts at most this many matches
 ESTIMATE_BOUND = 10_000
 _PLACEHOLDER = re.compile(r":p(\d+)\b|%\(p(\d+)\)s")
+_WHERE = "cmio_where"  # marks where the rendered search condition goes
 #: per parameter type: the index table and the column sorted on
 SORT_COLUMNS = {
     "string": ("string_index", "norm"),
@@ -39,7 +41,7 @@ SORT_COLUMNS = {
 
 
 def _resource() -> exp.Expr:
-    return exp.alias_(exp.to_table("resource"), "r")
+    return table_as("resource", "r")
 
 
 _COLUMNS = ("_id", "_type", "_lastUpdated")
@@ -50,23 +52,46 @@ def selectivity(node: Node) -> int:
 
     The most selective clause drives the query (``IN``); the others are probed
     per candidate (``EXISTS``), so SQLite never materializes a broad clause
-    such as ``date=ge2020`` over a whole type.
+    such as ``date=ge2020`` over a whole type. A chain whose every step is narrow
+    (``patient.name=smith``: few patients, so few references to them) drives
+    before a code, which can match a large share of a type (a common lab test).
     """
+    if isinstance(node, Chain) and _narrow(node):
+        return 3
     if isinstance(node, Has | Chain):
-        return 6
+        return 12
     if node.modifier in ("missing", "not", "not-in"):
-        return 9
+        return 18
     if node.code == "_id":
         return 0
     if node.code in ("_type", "_lastUpdated"):
-        return 8
+        return 16
     if node.type == "reference" or (node.type == "token" and node.code == "identifier"):
-        return 1
+        return 2
     if node.type == "token":
-        return 2 if any("|" in v for v in node.values) else 3
+        return 4 if any("|" in v for v in node.values) else 6
     if node.type in ("string", "uri", "text"):
-        return 4
-    return 7
+        return 8
+    return 14
+
+
+def _narrow(node: Node) -> bool:
+    """Whether a clause matches few resources whatever the data: an id, a reference, an
+    identifier, a ``system|code``, a string of at least three characters, or a chain of
+    such clauses."""
+    if isinstance(node, Has):
+        return False
+    if isinstance(node, Chain):
+        return all(_narrow(inner) for _, inner in node.inner)
+    if node.modifier not in (None, "exact") or not node.values:
+        return False
+    if node.code == "_id" or node.type == "reference":
+        return True
+    if node.type == "token":
+        return node.code == "identifier" or all(
+            "|" in v and not v.endswith("|") for v in node.values
+        )
+    return node.type == "string" and all(len(normalize(v)) >= 3 for v in node.values)
 
 
 def parse_sort(model: Model, rtype: str | None, sort: Sequence[str]) -> list[tuple[str, bool, str]]:
@@ -119,38 +144,46 @@ class SearchCompiler:
             InvalidRequestError: unknown parameters, malformed values, unsortable keys.
         """
         params = Params()
+        # The condition is rendered once and set into the page and count statements,
+        # which hold a marker in its place (the same text as rendering it in each).
         where = self.where(query, params, dialect)
+        where_text = where.sql(dialect=dialect, copy=False)
         columns = [exp.column(c, "r") for c in ("type", "id", "version", "last_updated", "data")]
         page = (
-            exp.select(*columns, copy=False).from_(_resource(), copy=False).where(where, copy=False)
+            exp.select(*columns, copy=False)
+            .from_(_resource(), copy=False)
+            .where(exp.Placeholder(this=_WHERE), copy=False)
         )
+        page_where = where_text
         if query.after is not None and not query.sort:
             page = page.where(self._after(query, params), copy=False)
+            if isinstance(where, exp.Connector):  # as sqlglot parenthesizes an AND-ed one
+                page_where = f"({where_text})"
         for key in self._order(query, params, dialect):
             page = page.order_by(key, copy=False)
         page = page.limit(params(max(0, query.count)), copy=False).offset(
             params(max(0, query.offset)), copy=False
         )
-        page_sql = _render(page, dialect, params)
+        page_sql = _render(page, dialect, params, page_where)
         if not query.total:
             return page_sql, None
         if query.estimate:  # counting stops at ESTIMATE_BOUND matches
             bounded = (
                 exp.select(exp.Literal.number(1), copy=False)
                 .from_(_resource(), copy=False)
-                .where(where, copy=False)
+                .where(exp.Placeholder(this=_WHERE), copy=False)
                 .limit(params(ESTIMATE_BOUND), copy=False)
             )
             count = exp.select(exp.Count(this=exp.Star()), copy=False).from_(
-                bounded.subquery("b"), copy=False
+                bounded.subquery("b", copy=False), copy=False
             )
-            return page_sql, _render(count, dialect, params)
+            return page_sql, _render(count, dialect, params, where_text)
         count = (
             exp.select(exp.Count(this=exp.Star()), copy=False)
             .from_(_resource(), copy=False)
-            .where(where, copy=False)  # the same tree: rendering does not change it
+            .where(exp.Placeholder(this=_WHERE), copy=False)
         )
-        return page_sql, _render(count, dialect, params)
+        return page_sql, _render(count, dialect, params, where_text)
 
     def where(self, query: SearchQuery, params: Params, dialect: str = "sqlite") -> exp.Expr:
         """The WHERE condition of a search over ``resource r`` (for ``dialect``)."""
@@ -166,10 +199,10 @@ class SearchCompiler:
         elif nodes and not (isinstance(nodes[0], Filter) and nodes[0].code in _COLUMNS):
             # An index clause drives: ``(r.type, r.id) IN (...)`` probes the primary key;
             # the type test must not tempt SQLite into scanning the type in date order.
-            conds.append(unindexed(exp.column("type", "r"), params).eq(params(query.type)))
+            conds.append(eq(unindexed(exp.column("type", "r"), params), params(query.type)))
             key = pair
         else:
-            conds.append(exp.column("type", "r").eq(params(query.type)))
+            conds.append(eq(exp.column("type", "r"), params(query.type)))
         driving = True
         for node in nodes:
             if isinstance(node, Filter) and node.code in _COLUMNS:
@@ -216,10 +249,10 @@ class SearchCompiler:
             agg = exp.Max if desc else exp.Min
             sub = (
                 exp.select(agg(this=exp.column(column, "s")), copy=False)
-                .from_(exp.alias_(exp.to_table(table), "s"), copy=False)
-                .where(exp.column("resource_type", "s").eq(exp.column("type", "r")), copy=False)
-                .where(exp.column("resource_id", "s").eq(exp.column("id", "r")), copy=False)
-                .where(unindexed(exp.column("param", "s"), params).eq(params(code)), copy=False)
+                .from_(table_as(table, "s"), copy=False)
+                .where(eq(exp.column("resource_type", "s"), exp.column("type", "r")), copy=False)
+                .where(eq(exp.column("resource_id", "s"), exp.column("id", "r")), copy=False)
+                .where(eq(unindexed(exp.column("param", "s"), params), params(code)), copy=False)
             )
             keys.append(exp.Ordered(this=sub.subquery(), desc=desc, nulls_first=False))
         for column in ("type", "id"):
@@ -228,9 +261,12 @@ class SearchCompiler:
         return keys
 
 
-def _render(statement: exp.Expr, dialect: str, params: Params) -> Sql:
-    """Render for ``dialect`` and turn named placeholders into ``?`` in text order."""
-    text = statement.sql(dialect=dialect)
+def _render(statement: exp.Expr, dialect: str, params: Params, where: str) -> Sql:
+    """Render for ``dialect`` (each tree is rendered once, so without sqlglot's defensive
+    copy), set the rendered condition ``where`` in place of its marker, and turn named
+    placeholders into ``?`` in text order."""
+    marker = f":{_WHERE}" if dialect == "sqlite" else f"%({_WHERE})s"
+    text = statement.sql(dialect=dialect, copy=False).replace(marker, where, 1)
     ordered: list[object] = []
 
     def take(match: re.Match[str]) -> str:
