@@ -58,3 +58,36 @@ def test_version_patterns() -> None:
     assert _version(_valueset("1.x")) == "1.0.0"
     assert _version(_valueset("2.x")) == "2.0.0"
     assert _version(_valueset("1.0.x")) == "1.0.0"  # a wildcard include picks its match
+
+
+def _expand(vs: dict[str, Any], **options: Any) -> dict[str, Any]:
+    from cmio.terminology.service import ExpandRequest
+
+    old, new = codesystem("1.0.0"), codesystem("2.0.0", extra=True)
+    service = TerminologyService(TerminologyResources(core=lambda: [old, new]))
+    expansion: dict[str, Any] = service.expand(
+        ExpandRequest(valueset=vs, options=ExpandOptions(**options))
+    )["expansion"]
+    return expansion
+
+
+def test_expansion_version_defaults_and_checks() -> None:
+    import pytest
+
+    from cmio.terminology.errors import TerminologyError
+
+    applied = _expand(_valueset(None), system_versions={CS: "1.0.0"})["parameter"]
+    assert applied == [
+        {"name": "system-version", "valueUri": f"{CS}|1.0.0"},  # it chose the version: echoed
+        {"name": "used-codesystem", "valueUri": f"{CS}|1.0.0"},
+    ]
+    pinned = _expand(_valueset("2.0.0"), system_versions={CS: "1.0.0"})["parameter"]
+    assert pinned == [{"name": "used-codesystem", "valueUri": f"{CS}|2.0.0"}]  # not used
+    assert _expand(_valueset("1.0.0"), check_versions={CS: "1.0.x"})["total"] == 7
+    with pytest.raises(TerminologyError) as error:  # the newest, resolved, fails the check
+        _expand(_valueset(None), check_versions={CS: "1.0.x"})
+    assert error.value.detail == "version-error"
+    assert error.value.message == (
+        f"The version '2.0.0' is not allowed for system '{CS}': required to be '1.0.x' "
+        "by a version-check parameter"
+    )

@@ -232,22 +232,32 @@ class Expander:
         if system in options.force_versions:
             return options.force_versions[system]
         if stated is not None:
-            wanted = options.check_versions.get(system)
-            if wanted is not None and not version_matches(wanted, stated):
-                raise TerminologyError(
-                    400,
-                    "exception",
-                    f"The code system {system} version {stated} does not match the "
-                    f"check-system-version {wanted}",
-                    detail="version-error",
-                )
             return stated
         return options.system_versions.get(system)
+
+    def _check_version(self, system: str, actual: str | None) -> None:
+        """``check-system-version``: the version used must match the pattern given."""
+        wanted = self.options.check_versions.get(system)
+        if wanted is None or system in self.options.force_versions:
+            return
+        if not version_matches(wanted, actual):
+            raise TerminologyError(
+                400,
+                "exception",
+                f"The version '{actual}' is not allowed for system '{system}': required to "
+                f"be '{wanted}' by a version-check parameter",
+                detail="version-error",
+            )
 
     def _system_part(
         self, part: dict[str, Any], system: str, result: Expansion, where: str
     ) -> _Members:
         version = self._version_for(system, part.get("version"))
+        default = self.options.system_versions.get(system)
+        if part.get("version") is None and system not in self.options.force_versions and default:
+            applied = ("system-version", f"{system}|{default}")  # echoed: it chose the version
+            if applied not in result.used:
+                result.used.append(applied)
         if system in self.options.exclude_systems or (
             version and f"{system}|{version}" in self.options.exclude_systems
         ):
@@ -268,6 +278,7 @@ class Expander:
             raise TerminologyError(
                 404, "not-found", message, detail="not-found", expression=f"{where}.system"
             )
+        self._check_version(system, source.version)
         used = (
             "used-codesystem",
             f"{source.url}|{source.version}" if source.version else source.url,

@@ -109,7 +109,7 @@ def expand(env: Env, request: FhirRequest, rtype: str | None, rid: str | None) -
     if expand_request.options.display_language is None and header:
         expand_request.options.display_language = header
         expand_request.echo.append(("displayLanguage", "valueCode", header))
-    for name in ("force-system-version", "system-version", "check-system-version"):
+    for name in ("force-system-version",):
         for value in inputs.all(name):
             expand_request.echo.append((name, "valueUri", value))
     try:
