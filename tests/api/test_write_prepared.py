@@ -130,3 +130,21 @@ def test_writer_prepares_concurrent_creates(env: Env) -> None:
         writer.close()
     assert len(set(_search(env, "family=prepareson&_count=100"))) == 40
     env.repository.close()
+
+
+@pytest.mark.parametrize("interval", [0.0005, None])
+def test_writer_lowers_the_gil_switch_interval(env: Env, interval: float | None) -> None:
+    """The lock holder gets the GIL back within ``switch_interval`` (None: untouched)."""
+    import sys
+
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)
+    writer = GroupCommitWriter(FhirRouter(env), switch_interval=interval)
+    try:
+        response = asyncio.run(writer.submit(_request("POST", "Patient", PATIENT)))
+        assert response.status == 201
+        assert sys.getswitchinterval() == pytest.approx(0.005 if interval is None else interval)
+    finally:
+        writer.close()
+        sys.setswitchinterval(before)
+        env.repository.close()
