@@ -23,8 +23,13 @@ def _valueset(*versions: str | None) -> dict[str, Any]:
     }
 
 
-def _version(vs: dict[str, Any] | None, coding_version: str | None = None, **options: Any) -> Any:
-    old, new = codesystem("1.0.0"), codesystem("2.0.0", extra=True)
+def _version(
+    vs: dict[str, Any] | None,
+    coding_version: str | None = None,
+    newest: str = "2.0.0",
+    **options: Any,
+) -> Any:
+    old, new = codesystem("1.0.0"), codesystem(newest, extra=True)
     service = TerminologyService(TerminologyResources(core=lambda: [old, new]))
     request = ValidateRequest(
         [CodingInput(CS, "head", coding_version)], vs, options=ExpandOptions(**options)
@@ -91,3 +96,8 @@ def test_expansion_version_defaults_and_checks() -> None:
         f"The version '2.0.0' is not allowed for system '{CS}': required to be '1.0.x' "
         "by a version-check parameter"
     )
+
+
+def test_a_coding_version_within_the_include_pattern_is_used() -> None:
+    assert _version(_valueset("1.x"), "1.0.0", newest="1.2.0") == "1.0.0"
+    assert _version(_valueset("1.x"), None, newest="1.2.0") == "1.2.0"

@@ -168,7 +168,8 @@ def _check(
     forced = system in request.options.force_versions
     stated = coding.version
     vs_version = _vs_version(request, system, resources) if stated and not forced else None
-    if vs_version and stated and not version_matches(stated, vs_version):
+    agree = vs_version and stated and version_matches(vs_version, stated)  # e.g. include 1.x
+    if vs_version and stated and not agree and not version_matches(stated, vs_version):
         mismatch, version = stated, vs_version
     if version is None:  # the value set's include, else the system-version default
         version = _include_version(request.valueset, system) or request.options.system_versions.get(
