@@ -9,7 +9,7 @@ from __future__ import annotations
 __all__ = ["KNOWN_FAILURES", "SUITE_REASONS"]
 
 SUITE_REASONS: dict[str, str] = {
-    "simple-cases": "contained value sets ('#id' references) are not resolved",
+    "simple-cases": "expansion rows lack the concept status property tx.fhir.org adds",
     "parameters": "expansion parameters echo, includeDefinition/property output and lookup designations differ from tx.fhir.org",
     "language": "display language negotiation (Accept-Language, displayLanguage, designation selection) is partial",
     "language2": "display validation across languages (designations per language, messages) is partial",

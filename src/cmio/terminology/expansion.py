@@ -136,6 +136,7 @@ class Expander:
         self.options = options
         self.max_depth = max_depth
         self._stack: list[str] = []
+        self._holders: list[dict[str, Any]] = []
 
     def expand(self, valueset: dict[str, Any]) -> Expansion:
         """Expand one ValueSet resource (its ``compose``, else an ``expansion`` it carries)."""
@@ -147,6 +148,7 @@ class Expander:
         if len(self._stack) >= self.max_depth:
             raise TerminologyError(400, "too-costly", "Value set imports are nested too deeply")
         self._stack.append(url)
+        self._holders.append(valueset)
         try:
             result = Expansion(valueset, {})
             compose = valueset.get("compose")
@@ -170,6 +172,7 @@ class Expander:
             return result
         finally:
             self._stack.pop()
+            self._holders.pop()
 
     def _listed(self, contains: Iterable[Any], result: Expansion) -> None:
         for item in contains:
@@ -212,8 +215,24 @@ class Expander:
         first, rest = sets[0], sets[1:]
         return {k: m for k, m in first.items() if all(k in other for other in rest)}
 
+    def _contained(self, reference: str) -> dict[str, Any] | None:
+        """A ``#id`` reference: a value set contained in one being expanded (innermost
+        first), https://hl7.org/fhir/R4/references.html#contained."""
+        for holder in reversed(self._holders):
+            for item in holder.get("contained") or ():
+                if (
+                    isinstance(item, dict)
+                    and item.get("resourceType") == "ValueSet"
+                    and item.get("id") == reference[1:]
+                ):
+                    return item
+        return None
+
     def _import(self, canonical: str, result: Expansion, where: str) -> _Members:
-        found = self.resources.find("ValueSet", canonical)
+        if canonical.startswith("#"):
+            found = self._contained(canonical)
+        else:
+            found = self.resources.find("ValueSet", canonical)
         if found is None:
             raise TerminologyError(
                 404,
@@ -223,7 +242,8 @@ class Expander:
                 expression=f"{where}.valueSet",
             )
         sub = self.expand(found)
-        result.used.append(("used-valueset", _canonical(found)))
+        if not canonical.startswith("#"):  # a contained one is part of this value set
+            result.used.append(("used-valueset", _canonical(found)))
         result.used.extend(u for u in sub.used if u not in result.used)
         return sub.members
 
