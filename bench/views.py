@@ -5,9 +5,10 @@ codings each, 50,000 Patients): ``obs`` (id, subject, forEach code.coding: syste
 and code, valueQuantity value and unit, effective) and ``patients`` (demographics).
 Engines: DuckDB over Parquet (JSON-text and typed layouts) and over NDJSON (JSON
 functions, and ``read_json`` into typed columns; rows collected as Arrow), Spark
-``local[1]`` and ``local[2]`` over the same Parquet (each in its own process, rows
-written to Spark's ``noop`` sink), PostgreSQL over a jsonb table (a subset:
-loading a million documents dominates otherwise), the in-memory reference
+``local[2]`` over the JSON-text Parquet and ``local[1]``/``local[2]`` over the typed
+Parquet (each in its own process, rows written to Spark's ``noop`` sink),
+PostgreSQL over a jsonb table (a subset: loading a million documents dominates
+otherwise), the in-memory reference
 evaluator (a subset) and the peer libraries ``fhir4ds`` and ``sqlonfhir``
 (installed into ``bench/.venv-peers`` only, never into the main environment, and
 run as a subprocess) when that venv exists. Each figure is the median of
@@ -250,13 +251,14 @@ def main() -> None:
                 name,
                 duckdb_case(ndjson, view, args.repeat, "typed"),
             )
-        for master in ("local[1]", "local[2]"):
-            if f"spark-{master}" not in skip and "spark" not in skip:
-                record(
-                    f"spark {master} / Parquet",
-                    name,
-                    spark_case(parquet, name, master, args.repeat),
-                )
+        for master, folder, label in (
+            ("local[2]", parquet, "Parquet JSON text"),
+            ("local[1]", typed, "Parquet typed"),
+            ("local[2]", typed, "Parquet typed"),
+        ):
+            case = f"spark {master} / {label}"
+            if case not in skip and f"spark-{master}" not in skip and "spark" not in skip:
+                record(case, name, spark_case(folder, name, master, args.repeat))
         if "postgres" not in skip:
             record(
                 f"postgres jsonb ({args.subset:,})",

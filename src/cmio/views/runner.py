@@ -21,14 +21,20 @@ from sqlglot import exp
 
 from cmio.model import Model, load_model
 from cmio.views.columns import arrow_schema
-from cmio.views.compiler import Relation, ViewCompiler
+from cmio.views.compiler import ViewCompiler
 from cmio.views.dialects.duckdb import DuckDbDialect
 from cmio.views.dialects.typed import TypedDuckDbDialect
 from cmio.views.memory import MemoryEvaluator
 from cmio.views.parse import ViewDefinitionError, parse_view
 from cmio.views.sources import Source, resolve_source
 from cmio.views.tree import View
-from cmio.views.typed import TypedLayoutUnsupported, is_typed_parquet, read_json_sql, structure
+from cmio.views.typed import (
+    TypedLayoutUnsupported,
+    is_typed_parquet,
+    prune,
+    read_json_sql,
+    structure,
+)
 from cmio.views.valuesets import (
     ExpansionMembership,
     ValueSetExpander,
@@ -39,6 +45,7 @@ from cmio.views.valuesets import (
 __all__ = ["DuckDbRunner", "load_view", "run"]
 
 _INPUT = "_cmio_view_input"
+_TYPED_INPUT = "_cmio_typed_input"
 
 
 def load_view(view: View | Mapping[str, Any] | str | Path) -> View:
@@ -71,11 +78,12 @@ class DuckDbRunner:
         terminology: expands the value sets of ``memberOf()`` (once per run, into
             tables the query joins against; see :mod:`cmio.views.valuesets`).
         layout: how file sources are read. ``auto`` (default): typed columns when the
-            source has them (Parquet in the typed layout of :mod:`cmio.views.typed`,
-            read as is; NDJSON of one type, parsed by ``read_json`` straight into the
-            typed columns the view reads) and the view reads only what they hold, else
-            the resource JSON; ``typed``: typed columns or
-            :class:`~cmio.views.typed.TypedLayoutUnsupported`; ``json``: always the JSON.
+            source has them (Parquet in the typed layout of :mod:`cmio.views.typed`)
+            and the view reads only what they hold, else the resource JSON; ``typed``:
+            typed columns or :class:`~cmio.views.typed.TypedLayoutUnsupported` (NDJSON
+            of one type too: ``read_json`` parses each line straight into the typed
+            columns the view reads; not the default for NDJSON, as on the benchmark it
+            was no faster than the JSON functions); ``json``: always the JSON.
     """
 
     def __init__(
@@ -112,20 +120,46 @@ class DuckDbRunner:
             )
         return exp.select(exp.alias_(column, "resource")).from_(table).subquery("_in")
 
-    def _typed_relation(self, view: View, source: Source) -> Relation | None:
-        """The source as typed columns, if it can be read so."""
+    def _typed_sql(self, view: View, source: Source) -> str | None:
+        """The typed form of the view over ``source``, or None when it has no typed columns.
+
+        Typed Parquet is read as is (Parquet prunes nested columns itself); with
+        ``layout="typed"``, NDJSON of one type through ``read_json`` into the top-level
+        elements the view reads, with only the nested fields its query names.
+
+        Raises:
+            TypedLayoutUnsupported: the view reads what the typed columns lack.
+        """
         files = ", ".join(_quote(f) for f in source.files)
+        single = source.single_type
         if source.kind == "parquet" and is_typed_parquet(source.files):
-            return _sql_subquery(f"SELECT * FROM read_parquet([{files}])")
-        if source.kind == "ndjson" and source.single_type and source.files:
-            model = self.compiler.model
+            relation = _sql_subquery(f"SELECT * FROM read_parquet([{files}])")
+            return self.typed_compiler.sql(view, relation, filter_type=not single)
+        if source.kind != "ndjson" or not single or not source.files or self.layout != "typed":
+            return None
+        tops: list[str] = []
 
-            def relation(keys: Sequence[str]) -> exp.Expression:
-                columns = structure(model, view.resource, keys or ["id"])
-                return _sql_subquery(f"SELECT * FROM {read_json_sql(source.files, columns)}")
+        def placeholder(keys: Sequence[str]) -> exp.Expression:
+            tops.extend(keys)
+            return exp.to_table(_TYPED_INPUT)
 
-            return relation
-        return None
+        query = self.typed_compiler.compile(view, placeholder, filter_type=False)
+        names = {
+            str(node.expressions[1].this)
+            for node in query.find_all(exp.Anonymous)
+            if node.name.lower() == "struct_extract"
+            and isinstance(node.expressions[1], exp.Literal)
+        }
+        columns = prune(structure(self.compiler.model, view.resource, tops or ["id"]), names)
+        relation = _sql_subquery(f"SELECT * FROM {read_json_sql(source.files, columns)}")
+        filled = query.transform(
+            lambda node: (
+                relation.copy()
+                if isinstance(node, exp.Table) and node.name == _TYPED_INPUT
+                else node
+            )
+        )
+        return self.typed_compiler.dialect.render(filled)
 
     def plans(self, view: View, source: Source) -> Iterator[tuple[str, str]]:
         """The queries to try in order, as (layout, DuckDB SQL): the typed form first
@@ -137,11 +171,11 @@ class DuckDbRunner:
         """
         single = source.single_type
         if self.layout != "json":
-            relation = self._typed_relation(view, source)
             try:
-                if relation is None:
+                sql = self._typed_sql(view, source)
+                if sql is None:
                     raise TypedLayoutUnsupported(f"{source.kind} source without typed columns")
-                yield "typed", self.typed_compiler.sql(view, relation, filter_type=not single)
+                yield "typed", sql
             except TypedLayoutUnsupported:
                 if self.layout == "typed":
                     raise

@@ -22,7 +22,7 @@ the element model: http://hl7.org/fhir/R4/elementdefinition.html.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ __all__ = [
     "TypedLayoutUnsupported",
     "duckdb_type",
     "is_typed_parquet",
+    "prune",
     "read_json_sql",
     "structure",
     "write_typed_parquet",
@@ -128,6 +129,37 @@ def structure(model: Model, resource_type: str, keys: Iterable[str] | None = Non
     if missing:
         raise TypedLayoutUnsupported(f"no typed column for {', '.join(missing)}")
     return {k: full[k] for k in wanted}
+
+
+def prune(columns: Structure, names: Collection[str]) -> Structure:
+    """``columns`` keeping, below the top level, only fields named in ``names``.
+
+    A query that reads a field names it, so nothing it reads is dropped (a field of the
+    same name elsewhere stays too: harmless); a struct left without fields keeps its
+    first one, so that an object that is present still reads as present.
+    """
+
+    def keep(value: Any) -> Any:
+        if isinstance(value, list):
+            return [keep(value[0])]
+        if not isinstance(value, dict):
+            return value
+        kept = {k: keep(v) for k, v in value.items() if k in names}
+        if not kept:
+            first = next(iter(value))
+            kept = {first: _smallest(value[first])}
+        return kept
+
+    return {key: keep(value) for key, value in columns.items()}
+
+
+def _smallest(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_smallest(value[0])]
+    if isinstance(value, dict):
+        first = next(iter(value))
+        return {first: _smallest(value[first])}
+    return value
 
 
 def _quote(text: str) -> str:
