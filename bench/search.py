@@ -183,6 +183,22 @@ def run(
             print("      plan:", row[-1])
 
 
+def compile_times(repo: SqliteRepository, model_queries: list[Query], repeat: int) -> None:
+    """Median time to compile each query to SQL (page and count statements), no database."""
+    compiler = repo._indexer.search_compiler  # type: ignore[attr-defined]
+    print(f"{'query':48} {'compile ms':>10}")
+    for label, rtype, params, _ in model_queries:
+        sort = tuple(v.split(",")[0] for k, v in params if k == "_sort")
+        clauses = tuple(SearchClause(k, (v,)) for k, v in params if k != "_sort")
+        query = SearchQuery(rtype, clauses, count=50, sort=sort, total=True)
+        times: list[float] = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            compiler.compile(query, "sqlite")
+            times.append((time.perf_counter() - t0) * 1000)
+        print(f"{label:48} {statistics.median(times):10.2f}")
+
+
 def everything(repo: SqliteRepository, repeat: int) -> None:
     """``Patient/[id]/$everything`` (first page of 1,000) for the patient with most
     resources, through the router (no HTTP)."""
@@ -269,6 +285,9 @@ def main() -> None:
         "--types", action="store_true", help="also the further parameter types (more_queries)"
     )
     parser.add_argument("--no-plans", action="store_true", help="do not print query plans")
+    parser.add_argument(
+        "--compile", action="store_true", help="only time compiling each query (no searches)"
+    )
     args = parser.parse_args()
     db = Path(args.db)
     data = db.parent / f"synth-{args.patients}"
@@ -300,6 +319,10 @@ def main() -> None:
     print(f"store: {total} resources")
     values = _pick(repo)
     picked = queries(values) + (more_queries(values) if args.types else [])
+    if args.compile:
+        compile_times(repo, picked, args.repeat)
+        repo.close()
+        return
     run(repo, picked, args.repeat, plans=not args.no_plans)
     if args.everything:
         everything(repo, args.repeat)
