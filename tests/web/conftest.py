@@ -29,6 +29,9 @@ def site(web_store: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[W
     with WebSite.start(web_store, tmp_path_factory.mktemp("web-keys")) as running:
         running.app.web.ctx.compute_wait = 600.0
         yield running
+        # background computations left by the tests finish before the store closes (a
+        # DuckDB query still running at interpreter exit aborts the process)
+        running.app.web.ctx.cache.wait_idle(600)
 
 
 @pytest.fixture(scope="session")

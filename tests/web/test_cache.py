@@ -75,3 +75,63 @@ def test_deferred_warming_waits_for_start_and_close_drains() -> None:
     assert "queued" not in ran  # dropped at close, not run against a closing store
     assert cache.peek("queued") is None  # failed as closed, not kept
     assert cache.get("queued", lambda: 0) == 0  # a direct request still computes
+
+
+def test_lookup_never_waits_and_serves_stale_while_recomputing() -> None:
+    cache = ResultCache(ttl=0.3)
+    gate = threading.Event()
+    calls: list[int] = []
+
+    def compute() -> int:
+        calls.append(1)
+        gate.wait(5)
+        return len(calls)
+
+    started = time.perf_counter()
+    assert cache.lookup("k", compute) == (False, None)  # computing in the background
+    assert cache.lookup("k", compute) == (False, None)  # the same computation
+    assert time.perf_counter() - started < 1
+    gate.set()
+    assert cache.wait_idle(5)
+    assert cache.lookup("k", compute) == (True, 1) and len(calls) == 1
+    gate.clear()
+    time.sleep(0.35)  # stale: the old value while the new one is computed
+    assert cache.lookup("k", compute) == (True, 1)
+    gate.set()
+    assert cache.wait_idle(5)
+    assert cache.lookup("k", compute) == (True, 2)
+    assert cache.prune() == 0
+    time.sleep(0.35)
+    assert cache.prune() == 1 and cache.peek("k") is None
+    cache.close()
+
+
+def test_lookup_raises_a_failure_once_then_computes_again() -> None:
+    cache = ResultCache()
+    outcomes = iter([RuntimeError("no"), 5])
+
+    def compute() -> int:
+        outcome = next(outcomes)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    with pytest.raises(RuntimeError, match="no"):
+        cache.lookup("k", compute, wait=5)  # failed while the page waited: shown
+    assert cache.lookup("k", compute, wait=5) == (True, 5)  # the next page computes again
+    cache.close()
+
+
+def test_a_queued_job_runs_in_the_caller_that_needs_it() -> None:
+    """A page (or the warm-up, on the worker itself) asking for a key whose background
+    job is still queued runs it at once instead of waiting behind the queue."""
+    cache = ResultCache()
+    release = threading.Event()
+    cache.warm([("busy", lambda: release.wait(5))])  # occupies the worker
+    assert cache.lookup("queued", lambda: 7) == (False, None)
+    started = time.perf_counter()
+    assert cache.get("queued", lambda: 8) == 7  # the queued computation, run here
+    assert time.perf_counter() - started < 1
+    release.set()
+    assert cache.wait_idle(5)
+    cache.close()

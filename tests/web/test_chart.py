@@ -176,6 +176,29 @@ def test_patient_search_and_my_patients(site: WebSite, people: Cast) -> None:
     assert f"page 2 of {pages}" in admin.text and 'rel="prev"' in admin.text
 
 
+def test_my_patients_are_kept_per_grant_for_reloads(
+    site: WebSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reload by the same grant reuses its list (no new FHIR search); another sign-in
+    (another token) reads afresh through the API, and shows the same patients."""
+    ctx = site.app.web.ctx
+    searches: list[str] = []
+    original = ctx.fhir
+
+    def counted(request: object, method: str, path: str, *args: object, **kw: object) -> object:
+        searches.append(path)
+        return original(request, method, path, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ctx, "fhir", counted)
+    first = site.session_cookies("clinician")
+    listed = re.compile(r'href="/patients/([^"/?]+)"')
+    mine = [listed.findall(_get(site, first, "/patients").text) for _ in range(3)]
+    assert searches.count("Encounter") == 1 and mine[0] == mine[1] == mine[2] and mine[0]
+    other = _get(site, site.session_cookies("clinician"), "/patients").text
+    assert searches.count("Encounter") == 2
+    assert listed.findall(other) == mine[0]
+
+
 def test_who_may_open_the_chart(site: WebSite, people: Cast) -> None:
     executive = site.session_cookies("executive")
     for path in ("/patients", f"/patients/{people.mine}", f"/patients/{people.mine}/cds"):

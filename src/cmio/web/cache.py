@@ -55,6 +55,8 @@ class ResultCache:
         self._pending: list[tuple[str, Callable[[], Any]]] = []
         self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._worker: threading.Thread | None = None
+        self._outstanding = 0
+        self._idle = threading.Condition(self._lock)
 
     def _future(self, key: str, compute: Callable[[], Any], *, background: bool) -> Future[Any]:
         now = time.monotonic()
@@ -174,11 +176,23 @@ class ResultCache:
                     target=self._work, name="cmio-web-cache", daemon=True
                 )
                 self._worker.start()
+            self._outstanding += 1
         self._jobs.put(run)
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
-            job()
+            try:
+                job()
+            finally:
+                with self._lock:
+                    self._outstanding -= 1
+                    self._idle.notify_all()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until no background job is queued or running (True), or ``timeout``
+        seconds passed (False)."""
+        with self._lock:
+            return self._idle.wait_for(lambda: self._outstanding == 0, timeout)
 
     def warm(self, jobs: Iterable[tuple[str, Callable[[], Any]]]) -> None:
         """Compute these keys in the background (pages then find them ready); held until
@@ -205,6 +219,15 @@ class ResultCache:
     def started(self) -> bool:
         """Whether background warming runs (see :meth:`start`)."""
         return self._started
+
+    def prune(self) -> int:
+        """Forget the values past their time to live (and failures); returns how many."""
+        now = time.monotonic()
+        with self._lock:
+            keys = [k for k, e in self._entries.items() if self._expired(e, now)]
+            for key in keys:
+                del self._entries[key]
+        return len(keys)
 
     def invalidate(self, prefix: str = "") -> int:
         """Forget every key starting with ``prefix`` (all keys by default); returns how many."""

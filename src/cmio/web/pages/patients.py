@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from cmio.web.cache import ResultCache
 from cmio.web.context import FhirCallError, Viewer
 from cmio.web.pages import PATIENT_DATA
 from cmio.web.pages.chart_data import demographics
@@ -22,11 +23,20 @@ from cmio.web.pages.chart_data import demographics
 if TYPE_CHECKING:
     from cmio.web.context import WebContext
 
-__all__ = ["MY_PATIENTS", "PAGE_SIZE", "RECENT_ENCOUNTERS", "PatientRow", "PatientSearch"]
+__all__ = [
+    "MY_PATIENTS",
+    "MY_PATIENTS_TTL",
+    "PAGE_SIZE",
+    "RECENT_ENCOUNTERS",
+    "PatientRow",
+    "PatientSearch",
+]
 
 PAGE_SIZE = 20
 RECENT_ENCOUNTERS = 60
 MY_PATIENTS = 20
+MY_PATIENTS_TTL = 30.0
+"""Seconds a clinician's recent-patient list is kept for the same grant (page reloads)."""
 _DAY = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
 
 
@@ -57,6 +67,24 @@ class PatientSearch:
 
     def __init__(self, ctx: WebContext) -> None:
         self.ctx = ctx
+        self._mine = ResultCache(ttl=MY_PATIENTS_TTL)
+
+    def my_patients(self, request: Request, viewer: Viewer) -> list[PatientRow]:
+        """The patients of a clinician's most recent encounters, latest first (empty for a
+        user who is not a Practitioner); kept :data:`MY_PATIENTS_TTL` seconds per grant.
+
+        The list is read through the FHIR API as the viewer (authorized and audited); a
+        reload within the time to live shows the same grant the same list without a
+        new search, so nothing is shown that this grant was not allowed to read, and a
+        new sign-in, another token or a break-the-glass grant reads afresh.
+        """
+        user = viewer.grant.fhir_user or ""
+        if not viewer.has_role("clinician") or not user.startswith("Practitioner/"):
+            return []
+        self._mine.prune()
+        key = repr(viewer.grant)  # every field of the grant: token, scopes, roles, user
+        rows: list[PatientRow] = self._mine.get(key, lambda: self._read_mine(request, user))
+        return rows
 
     def page(self, request: Request) -> Response:
         """``/patients?name=&identifier=&birthdate=&page=``."""
@@ -117,12 +145,7 @@ class PatientSearch:
         total = bundle.get("total")
         return rows, total if isinstance(total, int) else None
 
-    def my_patients(self, request: Request, viewer: Viewer) -> list[PatientRow]:
-        """The patients of a clinician's most recent encounters, latest first (empty for a
-        user who is not a Practitioner)."""
-        user = viewer.grant.fhir_user or ""
-        if not viewer.has_role("clinician") or not user.startswith("Practitioner/"):
-            return []
+    def _read_mine(self, request: Request, user: str) -> list[PatientRow]:
         bundle = self.ctx.fhir(  # one authorized read: the encounters and their patients
             request,
             "GET",
