@@ -22,6 +22,7 @@ from cmio.terminology.answers import AnswerCache
 from cmio.terminology.errors import TerminologyError
 from cmio.terminology.expansion import Expander, ExpandOptions, Expansion, Member, iter_page
 from cmio.terminology.resources import TerminologyResources, split_canonical
+from cmio.terminology.status_warnings import status_warnings
 from cmio.terminology.stored import StoredCodeSystem
 from cmio.terminology.supplements import requested_supplements, with_supplements
 
@@ -242,6 +243,7 @@ class TerminologyService:
         ]
         parameters += [{"name": name, "valueUri": value} for name, value in result.used]
         parameters += [{"name": "used-supplement", "valueUri": u} for u in supplemented]
+        parameters += status_warnings(valueset, result.used, resources)
         expansion: dict[str, Any] = {
             "identifier": f"urn:uuid:{uuid.uuid4()}",
             "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
