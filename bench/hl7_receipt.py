@@ -1,0 +1,105 @@
+"""The HL7 v2 engine's receipt path alone: messages per journal commit and CPU per message.
+
+Run: ``python -m bench.hl7_receipt [--rounds 3] [--seconds 6] [--window 16] [--old-src DIR]``
+
+Each round starts the engine with processing off (MLLP, receipt checks, journal with group
+commit, ACK) in a child process and drives it with 4 MLLP senders from this process, each
+keeping ``--window`` ORU^R01 (10 OBX) in flight (``bench.hl7``'s senders). The child reports
+what the throughput figures of ``bench.hl7`` hide on a loaded machine: how many messages
+share one journal commit (one fsync) and the server's CPU time per message (user + system,
+all threads). With ``--old-src`` each round runs that tree's ``cmio`` (e.g. a ``git
+worktree`` of an earlier commit) right before this one, for side-by-side figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.hl7 import drive, oru
+
+HERE = Path(__file__).resolve().parents[1]
+
+
+def serve(journal: str, seconds: float) -> None:
+    """The receipt path for ``seconds``; prints the port, then its figures as JSON."""
+    from cmio.interfaces.hl7v2.engine.channels import parse_channel
+    from cmio.interfaces.hl7v2.engine.runtime import Engine
+    from cmio.interfaces.hl7v2.mapping import SUPPORTED
+
+    config = parse_channel({"name": "bench", "journal": journal, "source": {"port": 0}})
+    engine = Engine([config], None, supported_types=frozenset(SUPPORTED), process=False)
+    engine.start()
+    before = resource.getrusage(resource.RUSAGE_SELF)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(seconds, stop.set)
+        await engine.run(stop, ports={"bench": 0}, ready=lambda p: print(p["bench"], flush=True))
+
+    asyncio.run(main())
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    rows = engine.journal.rows()
+    engine.close()
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    print(json.dumps({"messages": len(rows), "commits": engine.journal.commits, "cpu": cpu}))
+
+
+def run_once(journal: str, seconds: float, window: int, src: str | None) -> dict[str, float]:
+    env = dict(os.environ)
+    if src is not None:  # that tree's cmio, this tree's bench package
+        env["PYTHONPATH"] = os.pathsep.join([src, str(HERE)])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.hl7_receipt", "--serve", journal, str(seconds)],
+        stdout=subprocess.PIPE, text=True, env=env, cwd=HERE,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    port = int(proc.stdout.readline())
+    sent = drive(port, oru, Path(journal).stem, 4, seconds - 1.5, window)
+    figures = json.loads(proc.stdout.readline())
+    proc.wait(60)
+    return {
+        "rate": sent["rate"],
+        "per_commit": figures["messages"] / max(1, figures["commits"]),
+        "cpu_us": figures["cpu"] * 1e6 / max(1, figures["messages"]),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--window", type=int, default=16)
+    parser.add_argument("--old-src", help="another tree's src directory, run side by side")
+    parser.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve[0], float(args.serve[1]))
+        return
+    tmp = tempfile.mkdtemp(prefix="cmio-hl7-receipt-")
+    trees = [("old", args.old_src)] if args.old_src else []
+    trees.append(("this", None))
+    results: dict[str, list[dict[str, float]]] = {}
+    for r in range(args.rounds):
+        for name, src in trees:
+            got = run_once(os.path.join(tmp, f"{name}{r}.db"), args.seconds, args.window, src)
+            results.setdefault(name, []).append(got)
+            print(f"round {r} {name:4}: {got['rate']:7,.0f} msg/s, {got['per_commit']:5.1f}"
+                  f" messages per commit, {got['cpu_us']:5.0f} µs CPU per message"
+                  f" (load {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
+    for name, runs in results.items():
+        med = {k: statistics.median(x[k] for x in runs) for k in runs[0]}
+        print(f"median {name:4}: {med['rate']:7,.0f} msg/s, {med['per_commit']:5.1f} messages"
+              f" per commit, {med['cpu_us']:5.0f} µs CPU per message")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
