@@ -110,11 +110,16 @@ class DuckDbEngine:
         connection: a connection to use (default: a new in-memory database).
         threads: DuckDB worker threads (None: all cores).
         model: the FHIR model (loaded once per engine when not given).
+        compiled: a cache of compiled view SQL a caller keeps across engines (by view,
+            source relation and type filter; compiling is the costly part of a small load).
         reuse: keep tables that already exist in the database instead of running their
             views (the incremental path: :mod:`cmio.measures.incremental` keeps them fresh).
     """
 
     dialect = "duckdb"
+    constant_valuesets = True
+    """Value-set membership is written as constant code lists (filters DuckDB applies while
+    scanning, :func:`cmio.measures.sql.expand_macros`)."""
 
     def __init__(
         self,
@@ -123,6 +128,7 @@ class DuckDbEngine:
         threads: int | None = None,
         reuse: bool = False,
         model: Model | None = None,
+        compiled: dict[tuple[str, str, bool], str] | None = None,
     ) -> None:
         self.con = connection if connection is not None else duckdb.connect()
         self.con.execute("SET enable_progress_bar = false")
@@ -132,6 +138,8 @@ class DuckDbEngine:
         self.reuse = reuse
         self._arrow: dict[str, pa.Table] = {}
         self._inputs: set[str] = set()
+        self._temporary: dict[str, str] = {}
+        self._compiled = compiled if compiled is not None else {}
         self.compiler = ViewCompiler(DuckDbDialect(), model)
 
     def _exists(self, name: str) -> bool:
@@ -185,7 +193,10 @@ class DuckDbEngine:
             if self.reuse and self._exists(name):
                 continue
             relation, mixed = self._relation(source, parsed.resource, types)
-            sql = self.compiler.sql(parsed, relation, filter_type=mixed)
+            key = (json.dumps(views[name], sort_keys=True), relation.sql("duckdb"), mixed)
+            sql = self._compiled.get(key)
+            if sql is None:
+                sql = self._compiled[key] = self.compiler.sql(parsed, relation, filter_type=mixed)
             self.con.execute(f'CREATE OR REPLACE TABLE "{name}" AS {sql}')
 
     def load_table(self, name: str, table: pa.Table) -> None:
@@ -197,6 +208,19 @@ class DuckDbEngine:
         """Run DuckDB SQL."""
         result: pa.Table = self.con.sql(sql).to_arrow_table()
         return result
+
+    def create_temporary(self, name: str, sql: str, *, view: bool = False) -> None:
+        """A step several measures share (:func:`cmio.measures.sql.shared_steps`) as a
+        temporary table of the connection (its rows stored), or as a temporary view
+        (recomputed inside each query reading it)."""
+        kind = "VIEW" if view else "TABLE"
+        self.con.execute(f'CREATE OR REPLACE TEMPORARY {kind} "{name}" AS {sql}')
+        self._temporary[name] = kind
+
+    def drop_temporary(self, name: str) -> None:
+        """Drop a table or view :meth:`create_temporary` made."""
+        kind = self._temporary.pop(name, "TABLE")
+        self.con.execute(f'DROP {kind} IF EXISTS temp."{name}"')
 
     def close(self) -> None:
         """Unregister the Arrow tables (the connection stays the caller's when given)."""

@@ -27,6 +27,7 @@ from cmio.measures.engines import DuckDbEngine
 from cmio.measures.runner import MeasureResult, MeasureRunner, result_from_members
 from cmio.measures.sql import Period
 from cmio.measures.views import measure_views
+from cmio.model import Model, load_model
 from cmio.views.parse import parse_view
 
 __all__ = ["KEY", "MeasureTables"]
@@ -53,13 +54,21 @@ class MeasureTables:
     def __init__(self, path: Path | str = ":memory:", *, threads: int | None = None) -> None:
         self.con = duckdb.connect(str(path))
         self.threads = threads
+        self._model: Model | None = None
+        self._expansions: dict[tuple[Any, ...], pa.Table] = {}
+        self._compiled: dict[tuple[str, str, bool], str] = {}
 
     def close(self) -> None:
         """Close the database."""
         self.con.close()
 
+    def _load_model(self) -> Model:
+        if self._model is None:
+            self._model = load_model()
+        return self._model
+
     def _engine(self, reuse: bool) -> DuckDbEngine:
-        return DuckDbEngine(self.con, threads=self.threads, reuse=reuse)
+        return DuckDbEngine(self.con, threads=self.threads, reuse=reuse, model=self._load_model())
 
     def build(self, names: Sequence[str], source: Any) -> None:
         """(Re)build the named tables from a whole source (folder, store or resources)."""
@@ -92,7 +101,9 @@ class MeasureTables:
             return {}
         scratch = duckdb.connect()
         try:
-            staging = DuckDbEngine(scratch, threads=self.threads)
+            staging = DuckDbEngine(
+                scratch, threads=self.threads, model=self._load_model(), compiled=self._compiled
+            )
             staging.load_views(views, items)
             inserted = {}
             self.con.execute("BEGIN")
@@ -181,7 +192,9 @@ class MeasureTables:
             **options: ``source`` for tables not built yet, ``terminology``.
         """
         engine = self._engine(reuse=True)
-        runner = MeasureRunner(engine, terminology=options.get("terminology"))
+        runner = MeasureRunner(
+            engine, terminology=options.get("terminology"), expansions=self._expansions
+        )
         needed = {v for m in measures for v in runner.compile(m, period).views}
         missing = sorted(needed - set(self.tables()))
         if missing:

@@ -25,7 +25,15 @@ import pyarrow.compute as pc
 
 from cmio.measures.definition import MeasureDefinition, common_library
 from cmio.measures.engines import MeasureEngine, open_engine
-from cmio.measures.sql import CompiledMeasure, Period, measure_query, population_column, render
+from cmio.measures.sql import (
+    CompiledMeasure,
+    Period,
+    measure_query,
+    population_column,
+    render,
+    row_wise,
+    shared_steps,
+)
 from cmio.measures.valuesets import builtin_valuesets, expand_valuesets
 from cmio.measures.views import measure_views
 from cmio.terminology.service import TerminologyService
@@ -197,10 +205,34 @@ def result_from_members(
     return MeasureResult(measure, period, members, strata, counts, score)
 
 
+def _grouped(
+    measure: MeasureDefinition, stratifier: str, members: pa.Table, names: list[str]
+) -> list[dict[str, Any]]:
+    """The strata of one stratifier in one pass (a hash aggregate of the population
+    flags); for scorings whose score follows from the counts."""
+    column = f"strat_{stratifier}"
+    table = pa.table(
+        {"_stratum": members[column], **{n: members[n].cast(pa.int64()) for n in names}}
+    )
+    grouped = table.group_by("_stratum").aggregate([(n, "sum") for n in names])
+    grouped = grouped.sort_by("_stratum")
+    sums = {n: grouped[f"{n}_sum"].to_pylist() for n in names}
+    rows = []
+    for index, stratum in enumerate(grouped["_stratum"].to_pylist()):
+        counts = {n: int(sums[n][index] or 0) for n in names}
+        row: dict[str, Any] = {"stratifier": stratifier, "stratum": stratum, **counts}
+        row["score"] = _score(measure, counts, [])
+        rows.append(row)
+    return rows
+
+
 def _strata(measure: MeasureDefinition, members: pa.Table, names: list[str]) -> pa.Table:
     rows: list[dict[str, Any]] = []
     for stratifier in measure.stratifiers:
         column = f"strat_{stratifier}"
+        if measure.scoring != "continuous-variable" and not members[column].null_count:
+            rows += _grouped(measure, stratifier, members, names)
+            continue
         for stratum in sorted(set(members[column].to_pylist())):
             part = members.filter(pc.equal(members[column], stratum))
             counts = {n: _count({n: part[n]}, n) for n in names}
@@ -212,6 +244,22 @@ def _strata(measure: MeasureDefinition, members: pa.Table, names: list[str]) -> 
     return pa.Table.from_pylist(rows, schema=pa.schema(fields))
 
 
+def _members(expansion: pa.Table) -> dict[str, list[tuple[str, str]]]:
+    """The expansion table as ``(system, code)`` pairs per value-set name."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    columns = zip(
+        expansion["valueset"].to_pylist(),
+        expansion["system"].to_pylist(),
+        expansion["code"].to_pylist(),
+        strict=True,
+    )
+    for name, system, code in columns:
+        bucket = out.setdefault(str(name), [])
+        if system is not None and code is not None:
+            bucket.append((str(system), str(code)))
+    return out
+
+
 class MeasureRunner:
     """Evaluates measures on one engine.
 
@@ -220,6 +268,10 @@ class MeasureRunner:
         valuesets: the ValueSets by name (default: the shipped ones).
         terminology: the terminology service expanding them (default: a bare one).
         library: the common defines and stratifiers (default: the shipped ones).
+        expansions: a cache of value-set expansion tables the caller keeps across runners
+            (keyed by the value-set names and the terminology service), for callers that
+            evaluate again and again over the same definitions
+            (:class:`cmio.measures.incremental.MeasureTables`).
     """
 
     def __init__(
@@ -229,8 +281,10 @@ class MeasureRunner:
         valuesets: Mapping[str, Mapping[str, Any]] | None = None,
         terminology: TerminologyService | None = None,
         library: Mapping[str, Any] | None = None,
+        expansions: dict[tuple[Any, ...], pa.Table] | None = None,
     ) -> None:
         self.engine = engine
+        self.expansions = expansions
         self.valuesets = dict(valuesets) if valuesets is not None else builtin_valuesets()
         self.terminology = terminology
         self.library = library if library is not None else common_library()
@@ -240,15 +294,22 @@ class MeasureRunner:
         """The measure's query for the period (DuckDB dialect)."""
         return measure_query(measure, period, self.library)
 
-    def prepare(self, compiled: Sequence[CompiledMeasure], source: Any) -> None:
-        """Materialize the tables and value sets the compiled measures need (once each)."""
+    def prepare(self, compiled: Sequence[CompiledMeasure], source: Any) -> pa.Table:
+        """Materialize the tables and value sets the compiled measures need (once each);
+        returns the value-set expansion table (``mp_valueset``)."""
         views = sorted({v for c in compiled for v in c.views} - self._loaded)
         if views:
             self.engine.load_views(measure_views(views), source)
             self._loaded.update(views)
         valuesets = sorted({v for c in compiled for v in c.valuesets})
-        table = expand_valuesets(valuesets, self.valuesets, self.terminology)
+        key = (self.terminology, *valuesets)
+        table = self.expansions.get(key) if self.expansions is not None else None
+        if table is None:
+            table = expand_valuesets(valuesets, self.valuesets, self.terminology)
+            if self.expansions is not None:
+                self.expansions[key] = table
         self.engine.load_table("mp_valueset", table)
+        return table
 
     def evaluate(
         self,
@@ -271,21 +332,37 @@ class MeasureRunner:
             ValueSetError: a value set is unknown or cannot be expanded.
         """
         compiled = [self.compile(m, period) for m in measures]
-        self.prepare(compiled, source)
+        expansion = self.prepare(compiled, source)
+        if getattr(self.engine, "constant_valuesets", False):
+            members = _members(expansion)
+            compiled = [measure_query(m, period, self.library, members) for m in measures]
         if progress is not None:
             progress("tables")
+        dialect = self.engine.dialect
+        create = getattr(self.engine, "create_temporary", None)
+        shared = shared_steps(compiled) if create is not None else []
+        created: list[str] = []
         results = []
-        for measure, query in zip(measures, compiled, strict=True):
-            dialect = self.engine.dialect
-            stepwise = getattr(self.engine, "query_steps", None)
-            if stepwise is not None:
-                steps = [(name, render(sql, dialect)) for name, sql in query.steps]
-                raw = stepwise(steps, render(query.select, dialect))
-            else:
-                raw = self.engine.query(render(query.sql, dialect))
-            results.append(_finish(measure, query, period, raw))
-            if progress is not None:
-                progress(measure.id)
+        try:
+            for name, sql in shared:
+                assert create is not None
+                create(name, render(sql, dialect), view=row_wise(sql))
+                created.append(name)
+            for measure, query in zip(measures, compiled, strict=True):
+                stepwise = getattr(self.engine, "query_steps", None)
+                if stepwise is not None:
+                    steps = [(name, render(sql, dialect)) for name, sql in query.steps]
+                    raw = stepwise(steps, render(query.select, dialect))
+                else:
+                    raw = self.engine.query(render(query.without(created), dialect))
+                results.append(_finish(measure, query, period, raw))
+                if progress is not None:
+                    progress(measure.id)
+        finally:
+            drop = getattr(self.engine, "drop_temporary", None)
+            for name in reversed(created):
+                if drop is not None:
+                    drop(name)
         return results
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -42,6 +42,8 @@ __all__ = [
     "measure_query",
     "population_column",
     "render",
+    "row_wise",
+    "shared_steps",
 ]
 
 _DATE = re.compile(r"\{(start|end)((?:[+-]\d+[ymd])*)\}")
@@ -96,13 +98,45 @@ def _day(expr: str) -> str:
     return f"CAST(CASE WHEN LENGTH({expr}) >= 10 THEN SUBSTR({expr}, 1, 10) END AS DATE)"
 
 
-def expand_macros(sql: str, period: Period, valuesets: set[str] | None = None) -> str:
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _constant_member(alias: str, pairs: Collection[tuple[str, str]]) -> str:
+    """``alias.system, alias.code`` among known pairs, as constant lists a scan can filter
+    on; TRUE or FALSE like the ``EXISTS`` form (never NULL)."""
+    if not pairs:
+        return "FALSE"
+    by_system: dict[str, list[str]] = {}
+    for system, code in sorted(set(pairs)):
+        by_system.setdefault(system, []).append(code)
+    codes = sorted({code for _, code in pairs})
+    per_system = " OR ".join(
+        f"({alias}.system = {_quote(system)} AND {alias}.code IN ({', '.join(map(_quote, listed))}))"
+        for system, listed in by_system.items()
+    )
+    return (
+        f"({alias}.system IS NOT NULL AND {alias}.code IS NOT NULL"
+        f" AND {alias}.code IN ({', '.join(map(_quote, codes))}) AND ({per_system}))"
+    )
+
+
+def expand_macros(
+    sql: str,
+    period: Period,
+    valuesets: set[str] | None = None,
+    members: Mapping[str, Collection[tuple[str, str]]] | None = None,
+) -> str:
     """Expand the macros of one SQL text (see the module docstring).
 
     Args:
         sql: measure SQL.
         period: the measurement period.
         valuesets: collects the value-set names ``{in:..}`` uses.
+        members: the value sets' expansions (``(system, code)`` pairs by name), when known
+            before the query runs: ``{in:..}`` then tests constant code lists (a filter
+            the engine applies while scanning) instead of an ``EXISTS`` over
+            ``mp_valueset``; the same rows.
 
     Raises:
         MeasureDefinitionError: a macro left unexpanded (misspelled).
@@ -126,6 +160,8 @@ def expand_macros(sql: str, period: Period, valuesets: set[str] | None = None) -
         alias, names = match.group(1), [n for n in match.group(2).split(",") if n]
         if valuesets is not None:
             valuesets.update(names)
+        if members is not None and all(n in members for n in names):
+            return _constant_member(alias, [pair for n in names for pair in members[n]])
         quoted = ", ".join(f"'{n}'" for n in names)
         return (
             f"EXISTS (SELECT 1 FROM mp_valueset AS _vs WHERE _vs.valueset IN ({quoted})"
@@ -178,9 +214,22 @@ class CompiledMeasure:
     steps: tuple[tuple[str, str], ...] = ()
     select: str = ""
 
+    def without(self, names: Collection[str]) -> str:
+        """The query with the named steps left out of its ``WITH`` clause: they are read
+        from tables of those names (see :func:`shared_steps`)."""
+        kept = [(name, sql) for name, sql in self.steps if name not in names]
+        if not kept:
+            return self.select
+        return "WITH " + ",\n".join(f"{n} AS (\n{s}\n)" for n, s in kept) + "\n" + self.select
+
+
+_WORD = re.compile(r"\w+")
+
 
 def _references(sql: str, names: Sequence[str]) -> list[str]:
-    return [n for n in names if re.search(rf"\b{re.escape(n)}\b", sql)]
+    """The names that occur in the SQL as whole words (like ``\bname\b``)."""
+    words = set(_WORD.findall(sql))
+    return [n for n in names if n in words]
 
 
 def _views_in(sql: str) -> list[str]:
@@ -188,7 +237,10 @@ def _views_in(sql: str) -> list[str]:
 
 
 def measure_query(
-    measure: MeasureDefinition, period: Period, library: Mapping[str, Any]
+    measure: MeasureDefinition,
+    period: Period,
+    library: Mapping[str, Any],
+    members: Mapping[str, Collection[tuple[str, str]]] | None = None,
 ) -> CompiledMeasure:
     """The measure's query over the measure tables, in DuckDB's dialect.
 
@@ -196,6 +248,8 @@ def measure_query(
         measure: the definition.
         period: the measurement period.
         library: the common library (``define`` and ``stratifiers`` maps of SQL).
+        members: value-set expansions to write into the query as constants
+            (see :func:`expand_macros`).
 
     Raises:
         MeasureDefinitionError: an unknown stratifier, a define named like a population,
@@ -238,8 +292,8 @@ def measure_query(
         for used in _references(sql, list(defines)):
             visit(used)
     valuesets: set[str] = set()
-    ctes = [(name, expand_macros(defines[name], period, valuesets)) for name in ordered]
-    ctes += [(name, expand_macros(sql, period, valuesets)) for name, sql in parts]
+    ctes = [(name, expand_macros(defines[name], period, valuesets, members)) for name in ordered]
+    ctes += [(name, expand_macros(sql, period, valuesets, members)) for name, sql in parts]
     views = sorted({"mp_patient", *measure.views, *(v for _, sql in ctes for v in _views_in(sql))})
     columns = ["ip.patient_id AS patient_id"]
     joins = []
@@ -260,10 +314,18 @@ def measure_query(
             " GROUP BY patient_id) AS j_obs ON j_obs.patient_id = ip.patient_id"
         )
     for name in measure.stratifiers:
+        # one value per patient: a step of its own, so measures sharing the stratifier
+        # share it (shared_steps)
+        ctes.append(
+            (
+                f"strat_{name}_per_patient",
+                f"SELECT patient_id, MIN(value) AS value FROM strat_{name} GROUP BY patient_id",
+            )
+        )
         columns.append(f"COALESCE(CAST(j_s_{name}.value AS VARCHAR), 'unknown') AS strat_{name}")
         joins.append(
-            f"LEFT JOIN (SELECT patient_id, MIN(value) AS value FROM strat_{name}"
-            f" GROUP BY patient_id) AS j_s_{name} ON j_s_{name}.patient_id = ip.patient_id"
+            f"LEFT JOIN strat_{name}_per_patient AS j_s_{name}"
+            f" ON j_s_{name}.patient_id = ip.patient_id"
         )
     if measure.gap is not None and measure.gap.since is not None:
         columns.append("CAST(j_gap.since AS VARCHAR) AS gap_since")
@@ -286,6 +348,53 @@ def measure_query(
         tuple((name, sql.strip()) for name, sql in ctes),
         select,
     )
+
+
+def _step_deps(compiled: CompiledMeasure) -> dict[str, list[str]]:
+    names = [name for name, _ in compiled.steps]
+    return {name: [d for d in _references(sql, names) if d != name] for name, sql in compiled.steps}
+
+
+def shared_steps(compiled: Sequence[CompiledMeasure]) -> list[tuple[str, str]]:
+    """The steps several measures compute alike, to compute once for all of them.
+
+    A step (a define or a stratifier's SQL) is shared when two or more of the measures
+    have it with the same SQL text and every step it reads is shared too (so a measure's
+    own define of a library name is never shared). Run in the order returned (each after
+    the steps it reads) into tables of their names, then :meth:`CompiledMeasure.without`
+    those names gives each measure's remaining query: the same rows as the full query.
+    """
+    texts: dict[str, set[str]] = {}
+    users: dict[str, int] = {}
+    deps: dict[str, set[str]] = {}
+    for query in compiled:
+        for name, sql in query.steps:
+            texts.setdefault(name, set()).add(sql)
+            users[name] = users.get(name, 0) + 1
+        for name, used in _step_deps(query).items():
+            deps.setdefault(name, set()).update(used)
+    shared = {name for name in texts if len(texts[name]) == 1 and users[name] > 1}
+    changed = True
+    while changed:
+        dropped = {name for name in shared if not deps[name] <= shared}
+        shared -= dropped
+        changed = bool(dropped)
+    out: dict[str, str] = {}
+    for query in compiled:
+        for name, sql in query.steps:
+            if name in shared and name not in out:
+                out[name] = sql
+    return list(out.items())
+
+
+_SET_WISE = re.compile(r"\b(GROUP\s+BY|DISTINCT|OVER|LIMIT|UNION(?!\s+ALL))\b", re.IGNORECASE)
+
+
+def row_wise(sql: str) -> bool:
+    """Whether a step only filters, projects and joins rows (no grouping, window,
+    ``DISTINCT`` or de-duplicating ``UNION``): cheaper recomputed inside each query that
+    reads it, where the reader's filters reach the table scans, than stored."""
+    return _SET_WISE.search(sql) is None
 
 
 def render(sql: str, dialect: str) -> str:
