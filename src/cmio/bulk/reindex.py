@@ -34,7 +34,7 @@ from cmio.indexing.custom import CustomParameterError, parse_search_parameter
 from cmio.model import Model
 from cmio.model.types import SearchParamDef
 from cmio.store._common import format_instant
-from cmio.store.base import Repository, SearchQuery
+from cmio.store.base import Repository, SearchQuery, Transaction
 
 __all__ = ["JOB", "ReindexState", "Reindexer", "apply_custom_parameters"]
 
@@ -125,8 +125,11 @@ class Reindexer:
         batch_size: int = 500,
         registry: SearchRegistry | None = None,
         grace: float | None = None,
+        on_complete: Callable[[Transaction, ReindexState], None] | None = None,
     ) -> None:
         self.repository = repository
+        self.on_complete = on_complete
+        """Called in the transaction that marks a job completed (its audit record)."""
         self.indexer = indexer
         self.batch_size = batch_size
         self.registry = registry if registry is not None else SearchRegistry(repository, indexer)
@@ -181,6 +184,8 @@ class Reindexer:
         with self.repository.transaction() as tx:
             state.status, state.finished = "completed", time.time()
             tx.set_job_state(JOB, state.dumps())
+            if self.on_complete is not None:
+                self.on_complete(tx, state)
         if progress is not None:
             progress(state)
         return state

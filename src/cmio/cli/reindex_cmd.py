@@ -47,7 +47,14 @@ def register(app: typer.Typer) -> None:
         indexer = SearchIndexer(load_model())
         repository = open_repository(database or default_database_url(), indexer=indexer)
         try:
-            runner = Reindexer(repository, indexer, batch_size=max(1, batch))
+            audited = Settings.from_environment(os.environ).audit  # one record per job
+            audit = JobAudit.for_command("reindex") if audited else None
+            runner = Reindexer(
+                repository,
+                indexer,
+                batch_size=max(1, batch),
+                on_complete=None if audit is None else audit.reindexed,
+            )
             saved = runner.state()
             if restart or saved is None or saved.status != "running":
                 saved = runner.start()
@@ -65,12 +72,6 @@ def register(app: typer.Typer) -> None:
 
                 final = runner.run(show)
             params = ", ".join(final.parameters) or "none"
-            if Settings.from_environment(os.environ).audit:  # one record per job (issue 9)
-                with repository.transaction() as tx:
-                    JobAudit.for_command("reindex").job(
-                        tx,
-                        description=f"reindexed {final.done} resources; SearchParameters: {params}",
-                    )
             console.print(
                 f"Reindexed {final.done:,} resources; custom SearchParameters in effect: {params}"
             )

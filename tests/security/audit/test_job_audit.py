@@ -133,3 +133,29 @@ def test_cmio_reindex_records_one_event_per_job(store_url: str) -> None:
     requestor = next(a for a in event["agent"] if a["requestor"])
     assert requestor["who"]["identifier"] == {"system": "urn:cmio:job", "value": "reindex"}
     assert event["outcomeDesc"].startswith("reindexed 0 resources")
+
+
+def test_reindex_over_the_api_records_its_job(store_url: str) -> None:
+    from cmio.api.app import build_env
+    from cmio.api.env import Settings
+    from cmio.api.http import FhirRequest
+    from cmio.api.router import FhirRouter
+
+    env = build_env(store_url, Settings(terminology_db=None, validation="off", audit=True))
+    try:
+        router = FhirRouter(env)
+        assert router.handle(FhirRequest("POST", "$reindex", [], headers={})).status == 202
+        assert env.reindexer is not None
+        env.reindexer.wait(120)
+        assert env.auditor is not None
+        env.auditor.close()
+        jobs = [
+            e
+            for e in events(env.repository)
+            if any(
+                a["who"].get("identifier", {}).get("system") == "urn:cmio:job" for a in e["agent"]
+            )
+        ]
+    finally:
+        env.repository.close()
+    assert len(jobs) == 1 and jobs[0]["outcomeDesc"].startswith("reindexed ")

@@ -77,3 +77,16 @@ def test_evolve_is_dataclasses_replace() -> None:
         assert "nope" in str(exc)
     else:
         raise AssertionError("an unknown field was accepted")
+
+
+def test_an_import_batch_record_equals_the_canonical_event() -> None:
+    from cmio.security.audit.jobs import JobAudit, _batch_record
+
+    source = JobAudit.for_command("import").source
+    facts = AuditFacts("create", operation="import", source=source, id="x", recorded="r")
+    refs = (*(f"Observation/o{n}/_history/1" for n in range(50)), 'Odd/"q\\u/_history/2')
+    patients = ("p1", 'ü"x')
+    for p, r in [(patients, refs), ((), refs), (patients, ()), ((), ())]:
+        record = _batch_record(facts, p, r)
+        assert isinstance(record, Canonical)
+        assert record.data == canonical(build_event(replace(facts, patients=p, resources=r)))

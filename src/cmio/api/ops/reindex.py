@@ -53,7 +53,14 @@ def _reindexer(env: Env) -> Any:
         registry = _registry(env)
         if registry is None:
             raise FhirError(501, "not-supported", "This store has no search indexer to rebuild")
-        env.reindexer = Reindexer(env.repository, registry.indexer, registry=registry)
+        audit = None
+        if env.auditor is not None:  # one record per completed job (issue 9)
+            from cmio.security.audit.jobs import JobAudit
+
+            audit = JobAudit.for_command("reindex").reindexed
+        env.reindexer = Reindexer(
+            env.repository, registry.indexer, registry=registry, on_complete=audit
+        )
     return env.reindexer
 
 

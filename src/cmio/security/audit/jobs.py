@@ -17,8 +17,11 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cmio.security.audit.chain import chain_rows
-from cmio.security.audit.events import AuditFacts, AuditSource, build_event
+import orjson
+
+from cmio.security.audit.chain import canonical, chain_rows
+from cmio.security.audit.events import AuditFacts, AuditSource, build_event, event_entities
+from cmio.security.audit.template import Canonical
 from cmio.store.base import StoredResource, Transaction
 
 __all__ = ["JobAudit", "patient_of"]
@@ -70,7 +73,7 @@ class JobAudit:
     def _id(self) -> str:
         return f"{self._prefix}{next(self._counter):012x}"
 
-    def _append(self, tx: Transaction, events: Sequence[Mapping[str, Any]]) -> None:
+    def _append(self, tx: Transaction, events: Sequence[Mapping[str, Any] | Canonical]) -> None:
         if events:
             tx.audit_append(chain_rows(tx.audit_head(), events))
             self.records += len(events)
@@ -96,20 +99,25 @@ class JobAudit:
             if patient is not None:
                 patients[patient] = None
         events = [
-            build_event(
+            _batch_record(
                 AuditFacts(
                     interaction,
                     server=self.server,
                     operation=self.source.value,
                     source=self.source,
-                    resources=tuple(refs),
-                    patients=tuple(patients),
                     id=self._id(),
-                )
+                ),
+                tuple(patients),
+                tuple(refs),
             )
             for interaction, (refs, patients) in groups.items()
         ]
         self._append(tx, events)
+
+    def reindexed(self, tx: Transaction, state: Any) -> None:
+        """Record a completed reindex job (``state``: its ``ReindexState``), in ``tx``."""
+        params = ", ".join(state.parameters) or "none"
+        self.job(tx, description=f"reindexed {state.done} resources; SearchParameters: {params}")
 
     def job(self, tx: Transaction, outcome: str = "0", description: str | None = None) -> None:
         """Record the job itself (one event: a reindex), in ``tx``."""
@@ -123,6 +131,42 @@ class JobAudit:
             id=self._id(),
         )
         self._append(tx, [build_event(facts)])
+
+
+def _entity_parts(kind: str) -> tuple[bytes, bytes]:
+    """The canonical bytes of a patient (``P``) or resource (``R``) entity around its
+    reference, taken from the entity :func:`event_entities` builds."""
+    mark = "\x00"
+    facts = (
+        AuditFacts("create", patients=(mark,))
+        if kind == "P"
+        else AuditFacts("create", resources=(mark,))
+    )
+    data = orjson.dumps(event_entities(facts)[0], option=orjson.OPT_SORT_KEYS)
+    before, after = data.split(orjson.dumps(mark)[1:-1])
+    return before, after
+
+
+def _batch_record(
+    facts: AuditFacts, patients: tuple[str, ...], refs: tuple[str, ...]
+) -> Mapping[str, Any] | Canonical:
+    """The canonical bytes of ``facts`` with entities for ``patients`` and ``refs``
+    (exactly ``canonical(build_event(facts with them))``, serialized without building
+    thousands of entity dicts: an import batch names every version it wrote)."""
+    event = build_event(facts)
+    data = canonical(event)
+    head = b'"entity":['
+    at = data.find(head)
+    if at < 0 or facts.patient or facts.patients or facts.resources:
+        return build_event(facts.evolve(patients=patients, resources=refs))
+    at += len(head)
+    p_before, p_after = _entity_parts("P")
+    r_before, r_after = _entity_parts("R")
+    parts = [p_before + orjson.dumps(p)[1:-1] + p_after for p in patients]
+    parts += [r_before + orjson.dumps(r)[1:-1] + r_after for r in refs]
+    if not parts:
+        return Canonical(data, facts.recorded)
+    return Canonical(data[:at] + b",".join(parts) + b"," + data[at:], facts.recorded)
 
 
 def _os_user() -> str:
