@@ -37,6 +37,13 @@ def variants() -> list[AuditFacts]:
             replace(base, outcome="4", correlation_id="req-1", operation="everything"),
             replace(base, source=SOURCE, resources=("Patient/a/_history/1",), patients=("a",)),
             replace(base, outcome="12", recorded="2026-01-02T03:04:05.678Z", id=""),
+            replace(
+                base,
+                resource_type="Patient",
+                resource_id='a"ü',
+                patient='a"ü',
+                correlation_id="c\x01",
+            ),
         ]
     return out
 

@@ -35,6 +35,44 @@ _SORT = orjson.OPT_SORT_KEYS
 _PURPOSE = b',"purposeOfEvent":' + orjson.dumps([{"coding": [BTG]}], option=_SORT)
 
 
+def _around(facts: AuditFacts) -> tuple[bytes, bytes]:
+    """The canonical bytes of ``facts``' first entity before and after its ``\\x00``."""
+    data = orjson.dumps(event_entities(facts)[0], option=_SORT)
+    before, after = data.split(orjson.dumps(_MARK)[1:-1])
+    return before, after
+
+
+_MARK = "\x00"
+_PATIENT = _around(AuditFacts("read", patient=_MARK))
+_RESOURCE = _around(AuditFacts("read", resources=(_MARK,)))
+_REQUEST = _around(AuditFacts("read", correlation_id=_MARK))
+
+
+def _entities(facts: AuditFacts) -> bytes:
+    """``AuditEvent.entity`` as canonical bytes (empty: none); the common shape of a read or
+    a write (patient, resource, request id) spliced from pre-serialized parts."""
+    source, grant = facts.source, facts.grant
+    if (
+        facts.patients
+        or facts.resources
+        or facts.query is not None
+        or (source is not None and source.message)
+        or (grant is not None and grant.break_glass is not None)
+    ):
+        return orjson.dumps(event_entities(facts), option=_SORT)
+    parts = []
+    if facts.patient:
+        parts.append(_PATIENT[0] + orjson.dumps(facts.patient)[1:-1] + _PATIENT[1])
+    if facts.resource_type and facts.resource_id:
+        ref = f"{facts.resource_type}/{facts.resource_id}"
+        if facts.version is not None:
+            ref += f"/_history/{facts.version}"
+        parts.append(_RESOURCE[0] + orjson.dumps(ref)[1:-1] + _RESOURCE[1])
+    if facts.correlation_id:
+        parts.append(_REQUEST[0] + orjson.dumps(facts.correlation_id)[1:-1] + _REQUEST[1])
+    return b"[" + b",".join(parts) + b"]" if parts else b""
+
+
 class Canonical(NamedTuple):
     """One record already in canonical form.
 
@@ -102,14 +140,14 @@ class EventTemplates:
     def render(self, facts: AuditFacts) -> Canonical:
         """The canonical bytes of ``build_event(facts)`` (a fresh random id if it has none)."""
         start, meta, tail = self._head(facts)
-        entities = event_entities(facts)
+        entities = _entities(facts)
         desc = event_outcome_desc(facts)
         grant = facts.grant
         data = b"".join(
             (
                 start,
                 self._agent(facts),
-                b',"entity":' + orjson.dumps(entities, option=_SORT) if entities else b"",
+                b',"entity":' + entities if entities else b"",
                 b',"id":',
                 orjson.dumps(facts.id or os.urandom(16).hex()),
                 meta,
