@@ -11,6 +11,10 @@ pass (patients new) and second pass (the same patients again: updates). With
 ``--profile`` the second pass runs under cProfile and the top functions are printed
 (cumulative time). ``--no-shortcuts`` applies every entry as mapped (the identifier
 conditionals searched each time, unchanged resources rewritten): the code before them.
+``--split`` reports the first pass's CPU time per message (this thread's, so other
+processes on a loaded machine do not count) and the share of its stages: search-index
+extraction, index-row inserts, other statements, commits, validation; the rest is the
+router, the Bundle's handling and the sink.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import pstats
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.hl7 import adt, oru
 
@@ -52,6 +57,39 @@ def items(kind: str, count: int, patients: int, tag: str) -> list[SinkItem]:
     return out
 
 
+def split_stages() -> dict[str, float]:
+    """Wrap the store's stages with CPU-time counters (this bench's process only)."""
+    import functools
+
+    import cmio.api.ops.bundle as bundle
+    import cmio.api.ops.common as common
+    from cmio.indexing.extract import SearchIndexer
+    from cmio.store.sqlite import SqliteTransaction
+
+    spent: dict[str, float] = {}
+
+    def wrap(owner: Any, name: str, label: str) -> None:
+        inner = getattr(owner, name)
+
+        @functools.wraps(inner)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                spent[label] = spent.get(label, 0.0) + time.thread_time() - started
+
+        setattr(owner, name, timed)
+
+    wrap(SearchIndexer, "table_rows", "index extraction")
+    wrap(SqliteTransaction, "_executemany", "index-row inserts")
+    wrap(SqliteTransaction, "_execute", "other statements")
+    wrap(SqliteTransaction, "__exit__", "commit / release")
+    wrap(common, "validate_resource", "structural validation")
+    bundle.validate_resource = common.validate_resource  # type: ignore[attr-defined]
+    return spent
+
+
 def run(sink: RouterSink, todo: list[SinkItem], batch: int) -> float:
     """Seconds per message."""
     started = time.perf_counter()
@@ -70,6 +108,7 @@ def main() -> None:
     parser.add_argument("--kind", choices=("ORU", "ADT"), default="ORU")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--no-shortcuts", action="store_true", help="every entry as mapped")
+    parser.add_argument("--split", action="store_true", help="CPU per message by stage")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="cmio-hl7-store-"))
     env = build_env(f"sqlite:///{tmp / 'store.db'}", Settings(validation="off",
@@ -78,7 +117,18 @@ def main() -> None:
     try:
         first = items(args.kind, args.messages, args.patients, "A")
         second = items(args.kind, args.messages, args.patients, "B")
+        if args.split:
+            run(sink, items(args.kind, 8, 8, "W"), args.batch)  # warm-up
+            spent = split_stages()
+            cpu = time.thread_time()
         new = run(sink, first, args.batch)
+        if args.split:
+            total = (time.thread_time() - cpu) * 1000 / len(first)
+            print(f"{args.kind}, batches of {args.batch}, first pass: {total:.2f} ms CPU per"
+                  " message")  # fmt: skip
+            for label, seconds in spent.items():
+                ms = seconds * 1000 / len(first)
+                print(f"  {label}: {ms:.2f} ms ({100 * ms / total:.0f}%)")
         if args.profile:
             profile = cProfile.Profile()
             profile.enable()
