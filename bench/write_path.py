@@ -6,7 +6,11 @@ flight, and reports the wall time per create and the time spent inside the write
 critical section (its ``_commit``: the transaction holding the SQLite write lock).
 Run it against another checkout with ``PYTHONPATH=<checkout>/src`` to compare.
 
-    python bench/write_path.py [--count 3000] [--runs 3]
+    python bench/write_path.py [--count 3000] [--runs 3] [--busy] [--switch-interval S]
+
+``--busy`` keeps another thread of the process doing pure-Python work meanwhile, as a
+server's event loop does under load; ``--switch-interval`` has the writer lower the GIL
+switch interval to S seconds (default: Python's 5 ms).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import asyncio
 import json
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -47,10 +52,28 @@ def load(count: int) -> list[dict[str, Any]]:
     return out[:count]
 
 
-def run(resources: list[dict[str, Any]]) -> tuple[float, float]:
+def _spin(stop: threading.Event) -> None:
+    """Pure-Python work holding the GIL, like an event loop parsing requests."""
+    total = 0
+    while not stop.is_set():
+        for i in range(2000):
+            total += i * i
+
+
+def run(
+    resources: list[dict[str, Any]], busy: bool = False, switch: float | None = None
+) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         env = build_env(f"sqlite:///{tmp}/cmio.db", Settings(), None)
-        writer = GroupCommitWriter(FhirRouter(env))
+        writer = (
+            GroupCommitWriter(FhirRouter(env))
+            if switch is None
+            else GroupCommitWriter(FhirRouter(env), switch_interval=switch)
+        )
+        stop = threading.Event()
+        spinner = threading.Thread(target=_spin, args=(stop,), daemon=True)
+        if busy:
+            spinner.start()
         inside = [0.0]
         commit = writer._commit
 
@@ -89,6 +112,7 @@ def run(resources: list[dict[str, Any]]) -> tuple[float, float]:
         try:
             elapsed = asyncio.run(main())
         finally:
+            stop.set()
             writer.close()
             env.repository.close()
         return elapsed, inside[0]
@@ -98,11 +122,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=3000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--busy", action="store_true", help="a busy thread runs meanwhile")
+    parser.add_argument("--switch-interval", type=float, default=None, help="GIL switch (s)")
     args = parser.parse_args()
     resources = load(args.count)
     walls, locks = [], []
     for _ in range(args.runs):
-        wall, lock = run([dict(r) for r in resources])
+        wall, lock = run([dict(r) for r in resources], args.busy, args.switch_interval)
         walls.append(wall)
         locks.append(lock)
     n = len(resources)

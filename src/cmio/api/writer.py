@@ -17,9 +17,8 @@ lock holder never waits for the GIL behind preparation work). Version checks
 (If-Match) and everything that reads the store stay inside the transaction.
 
 Python releases the GIL inside every SQLite call, so the lock holder asks for the GIL
-back after each statement; the writer lowers the process's switch interval so a busy
-event loop hands it over within 0.5 ms instead of 5 ms
-(https://docs.python.org/3/library/sys.html#sys.setswitchinterval).
+back after each statement; ``switch_interval`` can make a busy event loop hand it over
+sooner (https://docs.python.org/3/library/sys.html#sys.setswitchinterval).
 """
 
 from __future__ import annotations
@@ -54,14 +53,16 @@ class GroupCommitWriter:
     """A single writer thread that batches write requests into shared commits."""
 
     def __init__(
-        self, router: FhirRouter, max_batch: int = 128, switch_interval: float | None = 0.0005
+        self, router: FhirRouter, max_batch: int = 128, switch_interval: float | None = None
     ) -> None:
         """Batch up to ``max_batch`` writes per commit.
 
-        ``switch_interval``: when the writer thread starts, the process's GIL switch
-        interval (:func:`sys.setswitchinterval`) is lowered to at most this many seconds
-        (None: left alone), so the thread holding the SQLite write lock gets the GIL back
-        quickly from a busy event loop after each statement.
+        ``switch_interval``: when the writer thread starts, lower the process's GIL
+        switch interval (:func:`sys.setswitchinterval`) to at most this many seconds
+        (None, the default: leave Python's 5 ms), so the thread holding the SQLite write
+        lock gets the GIL back sooner from a busy event loop after each statement. Off by
+        default: measured with ``bench/write_path.py --busy`` it did not pay (see
+        docs/benchmarks.md).
         """
         self.router = router
         self.max_batch = max_batch
