@@ -131,3 +131,28 @@ def test_constant_value_set_lists_are_never_null() -> None:
         constant = con.execute(expand_macros(sql, period, members=members)).fetchall()
         assert constant == exists, names
         assert all(v is not None for row in constant for v in row)
+
+
+def test_a_runner_expands_its_value_sets_once_across_periods(monkeypatch: Any) -> None:
+    """Trend points (one evaluation per period) reuse the runner's expansion table."""
+    from cmio.measures import runner as runner_module
+
+    calls: list[list[str]] = []
+    real = runner_module.expand_valuesets
+
+    def counting(names: Any, *args: Any) -> Any:
+        calls.append(list(names))
+        return real(names, *args)
+
+    monkeypatch.setattr(runner_module, "expand_valuesets", counting)
+    engine = DuckDbEngine()
+    try:
+        runner = MeasureRunner(engine)
+        measure = builtin_measures()["CMS122"]
+        for month in ("01-31", "06-30", "12-31"):
+            period = Period.parse(f"2026-01-01/2026-{month}")
+            [result] = runner.evaluate([measure], period, [])
+            assert result.counts["initial_population"] == 0
+    finally:
+        engine.close()
+    assert len(calls) == 1

@@ -268,10 +268,11 @@ class MeasureRunner:
         valuesets: the ValueSets by name (default: the shipped ones).
         terminology: the terminology service expanding them (default: a bare one).
         library: the common defines and stratifiers (default: the shipped ones).
-        expansions: a cache of value-set expansion tables the caller keeps across runners
-            (keyed by the value-set names and the terminology service), for callers that
-            evaluate again and again over the same definitions
-            (:class:`cmio.measures.incremental.MeasureTables`).
+        expansions: the cache of value-set expansion tables (keyed by the value-set names
+            and the terminology service); by default the runner's own, so evaluating
+            several periods with one runner (trend points) expands each value set once;
+            pass a dict to keep it across runners
+            (:class:`cmio.measures.incremental.MeasureTables` does).
     """
 
     def __init__(
@@ -284,7 +285,7 @@ class MeasureRunner:
         expansions: dict[tuple[Any, ...], pa.Table] | None = None,
     ) -> None:
         self.engine = engine
-        self.expansions = expansions
+        self.expansions = expansions if expansions is not None else {}
         self.valuesets = dict(valuesets) if valuesets is not None else builtin_valuesets()
         self.terminology = terminology
         self.library = library if library is not None else common_library()
@@ -303,11 +304,10 @@ class MeasureRunner:
             self._loaded.update(views)
         valuesets = sorted({v for c in compiled for v in c.valuesets})
         key = (self.terminology, *valuesets)
-        table = self.expansions.get(key) if self.expansions is not None else None
+        table = self.expansions.get(key)
         if table is None:
             table = expand_valuesets(valuesets, self.valuesets, self.terminology)
-            if self.expansions is not None:
-                self.expansions[key] = table
+            self.expansions[key] = table
         self.engine.load_table("mp_valueset", table)
         return table
 
