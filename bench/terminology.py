@@ -3,6 +3,10 @@
 * ``$validate-code`` over HTTP: ``cmio serve`` driven by wrk with
   ``GET /fhir/ValueSet/$validate-code?url=...&system=...&code=...`` (codes rotate),
   side by side with the project's baseline ASGI app reading one SQLite row.
+* ``$validate-code`` through the ASGI app in process (no sockets, no uvicorn): the same
+  GET as the HTTP run through hardening, routing, parameter parsing, the provider and
+  the Parameters JSON, as requests per CPU-second (steadier than wall time on a shared
+  machine) and per wall-second.
 * ``$validate-code`` in process: the membership check FHIRPath, validation and
   search call (:class:`cmio.terminology.providers.ServiceTerminology`) and the full
   Parameters answer (:func:`cmio.terminology.validatecode.validate_code`), next to
@@ -208,6 +212,65 @@ def http_rows(db: Path, duration: int, runs: int, workers: int) -> list[str]:
     return rows
 
 
+def asgi_rows(db: Path, requests: int = 5_000, rounds: int = 5) -> list[str]:
+    """``$validate-code`` GETs through the whole ASGI app, called in process."""
+    import asyncio
+
+    from cmio.api.app import create_app
+    from cmio.api.env import Settings
+
+    sent: list[object] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: object) -> None:
+        sent.append(message)
+
+    def scope(code: str) -> dict[str, object]:
+        return {
+            "type": "http",
+            "method": "GET",
+            "path": "/fhir/ValueSet/$validate-code",
+            "raw_path": b"/fhir/ValueSet/$validate-code",
+            "query_string": f"url={VS}&system={CS}&code={code}".encode(),
+            "headers": [(b"host", b"localhost"), (b"accept", b"*/*")],
+            "http_version": "1.1",
+            "scheme": "http",
+            "server": ("127.0.0.1", 8080),
+            "client": ("127.0.0.1", 5000),
+            "root_path": "",
+            "asgi": {"version": "3.0"},
+        }
+
+    scopes = [scope(c) for c in CODES]
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(validation="off", terminology_db=str(db))
+        app = create_app(f"sqlite:///{tmp}/cmio.db", settings)
+
+        async def run(n: int) -> None:
+            for i in range(n):
+                await app(scopes[i % len(scopes)], receive, send)
+                sent.clear()
+
+        async def measure() -> tuple[float, float]:
+            await run(500)
+            cpu, wall = [], []
+            for _ in range(rounds):
+                began, began_cpu = time.perf_counter(), time.process_time()
+                await run(requests)
+                wall.append(requests / (time.perf_counter() - began))
+                cpu.append(requests / (time.process_time() - began_cpu))
+            return statistics.median(cpu), statistics.median(wall)
+
+        cpu, wall = asyncio.run(measure())
+        app.close()
+    return [
+        f"| ASGI app in process | $validate-code GET (hardening, router, Parameters JSON) | "
+        f"{cpu:,.0f}/CPU-s, {wall:,.0f}/s wall | | |"
+    ]
+
+
 def prepare(db: Path) -> None:
     from cmio.terminology.concepts import ConceptStore
     from cmio.terminology.loaders.icd10cm import load_icd10cm
@@ -237,6 +300,7 @@ def main() -> None:
     service = open_terminology(None, args.db)
     rows = in_process(service)
     service.close()
+    rows += asgi_rows(args.db)
     rows += expand_rows(args.db)
     print(f"\n{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}\n")
     print("| where | what | rate / time | baseline | ratio |")
