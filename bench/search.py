@@ -144,7 +144,7 @@ def more_queries(v: dict[str, str]) -> list[Query]:
             [],
         ),
         (
-            "Observation _has-free chain encounter.subject.name",
+            "Observation chain encounter.subject.name",
             "Observation",
             [("encounter.subject:Patient.name", v["family"])],
             [],
