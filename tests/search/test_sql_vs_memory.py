@@ -99,6 +99,14 @@ QUERIES: list[Q] = [
     ("Encounter", (("_compartment", ("Practitioner|edge-dr",)),)),
     ("Patient", (("_compartment", ("Practitioner|edge-dr",)),)),
     ("Observation", (("_compartment", ("Device|nope",)),)),
+    # several references at once (one IN per type), typed, bare and absolute
+    ("Observation", (("subject", ("Patient/edge-p1", "Patient/edge-p2", "edge-dr")),)),
+    ("Observation", (("subject", ("Patient/edge-p1", "http://example.org/fhir/Patient/x")),)),
+    ("Observation", (("patient", ("Patient/edge-p2", "edge-p1", "edge-p1")),)),
+    # a narrow chain drives ahead of a code; ge/le ranges served from one end of the index
+    ("Observation", (("patient.name", ("smith",)), ("code", ("http://loinc.org|29463-7",)))),
+    ("Observation", (("date", ("ge2024-03-01",)), ("date", ("le2024-03-31",)))),
+    ("Patient", (("birthdate", ("le1959-06",)),)),
 ]
 
 
