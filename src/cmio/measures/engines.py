@@ -142,11 +142,9 @@ class DuckDbEngine:
         self._compiled = compiled if compiled is not None else {}
         self.compiler = ViewCompiler(DuckDbDialect(), model)
 
-    def _exists(self, name: str) -> bool:
-        found = self.con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
-        ).fetchall()
-        return bool(found[0][0])
+    def _existing(self) -> set[str]:
+        found = self.con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        return {str(row[0]) for row in found}
 
     def _relation(
         self, source: Any, resource_type: str, types: set[str]
@@ -189,8 +187,9 @@ class DuckDbEngine:
         create its table in the connection."""
         parsed_views = {n: parse_view(v) for n, v in views.items()}
         types = {p.resource for p in parsed_views.values()}
+        existing = self._existing() if self.reuse else set()
         for name, parsed in parsed_views.items():
-            if self.reuse and self._exists(name):
+            if name in existing:
                 continue
             relation, mixed = self._relation(source, parsed.resource, types)
             key = (json.dumps(views[name], sort_keys=True), relation.sql("duckdb"), mixed)

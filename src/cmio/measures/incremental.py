@@ -159,9 +159,15 @@ class MeasureTables:
         self.con.register("_cmio_touched", _key_table(touched))
         narrowed = []
         try:
+            per_patient = {
+                str(row[0])
+                for row in self.con.execute(
+                    "SELECT DISTINCT table_name FROM information_schema.columns"
+                    " WHERE column_name = 'patient_id'"
+                ).fetchall()
+            }
             for name in self.tables():
-                columns = [r[0] for r in self.con.execute(f'DESCRIBE "{name}"').fetchall()]
-                if "patient_id" in columns:
+                if name in per_patient:
                     self.con.execute(
                         f'CREATE OR REPLACE TEMPORARY TABLE "{name}" AS SELECT * FROM main."{name}"'
                         " WHERE patient_id IN (SELECT k FROM _cmio_touched)"
