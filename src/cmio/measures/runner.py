@@ -11,6 +11,15 @@ less its exclusions, numerator exclusions within the numerator, exceptions withi
 denominator less exclusions and numerator. The result is pyarrow tables: one row per
 initial-population patient (:attr:`MeasureResult.members`), and counts per stratum
 (:attr:`MeasureResult.strata`).
+
+Several measures evaluated together share their common steps
+(:func:`cmio.measures.sql.shared_steps`: the library defines, stratifiers): on engines
+that offer ``create_temporary`` (DuckDB) each is computed once, as a temporary table, or
+as a temporary view when it only filters and projects rows (:func:`~cmio.measures.sql.row_wise`,
+so each reader's filters reach the scans), before the measures' remaining queries. On
+DuckDB, value-set membership is written as constant code lists once the expansion is
+known (``constant_valuesets``). Both give the rows of the plain per-measure queries
+(``tests/measures/test_batch.py`` checks it per patient).
 """
 
 from __future__ import annotations
