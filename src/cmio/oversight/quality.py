@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
 
 import pyarrow as pa
 
@@ -202,22 +201,9 @@ class QualitySummary:
 
 
 class PreparedRunner(MeasureRunner):
-    """A runner that materializes tables and expands value sets once for all windows
-    (they do not depend on the period)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._prepared: frozenset[str] = frozenset()
-
-    def prepare(self, compiled: Sequence[Any], source: Any) -> None:
-        needs = frozenset(
-            [f"v:{v}" for c in compiled for v in c.views]
-            + [f"s:{s}" for c in compiled for s in c.valuesets]
-        )
-        if needs <= self._prepared:
-            return
-        super().prepare(compiled, source)
-        self._prepared = needs
+    """The runner the quality summary evaluates its windows with: the measure framework's
+    runner materializes the tables once and keeps the value-set expansions across
+    evaluations (they do not depend on the period)."""
 
 
 _Runner = PreparedRunner  # the earlier private name
