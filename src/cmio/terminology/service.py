@@ -232,14 +232,18 @@ class TerminologyService:
             )
         _prefetch(page)
         language = request.options.display_language
-        if language is None and isinstance(valueset.get("language"), str):
-            language = valueset["language"]  # the value set's own language
-            request.echo.append(("displayLanguage", "valueCode", language))
+        if language is None:  # the value set's expansion parameter, else its own language
+            language = _compose_parameter(valueset, "displayLanguage") or valueset.get("language")
+            if isinstance(language, str):
+                request.echo.append(("displayLanguage", "valueCode", language))
+            else:
+                language = None
         systems = [u.partition("|")[0] for n, u in result.used if n == "used-codesystem"]
         versioned = len(systems) != len(set(systems))
         contains = [_render_member(m, request, language, versioned) for m in page]
         parameters: list[dict[str, Any]] = [
-            {"name": name, key: value} for name, key, value in request.echo
+            {"name": name, key: value}
+            for name, key, value in sorted(request.echo, key=lambda item: item[0])
         ]
         parameters += [{"name": name, "valueUri": value} for name, value in result.used]
         parameters += [{"name": "used-supplement", "valueUri": u} for u in supplemented]
@@ -299,6 +303,26 @@ def _stored_isa_page(
     page = [Member(url, version, e.code, source, _entry=e) for e in entries]
     used = [("used-codesystem", f"{url}|{version}" if version else url)]
     return Expansion(valueset, {}, used), total, page
+
+
+_EXPANSION_PARAMETER = "http://hl7.org/fhir/StructureDefinition/valueset-expansion-parameter"
+
+
+def _compose_parameter(valueset: dict[str, Any], name: str) -> Any:
+    """A ``valueset-expansion-parameter`` the value set's compose gives for ``name``
+    (https://hl7.org/fhir/extensions/StructureDefinition-valueset-expansion-parameter.html)."""
+    compose = valueset.get("compose")
+    for extension in compose.get("extension") or () if isinstance(compose, dict) else ():
+        if not isinstance(extension, dict) or extension.get("url") != _EXPANSION_PARAMETER:
+            continue
+        parts = {
+            e.get("url"): next((v for k, v in e.items() if k.startswith("value")), None)
+            for e in extension.get("extension") or ()
+            if isinstance(e, dict)
+        }
+        if parts.get("name") == name:
+            return parts.get("value")
+    return None
 
 
 def _prefetch(members: list[Member]) -> None:

@@ -46,6 +46,7 @@ _ECHO = (
     ("filter", "valueString"),
     ("count", "valueInteger"),
     ("offset", "valueInteger"),
+    ("designation", "valueString"),
 )
 
 

@@ -1,0 +1,56 @@
+"""The display language of an expansion: the request's, else the value set's own
+``valueset-expansion-parameter``, else its ``language``; echoed in name order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cmio.terminology.expansion import ExpandOptions
+from cmio.terminology.resources import TerminologyResources
+from cmio.terminology.service import ExpandRequest, TerminologyService
+from tests.terminology.test_service import CS, codesystem
+
+PARAMETER = "http://hl7.org/fhir/StructureDefinition/valueset-expansion-parameter"
+
+
+def _expand(language: str | None = None, **vs_extra: Any) -> dict[str, Any]:
+    compose: dict[str, Any] = {"include": [{"system": CS, "concept": [{"code": "head"}]}]}
+    if "parameter" in vs_extra:
+        name, value = vs_extra.pop("parameter")
+        compose["extension"] = [
+            {
+                "url": PARAMETER,
+                "extension": [
+                    {"url": "name", "valueCode": name},
+                    {"url": "value", "valueCode": value},
+                ],
+            }
+        ]
+    vs = {"resourceType": "ValueSet", "status": "active", "compose": compose, **vs_extra}
+    service = TerminologyService(TerminologyResources(core=lambda: [codesystem()]))
+    request = ExpandRequest(
+        valueset=vs,
+        options=ExpandOptions(display_language=language),
+        echo=[("excludeNested", "valueBoolean", True)],
+    )
+    expansion: dict[str, Any] = service.expand(request)["expansion"]
+    return expansion
+
+
+def test_display_language_sources() -> None:
+    plain = _expand()
+    assert plain["contains"][0]["display"] == "Head"
+    assert [p["name"] for p in plain["parameter"]] == ["excludeNested", "used-codesystem"]
+    for expansion in (_expand(parameter=("displayLanguage", "de")), _expand(language="de")):
+        assert expansion["contains"][0]["display"] == "Kopf"
+    echoed = _expand(parameter=("displayLanguage", "de"))["parameter"]
+    assert echoed[:2] == [
+        {"name": "displayLanguage", "valueCode": "de"},  # sorted before excludeNested
+        {"name": "excludeNested", "valueBoolean": True},
+    ]
+    assert (
+        _expand(language="en", parameter=("displayLanguage", "de"))["contains"][0]["display"]
+        == "Head"
+    )  # the request wins
+    own = _expand(parameter=("other", "x"))
+    assert own["contains"][0]["display"] == "Head"  # another parameter: no language
