@@ -8,10 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from cmio.api.app import build_env
 from cmio.api.env import Env, Settings
+from cmio.api.http import FhirRequest
 from cmio.api.router import FhirRouter
 from cmio.model import Model, load_model
 from cmio.terminology.concepts import ConceptStore
@@ -152,3 +154,21 @@ def test_answers_follow_writes_here_at_once_and_elsewhere_within_the_ttl(
     assert _member(one, "orange")  # the writing server: at once
     time.sleep(0.45)  # the other server: once its look-up and answer have expired
     assert _member(two, "orange")
+
+
+def test_a_repeated_get_is_answered_from_its_kept_bytes(two_servers: tuple[Env, Env]) -> None:
+    env = two_servers[0]
+    router = FhirRouter(env)
+    assert put(router, colour_system("1.0.0", "red")).status == 201
+    service = env.terminology
+    assert service is not None
+    query = [("url", f"{CS}?fhir_vs"), ("system", CS), ("code", "red")]
+    first = router.handle(FhirRequest("GET", "ValueSet/$validate-code", query=query))
+    kept = [k for k in service.answers._items if k[0] == "GET $validate-code"]
+    assert len(kept) == 1 and first.status == 200
+    again = router.handle(FhirRequest("GET", "ValueSet/$validate-code", query=query))
+    assert again.body == first.body and again.headers[0] == first.headers[0]
+    pretty = router.handle(
+        FhirRequest("GET", "ValueSet/$validate-code", query=[*query, ("_pretty", "true")])
+    )
+    assert pretty.body != first.body and orjson.loads(pretty.body) == orjson.loads(first.body)

@@ -33,7 +33,7 @@ class AnswerCache:
     def __init__(self, ttl: float = 1.0, size: int = 4096) -> None:
         self.ttl = ttl
         self.size = size
-        self._items: OrderedDict[Hashable, tuple[float, dict[str, Any]]] = OrderedDict()
+        self._items: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, key: Hashable, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -51,6 +51,23 @@ class AnswerCache:
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
         return _copy(answer)
+
+    def lookup(self, key: Hashable) -> Any:
+        """A value kept with :meth:`store` and still fresh, else None."""
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is None or time.monotonic() - hit[0] >= self.ttl:
+                return None
+            self._items.move_to_end(key)
+            return hit[1]
+
+    def store(self, key: Hashable, value: Any) -> None:
+        """Keep an immutable value (e.g. a serialized answer) for ``ttl`` seconds."""
+        with self._lock:
+            self._items[key] = (time.monotonic(), value)
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
 
     def clear(self) -> None:
         """Forget every answer."""

@@ -27,7 +27,7 @@ from cmio.api.ops.terminology_params import (
     read_input,
     service_of,
 )
-from cmio.api.render import json_response
+from cmio.api.render import FHIR_JSON, json_response
 from cmio.store.base import NotFoundError
 from cmio.terminology.errors import TX_ISSUE_TYPE, TerminologyError
 from cmio.terminology.lookup import lookup, subsumes, translate
@@ -178,7 +178,37 @@ def _codings(
 def validate_code_op(
     env: Env, request: FhirRequest, rtype: str | None, rid: str | None
 ) -> FhirResponse:
-    """``$validate-code`` on ValueSet or CodeSystem (GET or POST)."""
+    """``$validate-code`` on ValueSet or CodeSystem (GET or POST).
+
+    A type-level GET's answer is kept as bytes for a second, keyed by its query, its
+    ``Accept-Language`` and the terminology generation (the same bound as the answer
+    cache, :mod:`cmio.terminology.answers`): a repeated question skips parsing,
+    resolution and serialization.
+    """
+    service = env.terminology
+    key: tuple[Any, ...] | None = None
+    if service is not None and request.method == "GET" and rid is None:
+        concepts = service.resources.concepts
+        key = (
+            "GET $validate-code",
+            rtype,
+            tuple(request.query),
+            request.header("accept-language"),
+            service.resources.generation,
+            concepts.generation if concepts is not None else 0,
+        )
+        body = service.answers.lookup(key)
+        if body is not None:
+            return FhirResponse(200, body, [("content-type", FHIR_JSON)])
+    response = _validate_code(env, request, rtype, rid)
+    if key is not None and service is not None and response.status == 200:
+        service.answers.store(key, response.body)
+    return response
+
+
+def _validate_code(
+    env: Env, request: FhirRequest, rtype: str | None, rid: str | None
+) -> FhirResponse:
     inputs = read_input(request)
     service, resources = service_of(env, inputs)
     kind = rtype or "ValueSet"
