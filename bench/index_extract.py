@@ -31,6 +31,9 @@ def main() -> None:
     parser.add_argument("data", type=Path)
     parser.add_argument("--per-file", type=int, default=400)
     parser.add_argument("--full-text", type=int, choices=[0, 1], default=1)
+    parser.add_argument(
+        "--count-calls", action="store_true", help="count calls in one pass (load-independent)"
+    )
     args = parser.parse_args()
     model = load_model()
     takes_flag = "full_text" in inspect.signature(SearchIndexer).parameters
@@ -51,10 +54,33 @@ def main() -> None:
         passes.append((time.perf_counter() - t0) / len(resources) * 1e6)
         cpu.append((time.process_time() - c0) / len(resources) * 1e6)
     label = f"full text {args.full_text}" if takes_flag else "(no full-text option)"
+    if args.count_calls:
+        _count_calls(indexer, resources)
     print(
         f"{len(resources)} resources {label}: {statistics.median(passes):.1f} µs/resource"
         f" (CPU: least {min(cpu):.1f}, median {statistics.median(cpu):.1f})"
     )
+
+
+def _count_calls(indexer: SearchIndexer, resources: list[dict[str, object]]) -> None:
+    """Python function calls and FHIRPath evaluations per resource in one pass."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for resource in resources:
+        indexer.table_rows(resource)
+    profiler.disable()
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    calls = sum(v[1] for v in stats.values())
+    evaluations = sum(
+        v[1]
+        for k, v in stats.items()
+        if k[2] in ("evaluate", "nodes") and k[0].endswith("fhirpath/engine.py")
+    )
+    n = len(resources)
+    print(f"{calls / n:.0f} Python calls, {evaluations / n:.1f} FHIRPath evaluations per resource")
 
 
 if __name__ == "__main__":
