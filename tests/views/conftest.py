@@ -80,28 +80,43 @@ def view_runner_duckdb_typed(
     must agree."""
     auto = DuckDbRunner(model, threads=2)
     typed_only = DuckDbRunner(model, threads=2, layout="typed")
-    counter = iter(range(1_000_000))
+    folders: dict[tuple[str, str], tuple[Path, Path | None]] = {}
+
+    def sources(rtype: str, resources: list[dict[str, Any]]) -> tuple[Path, Path | None]:
+        """The resources as NDJSON and (the view's type only) typed Parquet, made once per
+        fixture of the suite (many tests share one)."""
+        key = (rtype, json.dumps(resources, sort_keys=True))
+        if key not in folders:
+            folder = tmp_path_factory.mktemp("typed")
+            ndjson, single, parquet = folder / "ndjson", folder / "single", folder / "parquet"
+            ndjson.mkdir()
+            single.mkdir()
+            by_type: dict[str, list[str]] = {}
+            for resource in resources:
+                by_type.setdefault(resource["resourceType"], []).append(json.dumps(resource))
+            for name, lines in by_type.items():
+                text = "\n".join(lines) + "\n"
+                (ndjson / f"{name}.ndjson").write_text(text, encoding="utf-8")
+                if name == rtype:
+                    (single / f"{name}.ndjson").write_text(text, encoding="utf-8")
+            typed = None
+            if rtype in by_type:
+                typed = ndjson_to_parquet(single, parquet, layout="typed", model=model)[0]
+            folders[key] = (ndjson, typed)
+        return folders[key]
 
     def run(view: dict[str, Any], resources: list[dict[str, Any]]) -> pa.Table:
-        folder = tmp_path_factory.mktemp(f"typed{next(counter)}")
-        ndjson, parquet = folder / "ndjson", folder / "parquet"
-        ndjson.mkdir()
-        by_type: dict[str, list[str]] = {}
-        for resource in resources:
-            by_type.setdefault(resource["resourceType"], []).append(json.dumps(resource))
-        for rtype, lines in by_type.items():
-            (ndjson / f"{rtype}.ndjson").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        ndjson_to_parquet(ndjson, parquet, layout="typed", model=model)
         parsed = load_view(view)
+        ndjson, parquet = sources(parsed.resource, resources)
         tables = []
-        for source in (parquet, ndjson):
+        for source in (ndjson,) if parquet is None else (parquet, ndjson):
             try:
                 tables.append(typed_only.run(parsed, source))
                 typed_layout_tally["typed"] += 1
             except TypedLayoutUnsupported:
                 typed_layout_tally["json"] += 1
                 tables.append(auto.run(parsed, source))
-        assert tables[1].to_pylist() == tables[0].to_pylist()
+        assert tables[-1].to_pylist() == tables[0].to_pylist()
         return tables[0]
 
     return run
