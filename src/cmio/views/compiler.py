@@ -353,6 +353,8 @@ class _Build:
     def _repeat(self, select: Select, repeat: Repeat, focus: Val, index: exp.Expression) -> Val:
         """Every node reachable through ``repeat.paths``, depth first (pre-order), unrolled."""
         d = self.d
+        if d.typed:  # the typed columns stop at the first recursion: only the JSON has it
+            raise TypedLayoutUnsupported("repeat")
         element = f"{select.element}.repeat"
         first = [
             self.paths.compile(p, focus, index, f"{element}[{i}]")
