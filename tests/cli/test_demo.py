@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -43,6 +44,11 @@ def test_demo_builds_once_and_serves(tmp_path: Path) -> None:
     assert state["rejected"] == 0
     assert _count(data / "cmio.db", "Patient") == 40
     assert state["resources"] > 40 * 20
+    verify = _cmio("audit", "verify", "--database", f"sqlite:///{data / 'cmio.db'}")
+    assert verify.returncode == 0, verify.stdout + verify.stderr  # the seeding is in the chain
+    with sqlite3.connect(data / "cmio.db") as conn:
+        records = conn.execute("SELECT count(*) FROM audit_log").fetchone()[0]
+    assert records >= 1
     second = _cmio("demo", "--patients", "40", "--data-dir", str(data), "--no-serve")
     assert second.returncode == 0
     assert "Reusing the demo data" in second.stderr

@@ -84,9 +84,14 @@ def _build(
 ) -> dict[str, Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from cmio.api.env import Settings
     from cmio.bulk.importer import ImportProgress, import_paths
     from cmio.cli.import_cmd import _print_summary
+    from cmio.security.audit.jobs import JobAudit
     from cmio.synth import SynthConfig, generate
+
+    audited = Settings.from_environment(os.environ).audit  # CMIO_AUDIT, on by default
+    audit = JobAudit.for_command("demo") if audited else None
 
     started = time.perf_counter()
     if data_dir.exists():
@@ -124,6 +129,7 @@ def _build(
             workers=max(1, workers - 1),
             report_path=data_dir / "import-rejected.ndjson",
             progress=progress,
+            audit=None if audit is None else audit.batch,  # the seeding is audited like any import
         )
     _print_summary(console, summary)
     if summary.rejected:
