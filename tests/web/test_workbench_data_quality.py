@@ -37,7 +37,9 @@ def dq_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebSite]:
         repository.close()
     settings = Settings(validation="off", terminology_db=None, hl7_journal="")
     with WebSite.start(url, folder / "keys", settings) as site:
+        site.app.web.ctx.compute_wait = 600.0  # the page's content, not its placeholder
         yield site
+        site.app.web.ctx.cache.wait_idle(600)
 
 
 def _summary(site: WebSite) -> DataQualitySummary:
