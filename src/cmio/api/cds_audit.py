@@ -10,13 +10,16 @@ https://profiles.ihe.net/ITI/BALP/.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from cmio.security.audit import AuditFacts, outcome_code
-from cmio.security.audit.events import AuditSource
+from cmio.security.audit.chain import chain_rows
+from cmio.security.audit.events import AuditSource, build_event
 from cmio.security.grant import AccessGrant
+from cmio.store.base import StoredResource, Transaction
 
-__all__ = ["cds_facts"]
+__all__ = ["cds_facts", "feedback_recorder"]
 
 
 def cds_facts(
@@ -51,3 +54,44 @@ def cds_facts(
         status=status,
         source=source,
     )
+
+
+def feedback_recorder(
+    service_id: str,
+    grant: AccessGrant | None,
+    base: str,
+    client: str | None = None,
+    remote_addr: str | None = None,
+) -> Callable[[Transaction, list[StoredResource]], None]:
+    """Records the feedback ``POST /cds-services/{id}/feedback`` stores, in its transaction.
+
+    One BALP Create-shaped AuditEvent per stored feedback resource, naming the caller
+    (the user of a server token, or the trusted CDS client by its JWT issuer); see
+    https://cds-hooks.hl7.org/2.0/#feedback and https://profiles.ihe.net/ITI/BALP/.
+    """
+    source = None
+    if grant is None and client:
+        source = AuditSource("urn:cmio:cds-client", client, f"CDS client {client}")
+
+    def record(tx: Transaction, written: list[StoredResource]) -> None:
+        events = [
+            build_event(
+                AuditFacts(
+                    "create",
+                    grant=grant,
+                    remote_addr=remote_addr,
+                    server=base,
+                    resource_type=stored.type,
+                    resource_id=stored.id,
+                    version=stored.version,
+                    operation=f"cds-services/{service_id}/feedback",
+                    status=201,
+                    source=source,
+                )
+            )
+            for stored in written
+        ]
+        if events:
+            tx.audit_append(chain_rows(tx.audit_head(), events))
+
+    return record

@@ -370,7 +370,7 @@ class CdsHooks:
         """``POST /cds-services/{id}/feedback``: store the card outcomes."""
         from cmio.cds import FeedbackError, parse_feedback, store_feedback
 
-        _, refused = await self._authenticate(request)
+        grant, refused = await self._authenticate(request)
         if refused is not None:
             return refused
         services = await asyncio.to_thread(self._services)
@@ -381,7 +381,19 @@ class CdsHooks:
             items = parse_feedback(await self._body(request))
         except FeedbackError as exc:
             return _error(400, str(exc))
-        await asyncio.to_thread(store_feedback, self.env.repository, sid, items)
+        audit = None
+        if self.env.auditor is not None:  # the records commit with the feedback
+            from cmio.api.cds_audit import feedback_recorder
+
+            client = _issuer(request) if grant is None and self.auth is not None else None
+            address = request.client.host if request.client else None
+            audit = feedback_recorder(sid, grant, self._fhir_base(request), client, address)
+        try:
+            await asyncio.to_thread(store_feedback, self.env.repository, sid, items, audit)
+        except Exception:
+            if audit is None:
+                raise
+            return _error(503, "The audit trail is unavailable; the feedback was not stored")
         return Response(status_code=200)
 
 

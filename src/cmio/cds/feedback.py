@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pyarrow as pa
 
-from cmio.store.base import Repository
+from cmio.store.base import Repository, StoredResource, Transaction
 
 __all__ = ["FEEDBACK_CODE", "FeedbackError", "feedback_rates", "parse_feedback", "store_feedback"]
 
@@ -64,9 +64,19 @@ def parse_feedback(body: Any) -> list[dict[str, Any]]:
     return items
 
 
-def store_feedback(repository: Repository, service: str, items: list[dict[str, Any]]) -> list[str]:
-    """Store feedback items of ``service`` in one transaction; their Basic ids."""
+def store_feedback(
+    repository: Repository,
+    service: str,
+    items: list[dict[str, Any]],
+    audit: Callable[[Transaction, list[StoredResource]], None] | None = None,
+) -> list[str]:
+    """Store feedback items of ``service`` in one transaction; their Basic ids.
+
+    ``audit`` (when given) records the versions written inside that transaction, so
+    the feedback and its audit record commit together or not at all.
+    """
     ids = []
+    written: list[StoredResource] = []
     with repository.transaction() as tx:
         for item in items:
             basic = {
@@ -77,7 +87,11 @@ def store_feedback(repository: Repository, service: str, items: list[dict[str, A
                     {"url": _EXTENSION, "valueString": json.dumps({"service": service, **item})}
                 ],
             }
-            ids.append(tx.create(basic).id)
+            stored = tx.create(basic)
+            written.append(stored)
+            ids.append(stored.id)
+        if audit is not None:
+            audit(tx, written)
     return ids
 
 

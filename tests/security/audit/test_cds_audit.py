@@ -83,3 +83,37 @@ def test_a_call_whose_record_fails_is_refused(env: Env, monkeypatch: pytest.Monk
     cds = CdsHooks(env)
     status, answer = cds.invoke(next(iter(cds._services())), request("p1"), GRANT, BASE)
     assert status == 503 and "cards" not in answer
+
+
+def test_feedback_is_recorded_with_it(env: Env) -> None:
+    """Stored feedback (a Basic per item) has its create records, committed together."""
+    from cmio.api.cds_audit import feedback_recorder
+    from cmio.cds import parse_feedback, store_feedback
+
+    body = {
+        "feedback": [
+            {"card": str(uuid.uuid4()), "outcome": "accepted", "outcomeTimestamp": "2026-01-02"}
+        ]
+    }
+    items = parse_feedback(body)
+    record = feedback_recorder("drug-allergy", None, BASE, "https://ehr.x", "10.1.2.3")
+    (stored,) = store_feedback(env.repository, "drug-allergy", items, record)
+    (event,) = trail(env)[-1:]
+    assert event["action"] == "C"
+    assert {"reference": f"Basic/{stored}/_history/1"} in [e.get("what") for e in event["entity"]]
+    caller = next(a for a in event["agent"] if a["requestor"])
+    assert caller["who"]["identifier"] == {
+        "system": "urn:cmio:cds-client",
+        "value": "https://ehr.x",
+    }
+    assert AuditLog(env.repository).verify().ok
+
+    def broken(tx: Any, written: Any) -> None:
+        raise RuntimeError("audit table unavailable")
+
+    before = len(trail(env))
+    with pytest.raises(RuntimeError):
+        store_feedback(env.repository, "drug-allergy", items, broken)
+    assert len(trail(env)) == before  # neither the feedback nor a record
+    basics = [r for r in env.repository.iter_current(["Basic"]) if r.id != stored]
+    assert not [b for b in basics if "CDS feedback" in (b.data or "")]
