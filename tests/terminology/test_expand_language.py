@@ -54,3 +54,33 @@ def test_display_language_sources() -> None:
     )  # the request wins
     own = _expand(parameter=("other", "x"))
     assert own["contains"][0]["display"] == "Head"  # another parameter: no language
+
+
+def test_designation_tokens_choose_the_designations_shown() -> None:
+    cs = codesystem()
+    cs["concept"][1]["designation"] += [
+        {"language": "de-CH", "value": "Chopf"},
+        {
+            "use": {"system": "http://snomed.info/sct", "code": "900000000000013009"},
+            "value": "Pate",
+        },
+    ]
+    service = TerminologyService(TerminologyResources(core=lambda: [cs]))
+    vs = {
+        "resourceType": "ValueSet",
+        "status": "active",
+        "compose": {"include": [{"system": CS, "concept": [{"code": "head"}]}]},
+    }
+
+    def shown(*tokens: str) -> list[str]:
+        request = ExpandRequest(valueset=vs, include_designations=True, designations=list(tokens))
+        row = service.expand(request)["expansion"]["contains"][0]
+        return [d["value"] for d in row.get("designation", [])]
+
+    assert shown() == ["Kopf", "Chopf", "Pate"]
+    assert shown("urn:ietf:bcp:47|de") == ["Kopf"]  # exactly that language
+    assert shown("urn:ietf:bcp:47|de-CH", "http://snomed.info/sct|900000000000013009") == [
+        "Chopf",
+        "Pate",
+    ]
+    assert shown("urn:ietf:bcp:47|es") == []

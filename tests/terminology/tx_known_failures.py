@@ -62,8 +62,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "language/language-xform-de-multi-en-soft": SUITE_REASONS["language"],
     "language/language-xform-de-multi-en-hard": SUITE_REASONS["language"],
     "language/language-xform-de-multi-en-default": SUITE_REASONS["language"],
-    "language/language-echo-en-designation": SUITE_REASONS["language"],
-    "language/language-echo-en-designations": SUITE_REASONS["language"],
     "language2/validation-right-de-en": SUITE_REASONS["language2"],
     "language2/validation-right-de-ende-N": SUITE_REASONS["language2"],
     "language2/validation-wrong-de-en": SUITE_REASONS["language2"],

@@ -94,6 +94,8 @@ class ExpandRequest:
         echo: ``(name, value-key, value)`` parameters to repeat in ``expansion.parameter``.
         supplements: ``useSupplement``: supplements to apply (with the value set's own,
             see :mod:`cmio.terminology.supplements`).
+        designations: ``designation``: ``system|code`` tokens, a language
+            (``urn:ietf:bcp:47|de``) or a use; only designations matching one are shown.
     """
 
     url: str | None = None
@@ -108,6 +110,7 @@ class ExpandRequest:
     options: ExpandOptions = field(default_factory=ExpandOptions)
     echo: list[tuple[str, str, Any]] = field(default_factory=list)
     supplements: list[str] = field(default_factory=list)
+    designations: list[str] = field(default_factory=list)
 
 
 class TerminologyService:
@@ -325,6 +328,21 @@ def _compose_parameter(valueset: dict[str, Any], name: str) -> Any:
     return None
 
 
+def _wanted(designation: dict[str, Any], tokens: list[str]) -> bool:
+    """Whether a designation matches a ``designation`` token (language or use)."""
+    for token in tokens:
+        system, _, code = token.rpartition("|")
+        if system == "urn:ietf:bcp:47":
+            language = str(designation.get("language") or "").lower()
+            if language == code.lower():
+                return True
+        else:
+            use = designation.get("use") or {}
+            if use.get("code") == code and (not system or use.get("system") == system):
+                return True
+    return False
+
+
 def _prefetch(members: list[Member]) -> None:
     """Decode the page's concepts in a few queries when they come from the concept store."""
     by_source: dict[int, tuple[Any, list[str]]] = {}
@@ -406,6 +424,8 @@ def _render_member(
         item["display"] = display
     if request.include_designations:
         designations = member.designations + (entry.designations if entry else [])
+        if request.designations:
+            designations = [d for d in designations if _wanted(d, request.designations)]
         if designations:
             item["designation"] = designations
     if request.include_definition and entry is not None and entry.definition:

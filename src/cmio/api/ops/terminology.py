@@ -46,7 +46,6 @@ _ECHO = (
     ("filter", "valueString"),
     ("count", "valueInteger"),
     ("offset", "valueInteger"),
-    ("designation", "valueString"),
 )
 
 
@@ -93,6 +92,8 @@ def expand(env: Env, request: FhirRequest, rtype: str | None, rid: str | None) -
         for name, key in _ECHO
         if inputs.first(name) is not None
     ]
+    designations = [str(v) for v in inputs.all("designation")]
+    echo += [("designation", "valueString", v) for v in designations]
     expand_request = ExpandRequest(
         url=inputs.text("url") or inputs.text("context"),
         valueset=valueset,
@@ -105,6 +106,7 @@ def expand(env: Env, request: FhirRequest, rtype: str | None, rid: str | None) -
         options=expand_options(inputs),
         echo=sorted(echo),
         supplements=[str(v) for v in inputs.all("useSupplement")],
+        designations=designations,
     )
     header = request.header("accept-language")
     if expand_request.options.display_language is None and header:
