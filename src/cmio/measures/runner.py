@@ -360,8 +360,13 @@ class MeasureRunner:
             for measure, query in zip(measures, compiled, strict=True):
                 stepwise = getattr(self.engine, "query_steps", None)
                 if stepwise is not None:
-                    steps = [(name, render(sql, dialect)) for name, sql in query.steps]
-                    raw = stepwise(steps, render(query.select, dialect))
+                    steps = [
+                        (name, render(sql, dialect))
+                        for name, sql in query.steps
+                        if name not in query.per_patient
+                    ]
+                    final = query.without([name for name, _ in steps])
+                    raw = stepwise(steps, render(final, dialect))
                 else:
                     raw = self.engine.query(render(query.without(created), dialect))
                 results.append(_finish(measure, query, period, raw))

@@ -213,6 +213,9 @@ class CompiledMeasure:
     stratifiers: tuple[str, ...]
     steps: tuple[tuple[str, str], ...] = ()
     select: str = ""
+    per_patient: tuple[str, ...] = ()
+    """The steps that reduce a stratifier to one value per patient (small aggregates an
+    engine running steps one by one keeps inside the final query)."""
 
     def without(self, names: Collection[str]) -> str:
         """The query with the named steps left out of its ``WITH`` clause: they are read
@@ -347,6 +350,7 @@ def measure_query(
         measure.stratifiers,
         tuple((name, sql.strip()) for name, sql in ctes),
         select,
+        tuple(f"strat_{name}_per_patient" for name in measure.stratifiers),
     )
 
 
