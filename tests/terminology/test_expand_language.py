@@ -84,3 +84,23 @@ def test_designation_tokens_choose_the_designations_shown() -> None:
         "Pate",
     ]
     assert shown("urn:ietf:bcp:47|es") == []
+
+
+def test_the_code_systems_own_language_keeps_its_display() -> None:
+    def shown(cs_language: str | None) -> str:
+        cs = codesystem()
+        cs["concept"][1]["designation"] = [{"language": "en", "value": "Alternate head"}]
+        if cs_language:
+            cs["language"] = cs_language
+        service = TerminologyService(TerminologyResources(core=lambda: [cs]))
+        vs = {
+            "resourceType": "ValueSet",
+            "status": "active",
+            "compose": {"include": [{"system": CS, "concept": [{"code": "head"}]}]},
+        }
+        request = ExpandRequest(valueset=vs, options=ExpandOptions(display_language="en"))
+        display: str = service.expand(request)["expansion"]["contains"][0]["display"]
+        return display
+
+    assert shown("en") == "Head"  # asked for the code system's own language
+    assert shown(None) == "Alternate head"  # language unknown: the English designation

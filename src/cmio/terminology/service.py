@@ -391,15 +391,20 @@ def _text_filter(
     return out
 
 
-def display_for(member_display: str | None, entry: Any, language: str | None) -> str | None:
-    """The display to show: the compose's, else a designation in ``language``, else the
-    code system's."""
+def display_for(
+    member_display: str | None, entry: Any, language: str | None, own: Any = None
+) -> str | None:
+    """The display to show: the compose's, else the code system's when ``language`` is
+    the code system's own language (``own``), else a designation in ``language``, else
+    the code system's."""
     if member_display:
         return member_display
     if entry is None:
         return None
     if language:
         base = language.split(",")[0].split(";")[0].strip().lower()
+        if isinstance(own, str) and own.lower() == base and entry.display is not None:
+            return str(entry.display)
         for designation in entry.designations:
             lang = str(designation.get("language", "")).lower()
             if lang and (lang == base or lang.split("-")[0] == base.split("-")[0]):
@@ -419,7 +424,8 @@ def _render_member(
     if entry is not None and entry.inactive:
         item["inactive"] = True
     item["code"] = member.code
-    display = display_for(member.display, entry, language)
+    own = member.source.resource.get("language") if member.source is not None else None
+    display = display_for(member.display, entry, language, own)
     if display is not None:
         item["display"] = display
     if request.include_designations:
