@@ -104,3 +104,20 @@ def test_the_code_systems_own_language_keeps_its_display() -> None:
 
     assert shown("en") == "Head"  # asked for the code system's own language
     assert shown(None) == "Alternate head"  # language unknown: the English designation
+
+
+def test_a_display_taken_from_a_designation_leaves_the_original_as_one() -> None:
+    cs = {**codesystem(), "language": "en"}
+    service = TerminologyService(TerminologyResources(core=lambda: [cs]))
+    vs = {
+        "resourceType": "ValueSet",
+        "status": "active",
+        "compose": {"include": [{"system": CS, "concept": [{"code": "head"}]}]},
+    }
+    request = ExpandRequest(
+        valueset=vs, include_designations=True, options=ExpandOptions(display_language="de")
+    )
+    row = service.expand(request)["expansion"]["contains"][0]
+    assert row["display"] == "Kopf"
+    assert [(d["language"], d["value"]) for d in row["designation"]] == [("en", "Head")]
+    assert row["designation"][0]["use"]["code"] == "preferredForLanguage"

@@ -21,6 +21,7 @@ from typing import Any
 from cmio.terminology.answers import AnswerCache
 from cmio.terminology.errors import TerminologyError
 from cmio.terminology.expansion import Expander, ExpandOptions, Expansion, Member, iter_page
+from cmio.terminology.render import render_member
 from cmio.terminology.resources import TerminologyResources, split_canonical
 from cmio.terminology.status_warnings import status_warnings
 from cmio.terminology.stored import StoredCodeSystem
@@ -243,7 +244,7 @@ class TerminologyService:
                 language = None
         systems = [u.partition("|")[0] for n, u in result.used if n == "used-codesystem"]
         versioned = len(systems) != len(set(systems))
-        contains = [_render_member(m, request, language, versioned) for m in page]
+        contains = [render_member(m, request, language, versioned) for m in page]
         parameters: list[dict[str, Any]] = [
             {"name": name, key: value}
             for name, key, value in sorted(request.echo, key=lambda item: item[0])
@@ -328,21 +329,6 @@ def _compose_parameter(valueset: dict[str, Any], name: str) -> Any:
     return None
 
 
-def _wanted(designation: dict[str, Any], tokens: list[str]) -> bool:
-    """Whether a designation matches a ``designation`` token (language or use)."""
-    for token in tokens:
-        system, _, code = token.rpartition("|")
-        if system == "urn:ietf:bcp:47":
-            language = str(designation.get("language") or "").lower()
-            if language == code.lower():
-                return True
-        else:
-            use = designation.get("use") or {}
-            if use.get("code") == code and (not system or use.get("system") == system):
-                return True
-    return False
-
-
 def _prefetch(members: list[Member]) -> None:
     """Decode the page's concepts in a few queries when they come from the concept store."""
     by_source: dict[int, tuple[Any, list[str]]] = {}
@@ -389,56 +375,3 @@ def _text_filter(
         if all(code.startswith(w) or any(t.startswith(w) for t in tokens) for w in words):
             out[key] = member
     return out
-
-
-def display_for(
-    member_display: str | None, entry: Any, language: str | None, own: Any = None
-) -> str | None:
-    """The display to show: the compose's, else the code system's when ``language`` is
-    the code system's own language (``own``), else a designation in ``language``, else
-    the code system's."""
-    if member_display:
-        return member_display
-    if entry is None:
-        return None
-    if language:
-        base = language.split(",")[0].split(";")[0].strip().lower()
-        if isinstance(own, str) and own.lower() == base and entry.display is not None:
-            return str(entry.display)
-        for designation in entry.designations:
-            lang = str(designation.get("language", "")).lower()
-            if lang and (lang == base or lang.split("-")[0] == base.split("-")[0]):
-                return str(designation.get("value"))
-    return str(entry.display) if entry.display is not None else None
-
-
-def _render_member(
-    member: Member, request: ExpandRequest, language: str | None, versioned: bool
-) -> dict[str, Any]:
-    entry = member.entry()
-    item: dict[str, Any] = {"system": member.system}
-    if versioned and member.version:
-        item["version"] = member.version
-    if entry is not None and entry.abstract:
-        item["abstract"] = True
-    if entry is not None and entry.inactive:
-        item["inactive"] = True
-    item["code"] = member.code
-    own = member.source.resource.get("language") if member.source is not None else None
-    display = display_for(member.display, entry, language, own)
-    if display is not None:
-        item["display"] = display
-    if request.include_designations:
-        designations = member.designations + (entry.designations if entry else [])
-        if request.designations:
-            designations = [d for d in designations if _wanted(d, request.designations)]
-        if designations:
-            item["designation"] = designations
-    if request.include_definition and entry is not None and entry.definition:
-        item["extension"] = [
-            {
-                "url": "http://hl7.org/fhir/StructureDefinition/valueset-concept-definition",
-                "valueString": entry.definition,
-            }
-        ]
-    return item

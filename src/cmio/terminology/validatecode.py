@@ -19,8 +19,9 @@ import orjson
 
 from cmio.terminology.errors import TX_ISSUE_TYPE, TerminologyError
 from cmio.terminology.expansion import ExpandOptions
+from cmio.terminology.render import display_for
 from cmio.terminology.resources import TerminologyResources, version_matches
-from cmio.terminology.service import TerminologyService, display_for, valueset_key
+from cmio.terminology.service import TerminologyService, valueset_key
 from cmio.terminology.supplements import is_supplement, requested_supplements, with_supplements
 
 __all__ = ["CodingInput", "Issue", "ValidateRequest", "validate_code"]
