@@ -66,6 +66,12 @@ def edge_cases() -> list[dict[str, Any]]:
             effectivePeriod={"start": "2023-12-31T23:00:00Z"},
         ),
         _obs("edge-o6", code={"text": "Free text only"}),
+        _obs(  # a dateTime value (LOINC 8665-2, last menstrual period start)
+            "edge-lmp",
+            code={"coding": [{"system": "http://loinc.org", "code": "8665-2"}]},
+            subject={"reference": "Patient/edge-p3"},
+            valueDateTime="2024-02-10",
+        ),
         _obs(
             "edge-bp",
             code={"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},

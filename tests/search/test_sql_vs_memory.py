@@ -154,6 +154,10 @@ EXPECTED: list[tuple[Q, set[str]]] = [
     (("Patient", (("_content", ("ann", "greg")),)), {"edge-p2"}),  # Greg is a Practitioner
     (("Observation", (("_text", ("free",)),)), set()),  # no narrative
     (("Observation", (("_content", ("free",)),)), {"edge-o6"}),
+    # R4's code-value-date component reads value.as(DateTime): the FHIR dateTime is meant
+    (("Observation", (("code-value-date", ("8665-2$2024-02",)),)), {"edge-lmp"}),
+    (("Observation", (("code-value-date", ("8665-2$ge2024-03",)),)), set()),
+    (("Observation", (("value-date", ("2024-02-10",)),)), {"edge-lmp"}),
     (("Patient", (("_list", ("edge-list",)),)), {"edge-p1", "edge-p3"}),
     (("Patient", (("_list", ("edge-list", "edge-list2")),)), {"edge-p1", "edge-p2", "edge-p3"}),
     (("Observation", (("_list", ("edge-list2",)),)), set()),

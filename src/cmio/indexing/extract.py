@@ -30,6 +30,16 @@ __all__ = ["NOT_INDEXED", "SearchIndexer", "resolve_targets", "rewrite_as", "sea
 NOT_INDEXED = frozenset({"_id", "_lastUpdated", "_text", "_content", "_list", "_query", "_filter"})
 _AS = re.compile(r"\(([A-Za-z0-9_.]+) as ([A-Za-z]+)\)")
 _AS_CALL = re.compile(r"\.as\(([A-Za-z]+)\)")
+_FHIR_PRIMITIVE = {
+    "Boolean": "boolean",
+    "String": "string",
+    "Integer": "integer",
+    "Decimal": "decimal",
+    "Date": "date",
+    "DateTime": "dateTime",
+    "Time": "time",
+}
+_SYSTEM_OF_TYPE = re.compile(r"\.ofType\((" + "|".join(_FHIR_PRIMITIVE) + r")\)")
 _RESOLVE_IS = re.compile(r"\.where\(resolve\(\) is ([A-Za-z]+)\)")
 _HEAD = re.compile(r"^\(?([A-Za-z]+)\.([A-Za-z]+)\b")
 Adder = Callable[[v.Rows, str, Any], None]
@@ -49,8 +59,15 @@ def search_expression(spd: SearchParamDef, rtype: str) -> str | None:
 
 
 def rewrite_as(expression: str) -> str:
-    """``(x as T)`` and ``x.as(T)`` as ``x.ofType(T)``."""
-    return _AS_CALL.sub(r".ofType(\1)", _AS.sub(r"\1.ofType(\2)", expression))
+    """``(x as T)`` and ``x.as(T)`` as ``x.ofType(T)``.
+
+    A System primitive type name there (``DateTime``) names the FHIR primitive
+    (``dateTime``): R4's ``Observation-value-date`` component of ``code-value-date``
+    reads ``value.as(DateTime)``, which matches no FHIR element; R5 corrected it to
+    ``value.as(dateTime)`` (https://hl7.org/fhir/R5/observation-search.html).
+    """
+    rewritten = _AS_CALL.sub(r".ofType(\1)", _AS.sub(r"\1.ofType(\2)", expression))
+    return _SYSTEM_OF_TYPE.sub(lambda m: f".ofType({_FHIR_PRIMITIVE[m.group(1)]})", rewritten)
 
 
 def resolve_targets(spd: SearchParamDef, rtype: str) -> tuple[str, ...]:
