@@ -33,7 +33,7 @@ from typing import Literal
 
 from sqlglot import exp
 
-__all__ = ["Dialect", "SqlKind", "call"]
+__all__ = ["Dialect", "NestedValues", "SqlKind", "call"]
 
 SqlKind = Literal["string", "boolean", "integer", "decimal"]
 """The typed SQL scalars of view columns (see :mod:`cmio.views.columns`)."""
@@ -285,3 +285,29 @@ class Dialect(abc.ABC):
     def render(self, expression: exp.Expression) -> str:
         """The expression as this engine's SQL text."""
         return expression.sql(dialect=self.name)
+
+
+class NestedValues(Dialect):
+    """The view operations over typed columns (:mod:`cmio.views.typed`): the "JSON"
+    values are the engine's own struct, list and scalar values, so a scalar's text is a
+    cast and every path is walked child by child (nothing is parsed at query time).
+
+    Put it before the engine's JSON dialect in the bases
+    (``class TypedX(NestedValues, XDialect)``): its methods then replace that dialect's
+    JSON-function forms, while the engine's own child access (``json_child``) is defined
+    by the typed subclass.
+    """
+
+    typed = True
+
+    def json_scalar(self, json: exp.Expression, kind: SqlKind) -> exp.Expression:
+        if kind == "string":
+            return exp.Cast(this=json, to=self.sql_type("string"))
+        return exp.TryCast(this=json, to=self.sql_type(kind))
+
+    json_path = Dialect.json_path
+
+    def json_paths(
+        self, json: exp.Expression, paths: Sequence[Sequence[str]], text: bool
+    ) -> exp.Expression | None:
+        return None

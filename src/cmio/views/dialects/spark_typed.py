@@ -12,20 +12,16 @@ engine then runs the JSON form of the view over the ``resource`` column.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from sqlglot import exp
 
-from cmio.views.dialects.base import SqlKind, call
+from cmio.views.dialects.base import NestedValues, call
 from cmio.views.dialects.spark import SparkDialect
 
 __all__ = ["TypedSparkDialect"]
 
 
-class TypedSparkDialect(SparkDialect):
+class TypedSparkDialect(NestedValues, SparkDialect):
     """The Spark rendering of the view operations over typed columns."""
-
-    typed = True
 
     def json_child(self, json: exp.Expression, key: str) -> exp.Expression:
         return exp.Dot(this=json, expression=exp.to_identifier(key, quoted=True))
@@ -35,19 +31,3 @@ class TypedSparkDialect(SparkDialect):
 
     def json_array_items(self, json: exp.Expression) -> exp.Expression:
         return exp.Coalesce(this=json, expressions=[call("array")])
-
-    def json_scalar(self, json: exp.Expression, kind: SqlKind) -> exp.Expression:
-        if kind == "string":
-            return exp.Cast(this=json, to=self.sql_type("string"))
-        return exp.TryCast(this=json, to=self.sql_type(kind))
-
-    def json_path(self, json: exp.Expression, path: Sequence[str], text: bool) -> exp.Expression:
-        value = json
-        for key in path:
-            value = self.json_child(value, key)
-        return self.json_scalar(value, "string") if text else value
-
-    def json_paths(
-        self, json: exp.Expression, paths: Sequence[Sequence[str]], text: bool
-    ) -> exp.Expression | None:
-        return None

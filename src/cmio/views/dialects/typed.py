@@ -13,20 +13,16 @@ form of the view over the ``resource`` column.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from sqlglot import exp
 
-from cmio.views.dialects.base import SqlKind, call
+from cmio.views.dialects.base import NestedValues, call
 from cmio.views.dialects.duckdb import DuckDbDialect
 
 __all__ = ["TypedDuckDbDialect"]
 
 
-class TypedDuckDbDialect(DuckDbDialect):
+class TypedDuckDbDialect(NestedValues, DuckDbDialect):
     """The DuckDB rendering of the view operations over typed columns."""
-
-    typed = True
 
     def json_child(self, json: exp.Expression, key: str) -> exp.Expression:
         return call("struct_extract", json, exp.Literal.string(key))
@@ -38,19 +34,3 @@ class TypedDuckDbDialect(DuckDbDialect):
 
     def json_array_items(self, json: exp.Expression) -> exp.Expression:
         return exp.Coalesce(this=json, expressions=[exp.Array(expressions=[])])
-
-    def json_scalar(self, json: exp.Expression, kind: SqlKind) -> exp.Expression:
-        if kind == "string":
-            return exp.Cast(this=json, to=self.sql_type("string"))
-        return exp.TryCast(this=json, to=self.sql_type(kind))
-
-    def json_path(self, json: exp.Expression, path: Sequence[str], text: bool) -> exp.Expression:
-        value = json
-        for key in path:
-            value = self.json_child(value, key)
-        return self.json_scalar(value, "string") if text else value
-
-    def json_paths(
-        self, json: exp.Expression, paths: Sequence[Sequence[str]], text: bool
-    ) -> exp.Expression | None:
-        return None
