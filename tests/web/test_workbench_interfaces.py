@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 from playwright.sync_api import Browser, expect
 
@@ -20,6 +21,7 @@ from cmio.testing.web import WebSite
 from tests.oversight.test_interfaces import FAILING, fill_journal
 
 URL = "/workbench/interfaces"
+AUTHORITY = "urn:oid:2.16.840.1.113883.3.999.1"  # a made-up OID under the HL7 test arc
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +31,19 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[WebSit
     folder = tmp_path_factory.mktemp("iface-site")
     journal = folder / "hl7" / "journal.db"
     fill_journal(journal)
-    settings = Settings(validation="off", terminology_db=None, hl7_journal=str(journal))
+    channels = folder / "channels"  # the ADT channel names its MRN authority's system
+    channels.mkdir()
+    (channels / "adt.yaml").write_text(
+        f"name: adt-feed\njournal: {journal}\nmapping:\n"
+        f"  authority_systems: {{HOSP: '{AUTHORITY}'}}\n",
+        encoding="utf-8",
+    )
+    settings = Settings(
+        validation="off",
+        terminology_db=None,
+        hl7_journal=str(journal),
+        hl7_channels=str(channels),
+    )
     with WebSite.start(f"sqlite:///{folder / 'cmio.db'}", folder / "keys", settings) as site:
         yield site, journal
 
@@ -95,8 +109,12 @@ def test_replay_a_failed_message(monitored: tuple[WebSite, Path], browser: Brows
     (after,) = [r for r in _rows(journal) if r["id"] == parked["id"]]
     assert after["state"] == "processed"
     repository = site.app.env.repository
-    found = repository.search(SearchQuery("Patient", count=0)).total
-    assert found == 1  # the replayed ADT created its patient in the store
+    (patient,) = repository.search(SearchQuery("Patient")).resources
+    # the replayed ADT created its patient, mapped with its channel's configuration
+    identifiers = orjson.loads(patient.data)["identifier"]
+    assert {"system": AUTHORITY, "value": FAILING} in [
+        {"system": i.get("system"), "value": i.get("value")} for i in identifiers
+    ]
     again = httpx.post(
         site.url + f"/workbench/interfaces/replay/{parked['id']}",
         cookies=site.session_cookies("informaticist"),

@@ -92,6 +92,11 @@ class Settings:
     registry (:mod:`cmio.bulk.search_registry`): a ``$reindex`` started by any process is
     in effect in every worker within this time (0: look before every request)."""
 
+    hl7_channels: str | None = None
+    """The HL7 v2 channel configurations (``CMIO_HL7_CHANNELS``: a folder of ``*.yaml``
+    files, or files separated by the OS path separator) the web's error-queue replay
+    uses, so a replayed message is mapped as its channel maps it; None: the default."""
+
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:
         """Settings from ``CMIO_MAX_BODY_BYTES`` and ``CMIO_MAX_BUNDLE_ENTRIES`` when set."""
@@ -113,6 +118,7 @@ class Settings:
             metrics=environ.get("CMIO_METRICS", "on").lower() != "off",
             metrics_token=environ.get("CMIO_METRICS_TOKEN") or None,
             metrics_role=environ.get("CMIO_METRICS_ROLE") or None,
+            hl7_channels=environ.get("CMIO_HL7_CHANNELS") or None,
         )
 
 

@@ -139,9 +139,17 @@ class InterfacePages:
             values["message"] = "No HL7 journal is configured."
             return self._row(request, values)
         from cmio.api.hl7 import RouterSink
+        from cmio.interfaces.hl7v2.engine.channels import ChannelError, load_channels
 
+        configured = self.ctx.env.settings.hl7_channels
+        try:  # the message is mapped as its channel maps it (CMIO_HL7_CHANNELS)
+            channels = load_channels(configured) if configured else []
+        except ChannelError as exc:
+            values["message"] = f"Not replayed: the channel configuration is invalid: {exc}"
+            return self._row(request, values)
         try:
-            (result,) = replay(self.journal, [row_id], RouterSink(self.ctx.router))
+            sink = RouterSink(self.ctx.router)
+            (result,) = replay(self.journal, [row_id], sink, channels=channels)
         except KeyError:
             values["message"] = f"Message #{row_id} is not in the error queue."
             return self._row(request, values)

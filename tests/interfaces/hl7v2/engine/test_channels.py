@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from cmio.interfaces.hl7v2.engine.channels import (
     ChannelError,
     RetryPolicy,
     load_channel,
+    load_channels,
     parse_channel,
 )
 
@@ -100,3 +102,20 @@ def test_return_destination_and_retention() -> None:
     for extra, message in bad:
         with pytest.raises(ChannelError, match=message):
             parse_channel({"name": "r", **extra})
+
+
+def test_load_channels_from_a_folder_or_a_path_list(tmp_path: Path) -> None:
+    folder = tmp_path / "channels"
+    folder.mkdir()
+    for name in ("b-feed", "a-feed"):
+        (folder / f"{name}.yaml").write_text(f"name: {name}\n", encoding="utf-8")
+    (folder / "notes.txt").write_text("not a channel", encoding="utf-8")
+    assert [c.name for c in load_channels(str(folder))] == ["a-feed", "b-feed"]
+    one, two = folder / "b-feed.yaml", folder / "a-feed.yaml"
+    listed = load_channels(f"{one}{os.pathsep}{two}")
+    assert [c.name for c in listed] == ["b-feed", "a-feed"]
+    with pytest.raises(ChannelError, match="no such channel file or folder"):
+        load_channels(str(tmp_path / "missing"))
+    (folder / "bad.yaml").write_text("name: x\nretry: {max_attempts: 0}\n", encoding="utf-8")
+    with pytest.raises(ChannelError, match=re.escape("bad.yaml")):
+        load_channels(str(folder))

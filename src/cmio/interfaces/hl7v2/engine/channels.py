@@ -51,6 +51,7 @@ Transport details: https://www.hl7.org/implement/standards/product_brief.cfm?pro
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,7 @@ __all__ = [
     "RetryPolicy",
     "Source",
     "load_channel",
+    "load_channels",
     "parse_channel",
 ]
 
@@ -202,6 +204,21 @@ def load_channel(path: Path) -> ChannelConfig:
     except (OSError, yaml.YAMLError) as exc:
         raise ChannelError(f"{path}: {exc}") from exc
     return parse_channel(data, str(path))
+
+
+def load_channels(spec: str) -> list[ChannelConfig]:
+    """The channels of ``spec``: a folder (its ``*.yaml``/``*.yml`` files, sorted) or
+    files separated by the OS path separator; each checked like :func:`load_channel`."""
+    paths: list[Path] = []
+    for part in filter(None, spec.split(os.pathsep)):
+        path = Path(part)
+        if path.is_dir():
+            paths.extend(sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")))
+        elif path.is_file():
+            paths.append(path)
+        else:
+            raise ChannelError(f"{path}: no such channel file or folder")
+    return [load_channel(p) for p in paths]
 
 
 def parse_channel(data: Any, where: str = "channel") -> ChannelConfig:
