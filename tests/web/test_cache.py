@@ -135,3 +135,26 @@ def test_a_queued_job_runs_in_the_caller_that_needs_it() -> None:
     release.set()
     assert cache.wait_idle(5)
     cache.close()
+
+
+def test_close_stops_a_running_job_at_its_next_step_and_waits_for_the_current_one() -> None:
+    cache = ResultCache()
+    gate, inside = threading.Event(), threading.Event()
+    ran: list[str] = []
+
+    def first() -> str:
+        inside.set()
+        gate.wait(5)
+        time.sleep(0.2)  # still running when close() is called
+        ran.append("first")
+        return "a"
+
+    def overview() -> list[str]:  # a warm job computing its areas through the cache
+        return [cache.get("first", first), cache.get("second", lambda: ran.append("second"))]
+
+    cache.warm([("overview", overview)])
+    assert inside.wait(5)
+    gate.set()
+    cache.close()
+    assert ran == ["first"]  # the step in progress finished before close returned
+    assert cache.peek("overview") is None and cache.peek("second") is None

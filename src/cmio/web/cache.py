@@ -101,7 +101,9 @@ class ResultCache:
         future = entry.future
 
         def run() -> None:
-            if background and self._closed:  # closing: don't start work on a closing store
+            # closing: no new work on a closing store, neither a queued job nor the next
+            # step of a running background job (a page's own request still computes)
+            if self._closed and (background or threading.current_thread() is self._worker):
                 future.set_exception(RuntimeError("the result cache is closed"))
                 return
             try:
@@ -237,9 +239,11 @@ class ResultCache:
                 del self._entries[key]
         return len(keys)
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Drop queued jobs and wait up to ``timeout`` seconds for a running one (so it
-        does not outlive the store it reads)."""
+    def close(self, timeout: float | None = None) -> None:
+        """Drop queued jobs, stop a running one at its next step, and wait for the step
+        in progress (``timeout`` seconds at most; None: as long as it takes), so no
+        computation outlives the store it reads: closing an SQLite connection under a
+        running query can crash the process."""
         with self._lock:
             self._closed = True
             self._pending = []
