@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from cmio.bulk.importer import import_paths
@@ -153,6 +154,13 @@ def more_queries(v: dict[str, str]) -> list[Query]:
     ]
 
 
+def search_query(rtype: str, params: Sequence[tuple[str, str]]) -> SearchQuery:
+    """The first page (50, with the total) of ``rtype`` searched with ``params``."""
+    sort = tuple(v.split(",")[0] for k, v in params if k == "_sort")
+    clauses = tuple(SearchClause(k, (v,)) for k, v in params if k != "_sort")
+    return SearchQuery(rtype, clauses, count=50, sort=sort, total=True)
+
+
 def run(
     repo: SqliteRepository, model_queries: list[Query], repeat: int, plans: bool = True
 ) -> None:
@@ -161,9 +169,7 @@ def run(
     model = compiler.model
     print(f"{'query':48} {'hits':>6} {'p50 ms':>8} {'p95 ms':>8}")
     for label, rtype, params, incs in model_queries:
-        sort = tuple(v.split(",")[0] for k, v in params if k == "_sort")
-        clauses = tuple(SearchClause(k, (v,)) for k, v in params if k != "_sort")
-        query = SearchQuery(rtype, clauses, count=50, sort=sort, total=True)
+        query = search_query(rtype, params)
         times: list[float] = []
         for _ in range(repeat):
             t0 = time.perf_counter()
@@ -188,9 +194,7 @@ def compile_times(repo: SqliteRepository, model_queries: list[Query], repeat: in
     compiler = repo._indexer.search_compiler  # type: ignore[attr-defined]
     print(f"{'query':48} {'compile ms':>10}")
     for label, rtype, params, _ in model_queries:
-        sort = tuple(v.split(",")[0] for k, v in params if k == "_sort")
-        clauses = tuple(SearchClause(k, (v,)) for k, v in params if k != "_sort")
-        query = SearchQuery(rtype, clauses, count=50, sort=sort, total=True)
+        query = search_query(rtype, params)
         times: list[float] = []
         for _ in range(repeat):
             t0 = time.perf_counter()
