@@ -15,12 +15,9 @@ JWKS; ``aud`` the endpoint URL, ``exp``, ``jti``), see "Trusting CDS Clients".
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import threading
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -31,6 +28,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from cmio.api.asgi import Receive, Scope, Send
+from cmio.api.cds_clients import TrustedClients, jwt_issuer
 from cmio.api.context import RequestContext
 from cmio.api.env import Env
 from cmio.api.http import FhirRequest
@@ -82,15 +80,6 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def _claims(token: str) -> dict[str, Any]:
-    try:
-        part = token.split(".")[1]
-        data = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
-    except (IndexError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 class CdsHooks:
     """The ``/cds-services`` ASGI app of one server."""
 
@@ -105,20 +94,8 @@ class CdsHooks:
         """Seconds the care gaps of the whole store are reused (a measure run takes seconds)."""
         self._gaps: dict[tuple[tuple[str, ...], str], tuple[float, list[dict[str, Any]]]] = {}
         self._gaps_lock = threading.Lock()
-        self.clients: dict[str, Any] = {}
-        """Trusted CDS clients: issuer -> JWKS (a JSON object, or its URL fetched on use)."""
-        if env.settings.cds_clients:
-            path = Path(env.settings.cds_clients)
-            try:
-                trusted = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                raise ValueError(
-                    f"CMIO_CDS_CLIENTS {path}: not a readable JSON file ({exc})"
-                ) from exc
-            if not isinstance(trusted, dict):
-                raise ValueError(f"CMIO_CDS_CLIENTS {path}: expected {{issuer: JWKS or URL}}")
-            self.clients = dict(trusted)
-        self._keysets: dict[str, Any] = {}
+        self.trusted = TrustedClients.from_file(env.settings.cds_clients)
+        """Trusted CDS clients (:class:`~cmio.api.cds_clients.TrustedClients`)."""
         self.app = Starlette(
             routes=[
                 Route("/cds-services", self.discovery, methods=["GET"]),
@@ -130,53 +107,6 @@ class CdsHooks:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one request."""
         await self.app(scope, receive, send)
-
-    def _client_ok(self, token: str, url: str) -> bool:
-        """A trusted CDS client's JWT (https://cds-hooks.hl7.org/2.0/#trusting-cds-clients)."""
-        from joserfc import jwt
-        from joserfc.errors import JoseError
-
-        keys = self._keyset(str(_claims(token).get("iss")))
-        if keys is None:
-            return False
-        try:
-            verified = jwt.decode(token, keys, algorithms=["ES384", "RS384", "ES256", "RS256"])
-        except (JoseError, ValueError):
-            return False
-        claims: dict[str, Any] = dict(verified.claims)
-        audience = claims.get("aud")
-        audiences = audience if isinstance(audience, list) else [audience]
-        now = time.time()
-        return (
-            url in audiences
-            and isinstance(claims.get("exp"), (int, float))
-            and claims["exp"] > now
-            and bool(claims.get("jti"))
-            and (not isinstance(claims.get("nbf"), (int, float)) or claims["nbf"] <= now + 60)
-        )
-
-    def _keyset(self, issuer: str) -> Any:
-        """The issuer's keys (a JWKS URL is fetched once; None: not trusted or unreachable)."""
-        from joserfc.jwk import KeySet
-
-        if issuer in self._keysets:
-            return self._keysets[issuer]
-        jwks = self.clients.get(issuer)
-        if isinstance(jwks, str):
-            import httpx
-
-            try:
-                jwks = httpx.get(jwks, timeout=10).raise_for_status().json()
-            except (httpx.HTTPError, ValueError):
-                return None
-        if not isinstance(jwks, dict):
-            return None
-        try:
-            keys = KeySet.import_key_set(jwks)  # type: ignore[arg-type]
-        except (ValueError, KeyError, TypeError):
-            return None
-        self._keysets[issuer] = keys
-        return keys
 
     async def _authenticate(self, request: Request) -> tuple[AccessGrant | None, Response | None]:
         """The caller's grant (None: a CDS client or auth off), or a 401 response."""
@@ -197,10 +127,15 @@ class CdsHooks:
         except TokenError:
             pass
         url = str(request.url).split("?")[0]
-        trusted: bool = bool(self.clients) and await asyncio.to_thread(self._client_ok, token, url)
+        trusted = bool(self.trusted) and await asyncio.to_thread(self.trusted.verify, token, url)
         if trusted:
             return None, None
         return None, _unauthorized("The bearer token is not valid for this CDS service")
+
+    @property
+    def clients(self) -> dict[str, Any]:
+        """Trusted CDS clients: issuer -> JWKS (a JSON object, or its URL fetched on use)."""
+        return self.trusted.clients
 
     @staticmethod
     def _fhir_base(request: Request) -> str:
@@ -399,9 +334,7 @@ class CdsHooks:
 
 def _issuer(request: Request) -> str | None:
     """The ``iss`` of the bearer JWT a trusted CDS client sent (already verified)."""
-    token = request.headers.get("authorization", "").partition(" ")[2].strip()
-    issuer = _claims(token).get("iss")
-    return issuer if isinstance(issuer, str) else None
+    return jwt_issuer(request.headers.get("authorization", "").partition(" ")[2].strip())
 
 
 def _unauthorized(message: str) -> JSONResponse:
