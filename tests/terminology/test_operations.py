@@ -258,3 +258,36 @@ def test_search_and_fhirpath_use_the_service(env: Env, router: FhirRouter, model
         "code": {"coding": [{"system": CS, "code": "red"}]},
     }
     assert engine.evaluate(obs, f"code.memberOf('{vs1}')", terminology=provider) == [True]
+
+
+def test_terminology_answers_are_not_audited_failures_are(env: Env) -> None:
+    """Terminology operations read no patient data: a successful answer is not held for an
+    AuditEvent; a failed one is recorded like any interaction (docs/security.md, Audit)."""
+    from cmio.api.audit import Auditor
+
+    auditor = Auditor(env.repository)
+    env.auditor = auditor
+    try:
+        router = FhirRouter(env)
+        before = len(list(auditor.log.rows()))
+        for path, query in (
+            ("ValueSet/$validate-code", [("url", VS), ("system", CS), ("code", "red")]),
+            ("ValueSet/$expand", [("url", VS)]),
+            ("CodeSystem/$lookup", [("system", CS), ("code", "red")]),
+            ("CodeSystem/$subsumes", [("system", CS), ("codeA", "warm"), ("codeB", "red")]),
+        ):
+            response, pending = router.respond(FhirRequest("GET", path, query=query))
+            assert (response.status, pending) == (200, None), path
+        missing = router.handle(FhirRequest("GET", "ValueSet/$expand", query=[("url", "urn:x")]))
+        wrong_type = router.handle(FhirRequest("GET", "Patient/$validate-code"))
+        read = router.handle(FhirRequest("GET", "ValueSet/warm"))
+        assert (missing.status, wrong_type.status, read.status) == (404, 404, 200)
+        rows = [orjson.loads(row.data) for row in list(auditor.log.rows())[before:]]
+        assert [(r["outcome"], r["subtype"][0]["code"]) for r in rows] == [
+            ("4", "operation"),
+            ("4", "operation"),
+            ("0", "read"),
+        ]
+    finally:
+        env.auditor = None
+        auditor.close()

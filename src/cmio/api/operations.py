@@ -37,6 +37,10 @@ class Operation:
         methods: HTTP methods accepted.
         own_formats: the operation reads ``_format`` itself and answers other formats than
             JSON (e.g. CSV or Parquet rows), so the router's JSON-only negotiation is skipped.
+        audited: False for operations that read and write no patient data (terminology
+            look-ups): their successful answers are not recorded in the audit trail, so
+            they never wait for a durable AuditEvent; refusals and failures still are
+            (https://profiles.ihe.net/ITI/BALP/ records patient-privacy events).
     """
 
     name: str
@@ -47,6 +51,7 @@ class Operation:
     instance: bool = True
     methods: frozenset[str] = frozenset({"GET", "POST"})
     own_formats: bool = False
+    audited: bool = True
 
 
 def default_operations() -> dict[str, Operation]:
@@ -165,12 +170,13 @@ def _terminology_operations() -> list[Operation]:
 
         return handler
 
-    return [
-        Operation("expand", lazy("expand"), frozenset({"ValueSet"})),
-        Operation("validate-code", lazy("validate_code_op"), frozenset({"ValueSet", "CodeSystem"})),
-        Operation("lookup", lazy("lookup_op"), frozenset({"CodeSystem"})),
-        Operation("subsumes", lazy("subsumes_op"), frozenset({"CodeSystem"})),
-        Operation("translate", lazy("translate_op"), frozenset({"ConceptMap"})),
+    vs, cs = frozenset({"ValueSet"}), frozenset({"CodeSystem"})
+    return [  # no patient data: successful answers are not audited (see Operation.audited)
+        Operation("expand", lazy("expand"), vs, audited=False),
+        Operation("validate-code", lazy("validate_code_op"), vs | cs, audited=False),
+        Operation("lookup", lazy("lookup_op"), cs, audited=False),
+        Operation("subsumes", lazy("subsumes_op"), cs, audited=False),
+        Operation("translate", lazy("translate_op"), frozenset({"ConceptMap"}), audited=False),
     ]
 
 

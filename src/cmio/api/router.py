@@ -79,11 +79,20 @@ class FhirRouter:
         record (None: nothing to wait for): send ``pending.result()`` or ``await
         pending.wait()`` instead of the response.
 
-        This is the one place every interaction is audited (https://profiles.ihe.net/ITI/BALP/).
+        This is the one place every interaction is audited (https://profiles.ihe.net/ITI/BALP/),
+        except the successful answers of operations marked ``audited=False`` (terminology:
+        no patient data).
         """
         auditor = self.env.auditor
         if auditor is None:
             return self._answer(request), None
+        if self._unaudited(request):  # no patient data (terminology): only failures recorded
+            response = self._answer(request)
+            if response.status < 400:
+                return response, None
+            with auditor.interaction(request) as seen:
+                pass
+            return auditor.finish(seen, response)
         with auditor.interaction(request) as seen:
             response = self._answer(request)
         return auditor.finish(seen, response)
@@ -106,6 +115,14 @@ class FhirRouter:
             response = json_response(request, 500, error.outcome())
         response.headers.append(("x-request-id", request.context.correlation_id))
         return response
+
+    def _unaudited(self, request: FhirRequest) -> bool:
+        """Whether the request invokes an operation whose successful answers are not audited."""
+        last = request.path.rstrip("/").rpartition("/")[2]
+        if not last.startswith("$"):
+            return False
+        operation = self.operations.get(last[1:])
+        return operation is not None and not operation.audited
 
     def _own_formats(self, request: FhirRequest) -> bool:
         """Whether the request invokes an operation that negotiates its own formats."""
