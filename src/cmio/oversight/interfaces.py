@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cmio.interfaces.hl7v2.engine.channels import ChannelConfig, RetryPolicy
-from cmio.interfaces.hl7v2.engine.destinations import TransactionSink
-from cmio.interfaces.hl7v2.engine.journal import Journal, open_readonly
-from cmio.interfaces.hl7v2.engine.processor import Processor
+from cmio.interfaces.hl7v2.engine.journal import open_readonly
 from cmio.oversight.headline import Headline
+from cmio.oversight.interfaces_replay import ReplayResult, replay
 from cmio.oversight.period import ReportingPeriod
 from cmio.reports import Metric, MetricRow, Paragraph, Section, Table
 from cmio.store.base import Repository
@@ -137,16 +134,6 @@ class InterfacesSummary:
     def total(self) -> int:
         """Journal rows."""
         return sum(n for _, n in self.by_state)
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayResult:
-    """One replayed message's outcome: its new state, and the error when it failed again."""
-
-    id: int
-    control_id: str
-    state: str
-    error: str
 
 
 def _epoch(day: object) -> float:
@@ -316,55 +303,6 @@ def error_page(journal: str | Path, offset: int, limit: int) -> list[ErrorRow]:
         ]
     finally:
         conn.close()
-
-
-def replay(
-    journal: str | Path,
-    ids: Sequence[int],
-    sink: TransactionSink,
-    *,
-    channels: Sequence[ChannelConfig] = (),
-    timeout: float = 120.0,
-) -> list[ReplayResult]:
-    """Process parked messages again (after the cause was fixed), as ``cmio hl7 replay``.
-
-    Each message goes back to ``received`` (durably) and through its channel's processor
-    into ``sink``; a channel without a configuration in ``channels`` gets the default one
-    (the standard mapping, the store destination, one attempt: a replay is a person's
-    single try, answered at once; a message that fails again goes back to the queue).
-
-    Raises:
-        KeyError: an id that is not in the error queue.
-    """
-    book = Journal(journal)
-    book.start()
-    try:
-        found = {r["id"]: r for r in book.rows(ids=ids, states=["error"])}
-        missing = [i for i in ids if i not in found]
-        if missing:
-            raise KeyError(f"not in the error queue: {missing}")
-        configs = {c.name: c for c in channels}
-        by_channel: dict[str, list[int]] = {}
-        for i in ids:
-            by_channel.setdefault(str(found[i]["channel"]), []).append(i)
-        for name, chosen in by_channel.items():
-            config = configs.get(name) or ChannelConfig(
-                name=name, journal=str(journal), retry=RetryPolicy(max_attempts=1)
-            )
-            processor = Processor(config, book, sink)
-            try:
-                processor.submit(book.requeue(chosen))
-                processor.start()
-                processor.drain(timeout=timeout)
-            finally:
-                processor.stop()
-        after = book.rows(ids=ids)
-    finally:
-        book.close()
-    return [
-        ReplayResult(int(r["id"]), str(r["control_id"]), str(r["state"]), str(r["error"] or ""))
-        for r in after
-    ]
 
 
 def headlines(summary: InterfacesSummary) -> list[Headline]:
