@@ -286,7 +286,7 @@ def _questionnaire(depth: int) -> dict[str, Any]:
 
 
 def test_repeat_depth(runner: DuckDbRunner) -> None:
-    from cmio.views.compiler import REPEAT_DEPTH
+    from cmio.views.repeat import REPEAT_DEPTH
 
     view = {
         "resource": "QuestionnaireResponse",

@@ -18,6 +18,7 @@ from cmio.model import Model, load_model
 from cmio.views.columns import kind_of
 from cmio.views.dialects.base import Dialect, SqlKind
 from cmio.views.parse import ViewDefinitionError
+from cmio.views.repeat import REPEAT_DEPTH, compile_repeat
 from cmio.views.sqlpath import PathCompiler
 from cmio.views.sqltypes import FType, Val
 from cmio.views.tree import Column, ForEach, ForEachOrNull, Repeat, Select, View
@@ -26,8 +27,6 @@ from cmio.views.valuesets import table_name
 
 __all__ = ["REPEAT_DEPTH", "Relation", "ViewCompiler"]
 
-REPEAT_DEPTH = 8
-"""How deep ``repeat`` goes in SQL; deeper data aborts the query with an error."""
 _ROW = "_row"
 
 Relation = exp.Expression | Callable[[Sequence[str]], exp.Expression]
@@ -315,7 +314,7 @@ class _Build:
             return self._body(select, focus, index)
         d = self.d
         if isinstance(iteration, Repeat):
-            items = self._repeat(select, iteration, focus, index)
+            items = compile_repeat(self.paths, iteration, focus, index, f"{select.element}.repeat")
         else:
             kind = "forEach" if isinstance(iteration, ForEach) else "forEachOrNull"
             items = self.paths.compile(iteration.path, focus, index, f"{select.element}.{kind}")
@@ -349,71 +348,6 @@ class _Build:
                 default=rows,
             )
         return _Rows(rows=rows)
-
-    def _repeat(self, select: Select, repeat: Repeat, focus: Val, index: exp.Expression) -> Val:
-        """Every node reachable through ``repeat.paths``, depth first (pre-order), unrolled."""
-        d = self.d
-        if d.typed:  # the typed columns stop at the first recursion: only the JSON has it
-            raise TypedLayoutUnsupported("repeat")
-        element = f"{select.element}.repeat"
-        first = [
-            self.paths.compile(p, focus, index, f"{element}[{i}]")
-            for i, p in enumerate(repeat.paths)
-        ]
-        if all(isinstance(v.sql, exp.Null) for v in first):
-            return first[0]
-        typed = [v.ftype for v in first if v.ftype.index is not None]
-        ftype = typed[0] if typed else first[0].ftype
-        node_type = Val(exp.Null(), False, ftype)
-
-        def level_items(parent: Val) -> list[Val]:
-            return [
-                self.paths.compile(p, parent, index, f"{element}[{i}]")
-                for i, p in enumerate(repeat.paths)
-            ]
-
-        def keyed(items: list[Val], prefix: exp.Expression | None) -> exp.Expression:
-            parts = []
-            for j, values in enumerate(items):
-                var, pos = self.paths.fresh("n"), self.paths.fresh("k")
-                step = d.make_list([exp.Literal.number(j), exp.column(pos)])
-                key = step if prefix is None else d.concat([prefix, step])
-                parts.append(
-                    d.transform(
-                        self.paths.as_list(values),
-                        var,
-                        d.struct([("key", key), ("node", exp.column(var))]),
-                        pos,
-                    )
-                )
-            return d.concat(parts)
-
-        levels = [keyed(first, None)]
-        for _ in range(REPEAT_DEPTH):
-            var = self.paths.fresh("up")  # not "p": prefetched columns are _p<n>
-            self.paths.lambda_vars.add(var)
-            node = d.field(exp.column(var), "node")
-            parent = Val(node, False, ftype, path=(), anchor=node)
-            children = keyed(level_items(parent), d.field(exp.column(var), "key"))
-            levels.append(d.flatten(d.transform(levels[-1], var, children)))
-        deepest = levels.pop()
-        ordered = self._sort(d.concat(levels))
-        var = self.paths.fresh("s")
-        nodes = d.transform(ordered, var, d.field(exp.column(var), "node"))
-        guarded = exp.Case(
-            ifs=[
-                exp.If(
-                    this=exp.GT(this=d.length(deepest), expression=exp.Literal.number(0)),
-                    true=d.fail(f"{element}: deeper than {REPEAT_DEPTH} levels"),
-                )
-            ],
-            default=nodes,
-        )
-        del node_type
-        return Val(guarded, True, ftype)
-
-    def _sort(self, items: exp.Expression) -> exp.Expression:
-        return self.d.sort(items)
 
     # -- query --------------------------------------------------------------------------------
     def query(self, source: Relation, filter_type: bool) -> exp.Select:
