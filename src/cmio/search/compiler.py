@@ -17,6 +17,7 @@ from cmio.indexing.values import normalize
 from cmio.model import Model
 from cmio.search.columns import resource_condition
 from cmio.search.request import Chain, Filter, Has, Node, UnknownParameterError, clause_key, resolve
+from cmio.search.shapes import Shapes, Template
 from cmio.search.sql import Params, SqlBuilder, eq, table_as, unindexed
 from cmio.search.terminology import TerminologyProvider
 from cmio.store._query import Sql
@@ -125,6 +126,8 @@ class SearchCompiler:
     def __init__(self, model: Model, terminology: TerminologyProvider | None = None) -> None:
         self.model = model
         self.terminology = terminology
+        #: compiled statements by query shape
+        self.shapes = Shapes()
 
     def nodes(self, query: SearchQuery) -> list[Node]:
         """Resolve the query's clauses (raises UnknownParameterError)."""
@@ -140,9 +143,17 @@ class SearchCompiler:
     def compile(self, query: SearchQuery, dialect: str) -> tuple[Sql, Sql | None]:
         """The page query (columns ``type, id, version, last_updated, data``) and count query.
 
+        A search of a shape compiled before reuses its SQL text with its own bind values
+        (:mod:`cmio.search.shapes`).
+
         Raises:
             InvalidRequestError: unknown parameters, malformed values, unsortable keys.
         """
+        return self.shapes.compile(self, query, dialect, self.template)
+
+    def template(self, query: SearchQuery, dialect: str) -> tuple[Template, list[object]]:
+        """Compile ``query`` afresh: its statements with, per ``?``, the index of its value
+        in the bind values returned alongside."""
         params = Params()
         # The condition is rendered once and set into the page and count statements,
         # which hold a marker in its place (the same text as rendering it in each).
@@ -164,9 +175,9 @@ class SearchCompiler:
         page = page.limit(params(max(0, query.count)), copy=False).offset(
             params(max(0, query.offset)), copy=False
         )
-        page_sql = _render(page, dialect, params, page_where)
+        page_sql, page_slots = _render(page, dialect, page_where)
         if not query.total:
-            return page_sql, None
+            return Template(page_sql, page_slots, None, ()), params.values
         if query.estimate:  # counting stops at ESTIMATE_BOUND matches
             bounded = (
                 exp.select(exp.Literal.number(1), copy=False)
@@ -177,13 +188,15 @@ class SearchCompiler:
             count = exp.select(exp.Count(this=exp.Star()), copy=False).from_(
                 bounded.subquery("b", copy=False), copy=False
             )
-            return page_sql, _render(count, dialect, params, where_text)
+            return Template(
+                page_sql, page_slots, *_render(count, dialect, where_text)
+            ), params.values
         count = (
             exp.select(exp.Count(this=exp.Star()), copy=False)
             .from_(_resource(), copy=False)
             .where(exp.Placeholder(this=_WHERE), copy=False)
         )
-        return page_sql, _render(count, dialect, params, where_text)
+        return Template(page_sql, page_slots, *_render(count, dialect, where_text)), params.values
 
     def where(self, query: SearchQuery, params: Params, dialect: str = "sqlite") -> exp.Expr:
         """The WHERE condition of a search over ``resource r`` (for ``dialect``)."""
@@ -261,16 +274,16 @@ class SearchCompiler:
         return keys
 
 
-def _render(statement: exp.Expr, dialect: str, params: Params, where: str) -> Sql:
+def _render(statement: exp.Expr, dialect: str, where: str) -> tuple[str, tuple[int, ...]]:
     """Render for ``dialect`` (each tree is rendered once, so without sqlglot's defensive
     copy), set the rendered condition ``where`` in place of its marker, and turn named
-    placeholders into ``?`` in text order."""
+    placeholders into ``?``: the text and, per ``?`` in text order, its value's index."""
     marker = f":{_WHERE}" if dialect == "sqlite" else f"%({_WHERE})s"
     text = statement.sql(dialect=dialect, copy=False).replace(marker, where, 1)
-    ordered: list[object] = []
+    slots: list[int] = []
 
     def take(match: re.Match[str]) -> str:
-        ordered.append(params.values[int(match.group(1) or match.group(2))])
+        slots.append(int(match.group(1) or match.group(2)))
         return "?"
 
-    return Sql(_PLACEHOLDER.sub(take, text), tuple(ordered))
+    return _PLACEHOLDER.sub(take, text), tuple(slots)

@@ -21,7 +21,7 @@ from cmio.search.request import Chain, Filter, Has, Node
 from cmio.search.terminology import TerminologyProvider, expand_token
 from cmio.store.base import InvalidRequestError
 
-__all__ = ["Params", "SqlBuilder", "eq", "table_as", "unindexed"]
+__all__ = ["Params", "SqlBuilder", "eq", "escape_like", "table_as", "unindexed"]
 
 _TABLES = {
     "string": "string_index",
@@ -421,7 +421,7 @@ class SqlBuilder:
             return eq(_col("exact"), self.p(value))
         norm = normalize(value)
         if modifier == "contains":
-            like = exp.Like(this=_col("norm"), expression=self.p(f"%{_escape(norm)}%"))
+            like = exp.Like(this=_col("norm"), expression=self.p(f"%{escape_like(norm)}%"))
             return exp.Escape(this=like, expression=exp.Literal.string("\\"))
         if not norm:
             return exp.true()
@@ -586,7 +586,8 @@ def unindexed(column: exp.Expr, param: Callable[[object], exp.Expr]) -> exp.Expr
     return exp.DPipe(this=column, expression=param(""))
 
 
-def _escape(text: str) -> str:
+def escape_like(text: str) -> str:
+    """``text`` as a literal in a LIKE pattern with ``ESCAPE '\\'``."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
