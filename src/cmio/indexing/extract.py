@@ -19,6 +19,7 @@ from cmio.fhirpath.engine import CompiledExpression
 from cmio.indexing import values as v
 from cmio.indexing.compartments import COMPARTMENT_PARAM, CompartmentIndexer
 from cmio.indexing.composite import CompositePlan, Memo, plan_composite
+from cmio.indexing.direct import DirectPlan, TextMemo, plan_direct
 from cmio.indexing.text import text_rows
 from cmio.model import Model
 from cmio.model.types import SearchParamDef
@@ -43,7 +44,8 @@ _SYSTEM_OF_TYPE = re.compile(r"\.ofType\((" + "|".join(_FHIR_PRIMITIVE) + r")\)"
 _RESOLVE_IS = re.compile(r"\.where\(resolve\(\) is ([A-Za-z]+)\)")
 _HEAD = re.compile(r"^\(?([A-Za-z]+)\.([A-Za-z]+)\b")
 Adder = Callable[[v.Rows, str, Any], None]
-Step = tuple[str, CompiledExpression, Adder, frozenset[str] | None]
+Step = tuple[str, CompiledExpression, Adder, frozenset[str] | None, DirectPlan | None]
+_STEP_CACHE_LIMIT = 4096
 
 
 def search_expression(spd: SearchParamDef, rtype: str) -> str | None:
@@ -99,8 +101,13 @@ class SearchIndexer(CompartmentIndexer):
         #: extract ``_text``/``_content`` rows (the bulk of the write cost of a resource)
         self.full_text = full_text
         self._units: dict[str, tuple[Decimal, str] | None] = {}
+        #: date texts met before -> their ``[low, high)`` (``date_range`` memo)
+        self._ranges: dict[str, tuple[str, str] | None] = {}
+        self._date_texts: TextMemo = {}
         self._plans = lru_cache(maxsize=None)(self._plan)
         self._composites = lru_cache(maxsize=None)(self._plan_composites)
+        #: (resource type, top-level JSON keys) -> the plan steps that can find a value
+        self._steps: dict[tuple[str, ...], tuple[Step, ...]] = {}
         from cmio.search.compiler import SearchCompiler  # cmio.search imports this package
 
         #: used by the SQL stores to compile searches over these tables
@@ -112,6 +119,7 @@ class SearchIndexer(CompartmentIndexer):
         self.model = model
         self._plans = lru_cache(maxsize=None)(self._plan)
         self._composites = lru_cache(maxsize=None)(self._plan_composites)
+        self._steps = {}
         self.search_compiler.model = model
 
     def _plan(self, rtype: str) -> tuple[Step, ...]:
@@ -122,8 +130,25 @@ class SearchIndexer(CompartmentIndexer):
             if adder is None or expression is None or code in NOT_INDEXED:
                 continue
             keys = self._json_keys(rtype, expression)
-            plan.append((code, self.engine.compile(expression), adder, keys))
+            dates = self._date_texts if spd.type == "date" else None
+            direct = plan_direct(self.engine.types, rtype, expression, dates)
+            plan.append((code, self.engine.compile(expression), adder, keys, direct))
         return tuple(plan)
+
+    def _steps_for(self, rtype: str, resource: dict[str, Any]) -> tuple[Step, ...]:
+        """The plan steps whose JSON properties ``resource`` has (cached by key set)."""
+        signature = (rtype, *resource)
+        steps = self._steps.get(signature)
+        if steps is None:
+            steps = tuple(
+                step
+                for step in self._plans(rtype)
+                if step[3] is None or not step[3].isdisjoint(resource)
+            )
+            if len(self._steps) >= _STEP_CACHE_LIMIT:
+                self._steps.clear()
+            self._steps[signature] = steps
+        return steps
 
     def _plan_composites(self, rtype: str) -> tuple[CompositePlan, ...]:
         adders = {
@@ -170,6 +195,9 @@ class SearchIndexer(CompartmentIndexer):
         if ptype == "quantity":
             units = self._units
             return lambda out, code, value: v.add_quantity(out, code, value, units)
+        if ptype == "date":
+            ranges = self._ranges
+            return lambda out, code, value: v.add_date(out, code, value, ranges)
         return {
             "string": v.add_string,
             "token": v.add_token,
@@ -184,11 +212,11 @@ class SearchIndexer(CompartmentIndexer):
         out: v.Rows = {}
         if not isinstance(rtype, str) or not self.model.is_resource_type(rtype):
             return out
-        for code, compiled, adder, keys in self._plans(rtype):
-            if keys is not None and keys.isdisjoint(resource):
-                continue
+        for code, compiled, adder, _, direct in self._steps_for(rtype, resource):
             try:
-                found = compiled.evaluate(resource)
+                found = direct.values(resource) if direct is not None else None
+                if found is None:
+                    found = compiled.evaluate(resource)
             except Exception:
                 continue
             for item in found:

@@ -42,6 +42,7 @@ _SECOND = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?(?:Z|[+-]\d{
 _ONE_DAY = timedelta(days=1)
 _ONE_SECOND = timedelta(seconds=1)
 _ONE_MS = timedelta(milliseconds=1)
+_MEMO_LIMIT = 50_000
 
 
 def normalize(text: str) -> str:
@@ -255,29 +256,47 @@ def add_reference(
     out.setdefault("reference_index", []).append((code, rtype, rid, url))
 
 
-def add_date(out: Rows, code: str, value: Any) -> None:
-    """Date rows: date/dateTime/instant, Period, Timing (events)."""
+def add_date(
+    out: Rows, code: str, value: Any, ranges: dict[str, tuple[str, str] | None] | None = None
+) -> None:
+    """Date rows: date/dateTime/instant, Period, Timing (events).
+
+    ``ranges``: a memo of :func:`date_range` results the caller keeps (bounded here).
+    """
     rows = out.setdefault("date_index", [])
     if isinstance(value, Temporal | str):
-        found = date_range(value.iso() if isinstance(value, Temporal) else value)
+        found = _span(value.iso() if isinstance(value, Temporal) else value, ranges)
         if found:
             rows.append((code, *found))
         return
     if not isinstance(value, dict):
         return
     if "start" in value or "end" in value:
-        start = date_range(value["start"]) if isinstance(value.get("start"), str) else None
-        end = date_range(value["end"]) if isinstance(value.get("end"), str) else None
+        start = _span(value["start"], ranges) if isinstance(value.get("start"), str) else None
+        end = _span(value["end"], ranges) if isinstance(value.get("end"), str) else None
         if start or end:
             rows.append((code, start[0] if start else LOWEST, end[1] if end else HIGHEST))
         return
-    events = [date_range(e) for e in value.get("event") or () if isinstance(e, str)]
+    events = [_span(e, ranges) for e in value.get("event") or () if isinstance(e, str)]
     spans = [e for e in events if e]
     bounds = (value.get("repeat") or {}).get("boundsPeriod")
     if isinstance(bounds, dict):
-        add_date(out, code, bounds)
+        add_date(out, code, bounds, ranges)
     if spans:
         rows.append((code, min(s[0] for s in spans), max(s[1] for s in spans)))
+
+
+def _span(text: str, ranges: dict[str, tuple[str, str] | None] | None) -> tuple[str, str] | None:
+    """:func:`date_range`, through the caller's memo when it has one."""
+    if ranges is None:
+        return date_range(text)
+    if text in ranges:
+        return ranges[text]
+    found = date_range(text)
+    if len(ranges) >= _MEMO_LIMIT:
+        ranges.clear()
+    ranges[text] = found
+    return found
 
 
 def add_number(out: Rows, code: str, value: Any) -> None:
