@@ -12,7 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from cmio.cli.main import app
 from cmio.store.base import SearchQuery
 from cmio.store.sqlite import SqliteRepository
 
@@ -34,43 +36,38 @@ def _count(db: Path, rtype: str) -> int:
         repo.close()
 
 
+PATIENTS = 12  # every resource type (tests/synth checks the generator's populations)
+
+
 @pytest.mark.slow
 def test_demo_builds_once_and_serves(tmp_path: Path) -> None:
     data = tmp_path / "demo"
-    first = _cmio("demo", "--patients", "40", "--data-dir", str(data), "--no-serve")
+    patients = str(PATIENTS)
+    first = _cmio("demo", "--patients", patients, "--data-dir", str(data), "--no-serve")
     assert first.returncode == 0, first.stderr
     state = json.loads((data / "demo.json").read_text())
-    assert state["patients"] == 40
+    assert state["patients"] == PATIENTS
     assert state["rejected"] == 0
-    assert _count(data / "cmio.db", "Patient") == 40
-    assert state["resources"] > 40 * 20
-    verify = _cmio("audit", "verify", "--database", f"sqlite:///{data / 'cmio.db'}")
-    assert verify.returncode == 0, verify.stdout + verify.stderr  # the seeding is in the chain
+    assert _count(data / "cmio.db", "Patient") == PATIENTS
+    assert state["resources"] > PATIENTS * 20
+    verify = CliRunner().invoke(
+        app, ["audit", "verify", "--database", f"sqlite:///{data / 'cmio.db'}"]
+    )
+    assert verify.exit_code == 0, verify.output  # the seeding is in the chain
     with sqlite3.connect(data / "cmio.db") as conn:
         records = conn.execute("SELECT count(*) FROM audit_log").fetchone()[0]
     assert records >= 1
-    second = _cmio("demo", "--patients", "40", "--data-dir", str(data), "--no-serve")
-    assert second.returncode == 0
-    assert "Reusing the demo data" in second.stderr
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cmio.cli.main",
-            "demo",
-            "--patients",
-            "40",
-            "--data-dir",
-            str(data),
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    log = tmp_path / "serve.log"
+    with log.open("wb") as stderr:  # the second run reuses the data, then serves
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cmio.cli.main", "demo", "--patients", patients,
+             "--data-dir", str(data), "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )  # fmt: skip
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -90,7 +87,7 @@ def test_demo_builds_once_and_serves(tmp_path: Path) -> None:
         assert login.status_code == 303, login.text
         web = httpx.Client(base_url=base, cookies=login.cookies, timeout=30)
         bundle = web.get("/fhir/Patient", params={"_count": 1}).json()
-        assert bundle["total"] == 40
+        assert bundle["total"] == PATIENTS
         pid = bundle["entry"][0]["resource"]["id"]
         everything = web.get(f"/fhir/Patient/{pid}/$everything", params={"_count": 500}).json()
         types = {e["resource"]["resourceType"] for e in everything["entry"]}
@@ -100,3 +97,4 @@ def test_demo_builds_once_and_serves(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    assert "Reusing the demo data" in log.read_text()
