@@ -228,6 +228,13 @@ class SqlTransaction(Transaction, abc.ABC):
         total = None
         if count is not None and query.estimate and 0 < len(rows) < query.count:
             total = query.offset + len(rows)  # the last page: exact without counting
+        elif (
+            count is not None
+            and query.after is None
+            and len(rows) < query.count
+            and (rows or query.offset == 0)
+        ):  # a page that is not full is the last: the matches are those before and on it
+            total = query.offset + len(rows)
         elif count is not None:
             found = self._fetchone(count.text, count.params)
             total = int(found[0]) if found else 0
