@@ -21,6 +21,7 @@ The concept store must hold ICD-10-CM and the synthetic SNOMED release
 script's ``--prepare``).
 
     python bench/terminology.py --db DIR/terminology.db [--prepare] [--duration 10] [--runs 3]
+    PYTHONPATH=OLD/src python bench/terminology.py --db ... --http-only --no-baseline  # old code
 """
 
 from __future__ import annotations
@@ -29,16 +30,18 @@ import argparse
 import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.http_bench import baseline_command, free_port, median_run, running  # noqa: E402
+from bench.http_bench import baseline_command, free_port, wait_up, wrk  # noqa: E402
 
 from cmio.terminology.concepts import ConceptStore  # noqa: E402
 from cmio.terminology.expansion import ExpandOptions  # noqa: E402
@@ -158,7 +161,74 @@ def expand_rows(db: Path) -> list[str]:
     return rows
 
 
-def http_rows(db: Path, duration: int, runs: int, workers: int) -> list[str]:
+def tree_cpu(root: int) -> float:
+    """CPU seconds (user + system) used so far by process ``root`` and its descendants."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parent: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rpartition(")")[2].split()
+        parent[int(entry)] = int(fields[1])
+        used[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    total = 0.0
+    for pid, cpu in used.items():
+        up = pid
+        while up not in (0, 1, root) and up in parent:
+            up = parent[up]
+        if up == root:
+            total += cpu
+    return total
+
+
+def settle(pid: int, quiet: float = 0.05, limit: float = 120.0) -> None:
+    """Wait until the server tree uses under ``quiet`` CPU seconds in half a second."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        began = tree_cpu(pid)
+        time.sleep(0.5)
+        if tree_cpu(pid) - began < quiet:
+            return
+
+
+@contextmanager
+def serving(cmd: list[str], health: str, env: dict[str, str]) -> Iterator[int]:
+    """Run a server until the block ends; yields its process id."""
+    proc = subprocess.Popen(
+        cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_up(health, proc)
+        settle(proc.pid)  # every worker up (the health check needs one)
+        yield proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def drive(url: str, script: Path, pid: int, c: int, duration: int, runs: int) -> str:
+    """wrk ``runs`` times: medians of requests/s, p50, p95, the server's CPU per request."""
+    wrk(url, script, 16, 2)  # warm-up: every worker's caches and first look-ups
+    results = []
+    for _ in range(runs):
+        began = tree_cpu(pid)
+        rps, p50, p95, errors = wrk(url, script, c, duration)
+        cpu_us = (tree_cpu(pid) - began) / max(rps * duration, 1) * 1e6
+        results.append((rps, p50, p95, errors, cpu_us))
+    rps, p50, p95, cpu_us = (statistics.median(r[i] for r in results) for i in (0, 1, 2, 4))
+    errors = sum(r[3] for r in results)
+    return f"{c} | {rps:,.0f} | {p50:.2f} | {p95:.2f} | {cpu_us:,.0f} | {errors}"
+
+
+def http_rows(db: Path, duration: int, runs: int, workers: int, baseline: bool = True) -> list[str]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -180,12 +250,12 @@ def http_rows(db: Path, duration: int, runs: int, workers: int) -> list[str]:
         env = {"CMIO_TERMINOLOGY_DB": str(db), "CMIO_VALIDATION": "off"}
         script = work / "vc.lua"
         script.write_text(LUA % (",".join(f'"{c}"' for c in CODES), VS, CS))
-        with running(cmd, f"{url}/health", env):
+        with serving(cmd, f"{url}/health", env) as pid:
             for c in (2, 16):
-                rps, p50, p95, errors = median_run(url, script, c, duration, runs)
-                rows.append(
-                    f"| HTTP, {workers} workers | $validate-code GET | {c} | {rps:,.0f} | {p50:.2f} | {p95:.2f} | {errors} |"
-                )
+                got = drive(url, script, pid, c, duration, runs)
+                rows.append(f"| HTTP, {workers} workers | $validate-code GET | {got} |")
+        if not baseline:
+            return rows
         from bench.baseline_app import prepare
 
         base_db = work / "baseline.db"
@@ -197,17 +267,12 @@ def http_rows(db: Path, duration: int, runs: int, workers: int) -> list[str]:
             'request = function() return wrk.format("GET", "/kv/k") end\n'
             + LUA.split("end\n", 1)[1].replace("%%", "%")
         )
-        with running(
-            cmd,
-            f"http://127.0.0.1:{port}/x",
-            {"BASELINE_DB": str(base_db), "PYTHONPATH": str(ROOT)},
-        ):
+        base_env = {"BASELINE_DB": str(base_db), "PYTHONPATH": str(ROOT)}
+        with serving(cmd, f"http://127.0.0.1:{port}/x", base_env) as pid:
             for c in (2, 16):
-                rps, p50, p95, errors = median_run(
-                    f"http://127.0.0.1:{port}", base_script, c, duration, runs
-                )
+                got = drive(f"http://127.0.0.1:{port}", base_script, pid, c, duration, runs)
                 rows.append(
-                    f"| baseline (1 SQLite row, raw ASGI), {workers} workers | read | {c} | {rps:,.0f} | {p50:.2f} | {p95:.2f} | {errors} |"
+                    f"| baseline (1 SQLite row, raw ASGI), {workers} workers | read | {got} |"
                 )
     return rows
 
@@ -294,9 +359,18 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument(
+        "--http-only",
+        action="store_true",
+        help="only the HTTP $validate-code runs (e.g. old and new code alternating, by PYTHONPATH)",
+    )
+    parser.add_argument("--no-baseline", action="store_true", help="skip the raw-ASGI baseline")
     args = parser.parse_args()
     if args.prepare:
         prepare(args.db)
+    if args.http_only:
+        print_http(args)
+        return
     service = open_terminology(None, args.db)
     rows = in_process(service)
     service.close()
@@ -307,10 +381,20 @@ def main() -> None:
     print("|---|---|---|---|---|")
     print("\n".join(rows))
     if not args.skip_http:
-        print(f"\nwrk -t2, {args.duration}s x {args.runs} runs (median)\n")
-        print("| server | interaction | connections | requests/s | p50 ms | p95 ms | errors |")
-        print("|---|---|---|---|---|---|---|")
-        print("\n".join(http_rows(args.db, args.duration, args.runs, args.workers)))
+        print_http(args)
+
+
+def print_http(args: argparse.Namespace) -> None:
+    rows = http_rows(args.db, args.duration, args.runs, args.workers, not args.no_baseline)
+    print(
+        f"\nwrk -t2, {args.duration}s x {args.runs} runs (median), load {os.getloadavg()[0]:.1f}\n"
+    )
+    print(
+        "| server | interaction | connections | requests/s | p50 ms | p95 ms "
+        "| server CPU us/request | errors |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
 
 
 if __name__ == "__main__":
