@@ -162,3 +162,18 @@ def test_date_parameters_read_the_printed_text() -> None:
             v.add_date(engine, "date", value)
         assert direct == engine, text
     assert sum(len(texts_of) for texts_of in memo.values()) == 3  # the valid ones
+
+
+def test_relative_plans_for_composite_components() -> None:
+    """Component expressions are planned on the item's type; literals are not paths."""
+    from cmio.indexing.direct import plan_relative
+
+    types = SearchIndexer(_model()).engine.types
+    component = types.get("Observation").members["component"][0][2]  # type: ignore[union-attr]
+    assert component is not None
+    plan = plan_relative(types, component, "value.ofType(Quantity)")
+    assert plan is not None
+    assert plan.values({"code": CODE, "valueQuantity": {"value": 1}}) == [{"value": 1}]
+    assert plan.values({"valueString": "x"}) == []
+    assert plan_relative(types, component, "true") is None
+    assert plan_relative(types, component, "code.exists()") is None

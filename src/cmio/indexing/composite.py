@@ -15,8 +15,9 @@ from typing import Any
 
 from cmio.fhirpath import FhirPathEngine
 from cmio.fhirpath.engine import CompiledExpression
-from cmio.fhirpath.fhirtypes import Node
+from cmio.fhirpath.fhirtypes import FhirTypes, Node, TypeInfo
 from cmio.indexing import values as v
+from cmio.indexing.direct import DirectPlan, plan_relative
 from cmio.model import Model
 from cmio.model.types import SearchParamDef
 
@@ -106,10 +107,15 @@ class CompositePlan:
         base: CompiledExpression,
         components: list[tuple[CompiledExpression, Adder]],
         heads: list[tuple[str, ...] | None] | None = None,
+        types: FhirTypes | None = None,
     ) -> None:
         self.code = code
         self.base = base
         self.components = components
+        #: with the engine's types, components are read straight from the JSON where
+        #: :func:`~cmio.indexing.direct.plan_relative` can (planned per item type)
+        self.types = types
+        self._direct: dict[tuple[int, TypeInfo], DirectPlan | None] = {}
         #: per component, the JSON property prefixes it reads (None: unknown)
         self.heads = (
             heads if heads is not None else [json_heads(c.expression) for c, _ in components]
@@ -142,7 +148,10 @@ class CompositePlan:
                 found = memo.get((key, compiled.expression)) if key else None
                 if found is None:
                     try:
-                        found = compiled.evaluate([item])
+                        direct = self._direct_for(k, item.type) if key else None
+                        found = direct.values(item.value) if direct is not None else None
+                        if found is None:
+                            found = compiled.evaluate([item])
                     except Exception:
                         found = []
                     if key:
@@ -158,6 +167,17 @@ class CompositePlan:
                 if table == "string_index":  # no :text rows for components
                     table_rows = [r for r in table_rows if not r[0].endswith(":text")]
                 out.setdefault(table, []).extend(table_rows)
+
+    def _direct_for(self, k: int, info: TypeInfo) -> DirectPlan | None:
+        """The direct walk of component ``k`` on items of type ``info`` (planned once)."""
+        slot = (k, info)
+        if slot in self._direct:
+            return self._direct[slot]
+        plan = None
+        if self.types is not None:
+            plan = plan_relative(self.types, info, self.components[k][0].expression)
+        self._direct[slot] = plan
+        return plan
 
 
 def plan_composite(
@@ -180,4 +200,4 @@ def plan_composite(
             return None
         components.append((engine.compile(rewrite_as(expression)), adder))
     heads = [typed_heads(model, c.expression) for c, _ in components]
-    return CompositePlan(spd.code, engine.compile(base), components, heads)
+    return CompositePlan(spd.code, engine.compile(base), components, heads, engine.types)

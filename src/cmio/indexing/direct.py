@@ -26,9 +26,13 @@ from cmio.fhirpath.fastpath import plan_chain
 from cmio.fhirpath.fhirtypes import FhirTypes, TypeInfo
 from cmio.fhirpath.temporal import Temporal
 
-__all__ = ["DirectPlan", "TextMemo", "plan_direct", "temporal_text"]
+__all__ = ["DirectPlan", "TextMemo", "plan_direct", "plan_relative", "temporal_text"]
 
 _BRANCH = re.compile(r"([A-Za-z]+)((?:\.[A-Za-z]+)+?)(?:\.ofType\(([A-Za-z]+)\))?")
+_RELATIVE = re.compile(r"([a-z][A-Za-z]*(?:\.[A-Za-z]+)*?)(?:\.ofType\(([A-Za-z]+)\))?")
+_KEYWORDS = frozenset(
+    {"true", "false", "and", "or", "xor", "implies", "is", "as", "in", "contains", "div", "mod"}
+)
 _TEMPORAL = frozenset({"date", "dateTime", "instant"})
 _MEMO_LIMIT = 50_000
 Load = Callable[[Any], Any] | None
@@ -154,24 +158,60 @@ def plan_direct(
             if types.get(root) is None:
                 return None
             continue  # another type's branch: never matches this type's resources
-        chain = plan_chain(info, path[1:].split("."))
-        if chain is None:
+        branch = _branch(types, info, path[1:].split("."), of_type, date_texts)
+        if branch is None:
             return None
-        _, middle, last, choice = chain
-        accessors = last
-        if of_type is not None:
-            kept = _of_type(types, last, of_type)
-            if kept is None:
-                return None
-            accessors = kept
-        leaves: list[Leaf] = []
-        for json_name, shadow_name, child in accessors:
-            if child is None:
-                return None
-            leaves.append((json_name, shadow_name, _load(child, date_texts)))
-        if leaves:
-            branches.append((middle, tuple(leaves), choice is not None or len(last) > 1))
+        if branch[1]:
+            branches.append(branch)
     return DirectPlan(tuple(branches))
+
+
+def plan_relative(types: FhirTypes, info: TypeInfo, expression: str) -> DirectPlan | None:
+    """Like :func:`plan_direct` for an expression evaluated on an element of type
+    ``info`` (``value.ofType(Quantity)`` on an ``Observation.component``); the walk's
+    ``values`` then takes that element's JSON object."""
+    if info.kind not in ("resource", "complex", "backbone"):
+        return None
+    branches: list[Branch] = []
+    for text in expression.split("|"):
+        m = _RELATIVE.fullmatch(text.strip())
+        if m is None:
+            return None
+        path, of_type = m.groups()
+        if path.split(".", 1)[0] in _KEYWORDS:
+            return None
+        branch = _branch(types, info, path.split("."), of_type, None)
+        if branch is None:
+            return None
+        if branch[1]:
+            branches.append(branch)
+    return DirectPlan(tuple(branches))
+
+
+def _branch(
+    types: FhirTypes,
+    info: TypeInfo,
+    names: list[str],
+    of_type: str | None,
+    date_texts: TextMemo | None,
+) -> Branch | None:
+    """One branch's walk (with no leaves if ``ofType`` keeps no property), or None."""
+    chain = plan_chain(info, names)
+    if chain is None:
+        return None
+    _, middle, last, choice = chain
+    accessors = last
+    if of_type is not None:
+        kept = _of_type(types, last, of_type)
+        if kept is None:
+            return None
+        accessors = kept
+    leaves: list[Leaf] = []
+    for json_name, shadow_name, child in accessors:
+        if child is None:
+            return None
+        leaves.append((json_name, shadow_name, _load(child, date_texts)))
+    return middle, tuple(leaves), choice is not None or len(last) > 1
 
 
 def _of_type(
