@@ -5,11 +5,30 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from cmio.testing import pg
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_working_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Run the session in an empty directory of its own.
+
+    The defaults relative to the working directory (``Settings()``'s
+    ``cmio-data/exports``, ``cmio-data/terminology.db`` and ``cmio-data/hl7/journal.db``)
+    then land there instead of in the checkout, and two pytest-xdist workers never share
+    them. Tests find their files from ``__file__``, never from the working directory.
+    """
+    home = tmp_path_factory.mktemp("cwd")
+    previous = Path.cwd()
+    os.chdir(home)
+    try:
+        yield home
+    finally:
+        os.chdir(previous)
 
 
 @pytest.fixture(scope="session")
