@@ -101,3 +101,56 @@ def test_expansion_version_defaults_and_checks() -> None:
 def test_a_coding_version_within_the_include_pattern_is_used() -> None:
     assert _version(_valueset("1.x"), "1.0.0", newest="1.2.0") == "1.0.0"
     assert _version(_valueset("1.x"), None, newest="1.2.0") == "1.2.0"
+
+
+def _answer(vs: dict[str, Any] | None, coding_version: str | None, kind: str = "Coding") -> Any:
+    old, new = codesystem("1.0.0"), codesystem("2.0.0", extra=True)
+    service = TerminologyService(TerminologyResources(core=lambda: [old, new]))
+    coding = CodingInput(CS, "head", coding_version)
+    concept = {"coding": [{"system": CS, "version": coding_version, "code": "head"}]}
+    answer = validate_code(
+        service,
+        ValidateRequest(
+            [coding], vs, kind=kind, codeable_concept=concept if kind != "Coding" else None
+        ),
+    )
+    params = {p["name"]: p for p in answer["parameter"]}
+    issues = [
+        (i["severity"], i["details"]["coding"][0]["code"], i["details"]["text"])
+        for i in params["issues"]["resource"]["issue"]
+    ]
+    return params, sorted(issues)
+
+
+def test_an_unknown_version_of_a_known_system() -> None:
+    """The system is known, the version is not: ``x-caused-by-unknown-system`` with the
+    version, the versions that exist, and no "not in the value set" (it cannot be decided)."""
+    params, issues = _answer(_valueset("1.5.0"), None)
+    assert params["result"]["valueBoolean"] is False
+    assert params["x-caused-by-unknown-system"]["valueCanonical"] == f"{CS}|1.5.0"
+    assert "x-unknown-system" not in params
+    assert issues == [
+        (
+            "error",
+            "not-found",
+            f"A definition for CodeSystem '{CS}' version '1.5.0' could not be found, so the code "
+            "cannot be validated. Valid versions: 1.0.0 or 2.0.0",
+        )
+    ]
+
+
+def test_a_coding_version_that_does_not_exist() -> None:
+    """Pinned include: the mismatch is an error; versionless include (the newest taken): the
+    mismatch is only a warning, the unknown version is the error. Either way the code is
+    reported as that coding's result, also inside a CodeableConcept."""
+    mismatch = f"The code system '{CS}' version '1.0.0' in the ValueSet include is different"
+    for kind in ("Coding", "CodeableConcept"):
+        params, issues = _answer(_valueset("1.0.0"), "9.9.9", kind)
+        assert [i[:2] for i in issues] == [("error", "not-found"), ("error", "vs-invalid")]
+        assert issues[1][2].startswith(mismatch)
+        assert params["x-caused-by-unknown-system"]["valueCanonical"] == f"{CS}|9.9.9"
+        assert params["code"]["valueCode"] == "head"
+        assert params["result"]["valueBoolean"] is False
+    params, issues = _answer(_valueset(None), "9.9.9")
+    assert [i[:2] for i in issues] == [("error", "not-found"), ("warning", "vs-invalid")]
+    assert "version '2.0.0' for the versionless include in the ValueSet include" in issues[1][2]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["TX_ISSUE_TYPE", "TerminologyError"]
+__all__ = ["TX_ISSUE_TYPE", "TerminologyError", "unknown_system_text"]
 
 TX_ISSUE_TYPE = "http://hl7.org/fhir/tools/CodeSystem/tx-issue-type"
 """Detail codes of terminology issues (``not-found``, ``invalid-code``, ``not-in-vs`` ...)."""
@@ -34,3 +34,16 @@ class TerminologyError(Exception):
         self.message = message
         self.detail = detail
         self.expression = expression
+
+
+def unknown_system_text(system: str, version: str | None, known: list[str], so: str) -> str:
+    """The message for a code system (version) the server does not have, worded as the HL7
+    terminology ecosystem tests expect (``so``: what could not be done, e.g. "the code
+    cannot be validated"; https://hl7.org/fhir/R4/terminology-service.html)."""
+    if not version:
+        return f"A definition for CodeSystem {system} could not be found, so {so}"
+    text = f"A definition for CodeSystem '{system}' version '{version}' could not be found, so {so}"
+    if not known:
+        return f"{text}. No versions of this code system are known"
+    listed = known[0] if len(known) == 1 else f"{', '.join(known[:-1])} or {known[-1]}"
+    return f"{text}. Valid versions: {listed}"

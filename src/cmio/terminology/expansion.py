@@ -17,7 +17,7 @@ from typing import Any
 import regex
 
 from cmio.terminology.codesystem import CodeSystemSource, Entry, ResourceCodeSystem
-from cmio.terminology.errors import TerminologyError
+from cmio.terminology.errors import TerminologyError, unknown_system_text
 from cmio.terminology.resources import TerminologyResources, version_matches
 
 __all__ = ["ExpandOptions", "Expander", "Expansion", "Member"]
@@ -285,16 +285,11 @@ class Expander:
         source = self.resources.code_system(system, version)
         if source is None:
             known = self.resources.known_versions("CodeSystem", system)
+            so = "the value set cannot be expanded"
             if version and known:
-                message = (
-                    f"A definition for CodeSystem '{system}' version '{version}' could not be "
-                    f"found, so the value set cannot be expanded. Valid versions: {', '.join(known)}"
-                )
+                message = unknown_system_text(system, version, known, so)
             else:
-                message = (
-                    f"A definition for CodeSystem '{system}' could not be found, "
-                    "so the value set cannot be expanded"
-                )
+                message = f"A definition for CodeSystem '{system}' could not be found, so {so}"
             raise TerminologyError(
                 404, "not-found", message, detail="not-found", expression=f"{where}.system"
             )

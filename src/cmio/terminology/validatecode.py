@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from cmio.terminology.errors import TX_ISSUE_TYPE, TerminologyError
+from cmio.terminology.errors import TX_ISSUE_TYPE, TerminologyError, unknown_system_text
 from cmio.terminology.expansion import ExpandOptions
 from cmio.terminology.render import display_for
 from cmio.terminology.resources import TerminologyResources, version_matches
@@ -120,6 +120,7 @@ class _Outcome:
     inactive: bool = False
     issues: list[Issue] = field(default_factory=list)
     unknown_systems: list[str] = field(default_factory=list)
+    unknown_versions: list[str] = field(default_factory=list)
 
 
 def _infer_system(
@@ -187,32 +188,42 @@ def _check(
         out.version = source.version
         entry = source.get(coding.code)
         out.display = entry.display if entry else None
+        unknown = resources.code_system(system, mismatch) is None  # the value's version
+        versionless = (
+            unknown
+            and _include_version(request.valueset, system) is None
+            and system not in request.options.system_versions
+        )  # the value set took the newest: the unknown version is the error, this a warning
+        where = "for the versionless include in" if versionless else "in"
         out.issues.append(
             Issue(
-                "error",
+                "warning" if versionless else "error",
                 "invalid",
                 "vs-invalid",
-                f"The code system '{system}' version '{vs_version}' in the ValueSet include is "
-                f"different to the one in the value ('{mismatch}')",
+                f"The code system '{system}' version '{vs_version}' {where} the ValueSet include "
+                f"is different to the one in the value ('{mismatch}')",
                 _element(coding, kind, "version"),
             )
         )
+        if unknown:
+            known = resources.known_versions("CodeSystem", system)
+            out.unknown_versions.append(f"{system}|{mismatch}")
+            text = unknown_system_text(system, mismatch, known, "the code cannot be validated")
+            path = _element(coding, kind, "system")
+            out.issues.append(Issue("error", "not-found", "not-found", text, path))
         return out
     if source is None:
-        out.unknown_systems.append(f"{system}|{version}" if version else system)
         known = resources.known_versions("CodeSystem", system)
-        if version and known:
-            text = (
-                f"A definition for CodeSystem '{system}' version '{version}' could not be "
-                f"found, so the code cannot be validated. Valid versions: {', '.join(known)}"
-            )
+        if version and known:  # the system is known, this version is not
+            out.unknown_versions.append(f"{system}|{version}")
         else:
-            text = f"A definition for CodeSystem {system} could not be found, so the code cannot be validated"
+            out.unknown_systems.append(system)
+        text = unknown_system_text(system, version, known, "the code cannot be validated")
         out.issues.append(
             Issue("error", "not-found", "not-found", text, _element(coding, kind, "system"))
         )
-        if vs_label is not None:
-            out.issues.append(_not_in_vs(system, coding, kind, vs_label))
+        if vs_label is not None and not _includes(request.valueset, system):
+            out.issues.append(_not_in_vs(system, coding, kind, vs_label))  # certain: not used
         return out
     out.version = source.version
     entry = source.get(coding.code)
@@ -277,6 +288,15 @@ def _check(
         return out
     out.ok = True
     return out
+
+
+def _includes(valueset: dict[str, Any] | None, system: str) -> bool:
+    """Whether the value set's compose includes codes of ``system`` (when that system is
+    unknown, membership cannot be decided)."""
+    return any(
+        isinstance(include, dict) and include.get("system") == system
+        for include in ((valueset or {}).get("compose") or {}).get("include") or ()
+    )
 
 
 def _include_version(valueset: dict[str, Any] | None, system: str) -> str | None:
@@ -383,7 +403,17 @@ def _validate(
     issues = [i for o in outcomes for i in o.issues]
     if request.kind == "CodeableConcept" and good:
         issues = [i for i in issues if i.detail != "not-in-vs" and i.severity != "error"]
-    if request.kind == "CodeableConcept" and not good and request.valueset is not None:
+    # a coding found in the value set but in another version than the value set's: reported
+    # as that coding's result, not as "no valid coding"
+    version_only = request.kind == "CodeableConcept" and any(
+        i.detail == "vs-invalid" for o in outcomes for i in o.issues
+    )
+    if (
+        request.kind == "CodeableConcept"
+        and not good
+        and not version_only
+        and request.valueset is not None
+    ):
         vs = request.valueset
         label = f"{vs.get('url')}|{vs.get('version')}" if vs.get("version") else str(vs.get("url"))
         issues = [
@@ -403,7 +433,7 @@ def _validate(
             ),
         )
     params: list[dict[str, Any]] = []
-    if request.kind != "CodeableConcept" or good:
+    if request.kind != "CodeableConcept" or good or version_only:
         if chosen.code is not None:
             params.append({"name": "code", "valueCode": chosen.code})
         if chosen.system is not None:
@@ -419,6 +449,8 @@ def _validate(
     unknown = [u for o in outcomes for u in o.unknown_systems]
     for system in unknown:
         params.append({"name": "x-unknown-system", "valueCanonical": system})
+    for canonical in (u for o in outcomes for u in o.unknown_versions):
+        params.append({"name": "x-caused-by-unknown-system", "valueCanonical": canonical})
     errors = [i.text for i in issues if i.severity == "error"]
     messages = errors or [i.text for i in issues]
     if messages:
