@@ -106,12 +106,13 @@ def _referenced(tx: Any, resources: list[StoredResource]) -> list[StoredResource
     """Resources outside the compartment that the page references (read once each)."""
     members = {(s.type, s.id) for s in resources}
     wanted: dict[tuple[str, str], None] = {}
-    for stored in resources:
-        assert stored.data is not None
-        for match in _OUTSIDE_REF.finditer(stored.data):
-            key = (match.group(1).decode(), match.group(2).decode())
-            if key not in members:
-                wanted[key] = None
+    # one scan over the page's bytes (a newline never occurs inside compact JSON, so no
+    # match spans two resources): half the cost of a scan per resource
+    data = b"\n".join(s.data for s in resources if s.data is not None)
+    for match in _OUTSIDE_REF.finditer(data):
+        key = (match.group(1).decode(), match.group(2).decode())
+        if key not in members:
+            wanted[key] = None
     found: list[StoredResource] = []
     for rtype, rid in wanted:
         try:
