@@ -27,11 +27,10 @@ from cmio.api.app import create_app
 from cmio.api.env import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from search import _pick, queries  # noqa: E402
-
-from cmio.indexing import SearchIndexer  # noqa: E402
-from cmio.model import load_model  # noqa: E402
-from cmio.store.sqlite import SqliteRepository  # noqa: E402
+from cmio.indexing import SearchIndexer
+from cmio.model import load_model
+from cmio.store.sqlite import SqliteRepository
+from search import _pick, queries
 
 
 def paths(db: Path) -> list[str]:
