@@ -13,6 +13,15 @@ import pytest
 from cmio.testing import pg
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``-n 2``) pytest-benchmark warns that it turns itself off, an
+    error with warnings as errors: no test uses its fixture, so it is off before it warns."""
+    distributed = config.getoption("dist", "no") != "no" or os.environ.get("PYTEST_XDIST_WORKER")
+    if distributed and config.pluginmanager.hasplugin("benchmark"):
+        config.option.benchmark_disable = True
+
+
 @pytest.fixture(scope="session", autouse=True)
 def private_working_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Run the session in an empty directory of its own.
