@@ -291,3 +291,73 @@ def test_terminology_answers_are_not_audited_failures_are(env: Env) -> None:
     finally:
         env.auditor = None
         auditor.close()
+
+
+def closure(router: FhirRouter, name: str, *parts: dict[str, Any]) -> tuple[int, Any]:
+    """POST [base]/$closure with ``name`` and ``parts`` (concept / version parameters)."""
+    body = {"resourceType": "Parameters", "parameter": [{"name": "name", "valueString": name}]}
+    body["parameter"] += list(parts)
+    return call(router, "$closure", body=body)
+
+
+def concept(code: str, system: str = CS) -> dict[str, Any]:
+    return {"name": "concept", "valueCoding": {"system": system, "code": code}}
+
+
+def relations(answer: dict[str, Any]) -> set[tuple[str, str, str]]:
+    return {
+        (element["code"], target["code"], target["equivalence"])
+        for group in answer["group"]
+        for element in group["element"]
+        for target in element["target"]
+    }
+
+
+def test_closure_table_initialise_add_resync(router: FhirRouter) -> None:
+    """$closure (https://hl7.org/fhir/R4/conceptmap-operation-closure.html): only the new
+    subsumption relations each time, with the table's version; re-sync by version."""
+    status, empty = closure(router, "problems")
+    assert (status, empty["resourceType"], empty["version"], empty["group"]) == (
+        200,
+        "ConceptMap",
+        "0",
+        [],
+    )
+    status, first = closure(router, "problems", concept("red"))  # nothing to relate yet
+    assert (status, relations(first), first["version"]) == (200, set(), "0")
+    _, second = closure(router, "problems", concept("warm"), concept("blue"), concept("red"))
+    assert relations(second) == {("warm", "red", "specializes")}  # red is-a warm
+    assert second["version"] == "1"
+    assert second["group"][0]["source"] == second["group"][0]["target"] == CS
+    _, third = closure(router, "problems", concept("orange"), concept("red"))
+    assert relations(third) == {("orange", "warm", "subsumes")}  # orange is-a warm
+    assert third["version"] == "2"
+    version = {"name": "version", "valueString": "0"}
+    _, everything = closure(router, "problems", version)
+    assert relations(everything) == relations(second) | relations(third)
+    assert everything["version"] == "2"
+    _, later = closure(router, "problems", {"name": "version", "valueString": "1"})
+    assert relations(later) == relations(third)
+    _, again = closure(router, "problems")  # initialising again starts afresh
+    assert again["version"] == "0"
+    _, fresh = closure(router, "problems", concept("orange"), concept("warm"))
+    assert relations(fresh) == {("warm", "orange", "specializes")}
+
+
+def test_closure_errors_change_nothing(router: FhirRouter) -> None:
+    closure(router, "errors")
+    closure(router, "errors", concept("warm"))
+    status, body = closure(router, "errors", concept("red"), concept("nope"))
+    assert status == 404 and body["issue"][0]["expression"] == ["concept[1].code"]
+    status, body = closure(router, "errors", concept("red", "http://example.org/none"))
+    assert status == 404 and body["issue"][0]["expression"] == ["concept[0].system"]
+    _, answer = closure(router, "errors", concept("red"))  # the failed calls added nothing
+    assert relations(answer) == {("red", "warm", "subsumes")} and answer["version"] == "1"
+    status, body = closure(router, "never-initialised", concept("red"))
+    assert status == 404 and body["issue"][0]["expression"] == ["name"]
+    both = closure(router, "errors", concept("red"), {"name": "version", "valueString": "0"})
+    assert both[0] == 400
+    assert closure(router, "errors", {"name": "version", "valueString": "x"})[0] == 400
+    status, body = call(router, "$closure", body={"resourceType": "Parameters"})
+    assert status == 400 and body["issue"][0]["expression"] == ["name"]
+    assert call(router, "$closure", ("name", "errors"))[0] == 405  # it changes state: POST

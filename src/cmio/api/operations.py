@@ -156,7 +156,7 @@ def _measure_operations() -> list[Operation]:
 
 
 def _terminology_operations() -> list[Operation]:
-    """$expand, $validate-code, $lookup, $subsumes, $translate
+    """$expand, $validate-code, $lookup, $subsumes, $translate, $closure
     (https://hl7.org/fhir/R4/terminology-service.html)."""
 
     def lazy(name: str) -> OperationHandler:
@@ -177,7 +177,22 @@ def _terminology_operations() -> list[Operation]:
         Operation("lookup", lazy("lookup_op"), cs, audited=False),
         Operation("subsumes", lazy("subsumes_op"), cs, audited=False),
         Operation("translate", lazy("translate_op"), frozenset({"ConceptMap"}), audited=False),
+        Operation(  # changes server state: audited
+            "closure",
+            _closure,
+            system=True,
+            type_level=False,
+            instance=False,
+            methods=frozenset({"POST"}),
+        ),
     ]
+
+
+def _closure(env: Env, request: FhirRequest, rtype: str | None, rid: str | None) -> FhirResponse:
+    """$closure: closure tables kept for clients (ConceptMap, system level)."""
+    from cmio.api.ops.terminology_closure import closure
+
+    return closure(env, request, rtype, rid)
 
 
 def _governance_operations() -> list[Operation]:
