@@ -154,3 +154,17 @@ def test_a_coding_version_that_does_not_exist() -> None:
     params, issues = _answer(_valueset(None), "9.9.9")
     assert [i[:2] for i in issues] == [("error", "not-found"), ("warning", "vs-invalid")]
     assert "version '2.0.0' for the versionless include in the ValueSet include" in issues[1][2]
+
+
+def test_not_in_the_value_set_names_the_display_given() -> None:
+    source = codesystem("1.0.0")
+    service = TerminologyService(TerminologyResources(core=lambda: [source]))
+    arms = {"include": [{"system": CS, "concept": [{"code": "arm"}]}]}
+    other = {**_valueset("1.0.0"), "compose": arms}
+    answer = validate_code(service, ValidateRequest([CodingInput(CS, "head", None, "Head")], other))
+    issue = next(p for p in answer["parameter"] if p["name"] == "issues")["resource"]["issue"][0][
+        "details"
+    ]["text"]
+    assert issue.startswith(
+        f"The provided code '{CS}#head ('Head')' was not found in the value set"
+    )
