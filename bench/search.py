@@ -232,9 +232,17 @@ def everything(repo: SqliteRepository, repeat: int) -> None:
     )
 
 
-def http(db: Path, model_queries: list[Query], connections: int, duration: int) -> None:
+def http(
+    db: Path,
+    model_queries: list[Query],
+    connections: int,
+    duration: int,
+    audit: bool = True,
+    workers: int = 2,
+) -> None:
     """Search requests/s over HTTP: ``cmio serve --workers 2`` driven by wrk, cycling
-    through the typical queries (``_include`` as a query parameter)."""
+    through the typical queries (``_include`` as a query parameter); ``audit`` False
+    serves with ``CMIO_AUDIT=off`` (no audit event written per request)."""
     import os
     import shutil
     import tempfile
@@ -264,14 +272,16 @@ def http(db: Path, model_queries: list[Query], connections: int, duration: int) 
     script.write_text(lua)
     port = free_port()
     cmd = [sys.executable, "-m", "cmio.cli.main", "serve", "--no-auth", "--port", str(port)]
-    cmd += ["--database", f"sqlite:///{db}", "--workers", "2"]
-    with running(
-        cmd, f"http://127.0.0.1:{port}/health", {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}
-    ):
+    cmd += ["--database", f"sqlite:///{db}", "--workers", str(workers)]
+    env = {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    if not audit:
+        env["CMIO_AUDIT"] = "off"
+    with running(cmd, f"http://127.0.0.1:{port}/health", env):
         rps, p50, p95, errors = wrk(f"http://127.0.0.1:{port}", script, connections, duration)
     shutil.rmtree(tmp, ignore_errors=True)
     print(
-        f"HTTP search, {connections} connections, {duration} s: {rps:,.0f} requests/s,"
+        f"HTTP search (audit {'on' if audit else 'off'}, {workers} workers),"
+        f" {connections} connections, {duration} s: {rps:,.0f} requests/s,"
         f" p50 {p50:.2f} ms, p95 {p95:.2f} ms, errors {errors}"
     )
 
@@ -284,6 +294,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=50)
     parser.add_argument("--http", type=int, default=0, help="wrk connections (0: no HTTP run)")
     parser.add_argument("--duration", type=int, default=10, help="seconds of the HTTP run")
+    parser.add_argument("--workers", type=int, default=2, help="server processes (HTTP run)")
+    parser.add_argument(
+        "--no-audit", action="store_true", help="HTTP run with CMIO_AUDIT=off (no audit events)"
+    )
     parser.add_argument("--everything", action="store_true", help="time Patient/$everything")
     parser.add_argument(
         "--types", action="store_true", help="also the further parameter types (more_queries)"
@@ -332,7 +346,7 @@ def main() -> None:
         everything(repo, args.repeat)
     repo.close()
     if args.http:
-        http(db, picked, args.http, args.duration)
+        http(db, queries(values), args.http, args.duration, not args.no_audit, args.workers)
 
 
 if __name__ == "__main__":
