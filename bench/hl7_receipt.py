@@ -7,7 +7,8 @@ commit, ACK) in a child process and drives it with 4 MLLP senders from this proc
 keeping ``--window`` ORU^R01 (10 OBX) in flight (``bench.hl7``'s senders). The child reports
 what the throughput figures of ``bench.hl7`` hide on a loaded machine: how many messages
 share one journal commit (one fsync) and the server's CPU time per message (user + system,
-all threads). With ``--old-src`` each round runs that tree's ``cmio`` (e.g. a ``git
+all threads, and split by thread: the event loop and the journal writer), and the CPU
+time the senders themselves take (this process: they share the machine's cores). With ``--old-src`` each round runs that tree's ``cmio`` (e.g. a ``git
 worktree`` of an earlier commit) right before this one, for side-by-side figures.
 """
 
@@ -22,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from bench.hl7 import drive, oru
@@ -45,12 +47,33 @@ def serve(journal: str, seconds: float) -> None:
         asyncio.get_running_loop().call_later(seconds, stop.set)
         await engine.run(stop, ports={"bench": 0}, ready=lambda p: print(p["bench"], flush=True))
 
+    threads_before = thread_cpu()
     asyncio.run(main())
     after = resource.getrusage(resource.RUSAGE_SELF)
+    threads = {k: v - threads_before.get(k, 0.0) for k, v in thread_cpu().items()}
     rows = engine.journal.rows()
     engine.close()
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    print(json.dumps({"messages": len(rows), "commits": engine.journal.commits, "cpu": cpu}))
+    print(json.dumps({"messages": len(rows), "commits": engine.journal.commits, "cpu": cpu,
+                      "loop": threads.get("loop", 0.0),
+                      "journal": threads.get("cmio-hl7-journal", 0.0)}))  # fmt: skip
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds (user + system) of each thread of this process by name (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    out: dict[str, float] = {}
+    main = os.getpid()
+    for task in Path(f"/proc/{main}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        name = "loop" if int(task.name) == main else names.get(int(task.name), "other")
+        fields = stat[stat.rindex(")") + 2 :].split()
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
 
 
 def run_once(journal: str, seconds: float, window: int, src: str | None) -> dict[str, float]:
@@ -63,13 +86,20 @@ def run_once(journal: str, seconds: float, window: int, src: str | None) -> dict
     )  # fmt: skip
     assert proc.stdout is not None
     port = int(proc.stdout.readline())
+    before = resource.getrusage(resource.RUSAGE_SELF)
     sent = drive(port, oru, Path(journal).stem, 4, seconds - 1.5, window)
+    after = resource.getrusage(resource.RUSAGE_SELF)
     figures = json.loads(proc.stdout.readline())
     proc.wait(60)
+    messages = max(1, figures["messages"])
+    senders = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {
         "rate": sent["rate"],
         "per_commit": figures["messages"] / max(1, figures["commits"]),
-        "cpu_us": figures["cpu"] * 1e6 / max(1, figures["messages"]),
+        "cpu_us": figures["cpu"] * 1e6 / messages,
+        "loop_us": figures.get("loop", 0.0) * 1e6 / messages,
+        "journal_us": figures.get("journal", 0.0) * 1e6 / messages,
+        "sender_us": senders * 1e6 / messages,
     }
 
 
@@ -92,13 +122,17 @@ def main() -> None:
         for name, src in trees:
             got = run_once(os.path.join(tmp, f"{name}{r}.db"), args.seconds, args.window, src)
             results.setdefault(name, []).append(got)
-            print(f"round {r} {name:4}: {got['rate']:7,.0f} msg/s, {got['per_commit']:5.1f}"
-                  f" messages per commit, {got['cpu_us']:5.0f} µs CPU per message"
-                  f" (load {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
+            print(f"round {r} {name:4}: {line(got)} (load {os.getloadavg()[0]:.1f})", flush=True)
     for name, runs in results.items():
         med = {k: statistics.median(x[k] for x in runs) for k in runs[0]}
-        print(f"median {name:4}: {med['rate']:7,.0f} msg/s, {med['per_commit']:5.1f} messages"
-              f" per commit, {med['cpu_us']:5.0f} µs CPU per message")  # fmt: skip
+        print(f"median {name:4}: {line(med)}")
+
+
+def line(got: dict[str, float]) -> str:
+    """One result as text."""
+    return (f"{got['rate']:7,.0f} msg/s, {got['per_commit']:5.1f} messages per commit,"
+            f" {got['cpu_us']:4.0f} µs server CPU per message (event loop {got['loop_us']:.0f},"
+            f" journal {got['journal_us']:.0f}); senders {got['sender_us']:.0f} µs")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -67,6 +67,9 @@ _CHARSETS = MappingProxyType(
 )
 _BAD_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _NEWLINE = re.compile(r"\r\n|\r|\n")
+_CONTROL_BYTES = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])  # _BAD_CONTROL
+_STANDARD = Delimiters()  # | ^ ~ \ &: what nearly every message declares
+_STANDARD_MSH = "MSH|^~\\&|"  # the start of such a message: MSH-1, MSH-2, a separator
 
 
 def charset_codec(value: str) -> str | None:
@@ -186,8 +189,12 @@ def parse(data: bytes | str, *, strict: bool = False) -> Message:
         ParseError: not an HL7 v2 message, naming the segment, field and position. See
             https://v2plus.hl7.org/2021Jan/index.html (Control, message construction rules).
     """
+    clean = False  # known to hold no control character (checked on the bytes)
     if isinstance(data, bytes | bytearray | memoryview):
-        text, charset = _decode(bytes(data))
+        data = bytes(data)
+        text, charset = _decode(data)
+        # ASCII: a character per byte; deleting the control bytes is cheaper than isprintable
+        clean = not charset and len(data.translate(None, _CONTROL_BYTES)) == len(data)
     else:
         text, charset = data, ""
         if text[:1] == "\ufeff":
@@ -200,14 +207,18 @@ def parse(data: bytes | str, *, strict: bool = False) -> Message:
         text = text[:-1]
     body = text.replace("\r\n", "\r").replace("\n", "\r") if "\n" in text else text
     raw = [s for s in body.split("\r") if s and not s.isspace()]
-    for seg in raw:
-        if not seg.isprintable() and _BAD_CONTROL.search(seg):
-            bad = _BAD_CONTROL.search(text)
-            assert bad is not None
-            _fail_at(text, bad.start(), f"control character {ord(bad.group()):#04x} in the message")
+    if not clean and not body.replace("\r", "").isprintable():  # else no control characters
+        for seg in raw:
+            if not seg.isprintable() and _BAD_CONTROL.search(seg):
+                bad = _BAD_CONTROL.search(text)
+                assert bad is not None
+                _fail_at(
+                    text, bad.start(), f"control character {ord(bad.group()):#04x} in the message"
+                )
     if not raw:
         raise ParseError("empty message: no segments", position=0)
-    delims = _delimiters(raw[0])
+    first = raw[0]
+    delims = _STANDARD if first[:9] == _STANDARD_MSH else _delimiters(first)
     if not charset:
         declared = raw[0].split(delims.field, 18)
         name = declared[17].split(delims.repetition)[0] if len(declared) > 17 else ""
@@ -218,7 +229,30 @@ def parse(data: bytes | str, *, strict: bool = False) -> Message:
             )
         charset = found
     fs = delims.field
-    names: list[str] = []
+    names = [seg[:3] for seg in raw]
+    if names.count("MSH") != 1 or not all(_valid_head(h, fs) for h in {s[:4] for s in raw}):
+        _check_segment_ids(text, raw, fs)  # raises, naming the first bad segment
+    message = Message(raw, names, delims, charset)
+    if strict:
+        _check_escapes(text, message)
+    return message
+
+
+def _valid_head(head: str, fs: str) -> bool:
+    """Whether a segment's first four characters are a valid id and the field separator."""
+    name = head[:3]
+    return (
+        len(name) == 3
+        and head[3:4] in (fs, "")
+        and name.isascii()
+        and name.isalnum()
+        and name[0].isalpha()
+        and name.isupper()
+    )
+
+
+def _check_segment_ids(text: str, raw: list[str], fs: str) -> None:
+    """Raise for the first segment with an invalid id, or for a second MSH."""
     for i, seg in enumerate(raw):
         name = seg[:3]
         if (
@@ -231,11 +265,6 @@ def parse(data: bytes | str, *, strict: bool = False) -> Message:
             _fail_segment(
                 text, i, "a second MSH segment: one message per parse (see split_messages)"
             )
-        names.append(name)
-    message = Message(raw, names, delims, charset)
-    if strict:
-        _check_escapes(text, message)
-    return message
 
 
 def _fail_at(text: str, position: int, reason: str) -> None:

@@ -22,6 +22,20 @@ def test_read_header_with_custom_delimiters() -> None:
     assert h.sender == "APP|FAC"
     assert read_header(b"PID|1") is None
     assert read_header(b"MSHA|") is None
+    assert read_header(b"MSH\rPID|1|\r") is None  # no separator on the MSH line (was IndexError)
+
+
+def test_read_header_fields_past_msh_16_and_repeated_components() -> None:
+    raw = (b"MSH|^~\\&|A|F|R|RF|20240101||ORU^R01^ORU_R01^X|C9|P^T|2.5.1^US|||al^x|SU^y|US|"
+           b"UNICODE UTF-8|EN\rPID|1\r")  # fmt: skip
+    h = read_header(raw)
+    assert h is not None
+    assert (h.message_type, h.control_id, h.processing_id, h.version) == (
+        "ORU^R01", "C9", "P", "2.5.1")  # fmt: skip
+    assert (h.accept_ack, h.application_ack, h.enhanced) == ("AL", "SU", True)
+    short = read_header(b"MSH|^~\\&|A|F\r")
+    assert short is not None and (short.control_id, short.message_type, short.enhanced) == (
+        "", "", False)  # fmt: skip
 
 
 def test_aa_swaps_sender_and_receiver() -> None:

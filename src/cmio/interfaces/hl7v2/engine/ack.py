@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "ERR_DATA_TYPE",
@@ -58,8 +59,7 @@ ERR_DUPLICATE_KEY = ("205", "Duplicate key identifier")
 ERR_INTERNAL = ("207", "Application internal error")
 
 
-@dataclass(frozen=True, slots=True)
-class Header:
+class Header(NamedTuple):
     """The MSH fields the engine needs before (or without) a full parse.
 
     Attributes:
@@ -113,31 +113,34 @@ def read_header(raw: bytes) -> Header | None:
         if 0 <= pos < end:
             end = pos
     text = raw[:end].decode("utf-8", "replace")
+    if len(text) < 4:  # "MSH" alone on its line: no field separator
+        return None
     sep = text[3]
     if sep.isalnum() or sep in " \t":
         return None
-    fields = text.split(sep)
-    encoding = fields[1] if len(fields) > 1 else ""
+    fields = text.split(sep, 16)  # MSH-n is fields[n - 1]: MSH-1 is the separator itself
+    if len(fields) < 16:
+        fields += [""] * (16 - len(fields))
+    encoding = fields[1]
     comp = encoding[0] if encoding else "^"
-
-    def get(n: int) -> str:  # MSH-n: fields[n - 1] because MSH-1 is the separator itself
-        return fields[n - 1] if len(fields) >= n else ""
-
-    type_parts = get(9).split(comp)
-    message_type = comp.join(type_parts[:2]) if len(type_parts) > 1 else type_parts[0]
+    type_parts = fields[8].split(comp, 2)
+    message_type = "^".join(type_parts[:2]) if len(type_parts) > 1 else type_parts[0]
+    accept, application = fields[14], fields[15]
+    if comp in application:
+        application = application.split(comp, 1)[0]
     return Header(
-        field_sep=sep,
-        encoding=encoding,
-        sending_application=get(3),
-        sending_facility=get(4),
-        receiving_application=get(5),
-        receiving_facility=get(6),
-        message_type=message_type.replace(comp, "^"),
-        control_id=get(10),
-        processing_id=get(11).split(comp)[0],
-        version=get(12).split(comp)[0],
-        accept_ack=get(15).split(comp)[0].strip().upper(),
-        application_ack=get(16).split(comp)[0].strip().upper(),
+        sep,
+        encoding,
+        fields[2],
+        fields[3],
+        fields[4],
+        fields[5],
+        message_type,
+        fields[9],
+        fields[10].split(comp, 1)[0],
+        fields[11].split(comp, 1)[0],
+        accept.split(comp, 1)[0].strip().upper() if accept else "",
+        application.strip().upper() if application else "",
     )
 
 

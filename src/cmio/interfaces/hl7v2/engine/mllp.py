@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from cmio.interfaces.hl7v2.parser import split_messages as plain_split
 
@@ -46,8 +46,7 @@ def frame(message: bytes) -> bytes:
     return START_BLOCK + message + END_BLOCK
 
 
-@dataclass(frozen=True, slots=True)
-class FrameEvent:
+class FrameEvent(NamedTuple):
     """One thing the decoder found in the stream.
 
     Attributes:
@@ -88,64 +87,68 @@ class FrameDecoder:
         """Bytes held for the current partial frame."""
         return len(self._buffer)
 
-    def feed(self, data: bytes) -> Iterator[FrameEvent]:
-        """Add bytes; yield every complete event they finish."""
+    def feed(self, data: bytes) -> list[FrameEvent]:
+        """Add bytes; return every complete event they finish, in stream order.
+
+        The buffer is scanned from an offset and cut once per call (not once per frame).
+        """
         buf = self._buffer
         buf += data
-        while buf:
+        events: list[FrameEvent] = []
+        pos = 0
+        size = len(buf)
+        while pos < size:
             if not self._in_frame:
-                start = buf.find(START_BLOCK)
+                start = buf.find(START_BLOCK, pos)
                 if start < 0:
-                    if bytes(buf).strip(b"\r\n\t "):  # whitespace between frames is tolerated
-                        yield FrameEvent("garbage", bytes(buf[:64]), len(buf))
-                    buf.clear()
-                    return
-                if start > 0:
-                    junk = bytes(buf[:start])
-                    del buf[:start]
+                    rest = bytes(buf[pos:])
+                    if rest.strip(b"\r\n\t "):  # whitespace between frames is tolerated
+                        events.append(FrameEvent("garbage", rest[:64], len(rest)))
+                    pos = size
+                    break
+                if start > pos:
+                    junk = bytes(buf[pos:start])
                     if junk.strip(b"\r\n\t "):  # whitespace between frames is tolerated
-                        yield FrameEvent("garbage", junk[:64], len(junk))
-                del buf[:1]
+                        events.append(FrameEvent("garbage", junk[:64], len(junk)))
+                pos = start + 1
                 self._in_frame = True
                 self._skipping = 0
                 continue
             if self._skipping:
-                end = buf.find(END_BLOCK)
+                end = buf.find(END_BLOCK, pos)
                 if end < 0:
                     keep = 1 if buf[-1] == _FS else 0  # an end block may straddle reads
-                    self._skipping += len(buf) - keep
-                    del buf[: len(buf) - keep]
-                    return
-                size = self._skipping + end
-                del buf[: end + 2]
+                    self._skipping += size - pos - keep
+                    pos = size - keep
+                    break
+                events.append(FrameEvent("oversize", self._head, self._skipping + end - pos))
+                pos = end + 2
                 self._in_frame = False
                 self._skipping = 0
-                yield FrameEvent("oversize", self._head, size)
                 continue
-            end = buf.find(END_BLOCK)
-            restart = buf.find(START_BLOCK)
-            if restart >= 0 and (end < 0 or restart < end):
-                cut = bytes(buf[:restart])
-                del buf[:restart]
+            end = buf.find(END_BLOCK, pos)
+            restart = buf.find(START_BLOCK, pos, size if end < 0 else end)
+            if restart >= 0:
+                cut = bytes(buf[pos:restart])
+                pos = restart
                 self._in_frame = False
-                yield FrameEvent("truncated", cut, len(cut))
+                events.append(FrameEvent("truncated", cut, len(cut)))
                 continue
             if end < 0:
-                if len(buf) > self.max_frame_bytes:
-                    self._head = bytes(buf[:4096])
-                    self._skipping = len(buf) - (1 if buf[-1] == _FS else 0)
-                    del buf[: self._skipping]
-                return
-            if end > self.max_frame_bytes:
-                head = bytes(buf[:4096])
-                del buf[: end + 2]
-                self._in_frame = False
-                yield FrameEvent("oversize", head, end)
-                continue
-            message = bytes(buf[:end])
-            del buf[: end + 2]
+                if size - pos > self.max_frame_bytes:
+                    self._head = bytes(buf[pos : pos + 4096])
+                    self._skipping = size - pos - (1 if buf[-1] == _FS else 0)
+                    pos += self._skipping
+                break
+            if end - pos > self.max_frame_bytes:
+                events.append(FrameEvent("oversize", bytes(buf[pos : pos + 4096]), end - pos))
+            else:
+                message = bytes(buf[pos:end])
+                events.append(FrameEvent("frame", message, len(message)))
+            pos = end + 2
             self._in_frame = False
-            yield FrameEvent("frame", message, len(message))
+        del buf[:pos]
+        return events
 
 
 def split_messages(data: bytes) -> list[bytes]:
