@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from typer.testing import CliRunner
 from cmio.cli.main import app
 from cmio.store.base import SearchQuery
 from cmio.store.sqlite import SqliteRepository
+from cmio.testing.server import free_port
 
 
 def _cmio(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -57,9 +57,7 @@ def test_demo_builds_once_and_serves(tmp_path: Path) -> None:
     with sqlite3.connect(data / "cmio.db") as conn:
         records = conn.execute("SELECT count(*) FROM audit_log").fetchone()[0]
     assert records >= 1
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     log = tmp_path / "serve.log"
     with log.open("wb") as stderr:  # the second run reuses the data, then serves
         proc = subprocess.Popen(
