@@ -168,3 +168,38 @@ def test_not_in_the_value_set_names_the_display_given() -> None:
     assert issue.startswith(
         f"The provided code '{CS}#head ('Head')' was not found in the value set"
     )
+
+
+def test_expand_property_and_include_definition() -> None:
+    """``property`` (R5 $expand) returns the requested concept properties as R4 cross-version
+    extensions, declared once on the expansion; ``includeDefinition`` keeps the value set's
+    definition (its compose), as R4 defines it."""
+    from cmio.terminology.render import CONTAINS_PROPERTY, EXPANSION_PROPERTY
+    from cmio.terminology.service import ExpandRequest
+
+    source = codesystem("1.0.0")
+    source["property"][0]["uri"] = "http://example.org/props#kind"
+    source["concept"][1]["definition"] = "The top end"  # head
+    service = TerminologyService(TerminologyResources(core=lambda: [source]))
+    vs = _valueset("1.0.0")
+    out = service.expand(ExpandRequest(valueset=vs, properties=["kind", "definition"]))
+    assert "compose" not in out
+    declared = [
+        {p["url"]: next(v for k, v in p.items() if k.startswith("value")) for p in e["extension"]}
+        for e in out["expansion"]["extension"]
+        if e["url"] == EXPANSION_PROPERTY
+    ]
+    assert declared == [
+        {"code": "kind", "uri": "http://example.org/props#kind"},
+        {"code": "definition", "uri": "http://hl7.org/fhir/concept-properties#definition"},
+    ]
+    rows = {c["code"]: c for c in out["expansion"]["contains"]}
+    head = [
+        [next(v for k, v in p.items() if k.startswith("value")) for p in e["extension"]]
+        for e in rows["head"]["extension"]
+        if e["url"] == CONTAINS_PROPERTY
+    ]
+    assert head == [["kind", "axial"], ["definition", "The top end"]]
+    assert "extension" not in rows["tail"]  # no property asked for that it has
+    defined = service.expand(ExpandRequest(valueset=vs, include_definition=True))
+    assert defined["compose"] == vs["compose"]

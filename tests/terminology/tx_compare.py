@@ -44,11 +44,44 @@ _PATTERNS = {
 }
 
 
+_R5_PROPERTY = (
+    "http://hl7.org/fhir/5.0/StructureDefinition/extension-ValueSet.expansion.property",
+    "http://hl7.org/fhir/5.0/StructureDefinition/extension-ValueSet.expansion.contains.property",
+)
+"""R4 cross-version extensions for R5's ``expansion.property`` and ``contains.property``: the
+answer is turned into R5 before the comparison, as the suite's runner does for R4 servers."""
+
+
+def _r5(value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` with its R5 cross-version property extensions as R5 ``property`` elements."""
+    extensions = value.get("extension")
+    if not isinstance(extensions, list) or not any(
+        isinstance(e, dict) and e.get("url") in _R5_PROPERTY for e in extensions
+    ):
+        return value
+    properties = []
+    for extension in extensions:
+        if isinstance(extension, dict) and extension.get("url") in _R5_PROPERTY:
+            item: dict[str, Any] = {}
+            for part in extension.get("extension") or ():
+                item.update({k: v for k, v in part.items() if k.startswith("value")})
+                if part.get("url") in ("code", "uri"):
+                    item[part["url"]] = item.pop(next(k for k in part if k.startswith("value")))
+            properties.append(item)
+    rest = [e for e in extensions if not (isinstance(e, dict) and e.get("url") in _R5_PROPERTY)]
+    out = {k: v for k, v in value.items() if k != "extension"}
+    if rest:
+        out["extension"] = rest
+    out["property"] = properties
+    return out
+
+
 def normalise(value: Any, in_compose: bool = False) -> Any:
-    """Drop ``meta``, ``text`` and unlisted extensions (not inside ``compose``)."""
+    """Drop ``meta``, ``text`` and unlisted extensions (not inside ``compose``); R5 cross-version
+    property extensions become R5 ``property`` elements."""
     if isinstance(value, dict):
         out: dict[str, Any] = {}
-        for key, item in value.items():
+        for key, item in _r5(value).items():
             if key in ("meta", "text") and "resourceType" in value:
                 continue
             if key in ("extension", "modifierExtension") and not in_compose:

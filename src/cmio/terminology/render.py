@@ -12,9 +12,17 @@ from typing import TYPE_CHECKING, Any
 from cmio.terminology.expansion import Member
 
 if TYPE_CHECKING:
+    from cmio.terminology.codesystem import Entry
     from cmio.terminology.service import ExpandRequest
 
-__all__ = ["display_for", "render_member"]
+__all__ = [
+    "CONTAINS_PROPERTY",
+    "EXPANSION_PROPERTY",
+    "display_for",
+    "expansion_properties",
+    "properties_of",
+    "render_member",
+]
 
 
 def _wanted(designation: dict[str, Any], tokens: list[str]) -> bool:
@@ -60,6 +68,58 @@ _PREFERRED = {
 }
 
 
+EXPANSION_PROPERTY = (
+    "http://hl7.org/fhir/5.0/StructureDefinition/extension-ValueSet.expansion.property"
+)
+"""R5 ``ValueSet.expansion.property`` in R4 (https://hl7.org/fhir/versions.html#extensions)."""
+CONTAINS_PROPERTY = (
+    "http://hl7.org/fhir/5.0/StructureDefinition/extension-ValueSet.expansion.contains.property"
+)
+"""R5 ``ValueSet.expansion.contains.property`` in R4."""
+
+
+_STANDARD = "http://hl7.org/fhir/concept-properties#"
+"""The URIs of the standard concept properties (https://hl7.org/fhir/R5/codesystem-concept-properties.html)."""
+_STANDARD_CODES = frozenset(
+    {"definition", "status", "inactive", "notSelectable", "parent", "child", "deprecated"}
+)
+
+
+def expansion_properties(wanted: list[str], page: list[Member]) -> list[dict[str, Any]]:
+    """The ``expansion.property`` declarations (code and the code system's URI for it) of the
+    requested properties that the page's members carry
+    (https://hl7.org/fhir/R5/valueset-definitions.html#ValueSet.expansion.property)."""
+    found: dict[str, str | None] = {}
+    for member in page:
+        entry = member.entry()
+        if entry is None:
+            continue
+        for code, _, _ in properties_of(entry, wanted):
+            if code not in found:
+                found[code] = _property_uri(member, code) or (
+                    _STANDARD + code if code in _STANDARD_CODES else None
+                )
+    out = []
+    for code in wanted:
+        if code in found:
+            parts: list[dict[str, Any]] = [{"url": "code", "valueCode": code}]
+            uri = found[code]
+            if uri:
+                parts.append({"url": "uri", "valueUri": uri})
+            out.append({"url": EXPANSION_PROPERTY, "extension": parts})
+    return out
+
+
+def _property_uri(member: Member, code: str) -> str | None:
+    if member.source is None:
+        return None
+    for declared in member.source.resource.get("property") or ():
+        if isinstance(declared, dict) and declared.get("code") == code:
+            uri = declared.get("uri")
+            return uri if isinstance(uri, str) else None
+    return None
+
+
 def render_member(
     member: Member, request: ExpandRequest, language: str | None, versioned: bool
 ) -> dict[str, Any]:
@@ -91,11 +151,21 @@ def render_member(
             designations = [d for d in designations if _wanted(d, request.designations)]
         if designations:
             item["designation"] = designations
-    if request.include_definition and entry is not None and entry.definition:
-        item["extension"] = [
-            {
-                "url": "http://hl7.org/fhir/StructureDefinition/valueset-concept-definition",
-                "valueString": entry.definition,
-            }
-        ]
+    if request.properties and entry is not None:
+        extensions = []
+        for code, key, value in properties_of(entry, request.properties):
+            parts = [{"url": "code", "valueCode": code}, {"url": "value", key: value}]
+            extensions.append({"url": CONTAINS_PROPERTY, "extension": parts})
+        if extensions:
+            item["extension"] = extensions
     return item
+
+
+def properties_of(entry: Entry, wanted: list[str]) -> list[tuple[str, str, Any]]:
+    """The ``(code, valueX key, value)`` of ``entry``'s properties named in ``wanted``: the
+    code system's own, and the concept's ``definition`` (a standard concept property,
+    https://hl7.org/fhir/R5/codesystem-concept-properties.html)."""
+    found = [p for p in entry.properties if p[0] in wanted]
+    if "definition" in wanted and entry.definition and all(p[0] != "definition" for p in found):
+        found.append(("definition", "valueString", entry.definition))
+    return found

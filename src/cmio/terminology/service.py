@@ -21,7 +21,7 @@ from typing import Any
 from cmio.terminology.answers import AnswerCache
 from cmio.terminology.errors import TerminologyError
 from cmio.terminology.expansion import Expander, ExpandOptions, Expansion, Member, iter_page
-from cmio.terminology.render import render_member
+from cmio.terminology.render import expansion_properties, render_member
 from cmio.terminology.resources import TerminologyResources, split_canonical
 from cmio.terminology.status_warnings import status_warnings
 from cmio.terminology.stored import StoredCodeSystem
@@ -89,7 +89,7 @@ class ExpandRequest:
         offset: first member returned.
         count: members returned (None: all, within the service's limit).
         include_designations: add designations to each member.
-        include_definition: add each concept's definition (as an extension).
+        include_definition: keep the value set's definition (``compose``) in the answer.
         exclude_nested: flat expansion (the service always answers flat).
         options: parameters that change the members.
         echo: ``(name, value-key, value)`` parameters to repeat in ``expansion.parameter``.
@@ -97,6 +97,8 @@ class ExpandRequest:
             see :mod:`cmio.terminology.supplements`).
         designations: ``designation``: ``system|code`` tokens, a language
             (``urn:ietf:bcp:47|de``) or a use; only designations matching one are shown.
+        properties: ``property`` (R5 ``$expand``): the concept properties to return with
+            each member, as R4 cross-version extensions (:mod:`cmio.terminology.render`).
     """
 
     url: str | None = None
@@ -112,6 +114,7 @@ class ExpandRequest:
     echo: list[tuple[str, str, Any]] = field(default_factory=list)
     supplements: list[str] = field(default_factory=list)
     designations: list[str] = field(default_factory=list)
+    properties: list[str] = field(default_factory=list)
 
 
 class TerminologyService:
@@ -261,12 +264,17 @@ class TerminologyService:
             expansion["offset"] = request.offset
         if parameters:
             expansion["parameter"] = parameters
+        if request.properties:
+            declared = expansion_properties(request.properties, page)
+            if declared:
+                expansion["extension"] = declared
         if contains:
             expansion["contains"] = contains
-        # compose is left out: the expansion is the answer (and stays small)
-        out = {
-            k: v for k, v in valueset.items() if k not in ("expansion", "text", "meta", "compose")
-        }
+        # compose is left out unless asked for: the expansion is the answer (and stays small)
+        dropped = ("expansion", "text", "meta") + (
+            () if request.include_definition else ("compose",)
+        )
+        out = {k: v for k, v in valueset.items() if k not in dropped}
         out["expansion"] = expansion
         return out
 
@@ -300,6 +308,7 @@ def _stored_isa_page(
         return None
     full = bool(
         request.include_designations
+        or request.properties
         or options.display_language
         or isinstance(valueset.get("language"), str)
     )

@@ -107,6 +107,7 @@ def expand(env: Env, request: FhirRequest, rtype: str | None, rid: str | None) -
         echo=sorted(echo),
         supplements=[str(v) for v in inputs.all("useSupplement")],
         designations=designations,
+        properties=[str(v) for v in inputs.all("property")],
     )
     header = request.header("accept-language")
     if expand_request.options.display_language is None and header:
