@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -28,12 +29,16 @@ from tests.interfaces.hl7v2.engine.conftest import oru
 KILLS = int(os.environ.get("CMIO_TEST_KILLS", "20"))
 
 
+def listen_args(tmp_path: Path, port: int) -> list[str]:
+    """``cmio hl7 listen`` arguments for the test's channel and store."""
+    return ["hl7", "listen", "--channel", str(tmp_path / "ch.yaml"), "--port", str(port),
+            "--database", f"sqlite:///{tmp_path / 'store.db'}", "--validation", "off"]  # fmt: skip
+
+
 def start(tmp_path: Path, port: int) -> tuple[subprocess.Popen[str], threading.Thread]:
     """Start ``cmio hl7 listen``; wait until it listens; drain its stderr on a thread."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cmio", "hl7", "listen", "--channel", str(tmp_path / "ch.yaml"),
-         "--port", str(port), "--database", f"sqlite:///{tmp_path / 'store.db'}",
-         "--validation", "off"],
+        [sys.executable, "-m", "cmio", *listen_args(tmp_path, port)],
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=tmp_path,
     )  # fmt: skip
     assert proc.stderr is not None
@@ -51,6 +56,89 @@ def start(tmp_path: Path, port: int) -> tuple[subprocess.Popen[str], threading.T
     drainer = threading.Thread(target=drain, daemon=True)  # keep the pipe from filling up
     drainer.start()
     return proc, drainer
+
+
+# A single-threaded process that has imported the CLI and the engine's modules forks one
+# child per kill round; the child runs ``cmio hl7 listen`` (the click command of
+# ``cmio.cli.main.app``, as ``python -m cmio`` runs it) with its stderr in a log file. Each round then costs a fork
+# instead of an interpreter start and ~2 s of imports on a loaded machine.
+_ZYGOTE = """
+import json, os, sys, threading
+import typer.main
+from cmio.cli.main import app
+import cmio.api.app, cmio.api.audit, cmio.api.audit_facts, cmio.api.hl7, cmio.rules.batch
+import cmio.interfaces.hl7v2.engine.runtime, cmio.interfaces.hl7v2.mapping, cmio.store.sqlite
+import pydantic, rich._emoji_codes
+command = typer.main.get_command(app)  # what app(...) builds on each call
+print("ready", flush=True)
+for line in sys.stdin:
+    request = json.loads(line)
+    if request[0] == "wait":
+        print(os.waitpid(request[1], 0)[1], flush=True)
+        continue
+    assert threading.active_count() == 1  # fork only a single-threaded process
+    log, args = request[1], request[2:]
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            null = os.open(os.devnull, os.O_RDWR)
+            os.dup2(null, 0)
+            os.dup2(null, 1)
+            os.dup2(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 2)
+            command(args=args, prog_name="cmio")
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            import traceback
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    print(pid, flush=True)
+"""
+
+
+class Zygote:
+    """Forks ``cmio hl7 listen`` processes from a process that has its imports done."""
+
+    def __init__(self, cwd: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _ZYGOTE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            text=True, cwd=cwd,
+        )  # fmt: skip
+        assert self._read() == "ready"
+
+    def _read(self) -> str:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        assert line, "the zygote process exited"
+        return line.strip()
+
+    def _ask(self, command: list[object]) -> str:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(command) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def listen(self, tmp_path: Path, port: int, log: Path) -> int:
+        """Fork a listener; return its pid once its log says it listens."""
+        pid = int(self._ask(["listen", str(log), *listen_args(tmp_path, port)]))
+        deadline = time.monotonic() + 60
+        while "listening" not in (log.read_text() if log.exists() else ""):
+            assert time.monotonic() < deadline, log.read_text() if log.exists() else "no log"
+            time.sleep(0.01)
+        return pid
+
+    def wait(self, pid: int) -> int:
+        """Reap a child: its wait status."""
+        return int(self._ask(["wait", pid]))
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.close()
+        self.proc.wait(30)
+        self.proc.stdout.close()
 
 
 class Sender:
@@ -86,18 +174,22 @@ def test_kill_9_while_streaming(tmp_path: Path) -> None:
     port = free_port()
     sender = Sender(port)
     rng = random.Random(8)
-    for _ in range(KILLS):
-        proc, drainer = start(tmp_path, port)
-        stop = threading.Event()
-        thread = threading.Thread(target=sender.stream, args=(stop,))
-        thread.start()
-        time.sleep(rng.uniform(0.15, 0.5))
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-        stop.set()
-        thread.join(10)
-        drainer.join(10)
-    # A last, clean run processes what the journal still holds.
+    zygote = Zygote(tmp_path)
+    try:
+        for round_ in range(KILLS):
+            pid = zygote.listen(tmp_path, port, tmp_path / f"listen{round_}.log")
+            stop = threading.Event()
+            thread = threading.Thread(target=sender.stream, args=(stop,))
+            thread.start()
+            time.sleep(rng.uniform(0.15, 0.5))
+            os.kill(pid, signal.SIGKILL)
+            status = zygote.wait(pid)
+            assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+            stop.set()
+            thread.join(10)
+    finally:
+        zygote.close()
+    # A last, clean run (``python -m cmio``) processes what the journal still holds.
     proc, drainer = start(tmp_path, port)
     deadline = time.monotonic() + 120
     while True:
