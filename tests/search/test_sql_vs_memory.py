@@ -107,6 +107,25 @@ QUERIES: list[Q] = [
     ("Observation", (("patient.name", ("smith",)), ("code", ("http://loinc.org|29463-7",)))),
     ("Observation", (("date", ("ge2024-03-01",)), ("date", ("le2024-03-31",)))),
     ("Patient", (("birthdate", ("le1959-06",)),)),
+    # _has probed per candidate once another clause drives (nested, negated, OR-ed)
+    ("Patient", (("_has:Observation:subject:code", ("29463-7",)), ("gender", ("male", "female")))),
+    ("Patient", (("_has:Observation:subject:code:not", ("29463-7",)), ("name", ("smi", "a")))),
+    ("Patient", (("_has:Observation:subject:code", ("29463-7", "8302-2")), ("_id", ("edge-p1",)))),
+    (
+        "Patient",
+        (
+            ("_has:Observation:subject:_has:Provenance:target:agent", ("x",)),
+            ("gender", ("female",)),
+        ),
+    ),
+    (
+        "Patient",
+        (
+            ("_has:Observation:subject:code", ("29463-7",)),
+            ("_has:Condition:subject:clinical-status", ("active",)),
+            ("birthdate", ("lt2000",)),
+        ),
+    ),
 ]
 
 

@@ -78,10 +78,14 @@ class _Binder:
 
     def ids(self, node: Node) -> None:
         if isinstance(node, Has):
-            self.mark("has", node.rtype, node.source, node.code)
-            self.probe = False
+            probe, self.probe = self.probe, False
+            self.mark("has", node.rtype, node.source, node.code, probe)
             self.index(node.source, node.code)
+            if probe:  # the inner clause probed per referrer (SqlBuilder.condition)
+                self.probe = True
+                self.mark("condition", True)
             self.ids(node.inner)
+            self.probe = False
             self.p(node.rtype)
         elif isinstance(node, Chain):
             self.mark("chain", node.rtype, node.code, tuple(t for t, _ in node.inner))

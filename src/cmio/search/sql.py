@@ -92,6 +92,7 @@ class SqlBuilder:
         self.terminology = terminology
         self.dialect = dialect
         self._probe = False
+        self._aliases = 0  # correlated _has selects: h1, h2, ...
 
     def condition(self, node: Node, key: exp.Expr, correlated: bool = False) -> exp.Expr:
         """``key IN (ids of resources matching node)`` (or the negated form).
@@ -126,7 +127,17 @@ class SqlBuilder:
         """``(negate, select of matching ids)`` for a node."""
         if isinstance(node, Has):
             # a probe goes by target_id, which the lookup index serves: keep param indexable
-            self._probe = False
+            probe, self._probe = self._probe, False
+            if probe:
+                # per candidate: its referrers, each probed for the inner clause (an IN
+                # list inside a correlated subquery is evaluated again for every candidate)
+                self._aliases += 1
+                alias = f"h{self._aliases}"
+                q = self._index("reference_index", node.source, node.code, alias)
+                inner_cond = self.condition(node.inner, exp.column("resource_id", alias), True)
+                q = q.where(eq(exp.column("target_type", alias), self.p(node.rtype)), copy=False)
+                q = q.where(inner_cond, copy=False)
+                return False, q.select(exp.column("target_id", alias), append=False, copy=False)
             q = self._index("reference_index", node.source, node.code)
             negate, inner = self.ids(node.inner)
             q = q.where(eq(_col("target_type"), self.p(node.rtype)), copy=False)
@@ -166,18 +177,20 @@ class SqlBuilder:
             resource_condition(f, self.p, "x"), copy=False
         )
 
-    def _index(self, table: str, rtype: str | None, code: str) -> exp.Select:
-        q = exp.select(_col("resource_id"), copy=False).from_(table_as(table, "x"), copy=False)
+    def _index(self, table: str, rtype: str | None, code: str, alias: str = "x") -> exp.Select:
+        q = exp.select(_col("resource_id", alias), copy=False).from_(
+            table_as(table, alias), copy=False
+        )
         if rtype is not None:
-            q = q.where(eq(_col("resource_type"), self.p(rtype)), copy=False)
+            q = q.where(eq(_col("resource_type", alias), self.p(rtype)), copy=False)
         else:
-            q = q.select(_col("resource_type"), append=False, copy=False).select(
-                _col("resource_id"), copy=False
+            q = q.select(_col("resource_type", alias), append=False, copy=False).select(
+                _col("resource_id", alias), copy=False
             )
         if self._probe:  # the outermost select of a correlated probe
             self._probe = False
-            return q.where(eq(unindexed(_col("param"), self.p), self.p(code)), copy=False)
-        return q.where(eq(_col("param"), self.p(code)), copy=False)
+            return q.where(eq(unindexed(_col("param", alias), self.p), self.p(code)), copy=False)
+        return q.where(eq(_col("param", alias), self.p(code)), copy=False)
 
     def _filter(self, f: Filter) -> tuple[bool, exp.Select]:
         if f.code in ("_id", "_lastUpdated", "_type"):
