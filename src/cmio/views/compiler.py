@@ -57,6 +57,8 @@ class ViewCompiler:
     def value_sets(self, view: View) -> list[str]:
         """The value sets the view's ``memberOf()`` calls join against (their expansion
         tables, :func:`cmio.views.valuesets.table_name`, must exist when the query runs)."""
+        if not any("memberOf" in path for path in view.paths()):
+            return []  # no call to find: the query need not be built
         build = _Build(self, view)
         build.query(exp.to_table("_none"), False)
         return list(dict.fromkeys(url for _, url in build.members))

@@ -163,3 +163,19 @@ class View:
     def columns(self) -> list[Column]:
         """The output columns, in order."""
         return self.select.all_columns()
+
+    def paths(self) -> list[str]:
+        """Every FHIRPath expression of the view (columns, iterations, ``where``)."""
+        out = [where.path for where in self.where]
+        selects = [self.select]
+        while selects:
+            select = selects.pop()
+            out.extend(column.path for column in select.columns)
+            iteration = select.iteration
+            if isinstance(iteration, Repeat):
+                out.extend(iteration.paths)
+            elif iteration is not None:
+                out.append(iteration.path)
+            selects.extend(select.selects)
+            selects.extend(select.union_all or ())
+        return out

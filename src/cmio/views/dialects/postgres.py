@@ -24,6 +24,8 @@ from functools import cache
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.generator import Generator
+from sqlglot.generators.postgres import PostgresGenerator
 
 from cmio.views.dialects.base import Dialect, SqlKind, call
 from cmio.views.dialects.boundaries import Snippets, boundary_sql, boundary_templates
@@ -80,6 +82,28 @@ def _jsonb(value: exp.Expression) -> exp.Expression:
 def _subscript(items: exp.Expression, index: exp.Expression) -> exp.Expression:
     """``(items)[index]`` with ``index`` printed as given (1-based; no sqlglot offset rewrite)."""
     return exp.Bracket(this=exp.Paren(this=items), expressions=[index], json_access=True)
+
+
+def _transform_parts(array: exp.Expression) -> tuple[exp.Expression, exp.Expression]:
+    """The ``(items, body)`` of an ``ARRAY(SELECT body FROM unnest(items) ...)`` made by
+    :meth:`PostgresDialect.transform`."""
+    select = array.expressions[0]
+    unnest = select.args["from_"].this
+    assert isinstance(select, exp.Select) and isinstance(unnest, exp.Unnest)
+    return unnest.expressions[0], select.expressions[0]
+
+
+class _Generator(PostgresGenerator):
+    """sqlglot's PostgreSQL generator, ``unnest`` printed as written.
+
+    sqlglot infers the type of each ``unnest`` argument (to print an array of ``json``
+    as ``json_array_elements``): a walk of the whole argument, nested ``unnest`` in
+    nested ``unnest``, quadratic in the query (seconds for an unrolled ``repeat``).
+    View queries unnest SQL arrays (``jsonb[]``, ``text[]``...), never ``json`` ones.
+    """
+
+    def unnest_sql(self, expression: exp.Unnest) -> str:
+        return Generator.unnest_sql(self, expression)
 
 
 def _ident(name: str) -> str:
@@ -165,7 +189,9 @@ class PostgresDialect(Dialect):
             body=body,
             items=items,
         )
-        out.meta[_TRANSFORM] = (items, var, body)
+        # only the variable: sqlglot deep-copies meta with the node, and subtrees kept
+        # there were copied again at every level (minutes for a repeat's unrolled levels)
+        out.meta[_TRANSFORM] = var
         return out
 
     def filter(self, items: exp.Expression, var: str, condition: exp.Expression) -> exp.Expression:
@@ -179,10 +205,10 @@ class PostgresDialect(Dialect):
         )
 
     def flatten(self, lists: exp.Expression) -> exp.Expression:
-        parts = lists.meta.get(_TRANSFORM)
-        if parts is None:
+        var = lists.meta.get(_TRANSFORM)
+        if var is None:
             raise NotImplementedError("postgres: flatten of a list that is not a transform")
-        items, var, body = parts
+        items, body = _transform_parts(lists)
         order, inner = f"{var}_o", f"{var}_e"
         return _template(
             f"ARRAY(SELECT {_ident(inner)} FROM unnest(__items) WITH ORDINALITY"
@@ -319,4 +345,7 @@ class PostgresDialect(Dialect):
                 return exp.If(this=condition, true=exp.Null())
             return node
 
-        return expression.transform(raise_in_condition).sql(dialect=self.name)
+        # one copy (the transform's); printing it needs none
+        return _Generator(dialect=self.name).generate(
+            expression.transform(raise_in_condition), copy=False
+        )
