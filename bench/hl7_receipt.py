@@ -1,6 +1,7 @@
 """The HL7 v2 engine's receipt path alone: messages per journal commit and CPU per message.
 
 Run: ``python -m bench.hl7_receipt [--rounds 3] [--seconds 6] [--window 16] [--old-src DIR]``
+and ``python -m bench.hl7_receipt --steps [--rounds 2] [--old-src DIR]`` (CPU per step).
 
 Each round starts the engine with processing off (MLLP, receipt checks, journal with group
 commit, ACK) in a child process and drives it with 4 MLLP senders from this process, each
@@ -24,7 +25,9 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 from bench.hl7 import drive, oru
 
@@ -76,6 +79,37 @@ def thread_cpu() -> dict[str, float]:
     return out
 
 
+def steps() -> None:
+    """CPU µs per ORU^R01 of each receipt step in this process (best of 9 runs of 2,000)."""
+    from cmio.interfaces.hl7v2.engine.ack import read_header
+    from cmio.interfaces.hl7v2.engine.channels import parse_channel
+    from cmio.interfaces.hl7v2.engine.mllp import FrameDecoder, frame
+    from cmio.interfaces.hl7v2.engine.server import Channel
+    from cmio.interfaces.hl7v2.mapping import SUPPORTED
+    from cmio.interfaces.hl7v2.parser import parse
+
+    raw = oru("C123", 42)
+    config = parse_channel({"name": "bench", "journal": ":memory:", "source": {"port": 0}})
+    channel = Channel(config, None, frozenset(SUPPORTED))  # type: ignore[arg-type]
+    header = read_header(raw)
+    stream = b"".join(frame(oru(f"C{i}", i)) for i in range(40))
+    timed: dict[str, tuple[Any, int]] = {
+        "read MSH": (lambda: read_header(raw), 1),
+        "parse": (lambda: parse(raw), 1),
+        "receipt checks (MSH, parse, policy, patient key)": (lambda: channel.check(raw), 1),
+        "ACK": (lambda: channel.answer(header, "AA", None), 1),
+        "MLLP decoding (40 frames a read)": (lambda: list(FrameDecoder(1 << 20).feed(stream)), 40),
+    }
+    for name, (step, per) in timed.items():
+        best = float("inf")
+        for _ in range(9):
+            started = time.process_time()
+            for _ in range(2000 // per):
+                step()
+            best = min(best, (time.process_time() - started) / (2000 // per * per))
+        print(f"  {name}: {best * 1e6:.1f} µs")
+
+
 def run_once(journal: str, seconds: float, window: int, src: str | None) -> dict[str, float]:
     env = dict(os.environ)
     if src is not None:  # that tree's cmio, this tree's bench package
@@ -109,10 +143,25 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--window", type=int, default=16)
     parser.add_argument("--old-src", help="another tree's src directory, run side by side")
+    parser.add_argument("--steps", action="store_true", help="CPU per receipt step instead")
     parser.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--steps-here", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve[0], float(args.serve[1]))
+        return
+    if args.steps_here:
+        steps()
+        return
+    if args.steps:  # each tree in its own process, alternated
+        for r in range(args.rounds):
+            for name, src in ([("old", args.old_src)] if args.old_src else []) + [("this", None)]:
+                env = dict(os.environ)
+                if src is not None:
+                    env["PYTHONPATH"] = os.pathsep.join([src, str(HERE)])
+                print(f"round {r} {name}:", flush=True)
+                subprocess.run([sys.executable, "-m", "bench.hl7_receipt", "--steps-here"],
+                               env=env, cwd=HERE, check=True)  # fmt: skip
         return
     tmp = tempfile.mkdtemp(prefix="cmio-hl7-receipt-")
     trees = [("old", args.old_src)] if args.old_src else []
