@@ -127,6 +127,7 @@ class SqlEngine:
         self._duck: duckdb.DuckDBPyConnection | None = None
         self._pg: psycopg.Connection[Any] | None = None
         self._spark: SparkSession | None = None
+        self._arrow: dict[str, pa.Table] = {}
         if engine == "duckdb":
             self._duck = duckdb.connect()
             self._duck.execute("SET enable_progress_bar = false")
@@ -154,12 +155,16 @@ class SqlEngine:
         return ";\n".join(t.sql("spark") for t in trees)
 
     def load(self, name: str, table: pa.Table) -> None:
-        """Make ``table`` available to queries as ``name`` (replacing one of that name)."""
+        """Make ``table`` available to queries as ``name`` (replacing one of that name).
+
+        On DuckDB the Arrow table is scanned in place (a registered view, no copy): the
+        engine keeps a reference until it is replaced or the engine closed."""
         _check_name(name)
         if self._duck is not None:
-            self._duck.register(f"{name}_arrow", table)
-            self._duck.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {name}_arrow")
-            self._duck.unregister(f"{name}_arrow")
+            self._forget(name)
+            self._duck.execute(f"DROP TABLE IF EXISTS {name}")
+            self._duck.register(name, table)
+            self._arrow[name] = table
         elif self._pg is not None:
             _pg_load(self._pg, name, table)
         else:
@@ -171,6 +176,7 @@ class SqlEngine:
         """Materialize the query ``sql`` (DuckDB dialect) as table ``name``."""
         _check_name(name)
         if self._duck is not None:
+            self._forget(name)
             self._duck.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
         elif self._pg is not None:
             self._pg.execute(f"DROP TABLE IF EXISTS {name}")
@@ -179,6 +185,10 @@ class SqlEngine:
             assert self._spark is not None
             frame = self._spark.sql(self.render(sql)).cache()
             frame.createOrReplaceTempView(name)
+
+    def _forget(self, name: str) -> None:
+        if self._duck is not None and self._arrow.pop(name, None) is not None:
+            self._duck.unregister(name)
 
     def query(self, sql: str) -> pa.Table:
         """Rows of the query ``sql`` (DuckDB dialect) as Arrow."""
@@ -198,6 +208,7 @@ class SqlEngine:
         """Close the connection (Spark sessions are left running)."""
         if self._duck is not None:
             self._duck.close()
+            self._arrow.clear()
         if self._pg is not None:
             self._pg.close()
 

@@ -176,7 +176,7 @@ def ehr_use(
         ("ehr_ev", sql.events_sql(period)),
         ("ehr_slices", sql.slices_sql(rules.timeout_s)),
         ("ehr_sched", sql.schedule_sql(period)),
-        ("ehr_inside", sql.inside_sql()),
+        ("ehr_inside", sql.inside_sql(asof=engine.engine == "duckdb")),
         ("ehr_monthly", sql.monthly_sql(period)),
         ("ehr_people", _PEOPLE),
         ("ehr_with_people", _WITH_PEOPLE),

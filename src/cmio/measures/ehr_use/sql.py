@@ -62,10 +62,10 @@ def events_sql(period: Period) -> str:
     obj = "SPLIT_PART(object_ref, '/', 1)"
     return f"""
 SELECT user_id, start_ts, SUBSTRING(start_ts, 1, 7) AS month, t0,
-       GREATEST(t1, t0) AS t1, activity_code, object_type, objects_known
+       GREATEST(COALESCE(te, t0 + duration_s, t0), t0) AS t1, activity_code, object_type,
+       objects_known
 FROM (
-  SELECT user_id, start_ts, {_epoch("start_ts")} AS t0,
-    COALESCE({_epoch("end_ts")}, {_epoch("start_ts")} + duration_s, {_epoch("start_ts")}) AS t1,
+  SELECT user_id, start_ts, {_epoch("start_ts")} AS t0, {_epoch("end_ts")} AS te, duration_s,
     CASE WHEN activity IS NOT NULL THEN activity
          WHEN {obj} IN ('DocumentReference', 'Composition') THEN 'notes'
          WHEN {obj} IN ('ServiceRequest', 'MedicationRequest') AND action IN ('C', 'U')
@@ -83,29 +83,29 @@ FROM (
 
 
 def slices_sql(timeout: int) -> str:
-    """``ehr_slices``: sessionized events, each with its attributed slice ``[a, b)``."""
+    """``ehr_slices``: sessionized events, each with its attributed slice ``[a, b)``.
+
+    One ordered pass per user: ``reach`` is the latest end of the events so far (this
+    one included); the next event opens a new session when it starts more than the
+    timeout after it. The slice ends at the next event's start, or at ``reach`` (the
+    session's latest end: earlier sessions all ended before this one began) when the
+    next event opens a new session or there is none.
+    """
+    order = (
+        "PARTITION BY user_id ORDER BY t0, t1, activity_code, object_type, objects_known, start_ts"
+    )
     return f"""
-WITH ev AS (
-  SELECT *, ROW_NUMBER() OVER (PARTITION BY user_id
-    ORDER BY t0, t1, activity_code, object_type, objects_known, start_ts) AS rn
+WITH w AS (
+  SELECT user_id, month, activity_code, object_type, objects_known, t0,
+    ROW_NUMBER() OVER ({order}) AS rn,
+    MAX(t1) OVER ({order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS reach,
+    LEAD(t0) OVER ({order}) AS next_t0
   FROM ehr_ev
-), reach AS (
-  SELECT *, MAX(t1) OVER (PARTITION BY user_id ORDER BY rn
-    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_reach
-  FROM ev
-), numbered AS (
-  SELECT *, SUM(CASE WHEN prev_reach IS NULL OR t0 - prev_reach > {int(timeout)} THEN 1 ELSE 0 END)
-    OVER (PARTITION BY user_id ORDER BY rn ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
-    AS session_no
-  FROM reach
-), bounded AS (
-  SELECT *, MAX(t1) OVER (PARTITION BY user_id, session_no) AS session_end,
-    LEAD(t0) OVER (PARTITION BY user_id, session_no ORDER BY rn) AS next_t0
-  FROM numbered
 )
-SELECT user_id, rn AS slice_no, session_no, month, activity_code, object_type, objects_known,
-       t0 AS a, COALESCE(next_t0, session_end) AS b
-FROM bounded
+SELECT user_id, rn AS slice_no, month, activity_code, object_type, objects_known, t0 AS a,
+  CASE WHEN next_t0 IS NULL OR next_t0 - reach > {int(timeout)} THEN reach ELSE next_t0 END
+    AS b
+FROM w
 """
 
 
@@ -144,13 +144,43 @@ FROM grouped GROUP BY user_id, island
 """
 
 
-def inside_sql() -> str:
-    """``ehr_inside``: seconds of each slice inside scheduled patient time."""
+def inside_sql(asof: bool = False) -> str:
+    """``ehr_inside``: seconds of slices inside scheduled patient time, per clinician and
+    month of the slice.
+
+    With ``asof`` (DuckDB's ASOF join, https://duckdb.org/docs/sql/query_syntax/from#as-of-joins):
+    a user's merged intervals are disjoint, so the scheduled time before an instant ``t``
+    is ``C(t) = cum + min(t, e) - s`` for the last interval ``[s, e)`` starting at or
+    before ``t`` (``cum``: the length of the intervals before it), and a slice's time
+    inside is ``C(b) - C(a)``: each slice bound finds its interval in one sorted merge
+    instead of every slice being joined to every interval of its user (the portable
+    form, used by the other engines).
+    """
+    if not asof:
+        return """
+SELECT user_id, month, SUM(inside_s) AS inside_s
+FROM (
+  SELECT sl.user_id, sl.month, LEAST(sl.b, m.e) - GREATEST(sl.a, m.s) AS inside_s
+  FROM ehr_slices AS sl JOIN ehr_sched AS m
+    ON m.user_id = sl.user_id AND m.s < sl.b AND m.e > sl.a
+) AS o
+GROUP BY user_id, month
+"""
     return """
-SELECT sl.user_id, sl.slice_no, SUM(LEAST(sl.b, m.e) - GREATEST(sl.a, m.s)) AS inside_s
-FROM ehr_slices AS sl JOIN ehr_sched AS m
-  ON m.user_id = sl.user_id AND m.s < sl.b AND m.e > sl.a
-GROUP BY sl.user_id, sl.slice_no
+WITH iv AS (
+  SELECT user_id, s, e, COALESCE(SUM(e - s) OVER (PARTITION BY user_id ORDER BY s
+    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS cum
+  FROM ehr_sched
+), pts AS (
+  SELECT user_id, a AS t, month, -1 AS sign FROM ehr_slices
+  UNION ALL
+  SELECT user_id, b AS t, month, 1 AS sign FROM ehr_slices
+)
+SELECT p.user_id, p.month,
+  SUM(p.sign * CASE WHEN iv.s IS NULL THEN 0 ELSE iv.cum + LEAST(p.t, iv.e) - iv.s END)
+    AS inside_s
+FROM pts AS p ASOF LEFT JOIN iv ON iv.user_id = p.user_id AND p.t >= iv.s
+GROUP BY p.user_id, p.month
 """
 
 
@@ -163,13 +193,11 @@ def monthly_sql(period: Period) -> str:
 WITH used AS (
   SELECT s.user_id, s.month,
     SUM(s.b - s.a) AS ehr_s,
-    SUM(COALESCE(i.inside_s, 0)) AS in_s,
     SUM(CASE WHEN s.activity_code = 'notes' THEN s.b - s.a ELSE 0 END) AS note_s,
     SUM(CASE WHEN s.object_type = 'MedicationRequest' THEN s.b - s.a ELSE 0 END) AS rx_s,
     SUM(CASE WHEN s.activity_code = 'inbox' THEN s.b - s.a ELSE 0 END) AS inbox_s,
     MIN(s.objects_known) AS rx_known
   FROM ehr_slices AS s
-  LEFT JOIN ehr_inside AS i ON i.user_id = s.user_id AND i.slice_no = s.slice_no
   GROUP BY s.user_id, s.month
 ), sched AS (
   SELECT user_id, month, SUM(e - s) AS sched_s FROM ehr_sched GROUP BY user_id, month
@@ -190,8 +218,8 @@ WITH used AS (
 SELECT k.user_id, k.month,
   CAST(COALESCE(sc.sched_s, 0) AS BIGINT) AS sched_s,
   CAST(COALESCE(u.ehr_s, 0) AS BIGINT) AS ehr_s,
-  CAST(COALESCE(u.in_s, 0) AS BIGINT) AS in_s,
-  CAST(COALESCE(u.ehr_s, 0) - COALESCE(u.in_s, 0) AS BIGINT) AS out_s,
+  CAST(COALESCE(i.inside_s, 0) AS BIGINT) AS in_s,
+  CAST(COALESCE(u.ehr_s, 0) - COALESCE(i.inside_s, 0) AS BIGINT) AS out_s,
   CAST(COALESCE(u.note_s, 0) AS BIGINT) AS note_s,
   CAST(CASE WHEN u.rx_known IS NULL OR u.rx_known = 1 THEN COALESCE(u.rx_s, 0) END AS BIGINT)
     AS rx_s,
@@ -200,6 +228,7 @@ SELECT k.user_id, k.month,
   CAST(COALESCE(o.team_orders, 0) AS BIGINT) AS team_orders
 FROM keys AS k
 LEFT JOIN used AS u ON u.user_id = k.user_id AND u.month = k.month
+LEFT JOIN ehr_inside AS i ON i.user_id = k.user_id AND i.month = k.month
 LEFT JOIN sched AS sc ON sc.user_id = k.user_id AND sc.month = k.month
 LEFT JOIN ord AS o ON o.user_id = k.user_id AND o.month = k.month
 """

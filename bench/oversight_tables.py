@@ -1,0 +1,193 @@
+"""Every measure family of issue 10 over 100,000 patients: EHR use, cost, data quality
+(from the input tables ``bench/oversight_prepare.py`` leaves) and the five eCQMs (on a
+``MeasureTables`` file), with wall and CPU seconds per family and in total, a digest of
+every output table, and the incremental refresh after a day's new data.
+
+Usage (inputs prepared once; the eCQM file is copied, never modified)::
+
+    python bench/oversight_prepare.py bench/out/oversight-20k /tmp/m7 --copies 5
+    python bench/oversight_tables.py /tmp/m7 --ecqm /tmp/m7/m100k.duckdb \\
+        --ecqm-day /tmp/m7/ecqm_day.json --repeat 3
+
+For side-by-side runs of two code versions, prefix ``PYTHONPATH=/tmp/old/src``: the
+digests must be equal. The refresh applies ``DIR/day`` (the day's input rows, five
+copies like the base) to a fresh copy of the state and checks its outputs equal to a
+full evaluation over base + day.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import resource
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cmio.measures import Period as MeasurePeriod
+from cmio.measures import builtin_measures
+from cmio.measures.adherence import data_quality
+from cmio.measures.cost import cost_of_care
+from cmio.measures.ehr_use import Period, SqlEngine, ehr_use
+from cmio.measures.incremental import MeasureTables
+from cmio.terminology.factory import open_terminology
+
+PERIOD = Period.parse("2025-01-01/2025-12-31")
+ECQM_PERIOD = MeasurePeriod.parse("2025-01-01/2025-12-31")
+
+
+def cpu() -> float:
+    """Process CPU seconds (user + system)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _norm(value: Any) -> Any:
+    if isinstance(value, float) and not math.isnan(value):
+        return float(f"{value:.10g}")
+    return value
+
+
+def table_digest(tables: Mapping[str, pa.Table]) -> str:
+    """Digest of output tables (rows sorted, floats to 10 significant digits)."""
+    digest = hashlib.sha256()
+    for name in sorted(tables):
+        rows = [
+            json.dumps({k: _norm(v) for k, v in row.items()}, sort_keys=True, default=str)
+            for row in tables[name].to_pylist()
+        ]
+        digest.update(name.encode())
+        digest.update("\n".join(sorted(rows)).encode())
+    return digest.hexdigest()[:16]
+
+
+def ecqm_digest(results: list[Any]) -> str:
+    """Digest of eCQM results (as ``bench/measures_tables.py``)."""
+    digest = hashlib.sha256()
+    for r in results:
+        rows = r.members.sort_by("patient_id").to_pylist()
+        digest.update(json.dumps(rows, sort_keys=True, default=str).encode())
+        digest.update(json.dumps(r.strata.to_pylist(), sort_keys=True, default=str).encode())
+        digest.update(json.dumps([dict(r.counts), r.score]).encode())
+    return digest.hexdigest()[:16]
+
+
+def read_inputs(folder: Path) -> dict[str, dict[str, pa.Table]]:
+    """``folder/<family>/<table>.parquet`` as Arrow tables by family."""
+    return {
+        family: {p.stem: pq.read_table(p) for p in sorted((folder / family).glob("*.parquet"))}
+        for family in ("ehr", "cost", "dq")
+    }
+
+
+def merged(base: Mapping[str, pa.Table], day: Mapping[str, pa.Table]) -> dict[str, pa.Table]:
+    """Base rows plus the day's rows, table by table."""
+    return {
+        name: pa.concat_tables([table, day[name].cast(table.schema)])
+        if name in day and day[name].num_rows
+        else table
+        for name, table in base.items()
+    }
+
+
+def run_families(inputs: Mapping[str, Mapping[str, pa.Table]], terminology: Any) -> dict[str, Any]:
+    """The three oversight families, each on its own DuckDB engine."""
+    out: dict[str, Any] = {}
+    with SqlEngine() as engine:
+        out["ehr"] = ehr_use(inputs["ehr"], PERIOD, engine)
+    with SqlEngine() as engine:
+        out["cost"] = cost_of_care(inputs["cost"], PERIOD, engine)
+    with SqlEngine() as engine:
+        out["dq"] = data_quality(inputs["dq"], engine, terminology)
+    return out
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
+    c, w = cpu(), time.perf_counter()
+    result = fn()
+    return time.perf_counter() - w, cpu() - c, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path, help="the prepared inputs (base/, day/)")
+    parser.add_argument("--ecqm", type=Path, default=None, help="MeasureTables file (copied)")
+    parser.add_argument("--ecqm-day", type=Path, default=None, help="eCQM day (JSON list)")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--families", default="ehr,cost,dq,ecqm")
+    args = parser.parse_args()
+    families = args.families.split(",")
+    inputs = read_inputs(args.folder / "base")
+    service = open_terminology(None)
+    runs: dict[str, list[tuple[float, float]]] = {f: [] for f in families}
+    digests: dict[str, str] = {}
+    scratch = Path(tempfile.mkdtemp(prefix="oversight-tables-"))
+    try:
+        ecqm_copy = scratch / "ecqm.duckdb"
+        if "ecqm" in families and args.ecqm is not None:
+            shutil.copy(args.ecqm, ecqm_copy)
+        for _ in range(args.repeat):
+            for family in families:
+                if family == "ecqm":
+                    if args.ecqm is None:
+                        continue
+                    tables = MeasureTables(ecqm_copy)
+                    try:
+                        measures = list(builtin_measures().values())
+                        wall, used, results = _timed(
+                            lambda t=tables, m=measures: t.evaluate(m, ECQM_PERIOD)
+                        )
+                    finally:
+                        tables.close()
+                    digests[family] = ecqm_digest(results)
+                else:
+                    one = {family: inputs[family]}
+                    wall, used, out = _timed(
+                        lambda o=one, f=family: run_one(f, o[f], service.resources)
+                    )
+                    digests[family] = table_digest(out)
+                runs[family].append((wall, used))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        service.close()
+    report(runs, digests, args.repeat)
+
+
+def run_one(family: str, inputs: Mapping[str, pa.Table], terminology: Any) -> dict[str, pa.Table]:
+    """One family's output tables over ``inputs`` on a fresh DuckDB engine."""
+    with SqlEngine() as engine:
+        if family == "ehr":
+            return ehr_use(inputs, PERIOD, engine)
+        if family == "cost":
+            return cost_of_care(inputs, PERIOD, engine)
+        return data_quality(inputs, engine, terminology)
+
+
+def report(runs: Mapping[str, list[tuple[float, float]]], digests: Mapping[str, str],
+           repeat: int) -> None:  # fmt: skip
+    """Median wall and CPU per family and their total."""
+    total_w = total_c = 0.0
+    print(f"| family | wall (s) | cpu (s) | walls | digest |  (median of {repeat})")
+    print("|---|---:|---:|---|---|")
+    for family, items in runs.items():
+        if not items:
+            continue
+        wall = statistics.median(w for w, _ in items)
+        used = statistics.median(c for _, c in items)
+        total_w, total_c = total_w + wall, total_c + used
+        walls = ", ".join(f"{w:.1f}" for w, _ in items)
+        print(f"| {family} | {wall:.2f} | {used:.2f} | {walls} | {digests.get(family, '')} |")
+    print(f"| total | {total_w:.2f} | {total_c:.2f} | | |")
+
+
+if __name__ == "__main__":
+    main()
