@@ -90,7 +90,7 @@ def fuzz(base: str, schema: Any, headers: dict[str, str], scale: float = 1.0) ->
 def seeded(base: str, headers: dict[str, str]) -> None:
     for resource in SEED:
         url = f"{base}/{resource['resourceType']}/{resource['id']}"
-        done = httpx.put(url, json=resource, headers=headers)
+        done = httpx.put(url, json=resource, headers=headers, timeout=60)  # a loaded machine
         assert done.status_code in (200, 201), done.text
 
 
