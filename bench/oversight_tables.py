@@ -18,6 +18,7 @@ full evaluation over base + day.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import math
@@ -144,7 +145,7 @@ def main() -> None:
                     try:
                         measures = list(builtin_measures().values())
                         wall, used, results = _timed(
-                            lambda t=tables, m=measures: t.evaluate(m, ECQM_PERIOD)
+                            functools.partial(tables.evaluate, measures, ECQM_PERIOD)
                         )
                     finally:
                         tables.close()
@@ -152,7 +153,7 @@ def main() -> None:
                 else:
                     one = {family: inputs[family]}
                     wall, used, out = _timed(
-                        lambda o=one, f=family: run_one(f, o[f], service.resources)
+                        functools.partial(run_one, family, one[family], service.resources)
                     )
                     digests[family] = table_digest(out)
                 runs[family].append((wall, used))

@@ -18,16 +18,28 @@ _JOIN_SRC = (
 )
 
 SOURCES = """
-SELECT r.resource_type, r.id,
-  COALESCE(MIN(r.meta_source),
-           MIN(CASE WHEN m.focus_ref IS NOT NULL
-                    THEN 'hl7v2:' || COALESCE(m.sender, m.endpoint, 'unknown') END),
-           'unspecified') AS source
-FROM dq_resources AS r
-LEFT JOIN dq_messages AS m ON m.focus_ref = r.resource_type || '/' || r.id
-GROUP BY r.resource_type, r.id
+WITH meta AS (
+  SELECT resource_type, id, MIN(meta_source) AS source FROM dq_resources
+  WHERE meta_source IS NOT NULL GROUP BY resource_type, id
+), focus AS (
+  SELECT SPLIT_PART(focus_ref, '/', 1) AS resource_type,
+    SUBSTRING(focus_ref, STRPOS(focus_ref, '/') + 1) AS id,
+    MIN('hl7v2:' || COALESCE(sender, endpoint, 'unknown')) AS source
+  FROM dq_messages WHERE focus_ref LIKE '%/%'
+  GROUP BY SPLIT_PART(focus_ref, '/', 1), SUBSTRING(focus_ref, STRPOS(focus_ref, '/') + 1)
+), hl7 AS (
+  SELECT f.resource_type, f.id, f.source FROM focus AS f
+  WHERE EXISTS (SELECT 1 FROM dq_resources AS r
+                WHERE r.resource_type = f.resource_type AND r.id = f.id)
+)
+SELECT COALESCE(meta.resource_type, hl7.resource_type) AS resource_type,
+  COALESCE(meta.id, hl7.id) AS id, COALESCE(meta.source, hl7.source) AS source
+FROM meta FULL OUTER JOIN hl7 ON hl7.resource_type = meta.resource_type AND hl7.id = meta.id
 """
-"""Source system of each resource: ``meta.source``, else the HL7 v2 sender, else unspecified."""
+"""Source system of the resources that have one: ``meta.source``, else the HL7 v2 sender
+of a MessageHeader whose ``focus`` names it (``Type/id``). Resources not listed are
+``unspecified`` (the outputs join this table and default to it), so when few resources
+carry a source the joins of the large per-element tables probe a small table."""
 
 DISTINCT_CODES = """
 SELECT DISTINCT system, code FROM dq_coded WHERE system IS NOT NULL AND code IS NOT NULL
