@@ -203,3 +203,23 @@ def test_expand_property_and_include_definition() -> None:
     assert "extension" not in rows["tail"]  # no property asked for that it has
     defined = service.expand(ExpandRequest(valueset=vs, include_definition=True))
     assert defined["compose"] == vs["compose"]
+
+
+def test_an_unknown_system_the_value_set_uses_or_only_the_value() -> None:
+    """A system the value set's include names is what keeps it from being evaluated
+    (``x-caused-by-unknown-system``); a system only the value names is ``x-unknown-system``."""
+    source = codesystem("1.0.0")
+    service = TerminologyService(TerminologyResources(core=lambda: [source]))
+    missing = "http://example.org/missing"
+    uses = {**_valueset("1.0.0"), "url": "http://example.org/vs/uses"}
+    uses["compose"] = {"include": [{"system": missing}]}
+    for vs, name, shown in (
+        (uses, "x-caused-by-unknown-system", f"'{missing}'"),
+        (_valueset("1.0.0"), "x-unknown-system", missing),
+    ):
+        answer = validate_code(service, ValidateRequest([CodingInput(missing, "a", None)], vs))
+        params = {p["name"]: p for p in answer["parameter"]}
+        assert params[name]["valueCanonical"] == missing
+        assert params["message"]["valueString"].startswith(
+            f"A definition for CodeSystem {shown} could not be found, so the code cannot be"
+        )

@@ -167,7 +167,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "big/big-echo-zero-fifty-limit": SUITE_REASONS["big"],
     "big/big-circle-bang": SUITE_REASONS["big"],
     "big/big-circle-validate": SUITE_REASONS["big"],
-    "errors/unknown-system1": SUITE_REASONS["errors"],
     "errors/broken-filter-validate": SUITE_REASONS["errors"],
     "errors/broken-filter2-validate": SUITE_REASONS["errors"],
     "errors/broken-filter-expand": SUITE_REASONS["errors"],

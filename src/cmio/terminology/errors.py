@@ -36,12 +36,16 @@ class TerminologyError(Exception):
         self.expression = expression
 
 
-def unknown_system_text(system: str, version: str | None, known: list[str], so: str) -> str:
+def unknown_system_text(
+    system: str, version: str | None, known: list[str], so: str, quoted: bool = False
+) -> str:
     """The message for a code system (version) the server does not have, worded as the HL7
     terminology ecosystem tests expect (``so``: what could not be done, e.g. "the code
-    cannot be validated"; https://hl7.org/fhir/R4/terminology-service.html)."""
+    cannot be validated"; ``quoted``: the system is one a value set uses, not only the
+    value's; https://hl7.org/fhir/R4/terminology-service.html)."""
     if not version:
-        return f"A definition for CodeSystem {system} could not be found, so {so}"
+        shown = f"'{system}'" if quoted else system
+        return f"A definition for CodeSystem {shown} could not be found, so {so}"
     text = f"A definition for CodeSystem '{system}' version '{version}' could not be found, so {so}"
     if not known:
         return f"{text}. No versions of this code system are known"

@@ -124,7 +124,7 @@ class _Outcome:
     inactive: bool = False
     issues: list[Issue] = field(default_factory=list)
     unknown_systems: list[str] = field(default_factory=list)
-    unknown_versions: list[str] = field(default_factory=list)
+    caused_by: list[str] = field(default_factory=list)
 
 
 def _infer_system(
@@ -211,18 +211,22 @@ def _check(
         )
         if unknown:
             known = resources.known_versions("CodeSystem", system)
-            out.unknown_versions.append(f"{system}|{mismatch}")
+            out.caused_by.append(f"{system}|{mismatch}")
             text = unknown_system_text(system, mismatch, known, "the code cannot be validated")
             path = _element(coding, kind, "system")
             out.issues.append(Issue("error", "not-found", "not-found", text, path))
         return out
     if source is None:
         known = resources.known_versions("CodeSystem", system)
+        used = _includes(request.valueset, system)  # the value set itself needs it
         if version and known:  # the system is known, this version is not
-            out.unknown_versions.append(f"{system}|{version}")
+            out.caused_by.append(f"{system}|{version}")
+        elif used and not version:
+            out.caused_by.append(system)
         else:
             out.unknown_systems.append(system)
-        text = unknown_system_text(system, version, known, "the code cannot be validated")
+        so = "the code cannot be validated"
+        text = unknown_system_text(system, version, known, so, quoted=used)
         out.issues.append(
             Issue("error", "not-found", "not-found", text, _element(coding, kind, "system"))
         )
@@ -453,7 +457,7 @@ def _validate(
     unknown = [u for o in outcomes for u in o.unknown_systems]
     for system in unknown:
         params.append({"name": "x-unknown-system", "valueCanonical": system})
-    for canonical in (u for o in outcomes for u in o.unknown_versions):
+    for canonical in (u for o in outcomes for u in o.caused_by):
         params.append({"name": "x-caused-by-unknown-system", "valueCanonical": canonical})
     errors = [i.text for i in issues if i.severity == "error"]
     messages = errors or [i.text for i in issues]
