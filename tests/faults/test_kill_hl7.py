@@ -7,6 +7,7 @@ and every processed message's resources in it.
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import sqlite3
@@ -21,7 +22,7 @@ from cmio.admin.doctor import diagnose
 from cmio.cli.main import app
 from cmio.indexing import SearchIndexer
 from cmio.testing.server import free_port
-from tests.interfaces.hl7v2.engine.test_kill import Sender, start
+from tests.interfaces.hl7v2.engine.test_kill import Sender, Zygote, start
 
 from .conftest import LOOPS, assert_doctor_ok
 from .test_kill_bulk import count
@@ -45,28 +46,32 @@ def test_sigkill_during_hl7_feed(tmp_path: Path, indexer: SearchIndexer) -> None
     port = free_port()
     sender = Sender(port)
     rng = random.Random(3)
-    for _ in range(LOOPS):
-        proc, drainer = start(tmp_path, port)
-        stop = threading.Event()
-        thread = threading.Thread(target=sender.stream, args=(stop,))
-        thread.start()
-        acked = len(sender.acked)
-        deadline = time.monotonic() + 60
-        # (killed before the engine created the store, there is no store to check)
-        while len(sender.acked) < acked + 3 or not count(
-            store, "SELECT count(*) FROM schema_version"
-        ):
-            assert time.monotonic() < deadline, "the engine acknowledged nothing"
-            time.sleep(0.01)
-        time.sleep(rng.uniform(0.0, 0.3))
-        proc.kill()
-        proc.wait(10)
-        stop.set()
-        thread.join(10)
-        drainer.join(10)
-        # Between kills the store is sound and what the journal says was applied is there.
-        report = diagnose(url, indexer, full=True, journal=journal)
-        assert report.ok, [f"{f.check} {f.subject}: {f.message}" for f in report.findings]
+    zygote = Zygote(tmp_path)  # each round forks ``cmio hl7 listen`` (see test_kill)
+    try:
+        for round_ in range(LOOPS):
+            pid = zygote.listen(tmp_path, port, tmp_path / f"listen{round_}.log")
+            stop = threading.Event()
+            thread = threading.Thread(target=sender.stream, args=(stop,))
+            thread.start()
+            acked = len(sender.acked)
+            deadline = time.monotonic() + 60
+            # (killed before the engine created the store, there is no store to check)
+            while len(sender.acked) < acked + 3 or not count(
+                store, "SELECT count(*) FROM schema_version"
+            ):
+                assert time.monotonic() < deadline, "the engine acknowledged nothing"
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, 0.3))
+            os.kill(pid, signal.SIGKILL)
+            status = zygote.wait(pid)
+            assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+            stop.set()
+            thread.join(10)
+            # Between kills the store is sound and what the journal says was applied is there.
+            report = diagnose(url, indexer, full=True, journal=journal)
+            assert report.ok, [f"{f.check} {f.subject}: {f.message}" for f in report.findings]
+    finally:
+        zygote.close()
     proc, drainer = start(tmp_path, port)  # a clean run drains what the journal holds
     deadline = time.monotonic() + 60
     while waiting(journal):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -108,6 +109,7 @@ class Zygote:
             text=True, cwd=cwd,
         )  # fmt: skip
         assert self._read() == "ready"
+        self.children: set[int] = set()
 
     def _read(self) -> str:
         assert self.proc.stdout is not None
@@ -124,6 +126,7 @@ class Zygote:
     def listen(self, tmp_path: Path, port: int, log: Path) -> int:
         """Fork a listener; return its pid once its log says it listens."""
         pid = int(self._ask(["listen", str(log), *listen_args(tmp_path, port)]))
+        self.children.add(pid)
         deadline = time.monotonic() + 60
         while "listening" not in (log.read_text() if log.exists() else ""):
             assert time.monotonic() < deadline, log.read_text() if log.exists() else "no log"
@@ -132,9 +135,15 @@ class Zygote:
 
     def wait(self, pid: int) -> int:
         """Reap a child: its wait status."""
-        return int(self._ask(["wait", pid]))
+        status = int(self._ask(["wait", pid]))
+        self.children.discard(pid)
+        return status
 
     def close(self) -> None:
+        """Kill a listener a failed round left running, then end the forking process."""
+        for pid in self.children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.close()
         self.proc.wait(30)
