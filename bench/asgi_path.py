@@ -9,6 +9,11 @@ and the writer thread). With ``--profile FILE`` it writes a cProfile of the even
 thread. Run it against another checkout with ``PYTHONPATH=<checkout>/src``.
 
     python bench/asgi_path.py read|create|update [--count 5000] [--profile out.prof]
+    python bench/asgi_path.py read --concurrency 16   # 16 readers at once, as 16 connections
+
+With ``--concurrency N`` reads run N at a time (each reader starts its next read when
+the last one answered), so audited reads share group commits as over HTTP; the audit
+writer's records per commit are printed too.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import asyncio
 import cProfile
 import json
 import os
+import resource
 import tempfile
 import time
 from typing import Any
@@ -43,6 +49,7 @@ def main() -> None:
     parser.add_argument("mode", choices=["read", "create", "update"])
     parser.add_argument("--count", type=int, default=5000)
     parser.add_argument("--profile", default=None)
+    parser.add_argument("--concurrency", type=int, default=1, help="readers at once (read)")
     args = parser.parse_args()
     os.environ.setdefault("CMIO_AUTH", "off")  # loopback benchmark, as http_bench's --no-auth
     tmp = tempfile.mkdtemp(prefix="cmio-asgi-")
@@ -95,12 +102,20 @@ def main() -> None:
         profiler = cProfile.Profile() if args.profile else None
         n = args.count
         start, cpu = time.perf_counter(), time.process_time()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         if profiler is not None:
             profiler.enable()
+        auditor = app.env.auditor
+        commits = (auditor.writer.batches, auditor.writer.records) if auditor else (0, 0)
         if args.mode == "read":
-            for i in range(n):
-                got = await call("GET", "/fhir/Patient/" + ids[i % len(ids)])
-                assert got["status"] == 200, got
+            lanes = max(1, args.concurrency)
+
+            async def reader(lane: int) -> None:
+                for i in range(lane, n, lanes):
+                    got = await call("GET", "/fhir/Patient/" + ids[i % len(ids)])
+                    assert got["status"] == 200, got
+
+            await asyncio.gather(*(reader(lane) for lane in range(lanes)))
         else:
             for i in range(0, n, 16):
                 if args.mode == "create":
@@ -117,10 +132,19 @@ def main() -> None:
             profiler.disable()
             profiler.dump_stats(args.profile)
         wall, used = time.perf_counter() - start, time.process_time() - cpu
-        audit = "on" if app.env.auditor is not None else "off"
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        system = (after.ru_stime - usage.ru_stime) / n * 1e6
+        switches = (after.ru_nvcsw - usage.ru_nvcsw + after.ru_nivcsw - usage.ru_nivcsw) / n
+        audit = "on" if auditor is not None else "off"
+        per_commit = ""
+        if auditor is not None:
+            batches = auditor.writer.batches - commits[0]
+            records = auditor.writer.records - commits[1]
+            per_commit = f", {records / max(batches, 1):.1f} audit records per commit"
         print(
-            f"{args.mode} (audit {audit}): {n / wall:,.0f}/s, "
-            f"{used / n * 1e6:.1f} µs CPU per request"
+            f"{args.mode} (audit {audit}, {args.concurrency} at once): {n / wall:,.0f}/s, "
+            f"{used / n * 1e6:.1f} µs CPU per request ({system:.1f} of it in the kernel,"
+            f" {switches:.1f} context switches){per_commit}"
         )
 
     try:

@@ -96,13 +96,15 @@ def wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def running(cmd: list[str], health: str, env: dict[str, str] | None = None) -> Iterator[None]:
+def running(
+    cmd: list[str], health: str, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     proc = subprocess.Popen(
         cmd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         wait_up(health, proc)
-        yield
+        yield proc
     finally:
         proc.terminate()
         try:
@@ -142,6 +144,23 @@ def wrk(url: str, script: Path, connections: int, duration: int) -> tuple[float,
     return float(rps), float(p50), float(p95), int(bad_status) + int(socket_errors)
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` and its descendants
+    (Linux ``/proc``; 0 elsewhere)."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
 def seed(base: str, n: int) -> list[str]:
     ids = [f"bench-{uuid.uuid4().hex[:16]}" for _ in range(n)]
     entries = [
@@ -172,14 +191,22 @@ def seed(base: str, n: int) -> list[str]:
 
 
 def median_run(
-    url: str, script: Path, c: int, duration: int, runs: int
-) -> tuple[float, float, float, int]:
-    results = [wrk(url, script, c, duration) for _ in range(runs)]
+    url: str, script: Path, c: int, duration: int, runs: int, pid: int
+) -> tuple[float, float, float, int, float]:
+    """Medians of ``runs`` wrk runs: requests/s, p50, p95 (ms), errors (summed), and the
+    server's CPU µs per request (its process tree, from /proc)."""
+    results = []
+    for _ in range(runs):
+        before = tree_cpu(pid)
+        rps, p50, p95, errors = wrk(url, script, c, duration)
+        cpu = (tree_cpu(pid) - before) / max(rps * duration, 1) * 1e6
+        results.append((rps, p50, p95, errors, cpu))
     return (
         statistics.median(r[0] for r in results),
         statistics.median(r[1] for r in results),
         statistics.median(r[2] for r in results),
         sum(r[3] for r in results),
+        statistics.median(r[4] for r in results),
     )
 
 
@@ -191,6 +218,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--connections", default="8,16,32")
     parser.add_argument("--patients", type=int, default=1000)
+    parser.add_argument(
+        "--interactions", default="read,create,update", help="which of read,create,update to run"
+    )
+    parser.add_argument("--no-baseline", action="store_true", help="skip the raw-ASGI baseline")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
@@ -213,7 +244,7 @@ def main() -> None:
             str(args.workers),
         ]
         url = f"http://127.0.0.1:{port}"
-        with running(cmd, f"{url}/health"):
+        with running(cmd, f"{url}/health") as server:
             ids = seed(f"{url}/fhir", args.patients)
             sample = httpx.get(f"{url}/fhir/Patient/{ids[0]}").content
             scripts = {
@@ -223,14 +254,16 @@ def main() -> None:
             }
             for name, text in scripts.items():
                 (tmp / f"{name}.lua").write_text(text)
-            for name in scripts:
+            for name in [n for n in scripts if n in args.interactions.split(",")]:
                 for c in conns:
-                    rps, p50, p95, errors = median_run(
-                        url, tmp / f"{name}.lua", c, args.duration, args.runs
+                    rps, p50, p95, errors, cpu = median_run(
+                        url, tmp / f"{name}.lua", c, args.duration, args.runs, server.pid
                     )
                     rows.append(
-                        f"| cmio {args.backend} | {name} | {c} | {rps:,.0f} | {p50:.2f} | {p95:.2f} | {errors} |"
+                        f"| cmio {args.backend} | {name} | {c} | {rps:,.0f} | {p50:.2f} | {p95:.2f}"
+                        f" | {errors} | {cpu:,.0f} |"
                     )
+    if not args.no_baseline:
         base_db = tmp / "baseline.db"
         from bench.baseline_app import prepare
 
@@ -241,20 +274,29 @@ def main() -> None:
             cmd,
             f"http://127.0.0.1:{port}/x",
             {"BASELINE_DB": str(base_db), "PYTHONPATH": str(ROOT)},
-        ):
+        ) as base:
             (tmp / "base.lua").write_text(lua_read(ids, "/kv/"))
             for c in conns:
-                rps, p50, p95, errors = median_run(
-                    f"http://127.0.0.1:{port}", tmp / "base.lua", c, args.duration, args.runs
+                rps, p50, p95, errors, cpu = median_run(
+                    f"http://127.0.0.1:{port}",
+                    tmp / "base.lua",
+                    c,
+                    args.duration,
+                    args.runs,
+                    base.pid,
                 )
                 rows.append(
-                    f"| baseline (1 SQLite row, raw ASGI) | read | {c} | {rps:,.0f} | {p50:.2f} | {p95:.2f} | {errors} |"
+                    f"| baseline (1 SQLite row, raw ASGI) | read | {c} | {rps:,.0f} | {p50:.2f}"
+                    f" | {p95:.2f} | {errors} | {cpu:,.0f} |"
                 )
     print(
         f"\nworkers={args.workers}, wrk -t2, {args.duration}s x {args.runs} runs (median), {os.cpu_count()} cores\n"
     )
-    print("| server | interaction | connections | requests/s | p50 ms | p95 ms | errors |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| server | interaction | connections | requests/s | p50 ms | p95 ms | errors"
+        " | server CPU µs/request |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     print(json.dumps({"tmp": str(tmp)}))
     shutil.rmtree(tmp, ignore_errors=True)
