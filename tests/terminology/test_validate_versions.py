@@ -223,3 +223,17 @@ def test_an_unknown_system_the_value_set_uses_or_only_the_value() -> None:
         assert params["message"]["valueString"].startswith(
             f"A definition for CodeSystem {shown} could not be found, so the code cannot be"
         )
+
+
+def test_a_coding_whose_system_is_a_value_set() -> None:
+    source = codesystem("1.0.0")
+    vs = _valueset("1.0.0")
+    service = TerminologyService(TerminologyResources(core=lambda: [source, vs]))
+    answer = validate_code(service, ValidateRequest([CodingInput(vs["url"], "head", None)], vs))
+    params = {p["name"]: p for p in answer["parameter"]}
+    assert "x-unknown-system" not in params and params["result"]["valueBoolean"] is False
+    issues = params["issues"]["resource"]["issue"]
+    assert issues[0]["details"]["text"] == (
+        f"The Coding references a value set, not a code system ('{vs['url']}')"
+    )
+    assert (issues[0]["code"], issues[0]["expression"]) == ("invalid", ["Coding.system"])

@@ -69,7 +69,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "validation/validation-simple-code-implied-bad-code": SUITE_REASONS["validation"],
     "validation/validation-simple-coding-bad-code-inactive": SUITE_REASONS["validation"],
     "validation/validation-simple-codeableconcept-bad-import": SUITE_REASONS["validation"],
-    "validation/validation-simple-coding-bad-system2": SUITE_REASONS["validation"],
     "validation/validation-simple-coding-bad-system-local": SUITE_REASONS["validation"],
     "validation/validation-simple-coding-no-system": SUITE_REASONS["validation"],
     "validation/validation-simple-code-bad-display-ws": SUITE_REASONS["validation"],

@@ -216,6 +216,13 @@ def _check(
             path = _element(coding, kind, "system")
             out.issues.append(Issue("error", "not-found", "not-found", text, path))
         return out
+    if source is None and resources.versions("ValueSet", system):
+        path = _element(coding, kind, "system")
+        text = f"The Coding references a value set, not a code system ('{system}')"
+        out.issues.append(Issue("error", "invalid", "invalid-data", text, path))
+        if vs_label is not None:
+            out.issues.append(_not_in_vs(system, coding, kind, vs_label))
+        return out
     if source is None:
         known = resources.known_versions("CodeSystem", system)
         used = _includes(request.valueset, system)  # the value set itself needs it
