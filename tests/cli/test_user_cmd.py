@@ -217,7 +217,9 @@ def test_no_auth_only_on_loopback(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         assert is_loopback(host)
     for host in ("0.0.0.0", "::", "10.1.2.3", "example.org"):
         assert not is_loopback(host)
-    monkeypatch.delenv("CMIO_AUTH", raising=False)
+    # "on" (the default) is recorded, so the CMIO_AUTH=off that serve --no-auth writes into
+    # os.environ is undone afterwards (it leaked into later tests' servers before)
+    monkeypatch.setenv("CMIO_AUTH", "on")
     db = f"sqlite:///{tmp_path / 'cmio.db'}"
     refused = _Cli().invoke(["serve", "--no-auth", "--host", "0.0.0.0", "--database", db])
     assert refused.exit_code == 2 and "refused" in refused.output
