@@ -15,18 +15,30 @@ import contextlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import orjson
-
-from cmio.indexing.tables import INDEX_TABLES, insert_sql
 from cmio.store import _audit
-from cmio.store._common import Clock, check_id, new_id, parse_date_range, resource_type_of, stamp
+from cmio.store._common import Clock, check_id, new_id, resource_type_of, stamp
 from cmio.store._query import history_sql, search_sql
+from cmio.store._sqlbulk import BulkPuts
+from cmio.store._sqlrows import (
+    ARCHIVE_DATA,
+    DELETE_INDEX,
+    DELETE_TOKENS,
+    INSERT_CURRENT,
+    INSERT_HISTORY,
+    INSERT_INDEX,
+    SELECT_CURRENT,
+    SELECT_VERSION,
+    UPDATE_CURRENT,
+    Row,
+    archive_args,
+    current_version,
+    iter_current_sql,
+    past_version,
+)
 from cmio.store.base import (
     ConflictError,
-    GoneError,
     HistoryPage,
     Indexer,
-    NotFoundError,
     SearchPage,
     SearchQuery,
     StoredResource,
@@ -34,7 +46,6 @@ from cmio.store.base import (
     TableRows,
     Transaction,
     VersionConflictError,
-    _strip_meta,
 )
 
 __all__ = [
@@ -53,84 +64,12 @@ __all__ = [
 ]
 
 Json = dict[str, Any]
-Row = tuple[Any, ...]
 
-SELECT_CURRENT = (
-    "SELECT version, last_updated, deleted, data FROM resource WHERE type = ? AND id = ?"
-)
-# A version's data is written once: the current version's bytes live only in
-# ``resource`` (its history row has NULL data) and move to ``resource_history``
-# when a newer version or a tombstone replaces it (see ARCHIVE_DATA).
-SELECT_VERSION = (
-    "SELECT h.last_updated, h.deleted, h.method, COALESCE(h.data, r.data)"
-    " FROM resource_history h LEFT JOIN resource r"
-    " ON r.type = h.type AND r.id = h.id AND r.version = h.version"
-    " WHERE h.type = ? AND h.id = ? AND h.version = ?"
-)
-ARCHIVE_DATA = (
-    "UPDATE resource_history SET data ="
-    " (SELECT r.data FROM resource r WHERE r.type = ? AND r.id = ?)"
-    " WHERE type = ? AND id = ? AND data IS NULL"
-    " AND version = (SELECT r.version FROM resource r WHERE r.type = ? AND r.id = ?)"
-)
-_INSERT_CURRENT = (
-    "INSERT INTO resource (type, id, version, last_updated, deleted, data)"
-    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (type, id) DO NOTHING"
-)
-_UPDATE_CURRENT = (
-    "UPDATE resource SET version = ?, last_updated = ?, deleted = ?, data = ?"
-    " WHERE type = ? AND id = ?"
-)
-_UPSERT_CURRENT = (
-    "INSERT INTO resource (type, id, version, last_updated, deleted, data)"
-    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (type, id) DO UPDATE SET"
-    " version = excluded.version, last_updated = excluded.last_updated,"
-    " deleted = excluded.deleted, data = excluded.data"
-)
-_INSERT_HISTORY = (
-    "INSERT INTO resource_history (type, id, version, last_updated, deleted, method, data)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
-DELETE_TOKENS = "DELETE FROM token_index WHERE resource_type = ? AND resource_id = ?"
-#: per index table: the statement removing one resource's rows
-DELETE_INDEX = {
-    t.name: f"DELETE FROM {t.name} WHERE resource_type = ? AND resource_id = ?"
-    for t in INDEX_TABLES
-}
-#: per index table: the INSERT of one row ``(resource_type, resource_id, param, *columns)``
-INSERT_INDEX = {t.name: insert_sql(t) for t in INDEX_TABLES}
 IndexRows = TableRows
 _CHUNK = 500
 
 
-def iter_current_sql(
-    types: Sequence[str] | None, since: str | None
-) -> tuple[str, list[Any]] | None:
-    """The ``iter_current`` query (``?`` placeholders) and its parameters; None when
-    ``types`` is empty, so nothing can match (https://hl7.org/fhir/uv/bulkdata/export.html)."""
-    where: list[str] = ["NOT deleted"]
-    params: list[Any] = []
-    if types is not None:
-        if not types:
-            return None
-        where.append(f"type IN ({', '.join('?' * len(types))})")
-        params.extend(types)
-    if since is not None:
-        where.append("last_updated >= ?")
-        params.append(parse_date_range(since)[0])
-    sql = (
-        "SELECT type, id, version, last_updated, data FROM resource"
-        f" WHERE {' AND '.join(where)} ORDER BY type, id"
-    )
-    return sql, params
-
-
-def archive_args(rtype: str, id: str) -> tuple[str, ...]:
-    """Parameters of ``ARCHIVE_DATA`` for one resource."""
-    return (rtype, id, rtype, id, rtype, id)
-
-
-class SqlTransaction(Transaction, abc.ABC):
+class SqlTransaction(BulkPuts, Transaction, abc.ABC):
     """Versioned-resource logic over a DB-API-like connection (``?`` placeholders)."""
 
     #: appended to row-locking selects (``" FOR UPDATE"`` on PostgreSQL)
@@ -324,8 +263,8 @@ class SqlTransaction(Transaction, abc.ABC):
         version, last_updated = row[0] + 1, self._clock.now(row[1])
         with self._batch():
             self._execute(ARCHIVE_DATA, archive_args(type, id))
-            self._execute(_UPDATE_CURRENT, (version, last_updated, True, None, type, id))
-            self._execute(_INSERT_HISTORY, (type, id, version, last_updated, True, "DELETE", None))
+            self._execute(UPDATE_CURRENT, (version, last_updated, True, None, type, id))
+            self._execute(INSERT_HISTORY, (type, id, version, last_updated, True, "DELETE", None))
             for delete in DELETE_INDEX.values():
                 self._execute(delete, (type, id))
         tombstone = StoredResource(type, id, version, last_updated, True, None, "DELETE")
@@ -359,16 +298,16 @@ class SqlTransaction(Transaction, abc.ABC):
         else:
             index = self._index_rows(rtype, id, resource)
         if prior is None and not self._execute(
-            _INSERT_CURRENT, (rtype, id, version, last_updated, False, param)
+            INSERT_CURRENT, (rtype, id, version, last_updated, False, param)
         ):
             return None
         with self._batch():
             if prior is not None:
                 self._execute(ARCHIVE_DATA, archive_args(rtype, id))
-                self._execute(_UPDATE_CURRENT, (version, last_updated, False, param, rtype, id))
+                self._execute(UPDATE_CURRENT, (version, last_updated, False, param, rtype, id))
                 for delete in DELETE_INDEX.values():
                     self._execute(delete, (rtype, id))
-            self._execute(_INSERT_HISTORY, (rtype, id, version, last_updated, False, method, None))
+            self._execute(INSERT_HISTORY, (rtype, id, version, last_updated, False, method, None))
             for table, rows in index.items():
                 self._executemany(INSERT_INDEX[table], rows)
         stored = StoredResource(rtype, id, version, last_updated, False, data, method)
@@ -463,120 +402,3 @@ class SqlTransaction(Transaction, abc.ABC):
             self.before_commit(self)
 
     # -- bulk ----------------------------------------------------------------------------
-
-    def put_many(
-        self, resources: Sequence[Json], index: Sequence[TableRows | None] | None = None
-    ) -> list[StoredResource]:
-        self._writable()
-        keyed = [(resource_type_of(r), check_id(r.get("id")), r) for r in resources]  # type: ignore[arg-type]
-        if index is not None and len(index) != len(keyed):
-            raise StoreError("put_many: index rows are not aligned with the resources")
-        if not hasattr(self._indexer, "table_rows"):
-            index = None  # rows for a plain Indexer are not what the workers computed
-        known = self._fetch_many({(t, i) for t, i, _ in keyed})
-        last_updated = self._clock.now(max((s.last_updated for s in known.values()), default=None))
-        existed = set(known)
-        parsed: dict[tuple[str, str], tuple[Json, Json]] = {}  # content without meta, meta
-        final: dict[tuple[str, str], Row] = {}
-        history: list[Row] = []
-        rows: dict[tuple[str, str], IndexRows] = {}
-        out: list[StoredResource] = []
-        for position, (rtype, id, resource) in enumerate(keyed):
-            key = (rtype, id)
-            have = known.get(key)
-            if have is not None and have.data is not None:
-                seen = parsed.get(key)
-                if seen is None:
-                    stored_json = orjson.loads(have.data)
-                    seen = parsed[key] = (_strip_meta(stored_json), stored_json["meta"])
-                if seen[0] == _strip_meta(resource):
-                    resource["meta"] = dict(seen[1])
-                    out.append(have)
-                    continue
-            version = 1 if have is None else have.version + 1
-            data = stamp(resource, id, version, last_updated)
-            stored = known[key] = StoredResource(
-                rtype, id, version, last_updated, False, data, "PUT"
-            )
-            parsed.pop(key, None)
-            param = self._data_in(data)
-            final[key] = (rtype, id, version, last_updated, False, param)
-            history.append((rtype, id, version, last_updated, False, "PUT", param))
-            ahead = index[position] if index is not None else None
-            rows[key] = ahead if ahead is not None else self._index_rows(rtype, id, resource)
-            out.append(stored)
-        if final:
-            # The last version of each key lives in ``resource`` only (written once).
-            history = [
-                (*row[:6], None) if final[(row[0], row[1])][2] == row[2] else row for row in history
-            ]
-            stale = [key for key in final if key in existed]
-            merged: IndexRows = {}
-            for per in rows.values():
-                for table, table_rows in per.items():
-                    merged.setdefault(table, []).extend(table_rows)
-            self._bulk_write(list(final.values()), history, stale, merged)
-        return out
-
-    def _bulk_write(
-        self,
-        current: list[Row],
-        history: list[Row],
-        stale: list[tuple[str, str]],
-        index: IndexRows,
-    ) -> None:
-        """Write ``put_many``'s rows: upsert ``current``, append ``history``, replace index rows.
-
-        ``stale`` lists the (type, id) that existed before: their current data moves to
-        their history row first, and their old index rows go before ``index`` is added.
-        """
-        with self._batch():
-            if stale:
-                self._executemany(ARCHIVE_DATA, [archive_args(t, i) for t, i in stale])
-            self._executemany(_UPSERT_CURRENT, current)
-            self._executemany(_INSERT_HISTORY, history)
-            if stale:
-                for delete in DELETE_INDEX.values():
-                    self._executemany(delete, stale)
-            for table, rows in index.items():
-                self._executemany(INSERT_INDEX[table], rows)
-
-    def _fetch_many(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], StoredResource]:
-        by_type: dict[str, list[str]] = {}
-        for rtype, id in keys:
-            by_type.setdefault(rtype, []).append(id)
-        known: dict[tuple[str, str], StoredResource] = {}
-        for rtype, ids in by_type.items():
-            ids.sort()  # a stable lock order avoids deadlocks between concurrent imports
-            for r in self._fetch_rows(rtype, ids):
-                data = self._data_out(r[4])
-                known[(rtype, r[0])] = StoredResource(rtype, r[0], r[1], r[2], bool(r[3]), data)
-        return known
-
-
-def current_version(type: str, id: str, row: Row | None, data: bytes | None) -> StoredResource:
-    """A ``SELECT_CURRENT`` row as a readable resource (https://hl7.org/fhir/R4/http.html#read).
-
-    Raises:
-        NotFoundError: no row; GoneError: the current version is a deletion.
-    """
-    if row is None:
-        raise NotFoundError(f"{type}/{id} not found")
-    if row[2]:
-        raise GoneError(f"{type}/{id} was deleted")
-    return StoredResource(type, id, row[0], row[1], False, data)
-
-
-def past_version(
-    type: str, id: str, version: int, row: Row | None, data: bytes | None
-) -> StoredResource:
-    """A ``SELECT_VERSION`` row as a version (https://hl7.org/fhir/R4/http.html#vread).
-
-    Raises:
-        NotFoundError: no such version; GoneError: the version is a deletion.
-    """
-    if row is None:
-        raise NotFoundError(f"{type}/{id}/_history/{version} not found")
-    if row[1]:
-        raise GoneError(f"{type}/{id}/_history/{version} is a deletion")
-    return StoredResource(type, id, version, row[0], False, data, row[2])
