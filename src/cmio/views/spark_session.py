@@ -66,6 +66,9 @@ class SparkConfig:
             # views are scans and projections: no adaptive re-planning round trips
             "spark.sql.adaptive.enabled": "false",
             "spark.sql.execution.arrow.pyspark.enabled": "true",
+            # typed Parquet (cmio.views.typed) is nested structs and lists: read them
+            # column-wise too (off by default in Spark; 1.35-1.45x on the observation view)
+            "spark.sql.parquet.enableNestedColumnVectorizedReader": "true",
             # FHIRPath has no errors for bad casts or out-of-range indexes: they are
             # empty (NULL), as without ANSI mode (Spark 4 turns it on by default)
             "spark.sql.ansi.enabled": "false",
