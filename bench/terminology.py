@@ -30,7 +30,6 @@ import argparse
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,7 +40,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.http_bench import baseline_command, free_port, wait_up, wrk  # noqa: E402
+from bench.http_bench import (  # noqa: E402
+    baseline_command,
+    free_port,
+    median_run,
+    running,
+    tree_cpu,
+    wrk,
+)
 
 from cmio.terminology.concepts import ConceptStore  # noqa: E402
 from cmio.terminology.expansion import ExpandOptions  # noqa: E402
@@ -161,31 +167,6 @@ def expand_rows(db: Path) -> list[str]:
     return rows
 
 
-def tree_cpu(root: int) -> float:
-    """CPU seconds (user + system) used so far by process ``root`` and its descendants."""
-    tick = os.sysconf("SC_CLK_TCK")
-    parent: dict[int, int] = {}
-    used: dict[int, float] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rpartition(")")[2].split()
-        parent[int(entry)] = int(fields[1])
-        used[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
-    total = 0.0
-    for pid, cpu in used.items():
-        up = pid
-        while up not in (0, 1, root) and up in parent:
-            up = parent[up]
-        if up == root:
-            total += cpu
-    return total
-
-
 def settle(pid: int, quiet: float = 0.05, limit: float = 120.0) -> None:
     """Wait until the server tree uses under ``quiet`` CPU seconds in half a second."""
     deadline = time.monotonic() + limit
@@ -198,33 +179,16 @@ def settle(pid: int, quiet: float = 0.05, limit: float = 120.0) -> None:
 
 @contextmanager
 def serving(cmd: list[str], health: str, env: dict[str, str]) -> Iterator[int]:
-    """Run a server until the block ends; yields its process id."""
-    proc = subprocess.Popen(
-        cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        wait_up(health, proc)
+    """Run a server until the block ends, every worker up; yields its process id."""
+    with running(cmd, health, env) as proc:
         settle(proc.pid)  # every worker up (the health check needs one)
         yield proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def drive(url: str, script: Path, pid: int, c: int, duration: int, runs: int) -> str:
     """wrk ``runs`` times: medians of requests/s, p50, p95, the server's CPU per request."""
     wrk(url, script, 16, 2)  # warm-up: every worker's caches and first look-ups
-    results = []
-    for _ in range(runs):
-        began = tree_cpu(pid)
-        rps, p50, p95, errors = wrk(url, script, c, duration)
-        cpu_us = (tree_cpu(pid) - began) / max(rps * duration, 1) * 1e6
-        results.append((rps, p50, p95, errors, cpu_us))
-    rps, p50, p95, cpu_us = (statistics.median(r[i] for r in results) for i in (0, 1, 2, 4))
-    errors = sum(r[3] for r in results)
+    rps, p50, p95, errors, cpu_us = median_run(url, script, c, duration, runs, pid)
     return f"{c} | {rps:,.0f} | {p50:.2f} | {p95:.2f} | {cpu_us:,.0f} | {errors}"
 
 
