@@ -126,6 +126,8 @@ def _check(
             and system not in request.options.system_versions
         )  # the value set took the newest: the unknown version is the error, this a warning
         where = "for the versionless include in" if versionless else "in"
+        if not versionless and _include_version(request.valueset, system) is None:
+            where = "resulting from the version '' in"  # the system-version default chose it
         out.issues.append(
             Issue(
                 "warning" if versionless else "error",
@@ -161,6 +163,8 @@ def _check(
             out.unknown_systems.append(system)
         so = "the code cannot be validated"
         text = unknown_system_text(system, version, known, so, quoted=used)
+        if mismatch is not None:  # the include's version is unknown and not the value's
+            out.issues.append(_version_mismatch(system, version, mismatch, coding, kind))
         out.issues.append(
             Issue("error", "not-found", "not-found", text, _element(coding, kind, "system"))
         )
@@ -230,6 +234,20 @@ def _check(
         return out
     out.ok = True
     return out
+
+
+def _version_mismatch(
+    system: str, vs_version: str | None, stated: str, coding: CodingInput, kind: str
+) -> Issue:
+    """The error for a value whose version is not the one the value set's include uses."""
+    return Issue(
+        "error",
+        "invalid",
+        "vs-invalid",
+        f"The code system '{system}' version '{vs_version}' in the ValueSet include is "
+        f"different to the one in the value ('{stated}')",
+        _element(coding, kind, "version"),
+    )
 
 
 def _includes(valueset: dict[str, Any] | None, system: str) -> bool:
@@ -348,12 +366,14 @@ def _validate(
     # a coding found in the value set but in another version than the value set's: reported
     # as that coding's result, not as "no valid coding"
     version_only = request.kind == "CodeableConcept" and any(
-        i.detail == "vs-invalid" for o in outcomes for i in o.issues
+        o.version is not None and any(i.detail == "vs-invalid" for i in o.issues) for o in outcomes
     )
+    undecided = any(o.caused_by for o in outcomes)  # the value set cannot be evaluated
     if (
         request.kind == "CodeableConcept"
         and not good
         and not version_only
+        and not undecided
         and request.valueset is not None
     ):
         vs = request.valueset
