@@ -64,13 +64,15 @@ class ValidateRequest:
 
 @dataclass(frozen=True, slots=True)
 class Issue:
-    """One OperationOutcome issue of a validation."""
+    """One OperationOutcome issue of a validation (``quiet``: a warning left out of the
+    answer's ``message``, as a value set's own deprecation marks are)."""
 
     severity: str
     code: str
     detail: str
     text: str
     path: str | None
+    quiet: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """The ``OperationOutcome.issue`` element."""

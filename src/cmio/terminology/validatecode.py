@@ -21,7 +21,16 @@ from cmio.terminology.errors import TerminologyError, unknown_system_text
 from cmio.terminology.render import display_for
 from cmio.terminology.resources import TerminologyResources, version_matches
 from cmio.terminology.service import TerminologyService, valueset_key
+from cmio.terminology.status_warnings import status_warnings
 from cmio.terminology.supplements import is_supplement, requested_supplements, with_supplements
+from cmio.terminology.validate_status import (
+    case_issue,
+    deprecated_in_valueset,
+    excludes_inactive,
+    inactive_issue,
+    not_active_issue,
+    reference_issues,
+)
 from cmio.terminology.validate_types import CodingInput, Issue, ValidateRequest
 
 __all__ = ["CodingInput", "Issue", "ValidateRequest", "validate_code"]
@@ -49,6 +58,7 @@ class _Outcome:
     code: str | None = None
     display: str | None = None
     inactive: bool = False
+    normalized: str | None = None
     issues: list[Issue] = field(default_factory=list)
     unknown_systems: list[str] = field(default_factory=list)
     caused_by: list[str] = field(default_factory=list)
@@ -188,6 +198,11 @@ def _check(
         )
         return out
     out.inactive = entry.inactive
+    whole = "code" if kind == "code" else coding.path
+    if entry.code != coding.code:  # matched by case folding
+        out.normalized = entry.code
+        label = f"{source.url}|{source.version}" if source.version else source.url
+        out.issues.append(case_issue(coding.code, entry, label, _element(coding, kind, "code")))
     member_display: str | None = None
     if request.valueset is not None:
         try:
@@ -198,12 +213,24 @@ def _check(
             )
             out.display = entry.display
             return out
+        warnings = status_warnings(request.valueset, expansion.used, resources)
+        out.issues += reference_issues(warnings, expansion.used)
         member = expansion.members.get((source.url, entry.code))
         if member is None:
+            if entry.inactive and excludes_inactive(request.valueset, request.options.active_only):
+                out.issues.append(not_active_issue(entry, _element(coding, kind, "code")))
+                out.issues.append(inactive_issue(entry, whole))
             out.issues.append(_not_in_vs(system, coding, kind, vs_label))
             out.display = entry.display
             return out
         member_display = member.display
+        flagged = deprecated_in_valueset(
+            request.valueset, system, entry.code, vs_label, _element(coding, kind, "code")
+        )
+        if flagged is not None:
+            out.issues.append(flagged)
+    if entry.inactive:
+        out.issues.append(inactive_issue(entry, whole))
     out.display = display_for(member_display, entry, request.display_language)
     if entry.abstract and not request.abstract:
         out.issues.append(
@@ -406,6 +433,8 @@ def _validate(
             params.append({"name": "display", "valueString": chosen.display})
     if chosen.inactive and chosen.ok:
         params.append({"name": "inactive", "valueBoolean": True})
+    if chosen.normalized is not None and chosen.ok:
+        params.append({"name": "normalized-code", "valueCode": chosen.normalized})
     if request.codeable_concept is not None:
         params.append({"name": "codeableConcept", "valueCodeableConcept": request.codeable_concept})
     unknown = [u for o in outcomes for u in o.unknown_systems]
@@ -414,7 +443,7 @@ def _validate(
     for canonical in (u for o in outcomes for u in o.caused_by):
         params.append({"name": "x-caused-by-unknown-system", "valueCanonical": canonical})
     errors = [i.text for i in issues if i.severity == "error"]
-    messages = errors or [i.text for i in issues]
+    messages = errors or [i.text for i in issues if i.severity == "warning" and not i.quiet]
     if messages:
         params.append({"name": "message", "valueString": "; ".join(sorted(set(messages)))})
     params.append({"name": "result", "valueBoolean": bool(good)})
