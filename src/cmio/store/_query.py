@@ -14,7 +14,7 @@ from typing import Any
 from cmio.store._common import format_instant, parse_date_range
 from cmio.store.base import InvalidRequestError, SearchClause, SearchQuery
 
-__all__ = ["Sql", "history_sql", "search_sql", "split_token"]
+__all__ = ["Sql", "compartment_sql", "history_sql", "search_sql", "split_token"]
 
 _PREFIXES = frozenset({"eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap"})
 _SORT_COLUMNS = {"_lastUpdated": "r.last_updated", "_id": "r.id"}
@@ -69,6 +69,62 @@ def search_sql(query: SearchQuery) -> tuple[Sql, Sql | None]:
     )
     count = Sql(f"SELECT COUNT(*) FROM resource r WHERE {where_sql}", tuple(params))
     return page, count if query.total else None
+
+
+def compartment_sql(
+    dialect: str,
+    param: str,
+    ctype: str,
+    cid: str,
+    types: tuple[str, ...] | None,
+    since: str | None,
+    count: int,
+    offset: int,
+) -> tuple[Sql, Sql]:
+    """The page and count statements of a compartment's members (``Patient/[id]/$everything``).
+
+    Members are the resources holding the write-time token ``param`` = ``ctype|cid``
+    (https://hl7.org/fhir/R4/compartmentdefinition.html), in one statement for every
+    type. The operation asks for no order
+    (https://hl7.org/fhir/R4/patient-operation-everything.html); the page is in the
+    store's member order, which needs no sort: the index's own order (row id within
+    equal keys) on SQLite, ``(type, id)`` on PostgreSQL. Page columns:
+    ``type, id, version, last_updated, data, member order key``.
+
+    A deleted resource has no index rows (they go in the delete's transaction), so
+    without ``since`` the count reads the index alone.
+
+    Raises:
+        InvalidRequestError: ``since`` is not a valid date, dateTime or instant.
+    """
+    where = ["x.param = ?", "x.system = ?", "x.value = ?"]
+    params: list[Any] = [param, ctype, cid]
+    if types is not None:
+        where.append(f"x.resource_type IN ({', '.join('?' * len(types))})")
+        params.extend(types)
+    joined = list(where)
+    joined_params = list(params)
+    joined.append("NOT r.deleted")
+    if since is not None:
+        joined.append("r.last_updated >= ?")
+        joined_params.append(parse_date_range(since)[0])
+    order = "x.rowid" if dialect == "sqlite" else "x.resource_type, x.resource_id"
+    source = (
+        "FROM token_index x JOIN resource r ON r.type = x.resource_type"
+        f" AND r.id = x.resource_id WHERE {' AND '.join(joined)}"
+    )
+    page = Sql(
+        f"SELECT r.type, r.id, r.version, r.last_updated, r.data {source}"
+        f" ORDER BY {order} LIMIT ? OFFSET ?",
+        (*joined_params, max(0, count), max(0, offset)),
+    )
+    if since is None:
+        total = Sql(
+            f"SELECT COUNT(*) FROM token_index x WHERE {' AND '.join(where)}", tuple(params)
+        )
+    else:
+        total = Sql(f"SELECT COUNT(*) {source}", tuple(joined_params))
+    return page, total
 
 
 def history_sql(

@@ -241,6 +241,35 @@ class Transaction(abc.ABC):
     def search(self, query: SearchQuery) -> SearchPage:
         """Run a search over current, non-deleted resources."""
 
+    def compartment(
+        self,
+        ctype: str,
+        cid: str,
+        *,
+        types: tuple[str, ...] | None = None,
+        since: str | None = None,
+        count: int = 50,
+        offset: int = 0,
+    ) -> SearchPage:
+        """One page of the members of compartment ``ctype/cid`` (``Patient/[id]/$everything``).
+
+        Members are found by their write-time ``_compartment`` token, in one stable
+        order that backends may choose (the operation asks for none:
+        https://hl7.org/fhir/R4/patient-operation-everything.html); ``types`` keeps only
+        those resource types, ``since`` those changed at or after that instant. The
+        total is accurate. This default searches in ``_lastUpdated`` order.
+
+        Raises:
+            InvalidRequestError: a malformed ``since`` or an empty ``types``.
+        """
+        clauses = [SearchClause("_compartment", (f"{ctype}|{cid}",))]
+        if types is not None:
+            clauses.append(SearchClause("_type", types))
+        if since is not None:
+            clauses.append(SearchClause("_lastUpdated", (f"ge{since}",)))
+        query = SearchQuery(None, tuple(clauses), count, offset, ("_lastUpdated",), True)
+        return self.search(query)
+
     @abc.abstractmethod
     def history(
         self,

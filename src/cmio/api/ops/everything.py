@@ -13,14 +13,16 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
+import orjson
+
 from cmio.api import authorize
 from cmio.api.env import Env
 from cmio.api.errors import FhirError
 from cmio.api.http import FhirRequest, FhirResponse
 from cmio.api.ops.common import check_id
-from cmio.api.render import bundle_response, search_entry
-from cmio.indexing.compartments import COMPARTMENT_PARAM
-from cmio.store.base import GoneError, NotFoundError, SearchClause, SearchQuery, StoredResource
+from cmio.api.ops.search import searchset_body
+from cmio.api.render import FHIR_JSON, dumps, is_pretty
+from cmio.store.base import GoneError, NotFoundError, SearchClause, StoredResource
 
 if TYPE_CHECKING:
     from cmio.security.policy import Policy
@@ -60,26 +62,25 @@ def everything(
             400, "invalid", "_offset must be a non-negative integer", expression="_offset"
         )
     offset = int(raw_offset)
-    clauses = [SearchClause(COMPARTMENT_PARAM, (f"Patient|{rid}",))]
-    if (types := request.param("_type")) is not None:
-        wanted = tuple(t.strip() for t in types.split(",") if t.strip())
-        unknown = [t for t in wanted if not env.model.is_resource_type(t)]
+    types: tuple[str, ...] | None = None
+    if (raw_types := request.param("_type")) is not None:
+        types = tuple(t.strip() for t in raw_types.split(",") if t.strip())
+        unknown = [t for t in types if not env.model.is_resource_type(t)]
         if unknown:
             raise FhirError(
                 400, "invalid", f"Unknown resource type {unknown[0]!r} in _type", expression="_type"
             )
-        clauses.append(SearchClause("_type", wanted))
-    if (since := request.param("_since")) is not None:
-        clauses.append(SearchClause("_lastUpdated", (f"ge{since}",)))
-    clauses = authorize.restrict_everything(env, policy, rid, clauses)
+    if policy is not None:  # only the compartment types the grant may read
+        clauses = [SearchClause("_type", types)] if types is not None else []
+        allowed = authorize.restrict_everything(env, policy, rid, clauses)
+        types = next((c.values for c in allowed if c.name == "_type"), types)
+    since = request.param("_since")
     with env.repository.read_transaction() as tx:  # one snapshot; never waits for writers
         tx.read("Patient", rid)  # 404 / 410 for an unknown or deleted patient
-        page = tx.search(SearchQuery(None, tuple(clauses), count, offset, ("_lastUpdated",), True))
+        page = tx.compartment("Patient", rid, types=types, since=since, count=count, offset=offset)
         included = _referenced(tx, page.resources)
     page = authorize.visible_page(policy, page, "read")
     included = authorize.visible(policy, "read", included)
-    entries = [search_entry(request, env.model, s, "match") for s in page.resources]
-    entries.extend(search_entry(request, env.model, s, "include") for s in included)
     params = [(k, v) for k, v in request.query if k != "_offset"]
     path = f"Patient/{rid}/$everything"
     links = [
@@ -99,7 +100,10 @@ def everything(
     if page.total is not None:
         bundle["total"] = page.total
     bundle["link"] = links
-    return bundle_response(request, bundle, entries)
+    body = searchset_body(request.base_url, bundle, page.resources, included)
+    if is_pretty(request):
+        body = dumps(orjson.loads(body), True)
+    return FhirResponse(200, body, [("content-type", FHIR_JSON)])
 
 
 def _referenced(tx: Any, resources: list[StoredResource]) -> list[StoredResource]:
@@ -109,8 +113,8 @@ def _referenced(tx: Any, resources: list[StoredResource]) -> list[StoredResource
     # one scan over the page's bytes (a newline never occurs inside compact JSON, so no
     # match spans two resources): half the cost of a scan per resource
     data = b"\n".join(s.data for s in resources if s.data is not None)
-    for match in _OUTSIDE_REF.finditer(data):
-        key = (match.group(1).decode(), match.group(2).decode())
+    for rtype, rid in dict.fromkeys(_OUTSIDE_REF.findall(data)):  # first-seen order
+        key = (rtype.decode(), rid.decode())
         if key not in members:
             wanted[key] = None
     found: list[StoredResource] = []

@@ -10,6 +10,7 @@ Bundle by splicing the stored bytes.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,13 @@ from cmio.store.base import SearchClause, SearchQuery, StoredResource
 if TYPE_CHECKING:
     from cmio.security.policy import Policy
 
-__all__ = ["parse_search", "search", "search_params_from_string", "split_values"]
+__all__ = [
+    "parse_search",
+    "search",
+    "search_params_from_string",
+    "searchset_body",
+    "split_values",
+]
 
 _INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 
@@ -61,6 +68,40 @@ def split_values(value: str) -> tuple[str, ...]:
         i += 1
     out.append("".join(buf))
     return tuple(v for v in out if v != "")
+
+
+def searchset_body(
+    base_url: str,
+    head: dict[str, Any],
+    matches: Sequence[StoredResource],
+    included: Sequence[StoredResource] = (),
+    extra: Sequence[bytes] = (),
+) -> bytes:
+    """A ``searchset`` Bundle's JSON: ``head``'s fields, then an entry per resource with
+    its stored bytes spliced in unparsed (https://hl7.org/fhir/R4/bundle.html#searchset).
+
+    The same bytes as :func:`cmio.api.render.bundle_response` over
+    :func:`cmio.api.render.search_entry` without ``_summary``/``_elements``, built in one
+    join: ``matches`` (mode ``match``), ``included`` (``include``), then ``extra``
+    entries already serialized.
+    """
+    body = dumps(head)
+    if not matches and not included and not extra:
+        return body
+    start = dumps(base_url + "/")[:-1]  # the escaped base, quote opened
+    prefix = b'{"fullUrl":' + start
+    parts: list[bytes] = [body[:-1], b',"entry":[']
+    for mode, items in ((b"match", matches), (b"include", included)):
+        tail = b',"search":{"mode":"' + mode + b'"}},'
+        for stored in items:
+            assert stored.data is not None
+            # types and ids are [A-Za-z0-9.-]: nothing in them to escape
+            parts += (prefix, f'{stored.type}/{stored.id}","resource":'.encode(), stored.data, tail)
+    for entry in extra:
+        parts += (entry, b",")
+    parts[-1] = parts[-1][:-1]
+    parts.append(b"]}")
+    return b"".join(parts)
 
 
 def _model(env: Env) -> Model:
