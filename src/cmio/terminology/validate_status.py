@@ -61,7 +61,7 @@ def case_issue(given: str, entry: Entry, system_label: str, path: str) -> Issue:
         f"the code system '{system_label}' is case insensitive, implementers are strongly "
         "encouraged to use the correct case anyway"
     )
-    return Issue("information", "business-rule", "code-rule", text, path)
+    return Issue("information", "business-rule", "code-rule", text, path, quiet=True)
 
 
 def deprecated_in_valueset(
@@ -102,5 +102,5 @@ def reference_issues(warnings: list[dict[str, Any]], used: list[tuple[str, str]]
         canonical = str(warning["valueUri"])
         kind = "CodeSystem" if canonical in systems else "ValueSet"
         text = f"Reference to {status} {kind} {canonical}"
-        out.append(Issue("information", "business-rule", "status-check", text, None))
+        out.append(Issue("information", "business-rule", "status-check", text, None, quiet=True))
     return out

@@ -64,8 +64,8 @@ class ValidateRequest:
 
 @dataclass(frozen=True, slots=True)
 class Issue:
-    """One OperationOutcome issue of a validation (``quiet``: a warning left out of the
-    answer's ``message``, as a value set's own deprecation marks are)."""
+    """One OperationOutcome issue of a validation (``quiet``: left out of the answer's
+    ``message``, as status references, case notes and deprecation marks are)."""
 
     severity: str
     code: str

@@ -23,6 +23,7 @@ from cmio.terminology.resources import TerminologyResources, version_matches
 from cmio.terminology.service import TerminologyService, valueset_key
 from cmio.terminology.status_warnings import status_warnings
 from cmio.terminology.supplements import is_supplement, requested_supplements, with_supplements
+from cmio.terminology.validate_display import display_issue, parse_languages, valueset_language
 from cmio.terminology.validate_status import (
     case_issue,
     deprecated_in_valueset,
@@ -231,7 +232,9 @@ def _check(
             out.issues.append(flagged)
     if entry.inactive:
         out.issues.append(inactive_issue(entry, whole))
-    out.display = display_for(member_display, entry, request.display_language)
+    spec = request.display_language or valueset_language(request.valueset)
+    own_language = source.resource.get("language")
+    out.display = display_for(member_display, entry, spec, own_language)
     if entry.abstract and not request.abstract:
         out.issues.append(
             Issue(
@@ -243,22 +246,23 @@ def _check(
             )
         )
         return out
-    if coding.display is not None and not _display_ok(coding.display, entry, member_display):
-        severity = "warning" if request.lenient_display else "error"
-        valid = _valid_displays(entry, source.resource.get("language"), member_display)
-        wanted = request.display_language or "--"
-        out.issues.append(
-            Issue(
-                severity,
-                "invalid",
-                "invalid-display",
-                f"Wrong Display Name '{coding.display}' for {system}#{entry.code}. "
-                f"Valid display is {valid} (for the language(s) '{wanted}')",
-                _element(coding, kind, "display"),
-            )
+    if coding.display is not None:
+        issue = display_issue(
+            coding.display,
+            entry,
+            own_language,
+            member_display,
+            parse_languages(spec),
+            spec,
+            f"{system}#{entry.code}",
+            _element(coding, kind, "display"),
+            request.lenient_display,
         )
-        out.ok = request.lenient_display
-        return out
+        if issue is not None:
+            out.issues.append(issue)
+            if issue.severity != "information":
+                out.ok = request.lenient_display
+                return out
     out.ok = True
     return out
 
@@ -315,26 +319,6 @@ def _vs_version(
         return request.options.system_versions[system]
     newest = resources.code_system(system)
     return newest.version if newest is not None else None
-
-
-def _valid_displays(entry: Any, language: Any, member_display: str | None) -> str:
-    choices: list[tuple[str, str]] = []
-    for text, lang in [(member_display, language), (entry.display, language)] + [
-        (d.get("value"), d.get("language")) for d in entry.designations
-    ]:
-        if isinstance(text, str) and all(text != c[0] for c in choices):
-            choices.append((text, str(lang or "en")))
-    shown = [f"'{text}' ({lang})" for text, lang in choices]
-    if len(shown) == 1:
-        return shown[0]
-    listed = ", ".join(shown[:-1]) + " or " + shown[-1]
-    return f"one of {len(shown)} choices: {listed}"
-
-
-def _display_ok(display: str, entry: Any, member_display: str | None) -> bool:
-    wanted = " ".join(display.split()).lower()
-    choices = [member_display, entry.display] + [d.get("value") for d in entry.designations]
-    return any(isinstance(c, str) and " ".join(c.split()).lower() == wanted for c in choices)
 
 
 def validate_code(
@@ -443,7 +427,7 @@ def _validate(
     for canonical in (u for o in outcomes for u in o.caused_by):
         params.append({"name": "x-caused-by-unknown-system", "valueCanonical": canonical})
     errors = [i.text for i in issues if i.severity == "error"]
-    messages = errors or [i.text for i in issues if i.severity == "warning" and not i.quiet]
+    messages = errors or [i.text for i in issues if not i.quiet]
     if messages:
         params.append({"name": "message", "valueString": "; ".join(sorted(set(messages)))})
     params.append({"name": "result", "valueBoolean": bool(good)})
