@@ -89,8 +89,11 @@ def test_expansion_version_defaults_and_checks() -> None:
     pinned = _expand(_valueset("2.0.0"), system_versions={CS: "1.0.0"})["parameter"]
     assert pinned == [{"name": "used-codesystem", "valueUri": f"{CS}|2.0.0"}]  # not used
     assert _expand(_valueset("1.0.0"), check_versions={CS: "1.0.x"})["total"] == 7
-    with pytest.raises(TerminologyError) as error:  # the newest, resolved, fails the check
-        _expand(_valueset(None), check_versions={CS: "1.0.x"})
+    # a versionless include takes the newest version the check allows
+    chosen = _expand(_valueset(None), check_versions={CS: "1.0.x"})["parameter"]
+    assert chosen == [{"name": "used-codesystem", "valueUri": f"{CS}|1.0.0"}]
+    with pytest.raises(TerminologyError) as error:  # a pinned one that fails the check
+        _expand(_valueset("2.0.0"), check_versions={CS: "1.0.x"})
     assert error.value.detail == "version-error"
     assert error.value.message == (
         f"The version '2.0.0' is not allowed for system '{CS}': required to be '1.0.x' "
@@ -103,22 +106,34 @@ def test_a_coding_version_within_the_include_pattern_is_used() -> None:
     assert _version(_valueset("1.x"), None, newest="1.2.0") == "1.2.0"
 
 
-def _answer(vs: dict[str, Any] | None, coding_version: str | None, kind: str = "Coding") -> Any:
-    old, new = codesystem("1.0.0"), codesystem("2.0.0", extra=True)
+def _answer(
+    vs: dict[str, Any] | None,
+    coding_version: str | None,
+    kind: str = "Coding",
+    newest: str = "2.0.0",
+    **options: Any,
+) -> Any:
+    old, new = codesystem("1.0.0"), codesystem(newest, extra=True)
     service = TerminologyService(TerminologyResources(core=lambda: [old, new]))
     coding = CodingInput(CS, "head", coding_version)
     concept = {"coding": [{"system": CS, "version": coding_version, "code": "head"}]}
-    answer = validate_code(
-        service,
-        ValidateRequest(
-            [coding], vs, kind=kind, codeable_concept=concept if kind != "Coding" else None
-        ),
+    request = ValidateRequest(
+        [coding],
+        vs,
+        kind=kind,
+        codeable_concept=concept if kind != "Coding" else None,
+        options=ExpandOptions(**options),
     )
+    answer = validate_code(service, request)
     params = {p["name"]: p for p in answer["parameter"]}
-    issues = [
-        (i["severity"], i["details"]["coding"][0]["code"], i["details"]["text"])
-        for i in params["issues"]["resource"]["issue"]
-    ]
+    issues = (
+        [
+            (i["severity"], i["details"]["coding"][0]["code"], i["details"]["text"])
+            for i in params["issues"]["resource"]["issue"]
+        ]
+        if "issues" in params
+        else []
+    )
     return params, sorted(issues)
 
 
@@ -237,3 +252,31 @@ def test_a_coding_whose_system_is_a_value_set() -> None:
         f"The Coding references a value set, not a code system ('{vs['url']}')"
     )
     assert (issues[0]["code"], issues[0]["expression"]) == ("invalid", ["Coding.system"])
+
+
+def test_check_system_version_rules() -> None:
+    """``check-system-version``: a versionless include takes the newest version it allows;
+    a coding whose version is within the include's pattern is checked as that version; a
+    pinned include that fails the check is an error at the coding's version."""
+    assert _version(_valueset(None), check_versions={CS: "1.0.x"}) == "1.0.0"
+    params, _ = _answer(_valueset("1.x"), "1.0.0", check_versions={CS: "1.0.x"}, newest="1.2.0")
+    assert params["result"]["valueBoolean"] is True
+    params, issues = _answer(_valueset("2.0.0"), "1.0.0", check_versions={CS: "1.0.x"})
+    assert [i[:2] for i in issues] == [("error", "version-error"), ("error", "vs-invalid")]
+    assert params["issues"]["resource"]["issue"][1]["expression"] == ["Coding.version"]
+
+
+def test_an_unknown_include_version_beside_the_coding_version() -> None:
+    """Include ``version: 1`` (no such version), coding 1.0.0: the mismatch and the unknown
+    version are both errors, and a CodeableConcept gets no "No valid coding" (the value
+    set cannot be evaluated)."""
+    for kind in ("Coding", "CodeableConcept"):
+        params, issues = _answer(_valueset("1"), "1.0.0", kind)
+        assert [i[:2] for i in issues] == [("error", "not-found"), ("error", "vs-invalid")]
+        assert params["x-caused-by-unknown-system"]["valueCanonical"] == f"{CS}|1"
+
+
+def test_a_default_version_mismatch_says_where_it_came_from() -> None:
+    _, issues = _answer(_valueset(None), "9.9.9", system_versions={CS: "1.0.0"})
+    assert [i[:2] for i in issues] == [("error", "not-found"), ("error", "vs-invalid")]
+    assert "version '1.0.0' resulting from the version '' in the ValueSet include" in issues[1][2]

@@ -34,6 +34,8 @@ class ExpandOptions:
         check_versions: ``check-system-version``: the version a compose must name if it names one.
         exclude_systems: ``exclude-system``: systems (``url`` or ``url|version``) left out.
         display_language: preferred language of displays.
+        value_versions: the versions the values being validated state: an include whose
+            version is a pattern they match (``1.x``) uses them, not its newest match.
     """
 
     active_only: bool = False
@@ -42,6 +44,7 @@ class ExpandOptions:
     check_versions: dict[str, str] = field(default_factory=dict)
     exclude_systems: frozenset[str] = frozenset()
     display_language: str | None = None
+    value_versions: dict[str, str] = field(default_factory=dict)
 
     def key(self) -> tuple[Any, ...]:
         """A hashable summary (for caching expansions)."""
@@ -52,6 +55,7 @@ class ExpandOptions:
             or self.check_versions
             or self.exclude_systems
             or self.display_language
+            or self.value_versions
         ):
             return _DEFAULT_KEY
         return (
@@ -61,10 +65,11 @@ class ExpandOptions:
             tuple(sorted(self.check_versions.items())),
             tuple(sorted(self.exclude_systems)),
             self.display_language,
+            tuple(sorted(self.value_versions.items())),
         )
 
 
-_DEFAULT_KEY = (False, (), (), (), (), None)
+_DEFAULT_KEY = (False, (), (), (), (), None, ())
 
 
 @dataclass(slots=True)
@@ -251,8 +256,13 @@ class Expander:
         if system in options.force_versions:
             return options.force_versions[system]
         if stated is not None:
-            return stated
-        return options.system_versions.get(system)
+            value = options.value_versions.get(system)
+            return value if value and version_matches(stated, value) else stated
+        default = options.system_versions.get(system)
+        wanted = options.check_versions.get(system)
+        if default is None and wanted and self.resources.code_system(system, wanted):
+            return wanted  # a versionless include: the newest version the check allows
+        return default
 
     def _check_version(self, system: str, actual: str | None) -> None:
         """``check-system-version``: the version used must match the pattern given."""

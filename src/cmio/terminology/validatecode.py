@@ -12,7 +12,7 @@ element path (``Coding.code``, ``CodeableConcept.coding[0].display`` ...).
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -21,18 +21,16 @@ from cmio.terminology.errors import TerminologyError, unknown_system_text
 from cmio.terminology.render import display_for
 from cmio.terminology.resources import TerminologyResources, version_matches
 from cmio.terminology.service import TerminologyService, valueset_key
-from cmio.terminology.status_warnings import status_warnings
 from cmio.terminology.supplements import is_supplement, requested_supplements, with_supplements
-from cmio.terminology.validate_display import display_issue, parse_languages, valueset_language
-from cmio.terminology.validate_status import (
-    case_issue,
-    deprecated_in_valueset,
-    excludes_inactive,
-    inactive_issue,
-    not_active_issue,
-    reference_issues,
-)
 from cmio.terminology.validate_types import CodingInput, Issue, ValidateRequest
+from cmio.terminology.version_rules import (
+    check_issue,
+    default_version,
+    include_version,
+    includes,
+    valueset_version,
+    version_mismatch,
+)
 
 __all__ = ["CodingInput", "Issue", "ValidateRequest", "validate_code"]
 
@@ -59,7 +57,6 @@ class _Outcome:
     code: str | None = None
     display: str | None = None
     inactive: bool = False
-    normalized: str | None = None
     issues: list[Issue] = field(default_factory=list)
     unknown_systems: list[str] = field(default_factory=list)
     caused_by: list[str] = field(default_factory=list)
@@ -87,6 +84,10 @@ def _check(
 ) -> _Outcome:
     kind = request.kind
     out = _Outcome(code=coding.code)
+
+    def path_of(name: str) -> str:
+        return _element(coding, kind, name)
+
     system = coding.system or _infer_system(request, service, resources)
     out.system = system
     vs_label = None
@@ -111,13 +112,20 @@ def _check(
     mismatch = None
     forced = system in request.options.force_versions
     stated = coding.version
-    vs_version = _vs_version(request, system, resources) if stated and not forced else None
+    options = request.options
+    vs_version = (
+        valueset_version(request.valueset, options, system, resources)
+        if stated and not forced
+        else None
+    )
     agree = vs_version and stated and version_matches(vs_version, stated)  # e.g. include 1.x
     if vs_version and stated and not agree and not version_matches(stated, vs_version):
         mismatch, version = stated, vs_version
-    if version is None:  # the value set's include, else the system-version default
-        version = _include_version(request.valueset, system) or request.options.system_versions.get(
-            system
+    if agree and stated:  # the include's pattern takes the value's version
+        options = replace(options, value_versions={**options.value_versions, system: stated})
+    if version is None:  # the value set's include, else the versionless include's default
+        version = include_version(request.valueset, system) or default_version(
+            options, system, resources
         )
     source = resources.code_system(system, version)
     if source is not None and is_supplement(source.resource):
@@ -131,24 +139,20 @@ def _check(
         entry = source.get(coding.code)
         out.display = entry.display if entry else None
         unknown = resources.code_system(system, mismatch) is None  # the value's version
-        versionless = (
-            unknown
-            and _include_version(request.valueset, system) is None
-            and system not in request.options.system_versions
-        )  # the value set took the newest: the unknown version is the error, this a warning
+        bare = include_version(request.valueset, system) is None
+        chosen = default_version(options, system, resources)
+        versionless = unknown and bare and chosen is None
+        # the value set took the newest: the unknown version is the error, this a warning
         where = "for the versionless include in" if versionless else "in"
-        if not versionless and _include_version(request.valueset, system) is None:
-            where = "resulting from the version '' in"  # the system-version default chose it
-        out.issues.append(
-            Issue(
-                "warning" if versionless else "error",
-                "invalid",
-                "vs-invalid",
-                f"The code system '{system}' version '{vs_version}' {where} the ValueSet include "
-                f"is different to the one in the value ('{mismatch}')",
-                _element(coding, kind, "version"),
-            )
-        )
+        if not versionless and bare and chosen is not None:
+            where = "resulting from the version '' in"  # the default chose it
+        issue = version_mismatch(system, vs_version, mismatch, path_of("version"), where)
+        if versionless:
+            issue = replace(issue, severity="warning")
+        out.issues.append(issue)
+        checked = check_issue(options, system, source.version, path_of("version"))
+        if checked is not None:
+            out.issues.append(checked)
         if unknown:
             known = resources.known_versions("CodeSystem", system)
             out.caused_by.append(f"{system}|{mismatch}")
@@ -165,7 +169,7 @@ def _check(
         return out
     if source is None:
         known = resources.known_versions("CodeSystem", system)
-        used = _includes(request.valueset, system)  # the value set itself needs it
+        used = includes(request.valueset, system)  # the value set itself needs it
         if version and known:  # the system is known, this version is not
             out.caused_by.append(f"{system}|{version}")
         elif used and not version:
@@ -175,11 +179,11 @@ def _check(
         so = "the code cannot be validated"
         text = unknown_system_text(system, version, known, so, quoted=used)
         if mismatch is not None:  # the include's version is unknown and not the value's
-            out.issues.append(_version_mismatch(system, version, mismatch, coding, kind))
+            out.issues.append(version_mismatch(system, version, mismatch, path_of("version")))
         out.issues.append(
             Issue("error", "not-found", "not-found", text, _element(coding, kind, "system"))
         )
-        if vs_label is not None and not _includes(request.valueset, system):
+        if vs_label is not None and not includes(request.valueset, system):
             out.issues.append(_not_in_vs(system, coding, kind, vs_label))  # certain: not used
         return out
     out.version = source.version
@@ -199,42 +203,24 @@ def _check(
         )
         return out
     out.inactive = entry.inactive
-    whole = "code" if kind == "code" else coding.path
-    if entry.code != coding.code:  # matched by case folding
-        out.normalized = entry.code
-        label = f"{source.url}|{source.version}" if source.version else source.url
-        out.issues.append(case_issue(coding.code, entry, label, _element(coding, kind, "code")))
     member_display: str | None = None
     if request.valueset is not None:
         try:
-            expansion = service.expansion(request.valueset, request.options, resources)
+            expansion = service.expansion(request.valueset, options, resources)
         except TerminologyError as error:
+            at = path_of("version") if error.detail == "version-error" else None
             out.issues.append(
-                Issue("error", error.code, error.detail or "not-found", error.message, None)
+                Issue("error", error.code, error.detail or "not-found", error.message, at)
             )
             out.display = entry.display
             return out
-        warnings = status_warnings(request.valueset, expansion.used, resources)
-        out.issues += reference_issues(warnings, expansion.used)
         member = expansion.members.get((source.url, entry.code))
         if member is None:
-            if entry.inactive and excludes_inactive(request.valueset, request.options.active_only):
-                out.issues.append(not_active_issue(entry, _element(coding, kind, "code")))
-                out.issues.append(inactive_issue(entry, whole))
             out.issues.append(_not_in_vs(system, coding, kind, vs_label))
             out.display = entry.display
             return out
         member_display = member.display
-        flagged = deprecated_in_valueset(
-            request.valueset, system, entry.code, vs_label, _element(coding, kind, "code")
-        )
-        if flagged is not None:
-            out.issues.append(flagged)
-    if entry.inactive:
-        out.issues.append(inactive_issue(entry, whole))
-    spec = request.display_language or valueset_language(request.valueset)
-    own_language = source.resource.get("language")
-    out.display = display_for(member_display, entry, spec, own_language)
+    out.display = display_for(member_display, entry, request.display_language)
     if entry.abstract and not request.abstract:
         out.issues.append(
             Issue(
@@ -246,79 +232,44 @@ def _check(
             )
         )
         return out
-    if coding.display is not None:
-        issue = display_issue(
-            coding.display,
-            entry,
-            own_language,
-            member_display,
-            parse_languages(spec),
-            spec,
-            f"{system}#{entry.code}",
-            _element(coding, kind, "display"),
-            request.lenient_display,
+    if coding.display is not None and not _display_ok(coding.display, entry, member_display):
+        severity = "warning" if request.lenient_display else "error"
+        valid = _valid_displays(entry, source.resource.get("language"), member_display)
+        wanted = request.display_language or "--"
+        out.issues.append(
+            Issue(
+                severity,
+                "invalid",
+                "invalid-display",
+                f"Wrong Display Name '{coding.display}' for {system}#{entry.code}. "
+                f"Valid display is {valid} (for the language(s) '{wanted}')",
+                _element(coding, kind, "display"),
+            )
         )
-        if issue is not None:
-            out.issues.append(issue)
-            if issue.severity != "information":
-                out.ok = request.lenient_display
-                return out
+        out.ok = request.lenient_display
+        return out
     out.ok = True
     return out
 
 
-def _version_mismatch(
-    system: str, vs_version: str | None, stated: str, coding: CodingInput, kind: str
-) -> Issue:
-    """The error for a value whose version is not the one the value set's include uses."""
-    return Issue(
-        "error",
-        "invalid",
-        "vs-invalid",
-        f"The code system '{system}' version '{vs_version}' in the ValueSet include is "
-        f"different to the one in the value ('{stated}')",
-        _element(coding, kind, "version"),
-    )
+def _valid_displays(entry: Any, language: Any, member_display: str | None) -> str:
+    choices: list[tuple[str, str]] = []
+    for text, lang in [(member_display, language), (entry.display, language)] + [
+        (d.get("value"), d.get("language")) for d in entry.designations
+    ]:
+        if isinstance(text, str) and all(text != c[0] for c in choices):
+            choices.append((text, str(lang or "en")))
+    shown = [f"'{text}' ({lang})" for text, lang in choices]
+    if len(shown) == 1:
+        return shown[0]
+    listed = ", ".join(shown[:-1]) + " or " + shown[-1]
+    return f"one of {len(shown)} choices: {listed}"
 
 
-def _includes(valueset: dict[str, Any] | None, system: str) -> bool:
-    """Whether the value set's compose includes codes of ``system`` (when that system is
-    unknown, membership cannot be decided)."""
-    return any(
-        isinstance(include, dict) and include.get("system") == system
-        for include in ((valueset or {}).get("compose") or {}).get("include") or ()
-    )
-
-
-def _include_version(valueset: dict[str, Any] | None, system: str) -> str | None:
-    """The one version the value set's includes of ``system`` name (None: none, or several:
-    then the code's own version decides)."""
-    versions = {
-        str(include.get("version") or "")
-        for include in ((valueset or {}).get("compose") or {}).get("include") or ()
-        if isinstance(include, dict) and include.get("system") == system
-    }
-    return versions.pop() or None if len(versions) == 1 else None
-
-
-def _vs_version(
-    request: ValidateRequest, system: str, resources: TerminologyResources
-) -> str | None:
-    """The version of ``system`` the value set uses (its include's, else the newest)."""
-    valueset = request.valueset
-    if valueset is None:
-        return None
-    for include in (valueset.get("compose") or {}).get("include") or ():
-        if isinstance(include, dict) and include.get("system") == system:
-            if include.get("version"):
-                return str(include["version"])
-            break
-    else:
-        return None
-    if system in request.options.system_versions:
-        return request.options.system_versions[system]
-    newest = resources.code_system(system)
-    return newest.version if newest is not None else None
+def _display_ok(display: str, entry: Any, member_display: str | None) -> bool:
+    wanted = " ".join(display.split()).lower()
+    choices = [member_display, entry.display] + [d.get("value") for d in entry.designations]
+    return any(isinstance(c, str) and " ".join(c.split()).lower() == wanted for c in choices)
 
 
 def validate_code(
@@ -417,8 +368,6 @@ def _validate(
             params.append({"name": "display", "valueString": chosen.display})
     if chosen.inactive and chosen.ok:
         params.append({"name": "inactive", "valueBoolean": True})
-    if chosen.normalized is not None and chosen.ok:
-        params.append({"name": "normalized-code", "valueCode": chosen.normalized})
     if request.codeable_concept is not None:
         params.append({"name": "codeableConcept", "valueCodeableConcept": request.codeable_concept})
     unknown = [u for o in outcomes for u in o.unknown_systems]
@@ -427,7 +376,7 @@ def _validate(
     for canonical in (u for o in outcomes for u in o.caused_by):
         params.append({"name": "x-caused-by-unknown-system", "valueCanonical": canonical})
     errors = [i.text for i in issues if i.severity == "error"]
-    messages = errors or [i.text for i in issues if not i.quiet]
+    messages = errors or [i.text for i in issues]
     if messages:
         params.append({"name": "message", "valueString": "; ".join(sorted(set(messages)))})
     params.append({"name": "result", "valueBoolean": bool(good)})
