@@ -113,8 +113,9 @@ def _referenced(tx: Any, resources: list[StoredResource]) -> list[StoredResource
     # one scan over the page's bytes (a newline never occurs inside compact JSON, so no
     # match spans two resources): half the cost of a scan per resource
     data = b"\n".join(s.data for s in resources if s.data is not None)
-    for rtype, rid in dict.fromkeys(_OUTSIDE_REF.findall(data)):  # first-seen order
-        key = (rtype.decode(), rid.decode())
+    for ref in dict.fromkeys(_OUTSIDE_REF.findall(data)):  # each once, first-seen order
+        rtype, _, rid = ref.decode().partition("/")
+        key = (rtype, rid)
         if key not in members:
             wanted[key] = None
     found: list[StoredResource] = []
@@ -138,5 +139,5 @@ _OUTSIDE = (
 )
 # Stored resources are compact orjson output, so references can be found in the bytes.
 _OUTSIDE_REF = re.compile(
-    rb'"reference":"(' + "|".join(_OUTSIDE).encode() + rb')/([A-Za-z0-9.\-]{1,64})"'
+    rb'"reference":"((?:' + "|".join(_OUTSIDE).encode() + rb')/[A-Za-z0-9.\-]{1,64})"'
 )
