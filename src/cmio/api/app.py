@@ -69,7 +69,7 @@ def build_env(
     if settings.audit:  # every interaction recorded, hash-chained (issue 9)
         from cmio.api.audit import Auditor
 
-        env.auditor = Auditor(repository)
+        env.auditor = Auditor(repository, journal=settings.audit_journal)
     if settings.validation != "off":
         # Enforced on every write: build it now (about a second), not inside a request.
         from cmio.validation.validator import Validator

@@ -33,6 +33,7 @@ from cmio.security.audit import AuditFacts, AuditLog, AuditWriter
 from cmio.security.audit.events import AuditSource
 from cmio.security.audit.index import AuditIndex
 from cmio.security.audit.jobs import patient_of
+from cmio.security.audit.journal import AuditJournal
 from cmio.security.audit.template import Canonical, EventTemplates
 from cmio.security.grant import AccessGrant, SubjectKind
 from cmio.store.base import Repository, StoredResource, StoreError, Transaction
@@ -93,12 +94,19 @@ class Auditor:
         repository: the store whose audit table receives the records; its
             ``before_commit`` hook is taken over while the auditor is open.
         max_batch: records per group commit.
+        journal: make the records of reads durable in an audit journal beside an
+            embedded (SQLite) store, moved into the chain behind
+            (:class:`AuditJournal`); otherwise each group commits into the chain.
     """
 
-    def __init__(self, repository: Repository, max_batch: int = 512) -> None:
+    def __init__(self, repository: Repository, max_batch: int = 512, journal: bool = True) -> None:
         self.repository = repository
         self.log = AuditLog(repository)
-        self.writer = AuditWriter(self.log, max_batch)
+        directory = self.log.journal_dir if journal else None
+        self.journal = AuditJournal(self.log, directory) if directory is not None else None
+        """The audit journal (None: records commit into the chain directly)."""
+        linger = 0.002 if self.journal is None else 0.0
+        self.writer = AuditWriter(self.log, max_batch, linger, self.journal)
         self.index = AuditIndex(self.log)
         self.templates = EventTemplates()
         """Serializes the records (the constant part of each caller's once)."""
@@ -120,6 +128,8 @@ class Auditor:
     def close(self) -> None:
         """Flush queued records and detach from the store."""
         self.writer.close()
+        if self.journal is not None:
+            self.journal.close()
         if self.repository.before_commit == self._before_commit:
             self.repository.before_commit = None
 

@@ -97,6 +97,12 @@ class Settings:
     files, or files separated by the OS path separator) the web's error-queue replay
     uses, so a replayed message is mapped as its channel maps it; None: the default."""
 
+    audit_journal: bool = True
+    """With an embedded (SQLite) store, make the audit records of reads durable in an
+    append-only journal beside the database, moved into the hash chain behind
+    (:mod:`cmio.security.audit.journal`); ``CMIO_AUDIT_JOURNAL=off`` commits each group
+    of records into the chain directly."""
+
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:
         """Settings from ``CMIO_MAX_BODY_BYTES`` and ``CMIO_MAX_BUNDLE_ENTRIES`` when set."""
@@ -119,6 +125,7 @@ class Settings:
             metrics_token=environ.get("CMIO_METRICS_TOKEN") or None,
             metrics_role=environ.get("CMIO_METRICS_ROLE") or None,
             hl7_channels=environ.get("CMIO_HL7_CHANNELS") or None,
+            audit_journal=environ.get("CMIO_AUDIT_JOURNAL", "on").lower() != "off",
         )
 
 

@@ -42,6 +42,7 @@ class AuditIndex:
         Each batch is read and search-indexed outside any write transaction; the write
         lock is held only to store it (and is skipped if another sync stored it first).
         """
+        self.log.settle()  # the records of reads still in an audit journal
         repository, done = self.log.repository, 0
         table_rows = getattr(repository.indexer, "table_rows", None)
         while True:

@@ -9,9 +9,11 @@ PostgreSQL: an advisory transaction lock). See https://profiles.ihe.net/ITI/BALP
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from cmio.security.audit.chain import ChainReport, chain_rows, check_checkpoint, verify_rows
+from cmio.security.audit.segment import journal_directory
 from cmio.security.audit.template import Canonical
 from cmio.store._audit import AuditRow
 from cmio.store.base import Repository, Transaction
@@ -20,11 +22,28 @@ __all__ = ["AuditLog"]
 
 
 class AuditLog:
-    """The hash-chained audit table of one repository."""
+    """The hash-chained audit table of one repository.
+
+    With an embedded (SQLite) store, the records of reads may still wait in the audit
+    journal beside the database file (:mod:`cmio.security.audit.journal`, at most a
+    fraction of a second): reading the chain (:meth:`rows`, :meth:`verify`) first
+    moves them in (:meth:`settle`), so no acknowledged record is missed.
+    """
 
     def __init__(self, repository: Repository, page: int = 2000) -> None:
         self.repository = repository
         self.page = page
+        self.journal_dir: Path | None = journal_directory(repository)
+        """Where the audit journals of this store's servers live (None: no journal)."""
+
+    def settle(self) -> int:
+        """Move every record waiting in an audit journal into the chain (idempotent, safe
+        while servers run); returns how many were moved."""
+        if self.journal_dir is None or not self.journal_dir.is_dir():
+            return 0
+        from cmio.security.audit.journal import move_directory
+
+        return move_directory(self, self.journal_dir)
 
     def append(
         self, tx: Transaction, events: Sequence[Mapping[str, Any] | Canonical]
@@ -43,7 +62,9 @@ class AuditLog:
             return self.append(tx, events)
 
     def rows(self, after: int = 0) -> Iterator[AuditRow]:
-        """Every row with ``seq > after`` in chain order, a page per short transaction."""
+        """Every row with ``seq > after`` in chain order, a page per short transaction
+        (records waiting in an audit journal moved in first)."""
+        self.settle()
         while True:
             with self.repository.read_transaction() as tx:
                 page: list[AuditRow] = tx.audit_rows(after, self.page)

@@ -12,6 +12,10 @@ half as many records wait as went into the last commit (the rest of that
 commit's requests are still being answered and would otherwise wait a whole
 extra commit). A failed commit fails every future of the batch (the caller
 answers 503).
+
+With an :class:`~cmio.security.audit.journal.AuditJournal` (the embedded store's
+default), a group is made durable by one synchronous write into the journal instead
+of a store transaction, and the journal moves the records into the chain behind.
 """
 
 from __future__ import annotations
@@ -25,10 +29,14 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from cmio.security.audit.chain import canonical
 from cmio.security.audit.log import AuditLog
 from cmio.security.audit.template import Canonical
+
+if TYPE_CHECKING:
+    from cmio.security.audit.journal import AuditJournal
 
 __all__ = ["AuditWriter"]
 
@@ -45,8 +53,16 @@ class _Job:
 class AuditWriter:
     """One thread appending queued audit records in shared commits."""
 
-    def __init__(self, log: AuditLog, max_batch: int = 512, linger: float = 0.002) -> None:
+    def __init__(
+        self,
+        log: AuditLog,
+        max_batch: int = 512,
+        linger: float = 0.002,
+        journal: AuditJournal | None = None,
+    ) -> None:
         self.log = log
+        self.journal = journal
+        """Where groups are made durable (None: committed into the chain directly)."""
         self.max_batch = max_batch
         self.linger = linger
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
@@ -130,7 +146,10 @@ class AuditWriter:
     def _commit(self, batch: list[_Job]) -> None:
         error: Exception | None = None
         try:
-            self.log.append_now([job.event for job in batch])
+            if self.journal is not None:
+                self.journal.append([_canonical(job.event) for job in batch])
+            else:
+                self.log.append_now([job.event for job in batch])
             self.batches, self.records = self.batches + 1, self.records + len(batch)
         except Exception as exc:
             _LOG.exception("writing %d audit records failed", len(batch))
@@ -147,6 +166,12 @@ class AuditWriter:
         for loop, waiters in on_loops.items():
             with contextlib.suppress(RuntimeError):  # the loop was closed meanwhile
                 loop.call_soon_threadsafe(_settle, waiters, error)
+
+
+def _canonical(event: Mapping[str, Any] | Canonical) -> Canonical:
+    if isinstance(event, Canonical):
+        return event
+    return Canonical(canonical(event), str(event.get("recorded", "")))
 
 
 def _settle(waiters: list[asyncio.Future[None]], error: Exception | None) -> None:
