@@ -156,7 +156,9 @@ class Segment:
 
     def raw_field(self, n: int) -> str:
         """Field ``n`` as it appears in the message (escapes not decoded); ``""`` when absent."""
-        fields = self.fields
+        fields = self._fields
+        if fields is None:
+            fields = self.fields
         return fields[n] if 0 < n < len(fields) else ""
 
     def field(self, n: int) -> Field:
@@ -166,7 +168,10 @@ class Segment:
 
     def get(self, n: int, repetition: int = 1, component: int = 1, subcomponent: int = 1) -> str:
         """The decoded text at ``SEG-n(repetition).component.subcomponent``; ``""`` when absent."""
-        raw = self.raw_field(n)
+        fields = self._fields
+        if fields is None:
+            fields = self.fields
+        raw = fields[n] if 0 < n < len(fields) else ""
         if not raw:
             return ""
         if self.name == "MSH" and n <= 2:

@@ -7,6 +7,7 @@ A :class:`MapContext` collects the transaction Bundle entries, the codes no map 
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -26,6 +27,8 @@ __all__ = [
     "Translate",
     "UnmappedCode",
     "identifier_query",
+    "name_uuid",
+    "uuid_text",
 ]
 
 Translate = Callable[[str, str], Sequence[tuple[str, str, str]]]
@@ -38,6 +41,28 @@ _PLAIN = re.compile(r"[A-Za-z0-9:/._~-]*\Z")
 _ID_NAMESPACE = uuid.UUID("3c5b8f0e-2a7d-4f4e-8d61-9b0f6a2c7e14")
 _MATCHED_BY_SEARCH = frozenset({"Patient", "Encounter", "Practitioner"})
 _NAMESPACE = uuid.UUID("6f1c2a57-0d0e-4b8e-9a43-7c1d1b0e5a11")
+_ID_PREFIX = _ID_NAMESPACE.bytes
+# RFC 9562 section 5.5: version 5 in bits 48-51, variant 0b10 in bits 64-65
+_V5_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_V5_SET = (5 << 76) | (0x8000 << 48)
+
+
+def uuid_text(value: int) -> str:
+    """The canonical text form of a 128-bit UUID value (what ``str(uuid.UUID(int=value))`` gives).
+
+    See https://www.rfc-editor.org/rfc/rfc9562#section-4 .
+    """
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def name_uuid(prefix: bytes, name: str) -> str:
+    """``str(uuid.uuid5(namespace, name))`` with ``prefix = namespace.bytes``, computed directly.
+
+    See https://www.rfc-editor.org/rfc/rfc9562#section-5.5 (name-based, SHA-1).
+    """
+    digest = hashlib.sha1(prefix + name.encode("utf-8"), usedforsecurity=False).digest()
+    return uuid_text((int.from_bytes(digest[:16]) & _V5_CLEAR) | _V5_SET)
 
 
 class MappingError(ValueError):
@@ -199,6 +224,8 @@ class MapContext:
         """``system|value`` of the patient once the PID is mapped."""
         self.systems: dict[str, tuple[str, bool]] = {}
         """v2 coding system name -> (URI, standard?), filled as names are met."""
+        self.datetimes: dict[str, str] = {}
+        """v2 DTM text -> FHIR dateTime, for the valid values met (OBX-14 repeats per OBX)."""
 
     def full_url(self, key: str) -> str:
         """A ``urn:uuid:`` for one resource of this message (the same for the same key).
@@ -208,7 +235,7 @@ class MapContext:
         url = self._urls.get(key)
         if url is None:
             # vary the low bits (the UUID's node field): the version and variant bits stay
-            url = f"urn:uuid:{uuid.UUID(int=self._base ^ (len(self._urls) + 1))}"
+            url = "urn:uuid:" + uuid_text(self._base ^ (len(self._urls) + 1))
             self._urls[key] = url
         return url
 
@@ -227,7 +254,7 @@ class MapContext:
         url = self.full_url(key)
         rtype = resource["resourceType"]
         if self.options.deterministic_ids and rtype not in _MATCHED_BY_SEARCH:
-            rid = str(uuid.uuid5(_ID_NAMESPACE, f"{rtype}?{query}"))
+            rid = name_uuid(_ID_PREFIX, f"{rtype}?{query}")
             resource["id"] = rid
             request = {"method": "PUT", "url": f"{rtype}/{rid}"}
         else:

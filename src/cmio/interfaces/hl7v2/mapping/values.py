@@ -35,6 +35,9 @@ def datetime(ctx: MapContext, text: str, path: str) -> str | None:
     """
     if not text:
         return None
+    known = ctx.datetimes.get(text)
+    if known is not None:  # the same valid value met before in this message
+        return known
     m = _dtm_parts(text)
     if m is None:
         ctx.issue(path, f"not a valid DTM: {text!r}")
@@ -48,15 +51,15 @@ def datetime(ctx: MapContext, text: str, path: str) -> str | None:
         out += f"-{month}"
         if day:
             out += f"-{day}"
-    if hour is None:
-        return out
-    out += f"T{hour}:{minute or '00'}:{second or '00'}"
-    if frac:
-        out += f".{frac}"
-    if offset:
-        out += f"{offset[:3]}:{offset[3:]}" if offset not in ("+0000", "-0000") else "Z"
-    else:
-        out += ctx.options.timezone
+    if hour is not None:
+        out += f"T{hour}:{minute or '00'}:{second or '00'}"
+        if frac:
+            out += f".{frac}"
+        if offset:
+            out += f"{offset[:3]}:{offset[3:]}" if offset not in ("+0000", "-0000") else "Z"
+        else:
+            out += ctx.options.timezone
+    ctx.datetimes[text] = out
     return out
 
 
