@@ -21,7 +21,17 @@ from cmio.terminology.errors import TerminologyError, unknown_system_text
 from cmio.terminology.render import display_for
 from cmio.terminology.resources import TerminologyResources, version_matches
 from cmio.terminology.service import TerminologyService, valueset_key
+from cmio.terminology.status_warnings import status_warnings
 from cmio.terminology.supplements import is_supplement, requested_supplements, with_supplements
+from cmio.terminology.validate_display import display_issue, parse_languages, valueset_language
+from cmio.terminology.validate_status import (
+    case_issue,
+    deprecated_in_valueset,
+    excludes_inactive,
+    inactive_issue,
+    not_active_issue,
+    reference_issues,
+)
 from cmio.terminology.validate_types import CodingInput, Issue, ValidateRequest
 from cmio.terminology.version_rules import (
     check_issue,
@@ -57,6 +67,7 @@ class _Outcome:
     code: str | None = None
     display: str | None = None
     inactive: bool = False
+    normalized: str | None = None
     issues: list[Issue] = field(default_factory=list)
     unknown_systems: list[str] = field(default_factory=list)
     caused_by: list[str] = field(default_factory=list)
@@ -146,10 +157,10 @@ def _check(
         where = "for the versionless include in" if versionless else "in"
         if not versionless and bare and chosen is not None:
             where = "resulting from the version '' in"  # the default chose it
-        issue = version_mismatch(system, vs_version, mismatch, path_of("version"), where)
+        differs = version_mismatch(system, vs_version, mismatch, path_of("version"), where)
         if versionless:
-            issue = replace(issue, severity="warning")
-        out.issues.append(issue)
+            differs = replace(differs, severity="warning")
+        out.issues.append(differs)
         checked = check_issue(options, system, source.version, path_of("version"))
         if checked is not None:
             out.issues.append(checked)
@@ -203,6 +214,11 @@ def _check(
         )
         return out
     out.inactive = entry.inactive
+    whole = "code" if kind == "code" else coding.path
+    if entry.code != coding.code:  # matched by case folding
+        out.normalized = entry.code
+        label = f"{source.url}|{source.version}" if source.version else source.url
+        out.issues.append(case_issue(coding.code, entry, label, _element(coding, kind, "code")))
     member_display: str | None = None
     if request.valueset is not None:
         try:
@@ -214,13 +230,27 @@ def _check(
             )
             out.display = entry.display
             return out
+        warnings = status_warnings(request.valueset, expansion.used, resources)
+        out.issues += reference_issues(warnings, expansion.used)
         member = expansion.members.get((source.url, entry.code))
         if member is None:
+            if entry.inactive and excludes_inactive(request.valueset, request.options.active_only):
+                out.issues.append(not_active_issue(entry, _element(coding, kind, "code")))
+                out.issues.append(inactive_issue(entry, whole))
             out.issues.append(_not_in_vs(system, coding, kind, vs_label))
             out.display = entry.display
             return out
         member_display = member.display
-    out.display = display_for(member_display, entry, request.display_language)
+        flagged = deprecated_in_valueset(
+            request.valueset, system, entry.code, vs_label, _element(coding, kind, "code")
+        )
+        if flagged is not None:
+            out.issues.append(flagged)
+    if entry.inactive:
+        out.issues.append(inactive_issue(entry, whole))
+    spec = request.display_language or valueset_language(request.valueset)
+    own_language = source.resource.get("language")
+    out.display = display_for(member_display, entry, spec, own_language)
     if entry.abstract and not request.abstract:
         out.issues.append(
             Issue(
@@ -232,44 +262,25 @@ def _check(
             )
         )
         return out
-    if coding.display is not None and not _display_ok(coding.display, entry, member_display):
-        severity = "warning" if request.lenient_display else "error"
-        valid = _valid_displays(entry, source.resource.get("language"), member_display)
-        wanted = request.display_language or "--"
-        out.issues.append(
-            Issue(
-                severity,
-                "invalid",
-                "invalid-display",
-                f"Wrong Display Name '{coding.display}' for {system}#{entry.code}. "
-                f"Valid display is {valid} (for the language(s) '{wanted}')",
-                _element(coding, kind, "display"),
-            )
+    if coding.display is not None:
+        issue = display_issue(
+            coding.display,
+            entry,
+            own_language,
+            member_display,
+            parse_languages(spec),
+            spec,
+            f"{system}#{entry.code}",
+            _element(coding, kind, "display"),
+            request.lenient_display,
         )
-        out.ok = request.lenient_display
-        return out
+        if issue is not None:
+            out.issues.append(issue)
+            if issue.severity != "information":
+                out.ok = request.lenient_display
+                return out
     out.ok = True
     return out
-
-
-def _valid_displays(entry: Any, language: Any, member_display: str | None) -> str:
-    choices: list[tuple[str, str]] = []
-    for text, lang in [(member_display, language), (entry.display, language)] + [
-        (d.get("value"), d.get("language")) for d in entry.designations
-    ]:
-        if isinstance(text, str) and all(text != c[0] for c in choices):
-            choices.append((text, str(lang or "en")))
-    shown = [f"'{text}' ({lang})" for text, lang in choices]
-    if len(shown) == 1:
-        return shown[0]
-    listed = ", ".join(shown[:-1]) + " or " + shown[-1]
-    return f"one of {len(shown)} choices: {listed}"
-
-
-def _display_ok(display: str, entry: Any, member_display: str | None) -> bool:
-    wanted = " ".join(display.split()).lower()
-    choices = [member_display, entry.display] + [d.get("value") for d in entry.designations]
-    return any(isinstance(c, str) and " ".join(c.split()).lower() == wanted for c in choices)
 
 
 def validate_code(
@@ -368,6 +379,8 @@ def _validate(
             params.append({"name": "display", "valueString": chosen.display})
     if chosen.inactive and chosen.ok:
         params.append({"name": "inactive", "valueBoolean": True})
+    if chosen.normalized is not None and chosen.ok:
+        params.append({"name": "normalized-code", "valueCode": chosen.normalized})
     if request.codeable_concept is not None:
         params.append({"name": "codeableConcept", "valueCodeableConcept": request.codeable_concept})
     unknown = [u for o in outcomes for u in o.unknown_systems]
@@ -376,7 +389,7 @@ def _validate(
     for canonical in (u for o in outcomes for u in o.caused_by):
         params.append({"name": "x-caused-by-unknown-system", "valueCanonical": canonical})
     errors = [i.text for i in issues if i.severity == "error"]
-    messages = errors or [i.text for i in issues]
+    messages = errors or [i.text for i in issues if not i.quiet]
     if messages:
         params.append({"name": "message", "valueString": "; ".join(sorted(set(messages)))})
     params.append({"name": "result", "valueBoolean": bool(good)})
