@@ -350,6 +350,14 @@ class Expander:
         if not isinstance(flt, dict):
             raise TerminologyError(400, "invalid", "A filter must be an object", expression=where)
         prop, op, value = flt.get("property"), flt.get("op"), flt.get("value")
+        if isinstance(prop, str) and isinstance(op, str) and not isinstance(value, str):
+            raise TerminologyError(
+                400,
+                "invalid",
+                f"The system {source.url} filter with property = {prop}, op = {op} has no value",
+                detail="vs-invalid",
+                expression=where,
+            )
         if not isinstance(prop, str) or not isinstance(op, str) or not isinstance(value, str):
             raise TerminologyError(
                 400, "invalid", "A filter needs property, op and value", expression=where

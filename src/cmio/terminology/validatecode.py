@@ -224,6 +224,8 @@ def _check(
         try:
             expansion = service.expansion(request.valueset, options, resources)
         except TerminologyError as error:
+            if error.detail == "vs-invalid":
+                raise  # the value set itself is broken: the whole request fails
             at = path_of("version") if error.detail == "version-error" else None
             out.issues.append(
                 Issue("error", error.code, error.detail or "not-found", error.message, at)
@@ -234,7 +236,7 @@ def _check(
         out.issues += reference_issues(warnings, expansion.used)
         member = expansion.members.get((source.url, entry.code))
         if member is None:
-            if entry.inactive and excludes_inactive(request.valueset, request.options.active_only):
+            if entry.inactive and excludes_inactive(request.valueset, options.active_only):
                 out.issues.append(not_active_issue(entry, _element(coding, kind, "code")))
                 out.issues.append(inactive_issue(entry, whole))
             out.issues.append(_not_in_vs(system, coding, kind, vs_label))
