@@ -68,6 +68,7 @@ class _Outcome:
     display: str | None = None
     inactive: bool = False
     normalized: str | None = None
+    member: bool = False  # a valid code of the value set, whatever its display
     issues: list[Issue] = field(default_factory=list)
     unknown_systems: list[str] = field(default_factory=list)
     caused_by: list[str] = field(default_factory=list)
@@ -264,6 +265,7 @@ def _check(
             )
         )
         return out
+    out.member = True
     if coding.display is not None:
         issue = display_issue(
             coding.display,
@@ -334,7 +336,9 @@ def _validate(
 ) -> dict[str, Any]:
     outcomes = [_check(c, request, service, resources) for c in request.codings]
     good = [o for o in outcomes if o.ok]
-    chosen = good[0] if good else (outcomes[0] if outcomes else _Outcome())
+    found = [o for o in outcomes if o.member]  # only a display is wrong
+    chosen = good[0] if good else (found + outcomes or [_Outcome()])[0]
+    display_only = request.kind == "CodeableConcept" and not good and bool(found)
     issues = [i for o in outcomes for i in o.issues]
     if request.kind == "CodeableConcept" and good:
         issues = [i for i in issues if i.detail != "not-in-vs" and i.severity != "error"]
@@ -349,6 +353,7 @@ def _validate(
         and not good
         and not version_only
         and not undecided
+        and not display_only
         and request.valueset is not None
     ):
         vs = request.valueset
@@ -370,7 +375,7 @@ def _validate(
             ),
         )
     params: list[dict[str, Any]] = []
-    if request.kind != "CodeableConcept" or good or version_only:
+    if request.kind != "CodeableConcept" or good or version_only or display_only:
         if chosen.code is not None:
             params.append({"name": "code", "valueCode": chosen.code})
         if chosen.system is not None:
