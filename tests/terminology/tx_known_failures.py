@@ -54,7 +54,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "extensions/extensions-echo-enumerated": SUITE_REASONS["extensions"],
     "extensions/validate-code-inactive-display": SUITE_REASONS["extensions"],
     "extensions/validate-code-inactive": SUITE_REASONS["extensions"],
-    "validation/validation-simple-code-implied-bad-code": SUITE_REASONS["validation"],
     "validation/validation-simple-coding-bad-code-inactive": SUITE_REASONS["validation"],
     "validation/validation-simple-codeableconcept-bad-import": SUITE_REASONS["validation"],
     "validation/validation-simple-coding-bad-system-local": SUITE_REASONS["validation"],

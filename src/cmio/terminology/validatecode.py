@@ -108,6 +108,15 @@ def _check(
         vs_label = (
             f"{vs.get('url')}|{vs.get('version')}" if vs.get("version") else str(vs.get("url"))
         )
+    if coding.system is None and kind == "Coding" and vs_label is not None:
+        text = (
+            "Coding has no system. A code with no system has no defined meaning, and it cannot "
+            "be validated. A system should be provided"
+        )
+        out.issues.append(Issue("warning", "invalid", "invalid-data", text, coding.path))
+        out.issues.append(_not_in_vs("", coding, kind, vs_label))  # no system: not a member
+        out.system = None
+        return out
     if system is None:
         out.issues.append(
             Issue(
@@ -200,6 +209,10 @@ def _check(
         return out
     out.version = source.version
     entry = source.get(coding.code)
+    if entry is None and coding.system is None and vs_label is not None:
+        out.system = out.version = None  # inferred from the value set: only not a member
+        out.issues.append(_not_in_vs(system, coding, kind, vs_label))
+        return out
     if entry is None:
         label = f" version '{source.version}'" if source.version else ""
         if vs_label is not None:
