@@ -1,0 +1,127 @@
+"""How fast the HL7 engine's store keeps up: ORU^R01 drain rate, receipt-to-queryable at paced rates.
+
+Run: ``python -m bench.hl7_drain [--rates 20,100] [--seconds 5] [--backlog 300]
+[--sustained 0.8] [--old-src DIR] [--src DIR]``
+
+Each step starts a fresh engine (``bench.hl7``'s ``cmio+store`` server: journal, processing
+into a fresh SQLite FHIR store, validation off) in a child process:
+
+* ``drain``: ``--backlog`` ORU^R01 (10 OBX each, different patients) sent at once; the
+  store's rate is messages processed per second from the first receipt to the last store
+  commit, and the server's CPU time (all its threads, from ``/proc``) per message;
+* ``paced R``: ORU^R01 at ``R`` messages/s for 2 x ``--seconds``; receipt-to-queryable
+  (``processed_at - received_at`` in the journal: ``processed_at`` is when the store commit
+  returned) p50/p95 over the second half. ``--sustained F`` adds a paced step at ``F`` times
+  the drain rate just measured (the highest rate the store sustains, with some headroom).
+
+With ``--old-src`` (e.g. a ``git worktree`` of an earlier commit's ``src``) every step runs
+that tree's engine and this tree's, alternated, and both are printed side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.hl7 import oru, paced_latency, stored_latency
+
+from cmio.interfaces.hl7v2.engine.mllp import FrameDecoder, frame
+
+_ROOT = Path(__file__).resolve().parents[1]
+
+
+def start(src: str, journal: str, store: str) -> tuple[subprocess.Popen[str], int]:
+    """The engine of the tree at ``src`` with processing into ``store``; its port."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([src, str(_ROOT)]))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.hl7", "--serve", "cmio", journal, store],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=_ROOT,
+    )
+    assert proc.stdout is not None
+    return proc, int(proc.stdout.readline())
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def drain(src: str, tmp: str, backlog: int) -> tuple[float, float]:
+    """Messages/s the store applies from a backlog, and server CPU ms per message."""
+    journal = tempfile.mktemp(dir=tmp, suffix=".db")
+    proc, port = start(src, journal, tempfile.mktemp(dir=tmp, suffix=".db"))
+    try:
+        cpu = cpu_seconds(proc.pid)
+        since = time.time()
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(b"".join(frame(oru(f"SAT{i}", 1000 + i)) for i in range(backlog)))
+            decoder, got = FrameDecoder(1 << 20), 0
+            while got < backlog:
+                got += len(decoder.feed(sock.recv(65536)))
+        deadline, n, last = time.time() + 1800, 0, since
+        while time.time() < deadline:
+            _, _, n, last = stored_latency(journal, since)
+            if n >= backlog:
+                break
+            time.sleep(0.2)
+        used = cpu_seconds(proc.pid) - cpu
+        return n / max(last - since, 1e-9), used * 1000 / max(n, 1)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def paced(src: str, tmp: str, rate: float, seconds: float) -> tuple[float, float, int]:
+    """Receipt-to-queryable p50, p95 (ms) and messages measured at ``rate`` ORU/s."""
+    journal = tempfile.mktemp(dir=tmp, suffix=".db")
+    proc, port = start(src, journal, tempfile.mktemp(dir=tmp, suffix=".db"))
+    try:
+        return paced_latency(port, journal, oru, rate, seconds)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rates", default="20,100", help="paced ORU/s, comma-separated")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--backlog", type=int, default=300)
+    parser.add_argument("--sustained", type=float, default=0.8, help="0: no such step")
+    parser.add_argument("--old-src", help="the src directory of the tree to compare with")
+    parser.add_argument("--src", default=str(_ROOT / "src"), help="this tree's src directory")
+    args = parser.parse_args()
+    trees = [("this", args.src)]
+    if args.old_src:
+        trees.insert(0, ("old", args.old_src))
+    tmp = tempfile.mkdtemp(prefix="cmio-hl7-drain-")
+    print(f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    drained: dict[str, float] = {}
+    for name, src in trees:
+        rate, cpu = drain(src, tmp, args.backlog)
+        drained[name] = rate
+        print(
+            f"{name:5} drain: {rate:7.1f} ORU/s, server CPU {cpu:6.2f} ms per message", flush=True
+        )
+    steps = [(float(r), "") for r in args.rates.split(",") if r.strip()]
+    for rate, _ in steps + ([(0.0, "sustained")] if args.sustained > 0 else []):
+        for name, src in trees:
+            at = rate or round(args.sustained * drained[name], 1)
+            p50, p95, n = paced(src, tmp, at, args.seconds)
+            print(f"{name:5} paced {at:6.1f} ORU/s: receipt to queryable p50 {p50:8.1f} ms,"
+                  f" p95 {p95:8.1f} ms ({n} messages, load {os.getloadavg()[0]:.1f})",
+                  flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
