@@ -169,7 +169,7 @@ def _check(
             where = "resulting from the version '' in"  # the default chose it
         differs = version_mismatch(system, vs_version, mismatch, path_of("version"), where)
         if versionless:
-            differs = replace(differs, severity="warning")
+            differs = replace(differs, severity="warning", quiet=True)  # not in the message
         out.issues.append(differs)
         checked = check_issue(options, system, source.version, path_of("version"))
         if checked is not None:
@@ -397,7 +397,7 @@ def _validate(
             params.append({"name": "version", "valueString": chosen.version})
         if chosen.display is not None:
             params.append({"name": "display", "valueString": chosen.display})
-    if chosen.inactive and chosen.ok:
+    if chosen.inactive:
         params.append({"name": "inactive", "valueBoolean": True})
     if chosen.normalized is not None and chosen.ok:
         params.append({"name": "normalized-code", "valueCode": chosen.normalized})
@@ -408,7 +408,7 @@ def _validate(
         params.append({"name": "x-unknown-system", "valueCanonical": system})
     for canonical in (u for o in outcomes for u in o.caused_by):
         params.append({"name": "x-caused-by-unknown-system", "valueCanonical": canonical})
-    errors = [i.text for i in issues if i.severity == "error"]
+    errors = [i.text for i in issues if i.severity in ("error", "warning") and not i.quiet]
     messages = errors or [i.text for i in issues if not i.quiet]
     if messages:
         params.append({"name": "message", "valueString": "; ".join(sorted(set(messages)))})
