@@ -55,7 +55,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "extensions/validate-code-inactive-display": SUITE_REASONS["extensions"],
     "extensions/validate-code-inactive": SUITE_REASONS["extensions"],
     "validation/validation-simple-codeableconcept-bad-import": SUITE_REASONS["validation"],
-    "validation/validation-simple-coding-bad-system-local": SUITE_REASONS["validation"],
     "validation/validation-complex-codeableconcept-full": SUITE_REASONS["validation"],
     "validation/validation-complex-codeableconcept-vsonly": SUITE_REASONS["validation"],
     "validation/validation-contained-good": SUITE_REASONS["validation"],

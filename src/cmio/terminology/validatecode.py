@@ -198,7 +198,13 @@ def _check(
         else:
             out.unknown_systems.append(system)
         so = "the code cannot be validated"
-        text = unknown_system_text(system, version, known, so, quoted=used)
+        local = ":" not in system  # a relative reference, not a canonical URL
+        text = unknown_system_text(system, version, known, so, quoted=used or local)
+        if local:
+            text_local = "Coding.system must be an absolute reference, not a local reference"
+            out.issues.append(
+                Issue("error", "invalid", "invalid-data", text_local, path_of("system"))
+            )
         if mismatch is not None:  # the include's version is unknown and not the value's
             out.issues.append(version_mismatch(system, version, mismatch, path_of("version")))
         out.issues.append(
