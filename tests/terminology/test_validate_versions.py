@@ -280,3 +280,25 @@ def test_a_default_version_mismatch_says_where_it_came_from() -> None:
     _, issues = _answer(_valueset(None), "9.9.9", system_versions={CS: "1.0.0"})
     assert [i[:2] for i in issues] == [("error", "not-found"), ("error", "vs-invalid")]
     assert "version '1.0.0' resulting from the version '' in the ValueSet include" in issues[1][2]
+
+
+def test_force_system_version_against_a_stated_version() -> None:
+    """``force-system-version`` replaces the include's version: a value stating another,
+    unknown, version is both the mismatch ('resulting from the version ...') and the
+    unknown version."""
+    params, issues = _answer(_valueset("1.0.0"), "9.9.9", force_versions={CS: "1.0.x"})
+    assert params["result"]["valueBoolean"] is False
+    assert [i[:2] for i in issues] == [("error", "not-found"), ("error", "vs-invalid")]
+    assert "version '1.0.x' resulting from the version '1.0.0' in the ValueSet" in issues[1][2]
+
+
+def test_an_overloaded_value_set_takes_the_version_that_fits() -> None:
+    """Includes of two versions of one system, a versionless value: the newest version
+    whose display is the one given, else the newest that has the code."""
+    assert _version(_valueset("1.0.0", "2.0.0")) == "2.0.0"
+    enumerated = _valueset("1.0.0")
+    enumerated["compose"]["include"][0]["concept"] = [{"code": "head"}]
+    enumerated["compose"]["include"].append(
+        {"system": CS, "version": "2.0.0", "concept": [{"code": "arm"}]}
+    )
+    assert _version(enumerated) == "1.0.0"  # only the 1.0.0 include has it

@@ -109,12 +109,20 @@ class Expansion:
         members: ``(system, code)`` -> member, in expansion order.
         used: ``(parameter name, canonical)`` pairs (``used-codesystem``, ``used-valueset``).
         complete: False when a part could not be resolved.
+        alternates: the same code from includes of other versions of its system (an
+            overloaded value set), beside the one in ``members``.
     """
 
     valueset: dict[str, Any]
     members: dict[tuple[str, str], Member]
     used: list[tuple[str, str]] = field(default_factory=list)
     complete: bool = True
+    alternates: dict[tuple[str, str], list[Member]] = field(default_factory=dict)
+
+    def candidates(self, system: str, code: str) -> list[Member]:
+        """Every member for a code: the first included, then those of other versions."""
+        first = self.members.get((system, code))
+        return [] if first is None else [first, *self.alternates.get((system, code), ())]
 
     def contains(self, system: str, code: str) -> bool:
         """Membership test (exact code)."""
@@ -194,11 +202,16 @@ class Expander:
         for index, include in enumerate(compose.get("include") or ()):
             where = f"ValueSet.compose.include[{index}]"
             for key, member in self._part(include, result, where).items():
-                result.members.setdefault(key, member)
+                kept = result.members.setdefault(key, member)
+                if kept is not member and kept.version != member.version:
+                    others = result.alternates.setdefault(key, [])
+                    if all(o.version != member.version for o in others):
+                        others.append(member)
         for index, exclude in enumerate(compose.get("exclude") or ()):
             where = f"ValueSet.compose.exclude[{index}]"
             for key in self._part(exclude, result, where):
                 result.members.pop(key, None)
+                result.alternates.pop(key, None)
 
     def _part(self, part: dict[str, Any], result: Expansion, where: str) -> _Members:
         sets: list[_Members] = []

@@ -38,6 +38,7 @@ from cmio.terminology.version_rules import (
     default_version,
     include_version,
     includes,
+    pick_member,
     valueset_version,
     version_mismatch,
 )
@@ -137,6 +138,8 @@ def _check(
     vs_version = (
         valueset_version(request.valueset, options, system, resources)
         if stated and not forced
+        else options.force_versions.get(system)  # forced: the value must be within it
+        if stated and request.valueset is not None
         else None
     )
     agree = vs_version and stated and version_matches(vs_version, stated)  # e.g. include 1.x
@@ -162,10 +165,14 @@ def _check(
         unknown = resources.code_system(system, mismatch) is None  # the value's version
         bare = include_version(request.valueset, system) is None
         chosen = default_version(options, system, resources)
-        versionless = unknown and bare and chosen is None
+        versionless = unknown and bare and chosen is None and not forced
         # the value set took the newest: the unknown version is the error, this a warning
         where = "for the versionless include in" if versionless else "in"
-        if not versionless and bare and chosen is not None:
+        if forced:  # force-system-version replaced the include's version
+            where = (
+                f"resulting from the version '{include_version(request.valueset, system) or ''}' in"
+            )
+        elif not versionless and bare and chosen is not None:
             where = "resulting from the version '' in"  # the default chose it
         differs = version_mismatch(system, vs_version, mismatch, path_of("version"), where)
         if versionless:
@@ -255,6 +262,11 @@ def _check(
         warnings = status_warnings(request.valueset, expansion.used, resources)
         out.issues += reference_issues(warnings, expansion.used)
         member = expansion.members.get((source.url, entry.code))
+        if member is not None and stated is None:  # includes of several versions: which one
+            member = pick_member(expansion.candidates(source.url, entry.code), coding.display)
+            found = member.entry()
+            if member.source is not None and found is not None:
+                source, entry, out.version = member.source, found, member.version
         if member is None:
             if entry.inactive and excludes_inactive(request.valueset, options.active_only):
                 out.issues.append(not_active_issue(entry, _element(coding, kind, "code")))
@@ -350,6 +362,9 @@ def _answer_key(request: ValidateRequest, resources: TerminologyResources) -> Ha
     )
 
 
+_VERSION_ONLY = frozenset({"vs-invalid", "version-error"})
+
+
 def _validate(
     service: TerminologyService, request: ValidateRequest, resources: TerminologyResources
 ) -> dict[str, Any]:
@@ -364,7 +379,7 @@ def _validate(
     # a coding found in the value set but in another version than the value set's: reported
     # as that coding's result, not as "no valid coding"
     version_only = request.kind == "CodeableConcept" and any(
-        o.version is not None and any(i.detail == "vs-invalid" for i in o.issues) for o in outcomes
+        o.version is not None and any(i.detail in _VERSION_ONLY for i in o.issues) for o in outcomes
     )
     undecided = any(o.caused_by for o in outcomes)  # the value set cannot be evaluated
     if (

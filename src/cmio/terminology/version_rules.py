@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cmio.terminology.expansion import ExpandOptions
-from cmio.terminology.resources import TerminologyResources, version_matches
+from cmio.terminology.expansion import ExpandOptions, Member
+from cmio.terminology.resources import TerminologyResources, version_key, version_matches
 from cmio.terminology.validate_types import Issue
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "default_version",
     "include_version",
     "includes",
+    "pick_member",
     "valueset_version",
     "version_mismatch",
 ]
@@ -110,3 +111,17 @@ def check_issue(options: ExpandOptions, system: str, used: str | None, path: str
         f"'{wanted}' by a version-check parameter",
         path,
     )
+
+
+def pick_member(candidates: list[Member], display: str | None) -> Member:
+    """The member a versionless value stands for when the value set includes its code from
+    several versions of the system: the newest whose display is the one given, else the
+    newest (https://hl7.org/fhir/R4/valueset.html#compositions: each include is its own
+    version of the system)."""
+    ordered = sorted(candidates, key=lambda m: version_key(m.version), reverse=True)
+    if display is not None:
+        for member in ordered:
+            entry = member.entry()
+            if (member.display or (entry.display if entry else None)) == display:
+                return member
+    return ordered[0]
