@@ -49,6 +49,8 @@ class ValidateRequest:
         display_language: language of displays.
         options: expansion options (version pinning, activeOnly).
         supplements: ``useSupplement``: supplements to apply besides the value set's own.
+        membership_only: ``valueset-membership-only``: only membership is checked (no unknown
+            code or display issues).
     """
 
     codings: list[CodingInput]
@@ -60,6 +62,7 @@ class ValidateRequest:
     display_language: str | None = None
     options: ExpandOptions = field(default_factory=ExpandOptions)
     supplements: list[str] = field(default_factory=list)
+    membership_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,6 +70,7 @@ class _Outcome:
     inactive: bool = False
     normalized: str | None = None
     member: bool = False  # a valid code of the value set, whatever its display
+    undecided: bool = False  # the value set could not be evaluated
     issues: list[Issue] = field(default_factory=list)
     unknown_systems: list[str] = field(default_factory=list)
     caused_by: list[str] = field(default_factory=list)
@@ -222,7 +223,7 @@ def _check(
         return out
     out.version = source.version
     entry = source.get(coding.code)
-    if entry is None and coding.system is None and vs_label is not None:
+    if entry is None and (coding.system is None or request.membership_only) and vs_label:
         out.system = out.version = None  # inferred from the value set: only not a member
         out.issues.append(_not_in_vs(system, coding, kind, vs_label))
         return out
@@ -258,6 +259,7 @@ def _check(
                 Issue("error", error.code, error.detail or "not-found", error.message, at)
             )
             out.display = entry.display
+            out.undecided = True
             return out
         warnings = status_warnings(request.valueset, expansion.used, resources)
         out.issues += reference_issues(warnings, expansion.used)
@@ -297,7 +299,7 @@ def _check(
         )
         return out
     out.member = True
-    if coding.display is not None:
+    if coding.display is not None and not request.membership_only:
         issue = display_issue(
             coding.display,
             entry,
@@ -355,6 +357,7 @@ def _answer_key(request: ValidateRequest, resources: TerminologyResources) -> Ha
         None if concept is None else orjson.dumps(concept),
         request.lenient_display,
         request.abstract,
+        request.membership_only,
         request.display_language,
         request.options.key(),
         resources.generation,
@@ -381,7 +384,7 @@ def _validate(
     version_only = request.kind == "CodeableConcept" and any(
         o.version is not None and any(i.detail in _VERSION_ONLY for i in o.issues) for o in outcomes
     )
-    undecided = any(o.caused_by for o in outcomes)  # the value set cannot be evaluated
+    undecided = any(o.caused_by or o.undecided for o in outcomes)  # no value set evaluation
     if (
         request.kind == "CodeableConcept"
         and not good

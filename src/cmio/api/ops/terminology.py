@@ -251,6 +251,7 @@ def _validate_code(
                 concept,
                 lenient_display=inputs.flag("lenient-display-validation"),
                 abstract=inputs.flag("abstract", True),
+                membership_only=inputs.flag("valueset-membership-only"),
                 display_language=inputs.text("displayLanguage")
                 or request.header("accept-language"),
                 options=expand_options(inputs),
