@@ -54,7 +54,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "extensions/extensions-echo-enumerated": SUITE_REASONS["extensions"],
     "extensions/validate-code-inactive-display": SUITE_REASONS["extensions"],
     "extensions/validate-code-inactive": SUITE_REASONS["extensions"],
-    "validation/validation-complex-codeableconcept-full": SUITE_REASONS["validation"],
     "validation/validation-contained-good": SUITE_REASONS["validation"],
     "validation/validation-contained-bad": SUITE_REASONS["validation"],
     "version/version-simple-codeableconcept-bad-version2": SUITE_REASONS["version"],

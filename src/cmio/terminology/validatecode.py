@@ -411,6 +411,13 @@ def _validate(
                 None,
             ),
         )
+    if display_only:  # the other codings' absence is information, as with a valid one
+        issues = [
+            Issue("information", i.code, "this-code-not-in-vs", i.text, i.path)
+            if i.detail == "not-in-vs"
+            else i
+            for i in issues
+        ]
     params: list[dict[str, Any]] = []
     if request.kind != "CodeableConcept" or good or version_only or display_only:
         if chosen.code is not None:
