@@ -48,8 +48,11 @@ class BatchWriter:
         *,
         queued_batches: int = 2,
         audit: BatchAudit | None = None,
+        expected: int = 0,
     ) -> None:
         self.repository = repository
+        self.expected = expected
+        """Estimated resources to write (``Repository.bulk_load`` tunes for it)."""
         self.audit = audit
         """Called inside each batch's transaction (the audit trail: issue 9)."""
         self.summary = summary
@@ -177,7 +180,7 @@ class BatchWriter:
     def _loop(self) -> None:
         with contextlib.ExitStack() as stack:
             try:
-                stack.enter_context(self.repository.bulk_load())
+                stack.enter_context(self.repository.bulk_load(self.expected))
             except Exception as exc:  # the batches still get answered (with this error)
                 self._error = exc
             self._serve()

@@ -370,11 +370,14 @@ class Repository(abc.ABC):
     def transaction(self) -> contextlib.AbstractContextManager[Transaction]:
         """Open a unit of work; commit on normal exit, roll back on exception."""
 
-    def bulk_load(self) -> contextlib.AbstractContextManager[None]:
+    def bulk_load(self, expected: int = 0) -> contextlib.AbstractContextManager[None]:
         """Tune the calling thread's writes for a bulk load (large batches) while open.
 
-        Durability is unchanged: every commit that returns is still durable. The
-        default does nothing; SQLite checkpoints its write-ahead log less often.
+        ``expected`` estimates how many resources the load writes. Everything written
+        is durable when the context exits normally (single commits inside may not be
+        until then). The default does nothing; SQLite checkpoints its write-ahead log
+        less often and, for loads large relative to the store, rebuilds its search
+        indexes once at the end (:mod:`cmio.store._sqlitebulk`).
         """
         return contextlib.nullcontext()
 

@@ -29,6 +29,7 @@ from cmio.store._sqlbase import (
     iter_current_sql,
     past_version,
 )
+from cmio.store._sqlitebulk import defer_indexes, loading, recover, restore_indexes
 from cmio.store.base import (
     ConflictError,
     Indexer,
@@ -185,6 +186,8 @@ class SqliteRepository(Repository):
     """
 
     dialect = "sqlite"
+    bulk_defer_min = 1
+    """Fewest expected resources for which :meth:`bulk_load` defers index maintenance."""
 
     def __init__(
         self, path: str | Path, *, indexer: Indexer | None = None, timeout: float = 30.0
@@ -258,6 +261,8 @@ class SqliteRepository(Repository):
                 migrate(tx, "sqlite", lambda name: _has_table(tx, name))
             except SchemaTooNewError as exc:
                 raise SchemaTooNewError(f"{self.path}: {exc}") from None
+        # a bulk load that died with its indexes deferred: rebuild them first
+        recover(conn, self.path)
 
     def transaction(self) -> SqliteTransaction:
         """A write transaction (``BEGIN IMMEDIATE``); https://www.sqlite.org/lang_transaction.html.
@@ -280,19 +285,55 @@ class SqliteRepository(Repository):
         return conn is not None and conn.in_transaction
 
     @contextlib.contextmanager
-    def bulk_load(self) -> Iterator[None]:
-        """Checkpoint the WAL every ~256 MiB instead of every ~16 MiB on this thread's
-        connection while bulk loading (https://www.sqlite.org/wal.html#ckpt): index
-        pages rewritten by many batches are copied back to the database once. Commits
-        stay ``synchronous=FULL``; the log is checkpointed when the load ends."""
+    def bulk_load(self, expected: int = 0) -> Iterator[None]:
+        """Bulk-load mode for this thread's connection (see :mod:`cmio.store._sqlitebulk`).
+
+        The WAL is checkpointed every ~256 MiB instead of ~16 MiB
+        (https://www.sqlite.org/wal.html#ckpt) and commits do not wait for fsync
+        (``synchronous = NORMAL``: after a crash, power loss included, the store is
+        consistent but the last batches may be missing; a re-run adds them). When
+        ``expected`` resources are many relative to the store (at least
+        ``bulk_defer_min`` and as many as the versions stored), the index tables'
+        secondary indexes and the FTS5 trigger are dropped and rebuilt once at the end.
+        On a normal exit the rebuild is committed and the write-ahead log fsynced
+        before this returns, so everything loaded is durable.
+        """
         conn = self._connection()
+        with loading(self.path):
+            yield from self._bulk_load(conn, expected)
+
+    def _bulk_load(self, conn: sqlite3.Connection, expected: int) -> Iterator[None]:
+        deferred = defer_indexes(conn, expected, self.bulk_defer_min)
         conn.execute("PRAGMA wal_autocheckpoint = 16384")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        ok = False
         try:
             yield
+            ok = True
         finally:
+            conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA wal_autocheckpoint = 1000")
+            if deferred:
+                try:
+                    with _disk_full():
+                        restore_indexes(conn)
+                except Exception:
+                    if ok:
+                        raise  # otherwise the next open of the store rebuilds them
+            if ok:
+                self._sync_wal()
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def _sync_wal(self) -> None:
+        """fsync the write-ahead log: every commit in it becomes durable."""
+        wal = self.path.with_name(self.path.name + "-wal")
+        with contextlib.suppress(FileNotFoundError):
+            fd = os.open(wal, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def read_transaction(self) -> SqliteTransaction:
         """A deferred, read-only transaction that never waits for writers (WAL snapshot)."""
