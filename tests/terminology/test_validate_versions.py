@@ -91,7 +91,10 @@ def test_expansion_version_defaults_and_checks() -> None:
     assert _expand(_valueset("1.0.0"), check_versions={CS: "1.0.x"})["total"] == 7
     # a versionless include takes the newest version the check allows
     chosen = _expand(_valueset(None), check_versions={CS: "1.0.x"})["parameter"]
-    assert chosen == [{"name": "used-codesystem", "valueUri": f"{CS}|1.0.0"}]
+    assert chosen == [
+        {"name": "check-system-version", "valueUri": f"{CS}|1.0.x"},  # it chose: echoed
+        {"name": "used-codesystem", "valueUri": f"{CS}|1.0.0"},
+    ]
     with pytest.raises(TerminologyError) as error:  # a pinned one that fails the check
         _expand(_valueset("2.0.0"), check_versions={CS: "1.0.x"})
     assert error.value.detail == "version-error"

@@ -111,6 +111,8 @@ class Expansion:
         complete: False when a part could not be resolved.
         alternates: the same code from includes of other versions of its system (an
             overloaded value set), beside the one in ``members``.
+        status_notes: the draft/experimental/deprecated/withdrawn status parameters of what
+            was used (:mod:`cmio.terminology.status_warnings`), once computed.
     """
 
     valueset: dict[str, Any]
@@ -118,6 +120,7 @@ class Expansion:
     used: list[tuple[str, str]] = field(default_factory=list)
     complete: bool = True
     alternates: dict[tuple[str, str], list[Member]] = field(default_factory=dict)
+    status_notes: list[dict[str, Any]] | None = None
 
     def candidates(self, system: str, code: str) -> list[Member]:
         """Every member for a code: the first included, then those of other versions."""
@@ -296,9 +299,14 @@ class Expander:
     ) -> _Members:
         version = self._version_for(system, part.get("version"))
         default = self.options.system_versions.get(system)
-        if part.get("version") is None and system not in self.options.force_versions and default:
-            applied = ("system-version", f"{system}|{default}")  # echoed: it chose the version
-            if applied not in result.used:
+        checked = self.options.check_versions.get(system)
+        if part.get("version") is None and system not in self.options.force_versions:
+            applied = None  # echoed when it chose the version
+            if default:
+                applied = ("system-version", f"{system}|{default}")
+            elif checked and version == checked:
+                applied = ("check-system-version", f"{system}|{checked}")
+            if applied is not None and applied not in result.used:
                 result.used.append(applied)
         if system in self.options.exclude_systems or (
             version and f"{system}|{version}" in self.options.exclude_systems

@@ -246,7 +246,7 @@ class TerminologyService:
             else:
                 language = None
         systems = [u.partition("|")[0] for n, u in result.used if n == "used-codesystem"]
-        versioned = len(systems) != len(set(systems))
+        versioned = len(systems) != len(set(systems)) or _several_versions(valueset)
         contains = [render_member(m, request, language, versioned) for m in page]
         parameters: list[dict[str, Any]] = [
             {"name": name, key: value}
@@ -336,6 +336,19 @@ def _compose_parameter(valueset: dict[str, Any], name: str) -> Any:
         if parts.get("name") == name:
             return parts.get("value")
     return None
+
+
+def _several_versions(valueset: dict[str, Any]) -> bool:
+    """Whether the compose includes one system in several versions (its members then say
+    which version they come from, even when a forced version made them one)."""
+    seen: dict[str, str] = {}
+    compose = valueset.get("compose")
+    for include in compose.get("include") or () if isinstance(compose, dict) else ():
+        if isinstance(include, dict) and isinstance(include.get("system"), str):
+            version = str(include.get("version") or "")
+            if seen.setdefault(include["system"], version) != version:
+                return True
+    return False
 
 
 def _prefetch(members: list[Member]) -> None:
