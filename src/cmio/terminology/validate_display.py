@@ -136,6 +136,8 @@ def display_issue(
         path: the element path of the display.
         lenient: a wrong display is a warning (``lenient-display-validation``).
     """
+    if not languages and (display == entry.display or display == member_display):
+        return None  # the common case: the concept's own display, no language asked for
     choices = _choices(entry, cs_language, member_display)
     valid = [c for c in choices if not languages or _matches(c[1], languages)]
     if any(_same(display, text) for text, _ in valid):

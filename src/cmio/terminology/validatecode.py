@@ -261,8 +261,10 @@ def _check(
             out.display = entry.display
             out.undecided = True
             return out
-        warnings = status_warnings(request.valueset, expansion.used, resources)
-        out.issues += reference_issues(warnings, expansion.used)
+        if expansion.status_notes is None:  # once per (cached) expansion
+            expansion.status_notes = status_warnings(request.valueset, expansion.used, resources)
+        if expansion.status_notes:
+            out.issues += reference_issues(expansion.status_notes, expansion.used)
         member = expansion.members.get((source.url, entry.code))
         if member is not None and stated is None:  # includes of several versions: which one
             member = pick_member(expansion.candidates(source.url, entry.code), coding.display)
