@@ -111,6 +111,25 @@ def _flag(value: Any) -> bool:
     return value is True or value == "true"
 
 
+_STANDARD_PROPERTY = "http://hl7.org/fhir/concept-properties#"
+_FLAGS = ("notSelectable", "inactive", "status")
+
+
+def _standard_aliases(resource: dict[str, Any]) -> dict[str, str]:
+    """Property codes declared with the URI of a standard concept property they are not
+    named after (``not-selectable`` for ``concept-properties#notSelectable``,
+    https://hl7.org/fhir/R5/codesystem-concept-properties.html)."""
+    out: dict[str, str] = {}
+    for prop in resource.get("property") or ():
+        if not isinstance(prop, dict) or not isinstance(prop.get("code"), str):
+            continue
+        uri = str(prop.get("uri") or "")
+        name = uri.removeprefix(_STANDARD_PROPERTY) if uri.startswith(_STANDARD_PROPERTY) else None
+        if name in _FLAGS and prop["code"] not in _FLAGS:
+            out[prop["code"]] = name
+    return out
+
+
 class ResourceCodeSystem:
     """A CodeSystem resource with its concepts indexed in memory.
 
@@ -130,6 +149,7 @@ class ResourceCodeSystem:
         self.entries: dict[str, Entry] = {}
         self._folded: dict[str, str] = {}
         self._closure: dict[str, frozenset[str]] = {}
+        self._aliases = _standard_aliases(resource)
         self._add(resource.get("concept") or (), None)
         for entry in list(self.entries.values()):
             for parent in entry.values_of("parent") + entry.values_of("subsumedBy"):
@@ -152,14 +172,14 @@ class ResourceCodeSystem:
         for concept in concepts:
             if not isinstance(concept, dict) or not isinstance(concept.get("code"), str):
                 continue
-            entry = self._entry(concept)
+            entry = self._entry(concept, self._aliases)
             self.entries.setdefault(entry.code, entry)
             if parent is not None:
                 self._link(parent, entry.code)
             self._add(concept.get("concept") or (), entry.code)
 
     @staticmethod
-    def _entry(concept: dict[str, Any]) -> Entry:
+    def _entry(concept: dict[str, Any], aliases: dict[str, str]) -> Entry:
         entry = Entry(
             concept["code"],
             concept.get("display"),
@@ -172,6 +192,7 @@ class ResourceCodeSystem:
                 continue
             code, (key, value) = prop["code"], found
             entry.properties.append((code, key, value))
+            code = aliases.get(code, code)  # declared with a standard property's URI
             if code == "notSelectable" and _flag(value):
                 entry.abstract = True
             elif code == "inactive" and _flag(value):
