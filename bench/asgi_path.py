@@ -106,7 +106,16 @@ def main() -> None:
         if profiler is not None:
             profiler.enable()
         auditor = app.env.auditor
-        commits = (auditor.writer.batches, auditor.writer.records) if auditor else (0, 0)
+
+        def counts() -> tuple[int, int]:  # (durable writes, records): journal or writer
+            if auditor is None:
+                return 0, 0
+            journal = getattr(auditor, "journal", None)
+            if journal is not None:
+                return journal.groups, journal.appended
+            return auditor.writer.batches, auditor.writer.records
+
+        commits = counts()
         if args.mode == "read":
             lanes = max(1, args.concurrency)
 
@@ -138,8 +147,7 @@ def main() -> None:
         audit = "on" if auditor is not None else "off"
         per_commit = ""
         if auditor is not None:
-            batches = auditor.writer.batches - commits[0]
-            records = auditor.writer.records - commits[1]
+            batches, records = (now - then for now, then in zip(counts(), commits, strict=True))
             per_commit = f", {records / max(batches, 1):.1f} audit records per commit"
         print(
             f"{args.mode} (audit {audit}, {args.concurrency} at once): {n / wall:,.0f}/s, "

@@ -35,6 +35,7 @@ from cmio.security.audit.index import AuditIndex
 from cmio.security.audit.jobs import patient_of
 from cmio.security.audit.journal import AuditJournal
 from cmio.security.audit.template import Canonical, EventTemplates
+from cmio.security.audit.writer import LoopCommitter
 from cmio.security.grant import AccessGrant, SubjectKind
 from cmio.store.base import Repository, StoredResource, StoreError, Transaction
 
@@ -58,7 +59,7 @@ class _Seen:
 class PendingRecord:
     """A response held until its audit record is durable (``503`` if it cannot be)."""
 
-    __slots__ = ("_event", "_request", "_writer", "response")
+    __slots__ = ("_event", "_loop", "_request", "_writer", "response")
 
     def __init__(
         self,
@@ -66,9 +67,10 @@ class PendingRecord:
         event: Canonical,
         request: FhirRequest,
         writer: AuditWriter,
+        loop: LoopCommitter | None = None,
     ) -> None:
         self.response = response
-        self._event, self._request, self._writer = event, request, writer
+        self._event, self._request, self._writer, self._loop = event, request, writer, loop
 
     def result(self) -> FhirResponse:
         """Write the record (group commit), blocking this thread; then the response."""
@@ -79,9 +81,13 @@ class PendingRecord:
         return self.response
 
     async def wait(self) -> FhirResponse:
-        """Write the record (group commit) without blocking the event loop."""
+        """Write the record (group commit): with a journal, on the loop once per
+        iteration; otherwise on the writer thread, without blocking the event loop."""
         try:
-            await self._writer.submit_async(self._event, asyncio.get_running_loop())
+            if self._loop is not None:
+                await self._loop.wait(self._event)
+            else:
+                await self._writer.submit_async(self._event, asyncio.get_running_loop())
         except Exception:
             return _unavailable(self._request)
         return self.response
@@ -107,6 +113,8 @@ class Auditor:
         """The audit journal (None: records commit into the chain directly)."""
         linger = 0.002 if self.journal is None else 0.0
         self.writer = AuditWriter(self.log, max_batch, linger, self.journal)
+        self.loop_committer = LoopCommitter(self.journal) if self.journal is not None else None
+        """Group commit of the requests answered on an event loop (with a journal)."""
         self.index = AuditIndex(self.log)
         self.templates = EventTemplates()
         """Serializes the records (the constant part of each caller's once)."""
@@ -230,7 +238,7 @@ class Auditor:
                 _LOG.exception("audit record could not be written")
                 return _unavailable(request), None
             return response, None
-        return response, PendingRecord(response, event, request, self.writer)
+        return response, PendingRecord(response, event, request, self.writer, self.loop_committer)
 
     def record(self, facts: AuditFacts) -> None:
         """Write the record of ``facts`` (a fresh id) and return once it is durable: the

@@ -159,11 +159,14 @@ class AuditJournal:
         self._moved: dict[Path, int] = {}  # segment -> offset moved up to
         self._lock = threading.Lock()  # segment hand-over between writer and mover
         self._move_lock = threading.Lock()  # one move at a time in this process
+        self._append_lock = threading.Lock()  # appenders: the writer thread, event loops
         self._wake = threading.Event()
         self._stopped = False
         self._thread: threading.Thread | None = None
         self.appended = 0
         """Records made durable in the journal."""
+        self.groups = 0
+        """Writes that made them durable (records per write: ``appended / groups``)."""
         self.moved = 0
         """Records moved into the chain by this process."""
         directory.mkdir(parents=True, exist_ok=True)
@@ -171,13 +174,16 @@ class AuditJournal:
         """Records of earlier (crashed) journals moved at start."""
 
     def append(self, records: Sequence[Canonical]) -> None:
-        """Make ``records`` durable (called by the one writer thread)."""
+        """Make ``records`` durable: one synchronous write (from any thread; a group at a
+        time, in order)."""
         need = frames_size(records)
-        segment = self._current
-        if segment is None or not segment.room(need):
-            segment = self._rotate(need)
-        segment.append(records)
-        self.appended += len(records)
+        with self._append_lock:
+            segment = self._current
+            if segment is None or not segment.room(need):
+                segment = self._rotate(need)
+            segment.append(records)
+            self.appended += len(records)
+            self.groups += 1
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="cmio-audit-move", daemon=True)
             self._thread.start()
