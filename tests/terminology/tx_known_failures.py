@@ -56,7 +56,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "extensions/validate-code-inactive": SUITE_REASONS["extensions"],
     "validation/validation-contained-good": SUITE_REASONS["validation"],
     "validation/validation-contained-bad": SUITE_REASONS["validation"],
-    "version/version-simple-codeableconcept-bad-version2": SUITE_REASONS["version"],
     "version/vs-expand-v-wb": SUITE_REASONS["version"],
     "version/vs-expand-v-wb-default": SUITE_REASONS["version"],
     "version/vs-expand-v-wb-check": SUITE_REASONS["version"],

@@ -53,8 +53,9 @@ def _element(coding: CodingInput, kind: str, name: str) -> str:
 def _not_in_vs(system: str | None, coding: CodingInput, kind: str, vs_label: str | None) -> Issue:
     """The issue for a code that is not a member of the value set being validated against."""
     shown = f" ('{coding.display}')" if coding.display else ""
+    stated = f"{system}|{coding.version}" if coding.version else system
     text = (
-        f"The provided code '{system}#{coding.code}{shown}' was not found in the value set "
+        f"The provided code '{stated}#{coding.code}{shown}' was not found in the value set "
         f"'{vs_label}'"
     )
     return Issue("error", "code-invalid", "not-in-vs", text, _element(coding, kind, "code"))
