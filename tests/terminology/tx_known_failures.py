@@ -89,7 +89,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "big/big-echo-zero-fifty-limit": SUITE_REASONS["big"],
     "big/big-circle-bang": SUITE_REASONS["big"],
     "big/big-circle-validate": SUITE_REASONS["big"],
-    "errors/combination-bad": SUITE_REASONS["errors"],
     "deprecated/vs-deprecation": SUITE_REASONS["deprecated"],
     "notSelectable/notSelectable-prop-true-true-param-false": SUITE_REASONS["notSelectable"],
     "translate/translate-reverse": SUITE_REASONS["translate"],

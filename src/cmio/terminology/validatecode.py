@@ -120,6 +120,23 @@ def _check(
         out.issues.append(_not_in_vs("", coding, kind, vs_label))  # no system: not a member
         out.system = None
         return out
+    if system is None and kind == "code" and request.valueset is not None and vs_label:
+        try:  # the systems of the value set's members with this code
+            members = service.expansion(request.valueset, request.options, resources).members
+        except TerminologyError:
+            members = {}
+        found = sorted({s for s, c in members if c == coding.code})
+        if len(found) == 1:
+            system = out.system = found[0]
+        elif found:
+            out.issues.append(_not_in_vs("", coding, kind, vs_label))
+            text = (
+                f"The System URI could not be determined for the code '{coding.code}' in the "
+                f"ValueSet '{vs_label}': value set expansion has multiple matches: "
+                f"[{', '.join(found)}]"
+            )
+            out.issues.append(Issue("error", "not-found", "cannot-infer", text, "code"))
+            return out
     if system is None:
         out.issues.append(
             Issue(
