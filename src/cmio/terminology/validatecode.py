@@ -12,7 +12,7 @@ element path (``Coding.code``, ``CodeableConcept.coding[0].display`` ...).
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -23,6 +23,8 @@ from cmio.terminology.resources import TerminologyResources, version_matches
 from cmio.terminology.service import TerminologyService, valueset_key
 from cmio.terminology.status_warnings import status_warnings
 from cmio.terminology.supplements import is_supplement, requested_supplements, with_supplements
+from cmio.terminology.validate_answer import Outcome as _Outcome
+from cmio.terminology.validate_answer import answer
 from cmio.terminology.validate_display import display_issue, parse_languages, valueset_language
 from cmio.terminology.validate_status import (
     case_issue,
@@ -59,22 +61,6 @@ def _not_in_vs(system: str | None, coding: CodingInput, kind: str, vs_label: str
         f"'{vs_label}'"
     )
     return Issue("error", "code-invalid", "not-in-vs", text, _element(coding, kind, "code"))
-
-
-@dataclass(slots=True)
-class _Outcome:
-    ok: bool = False
-    system: str | None = None
-    version: str | None = None
-    code: str | None = None
-    display: str | None = None
-    inactive: bool = False
-    normalized: str | None = None
-    member: bool = False  # a valid code of the value set, whatever its display
-    undecided: bool = False  # the value set could not be evaluated
-    issues: list[Issue] = field(default_factory=list)
-    unknown_systems: list[str] = field(default_factory=list)
-    caused_by: list[str] = field(default_factory=list)
 
 
 def _infer_system(
@@ -385,93 +371,7 @@ def _answer_key(request: ValidateRequest, resources: TerminologyResources) -> Ha
     )
 
 
-_VERSION_ONLY = frozenset({"vs-invalid", "version-error"})
-
-
 def _validate(
     service: TerminologyService, request: ValidateRequest, resources: TerminologyResources
 ) -> dict[str, Any]:
-    outcomes = [_check(c, request, service, resources) for c in request.codings]
-    good = [o for o in outcomes if o.ok]
-    found = [o for o in outcomes if o.member]  # only a display is wrong
-    chosen = good[0] if good else (found + outcomes or [_Outcome()])[0]
-    display_only = request.kind == "CodeableConcept" and not good and bool(found)
-    issues = [i for o in outcomes for i in o.issues]
-    if request.kind == "CodeableConcept" and good:
-        issues = [i for i in issues if i.detail != "not-in-vs" and i.severity != "error"]
-    # a coding found in the value set but in another version than the value set's: reported
-    # as that coding's result, not as "no valid coding"
-    version_only = request.kind == "CodeableConcept" and any(
-        o.version is not None and any(i.detail in _VERSION_ONLY for i in o.issues) for o in outcomes
-    )
-    undecided = any(o.caused_by or o.undecided for o in outcomes)  # no value set evaluation
-    if (
-        request.kind == "CodeableConcept"
-        and not good
-        and not version_only
-        and not undecided
-        and not display_only
-        and request.valueset is not None
-    ):
-        vs = request.valueset
-        label = f"{vs.get('url')}|{vs.get('version')}" if vs.get("version") else str(vs.get("url"))
-        issues = [
-            Issue("information", i.code, "this-code-not-in-vs", i.text, i.path)
-            if i.detail == "not-in-vs"
-            else i
-            for i in issues
-        ]
-        issues.insert(
-            0,
-            Issue(
-                "error",
-                "code-invalid",
-                "not-in-vs",
-                f"No valid coding was found for the value set '{label}'",
-                None,
-            ),
-        )
-    if display_only:  # the other codings' absence is information, as with a valid one
-        issues = [
-            Issue("information", i.code, "this-code-not-in-vs", i.text, i.path)
-            if i.detail == "not-in-vs"
-            else i
-            for i in issues
-        ]
-    params: list[dict[str, Any]] = []
-    if request.kind != "CodeableConcept" or good or version_only or display_only:
-        if chosen.code is not None:
-            params.append({"name": "code", "valueCode": chosen.code})
-        if chosen.system is not None:
-            params.append({"name": "system", "valueUri": chosen.system})
-        if chosen.version is not None:
-            params.append({"name": "version", "valueString": chosen.version})
-        if chosen.display is not None:
-            params.append({"name": "display", "valueString": chosen.display})
-    if chosen.inactive:
-        params.append({"name": "inactive", "valueBoolean": True})
-    if chosen.normalized is not None and chosen.ok:
-        params.append({"name": "normalized-code", "valueCode": chosen.normalized})
-    if request.codeable_concept is not None:
-        params.append({"name": "codeableConcept", "valueCodeableConcept": request.codeable_concept})
-    unknown = [u for o in outcomes for u in o.unknown_systems]
-    for system in unknown:
-        params.append({"name": "x-unknown-system", "valueCanonical": system})
-    for canonical in (u for o in outcomes for u in o.caused_by):
-        params.append({"name": "x-caused-by-unknown-system", "valueCanonical": canonical})
-    errors = [i.text for i in issues if i.severity in ("error", "warning") and not i.quiet]
-    messages = errors or [i.text for i in issues if not i.quiet]
-    if messages:
-        params.append({"name": "message", "valueString": "; ".join(sorted(set(messages)))})
-    params.append({"name": "result", "valueBoolean": bool(good)})
-    if issues:
-        params.append(
-            {
-                "name": "issues",
-                "resource": {
-                    "resourceType": "OperationOutcome",
-                    "issue": [i.to_json() for i in issues],
-                },
-            }
-        )
-    return {"resourceType": "Parameters", "parameter": params}
+    return answer(request, [_check(c, request, service, resources) for c in request.codings])
