@@ -111,15 +111,15 @@ def _check(
             members = service.expansion(request.valueset, request.options, resources).members
         except TerminologyError:
             members = {}
-        found = sorted({s for s, c in members if c == coding.code})
-        if len(found) == 1:
-            system = out.system = found[0]
-        elif found:
+        with_code = sorted({s for s, c in members if c == coding.code})
+        if len(with_code) == 1:
+            system = out.system = with_code[0]
+        elif with_code:
             out.issues.append(_not_in_vs("", coding, kind, vs_label))
             text = (
                 f"The System URI could not be determined for the code '{coding.code}' in the "
                 f"ValueSet '{vs_label}': value set expansion has multiple matches: "
-                f"[{', '.join(found)}]"
+                f"[{', '.join(with_code)}]"
             )
             out.issues.append(Issue("error", "not-found", "cannot-infer", text, "code"))
             return out
