@@ -305,3 +305,33 @@ def test_an_overloaded_value_set_takes_the_version_that_fits() -> None:
         {"system": CS, "version": "2.0.0", "concept": [{"code": "arm"}]}
     )
     assert _version(enumerated) == "1.0.0"  # only the 1.0.0 include has it
+
+
+def test_default_valueset_version_for_a_versionless_import() -> None:
+    """``default-valueset-version`` picks the version a versionless import takes (echoed);
+    a version that does not exist is an error naming it."""
+    import pytest
+
+    from cmio.terminology.errors import TerminologyError
+    from cmio.terminology.service import ExpandRequest
+
+    source = codesystem("1.0.0")
+    one = {**_valueset("1.0.0"), "id": "a1", "url": "http://example.org/vs/a", "version": "1"}
+    one["compose"]["include"][0]["concept"] = [{"code": "head"}]
+    two = {**_valueset("1.0.0"), "id": "a2", "url": "http://example.org/vs/a", "version": "2"}
+    outer = {**_valueset(None), "compose": {"include": [{"valueSet": ["http://example.org/vs/a"]}]}}
+    service = TerminologyService(TerminologyResources(core=lambda: [source, one, two]))
+
+    def expand(version: str | None) -> dict[str, Any]:
+        options = ExpandOptions(valueset_versions={"http://example.org/vs/a": version or ""})
+        out: dict[str, Any] = service.expand(ExpandRequest(valueset=outer, options=options))
+        return out["expansion"]
+
+    assert expand("1")["total"] == 1
+    assert {"name": "default-valueset-version", "valueUri": "http://example.org/vs/a|1"} in (
+        expand("1")["parameter"]
+    )
+    assert service.expand(ExpandRequest(valueset=outer))["expansion"]["total"] > 1  # newest
+    with pytest.raises(TerminologyError) as error:
+        expand("3")
+    assert "http://example.org/vs/a|3" in error.value.message

@@ -93,16 +93,7 @@ KNOWN_FAILURES: dict[str, str] = {
     "notSelectable/notSelectable-prop-true-true-param-false": SUITE_REASONS["notSelectable"],
     "translate/translate-reverse": SUITE_REASONS["translate"],
     "tho/act-exclusion": SUITE_REASONS["tho"],
-    "default-valueset-version/indirect-expand-zero-pinned": SUITE_REASONS[
-        "default-valueset-version"
-    ],
     "default-valueset-version/indirect-expand-zero-pinned-wrong": SUITE_REASONS[
-        "default-valueset-version"
-    ],
-    "default-valueset-version/indirect-validation-zero-pinned": SUITE_REASONS[
-        "default-valueset-version"
-    ],
-    "default-valueset-version/indirect-validation-zero-pinned-wrong": SUITE_REASONS[
         "default-valueset-version"
     ],
     "permutations/bad-cc1-all-request": SUITE_REASONS["permutations"],

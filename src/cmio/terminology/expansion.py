@@ -36,6 +36,8 @@ class ExpandOptions:
         display_language: preferred language of displays.
         value_versions: the versions the values being validated state: an include whose
             version is a pattern they match (``1.x``) uses them, not its newest match.
+        valueset_versions: ``default-valueset-version``: the version of a value set to
+            import when the import names none.
     """
 
     active_only: bool = False
@@ -45,6 +47,7 @@ class ExpandOptions:
     exclude_systems: frozenset[str] = frozenset()
     display_language: str | None = None
     value_versions: dict[str, str] = field(default_factory=dict)
+    valueset_versions: dict[str, str] = field(default_factory=dict)
 
     def key(self) -> tuple[Any, ...]:
         """A hashable summary (for caching expansions)."""
@@ -56,6 +59,7 @@ class ExpandOptions:
             or self.exclude_systems
             or self.display_language
             or self.value_versions
+            or self.valueset_versions
         ):
             return _DEFAULT_KEY
         return (
@@ -66,10 +70,11 @@ class ExpandOptions:
             tuple(sorted(self.exclude_systems)),
             self.display_language,
             tuple(sorted(self.value_versions.items())),
+            tuple(sorted(self.valueset_versions.items())),
         )
 
 
-_DEFAULT_KEY = (False, (), (), (), (), None, ())
+_DEFAULT_KEY = (False, (), (), (), (), None, (), ())
 
 
 @dataclass(slots=True)
@@ -249,10 +254,16 @@ class Expander:
         return None
 
     def _import(self, canonical: str, result: Expansion, where: str) -> _Members:
+        default = self.options.valueset_versions.get(canonical)  # a versionless import
         if canonical.startswith("#"):
             found = self._contained(canonical)
         else:
-            found = self.resources.find("ValueSet", canonical)
+            found = self.resources.find("ValueSet", canonical, default)
+        if default is not None:
+            applied = ("default-valueset-version", f"{canonical}|{default}")
+            if applied not in result.used:
+                result.used.append(applied)
+            canonical = f"{canonical}|{default}"  # named so in an error
         if found is None:
             raise TerminologyError(
                 404,

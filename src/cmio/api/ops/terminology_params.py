@@ -175,6 +175,7 @@ _OPTION_NAMES = frozenset(
         "check-system-version",
         "exclude-system",
         "displayLanguage",
+        "default-valueset-version",
     }
 )
 
@@ -190,6 +191,7 @@ def expand_options(inputs: OperationInput) -> ExpandOptions:
         check_versions=inputs.canonical_map("check-system-version"),
         exclude_systems=frozenset(str(v) for v in inputs.all("exclude-system")),
         display_language=inputs.text("displayLanguage"),
+        valueset_versions=inputs.canonical_map("default-valueset-version"),
     )
 
 
