@@ -32,8 +32,10 @@ __all__ = [
 
 Adder = Callable[[v.Rows, str, Any], None]
 Memo = dict[tuple[int, str], list[Any]]
-"""Per resource: (id of an item's JSON object, component expression) to its values, or
-(0, base expression) to the base's items: composites sharing them evaluate them once."""
+"""Per resource: (id of an item's JSON object, component expression) to its values,
+(0, base expression) to the base's items, or (id, adder and expression) to the adder's
+rows for them: composites sharing them evaluate them once."""
+_SHAPES = 4096
 _HEAD = re.compile(r"\s*([a-z][A-Za-z0-9]*)\s*(?:\.|$)")
 _OF_TYPE = re.compile(r"\s*([a-z][A-Za-z0-9]*)\.ofType\(\s*([A-Za-z][A-Za-z0-9]*)\s*\)\s*$")
 
@@ -116,6 +118,8 @@ class CompositePlan:
         #: :func:`~cmio.indexing.direct.plan_relative` can (planned per item type)
         self.types = types
         self._direct: dict[tuple[int, TypeInfo], DirectPlan | None] = {}
+        #: item JSON key tuples -> whether every component can have a value (bounded)
+        self._shapes: dict[tuple[str, ...], bool] = {}
         #: per component, the JSON property prefixes it reads (None: unknown)
         self.heads = (
             heads if heads is not None else [json_heads(c.expression) for c, _ in components]
@@ -135,15 +139,23 @@ class CompositePlan:
             except Exception:
                 return
             memo[(0, self.base.expression)] = items
-        heads = self.heads
+        heads, shapes = self.heads, self._shapes
         for n, item in enumerate(items):
-            if type(item) is Node and type(item.value) is dict:
-                keys = item.value.keys()
-                if any(h is not None and not any(k.startswith(h) for k in keys) for h in heads):
-                    continue  # some component has no value on this item
+            key = id(item.value) if type(item) is Node and type(item.value) is dict else 0
+            if key:
+                shape = tuple(item.value)
+                ok = shapes.get(shape)
+                if ok is None:  # some component has no value on items of this shape
+                    ok = not any(
+                        h is not None and not any(k.startswith(h) for k in shape) for h in heads
+                    )
+                    if len(shapes) >= _SHAPES:
+                        shapes.clear()
+                    shapes[shape] = ok
+                if not ok:
+                    continue
             rows: v.Rows = {}
             complete = True
-            key = id(item.value) if type(item) is Node and type(item.value) is dict else 0
             for k, (compiled, adder) in enumerate(self.components):
                 found = memo.get((key, compiled.expression)) if key else None
                 if found is None:
@@ -159,8 +171,25 @@ class CompositePlan:
                 if not found:
                     complete = False
                     break
-                for value in found:
-                    adder(rows, composite_param(self.code, k, n), value)
+                param = composite_param(self.code, k, n)
+                if not key:
+                    for value in found:
+                        adder(rows, param, value)
+                    continue
+                # the adder's rows for these values, under the parameter name "" (their
+                # names are the parameter plus a suffix): shared by the composites of
+                # the resource that read the same component on the same item
+                slot = (key, f"{id(adder)}\x00{compiled.expression}")
+                made = memo.get(slot)
+                if made is None:
+                    blank: v.Rows = {}
+                    for value in found:
+                        adder(blank, "", value)
+                    made = memo[slot] = list(blank.items())
+                for table, blank_rows in made:
+                    target = rows.setdefault(table, [])
+                    for row in blank_rows:
+                        target.append((param + row[0], *row[1:]))
             if not complete:
                 continue
             for table, table_rows in rows.items():
