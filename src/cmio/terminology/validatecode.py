@@ -231,6 +231,22 @@ def _check(
         out.system = out.version = None  # inferred from the value set: only not a member
         out.issues.append(_not_in_vs(system, coding, kind, vs_label))
         return out
+    if entry is None and source.resource.get("content") == "fragment":
+        label = f" version '{source.version}'" if source.version else ""
+        out.issues.append(
+            Issue(
+                "warning",
+                "code-invalid",
+                "invalid-code",
+                f"Unknown Code '{coding.code}' in the CodeSystem '{system}'{label} - note that "
+                "the code system is labeled as a fragment, so the code may be valid in some "
+                "other fragment",
+                _element(coding, kind, "code"),
+                quiet=True,
+            )
+        )  # https://hl7.org/fhir/R4/codesystem-content-mode.html#fragment: not known false
+        out.ok = True
+        return out
     if entry is None:
         label = f" version '{source.version}'" if source.version else ""
         if vs_label is not None:
