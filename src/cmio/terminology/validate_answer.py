@@ -46,8 +46,14 @@ def answer(request: ValidateRequest, outcomes: list[Outcome]) -> dict[str, Any]:
     chosen = good[0] if good else (found + outcomes or [Outcome()])[0]
     display_only = request.kind == "CodeableConcept" and not good and bool(found)
     issues = [i for o in outcomes for i in o.issues]
-    if request.kind == "CodeableConcept" and good:
-        issues = [i for i in issues if i.detail != "not-in-vs" and i.severity != "error"]
+    if request.kind == "CodeableConcept" and good:  # another coding is valid: absence is
+        issues = [  # information, an unknown code stays an error (and fails the concept)
+            Issue("information", i.code, "this-code-not-in-vs", i.text, i.path)
+            if i.detail == "not-in-vs"
+            else i
+            for i in issues
+            if i.severity != "error" or i.detail in ("not-in-vs", "invalid-code")
+        ]
     # a coding found in the value set but in another version than the value set's: reported
     # as that coding's result, not as "no valid coding"
     version_only = request.kind == "CodeableConcept" and any(
@@ -112,7 +118,8 @@ def answer(request: ValidateRequest, outcomes: list[Outcome]) -> dict[str, Any]:
     messages = errors or [i.text for i in issues if not i.quiet]
     if messages:
         params.append({"name": "message", "valueString": "; ".join(sorted(set(messages)))})
-    params.append({"name": "result", "valueBoolean": bool(good)})
+    unknown_code = any(i.detail == "invalid-code" for i in issues)
+    params.append({"name": "result", "valueBoolean": bool(good) and not unknown_code})
     if issues:
         params.append(
             {
