@@ -39,3 +39,12 @@ def test_an_unknown_code_of_a_fragment_is_a_warning() -> None:
         assert "labeled as a fragment" in issues[0]["details"]["text"]
     known = validate_code(_service(), ValidateRequest([CodingInput(CS, "arm")], _valueset()))
     assert {p["name"]: p for p in known["parameter"]}["result"]["valueBoolean"] is True
+
+
+def test_an_expansion_over_a_fragment_is_marked_unclosed() -> None:
+    out = _service().expand(ExpandRequest(valueset=_valueset()))["expansion"]
+    assert {
+        "url": "http://hl7.org/fhir/StructureDefinition/valueset-unclosed",
+        "valueBoolean": True,
+    } in (out["extension"])
+    assert out["total"] == 7

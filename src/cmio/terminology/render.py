@@ -13,6 +13,7 @@ from cmio.terminology.expansion import Member
 
 if TYPE_CHECKING:
     from cmio.terminology.codesystem import Entry
+    from cmio.terminology.resources import TerminologyResources
     from cmio.terminology.service import ExpandRequest
 
 __all__ = [
@@ -22,7 +23,24 @@ __all__ = [
     "expansion_properties",
     "properties_of",
     "render_member",
+    "unclosed",
 ]
+
+_UNCLOSED = "http://hl7.org/fhir/StructureDefinition/valueset-unclosed"
+
+
+def unclosed(used: list[tuple[str, str]], resources: TerminologyResources) -> list[dict[str, Any]]:
+    """``valueset-unclosed`` when a code system used is a fragment: the expansion may lack
+    codes that exist (https://hl7.org/fhir/R4/extension-valueset-unclosed.html,
+    https://hl7.org/fhir/R4/codesystem-content-mode.html#fragment)."""
+    for name, canonical in used:
+        if name != "used-codesystem":
+            continue
+        url, _, version = canonical.partition("|")
+        source = resources.code_system(url, version or None)
+        if source is not None and source.resource.get("content") == "fragment":
+            return [{"url": _UNCLOSED, "valueBoolean": True}]
+    return []
 
 
 def _wanted(designation: dict[str, Any], tokens: list[str]) -> bool:

@@ -21,7 +21,7 @@ from typing import Any
 from cmio.terminology.answers import AnswerCache
 from cmio.terminology.errors import TerminologyError
 from cmio.terminology.expansion import Expander, ExpandOptions, Expansion, Member, iter_page
-from cmio.terminology.render import expansion_properties, render_member
+from cmio.terminology.render import expansion_properties, render_member, unclosed
 from cmio.terminology.resources import TerminologyResources, split_canonical
 from cmio.terminology.status_warnings import status_warnings
 from cmio.terminology.stored import StoredCodeSystem
@@ -264,10 +264,11 @@ class TerminologyService:
             expansion["offset"] = request.offset
         if parameters:
             expansion["parameter"] = parameters
+        declared = unclosed(result.used, resources)
         if request.properties:
-            declared = expansion_properties(request.properties, page)
-            if declared:
-                expansion["extension"] = declared
+            declared += expansion_properties(request.properties, page)
+        if declared:
+            expansion["extension"] = declared
         if contains:
             expansion["contains"] = contains
         # compose is left out unless asked for: the expansion is the answer (and stays small)

@@ -118,7 +118,7 @@ def answer(request: ValidateRequest, outcomes: list[Outcome]) -> dict[str, Any]:
     messages = errors or [i.text for i in issues if not i.quiet]
     if messages:
         params.append({"name": "message", "valueString": "; ".join(sorted(set(messages)))})
-    unknown_code = any(i.detail == "invalid-code" for i in issues)
+    unknown_code = any(i.detail == "invalid-code" and i.severity == "error" for i in issues)
     params.append({"name": "result", "valueBoolean": bool(good) and not unknown_code})
     if issues:
         params.append(
