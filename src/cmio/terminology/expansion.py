@@ -163,7 +163,10 @@ class Expander:
         url = f"{valueset.get('url', '')}|{valueset.get('version', '')}"
         if url in self._stack:
             raise TerminologyError(
-                400, "processing", f"Value set {url} imports itself (cycle: {self._stack})"
+                400,
+                "processing",
+                f"Value set {url} imports itself (cycle: {self._stack})",
+                detail="vs-invalid",
             )
         if len(self._stack) >= self.max_depth:
             raise TerminologyError(400, "too-costly", "Value set imports are nested too deeply")

@@ -235,7 +235,6 @@ class TerminologyService:
                 "too-costly",
                 f"The value set '{valueset.get('url')}' expansion has {total} concepts, more "
                 f"than the limit of {self.max_expansion}; page it with count and offset",
-                detail="too-costly",
             )
         _prefetch(page)
         language = request.options.display_language
@@ -260,7 +259,7 @@ class TerminologyService:
             "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
             "total": total,
         }
-        if request.offset:
+        if request.offset or any(item[0] == "offset" for item in request.echo):  # paged
             expansion["offset"] = request.offset
         if parameters:
             expansion["parameter"] = parameters
