@@ -36,6 +36,9 @@ Memo = dict[tuple[int, str], list[Any]]
 (0, base expression) to the base's items, or (id, adder and expression) to the adder's
 rows for them: composites sharing them evaluate them once."""
 _SHAPES = 4096
+_BASE_PATH = re.compile(
+    r"\s*([A-Z][A-Za-z0-9]*)\s*(?:\|\s*\1\.([a-z][A-Za-z0-9]*)|\.([a-z][A-Za-z0-9]*))?\s*$"
+)
 _HEAD = re.compile(r"\s*([a-z][A-Za-z0-9]*)\s*(?:\.|$)")
 _OF_TYPE = re.compile(r"\s*([a-z][A-Za-z0-9]*)\.ofType\(\s*([A-Za-z][A-Za-z0-9]*)\s*\)\s*$")
 
@@ -118,6 +121,15 @@ class CompositePlan:
         #: :func:`~cmio.indexing.direct.plan_relative` can (planned per item type)
         self.types = types
         self._direct: dict[tuple[int, TypeInfo], DirectPlan | None] = {}
+        #: the base is the resource itself (``Observation``), one member of it
+        #: (``Observation.component``) or both (``Observation | Observation.component``)
+        self._root: str | None = None
+        self._member: tuple[str, str] | None = None
+        path = _BASE_PATH.match(base.expression)
+        if path is not None:
+            self._root = None if path.group(3) else path.group(1)
+            name = path.group(3) or path.group(2)
+            self._member = (name, "_" + name) if name else None
         #: item JSON key tuples -> whether every component can have a value (bounded)
         self._shapes: dict[tuple[str, ...], bool] = {}
         #: per component, the JSON property prefixes it reads (None: unknown)
@@ -134,10 +146,23 @@ class CompositePlan:
             memo = {}
         items = memo.get((0, self.base.expression))
         if items is None:
-            try:
-                items = self.base.nodes(resource)
-            except Exception:
-                return
+            root, member = self._root, self._member
+            # ``Type.member`` gives no items without the member; ``Type`` is the resource
+            absent = member is None or not any(k.startswith(member) for k in resource)
+            if member is not None and absent and root is None:
+                items = []
+            elif (
+                absent
+                and root is not None
+                and self.types is not None
+                and resource.get("resourceType") == root
+            ):
+                items = [Node(resource, self.types.resource(resource))]
+            else:
+                try:
+                    items = self.base.nodes(resource)
+                except Exception:
+                    return
             memo[(0, self.base.expression)] = items
         heads, shapes = self.heads, self._shapes
         for n, item in enumerate(items):
