@@ -96,13 +96,14 @@ class _Binder:
         else:
             self.filter(node)
 
-    def index(self, rtype: str | None, code: str) -> None:
+    def index(self, rtype: str | None, code: str, keep_param: bool = False) -> None:
         if rtype is not None:
             self.p(rtype)
-        self.mark("index", rtype is None, self.probe)
+        self.mark("index", rtype is None, self.probe, keep_param)
         if self.probe:
             self.probe = False
-            self.p("")
+            if not keep_param:
+                self.p("")
         self.p(code)
 
     def filter(self, f: Filter) -> None:
@@ -142,7 +143,8 @@ class _Binder:
         else:
             for value in f.values:
                 self.date(value)
-        self.index(f.rtype, f.code)
+        # SqlBuilder._filter: a plain token probe keeps ``param`` indexed
+        self.index(f.rtype, f.code, self.probe and f.type == "token" and f.modifier is None)
 
     def resource(self, f: Filter) -> None:
         """:func:`cmio.search.columns.resource_condition`."""

@@ -145,7 +145,12 @@ class SqlBuilder(ValueConditions):
             resource_condition(f, self.p, "x"), copy=False
         )
 
-    def _index(self, table: str, rtype: str | None, code: str, alias: str = "x") -> exp.Select:
+    def _index(
+        self, table: str, rtype: str | None, code: str, alias: str = "x", keep_param: bool = False
+    ) -> exp.Select:
+        """The select of ``table``'s rows of parameter ``code``. In a correlated probe,
+        ``param`` is kept from the indexes unless ``keep_param`` (whose caller keeps the
+        value columns from them instead), so the probe goes by the owner index."""
         q = exp.select(_col("resource_id", alias), copy=False).from_(
             table_as(table, alias), copy=False
         )
@@ -157,7 +162,9 @@ class SqlBuilder(ValueConditions):
             )
         if self._probe:  # the outermost select of a correlated probe
             self._probe = False
-            return q.where(eq(unindexed(_col("param", alias), self.p), self.p(code)), copy=False)
+            if not keep_param:
+                param = unindexed(_col("param", alias), self.p)
+                return q.where(eq(param, self.p(code)), copy=False)
         return q.where(eq(_col("param", alias), self.p(code)), copy=False)
 
     def _filter(self, f: Filter) -> tuple[bool, exp.Select]:
@@ -198,7 +205,14 @@ class SqlBuilder(ValueConditions):
             conds = self._token_values(f.values)
         else:
             conds = [build(v) for v in f.values]
-        q = self._index(table, f.rtype, f.code).where(_any(conds), copy=False)
+        # a plain token probed per candidate: by (resource_type, resource_id, param), the
+        # owner index, with system and value tested on its rows; kept from the indexes,
+        # they would tempt SQLite into (resource_type, param, value, system), every row
+        # of the code across the store (_has: 11.4 -> 6.8 ms on the million)
+        owner = self._probe and f.type == "token" and f.modifier is None
+        if owner:
+            conds = [_values_unindexed(c) for c in conds]
+        q = self._index(table, f.rtype, f.code, keep_param=owner).where(_any(conds), copy=False)
         return f.type == "token" and f.modifier == "not", q
 
     def _text(self, f: Filter) -> exp.Select:
@@ -357,3 +371,18 @@ class SqlBuilder(ValueConditions):
         return False, self._index("token_index", f.rtype, f.code + ":of-type").where(
             _any(conds), copy=False
         )
+
+
+def _values_unindexed(cond: exp.Expr) -> exp.Expr:
+    """``cond`` with the token columns ``x.system``/``x.value`` as ``(column || '')``: the
+    same values, but no index is chosen for them (a literal, so no bind value)."""
+
+    def swap(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Column) and node.table == "x" and node.name in _TOKEN_COLUMNS:
+            return exp.paren(exp.DPipe(this=node, expression=exp.Literal.string("")), copy=False)
+        return node
+
+    return cond.transform(swap, copy=False)
+
+
+_TOKEN_COLUMNS = frozenset({"system", "value"})
