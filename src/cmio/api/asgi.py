@@ -11,6 +11,8 @@ database (PostgreSQL) every request runs on a thread pool instead.
 from __future__ import annotations
 
 import asyncio
+import os
+import random
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import Executor
@@ -66,6 +68,7 @@ class FhirAsgiApp:
         self.writer = writer
         self.executor = executor
         self.metrics = metrics
+        self._ids = random.Random(os.urandom(16))  # correlation ids: no system call each
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one HTTP request."""
@@ -77,12 +80,9 @@ class FhirAsgiApp:
             headers[key.decode("latin-1").lower()] = value.decode("latin-1")
         client = scope.get("client")
         request_id = headers.get("x-request-id")
-        context = (
-            RequestContext(
-                correlation_id=request_id[:128], remote_addr=client[0] if client else None
-            )
-            if request_id
-            else RequestContext(remote_addr=client[0] if client else None)
+        context = RequestContext(
+            correlation_id=request_id[:128] if request_id else f"{self._ids.getrandbits(96):024x}",
+            remote_addr=client[0] if client else None,
         )
         grant = scope.get("cmio.grant")  # set by the authentication gate (cmio.api.auth)
         if grant is not None:

@@ -48,6 +48,7 @@ HTML_CSP = (
     "frame-ancestors 'none'"
 )
 DATA_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
+_HTML_CSP, _DATA_CSP = HTML_CSP.encode(), DATA_CSP.encode()
 _ALLOW_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 _ALLOW_HEADERS = (
     "authorization, content-type, accept, prefer, if-match, if-none-match, "
@@ -268,18 +269,21 @@ class HardeningMiddleware:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                present = {k.lower() for k, _ in message.get("headers", ())}
+                headers = message.get("headers", ())
+                present: set[bytes] = set()
+                content_type = b""
+                for key, value in headers:  # one pass: names present, the content type
+                    name = key.lower()
+                    present.add(name)
+                    if name == b"content-type" and not content_type:
+                        content_type = value
                 added = [h for h in extra if h[0] not in present]
-                content_type = next(
-                    (v for k, v in message.get("headers", ()) if k.lower() == b"content-type"),
-                    b"",
-                )
                 if b"content-security-policy" not in present:
-                    csp = HTML_CSP if content_type.startswith(b"text/html") else DATA_CSP
-                    added.append((b"content-security-policy", csp.encode()))
+                    csp = _HTML_CSP if content_type.startswith(b"text/html") else _DATA_CSP
+                    added.append((b"content-security-policy", csp))
                 if private and b"cache-control" not in present:
                     added.append((b"cache-control", b"no-store"))
-                message = {**message, "headers": [*message.get("headers", ()), *added]}
+                message = {**message, "headers": [*headers, *added]}
             await send(message)
 
         try:
