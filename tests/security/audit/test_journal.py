@@ -118,3 +118,20 @@ def test_other_stores_have_no_journal(tmp_path: Path) -> None:
         dialect = "postgres"
 
     assert journal_directory(Other()) is None
+
+
+def test_a_group_larger_than_a_segment_gets_one_of_its_own(tmp_path: Path) -> None:
+    repo = open_repository(f"sqlite:///{tmp_path / 'd.db'}")
+    log = AuditLog(repo)
+    assert log.journal_dir is not None
+    journal = AuditJournal(log, log.journal_dir, segment_bytes=1024, interval=3600)
+    try:
+        journal.append([_record(0)])
+        journal.append([_record(n) for n in range(1, 40)])  # ~3 KB at once
+        journal.append([_record(40)])
+        assert journal.groups == 3
+        assert _numbers(log) == list(range(41))
+    finally:
+        journal.close()
+    assert log.verify().ok
+    repo.close()

@@ -137,7 +137,10 @@ class AuditJournal:
     Args:
         log: the chain the records are moved into.
         directory: where the segments live (beside the database).
-        segment_bytes: size of one segment file.
+        segment_bytes: size of a segment file made ahead by the background thread (one
+            is recycled as the next spare once moved).
+        first_bytes: size of a segment made while a group waits (the first one, or when
+            no spare is ready): small, since zero-filling it delays that group.
         interval: seconds between moves into the chain.
     """
 
@@ -145,12 +148,14 @@ class AuditJournal:
         self,
         log: AuditLog,
         directory: Path,
-        segment_bytes: int = 1 << 20,
+        segment_bytes: int = 8 << 20,
+        first_bytes: int = 256 << 10,
         interval: float = 0.1,
     ) -> None:
         self.log = log
         self.directory = directory
         self.segment_bytes = segment_bytes
+        self.first_bytes = min(first_bytes, segment_bytes)
         self.interval = interval
         self.jid = f"{time.time_ns():016x}-{os.getpid()}-{os.urandom(3).hex()}"
         self._current: Segment | None = None
@@ -192,8 +197,11 @@ class AuditJournal:
         with self._lock:
             old, spare = self._current, self._spare
             self._spare = None
-        if spare is None or spare.size - HEADER_SIZE - 16 < need:
-            spare = Segment.create(self.directory, max(self.segment_bytes, 2 * need + 4096))
+        if spare is not None and spare.size - HEADER_SIZE - 16 < need:
+            spare.close(unlink=True)  # a group larger than a segment: a segment of its own
+            spare = None
+        if spare is None:
+            spare = Segment.create(self.directory, max(self.first_bytes, 2 * need + 4096))
         first = old.next_seq if old is not None else 1
         spare.start(self.directory, self.jid, first)
         with self._lock:
