@@ -34,6 +34,7 @@ def test_language_lists_are_read_by_weight() -> None:
     assert parse_languages("de") == ["de"]
     assert parse_languages("en;q=0.4, de, fr;q=0.7") == ["de", "fr", "en"]
     assert parse_languages("de, *; q=0") == ["de"]  # wildcard and q=0 left out
+    assert parse_languages("en_US,en;q=0.9") == ["en_US", "en"]  # as some clients send it
     with pytest.raises(TerminologyError) as error:
         parse_languages("-")
     assert error.value.status == 400

@@ -22,7 +22,7 @@ from cmio.terminology.validate_types import Issue
 
 __all__ = ["display_issue", "parse_languages", "valueset_language"]
 
-_TAG = re.compile(r"\*|[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*")
+_TAG = re.compile(r"\*|[A-Za-z]{1,8}([-_][A-Za-z0-9]{1,8})*")  # en_US from lax clients too
 _EXPANSION_PARAMETER = "http://hl7.org/fhir/StructureDefinition/valueset-expansion-parameter"
 
 
