@@ -335,3 +335,20 @@ def test_default_valueset_version_for_a_versionless_import() -> None:
     with pytest.raises(TerminologyError) as error:
         expand("3")
     assert "http://example.org/vs/a|3" in error.value.message
+
+
+def test_an_overloaded_value_set_expands_each_version() -> None:
+    """Includes of two versions: a code in both is two members (the newest first), one in
+    the older only is still validated (its version is the one having it)."""
+    members = _expand(_valueset("1.0.0", "2.0.0"))["contains"]
+    heads = [m.get("version") for m in members if m["code"] == "head"]
+    assert heads == ["2.0.0", "1.0.0"]
+    assert _expand(_valueset("1.0.0", "2.0.0"))["total"] == len(members)
+    old, new = codesystem("1.0.0", extra=True), codesystem("2.0.0")
+    service = TerminologyService(TerminologyResources(core=lambda: [old, new]))
+    extra = {c["code"] for c in old["concept"]} - {c["code"] for c in new["concept"]}
+    for code in extra:
+        request = ValidateRequest([CodingInput(CS, code)], _valueset("1.0.0", "2.0.0"))
+        answer = {p["name"]: p for p in validate_code(service, request)["parameter"]}
+        assert answer["result"]["valueBoolean"] is True
+        assert answer["version"]["valueString"] == "1.0.0"

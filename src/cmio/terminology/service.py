@@ -26,6 +26,7 @@ from cmio.terminology.resources import TerminologyResources, split_canonical
 from cmio.terminology.status_warnings import status_warnings
 from cmio.terminology.stored import StoredCodeSystem
 from cmio.terminology.supplements import requested_supplements, with_supplements
+from cmio.terminology.version_rules import several_versions, with_alternates
 
 __all__ = ["ExpandRequest", "TerminologyService", "implicit_valueset", "valueset_key"]
 
@@ -225,6 +226,8 @@ class TerminologyService:
         else:
             result = self.expansion(valueset, request.options, resources)
             members: Mapping[tuple[str, str], Member] = result.members
+            if result.alternates:  # an overloaded value set: each version's member, newest first
+                members = with_alternates(result)
             if request.filter:
                 members = _text_filter(members, request.filter)
             total = len(members)
@@ -245,7 +248,7 @@ class TerminologyService:
             else:
                 language = None
         systems = [u.partition("|")[0] for n, u in result.used if n == "used-codesystem"]
-        versioned = len(systems) != len(set(systems)) or _several_versions(valueset)
+        versioned = len(systems) != len(set(systems)) or several_versions(valueset)
         contains = [render_member(m, request, language, versioned) for m in page]
         parameters: list[dict[str, Any]] = [
             {"name": name, key: value}
@@ -336,19 +339,6 @@ def _compose_parameter(valueset: dict[str, Any], name: str) -> Any:
         if parts.get("name") == name:
             return parts.get("value")
     return None
-
-
-def _several_versions(valueset: dict[str, Any]) -> bool:
-    """Whether the compose includes one system in several versions (its members then say
-    which version they come from, even when a forced version made them one)."""
-    seen: dict[str, str] = {}
-    compose = valueset.get("compose")
-    for include in compose.get("include") or () if isinstance(compose, dict) else ():
-        if isinstance(include, dict) and isinstance(include.get("system"), str):
-            version = str(include.get("version") or "")
-            if seen.setdefault(include["system"], version) != version:
-                return True
-    return False
 
 
 def _prefetch(members: list[Member]) -> None:

@@ -41,6 +41,7 @@ from cmio.terminology.version_rules import (
     include_version,
     includes,
     pick_member,
+    source_with_code,
     valueset_version,
     version_mismatch,
 )
@@ -225,6 +226,8 @@ def _check(
         if vs_label is not None and not includes(request.valueset, system):
             out.issues.append(_not_in_vs(system, coding, kind, vs_label))  # certain: not used
         return out
+    if stated is None and source.get(coding.code) is None:  # overloaded: a version having it
+        source = source_with_code(request.valueset, system, coding.code, resources) or source
     out.version = source.version
     entry = source.get(coding.code)
     if entry is None and (coding.system is None or request.membership_only) and vs_label:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cmio.terminology.expansion import ExpandOptions, Member
+from cmio.terminology.codesystem import CodeSystemSource
+from cmio.terminology.expansion import ExpandOptions, Expansion, Member
 from cmio.terminology.resources import TerminologyResources, version_key, version_matches
 from cmio.terminology.validate_types import Issue
 
@@ -23,8 +24,11 @@ __all__ = [
     "include_version",
     "includes",
     "pick_member",
+    "several_versions",
+    "source_with_code",
     "valueset_version",
     "version_mismatch",
+    "with_alternates",
 ]
 
 
@@ -125,3 +129,47 @@ def pick_member(candidates: list[Member], display: str | None) -> Member:
             if (member.display or (entry.display if entry else None)) == display:
                 return member
     return ordered[0]
+
+
+def source_with_code(
+    valueset: dict[str, Any] | None, system: str, code: str, resources: TerminologyResources
+) -> CodeSystemSource | None:
+    """The newest version the value set's includes name for ``system`` that has ``code``
+    (an overloaded value set: the newest version may not have it)."""
+    named = {
+        str(include["version"])
+        for include in ((valueset or {}).get("compose") or {}).get("include") or ()
+        if isinstance(include, dict) and include.get("system") == system and include.get("version")
+    }
+    for version in sorted(named, key=version_key, reverse=True):
+        source = resources.code_system(system, version)
+        if source is not None and source.get(code) is not None:
+            return source
+    return None
+
+
+def with_alternates(result: Expansion) -> dict[tuple[str, str], Member]:
+    """The members of an overloaded value set, each version's own (newest first), keyed
+    ``(system, code|version)``."""
+    out: dict[tuple[str, str], Member] = {}
+    for key, first in result.members.items():
+        same = sorted(
+            [first, *result.alternates.get(key, ())],
+            key=lambda m: version_key(m.version),
+            reverse=True,
+        )
+        out.update(((m.system, f"{m.code}|{m.version}"), m) for m in same)
+    return out
+
+
+def several_versions(valueset: dict[str, Any]) -> bool:
+    """Whether the compose includes one system in several versions (its members then say
+    which version they come from, even when a forced version made them one)."""
+    seen: dict[str, str] = {}
+    compose = valueset.get("compose")
+    for include in compose.get("include") or () if isinstance(compose, dict) else ():
+        if isinstance(include, dict) and isinstance(include.get("system"), str):
+            version = str(include.get("version") or "")
+            if seen.setdefault(include["system"], version) != version:
+                return True
+    return False
