@@ -352,3 +352,9 @@ def test_an_overloaded_value_set_expands_each_version() -> None:
         answer = {p["name"]: p for p in validate_code(service, request)["parameter"]}
         assert answer["result"]["valueBoolean"] is True
         assert answer["version"]["valueString"] == "1.0.0"
+
+
+def test_a_stated_version_one_of_several_includes_is_no_mismatch() -> None:
+    assert _version(_valueset("1.0.0", "2.0.0"), "2.0.0") == "2.0.0"
+    params, issues = _answer(_valueset("1.0.0", "2.0.0"), "1.0.0")
+    assert params["result"]["valueBoolean"] is True and issues == []

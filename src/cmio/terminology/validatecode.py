@@ -142,7 +142,7 @@ def _check(
     stated = coding.version
     options = request.options
     vs_version = (
-        valueset_version(request.valueset, options, system, resources)
+        valueset_version(request.valueset, options, system, resources, stated)
         if stated and not forced
         else options.force_versions.get(system)  # forced: the value must be within it
         if stated and request.valueset is not None

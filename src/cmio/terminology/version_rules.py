@@ -69,11 +69,22 @@ def valueset_version(
     options: ExpandOptions,
     system: str,
     resources: TerminologyResources,
+    stated: str | None = None,
 ) -> str | None:
-    """The version of ``system`` the value set uses: its include's, else the default as
-    given (a pattern stays one), else the newest."""
+    """The version of ``system`` the value set uses: its include's (the one ``stated``
+    matches when it includes several), else the default as given (a pattern stays one),
+    else the newest."""
     if valueset is None:
         return None
+    named = [
+        str(include["version"])
+        for include in (valueset.get("compose") or {}).get("include") or ()
+        if isinstance(include, dict) and include.get("system") == system and include.get("version")
+    ]
+    if stated is not None and len(set(named)) > 1:
+        for version in named:
+            if version_matches(version, stated):
+                return version
     for include in (valueset.get("compose") or {}).get("include") or ():
         if isinstance(include, dict) and include.get("system") == system:
             if include.get("version"):
