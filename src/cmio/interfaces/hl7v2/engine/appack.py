@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cmio.interfaces.hl7v2.engine.ack import ERR_INTERNAL, AckError, build_ack, read_header, wanted
-from cmio.interfaces.hl7v2.engine.channels import ChannelConfig, Destination
+from cmio.interfaces.hl7v2.engine.channeltypes import ChannelConfig, Destination
 from cmio.interfaces.hl7v2.engine.destinations import DownstreamError, MllpDestination
 
 __all__ = ["AppAckSender", "Outcome"]

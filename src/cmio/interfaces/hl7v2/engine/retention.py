@@ -1,7 +1,8 @@
 """Journal retention: what is done with leaves the journal after the channel's retention.
 
-A channel's ``retention`` (:class:`~cmio.interfaces.hl7v2.engine.channels.Retention`) has
-two horizons, both counted from receipt:
+A channel's ``retention``
+(:class:`~cmio.interfaces.hl7v2.engine.channeltypes.Retention`) has two horizons, both
+counted from receipt:
 
 * after ``days`` (default 30) a finished row (``processed``, ``filtered``, ``duplicate``,
   ``rejected``) loses its message bytes; its metadata stays;
@@ -25,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cmio.interfaces.hl7v2.engine.channels import Retention
+from cmio.interfaces.hl7v2.engine.channeltypes import Retention
 
 __all__ = ["FINISHED_STATES", "PruneResult", "prune_journal"]
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cmio.interfaces.hl7v2.engine.channels import ChannelConfig
+from cmio.interfaces.hl7v2.engine.channeltypes import ChannelConfig
 from cmio.interfaces.hl7v2.engine.destinations import TransactionSink
 from cmio.interfaces.hl7v2.engine.journal import Journal, JournalRow
 from cmio.interfaces.hl7v2.engine.processor import Processor

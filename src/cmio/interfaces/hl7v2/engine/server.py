@@ -36,7 +36,7 @@ from cmio.interfaces.hl7v2.engine.ack import (
     read_header,
     wanted,
 )
-from cmio.interfaces.hl7v2.engine.channels import ChannelConfig
+from cmio.interfaces.hl7v2.engine.channeltypes import ChannelConfig
 from cmio.interfaces.hl7v2.engine.journal import Entry, Journal, JournalError
 from cmio.interfaces.hl7v2.engine.mllp import FrameDecoder, FrameEvent, frame, split_messages
 from cmio.interfaces.hl7v2.errors import ParseError

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from cmio.interfaces.hl7v2.engine.channels import FieldFilter
+from cmio.interfaces.hl7v2.engine.channeltypes import FieldFilter
 from cmio.interfaces.hl7v2.engine.destinations import SinkItem
 from cmio.interfaces.hl7v2.engine.records import JournalRow
 from cmio.interfaces.hl7v2.message import Message
