@@ -3,8 +3,8 @@
 Messages arrive over MLLP (:mod:`.mllp`, :mod:`.server`) or a folder drop, are written
 to a durable journal (:mod:`.journal`) before the ACK (:mod:`.ack`), then processed
 exactly once, in order per patient, by the channel's filters, mapping and destinations
-(:mod:`.processor`, :mod:`.channels`). Interface health comes from the journal
-(:mod:`.metrics`).
+(:mod:`.processor`, :mod:`.batch`, :mod:`.channels`, :mod:`.channeltypes`). Interface
+health comes from the journal (:mod:`.metrics`).
 """
 
 __all__: list[str] = []
