@@ -10,9 +10,16 @@ Usage (inputs prepared once; the eCQM file is copied, never modified)::
         --ecqm-day /tmp/m7/ecqm_day.json --repeat 3
 
 For side-by-side runs of two code versions, prefix ``PYTHONPATH=/tmp/old/src``: the
-digests must be equal. The refresh applies ``DIR/day`` (the day's input rows, five
-copies like the base) to a fresh copy of the state and checks its outputs equal to a
-full evaluation over base + day.
+digests must be equal.
+
+``--day`` measures the incremental refresh of EHR use, cost and data quality
+(:mod:`cmio.measures.ehr_use.incremental`, :mod:`cmio.measures.cost_incremental`,
+:mod:`cmio.measures.adherence_incremental`): each family's state is built from
+``DIR/base`` (untimed), ``DIR/day`` (the day's input rows, five copies like the base) is
+applied by ``refresh`` (timed, wall and process CPU), and the refreshed outputs' digest
+is compared with a full computation over base + day (also timed)::
+
+    python bench/oversight_tables.py /tmp/m7 --day
 """
 
 from __future__ import annotations
@@ -37,9 +44,13 @@ import pyarrow.parquet as pq
 from cmio.measures import Period as MeasurePeriod
 from cmio.measures import builtin_measures
 from cmio.measures.adherence import data_quality
+from cmio.measures.adherence_incremental import DataQualityState
 from cmio.measures.cost import cost_of_care
+from cmio.measures.cost_incremental import CostState
 from cmio.measures.ehr_use import Period, SqlEngine, ehr_use
+from cmio.measures.ehr_use.incremental import EhrUseState
 from cmio.measures.incremental import MeasureTables
+from cmio.measures.state import StateDb
 from cmio.terminology.factory import open_terminology
 
 PERIOD = Period.parse("2025-01-01/2025-12-31")
@@ -125,10 +136,17 @@ def main() -> None:
     parser.add_argument("--ecqm-day", type=Path, default=None, help="eCQM day (JSON list)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--families", default="ehr,cost,dq,ecqm")
+    parser.add_argument("--day", action="store_true", help="time the incremental refresh")
     args = parser.parse_args()
     families = args.families.split(",")
     inputs = read_inputs(args.folder / "base")
     service = open_terminology(None)
+    if args.day:
+        try:
+            day_refresh(inputs, read_inputs(args.folder / "day"), families, service.resources)
+        finally:
+            service.close()
+        return
     runs: dict[str, list[tuple[float, float]]] = {f: [] for f in families}
     digests: dict[str, str] = {}
     scratch = Path(tempfile.mkdtemp(prefix="oversight-tables-"))
@@ -161,6 +179,46 @@ def main() -> None:
         shutil.rmtree(scratch, ignore_errors=True)
         service.close()
     report(runs, digests, args.repeat)
+
+
+def refresh_one(
+    family: str, base: Mapping[str, pa.Table], day: Mapping[str, pa.Table], terminology: Any
+) -> tuple[float, float, dict[str, pa.Table]]:
+    """Build ``family``'s state from ``base`` (in memory), then time ``refresh(day)``."""
+    with StateDb() as db:
+        state: Any
+        if family == "ehr":
+            state = EhrUseState(db, PERIOD)
+        elif family == "cost":
+            state = CostState(db, PERIOD)
+        else:
+            state = DataQualityState(db, terminology)
+        state.build(base)
+        return _timed(functools.partial(state.refresh, day))
+
+
+def day_refresh(
+    base: Mapping[str, Mapping[str, pa.Table]],
+    day: Mapping[str, Mapping[str, pa.Table]],
+    families: list[str],
+    terminology: Any,
+) -> None:
+    """Refresh wall and CPU per family against a full run over base + day."""
+    print("| family | refresh wall (s) | refresh CPU (s) | full wall (s) | full CPU (s) |"
+          " digest refresh | digest full |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---|---|")
+    totals = [0.0, 0.0, 0.0, 0.0]
+    for family in (f for f in families if f != "ecqm"):
+        wall, used, out = refresh_one(family, base[family], day[family], terminology)
+        whole = merged(base[family], day[family])
+        f_wall, f_used, full = _timed(functools.partial(run_one, family, whole, terminology))
+        got, want = table_digest(out), table_digest(full)
+        mark = "" if got == want else " **DIFFERENT**"
+        for i, v in enumerate((wall, used, f_wall, f_used)):
+            totals[i] += v
+        print(f"| {family} | {wall:.2f} | {used:.2f} | {f_wall:.2f} | {f_used:.2f} |"
+              f" `{got}`{mark} | `{want}` |", flush=True)  # fmt: skip
+    print("| total | " + " | ".join(f"{v:.2f}" for v in totals) + " | | |")
 
 
 def run_one(family: str, inputs: Mapping[str, pa.Table], terminology: Any) -> dict[str, pa.Table]:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 
@@ -26,7 +26,10 @@ from cmio.measures.ehr_use.inputs import (
     read_views,
 )
 
-__all__ = ["INPUT_SCHEMAS", "METRICS", "OUTPUTS", "SessionRules", "compute_ehr_use", "ehr_use"]
+__all__ = [
+    "INPUT_SCHEMAS", "METRICS", "OUTPUTS", "SessionRules", "TableMaker", "compute_ehr_use",
+    "ehr_outputs", "ehr_use",
+]  # fmt: skip
 
 METRICS = (
     "ehr_time8", "wow8", "note_time8", "prescription_time8", "inbox_time8",
@@ -178,6 +181,29 @@ def ehr_use(
         ("ehr_sched", sql.schedule_sql(period)),
         ("ehr_inside", sql.inside_sql(asof=engine.engine == "duckdb")),
         ("ehr_monthly", sql.monthly_sql(period)),
+    )
+    for name, query in steps:
+        step(name)
+        engine.create(name, query)
+    return ehr_outputs(engine, step)
+
+
+class TableMaker(Protocol):
+    """Where :func:`ehr_outputs` runs (an :class:`SqlEngine`, or a
+    :class:`cmio.measures.state.StateDb`)."""
+
+    def create(self, name: str, sql: str) -> None: ...
+
+    def query(self, sql: str) -> pa.Table: ...
+
+
+def ehr_outputs(
+    engine: TableMaker, step: Callable[[str], None] | None = None
+) -> dict[str, pa.Table]:
+    """The :data:`OUTPUTS` tables from ``ehr_monthly`` (per clinician and month),
+    ``roles`` and ``departments``."""
+    step = step or (lambda _name: None)
+    steps = (
         ("ehr_people", _PEOPLE),
         ("ehr_with_people", _WITH_PEOPLE),
         ("ehr_pool", _POOL),

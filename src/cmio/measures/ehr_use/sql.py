@@ -31,6 +31,8 @@ __all__ = [
     "BASE_COLUMNS",
     "events_sql",
     "inside_sql",
+    "intervals_sql",
+    "islands_sql",
     "metrics_select",
     "monthly_sql",
     "schedule_sql",
@@ -109,26 +111,44 @@ FROM w
 """
 
 
-def schedule_sql(period: Period) -> str:
-    """``ehr_sched``: each clinician's merged scheduled patient intervals ``[s, e)``."""
+def intervals_sql(
+    period: Period,
+    *,
+    slots: str = "slots",
+    appointments: str | None = "appointments",
+    schedules: str = "schedules",
+) -> str:
+    """Each clinician's scheduled intervals ``[s, e)`` (``e > s``) starting in the period,
+    with the month of their start: busy Slots (via ``schedules``) and Appointments (None:
+    none)."""
+    booked = f"""
+  UNION ALL
+  SELECT user_id, start_ts, end_ts FROM {appointments}
+  WHERE user_id IS NOT NULL
+    AND status IN ('booked', 'arrived', 'checked-in', 'fulfilled', 'noshow')
+    AND (participant_status IS NULL OR participant_status <> 'declined')"""
     return f"""
 WITH raw AS (
   SELECT sc.user_id, sl.start_ts, sl.end_ts
-  FROM slots AS sl JOIN schedules AS sc ON sc.schedule_id = sl.schedule_id
+  FROM {slots} AS sl JOIN {schedules} AS sc ON sc.schedule_id = sl.schedule_id
   WHERE sc.user_id IS NOT NULL AND sl.status IN ('busy', 'busy-tentative')
-    AND (sc.active IS NULL OR sc.active)
-  UNION ALL
-  SELECT user_id, start_ts, end_ts FROM appointments
-  WHERE user_id IS NOT NULL
-    AND status IN ('booked', 'arrived', 'checked-in', 'fulfilled', 'noshow')
-    AND (participant_status IS NULL OR participant_status <> 'declined')
+    AND (sc.active IS NULL OR sc.active){booked if appointments else ""}
 ), iv AS (
   SELECT user_id, SUBSTRING(start_ts, 1, 7) AS month, {_epoch("start_ts")} AS s,
          {_epoch("end_ts")} AS e
   FROM raw
   WHERE start_ts IS NOT NULL AND end_ts IS NOT NULL AND {_in_period("start_ts", period)}
-), numbered AS (
-  SELECT *, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY s, e) AS rn FROM iv WHERE e > s
+)
+SELECT * FROM iv WHERE e > s
+"""
+
+
+def islands_sql(intervals: str) -> str:
+    """Merged intervals (islands) of the query ``intervals`` (``user_id, month, s, e``):
+    overlapping or touching intervals merge; an island's month is its first interval's."""
+    return f"""
+WITH numbered AS (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY s, e) AS rn FROM ({intervals}) AS i
 ), ordered AS (
   SELECT *, MAX(e) OVER (PARTITION BY user_id ORDER BY rn
     ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_e
@@ -142,6 +162,11 @@ WITH raw AS (
 SELECT user_id, island, MIN(month) AS month, MIN(s) AS s, MAX(e) AS e
 FROM grouped GROUP BY user_id, island
 """
+
+
+def schedule_sql(period: Period) -> str:
+    """``ehr_sched``: each clinician's merged scheduled patient intervals ``[s, e)``."""
+    return islands_sql(intervals_sql(period))
 
 
 def inside_sql(asof: bool = False) -> str:
