@@ -7,6 +7,7 @@ https://hl7.org/fhir/R4/valueset-definitions.html#ValueSet.expansion.contains.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from cmio.terminology.expansion import Member
@@ -138,6 +139,22 @@ def _property_uri(member: Member, code: str) -> str | None:
     return None
 
 
+def _only_asked(language: str | None) -> bool:
+    """Whether a language list excludes every other language (``de, *; q=0``)."""
+    return (
+        language is not None
+        and re.search(r"\*\s*;\s*q\s*=\s*0(\.0*)?\s*(,|$)", language) is not None
+    )
+
+
+def _is_asked(own: Any, language: str | None) -> bool:
+    """Whether the code system's own language is the first one asked for."""
+    if not isinstance(own, str) or language is None:
+        return False
+    first = language.split(",")[0].split(";")[0].strip().lower()
+    return own.lower() == first or own.lower().split("-")[0] == first.split("-")[0]
+
+
 def render_member(
     member: Member, request: ExpandRequest, language: str | None, versioned: bool
 ) -> dict[str, Any]:
@@ -153,6 +170,10 @@ def render_member(
     item["code"] = member.code
     own = member.source.resource.get("language") if member.source is not None else None
     display = display_for(member.display, entry, language, own)
+    own_display = display is not None and entry is not None and display == entry.display
+    only = _only_asked(language) and not _is_asked(own, language)
+    if own_display and only and not member.display:
+        display = None  # "de,*;q=0": no display rather than one in another language
     if display is not None:
         item["display"] = display
     if request.include_designations:
