@@ -9,35 +9,32 @@ no empty strings, objects or arrays; ``null`` only to align primitive arrays wit
 their ``_name`` twins; ``Reference.reference`` format and targets
 (https://hl7.org/fhir/R4/references.html#literal); ext-1, dom-2, narrative div;
 bounded nesting depth and issue count, so hostile input stays cheap.
+Single values (primitives, literal references) are checked by
+:mod:`cmio.validation.primitives`.
 
 Walking is dict lookups into the model's precomputed ``json_index``.
 """
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
-from types import MappingProxyType
 from typing import Any
 
 from cmio.model.types import (
-    K_BASE64,
     K_BOOLEAN,
-    K_DECIMAL,
-    K_INTEGER,
-    K_POSITIVE_INT,
     K_SHADOW,
     K_STRING,
-    K_UNSIGNED_INT,
-    K_XHTML,
     LAST_PRIMITIVE_KIND,
     ElementDef,
     JsonProperty,
     Model,
     Required,
+)
+from cmio.validation.primitives import (
+    MAX_STRING_LENGTH,
+    json_kind,
+    primitive_problem,
+    reference_problem,
 )
 
 __all__ = ["MAX_DEPTH", "MAX_ISSUES", "MAX_STRING_LENGTH", "Issue", "validate_structure"]
@@ -48,28 +45,11 @@ MAX_DEPTH = 64
 MAX_ISSUES = 1000
 """Validation stops after this many issues (bounding the work on hostile input)."""
 
-MAX_STRING_LENGTH = 1024 * 1024
-"""``string`` maxLength (https://hl7.org/fhir/R4/datatypes.html#string)."""
-
-_INT32_MIN = -(2**31)
-_INT32_MAX = 2**31 - 1
-_BASE64_CHARS = re.compile(r"[A-Za-z0-9+/=\s]*", re.ASCII)
-_WHITESPACE = re.compile(r"\s+", re.ASCII)
-_RELATIVE_REF = re.compile(
-    r"([A-Za-z]+)/[A-Za-z0-9\-.]{1,64}(?:/_history/[A-Za-z0-9\-.]{1,64})?", re.ASCII
-)
-_CONDITIONAL_REF = re.compile(r"([A-Za-z]+)\?\S*", re.ASCII)
-_ABSOLUTE_REF = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:\S+", re.ASCII)
-_UUID_REF = re.compile(r"urn:uuid:[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}", re.ASCII)
-_OID_REF = re.compile(r"urn:oid:[0-2](?:\.(?:0|[1-9][0-9]*))+", re.ASCII)
 # Shortcuts implied by the R4 regexes: a printable string (no control or
 # separator characters other than " ") matches `[ \r\n\t\S]+` (string, markdown);
 # a printable string without spaces also matches `\S*` and `[^\s]+(\s[^\s]+)*`.
 _TEXT = frozenset({"string", "markdown"})
 _TOKEN = frozenset({"code", "uri", "url", "canonical"})
-_JSON_KINDS: Mapping[type, str] = MappingProxyType(
-    {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +97,7 @@ def validate_structure(model: Model, resource: Any) -> list[Issue]:
     """
     out: list[Issue] = []
     if type(resource) is not dict:
-        message = f"expected a JSON object, found {_kind(resource)}"
+        message = f"expected a JSON object, found {json_kind(resource)}"
         out.append(Issue("fatal", "structure", "", message))
         return out
     try:
@@ -138,13 +118,16 @@ def _err(out: list[Issue], code: str, where: str, message: str, severity: str = 
         raise _TooManyIssues
 
 
-def _kind(value: Any) -> str:
-    kind = _JSON_KINDS.get(type(value))
-    if kind is not None:
-        return kind
-    if isinstance(value, int | float | Decimal):
-        return "number"
-    return type(value).__name__
+def _reference(
+    model: Model, value: dict[str, Any], targets: tuple[str, ...], path: str, out: list[Issue]
+) -> None:
+    """Check ``Reference.reference`` (https://hl7.org/fhir/R4/references.html#literal)."""
+    ref = value.get("reference")
+    if type(ref) is not str or not ref or ref[0] == "#":
+        return
+    problem = reference_problem(model.resource_types, ref, targets)
+    if problem is not None:
+        _err(out, "value", f"{path}.reference", problem)
 
 
 def _resource(
@@ -216,7 +199,7 @@ def _object(
                     continue
             elif type(value) is bool and kind == K_BOOLEAN:
                 continue
-            problem = _primitive_problem(kind, code, regex, value)
+            problem = primitive_problem(kind, code, regex, value)
             if problem is not None:
                 _err(out, problem[0], f"{path}.{key}", problem[1])
             continue
@@ -232,13 +215,15 @@ def _object(
         elif type(value) is dict:
             items, step = (value,), 1
         else:
-            found = "an array (max is 1)" if type(value) is list else _kind(value)
+            found = "an array (max is 1)" if type(value) is list else json_kind(value)
             _err(out, "structure", f"{path}.{key}", f"expected an object ({code}), found {found}")
             continue
         for i, item in enumerate(items):
             ipath = f"{path}.{key}[{i}]" if repeats else f"{path}.{key}"
             if type(item) is not dict:
-                _err(out, "structure", ipath, f"expected an object ({code}), found {_kind(item)}")
+                _err(
+                    out, "structure", ipath, f"expected an object ({code}), found {json_kind(item)}"
+                )
             elif sub is None:  # K_RESOURCE
                 _resource(model, item, ipath, depth + step, out, elem.name == "contained")
             else:
@@ -260,37 +245,6 @@ def _object(
             _err(out, "required", where, f"missing required element {rkey!r}")
 
 
-def _reference(
-    model: Model, value: dict[str, Any], targets: tuple[str, ...], path: str, out: list[Issue]
-) -> None:
-    """Check ``Reference.reference`` (https://hl7.org/fhir/R4/references.html#literal)."""
-    ref = value.get("reference")
-    if type(ref) is not str or not ref or ref[0] == "#":
-        return
-    rtype: str | None = None
-    if ref.startswith("urn:"):
-        if ref.startswith("urn:uuid:"):
-            ok = _UUID_REF.fullmatch(ref) is not None
-        elif ref.startswith("urn:oid:"):
-            ok = _OID_REF.fullmatch(ref) is not None
-        else:
-            ok = _ABSOLUTE_REF.fullmatch(ref) is not None
-    elif (match := _RELATIVE_REF.fullmatch(ref)) or (match := _CONDITIONAL_REF.fullmatch(ref)):
-        rtype = match.group(1)
-        ok = True
-    else:
-        ok = _ABSOLUTE_REF.fullmatch(ref) is not None and "://" in ref
-    where = f"{path}.reference"
-    if not ok:
-        expected = "Type/id[/_history/vid], Type?query, an absolute URL, urn:uuid:, urn:oid: or #id"
-        _err(out, "value", where, f"invalid reference {_excerpt(ref)}: expected {expected}")
-    elif rtype is not None and rtype not in model.resource_types:
-        _err(out, "value", where, f"reference {_excerpt(ref)}: unknown resource type {rtype!r}")
-    elif rtype is not None and targets and rtype not in targets:
-        allowed = " | ".join(targets)
-        _err(out, "value", where, f"reference {_excerpt(ref)}: {rtype} is not {allowed}")
-
-
 def _unknown(members: dict[str, JsonProperty], key: Any, path: str, out: list[Issue]) -> None:
     message = f"unknown element {key!r}"
     if isinstance(key, str):
@@ -309,7 +263,7 @@ def _unknown(members: dict[str, JsonProperty], key: Any, path: str, out: list[Is
 def _is_array(out: list[Issue], elem: ElementDef, key: str, value: Any, path: str) -> bool:
     """Check the JSON array of a repeating element: non-empty, not above max."""
     if type(value) is not list or not value:
-        found = "an empty array" if type(value) is list else _kind(value)
+        found = "an empty array" if type(value) is list else json_kind(value)
         _err(
             out, "structure", f"{path}.{key}", f"{key!r} repeats: expected an array, found {found}"
         )
@@ -338,7 +292,7 @@ def _primitive_array(
             if twins is None or i >= len(twins) or twins[i] is None:
                 _err(out, "structure", f"{path}.{key}[{i}]", f"null, and no {partner!r} twin")
             continue
-        problem = _primitive_problem(kind, code, regex, item)
+        problem = primitive_problem(kind, code, regex, item)
         if problem is not None:
             _err(out, problem[0], f"{path}.{key}[{i}]", problem[1])
 
@@ -361,7 +315,7 @@ def _shadow(
         if type(value) is dict:
             _object(model, value, sub, req, base, depth + 1, out, False)
         else:
-            _err(out, "structure", f"{path}.{key}", f"expected an object, found {_kind(value)}")
+            _err(out, "structure", f"{path}.{key}", f"expected an object, found {json_kind(value)}")
         return
     if not _is_array(out, elem, key, value, path):
         return
@@ -370,56 +324,9 @@ def _shadow(
         if type(item) is dict:
             _object(model, item, sub, req, f"{base}[{i}]", depth + 2, out, False)
         elif item is not None:
-            found = _kind(item)
+            found = json_kind(item)
             _err(
                 out, "structure", f"{path}.{key}[{i}]", f"expected an object or null, found {found}"
             )
         elif type(values) is not list:
             _err(out, "structure", f"{path}.{key}[{i}]", f"null without a value in {partner!r}")
-
-
-def _primitive_problem(
-    kind: int, code: str, regex: re.Pattern[str] | None, value: Any
-) -> tuple[str, str] | None:
-    """Return (issue code, message) if ``value`` is not a valid JSON ``code`` primitive."""
-    tvalue = type(value)
-    if kind == K_BOOLEAN:
-        return (
-            None if tvalue is bool else ("structure", f"expected a boolean, found {_kind(value)}")
-        )
-    if K_INTEGER <= kind <= K_DECIMAL:
-        if tvalue is bool or not isinstance(value, int | float | Decimal):
-            return ("structure", f"expected a JSON number ({code}), found {_kind(value)}")
-        if kind == K_DECIMAL:
-            if isinstance(value, int) or (
-                math.isfinite(value) if isinstance(value, float) else value.is_finite()
-            ):
-                return None
-            return ("value", f"{value!r} is not a valid decimal")
-        if not isinstance(value, int):
-            return ("value", f"{value!r} is not a valid {code}: expected an integer")
-        low = 1 if kind == K_POSITIVE_INT else 0 if kind == K_UNSIGNED_INT else _INT32_MIN
-        if not low <= value <= _INT32_MAX:
-            return ("value", f"{value} is out of range for {code} ({low}..{_INT32_MAX})")
-        return None
-    if tvalue is not str:
-        return ("structure", f"expected a JSON string ({code}), found {_kind(value)}")
-    if not value:
-        return ("value", f"empty string is not a valid {code}")
-    if len(value) > MAX_STRING_LENGTH:
-        return ("too-long", f"{code} value has {len(value)} characters (max {MAX_STRING_LENGTH})")
-    if kind == K_BASE64:
-        if _BASE64_CHARS.fullmatch(value) is None or len(_WHITESPACE.sub("", value)) % 4:
-            return ("value", f"not valid base64Binary: {_excerpt(value)}")
-        return None
-    if kind == K_XHTML:
-        if not value.lstrip().startswith("<div"):
-            return ("value", f"narrative must be an XHTML <div> element, found {_excerpt(value)}")
-        return None
-    if regex is not None and regex.fullmatch(value) is None:
-        return ("value", f"{_excerpt(value)} is not a valid {code}")
-    return None
-
-
-def _excerpt(value: str) -> str:
-    return repr(value if len(value) <= 60 else value[:57] + "...")
