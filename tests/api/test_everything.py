@@ -1,9 +1,18 @@
-"""Patient/$everything over the Patient compartment."""
+"""Patient/$everything over the Patient compartment: members, outside references, ``_type``,
+``_since``, paging (every member once, in a stable order), and the Bundle's bytes."""
 
 from __future__ import annotations
 
-import httpx
+from typing import Any
 
+import httpx
+import orjson
+
+from cmio.api.http import FhirRequest
+from cmio.api.ops.search import searchset_body
+from cmio.api.render import bundle_response, search_entry
+from cmio.model import Model
+from cmio.store.base import StoredResource
 from tests.api.test_crud import create, patient
 
 
@@ -87,3 +96,135 @@ def test_everything(client: httpx.Client) -> None:
     assert len([e for e in paged["entry"] if e["search"]["mode"] == "match"]) == 2
     assert any(link["relation"] == "next" for link in paged["link"])
     assert client.get("/Patient/nobody/$everything").status_code == 404
+
+
+def _obs(pid: str, text: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": text},
+        "subject": {"reference": f"Patient/{pid}"},
+        **extra,
+    }
+
+
+def _pages(client: httpx.Client, url: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every page of a ``$everything``, following the ``next`` links."""
+    pages = [client.get(url, params=params).json()]
+    while nxt := [link["url"] for link in pages[-1]["link"] if link["relation"] == "next"]:
+        assert len(pages) < 50
+        pages.append(client.get(nxt[0]).json())
+    return pages
+
+
+def _keys(bundle: dict[str, Any], mode: str = "match") -> list[tuple[str, str]]:
+    return [
+        (e["resource"]["resourceType"], e["resource"]["id"])
+        for e in bundle.get("entry", [])
+        if e["search"]["mode"] == mode
+    ]
+
+
+def test_everything_pages_every_member_once(client: httpx.Client) -> None:
+    org = create(client, {"resourceType": "Organization", "name": "Clinic"}).json()
+    prac = create(client, {"resourceType": "Practitioner", "name": [{"family": "Who"}]}).json()
+    p = create(client, patient()).json()
+    other = create(client, patient()).json()
+    pid = p["id"]
+    members: dict[tuple[str, str], dict[str, Any]] = {("Patient", pid): p}
+    for i in range(7):
+        performer = [{"reference": f"Practitioner/{prac['id']}"}] if i == 3 else []
+        o = create(
+            client, _obs(pid, f"o{i}", performer=performer) if performer else _obs(pid, f"o{i}")
+        ).json()
+        members[("Observation", o["id"])] = o
+    enc = create(
+        client,
+        {
+            "resourceType": "Encounter",
+            "status": "finished",
+            "class": {"code": "AMB"},
+            "subject": {"reference": f"Patient/{pid}"},
+            "serviceProvider": {"reference": f"Organization/{org['id']}"},
+        },
+    ).json()
+    members[("Encounter", enc["id"])] = enc
+    gone = create(client, _obs(pid, "deleted")).json()
+    assert client.delete(f"/Observation/{gone['id']}").status_code in (200, 204)
+    create(client, _obs(other["id"], "not mine"))
+    updated = dict(members[next(k for k in members if k[0] == "Observation")])
+    updated["status"] = "amended"
+    response = client.put(f"/Observation/{updated['id']}", json=updated)
+    assert response.status_code == 200, response.text
+    members[("Observation", updated["id"])] = response.json()
+
+    url = f"/Patient/{pid}/$everything"
+    whole = client.get(url).json()
+    assert sorted(_keys(whole)) == sorted(members)
+    assert whole["total"] == len(members)
+    # each entry is the stored resource, byte for byte as a read answers it
+    for entry in whole["entry"]:
+        res = entry["resource"]
+        read = client.get(f"/{res['resourceType']}/{res['id']}")
+        assert orjson.loads(read.content) == res
+        assert entry["fullUrl"].endswith(f"/{res['resourceType']}/{res['id']}")
+    assert set(_keys(whole, "include")) == {
+        ("Organization", org["id"]),
+        ("Practitioner", prac["id"]),
+    }
+
+    for size in (1, 3, 4, len(members)):
+        pages = _pages(client, url, {"_count": size})
+        order = [key for page in pages for key in _keys(page)]
+        assert len(order) == len(set(order)) == len(members)  # every member exactly once
+        assert set(order) == set(members)
+        assert all(page["total"] == len(members) for page in pages)
+        assert all(len(_keys(page)) <= size for page in pages)
+        # the order is the store's and stable: the whole list in the same order
+        assert order == _keys(whole)
+        again = [key for page in _pages(client, url, {"_count": size}) for key in _keys(page)]
+        assert again == order
+
+    typed = _pages(client, url, {"_type": "Observation,Encounter", "_count": 2})
+    keys = [key for page in typed for key in _keys(page)]
+    assert sorted(keys) == sorted(k for k in members if k[0] in ("Observation", "Encounter"))
+    assert typed[0]["total"] == len(keys)
+
+    instants = sorted(m["meta"]["lastUpdated"] for m in members.values())
+    since = instants[len(instants) // 2]
+    recent = _pages(client, url, {"_since": since, "_count": 2})
+    keys = [key for page in recent for key in _keys(page)]
+    assert sorted(keys) == sorted(
+        k for k, m in members.items() if m["meta"]["lastUpdated"] >= since
+    )
+    assert recent[0]["total"] == len(keys)
+
+    assert client.get(url, params={"_since": "yesterday"}).status_code == 400
+    assert client.get(url, params={"_type": ","}).status_code == 400
+
+
+def test_searchset_body_equals_the_renderer(model: Model) -> None:
+    request = FhirRequest("GET", "Patient", [], base_url='http://h/fhir"x')
+    stored = [
+        StoredResource("Patient", f"p{i}", 1, "2026-01-01T00:00:00.000Z", False, data)
+        for i, data in enumerate(
+            [
+                b'{"resourceType":"Patient","id":"p0"}',
+                b'{"resourceType":"Patient","id":"p1","x":"\\u00e9"}',
+            ]
+        )
+    ]
+    extra = [b'{"resource":{"resourceType":"OperationOutcome"},"search":{"mode":"outcome"}}']
+    head = {"resourceType": "Bundle", "type": "searchset", "total": 2, "link": []}
+    for matches, included, outcome in (
+        (stored, stored[:1], extra),
+        (stored, [], []),
+        ([], stored, []),
+        ([], [], extra),
+        ([], [], []),
+    ):
+        entries = [search_entry(request, model, s, "match") for s in matches]
+        entries += [search_entry(request, model, s, "include") for s in included]
+        entries += outcome
+        expected = bundle_response(request, dict(head), entries).body
+        assert searchset_body(request.base_url, dict(head), matches, included, outcome) == expected
