@@ -82,3 +82,39 @@ def test_ehr_use_on_the_store_counts_cmio_audit_records(tmp_path: Path) -> None:
     assert "2 audit records copied" in result.output
     rows = pq.read_table(tmp_path / "ehr" / "clinician_month.parquet").to_pylist()
     assert {r["user_id"]: r["ehr_s"] for r in rows}["a"] == 120
+
+
+def test_state_refreshes_with_a_days_resources(tmp_path: Path) -> None:
+    """``--state``: the first run builds, the second adds the day's resources; the tables
+    equal a run over everything."""
+    resources = clinic() + claims_fixture()
+    dated = ("AuditEvent", "ExplanationOfBenefit", "Appointment")
+    day = [r for r in resources if r["resourceType"] in dated][-4:]
+    base = [r for r in resources if r not in day]
+    folders = {"base": _bulk(tmp_path / "base", base), "day": _bulk(tmp_path / "day", day),
+               "all": _bulk(tmp_path / "all", resources)}  # fmt: skip
+    runner = CliRunner()
+    commands = {
+        "ehr-use": ["--period", "2026-03/2026-04"],
+        "cost": ["--period", "2026-01/2026-12"],
+        "data-quality": ["--terminology-db", str(tmp_path / "none.db")],
+    }
+    for command, options in commands.items():
+        state = tmp_path / f"{command}.duckdb"
+        for name in ("base", "day", "all"):
+            args = [command, *options, "--source", str(folders[name]),
+                    "--out", str(tmp_path / f"{command}-{name}")]  # fmt: skip
+            if name != "all":
+                args += ["--state", str(state)]
+            result = runner.invoke(app, args)
+            assert result.exit_code == 0, result.output
+            if name == "day":
+                assert f"refreshed {state}" in result.output.replace("\n", "")
+        for path in sorted((tmp_path / f"{command}-all").glob("*.parquet")):
+            want = pq.read_table(path).to_pylist()
+            got = pq.read_table(tmp_path / f"{command}-day" / path.name).to_pylist()
+            key = repr
+            assert sorted(got, key=key) == sorted(want, key=key), (command, path.name)
+    result = runner.invoke(app, ["cost", "--period", "2025-01/2025-12", "--source",
+                                 str(folders["day"]), "--state", str(tmp_path / "cost.duckdb")])  # fmt: skip
+    assert result.exit_code != 0 and "built for 2026-01-01/2026-12-31" in str(result.exception)

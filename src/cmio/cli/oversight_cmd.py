@@ -27,6 +27,15 @@ __all__ = ["register", "sync_audit_events", "write_outputs"]
 _Source = Annotated[
     str, typer.Option("--source", help="'store' or a folder of NDJSON/Parquet (Bulk layout)")
 ]
+_State = Annotated[
+    Path | None,
+    typer.Option(
+        "--state",
+        help="DuckDB file keeping the inputs and intermediate tables (DuckDB engine): the"
+        " first run builds it from the source, later runs add the source's rows (e.g. a"
+        " day's NDJSON) and refresh the results incrementally",
+    ),
+]
 _Database = Annotated[
     str | None,
     typer.Option("--database", help="Store URL for --source store (default: $CMIO_DATABASE_URL)"),
@@ -163,6 +172,7 @@ def register(app: typer.Typer) -> None:
         engine: _Engine = "duckdb",
         engine_url: _EngineUrl = None,
         database: _Database = None,
+        state: _State = None,
     ) -> None:
         """Physician EHR use (Sinsky et al. 2020): EHR-Time8, WOW8, Note-, Prescription- and
         Inbox-Time8, teamwork for orders, undivided attention."""
@@ -181,10 +191,26 @@ def register(app: typer.Typer) -> None:
             _engine(engine, engine_url) as sql,
             _steps(console, "EHR use", len(view_definitions()) + 10) as step,
         ):
-            tables = compute_ehr_use(
-                resolved, when, engine=sql, audit_csv=audit_csv or [],
-                audit_events=not no_audit_events, rules=SessionRules(timeout), progress=step,
-            )  # fmt: skip
+            if state is not None:
+                from cmio.measures.ehr_use.incremental import ehr_use_state
+                from cmio.measures.ehr_use.metrics import read_ehr_inputs
+
+                _need_duckdb(engine)
+                inputs = read_ehr_inputs(
+                    resolved,
+                    audit_csv=audit_csv or [],
+                    audit_events=not no_audit_events,
+                    progress=step,
+                )
+                step("refresh")
+                tables, refreshed = ehr_use_state(state, inputs, when, SessionRules(timeout))
+                console.print(f"{'refreshed' if refreshed else 'built'} {state}")
+            else:
+                tables = compute_ehr_use(
+                    resolved, when, engine=sql, audit_csv=audit_csv or [],
+                    audit_events=not no_audit_events, rules=SessionRules(timeout),
+                    progress=step,
+                )  # fmt: skip
         paths = write_outputs(tables, out, fmt)
         _summary(console, "Physician EHR use by specialty (hours per 8 h scheduled)",
                  tables["specialties"], ["specialty", "ehr_time8", "wow8", "note_time8",
@@ -208,6 +234,7 @@ def register(app: typer.Typer) -> None:
         engine: _Engine = "duckdb",
         engine_url: _EngineUrl = None,
         database: _Database = None,
+        state: _State = None,
     ) -> None:
         """Cost of care from ExplanationOfBenefit/Claim: totals, PMPM and breakdowns."""
         from rich.console import Console
@@ -229,7 +256,14 @@ def register(app: typer.Typer) -> None:
                 membership = _read_table(Path(populations))
             inputs = read_cost(resolved, progress=step)
             step("SQL")
-            tables = cost_of_care(inputs, when, sql, populations=membership)
+            if state is not None:
+                from cmio.measures.cost_incremental import cost_state
+
+                _need_duckdb(engine)
+                tables, refreshed = cost_state(state, inputs, when, membership)
+                console.print(f"{'refreshed' if refreshed else 'built'} {state}")
+            else:
+                tables = cost_of_care(inputs, when, sql, populations=membership)
         paths = write_outputs(tables, out, fmt)
         _summary(console, "Cost of care", tables["totals"],
                  ["claims", "patients", "allowed", "member_months", "pmpm"], 1)  # fmt: skip
@@ -248,6 +282,7 @@ def register(app: typer.Typer) -> None:
         engine: _Engine = "duckdb",
         engine_url: _EngineUrl = None,
         database: _Database = None,
+        state: _State = None,
     ) -> None:
         """Standards adherence and data quality, with a score per resource type and source."""
         from rich.console import Console
@@ -266,7 +301,14 @@ def register(app: typer.Typer) -> None:
             with _engine(engine, engine_url) as sql, _steps(console, "Data quality", steps) as step:
                 inputs = read_adherence(resolved, plan, progress=step)
                 step("terminology, SQL")
-                tables = data_quality(inputs, sql, service.resources, plan)
+                if state is not None:
+                    from cmio.measures.adherence_incremental import data_quality_state
+
+                    _need_duckdb(engine)
+                    tables, refreshed = data_quality_state(state, inputs, service.resources, plan)
+                    console.print(f"{'refreshed' if refreshed else 'built'} {state}")
+                else:
+                    tables = data_quality(inputs, sql, service.resources, plan)
         finally:
             service.close()
         paths = write_outputs(tables, out, fmt)
@@ -275,6 +317,11 @@ def register(app: typer.Typer) -> None:
                   "completeness_share", "ucum_share", "score"], 40)  # fmt: skip
         console.print(f"{tables['duplicates'].num_rows} suspected duplicate patient pairs")
         console.print(f"{len(paths)} tables in {out}")
+
+
+def _need_duckdb(engine: str) -> None:
+    if engine != "duckdb":
+        raise typer.BadParameter("--state keeps its tables in DuckDB (use --engine duckdb)")
 
 
 def _check_format(fmt: str) -> None:

@@ -18,6 +18,7 @@ and the score follow from the counts. The results equal
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from types import MappingProxyType
 
 import pyarrow as pa
@@ -36,7 +37,7 @@ from cmio.measures.state import StateDb
 from cmio.terminology.resources import TerminologyResources
 from cmio.terminology.ucum import Ucum
 
-__all__ = ["DataQualityState"]
+__all__ = ["DataQualityState", "data_quality_state"]
 
 _INPUTS = ("resources", "coded", "required", "quantities", "messages", "patients")
 _PER_RESOURCE = ("resources", "coded", "required", "quantities")
@@ -287,6 +288,24 @@ class DataQualityState:
             db.execute("DELETE FROM dq_patients WHERE id IN (SELECT id FROM _cmio_p)")
             db.insert("dq_patients", "SELECT * FROM _cmio_day_patients")
             db.insert("dq_out_duplicates", _DAY_PAIRS)
+
+
+def data_quality_state(
+    path: Path | str, inputs: Mapping[str, pa.Table], terminology: TerminologyResources,
+    standards: Standards | None = None,
+) -> tuple[dict[str, pa.Table], bool]:  # fmt: skip
+    """Data-quality outputs kept in the DuckDB file ``path``: built from ``inputs`` the
+    first time, later refreshed with ``inputs`` as the day's resources (the same
+    ``standards`` each time).
+
+    Returns:
+        The outputs, and whether they were refreshed (False: built).
+    """
+    with StateDb(path) as db:
+        state = DataQualityState(db, terminology, standards)
+        if state.exists():
+            return state.refresh(inputs), True
+        return state.build(inputs), False
 
 
 _TOUCHED = """

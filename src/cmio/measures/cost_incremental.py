@@ -21,6 +21,7 @@ the base rows plus the day's rows (``tests/measures/test_incremental_oversight.p
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -36,7 +37,7 @@ from cmio.measures.cost import (
 from cmio.measures.ehr_use.engine import Period
 from cmio.measures.state import StateDb
 
-__all__ = ["CostState"]
+__all__ = ["CostState", "cost_state"]
 
 _NULL_KEY = "\x00"
 """Stands for a NULL id in key tables (ids are never NUL characters)."""
@@ -188,6 +189,31 @@ class CostState:
         with self.db.registered(_cmio_k=_keys(keys)):
             self.db.execute(f"DELETE FROM {table} WHERE {where}")
             self.db.insert(table, sql)
+
+
+def cost_state(
+    path: Path | str, inputs: Mapping[str, pa.Table], period: Period,
+    populations: pa.Table | None = None,
+) -> tuple[dict[str, pa.Table], bool]:  # fmt: skip
+    """Cost outputs kept in the DuckDB file ``path``: built from ``inputs`` the first time,
+    later refreshed with ``inputs`` as the new rows (``populations`` replace the given
+    ones).
+
+    Returns:
+        The outputs, and whether they were refreshed (False: built).
+
+    Raises:
+        ValueError: the file's state has another period.
+    """
+    with StateDb(path) as db:
+        if db.read_meta("cost") is None:
+            return CostState(db, period).build(inputs, populations=populations), False
+        state = CostState.open(db)
+        if state.period != period:
+            raise ValueError(
+                f"{path}: built for {_period_text(state.period)} (asked: {_period_text(period)})"
+            )
+        return state.refresh(inputs, populations=populations), True
 
 
 def _period_text(period: Period) -> str:

@@ -33,6 +33,7 @@ rows plus the day's (``tests/measures/test_incremental_oversight.py``).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -46,7 +47,7 @@ from cmio.measures.ehr_use.metrics import (
 )
 from cmio.measures.state import StateDb
 
-__all__ = ["EhrUseState"]
+__all__ = ["EhrUseState", "ehr_use_state"]
 
 _ORDER = "t0, t1, activity_code, object_type, objects_known, start_ts"
 _COLUMNS = "user_id, month, activity_code, object_type, objects_known, start_ts, t0, t1"
@@ -369,3 +370,29 @@ class EhrUseState:
 
 def _count(db: StateDb, table: str) -> int:
     return int(db.query(f"SELECT COUNT(*) AS n FROM {table}")["n"][0].as_py())
+
+
+def ehr_use_state(
+    path: Path | str, inputs: Mapping[str, pa.Table | None], period: Period,
+    rules: SessionRules | None = None,
+) -> tuple[dict[str, pa.Table], bool]:  # fmt: skip
+    """EHR-use outputs kept in the DuckDB file ``path``: built from ``inputs`` the first
+    time, later refreshed with ``inputs`` as the new rows.
+
+    Returns:
+        The outputs, and whether they were refreshed (False: built).
+
+    Raises:
+        ValueError: the file's state has another period or session timeout.
+    """
+    timeout = (rules or SessionRules()).timeout_s
+    with StateDb(path) as db:
+        if db.read_meta("ehr_use") is None:
+            return EhrUseState(db, period, rules).build(inputs), False
+        state = EhrUseState.open(db)
+        if state.period != period or state.timeout != timeout:
+            raise ValueError(
+                f"{path}: built for {state.period.first}/{state.period.last} with a"
+                f" {state.timeout} s timeout (asked: {period.first}/{period.last}, {timeout} s)"
+            )
+        return state.refresh(inputs), True

@@ -28,7 +28,7 @@ from cmio.measures.ehr_use.inputs import (
 
 __all__ = [
     "INPUT_SCHEMAS", "METRICS", "OUTPUTS", "SessionRules", "TableMaker", "compute_ehr_use",
-    "ehr_outputs", "ehr_use",
+    "ehr_outputs", "ehr_use", "read_ehr_inputs",
 ]  # fmt: skip
 
 METRICS = (
@@ -258,9 +258,27 @@ def compute_ehr_use(
         progress: called with the name of each step.
         **view_options: options of :func:`cmio.views.run`.
     """
+    inputs = read_ehr_inputs(
+        source, audit_csv=audit_csv, csv_mapping=csv_mapping, audit_events=audit_events,
+        progress=progress, **view_options,
+    )  # fmt: skip
+    return ehr_use(inputs, period, engine, rules, progress=progress)
+
+
+def read_ehr_inputs(
+    source: Any,
+    *,
+    audit_csv: Sequence[Path] = (),
+    csv_mapping: CsvMapping | None = None,
+    audit_events: bool = True,
+    progress: Callable[[str], None] | None = None,
+    **view_options: Any,
+) -> dict[str, pa.Table]:
+    """The input tables of :func:`ehr_use` from a FHIR source and vendor CSVs (arguments
+    as :func:`compute_ehr_use`)."""
     inputs = read_views(source, progress=progress, **view_options)
     parts = [inputs["audit_events"]] if audit_events else []
     if audit_csv:
         parts.append(read_audit_csv(audit_csv, csv_mapping))
     inputs["audit_events"] = pa.concat_tables(parts) if parts else AUDIT_SCHEMA.empty_table()
-    return ehr_use(inputs, period, engine, rules, progress=progress)
+    return inputs
