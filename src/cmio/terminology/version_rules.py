@@ -133,6 +133,8 @@ def pick_member(candidates: list[Member], display: str | None) -> Member:
     several versions of the system: the newest whose display is the one given, else the
     newest (https://hl7.org/fhir/R4/valueset.html#compositions: each include is its own
     version of the system)."""
+    if len(candidates) == 1:  # the usual case: one include of the system
+        return candidates[0]
     ordered = sorted(candidates, key=lambda m: version_key(m.version), reverse=True)
     if display is not None:
         for member in ordered:
