@@ -11,18 +11,19 @@ subjects, R4 minimum cardinalities, https://hl7.org/fhir/R4/conformance-rules.ht
 per source the shares are pooled over the other key (numerators and denominators
 summed), exactly as the measures' overall score pools over everything.
 
+The coding share by month (the trend) is :mod:`cmio.oversight.coding_trend`'s.
+
 Each check is a "rule" here: an element's standard coding, an element's presence, valid
 codes, UCUM units per resource type; the worst are those failing most often.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from cmio.oversight.coding_trend import DATES, coding_months, coding_trend, in_period
 from cmio.oversight.headline import Headline
 from cmio.oversight.period import ReportingPeriod
 from cmio.reports import Metric, MetricRow, Paragraph, Section, Table
@@ -93,7 +94,8 @@ class DataQualitySummary:
         checks: every check, worst (most failing) first.
         duplicates: suspected duplicate patient pairs.
         trend: ``(YYYY-MM, coded elements, in a standard system)`` by the month of each
-            resource's clinical date, within the period (:func:`coding_trend`).
+            resource's clinical date, within the period
+            (:func:`~cmio.oversight.coding_trend.coding_trend`).
     """
 
     period: ReportingPeriod
@@ -179,95 +181,6 @@ def _checks(tables: Mapping[str, Any]) -> list[CheckRow]:
     return sorted(rows, key=lambda c: (-c.failing, c.share, c.rule))
 
 
-DATES: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "Observation": ("effectiveDateTime", "effectivePeriod.start", "issued"),
-    "Condition": ("recordedDate", "onsetDateTime", "onsetPeriod.start"),
-    "Procedure": ("performedDateTime", "performedPeriod.start"),
-    "MedicationRequest": ("authoredOn",),
-    "Immunization": ("occurrenceDateTime", "recorded"),
-    "AllergyIntolerance": ("recordedDate", "onsetDateTime"),
-    "DiagnosticReport": ("effectiveDateTime", "effectivePeriod.start", "issued"),
-    "ServiceRequest": ("authoredOn",),
-    "Encounter": ("period.start",),
-    "DocumentReference": ("date",),
-    "Claim": ("created",),
-})  # fmt: skip
-"""The clinical date that places a resource in a month (the first present)."""
-
-
-def _walk(values: list[Any], path: str) -> list[Any]:
-    """The values at a simple FHIRPath (``a.b``, ``x.ofType(CodeableConcept)``)."""
-    for step in path.split("."):
-        name = step
-        if step.startswith("ofType("):
-            continue
-        if path.endswith(".ofType(CodeableConcept)") and step == path.split(".")[0]:
-            name = step + "CodeableConcept"
-        found: list[Any] = []
-        for value in values:
-            item = value.get(name) if isinstance(value, dict) else None
-            if isinstance(item, list):
-                found.extend(item)
-            elif item is not None:
-                found.append(item)
-        values = found
-    return values
-
-
-def _month(resource: Mapping[str, Any]) -> str | None:
-    for path in DATES.get(str(resource.get("resourceType")), ()):
-        for value in _walk([resource], path):
-            if isinstance(value, str) and len(value) >= 7:
-                return value[:7]
-    return None
-
-
-def coding_trend(
-    repository: Repository,
-    period: ReportingPeriod,
-    elements: Mapping[str, tuple[str, str, tuple[str, ...]]],
-) -> list[tuple[str, int, int]]:
-    """Coded elements and those in a standard code system, by month of the resources'
-    clinical date (:data:`DATES`) within the period: the score's coding share over time.
-
-    Each CodeableConcept counts once, standard when one of its codings is in one of the
-    element's standard systems (as the adherence measures count them).
-    """
-    return _in_period(coding_months(repository, elements), period)
-
-
-def _in_period(
-    months: Iterable[tuple[str, int, int]], period: ReportingPeriod
-) -> list[tuple[str, int, int]]:
-    first, last = period.start.isoformat()[:7], period.end.isoformat()[:7]
-    return [row for row in months if first <= row[0] <= last]
-
-
-def coding_months(
-    repository: Repository, elements: Mapping[str, tuple[str, str, tuple[str, ...]]]
-) -> list[tuple[str, int, int]]:
-    """:func:`coding_trend` for every month of the store (one pass over the resources;
-    a period's trend is its slice, so the store is read once for all periods)."""
-    by_type: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
-    for rtype, path, systems in elements.values():
-        by_type.setdefault(rtype, []).append((path, systems))
-    months: dict[str, list[int]] = {}
-    for stored in repository.iter_current(sorted(by_type)):
-        if stored.data is None:
-            continue
-        resource = json.loads(stored.data)
-        month = _month(resource)
-        if month is None:
-            continue
-        cell = months.setdefault(month, [0, 0])
-        for path, systems in by_type.get(stored.type, ()):
-            for concept in _walk([resource], path):
-                codings = concept.get("coding") or [] if isinstance(concept, dict) else []
-                cell[0] += 1
-                cell[1] += any(c.get("system") in systems for c in codings)
-    return [(m, n, ok) for m, (n, ok) in sorted(months.items())]
-
-
 def data_quality_summary(
     repository: Repository,
     period: ReportingPeriod,
@@ -298,7 +211,7 @@ def data_quality_summary(
         tables = _adherence_tables(repository, terminology, plan)
         months = coding_months(repository, plan.elements)
     summary = summary_from_tables(tables, period)
-    return replace(summary, trend=tuple(_in_period(months, period)))
+    return replace(summary, trend=tuple(in_period(months, period)))
 
 
 def _adherence_tables(
