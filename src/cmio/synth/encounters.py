@@ -5,14 +5,15 @@ participant, location and serviceProvider; Slot and Appointment for scheduled
 clinic visits; vital signs (US Core vital signs, UCUM units), PHQ-9, lab orders
 (ServiceRequest), results (Observation, DiagnosticReport), Procedures,
 Immunizations (CVX), MedicationRequests (RxNorm), Conditions diagnosed here,
-clinical notes and the clinician's audit trail, then the Claim and EOB.
+clinical notes and the clinician's audit trail (:mod:`cmio.synth.documentation`),
+then the Claim and EOB.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from cmio.synth.activity import audit, note, order_provenance, work_minute
+from cmio.synth.activity import audit, work_minute
 from cmio.synth.care import Event
 from cmio.synth.clinical_codes import (
     DIAGNOSES,
@@ -25,9 +26,10 @@ from cmio.synth.clinical_codes import (
     VACCINES,
     VISITS,
 )
-from cmio.synth.codes import CPT, LAB_PROCEDURE, MAMMOGRAM_REPORT, Code
+from cmio.synth.codes import CPT, LAB_PROCEDURE, Code
 from cmio.synth.context import PatientCtx
 from cmio.synth.cost import bill
+from cmio.synth.documentation import encounter_notes, mammogram_report, order_audit
 from cmio.synth.ids import MINUTES_PER_DAY
 from cmio.synth.inbox import inbox_task
 from cmio.synth.observations import PatientState, condition, emit_labs, emit_phq9, emit_vitals
@@ -48,17 +50,6 @@ _ATND = [{"coding": [{"system": _PART, "code": "ATND", "display": "attender"}]}]
 _PPRF = [{"coding": [{"system": _PART, "code": "PPRF", "display": "primary performer"}]}]
 _APPT_TYPE = "http://terminology.hl7.org/CodeSystem/v2-0276"
 _LAB_CATEGORY = [{"coding": [LAB_PROCEDURE.coding]}]
-_RAD_CATEGORY = [
-    {
-        "coding": [
-            {
-                "system": "http://terminology.hl7.org/CodeSystem/v2-0074",
-                "code": "RAD",
-                "display": "Radiology",
-            }
-        ]
-    }
-]
 _RX_CAT = "http://terminology.hl7.org/CodeSystem/medicationrequest-category"
 _COURSE = "http://terminology.hl7.org/CodeSystem/medicationrequest-course-of-therapy"
 _PHQ9_CPT = Code(
@@ -230,7 +221,7 @@ def emit_encounter(
                 "requester": c.reference,
             }
         )
-        _order_audit(ctx, c, team, f"ServiceRequest/{sr_id}", ordered)
+        order_audit(ctx, c, team, f"ServiceRequest/{sr_id}", ordered)
         ready = ordered + (rng.randint(60, 240) if cls != "AMB" else rng.randint(16 * 60, 26 * 60))
         report = emit_labs(ctx, st, key, enc_ref, sr_id, ordered + 15, ready)
         inbox_task(ctx, c, f"DiagnosticReport/{report}", ready, enc_id)
@@ -257,7 +248,7 @@ def emit_encounter(
         )
         lines.append((proc.billing, proc.charge))
         if key == "mammography":
-            _mammogram_report(ctx, st, enc_id, dept_org, performed)
+            mammogram_report(ctx, st, enc_id, dept_org, performed)
     for key in ev.vaccines:
         vaccine = VACCINES[key]
         ctx.out.append(
@@ -313,12 +304,12 @@ def emit_encounter(
                 "dispenseRequest": {"numberOfRepeatsAllowed": 5 if drug.chronic else 0},
             }
         )
-        _order_audit(ctx, c, team, f"MedicationRequest/{rx_id}", ordered)
+        order_audit(ctx, c, team, f"MedicationRequest/{rx_id}", ordered)
         st.started_meds.add(key)
         if drug.chronic:
             st.prescriptions[key] = (rx_id, day, c.index)
         lines.append((drug.rxnorm, drug.cost))
-    _notes(ctx, st, ev, c, enc_id, period, start, end, dept_org)
+    encounter_notes(ctx, st, ev, c, enc_id, period, start, end, dept_org)
     if cls == "IMP":
         lines.append((INPATIENT_DAY, 450.0 * max(1, ev.los)))
         lines.append((DISCHARGE_DAY, 220.0))
@@ -336,90 +327,3 @@ def emit_encounter(
         system.org_id,
     )
     return end
-
-
-def _mammogram_report(
-    ctx: PatientCtx, st: PatientState, enc_id: str, org: str, performed: int
-) -> None:
-    """The radiologist's screening mammography report, reviewed by the primary care clinician."""
-    rng = ctx.rng
-    clock = ctx.run.clock
-    ready = performed + rng.randint(1, 3) * MINUTES_PER_DAY + rng.randint(-120, 120)
-    # ~ 10% of screening mammograms are recalled for more imaging (BCSC benchmarks)
-    recall = rng.random() < 0.1
-    report_id = ctx.ids()
-    ctx.out.append(
-        {
-            "resourceType": "DiagnosticReport",
-            "id": report_id,
-            "status": "final",
-            "category": _RAD_CATEGORY,
-            "code": {"coding": [MAMMOGRAM_REPORT.coding], "text": MAMMOGRAM_REPORT.display},
-            "subject": ctx.patient_ref,
-            "encounter": {"reference": f"Encounter/{enc_id}"},
-            "effectiveDateTime": clock.instant(performed),
-            "issued": clock.instant(ready),
-            "performer": [{"reference": f"Organization/{org}"}],
-            "conclusion": "BI-RADS 0: incomplete, additional imaging evaluation needed."
-            if recall
-            else "BI-RADS 1: negative.",
-        }
-    )
-    inbox_task(ctx, st.person.pcp, f"DiagnosticReport/{report_id}", ready, enc_id)
-
-
-def _order_audit(ctx: PatientCtx, c: Clinician, team: Clinician, target: str, at: int) -> None:
-    if ctx.rng.random() < c.team_orders:
-        audit(ctx, team, "C", "orders", at, ctx.rng.uniform(0.5, 2.0), target)
-        order_provenance(ctx, target, c, team, at + 2)
-    else:
-        audit(ctx, c, "C", "orders", at, ctx.rng.uniform(0.5, 2.0), target)
-
-
-def _notes(
-    ctx: PatientCtx,
-    st: PatientState,
-    ev: Event,
-    c: Clinician,
-    enc_id: str,
-    period: dict[str, str],
-    start: int,
-    end: int,
-    org: str,
-) -> None:
-    rng = ctx.rng
-    reasons = ", ".join(DIAGNOSES[k].snomed.display.lower() for k in ev.reasons)
-    visit = VISITS[ev.kind].snomed.display
-    text = (
-        f"{visit}. Patient {st.person.given} {st.person.family} seen for {reasons}. "
-        f"History reviewed, medications reconciled. Assessment and plan discussed with the patient. "
-        f"Electronically signed by {c.display}."
-    )
-    day = end // MINUTES_PER_DAY
-    if ev.kind == "inpatient":
-        note(ctx, c, "hp", enc_id, period, start + rng.randint(30, 180), text, org)
-        for d in range(1, ev.los):
-            at = work_minute(
-                ctx, c, start // MINUTES_PER_DAY + d, rng.randint(9 * 60, 15 * 60), 0.5
-            )
-            note(ctx, c, "progress", enc_id, period, at, text, org)
-        if not ev.dies:
-            note(
-                ctx,
-                c,
-                "discharge",
-                enc_id,
-                period,
-                max(start + 60, end - rng.randint(20, 120)),
-                text,
-                org,
-            )
-        return
-    kind = "ed" if ev.kind == "emergency" else "consult" if ev.kind == "specialist" else "progress"
-    if ev.kind == "procedure" and ev.procs and ev.procs[0] == "colonoscopy":
-        kind = "procedure"
-    if ev.kind == "emergency":
-        at = end - rng.randint(5, 60)
-    else:
-        at = work_minute(ctx, c, day, end % MINUTES_PER_DAY + rng.randint(0, 20), 1.0)
-    note(ctx, c, kind, enc_id, period, max(at, start + 5), text, org)
