@@ -8,6 +8,7 @@ PostgreSQL: an advisory transaction lock). See https://profiles.ihe.net/ITI/BALP
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from cmio.store._audit import AuditRow
 from cmio.store.base import Repository, Transaction
 
 __all__ = ["AuditLog"]
+
+_LOG = logging.getLogger("cmio.security.audit")
 
 
 class AuditLog:
@@ -63,8 +66,12 @@ class AuditLog:
 
     def rows(self, after: int = 0) -> Iterator[AuditRow]:
         """Every row with ``seq > after`` in chain order, a page per short transaction
-        (records waiting in an audit journal moved in first)."""
-        self.settle()
+        (records waiting in an audit journal moved in first; if that fails, the chain as
+        stored, and the failure logged)."""
+        try:
+            self.settle()
+        except Exception:
+            _LOG.exception("audit records waiting in a journal could not be moved into the chain")
         while True:
             with self.repository.read_transaction() as tx:
                 page: list[AuditRow] = tx.audit_rows(after, self.page)
