@@ -3,6 +3,7 @@ crash too (SIGKILL of the appending process), torn tails and recycled segments i
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import os
 import signal
@@ -10,11 +11,13 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 import orjson
+import pytest
 
 from cmio.security.audit import AuditLog
 from cmio.security.audit.journal import AuditJournal, move_directory
 from cmio.security.audit.segment import SUFFIX, journal_directory
 from cmio.security.audit.template import Canonical
+from cmio.security.audit.writer import LoopCommitter
 from cmio.store import open_repository
 
 
@@ -134,4 +137,41 @@ def test_a_group_larger_than_a_segment_gets_one_of_its_own(tmp_path: Path) -> No
     finally:
         journal.close()
     assert log.verify().ok
+    repo.close()
+
+
+def test_loop_committer_writes_one_group_per_iteration(tmp_path: Path) -> None:
+    repo = open_repository(f"sqlite:///{tmp_path / 'e.db'}")
+    log = AuditLog(repo)
+    assert log.journal_dir is not None
+    journal = AuditJournal(log, log.journal_dir, interval=3600)
+    committer = LoopCommitter(journal)
+
+    async def run() -> None:
+        await asyncio.gather(*(committer.wait(_record(n)) for n in range(10)))
+        assert (journal.groups, journal.appended) == (1, 10)  # one write for the iteration
+        cancelled = asyncio.ensure_future(committer.wait(_record(10)))
+        kept = asyncio.ensure_future(committer.wait(_record(11)))
+        await asyncio.sleep(0)
+        cancelled.cancel()  # one waiter gone: the group is still written for the other
+        await kept
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        assert journal.appended == 12
+
+        def broken(records: object) -> None:
+            raise OSError("disk full")
+
+        journal.append = broken  # type: ignore[method-assign]
+        results = await asyncio.gather(
+            *(committer.wait(_record(n)) for n in range(12, 14)), return_exceptions=True
+        )
+        assert all(isinstance(r, OSError) for r in results)
+
+    try:
+        asyncio.run(run())
+        assert _numbers(log) == list(range(12))
+    finally:
+        del journal.append
+        journal.close()
     repo.close()
