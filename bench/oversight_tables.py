@@ -19,7 +19,11 @@ digests must be equal.
 applied by ``refresh`` (timed, wall and process CPU), and the refreshed outputs' digest
 is compared with a full computation over base + day (also timed)::
 
-    python bench/oversight_tables.py /tmp/m7 --day
+    python bench/oversight_tables.py /tmp/m7 --day --ecqm /tmp/m7/m100k.duckdb \\
+        --ecqm-day /tmp/m7/ecqm_day.json
+
+(the eCQMs' row: :meth:`MeasureTables.refresh` of the day's resources on a copy of the
+tables, against evaluating every patient on the refreshed tables).
 """
 
 from __future__ import annotations
@@ -143,7 +147,12 @@ def main() -> None:
     service = open_terminology(None)
     if args.day:
         try:
-            day_refresh(inputs, read_inputs(args.folder / "day"), families, service.resources)
+            totals = day_refresh(
+                inputs, read_inputs(args.folder / "day"), families, service.resources
+            )
+            if "ecqm" in families and args.ecqm is not None and args.ecqm_day is not None:
+                totals = [a + b for a, b in zip(totals, ecqm_refresh(args), strict=True)]
+            print("| total | " + " | ".join(f"{v:.2f}" for v in totals) + " | | |")
         finally:
             service.close()
         return
@@ -202,7 +211,7 @@ def day_refresh(
     day: Mapping[str, Mapping[str, pa.Table]],
     families: list[str],
     terminology: Any,
-) -> None:
+) -> list[float]:
     """Refresh wall and CPU per family against a full run over base + day."""
     print("| family | refresh wall (s) | refresh CPU (s) | full wall (s) | full CPU (s) |"
           " digest refresh | digest full |")  # fmt: skip
@@ -218,7 +227,29 @@ def day_refresh(
             totals[i] += v
         print(f"| {family} | {wall:.2f} | {used:.2f} | {f_wall:.2f} | {f_used:.2f} |"
               f" `{got}`{mark} | `{want}` |", flush=True)  # fmt: skip
-    print("| total | " + " | ".join(f"{v:.2f}" for v in totals) + " | | |")
+    return totals
+
+
+def ecqm_refresh(args: argparse.Namespace) -> list[float]:
+    """The eCQMs' day refresh (:meth:`MeasureTables.refresh`) on a copy of the tables,
+    against evaluating every patient on the refreshed tables."""
+    day = json.loads(args.ecqm_day.read_text(encoding="utf-8"))
+    measures = list(builtin_measures().values())
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = Path(scratch) / "ecqm.duckdb"
+        shutil.copy(args.ecqm, copy)
+        tables = MeasureTables(copy)
+        try:
+            previous = tables.evaluate(measures, ECQM_PERIOD)
+            wall, used, results = _timed(functools.partial(tables.refresh, previous, day))
+            f_wall, f_used, full = _timed(functools.partial(tables.evaluate, measures, ECQM_PERIOD))
+        finally:
+            tables.close()
+    got, want = ecqm_digest(results), ecqm_digest(full)
+    mark = "" if got == want else " **DIFFERENT**"
+    print(f"| ecqm | {wall:.2f} | {used:.2f} | {f_wall:.2f} | {f_used:.2f} |"
+          f" `{got}`{mark} | `{want}` |", flush=True)  # fmt: skip
+    return [wall, used, f_wall, f_used]
 
 
 def run_one(family: str, inputs: Mapping[str, pa.Table], terminology: Any) -> dict[str, pa.Table]:

@@ -33,7 +33,9 @@ rows plus the day's (``tests/measures/test_incremental_oversight.py``).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -71,7 +73,7 @@ WITH w AS (
 )
 SELECT {_COLUMNS},
   CASE WHEN next_t0 IS NULL OR next_t0 - reach > {int(timeout)} THEN reach ELSE next_t0 END
-    AS b, CAST(0 AS BIGINT) AS ins
+    AS b, CAST(0 AS BIGINT) AS ins, reach
 FROM w
 """
 
@@ -104,9 +106,21 @@ GROUP BY p.rid
 """In-hours seconds ``C(b) - C(a)`` of the slices in ``_ehr_x`` (``rid, user_id, a, b``)."""
 
 
-def _monthly(period: Period) -> str:
+def _month_start(month: Any) -> int | None:
+    """Epoch seconds two days before the month ``YYYY-MM`` began (None: not a month):
+    no event of a local month starts earlier, whatever its UTC offset."""
+    try:
+        first = date(int(str(month)[:4]), int(str(month)[5:7]), 1)
+    except (TypeError, ValueError):
+        return None
+    return (first.toordinal() - date(1970, 1, 1).toordinal() - 2) * 86400
+
+
+def _monthly(period: Period, start: int | None = None) -> str:
     """``ehr_monthly`` rows of the clinician-months in ``_ehr_k`` (as
-    :func:`cmio.measures.ehr_use.sql.monthly_sql`)."""
+    :func:`cmio.measures.ehr_use.sql.monthly_sql`); ``start`` bounds the slices scanned
+    (epoch seconds no slice of those months starts before)."""
+    bound = "true" if start is None else f"s.t0 >= {start}"
     intents = "('order', 'original-order', 'reflex-order', 'filler-order', 'instance-order')"
     keyed = "EXISTS (SELECT 1 FROM _ehr_k AS k WHERE k.user_id = {0}.user_id AND k.month = {1})"
     return f"""
@@ -116,7 +130,7 @@ WITH used AS (
     SUM(CASE WHEN s.object_type = 'MedicationRequest' THEN s.b - s.t0 ELSE 0 END) AS rx_s,
     SUM(CASE WHEN s.activity_code = 'inbox' THEN s.b - s.t0 ELSE 0 END) AS inbox_s,
     MIN(s.objects_known) AS rx_known, SUM(s.ins) AS inside_s
-  FROM ehr_sl AS s WHERE {keyed.format("s", "s.month")}
+  FROM ehr_sl AS s WHERE {bound} AND {keyed.format("s", "s.month")}
   GROUP BY s.user_id, s.month
 ), sched AS (
   SELECT user_id, month, SUM(e - s) AS sched_s FROM ehr_isl AS i
@@ -174,6 +188,7 @@ class EhrUseState:
         self.db = db
         self.period = period
         self.timeout = (rules or SessionRules()).timeout_s
+        self._low: int | None = None
 
     def build(self, inputs: Mapping[str, pa.Table | None]) -> dict[str, pa.Table]:
         """Store and compute everything from ``inputs`` (as :func:`ehr_use`'s) and
@@ -199,8 +214,8 @@ class EhrUseState:
         columns = ", ".join(f"s.{c.strip()}" for c in _COLUMNS.split(","))
         db.create(
             "ehr_sl",
-            f"SELECT {columns}, s.b, COALESCE(n.ins, 0) AS ins, s.rid FROM _ehr_s0 AS s"
-            " LEFT JOIN _ehr_ins AS n ON n.rid = s.rid ORDER BY s.user_id, s.t0",
+            f"SELECT {columns}, s.b, COALESCE(n.ins, 0) AS ins, s.reach, s.rid FROM _ehr_s0"
+            " AS s LEFT JOIN _ehr_ins AS n ON n.rid = s.rid ORDER BY s.t0",
         )
         db.execute("DROP TABLE _ehr_s0")
         db.create("_ehr_k", "SELECT DISTINCT user_id, month FROM ehr_sl UNION"
@@ -246,7 +261,8 @@ class EhrUseState:
                 "DELETE FROM ehr_monthly AS m WHERE EXISTS (SELECT 1 FROM _ehr_k AS k"
                 " WHERE k.user_id = m.user_id AND k.month = m.month)"
             )
-            db.insert("ehr_monthly", _monthly(self.period))
+            first = _scalar(db, "SELECT MIN(month) FROM _ehr_k")
+            db.insert("ehr_monthly", _monthly(self.period, _month_start(first)))
         return ehr_outputs(db)
 
     def _refresh_sessions(self) -> None:
@@ -256,16 +272,23 @@ class EhrUseState:
         )
         db.create("_ehr_new", events)
         # T: the user's earliest new start; M: the last stored start before T (else T);
-        # pre: the latest end of the stored events before M.
-        db.create(
+        # pre: the latest end of the stored events before M (the running ``reach`` of the
+        # last of them). ``ehr_sl`` is ordered by start, so a scan from a constant bound
+        # skips the older row groups: first the two days before the earliest T, then,
+        # for the users without a stored start in [bound, M), everything.
+        db.create("_ehr_t", "SELECT user_id, MIN(t0) AS t FROM _ehr_new GROUP BY user_id")
+        lo = _scalar(db, "SELECT MIN(t) - 172800 FROM _ehr_t")
+        db.create("_ehr_cut", _cut(f"s.t0 >= {lo if lo is not None else 0}"))
+        db.execute("DELETE FROM _ehr_cut WHERE pre IS NULL")
+        db.insert(
             "_ehr_cut",
-            "WITH t AS (SELECT user_id, MIN(t0) AS t FROM _ehr_new GROUP BY user_id),"
-            " m AS (SELECT t.user_id, COALESCE(MAX(s.t0), MIN(t.t)) AS m FROM t"
-            " LEFT JOIN ehr_sl AS s ON s.user_id = t.user_id AND s.t0 < t.t GROUP BY t.user_id)"
-            " SELECT m.user_id, m.m, MAX(s.t1) AS pre FROM m LEFT JOIN ehr_sl AS s"
-            " ON s.user_id = m.user_id AND s.t0 < m.m GROUP BY m.user_id, m.m",
+            "SELECT * FROM (" + _cut("true") + ") AS c"
+            " WHERE c.user_id NOT IN (SELECT user_id FROM _ehr_cut)",
         )
-        redo = "s.user_id = c.user_id AND s.t0 >= c.m"
+        low = _scalar(db, "SELECT MIN(m) FROM _ehr_cut")
+        self._low = int(low) if low is not None else None
+        bound = f"s.t0 >= {self._low}" if self._low is not None else "true"
+        redo = f"s.user_id = c.user_id AND s.t0 >= c.m AND {bound}"
         db.insert(
             "_ehr_keys", f"SELECT s.user_id, s.month FROM ehr_sl AS s JOIN _ehr_cut AS c ON {redo}"
         )
@@ -281,7 +304,7 @@ class EhrUseState:
             ),
         )
         db.execute(
-            "DELETE FROM ehr_sl AS s WHERE EXISTS (SELECT 1 FROM _ehr_cut AS c"
+            f"DELETE FROM ehr_sl AS s WHERE {bound} AND EXISTS (SELECT 1 FROM _ehr_cut AS c"
             " WHERE s.user_id = c.user_id AND s.t0 >= c.m)"
         )
         first = int(db.query("SELECT COALESCE(MAX(rid), -1) + 1 AS n FROM ehr_sl")["n"][0].as_py())
@@ -330,12 +353,16 @@ class EhrUseState:
         db.create("_ehr_nisl", _with_cum(redone, "_ehr_base"))
         db.insert("ehr_isl", "SELECT * FROM _ehr_nisl")
         db.insert("_ehr_keys", "SELECT user_id, month FROM _ehr_nisl")
-        # In-hours seconds: the re-sliced slices, and those ending after K.
+        # In-hours seconds: the re-sliced slices (from M on), and those ending after K
+        # (starting at most the longest slice before K: the scan starts there).
+        k = _scalar(db, "SELECT MIN(k) - (SELECT MAX(b - t0) FROM ehr_sl) FROM _ehr_scut")
+        starts = [int(v) for v in (k, self._low) if v is not None]
+        bound = f"s.t0 >= {min(starts)}" if starts else "false"
         db.create(
             "_ehr_x",
             "SELECT s.rid, s.user_id, s.t0 AS a, s.b, s.month FROM ehr_sl AS s"
-            " WHERE s.rid IN (SELECT rid FROM _ehr_redo) OR EXISTS (SELECT 1 FROM _ehr_scut"
-            " AS c WHERE c.user_id = s.user_id AND s.b > c.k)",
+            f" WHERE {bound} AND (s.rid IN (SELECT rid FROM _ehr_redo) OR EXISTS"
+            " (SELECT 1 FROM _ehr_scut AS c WHERE c.user_id = s.user_id AND s.b > c.k))",
         )
         db.insert("_ehr_keys", "SELECT user_id, month FROM _ehr_x")
         # The islands an ASOF lookup from the earliest slice start on can find.
@@ -366,6 +393,23 @@ class EhrUseState:
             " AND o.order_type || '/' || o.order_id IN"
             " (SELECT target_ref FROM _ehr_day_provenance)",
         )
+
+
+def _cut(window: str) -> str:
+    """Per user of ``_ehr_t``: ``m`` (M) and ``pre``, from the stored slices in ``window``."""
+    return f"""
+WITH w AS (SELECT s.user_id, s.t0, s.reach FROM ehr_sl AS s WHERE {window}),
+m AS (
+  SELECT t.user_id, COALESCE(MAX(w.t0), MIN(t.t)) AS m FROM _ehr_t AS t
+  LEFT JOIN w ON w.user_id = t.user_id AND w.t0 < t.t GROUP BY t.user_id
+)
+SELECT m.user_id, m.m, MAX(w.reach) AS pre
+FROM m LEFT JOIN w ON w.user_id = m.user_id AND w.t0 < m.m GROUP BY m.user_id, m.m
+"""
+
+
+def _scalar(db: StateDb, query: str) -> Any:
+    return db.query(query).column(0)[0].as_py()
 
 
 def _count(db: StateDb, table: str) -> int:
