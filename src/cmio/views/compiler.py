@@ -28,6 +28,7 @@ from cmio.views.valuesets import table_name
 __all__ = ["REPEAT_DEPTH", "Relation", "ViewCompiler"]
 
 _ROW = "_row"
+_LIST = "_rowlist"
 
 Relation = exp.Expression | Callable[[Sequence[str]], exp.Expression]
 """A source relation, or (typed dialects) a function of the top-level element names the
@@ -384,9 +385,19 @@ class _Build:
             if f"_m{number}" in used:
                 used.update(c.name for c in keys.find_all(exp.Column))
         inner = self._source(source, filter_type, used)
-        middle = exp.select(*items).from_(inner)
-        for condition in conditions:
-            middle = middle.where(condition)
+        if lists and d.project_before_unnest:
+            # one-row columns once per resource, below the unnest (not once per row)
+            before = exp.select(*items[:-1], exp.alias_(lists[0][1], _LIST)).from_(inner)
+            for condition in conditions:
+                before = before.where(condition)
+            unnest = d.unnest_rows(exp.column(_LIST), _ROW)
+            middle = exp.select(*[exp.column(name) for name in singles], unnest).from_(
+                before.subquery("_one")
+            )
+        else:
+            middle = exp.select(*items).from_(inner)
+            for condition in conditions:
+                middle = middle.where(condition)
         columns = [
             exp.column(name)
             if name in singles

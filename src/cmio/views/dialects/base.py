@@ -57,6 +57,10 @@ class Dialect(abc.ABC):
     """True when the source's elements are typed columns (struct/list/scalar, see
     :mod:`cmio.views.typed`) rather than one JSON document: the compiler then reads
     top-level elements as columns and never needs an object's JSON text."""
+    project_before_unnest: bool = False
+    """True when the engine computes the select-list expressions beside an unnest once
+    per output row (Spark's ``Generate`` then ``Project``): the compiler then computes
+    the view's one-row columns in a subquery below the unnest, once per resource."""
 
     # -- JSON -------------------------------------------------------------------------
     @abc.abstractmethod

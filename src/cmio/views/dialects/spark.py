@@ -66,6 +66,7 @@ class SparkDialect(Dialect):
     """The Spark SQL rendering of the view operations."""
 
     name = "spark"
+    project_before_unnest = True
 
     # -- JSON ---------------------------------------------------------------------------
     def json_child(self, json: exp.Expression, key: str) -> exp.Expression:
@@ -201,6 +202,33 @@ class SparkDialect(Dialect):
 
     def regex_group(self, text: exp.Expression, pattern: str, group: int) -> exp.Expression:
         return call("regexp_extract", text, exp.Literal.string(pattern), exp.Literal.number(group))
+
+    def reference_key(self, reference: exp.Expression, wanted: str | None) -> exp.Expression:
+        # ``substring_index`` scans without a regex or an array (``split_part`` builds one
+        # and costs more than the regex on Spark); versioned references take the regex.
+        # Unversioned, the regex matches when the last two segments are not empty.
+        slash, empty = exp.Literal.string("/"), exp.Literal.string("")
+
+        def tail(count: int) -> exp.Expression:
+            return call("substring_index", reference.copy(), slash, exp.Literal.number(count))
+
+        rtype = call("substring_index", tail(-2), slash.copy(), exp.Literal.number(1))
+        check: exp.Expression = (
+            exp.NEQ(this=rtype, expression=empty.copy())
+            if wanted is None
+            else exp.EQ(this=rtype, expression=exp.Literal.string(wanted))
+        )
+        has_slash = call("contains", reference.copy(), slash.copy())
+        history = call("contains", reference.copy(), exp.Literal.string("/_history/"))
+        return exp.Case(
+            ifs=[
+                exp.If(this=history, true=super().reference_key(reference, wanted)),
+                exp.If(
+                    this=exp.and_(has_slash, check),
+                    true=exp.Nullif(this=tail(-1), expression=empty.copy()),
+                ),
+            ]
+        )
 
     def concat_strings(self, left: exp.Expression, right: exp.Expression) -> exp.Expression:
         return call("concat", left, right)
