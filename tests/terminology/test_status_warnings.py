@@ -48,3 +48,33 @@ def test_status_warnings() -> None:
     assert _warnings(codesystem(), gone) == [
         {"name": "warning-withdrawn", "valueUri": "http://example.org/vs/gone|1"}
     ]
+
+
+def test_deprecated_in_valueset_marks_the_expansion_row() -> None:
+    """A compose concept marked ``valueset-deprecated`` (or with a deprecated standards
+    status) carries the mark onto its expansion row; the others have none."""
+    marked = "http://hl7.org/fhir/StructureDefinition/valueset-deprecated"
+    include = {
+        "system": CS,
+        "concept": [
+            {"code": "head"},
+            {"code": "tail", "extension": [{"url": marked, "valueCode": "true"}]},
+            {
+                "code": "arm",
+                "extension": [
+                    {"url": STATUS, "valueCode": "deprecated"},
+                    {"url": "http://example.org/other", "valueString": "not a mark"},
+                ],
+            },
+        ],
+    }
+    vs = _vs("http://example.org/vs/marks", include)
+    service = TerminologyService(TerminologyResources(core=lambda: [codesystem(), vs]))
+    rows = service.expand(ExpandRequest(url=vs["url"]))["expansion"]["contains"]
+    assert {r["code"]: r.get("extension") for r in rows} == {
+        "head": None,
+        "tail": [{"url": marked, "valueCode": "true"}],
+        "arm": [{"url": STATUS, "valueCode": "deprecated"}],
+    }
+    paged = service.expand(ExpandRequest(url=vs["url"], offset=1, count=1))["expansion"]
+    assert paged["contains"][0]["extension"] == [{"url": marked, "valueCode": "true"}]

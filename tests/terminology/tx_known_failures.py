@@ -18,7 +18,7 @@ SUITE_REASONS: dict[str, str] = {
     "overload": "see the single tests' causes",
     "fragment": "see the single tests' causes",
     "big": "(none left)",
-    "deprecated": "vs-deprecation cannot match: its code3 row expects the structuredefinition-standards-status extension, which the runner's normalisation removes from every answer (not in its extension whitelist); cmio's $expand also does not yet put valueset-deprecated on rows the compose marks deprecated (its $validate-code reports them)",
+    "deprecated": "vs-deprecation cannot match: its code3 row expects the structuredefinition-standards-status extension, which the runner's normalisation removes from every answer (not in its extension whitelist); cmio carries both marks (valueset-deprecated on code2, the standards status on code3) from the compose onto the rows",
     "notSelectable": "fixture inconsistency: the expected issues omit issue.location, which the suite's other fixtures require for the same kind of issue (validate-prop-false-true: not-in-vs with location Coding.code); cmio gives location (an R4 element) and otherwise matches",
     "translate": "R5 $translate output shape (originMap/relationship) differs",
     "tho": "THO content differs from the R4 core package (different code counts)",

@@ -88,6 +88,8 @@ class Member:
         source: the code system (None when it is not known here).
         display: display given by the compose (overrides the code system's).
         designations: designations given by the compose.
+        marks: the compose concept's deprecation extensions (``valueset-deprecated``,
+            ``structuredefinition-standards-status``), carried onto its expansion row.
     """
 
     system: str
@@ -97,6 +99,7 @@ class Member:
     display: str | None = None
     designations: list[dict[str, Any]] = field(default_factory=list)
     _entry: Entry | None = None
+    marks: list[dict[str, Any]] = field(default_factory=list)
 
     def entry(self) -> Entry | None:
         """The code system's concept (looked up once)."""
@@ -363,6 +366,7 @@ class Expander:
                     concept.get("display"),
                     [d for d in concept.get("designation") or () if isinstance(d, dict)],
                     entry,
+                    [e for e in concept.get("extension") or () if _is_mark(e)],
                 )
                 out.setdefault((source.url, entry.code), member)
             return out
@@ -398,6 +402,20 @@ class Expander:
                 400, "invalid", "A filter needs property, op and value", expression=where
             )
         return filter_codes(source, prop, op, value, where)
+
+
+_MARKS = frozenset(
+    {
+        "http://hl7.org/fhir/StructureDefinition/valueset-deprecated",
+        "http://hl7.org/fhir/StructureDefinition/structuredefinition-standards-status",
+    }
+)
+"""Extensions by which a compose concept marks a code deprecated in the value set
+(https://hl7.org/fhir/extensions/StructureDefinition-valueset-deprecated.html)."""
+
+
+def _is_mark(extension: Any) -> bool:
+    return isinstance(extension, dict) and extension.get("url") in _MARKS
 
 
 def _inactive(entry: Entry | None) -> bool:

@@ -161,6 +161,8 @@ def render_member(
     """One ``expansion.contains`` row (https://hl7.org/fhir/R4/valueset-definitions.html#ValueSet.expansion.contains)."""
     entry = member.entry()
     item: dict[str, Any] = {"system": member.system}
+    if member.marks:  # the value set marks the code deprecated
+        item["extension"] = list(member.marks)
     if versioned and member.version:
         item["version"] = member.version
     if entry is not None and entry.abstract:
@@ -196,7 +198,7 @@ def render_member(
             parts = [{"url": "code", "valueCode": code}, {"url": "value", key: value}]
             extensions.append({"url": CONTAINS_PROPERTY, "extension": parts})
         if extensions:
-            item["extension"] = extensions
+            item["extension"] = item.get("extension", []) + extensions
     return item
 
 
