@@ -220,10 +220,11 @@ def main() -> None:
             print(child.stderr, file=sys.stderr)
         for line in child.stdout.splitlines():
             if line.startswith("FORM "):
-                _, form, wall, cpu = line.split()
-                rows.append((f"spark {master}", form, float(wall), float(cpu)))
+                _, form, wall_text, cpu_text = line.split()
+                wall, cpu = float(wall_text), float(cpu_text)
+                rows.append((f"spark {master}", form, wall, cpu))
                 print(
-                    f"spark {master} {form:8s} {float(wall):7.2f} s {float(cpu):7.2f} cpu",
+                    f"spark {master} {form:8s} {wall:7.2f} s {cpu:7.2f} cpu",
                     file=sys.stderr,
                     flush=True,
                 )
