@@ -207,8 +207,9 @@ def test_data_quality_refresh_equals_full(system: Path) -> None:
             got = state.refresh(read_adherence(day))
             ids = {(r["resourceType"], r["id"]) for r in day}
             final = [r for r in final if (r["resourceType"], r["id"]) not in ids] + day
-            with SqlEngine(threads=1) as engine:
-                _assert_same(got, data_quality(read_adherence(final), engine, service))
+        # After both days (the state carries the first day's changes into the second).
+        with SqlEngine(threads=1) as engine:
+            _assert_same(got, data_quality(read_adherence(final), engine, service))
         assert got["duplicates"].num_rows > 0
         with pytest.raises(ValueError, match="unknown data-quality input"):
             state.refresh({"codes": pa.table({})})
