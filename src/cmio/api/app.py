@@ -69,7 +69,9 @@ def build_env(
     if settings.audit:  # every interaction recorded, hash-chained (issue 9)
         from cmio.api.audit import Auditor
 
-        env.auditor = Auditor(repository, journal=settings.audit_journal)
+        env.auditor = Auditor(
+            repository, journal=settings.audit_journal, loop_commit=settings.audit_loop_commit
+        )
     if settings.validation != "off":
         # Enforced on every write: build it now (about a second), not inside a request.
         from cmio.validation.validator import Validator

@@ -103,9 +103,18 @@ class Auditor:
         journal: make the records of reads durable in an audit journal beside an
             embedded (SQLite) store, moved into the chain behind
             (:class:`AuditJournal`); otherwise each group commits into the chain.
+        loop_commit: with the journal, write the records of an event loop's iteration
+            together on the loop (:class:`LoopCommitter`); otherwise through the writer
+            thread.
     """
 
-    def __init__(self, repository: Repository, max_batch: int = 512, journal: bool = True) -> None:
+    def __init__(
+        self,
+        repository: Repository,
+        max_batch: int = 512,
+        journal: bool = True,
+        loop_commit: bool = True,
+    ) -> None:
         self.repository = repository
         self.log = AuditLog(repository)
         directory = self.log.journal_dir if journal else None
@@ -113,7 +122,9 @@ class Auditor:
         """The audit journal (None: records commit into the chain directly)."""
         linger = 0.002 if self.journal is None else 0.0
         self.writer = AuditWriter(self.log, max_batch, linger, self.journal)
-        self.loop_committer = LoopCommitter(self.journal) if self.journal is not None else None
+        self.loop_committer = (
+            LoopCommitter(self.journal) if self.journal is not None and loop_commit else None
+        )
         """Group commit of the requests answered on an event loop (with a journal)."""
         self.index = AuditIndex(self.log)
         self.templates = EventTemplates()

@@ -103,6 +103,11 @@ class Settings:
     (:mod:`cmio.security.audit.journal`); ``CMIO_AUDIT_JOURNAL=off`` commits each group
     of records into the chain directly."""
 
+    audit_loop_commit: bool = True
+    """With the audit journal, write the records of one event-loop iteration together on
+    the loop (:class:`cmio.security.audit.writer.LoopCommitter`);
+    ``CMIO_AUDIT_LOOP_COMMIT=off`` hands them to the writer thread instead."""
+
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:
         """Settings from ``CMIO_MAX_BODY_BYTES`` and ``CMIO_MAX_BUNDLE_ENTRIES`` when set."""
@@ -126,6 +131,7 @@ class Settings:
             metrics_role=environ.get("CMIO_METRICS_ROLE") or None,
             hl7_channels=environ.get("CMIO_HL7_CHANNELS") or None,
             audit_journal=environ.get("CMIO_AUDIT_JOURNAL", "on").lower() != "off",
+            audit_loop_commit=environ.get("CMIO_AUDIT_LOOP_COMMIT", "on").lower() != "off",
         )
 
 
