@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from cmio.terminology.codesystem import ResourceCodeSystem
+from cmio.terminology.resources import TerminologyResources
+from cmio.terminology.service import TerminologyService
 from cmio.terminology.validate_status import (
     case_issue,
     deprecated_in_valueset,
@@ -11,6 +13,7 @@ from cmio.terminology.validate_status import (
     not_active_issue,
     reference_issues,
 )
+from cmio.terminology.validatecode import CodingInput, ValidateRequest, validate_code
 
 CS = ResourceCodeSystem(
     {
@@ -102,3 +105,68 @@ def test_value_set_deprecation_marks_and_references() -> None:
         "Reference to draft CodeSystem http://example.org/cs|1",
         "Reference to withdrawn ValueSet http://example.org/vs|2",
     ]
+
+
+def test_deprecated_concept_and_retired_designation() -> None:
+    """A concept whose standards status is deprecated is valid with a warning and its
+    ``status``; a display that is a designation marked withdrawn is valid with a quiet
+    ``display-comment`` warning naming the current display."""
+    status = "http://hl7.org/fhir/StructureDefinition/structuredefinition-standards-status"
+    url = "http://example.org/cs/marks"
+    cs = {
+        "resourceType": "CodeSystem",
+        "url": url,
+        "status": "active",
+        "content": "complete",
+        "concept": [
+            {
+                "code": "a",
+                "display": "Alpha",
+                "extension": [{"url": status, "valueCode": "deprecated"}],
+            },
+            {
+                "code": "b",
+                "display": "Beta",
+                "designation": [
+                    {"value": "Old Beta", "extension": [{"url": status, "valueCode": "withdrawn"}]},
+                    {"value": "Beta too"},
+                ],
+            },
+        ],
+    }
+    service = TerminologyService(TerminologyResources(core=lambda: [cs]))
+    assert ResourceCodeSystem(cs).get("a") is not None
+
+    def check(code: str, display: str | None = None) -> dict[str, object]:
+        request = ValidateRequest([CodingInput(url, code, display=display, path="code")], None)
+        answer = validate_code(service, request)
+        return {
+            p["name"]: p.get("valueCode", p.get("valueString", p.get("valueBoolean")))
+            for p in answer["parameter"]
+            if "resource" not in p
+        } | {
+            "issues": [
+                (i["severity"], i["details"]["coding"][0]["code"], i["details"]["text"])
+                for p in answer["parameter"]
+                if p["name"] == "issues"
+                for i in p["resource"]["issue"]
+            ]
+        }
+
+    deprecated = check("a")
+    assert deprecated["result"] is True and deprecated["status"] == "deprecated"
+    text = "The concept 'a' is deprecated and its use should be reviewed"
+    assert deprecated["issues"] == [("warning", "code-comment", text)]
+    assert deprecated["message"] == text
+    retired = check("b", "Old Beta")
+    assert retired["result"] is True and "message" not in retired and "status" not in retired
+    assert retired["issues"] == [
+        (
+            "warning",
+            "display-comment",
+            "'Old Beta' is no longer considered a correct display for code 'b' "
+            '(status = deprecated). The correct display is one of "Beta".',
+        )
+    ]
+    assert check("b", "Beta too")["issues"] == []  # a current designation
+    assert check("b", "Gamma")["result"] is False

@@ -89,8 +89,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "language/language-xform-en-multi-de-hard": SUITE_REASONS["language"],
     "extensions/extensions-echo-all": SUITE_REASONS["extensions"],
     "extensions/extensions-echo-enumerated": SUITE_REASONS["extensions"],
-    "extensions/validate-code-inactive-display": SUITE_REASONS["extensions"],
-    "extensions/validate-code-inactive": SUITE_REASONS["extensions"],
     "validation/validation-contained-good": SUITE_REASONS["validation"],
     "validation/validation-contained-bad": SUITE_REASONS["validation"],
     "version/vs-expand-v-wb": _WHY["no-path"],

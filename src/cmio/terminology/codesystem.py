@@ -47,7 +47,8 @@ class Entry:
         children: codes of the direct children.
         abstract: not selectable (``notSelectable`` property).
         inactive: inactive (``inactive`` property, or status ``retired``/``inactive``).
-        status: the concept status property, when present (``retired``, ``deprecated`` ...).
+        status: the concept status property, when present (``retired``, ``deprecated`` ...),
+            else the concept's ``structuredefinition-standards-status`` extension.
     """
 
     code: str
@@ -113,6 +114,8 @@ def _flag(value: Any) -> bool:
 
 _STANDARD_PROPERTY = "http://hl7.org/fhir/concept-properties#"
 _FLAGS = ("notSelectable", "inactive", "status")
+_STANDARDS_STATUS = "http://hl7.org/fhir/StructureDefinition/structuredefinition-standards-status"
+"""A concept's status by extension (https://hl7.org/fhir/extensions/StructureDefinition-structuredefinition-standards-status.html)."""
 
 
 def _standard_aliases(resource: dict[str, Any]) -> dict[str, str]:
@@ -201,6 +204,11 @@ class ResourceCodeSystem:
                 entry.status = value
                 if value in ("retired", "inactive"):
                     entry.inactive = True
+        if entry.status is None:  # the concept's standards status stands for its status
+            for extension in concept.get("extension") or ():
+                if isinstance(extension, dict) and extension.get("url") == _STANDARDS_STATUS:
+                    value = extension.get("valueCode")
+                    entry.status = value if isinstance(value, str) else None
         return entry
 
     def get(self, code: str) -> Entry | None:

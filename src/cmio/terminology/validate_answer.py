@@ -2,7 +2,7 @@
 
 https://hl7.org/fhir/R4/valueset-operation-validate-code.html: ``result``, ``message``
 (the issues' texts), ``code``, ``system``, ``version``, ``display``, ``inactive``,
-``normalized-code``, the CodeableConcept given, the unknown systems and the ``issues``
+``normalized-code``, ``status`` (R5: a concept status other than active), the CodeableConcept given, the unknown systems and the ``issues``
 OperationOutcome. For a CodeableConcept one valid coding makes the result true; when none
 is valid, "No valid coding was found" heads the issues unless the value set could not be
 evaluated or a member coding only has a wrong display or version.
@@ -28,6 +28,7 @@ class Outcome:
     code: str | None = None
     display: str | None = None
     inactive: bool = False
+    status: str | None = None  # the concept's status, when it has one
     normalized: str | None = None
     member: bool = False  # a valid code of the value set, whatever its display
     undecided: bool = False  # the value set could not be evaluated
@@ -35,6 +36,11 @@ class Outcome:
     unknown_systems: list[str] = field(default_factory=list)
     caused_by: list[str] = field(default_factory=list)
 
+
+_REPORTED_STATUSES = frozenset({"deprecated", "withdrawn", "retired"})
+"""Concept statuses reported as the ``status`` output (the standard ones other than active,
+https://hl7.org/fhir/R5/codesystem-concept-properties.html#status; a code system's own
+``status`` property with other values is not one)."""
 
 _VERSION_ONLY = frozenset({"vs-invalid", "version-error"})
 
@@ -105,6 +111,8 @@ def answer(request: ValidateRequest, outcomes: list[Outcome]) -> dict[str, Any]:
             params.append({"name": "display", "valueString": chosen.display})
     if chosen.inactive:
         params.append({"name": "inactive", "valueBoolean": True})
+    if chosen.status in _REPORTED_STATUSES and chosen.ok:
+        params.append({"name": "status", "valueCode": chosen.status})
     if chosen.normalized is not None and chosen.ok:
         params.append({"name": "normalized-code", "valueCode": chosen.normalized})
     if request.codeable_concept is not None:

@@ -111,6 +111,37 @@ def _listed(choices: list[tuple[str, str | None]]) -> str:
     return f"one of {len(shown)} choices: " + ", ".join(shown[:-1]) + " or " + shown[-1]
 
 
+_STANDARDS_STATUS = "http://hl7.org/fhir/StructureDefinition/structuredefinition-standards-status"
+
+
+def _retired_display(display: str, entry: Any) -> str | None:
+    """The warning text when ``display`` is a designation marked deprecated or withdrawn
+    (``structuredefinition-standards-status`` on the designation,
+    https://hl7.org/fhir/extensions/StructureDefinition-structuredefinition-standards-status.html):
+    a valid display once, its use now deprecated; None otherwise."""
+    if display == entry.display:
+        return None
+    retired = False
+    for designation in entry.designations:
+        if not _same(display, str(designation.get("value") or "")):
+            continue
+        marks = [
+            e.get("valueCode")
+            for e in designation.get("extension") or ()
+            if isinstance(e, dict) and e.get("url") == _STANDARDS_STATUS
+        ]
+        if not any(m in ("deprecated", "withdrawn") for m in marks):
+            return None  # a current designation with this text
+        retired = True
+    if not retired:
+        return None
+    shown = ", ".join(f'"{d}"' for d in [entry.display] if isinstance(d, str))
+    return (
+        f"'{display}' is no longer considered a correct display for code '{entry.code}' "
+        f"(status = deprecated). The correct display is one of {shown}."
+    )
+
+
 def display_issue(
     display: str,
     entry: Any,
@@ -138,6 +169,9 @@ def display_issue(
     """
     if not languages and (display == entry.display or display == member_display):
         return None  # the common case: the concept's own display, no language asked for
+    retired = _retired_display(display, entry)
+    if retired is not None:
+        return Issue("warning", "invalid", "display-comment", retired, path, quiet=True)
     choices = _choices(entry, cs_language, member_display)
     valid = [c for c in choices if not languages or _matches(c[1], languages)]
     if any(_same(display, text) for text, _ in valid):

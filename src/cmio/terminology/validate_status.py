@@ -21,6 +21,7 @@ from cmio.terminology.validate_types import Issue
 __all__ = [
     "case_issue",
     "deprecated_in_valueset",
+    "deprecated_issue",
     "excludes_inactive",
     "inactive_issue",
     "not_active_issue",
@@ -39,6 +40,16 @@ def inactive_issue(entry: Entry, path: str) -> Issue:
     status = entry.status if entry.status not in (None, "inactive") else None
     shown = f"{status} and inactive" if status else "inactive"
     text = f"The concept '{entry.code}' has a status of {shown} and its use should be reviewed"
+    return Issue("warning", "business-rule", "code-comment", text, path)
+
+
+def deprecated_issue(entry: Entry, path: str) -> Issue | None:
+    """The warning that an active but deprecated concept's use should be reviewed (status
+    ``deprecated``: https://hl7.org/fhir/R5/codesystem-concept-properties.html#status), else
+    None."""
+    if entry.inactive or entry.status != "deprecated":
+        return None
+    text = f"The concept '{entry.code}' is deprecated and its use should be reviewed"
     return Issue("warning", "business-rule", "code-comment", text, path)
 
 

@@ -29,6 +29,7 @@ from cmio.terminology.validate_display import display_issue, parse_languages, va
 from cmio.terminology.validate_status import (
     case_issue,
     deprecated_in_valueset,
+    deprecated_issue,
     excludes_inactive,
     inactive_issue,
     not_active_issue,
@@ -309,6 +310,10 @@ def _check(
             out.issues.append(flagged)
     if entry.inactive:
         out.issues.append(inactive_issue(entry, whole))
+    out.status = entry.status
+    deprecated = deprecated_issue(entry, whole)
+    if deprecated is not None:
+        out.issues.append(deprecated)
     spec = request.display_language or valueset_language(request.valueset)
     own_language = source.resource.get("language")
     out.display = display_for(member_display, entry, spec, own_language)
@@ -338,7 +343,7 @@ def _check(
         )
         if issue is not None:
             out.issues.append(issue)
-            if issue.severity != "information":
+            if issue.severity != "information" and issue.detail != "display-comment":
                 out.ok = request.lenient_display
                 return out
     out.ok = True
