@@ -12,7 +12,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["CodeSystemSource", "Entry", "ResourceCodeSystem", "property_value"]
+__all__ = [
+    "EXTENSION_PROPERTIES",
+    "RENDERING",
+    "CodeSystemSource",
+    "Entry",
+    "ResourceCodeSystem",
+    "extension_properties",
+    "property_value",
+]
 
 _VALUE_KEYS = (
     "valueCode",
@@ -49,6 +57,11 @@ class Entry:
         inactive: inactive (``inactive`` property, or status ``retired``/``inactive``).
         status: the concept status property, when present (``retired``, ``deprecated`` ...),
             else the concept's ``structuredefinition-standards-status`` extension.
+        extras: ``(property code, valueX key, value)`` the concept states by extension
+            (``label``, ``order``, ``weight``, ``status``: :data:`EXTENSION_PROPERTIES`).
+        rendering: the concept's ``rendering-style`` and ``rendering-xhtml`` extensions
+            (https://hl7.org/fhir/extensions/StructureDefinition-rendering-style.html),
+            shown on its expansion rows.
     """
 
     code: str
@@ -61,6 +74,8 @@ class Entry:
     abstract: bool = False
     inactive: bool = False
     status: str | None = None
+    extras: tuple[tuple[str, str, Any], ...] = ()
+    rendering: tuple[dict[str, Any], ...] = ()
 
     def values_of(self, prop: str) -> list[Any]:
         """The values of one property (codes of Codings for ``valueCoding``)."""
@@ -114,8 +129,36 @@ def _flag(value: Any) -> bool:
 
 _STANDARD_PROPERTY = "http://hl7.org/fhir/concept-properties#"
 _FLAGS = ("notSelectable", "inactive", "status")
-_STANDARDS_STATUS = "http://hl7.org/fhir/StructureDefinition/structuredefinition-standards-status"
-"""A concept's status by extension (https://hl7.org/fhir/extensions/StructureDefinition-structuredefinition-standards-status.html)."""
+_EXT = "http://hl7.org/fhir/StructureDefinition/"
+EXTENSION_PROPERTIES: dict[str, tuple[str, str]] = {
+    _EXT + "codesystem-label": ("label", "valueString"),
+    _EXT + "valueset-label": ("label", "valueString"),
+    _EXT + "codesystem-conceptOrder": ("order", "valueDecimal"),
+    _EXT + "valueset-conceptOrder": ("order", "valueDecimal"),
+    _EXT + "itemWeight": ("weight", "valueDecimal"),
+    _EXT + "structuredefinition-standards-status": ("status", "valueCode"),
+}
+"""Concept extensions that state a standard concept property
+(https://hl7.org/fhir/R5/codesystem-concept-properties.html: ``label``, ``order``,
+``itemWeight`` as ``weight``, ``status``): extension URL -> (property code, valueX key)."""
+
+
+RENDERING = frozenset({_EXT + "rendering-style", _EXT + "rendering-xhtml"})
+"""Extensions on how a concept is shown, kept for its expansion rows."""
+
+
+def extension_properties(extensions: Iterable[Any]) -> tuple[tuple[str, str, Any], ...]:
+    """The ``(code, valueX key, value)`` of the :data:`EXTENSION_PROPERTIES` among
+    ``extensions`` (the first of each code)."""
+    found: dict[str, tuple[str, str, Any]] = {}
+    for extension in extensions:
+        if not isinstance(extension, dict) or extension.get("url") not in EXTENSION_PROPERTIES:
+            continue
+        code, key = EXTENSION_PROPERTIES[extension["url"]]
+        value = next((v for k, v in extension.items() if k.startswith("value")), None)
+        if value is not None and not isinstance(value, dict | list):
+            found.setdefault(code, (code, key, value))
+    return tuple(found.values())
 
 
 def _standard_aliases(resource: dict[str, Any]) -> dict[str, str]:
@@ -204,11 +247,17 @@ class ResourceCodeSystem:
                 entry.status = value
                 if value in ("retired", "inactive"):
                     entry.inactive = True
-        if entry.status is None:  # the concept's standards status stands for its status
-            for extension in concept.get("extension") or ():
-                if isinstance(extension, dict) and extension.get("url") == _STANDARDS_STATUS:
-                    value = extension.get("valueCode")
-                    entry.status = value if isinstance(value, str) else None
+        extensions = concept.get("extension") or ()
+        rendering = tuple(
+            e for e in extensions if isinstance(e, dict) and e.get("url") in RENDERING
+        )
+        if rendering:
+            entry.rendering = rendering
+        extras = extension_properties(extensions)
+        if extras:
+            entry.extras = extras
+            if entry.status is None:  # the concept's standards status stands for its status
+                entry.status = next((str(v) for c, _, v in extras if c == "status"), None)
         return entry
 
     def get(self, code: str) -> Entry | None:

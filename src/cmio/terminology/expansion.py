@@ -14,7 +14,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cmio.terminology.codesystem import CodeSystemSource, Entry, ResourceCodeSystem
+from cmio.terminology.codesystem import (
+    RENDERING,
+    CodeSystemSource,
+    Entry,
+    ResourceCodeSystem,
+    extension_properties,
+)
 from cmio.terminology.errors import TerminologyError, unknown_system_text
 from cmio.terminology.filters import filter_codes
 from cmio.terminology.resources import TerminologyResources, version_matches
@@ -88,8 +94,12 @@ class Member:
         source: the code system (None when it is not known here).
         display: display given by the compose (overrides the code system's).
         designations: designations given by the compose.
-        marks: the compose concept's deprecation extensions (``valueset-deprecated``,
-            ``structuredefinition-standards-status``), carried onto its expansion row.
+        marks: the compose concept's extensions carried onto its expansion row
+            (``valueset-deprecated``, ``structuredefinition-standards-status``,
+            ``valueset-concept-definition``, ``rendering-style``, ``rendering-xhtml``).
+        extras: the concept properties the compose concept states by extension
+            (``valueset-label``, ``valueset-conceptOrder``, ``itemWeight``), which take
+            precedence over the code system's.
     """
 
     system: str
@@ -100,6 +110,7 @@ class Member:
     designations: list[dict[str, Any]] = field(default_factory=list)
     _entry: Entry | None = None
     marks: list[dict[str, Any]] = field(default_factory=list)
+    extras: tuple[tuple[str, str, Any], ...] = ()
 
     def entry(self) -> Entry | None:
         """The code system's concept (looked up once)."""
@@ -367,6 +378,7 @@ class Expander:
                     [d for d in concept.get("designation") or () if isinstance(d, dict)],
                     entry,
                     [e for e in concept.get("extension") or () if _is_mark(e)],
+                    _stated(concept),
                 )
                 out.setdefault((source.url, entry.code), member)
             return out
@@ -408,10 +420,23 @@ _MARKS = frozenset(
     {
         "http://hl7.org/fhir/StructureDefinition/valueset-deprecated",
         "http://hl7.org/fhir/StructureDefinition/structuredefinition-standards-status",
+        "http://hl7.org/fhir/StructureDefinition/valueset-concept-definition",
+        *RENDERING,
     }
 )
-"""Extensions by which a compose concept marks a code deprecated in the value set
-(https://hl7.org/fhir/extensions/StructureDefinition-valueset-deprecated.html)."""
+"""Extensions of a compose concept that hold for its expansion row: the marks of a code
+deprecated in the value set
+(https://hl7.org/fhir/extensions/StructureDefinition-valueset-deprecated.html) and the
+value set's own definition of the concept
+(https://hl7.org/fhir/extensions/StructureDefinition-valueset-concept-definition.html),
+and how the value set shows it (rather than as its code system does)."""
+
+
+def _stated(concept: dict[str, Any]) -> tuple[tuple[str, str, Any], ...]:
+    """The label, order and weight a compose concept states (its standards status is a
+    mark of the value set, not the concept's status)."""
+    found = extension_properties(concept.get("extension") or ())
+    return tuple(p for p in found if p[0] != "status") if found else ()
 
 
 def _is_mark(extension: Any) -> bool:

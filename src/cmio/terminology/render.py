@@ -24,6 +24,7 @@ __all__ = [
     "expansion_properties",
     "properties_of",
     "render_member",
+    "stated_properties",
     "unclosed",
 ]
 
@@ -106,27 +107,43 @@ _STANDARD_CODES = frozenset(
 
 def expansion_properties(wanted: list[str], page: list[Member]) -> list[dict[str, Any]]:
     """The ``expansion.property`` declarations (code and the code system's URI for it) of the
-    requested properties that the page's members carry
+    requested properties that the page's members carry, then of the properties their
+    concepts state by extension (:func:`stated_properties`)
     (https://hl7.org/fhir/R5/valueset-definitions.html#ValueSet.expansion.property)."""
     found: dict[str, str | None] = {}
+    stated: dict[str, str] = {}
     for member in page:
         entry = member.entry()
         if entry is None:
             continue
-        for code, _, _ in properties_of(entry, wanted):
+        for code, _, _ in properties_of(entry, wanted) if wanted else ():
             if code not in found:
                 found[code] = _property_uri(member, code) or (
                     _STANDARD + code if code in _STANDARD_CODES else None
                 )
+        for code, _, _ in stated_properties(member, entry):
+            stated.setdefault(code, _STANDARD + ("itemWeight" if code == "weight" else code))
+    declared = [(code, found[code]) for code in wanted if code in found]
+    declared += [(code, uri) for code, uri in stated.items() if code not in found]
     out = []
-    for code in wanted:
-        if code in found:
-            parts: list[dict[str, Any]] = [{"url": "code", "valueCode": code}]
-            uri = found[code]
-            if uri:
-                parts.append({"url": "uri", "valueUri": uri})
-            out.append({"url": EXPANSION_PROPERTY, "extension": parts})
+    for code, uri in declared:
+        parts: list[dict[str, Any]] = [{"url": "code", "valueCode": code}]
+        if uri:
+            parts.append({"url": "uri", "valueUri": uri})
+        out.append({"url": EXPANSION_PROPERTY, "extension": parts})
     return out
+
+
+def stated_properties(member: Member, entry: Entry | None) -> list[tuple[str, str, Any]]:
+    """The standard concept properties (``label``, ``order``, ``weight``, ``status``) stated
+    by extension: the value set compose's for the concept, else the code system's or a
+    supplement's (:data:`cmio.terminology.codesystem.EXTENSION_PROPERTIES`)."""
+    if not member.extras and (entry is None or not entry.extras):
+        return []
+    out = {code: (code, key, value) for code, key, value in member.extras}
+    for code, key, value in entry.extras if entry is not None else ():
+        out.setdefault(code, (code, key, value))
+    return list(out.values())
 
 
 def _property_uri(member: Member, code: str) -> str | None:
@@ -155,14 +172,25 @@ def _is_asked(own: Any, language: str | None) -> bool:
     return own.lower() == first or own.lower().split("-")[0] == first.split("-")[0]
 
 
+def _row_extensions(member: Member, entry: Entry | None) -> list[dict[str, Any]]:
+    """The compose concept's marks (deprecated, its definition, how to show it), then how
+    the code system shows the concept unless the value set says
+    (https://hl7.org/fhir/extensions/StructureDefinition-rendering-style.html)."""
+    out = list(member.marks)
+    if entry is not None and entry.rendering:
+        given = {e.get("url") for e in out}
+        out += [e for e in entry.rendering if e.get("url") not in given]
+    return out
+
+
 def render_member(
     member: Member, request: ExpandRequest, language: str | None, versioned: bool
 ) -> dict[str, Any]:
     """One ``expansion.contains`` row (https://hl7.org/fhir/R4/valueset-definitions.html#ValueSet.expansion.contains)."""
     entry = member.entry()
     item: dict[str, Any] = {"system": member.system}
-    if member.marks:  # the value set marks the code deprecated
-        item["extension"] = list(member.marks)
+    if member.marks or (entry is not None and entry.rendering):
+        item["extension"] = _row_extensions(member, entry)
     if versioned and member.version:
         item["version"] = member.version
     if entry is not None and entry.abstract:
@@ -192,13 +220,19 @@ def render_member(
             designations = [d for d in designations if _wanted(d, request.designations)]
         if designations:
             item["designation"] = designations
+    extensions = []
+    shown: set[str] = set()
     if request.properties and entry is not None:
-        extensions = []
         for code, key, value in properties_of(entry, request.properties):
             parts = [{"url": "code", "valueCode": code}, {"url": "value", key: value}]
             extensions.append({"url": CONTAINS_PROPERTY, "extension": parts})
-        if extensions:
-            item["extension"] = item.get("extension", []) + extensions
+            shown.add(code)
+    for code, key, value in stated_properties(member, entry):
+        if code not in shown:
+            parts = [{"url": "code", "valueCode": code}, {"url": "value", key: value}]
+            extensions.append({"url": CONTAINS_PROPERTY, "extension": parts})
+    if extensions:
+        item["extension"] = item.get("extension", []) + extensions
     return item
 
 

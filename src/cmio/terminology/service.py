@@ -267,8 +267,7 @@ class TerminologyService:
         if parameters:
             expansion["parameter"] = parameters
         declared = unclosed(result.used, resources)
-        if request.properties:
-            declared += expansion_properties(request.properties, page)
+        declared += expansion_properties(request.properties, page)
         if declared:
             expansion["extension"] = declared
         if contains:

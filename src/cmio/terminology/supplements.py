@@ -109,7 +109,7 @@ def _merge(base: dict[str, Any], supplement: dict[str, Any]) -> None:
         target = concepts.get(added.get("code", ""))
         if target is None:
             continue  # a supplement cannot add concepts
-        for name in ("designation", "property"):
+        for name in ("designation", "property", "extension"):
             extra = [d for d in added.get(name) or () if isinstance(d, dict)]
             if extra:
                 target[name] = list(target.get(name) or ()) + extra
