@@ -104,8 +104,8 @@ class Auditor:
             embedded (SQLite) store, moved into the chain behind
             (:class:`AuditJournal`); otherwise each group commits into the chain.
         loop_commit: with the journal, write the records of an event loop's iteration
-            together on the loop (:class:`LoopCommitter`); otherwise through the writer
-            thread.
+            together on the loop (:class:`LoopCommitter`); otherwise (the default) through
+            the writer thread, so the loop keeps serving while a group is written.
     """
 
     def __init__(
@@ -113,7 +113,7 @@ class Auditor:
         repository: Repository,
         max_batch: int = 512,
         journal: bool = True,
-        loop_commit: bool = True,
+        loop_commit: bool = False,
     ) -> None:
         self.repository = repository
         self.log = AuditLog(repository)
