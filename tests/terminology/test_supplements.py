@@ -107,3 +107,40 @@ def test_a_supplement_is_not_a_coding_system() -> None:
     assert (
         issue["expression"] == ["Coding.system"] and "is a supplement" in issue["details"]["text"]
     )
+
+
+def _designations(answer: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            part["name"]: next(v for k, v in part.items() if k.startswith("value"))
+            for part in p["part"]
+        }
+        for p in answer["parameter"]
+        if p["name"] == "designation"
+    ]
+
+
+def test_lookup_names_the_supplement_of_a_designation() -> None:
+    service, _ = _service()
+    plain = lookup(service.resources, CS, "hand")
+    assert _designations(plain) == []  # the code system states no language
+    assert all(p["name"] != "used-supplement" for p in plain["parameter"])
+    found = lookup(service.resources, CS, "hand", supplements=[SUP])
+    assert _designations(found) == [
+        {"language": "nl", "source": f"{SUP}|0.2", "value": "Hand (nl)"}
+    ]
+    assert {"name": "used-supplement", "valueCanonical": f"{SUP}|0.2"} in found["parameter"]
+
+
+def test_lookup_gives_the_display_in_the_code_systems_language() -> None:
+    english = {**codesystem(), "language": "en"}
+    service = TerminologyService(TerminologyResources(core=lambda: [english]))
+    preferred = {
+        "system": "http://terminology.hl7.org/CodeSystem/hl7TermMaintInfra",
+        "code": "preferredForLanguage",
+        "display": "Preferred For Language",
+    }
+    assert _designations(lookup(service.resources, CS, "head")) == [
+        {"language": "de", "value": "Kopf"},
+        {"language": "en", "use": preferred, "value": "Head"},
+    ]

@@ -12,10 +12,10 @@ from typing import Any
 
 import orjson
 
-from cmio.terminology.codesystem import CodeSystemSource
+from cmio.terminology.codesystem import CodeSystemSource, Entry
 from cmio.terminology.errors import TerminologyError
 from cmio.terminology.resources import TerminologyResources, split_canonical
-from cmio.terminology.supplements import with_supplements
+from cmio.terminology.supplements import supplement_designations, with_supplements
 
 __all__ = ["lookup", "subsumes", "translate"]
 
@@ -78,7 +78,7 @@ def lookup(
     """
     if not code:
         raise TerminologyError(400, "required", "A code is required", expression="code")
-    resources = with_supplements(resources, list(supplements))[0]
+    resources, used = with_supplements(resources, list(supplements))
     system, pinned = split_canonical(system) if system else (None, None)
     source = _system(resources, system, version or pinned)
     entry = source.get(code)
@@ -103,14 +103,7 @@ def lookup(
     if entry.definition is not None:
         out.append({"name": "definition", "valueString": entry.definition})
     out.append({"name": "abstract", "valueBoolean": entry.abstract})
-    for designation in entry.designations:
-        parts: list[dict[str, Any]] = []
-        if designation.get("language"):
-            parts.append({"name": "language", "valueCode": designation["language"]})
-        if isinstance(designation.get("use"), dict):
-            parts.append({"name": "use", "valueCoding": designation["use"]})
-        parts.append({"name": "value", "valueString": designation.get("value")})
-        out.append({"name": "designation", "part": parts})
+    out += _designations(source, entry, supplement_designations(resources, used, entry.code))
 
     def prop(code_: str, key: str, value: Any, description: str | None = None) -> None:
         if wanted is not None and code_ not in wanted:
@@ -130,7 +123,44 @@ def lookup(
     for child in source.children(entry.code):
         below = source.get(child)
         prop("child", "valueCode", child, below.display if below else None)
+    out += [{"name": "used-supplement", "valueCanonical": u} for u in used]
     return {"resourceType": "Parameters", "parameter": out}
+
+
+_PREFERRED = {
+    "system": "http://terminology.hl7.org/CodeSystem/hl7TermMaintInfra",
+    "code": "preferredForLanguage",
+    "display": "Preferred For Language",
+}
+
+
+def _designations(
+    source: CodeSystemSource, entry: Entry, supplemented: list[tuple[dict[str, Any], str]]
+) -> list[dict[str, Any]]:
+    """The ``designation`` outputs: the concept's, each supplement's with its ``source``
+    (R5, https://hl7.org/fhir/R5/codesystem-operation-lookup.html), and the display itself
+    in the code system's ``language`` (preferred for that language) when it states one."""
+    designations = list(entry.designations)
+    language = source.resource.get("language")
+    if isinstance(language, str) and entry.display is not None:
+        own = {"language": language, "use": _PREFERRED, "value": entry.display}
+        if not any(
+            d.get("language") == language and d.get("value") == entry.display for d in designations
+        ):
+            designations.append(own)
+    out = []
+    for designation in designations:
+        parts: list[dict[str, Any]] = []
+        if designation.get("language"):
+            parts.append({"name": "language", "valueCode": designation["language"]})
+        if isinstance(designation.get("use"), dict):
+            parts.append({"name": "use", "valueCoding": designation["use"]})
+        origin = next((c for d, c in supplemented if d == designation), None)
+        if origin is not None:
+            parts.append({"name": "source", "valueCanonical": origin})
+        parts.append({"name": "value", "valueString": designation.get("value")})
+        out.append({"name": "designation", "part": parts})
+    return out
 
 
 def subsumes(

@@ -23,6 +23,7 @@ __all__ = [
     "SUPPLEMENT_EXTENSION",
     "is_supplement",
     "requested_supplements",
+    "supplement_designations",
     "with_supplements",
 ]
 
@@ -120,3 +121,19 @@ def _walk(concepts: Iterable[Any]) -> Iterable[dict[str, Any]]:
         if isinstance(concept, dict):
             yield concept
             yield from _walk(concept.get("concept") or ())
+
+
+def supplement_designations(
+    resources: TerminologyResources, used: Sequence[str], code: str
+) -> list[tuple[dict[str, Any], str]]:
+    """The designations the supplements ``used`` (``url|version``) add to ``code``, each
+    with the supplement's canonical (the R5 ``$lookup`` designation ``source``)."""
+    out: list[tuple[dict[str, Any], str]] = []
+    for canonical in used:
+        supplement = resources.find("CodeSystem", canonical)
+        for concept in _walk((supplement or {}).get("concept") or ()):
+            if concept.get("code") == code:
+                out += [
+                    (d, canonical) for d in concept.get("designation") or () if isinstance(d, dict)
+                ]
+    return out
