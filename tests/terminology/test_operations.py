@@ -207,6 +207,25 @@ def test_lookup_subsumes_translate(router: FhirRouter) -> None:
     assert params(body)["result"] is True
     status, body = call(router, "ConceptMap/c2/$translate", ("system", CS), ("code", "blue"))
     assert params(body)["result"] is False
+    # R5: from a target code back to the source codes mapped to it
+    other = "http://example.org/other"
+    status, body = call(
+        router, "ConceptMap/$translate", ("targetSystem", other), ("targetCode", "R")
+    )
+    assert status == 200 and params(body)["result"] is True
+    match = next(p for p in body["parameter"] if p["name"] == "match")
+    parts = {p["name"]: next(v for k, v in p.items() if k != "name") for p in match["part"]}
+    assert parts["concept"] == {"system": other, "code": "R"}
+    assert parts["source"]["system"] == CS and parts["source"]["code"] == "red"
+    assert parts["equivalence"] == "equivalent"
+    status, body = call(
+        router,
+        "ConceptMap/$translate",
+        ("targetSystem", other),
+        ("targetCode", "R"),
+        ("sourceSystem", "http://example.org/elsewhere"),
+    )
+    assert params(body)["result"] is False  # no map from that source system
 
 
 def test_governance_new_version_not_in_place_edit(router: FhirRouter) -> None:

@@ -219,8 +219,15 @@ def translate(
     target_vs: str | None = None,
     target_system: str | None = None,
     reverse: bool = False,
+    from_target: bool = False,
 ) -> dict[str, Any]:
     """``$translate``: the mapped codes of the ConceptMaps that apply, with their equivalence.
+
+    ``reverse`` (R4) maps ``system#code`` from a map's target side to its source side; so
+    does ``from_target`` (R5 ``targetCode``/``targetCoding``,
+    https://hl7.org/fhir/R5/conceptmap-operation-translate.html), whose matches give the
+    target as ``concept`` and the source code that maps to it as ``source``;
+    ``target_system`` then names the source side's system.
 
     Raises:
         TerminologyError: no ConceptMap applies or the input is incomplete.
@@ -246,20 +253,23 @@ def translate(
         )
         for group in cmap.get("group") or ():
             src, tgt = group.get("source"), group.get("target")
-            if reverse:
+            if reverse or from_target:
                 src, tgt = tgt, src
             if src != system or (target_system and tgt != target_system):
                 continue
             for element in group.get("element") or ():
                 for target in element.get("target") or ():
                     pair = (element.get("code"), target.get("code"))
-                    here, there = (pair[1], pair[0]) if reverse else pair
+                    here, there = (pair[1], pair[0]) if reverse or from_target else pair
                     if here != code or there is None:
                         continue
                     coding: dict[str, Any] = {"system": tgt, "code": there}
                     shown = element.get("display") if reverse else target.get("display")
-                    if shown:
+                    if shown and not from_target:
                         coding["display"] = shown
+                    if from_target:
+                        matches.append(_reverse_match(target, src, code, coding, label))
+                        continue
                     matches.append(
                         {
                             "name": "match",
@@ -274,6 +284,21 @@ def translate(
     if not matches:
         out.append({"name": "message", "valueString": f"No translation found for {system}#{code}"})
     return {"resourceType": "Parameters", "parameter": out + matches}
+
+
+def _reverse_match(
+    target: dict[str, Any], system: str, code: str, source: dict[str, Any], label: str
+) -> dict[str, Any]:
+    """A match of an R5 reverse translation: the target given and the source mapped to it."""
+    return {
+        "name": "match",
+        "part": [
+            {"name": "equivalence", "valueCode": _relationship(target)},
+            {"name": "concept", "valueCoding": {"system": system, "code": code}},
+            {"name": "source", "valueCoding": source},
+            {"name": "originMap", "valueCanonical": label},
+        ],
+    }
 
 
 def _candidate_maps(

@@ -341,6 +341,12 @@ def translate_op(
     if code is None and isinstance(concept, dict) and concept.get("coding"):
         first = concept["coding"][0]
         system, code = first.get("system"), first.get("code")
+    target = inputs.first("targetCoding")
+    from_target = code is None and bool(inputs.text("targetCode") or isinstance(target, dict))
+    if from_target:  # R5: from a target code to the source codes that map to it
+        system, code = inputs.text("targetSystem"), inputs.text("targetCode")
+        if code is None and isinstance(target, dict):
+            system, code = target.get("system"), target.get("code")
     if instance is not None:
         resources = resources.with_overlay([instance])
     try:
@@ -351,8 +357,11 @@ def translate_op(
             url=(instance or {}).get("url") or inputs.text("url"),
             source_vs=inputs.text("source") or inputs.text("sourceScope"),
             target_vs=inputs.text("target") or inputs.text("targetScope"),
-            target_system=inputs.text("targetsystem") or inputs.text("targetSystem"),
+            target_system=inputs.text("sourceSystem")
+            if from_target
+            else inputs.text("targetsystem") or inputs.text("targetSystem"),
             reverse=inputs.flag("reverse"),
+            from_target=from_target,
         )
     except TerminologyError as error:
         return _error(request, error)
