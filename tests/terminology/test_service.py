@@ -349,3 +349,17 @@ def test_protocol_adapter(service: TerminologyService) -> None:
     assert sorted(adapter.expand(vs["url"])) == [(CS, "arm"), (CS, "hand")]
     assert sorted(adapter.subsumption(CS, "arm", above=False)) == [(CS, "arm"), (CS, "hand")]
     assert sorted(adapter.subsumption(CS, "arm", above=True)) == [(CS, "arm"), (CS, "limb")]
+
+
+def test_a_date_and_a_semantic_version_are_not_ordered() -> None:
+    """A versionless reference takes the newest version of one scheme; between a date and
+    a semantic version the source found first (the call's resources) is used."""
+    core = [codesystem("2018-08-12")]
+    res = TerminologyResources(core=lambda: core)
+    assert res.find("CodeSystem", CS)["version"] == "2018-08-12"  # type: ignore[index]
+    call = res.with_overlay([codesystem("4.0.0")])
+    assert call.find("CodeSystem", CS)["version"] == "4.0.0"  # type: ignore[index]
+    newer = res.with_overlay([codesystem("2017-01-01"), codesystem("2019-01-01")])
+    assert newer.find("CodeSystem", CS)["version"] == "2019-01-01"  # type: ignore[index]
+    semver = TerminologyResources(core=lambda: [codesystem("1.10.0"), codesystem("1.9.2")])
+    assert semver.find("CodeSystem", CS)["version"] == "1.10.0"  # type: ignore[index]

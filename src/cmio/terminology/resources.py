@@ -49,6 +49,19 @@ def version_key(version: str | None) -> tuple[Any, ...]:
     return tuple((1, int(num), "") if num else (0, 0, text) for num, text in _PART.findall(version))
 
 
+_DATE = re.compile(r"\d{4}(-\d\d(-\d\d)?)?|\d{8}")
+
+
+def _comparable(a: str | None, b: str | None) -> bool:
+    """Whether two versions follow one scheme (both dates, or neither), so that the newer
+    is known; a date (``2018-08-12``) and a semantic version (``4.0.0``) are not ordered,
+    and the source found first (the call's, then the repository's, then the core's) is
+    used (https://hl7.org/fhir/R4/resource.html#versions: no general version order)."""
+    if a is None or b is None:
+        return True
+    return (_DATE.fullmatch(a) is None) == (_DATE.fullmatch(b) is None)
+
+
 def version_matches(wanted: str, actual: str | None) -> bool:
     """Whether ``actual`` satisfies ``wanted``: equal, or a pattern whose ``x``/``*`` parts
     match any part (``1.x``, ``1.0.x``, ``1.x.x``; trailing parts of ``actual`` are free)."""
@@ -215,7 +228,8 @@ class TerminologyResources:
             return None
         best = candidates[0]
         for resource in candidates[1:]:
-            if version_key(resource.get("version")) > version_key(best.get("version")):
+            newer = version_key(resource.get("version")) > version_key(best.get("version"))
+            if newer and _comparable(resource.get("version"), best.get("version")):
                 best = resource
         return best
 
