@@ -21,7 +21,7 @@ from cmio.terminology.validate_types import Issue
 __all__ = [
     "case_issue",
     "deprecated_in_valueset",
-    "deprecated_issue",
+    "deprecated_issues",
     "excludes_inactive",
     "inactive_issue",
     "not_active_issue",
@@ -43,14 +43,14 @@ def inactive_issue(entry: Entry, path: str) -> Issue:
     return Issue("warning", "business-rule", "code-comment", text, path)
 
 
-def deprecated_issue(entry: Entry, path: str) -> Issue | None:
+def deprecated_issues(entry: Entry, path: str) -> list[Issue]:
     """The warning that an active but deprecated concept's use should be reviewed (status
-    ``deprecated``: https://hl7.org/fhir/R5/codesystem-concept-properties.html#status), else
-    None."""
+    ``deprecated``: https://hl7.org/fhir/R5/codesystem-concept-properties.html#status); none
+    for other concepts."""
     if entry.inactive or entry.status != "deprecated":
-        return None
+        return []
     text = f"The concept '{entry.code}' is deprecated and its use should be reviewed"
-    return Issue("warning", "business-rule", "code-comment", text, path)
+    return [Issue("warning", "business-rule", "code-comment", text, path)]
 
 
 def not_active_issue(entry: Entry, path: str) -> Issue:

@@ -29,7 +29,7 @@ from cmio.terminology.validate_display import display_issue, parse_languages, va
 from cmio.terminology.validate_status import (
     case_issue,
     deprecated_in_valueset,
-    deprecated_issue,
+    deprecated_issues,
     excludes_inactive,
     inactive_issue,
     not_active_issue,
@@ -311,9 +311,7 @@ def _check(
     if entry.inactive:
         out.issues.append(inactive_issue(entry, whole))
     out.status = entry.status
-    deprecated = deprecated_issue(entry, whole)
-    if deprecated is not None:
-        out.issues.append(deprecated)
+    out.issues += deprecated_issues(entry, whole)
     spec = request.display_language or valueset_language(request.valueset)
     own_language = source.resource.get("language")
     out.display = display_for(member_display, entry, spec, own_language)
