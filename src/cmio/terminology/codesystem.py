@@ -176,6 +176,19 @@ def _standard_aliases(resource: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def _stated(entry: Entry, extensions: Iterable[Any]) -> None:
+    """Set what a concept's extensions state: its rendering, label, order, weight and
+    (unless a property gave it) its status."""
+    rendering = tuple(e for e in extensions if isinstance(e, dict) and e.get("url") in RENDERING)
+    if rendering:
+        entry.rendering = rendering
+    extras = extension_properties(extensions)
+    if extras:
+        entry.extras = extras
+        if entry.status is None:  # the concept's standards status stands for its status
+            entry.status = next((str(v) for c, _, v in extras if c == "status"), None)
+
+
 class ResourceCodeSystem:
     """A CodeSystem resource with its concepts indexed in memory.
 
@@ -247,17 +260,9 @@ class ResourceCodeSystem:
                 entry.status = value
                 if value in ("retired", "inactive"):
                     entry.inactive = True
-        extensions = concept.get("extension") or ()
-        rendering = tuple(
-            e for e in extensions if isinstance(e, dict) and e.get("url") in RENDERING
-        )
-        if rendering:
-            entry.rendering = rendering
-        extras = extension_properties(extensions)
-        if extras:
-            entry.extras = extras
-            if entry.status is None:  # the concept's standards status stands for its status
-                entry.status = next((str(v) for c, _, v in extras if c == "status"), None)
+        extensions = concept.get("extension")
+        if extensions:  # most concepts have none
+            _stated(entry, extensions)
         return entry
 
     def get(self, code: str) -> Entry | None:

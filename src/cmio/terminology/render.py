@@ -114,7 +114,7 @@ def expansion_properties(wanted: list[str], page: list[Member]) -> list[dict[str
     stated: dict[str, str] = {}
     for member in page:
         entry = member.entry()
-        if entry is None:
+        if entry is None or not (wanted or member.extras or entry.extras):
             continue
         for code, _, _ in properties_of(entry, wanted) if wanted else ():
             if code not in found:
@@ -220,6 +220,8 @@ def render_member(
             designations = [d for d in designations if _wanted(d, request.designations)]
         if designations:
             item["designation"] = designations
+    if not request.properties and not member.extras and (entry is None or not entry.extras):
+        return item  # the usual row: no properties asked for or stated
     extensions = []
     shown: set[str] = set()
     if request.properties and entry is not None:

@@ -267,7 +267,8 @@ class TerminologyService:
         if parameters:
             expansion["parameter"] = parameters
         declared = unclosed(result.used, resources)
-        declared += expansion_properties(request.properties, page)
+        if request.properties or any("extension" in row for row in contains):
+            declared += expansion_properties(request.properties, page)  # asked for or stated
         if declared:
             expansion["extension"] = declared
         if contains:
