@@ -27,13 +27,13 @@ islands and orders, and the outputs follow from ``ehr_monthly``
 (:func:`cmio.measures.ehr_use.metrics.ehr_outputs`). Input rows are appended (audit
 events and provenance are records; a changed schedule row adds its slots' intervals,
 which merge). The results equal :func:`cmio.measures.ehr_use.ehr_use` over the base
-rows plus the day's (``tests/measures/test_incremental_oversight.py``).
+rows plus the day's (``tests/measures/test_incremental_oversight.py``). The queries
+are in :mod:`cmio.measures.ehr_use.refresh_sql`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -47,132 +47,20 @@ from cmio.measures.ehr_use.metrics import (
     _conform,
     ehr_outputs,
 )
+from cmio.measures.ehr_use.refresh_sql import (
+    COLUMNS,
+    INSIDE_SQL,
+    cut_sql,
+    month_start,
+    monthly_rows_sql,
+    slices_sql,
+    with_cum_sql,
+)
 from cmio.measures.state import StateDb
 
 __all__ = ["EhrUseState", "ehr_use_state"]
 
-_ORDER = "t0, t1, activity_code, object_type, objects_known, start_ts"
-_COLUMNS = "user_id, month, activity_code, object_type, objects_known, start_ts, t0, t1"
 _STORED = ("schedules", "slots", "orders", "provenance", "roles", "departments")
-
-
-def _slices(events: str, timeout: int, seed: str | None = None) -> str:
-    """Slices of ``events`` (the columns of ``ehr_ev``) by the rule of
-    :func:`cmio.measures.ehr_use.sql.slices_sql`; ``seed`` (``user_id, pre``) gives the
-    latest end of each user's earlier events."""
-    reach = f"MAX(t1) OVER (PARTITION BY user_id ORDER BY {_ORDER} ROWS UNBOUNDED PRECEDING)"
-    join = ""
-    if seed is not None:
-        reach = f"GREATEST({reach}, COALESCE(sd.pre, t1))"
-        join = f" LEFT JOIN {seed} AS sd USING (user_id)"
-    return f"""
-WITH w AS (
-  SELECT {_COLUMNS}, {reach} AS reach,
-    LEAD(t0) OVER (PARTITION BY user_id ORDER BY {_ORDER}) AS next_t0
-  FROM ({events}) AS ev{join}
-)
-SELECT {_COLUMNS},
-  CASE WHEN next_t0 IS NULL OR next_t0 - reach > {int(timeout)} THEN reach ELSE next_t0 END
-    AS b, CAST(0 AS BIGINT) AS ins, reach
-FROM w
-"""
-
-
-def _with_cum(islands: str, base: str | None = None) -> str:
-    """Islands with ``cum``: the scheduled seconds of the user's islands before each
-    (plus ``base``'s ``before`` seconds)."""
-    prior = "0" if base is None else "COALESCE(bs.before, 0)"
-    join = "" if base is None else f" LEFT JOIN {base} AS bs USING (user_id)"
-    return f"""
-SELECT i.user_id, i.month, i.s, i.e,
-  CAST({prior} + COALESCE(SUM(i.e - i.s) OVER (PARTITION BY i.user_id ORDER BY i.s
-    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS BIGINT) AS cum
-FROM ({islands}) AS i{join}
-"""
-
-
-_INSIDE = """
-WITH pts AS (
-  SELECT rid, user_id, a AS t, -1 AS sign FROM _ehr_x
-  UNION ALL
-  SELECT rid, user_id, b AS t, 1 AS sign FROM _ehr_x
-)
-SELECT p.rid,
-  CAST(SUM(p.sign * CASE WHEN iv.s IS NULL THEN 0 ELSE iv.cum + LEAST(p.t, iv.e) - iv.s END)
-    AS BIGINT) AS ins
-FROM pts AS p ASOF LEFT JOIN {islands} AS iv ON iv.user_id = p.user_id AND p.t >= iv.s
-GROUP BY p.rid
-"""
-"""In-hours seconds ``C(b) - C(a)`` of the slices in ``_ehr_x`` (``rid, user_id, a, b``)."""
-
-
-def _month_start(month: Any) -> int | None:
-    """Epoch seconds two days before the month ``YYYY-MM`` began (None: not a month):
-    no event of a local month starts earlier, whatever its UTC offset."""
-    try:
-        first = date(int(str(month)[:4]), int(str(month)[5:7]), 1)
-    except (TypeError, ValueError):
-        return None
-    return (first.toordinal() - date(1970, 1, 1).toordinal() - 2) * 86400
-
-
-def _monthly(period: Period, start: int | None = None) -> str:
-    """``ehr_monthly`` rows of the clinician-months in ``_ehr_k`` (as
-    :func:`cmio.measures.ehr_use.sql.monthly_sql`); ``start`` bounds the slices scanned
-    (epoch seconds no slice of those months starts before)."""
-    bound = "true" if start is None else f"s.t0 >= {start}"
-    intents = "('order', 'original-order', 'reflex-order', 'filler-order', 'instance-order')"
-    keyed = "EXISTS (SELECT 1 FROM _ehr_k AS k WHERE k.user_id = {0}.user_id AND k.month = {1})"
-    return f"""
-WITH used AS (
-  SELECT s.user_id, s.month, SUM(s.b - s.t0) AS ehr_s,
-    SUM(CASE WHEN s.activity_code = 'notes' THEN s.b - s.t0 ELSE 0 END) AS note_s,
-    SUM(CASE WHEN s.object_type = 'MedicationRequest' THEN s.b - s.t0 ELSE 0 END) AS rx_s,
-    SUM(CASE WHEN s.activity_code = 'inbox' THEN s.b - s.t0 ELSE 0 END) AS inbox_s,
-    MIN(s.objects_known) AS rx_known, SUM(s.ins) AS inside_s
-  FROM ehr_sl AS s WHERE {bound} AND {keyed.format("s", "s.month")}
-  GROUP BY s.user_id, s.month
-), sched AS (
-  SELECT user_id, month, SUM(e - s) AS sched_s FROM ehr_isl AS i
-  WHERE {keyed.format("i", "i.month")} GROUP BY user_id, month
-), mine AS (
-  SELECT o.requester_id AS user_id, SUBSTRING(o.authored_ts, 1, 7) AS month,
-    o.order_type || '/' || o.order_id AS ref
-  FROM orders AS o
-  WHERE o.requester_id IS NOT NULL AND o.authored_ts IS NOT NULL
-    AND o.intent IN {intents}
-    AND SUBSTRING(o.authored_ts, 1, 10) BETWEEN '{period.first}' AND '{period.last}'
-    AND EXISTS (SELECT 1 FROM _ehr_k AS k WHERE k.user_id = o.requester_id
-                AND k.month = SUBSTRING(o.authored_ts, 1, 7))
-), team AS (
-  SELECT DISTINCT target_ref FROM provenance
-  WHERE enterer_id IS NOT NULL AND (author_id IS NULL OR enterer_id <> author_id)
-    AND target_ref IN (SELECT ref FROM mine)
-), ord AS (
-  SELECT m.user_id, m.month, COUNT(*) AS orders,
-    SUM(CASE WHEN t.target_ref IS NULL THEN 0 ELSE 1 END) AS team_orders
-  FROM mine AS m LEFT JOIN team AS t ON t.target_ref = m.ref
-  GROUP BY m.user_id, m.month
-), keys AS (
-  SELECT user_id, month FROM used UNION SELECT user_id, month FROM sched
-  UNION SELECT user_id, month FROM ord
-)
-SELECT k.user_id, k.month,
-  CAST(COALESCE(sc.sched_s, 0) AS BIGINT) AS sched_s,
-  CAST(COALESCE(u.ehr_s, 0) AS BIGINT) AS ehr_s,
-  CAST(COALESCE(u.inside_s, 0) AS BIGINT) AS in_s,
-  CAST(COALESCE(u.ehr_s, 0) - COALESCE(u.inside_s, 0) AS BIGINT) AS out_s,
-  CAST(COALESCE(u.note_s, 0) AS BIGINT) AS note_s,
-  CAST(CASE WHEN u.rx_known IS NULL OR u.rx_known = 1 THEN COALESCE(u.rx_s, 0) END AS BIGINT)
-    AS rx_s,
-  CAST(COALESCE(u.inbox_s, 0) AS BIGINT) AS inbox_s,
-  CAST(COALESCE(o.orders, 0) AS BIGINT) AS orders,
-  CAST(COALESCE(o.team_orders, 0) AS BIGINT) AS team_orders
-FROM keys AS k
-LEFT JOIN used AS u ON u.user_id = k.user_id AND u.month = k.month
-LEFT JOIN sched AS sc ON sc.user_id = k.user_id AND sc.month = k.month
-LEFT JOIN ord AS o ON o.user_id = k.user_id AND o.month = k.month
-"""
 
 
 class EhrUseState:
@@ -202,16 +90,16 @@ class EhrUseState:
         ):
             db.create("ehr_iv", sql.intervals_sql(self.period))
             db.create("ehr_ev", sql.events_sql(self.period))
-        db.create("ehr_isl", _with_cum(sql.islands_sql("SELECT * FROM ehr_iv")))
+        db.create("ehr_isl", with_cum_sql(sql.islands_sql("SELECT * FROM ehr_iv")))
         db.create(
             "_ehr_s0",
             "SELECT *, ROW_NUMBER() OVER () AS rid FROM"
-            f" ({_slices('SELECT * FROM ehr_ev', self.timeout)}) AS s",
+            f" ({slices_sql('SELECT * FROM ehr_ev', self.timeout)}) AS s",
         )
         db.execute("DROP TABLE ehr_ev")
         db.create("_ehr_x", "SELECT rid, user_id, t0 AS a, b FROM _ehr_s0")
-        db.create("_ehr_ins", _INSIDE.format(islands="ehr_isl"))
-        columns = ", ".join(f"s.{c.strip()}" for c in _COLUMNS.split(","))
+        db.create("_ehr_ins", INSIDE_SQL.format(islands="ehr_isl"))
+        columns = ", ".join(f"s.{c.strip()}" for c in COLUMNS.split(","))
         db.create(
             "ehr_sl",
             f"SELECT {columns}, s.b, COALESCE(n.ins, 0) AS ins, s.reach, s.rid FROM _ehr_s0"
@@ -222,7 +110,7 @@ class EhrUseState:
                             " SELECT DISTINCT user_id, month FROM ehr_isl UNION"
                             " SELECT DISTINCT requester_id, SUBSTRING(authored_ts, 1, 7)"
                             " FROM orders")  # fmt: skip
-        db.create("ehr_monthly", _monthly(self.period))
+        db.create("ehr_monthly", monthly_rows_sql(self.period))
         db.write_meta("ehr_use", {"period": f"{self.period.first}/{self.period.last}",
                                   "timeout_s": str(self.timeout)})  # fmt: skip
         return ehr_outputs(db)
@@ -262,7 +150,7 @@ class EhrUseState:
                 " WHERE k.user_id = m.user_id AND k.month = m.month)"
             )
             first = _scalar(db, "SELECT MIN(month) FROM _ehr_k")
-            db.insert("ehr_monthly", _monthly(self.period, _month_start(first)))
+            db.insert("ehr_monthly", monthly_rows_sql(self.period, month_start(first)))
         return ehr_outputs(db)
 
     def _refresh_sessions(self) -> None:
@@ -278,11 +166,11 @@ class EhrUseState:
         # for the users without a stored start in [bound, M), everything.
         db.create("_ehr_t", "SELECT user_id, MIN(t0) AS t FROM _ehr_new GROUP BY user_id")
         lo = _scalar(db, "SELECT MIN(t) - 172800 FROM _ehr_t")
-        db.create("_ehr_cut", _cut(f"s.t0 >= {lo if lo is not None else 0}"))
+        db.create("_ehr_cut", cut_sql(f"s.t0 >= {lo if lo is not None else 0}"))
         db.execute("DELETE FROM _ehr_cut WHERE pre IS NULL")
         db.insert(
             "_ehr_cut",
-            "SELECT * FROM (" + _cut("true") + ") AS c"
+            "SELECT * FROM (" + cut_sql("true") + ") AS c"
             " WHERE c.user_id NOT IN (SELECT user_id FROM _ehr_cut)",
         )
         low = _scalar(db, "SELECT MIN(m) FROM _ehr_cut")
@@ -295,8 +183,8 @@ class EhrUseState:
         db.insert("_ehr_keys", "SELECT user_id, month FROM _ehr_new")
         db.create(
             "_ehr_resliced",
-            _slices(
-                f"SELECT {_COLUMNS} FROM _ehr_new UNION ALL SELECT s.user_id, s.month,"
+            slices_sql(
+                f"SELECT {COLUMNS} FROM _ehr_new UNION ALL SELECT s.user_id, s.month,"
                 " s.activity_code, s.object_type, s.objects_known, s.start_ts, s.t0, s.t1"
                 f" FROM ehr_sl AS s JOIN _ehr_cut AS c ON {redo}",
                 self.timeout,
@@ -350,7 +238,7 @@ class EhrUseState:
             " WHERE i.user_id IN (SELECT user_id FROM _ehr_scut) GROUP BY i.user_id",
         )
         redone = sql.islands_sql(f"SELECT i.* FROM ehr_iv AS i JOIN _ehr_scut AS c ON {after}")
-        db.create("_ehr_nisl", _with_cum(redone, "_ehr_base"))
+        db.create("_ehr_nisl", with_cum_sql(redone, "_ehr_base"))
         db.insert("ehr_isl", "SELECT * FROM _ehr_nisl")
         db.insert("_ehr_keys", "SELECT user_id, month FROM _ehr_nisl")
         # In-hours seconds: the re-sliced slices (from M on), and those ending after K
@@ -376,7 +264,7 @@ class EhrUseState:
             "(SELECT i.* FROM ehr_isl AS i JOIN _ehr_from AS f ON f.user_id = i.user_id"
             " AND (f.f IS NULL OR i.s >= f.f))"
         )
-        db.create("_ehr_ins", _INSIDE.format(islands=islands))
+        db.create("_ehr_ins", INSIDE_SQL.format(islands=islands))
         db.execute("UPDATE ehr_sl SET ins = n.ins FROM _ehr_ins AS n WHERE ehr_sl.rid = n.rid")
 
     def _refresh_orders(self) -> None:
@@ -393,19 +281,6 @@ class EhrUseState:
             " AND o.order_type || '/' || o.order_id IN"
             " (SELECT target_ref FROM _ehr_day_provenance)",
         )
-
-
-def _cut(window: str) -> str:
-    """Per user of ``_ehr_t``: ``m`` (M) and ``pre``, from the stored slices in ``window``."""
-    return f"""
-WITH w AS (SELECT s.user_id, s.t0, s.reach FROM ehr_sl AS s WHERE {window}),
-m AS (
-  SELECT t.user_id, COALESCE(MAX(w.t0), MIN(t.t)) AS m FROM _ehr_t AS t
-  LEFT JOIN w ON w.user_id = t.user_id AND w.t0 < t.t GROUP BY t.user_id
-)
-SELECT m.user_id, m.m, MAX(w.reach) AS pre
-FROM m LEFT JOIN w ON w.user_id = m.user_id AND w.t0 < m.m GROUP BY m.user_id, m.m
-"""
 
 
 def _scalar(db: StateDb, query: str) -> Any:
