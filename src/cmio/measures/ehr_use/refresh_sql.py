@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any
 
 from cmio.measures.ehr_use.engine import Period
+from cmio.measures.ehr_use.sql import monthly_tail
 
 __all__ = [
     "COLUMNS",
@@ -162,26 +163,7 @@ WITH used AS (
     SUM(CASE WHEN t.target_ref IS NULL THEN 0 ELSE 1 END) AS team_orders
   FROM mine AS m LEFT JOIN team AS t ON t.target_ref = m.ref
   GROUP BY m.user_id, m.month
-), keys AS (
-  SELECT user_id, month FROM used UNION SELECT user_id, month FROM sched
-  UNION SELECT user_id, month FROM ord
-)
-SELECT k.user_id, k.month,
-  CAST(COALESCE(sc.sched_s, 0) AS BIGINT) AS sched_s,
-  CAST(COALESCE(u.ehr_s, 0) AS BIGINT) AS ehr_s,
-  CAST(COALESCE(u.inside_s, 0) AS BIGINT) AS in_s,
-  CAST(COALESCE(u.ehr_s, 0) - COALESCE(u.inside_s, 0) AS BIGINT) AS out_s,
-  CAST(COALESCE(u.note_s, 0) AS BIGINT) AS note_s,
-  CAST(CASE WHEN u.rx_known IS NULL OR u.rx_known = 1 THEN COALESCE(u.rx_s, 0) END AS BIGINT)
-    AS rx_s,
-  CAST(COALESCE(u.inbox_s, 0) AS BIGINT) AS inbox_s,
-  CAST(COALESCE(o.orders, 0) AS BIGINT) AS orders,
-  CAST(COALESCE(o.team_orders, 0) AS BIGINT) AS team_orders
-FROM keys AS k
-LEFT JOIN used AS u ON u.user_id = k.user_id AND u.month = k.month
-LEFT JOIN sched AS sc ON sc.user_id = k.user_id AND sc.month = k.month
-LEFT JOIN ord AS o ON o.user_id = k.user_id AND o.month = k.month
-"""
+{monthly_tail("u.inside_s")}"""
 
 
 def cut_sql(window: str) -> str:

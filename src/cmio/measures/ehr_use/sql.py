@@ -35,6 +35,7 @@ __all__ = [
     "islands_sql",
     "metrics_select",
     "monthly_sql",
+    "monthly_tail",
     "schedule_sql",
     "slices_sql",
 ]
@@ -212,6 +213,46 @@ GROUP BY p.user_id, p.month
 _ORDER_INTENTS = "('order', 'original-order', 'reflex-order', 'filler-order', 'instance-order')"
 
 
+def monthly_tail(inside: str, inside_join: str = "") -> str:
+    """The ``keys`` CTE and the final SELECT of the clinician-month rows.
+
+    Shared by the full computation (:func:`monthly_sql`) and the incremental refresh
+    (:func:`cmio.measures.ehr_use.refresh_sql.monthly_rows_sql`): both end with the CTEs
+    ``used``, ``sched`` and ``ord``, and differ only in where the in-hours seconds come
+    from.
+
+    Args:
+        inside: the column giving a clinician-month's in-hours seconds.
+        inside_join: a LEFT JOIN (ending in a newline) bringing that column, if needed.
+
+    Returns:
+        SQL text continuing a WITH clause after its last CTE's closing parenthesis.
+    """
+    return f"""), keys AS (
+  SELECT user_id, month FROM used UNION SELECT user_id, month FROM sched
+  UNION SELECT user_id, month FROM ord
+)
+SELECT k.user_id, k.month,
+  CAST(COALESCE(sc.sched_s, 0) AS BIGINT) AS sched_s,
+  CAST(COALESCE(u.ehr_s, 0) AS BIGINT) AS ehr_s,
+  CAST(COALESCE({inside}, 0) AS BIGINT) AS in_s,
+  CAST(COALESCE(u.ehr_s, 0) - COALESCE({inside}, 0) AS BIGINT) AS out_s,
+  CAST(COALESCE(u.note_s, 0) AS BIGINT) AS note_s,
+  CAST(CASE WHEN u.rx_known IS NULL OR u.rx_known = 1 THEN COALESCE(u.rx_s, 0) END AS BIGINT)
+    AS rx_s,
+  CAST(COALESCE(u.inbox_s, 0) AS BIGINT) AS inbox_s,
+  CAST(COALESCE(o.orders, 0) AS BIGINT) AS orders,
+  CAST(COALESCE(o.team_orders, 0) AS BIGINT) AS team_orders
+FROM keys AS k
+LEFT JOIN used AS u ON u.user_id = k.user_id AND u.month = k.month
+{inside_join}LEFT JOIN sched AS sc ON sc.user_id = k.user_id AND sc.month = k.month
+LEFT JOIN ord AS o ON o.user_id = k.user_id AND o.month = k.month
+"""
+
+
+_INSIDE_JOIN = "LEFT JOIN ehr_inside AS i ON i.user_id = k.user_id AND i.month = k.month\n"
+
+
 def monthly_sql(period: Period) -> str:
     """``ehr_monthly``: the additive :data:`BASE_COLUMNS` per clinician and month."""
     return f"""
@@ -236,27 +277,7 @@ WITH used AS (
   WHERE o.requester_id IS NOT NULL AND o.authored_ts IS NOT NULL
     AND o.intent IN {_ORDER_INTENTS} AND {_in_period("o.authored_ts", period)}
   GROUP BY o.requester_id, SUBSTRING(o.authored_ts, 1, 7)
-), keys AS (
-  SELECT user_id, month FROM used UNION SELECT user_id, month FROM sched
-  UNION SELECT user_id, month FROM ord
-)
-SELECT k.user_id, k.month,
-  CAST(COALESCE(sc.sched_s, 0) AS BIGINT) AS sched_s,
-  CAST(COALESCE(u.ehr_s, 0) AS BIGINT) AS ehr_s,
-  CAST(COALESCE(i.inside_s, 0) AS BIGINT) AS in_s,
-  CAST(COALESCE(u.ehr_s, 0) - COALESCE(i.inside_s, 0) AS BIGINT) AS out_s,
-  CAST(COALESCE(u.note_s, 0) AS BIGINT) AS note_s,
-  CAST(CASE WHEN u.rx_known IS NULL OR u.rx_known = 1 THEN COALESCE(u.rx_s, 0) END AS BIGINT)
-    AS rx_s,
-  CAST(COALESCE(u.inbox_s, 0) AS BIGINT) AS inbox_s,
-  CAST(COALESCE(o.orders, 0) AS BIGINT) AS orders,
-  CAST(COALESCE(o.team_orders, 0) AS BIGINT) AS team_orders
-FROM keys AS k
-LEFT JOIN used AS u ON u.user_id = k.user_id AND u.month = k.month
-LEFT JOIN ehr_inside AS i ON i.user_id = k.user_id AND i.month = k.month
-LEFT JOIN sched AS sc ON sc.user_id = k.user_id AND sc.month = k.month
-LEFT JOIN ord AS o ON o.user_id = k.user_id AND o.month = k.month
-"""
+{monthly_tail("i.inside_s", _INSIDE_JOIN)}"""
 
 
 def metrics_select(group: tuple[str, ...], table: str) -> str:
