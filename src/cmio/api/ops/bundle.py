@@ -10,7 +10,7 @@ runs each entry as an independent sub-request through the router.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,15 +29,18 @@ from cmio.api.ops.update import do_update
 from cmio.api.ops.write import prefer_return
 from cmio.api.references import rewrite_references
 from cmio.api.render import json_response
-from cmio.store.base import StoredResource, Transaction
+from cmio.store.base import StoredResource, TableRows, Transaction
 
 if TYPE_CHECKING:
     from cmio.security.policy import Policy
 
-__all__ = ["bundle", "process_transaction"]
+__all__ = ["EntryAhead", "bundle", "process_transaction"]
 
 Dispatch = Callable[[FhirRequest], FhirResponse]
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
+EntryAhead = tuple[dict[str, Any], TableRows | None, str | None]
+"""An entry's work done before the transaction (by its fullUrl, the HL7 engine's worker): the
+resource as it will be written, its ``SearchIndexer.table_rows``, the id drawn for a POST."""
 
 
 @dataclass(slots=True)
@@ -155,10 +158,25 @@ def _write_reply(
 
 
 def process_transaction(
-    env: Env, tx: Transaction, entries: list[Any], base: str, with_resource: bool
+    env: Env,
+    tx: Transaction,
+    entries: list[Any],
+    base: str,
+    with_resource: bool,
+    ahead: Mapping[str, EntryAhead] | None = None,
 ) -> None:
-    """Apply the write entries of a transaction inside ``tx`` (sets ``entry.response``)."""
+    """Apply the write entries of a transaction inside ``tx`` (sets ``entry.response``).
+
+    ``ahead``: :data:`EntryAhead` by fullUrl; rows are used only for the very resource written.
+    """
     from cmio.api.ops.common import parse_etag
+
+    def done(entry: _Entry) -> EntryAhead | None:
+        return ahead.get(entry.full_url) if ahead and entry.full_url else None
+
+    def rows(entry: _Entry) -> TableRows | None:
+        found = done(entry)
+        return found[1] if found is not None and found[0] == entry.resource else None
 
     mapping: dict[str, str] = {}
     assigned: dict[int, str] = {}
@@ -187,8 +205,9 @@ def process_transaction(
             if entry.index not in assigned:
                 keep = env.settings.keep_urn_ids and (entry.full_url or "").startswith("urn:uuid:")
                 candidate = entry.full_url[9:] if keep and entry.full_url else ""
+                drawn = (done(entry) or (None, None, None))[2]
                 assigned[entry.index] = (
-                    candidate if ID_RE.fullmatch(candidate) else str(uuid.uuid4())
+                    candidate if ID_RE.fullmatch(candidate) else drawn or str(uuid.uuid4())
                 )
             if entry.full_url:
                 mapping[entry.full_url] = f"{entry.rtype}/{assigned[entry.index]}"
@@ -233,7 +252,9 @@ def process_transaction(
                     "response": {"status": "204 No Content" if deleted else "404 Not Found"}
                 }
         elif entry.method == "POST":
-            stored = do_create(env, tx, entry.resource, id=assigned[entry.index]).stored
+            stored = do_create(
+                env, tx, entry.resource, id=assigned[entry.index], ahead=rows(entry)
+            ).stored
             entry.response = _write_reply(stored, "201 Created", base, with_resource)
         elif entry.method == "PUT":
             if entry.rid is None:
@@ -244,7 +265,12 @@ def process_transaction(
                     expression=f"{where}.request.url",
                 )
             stored, created = do_update(
-                env, tx, entry.resource, entry.rid, if_match=parse_etag(entry.if_match)
+                env,
+                tx,
+                entry.resource,
+                entry.rid,
+                if_match=parse_etag(entry.if_match),
+                ahead=rows(entry),
             )
             entry.response = _write_reply(
                 stored, "201 Created" if created else "200 OK", base, with_resource
@@ -369,7 +395,8 @@ def bundle(
     writes = [e for e in entries if e.method not in ("GET", "HEAD")]
     try:
         with env.repository.transaction() as tx:
-            process_transaction(env, tx, writes, request.base_url, with_resource)
+            ahead = getattr(request, "entry_ahead", None)  # see EntryAhead
+            process_transaction(env, tx, writes, request.base_url, with_resource, ahead)
     except FhirError as exc:
         exc.issues.append(
             OutcomeIssue(
