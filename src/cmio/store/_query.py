@@ -71,6 +71,10 @@ def search_sql(query: SearchQuery) -> tuple[Sql, Sql | None]:
     return page, count if query.total else None
 
 
+_MEMBER_COLUMNS = "r.type, r.id, r.version, r.last_updated, r.data"
+_MEMBER_DATA = "r.type, r.id, r.data"
+
+
 def compartment_sql(
     dialect: str,
     param: str,
@@ -80,6 +84,7 @@ def compartment_sql(
     since: str | None,
     count: int,
     offset: int,
+    data_only: bool = False,
 ) -> tuple[Sql, Sql]:
     """The page and count statements of a compartment's members (``Patient/[id]/$everything``).
 
@@ -89,7 +94,7 @@ def compartment_sql(
     (https://hl7.org/fhir/R4/patient-operation-everything.html); the page is in the
     store's member order, which needs no sort: the index's own order (row id within
     equal keys) on SQLite, ``(type, id)`` on PostgreSQL. Page columns:
-    ``type, id, version, last_updated, data, member order key``.
+    ``type, id, version, last_updated, data``, or ``type, id, data`` with ``data_only``.
 
     A deleted resource has no index rows (they go in the delete's transaction), so
     without ``since`` the count reads the index alone.
@@ -114,7 +119,7 @@ def compartment_sql(
         f" AND r.id = x.resource_id WHERE {' AND '.join(joined)}"
     )
     page = Sql(
-        f"SELECT r.type, r.id, r.version, r.last_updated, r.data {source}"
+        f"SELECT {_MEMBER_DATA if data_only else _MEMBER_COLUMNS} {source}"
         f" ORDER BY {order} LIMIT ? OFFSET ?",
         (*joined_params, max(0, count), max(0, offset)),
     )
