@@ -17,8 +17,9 @@ from typing import Any
 
 from cmio.store import _audit
 from cmio.store._common import Clock, check_id, new_id, resource_type_of, stamp
-from cmio.store._query import compartment_sql, history_sql, search_sql
+from cmio.store._query import history_sql, search_sql
 from cmio.store._sqlbulk import BulkPuts
+from cmio.store._sqlmembers import CompartmentReads
 from cmio.store._sqlrows import (
     ARCHIVE_DATA,
     DELETE_INDEX,
@@ -39,7 +40,6 @@ from cmio.store.base import (
     ConflictError,
     HistoryPage,
     Indexer,
-    InvalidRequestError,
     SearchPage,
     SearchQuery,
     StoredResource,
@@ -70,7 +70,7 @@ IndexRows = TableRows
 _CHUNK = 500
 
 
-class SqlTransaction(BulkPuts, Transaction, abc.ABC):
+class SqlTransaction(BulkPuts, CompartmentReads, Transaction, abc.ABC):
     """Versioned-resource logic over a DB-API-like connection (``?`` placeholders)."""
 
     #: appended to row-locking selects (``" FOR UPDATE"`` on PostgreSQL)
@@ -177,33 +177,6 @@ class SqlTransaction(BulkPuts, Transaction, abc.ABC):
             total = query.offset + len(rows)
         elif count is not None:
             found = self._fetchone(count.text, count.params)
-            total = int(found[0]) if found else 0
-        return SearchPage(resources, total)
-
-    def compartment(
-        self,
-        ctype: str,
-        cid: str,
-        *,
-        types: tuple[str, ...] | None = None,
-        since: str | None = None,
-        count: int = 50,
-        offset: int = 0,
-    ) -> SearchPage:
-        """Members of a compartment in the store's member order: one statement for every
-        type, no sort (:func:`cmio.store._query.compartment_sql`)."""
-        if types is not None and not types:
-            raise InvalidRequestError("_type needs at least one resource type")
-        page, count_sql = compartment_sql(
-            self.dialect, "_compartment", ctype, cid, types, since, count, offset
-        )
-        rows = self._fetchall(page.text, page.params) if count > 0 else []
-        out = self._data_out
-        resources = [StoredResource(r[0], r[1], r[2], r[3], False, out(r[4])) for r in rows]
-        if len(rows) < count and (rows or offset == 0):
-            total = offset + len(rows)  # the last page: every match is before or on it
-        else:
-            found = self._fetchone(count_sql.text, count_sql.params)
             total = int(found[0]) if found else 0
         return SearchPage(resources, total)
 

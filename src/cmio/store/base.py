@@ -270,6 +270,35 @@ class Transaction(abc.ABC):
         query = SearchQuery(None, tuple(clauses), count, offset, ("_lastUpdated",), True)
         return self.search(query)
 
+    def compartment_rows(
+        self,
+        ctype: str,
+        cid: str,
+        *,
+        types: tuple[str, ...] | None = None,
+        since: str | None = None,
+        count: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[tuple[str, str, bytes]], int]:
+        """:meth:`compartment`'s page as ``(type, id, data)`` rows, and its total: the same
+        members in the same order, without an object per member (``$everything`` splices
+        the bytes into its Bundle). This default derives them from :meth:`compartment`."""
+        page = self.compartment(ctype, cid, types=types, since=since, count=count, offset=offset)
+        rows = [(s.type, s.id, s.data) for s in page.resources if s.data is not None]
+        return rows, len(rows) if page.total is None else page.total
+
+    def read_current(self, keys: Sequence[tuple[str, str]]) -> list[StoredResource]:
+        """The current versions of ``keys`` (``(type, id)``), as :meth:`read` answers each
+        (https://hl7.org/fhir/R4/http.html#read), in the order of ``keys``; unknown and
+        deleted resources are left out. This default reads them one by one."""
+        found: list[StoredResource] = []
+        for rtype, rid in keys:
+            try:
+                found.append(self.read(rtype, rid))
+            except (NotFoundError, GoneError):
+                continue
+        return found
+
     @abc.abstractmethod
     def history(
         self,

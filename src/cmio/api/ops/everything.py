@@ -20,9 +20,8 @@ from cmio.api.env import Env
 from cmio.api.errors import FhirError
 from cmio.api.http import FhirRequest, FhirResponse
 from cmio.api.ops.common import check_id
-from cmio.api.ops.search import searchset_body
 from cmio.api.render import FHIR_JSON, dumps, is_pretty
-from cmio.store.base import GoneError, NotFoundError, SearchClause, StoredResource
+from cmio.store.base import SearchClause, StoredResource
 
 if TYPE_CHECKING:
     from cmio.security.policy import Policy
@@ -75,11 +74,27 @@ def everything(
         allowed = authorize.restrict_everything(env, policy, rid, clauses)
         types = next((c.values for c in allowed if c.name == "_type"), types)
     since = request.param("_since")
+    start = dumps(request.base_url + "/")[:-1]  # the escaped base, quote opened
+    total: int | None
     with env.repository.read_transaction() as tx:  # one snapshot; never waits for writers
         tx.read("Patient", rid)  # 404 / 410 for an unknown or deleted patient
-        page = tx.compartment("Patient", rid, types=types, since=since, count=count, offset=offset)
-        included = _referenced(tx, page.resources)
-    page = authorize.visible_page(policy, page, "read")
+        if policy is None:  # the rows as stored: no object per member
+            rows, total = tx.compartment_rows(
+                "Patient", rid, types=types, since=since, count=count, offset=offset
+            )
+            matches = _entries(start, rows, b"match", True)
+            # the entries hold the members' bytes unchanged: one scan finds what they cite
+            wanted = _outside(matches, rows)
+        else:
+            page = tx.compartment(
+                "Patient", rid, types=types, since=since, count=count, offset=offset
+            )
+            every = _rows(page.resources)  # what the page cites, hidden members too
+            wanted = _outside(b"\n".join(r[2] for r in every), every)
+            page = authorize.visible_page(policy, page, "read")
+            total = page.total
+            matches = _entries(start, _rows(page.resources), b"match", True)
+        included = tx.read_current(wanted)
     included = authorize.visible(policy, "read", included)
     params = [(k, v) for k, v in request.query if k != "_offset"]
     path = f"Patient/{rid}/$everything"
@@ -89,7 +104,7 @@ def everything(
             "url": f"{request.base_url}/{path}?{urlencode([*params, ('_offset', str(offset))])}",
         }
     ]
-    if page.total is not None and offset + count < page.total:
+    if total is not None and offset + count < total:
         links.append(
             {
                 "relation": "next",
@@ -97,34 +112,58 @@ def everything(
             }
         )
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
-    if page.total is not None:
-        bundle["total"] = page.total
+    if total is not None:
+        bundle["total"] = total
     bundle["link"] = links
-    body = searchset_body(request.base_url, bundle, page.resources, included)
+    body = dumps(bundle)
+    if matches or included:
+        body = b"".join(
+            (
+                body[:-1],
+                b',"entry":[',
+                matches,
+                _entries(start, _rows(included), b"include", not matches),
+                b"]}",
+            )
+        )
     if is_pretty(request):
         body = dumps(orjson.loads(body), True)
     return FhirResponse(200, body, [("content-type", FHIR_JSON)])
 
 
-def _referenced(tx: Any, resources: list[StoredResource]) -> list[StoredResource]:
-    """Resources outside the compartment that the page references (read once each)."""
-    members = {(s.type, s.id) for s in resources}
-    wanted: dict[tuple[str, str], None] = {}
-    # one scan over the page's bytes (a newline never occurs inside compact JSON, so no
-    # match spans two resources): half the cost of a scan per resource
-    data = b"\n".join(s.data for s in resources if s.data is not None)
+def _rows(resources: list[StoredResource]) -> list[tuple[str, str, bytes]]:
+    return [(s.type, s.id, s.data) for s in resources if s.data is not None]
+
+
+def _entries(start: bytes, rows: list[tuple[str, str, bytes]], mode: bytes, first: bool) -> bytes:
+    """Search entries (https://hl7.org/fhir/R4/bundle.html#searchset) with the stored bytes
+    spliced in unparsed, each after a comma but the very first: the bytes of
+    :func:`cmio.api.ops.search.searchset_body`, built in one join without an object per
+    entry. ``start`` is the JSON-escaped base URL with the quote opened."""
+    if not rows:
+        return b""
+    head = b',{"fullUrl":' + start
+    tail = b',"search":{"mode":"' + mode + b'"}}'
+    parts: list[bytes] = []
+    for rtype, rid, data in rows:
+        # types and ids are [A-Za-z0-9.-]: nothing in them to escape
+        parts += (head, f'{rtype}/{rid}","resource":'.encode(), data, tail)
+    if first:
+        parts[0] = head[1:]
+    return b"".join(parts)
+
+
+def _outside(data: bytes, rows: list[tuple[str, str, bytes]]) -> list[tuple[str, str]]:
+    """The resources outside the compartment that ``data`` (the page's bytes) references,
+    each once, in first-seen order (members left out)."""
+    members = {(r[0], r[1]) for r in rows}
+    wanted: list[tuple[str, str]] = []
+    # a match never spans two resources: a reference's characters hold no quote
     for ref in dict.fromkeys(_OUTSIDE_REF.findall(data)):  # each once, first-seen order
-        rtype, _, rid = ref.decode().partition("/")
-        key = (rtype, rid)
-        if key not in members:
-            wanted[key] = None
-    found: list[StoredResource] = []
-    for rtype, rid in wanted:
-        try:
-            found.append(tx.read(rtype, rid))
-        except (NotFoundError, GoneError):  # dangling or deleted targets are left out
-            continue
-    return found
+        rtype, _, ref_id = ref.decode().partition("/")
+        if (rtype, ref_id) not in members:
+            wanted.append((rtype, ref_id))
+    return wanted
 
 
 _OUTSIDE = (
