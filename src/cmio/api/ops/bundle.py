@@ -174,9 +174,10 @@ def process_transaction(
     def done(entry: _Entry) -> EntryAhead | None:
         return ahead.get(entry.full_url) if ahead and entry.full_url else None
 
-    def rows(entry: _Entry) -> TableRows | None:
-        found = done(entry)
-        return found[1] if found is not None and found[0] == entry.resource else None
+    def rows(entry: _Entry, id: str | None = None) -> TableRows | None:
+        found = done(entry)  # (a POST's rows were extracted with the id drawn for it)
+        ok = found is not None and found[0] == entry.resource and found[2] == id
+        return found[1] if found is not None and ok else None
 
     mapping: dict[str, str] = {}
     assigned: dict[int, str] = {}
@@ -253,7 +254,11 @@ def process_transaction(
                 }
         elif entry.method == "POST":
             stored = do_create(
-                env, tx, entry.resource, id=assigned[entry.index], ahead=rows(entry)
+                env,
+                tx,
+                entry.resource,
+                id=assigned[entry.index],
+                ahead=rows(entry, assigned[entry.index]),
             ).stored
             entry.response = _write_reply(stored, "201 Created", base, with_resource)
         elif entry.method == "PUT":
