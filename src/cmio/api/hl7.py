@@ -9,6 +9,9 @@ message's Bundle in the same savepoint, then the marker Provenance, so the three
 commit together or not at all on both backends. Entries conditional on an identifier
 whose resource the sink has seen are resolved by a primary-key read instead of a search,
 and dropped when they would change nothing (:mod:`~cmio.interfaces.hl7v2.engine.shortcuts`).
+A message prepared in the engine's worker process carries its entries' index rows
+(:mod:`cmio.api.hl7_prepare`); the sink hands the worker what it needs for them
+(:meth:`RouterSink.ahead_spec`, :meth:`RouterSink.learned_ids`).
 
 :func:`health_routes` serves the dashboard's ``/interfaces/health`` (JSON) and the
 Prometheus ``/metrics`` endpoint from the engine's journal file.
@@ -18,7 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +31,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from cmio.api.hl7_prepare import AheadSpec, PreparedBundle
 from cmio.api.http import FhirRequest
+from cmio.api.ops.bundle import EntryAhead
 from cmio.api.router import FhirRouter
 from cmio.interfaces.hl7v2.engine.destinations import SinkItem, SinkOutcome
 from cmio.interfaces.hl7v2.engine.metrics import read_health, to_prometheus
@@ -45,6 +51,15 @@ __all__ = ["RouterClient", "RouterSink", "health_routes"]
 
 _HEADERS = {"content-type": "application/fhir+json", "prefer": "return=minimal"}
 _KNOWN_IDS = 100_000  # identifiers remembered per sink (then it starts over)
+_LOGGED = 20_000  # identifiers kept for the worker's copy (then the older half goes)
+Key = tuple[str, str, str]
+
+
+@dataclass(slots=True)
+class _AheadRequest(FhirRequest):
+    """A transaction request carrying work done ahead (see ``cmio.api.ops.bundle.EntryAhead``)."""
+
+    entry_ahead: Mapping[str, EntryAhead] | None = None
 
 
 class _Refused(Exception):
@@ -65,12 +80,18 @@ class RouterClient:
         path: str,
         query: list[tuple[str, str]],
         body: dict[str, Any] | bytes | None,
+        ahead: Mapping[str, EntryAhead] | None = None,
     ) -> tuple[int, dict[str, Any]]:
-        """Perform one interaction; the status and the parsed JSON body (given parsed or as JSON)."""
+        """Perform one interaction; the status and the parsed JSON body (given parsed or as JSON).
+
+        ``ahead``: a transaction's entries' work done before it (by fullUrl).
+        """
         raw = body if isinstance(body, bytes) else b"" if body is None else orjson.dumps(body)
-        response = self.router.handle(
-            FhirRequest(method, path, list(query), headers=dict(_HEADERS), body=raw)
-        )
+        request = FhirRequest(method, path, list(query), headers=dict(_HEADERS), body=raw)
+        if ahead:
+            request = _AheadRequest(method, path, list(query), headers=dict(_HEADERS), body=raw,
+                                    entry_ahead=ahead)  # fmt: skip
+        response = self.router.handle(request)
         parsed = orjson.loads(response.body) if response.body else {}
         return response.status, parsed if isinstance(parsed, dict) else {}
 
@@ -89,9 +110,63 @@ class RouterSink:
         self.client = RouterClient(router)
         self.repository = router.env.repository
         self.shortcuts = shortcuts
-        self._ids: dict[tuple[str, str, str], str] = {}  # (type, system, value) -> id
+        self._ids: dict[Key, str] = {}  # (type, system, value) -> id
         self.skipped = 0
         """Entries answered without a search or a write (resolved or unchanged)."""
+        self._log: list[tuple[Key, str]] = []  # what _ids learned, for the worker's copy
+        self._log_base = 0
+        self._spec: AheadSpec | None = None
+        self._spec_model: Any = None
+        self.ahead_used = 0
+        """Messages applied with work done ahead (the rest had theirs done here)."""
+
+    def ahead_spec(self) -> AheadSpec | None:
+        """What a worker process needs to index as this store does (None: it cannot).
+
+        The same object while the store's indexer keeps its model; a new generation once
+        custom SearchParameters change it (rows prepared under an older one are not used).
+        """
+        from cmio.api.ops.reindex import sync_search_parameters
+        from cmio.indexing import SearchIndexer
+
+        indexer = self.repository.indexer
+        if not isinstance(indexer, SearchIndexer):
+            return None
+        sync_search_parameters(self.router.env)
+        model = indexer.model
+        if self._spec is None or model is not self._spec_model:
+            custom = None if model is indexer.base_model else model
+            generation = 1 if self._spec is None else self._spec.generation + 1
+            self._spec = AheadSpec(generation, indexer.base_model.package_sha256, custom,
+                                   self.router.env.settings.keep_urn_ids, indexer.full_text)  # fmt: skip
+            self._spec_model = model
+        return self._spec
+
+    def learned_ids(self, since: int) -> tuple[int, list[tuple[Key, str]]]:
+        """The identifiers resolved since position ``since`` and the position now."""
+        start = max(since - self._log_base, 0)
+        return self._log_base + len(self._log), self._log[start:]
+
+    def _remember(self, key: Key, rid: str) -> None:
+        if len(self._ids) >= _KNOWN_IDS:
+            self._ids.clear()
+        self._ids[key] = rid
+        self._log.append((key, rid))
+        if len(self._log) > _LOGGED:
+            half = len(self._log) // 2
+            del self._log[:half]
+            self._log_base += half
+
+    def _ahead(self, prepared: Any) -> Mapping[str, EntryAhead] | None:
+        """Work done ahead, if done with the model this store's indexer still has."""
+        spec = self._spec
+        if not isinstance(prepared, PreparedBundle) or spec is None:
+            return None
+        if prepared.generation != spec.generation:
+            return None
+        if getattr(self.repository.indexer, "model", None) is not self._spec_model:
+            return None
+        return prepared.entries
 
     def apply(self, items: Sequence[SinkItem]) -> list[SinkOutcome]:
         """Apply each item on its own (a savepoint each), all in one durable commit."""
@@ -135,7 +210,10 @@ class RouterSink:
             raw = replace_references(orjson.dumps(bundle), targets)
         else:
             known, conds, raw = (), [], orjson.dumps(item.bundle)
-        status, body = self.client.request("POST", "", [], raw)
+        ahead = self._ahead(item.ahead)
+        if ahead:
+            self.ahead_used += 1
+        status, body = self.client.request("POST", "", [], raw, ahead)
         if status != 200:
             raise _Refused(SinkOutcome(status, _diagnostics(body)))
         locations = known + tuple(_locations(body))
@@ -181,7 +259,7 @@ class RouterSink:
                     self.skipped += 1
                     continue
                 if ids:
-                    self._ids[cond.key] = ids[0]
+                    self._remember(cond.key, ids[0])
                     found = self._known(cond)
             if cond is None or found is None:
                 kept.append(entry)
@@ -235,9 +313,7 @@ class RouterSink:
             parts = location.split("/fhir/", 1)[-1].split("/")
             if cond is None or len(parts) < 2 or parts[0] != cond.resource_type:
                 continue
-            if len(self._ids) >= _KNOWN_IDS:
-                self._ids.clear()
-            self._ids[cond.key] = parts[1]
+            self._remember(cond.key, parts[1])
 
 
 def _locations(body: dict[str, Any]) -> Iterator[str]:

@@ -56,6 +56,14 @@ def register(app: typer.Typer) -> None:
         validation: Annotated[
             str, typer.Option("--validation", help="Store validation: off, base, profiles")
         ] = "base",
+        worker_after: Annotated[
+            int,
+            typer.Option(
+                "--worker-after",
+                help="Start a channel's preparation process (a second core) once this many"
+                " messages wait; 0: at start, -1: never",
+            ),
+        ] = 16,
     ) -> None:
         """Serve channels: journal, ACK, map to FHIR and store, until Ctrl-C or SIGTERM."""
         from dataclasses import replace
@@ -87,6 +95,7 @@ def register(app: typer.Typer) -> None:
                 supported_types=frozenset(SUPPORTED),
                 translate=sink.translate,
                 patient_links=sink.patient_links,
+                worker_after=worker_after if worker_after >= 0 else None,
             )
         except ValueError as exc:
             sink.close()
@@ -297,6 +306,15 @@ class _StoreWhenReady:
     def exists(self, resource_type: str, resource_id: str) -> bool:
         """Ask the store once it is open."""
         return bool(self._get().exists(resource_type, resource_id))
+
+    def ahead_spec(self) -> Any:
+        """What the preparation worker needs to index as the store does (see RouterSink)."""
+        return self._get().ahead_spec()
+
+    def learned_ids(self, since: int) -> tuple[int, list[Any]]:
+        """The identifiers the store sink resolved since ``since`` (see RouterSink)."""
+        found: tuple[int, list[Any]] = self._get().learned_ids(since)
+        return found
 
     def translate(self, system: str, code: str) -> Sequence[tuple[str, str, str]]:
         """Local codes through the terminology service's ConceptMaps (none without it)."""

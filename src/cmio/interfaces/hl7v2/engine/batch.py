@@ -33,6 +33,7 @@ from cmio.interfaces.hl7v2.engine.destinations import (
     with_marker,
 )
 from cmio.interfaces.hl7v2.engine.journal import StateUpdate
+from cmio.interfaces.hl7v2.engine.records import JournalRow
 from cmio.interfaces.hl7v2.engine.steps import (
     MappedMessage,
     Mapper,
@@ -45,7 +46,7 @@ from cmio.interfaces.hl7v2.errors import ParseError
 from cmio.interfaces.hl7v2.message import Message
 from cmio.interfaces.hl7v2.parser import parse
 
-__all__ = ["BatchApplier", "BatchResult"]
+__all__ = ["BatchApplier", "BatchResult", "Remote", "default_mapper", "prepare_row"]
 
 _LOG = logging.getLogger("cmio.hl7.processor")
 
@@ -63,6 +64,77 @@ class BatchResult:
     updates: list[StateUpdate] = field(default_factory=list)
     retries: list[tuple[Work, str]] = field(default_factory=list)
     processed: int = 0
+
+
+Remote = tuple[SinkItem, list[str]] | StateUpdate | None
+"""A message prepared in the worker process (:mod:`.prepworker`): its store item and unmapped
+codes, or the outcome to record (parse error, filtered, mapping error); None: prepare it here."""
+
+
+def default_mapper(
+    channel: ChannelConfig,
+    translate: Callable[[str, str], Sequence[tuple[str, str, str]]] | None = None,
+    patient_links: Callable[[str, str], Sequence[Mapping[str, Any]]] | None = None,
+) -> Mapper:
+    """The v2-to-FHIR mapping with the channel's options (:mod:`cmio.interfaces.hl7v2.mapping`).
+
+    Raises:
+        ValueError: the channel's mapping options are wrong.
+    """
+    from cmio.interfaces.hl7v2.mapping import MappingOptions, map_message
+
+    try:
+        options = MappingOptions.from_dict(channel.mapping)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"channel {channel.name}: mapping: {exc}") from exc
+    if translate is not None:  # local codes through the terminology's ConceptMaps
+        options = dataclasses.replace(options, translate=translate)
+    if patient_links is not None:  # merges survive later ADT updates
+        options = dataclasses.replace(options, patient_links=patient_links)
+
+    def mapper(message: Message, _options: dict[str, Any]) -> MappedMessage:
+        return map_message(message, options)
+
+    return mapper
+
+
+def prepare_row(
+    row: JournalRow, channel: ChannelConfig, mapper: Mapper
+) -> tuple[SinkItem, Message, list[str]] | StateUpdate:
+    """Parse, filter, map one journaled message and add its marker: the store item, the
+    parsed message and the unmapped codes, or the outcome to record instead."""
+    message = row.payload
+    if not isinstance(message, Message):
+        try:
+            message = parse(row.raw)
+        except ParseError as exc:
+            return StateUpdate(row.id, "error", row.attempts + 1, error=f"parse: {exc}")
+    failed = passes_filters(message, channel.filters)
+    if failed is not None:
+        return StateUpdate(
+            row.id, "filtered", row.attempts, result=orjson.dumps({"filter": failed.path}).decode()
+        )
+    try:
+        mapped = mapper(message, channel.mapping)
+    except Exception as exc:  # the mapping refuses this message: park it with the reason
+        _LOG.debug("mapping failed for journal row %d", row.id, exc_info=True)
+        return StateUpdate(
+            row.id, "error", row.attempts + 1, error=f"mapping: {type(exc).__name__}: {exc}"
+        )
+    recorded = datetime.fromtimestamp(row.received_at, UTC).isoformat(timespec="milliseconds")
+    marker = marker_resource(
+        mapped.bundle, marker_id(row.channel, row.sender, row.control_id),
+        channel=row.channel, sender=row.sender, control_id=row.control_id, recorded=recorded,
+    )  # fmt: skip
+    merge = getattr(mapped, "merge", None)
+    if merge is None:  # the marker commits atomically with the message's resources
+        item = SinkItem(with_marker(mapped.bundle, marker))
+    else:  # a merge comes after the Bundle; the marker last, once both are done
+        item = SinkItem(mapped.bundle, merge, marker)
+    item = dataclasses.replace(  # who sent it: its audit records name the sender
+        item, channel=row.channel, sender=row.sender, control_id=row.control_id
+    )
+    return item, message, [describe_unmapped(u) for u in mapped.unmapped]
 
 
 class BatchApplier:
@@ -92,21 +164,9 @@ class BatchApplier:
     ) -> None:
         self.channel = channel
         self.sink = sink
+        self.default_mapping = mapper is None
         if mapper is None:
-            from cmio.interfaces.hl7v2.mapping import MappingOptions, map_message
-
-            try:
-                options = MappingOptions.from_dict(channel.mapping)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"channel {channel.name}: mapping: {exc}") from exc
-            if translate is not None:  # local codes through the terminology's ConceptMaps
-                options = dataclasses.replace(options, translate=translate)
-            if patient_links is not None:  # merges survive later ADT updates
-                options = dataclasses.replace(options, patient_links=patient_links)
-
-            def mapper(message: Message, _options: dict[str, Any]) -> MappedMessage:
-                return map_message(message, options)
-
+            mapper = default_mapper(channel, translate, patient_links)
         self.mapper: Mapper = mapper
         self._folders = [FolderDestination(d.path) for d in channel.destinations
                          if d.type == "folder" and d.path]  # fmt: skip
@@ -121,19 +181,26 @@ class BatchApplier:
         for peer in self._peers:
             peer.close()
 
-    def apply(self, batch: list[Work]) -> BatchResult:
+    def apply(self, batch: list[Work], remote: Sequence[Remote] | None = None) -> BatchResult:
         """Handle one batch: parse, filter, map, deliver.
 
         Args:
             batch: at most one message per patient.
+            remote: each message as the worker process prepared it (None: all here).
 
         Returns:
             The outcomes to record and the messages to retry; nothing is recorded here.
         """
         result = BatchResult()
         ready: list[Prepared] = []
-        for work in batch:
-            prepared, update = self._prepare(work)
+        for i, work in enumerate(batch):
+            there = remote[i] if remote is not None else None
+            if isinstance(there, StateUpdate):
+                prepared, update = None, there
+            elif there is not None:
+                prepared, update = Prepared(work, None, there[0], there[1]), None
+            else:
+                prepared, update = self._prepare(work)
             if update is not None:
                 result.updates.append(update)
             elif prepared is not None:
@@ -159,42 +226,10 @@ class BatchApplier:
         return result
 
     def _prepare(self, work: Work) -> tuple[Prepared | None, StateUpdate | None]:
-        row = work.row
-        message = row.payload
-        if not isinstance(message, Message):
-            try:
-                message = parse(row.raw)
-            except ParseError as exc:
-                return None, StateUpdate(row.id, "error", row.attempts + 1, error=f"parse: {exc}")
-        failed = passes_filters(message, self.channel.filters)
-        if failed is not None:
-            return None, StateUpdate(
-                row.id,
-                "filtered",
-                row.attempts,
-                result=orjson.dumps({"filter": failed.path}).decode(),
-            )
-        try:
-            mapped = self.mapper(message, self.channel.mapping)
-        except Exception as exc:  # the mapping refuses this message: park it with the reason
-            _LOG.debug("mapping failed for journal row %d", row.id, exc_info=True)
-            return None, StateUpdate(
-                row.id, "error", row.attempts + 1, error=f"mapping: {type(exc).__name__}: {exc}"
-            )
-        recorded = datetime.fromtimestamp(row.received_at, UTC).isoformat(timespec="milliseconds")
-        marker = marker_resource(
-            mapped.bundle, marker_id(row.channel, row.sender, row.control_id),
-            channel=row.channel, sender=row.sender, control_id=row.control_id, recorded=recorded,
-        )  # fmt: skip
-        merge = getattr(mapped, "merge", None)
-        if merge is None:  # the marker commits atomically with the message's resources
-            item = SinkItem(with_marker(mapped.bundle, marker))
-        else:  # a merge comes after the Bundle; the marker last, once both are done
-            item = SinkItem(mapped.bundle, merge, marker)
-        item = dataclasses.replace(  # who sent it: its audit records name the sender
-            item, channel=row.channel, sender=row.sender, control_id=row.control_id
-        )
-        unmapped = [describe_unmapped(u) for u in mapped.unmapped]
+        got = prepare_row(work.row, self.channel, self.mapper)
+        if isinstance(got, StateUpdate):
+            return None, got
+        item, message, unmapped = got
         return Prepared(work, message, item, unmapped), None
 
     def _deliver(self, ready: list[Prepared]) -> None:

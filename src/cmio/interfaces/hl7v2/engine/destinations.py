@@ -70,6 +70,8 @@ class SinkItem:
         channel: the channel that received the message (for its audit records).
         sender: MSH-3|MSH-4 of the message.
         control_id: MSH-10 of the message.
+        ahead: the store's work on the Bundle done ahead by the worker process (what the
+            sink's ``ahead_spec`` builds returned; None: the store does it all).
     """
 
     bundle: dict[str, Any]
@@ -78,6 +80,7 @@ class SinkItem:
     channel: str = ""
     sender: str = ""
     control_id: str = ""
+    ahead: Any = None
 
 
 class TransactionSink(Protocol):

@@ -14,6 +14,12 @@ store (recovered after a restart, or retried) is checked for its marker Provenan
 first (:func:`~cmio.interfaces.hl7v2.engine.destinations.marker_id`). This module keeps
 the queue, the thread, retries and the journal bookkeeping; the work on one batch is
 :class:`~cmio.interfaces.hl7v2.engine.batch.BatchApplier`'s.
+
+Two cores: once ``worker_after`` messages wait, a worker process
+(:mod:`~cmio.interfaces.hl7v2.engine.prepworker`) starts; when ready, it prepares the next
+batch while this thread applies the previous one. A patient's next message is taken only
+once the batch holding its previous one is applied (or requeued), so the order per patient
+and the retries are as without it.
 """
 
 from __future__ import annotations
@@ -26,10 +32,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from cmio.interfaces.hl7v2.engine.appack import AppAckSender, Outcome
-from cmio.interfaces.hl7v2.engine.batch import BatchApplier
+from cmio.interfaces.hl7v2.engine.batch import BatchApplier, Remote
 from cmio.interfaces.hl7v2.engine.channeltypes import ChannelConfig
 from cmio.interfaces.hl7v2.engine.destinations import TransactionSink
 from cmio.interfaces.hl7v2.engine.journal import Journal, JournalRow, StateUpdate
+from cmio.interfaces.hl7v2.engine.prepworker import PrepWorker, sink_state, spec_of
 from cmio.interfaces.hl7v2.engine.steps import Mapper, Work
 
 __all__ = ["Processor"]
@@ -51,6 +58,9 @@ class Processor:
         patient_links: the stored patient's ``Patient.link`` entries by identifier, so an
             ADT that replaces a merged patient keeps its links (default mapping only).
         max_queued: most messages held in memory; the rest wait in the journal.
+        worker_after: start the preparation worker process once this many messages wait
+            (None: never; 0: at start). Only with the default mapping and a sink that
+            offers ``ahead_spec``.
     """
 
     def __init__(
@@ -64,6 +74,7 @@ class Processor:
         translate: Callable[[str, str], Sequence[tuple[str, str, str]]] | None = None,
         max_queued: int = 10_000,
         patient_links: Callable[[str, str], Sequence[Mapping[str, Any]]] | None = None,
+        worker_after: int | None = None,
     ) -> None:
         self.channel = channel
         self.journal = journal
@@ -84,6 +95,10 @@ class Processor:
         self._thread: threading.Thread | None = None
         self.processed = 0
         self.app_acks = AppAckSender(channel) if channel.return_destination else None
+        eligible = self._applier.default_mapping and hasattr(sink, "ahead_spec")
+        self.worker_after = worker_after if eligible else None
+        self.worker: PrepWorker | None = None
+        self._asks_store = translate is not None or patient_links is not None
 
     # -- feeding ---------------------------------------------------------------------------
 
@@ -144,6 +159,9 @@ class Processor:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None
         self._applier.close()
         if self.app_acks is not None:
             self.app_acks.close()
@@ -167,39 +185,79 @@ class Processor:
     # -- the loop --------------------------------------------------------------------------
 
     def _run(self) -> None:
+        pending: list[Work] = []  # a batch the worker prepares, applied next
+        number: int | None = None  # its number at the worker
+        if self.worker_after == 0 and self.worker is None:
+            self._start_worker()  # (here: the sink may wait for its store to open)
         while True:
             with self._cond:
                 self._refill()
-                batch = self._take()
-                while not batch and not self._stop:
+                busy = {w.key for w in pending}  # their next messages wait for them
+                batch = self._take(busy)
+                while not batch and not pending and not self._stop:
                     self._cond.wait(self._next_wait())
                     self._refill()
-                    batch = self._take()
+                    batch = self._take(busy)
                 if self._stop:
-                    for work in reversed(batch):
+                    for work in reversed(pending + batch):
                         self._queue.appendleft(work)
                     self._cond.notify_all()
                     return
                 self._busy = True
-            try:
-                self.process(batch)
-            except Exception:  # never lose the thread: requeue the batch for a retry
-                _LOG.exception("processing a batch of %d messages failed", len(batch))
-                self._requeue([(w, "internal error while processing") for w in batch])
-            finally:
+                waiting = len(self._queue)
+            sent = self._to_worker(batch, waiting, bool(pending)) if batch else None
+            for todo, at in ((pending, number), ([] if sent else batch, None)):
+                if todo:
+                    self._process_safely(todo, at)
+            pending, number = (batch, sent) if sent else ([], None)
+            if not pending:
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
+
+    def _process_safely(self, batch: list[Work], number: int | None) -> None:
+        try:
+            prepared = None
+            if number is not None and self.worker is not None:
+                prepared = self.worker.result(number, [w.row for w in batch])
+            self.process(batch, prepared)
+        except Exception:  # never lose the thread: requeue the batch for a retry
+            _LOG.exception("processing a batch of %d messages failed", len(batch))
+            self._requeue([(w, "internal error while processing") for w in batch])
+
+    def _to_worker(self, batch: list[Work], waiting: int, overlapping: bool) -> int | None:
+        """Send the batch to the worker (its number there), starting it once enough wait.
+
+        A lone message with nothing else to apply is prepared here: no hand-off latency.
+        """
+        if self.worker_after is None:
+            return None
+        if self.worker is None:
+            if len(batch) + waiting < self.worker_after:
+                return None
+            self._start_worker()
+        worker = self.worker
+        if worker is None or worker.failed or not worker.ready:
+            return None
+        if len(batch) + waiting < 2 and not overlapping:
+            return None
+        spec, worker.known_at, known = sink_state(self.sink, worker.known_at)
+        return worker.submit([w.row for w in batch], spec, known)
+
+    def _start_worker(self) -> None:
+        self.worker = PrepWorker(self.channel, asks_store=self._asks_store)
+        self.worker.start(spec_of(self.sink))
 
     def _next_wait(self) -> float:
         now = time.monotonic()
         waits = [w.not_before - now for w in self._queue if w.not_before > now]
         return max(0.001, min(waits)) if waits else 1.0
 
-    def _take(self) -> list[Work]:
-        """Up to ``max_batch`` ready messages, at most one per patient, the oldest of each."""
+    def _take(self, busy: set[str] | None = None) -> list[Work]:
+        """Up to ``max_batch`` ready messages, at most one per patient, the oldest of each
+        (none of a patient in ``busy``)."""
         now = time.monotonic()
-        seen: set[str] = set()
+        seen: set[str] = set(busy or ())
         batch: list[Work] = []
         keep: deque[Work] = deque()
         scanned = 0
@@ -276,9 +334,12 @@ class Processor:
 
     # -- one batch -------------------------------------------------------------------------
 
-    def process(self, batch: list[Work]) -> None:
-        """Handle one batch: parse, filter, map, deliver (:class:`BatchApplier`), record."""
-        result = self._applier.apply(batch)
+    def process(self, batch: list[Work], prepared: Sequence[Remote] | None = None) -> None:
+        """Handle one batch: parse, filter, map, deliver (:class:`BatchApplier`), record.
+
+        ``prepared``: the batch as the worker prepared it (None: prepare it here).
+        """
+        result = self._applier.apply(batch, prepared)
         self.processed += result.processed
         if result.updates:
             self._record(result.updates, {w.row.id: w.row for w in batch})

@@ -43,6 +43,8 @@ class Engine:
         max_batch: most messages per processing batch (one store commit).
         translate: ConceptMap translation of local codes (see :class:`Processor`).
         patient_links: the stored patient's ``Patient.link`` by identifier (see :class:`Processor`).
+        worker_after: start a channel's preparation worker process once this many of its
+            messages wait (None: never; 0: at start; see :class:`Processor`).
     """
 
     def __init__(
@@ -57,6 +59,7 @@ class Engine:
         max_batch: int = 64,
         translate: Callable[[str, str], Sequence[tuple[str, str, str]]] | None = None,
         patient_links: Callable[[str, str], Sequence[Mapping[str, Any]]] | None = None,
+        worker_after: int | None = None,
     ) -> None:
         if not channels:
             raise ValueError("an engine needs at least one channel")
@@ -83,6 +86,7 @@ class Engine:
                     max_batch=max_batch,
                     translate=translate,
                     patient_links=patient_links,
+                    worker_after=worker_after,
                 )
         self.ports: dict[str, int] = {}
 

@@ -74,7 +74,7 @@ class Prepared:
     """A mapped message on its way to the destinations, and how that went."""
 
     work: Work
-    message: Message
+    message: Message | None  # None: prepared in the worker process
     item: SinkItem
     unmapped: list[str] = field(default_factory=list)
     locations: tuple[str, ...] = ()

@@ -1,0 +1,145 @@
+"""The store's share of an HL7 message's work done ahead, in the engine's worker process.
+
+A mapped message is a transaction Bundle (https://hl7.org/fhir/R4/http.html#transaction).
+Before the store's single writer applies it, :class:`BundleAhead` (run in the engine's
+preparation process, :mod:`cmio.interfaces.hl7v2.engine.prepworker`) predicts each entry's
+resource as the transaction will write it (the ids assigned, ``urn:uuid:`` references
+rewritten to ``Type/id``) and extracts its search-index rows
+(``SearchIndexer.table_rows``). The writer (:func:`cmio.api.ops.bundle.process_transaction`)
+uses the rows only for a resource equal to the one predicted, so a wrong prediction costs
+the extraction it would have done anyway, never a wrong index.
+
+Predictions: a ``PUT Type/id`` keeps its id; a POST (or an identifier-conditional entry whose
+identifier the sink has not resolved yet, which the sink turns into a plain create) is given
+an id drawn here (or its ``urn:uuid`` with ``keep_urn_ids``), which the writer then assigns;
+an identifier the sink has resolved before (``known``, sent by the engine) names that
+resource. Custom SearchParameters: the spec carries the writer's model when it has any, and
+rows are used only while the writer's indexer still has the model of the spec
+(:meth:`AheadSpec.matches`).
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cmio.api.env import ID_RE
+from cmio.api.ops.bundle import EntryAhead
+from cmio.api.references import rewrite_references
+from cmio.interfaces.hl7v2.engine.shortcuts import identifier_condition
+from cmio.model import Model
+
+__all__ = ["AheadSpec", "BundleAhead", "PreparedBundle"]
+
+Key = tuple[str, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedBundle:
+    """A Bundle's :data:`~cmio.api.ops.bundle.EntryAhead` by fullUrl, and the spec it used."""
+
+    generation: int
+    entries: dict[str, EntryAhead]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class AheadSpec:
+    """What the worker needs to index as the writer does (picklable).
+
+    Attributes:
+        generation: bumped by the sink whenever the writer's indexer model changes.
+        package_sha256: the standard model's definitions (the worker loads the same).
+        model: the writer's model when it carries custom SearchParameters (else None).
+        keep_urn_ids: ``Settings.keep_urn_ids`` (a POST keeps its ``urn:uuid`` as id).
+        full_text: the writer's indexer extracts ``_text``/``_content`` rows.
+    """
+
+    generation: int
+    package_sha256: str
+    model: Model | None
+    keep_urn_ids: bool
+    full_text: bool
+
+    def build(self) -> BundleAhead | None:
+        """The worker's preparer (None: this process cannot index as the writer does)."""
+        from cmio.indexing import SearchIndexer
+        from cmio.model import load_model
+
+        model = self.model or load_model()
+        if model.package_sha256 != self.package_sha256:
+            return None
+        return BundleAhead(SearchIndexer(model, full_text=self.full_text), self)
+
+
+class _Unresolved(Exception):
+    """A conditional reference: only the store can resolve it."""
+
+
+def _unresolved(ref: str) -> str:
+    raise _Unresolved(ref)
+
+
+class BundleAhead:
+    """Predicts a Bundle's written resources and extracts their index rows.
+
+    Args:
+        indexer: a ``SearchIndexer`` with the writer's model.
+        spec: the spec it was built from.
+    """
+
+    def __init__(self, indexer: Any, spec: AheadSpec) -> None:
+        self.indexer = indexer
+        self.spec = spec
+
+    def __call__(self, bundle: dict[str, Any], known: Mapping[Key, str]) -> PreparedBundle:
+        """The work ahead for ``bundle``; ``known``: ids of identifiers the sink resolved."""
+        mapping: dict[str, str] = {}
+        todo: list[tuple[str, dict[str, Any], str | None]] = []
+        for entry in bundle.get("entry") or []:
+            full_url, resource = entry.get("fullUrl"), entry.get("resource")
+            request = entry.get("request") or {}
+            if not isinstance(full_url, str) or not isinstance(resource, dict):
+                continue
+            method: str | None = request.get("method")
+            url = str(request.get("url") or "")
+            cond = identifier_condition(entry)
+            if cond is not None:
+                rid = known.get(cond.key)
+                if rid is not None:  # the sink writes PUT Type/rid (or drops it, unchanged)
+                    mapping[full_url] = f"{cond.resource_type}/{rid}"
+                    todo.append((full_url, {**resource, "id": rid}, None))
+                    continue
+                method, url = "POST", cond.resource_type  # the sink's plain create
+            if method == "POST" and "/" not in url and "?" not in url:
+                if request.get("ifNoneExist") and cond is None:
+                    continue  # a search decides
+                drawn = self._post_id(full_url)
+                mapping[full_url] = f"{url}/{drawn}"
+                todo.append((full_url, resource, drawn))
+            elif method == "PUT" and "?" not in url and url.count("/") == 1:
+                rtype, rid = url.split("/")
+                if resource.get("id") == rid and resource.get("resourceType") == rtype:
+                    mapping[full_url] = url
+                    todo.append((full_url, resource, None))
+        out: dict[str, EntryAhead] = {}
+        table_rows = self.indexer.table_rows
+        for full_url, resource, post_id in todo:
+            final = copy.deepcopy(resource)
+            try:
+                rewrite_references(final, mapping, _unresolved)
+            except _Unresolved:
+                continue
+            indexed = final if post_id is None else {**final, "id": post_id}  # as the store will
+            out[full_url] = (final, table_rows(indexed), post_id)
+        return PreparedBundle(self.spec.generation, out)
+
+    def _post_id(self, full_url: str) -> str:
+        """The id process_transaction gives a created entry (``keep_urn_ids`` first)."""
+        if self.spec.keep_urn_ids and full_url.startswith("urn:uuid:"):
+            candidate = full_url[9:]
+            if ID_RE.fullmatch(candidate):
+                return candidate
+        return str(uuid.uuid4())

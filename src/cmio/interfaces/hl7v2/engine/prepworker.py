@@ -1,0 +1,291 @@
+"""A second process that prepares queued messages while the store applies earlier ones.
+
+The processor's thread is the store's single writer. With a backlog, it hands the next
+batch to this worker (parse, filters, v2-to-FHIR mapping, marker Provenance, and the
+store's own work on the Bundle that needs no store: each entry's resource as it will be
+written and its search-index rows, built from the sink's ``ahead_spec``) and meanwhile
+applies the batch the worker prepared before, so the two cores share the work
+(https://docs.python.org/3/library/subprocess.html: a plain child process, its pipes
+framed by :class:`multiprocessing.connection.Connection`).
+
+What stays in the writer: everything that reads or writes the store. A message whose
+mapping asks the store (ConceptMap ``translate``, the stored patient's links) is
+prepared again in the writer; the identifiers the sink resolved are sent to the worker
+(``learned_ids``) so its predictions name the stored resources; the writer uses the
+prepared rows only for a resource equal to the prediction. The worker holds nothing
+durable: the journal and the store commit are the writer's, so a ``kill -9`` loses
+nothing it did not lose before, and the worker exits when the engine's end of its pipe
+closes (the engine exited or was killed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import logging
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from cmio.interfaces.hl7v2.engine.batch import Remote, default_mapper, prepare_row
+from cmio.interfaces.hl7v2.engine.channeltypes import ChannelConfig
+from cmio.interfaces.hl7v2.engine.records import JournalRow, StateUpdate
+
+__all__ = ["PrepWorker", "main"]
+
+_LOG = logging.getLogger("cmio.hl7.processor")
+_KNOWN = 100_000  # identifiers the worker remembers (then it starts over)
+Key = tuple[str, str, str]
+
+
+class PrepWorker:
+    """The engine's end of one preparation process for a channel.
+
+    Args:
+        channel: the channel (its filters and mapping options).
+        asks_store: the mapping was given store lookups (``translate``, ``patient_links``):
+            messages that use them are prepared again in the writer.
+    """
+
+    def __init__(self, channel: ChannelConfig, *, asks_store: bool) -> None:
+        self.channel = channel
+        self.asks_store = asks_store
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._send: Connection | None = None
+        self._recv: Connection | None = None
+        self._ready = False
+        self.failed = False
+        self.spec: Any = None
+        self.known_at = 0  # the sink's learned_ids position sent so far
+        self.batches = 0  # batches prepared
+        self._sent = 0  # batches sent
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's process id (None: not started)."""
+        return None if self._proc is None else self._proc.pid
+
+    def start(self, spec: Any) -> None:
+        """Start the process (it builds its mapping and indexer; :attr:`ready` tells when)."""
+        task_r, task_w = os.pipe()
+        result_r, result_w = os.pipe()
+        root = str(Path(__file__).resolve().parents[4])  # the directory holding cmio
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(task_r), str(result_w)],
+                pass_fds=(task_r, result_w),
+                stdin=subprocess.DEVNULL,
+                env=env,
+            )
+        except OSError:
+            _LOG.exception("the preparation worker could not start")
+            self.failed = True
+            return
+        finally:
+            os.close(task_r)
+            os.close(result_w)
+        self._send = Connection(task_w, readable=False)
+        self._recv = Connection(result_r, writable=False)
+        self.spec = spec
+        self._post(("init", self.channel, self.asks_store, spec))
+
+    @property
+    def ready(self) -> bool:
+        """Whether the worker has built its mapping and indexer (never blocks)."""
+        if self._ready or self.failed or self._recv is None:
+            return self._ready
+        try:
+            if self._recv.poll(0):
+                self._recv.recv()
+                self._ready = True
+        except (EOFError, OSError):
+            self._fail("the preparation worker exited while starting")
+        return self._ready
+
+    def submit(
+        self, rows: Sequence[JournalRow], spec: Any, known: list[tuple[Key, str]]
+    ) -> int | None:
+        """Send a batch (a changed spec and newly resolved identifiers first); its number."""
+        if spec is not self.spec:
+            self.spec = spec
+            self._post(("spec", spec))
+        if known:
+            self._post(("known", known))
+        self._sent += 1
+        bare = [dataclasses.replace(r, payload=None) for r in rows]
+        return self._sent if self._post(("batch", self._sent, bare)) else None
+
+    def result(self, number: int, rows: Sequence[JournalRow]) -> list[Remote] | None:
+        """Batch ``number`` as prepared (None: the worker failed; prepare it in the writer)."""
+        recv, proc = self._recv, self._proc
+        if recv is None or proc is None or self.failed:
+            return None
+        try:
+            while True:
+                while not recv.poll(1.0):
+                    if proc.poll() is not None:
+                        self._fail(f"the preparation worker exited ({proc.returncode})")
+                        return None
+                _, seq, ids, got = recv.recv()
+                if seq >= number:
+                    break  # (an earlier one was abandoned: skipped)
+        except (EOFError, OSError):
+            self._fail("the preparation worker's pipe closed")
+            return None
+        if seq != number or ids != [r.id for r in rows]:
+            self._fail("the preparation worker answered out of turn")
+            return None
+        self.batches += 1
+        return list(got)
+
+    def close(self) -> None:
+        """End the process (closing its pipe ends it; killed if it does not)."""
+        for conn in (self._send, self._recv):
+            if conn is not None:
+                conn.close()
+        self._send = self._recv = None
+        if self._proc is not None:
+            try:
+                self._proc.wait(2)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
+
+    def _post(self, message: tuple[Any, ...]) -> bool:
+        if self._send is None or self.failed:
+            return False
+        try:
+            self._send.send(message)
+        except (OSError, ValueError):
+            self._fail("the preparation worker's pipe closed")
+            return False
+        return True
+
+    def _fail(self, reason: str) -> None:
+        if not self.failed:
+            _LOG.warning("%s: messages are prepared in the writer from now on", reason)
+        self.failed = True
+
+
+class _Worker:
+    """The worker process's state: the channel's mapping, the indexer, resolved identifiers."""
+
+    def __init__(self, channel: ChannelConfig, asks_store: bool, spec: Any) -> None:
+        self.channel = channel
+        self.asked = False
+
+        def ask(*_args: Any) -> list[Any]:
+            self.asked = True  # the store must answer: the writer maps this message
+            return []
+
+        lookup = ask if asks_store else None
+        self.mapper = default_mapper(channel, lookup, lookup)
+        self.builder: Any = None
+        self.known: dict[Key, str] = {}
+        self.use(spec)
+
+    def use(self, spec: Any) -> None:
+        try:
+            self.builder = None if spec is None else spec.build()
+        except Exception:  # without it the writer extracts the rows itself
+            _LOG.exception("the preparation worker cannot index")
+            self.builder = None
+
+    def learn(self, known: list[tuple[Key, str]]) -> None:
+        if len(self.known) + len(known) > _KNOWN:
+            self.known.clear()
+        self.known.update(known)
+
+    def prepare(self, rows: Sequence[JournalRow]) -> list[Remote]:
+        out: list[Remote] = []
+        for row in rows:
+            self.asked = False
+            try:
+                got = prepare_row(row, self.channel, self.mapper)
+            except Exception:
+                out.append(None)
+                continue
+            if self.asked:
+                out.append(None)
+            elif isinstance(got, StateUpdate):
+                out.append(got)
+            elif got[0].merge is not None:  # an A40 merge: its lookups are the writer's
+                out.append(None)
+            else:
+                item, _, unmapped = got
+                ahead = None
+                if self.builder is not None:
+                    try:
+                        ahead = self.builder(item.bundle, self.known)
+                    except Exception:
+                        _LOG.debug("work ahead failed for journal row %d", row.id, exc_info=True)
+                out.append((dataclasses.replace(item, ahead=ahead), unmapped))
+        return out
+
+
+def main(argv: Sequence[str]) -> None:
+    """The worker process: ``python -m cmio.interfaces.hl7v2.engine.prepworker TASK_FD RESULT_FD``."""
+    tasks = Connection(int(argv[0]), writable=False)
+    results = Connection(int(argv[1]), readable=False)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the engine's to handle
+    inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+
+    def read() -> None:  # always reading, so the engine's sends never wait on our results
+        try:
+            while True:
+                inbox.put(tasks.recv())
+        except (EOFError, OSError):
+            pass
+        os._exit(0)  # the engine closed its end, exited or was killed
+
+    threading.Thread(target=read, name="cmio-hl7-prep-reader", daemon=True).start()
+    worker: _Worker | None = None
+    while True:
+        message = inbox.get()
+        kind = message[0]
+        if kind == "init":
+            worker = _Worker(*message[1:])
+            gc.freeze()  # the model and mapping tables stay: keep them out of GC scans
+            results.send(("ready",))
+        elif worker is not None and kind == "spec":
+            worker.use(message[1])
+        elif worker is not None and kind == "known":
+            worker.learn(message[1])
+        elif worker is not None and kind == "batch":
+            rows = message[2]
+            results.send(("done", message[1], [r.id for r in rows], worker.prepare(rows)))
+
+
+def _known_since(sink: Any, since: int) -> tuple[int, list[tuple[Key, str]]]:
+    """The sink's identifiers resolved since ``since`` (none when it does not say)."""
+    learned = getattr(sink, "learned_ids", None)
+    if learned is None:
+        return since, []
+    position, known = learned(since)
+    return int(position), list(known)
+
+
+def spec_of(sink: Any) -> Any:
+    """The sink's ``ahead_spec()`` (None: the worker only maps)."""
+    ahead_spec = getattr(sink, "ahead_spec", None)
+    return None if ahead_spec is None else ahead_spec()
+
+
+def sink_state(sink: Any, since: int) -> tuple[Any, int, list[tuple[Key, str]]]:
+    """What a batch sent to the worker needs from the sink: its spec and new identifiers."""
+    position, known = _known_since(sink, since)
+    return spec_of(sink), position, known
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
