@@ -27,6 +27,9 @@ OBSERVATIONS: list[dict[str, Any]] = [
     {"valueString": "a", "_valueString": {"extension": [{"url": "u", "valueCode": "c"}]}},
     {"_effectiveDateTime": {"extension": [{"url": "u", "valueCode": "x"}]}},
     {"valueQuantity": {"value": 1}, "valueString": "two values of one choice"},
+    {"valueCodeableConcept": {"text": "t", "_text": {"id": "x"}}},
+    {"valueCodeableConcept": {"text": "t"}, "valueString": "t"},
+    {"valueCodeableConcept": [{"text": "a list"}]},
     {"component": [{"code": CODE, "valueQuantity": {"value": 80}}, {"code": CODE}]},
     {"component": [{"code": CODE}, "not an object"]},
     {"category": [None, CODE], "performer": [REF, None], "subject": REF},
@@ -128,6 +131,13 @@ def _plain(values: list[Any]) -> list[Any]:
             True,
         ),
         ("Observation", "Observation.component.value.ofType(CodeableConcept)", True),
+        (  # value-string: a member after the type filter
+            "Observation",
+            "Observation.value.ofType(string) | Observation.value.ofType(CodeableConcept).text",
+            True,
+        ),
+        ("Observation", "Observation.value.ofType(Quantity).code", True),
+        ("Observation", "Observation.value.ofType(string).id", False),  # a primitive's member
         ("Patient", "Patient.name.given", True),
         ("Patient", "Patient.telecom.where(system='phone')", False),
         ("Patient", "Patient.deceased.exists() and Patient.deceased != false", False),

@@ -108,6 +108,15 @@ class CompartmentIndexer(Indexer):
                             ident["value"],
                         )
                     )
+        rows.extend(
+            IndexRow("token", COMPARTMENT_PARAM, "Patient", pid) for pid in self.members(resource)
+        )
+        return rows
+
+    def members(self, resource: dict[str, Any]) -> list[str]:
+        """The ids of the Patients whose compartment holds ``resource``, sorted
+        (https://hl7.org/fhir/R4/compartmentdefinition-patient.html)."""
+        rtype = resource.get("resourceType", "")
         members: set[str] = set()
         if rtype == "Patient" and isinstance(resource.get("id"), str):
             members.add(resource["id"])
@@ -127,8 +136,7 @@ class CompartmentIndexer(Indexer):
                 pid = _patient_id(ref)
                 if pid:
                     members.add(pid)
-        rows.extend(IndexRow("token", COMPARTMENT_PARAM, "Patient", pid) for pid in sorted(members))
-        return rows
+        return sorted(members)
 
 
 def _patient_id(reference: str) -> str | None:

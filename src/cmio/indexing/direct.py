@@ -28,7 +28,9 @@ from cmio.fhirpath.temporal import Temporal
 
 __all__ = ["DirectPlan", "TextMemo", "plan_direct", "plan_relative", "temporal_text"]
 
-_BRANCH = re.compile(r"([A-Za-z]+)((?:\.[A-Za-z]+)+?)(?:\.ofType\(([A-Za-z]+)\))?")
+_BRANCH = re.compile(
+    r"([A-Za-z]+)((?:\.[A-Za-z]+)+?)(?:\.ofType\(([A-Za-z]+)\)((?:\.[A-Za-z]+)*))?"
+)
 _RELATIVE = re.compile(r"([a-z][A-Za-z]*(?:\.[A-Za-z]+)*?)(?:\.ofType\(([A-Za-z]+)\))?")
 _KEYWORDS = frozenset(
     {"true", "false", "and", "or", "xor", "implies", "is", "as", "in", "contains", "div", "mod"}
@@ -153,12 +155,16 @@ def plan_direct(
         m = _BRANCH.fullmatch(text.strip())
         if m is None:
             return None
-        root, path, of_type = m.groups()
+        root, path, of_type, tail = m.groups()
         if f"FHIR.{root}" not in info.ancestors:
             if types.get(root) is None:
                 return None
             continue  # another type's branch: never matches this type's resources
-        branch = _branch(types, info, path[1:].split("."), of_type, date_texts)
+        names = path[1:].split(".")
+        if tail:
+            branch = _typed_member(types, info, names, of_type, tail[1:].split("."), date_texts)
+        else:
+            branch = _branch(types, info, names, of_type, date_texts)
         if branch is None:
             return None
         if branch[1]:
@@ -212,6 +218,33 @@ def _branch(
             return None
         leaves.append((json_name, shadow_name, _load(child, date_texts)))
     return middle, tuple(leaves), choice is not None or len(last) > 1
+
+
+def _typed_member(
+    types: FhirTypes,
+    info: TypeInfo,
+    names: list[str],
+    of_type: str,
+    tail: list[str],
+    date_texts: TextMemo | None,
+) -> Branch | None:
+    """A branch that goes on after its type filter (``Observation.value.ofType(
+    CodeableConcept).text``): the filter must keep exactly one JSON property, of a
+    complex type, which the walk then steps into like any other member. None otherwise."""
+    chain = plan_chain(info, names)
+    if chain is None:
+        return None
+    _, middle, last, _ = chain
+    kept = _of_type(types, last, of_type)
+    if kept is None or len(kept) != 1:
+        return None
+    json_name, shadow_name, child = kept[0]
+    if shadow_name is not None or child is None or child.kind not in ("complex", "backbone"):
+        return None
+    rest = _branch(types, child, tail, None, date_texts)
+    if rest is None:
+        return None
+    return (*middle, json_name, *rest[0]), rest[1], rest[2]
 
 
 def _of_type(

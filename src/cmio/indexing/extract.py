@@ -208,6 +208,11 @@ class SearchIndexer(CompartmentIndexer):
 
     def table_rows(self, resource: dict[str, Any]) -> v.Rows:
         """Rows per table name, each ``(param, *columns)``, duplicates removed."""
+        out = self._collect(resource)
+        return {table: list(dict.fromkeys(rows)) for table, rows in out.items() if rows}
+
+    def _collect(self, resource: dict[str, Any]) -> v.Rows:
+        """The rows of :meth:`table_rows`, duplicates not yet removed."""
         rtype = resource.get("resourceType")
         out: v.Rows = {}
         if not isinstance(rtype, str) or not self.model.is_resource_type(rtype):
@@ -224,22 +229,26 @@ class SearchIndexer(CompartmentIndexer):
         memo: Memo = {}
         for composite in self._composites(rtype):
             composite.add(out, resource, memo)
-        for row in super().rows(resource):
-            if row.param == COMPARTMENT_PARAM:
-                out.setdefault("token_index", []).append((row.param, row.system, row.value))
+        members = self.members(resource)
+        if members:
+            out.setdefault("token_index", []).extend(
+                [(COMPARTMENT_PARAM, "Patient", pid) for pid in members]
+            )
         if self.full_text:
             texts = text_rows(resource)
             if texts:
                 out["text_index"] = list(texts)
-        return {table: list(dict.fromkeys(rows)) for table, rows in out.items() if rows}
+        return out
 
     def keyed_rows(self, resource: dict[str, Any]) -> TableRows:
         """:meth:`table_rows` with ``resource_type, resource_id`` in front of every row:
-        what ``Transaction.put_many`` accepts as precomputed ``index`` rows."""
-        rtype, rid = resource.get("resourceType"), resource.get("id")
+        what ``Transaction.put_many`` accepts as precomputed ``index`` rows (keyed while
+        the duplicates are dropped: one new tuple per row)."""
+        key = (resource.get("resourceType"), resource.get("id"))
         return {
-            table: [(rtype, rid, *row) for row in rows]
-            for table, rows in self.table_rows(resource).items()
+            table: [key + row for row in dict.fromkeys(rows)]
+            for table, rows in self._collect(resource).items()
+            if rows
         }
 
     def rows(self, resource: dict[str, Any]) -> Sequence[IndexRow]:

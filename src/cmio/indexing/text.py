@@ -31,13 +31,25 @@ __all__ = [
 #: at most this many distinct words are kept per document
 MAX_WORDS = 4000
 _WORD = re.compile(r"[^\W_]+")
+#: every ASCII character that is not a letter or digit -> a space: on ASCII text,
+#: ``text.translate(_ASCII_GAPS).split()`` gives exactly ``_WORD.findall(text)``, in about
+#: half the time (ASCII letters and digits are exactly the ASCII characters ``[^\W_]``
+#: matches)
+_ASCII_GAPS = str.maketrans({chr(i): " " for i in range(128) if not chr(i).isalnum()})
 _TAG = re.compile(r"<[^>]*>")
 _VOLATILE = frozenset({"versionId", "lastUpdated"})
 
 
 def words(text: str) -> list[str]:
     """The normalized words of ``text`` in order (repeats kept)."""
-    return _WORD.findall(normalize(text))
+    return _split(normalize(text))
+
+
+def _split(folded: str) -> list[str]:
+    """The words of an already normalized text (see :data:`_ASCII_GAPS`)."""
+    if folded.isascii():
+        return folded.translate(_ASCII_GAPS).split()
+    return _WORD.findall(folded)
 
 
 def narrative_text(resource: dict[str, Any]) -> str:
@@ -89,7 +101,7 @@ def _body(texts: list[str]) -> str:
     """
     if not texts:
         return ""
-    found = _WORD.findall(normalize("\n".join(texts)))
+    found = _split(normalize("\n".join(texts)))
     return " ".join(islice(dict.fromkeys(found), MAX_WORDS))
 
 
