@@ -74,7 +74,6 @@ def everything(
         allowed = authorize.restrict_everything(env, policy, rid, clauses)
         types = next((c.values for c in allowed if c.name == "_type"), types)
     since = request.param("_since")
-    start = dumps(request.base_url + "/")[:-1]  # the escaped base, quote opened
     total: int | None
     with env.repository.read_transaction() as tx:  # one snapshot; never waits for writers
         tx.read("Patient", rid)  # 404 / 410 for an unknown or deleted patient
@@ -82,18 +81,14 @@ def everything(
             rows, total = tx.compartment_rows(
                 "Patient", rid, types=types, since=since, count=count, offset=offset
             )
-            matches = _entries(start, rows, b"match", True)
-            # the entries hold the members' bytes unchanged: one scan finds what they cite
-            wanted = _outside(matches, rows)
+            wanted = _outside(rows)
         else:
             page = tx.compartment(
                 "Patient", rid, types=types, since=since, count=count, offset=offset
             )
-            every = _rows(page.resources)  # what the page cites, hidden members too
-            wanted = _outside(b"\n".join(r[2] for r in every), every)
+            wanted = _outside(_rows(page.resources))  # what the page cites, hidden members too
             page = authorize.visible_page(policy, page, "read")
-            total = page.total
-            matches = _entries(start, _rows(page.resources), b"match", True)
+            rows, total = _rows(page.resources), page.total
         included = tx.read_current(wanted)
     included = authorize.visible(policy, "read", included)
     params = [(k, v) for k, v in request.query if k != "_offset"]
@@ -115,17 +110,7 @@ def everything(
     if total is not None:
         bundle["total"] = total
     bundle["link"] = links
-    body = dumps(bundle)
-    if matches or included:
-        body = b"".join(
-            (
-                body[:-1],
-                b',"entry":[',
-                matches,
-                _entries(start, _rows(included), b"include", not matches),
-                b"]}",
-            )
-        )
+    body = _body(dumps(bundle), request.base_url, rows, _rows(included))
     if is_pretty(request):
         body = dumps(orjson.loads(body), True)
     return FhirResponse(200, body, [("content-type", FHIR_JSON)])
@@ -135,31 +120,42 @@ def _rows(resources: list[StoredResource]) -> list[tuple[str, str, bytes]]:
     return [(s.type, s.id, s.data) for s in resources if s.data is not None]
 
 
-def _entries(start: bytes, rows: list[tuple[str, str, bytes]], mode: bytes, first: bool) -> bytes:
-    """Search entries (https://hl7.org/fhir/R4/bundle.html#searchset) with the stored bytes
-    spliced in unparsed, each after a comma but the very first: the bytes of
-    :func:`cmio.api.ops.search.searchset_body`, built in one join without an object per
-    entry. ``start`` is the JSON-escaped base URL with the quote opened."""
-    if not rows:
-        return b""
-    head = b',{"fullUrl":' + start
-    tail = b',"search":{"mode":"' + mode + b'"}}'
-    parts: list[bytes] = []
-    for rtype, rid, data in rows:
-        # types and ids are [A-Za-z0-9.-]: nothing in them to escape
-        parts += (head, f'{rtype}/{rid}","resource":'.encode(), data, tail)
-    if first:
-        parts[0] = head[1:]
+def _body(
+    head: bytes,
+    base_url: str,
+    matches: list[tuple[str, str, bytes]],
+    included: list[tuple[str, str, bytes]],
+) -> bytes:
+    """The searchset Bundle (https://hl7.org/fhir/R4/bundle.html#searchset): ``head``'s
+    fields, then an entry per ``(type, id, data)`` row with the stored bytes spliced in
+    unparsed, ``matches`` (mode ``match``) then ``included`` (``include``).
+
+    The bytes of :func:`cmio.api.ops.search.searchset_body`, in one join: a page of
+    members is megabytes, and each extra copy of it costs more than the rest.
+    """
+    if not matches and not included:
+        return head
+    start = b'{"fullUrl":' + dumps(base_url + "/")[:-1]  # the escaped base, quote opened
+    parts: list[bytes] = [head[:-1], b',"entry":[']
+    for mode, rows in ((b"match", matches), (b"include", included)):
+        tail = b',"search":{"mode":"' + mode + b'"}},'
+        for rtype, rid, data in rows:
+            # types and ids are [A-Za-z0-9.-]: nothing in them to escape
+            parts += (start, f'{rtype}/{rid}","resource":'.encode(), data, tail)
+    parts[-1] = parts[-1][:-1]
+    parts.append(b"]}")
     return b"".join(parts)
 
 
-def _outside(data: bytes, rows: list[tuple[str, str, bytes]]) -> list[tuple[str, str]]:
-    """The resources outside the compartment that ``data`` (the page's bytes) references,
-    each once, in first-seen order (members left out)."""
+def _outside(rows: list[tuple[str, str, bytes]]) -> list[tuple[str, str]]:
+    """The resources outside the compartment that the page's ``rows`` reference, each
+    once, in first-seen order (the page's members left out)."""
+    # one scan over the page's bytes (a reference holds no quote or newline, so no match
+    # spans two resources): cheaper than a scan per resource
+    found = dict.fromkeys(_OUTSIDE_REF.findall(b"\n".join([r[2] for r in rows])))
     members = {(r[0], r[1]) for r in rows}
     wanted: list[tuple[str, str]] = []
-    # a match never spans two resources: a reference's characters hold no quote
-    for ref in dict.fromkeys(_OUTSIDE_REF.findall(data)):  # each once, first-seen order
+    for ref in found:  # each once, first-seen order
         rtype, _, ref_id = ref.decode().partition("/")
         if (rtype, ref_id) not in members:
             wanted.append((rtype, ref_id))
