@@ -123,7 +123,27 @@ class CmioApp:
         self.web.ctx.cds = self.cds  # the chart calls the same services (one care-gap cache)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve one request behind the hardening middleware (headers, CORS, limits)."""
+        """Serve one request behind the hardening middleware (headers, CORS, limits).
+
+        A plain FHIR read with authentication off (``GET /fhir/[type]/[id]``, no query,
+        no ``Origin``, within the limits) is answered in one call with the same headers,
+        record and metrics (:meth:`FhirAsgiApp.read`), without the middleware layers.
+        """
+        if (
+            self.auth is None
+            and scope["type"] == "http"
+            and scope["method"] == "GET"
+            and not scope.get("query_string")
+            and scope["path"].startswith("/fhir/")
+            and self.hardened.plainly_admitted(scope)
+        ):
+            extra = self.hardened.plain_headers(scope)
+            try:
+                if await self.fhir.read(scope, send, extra):
+                    return
+            except Exception:
+                await self.hardened.fail(scope, send, extra)
+                return
         await self.hardened(scope, receive, send)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:

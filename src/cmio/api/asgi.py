@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl
 
 from cmio.api.context import RequestContext
 from cmio.api.errors import FhirError
+from cmio.api.hardening import secure_headers
 from cmio.api.http import FhirRequest, FhirResponse
 from cmio.api.metrics import RequestMetrics
 from cmio.api.render import json_response
@@ -131,6 +132,72 @@ class FhirAsgiApp:
             self.metrics.observe(
                 request.method, sub, response.status, time.perf_counter() - started
             )
+
+    async def read(self, scope: Scope, send: Send, extra: list[tuple[bytes, bytes]]) -> bool:
+        """Serve ``GET {prefix}/[type]/[id]`` without a query, a body or a grant in one
+        call (no middleware layers; ``extra``: the hardening headers to add, see
+        :func:`~cmio.api.hardening.secure_headers`); False, having sent nothing, when the
+        request is not such a read (the caller serves it the general way)."""
+        path: str = scope["path"]
+        prefix = self.prefix
+        if (
+            scope["method"] != "GET"
+            or scope.get("query_string")
+            or scope.get("cmio.grant") is not None
+            or not path.startswith(prefix)
+        ):
+            return False
+        rtype, slash, rid = path[len(prefix) + 1 :].partition("/")
+        if (
+            path[len(prefix) : len(prefix) + 1] != "/"
+            or not slash
+            or not rtype
+            or not rid
+            or "/" in rid
+            or rid[0] in "$_"
+            or rtype[0] in "$_"
+        ):
+            return False
+        started = time.perf_counter()
+        headers: dict[str, str] = {}
+        for key, value in scope["headers"]:
+            headers[key.decode("latin-1").lower()] = value.decode("latin-1")
+        if "transfer-encoding" in headers or headers.get("content-length", "0") != "0":
+            return False  # a body to read (or refuse with 413): the general way
+        request_id = headers.get("x-request-id")
+        client = scope.get("client")
+        context = RequestContext(
+            correlation_id=request_id[:128] if request_id else f"{self._ids.getrandbits(96):024x}",
+            remote_addr=client[0] if client else None,
+        )
+        sub = path[len(prefix) + 1 :]
+        request = FhirRequest(
+            "GET", sub, [], headers, b"", _base_url(scope, headers, prefix), context
+        )
+        if self.executor is not None:
+            loop = asyncio.get_running_loop()
+            response, pending = await loop.run_in_executor(
+                self.executor, self.router.respond_read, request, rtype, rid
+            )
+        else:
+            response, pending = self.router.respond_read(request, rtype, rid)
+        if pending is not None:  # held until its audit record is durable
+            response = await pending.wait()
+        body = response.body
+        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+        raw.append((b"content-length", str(len(body)).encode()))
+        status = response.status
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": secure_headers(raw, extra, True),
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+        if self.metrics is not None:
+            self.metrics.observe_read(rtype, status, time.perf_counter() - started)
+        return True
 
     async def _body(self, receive: Receive, headers: dict[str, str]) -> bytes:
         declared = headers.get("content-length")

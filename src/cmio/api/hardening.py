@@ -27,13 +27,19 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-__all__ = ["HardeningMiddleware", "HardeningPolicy", "RateLimiter"]
+__all__ = [
+    "PRIVATE_PREFIXES",
+    "HardeningMiddleware",
+    "HardeningPolicy",
+    "RateLimiter",
+    "secure_headers",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -57,7 +63,7 @@ _ALLOW_HEADERS = (
 _EXPOSE_HEADERS = (
     "location, content-location, etag, last-modified, x-progress, retry-after, x-request-id"
 )
-_PRIVATE_PREFIXES = ("/fhir", "/auth", "/oauth", "/login", "/token", "/authorize", "/cds-services")
+PRIVATE_PREFIXES = ("/fhir", "/auth", "/oauth", "/login", "/token", "/authorize", "/cds-services")
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +180,32 @@ class HardeningMiddleware:
             if self.policy.rate_per_second > 0
             else None
         )
+        self._plain = (self._headers({}, None), self._headers({"scheme": "https"}, None))
+
+    def plain_headers(self, scope: Scope) -> list[tuple[bytes, bytes]]:
+        """The headers every response to a request without ``Origin`` gets (made once)."""
+        return self._plain[scope.get("scheme") in ("https", "wss")]
+
+    def plainly_admitted(self, scope: Scope) -> bool:
+        """Whether the middleware would pass ``scope`` straight to the app with the
+        :meth:`plain_headers`: no ``Origin``, within the URL and header limits, not a
+        preflight, and no rate limit configured (so a caller may serve it without the
+        middleware's layers and finish its headers with :func:`secure_headers`)."""
+        if self.limiter is not None or scope["method"] == "OPTIONS":
+            return False
+        policy = self.policy
+        raw = scope.get("headers", ())
+        if len(raw) > policy.max_headers:
+            return False
+        size = 0
+        for key, value in raw:
+            if key.lower() == b"origin":
+                return False
+            size += len(key) + len(value) + 4
+        target = len(scope.get("raw_path") or scope["path"].encode()) + len(
+            scope.get("query_string", b"")
+        )
+        return size <= policy.max_header_bytes and target <= policy.max_url_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one request (non-HTTP scopes pass through)."""
@@ -263,38 +295,61 @@ class HardeningMiddleware:
         self, scope: Scope, receive: Receive, send: Send, extra: list[tuple[bytes, bytes]]
     ) -> None:
         started = False
-        private = scope["path"].startswith(_PRIVATE_PREFIXES)
+        private = scope["path"].startswith(PRIVATE_PREFIXES)
 
         async def secured(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
                 headers = message.get("headers", ())
-                present: set[bytes] = set()
-                content_type = b""
-                for key, value in headers:  # one pass: names present, the content type
-                    name = key.lower()
-                    present.add(name)
-                    if name == b"content-type" and not content_type:
-                        content_type = value
-                added = [h for h in extra if h[0] not in present]
-                if b"content-security-policy" not in present:
-                    csp = _HTML_CSP if content_type.startswith(b"text/html") else _DATA_CSP
-                    added.append((b"content-security-policy", csp))
-                if private and b"cache-control" not in present:
-                    added.append((b"cache-control", b"no-store"))
-                message = {**message, "headers": [*headers, *added]}
+                message = {**message, "headers": secure_headers(headers, extra, private)}
             await send(message)
 
         try:
             await self.app(scope, receive, secured)
         except Exception:
-            reference = os.urandom(8).hex()
-            _LOG.exception("unhandled error %s on %s %s", reference, scope["method"], scope["path"])
             if started:
+                self.log_failure(scope)
                 raise
-            text = f"Internal server error (reference {reference}); the request may not be applied"
-            await self._reply(send, _outcome(500, "exception", text, extra))
+            await self.fail(scope, send, extra)
+
+    @staticmethod
+    def log_failure(scope: Scope) -> str:
+        """Log the exception being handled with a fresh reference (returned)."""
+        reference = os.urandom(8).hex()
+        _LOG.exception("unhandled error %s on %s %s", reference, scope["method"], scope["path"])
+        return reference
+
+    async def fail(self, scope: Scope, send: Send, extra: list[tuple[bytes, bytes]]) -> None:
+        """Answer 500 for the exception being handled (nothing sent yet): an
+        OperationOutcome naming only a reference, the traceback to the log."""
+        reference = self.log_failure(scope)
+        text = f"Internal server error (reference {reference}); the request may not be applied"
+        await self._reply(send, _outcome(500, "exception", text, extra))
+
+
+def secure_headers(
+    headers: Iterable[tuple[bytes, bytes]], extra: list[tuple[bytes, bytes]], private: bool
+) -> list[tuple[bytes, bytes]]:
+    """A response's headers with the security headers it lacks: ``extra`` (from
+    :meth:`HardeningMiddleware.plain_headers` or the CORS answer), a
+    ``Content-Security-Policy`` by content type, and ``Cache-Control: no-store`` when
+    ``private`` (API and login paths)."""
+    out = list(headers)
+    present: set[bytes] = set()
+    content_type = b""
+    for key, value in out:  # one pass: names present, the content type
+        name = key.lower()
+        present.add(name)
+        if name == b"content-type" and not content_type:
+            content_type = value
+    out += [h for h in extra if h[0] not in present]
+    if b"content-security-policy" not in present:
+        csp = _HTML_CSP if content_type.startswith(b"text/html") else _DATA_CSP
+        out.append((b"content-security-policy", csp))
+    if private and b"cache-control" not in present:
+        out.append((b"cache-control", b"no-store"))
+    return out
 
 
 def _client_key(scope: Scope, headers: Mapping[bytes, bytes]) -> str:

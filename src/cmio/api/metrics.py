@@ -114,8 +114,15 @@ class RequestMetrics:
     def observe(self, method: str, path: str, status: int, seconds: float) -> None:
         """Count one answered request of ``seconds`` (no lock on this path)."""
         rtype, interaction = classify(method, path, self.is_type, self.operations)
+        self._count((rtype, interaction, status), seconds)
+
+    def observe_read(self, rtype: str, status: int, seconds: float) -> None:
+        """:meth:`observe` of ``GET [rtype]/[id]`` (a read; the id neither an operation
+        nor ``_history``/``_search``), without classifying its path again."""
+        self._count((rtype if self.is_type(rtype) else "-", "read", status), seconds)
+
+    def _count(self, key: tuple[str, str, int], seconds: float) -> None:
         shard = self._shard()
-        key = (rtype, interaction, status)
         entry = shard.get(key)
         if entry is None:
             entry = shard[key] = [0.0] * (len(BUCKETS) + 3)

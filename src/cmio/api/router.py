@@ -97,11 +97,29 @@ class FhirRouter:
             response = self._answer(request)
         return auditor.finish(seen, response)
 
-    def _answer(self, request: FhirRequest) -> FhirResponse:
+    def respond_read(
+        self, request: FhirRequest, rtype: str, rid: str
+    ) -> tuple[FhirResponse, PendingRecord | None]:
+        """:meth:`respond` for ``GET [type]/[id]`` without a query, a grant or a body (the
+        caller checked the path: ``rid`` is neither an operation, ``_history`` nor
+        ``_search``): the same answer and audit record, without the general routing."""
+        auditor = self.env.auditor
+        if auditor is None:
+            return self._answer(request, (rtype, rid)), None
+        with auditor.interaction(request) as seen:
+            response = self._answer(request, (rtype, rid))
+        return auditor.finish(seen, response)
+
+    def _answer(self, request: FhirRequest, read_of: tuple[str, str] | None = None) -> FhirResponse:
         try:
-            if not self._own_formats(request):
+            if read_of is not None:  # respond_read: a plain read
                 _negotiate(request)
-            response = self._route(request)
+                sync_search_parameters(self.env)
+                response = read.read(self.env, request, read_of[0], read_of[1], None)
+            else:
+                if not self._own_formats(request):
+                    _negotiate(request)
+                response = self._route(request)
         except FhirError as exc:
             response = json_response(request, exc.status, exc.outcome(), exc.headers)
         except StoreError as exc:

@@ -110,6 +110,9 @@ def register(app: typer.Typer) -> None:
         os.environ["CMIO_VALIDATION"] = validation
         settings = Settings.from_environment(os.environ)
         scheme = "https" if cert else "http"
+        from cmio.api.serving import http_protocol
+
+        http = http_protocol()  # one socket write per response
         typer.echo(
             f"cmio: FHIR API on {scheme}://{host}:{port}/fhir  (store: {url}, workers: {workers})"
         )
@@ -136,6 +139,7 @@ def register(app: typer.Typer) -> None:
                 workers=workers,
                 log_level=log_level,
                 access_log=False,
+                http=http,
                 ssl_certfile=cert,
                 ssl_keyfile=key,
             )
@@ -152,6 +156,7 @@ def register(app: typer.Typer) -> None:
                 port=port,
                 log_level=log_level,
                 access_log=False,
+                http=http,
                 ssl_certfile=cert,
                 ssl_keyfile=key,
             )
