@@ -9,10 +9,12 @@ import httpx
 import orjson
 
 from cmio.api.http import FhirRequest
+from cmio.api.ops.everything import _body
 from cmio.api.ops.search import searchset_body
-from cmio.api.render import bundle_response, search_entry
+from cmio.api.render import bundle_response, dumps, search_entry
 from cmio.model import Model
 from cmio.store.base import StoredResource
+from tests.api.conftest import ServerThread
 from tests.api.test_crud import create, patient
 
 
@@ -125,7 +127,7 @@ def _keys(bundle: dict[str, Any], mode: str = "match") -> list[tuple[str, str]]:
     ]
 
 
-def test_everything_pages_every_member_once(client: httpx.Client) -> None:
+def test_everything_pages_every_member_once(client: httpx.Client, server: ServerThread) -> None:
     org = create(client, {"resourceType": "Organization", "name": "Clinic"}).json()
     prac = create(client, {"resourceType": "Practitioner", "name": [{"family": "Who"}]}).json()
     p = create(client, patient()).json()
@@ -202,6 +204,22 @@ def test_everything_pages_every_member_once(client: httpx.Client) -> None:
     assert client.get(url, params={"_since": "yesterday"}).status_code == 400
     assert client.get(url, params={"_type": ","}).status_code == 400
 
+    # the store's row form equals its object form: same members, order, totals
+    repository = server.app.env.repository
+    with repository.read_transaction() as tx:
+        for types, count, offset in ((None, 50, 0), (None, 3, 3), (("Observation",), 2, 0)):
+            page = tx.compartment("Patient", pid, types=types, count=count, offset=offset)
+            rows, total = tx.compartment_rows(
+                "Patient", pid, types=types, count=count, offset=offset
+            )
+            assert rows == [(s.type, s.id, s.data) for s in page.resources]
+            assert total == page.total
+        keys = [("Organization", org["id"]), ("Observation", gone["id"]), ("Patient", "nobody")]
+        keys += [("Practitioner", prac["id"]), ("Observation", updated["id"])]
+        current = tx.read_current(keys)
+        assert current == [tx.read(*key) for key in (keys[0], keys[3], keys[4])]
+        assert tx.read_current([]) == []
+
 
 def test_searchset_body_equals_the_renderer(model: Model) -> None:
     request = FhirRequest("GET", "Patient", [], base_url='http://h/fhir"x')
@@ -228,3 +246,7 @@ def test_searchset_body_equals_the_renderer(model: Model) -> None:
         entries += outcome
         expected = bundle_response(request, dict(head), entries).body
         assert searchset_body(request.base_url, dict(head), matches, included, outcome) == expected
+        if not outcome:  # $everything's own join, over (type, id, data) rows
+            rows = [(s.type, s.id, s.data or b"") for s in matches]
+            extra_rows = [(s.type, s.id, s.data or b"") for s in included]
+            assert _body(dumps(head), request.base_url, rows, extra_rows) == expected
