@@ -20,6 +20,16 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from cmio.store.errors import (
+    ConflictError,
+    GoneError,
+    InvalidRequestError,
+    NotFoundError,
+    StorageFullError,
+    StoreError,
+    VersionConflictError,
+)
+
 __all__ = [
     "ConflictError",
     "GoneError",
@@ -44,35 +54,6 @@ Json = dict[str, Any]
 #: one resource's search-index rows per table, each ``(resource_type, resource_id, param,
 #: *columns)`` (see :mod:`cmio.indexing.tables`)
 TableRows = dict[str, list[tuple[Any, ...]]]
-
-
-class StoreError(Exception):
-    """Base class for storage errors the REST layer turns into OperationOutcomes."""
-
-
-class NotFoundError(StoreError):
-    """The resource (or version) does not exist."""
-
-
-class GoneError(StoreError):
-    """The resource existed and was deleted (R4 read answers 410)."""
-
-
-class VersionConflictError(StoreError):
-    """``If-Match`` named a version other than the current one (HTTP 412)."""
-
-
-class ConflictError(StoreError):
-    """A write conflicts with stored state (HTTP 409)."""
-
-
-class StorageFullError(StoreError):
-    """The database's disk is full: nothing of the write was stored (HTTP 507)."""
-
-
-class InvalidRequestError(StoreError):
-    """The request is malformed (HTTP 400): an invalid id, an unparseable date, or an
-    unsupported search modifier, prefix or sort key."""
 
 
 @dataclass(frozen=True, slots=True)
