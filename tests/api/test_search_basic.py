@@ -35,7 +35,13 @@ def test_last_updated_and_paging(client: httpx.Client) -> None:
         for i in range(5)
     ]
     page = client.get(
-        "/Patient", params={"_lastUpdated": f"ge{start}", "_count": 2, "_sort": "_lastUpdated"}
+        "/Patient",
+        params={
+            "_lastUpdated": f"ge{start}",
+            "_count": 2,
+            "_sort": "_lastUpdated",
+            "_total": "accurate",
+        },
     ).json()
     assert page["total"] == 5
     assert [e["resource"]["id"] for e in page["entry"]] == ids[:2]

@@ -178,7 +178,8 @@ def test_paging_links_survive_concurrent_writes(client: httpx.Client) -> None:
     ids = [f"pg{i}-{tag}" for i in range(7)]
     for pid in ids:
         _put(client, {"resourceType": "Patient", "id": pid, "name": [{"family": f"Page{tag}"}]})
-    first = client.get("/Patient", params={"family": f"page{tag}", "_count": "3"}).json()
+    accurate = {"family": f"page{tag}", "_count": "3", "_total": "accurate"}
+    first = client.get("/Patient", params=accurate).json()
     assert first["total"] == 7
     seen = _ids(first)
     # writes after the first page: two new matches and an update of a first-page entry
@@ -206,7 +207,7 @@ def test_paging_links_survive_concurrent_writes(client: httpx.Client) -> None:
         assert bundle["total"] == 6
         seen += _ids(bundle)
     assert sorted(seen) == sorted(ids)  # none repeated, none skipped, no later creations
-    fresh = client.get("/Patient", params={"family": f"page{tag}", "_count": "3"}).json()
+    fresh = client.get("/Patient", params=accurate).json()
     assert fresh["total"] == 9
 
 
@@ -228,3 +229,42 @@ def test_total_estimate(client: httpx.Client) -> None:
     assert last["total"] == 2
     none = client.get("/Patient", params={"family:contains": tag, "_total": "none"}).json()
     assert "total" not in none
+
+
+def test_total_without_total_parameter(client: httpx.Client) -> None:
+    """Without ``_total`` the total is given only when known without counting
+    (search.html#total); ``_total=accurate`` always counts; the CapabilityStatement says so."""
+    tag = uuid.uuid4().hex[:8]
+    for i in range(5):
+        _put(client, {"resourceType": "Patient", "id": f"t{i}-{tag}", "name": [{"family": tag}]})
+
+    def get(**params: str) -> dict[str, Any]:
+        found: dict[str, Any] = client.get("/Patient", params={"family": tag, **params}).json()
+        return found
+
+    def has_next(bundle: dict[str, Any]) -> bool:
+        return any(link["relation"] == "next" for link in bundle["link"])
+
+    full = get(_count="2")  # a full page: no count statement, no total, a next link
+    assert "total" not in full and len(full["entry"]) == 2 and has_next(full)
+    assert "total" not in get(_count="5")  # exactly full: whether more follow is not known
+    assert get(_count="10")["total"] == 5  # not full: the matches are on the page
+    last = get(_count="2", _offset="4")  # the last page, after others: offset + page
+    assert last["total"] == 5 and len(last["entry"]) == 1 and not has_next(last)
+    assert "total" not in get(_count="2", _offset="2")  # full, in the middle
+    assert get(_count="0")["total"] == 5  # only the count asked for
+    assert get(_summary="count")["total"] == 5
+    assert get(_count="2", _total="accurate")["total"] == 5
+    assert get(_count="2", _total="estimate")["total"] == 5
+    assert "total" not in get(_count="10", _total="none")
+    seen: list[str] = []  # the next links page through every match, keyset included
+    bundle = full
+    while True:
+        seen += _ids(bundle)
+        nxt = [link["url"] for link in bundle["link"] if link["relation"] == "next"]
+        if not nxt:
+            break
+        bundle = client.get(nxt[0].split("/fhir", 1)[1]).json()
+    assert sorted(seen) == sorted(f"t{i}-{tag}" for i in range(5))
+    rest = client.get("/metadata").json()["rest"][0]
+    assert "_total=accurate" in rest["documentation"]

@@ -84,7 +84,7 @@ def test_demo_builds_once_and_serves(tmp_path: Path) -> None:
         )
         assert login.status_code == 303, login.text
         web = httpx.Client(base_url=base, cookies=login.cookies, timeout=30)
-        bundle = web.get("/fhir/Patient", params={"_count": 1}).json()
+        bundle = web.get("/fhir/Patient", params={"_count": 1, "_total": "accurate"}).json()
         assert bundle["total"] == PATIENTS
         pid = bundle["entry"][0]["resource"]["id"]
         everything = web.get(f"/fhir/Patient/{pid}/$everything", params={"_count": 500}).json()

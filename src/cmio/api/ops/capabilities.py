@@ -109,8 +109,11 @@ def capability_statement(
         for op in sorted(operations.values(), key=lambda o: o.name)
         if op.system
     ]
+    from cmio.api.ops.search import TOTAL_POLICY
+
     rest: dict[str, Any] = {
         "mode": "server",
+        "documentation": TOTAL_POLICY,
         "resource": resources,
         "interaction": [
             {"code": "transaction"},

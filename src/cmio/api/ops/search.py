@@ -28,12 +28,14 @@ from cmio.search.compiler import parse_sort
 from cmio.search.includes import Include, included, parse_include
 from cmio.search.request import RESULT_PARAMS, UnknownParameterError, resolve
 from cmio.store import format_instant
-from cmio.store.base import SearchClause, SearchQuery, StoredResource
+from cmio.store.base import SearchClause, SearchPage, SearchQuery, StoredResource
 
 if TYPE_CHECKING:
     from cmio.security.policy import Policy
 
 __all__ = [
+    "TOTAL_POLICY",
+    "known_total",
     "parse_search",
     "search",
     "search_params_from_string",
@@ -41,6 +43,15 @@ __all__ = [
     "split_values",
 ]
 
+#: how ``Bundle.total`` is chosen (https://hl7.org/fhir/R4/search.html#total), stated in the
+#: CapabilityStatement's ``rest.documentation``
+TOTAL_POLICY = (
+    "Search `Bundle.total` (https://hl7.org/fhir/R4/search.html#total): `_total=accurate` always"
+    " counts the matches; `_total=estimate` counts up to 10,000; `_total=none` gives no total."
+    " Without `_total` the server gives the exact total when it is known without counting"
+    " (a page that is not full holds the last matches, and `_count=0` or `_summary=count` ask"
+    " for the count alone) and leaves it out otherwise: a full page then has a `next` link."
+)
 _INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 
 
@@ -206,6 +217,16 @@ def parse_search(
     return parsed, warnings
 
 
+def known_total(query: SearchQuery, found: int) -> int | None:
+    """The exact total of a search whose page holds ``found`` matches, when it is known
+    without counting: a page that is not full holds the last matches, so with none skipped
+    before it by a keyset cursor the total is the offset plus the page; None otherwise
+    (https://hl7.org/fhir/R4/search.html#total)."""
+    if query.after is None and found < query.count and (found or query.offset == 0):
+        return query.offset + found
+    return None
+
+
 def _page_url(
     request: FhirRequest,
     path: str,
@@ -250,6 +271,10 @@ def search(
     lenient = "handling=lenient" in (request.header("prefer") or "")
     includes: list[Include] = []
     query, warnings = parse_search(env, rtype, query_params, lenient, includes)
+    # no ``_total``: the total only when known without a count statement (TOTAL_POLICY)
+    implicit = query.count > 0 and not any(k.startswith("_total") for k, _ in query_params)
+    if implicit:
+        query = replace(query, total=False)
     if query.snapshot is None:  # this search's instant, carried by its paging links
         query = replace(query, snapshot=format_instant(datetime.now(UTC)))
     if compartment is not None:
@@ -269,6 +294,8 @@ def search(
     with env.repository.read_transaction() as tx:
         page = tx.search(query)
         extra = included(tx, env.model, page.resources, includes) if includes else []
+    if implicit and not query.total:
+        page = SearchPage(page.resources, known_total(query, len(page.resources)))
     page = authorize.visible_page(policy, page)
     extra = authorize.visible(policy, "read", extra)
     outcomes: list[bytes] = []
