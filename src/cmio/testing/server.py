@@ -12,6 +12,8 @@ from typing import Any
 
 import uvicorn
 
+from cmio.api.serving import http_protocol
+
 __all__ = ["ServerThread", "free_port"]
 
 
@@ -69,6 +71,7 @@ class ServerThread:
             log_level="error",
             access_log=False,
             lifespan="off",
+            http=http_protocol(),  # as cmio serve: one socket write per response
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
