@@ -160,8 +160,9 @@ class SearchCompiler:
         where = self.where(query, params, dialect)
         where_text = where.sql(dialect=dialect, copy=False)
         columns = [exp.column(c, "r") for c in ("type", "id", "version", "last_updated", "data")]
+        keyed = dialect == "sqlite"  # the page's row ids first, then their rows (_key_first)
         page = (
-            exp.select(*columns, copy=False)
+            exp.select(*([exp.alias_(exp.column("rowid", "r"), "k_row")] if keyed else columns))
             .from_(_resource(), copy=False)
             .where(exp.Placeholder(this=_WHERE), copy=False)
         )
@@ -170,11 +171,15 @@ class SearchCompiler:
             page = page.where(self._after(query, params), copy=False)
             if isinstance(where, exp.Connector):  # as sqlglot parenthesizes an AND-ed one
                 page_where = f"({where_text})"
-        for key in self._order(query, params, dialect):
-            page = page.order_by(key, copy=False)
+        keys = self._order(query, params, dialect)
+        if not keyed:
+            for key in keys:
+                page = page.order_by(key, copy=False)
         page = page.limit(params(max(0, query.count)), copy=False).offset(
             params(max(0, query.offset)), copy=False
         )
+        if keyed:
+            page = _key_first(page, keys, columns)
         page_sql, page_slots = _render(page, dialect, page_where)
         if not query.total:
             return Template(page_sql, page_slots, None, ()), params.values
@@ -272,6 +277,37 @@ class SearchCompiler:
             if column not in seen and not (column == "id" and "_id" in seen):
                 keys.append(natural(column))
         return keys
+
+
+def _key_first(keys_page: exp.Select, keys: list[exp.Ordered], columns: list[exp.Expr]) -> exp.Expr:
+    """The page as two steps: ``keys_page`` (``SELECT r.rowid AS k_row ... LIMIT ? OFFSET ?``) sorts
+    only the matches' row ids and sort keys, then the page's rows are read by row id.
+
+    Sorting the matches with their stored bytes (``SELECT r.data ... ORDER BY``) copies
+    every match's JSON into SQLite's sorter, though only the page's are returned. A sort
+    key that is a subquery is selected once under an alias (``k0``...) and ordered by
+    it; plain columns are ordered as themselves, so an index can still serve the order.
+    The outer ``ORDER BY`` repeats the order over the page's keys (a few rows).
+    """
+    outer: list[exp.Ordered] = []
+    for i, key in enumerate(keys):
+        alias = f"k{i}"
+        keys_page = keys_page.select(exp.alias_(key.this, alias, copy=False), copy=False)
+        flags = {"desc": key.args.get("desc"), "nulls_first": key.args.get("nulls_first")}
+        inner = (
+            key
+            if isinstance(key.this, exp.Column)
+            else exp.Ordered(this=exp.column(alias), **flags)
+        )
+        keys_page = keys_page.order_by(inner, copy=False)
+        outer.append(exp.Ordered(this=exp.column(alias, "k"), **flags))
+    joined = eq(exp.column("rowid", "r"), exp.column("k_row", "k"))
+    return (
+        exp.select(*columns, copy=False)
+        .from_(keys_page.subquery("k", copy=False), copy=False)
+        .join(_resource(), on=joined, join_type="cross", copy=False)
+        .order_by(*outer, copy=False)
+    )
 
 
 def _render(statement: exp.Expr, dialect: str, where: str) -> tuple[str, tuple[int, ...]]:
