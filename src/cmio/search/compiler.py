@@ -279,8 +279,10 @@ class SearchCompiler:
         return keys
 
 
-def _key_first(keys_page: exp.Select, keys: list[exp.Ordered], columns: list[exp.Expr]) -> exp.Expr:
-    """The page as two steps: ``keys_page`` (``SELECT r.rowid AS k_row ... LIMIT ? OFFSET ?``) sorts
+def _key_first(
+    keys_page: exp.Select, keys: list[exp.Ordered], columns: Sequence[exp.Expr]
+) -> exp.Select:
+    """The page in two steps: ``keys_page`` (``SELECT r.rowid AS k_row ... LIMIT ?``) sorts
     only the matches' row ids and sort keys, then the page's rows are read by row id.
 
     Sorting the matches with their stored bytes (``SELECT r.data ... ORDER BY``) copies
