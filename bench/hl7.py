@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import os
 import socket
 import sqlite3
@@ -167,7 +168,13 @@ def serve_cmio(journal: str, store: str | None, shortcuts: bool = True) -> None:
 
         env = build_env(f"sqlite:///{store}", Settings(validation="off", terminology_db=None))
         sink = RouterSink(FhirRouter(env), shortcuts=shortcuts)
-    engine = Engine([config], sink, supported_types=frozenset(SUPPORTED), process=bool(store))
+    extra: dict[str, Any] = {}
+    after = int(os.environ.get("CMIO_BENCH_WORKER_AFTER", "16"))  # -1: no preparation worker
+    if "worker_after" in inspect.signature(Engine).parameters:  # (older trees: none)
+        extra["worker_after"] = after if after >= 0 else None
+    engine = Engine(
+        [config], sink, supported_types=frozenset(SUPPORTED), process=bool(store), **extra
+    )
     engine.start()
     stop = asyncio.Event()
     asyncio.run(engine.run(stop, ports={"bench": 0}, ready=lambda p: print(p["bench"], flush=True)))

@@ -15,12 +15,16 @@ into a fresh SQLite FHIR store, validation off) in a child process:
   the drain rate just measured (the highest rate the store sustains, with some headroom).
 
 With ``--old-src`` (e.g. a ``git worktree`` of an earlier commit's ``src``) every step runs
-that tree's engine and this tree's, alternated, and both are printed side by side.
+that tree's engine and this tree's, alternated, and both are printed side by side;
+``--also-no-worker`` adds this tree without its preparation worker (``this-1``), and
+``--worker-after N`` sets when this tree starts it (``-1``: never). The server CPU counts
+the worker process too.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import subprocess
@@ -36,9 +40,13 @@ from cmio.interfaces.hl7v2.engine.mllp import FrameDecoder, frame
 _ROOT = Path(__file__).resolve().parents[1]
 
 
-def start(src: str, journal: str, store: str) -> tuple[subprocess.Popen[str], int]:
-    """The engine of the tree at ``src`` with processing into ``store``; its port."""
+def start(src: str, journal: str, store: str, after: int) -> tuple[subprocess.Popen[str], int]:
+    """The engine of the tree at ``src`` with processing into ``store``; its port.
+
+    ``after``: start the preparation worker once this many messages wait (-1: never).
+    """
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([src, str(_ROOT)]))
+    env["CMIO_BENCH_WORKER_AFTER"] = str(after)
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.hl7", "--serve", "cmio", journal, store],
         stdout=subprocess.PIPE,
@@ -51,15 +59,23 @@ def start(src: str, journal: str, store: str) -> tuple[subprocess.Popen[str], in
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of a process (all its threads) and its live children (the
+    engine's preparation worker)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # (exited)
+        return 0.0
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            total += sum(cpu_seconds(int(c)) for c in task.read_text().split())
+    return total
 
 
-def drain(src: str, tmp: str, backlog: int) -> tuple[float, float]:
+def drain(src: str, tmp: str, backlog: int, after: int) -> tuple[float, float]:
     """Messages/s the store applies from a backlog, and server CPU ms per message."""
     journal = tempfile.mktemp(dir=tmp, suffix=".db")
-    proc, port = start(src, journal, tempfile.mktemp(dir=tmp, suffix=".db"))
+    proc, port = start(src, journal, tempfile.mktemp(dir=tmp, suffix=".db"), after)
     try:
         cpu = cpu_seconds(proc.pid)
         since = time.time()
@@ -81,10 +97,10 @@ def drain(src: str, tmp: str, backlog: int) -> tuple[float, float]:
         proc.wait(30)
 
 
-def paced(src: str, tmp: str, rate: float, seconds: float) -> tuple[float, float, int]:
+def paced(src: str, tmp: str, rate: float, seconds: float, after: int) -> tuple[float, float, int]:
     """Receipt-to-queryable p50, p95 (ms) and messages measured at ``rate`` ORU/s."""
     journal = tempfile.mktemp(dir=tmp, suffix=".db")
-    proc, port = start(src, journal, tempfile.mktemp(dir=tmp, suffix=".db"))
+    proc, port = start(src, journal, tempfile.mktemp(dir=tmp, suffix=".db"), after)
     try:
         return paced_latency(port, journal, oru, rate, seconds)
     finally:
@@ -100,24 +116,35 @@ def main() -> None:
     parser.add_argument("--sustained", type=float, default=0.8, help="0: no such step")
     parser.add_argument("--old-src", help="the src directory of the tree to compare with")
     parser.add_argument("--src", default=str(_ROOT / "src"), help="this tree's src directory")
+    parser.add_argument(
+        "--worker-after",
+        type=int,
+        default=16,
+        help="start the engine's preparation worker once this many messages wait (-1: never)",
+    )
+    parser.add_argument(
+        "--also-no-worker", action="store_true", help="also run this tree without the worker"
+    )
     args = parser.parse_args()
-    trees = [("this", args.src)]
+    trees = [("this", args.src, args.worker_after)]
+    if args.also_no_worker:
+        trees.insert(0, ("this-1", args.src, -1))  # this tree without the worker
     if args.old_src:
-        trees.insert(0, ("old", args.old_src))
+        trees.insert(0, ("old", args.old_src, -1))
     tmp = tempfile.mkdtemp(prefix="cmio-hl7-drain-")
     print(f"load average {os.getloadavg()[0]:.1f}", flush=True)
     drained: dict[str, float] = {}
-    for name, src in trees:
-        rate, cpu = drain(src, tmp, args.backlog)
+    for name, src, after in trees:
+        rate, cpu = drain(src, tmp, args.backlog, after)
         drained[name] = rate
         print(
             f"{name:5} drain: {rate:7.1f} ORU/s, server CPU {cpu:6.2f} ms per message", flush=True
         )
     steps = [(float(r), "") for r in args.rates.split(",") if r.strip()]
     for rate, _ in steps + ([(0.0, "sustained")] if args.sustained > 0 else []):
-        for name, src in trees:
+        for name, src, after in trees:
             at = rate or round(args.sustained * drained[name], 1)
-            p50, p95, n = paced(src, tmp, at, args.seconds)
+            p50, p95, n = paced(src, tmp, at, args.seconds, after)
             print(f"{name:5} paced {at:6.1f} ORU/s: receipt to queryable p50 {p50:8.1f} ms,"
                   f" p95 {p95:8.1f} ms ({n} messages, load {os.getloadavg()[0]:.1f})",
                   flush=True)  # fmt: skip

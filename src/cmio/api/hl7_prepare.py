@@ -21,10 +21,13 @@ rows are used only while the writer's indexer still has the model of the spec
 from __future__ import annotations
 
 import copy
+import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from cmio.api.env import ID_RE
 from cmio.api.ops.bundle import EntryAhead
@@ -72,6 +75,13 @@ class AheadSpec:
         if model.package_sha256 != self.package_sha256:
             return None
         return BundleAhead(SearchIndexer(model, full_text=self.full_text), self)
+
+    def decode(self, blob: bytes) -> tuple[dict[str, Any], PreparedBundle]:
+        """The Bundle and its work ahead from :meth:`BundleAhead.encode` (JSON: ~6x quicker
+        to load than a pickle of the same, and the writer loads it)."""
+        bundle, generation, entries = orjson.loads(blob)
+        done: dict[str, EntryAhead] = {k: (v[0], v[1], v[2]) for k, v in entries.items()}
+        return bundle, PreparedBundle(generation, done)
 
 
 class _Unresolved(Exception):
@@ -135,6 +145,20 @@ class BundleAhead:
             indexed = final if post_id is None else {**final, "id": post_id}  # as the store will
             out[full_url] = (final, table_rows(indexed), post_id)
         return PreparedBundle(self.spec.generation, out)
+
+    def encode(self, bundle: dict[str, Any], known: Mapping[Key, str]) -> bytes | None:
+        """The Bundle and its work ahead as JSON for :meth:`AheadSpec.decode` (None: not
+        exactly representable, e.g. a non-finite number)."""
+        prepared = self(bundle, known)
+        for _, rows, _ in prepared.entries.values():
+            for found in (rows or {}).values():
+                for row in found:
+                    if any(isinstance(v, float) and not math.isfinite(v) for v in row):
+                        return None
+        try:
+            return orjson.dumps([bundle, prepared.generation, prepared.entries])
+        except TypeError:
+            return None
 
     def _post_id(self, full_url: str) -> str:
         """The id process_transaction gives a created entry (``keep_urn_ids`` first)."""

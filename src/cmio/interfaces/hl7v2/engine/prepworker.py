@@ -145,7 +145,18 @@ class PrepWorker:
             self._fail("the preparation worker answered out of turn")
             return None
         self.batches += 1
-        return list(got)
+        return [self._decoded(r) for r in got]
+
+    def _decoded(self, prepared: Remote) -> Remote:
+        """A prepared item whose Bundle and work ahead came as the spec's encoding, decoded."""
+        if not isinstance(prepared, tuple) or not isinstance(prepared[0].ahead, bytes):
+            return prepared
+        item, unmapped = prepared
+        try:
+            bundle, ahead = self.spec.decode(item.ahead)
+        except Exception:  # (a spec that changed since cannot read it: prepare it here)
+            return None
+        return dataclasses.replace(item, bundle=bundle, ahead=ahead), unmapped
 
     def close(self) -> None:
         """End the process (closing its pipe ends it; killed if it does not)."""
@@ -223,13 +234,15 @@ class _Worker:
                 out.append(None)
             else:
                 item, _, unmapped = got
-                ahead = None
+                blob = None
                 if self.builder is not None:
                     try:
-                        ahead = self.builder(item.bundle, self.known)
+                        blob = self.builder.encode(item.bundle, self.known)
                     except Exception:
                         _LOG.debug("work ahead failed for journal row %d", row.id, exc_info=True)
-                out.append((dataclasses.replace(item, ahead=ahead), unmapped))
+                if blob is not None:  # the Bundle travels inside it, as JSON
+                    item = dataclasses.replace(item, bundle={}, ahead=blob)
+                out.append((item, unmapped))
         return out
 
 
