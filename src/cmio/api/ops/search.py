@@ -64,6 +64,8 @@ def search_params_from_string(query: str) -> list[tuple[str, str]]:
 
 def split_values(value: str) -> tuple[str, ...]:
     """OR-ed values: split on commas not escaped as ``\\,`` (search.html#escaping)."""
+    if "\\" not in value:  # nothing escaped: a plain split
+        return tuple(v for v in value.split(",") if v != "")
     out: list[str] = []
     buf: list[str] = []
     i = 0
