@@ -122,6 +122,17 @@ def register(app: typer.Typer) -> None:
                     console.print(f"[red]The store could not be opened: {error}[/red]")
                     failed.append(error)
                     stop.set()
+                    return
+                todo = {n: p for n, p in engine.processors.items() if p.worker_after is not None}
+                while todo:  # say when a channel's preparation worker takes batches
+                    for name, processor in list(todo.items()):
+                        worker = processor.worker
+                        if worker is not None and (worker.ready_seen or worker.failed):
+                            state = "failed" if worker.failed else "ready"
+                            console.print(f"Channel {name}: preparation worker {state}"
+                                          f" (pid {worker.pid})")  # fmt: skip
+                            del todo[name]
+                    await asyncio.sleep(0.1)
 
             watcher = asyncio.create_task(watch_store())
             await engine.run(stop, ports=ports, ready=ready)

@@ -61,6 +61,7 @@ class PrepWorker:
         self._send: Connection | None = None
         self._recv: Connection | None = None
         self._ready = False
+        self.ready_seen = False  # (set once :attr:`ready` saw it: for other threads to read)
         self.failed = False
         self.spec: Any = None
         self.known_at = 0  # the sink's learned_ids position sent so far
@@ -106,7 +107,7 @@ class PrepWorker:
         try:
             if self._recv.poll(0):
                 self._recv.recv()
-                self._ready = True
+                self._ready = self.ready_seen = True
         except (EOFError, OSError):
             self._fail("the preparation worker exited while starting")
         return self._ready
