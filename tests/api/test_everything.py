@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
 import orjson
 
 from cmio.api.http import FhirRequest
-from cmio.api.ops.everything import _body
+from cmio.api.ops.everything import _OUTSIDE_REF, _body
 from cmio.api.ops.search import searchset_body
 from cmio.api.render import bundle_response, dumps, search_entry
 from cmio.model import Model
@@ -250,3 +251,29 @@ def test_searchset_body_equals_the_renderer(model: Model) -> None:
             rows = [(s.type, s.id, s.data or b"") for s in matches]
             extra_rows = [(s.type, s.id, s.data or b"") for s in included]
             assert _body(dumps(head), request.base_url, rows, extra_rows) == expected
+
+
+def test_outside_references_match_the_plain_pattern() -> None:
+    plain = re.compile(
+        rb'"reference":"((?:Practitioner|PractitionerRole|Organization|Location|Medication'
+        rb'|Device|Substance|HealthcareService)/[A-Za-z0-9.\-]{1,64})"'
+    )
+    data = b"\n".join(
+        [
+            b'{"a":{"reference":"Practitioner/p1"},"b":{"reference":"Patient/x"}}',
+            b'{"preference":"Practitioner/p2","xreference":"Location/l1","ference":"Device/d0"}',
+            b'{"note":"\\"reference\\":\\"Organization/o9\\"","c":{"reference":"Device/d1"}}',
+            b'{"reference":"PractitionerRole/r1","x":{"reference":"Organization/'
+            + b"o" * 65
+            + b'"}}',
+            b'{"reference":"Medication/m.1-2"}{"reference":"Location/"}{"reference":"Device/d1"}',
+        ]
+    )
+    assert _OUTSIDE_REF.findall(data) == plain.findall(data)
+    assert _OUTSIDE_REF.findall(data) == [
+        b"Practitioner/p1",
+        b"Device/d1",
+        b"PractitionerRole/r1",
+        b"Medication/m.1-2",
+        b"Device/d1",
+    ]
