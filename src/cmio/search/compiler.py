@@ -222,13 +222,19 @@ class SearchCompiler:
         else:
             conds.append(eq(exp.column("type", "r"), params(query.type)))
         driving = True
+        inline: exp.Select | None = None  # the driving select, when probes go inside it
         for node in nodes:
             if isinstance(node, Filter) and node.code in _COLUMNS:
                 conds.append(resource_condition(node, params, "r"))
                 driving = driving and node.code != "_id"
+            elif inline is not None:  # probed per driving index row, before the resource
+                inline.where(builder.condition(node, _DRIVER_ID, correlated=True), copy=False)
             else:
                 probe_key = exp.column("id", "r") if not driving and query.type else key
-                conds.append(builder.condition(node, probe_key, correlated=not driving))
+                cond = builder.condition(node, probe_key, correlated=not driving)
+                conds.append(cond)
+                if driving and query.type is not None and isinstance(node, Filter):
+                    inline = _driver(cond)
                 driving = False
         return exp.and_(*conds, copy=False)
 
@@ -277,6 +283,50 @@ class SearchCompiler:
             if column not in seen and not (column == "id" and "_id" in seen):
                 keys.append(natural(column))
         return keys
+
+
+#: the driving select's id column, which the other clauses probe (:func:`_driver`)
+_DRIVER_ID = exp.column("resource_id", "d")
+
+
+def _driver(cond: exp.Expr) -> exp.Select | None:
+    """The select of a driving ``(r.type, r.id) IN (SELECT x.resource_type, x.resource_id
+    FROM <index> AS x ...)`` renamed to alias ``d``, so that the other clauses' probes
+    (``EXISTS (... AND x.resource_id = d.resource_id)``) go inside it; None for another
+    form (negated, a chain or ``_has``).
+
+    A candidate then reads the resource table only when every probe holds: SQLite would
+    otherwise look up each driving row's resource (primary-key index, then the row)
+    before probing. ``Observation?patient=X&code=C&date=ge...`` reads 6 resources, not
+    the patient's 458 Observations.
+    """
+    if not isinstance(cond, exp.In) or not isinstance(cond.args.get("query"), exp.Subquery):
+        return None
+    select = cond.args["query"].this
+    source = select.args.get("from_")
+    table = source.this if isinstance(source, exp.From) else None
+    if not isinstance(select, exp.Select) or not isinstance(table, exp.Table):
+        return None
+    if table.alias != "x" or [c.sql() for c in select.selects] != [
+        "x.resource_type",
+        "x.resource_id",
+    ]:
+        return None
+    table.set("alias", exp.Identifier(this="d", quoted=False))
+    for node in select.walk(prune=lambda n: n is not select and _binds_x(n)):
+        if isinstance(node, exp.Column) and node.table == "x":
+            node.set("table", exp.Identifier(this="d", quoted=False))
+    return select
+
+
+def _binds_x(node: exp.Expr) -> bool:
+    """Whether ``node`` is a select of its own table aliased ``x`` (whose ``x.`` columns
+    are its own; a nested select without one, such as a composite's component probe,
+    refers to the driving row)."""
+    if not isinstance(node, exp.Select):
+        return False
+    sources = [node.args.get("from_"), *(node.args.get("joins") or [])]
+    return any(isinstance(t, exp.Table) and t.alias == "x" for s in sources if s for t in [s.this])
 
 
 def _key_first(
