@@ -187,3 +187,27 @@ def test_relative_plans_for_composite_components() -> None:
     assert plan.values({"valueString": "x"}) == []
     assert plan_relative(types, component, "true") is None
     assert plan_relative(types, component, "code.exists()") is None
+
+
+def test_idle_composites_add_nothing() -> None:
+    """A composite judged idle by its key set (:meth:`CompositePlan.idle`) adds no row,
+    and the rows with idle composites skipped equal those of every composite run."""
+    indexer = SearchIndexer(_model())
+    for resource in _resources():
+        rtype = resource["resourceType"]
+        every: dict[str, list[Any]] = {}
+        memo: dict[Any, Any] = {}
+        for composite in indexer._plan_composites(rtype):
+            alone: dict[str, list[Any]] = {}
+            composite.add(alone, resource)
+            if composite.idle(resource):
+                assert not any(alone.values()), (rtype, composite.code)
+            composite.add(every, resource, memo)
+        rows = indexer.table_rows(resource)
+        for table, table_rows in every.items():
+            composite_rows = [r for r in rows.get(table, []) if "$" in r[0]]
+            assert composite_rows == list(dict.fromkeys(table_rows)), (rtype, table)
+    observation = {"resourceType": "Observation", "code": CODE, "valueQuantity": {"value": 1}}
+    idle = {c.code for c in indexer._plan_composites("Observation") if c.idle(observation)}
+    assert {"code-value-concept", "component-code-value-quantity"} <= idle
+    assert "code-value-quantity" not in idle

@@ -137,6 +137,32 @@ class CompositePlan:
             heads if heads is not None else [json_heads(c.expression) for c, _ in components]
         )
 
+    def idle(self, resource: dict[str, Any]) -> bool:
+        """Whether :meth:`add` surely adds nothing to ``resource``, judged by its type and
+        JSON keys alone (so a caller may decide it once per key set): the base is a
+        member the resource lacks, or the resource itself and some component can have
+        no value on it (see :meth:`_complete`)."""
+        root, member = self._root, self._member
+        if member is not None and any(k.startswith(member) for k in resource):
+            return False
+        if root is None:
+            return member is not None
+        if self.types is None or resource.get("resourceType") != root:
+            return False
+        return not self._complete(tuple(resource))
+
+    def _complete(self, shape: tuple[str, ...]) -> bool:
+        """Whether an item with these JSON keys can give every component a value."""
+        ok = self._shapes.get(shape)
+        if ok is None:
+            ok = not any(
+                h is not None and not any(k.startswith(h) for k in shape) for h in self.heads
+            )
+            if len(self._shapes) >= _SHAPES:
+                self._shapes.clear()
+            self._shapes[shape] = ok
+        return ok
+
     def add(self, out: v.Rows, resource: dict[str, Any], memo: Memo | None = None) -> None:
         """Append this parameter's rows for ``resource`` to ``out``.
 
@@ -164,21 +190,11 @@ class CompositePlan:
                 except Exception:
                     return
             memo[(0, self.base.expression)] = items
-        heads, shapes = self.heads, self._shapes
+        viable = self._complete
         for n, item in enumerate(items):
             key = id(item.value) if type(item) is Node and type(item.value) is dict else 0
-            if key:
-                shape = tuple(item.value)
-                ok = shapes.get(shape)
-                if ok is None:  # some component has no value on items of this shape
-                    ok = not any(
-                        h is not None and not any(k.startswith(h) for k in shape) for h in heads
-                    )
-                    if len(shapes) >= _SHAPES:
-                        shapes.clear()
-                    shapes[shape] = ok
-                if not ok:
-                    continue
+            if key and not viable(tuple(item.value)):
+                continue  # some component has no value on items of this shape
             rows: v.Rows = {}
             complete = True
             for k, (compiled, adder) in enumerate(self.components):

@@ -107,7 +107,8 @@ class SearchIndexer(CompartmentIndexer):
         self._plans = lru_cache(maxsize=None)(self._plan)
         self._composites = lru_cache(maxsize=None)(self._plan_composites)
         #: (resource type, top-level JSON keys) -> the plan steps that can find a value
-        self._steps: dict[tuple[str, ...], tuple[Step, ...]] = {}
+        #: and the composites that can add rows
+        self._steps: dict[tuple[str, ...], tuple[tuple[Step, ...], tuple[CompositePlan, ...]]] = {}
         from cmio.search.compiler import SearchCompiler  # cmio.search imports this package
 
         #: used by the SQL stores to compile searches over these tables
@@ -135,20 +136,24 @@ class SearchIndexer(CompartmentIndexer):
             plan.append((code, self.engine.compile(expression), adder, keys, direct))
         return tuple(plan)
 
-    def _steps_for(self, rtype: str, resource: dict[str, Any]) -> tuple[Step, ...]:
-        """The plan steps whose JSON properties ``resource`` has (cached by key set)."""
+    def _steps_for(
+        self, rtype: str, resource: dict[str, Any]
+    ) -> tuple[tuple[Step, ...], tuple[CompositePlan, ...]]:
+        """The plan steps whose JSON properties ``resource`` has, and the composites
+        that can add rows to it (:meth:`CompositePlan.idle`), cached by key set."""
         signature = (rtype, *resource)
-        steps = self._steps.get(signature)
-        if steps is None:
+        found = self._steps.get(signature)
+        if found is None:
             steps = tuple(
                 step
                 for step in self._plans(rtype)
                 if step[3] is None or not step[3].isdisjoint(resource)
             )
+            composites = tuple(c for c in self._composites(rtype) if not c.idle(resource))
             if len(self._steps) >= _STEP_CACHE_LIMIT:
                 self._steps.clear()
-            self._steps[signature] = steps
-        return steps
+            found = self._steps[signature] = (steps, composites)
+        return found
 
     def _plan_composites(self, rtype: str) -> tuple[CompositePlan, ...]:
         adders = {
@@ -217,7 +222,8 @@ class SearchIndexer(CompartmentIndexer):
         out: v.Rows = {}
         if not isinstance(rtype, str) or not self.model.is_resource_type(rtype):
             return out
-        for code, compiled, adder, _, direct in self._steps_for(rtype, resource):
+        steps, composites = self._steps_for(rtype, resource)
+        for code, compiled, adder, _, direct in steps:
             try:
                 found = direct.values(resource) if direct is not None else None
                 if found is None:
@@ -226,9 +232,10 @@ class SearchIndexer(CompartmentIndexer):
                 continue
             for item in found:
                 adder(out, code, item)
-        memo: Memo = {}
-        for composite in self._composites(rtype):
-            composite.add(out, resource, memo)
+        if composites:
+            memo: Memo = {}
+            for composite in composites:
+                composite.add(out, resource, memo)
         members = self.members(resource)
         if members:
             out.setdefault("token_index", []).extend(
