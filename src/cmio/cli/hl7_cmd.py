@@ -127,7 +127,7 @@ def register(app: typer.Typer) -> None:
                 while todo:  # say when a channel's preparation worker takes batches
                     for name, processor in list(todo.items()):
                         worker = processor.worker
-                        if worker is not None and (worker.ready_seen or worker.failed):
+                        if worker is not None and (worker.ready or worker.failed):
                             state = "failed" if worker.failed else "ready"
                             console.print(f"Channel {name}: preparation worker {state}"
                                           f" (pid {worker.pid})")  # fmt: skip

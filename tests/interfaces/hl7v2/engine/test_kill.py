@@ -1,4 +1,5 @@
-"""kill -9 the engine 20 times while a sender streams: every ACKed message is stored once."""
+"""kill -9 the engine 20 times while a sender streams, then once more while its preparation
+worker takes batches: every ACKed message is stored once; the worker ends with its engine."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import os
 import random
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -21,7 +23,7 @@ from cmio.api.app import build_env
 from cmio.api.env import Settings
 from cmio.cli.main import app
 from cmio.interfaces.hl7v2.engine.destinations import marker_id
-from cmio.interfaces.hl7v2.engine.mllp import MllpClient, MllpError
+from cmio.interfaces.hl7v2.engine.mllp import FrameDecoder, MllpClient, MllpError, frame
 from cmio.interfaces.hl7v2.parser import parse
 from cmio.store.base import SearchQuery
 from cmio.testing.server import free_port
@@ -123,9 +125,9 @@ class Zygote:
         self.proc.stdin.flush()
         return self._read()
 
-    def listen(self, tmp_path: Path, port: int, log: Path) -> int:
+    def listen(self, tmp_path: Path, port: int, log: Path, *extra: str) -> int:
         """Fork a listener; return its pid once its log says it listens."""
-        pid = int(self._ask(["listen", str(log), *listen_args(tmp_path, port)]))
+        pid = int(self._ask(["listen", str(log), *listen_args(tmp_path, port), *extra]))
         self.children.add(pid)
         deadline = time.monotonic() + 60
         while "listening" not in (log.read_text() if log.exists() else ""):
@@ -196,8 +198,89 @@ def test_kill_9_while_streaming(tmp_path: Path) -> None:
             assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
             stop.set()
             thread.join(10)
+        bursts = kill_while_the_worker_prepares(tmp_path, port, zygote, rng)
     finally:
         zygote.close()
+    assert len(sender.acked) >= KILLS  # messages were ACKed in (nearly) every round
+    assert_applied_once(tmp_path, port, sender.acked | bursts, obx=2)
+
+
+class BurstSender:
+    """Sends ORU messages 16 at a time (one burst per 0.1 s) over one connection; remembers
+    which were ACKed AA."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.next = 0
+        self.acked: set[str] = set()
+
+    def stream(self, stop: threading.Event) -> None:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
+                while not stop.is_set():
+                    controls = [f"W{self.next + i:05d}" for i in range(16)]
+                    self.next += 16
+                    sock.sendall(b"".join(frame(oru(c, f"WP{int(c[1:]) % 13}", obx=2))
+                                          for c in controls))  # fmt: skip
+                    decoder, acks = FrameDecoder(1 << 20), list[bytes]()
+                    while len(acks) < len(controls):
+                        data = sock.recv(65536)
+                        if not data:
+                            return
+                        acks += [e.data for e in decoder.feed(data) if e.kind == "frame"]
+                    for ack in acks:
+                        parsed = parse(ack)
+                        assert parsed.value("MSA-1") == "AA"
+                        self.acked.add(parsed.value("MSA-2"))
+                    stop.wait(0.1)
+        except OSError:
+            return  # the engine died: the messages not ACKed are sent again... or not at all
+
+
+def kill_while_the_worker_prepares(
+    tmp_path: Path, port: int, zygote: Zygote, rng: random.Random
+) -> set[str]:
+    """One more kill, with the preparation worker taking batches; the messages ACKed."""
+    sender = BurstSender(port)
+    log = tmp_path / "worker.log"
+    pid = zygote.listen(tmp_path, port, log, "--worker-after", "0")
+    deadline = time.monotonic() + 120
+    while "preparation worker ready" not in log.read_text():
+        assert "preparation worker failed" not in log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+    worker = int(log.read_text().split("preparation worker ready (pid ")[1].split(")")[0])
+    stop = threading.Event()  # bursts: a backlog, so batches go to the worker
+    thread = threading.Thread(target=sender.stream, args=(stop,))
+    thread.start()
+    while len(sender.acked) < 32:  # (the first bursts may wait on a busy machine)
+        assert time.monotonic() < deadline and thread.is_alive()
+        time.sleep(0.02)
+    time.sleep(rng.uniform(0.1, 0.3))
+    os.kill(pid, signal.SIGKILL)
+    status = zygote.wait(pid)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    stop.set()
+    thread.join(10)
+    deadline = time.monotonic() + 30
+    while not gone(worker):  # the worker ends with its engine
+        assert time.monotonic() < deadline, f"worker {worker} outlived its engine"
+        time.sleep(0.05)
+    return sender.acked
+
+
+def gone(pid: int) -> bool:
+    """Whether a process has exited (a zombie waits for whoever adopted it)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in ("Z", "X")
+
+
+def assert_applied_once(tmp_path: Path, port: int, acked: set[str], obx: int) -> None:
+    """After a last, clean run: every ACKed message processed, its resources stored once."""
+    journal = tmp_path / "journal.db"
     # A last, clean run (``python -m cmio``) processes what the journal still holds.
     proc, drainer = start(tmp_path, port)
     deadline = time.monotonic() + 120
@@ -213,24 +296,22 @@ def test_kill_9_while_streaming(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
     drainer.join(10)
-
-    assert len(sender.acked) >= KILLS  # messages were ACKed in (nearly) every round
     with sqlite3.connect(journal) as conn:
         rows = conn.execute(
             "SELECT control_id, state FROM messages WHERE dup_of IS NULL"
         ).fetchall()
     states = dict(rows)
     assert len(states) == len(rows)  # one accepted row per control id
-    assert sender.acked <= set(states)  # every ACKed message was journaled
-    assert {states[c] for c in sender.acked} == {"processed"}
+    assert acked <= set(states)  # every ACKed message was journaled
+    assert {states[c] for c in acked} == {"processed"}
     env = build_env(
         f"sqlite:///{tmp_path / 'store.db'}", Settings(validation="off", terminology_db=None)
     )
     try:
         reports = env.repository.search(SearchQuery("DiagnosticReport", count=0)).total
         observations = env.repository.search(SearchQuery("Observation", count=0)).total
-        assert reports == len(states) and observations == 2 * len(states)
-        for control in sender.acked:
+        assert reports == len(states) and observations == obx * len(states)
+        for control in acked:
             marker = env.repository.read("Provenance", marker_id("kill", "LAB|HOSP", control))
             assert marker.version == 1  # applied exactly once
     finally:

@@ -33,6 +33,7 @@ from cmio.interfaces.hl7v2.engine.runtime import Engine
 from cmio.interfaces.hl7v2.engine.server import Channel
 from cmio.interfaces.hl7v2.mapping import SUPPORTED
 from tests.interfaces.hl7v2.engine.conftest import FakeStore, RunningEngine, channel, oru
+from tests.interfaces.hl7v2.engine.test_kill import gone
 
 
 def wait_ready(processor: Processor, timeout: float = 60) -> None:
@@ -254,14 +255,6 @@ while not worker.ready:
 print(worker.pid, flush=True)
 time.sleep(600)
 """
-
-
-def gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return True
-    return state in ("Z", "X")  # exited (a zombie waits for whoever adopted it)
 
 
 def test_the_worker_exits_when_the_engine_is_killed(tmp_path: Path) -> None:

@@ -61,7 +61,7 @@ class PrepWorker:
         self._send: Connection | None = None
         self._recv: Connection | None = None
         self._ready = False
-        self.ready_seen = False  # (set once :attr:`ready` saw it: for other threads to read)
+        self._polling = threading.Lock()  # (the engine's thread and a watcher may both ask)
         self.failed = False
         self.spec: Any = None
         self.known_at = 0  # the sink's learned_ids position sent so far
@@ -101,15 +101,16 @@ class PrepWorker:
 
     @property
     def ready(self) -> bool:
-        """Whether the worker has built its mapping and indexer (never blocks)."""
+        """Whether the worker has built its mapping and indexer (never waits for it)."""
         if self._ready or self.failed or self._recv is None:
             return self._ready
-        try:
-            if self._recv.poll(0):
-                self._recv.recv()
-                self._ready = self.ready_seen = True
-        except (EOFError, OSError):
-            self._fail("the preparation worker exited while starting")
+        with self._polling:
+            try:
+                if not self._ready and self._recv.poll(0):
+                    self._recv.recv()
+                    self._ready = True
+            except (EOFError, OSError):
+                self._fail("the preparation worker exited while starting")
         return self._ready
 
     def submit(
