@@ -14,7 +14,7 @@ from cmio.api.ops.everything import _OUTSIDE_REF, _body
 from cmio.api.ops.search import searchset_body
 from cmio.api.render import bundle_response, dumps, search_entry
 from cmio.model import Model
-from cmio.store.base import StoredResource
+from cmio.store.base import StoredResource, Transaction
 from tests.api.conftest import ServerThread
 from tests.api.test_crud import create, patient
 
@@ -215,10 +215,21 @@ def test_everything_pages_every_member_once(client: httpx.Client, server: Server
             )
             assert rows == [(s.type, s.id, s.data) for s in page.resources]
             assert total == page.total
+            # the defaults a backend without SQL would inherit agree
+            derived = Transaction.compartment_rows(
+                tx, "Patient", pid, types=types, count=count, offset=offset
+            )
+            assert derived == (rows, total)
+            searched = Transaction.compartment(tx, "Patient", pid, types=types)
+            assert searched.total == total
+        whole_rows, _ = tx.compartment_rows("Patient", pid)
+        searched = Transaction.compartment(tx, "Patient", pid)
+        assert sorted((s.type, s.id, s.data) for s in searched.resources) == sorted(whole_rows)
         keys = [("Organization", org["id"]), ("Observation", gone["id"]), ("Patient", "nobody")]
         keys += [("Practitioner", prac["id"]), ("Observation", updated["id"])]
         current = tx.read_current(keys)
         assert current == [tx.read(*key) for key in (keys[0], keys[3], keys[4])]
+        assert Transaction.read_current(tx, keys) == current
         assert tx.read_current([]) == []
 
 
