@@ -34,7 +34,7 @@ from cmio.measures.cost import (
     cost_views,
     diabetes_populations_sql,
 )
-from cmio.measures.ehr_use.engine import Period
+from cmio.measures.sqlengine import Period
 from cmio.measures.state import StateDb
 
 __all__ = ["CostState", "cost_state"]
@@ -150,25 +150,20 @@ class CostState:
         encounters = _ids(day.get("encounters"), "encounter_id")
         orgs = _ids(day.get("organizations"), "org_id")
         if encounters:
-            with db.registered(_cmio_k=_keys(encounters)):
-                found = db.query(
-                    "SELECT DISTINCT claim_id FROM claims WHERE encounter_id IN"
-                    " (SELECT k FROM _cmio_k)"
-                )
-            claims |= {_NULL_KEY if v is None else str(v) for v in found["claim_id"].to_pylist()}
+            claims |= _lookup(
+                db,
+                encounters,
+                "SELECT DISTINCT claim_id FROM claims WHERE encounter_id IN",
+                "claim_id",
+            )
         if claims:
-            with db.registered(_cmio_k=_keys(claims)):
-                found = db.query(
-                    "SELECT DISTINCT eob_id FROM eobs WHERE claim_id IN (SELECT k FROM _cmio_k)"
-                )
-            eobs |= {_NULL_KEY if v is None else str(v) for v in found["eob_id"].to_pylist()}
+            eobs |= _lookup(
+                db, claims, "SELECT DISTINCT eob_id FROM eobs WHERE claim_id IN", "eob_id"
+            )
         if orgs:
-            with db.registered(_cmio_k=_keys(orgs)):
-                found = db.query(
-                    "SELECT DISTINCT eob_id FROM cost_facts WHERE department_id IN"
-                    " (SELECT k FROM _cmio_k)"
-                )
-            eobs |= {_NULL_KEY if v is None else str(v) for v in found["eob_id"].to_pylist()}
+            eobs |= _lookup(
+                db, orgs, "SELECT DISTINCT eob_id FROM cost_facts WHERE department_id IN", "eob_id"
+            )
         self._replace("cost_facts", self._facts, "eob_id", eobs, {"FROM eobs AS e": "eobs"})
 
     def _replace(
@@ -224,6 +219,14 @@ def _ids(table: pa.Table | None, column: str) -> set[str]:
     if table is None or not table.num_rows or column not in table.column_names:
         return set()
     return {_NULL_KEY if v is None else str(v) for v in table[column].to_pylist()}
+
+
+def _lookup(db: StateDb, keys: set[str], sql: str, column: str) -> set[str]:
+    """The ``column`` values of ``sql`` (a query ending in ``... IN``) over the key table
+    of ``keys`` (registered as ``_cmio_k``), NULL as :data:`_NULL_KEY`."""
+    with db.registered(_cmio_k=_keys(keys)):
+        found = db.query(f"{sql} (SELECT k FROM _cmio_k)")
+    return _ids(found, column)
 
 
 def _keys(keys: set[str]) -> pa.Table:
