@@ -32,8 +32,8 @@ import pyarrow as pa
 
 import cmio.views
 from cmio.measures.adherence_dupes import duplicate_patients, patient_view, prepare_patients
-from cmio.measures.ehr_use.engine import SqlEngine
 from cmio.measures.ehr_use.inputs import split_resources
+from cmio.measures.sqlengine import SqlEngine
 from cmio.model import Model, load_model
 from cmio.terminology.concepts import ConceptStore
 from cmio.terminology.resources import TerminologyResources

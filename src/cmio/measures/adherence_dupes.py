@@ -18,9 +18,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from cmio.measures.ehr_use.engine import SqlEngine
+from cmio.measures.sqlengine import SqlEngine
 
 __all__ = [
+    "PAIRS_SQL",
     "THRESHOLD",
     "duplicate_patients",
     "normalize",
@@ -106,7 +107,7 @@ def _same(column: str) -> str:
     return f"(a.{column} IS NOT NULL AND a.{column} = b.{column})"
 
 
-_PAIRS = f"""
+PAIRS_SQL = f"""
 WITH pairs AS (
   SELECT a.id AS patient_a, b.id AS patient_b, a.birth_date,
     {_same("given_norm")} AS same_given,
@@ -130,9 +131,11 @@ SELECT patient_a, patient_b, birth_date, same_given, same_family, same_gender, s
   same_postal, CAST(points AS DOUBLE) / 100 AS score
 FROM scored WHERE points >= {round(THRESHOLD * 100)}
 """
+"""The scored candidate pairs of ``dq_patients`` (:func:`prepare_patients`' table) at or
+above :data:`THRESHOLD`, each pair once (``a.id_rank < b.id_rank``; DuckDB SQL)."""
 
 
 def duplicate_patients(engine: SqlEngine) -> pa.Table:
     """Suspected duplicate pairs among ``dq_patients`` (loaded by the caller)."""
-    engine.create("dq_out_duplicates", _PAIRS)
+    engine.create("dq_out_duplicates", PAIRS_SQL)
     return engine.query("SELECT * FROM dq_out_duplicates ORDER BY patient_a, patient_b")

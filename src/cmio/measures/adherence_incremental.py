@@ -31,8 +31,8 @@ from cmio.measures.adherence import (
     check_units,
     data_quality,
 )
-from cmio.measures.adherence_dupes import _PAIRS
-from cmio.measures.ehr_use.engine import SqlEngine
+from cmio.measures.adherence_dupes import PAIRS_SQL
+from cmio.measures.sqlengine import SqlEngine
 from cmio.measures.state import StateDb
 from cmio.terminology.resources import TerminologyResources
 from cmio.terminology.ucum import Ucum
@@ -128,7 +128,7 @@ _OUT: Mapping[str, str] = MappingProxyType({
     "unit_issues": "SELECT * FROM dq_agg_unit_issues",
 })  # fmt: skip
 
-_DAY_PAIRS = _PAIRS.replace("a.id_rank < b.id_rank", "a.id < b.id").replace(
+_DAY_PAIRS = PAIRS_SQL.replace("a.id_rank < b.id_rank", "a.id < b.id").replace(
     "WHERE a.birth_date IS NOT NULL",
     "WHERE (a.id IN (SELECT id FROM _cmio_p) OR b.id IN (SELECT id FROM _cmio_p))"
     " AND a.birth_date IS NOT NULL",

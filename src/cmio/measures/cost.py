@@ -33,8 +33,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import cmio.views
-from cmio.measures.ehr_use.engine import Period, SqlEngine
 from cmio.measures.ehr_use.inputs import split_resources
+from cmio.measures.sqlengine import Period, SqlEngine
 
 __all__ = [
     "COST_OUTPUTS",

@@ -5,7 +5,6 @@ Spec: https://doi.org/10.1093/jamia/ocz223. :func:`compute_ehr_use` reads AuditE
 runs the measure SQL on DuckDB, PostgreSQL or Spark (:class:`SqlEngine`).
 """
 
-from cmio.measures.ehr_use.engine import ENGINES, Period, SqlEngine, open_engine
 from cmio.measures.ehr_use.inputs import CsvMapping, read_audit_csv, read_views
 from cmio.measures.ehr_use.metrics import (
     METRICS,
@@ -14,6 +13,7 @@ from cmio.measures.ehr_use.metrics import (
     compute_ehr_use,
     ehr_use,
 )
+from cmio.measures.sqlengine import ENGINES, Period, SqlEngine, open_engine
 
 __all__ = [
     "ENGINES",

@@ -40,7 +40,6 @@ from typing import Any
 import pyarrow as pa
 
 from cmio.measures.ehr_use import sql
-from cmio.measures.ehr_use.engine import Period
 from cmio.measures.ehr_use.metrics import (
     INPUT_SCHEMAS,
     SessionRules,
@@ -56,6 +55,7 @@ from cmio.measures.ehr_use.refresh_sql import (
     slices_sql,
     with_cum_sql,
 )
+from cmio.measures.sqlengine import Period
 from cmio.measures.state import StateDb
 
 __all__ = ["EhrUseState", "ehr_use_state"]

@@ -18,13 +18,13 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from cmio.measures.ehr_use import sql
-from cmio.measures.ehr_use.engine import Period, SqlEngine
 from cmio.measures.ehr_use.inputs import (
     AUDIT_SCHEMA,
     CsvMapping,
     read_audit_csv,
     read_views,
 )
+from cmio.measures.sqlengine import Period, SqlEngine
 
 __all__ = [
     "INPUT_SCHEMAS", "METRICS", "OUTPUTS", "SessionRules", "TableMaker", "compute_ehr_use",

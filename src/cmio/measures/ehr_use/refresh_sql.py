@@ -15,8 +15,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from cmio.measures.ehr_use.engine import Period
 from cmio.measures.ehr_use.sql import monthly_tail
+from cmio.measures.sqlengine import Period
 
 __all__ = [
     "COLUMNS",

@@ -25,7 +25,7 @@ https://doi.org/10.1093/jamia/ocz223, with vendor-style active-time rules):
 
 from __future__ import annotations
 
-from cmio.measures.ehr_use.engine import Period
+from cmio.measures.sqlengine import Period
 
 __all__ = [
     "BASE_COLUMNS",
