@@ -222,6 +222,11 @@ def main() -> None:
         "--interactions", default="read,create,update", help="which of read,create,update to run"
     )
     parser.add_argument("--no-baseline", action="store_true", help="skip the raw-ASGI baseline")
+    parser.add_argument(
+        "--serve-args",
+        default="",
+        help='more cmio serve options, e.g. "--http auto" or "--loop asyncio"',
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
@@ -242,6 +247,7 @@ def main() -> None:
             db_url,
             "--workers",
             str(args.workers),
+            *args.serve_args.split(),
         ]
         url = f"http://127.0.0.1:{port}"
         with running(cmd, f"{url}/health") as server:

@@ -103,3 +103,13 @@ def test_serves_keep_alive_pipelined_and_large_responses_intact() -> None:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_serve_refuses_an_unknown_protocol_or_loop() -> None:
+    from typer.testing import CliRunner
+
+    from cmio.cli.main import app as cli
+
+    for option in (["--http", "spdy"], ["--loop", "trio"]):
+        result = CliRunner().invoke(cli, ["serve", "--no-auth", *option])
+        assert result.exit_code == 2, result.output

@@ -71,10 +71,21 @@ def register(app: typer.Typer) -> None:
         tls_key: str = typer.Option(
             None, "--tls-key", help="TLS private key (PEM, mode 0600/0400: readable by you only)"
         ),
+        http: str = typer.Option(
+            "cmio",
+            "--http",
+            help="HTTP/1.1 implementation: cmio (httptools, one socket write per response),"
+            " or uvicorn's httptools, h11 or auto",
+        ),
+        loop: str = typer.Option("auto", "--loop", help="Event loop: auto (uvloop), asyncio"),
     ) -> None:
         """Serve the FHIR R4 API at http://HOST:PORT/fhir (https:// with --tls-cert/--tls-key)."""
         import uvicorn
 
+        if http not in ("cmio", "httptools", "h11", "auto"):
+            raise typer.BadParameter("use cmio, httptools, h11 or auto", param_hint="--http")
+        if loop not in ("auto", "uvloop", "asyncio"):
+            raise typer.BadParameter("use auto, uvloop or asyncio", param_hint="--loop")
         if config or os.environ.get("CMIO_CONFIG"):  # configuration by file
             from cmio.admin.config import ConfigError, apply_env_file
 
@@ -112,7 +123,7 @@ def register(app: typer.Typer) -> None:
         scheme = "https" if cert else "http"
         from cmio.api.serving import http_protocol
 
-        http = http_protocol()  # one socket write per response
+        protocol = http_protocol() if http == "cmio" else http  # one socket write per response
         typer.echo(
             f"cmio: FHIR API on {scheme}://{host}:{port}/fhir  (store: {url}, workers: {workers})"
         )
@@ -139,7 +150,8 @@ def register(app: typer.Typer) -> None:
                 workers=workers,
                 log_level=log_level,
                 access_log=False,
-                http=http,
+                http=protocol,
+                loop=loop,
                 ssl_certfile=cert,
                 ssl_keyfile=key,
             )
@@ -156,7 +168,8 @@ def register(app: typer.Typer) -> None:
                 port=port,
                 log_level=log_level,
                 access_log=False,
-                http=http,
+                http=protocol,
+                loop=loop,
                 ssl_certfile=cert,
                 ssl_keyfile=key,
             )
