@@ -188,7 +188,7 @@ class Processor:
         pending: list[Work] = []  # a batch the worker prepares, applied next
         number: int | None = None  # its number at the worker
         if self.worker_after == 0 and self.worker is None:
-            self._start_worker()  # (here: the sink may wait for its store to open)
+            self._to_worker([], 0, False)  # starts it (here: the sink may wait for its store)
         while True:
             with self._cond:
                 self._refill()
@@ -226,10 +226,16 @@ class Processor:
             self._requeue([(w, "internal error while processing") for w in batch])
 
     def _to_worker(self, batch: list[Work], waiting: int, overlapping: bool) -> int | None:
-        """Send the batch to the worker (its number there), starting it once enough wait.
+        """Send the batch to the worker (its number there; None: prepare it here), starting
+        the worker once enough messages wait. Never raises (the writer then prepares)."""
+        try:
+            return self._hand_over(batch, waiting, overlapping)
+        except Exception:  # e.g. the store behind the sink is not open: prepare here
+            _LOG.exception("handing a batch to the preparation worker failed")
+            return None
 
-        A lone message with nothing else to apply is prepared here: no hand-off latency.
-        """
+    def _hand_over(self, batch: list[Work], waiting: int, overlapping: bool) -> int | None:
+        """A lone message with nothing else to apply is prepared here: no hand-off latency."""
         if self.worker_after is None:
             return None
         if self.worker is None:
@@ -237,7 +243,7 @@ class Processor:
                 return None
             self._start_worker()
         worker = self.worker
-        if worker is None or worker.failed or not worker.ready:
+        if not batch or worker is None or worker.failed or not worker.ready:
             return None
         if len(batch) + waiting < 2 and not overlapping:
             return None
