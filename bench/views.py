@@ -6,7 +6,8 @@ and code, valueQuantity value and unit, effective) and ``patients`` (demographic
 Engines: DuckDB over Parquet (JSON-text and typed layouts) and over NDJSON (JSON
 functions, and ``read_json`` into typed columns; rows collected as Arrow), Spark
 ``local[2]`` over the JSON-text Parquet and ``local[1]``/``local[2]`` over the typed
-Parquet (each in its own process, rows written to Spark's ``noop`` sink),
+Parquet (each in its own process, rows written to Spark's ``noop`` sink, or with
+``--spark-form arrow`` collected as Arrow like DuckDB's),
 PostgreSQL over a jsonb table (a subset: loading a million documents dominates
 otherwise), the in-memory reference
 evaluator (a subset) and the peer libraries ``fhir4ds`` and ``sqlonfhir``
@@ -152,10 +153,26 @@ def postgres_case(
         return _median(lambda: len(conn.execute(sql).fetchall()), repeat)
 
 
-def spark_case(parquet: Path, view_name: str, master: str, repeat: int) -> tuple[int, float]:
-    """Spark on ``master`` in a child process (one master per JVM)."""
+def spark_case(
+    parquet: Path, view_name: str, master: str, repeat: int, form: str = "noop"
+) -> tuple[int, float]:
+    """Spark on ``master`` in a child process (one master per JVM).
+
+    ``form``: ``noop`` writes the rows to Spark's ``noop`` sink (nothing leaves the
+    JVM); ``arrow`` collects them into this process as a ``pyarrow.Table`` with the
+    view's schema (``spark_run``), as DuckDB's cases do.
+    """
     out = subprocess.run(
-        [sys.executable, __file__, "--spark-child", master, str(parquet), view_name, str(repeat)],
+        [
+            sys.executable,
+            __file__,
+            "--spark-child",
+            master,
+            str(parquet),
+            view_name,
+            str(repeat),
+            form,
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -168,14 +185,16 @@ def spark_case(parquet: Path, view_name: str, master: str, repeat: int) -> tuple
     return int(rows), float(seconds)
 
 
-def _spark_child(master: str, parquet: Path, view_name: str, repeat: int) -> None:
-    from cmio.views.spark_engine import spark_frame
+def _spark_child(master: str, parquet: Path, view_name: str, repeat: int, form: str) -> None:
+    from cmio.views.spark_engine import spark_frame, spark_run
     from cmio.views.spark_session import SparkConfig, spark_session
 
     spark = spark_session(SparkConfig(master=master, driver_memory="4g"))
     view = VIEWS[view_name]
 
     def once() -> int:
+        if form == "arrow":
+            return int(spark_run(view, parquet, spark).num_rows)
         frame = spark_frame(view, parquet, spark)
         frame.write.format("noop").mode("overwrite").save()
         return 0
@@ -215,13 +234,19 @@ def peers_case(ndjson: Path, view: dict[str, Any], subset: int) -> dict[str, tup
 def main() -> None:
     """Run every case and print a Markdown table."""
     if len(sys.argv) > 1 and sys.argv[1] == "--spark-child":
-        _spark_child(sys.argv[2], Path(sys.argv[3]), sys.argv[4], int(sys.argv[5]))
+        _spark_child(sys.argv[2], Path(sys.argv[3]), sys.argv[4], int(sys.argv[5]), sys.argv[6])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--subset", type=int, default=50_000, help="resources for PG/memory/peers")
     parser.add_argument("--skip", default="", help="comma-separated cases to skip")
+    parser.add_argument(
+        "--spark-form",
+        choices=("noop", "arrow"),
+        default="noop",
+        help="Spark's rows to its noop sink, or collected as Arrow like DuckDB's (like for like)",
+    )
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     ndjson, parquet = args.data / "ndjson", args.data / "parquet"
@@ -258,7 +283,7 @@ def main() -> None:
         ):
             case = f"spark {master} / {label}"
             if case not in skip and f"spark-{master}" not in skip and "spark" not in skip:
-                record(case, name, spark_case(folder, name, master, args.repeat))
+                record(case, name, spark_case(folder, name, master, args.repeat, args.spark_form))
         if "postgres" not in skip:
             record(
                 f"postgres jsonb ({args.subset:,})",
