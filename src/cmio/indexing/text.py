@@ -78,8 +78,19 @@ def content_text(resource: dict[str, Any]) -> list[str]:
     pop = stack.pop
     while stack:
         node = pop()
-        values = node.items() if type(node) is dict else enumerate(node)
-        for key, value in values:
+        if type(node) is not dict:  # a list: no "div" key among its items
+            for value in node:
+                kind = type(value)
+                if kind is str:
+                    append(value)
+                elif kind is dict or kind is list:
+                    push(value)
+                elif isinstance(value, str):
+                    append(value)
+                elif isinstance(value, dict | list):
+                    push(value)
+            continue
+        for key, value in node.items():
             kind = type(value)
             if kind is str:
                 append(html.unescape(_TAG.sub(" ", value)) if key == "div" else value)
