@@ -283,17 +283,19 @@ def assert_applied_once(tmp_path: Path, port: int, acked: set[str], obx: int) ->
     journal = tmp_path / "journal.db"
     # A last, clean run (``python -m cmio``) processes what the journal still holds.
     proc, drainer = start(tmp_path, port)
-    deadline = time.monotonic() + 120
-    while True:
-        with sqlite3.connect(journal) as conn:
-            waiting = conn.execute(
-                "SELECT count(*) FROM messages WHERE state IN ('received', 'retrying')"
-            ).fetchone()[0]
-        if not waiting:
-            break
-        assert time.monotonic() < deadline, f"{waiting} messages still waiting"
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            with sqlite3.connect(journal) as conn:
+                waiting = conn.execute(
+                    "SELECT count(*) FROM messages WHERE state IN ('received', 'retrying')"
+                ).fetchone()[0]
+            if not waiting:
+                break
+            assert time.monotonic() < deadline, f"{waiting} messages still waiting"
+            time.sleep(0.2)
+    finally:  # (a failed wait must not leave the listener running)
+        proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
     drainer.join(10)
     with sqlite3.connect(journal) as conn:
