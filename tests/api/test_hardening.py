@@ -292,6 +292,7 @@ def test_serves_https_with_hsts(tmp_path: Path, server: CmioApp) -> None:
 
     import uvicorn
 
+    from cmio.api.serving import http_protocol
     from cmio.cli.serve_cmd import _tls_files
     from cmio.testing.server import free_port
 
@@ -306,6 +307,7 @@ def test_serves_https_with_hsts(tmp_path: Path, server: CmioApp) -> None:
         lifespan="off",
         ssl_certfile=cert,
         ssl_keyfile=key,
+        http=http_protocol(),  # as cmio serve: one write per response, through TLS
     )
     https = uvicorn.Server(config)
     thread = threading.Thread(target=https.run, daemon=True)
