@@ -307,10 +307,8 @@ def _driver(cond: exp.Expr) -> exp.Select | None:
     table = source.this if isinstance(source, exp.From) else None
     if not isinstance(select, exp.Select) or not isinstance(table, exp.Table):
         return None
-    if table.alias != "x" or [c.sql() for c in select.selects] != [
-        "x.resource_type",
-        "x.resource_id",
-    ]:
+    names = [(c.table, c.name) for c in select.selects if isinstance(c, exp.Column)]
+    if table.alias != "x" or names != [("x", "resource_type"), ("x", "resource_id")]:
         return None
     table.set("alias", exp.Identifier(this="d", quoted=False))
     for node in select.walk(prune=lambda n: n is not select and _binds_x(n)):
@@ -354,12 +352,10 @@ def _key_first(
         keys_page = keys_page.order_by(inner, copy=False)
         outer.append(exp.Ordered(this=exp.column(alias, "k"), **flags))
     joined = eq(exp.column("rowid", "r"), exp.column("k_row", "k"))
-    return (
-        exp.select(*columns, copy=False)
-        .from_(keys_page.subquery("k", copy=False), copy=False)
-        .join(_resource(), on=joined, join_type="cross", copy=False)
-        .order_by(*outer, copy=False)
-    )
+    page = exp.select(*columns, copy=False).from_(keys_page.subquery("k", copy=False), copy=False)
+    # built directly: Select.join parses its join type with sqlglot's parser on every call
+    page.set("joins", [exp.Join(this=_resource(), on=joined, kind="CROSS")])
+    return page.order_by(*outer, copy=False)
 
 
 def _render(statement: exp.Expr, dialect: str, where: str) -> tuple[str, tuple[int, ...]]:
