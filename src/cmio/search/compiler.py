@@ -178,9 +178,12 @@ class SearchCompiler:
         page = page.limit(params(max(0, query.count)), copy=False).offset(
             params(max(0, query.offset)), copy=False
         )
+        tail = ""
         if keyed:
-            page = _key_first(page, keys, columns)
+            page, tail = _key_first(page, keys)
         page_sql, page_slots = _render(page, dialect, page_where)
+        if keyed:
+            page_sql = _KEYED_HEAD + page_sql + tail
         if not query.total:
             return Template(page_sql, page_slots, None, ()), params.values
         if query.estimate:  # counting stops at ESTIMATE_BOUND matches
@@ -327,9 +330,12 @@ def _binds_x(node: exp.Expr) -> bool:
     return any(isinstance(t, exp.Table) and t.alias == "x" for s in sources if s for t in [s.this])
 
 
-def _key_first(
-    keys_page: exp.Select, keys: list[exp.Ordered], columns: Sequence[exp.Expr]
-) -> exp.Select:
+#: the key-first page's fixed outer part (:func:`_key_first`), as text
+_KEYED_HEAD = "SELECT r.type, r.id, r.version, r.last_updated, r.data FROM ("
+_KEYED_JOIN = ") AS k CROSS JOIN resource AS r ON r.rowid = k.k_row ORDER BY "
+
+
+def _key_first(keys_page: exp.Select, keys: list[exp.Ordered]) -> tuple[exp.Select, str]:
     """The page in two steps: ``keys_page`` (``SELECT r.rowid AS k_row ... LIMIT ?``) sorts
     only the matches' row ids and sort keys, then the page's rows are read by row id.
 
@@ -337,9 +343,11 @@ def _key_first(
     every match's JSON into SQLite's sorter, though only the page's are returned. A sort
     key that is a subquery is selected once under an alias (``k0``...) and ordered by
     it; plain columns are ordered as themselves, so an index can still serve the order.
-    The outer ``ORDER BY`` repeats the order over the page's keys (a few rows).
+    Returns ``keys_page`` with its keys and order, and the text that follows it after
+    :data:`_KEYED_HEAD`: the join by row id and the same order over the page's keys (a
+    few rows), written as text since it has no values (a fresh compile renders less).
     """
-    outer: list[exp.Ordered] = []
+    outer: list[str] = []
     for i, key in enumerate(keys):
         alias = f"k{i}"
         keys_page = keys_page.select(exp.alias_(key.this, alias, copy=False), copy=False)
@@ -350,12 +358,9 @@ def _key_first(
             else exp.Ordered(this=exp.column(alias), **flags)
         )
         keys_page = keys_page.order_by(inner, copy=False)
-        outer.append(exp.Ordered(this=exp.column(alias, "k"), **flags))
-    joined = eq(exp.column("rowid", "r"), exp.column("k_row", "k"))
-    page = exp.select(*columns, copy=False).from_(keys_page.subquery("k", copy=False), copy=False)
-    # built directly: Select.join parses its join type with sqlglot's parser on every call
-    page.set("joins", [exp.Join(this=_resource(), on=joined, kind="CROSS")])
-    return page.order_by(*outer, copy=False)
+        ordered = exp.Ordered(this=exp.column(alias, "k"), **flags)
+        outer.append(ordered.sql(dialect="sqlite", copy=False))
+    return keys_page, _KEYED_JOIN + ", ".join(outer)
 
 
 def _render(statement: exp.Expr, dialect: str, where: str) -> tuple[str, tuple[int, ...]]:
