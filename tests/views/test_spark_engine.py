@@ -4,7 +4,8 @@ The Spark dialect reads reference keys with ``substring_index`` (the regex only 
 versioned references) and computes a view's one-row columns once per resource, below
 the ``explode`` of its forEach rows. Both must give DuckDB's rows (the regex's answers:
 a reference whose last two segments are not both non-empty has no key) on the JSON text
-and on typed Parquet, and the reference evaluator's on well-formed references.
+and on typed Parquet, and the reference evaluator's on well-formed references. Typed
+Parquet is read with only the nested fields the view names (``cmio.views.spark_prune``).
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import pyarrow as pa
+import pytest
 from sqlglot import exp
 
-from cmio.views import DuckDbRunner, MemoryEvaluator, load_view, ndjson_to_parquet
+from cmio.views import DuckDbRunner, MemoryEvaluator, load_view, ndjson_to_parquet, spark_engine
 from cmio.views.compiler import ViewCompiler
 from cmio.views.dialects.spark import SparkDialect
-from cmio.views.spark_engine import spark_run
+from cmio.views.spark_engine import spark_frame, spark_run
+from cmio.views.spark_prune import file_schema
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -81,7 +84,7 @@ def _sorted(table: pa.Table) -> list[dict[str, Any]]:
 
 
 def test_reference_keys_and_foreach_match_the_reference_evaluator(
-    spark: SparkSession, tmp_path: Path
+    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     view = load_view(VIEW)
     resources = _resources()
@@ -99,6 +102,18 @@ def test_reference_keys_and_foreach_match_the_reference_evaluator(
     typed = tmp_path / "typed"
     ndjson_to_parquet(folder, typed, layout="typed")
     assert _sorted(spark_run(view, resources, spark)) == expected
+    assert _sorted(spark_run(view, typed, spark)) == expected
+    # the footer's schema read in Python is the one Spark infers
+    file = str(next(typed.glob("*.parquet")))
+    assert file_schema(file) == spark.read.parquet(file).schema
+    # typed Parquet is read with only the fields the view names, through the lambda
+    frame = spark_frame(view, typed, spark, layout="typed")
+    plan = frame._jdf.queryExecution().executedPlan().toString()
+    read = plan[plan.index("ReadSchema:") :]
+    assert read.startswith("ReadSchema: struct<id:string,status:string,")
+    assert "code:struct<coding:array<struct<code:string>>>" in read
+    # a path the walk misses fails analysis: the full schema is read instead
+    monkeypatch.setattr(spark_engine, "read_paths", lambda sql: {("id",)})
     assert _sorted(spark_run(view, typed, spark)) == expected
 
 

@@ -13,6 +13,7 @@ https://spark.apache.org/docs/latest/sql-ref.html.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
@@ -30,6 +31,7 @@ from cmio.views.dialects.base import call
 from cmio.views.dialects.spark import SparkDialect
 from cmio.views.dialects.spark_typed import TypedSparkDialect
 from cmio.views.parse import ViewDefinitionError, parse_view
+from cmio.views.spark_prune import file_schema, prune_schema, read_paths
 from cmio.views.spark_session import SparkConfig, spark_session
 from cmio.views.spark_sources import resource_files, spark_resources
 from cmio.views.tree import View
@@ -50,6 +52,8 @@ __all__ = [
 ]
 
 Source = Path | str | Iterable[Mapping[str, Any]]
+_JOB = "cmio-job-"
+"""Prefix of a batched view's ``raise_error`` messages: which view failed the job."""
 
 
 class SparkViewError(ViewDefinitionError):
@@ -157,18 +161,30 @@ def _typed_frame(view: View, source: Source, spark: SparkSession, model: Model) 
     if not files or not by_name or not is_typed_parquet(files):
         return None
     name = f"cmio_typed_{uuid.uuid4().hex[:12]}"
-    spark.read.parquet(*[str(f) for f in files]).createOrReplaceTempView(name)
     try:
-        sql = ViewCompiler(TypedSparkDialect(), model).sql(
+        query = ViewCompiler(TypedSparkDialect(), model).compile(
             view, exp.to_table(name), filter_type=False
         )
-        return spark.sql(sql)
     except TypedLayoutUnsupported:
         return None
-    except Exception as exc:  # analysis: a field the typed columns do not hold
-        if "AnalysisException" in type(exc).__name__ or "analysis" in type(exc).__module__:
-            return None
-        raise SparkViewError(_reason(exc)) from exc
+    sql = query.sql(dialect="spark")
+    names = [str(f) for f in files]
+    # the footer's schema read here (Spark would infer it with a job), cut down to the
+    # nested fields the view names (Spark does not prune through lambdas)
+    known = file_schema(names[0])
+    full = spark.read.schema(known) if known is not None else spark.read
+    paths = read_paths(query.sql(dialect="spark", identify=True))
+    pruned = None if paths is None else prune_schema(known or full.parquet(*names).schema, paths)
+    readers = [spark.read.schema(pruned)] if pruned is not None else []
+    for reader in [*readers, full]:
+        reader.parquet(*names).createOrReplaceTempView(name)
+        try:
+            return spark.sql(sql)
+        except Exception as exc:  # analysis: a field the typed columns do not hold
+            if "AnalysisException" in type(exc).__name__ or "analysis" in type(exc).__module__:
+                continue
+            raise SparkViewError(_reason(exc)) from exc
+    return None
 
 
 def spark_run(
@@ -239,8 +255,9 @@ def spark_run_many(
     Every view's rows are serialized with ``to_json`` and the queries are combined
     with ``UNION ALL`` into one Spark job (Spark's fixed cost per query dominates
     small views; very large plans cost more to optimize, hence ``chunk`` views per
-    job). When a combined job fails, it is split in halves until the failing views
-    are found; each of those gets its exception.
+    job). Each view's ``raise_error`` messages carry its job number: when a combined
+    job fails on one, that view gets the error and the others run again without it;
+    any other failure splits the job in halves until the failing views are found.
 
     Returns:
         Per job, in order: its rows as Arrow, or the exception it raised (parsing,
@@ -260,6 +277,10 @@ def spark_run_many(
         except Exception as exc:
             out[number] = exc
             continue
+        for node in query.find_all(exp.Anonymous):
+            if node.name.lower() == "raise_error" and isinstance(node.expressions[0], exp.Literal):
+                text = node.expressions[0].this
+                node.set("expressions", [exp.Literal.string(f"{_JOB}{number}: {text}")])
         fields: list[exp.Expression] = []
         for column in parsed.column_names():
             fields.extend((exp.Literal.string(column), exp.column(column, quoted=True)))
@@ -283,7 +304,12 @@ def spark_run_many(
         try:
             collected = spark.sql(" UNION ALL ".join(compiled[n][1] for n in group)).collect()
         except Exception as exc:
-            if len(group) == 1:
+            tagged = re.search(rf"{_JOB}(\d+): ", str(exc))
+            failed = int(tagged.group(1)) if tagged else None
+            if failed in group:
+                out[failed] = SparkViewError(_reason(exc).replace(f"{_JOB}{failed}: ", ""))
+                pending.append([n for n in group if n != failed])
+            elif len(group) == 1:
                 out[group[0]] = SparkViewError(_reason(exc))
             else:
                 half = len(group) // 2
