@@ -17,7 +17,7 @@ value-set expansion table, and runs the measure query rendered in its SQL dialec
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -324,9 +324,11 @@ class SparkEngine:
         self.spark = spark
         self._names: list[str] = []
         self._steps: list[Any] = []
+        self._temporary: dict[str, Any] = {}
 
     def load_views(self, views: Mapping[str, dict[str, Any]], source: Any) -> None:
-        """Each view as a cached temporary view of its Spark DataFrame."""
+        """Each view as a cached temporary view of its Spark DataFrame (cached lazily: the
+        first query reading it computes and keeps its rows, no Spark job of its own)."""
         from cmio.views.spark_engine import spark_frame
 
         data: Any = source
@@ -340,8 +342,7 @@ class SparkEngine:
             if folder and not find_files(Path(data), parse_view(view).resource)[1]:
                 typed = []  # no file of this type: an empty frame
             frame = spark_frame(view, typed, self.spark)
-            frame.cache().createOrReplaceTempView(name)
-            frame.count()
+            frame.cache().createOrReplaceTempView(name)  # built by the first query reading it
             self._names.append(name)
 
     def load_table(self, name: str, table: pa.Table) -> None:
@@ -364,21 +365,48 @@ class SparkEngine:
         columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
         return pa.table({n: pa.array(list(c)) for n, c in zip(names, columns, strict=True)})
 
-    def query_steps(self, steps: Sequence[tuple[str, str]], select: str) -> pa.Table:
-        """Run a measure query one CTE at a time: each step becomes a cached temporary view,
-        computed before the next (Spark plans one giant query with every CTE inlined, and
-        runs out of execution memory on it); then the final SELECT."""
+    def _step(self, name: str, sql: str, view: bool) -> Any:
+        """``sql`` as the temporary view ``name``: cached (its rows computed once, by the
+        first query reading it, and kept) unless ``view`` (a row-wise step, recomputed
+        inside each reader like a DuckDB view, so its filters reach the cached scans)."""
+        frame = self.spark.sql(sql)
+        if not view:
+            frame = frame.cache()
+        frame.createOrReplaceTempView(name)
+        return frame
+
+    def query_steps(
+        self, steps: Sequence[tuple[str, str]], select: str, views: Collection[str] = ()
+    ) -> pa.Table:
+        """Run a measure query one CTE at a time, then the final SELECT.
+
+        Each step becomes a temporary view before the next (Spark plans one giant query
+        with every CTE inlined, and runs out of execution memory on it): a cached one,
+        whose plan the steps reading it see as a stored relation, or a plain view for the
+        steps named in ``views`` (row-wise: :func:`cmio.measures.sql.row_wise`). Caching
+        is lazy: the final query computes each cached step once, in one Spark job rather
+        than a job per step.
+        """
         for name, sql in steps:
-            frame = self.spark.sql(sql).cache()
-            frame.count()
-            frame.createOrReplaceTempView(name)
-            self._steps.append(frame)
+            self._steps.append(self._step(name, sql, name in views))
         try:
             return self.query(select)
         finally:
             for frame in self._steps:
                 frame.unpersist()
             self._steps.clear()
+
+    def create_temporary(self, name: str, sql: str, *, view: bool = False) -> None:
+        """A step several measures share (:func:`cmio.measures.sql.shared_steps`) as a
+        temporary view of the session, cached unless ``view`` (see :meth:`query_steps`)."""
+        self._temporary[name] = self._step(name, sql, view)
+
+    def drop_temporary(self, name: str) -> None:
+        """Drop a view :meth:`create_temporary` made (and its cached rows)."""
+        frame = self._temporary.pop(name, None)
+        self.spark.catalog.dropTempView(name)
+        if frame is not None:
+            frame.unpersist()
 
     def close(self) -> None:
         """Drop the temporary views (the session stays up for reuse)."""

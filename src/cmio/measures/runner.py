@@ -14,9 +14,10 @@ initial-population patient (:attr:`MeasureResult.members`), and counts per strat
 
 Several measures evaluated together share their common steps
 (:func:`cmio.measures.sql.shared_steps`: the library defines, stratifiers): on engines
-that offer ``create_temporary`` (DuckDB) each is computed once, as a temporary table, or
-as a temporary view when it only filters and projects rows (:func:`~cmio.measures.sql.row_wise`,
-so each reader's filters reach the scans), before the measures' remaining queries. On
+that offer ``create_temporary`` (DuckDB, Spark) each is computed once, as a temporary
+table, or as a temporary view when it only filters and projects rows
+(:func:`~cmio.measures.sql.row_wise`, so each reader's filters reach the scans), before
+the measures' remaining queries (on Spark one step at a time, ``query_steps``). On
 DuckDB, value-set membership is written as constant code lists once the expansion is
 known (``constant_valuesets``). Both give the rows of the plain per-measure queries
 (``tests/measures/test_batch.py`` checks it per patient).
@@ -360,13 +361,15 @@ class MeasureRunner:
             for measure, query in zip(measures, compiled, strict=True):
                 stepwise = getattr(self.engine, "query_steps", None)
                 if stepwise is not None:
-                    steps = [
-                        (name, render(sql, dialect))
+                    own = [
+                        (name, sql)
                         for name, sql in query.steps
-                        if name not in query.per_patient
+                        if name not in query.per_patient and name not in created
                     ]
-                    final = query.without([name for name, _ in steps])
-                    raw = stepwise(steps, render(final, dialect))
+                    steps = [(name, render(sql, dialect)) for name, sql in own]
+                    final = query.without([*created, *(name for name, _ in own)])
+                    views = {name for name, sql in own if row_wise(sql)}
+                    raw = stepwise(steps, render(final, dialect), views)
                 else:
                     raw = self.engine.query(render(query.without(created), dialect))
                 results.append(_finish(measure, query, period, raw))
