@@ -5,15 +5,58 @@ pages: sign in, open a measure, drill to a patient, open the chart."""
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, Page, Request
 
 from cmio.testing.browser import PageWatch, axe_violations, login, open_page
 from cmio.testing.web import WebSite
 from cmio.web.pages import NavItem
 
 SLOW_PAGE_MS = 600_000  # a page's first visit may compute its period's summaries
+QUIET_S = 0.1  # no request in flight for this long: the page is settled
+
+
+class Settled:
+    """Opens pages and waits until they are settled: loaded, every chart drawn and no
+    request in flight for :data:`QUIET_S` (Playwright's ``networkidle`` waits 500 ms of
+    quiet on every page; this page-by-page walk opens dozens)."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.pending: set[Request] = set()
+        page.on("request", self._started)
+        page.on("requestfinished", self._ended)
+        page.on("requestfailed", self._ended)
+
+    def _started(self, request: Request) -> None:
+        self.pending.add(request)
+
+    def _ended(self, request: Request) -> None:
+        self.pending.discard(request)
+
+    def open(self, url: str) -> None:
+        page = self.page
+        page.goto(url, wait_until="load", timeout=SLOW_PAGE_MS)
+        page.wait_for_function(
+            "() => Array.from(document.querySelectorAll('.vl-chart')).every("
+            "c => c.querySelector('svg') || c.textContent.trim().length > 0)"
+            " && !document.querySelector('.htmx-request')",
+            timeout=SLOW_PAGE_MS,
+        )
+        deadline = time.monotonic() + SLOW_PAGE_MS / 1000
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            page.wait_for_timeout(20)  # lets Playwright deliver the request events
+            if self.pending:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= QUIET_S:
+                return
+        raise AssertionError(
+            f"{url}: requests still in flight: {sorted(r.url for r in self.pending)}"
+        )
 
 
 def _visible(site: WebSite, role: str) -> list[NavItem]:
@@ -62,8 +105,9 @@ def test_every_page_for_every_role_in_the_browser(
         try:
             page = context.new_page()
             watch = PageWatch().attach(page)
+            settled = Settled(page)
             for item in _visible(site, role):
-                open_page(page, site.url + item.path, timeout_ms=SLOW_PAGE_MS)
+                settled.open(site.url + item.path)
                 heading = page.get_by_role("heading", level=1).inner_text()
                 if heading in ("Not for your role", "Not allowed", "Page not found"):
                     problems.append(f"{role} {item.path}: {heading}")
