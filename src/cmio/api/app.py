@@ -142,6 +142,8 @@ class CmioApp:
                 if await self.fhir.read(scope, send, extra):
                     return
             except Exception:
+                if scope.get("cmio.started"):
+                    raise  # the answer has begun: the server closes the connection
                 await self.hardened.fail(scope, send, extra)
                 return
         await self.hardened(scope, receive, send)

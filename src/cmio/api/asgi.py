@@ -187,6 +187,7 @@ class FhirAsgiApp:
         raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
         raw.append((b"content-length", str(len(body)).encode()))
         status = response.status
+        scope["cmio.started"] = True  # from here on, a failure cannot send another answer
         await send(
             {
                 "type": "http.response.start",

@@ -29,8 +29,7 @@ from typing import Any
 
 import orjson
 
-from cmio.api.env import ID_RE
-from cmio.api.ops.bundle import EntryAhead
+from cmio.api.ops.bundle import EntryAhead, kept_urn_id
 from cmio.api.references import rewrite_references
 from cmio.interfaces.hl7v2.engine.shortcuts import identifier_condition
 from cmio.model import Model
@@ -162,8 +161,4 @@ class BundleAhead:
 
     def _post_id(self, full_url: str) -> str:
         """The id process_transaction gives a created entry (``keep_urn_ids`` first)."""
-        if self.spec.keep_urn_ids and full_url.startswith("urn:uuid:"):
-            candidate = full_url[9:]
-            if ID_RE.fullmatch(candidate):
-                return candidate
-        return str(uuid.uuid4())
+        return kept_urn_id(full_url, self.spec.keep_urn_ids) or str(uuid.uuid4())

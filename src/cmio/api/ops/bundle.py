@@ -34,7 +34,7 @@ from cmio.store.base import StoredResource, TableRows, Transaction
 if TYPE_CHECKING:
     from cmio.security.policy import Policy
 
-__all__ = ["EntryAhead", "bundle", "process_transaction"]
+__all__ = ["EntryAhead", "bundle", "kept_urn_id", "process_transaction"]
 
 Dispatch = Callable[[FhirRequest], FhirResponse]
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
@@ -157,6 +157,16 @@ def _write_reply(
     return {"response": reply}
 
 
+def kept_urn_id(full_url: str | None, keep_urn_ids: bool) -> str | None:
+    """The id a created entry keeps from its ``urn:uuid:`` fullUrl (``keep_urn_ids``), or
+    None when it gets a new one (https://hl7.org/fhir/R4/http.html#trules)."""
+    if keep_urn_ids and full_url and full_url.startswith("urn:uuid:"):
+        candidate = full_url[9:]
+        if ID_RE.fullmatch(candidate):
+            return candidate
+    return None
+
+
 def process_transaction(
     env: Env,
     tx: Transaction,
@@ -204,11 +214,11 @@ def process_transaction(
                         }
                     }
             if entry.index not in assigned:
-                keep = env.settings.keep_urn_ids and (entry.full_url or "").startswith("urn:uuid:")
-                candidate = entry.full_url[9:] if keep and entry.full_url else ""
                 drawn = (done(entry) or (None, None, None))[2]
                 assigned[entry.index] = (
-                    candidate if ID_RE.fullmatch(candidate) else drawn or str(uuid.uuid4())
+                    kept_urn_id(entry.full_url, env.settings.keep_urn_ids)
+                    or drawn
+                    or str(uuid.uuid4())
                 )
             if entry.full_url:
                 mapping[entry.full_url] = f"{entry.rtype}/{assigned[entry.index]}"

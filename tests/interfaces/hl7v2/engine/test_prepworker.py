@@ -84,13 +84,8 @@ def normalized(
     return sorted(out)
 
 
-def run_engine(tmp_path: Path, worker_after: int | None) -> tuple[RouterSink, int, int]:
-    """ORU^R01 for 4 patients in three bursts; the sink, extractions in the writer, batches
-    the worker prepared."""
-    settings = Settings(validation="off", terminology_db=None)
-    env = build_env(f"sqlite:///{tmp_path / 'store.db'}", settings)
-    sink = RouterSink(FhirRouter(env))
-    indexer: Any = env.repository.indexer
+def count_extractions(indexer: Any) -> list[int]:
+    """Count the indexer's ``table_rows`` calls from now on (in the returned one-item list)."""
     extracted = [0]
     table_rows = indexer.table_rows
 
@@ -99,6 +94,17 @@ def run_engine(tmp_path: Path, worker_after: int | None) -> tuple[RouterSink, in
         return table_rows(resource)
 
     indexer.table_rows = counted
+    return extracted
+
+
+def run_engine(tmp_path: Path, worker_after: int | None) -> tuple[RouterSink, int, int]:
+    """ORU^R01 for 4 patients in three bursts; the sink, extractions in the writer, batches
+    the worker prepared."""
+    settings = Settings(validation="off", terminology_db=None)
+    env = build_env(f"sqlite:///{tmp_path / 'store.db'}", settings)
+    sink = RouterSink(FhirRouter(env))
+    indexer: Any = env.repository.indexer
+    extracted = count_extractions(indexer)
     engine = Engine([channel(tmp_path)], sink, supported_types=frozenset(SUPPORTED),
                     worker_after=worker_after)  # fmt: skip
     try:
@@ -154,14 +160,7 @@ def test_rows_done_ahead_are_used_only_for_what_is_written(tmp_path: Path) -> No
         build = spec.build()
         assert build is not None
         indexer: Any = env.repository.indexer
-        extracted = [0]
-        table_rows = indexer.table_rows
-
-        def counted(resource: dict[str, Any]) -> Any:
-            extracted[0] += 1
-            return table_rows(resource)
-
-        indexer.table_rows = counted
+        extracted = count_extractions(indexer)
 
         def apply(item: SinkItem, known: dict[Any, str], generation: int | None = None) -> None:
             ahead = build(item.bundle, known)

@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -42,6 +43,7 @@ __all__ = ["PrepWorker", "main"]
 
 _LOG = logging.getLogger("cmio.hl7.processor")
 _KNOWN = 100_000  # identifiers the worker remembers (then it starts over)
+_ANSWER_SECONDS = 30.0  # a batch not prepared by then: the worker is given up (and killed)
 Key = tuple[str, str, str]
 
 
@@ -131,11 +133,15 @@ class PrepWorker:
         recv, proc = self._recv, self._proc
         if recv is None or proc is None or self.failed:
             return None
+        deadline = time.monotonic() + _ANSWER_SECONDS
         try:
             while True:
                 while not recv.poll(1.0):
                     if proc.poll() is not None:
                         self._fail(f"the preparation worker exited ({proc.returncode})")
+                        return None
+                    if time.monotonic() > deadline:
+                        self._fail(f"the preparation worker gave no answer in {_ANSWER_SECONDS} s")
                         return None
                 _, seq, ids, got = recv.recv()
                 if seq >= number:
@@ -185,9 +191,12 @@ class PrepWorker:
         return True
 
     def _fail(self, reason: str) -> None:
+        """Stop using the worker, and end its process (a hung one would hold its memory)."""
         if not self.failed:
             _LOG.warning("%s: messages are prepared in the writer from now on", reason)
         self.failed = True
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
 
 
 class _Worker:
