@@ -10,8 +10,8 @@ import httpx
 import orjson
 
 from cmio.api.http import FhirRequest
-from cmio.api.ops.everything import _OUTSIDE_REF, _body
-from cmio.api.ops.search import searchset_body
+from cmio.api.ops.everything import _OUTSIDE_REF
+from cmio.api.ops.search import searchset_body, splice_entries
 from cmio.api.render import bundle_response, dumps, search_entry
 from cmio.model import Model
 from cmio.store.base import StoredResource, Transaction
@@ -261,7 +261,7 @@ def test_searchset_body_equals_the_renderer(model: Model) -> None:
         if not outcome:  # $everything's own join, over (type, id, data) rows
             rows = [(s.type, s.id, s.data or b"") for s in matches]
             extra_rows = [(s.type, s.id, s.data or b"") for s in included]
-            assert _body(dumps(head), request.base_url, rows, extra_rows) == expected
+            assert splice_entries(dumps(head), request.base_url, rows, extra_rows) == expected
 
 
 def test_outside_references_match_the_plain_pattern() -> None:

@@ -20,6 +20,7 @@ from cmio.api.env import Env
 from cmio.api.errors import FhirError
 from cmio.api.http import FhirRequest, FhirResponse
 from cmio.api.ops.common import check_id
+from cmio.api.ops.search import splice_entries
 from cmio.api.render import FHIR_JSON, dumps, is_pretty
 from cmio.store.base import SearchClause, StoredResource
 
@@ -110,7 +111,7 @@ def everything(
     if total is not None:
         bundle["total"] = total
     bundle["link"] = links
-    body = _body(dumps(bundle), request.base_url, rows, _rows(included))
+    body = splice_entries(dumps(bundle), request.base_url, rows, _rows(included))
     if is_pretty(request):
         body = dumps(orjson.loads(body), True)
     return FhirResponse(200, body, [("content-type", FHIR_JSON)])
@@ -118,33 +119,6 @@ def everything(
 
 def _rows(resources: list[StoredResource]) -> list[tuple[str, str, bytes]]:
     return [(s.type, s.id, s.data) for s in resources if s.data is not None]
-
-
-def _body(
-    head: bytes,
-    base_url: str,
-    matches: list[tuple[str, str, bytes]],
-    included: list[tuple[str, str, bytes]],
-) -> bytes:
-    """The searchset Bundle (https://hl7.org/fhir/R4/bundle.html#searchset): ``head``'s
-    fields, then an entry per ``(type, id, data)`` row with the stored bytes spliced in
-    unparsed, ``matches`` (mode ``match``) then ``included`` (``include``).
-
-    The bytes of :func:`cmio.api.ops.search.searchset_body`, in one join: a page of
-    members is megabytes, and each extra copy of it costs more than the rest.
-    """
-    if not matches and not included:
-        return head
-    start = b'{"fullUrl":' + dumps(base_url + "/")[:-1]  # the escaped base, quote opened
-    parts: list[bytes] = [head[:-1], b',"entry":[']
-    for mode, rows in ((b"match", matches), (b"include", included)):
-        tail = b',"search":{"mode":"' + mode + b'"}},'
-        for rtype, rid, data in rows:
-            # types and ids are [A-Za-z0-9.-]: nothing in them to escape
-            parts += (start, f'{rtype}/{rid}","resource":'.encode(), data, tail)
-    parts[-1] = parts[-1][:-1]
-    parts.append(b"]}")
-    return b"".join(parts)
 
 
 def _outside(rows: list[tuple[str, str, bytes]]) -> list[tuple[str, str]]:

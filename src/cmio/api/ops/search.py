@@ -40,6 +40,7 @@ __all__ = [
     "search",
     "search_params_from_string",
     "searchset_body",
+    "splice_entries",
     "split_values",
 ]
 
@@ -100,23 +101,41 @@ def searchset_body(
     join: ``matches`` (mode ``match``), ``included`` (``include``), then ``extra``
     entries already serialized.
     """
-    body = dumps(head)
+    return splice_entries(dumps(head), base_url, _rows(matches), _rows(included), extra)
+
+
+def splice_entries(
+    head: bytes,
+    base_url: str,
+    matches: Sequence[tuple[str, str, bytes]],
+    included: Sequence[tuple[str, str, bytes]] = (),
+    extra: Sequence[bytes] = (),
+) -> bytes:
+    """:func:`searchset_body` over ``(type, id, stored JSON)`` rows and a serialized
+    ``head`` (``$everything`` reads its page as rows: one join, no object per member)."""
     if not matches and not included and not extra:
-        return body
+        return head
     start = dumps(base_url + "/")[:-1]  # the escaped base, quote opened
     prefix = b'{"fullUrl":' + start
-    parts: list[bytes] = [body[:-1], b',"entry":[']
-    for mode, items in ((b"match", matches), (b"include", included)):
+    parts: list[bytes] = [head[:-1], b',"entry":[']
+    for mode, rows in ((b"match", matches), (b"include", included)):
         tail = b',"search":{"mode":"' + mode + b'"}},'
-        for stored in items:
-            assert stored.data is not None
+        for rtype, rid, data in rows:
             # types and ids are [A-Za-z0-9.-]: nothing in them to escape
-            parts += (prefix, f'{stored.type}/{stored.id}","resource":'.encode(), stored.data, tail)
+            parts += (prefix, f'{rtype}/{rid}","resource":'.encode(), data, tail)
     for entry in extra:
         parts += (entry, b",")
     parts[-1] = parts[-1][:-1]
     parts.append(b"]}")
     return b"".join(parts)
+
+
+def _rows(items: Sequence[StoredResource]) -> list[tuple[str, str, bytes]]:
+    rows = []
+    for stored in items:
+        assert stored.data is not None
+        rows.append((stored.type, stored.id, stored.data))
+    return rows
 
 
 def _model(env: Env) -> Model:
