@@ -14,7 +14,7 @@ from typing import Any
 from cmio.store._common import format_instant, parse_date_range
 from cmio.store.base import InvalidRequestError, SearchClause, SearchQuery
 
-__all__ = ["Sql", "compartment_sql", "history_sql", "search_sql", "split_token"]
+__all__ = ["Sql", "compartment_sql", "history_sql", "known_total", "search_sql", "split_token"]
 
 _PREFIXES = frozenset({"eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap"})
 _SORT_COLUMNS = {"_lastUpdated": "r.last_updated", "_id": "r.id"}
@@ -26,6 +26,17 @@ class Sql:
 
     text: str
     params: tuple[Any, ...]
+
+
+def known_total(count: int, offset: int, found: int, keyset: bool = False) -> int | None:
+    """The exact total of a page of ``count`` at ``offset`` that holds ``found`` matches,
+    when it is known without counting: a page that is not full holds the last matches, so
+    unless a keyset cursor (``keyset``) skipped some before it, the total is the offset plus
+    the page; None when it must be counted (https://hl7.org/fhir/R4/search.html#total).
+    """
+    if not keyset and found < count and (found or offset == 0):
+        return offset + found
+    return None
 
 
 def search_sql(query: SearchQuery) -> tuple[Sql, Sql | None]:

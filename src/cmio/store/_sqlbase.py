@@ -17,7 +17,7 @@ from typing import Any
 
 from cmio.store import _audit
 from cmio.store._common import Clock, check_id, new_id, resource_type_of, stamp
-from cmio.store._query import history_sql, search_sql
+from cmio.store._query import history_sql, known_total, search_sql
 from cmio.store._sqlbulk import BulkPuts
 from cmio.store._sqlmembers import CompartmentReads
 from cmio.store._sqlrows import (
@@ -156,6 +156,12 @@ class SqlTransaction(BulkPuts, CompartmentReads, Transaction, abc.ABC):
         return [str(row[0]) for row in self._fetchall(sql, args)]
 
     def search(self, query: SearchQuery) -> SearchPage:
+        """Run a search (https://hl7.org/fhir/R4/search.html#total for its total).
+
+        The total is filled whenever it is known without a count statement (a page that
+        is not full, :func:`cmio.store._query.known_total`), and counted otherwise only
+        when ``query.total`` asks for it (``None`` if not).
+        """
         compiler = getattr(self._indexer, "search_compiler", None)
         if compiler is not None:  # every parameter (https://hl7.org/fhir/R4/search.html)
             page, count = compiler.compile(query, self.dialect)
@@ -165,19 +171,14 @@ class SqlTransaction(BulkPuts, CompartmentReads, Transaction, abc.ABC):
         resources = [
             StoredResource(r[0], r[1], r[2], r[3], False, self._data_out(r[4])) for r in rows
         ]
-        total = None
-        if count is not None and query.estimate and 0 < len(rows) < query.count:
-            total = query.offset + len(rows)  # the last page: exact without counting
-        elif (
-            count is not None
-            and query.after is None
-            and len(rows) < query.count
-            and (rows or query.offset == 0)
-        ):  # a page that is not full is the last: the matches are those before and on it
-            total = query.offset + len(rows)
-        elif count is not None:
-            found = self._fetchone(count.text, count.params)
-            total = int(found[0]) if found else 0
+        found = len(rows)
+        if count is not None and query.estimate and 0 < found < query.count:
+            total: int | None = query.offset + found  # the last page: exact without counting
+        else:
+            total = known_total(query.count, query.offset, found, query.after is not None)
+        if total is None and count is not None:
+            counted = self._fetchone(count.text, count.params)
+            total = int(counted[0]) if counted else 0
         return SearchPage(resources, total)
 
     def history(

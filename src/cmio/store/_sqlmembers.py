@@ -11,7 +11,7 @@ import abc
 from collections.abc import Sequence
 from typing import Any
 
-from cmio.store._query import Sql, compartment_sql
+from cmio.store._query import Sql, compartment_sql, known_total
 from cmio.store._sqlrows import Row
 from cmio.store.base import InvalidRequestError, SearchPage, StoredResource
 
@@ -86,9 +86,8 @@ class CompartmentReads(abc.ABC):
             self.dialect, "_compartment", ctype, cid, types, since, count, offset, data_only
         )
         rows = self._fetchall(page.text, page.params) if count > 0 else []
-        if len(rows) < count and (rows or offset == 0):
-            return rows, offset + len(rows)  # the last page: every match is before or on it
-        return rows, self._count(count_sql)
+        total = known_total(count, offset, len(rows))  # the last page: no count statement
+        return rows, self._count(count_sql) if total is None else total
 
     def _count(self, sql: Sql) -> int:
         found = self._fetchone(sql.text, sql.params)

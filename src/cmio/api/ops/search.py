@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TOTAL_POLICY",
-    "known_total",
     "parse_search",
     "search",
     "search_params_from_string",
@@ -238,16 +237,6 @@ def parse_search(
     return parsed, warnings
 
 
-def known_total(query: SearchQuery, found: int) -> int | None:
-    """The exact total of a search whose page holds ``found`` matches, when it is known
-    without counting: a page that is not full holds the last matches, so with none skipped
-    before it by a keyset cursor the total is the offset plus the page; None otherwise
-    (https://hl7.org/fhir/R4/search.html#total)."""
-    if query.after is None and found < query.count and (found or query.offset == 0):
-        return query.offset + found
-    return None
-
-
 def _page_url(
     request: FhirRequest,
     path: str,
@@ -292,7 +281,8 @@ def search(
     lenient = "handling=lenient" in (request.header("prefer") or "")
     includes: list[Include] = []
     query, warnings = parse_search(env, rtype, query_params, lenient, includes)
-    # no ``_total``: the total only when known without a count statement (TOTAL_POLICY)
+    # no ``_total``: no count statement; the store gives the total when it is known
+    # without one (TOTAL_POLICY)
     implicit = query.count > 0 and not any(k.startswith("_total") for k, _ in query_params)
     if implicit:
         query = replace(query, total=False)
@@ -315,8 +305,8 @@ def search(
     with env.repository.read_transaction() as tx:
         page = tx.search(query)
         extra = included(tx, env.model, page.resources, includes) if includes else []
-    if implicit and not query.total:
-        page = SearchPage(page.resources, known_total(query, len(page.resources)))
+    if not query.total and not implicit:  # ``_total=none``
+        page = SearchPage(page.resources, None)
     page = authorize.visible_page(policy, page)
     extra = authorize.visible(policy, "read", extra)
     outcomes: list[bytes] = []
