@@ -8,6 +8,7 @@ answers over pruned files are checked against DuckDB in ``test_spark_engine.py``
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pyspark.sql.types import (
@@ -19,10 +20,11 @@ from pyspark.sql.types import (
 )
 from sqlglot import exp
 
-from cmio.views import load_view
+from cmio.views import ViewDefinitionError, load_view
 from cmio.views.compiler import ViewCompiler
 from cmio.views.dialects.spark_typed import TypedSparkDialect
 from cmio.views.spark_prune import prune_schema, read_paths
+from cmio.views.typed import TypedLayoutUnsupported
 
 OBS: dict[str, Any] = {
     "resourceType": "ViewDefinition",
@@ -133,3 +135,21 @@ def test_schema_cut_to_the_paths() -> None:
     assert loose is not None
     assert loose.simpleString() == "struct<id:string,subject:struct<reference:string>>"
     assert prune_schema(SCHEMA, {("nothing",)}) is None
+
+
+def test_compiled_tree_walked_as_its_text() -> None:
+    # the engine walks the tree the compiler built (no render and re-parse): the same
+    # paths as the rendered text, parsed, on every conformance view with a typed form
+    from tests.views.test_conformance import _cases
+
+    compiler = ViewCompiler(TypedSparkDialect())
+    walked = 0
+    for case in _cases():
+        try:
+            view = load_view(json.loads(json.dumps(case.test["view"], default=float)))
+            query = compiler.compile(view, exp.to_table("src"), filter_type=False)
+        except (ViewDefinitionError, TypedLayoutUnsupported):
+            continue
+        assert read_paths(query) == read_paths(query.sql(dialect="spark", identify=True))
+        walked += 1
+    assert walked > 100

@@ -173,7 +173,7 @@ def _typed_frame(view: View, source: Source, spark: SparkSession, model: Model) 
     # nested fields the view names (Spark does not prune through lambdas)
     known = file_schema(names[0])
     full = spark.read.schema(known) if known is not None else spark.read
-    paths = read_paths(query.sql(dialect="spark", identify=True))
+    paths = read_paths(query)  # the compiled tree: rendered once (above), never re-parsed
     pruned = None if paths is None else prune_schema(known or full.parquet(*names).schema, paths)
     readers = [spark.read.schema(pruned)] if pruned is not None else []
     for reader in [*readers, full]:

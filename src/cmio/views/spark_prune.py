@@ -130,9 +130,11 @@ class _Walk:
             for rest in args[1:]:
                 self.consume(self.visit(rest, env))
             return self.visit(args[0], env)
-        lam = node.args.get("expression")
-        if isinstance(lam, exp.Lambda):
-            items = self.visit(node.this, env) or set()
+        lam, args = _lambda_call(node)
+        if lam is not None:
+            items = self.visit(args[0], env) or set()
+            for rest in args[1:]:
+                self.consume(self.visit(rest, env))
             inner_env = dict(env)
             for param in lam.expressions:
                 inner_env[param.name.lower()] = items
@@ -147,19 +149,41 @@ class _Walk:
         return None
 
 
-def read_paths(sql: str) -> set[Path] | None:
+def _lambda_call(node: exp.Expr) -> tuple[exp.Lambda | None, list[exp.Expr]]:
+    """A higher-order function call's lambda and its other arguments, the list first:
+    ``transform(xs, x -> ...)`` as parsed (``Transform``: ``this`` and a lambda
+    ``expression``) or as the compiler builds it (``Anonymous``, the lambda among
+    its arguments); ``(None, [])`` for any other node."""
+    lam = node.args.get("expression")
+    if isinstance(lam, exp.Lambda) and isinstance(node.this, exp.Expr):
+        return lam, [node.this]
+    if isinstance(node, exp.Anonymous):
+        lambdas = [a for a in node.expressions if isinstance(a, exp.Lambda)]
+        if len(lambdas) == 1 and node.expressions and node.expressions[0] is not lambdas[0]:
+            return lambdas[0], [a for a in node.expressions if a is not lambdas[0]]
+    return None, []
+
+
+def read_paths(query: str | exp.Expr) -> set[Path] | None:
     """The nested paths (field names from the source's top-level columns, list levels
-    left out) whose whole value the Spark SQL query ``sql`` reads; None when the text
-    does not parse (render it with every identifier quoted).
+    left out) whose whole value the Spark SQL query reads; None when the text
+    does not parse.
+
+    Args:
+        query: the compiled query tree (as :class:`~cmio.views.compiler.ViewCompiler`
+            builds it), or Spark SQL text with every identifier quoted.
 
     Names the source does not have (aliases of outer queries, ``explode`` rows) may
     appear too: :func:`prune_schema` ignores them.
     """
     walk = _Walk()
-    try:
-        tree = sqlglot.parse_one(sql, read="spark")
-    except sqlglot.errors.SqlglotError:
-        return None
+    if isinstance(query, exp.Expr):
+        tree = query
+    else:
+        try:
+            tree = sqlglot.parse_one(query, read="spark")
+        except sqlglot.errors.SqlglotError:
+            return None
     if isinstance(tree, exp.Query):
         for paths in walk.query(tree, {}).values():
             walk.consume(paths)
