@@ -247,11 +247,12 @@ def http(
     duration: int,
     audit: bool = True,
     workers: int = 2,
+    port: int = 0,
 ) -> None:
     """Search requests/s over HTTP: ``cmio serve --workers 2`` driven by wrk, cycling
     through the typical queries (``_include`` as a query parameter), and the server's CPU
     per request (its process tree, from /proc); ``audit`` False serves with
-    ``CMIO_AUDIT=off`` (no audit event written per request)."""
+    ``CMIO_AUDIT=off`` (no audit event written per request); ``port`` 0: a free one."""
     import os
     import shutil
     import tempfile
@@ -279,7 +280,7 @@ def http(
     tmp = Path(tempfile.mkdtemp(prefix="cmio-search-http-"))
     script = tmp / "search.lua"
     script.write_text(lua)
-    port = free_port()
+    port = port or free_port()
     cmd = [sys.executable, "-m", "cmio.cli.main", "serve", "--no-auth", "--port", str(port)]
     cmd += ["--database", f"sqlite:///{db}", "--workers", str(workers)]
     env = {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}
@@ -307,6 +308,7 @@ def main() -> None:
     parser.add_argument("--http", type=int, default=0, help="wrk connections (0: no HTTP run)")
     parser.add_argument("--duration", type=int, default=10, help="seconds of the HTTP run")
     parser.add_argument("--workers", type=int, default=2, help="server processes (HTTP run)")
+    parser.add_argument("--port", type=int, default=0, help="server port (HTTP run; 0: a free one)")
     parser.add_argument(
         "--no-audit", action="store_true", help="HTTP run with CMIO_AUDIT=off (no audit events)"
     )
@@ -358,7 +360,15 @@ def main() -> None:
         everything(repo, args.repeat)
     repo.close()
     if args.http:
-        http(db, queries(values), args.http, args.duration, not args.no_audit, args.workers)
+        http(
+            db,
+            queries(values),
+            args.http,
+            args.duration,
+            not args.no_audit,
+            args.workers,
+            args.port,
+        )
 
 
 if __name__ == "__main__":
