@@ -176,6 +176,11 @@ def serve_cmio(journal: str, store: str | None, shortcuts: bool = True) -> None:
         [config], sink, supported_types=frozenset(SUPPORTED), process=bool(store), **extra
     )
     engine.start()
+    import cmio.interfaces.hl7v2.engine.runtime as runtime
+
+    settle = getattr(runtime, "settle_heap", None)  # as `cmio hl7 listen` (older trees: none)
+    if settle is not None and os.environ.get("CMIO_BENCH_SETTLE_HEAP", "1") == "1":
+        settle()
     stop = asyncio.Event()
     asyncio.run(engine.run(stop, ports={"bench": 0}, ready=lambda p: print(p["bench"], flush=True)))
 

@@ -17,8 +17,8 @@ into a fresh SQLite FHIR store, validation off) in a child process:
 With ``--old-src`` (e.g. a ``git worktree`` of an earlier commit's ``src``) every step runs
 that tree's engine and this tree's, alternated, and both are printed side by side;
 ``--also-no-worker`` adds this tree without its preparation worker (``this-1``), and
-``--worker-after N`` sets when this tree starts it (``-1``: never). The server CPU counts
-the worker process too.
+``--worker-after N`` sets when this tree starts it (``-1``: never; ``--old-worker-after``
+for the old tree, by default the same). The server CPU counts the worker process too.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -140,6 +141,12 @@ def main() -> None:
         help="start the engine's preparation worker once this many messages wait (-1: never)",
     )
     parser.add_argument(
+        "--old-worker-after",
+        type=int,
+        default=None,
+        help="the same for the --old-src tree (default: as --worker-after; -1 before session 9)",
+    )
+    parser.add_argument(
         "--also-no-worker", action="store_true", help="also run this tree without the worker"
     )
     parser.add_argument("--drain-rounds", type=int, default=1, help="drains per tree (median)")
@@ -148,7 +155,8 @@ def main() -> None:
     if args.also_no_worker:
         trees.insert(0, ("this-1", args.src, -1))  # this tree without the worker
     if args.old_src:
-        trees.insert(0, ("old", args.old_src, -1))
+        old_after = args.worker_after if args.old_worker_after is None else args.old_worker_after
+        trees.insert(0, ("old", args.old_src, old_after))
     tmp = tempfile.mkdtemp(prefix="cmio-hl7-drain-")
     print(f"load average {os.getloadavg()[0]:.1f}", flush=True)
     runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _, _ in trees}
@@ -174,6 +182,7 @@ def main() -> None:
             print(f"{name:6} paced {at:6.1f} ORU/s: receipt to queryable p50 {p50:8.1f} ms,"
                   f" p95 {p95:8.1f} ms ({n} messages, load {os.getloadavg()[0]:.1f})",
                   flush=True)  # fmt: skip
+    shutil.rmtree(tmp, ignore_errors=True)  # (each step's journal and store: ~60 MB)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ validation; the rest is the router, the Bundle's handling and the sink. ``--ahea
 what the engine's preparation worker does (``RouterSink.ahead_spec``: each entry's final
 resource and index rows, the identifiers resolved so far) before the timed apply, and
 counts the pickled hand-over's loading in the writer's CPU: the writer's share alone.
+The garbage collector is set as in the engine's process (``settle_heap``, when the tree has
+it) unless ``--default-gc``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from typing import Any
 
 from bench.hl7 import adt, oru
 
+import cmio.interfaces.hl7v2.engine.runtime as runtime
 from cmio.api.app import build_env
 from cmio.api.env import Settings
 from cmio.api.hl7 import RouterSink
@@ -162,6 +165,9 @@ def main() -> None:
     parser.add_argument("--no-shortcuts", action="store_true", help="every entry as mapped")
     parser.add_argument("--split", action="store_true", help="CPU per message by stage")
     parser.add_argument("--ahead", action="store_true", help="the worker's share done before")
+    parser.add_argument(
+        "--default-gc", action="store_true", help="CPython's GC settings, not the engine's"
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="cmio-hl7-store-"))
     env = build_env(f"sqlite:///{tmp / 'store.db'}", Settings(validation="off",
@@ -176,6 +182,10 @@ def main() -> None:
             first = ahead(sink, list(first), engine)
         if args.split:
             run(sink, items(args.kind, 8, 8, "W"), args.batch)  # warm-up
+        settle = getattr(runtime, "settle_heap", None)  # as the engine's process (old trees: none)
+        if settle is not None and not args.default_gc:
+            settle()
+        if args.split:
             spent = split_stages()
             cpu = time.thread_time()
         new = run(sink, first, args.batch)

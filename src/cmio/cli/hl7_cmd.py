@@ -71,7 +71,8 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from cmio.interfaces.hl7v2.engine.channels import ChannelError, load_channel
-        from cmio.interfaces.hl7v2.engine.runtime import Engine
+        from cmio.interfaces.hl7v2.engine.prepworker import PrepWorker
+        from cmio.interfaces.hl7v2.engine.runtime import Engine, settle_heap
         from cmio.interfaces.hl7v2.mapping import SUPPORTED
         from cmio.store import default_database_url
 
@@ -87,6 +88,12 @@ def register(app: typer.Typer) -> None:
             configs = [replace(c, source=replace(c.source, host=host)) if c in mllp else c
                        for c in configs]  # fmt: skip
         sink = _StoreWhenReady(database or default_database_url(), validation)
+
+        def settled(worker: PrepWorker) -> None:  # (from the thread that waited for it)
+            state = "failed" if worker.failed else "ready"
+            console.print(f"Channel {worker.channel.name}: preparation worker {state}"
+                          f" (pid {worker.pid})")  # fmt: skip
+
         try:
             engine = Engine(
                 configs,
@@ -96,6 +103,7 @@ def register(app: typer.Typer) -> None:
                 translate=sink.translate,
                 patient_links=sink.patient_links,
                 worker_after=worker_after if worker_after >= 0 else None,
+                on_worker=settled,
             )
         except ValueError as exc:
             sink.close()
@@ -123,16 +131,7 @@ def register(app: typer.Typer) -> None:
                     failed.append(error)
                     stop.set()
                     return
-                todo = {n: p for n, p in engine.processors.items() if p.worker_after is not None}
-                while todo:  # say when a channel's preparation worker takes batches
-                    for name, processor in list(todo.items()):
-                        worker = processor.worker
-                        if worker is not None and (worker.ready or worker.failed):
-                            state = "failed" if worker.failed else "ready"
-                            console.print(f"Channel {name}: preparation worker {state}"
-                                          f" (pid {worker.pid})")  # fmt: skip
-                            del todo[name]
-                    await asyncio.sleep(0.1)
+                settle_heap()  # the store, model and mapping are loaded: out of GC scans
 
             watcher = asyncio.create_task(watch_store())
             await engine.run(stop, ports=ports, ready=ready)

@@ -30,7 +30,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ __all__ = ["PrepWorker", "main"]
 _LOG = logging.getLogger("cmio.hl7.processor")
 _KNOWN = 100_000  # identifiers the worker remembers (then it starts over)
 _ANSWER_SECONDS = 30.0  # a batch not prepared by then: the worker is given up (and killed)
+_START_SECONDS = 120.0  # not ready by then (imports, model): given up (and killed)
 Key = tuple[str, str, str]
 
 
@@ -54,16 +55,26 @@ class PrepWorker:
         channel: the channel (its filters and mapping options).
         asks_store: the mapping was given store lookups (``translate``, ``patient_links``):
             messages that use them are prepared again in the writer.
+        on_settled: called once the started worker is ready or has failed to start (from
+            the thread that waits for it).
     """
 
-    def __init__(self, channel: ChannelConfig, *, asks_store: bool) -> None:
+    def __init__(
+        self,
+        channel: ChannelConfig,
+        *,
+        asks_store: bool,
+        on_settled: Callable[[PrepWorker], None] | None = None,
+    ) -> None:
         self.channel = channel
         self.asks_store = asks_store
+        self.on_settled = on_settled
         self._proc: subprocess.Popen[bytes] | None = None
         self._send: Connection | None = None
         self._recv: Connection | None = None
         self._ready = False
-        self._polling = threading.Lock()  # (the engine's thread and a watcher may both ask)
+        self._starting: threading.Thread | None = None  # waits for the worker's "ready"
+        self._closing = False
         self.failed = False
         self.spec: Any = None
         self.known_at = 0  # the sink's learned_ids position sent so far
@@ -92,6 +103,9 @@ class PrepWorker:
         except OSError:
             _LOG.exception("the preparation worker could not start")
             self.failed = True
+            os.close(task_w)
+            os.close(result_r)
+            self._settle()
             return
         finally:
             os.close(task_r)
@@ -100,19 +114,35 @@ class PrepWorker:
         self._recv = Connection(result_r, writable=False)
         self.spec = spec
         self._post(("init", self.channel, self.asks_store, spec))
+        self._starting = threading.Thread(
+            target=self._await_ready, args=(self._recv,), name="cmio-hl7-prep-start", daemon=True
+        )
+        self._starting.start()
+
+    def _await_ready(self, recv: Connection) -> None:
+        """Block (at most ``_START_SECONDS``) on the worker's first answer, "ready". Until
+        then this thread is the pipe's only reader: no batch is sent before :attr:`ready`."""
+        try:
+            if recv.poll(_START_SECONDS):
+                recv.recv()
+                self._ready = True
+            elif not self._closing:
+                self._fail(f"the preparation worker was not ready in {_START_SECONDS:.0f} s")
+        except (EOFError, OSError):
+            if not self._closing:  # (closed while starting: not a failure)
+                self._fail("the preparation worker exited while starting")
+        self._settle()
+
+    def _settle(self) -> None:
+        if self.on_settled is not None and not self._closing:
+            try:
+                self.on_settled(self)
+            except Exception:  # (a reporting callback must not break the engine)
+                _LOG.exception("the preparation worker's on_settled callback failed")
 
     @property
     def ready(self) -> bool:
         """Whether the worker has built its mapping and indexer (never waits for it)."""
-        if self._ready or self.failed or self._recv is None:
-            return self._ready
-        with self._polling:
-            try:
-                if not self._ready and self._recv.poll(0):
-                    self._recv.recv()
-                    self._ready = True
-            except (EOFError, OSError):
-                self._fail("the preparation worker exited while starting")
         return self._ready
 
     def submit(
@@ -168,10 +198,10 @@ class PrepWorker:
 
     def close(self) -> None:
         """End the process (closing its pipe ends it; killed if it does not)."""
-        for conn in (self._send, self._recv):
-            if conn is not None:
-                conn.close()
-        self._send = self._recv = None
+        self._closing = True
+        if self._send is not None:
+            self._send.close()
+        self._send = None
         if self._proc is not None:
             try:
                 self._proc.wait(2)
@@ -179,6 +209,12 @@ class PrepWorker:
                 self._proc.kill()
                 self._proc.wait()
             self._proc = None
+        if self._starting is not None:  # (the exited worker's pipe wakes it)
+            self._starting.join(5)
+            self._starting = None
+        if self._recv is not None:
+            self._recv.close()
+        self._recv = None
 
     def _post(self, message: tuple[Any, ...]) -> bool:
         if self._send is None or self.failed:
@@ -192,7 +228,7 @@ class PrepWorker:
 
     def _fail(self, reason: str) -> None:
         """Stop using the worker, and end its process (a hung one would hold its memory)."""
-        if not self.failed:
+        if not self.failed and not self._closing:
             _LOG.warning("%s: messages are prepared in the writer from now on", reason)
         self.failed = True
         if self._proc is not None and self._proc.poll() is None:

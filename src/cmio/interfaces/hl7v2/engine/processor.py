@@ -61,6 +61,7 @@ class Processor:
         worker_after: start the preparation worker process once this many messages wait
             (None: never; 0: at start). Only with the default mapping and a sink that
             offers ``ahead_spec``.
+        on_worker: called once a started worker is ready or has failed to start.
     """
 
     def __init__(
@@ -75,6 +76,7 @@ class Processor:
         max_queued: int = 10_000,
         patient_links: Callable[[str, str], Sequence[Mapping[str, Any]]] | None = None,
         worker_after: int | None = None,
+        on_worker: Callable[[PrepWorker], None] | None = None,
     ) -> None:
         self.channel = channel
         self.journal = journal
@@ -98,6 +100,7 @@ class Processor:
         eligible = self._applier.default_mapping and hasattr(sink, "ahead_spec")
         self.worker_after = worker_after if eligible else None
         self.worker: PrepWorker | None = None
+        self.on_worker = on_worker
         self._asks_store = translate is not None or patient_links is not None
 
     # -- feeding ---------------------------------------------------------------------------
@@ -251,7 +254,9 @@ class Processor:
         return worker.submit([w.row for w in batch], spec, known)
 
     def _start_worker(self) -> None:
-        self.worker = PrepWorker(self.channel, asks_store=self._asks_store)
+        self.worker = PrepWorker(
+            self.channel, asks_store=self._asks_store, on_settled=self.on_worker
+        )
         self.worker.start(spec_of(self.sink))
 
     def _next_wait(self) -> float:
