@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ from starlette.routing import Route
 
 from cmio.api.hl7_prepare import AheadSpec, PreparedBundle
 from cmio.api.http import FhirRequest
-from cmio.api.ops.bundle import EntryAhead
+from cmio.api.ops.bundle import EntryAhead, PreparedTransaction
 from cmio.api.router import FhirRouter
 from cmio.interfaces.hl7v2.engine.destinations import SinkItem, SinkOutcome
 from cmio.interfaces.hl7v2.engine.metrics import read_health, to_prometheus
@@ -53,13 +52,6 @@ _HEADERS = {"content-type": "application/fhir+json", "prefer": "return=minimal"}
 _KNOWN_IDS = 100_000  # identifiers remembered per sink (then it starts over)
 _LOGGED = 20_000  # identifiers kept for the worker's copy (then the older half goes)
 Key = tuple[str, str, str]
-
-
-@dataclass(slots=True)
-class _AheadRequest(FhirRequest):
-    """A transaction request carrying work done ahead (see ``cmio.api.ops.bundle.EntryAhead``)."""
-
-    entry_ahead: Mapping[str, EntryAhead] | None = None
 
 
 class _Refused(Exception):
@@ -89,8 +81,8 @@ class RouterClient:
         raw = body if isinstance(body, bytes) else b"" if body is None else orjson.dumps(body)
         request = FhirRequest(method, path, list(query), headers=dict(_HEADERS), body=raw)
         if ahead:
-            request = _AheadRequest(method, path, list(query), headers=dict(_HEADERS), body=raw,
-                                    entry_ahead=ahead)  # fmt: skip
+            request = PreparedTransaction(method, path, list(query), headers=dict(_HEADERS),
+                                          body=raw, entry_ahead=ahead)  # fmt: skip
         response = self.router.handle(request)
         parsed = orjson.loads(response.body) if response.body else {}
         return response.status, parsed if isinstance(parsed, dict) else {}

@@ -26,7 +26,7 @@ from cmio.api.ops.create import do_create
 from cmio.api.ops.delete import do_conditional_delete, do_delete
 from cmio.api.ops.patch import do_patch
 from cmio.api.ops.update import do_update
-from cmio.api.ops.write import prefer_return
+from cmio.api.ops.write import PreparedRequest, prefer_return
 from cmio.api.references import rewrite_references
 from cmio.api.render import json_response
 from cmio.store.base import StoredResource, TableRows, Transaction
@@ -34,13 +34,21 @@ from cmio.store.base import StoredResource, TableRows, Transaction
 if TYPE_CHECKING:
     from cmio.security.policy import Policy
 
-__all__ = ["EntryAhead", "bundle", "kept_urn_id", "process_transaction"]
+__all__ = ["EntryAhead", "PreparedTransaction", "bundle", "kept_urn_id", "process_transaction"]
 
 Dispatch = Callable[[FhirRequest], FhirResponse]
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 EntryAhead = tuple[dict[str, Any], TableRows | None, str | None]
 """An entry's work done before the transaction (by its fullUrl, the HL7 engine's worker): the
 resource as it will be written, its ``SearchIndexer.table_rows``, the id drawn for a POST."""
+
+
+@dataclass(slots=True)
+class PreparedTransaction(PreparedRequest):
+    """A transaction request carrying its entries' work done ahead (:data:`EntryAhead` by
+    fullUrl), as :class:`~cmio.api.ops.write.PreparedRequest` carries a single write's."""
+
+    entry_ahead: Mapping[str, EntryAhead] | None = None
 
 
 @dataclass(slots=True)
@@ -410,7 +418,7 @@ def bundle(
     writes = [e for e in entries if e.method not in ("GET", "HEAD")]
     try:
         with env.repository.transaction() as tx:
-            ahead = getattr(request, "entry_ahead", None)  # see EntryAhead
+            ahead = request.entry_ahead if isinstance(request, PreparedTransaction) else None
             process_transaction(env, tx, writes, request.base_url, with_resource, ahead)
     except FhirError as exc:
         exc.issues.append(
