@@ -6,14 +6,28 @@ and code, valueQuantity value and unit, effective) and ``patients`` (demographic
 Engines: DuckDB over Parquet (JSON-text and typed layouts) and over NDJSON (JSON
 functions, and ``read_json`` into typed columns; rows collected as Arrow), Spark
 ``local[2]`` over the JSON-text Parquet and ``local[1]``/``local[2]`` over the typed
-Parquet (each in its own process, rows written to Spark's ``noop`` sink, or with
-``--spark-form arrow`` collected as Arrow like DuckDB's),
+Parquet (each in its own process),
 PostgreSQL over a jsonb table (a subset: loading a million documents dominates
 otherwise), the in-memory reference
 evaluator (a subset) and the peer libraries ``fhir4ds`` and ``sqlonfhir``
 (installed into ``bench/.venv-peers`` only, never into the main environment, and
 run as a subprocess) when that venv exists. Each figure is the median of
 ``--repeat`` runs after a warm-up run.
+
+What the timed region ends with (``--spark-form``):
+
+* ``noop`` (default, the earlier figures): DuckDB collects the rows into this process
+  as a ``pyarrow.Table``; Spark writes them to its ``noop`` sink (nothing leaves the JVM:
+  less work than DuckDB's);
+* ``arrow``: both engines end with a ``pyarrow.Table`` of the view's schema in Python
+  (``DuckDbRunner.run``, ``spark_run``);
+* ``parquet``: both write the rows to Parquet, the job of ``cmio view run --out
+  FILE.parquet``: DuckDB streams its Arrow batches into one file
+  (``cmio.views.output.write_rows``, as the CLI does), Spark writes a folder of part
+  files with its own writer (``spark_write``, nothing crosses into Python). After the
+  timed runs each engine's output is read back and digested
+  (:func:`digest`, rows sorted on every column): ``ROWS`` lines on stderr, and a
+  mismatch between the engines of one view is reported.
 
 Usage::
 
@@ -26,9 +40,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -82,6 +98,31 @@ HERE = Path(__file__).resolve().parent
 PEERS_PYTHON = HERE / ".venv-peers" / "bin" / "python"
 
 
+def digest(table: Any, view: dict[str, Any]) -> str:
+    """SHA-256 of the rows sorted on every column (the view's Arrow types): equal digests,
+    equal rows whatever the order (or the files) an engine wrote them in."""
+    import hashlib
+
+    from cmio.views import arrow_schema, load_view
+
+    schema = arrow_schema(load_view(view))
+    table = table.rename_columns(schema.names).cast(schema)
+    ordered = table.sort_by([(name, "ascending") for name in schema.names])
+    sha = hashlib.sha256()
+    for batch in ordered.to_batches(max_chunksize=100_000):
+        sha.update(repr(batch.to_pylist()).encode())
+    return sha.hexdigest()
+
+
+def _read_back(out: Path) -> Any:
+    """The rows of a Parquet file or a folder of part files (Spark's ``_SUCCESS`` aside)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = sorted(out.glob("*.parquet")) if out.is_dir() else [out]
+    return pa.concat_tables([pq.read_table(f) for f in files])
+
+
 def _median(fn: Callable[[], int], repeat: int) -> tuple[int, float]:
     """Rows and median seconds of ``repeat`` timed runs after one warm-up."""
     rows = fn()
@@ -94,17 +135,36 @@ def _median(fn: Callable[[], int], repeat: int) -> tuple[int, float]:
 
 
 def duckdb_case(
-    source: Path, view: dict[str, Any], repeat: int, layout: str = "auto"
+    source: Path,
+    view: dict[str, Any],
+    repeat: int,
+    layout: str = "auto",
+    out: Path | None = None,
+    digests: dict[str, str] | None = None,
 ) -> tuple[int, float]:
     """DuckDB (the embedded default) over a folder of Parquet or NDJSON.
 
     ``layout``: ``json`` reads the resource JSON text; ``typed`` the typed columns
     (typed Parquet as is, NDJSON through ``read_json`` with the model's types).
+    ``out``: write the rows to this Parquet file (as ``cmio view run --out``) and print
+    their digest (also into ``digests`` by engine), instead of collecting them as a table.
     """
-    from cmio.views import DuckDbRunner
+    from cmio.views import DuckDbRunner, arrow_schema, load_view
+    from cmio.views.output import write_rows
 
     runner = DuckDbRunner(layout=layout)
-    return _median(lambda: runner.run(view, source).num_rows, repeat)
+    if out is None:
+        return _median(lambda: runner.run(view, source).num_rows, repeat)
+    target = out
+    schema = arrow_schema(load_view(view))
+    result = _median(
+        lambda: write_rows(runner.batches(view, source), schema, target, "parquet"), repeat
+    )
+    found = digest(_read_back(out), view)
+    print(f"ROWS duckdb {view['name']} {found}", file=sys.stderr)
+    if digests is not None:
+        digests["duckdb"] = found
+    return result
 
 
 def memory_case(ndjson: Path, view: dict[str, Any], subset: int) -> tuple[int, float]:
@@ -154,13 +214,20 @@ def postgres_case(
 
 
 def spark_case(
-    parquet: Path, view_name: str, master: str, repeat: int, form: str = "noop"
+    parquet: Path,
+    view_name: str,
+    master: str,
+    repeat: int,
+    form: str = "noop",
+    digests: dict[str, str] | None = None,
 ) -> tuple[int, float]:
     """Spark on ``master`` in a child process (one master per JVM).
 
     ``form``: ``noop`` writes the rows to Spark's ``noop`` sink (nothing leaves the
-    JVM); ``arrow`` collects them into this process as a ``pyarrow.Table`` with the
-    view's schema (``spark_run``), as DuckDB's cases do.
+    JVM); ``arrow`` collects them into the child as a ``pyarrow.Table`` with the
+    view's schema (``spark_run``), as DuckDB's cases do; ``parquet`` writes them with
+    Spark's Parquet writer (``spark_write``) and prints their digest (also into
+    ``digests`` by engine).
     """
     out = subprocess.run(
         [
@@ -181,26 +248,43 @@ def spark_case(
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
     if out.returncode != 0 or not lines:
         raise RuntimeError(f"spark child failed: {out.stderr[-2000:]}")
+    for line in out.stdout.splitlines():
+        if line.startswith("ROWS "):
+            print(line, file=sys.stderr)
+            if digests is not None:
+                digests[line.split()[1]] = line.split()[-1]
     _, rows, seconds = lines[-1].split()
     return int(rows), float(seconds)
 
 
 def _spark_child(master: str, parquet: Path, view_name: str, repeat: int, form: str) -> None:
-    from cmio.views.spark_engine import spark_frame, spark_run
+    import shutil
+    import tempfile
+
+    from cmio.views.spark_engine import spark_frame, spark_run, spark_write
     from cmio.views.spark_session import SparkConfig, spark_session
 
     spark = spark_session(SparkConfig(master=master, driver_memory="4g"))
     view = VIEWS[view_name]
+    scratch = Path(tempfile.mkdtemp(prefix="cmio-views-bench-"))
 
     def once() -> int:
         if form == "arrow":
             return int(spark_run(view, parquet, spark).num_rows)
+        if form == "parquet":
+            spark_write(view, parquet, scratch / "out", spark)
+            return 0
         frame = spark_frame(view, parquet, spark)
         frame.write.format("noop").mode("overwrite").save()
         return 0
 
-    rows = spark_frame(view, parquet, spark).count()
-    _, seconds = _median(once, repeat)
+    try:
+        rows = spark_frame(view, parquet, spark).count()
+        _, seconds = _median(once, repeat)
+        if form == "parquet":
+            print(f"ROWS spark-{master} {view_name} {digest(_read_back(scratch / 'out'), view)}")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     print(f"RESULT {rows} {seconds}")
 
 
@@ -243,14 +327,17 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="comma-separated cases to skip")
     parser.add_argument(
         "--spark-form",
-        choices=("noop", "arrow"),
+        choices=("noop", "arrow", "parquet"),
         default="noop",
-        help="Spark's rows to its noop sink, or collected as Arrow like DuckDB's (like for like)",
+        help="noop: Spark's rows to its noop sink (DuckDB: Arrow); arrow: both collect a "
+        "pyarrow.Table; parquet: both write Parquet files (like for like, both ways)",
     )
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     ndjson, parquet = args.data / "ndjson", args.data / "parquet"
     typed = args.data / "parquet-typed"
+    scratch = Path(tempfile.mkdtemp(prefix="cmio-views-bench-"))
+    written = scratch / "duckdb.parquet" if args.spark_form == "parquet" else None
     print(f"cores: {os.cpu_count()}, load: {os.getloadavg()[0]:.1f}", file=sys.stderr)
     table: list[tuple[str, str, int, float]] = []
 
@@ -263,11 +350,17 @@ def main() -> None:
             flush=True,
         )
 
+    mismatched: list[str] = []
     for name, view in VIEWS.items():
+        digests: dict[str, str] = {}
         if "duckdb-parquet" not in skip:
             record("duckdb / Parquet JSON text", name, duckdb_case(parquet, view, args.repeat))
         if "duckdb-typed" not in skip:
-            record("duckdb / Parquet typed", name, duckdb_case(typed, view, args.repeat, "typed"))
+            record(
+                "duckdb / Parquet typed",
+                name,
+                duckdb_case(typed, view, args.repeat, "typed", written, digests),
+            )
         if "duckdb-ndjson" not in skip:
             record("duckdb / NDJSON", name, duckdb_case(ndjson, view, args.repeat, "json"))
         if "duckdb-ndjson-typed" not in skip:
@@ -283,7 +376,10 @@ def main() -> None:
         ):
             case = f"spark {master} / {label}"
             if case not in skip and f"spark-{master}" not in skip and "spark" not in skip:
-                record(case, name, spark_case(folder, name, master, args.repeat, args.spark_form))
+                result = spark_case(folder, name, master, args.repeat, args.spark_form, digests)
+                record(case, name, result)
+        if len(set(digests.values())) > 1:
+            mismatched.append(f"{name}: {digests}")
         if "postgres" not in skip:
             record(
                 f"postgres jsonb ({args.subset:,})",
@@ -295,6 +391,10 @@ def main() -> None:
         if "peers" not in skip:
             for peer, result in peers_case(ndjson, view, args.subset).items():
                 record(f"{peer} ({args.subset:,})", name, result)
+    shutil.rmtree(scratch, ignore_errors=True)
+    print(f"form: {args.spark_form}")
+    for line in mismatched:
+        print(f"ROWS DIFFER between engines: {line}")
     print("| engine / source | view | rows | median s | rows/s |")
     print("|---|---|---:|---:|---:|")
     for case, view_name, rows, seconds in table:
