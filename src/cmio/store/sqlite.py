@@ -9,32 +9,27 @@ See https://www.sqlite.org/wal.html and https://hl7.org/fhir/R4/http.html.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import sqlite3
 import threading
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any
 
 from cmio.store._common import Clock
 from cmio.store._sqlbase import (
     SELECT_CURRENT,
     SELECT_VERSION,
-    Row,
-    SqlTransaction,
     current_version,
     iter_current_sql,
     past_version,
 )
 from cmio.store._sqlitebulk import defer_indexes, loading, recover, restore_indexes
+from cmio.store._sqlitefts import Backlog, FullText, adopt
+from cmio.store._sqlitetx import SqliteTransaction, disk_full
 from cmio.store.base import (
-    ConflictError,
     Indexer,
     Repository,
-    StorageFullError,
     StoredResource,
     StoreError,
 )
@@ -46,134 +41,9 @@ __all__ = ["SCHEMA_VERSION", "SqliteRepository", "SqliteTransaction"]
 SCHEMA_VERSION = latest("sqlite")
 
 
-@contextlib.contextmanager
-def _disk_full() -> Iterator[None]:
-    """Raise :class:`StorageFullError` for SQLite's ``SQLITE_FULL`` (no space left)."""
-    try:
-        yield
-    except sqlite3.OperationalError as exc:
-        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
-            message = f"the database's disk is full; nothing was stored ({exc})"
-            raise StorageFullError(message) from exc
-        raise
-
-
 def _has_table(tx: SqliteTransaction, name: str) -> bool:
     """Whether the database has a table (or virtual table) called ``name``."""
     return tx._fetchone("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)) is not None
-
-
-class SqliteTransaction(SqlTransaction):
-    """A transaction on one thread's connection; also its own context manager.
-
-    Opened while the thread's connection is already in a transaction, it nests:
-    a write transaction becomes a SAVEPOINT (rolled back alone on error), a read
-    transaction simply reads inside the outer one.
-    """
-
-    def __init__(
-        self,
-        conn: sqlite3.Connection,
-        indexer: Indexer,
-        clock: Clock,
-        *,
-        readonly: bool,
-        writer_lock: int | None = None,
-    ) -> None:
-        super().__init__(indexer, clock, readonly=readonly)
-        self._conn = conn
-        self._cur = conn.cursor()
-        self._savepoint: str | None = None
-        self._nested = False
-        self._writer_lock = writer_lock
-        self._locked = False
-
-    def _unlock(self) -> None:
-        if self._locked and self._writer_lock is not None:
-            fcntl.flock(self._writer_lock, fcntl.LOCK_UN)
-            self._locked = False
-
-    def __enter__(self) -> SqliteTransaction:
-        try:
-            if self._conn.in_transaction:
-                self._nested = True
-                if not self._readonly:
-                    self._savepoint = f"cmio_{id(self):x}"
-                    self._conn.execute(f"SAVEPOINT {self._savepoint}")
-            else:
-                if not self._readonly and self._writer_lock is not None:
-                    # Writers queue on a file lock (woken as soon as it is free) rather
-                    # than in SQLite's busy handler, which sleeps with back-off.
-                    fcntl.flock(self._writer_lock, fcntl.LOCK_EX)
-                    self._locked = True
-                self._conn.execute("BEGIN" if self._readonly else "BEGIN IMMEDIATE")
-        except BaseException:
-            self._closed = True
-            self._cur.close()
-            self._unlock()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None and not self._readonly:
-            try:
-                self._fire_before_commit()  # e.g. the audit record of this write
-            except BaseException as hook_exc:
-                self.__exit__(type(hook_exc), hook_exc, hook_exc.__traceback__)
-                raise
-        self._closed = True
-        self._cur.close()
-        conn = self._conn
-        if self._nested:
-            if self._savepoint is not None and conn.in_transaction:
-                if exc_type is not None:
-                    conn.execute(f"ROLLBACK TO {self._savepoint}")
-                conn.execute(f"RELEASE {self._savepoint}")
-            return
-        try:
-            if exc_type is None:
-                try:
-                    with _disk_full():
-                        conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-            elif conn.in_transaction:
-                conn.execute("ROLLBACK")
-        finally:
-            self._unlock()
-
-    def _check(self) -> sqlite3.Cursor:
-        if self._closed:
-            raise StoreError("transaction is finished")
-        return self._cur
-
-    def _fetchone(self, sql: str, params: Sequence[Any]) -> Row | None:
-        row: Row | None = self._check().execute(sql, params).fetchone()
-        return row
-
-    def _fetchall(self, sql: str, params: Sequence[Any]) -> list[Row]:
-        return self._check().execute(sql, params).fetchall()
-
-    def _execute(self, sql: str, params: Sequence[Any]) -> int:
-        try:
-            with _disk_full():
-                return self._check().execute(sql, params).rowcount
-        except sqlite3.IntegrityError as exc:
-            raise ConflictError(str(exc)) from exc
-
-    def _executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        try:
-            with _disk_full():
-                self._check().executemany(sql, rows)
-        except sqlite3.IntegrityError as exc:
-            raise ConflictError(str(exc)) from exc
 
 
 class SqliteRepository(Repository):
@@ -202,6 +72,7 @@ class SqliteRepository(Repository):
         self._conns: dict[int, tuple[weakref.ref[threading.Thread], sqlite3.Connection, int]] = {}
         self._lock_path = self.path.with_name(self.path.name + ".writer-lock")
         self._extra: set[sqlite3.Connection] = set()
+        self._full_text = FullText()
         self._closed = False
         try:
             self._create_schema()
@@ -243,6 +114,7 @@ class SqliteRepository(Repository):
                     del self._conns[key]
             self._conns[id(thread)] = (weakref.ref(thread), conn, lock_fd)
         self._local.lock_fd = lock_fd
+        self._local.backlog = Backlog(self._full_text)
         self._local.conn = conn
         self._local.cur = conn.cursor()
         return conn
@@ -255,7 +127,12 @@ class SqliteRepository(Repository):
         conn.execute("PRAGMA page_size = 16384")
         conn.execute("PRAGMA journal_mode = WAL")
         with SqliteTransaction(
-            conn, self._indexer, self._clock, readonly=False, writer_lock=self._local.lock_fd
+            conn,
+            self._indexer,
+            self._clock,
+            readonly=False,
+            writer_lock=self._local.lock_fd,
+            backlog=self._local.backlog,
         ) as tx:
             try:
                 migrate(tx, "sqlite", lambda name: _has_table(tx, name))
@@ -263,6 +140,7 @@ class SqliteRepository(Repository):
                 raise SchemaTooNewError(f"{self.path}: {exc}") from None
         # a bulk load that died with its indexes deferred: rebuild them first
         recover(conn, self.path)
+        adopt(conn)  # full-text rows fed once per transaction (no schema version change)
 
     def transaction(self) -> SqliteTransaction:
         """A write transaction (``BEGIN IMMEDIATE``); https://www.sqlite.org/lang_transaction.html.
@@ -273,7 +151,12 @@ class SqliteRepository(Repository):
         """
         conn = self._connection()
         tx = SqliteTransaction(
-            conn, self._indexer, self._clock, readonly=False, writer_lock=self._local.lock_fd
+            conn,
+            self._indexer,
+            self._clock,
+            readonly=False,
+            writer_lock=self._local.lock_fd,
+            backlog=self._local.backlog,
         )
         if self.before_commit is not None:
             tx.before_commit, tx.written = self.before_commit, []
@@ -304,6 +187,7 @@ class SqliteRepository(Repository):
 
     def _bulk_load(self, conn: sqlite3.Connection, expected: int) -> Iterator[None]:
         deferred = defer_indexes(conn, expected, self.bulk_defer_min)
+        self._full_text.paused = deferred  # text_fts is rebuilt at the end
         conn.execute("PRAGMA wal_autocheckpoint = 16384")
         conn.execute("PRAGMA synchronous = NORMAL")
         ok = False
@@ -313,9 +197,10 @@ class SqliteRepository(Repository):
         finally:
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA wal_autocheckpoint = 1000")
+            self._full_text.paused = False
             if deferred:
                 try:
-                    with _disk_full():
+                    with disk_full():
                         restore_indexes(conn)
                 except Exception:
                     if ok:
@@ -337,7 +222,10 @@ class SqliteRepository(Repository):
 
     def read_transaction(self) -> SqliteTransaction:
         """A deferred, read-only transaction that never waits for writers (WAL snapshot)."""
-        return SqliteTransaction(self._connection(), self._indexer, self._clock, readonly=True)
+        conn = self._connection()
+        return SqliteTransaction(
+            conn, self._indexer, self._clock, readonly=True, backlog=self._local.backlog
+        )
 
     def read(self, type: str, id: str) -> StoredResource:
         """Read the current version with one indexed lookup, no explicit transaction.
