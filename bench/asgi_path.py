@@ -3,10 +3,11 @@
 Builds the server's application (``cmio.api.app.create_app``, settings from the
 environment as ``cmio serve`` does: set ``CMIO_AUDIT=off`` to leave the audit trail
 out), seeds 200 patients, then drives ``--count`` reads (one after another), creates
-or updates (16 concurrent, through the group-commit writer) through the app's ASGI
-callable and prints requests/s and CPU µs per request of this process (the event loop
-and the writer thread). With ``--profile FILE`` it writes a cProfile of the event loop
-thread. Run it against another checkout with ``PYTHONPATH=<checkout>/src``.
+or updates (16 concurrent, or ``--concurrency`` when above 1, through the group-commit
+writer) through the app's ASGI callable and prints requests/s and CPU µs per request of
+this process (the event loop and the writer thread). With ``--profile FILE`` it writes a
+cProfile of the event loop thread. Run it against another checkout with
+``PYTHONPATH=<checkout>/src``.
 
     python bench/asgi_path.py read|create|update [--count 5000] [--profile out.prof]
     python bench/asgi_path.py read --concurrency 16   # 16 readers at once, as 16 connections
@@ -24,6 +25,7 @@ import cProfile
 import json
 import os
 import resource
+import shutil
 import tempfile
 import time
 from typing import Any
@@ -49,7 +51,9 @@ def main() -> None:
     parser.add_argument("mode", choices=["read", "create", "update"])
     parser.add_argument("--count", type=int, default=5000)
     parser.add_argument("--profile", default=None)
-    parser.add_argument("--concurrency", type=int, default=1, help="readers at once (read)")
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="readers at once (read); writes: 16 if 1"
+    )
     args = parser.parse_args()
     os.environ.setdefault("CMIO_AUTH", "off")  # loopback benchmark, as http_bench's --no-auth
     tmp = tempfile.mkdtemp(prefix="cmio-asgi-")
@@ -126,11 +130,12 @@ def main() -> None:
 
             await asyncio.gather(*(reader(lane) for lane in range(lanes)))
         else:
-            for i in range(0, n, 16):
+            width = args.concurrency if args.concurrency > 1 else 16
+            for i in range(0, n, width):
                 if args.mode == "create":
-                    batch = [call("POST", "/fhir/Patient", _patient(i + j)) for j in range(16)]
+                    batch = [call("POST", "/fhir/Patient", _patient(i + j)) for j in range(width)]
                 else:
-                    rids = [ids[(i + j) % len(ids)] for j in range(16)]
+                    rids = [ids[(i + j) % len(ids)] for j in range(width)]
                     batch = [
                         call("PUT", f"/fhir/Patient/{rid}", _patient(i + j, rid))
                         for j, rid in enumerate(rids)
@@ -159,6 +164,7 @@ def main() -> None:
         asyncio.run(run())
     finally:
         app.close()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

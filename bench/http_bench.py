@@ -223,6 +223,9 @@ def main() -> None:
     )
     parser.add_argument("--no-baseline", action="store_true", help="skip the raw-ASGI baseline")
     parser.add_argument(
+        "--port", type=int, default=0, help="the server's port (0: any free one); baseline: +1"
+    )
+    parser.add_argument(
         "--serve-args",
         default="",
         help='more cmio serve options, e.g. "--http auto" or "--loop asyncio"',
@@ -234,7 +237,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="cmio-bench-"))
     rows: list[str] = []
     with contextmanager(_database)(args.backend, tmp) as db_url:
-        port = free_port()
+        port = args.port or free_port()
         cmd = [
             sys.executable,
             "-m",
@@ -274,7 +277,7 @@ def main() -> None:
         from bench.baseline_app import prepare
 
         prepare(str(base_db), [(i, sample) for i in ids])
-        port = free_port()
+        port = args.port + 1 if args.port else free_port()
         cmd = baseline_command(port, args.workers)
         with running(
             cmd,

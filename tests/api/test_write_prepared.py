@@ -132,6 +132,44 @@ def test_writer_prepares_concurrent_creates(env: Env) -> None:
     env.repository.close()
 
 
+def test_writes_arriving_during_preparation_share_the_commit(env: Env) -> None:
+    """Requests queued while the writer prepares a batch join that batch's commit."""
+    import threading
+
+    arrived = threading.Event()
+    batches: list[int] = []
+
+    class Watched(GroupCommitWriter):
+        def _prepare(self, request: FhirRequest) -> FhirRequest:
+            arrived.wait(10)  # the first request waits here until the others are queued
+            return super()._prepare(request)
+
+        def _commit(self, batch: list[Any]) -> None:
+            batches.append(len(batch))
+            super()._commit(batch)
+
+    writer = Watched(FhirRouter(env))
+    bodies = [{**PATIENT, "birthDate": f"19{n:02d}-01-01"} for n in range(5)]
+
+    async def run() -> list[int]:
+        first = asyncio.ensure_future(writer.submit(_request("POST", "Patient", bodies[0])))
+        await asyncio.sleep(0.05)  # the writer has taken the first one
+        rest = [
+            asyncio.ensure_future(writer.submit(_request("POST", "Patient", b))) for b in bodies[1:]
+        ]
+        await asyncio.sleep(0)  # all queued
+        arrived.set()
+        return [r.status for r in await asyncio.gather(first, *rest)]
+
+    try:
+        assert asyncio.run(run()) == [201] * 5
+    finally:
+        writer.close()
+    assert batches == [5]
+    assert len(set(_search(env, "family=prepareson&_count=100"))) == 5
+    env.repository.close()
+
+
 @pytest.mark.parametrize("interval", [0.0005, None])
 def test_writer_lowers_the_gil_switch_interval(env: Env, interval: float | None) -> None:
     """The lock holder gets the GIL back within ``switch_interval`` (None: untouched)."""

@@ -76,18 +76,7 @@ class FhirAsgiApp:
         if scope["type"] != "http":
             return
         started = time.perf_counter()
-        headers: dict[str, str] = {}
-        for key, value in scope["headers"]:
-            headers[key.decode("latin-1").lower()] = value.decode("latin-1")
-        client = scope.get("client")
-        request_id = headers.get("x-request-id")
-        context = RequestContext(
-            correlation_id=request_id[:128] if request_id else f"{self._ids.getrandbits(96):024x}",
-            remote_addr=client[0] if client else None,
-        )
-        grant = scope.get("cmio.grant")  # set by the authentication gate (cmio.api.auth)
-        if grant is not None:
-            context = replace(context, grant=grant, principal=grant.subject, scopes=grant.scopes)
+        headers = _headers(scope)
         path = scope["path"]
         sub = (
             path[len(self.prefix) :].lstrip("/")
@@ -95,16 +84,8 @@ class FhirAsgiApp:
             else path.lstrip("/")
         )
         raw_query = scope.get("query_string", b"")
-        request = FhirRequest(
-            method=scope["method"],
-            path=sub,
-            query=parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True)
-            if raw_query
-            else [],
-            headers=headers,
-            base_url=_base_url(scope, headers, self.prefix),
-            context=context,
-        )
+        query = parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True) if raw_query else []
+        request = self._request(scope, headers, sub, query)
         try:
             request.body = await self._body(receive, headers)
         except _TooLarge:
@@ -159,21 +140,10 @@ class FhirAsgiApp:
         ):
             return False
         started = time.perf_counter()
-        headers: dict[str, str] = {}
-        for key, value in scope["headers"]:
-            headers[key.decode("latin-1").lower()] = value.decode("latin-1")
+        headers = _headers(scope)
         if "transfer-encoding" in headers or headers.get("content-length", "0") != "0":
             return False  # a body to read (or refuse with 413): the general way
-        request_id = headers.get("x-request-id")
-        client = scope.get("client")
-        context = RequestContext(
-            correlation_id=request_id[:128] if request_id else f"{self._ids.getrandbits(96):024x}",
-            remote_addr=client[0] if client else None,
-        )
-        sub = path[len(prefix) + 1 :]
-        request = FhirRequest(
-            "GET", sub, [], headers, b"", _base_url(scope, headers, prefix), context
-        )
+        request = self._request(scope, headers, path[len(prefix) + 1 :], [])
         if self.executor is not None:
             loop = asyncio.get_running_loop()
             response, pending = await loop.run_in_executor(
@@ -200,6 +170,24 @@ class FhirAsgiApp:
             self.metrics.observe_read(rtype, status, time.perf_counter() - started)
         return True
 
+    def _request(
+        self, scope: Scope, headers: dict[str, str], sub: str, query: list[tuple[str, str]]
+    ) -> FhirRequest:
+        """The router's request for ``scope`` (its body still to be read), with its context:
+        the correlation id (the client's ``X-Request-Id``, else a fresh one), the client's
+        address and the grant the authentication gate (:mod:`cmio.api.auth`) set."""
+        request_id = headers.get("x-request-id")
+        client = scope.get("client")
+        context = RequestContext(
+            correlation_id=request_id[:128] if request_id else f"{self._ids.getrandbits(96):024x}",
+            remote_addr=client[0] if client else None,
+        )
+        grant = scope.get("cmio.grant")
+        if grant is not None:
+            context = replace(context, grant=grant, principal=grant.subject, scopes=grant.scopes)
+        base_url = _base_url(scope, headers, self.prefix)
+        return FhirRequest(scope["method"], sub, query, headers, b"", base_url, context)
+
     async def _body(self, receive: Receive, headers: dict[str, str]) -> bytes:
         declared = headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > self.max_body:
@@ -218,6 +206,14 @@ class FhirAsgiApp:
             if not message.get("more_body", False):
                 break
         return b"".join(chunks)
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    """The request's headers by lower-case name (the last of repeated fields)."""
+    headers: dict[str, str] = {}
+    for key, value in scope["headers"]:
+        headers[key.decode("latin-1").lower()] = value.decode("latin-1")
+    return headers
 
 
 def _is_write(request: FhirRequest) -> bool:

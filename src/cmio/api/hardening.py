@@ -193,19 +193,32 @@ class HardeningMiddleware:
         middleware's layers and finish its headers with :func:`secure_headers`)."""
         if self.limiter is not None or scope["method"] == "OPTIONS":
             return False
-        policy = self.policy
         raw = scope.get("headers", ())
-        if len(raw) > policy.max_headers:
-            return False
+        if len(raw) > self.policy.max_headers:
+            return False  # refused below without looking at every header
         size = 0
         for key, value in raw:
             if key.lower() == b"origin":
                 return False
             size += len(key) + len(value) + 4
+        return self._beyond_limits(scope, size) is None
+
+    def _beyond_limits(self, scope: Scope, header_bytes: int) -> tuple[int, str] | None:
+        """The refusal of a request beyond the URL or header limits: ``(414, text)`` for
+        a long request target, ``(431, text)`` for a large header section
+        (``header_bytes``) or too many fields; None within them (RFC 9110 §15.5.15,
+        RFC 6585 §5)."""
+        policy = self.policy
         target = len(scope.get("raw_path") or scope["path"].encode()) + len(
             scope.get("query_string", b"")
         )
-        return size <= policy.max_header_bytes and target <= policy.max_url_bytes
+        if target > policy.max_url_bytes:
+            return 414, f"The request URL exceeds {policy.max_url_bytes} bytes"
+        if header_bytes > policy.max_header_bytes or len(scope.get("headers", ())) > (
+            policy.max_headers
+        ):
+            return 431, "The request headers are too large"
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one request (non-HTTP scopes pass through)."""
@@ -220,19 +233,9 @@ class HardeningMiddleware:
         origin = headers.get(b"origin", b"").decode("latin-1")
         allowed = origin if origin in self.policy.cors_origins else None
         extra = self._headers(scope, allowed)
-        target = len(scope.get("raw_path") or scope["path"].encode()) + len(
-            scope.get("query_string", b"")
-        )
-        if target > self.policy.max_url_bytes:
-            text = f"The request URL exceeds {self.policy.max_url_bytes} bytes"
-            await self._reply(send, _outcome(414, "too-costly", text, extra))
-            return
-        if (
-            size > self.policy.max_header_bytes
-            or len(scope.get("headers", ())) > self.policy.max_headers
-        ):
-            text = "The request headers are too large"
-            await self._reply(send, _outcome(431, "too-costly", text, extra))
+        refusal = self._beyond_limits(scope, size)
+        if refusal is not None:
+            await self._reply(send, _outcome(refusal[0], "too-costly", refusal[1], extra))
             return
         if scope["method"] == "OPTIONS" and b"access-control-request-method" in headers:
             await self._preflight(send, allowed, extra)

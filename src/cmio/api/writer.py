@@ -13,8 +13,10 @@ A create's or update's CPU work (parsing, validation, search-index rows) is done
 by :func:`cmio.api.ops.write.prepare_write` on the writer thread for the whole
 batch before its transaction opens: the SQLite write lock is then held only for
 the SQL, so other server processes write meanwhile (and, on the same thread, the
-lock holder never waits for the GIL behind preparation work). Version checks
-(If-Match) and everything that reads the store stay inside the transaction.
+lock holder never waits for the GIL behind preparation work). Requests that arrive
+while a batch is being prepared join it (prepared too) before its transaction opens.
+Version checks (If-Match) and everything that reads the store stay inside the
+transaction. The answers of a batch reach each event loop in one wake-up.
 
 Python releases the GIL inside every SQLite call, so the lock holder asks for the GIL
 back after each statement; ``switch_interval`` can make a busy event loop hand it over
@@ -110,21 +112,29 @@ class GroupCommitWriter:
             if job is None:
                 return
             batch = [job]
-            stop = False
-            while len(batch) < self.max_batch:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                batch.append(more)
-            for queued in batch:
-                queued.request = self._prepare(queued.request)
+            stop = self._take(batch)
+            prepared = 0
+            while prepared < len(batch):
+                for queued in batch[prepared:]:
+                    queued.request = self._prepare(queued.request)
+                prepared = len(batch)
+                if not stop:  # what arrived meanwhile shares the commit
+                    stop = self._take(batch)
             self._commit(batch)
             if stop:
                 return
+
+    def _take(self, batch: list[_Job]) -> bool:
+        """Add the queued jobs to ``batch`` (up to ``max_batch``); True at the stop mark."""
+        while len(batch) < self.max_batch:
+            try:
+                more = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+            if more is None:
+                return True
+            batch.append(more)
+        return False
 
     def _prepare(self, request: FhirRequest) -> FhirRequest:
         """Parse, validate and index a create/update before the transaction opens."""
@@ -150,10 +160,19 @@ class GroupCommitWriter:
                 + "; nothing was stored",
             )
             responses = [json_response(job.request, error.status, error.outcome()) for job in batch]
+        # one wake-up per event loop for the whole batch (a self-pipe write each), not one
+        # per request
+        answers: dict[asyncio.AbstractEventLoop, list[tuple[_Future, FhirResponse]]] = {}
         for job, response in zip(batch, responses, strict=True):
-            job.loop.call_soon_threadsafe(_resolve, job.future, response)
+            answers.setdefault(job.loop, []).append((job.future, response))
+        for loop, answered in answers.items():
+            loop.call_soon_threadsafe(_resolve, answered)
 
 
-def _resolve(future: asyncio.Future[FhirResponse], response: FhirResponse) -> None:
-    if not future.done():
-        future.set_result(response)
+_Future = asyncio.Future[FhirResponse]
+
+
+def _resolve(answered: list[tuple[_Future, FhirResponse]]) -> None:
+    for future, response in answered:
+        if not future.done():
+            future.set_result(response)
