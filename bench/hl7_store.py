@@ -31,6 +31,7 @@ import dataclasses
 import os
 import pickle
 import pstats
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -219,6 +220,7 @@ def main() -> None:
               f" {sink.ahead_used} of {2 * count} with work ahead")  # fmt: skip
     finally:
         env.repository.close()
+        shutil.rmtree(tmp, ignore_errors=True)  # (the store: ~50 MB)
 
 
 if __name__ == "__main__":
