@@ -39,6 +39,12 @@ from cmio.store.migrations import SchemaTooNewError, latest, migrate
 __all__ = ["SCHEMA_VERSION", "SqliteRepository", "SqliteTransaction"]
 
 SCHEMA_VERSION = latest("sqlite")
+#: WAL pages after which a commit checkpoints (https://www.sqlite.org/wal.html#ckpt):
+#: ~62 MiB of 16 KiB pages, within the wal-index's first hash table (4,062 frames), so a
+#: reader still probes one table per page. SQLite's 1,000 made a store of a few GB, whose
+#: inserts dirty a page of each of ~20 index B-trees per row, checkpoint every few
+#: transactions (rows/CPU figures: docs/benchmarks.md, session 10).
+_CHECKPOINT_PAGES = 4000
 
 
 def _has_table(tx: SqliteTransaction, name: str) -> bool:
@@ -93,6 +99,7 @@ class SqliteRepository(Repository):
         conn.execute("PRAGMA temp_store = MEMORY")
         conn.execute("PRAGMA cache_size = -65536")
         conn.execute("PRAGMA mmap_size = 268435456")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {_CHECKPOINT_PAGES}")
         return conn
 
     def _connection(self) -> sqlite3.Connection:
@@ -171,7 +178,7 @@ class SqliteRepository(Repository):
     def bulk_load(self, expected: int = 0) -> Iterator[None]:
         """Bulk-load mode for this thread's connection (see :mod:`cmio.store._sqlitebulk`).
 
-        The WAL is checkpointed every ~256 MiB instead of ~16 MiB
+        The WAL is checkpointed every ~256 MiB instead of ~62 MiB
         (https://www.sqlite.org/wal.html#ckpt) and commits do not wait for fsync
         (``synchronous = NORMAL``: after a crash, power loss included, the store is
         consistent but the last batches may be missing; a re-run adds them). When
@@ -196,7 +203,7 @@ class SqliteRepository(Repository):
             ok = True
         finally:
             conn.execute("PRAGMA synchronous = FULL")
-            conn.execute("PRAGMA wal_autocheckpoint = 1000")
+            conn.execute(f"PRAGMA wal_autocheckpoint = {_CHECKPOINT_PAGES}")
             self._full_text.paused = False
             if deferred:
                 try:
