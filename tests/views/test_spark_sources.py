@@ -46,7 +46,13 @@ def test_local_cores_and_settings() -> None:
     settings = SparkConfig(master="local[3]").settings()
     assert settings["spark.sql.shuffle.partitions"] == "6"
     assert settings["spark.ui.enabled"] == "false"
-    assert "spark.driver.host" not in SparkConfig(master="yarn").settings()
+    assert settings["spark.driver.extraJavaOptions"] == "-XX:+UseParallelGC"
+    cluster = SparkConfig(master="yarn").settings()
+    assert "spark.driver.host" not in cluster
+    assert "spark.driver.extraJavaOptions" not in cluster  # the cluster's own choice
+    # the caller's settings win
+    own = SparkConfig(conf={"spark.driver.extraJavaOptions": "-XX:+UseG1GC"}).settings()
+    assert own["spark.driver.extraJavaOptions"] == "-XX:+UseG1GC"
 
 
 def test_ndjson_folder_by_file_name(spark: SparkSession, tmp_path: Path) -> None:
