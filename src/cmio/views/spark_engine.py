@@ -227,12 +227,6 @@ def spark_write(
 ) -> None:
     """Write the view's rows with Spark (a folder of part files) as ``parquet``, ``csv`` or ``json``.
 
-    Parquet is written without dictionary pages (``parquet.enable.dictionary``): view
-    rows are mostly ids, references and timestamps, and building the dictionaries cost
-    the writer about a fifth of its CPU on the benchmark's 2,000,000-row view (files
-    about 15% larger, the same rows). See
-    https://spark.apache.org/docs/latest/sql-data-sources-parquet.html#data-source-option.
-
     Raises:
         ValueError: an unknown format.
         SparkViewError: the query failed.
@@ -243,8 +237,6 @@ def spark_write(
     try:
         if fmt == "csv":
             writer.option("header", "true").csv(str(out))
-        elif fmt == "parquet":
-            writer.option("parquet.enable.dictionary", "false").parquet(str(out))
         else:
             writer.format(fmt).save(str(out))
     except Exception as exc:
