@@ -176,6 +176,8 @@ def serve_cmio(journal: str, store: str | None, shortcuts: bool = True) -> None:
         [config], sink, supported_types=frozenset(SUPPORTED), process=bool(store), **extra
     )
     engine.start()
+    if os.environ.get("CMIO_BENCH_GC_STATS"):
+        gc_stats(os.environ["CMIO_BENCH_GC_STATS"])
     import cmio.interfaces.hl7v2.engine.runtime as runtime
 
     settle = getattr(runtime, "settle_heap", None)  # as `cmio hl7 listen` (older trees: none)
@@ -183,6 +185,36 @@ def serve_cmio(journal: str, store: str | None, shortcuts: bool = True) -> None:
         settle()
     stop = asyncio.Event()
     asyncio.run(engine.run(stop, ports={"bench": 0}, ready=lambda p: print(p["bench"], flush=True)))
+
+
+def gc_stats(path: str) -> None:
+    """Count the cyclic GC's collections and pauses in this process (all threads): SIGUSR1
+    starts over, SIGTERM writes ``young middle full total_ms longest_ms`` to ``path`` and
+    exits."""
+    import gc
+    import signal
+
+    counts, spent, began = [0, 0, 0], [0.0, 0.0], [0.0]
+
+    def timed(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            began[0] = time.perf_counter()
+            return
+        pause = time.perf_counter() - began[0]
+        counts[info["generation"]] += 1
+        spent[0] += pause
+        spent[1] = max(spent[1], pause)
+
+    def restart(*_: Any) -> None:
+        counts[:], spent[:] = [0, 0, 0], [0.0, 0.0]
+
+    def report(*_: Any) -> None:
+        Path(path).write_text(" ".join(map(str, [*counts, spent[0] * 1e3, spent[1] * 1e3])))
+        os._exit(0)
+
+    gc.callbacks.append(timed)
+    signal.signal(signal.SIGUSR1, restart)
+    signal.signal(signal.SIGTERM, report)
 
 
 def start_server(args: list[str]) -> tuple[subprocess.Popen[str], int]:

@@ -19,6 +19,7 @@ that tree's engine and this tree's, alternated, and both are printed side by sid
 ``--also-no-worker`` adds this tree without its preparation worker (``this-1``), and
 ``--worker-after N`` sets when this tree starts it (``-1``: never; ``--old-worker-after``
 for the old tree, by default the same). The server CPU counts the worker process too.
+``--gc-stats`` prints the engine's garbage collections and longest pause during each drain.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import argparse
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -42,13 +44,18 @@ from cmio.interfaces.hl7v2.engine.mllp import FrameDecoder, frame
 _ROOT = Path(__file__).resolve().parents[1]
 
 
-def start(src: str, journal: str, store: str, after: int) -> tuple[subprocess.Popen[str], int]:
+def start(
+    src: str, journal: str, store: str, after: int, gc_file: str | None = None
+) -> tuple[subprocess.Popen[str], int]:
     """The engine of the tree at ``src`` with processing into ``store``; its port.
 
     ``after``: start the preparation worker once this many messages wait (-1: never).
+    ``gc_file``: where the engine writes its GC counts when terminated (``bench.hl7.gc_stats``).
     """
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([src, str(_ROOT)]))
     env["CMIO_BENCH_WORKER_AFTER"] = str(after)
+    if gc_file:
+        env["CMIO_BENCH_GC_STATS"] = gc_file
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.hl7", "--serve", "cmio", journal, store],
         stdout=subprocess.PIPE,
@@ -86,12 +93,19 @@ def thread_cpu(pid: int) -> dict[int, float]:
     return out
 
 
-def drain(src: str, tmp: str, backlog: int, after: int) -> tuple[float, float, float]:
+def drain(
+    src: str, tmp: str, backlog: int, after: int, gc_file: str | None = None
+) -> tuple[float, float, float]:
     """Messages/s the store applies from a backlog, server CPU ms per message (worker
-    process included), and the busiest server thread's (the store writer's) ms per message."""
+    process included), and the busiest server thread's (the store writer's) ms per message.
+    ``gc_file``: the engine's GC collections and pauses during the drain are written there."""
     journal = tempfile.mktemp(dir=tmp, suffix=".db")
-    proc, port = start(src, journal, tempfile.mktemp(dir=tmp, suffix=".db"), after)
+    proc, port = start(src, journal, tempfile.mktemp(dir=tmp, suffix=".db"), after, gc_file)
     try:
+        if gc_file:  # count from here (the start-up's collections left out)
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGUSR1)
+            time.sleep(0.2)
         cpu = cpu_seconds(proc.pid)
         threads = thread_cpu(proc.pid)
         since = time.time()
@@ -150,6 +164,9 @@ def main() -> None:
         "--also-no-worker", action="store_true", help="also run this tree without the worker"
     )
     parser.add_argument("--drain-rounds", type=int, default=1, help="drains per tree (median)")
+    parser.add_argument(
+        "--gc-stats", action="store_true", help="the engine's GC collections during each drain"
+    )
     args = parser.parse_args()
     trees = [("this", args.src, args.worker_after)]
     if args.also_no_worker:
@@ -162,11 +179,18 @@ def main() -> None:
     runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _, _ in trees}
     for _ in range(args.drain_rounds):
         for name, src, after in trees:
-            rate, cpu, writer = drain(src, tmp, args.backlog, after)
+            gc_file = os.path.join(tmp, "gc.txt") if args.gc_stats else None
+            rate, cpu, writer = drain(src, tmp, args.backlog, after, gc_file)
             runs[name].append((rate, cpu, writer))
             print(f"{name:6} drain: {rate:7.1f} ORU/s, server CPU {cpu:6.2f} ms per message"
                   f" (the writer thread {writer:6.2f} ms), load {os.getloadavg()[0]:.1f}",
                   flush=True)  # fmt: skip
+            if gc_file and os.path.exists(gc_file):
+                young, middle, full, total, longest = Path(gc_file).read_text().split()
+                print(f"{name:6} GC during the drain: collections {young}/{middle}/{full}"
+                      f" (young/middle/full), {float(total):.0f} ms in all,"
+                      f" longest pause {float(longest):.0f} ms", flush=True)  # fmt: skip
+                os.remove(gc_file)
     drained: dict[str, float] = {}
     for name, got in runs.items():
         rate, cpu, writer = (statistics.median(x) for x in zip(*got, strict=True))
