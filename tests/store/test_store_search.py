@@ -169,8 +169,13 @@ def test_sort_count_offset_total(repo: Repository) -> None:
     assert [r.id for r in page.resources] == ["b", "c"] and page.total == 3
     page = repo.search(SearchQuery("Patient", count=0))
     assert page.resources == [] and page.total == 3
+    # Without a count the total is still given when the page shows it (not full).
     page = repo.search(SearchQuery("Patient", total=False))
-    assert len(page.resources) == 3 and page.total is None
+    assert len(page.resources) == 3 and page.total == 3
+    page = repo.search(SearchQuery("Patient", count=2, total=False))
+    assert len(page.resources) == 2 and page.total is None
+    page = repo.search(SearchQuery("Patient", count=2, offset=2, total=False))
+    assert len(page.resources) == 1 and page.total == 3
     page = repo.search(SearchQuery("Patient", offset=5))
     assert page.resources == [] and page.total == 3
     assert repo.search(SearchQuery("Encounter")).total == 0
