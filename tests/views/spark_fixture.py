@@ -29,8 +29,14 @@ __all__ = ["spark", "view_runner_spark"]
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator[SparkSession]:
-    """A ``local[2]`` session with two shuffle partitions, stopped after the session."""
-    session = spark_session(SparkConfig(master="local[2]", shuffle_partitions=2))
+    """A ``local[2]`` session with one shuffle partition, stopped after the session.
+
+    Test inputs are a few rows: every partition is one more task to schedule and run
+    (the setting is applied to a session already running too, as the measure tests
+    start one with the defaults).
+    """
+    session = spark_session(SparkConfig(master="local[2]", shuffle_partitions=1))
+    session.conf.set("spark.sql.shuffle.partitions", "1")
     yield session
     session.stop()
 
