@@ -21,16 +21,32 @@ transaction. The answers of a batch reach each event loop in one wake-up.
 Python releases the GIL inside every SQLite call, so the lock holder asks for the GIL
 back after each statement; ``switch_interval`` can make a busy event loop hand it over
 sooner (https://docs.python.org/3/library/sys.html#sys.setswitchinterval).
+
+Pipelined durability. When the repository can defer its fsync (``unsynced_commits``
+and ``sync``, as :class:`cmio.store.sqlite.SqliteRepository` does), the writer thread
+commits without waiting for the fsync (SQLite WAL with ``synchronous=NORMAL``) and
+starts on the next batch at once, while a second thread, ``cmio-writer-sync``, runs one
+``sync()`` (an fsync of the write-ahead log) covering every batch committed before it
+began. Only after that sync returns are the batches' answers released, in commit order,
+so a 2xx still means the write survives a power cut. If the sync fails, the batches it
+covered are answered 500 (507 when the disk is full) instead of their 2xx/3xx: their
+writes are visible but may not survive a crash. Closing the writer drains the pending
+syncs first. On a repository without these methods (PostgreSQL, whose commits are
+durable when they return) each batch is answered right after its commit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import logging
 import queue
 import sys
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from cmio.api.errors import FhirError
 from cmio.api.http import FhirRequest, FhirResponse
@@ -51,11 +67,33 @@ class _Job:
     loop: asyncio.AbstractEventLoop
 
 
+@dataclass(slots=True)
+class _Committed:
+    """A batch's answers, held until a sync covers its commit."""
+
+    batch: list[_Job]
+    responses: list[FhirResponse]
+    stored: bool  # the transaction committed (False: rolled back, nothing to sync)
+
+
+@runtime_checkable
+class _DeferredSync(Protocol):
+    """A repository whose commits can skip the fsync until an explicit ``sync()``."""
+
+    def unsynced_commits(self) -> contextlib.AbstractContextManager[None]: ...
+
+    def sync(self) -> None: ...
+
+
 class GroupCommitWriter:
     """A single writer thread that batches write requests into shared commits."""
 
     def __init__(
-        self, router: FhirRouter, max_batch: int = 128, switch_interval: float | None = None
+        self,
+        router: FhirRouter,
+        max_batch: int = 128,
+        switch_interval: float | None = None,
+        pipeline: bool = True,
     ) -> None:
         """Batch up to ``max_batch`` writes per commit.
 
@@ -65,12 +103,18 @@ class GroupCommitWriter:
         lock gets the GIL back sooner from a busy event loop after each statement. Off by
         default: measured with ``bench/write_path.py --busy`` it did not pay (see
         docs/benchmarks.md).
+
+        ``pipeline``: when the repository supports it, fsync on a second thread while the
+        next batch commits (see the module docstring); False: fsync inside each commit.
         """
         self.router = router
         self.max_batch = max_batch
         self.switch_interval = switch_interval
+        self.pipeline = pipeline
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._syncs: queue.SimpleQueue[_Committed | None] | None = None
+        self._syncer: threading.Thread | None = None
         self._lock = threading.Lock()
 
     async def submit(self, request: FhirRequest) -> FhirResponse:
@@ -94,19 +138,48 @@ class GroupCommitWriter:
                         # holds the write lock; a busy event loop would keep it waiting up
                         # to the interpreter's switch interval (5 ms) each time.
                         sys.setswitchinterval(min(sys.getswitchinterval(), self.switch_interval))
+                    repository = self.router.env.repository
+                    if self.pipeline and isinstance(repository, _DeferredSync):
+                        self._syncs = queue.SimpleQueue()
+                        self._syncer = threading.Thread(
+                            target=self._sync_loop,
+                            args=(repository, self._syncs),
+                            name="cmio-writer-sync",
+                            daemon=True,
+                        )
+                        self._syncer.start()
                     self._thread = threading.Thread(
                         target=self._run, name="cmio-writer", daemon=True
                     )
                     self._thread.start()
 
     def close(self) -> None:
-        """Stop the writer thread after the queued requests."""
+        """Stop the writer thread after the queued requests, then drain pending syncs."""
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout=30)
             self._thread = None
+        if self._syncer is not None:
+            self._syncer.join(timeout=30)
+            self._syncer = None
 
     def _run(self) -> None:
+        syncs = self._syncs
+        try:
+            with contextlib.ExitStack() as stack:
+                if syncs is not None:
+                    repository = self.router.env.repository
+                    assert isinstance(repository, _DeferredSync)
+                    try:
+                        stack.enter_context(repository.unsynced_commits())
+                    except Exception:  # commits then fsync themselves; answers still wait
+                        _LOG.exception("deferring the writer's fsync failed")
+                self._batches()
+        finally:
+            if syncs is not None:
+                syncs.put(None)  # the sync thread stops after the batches before it
+
+    def _batches(self) -> None:
         while True:
             job = self._queue.get()
             if job is None:
@@ -146,9 +219,11 @@ class GroupCommitWriter:
 
     def _commit(self, batch: list[_Job]) -> None:
         repository = self.router.env.repository
+        stored = False
         try:
             with repository.transaction():
                 responses = [self.router.handle(job.request) for job in batch]
+            stored = True
         except Exception as exc:
             _LOG.exception("group commit of %d requests failed", len(batch))
             full = isinstance(exc, StorageFullError)  # 507 Insufficient Storage (RFC 4918)
@@ -160,16 +235,77 @@ class GroupCommitWriter:
                 + "; nothing was stored",
             )
             responses = [json_response(job.request, error.status, error.outcome()) for job in batch]
-        # one wake-up per event loop for the whole batch (a self-pipe write each), not one
-        # per request
-        answers: dict[asyncio.AbstractEventLoop, list[tuple[_Future, FhirResponse]]] = {}
-        for job, response in zip(batch, responses, strict=True):
-            answers.setdefault(job.loop, []).append((job.future, response))
-        for loop, answered in answers.items():
-            loop.call_soon_threadsafe(_resolve, answered)
+        committed = _Committed(batch, responses, stored)
+        if self._syncs is not None:
+            self._syncs.put(committed)  # answered once a sync covers the commit
+        else:
+            _release([committed])
+
+    def _sync_loop(
+        self, repository: _DeferredSync, syncs: queue.SimpleQueue[_Committed | None]
+    ) -> None:
+        """Sync thread: one ``sync()`` for every batch committed so far, then their answers."""
+        while True:
+            item = syncs.get()
+            pending: list[_Committed] = []
+            stop = item is None
+            if item is not None:
+                pending.append(item)
+            while not stop:
+                try:
+                    item = syncs.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                else:
+                    pending.append(item)
+            if any(done.stored for done in pending):
+                try:
+                    repository.sync()  # covers every commit made before this call
+                except Exception as exc:
+                    _LOG.exception("fsync after %d committed batches failed", len(pending))
+                    for done in pending:
+                        if done.stored:
+                            done.responses = _not_durable(done, exc)
+            _release(pending)
+            if stop:
+                return
 
 
 _Future = asyncio.Future[FhirResponse]
+
+
+def _not_durable(done: _Committed, exc: Exception) -> list[FhirResponse]:
+    """The answers of a committed batch whose fsync failed: errors instead of successes."""
+    full = isinstance(exc, StorageFullError) or (
+        isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    )
+    error = FhirError(
+        507 if full else 500,
+        "transient" if full else "exception",
+        "The write was committed but could not be made durable"
+        + (" (the database's disk is full)" if full else " (fsync failed)")
+        + "; it may be lost after a crash",
+    )
+    return [
+        response
+        if response.status >= 400
+        else json_response(job.request, error.status, error.outcome())
+        for job, response in zip(done.batch, done.responses, strict=True)
+    ]
+
+
+def _release(committed: Iterable[_Committed]) -> None:
+    """Answer the batches in order, with one wake-up per event loop (a self-pipe write
+    each), not one per request."""
+    answers: dict[asyncio.AbstractEventLoop, list[tuple[_Future, FhirResponse]]] = {}
+    for done in committed:
+        for job, response in zip(done.batch, done.responses, strict=True):
+            answers.setdefault(job.loop, []).append((job.future, response))
+    for loop, answered in answers.items():
+        with contextlib.suppress(RuntimeError):  # that loop was closed: nobody waits
+            loop.call_soon_threadsafe(_resolve, answered)
 
 
 def _resolve(answered: list[tuple[_Future, FhirResponse]]) -> None:

@@ -1,7 +1,8 @@
 """Embedded SQLite backend (the default store, ``sqlite:///cmio-data/cmio.db``).
 
 WAL journal with ``synchronous=FULL`` so a returned commit survives a power
-cut, one connection per thread, ``BEGIN IMMEDIATE`` for write transactions (so
+cut (a thread may trade that for a later :meth:`SqliteRepository.sync`, see
+:meth:`SqliteRepository.unsynced_commits`), one connection per thread, ``BEGIN IMMEDIATE`` for write transactions (so
 If-Match read-modify-write is serialized) and deferred transactions for reads.
 See https://www.sqlite.org/wal.html and https://hl7.org/fhir/R4/http.html.
 """
@@ -196,13 +197,14 @@ class SqliteRepository(Repository):
         deferred = defer_indexes(conn, expected, self.bulk_defer_min)
         self._full_text.paused = deferred  # text_fts is rebuilt at the end
         conn.execute("PRAGMA wal_autocheckpoint = 16384")
+        previous = int(conn.execute("PRAGMA synchronous").fetchone()[0])
         conn.execute("PRAGMA synchronous = NORMAL")
         ok = False
         try:
             yield
             ok = True
         finally:
-            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute(f"PRAGMA synchronous = {previous}")  # FULL, or NORMAL when unsynced
             conn.execute(f"PRAGMA wal_autocheckpoint = {_CHECKPOINT_PAGES}")
             self._full_text.paused = False
             if deferred:
@@ -216,6 +218,41 @@ class SqliteRepository(Repository):
                 self._sync_wal()
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    @contextlib.contextmanager
+    def unsynced_commits(self) -> Iterator[None]:
+        """Commits on this thread's connection do not wait for fsync until the block exits.
+
+        Inside the block the connection runs with ``synchronous = NORMAL``
+        (https://www.sqlite.org/pragma.html#pragma_synchronous): in WAL mode a commit
+        writes its frames to the write-ahead log without an fsync, so it survives a crash
+        of the process (the operating system has its pages) but not a power cut until
+        :meth:`sync` returns. The store stays consistent either way (checkpoints still
+        fsync). Callers must not report such a commit as durable before that ``sync``;
+        :class:`cmio.api.writer.GroupCommitWriter` uses this to fsync on another thread
+        while it commits the next batch. Other threads' connections keep ``FULL``.
+        """
+        conn = self._connection()
+        conn.execute("PRAGMA synchronous = NORMAL")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(sqlite3.Error):  # the repository was closed meanwhile
+                conn.execute("PRAGMA synchronous = FULL")
+
+    def sync(self) -> None:
+        """Make every commit made so far, by any connection, durable.
+
+        One fsync of the write-ahead log (https://www.sqlite.org/wal.html): it covers
+        every frame written before the call, so also the commits made inside
+        :meth:`unsynced_commits`. Commits a checkpoint has already moved into the
+        database file were fsynced by that checkpoint. Safe to call from any thread.
+
+        Raises:
+            OSError: the fsync failed; the commits since the last successful sync may
+                not survive a power cut.
+        """
+        self._sync_wal()
 
     def _sync_wal(self) -> None:
         """fsync the write-ahead log: every commit in it becomes durable."""
