@@ -220,7 +220,13 @@ class Transaction(abc.ABC):
 
     @abc.abstractmethod
     def search(self, query: SearchQuery) -> SearchPage:
-        """Run a search over current, non-deleted resources."""
+        """Run a search over current, non-deleted resources.
+
+        ``SearchPage.total`` is counted when ``query.total`` asks for it; otherwise it is
+        still filled whenever the page shows it without a count (a page that is not full,
+        see :func:`cmio.store._query.known_total`), and None when it would need a count
+        (https://hl7.org/fhir/R4/search.html#total).
+        """
 
     def compartment(
         self,
