@@ -169,3 +169,38 @@ def test_without_pipeline_commits_are_full(env: Env) -> None:
         writer.close()
         env.repository.close()
     assert seen == [2]
+
+
+def test_after_a_failed_sync_the_writer_stores_nothing_more(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repository = env.repository
+    assert isinstance(repository, SqliteRepository)
+    calls: list[int] = []
+    real_sync = repository.sync
+
+    def first_fails() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(errno.EIO, "simulated fsync failure")
+        real_sync()
+
+    monkeypatch.setattr(repository, "sync", first_fails)
+    writer = GroupCommitWriter(FhirRouter(env))
+
+    async def run() -> tuple[int, list[int]]:
+        first = await writer.submit(_create())
+        later = await asyncio.gather(*(writer.submit(_create()) for _ in range(4)))
+        return first.status, [r.status for r in later]
+
+    try:
+        first, later = asyncio.run(run())
+    finally:
+        writer.close()
+    # The failed batch is answered 500; nothing after it is acknowledged or stored,
+    # although the repository's sync would now succeed.
+    assert first == 500
+    assert later == [503] * 4
+    assert _count(repository.path) == 1
+    assert len(calls) == 1
+    env.repository.close()

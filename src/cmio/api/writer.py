@@ -30,8 +30,12 @@ starts on the next batch at once, while a second thread, ``cmio-writer-sync``, r
 began. Only after that sync returns are the batches' answers released, in commit order,
 so a 2xx still means the write survives a power cut. If the sync fails, the batches it
 covered are answered 500 (507 when the disk is full) instead of their 2xx/3xx: their
-writes are visible but may not survive a crash. Closing the writer drains the pending
-syncs first. On a repository without these methods (PostgreSQL, whose commits are
+writes are visible but may not survive a crash. The writer is then fail-stop: after a
+failed fsync the kernel may have dropped the pages it could not write, so a later fsync
+that succeeds proves nothing, and every later commit is answered as not durable and every
+later write 503 without being stored, until the server is restarted. Readers may see a
+commit during the few milliseconds before its sync returns (its writer has no answer yet).
+Closing the writer drains the pending syncs first. On a repository without these methods (PostgreSQL, whose commits are
 durable when they return) each batch is answered right after its commit.
 """
 
@@ -116,6 +120,8 @@ class GroupCommitWriter:
         self._syncs: queue.SimpleQueue[_Committed | None] | None = None
         self._syncer: threading.Thread | None = None
         self._lock = threading.Lock()
+        #: The first failed sync: from then on no write is acknowledged (fail-stop).
+        self._failed: Exception | None = None
 
     async def submit(self, request: FhirRequest) -> FhirResponse:
         """Queue a write request and wait until its batch has committed."""
@@ -220,6 +226,16 @@ class GroupCommitWriter:
     def _commit(self, batch: list[_Job]) -> None:
         repository = self.router.env.repository
         stored = False
+        if self._failed is not None:  # fail-stop: nothing more is written
+            error = FhirError(
+                503,
+                "transient",
+                "Writes are refused since an fsync of the database failed; nothing was "
+                "stored (check the disk, then restart the server)",
+            )
+            answers = [json_response(job.request, error.status, error.outcome()) for job in batch]
+            _release([_Committed(batch, answers, False)])
+            return
         try:
             with repository.transaction():
                 responses = [self.router.handle(job.request) for job in batch]
@@ -261,13 +277,20 @@ class GroupCommitWriter:
                 else:
                     pending.append(item)
             if any(done.stored for done in pending):
-                try:
-                    repository.sync()  # covers every commit made before this call
-                except Exception as exc:
-                    _LOG.exception("fsync after %d committed batches failed", len(pending))
+                if self._failed is None:
+                    try:
+                        repository.sync()  # covers every commit made before this call
+                    except Exception as exc:
+                        _LOG.exception("fsync after %d committed batches failed", len(pending))
+                        # After a failed fsync the kernel may have dropped the dirty pages
+                        # it could not write, and a later fsync can succeed without them:
+                        # no later commit is trusted either (as PostgreSQL stops).
+                        self._failed = exc
+                failed = self._failed
+                if failed is not None:
                     for done in pending:
                         if done.stored:
-                            done.responses = _not_durable(done, exc)
+                            done.responses = _not_durable(done, failed)
             _release(pending)
             if stop:
                 return
