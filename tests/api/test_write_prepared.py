@@ -136,12 +136,13 @@ def test_writes_arriving_during_preparation_share_the_commit(env: Env) -> None:
     """Requests queued while the writer prepares a batch join that batch's commit."""
     import threading
 
-    arrived = threading.Event()
+    arrived, preparing = threading.Event(), threading.Event()
     batches: list[int] = []
 
     class Watched(GroupCommitWriter):
         def _prepare(self, request: FhirRequest) -> FhirRequest:
-            arrived.wait(10)  # the first request waits here until the others are queued
+            preparing.set()  # the writer has taken the first request into a batch
+            arrived.wait(10)  # it waits here until the others are queued
             return super()._prepare(request)
 
         def _commit(self, batch: list[Any]) -> None:
@@ -153,7 +154,7 @@ def test_writes_arriving_during_preparation_share_the_commit(env: Env) -> None:
 
     async def run() -> list[int]:
         first = asyncio.ensure_future(writer.submit(_request("POST", "Patient", bodies[0])))
-        await asyncio.sleep(0.05)  # the writer has taken the first one
+        assert await asyncio.to_thread(preparing.wait, 10)
         rest = [
             asyncio.ensure_future(writer.submit(_request("POST", "Patient", b))) for b in bodies[1:]
         ]

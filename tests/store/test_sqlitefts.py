@@ -166,3 +166,35 @@ def test_the_old_trigger_put_back_feeds_alone(tmp_path: Path, indexer: SearchInd
     assert text_ids(repo, "again") == ["o0", "o1", "o2"]
     assert consistent(repo.path) == 6
     repo.close()
+
+
+def test_a_new_store_is_created_with_the_feeding_trigger(tmp_path: Path) -> None:
+    from cmio.indexing.tables import TEXT_INSERT_TRIGGER, ddl
+
+    assert TEXT_INSERT_TRIGGER in ddl("sqlite")  # one definition: no rewrite on first open
+    with sqlite3.connect(":memory:") as conn:
+        for statement in ddl("sqlite"):
+            conn.execute(statement)
+        sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'text_index_ai'").fetchone()
+    assert "text_feed" in sql[0]
+
+
+def test_a_transaction_sqlite_rolled_back_leaves_no_mark(
+    tmp_path: Path, indexer: SearchIndexer
+) -> None:
+    from cmio.store.base import StoreError
+
+    repo = SqliteRepository(tmp_path / "s.db", indexer=indexer)
+    with pytest.raises(StoreError), repo.transaction() as tx:
+        tx.create(note(0, "gone"), id="o0")  # marks where its text rows start
+        with repo.transaction() as inner:
+            inner.create(note(1, "gone"), id="o1")
+            # as SQLite does itself on SQLITE_FULL or IOERR inside a statement
+            repo._connection().execute("ROLLBACK")
+    # the next transaction starts without the dead transaction's mark
+    with repo.transaction() as tx:
+        tx.create(note(2, "kept"), id="o2")
+    assert text_ids(repo, "gone") == []
+    assert text_ids(repo, "kept") == ["o2"]
+    assert consistent(repo.path) == 2
+    repo.close()

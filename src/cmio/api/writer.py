@@ -121,7 +121,7 @@ class GroupCommitWriter:
         self._syncer: threading.Thread | None = None
         self._lock = threading.Lock()
         #: The first failed sync: from then on no write is acknowledged (fail-stop).
-        self._failed: Exception | None = None
+        self._failed: BaseException | None = None
 
     async def submit(self, request: FhirRequest) -> FhirResponse:
         """Queue a write request and wait until its batch has committed."""
@@ -227,30 +227,20 @@ class GroupCommitWriter:
         repository = self.router.env.repository
         stored = False
         if self._failed is not None:  # fail-stop: nothing more is written
-            error = FhirError(
-                503,
-                "transient",
-                "Writes are refused since an fsync of the database failed; nothing was "
-                "stored (check the disk, then restart the server)",
-            )
-            answers = [json_response(job.request, error.status, error.outcome()) for job in batch]
-            _release([_Committed(batch, answers, False)])
+            refused = "Writes are refused since an fsync of the database failed; nothing was "
+            refused += "stored (check the disk, then restart the server)"
+            _release([_Committed(batch, _errors(batch, 503, refused), False)])
             return
         try:
             with repository.transaction():
                 responses = [self.router.handle(job.request) for job in batch]
             stored = True
-        except Exception as exc:
+        except BaseException as exc:  # a batch is always answered (even CancelledError)
             _LOG.exception("group commit of %d requests failed", len(batch))
             full = isinstance(exc, StorageFullError)  # 507 Insufficient Storage (RFC 4918)
-            error = FhirError(
-                507 if full else 500,
-                "transient" if full else "exception",
-                "The write could not be committed"
-                + (" (the database's disk is full)" if full else "")
-                + "; nothing was stored",
-            )
-            responses = [json_response(job.request, error.status, error.outcome()) for job in batch]
+            text = "The write could not be committed"
+            text += (" (the database's disk is full)" if full else "") + "; nothing was stored"
+            responses = _errors(batch, 507 if full else 500, text)
         committed = _Committed(batch, responses, stored)
         if self._syncs is not None:
             self._syncs.put(committed)  # answered once a sync covers the commit
@@ -280,7 +270,7 @@ class GroupCommitWriter:
                 if self._failed is None:
                     try:
                         repository.sync()  # covers every commit made before this call
-                    except Exception as exc:
+                    except BaseException as exc:  # the batches are answered in any case
                         _LOG.exception("fsync after %d committed batches failed", len(pending))
                         # After a failed fsync the kernel may have dropped the dirty pages
                         # it could not write, and a later fsync can succeed without them:
@@ -299,24 +289,25 @@ class GroupCommitWriter:
 _Future = asyncio.Future[FhirResponse]
 
 
-def _not_durable(done: _Committed, exc: Exception) -> list[FhirResponse]:
+def _not_durable(done: _Committed, exc: BaseException) -> list[FhirResponse]:
     """The answers of a committed batch whose fsync failed: errors instead of successes."""
     full = isinstance(exc, StorageFullError) or (
         isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
     )
-    error = FhirError(
-        507 if full else 500,
-        "transient" if full else "exception",
-        "The write was committed but could not be made durable"
-        + (" (the database's disk is full)" if full else " (fsync failed)")
-        + "; it may be lost after a crash",
-    )
+    text = "The write was committed but could not be made durable"
+    text += " (the database's disk is full)" if full else " (fsync failed)"
+    text += "; it may be lost after a crash"
+    errors = _errors(done.batch, 507 if full else 500, text)
     return [
-        response
-        if response.status >= 400
-        else json_response(job.request, error.status, error.outcome())
-        for job, response in zip(done.batch, done.responses, strict=True)
+        response if response.status >= 400 else error
+        for response, error in zip(done.responses, errors, strict=True)
     ]
+
+
+def _errors(batch: list[_Job], status: int, text: str) -> list[FhirResponse]:
+    """One OperationOutcome answer per job: ``transient`` for 503/507, else ``exception``."""
+    error = FhirError(status, "transient" if status in (503, 507) else "exception", text)
+    return [json_response(job.request, error.status, error.outcome()) for job in batch]
 
 
 def _release(committed: Iterable[_Committed]) -> None:

@@ -14,7 +14,15 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["INDEX_TABLES", "TS_CONFIG", "IndexTable", "ddl", "insert_sql"]
+__all__ = [
+    "INDEX_TABLES",
+    "TEXT_FEED_TABLE",
+    "TEXT_INSERT_TRIGGER",
+    "TS_CONFIG",
+    "IndexTable",
+    "ddl",
+    "insert_sql",
+]
 
 
 class IndexTable(NamedTuple):
@@ -100,6 +108,17 @@ def ddl(dialect: str) -> list[str]:
     return out + _fulltext_ddl(dialect)
 
 
+#: SQLite: a transaction that feeds its new ``text_index`` rows to FTS5 itself, at commit
+#: (:mod:`cmio.store._sqlitefts`), holds its mark here; never committed with a row in it
+TEXT_FEED_TABLE = "CREATE TABLE IF NOT EXISTS text_feed (mark INTEGER NOT NULL)"
+#: SQLite: the insert trigger, idle while a transaction feeds its rows itself
+TEXT_INSERT_TRIGGER = (
+    "CREATE TRIGGER IF NOT EXISTS text_index_ai AFTER INSERT ON text_index"
+    " WHEN NOT EXISTS (SELECT 1 FROM text_feed) BEGIN"
+    " INSERT INTO text_fts (rowid, body) VALUES (new.doc, new.body); END"
+)
+
+
 def _fulltext_ddl(dialect: str) -> list[str]:
     """The full-text index over ``text_index.body``.
 
@@ -115,8 +134,8 @@ def _fulltext_ddl(dialect: str) -> list[str]:
     return [
         "CREATE VIRTUAL TABLE IF NOT EXISTS text_fts USING fts5("
         "body, content='text_index', content_rowid='doc', tokenize='unicode61')",
-        "CREATE TRIGGER IF NOT EXISTS text_index_ai AFTER INSERT ON text_index BEGIN"
-        " INSERT INTO text_fts (rowid, body) VALUES (new.doc, new.body); END",
+        TEXT_FEED_TABLE,
+        TEXT_INSERT_TRIGGER,
         "CREATE TRIGGER IF NOT EXISTS text_index_ad AFTER DELETE ON text_index BEGIN"
         " INSERT INTO text_fts (text_fts, rowid, body) VALUES ('delete', old.doc, old.body); END",
     ]

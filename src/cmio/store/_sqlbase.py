@@ -172,10 +172,7 @@ class SqlTransaction(BulkPuts, CompartmentReads, Transaction, abc.ABC):
             StoredResource(r[0], r[1], r[2], r[3], False, self._data_out(r[4])) for r in rows
         ]
         found = len(rows)
-        if count is not None and query.estimate and 0 < found < query.count:
-            total: int | None = query.offset + found  # the last page: exact without counting
-        else:
-            total = known_total(query.count, query.offset, found, query.after is not None)
+        total = known_total(query.count, query.offset, found, query.after is not None)
         if total is None and count is not None:
             counted = self._fetchone(count.text, count.params)
             total = int(counted[0]) if counted else 0

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from cmio.indexing.tables import TEXT_FEED_TABLE, TEXT_INSERT_TRIGGER
 from cmio.store._sqlrows import INSERT_INDEX
 
 __all__ = ["FEED", "INSERT_TEXT", "TRIGGER", "Backlog", "FullText", "adopt"]
@@ -34,13 +35,10 @@ __all__ = ["FEED", "INSERT_TEXT", "TRIGGER", "Backlog", "FullText", "adopt"]
 INSERT_TEXT = INSERT_INDEX["text_index"]
 #: adds the rows above a mark to the FTS5 index
 FEED = "INSERT INTO text_fts (rowid, body) SELECT doc, body FROM text_index WHERE doc > ?"
-#: the insert trigger: idle while a transaction feeds its rows itself
-TRIGGER = (
-    "CREATE TRIGGER text_index_ai AFTER INSERT ON text_index"
-    " WHEN NOT EXISTS (SELECT 1 FROM text_feed) BEGIN"
-    " INSERT INTO text_fts (rowid, body) VALUES (new.doc, new.body); END"
-)
-_TABLE = "CREATE TABLE IF NOT EXISTS text_feed (mark INTEGER NOT NULL)"
+#: the insert trigger: idle while a transaction feeds its rows itself (one definition,
+#: the schema's: new stores are created with it, :func:`adopt` upgrades older ones)
+TRIGGER = TEXT_INSERT_TRIGGER
+_TABLE = TEXT_FEED_TABLE
 _TRIGGER_SQL = "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'text_index_ai'"
 _TOP = "SELECT coalesce(max(doc), 0) FROM text_index"
 

@@ -112,13 +112,18 @@ class SqliteTransaction(SqlTransaction):
                     conn.execute(f"ROLLBACK TO {self._savepoint}")
                     self._backlog.drop(self._mark_before)
                 conn.execute(f"RELEASE {self._savepoint}")
+            elif self._savepoint is not None:
+                # SQLite rolled the whole transaction back itself (SQLITE_FULL, IOERR,
+                # NOMEM): the full-text mark belongs to a transaction that is gone.
+                self._backlog.drop()
+                if exc_type is None:
+                    raise StoreError("the enclosing transaction was rolled back by SQLite")
             return
         try:
             if exc_type is None:
                 try:
                     with disk_full():
-                        if not self._readonly:
-                            self._backlog.feed(cur)
+                        self._backlog.feed(cur)  # nothing to feed without a mark
                         conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:

@@ -231,8 +231,9 @@ class PrepWorker:
         if not self.failed and not self._closing:
             _LOG.warning("%s: messages are prepared in the writer from now on", reason)
         self.failed = True
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
+        proc = self._proc  # read once: close() may clear it from another thread
+        if proc is not None and proc.poll() is None:
+            proc.kill()
 
 
 class _Worker:
