@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -149,20 +148,6 @@ def test_cms122_hand_population(engine: str, request: Any) -> None:
     assert sorted(gaps) == sorted(p for p, f in expected.items() if "N" in f)
     assert gaps["p05"]["gap_since"] == "2026-12-31"
     assert gaps["p03"]["gap_since"] is None
-
-
-@pytest.fixture
-def spark_one_partition() -> Iterator[None]:
-    """The Spark session the engine uses (:func:`cmio.views.spark_session.spark_session`)
-    with one shuffle partition while the test runs: a few patients' rows, and every
-    partition is a task per step to schedule and run."""
-    from cmio.views.spark_session import spark_session
-
-    session = spark_session()
-    before = session.conf.get("spark.sql.shuffle.partitions")
-    session.conf.set("spark.sql.shuffle.partitions", "1")
-    yield
-    session.conf.set("spark.sql.shuffle.partitions", before)
 
 
 @pytest.mark.slow

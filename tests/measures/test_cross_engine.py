@@ -3,7 +3,6 @@ synthetic health system (``cmio synth``, 200 patients, generated once per module
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,20 +55,6 @@ def test_postgres_matches_duckdb_per_patient(
         list(builtin_measures().values()), PERIOD, synth, "postgres", database=postgres_url
     )
     assert _rows(results) == _rows(duckdb_results)
-
-
-@pytest.fixture
-def spark_one_partition() -> Iterator[None]:
-    """The Spark session the engine uses (:func:`cmio.views.spark_session.spark_session`)
-    with one shuffle partition while the test runs: a few patients' rows, and every
-    partition is a task per step to schedule and run."""
-    from cmio.views.spark_session import spark_session
-
-    session = spark_session()
-    before = session.conf.get("spark.sql.shuffle.partitions")
-    session.conf.set("spark.sql.shuffle.partitions", "1")
-    yield
-    session.conf.set("spark.sql.shuffle.partitions", before)
 
 
 @pytest.mark.slow

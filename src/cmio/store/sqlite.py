@@ -134,14 +134,7 @@ class SqliteRepository(Repository):
         # make bulk loads cheaper; this only takes effect when the file is created.
         conn.execute("PRAGMA page_size = 16384")
         conn.execute("PRAGMA journal_mode = WAL")
-        with SqliteTransaction(
-            conn,
-            self._indexer,
-            self._clock,
-            readonly=False,
-            writer_lock=self._local.lock_fd,
-            backlog=self._local.backlog,
-        ) as tx:
+        with self._write_transaction(conn) as tx:
             try:
                 migrate(tx, "sqlite", lambda name: _has_table(tx, name))
             except SchemaTooNewError as exc:
@@ -157,8 +150,14 @@ class SqliteRepository(Repository):
         beside the database, so writers in several threads or server processes queue
         fairly instead of polling the SQLite lock.
         """
-        conn = self._connection()
-        tx = SqliteTransaction(
+        tx = self._write_transaction(self._connection())
+        if self.before_commit is not None:
+            tx.before_commit, tx.written = self.before_commit, []
+        return tx
+
+    def _write_transaction(self, conn: sqlite3.Connection) -> SqliteTransaction:
+        """A write transaction on this thread's connection, its lock file and backlog."""
+        return SqliteTransaction(
             conn,
             self._indexer,
             self._clock,
@@ -166,9 +165,6 @@ class SqliteRepository(Repository):
             writer_lock=self._local.lock_fd,
             backlog=self._local.backlog,
         )
-        if self.before_commit is not None:
-            tx.before_commit, tx.written = self.before_commit, []
-        return tx
 
     def in_transaction(self) -> bool:
         """Whether this thread's connection is inside a transaction."""
