@@ -138,23 +138,29 @@ def register(app: typer.Typer) -> None:
             build_env(
                 url
             ).repository.close()  # build the model cache and schema once, before forking
-            uvicorn.run(
-                "cmio.admin.logs:json_app_from_environment"
+            from cmio.cli.serve_workers import WorkerStartError, run_workers
+
+            options = {
+                "app": "cmio.admin.logs:json_app_from_environment"
                 if logs is not None
                 else "cmio.api.app:app_from_environment",
-                factory=True,
-                timeout_graceful_shutdown=shutdown_timeout,
-                log_config=None if logs is not None else uvicorn.config.LOGGING_CONFIG,
-                host=host,
-                port=port,
-                workers=workers,
-                log_level=log_level,
-                access_log=False,
-                http=protocol,
-                loop=loop,
-                ssl_certfile=cert,
-                ssl_keyfile=key,
-            )
+                "factory": True,
+                "timeout_graceful_shutdown": shutdown_timeout,
+                "log_config": None if logs is not None else uvicorn.config.LOGGING_CONFIG,
+                "host": host,
+                "port": port,
+                "log_level": log_level,
+                "access_log": False,
+                "http": protocol,
+                "loop": loop,
+                "ssl_certfile": cert,
+                "ssl_keyfile": key,
+            }
+            try:  # one SO_REUSEPORT socket per worker: connections spread evenly
+                run_workers(options, workers, grace=(shutdown_timeout or 30) + 5)
+            except (OSError, WorkerStartError) as exc:
+                typer.echo(f"cmio serve: {exc}", err=True)
+                raise typer.Exit(1) from None
             return
         from cmio.api.app import create_app
 
