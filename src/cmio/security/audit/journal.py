@@ -261,10 +261,15 @@ class AuditJournal:
             try:
                 self.move()
                 current = self._current
+                # A full-size spare once the current segment is half full, or at once while
+                # a small one is current (the first, or one the writer had to make without a
+                # spare): else, under load, the writer keeps making small ones itself, each
+                # zero-filled and synced while its group waits, until a wake-up happens to
+                # find one half full.
                 if (
                     self._spare is None
                     and current is not None
-                    and current.offset * 2 > current.size
+                    and (current.offset * 2 > current.size or current.size < self.segment_bytes)
                 ):
                     spare = Segment.create(self.directory, self.segment_bytes)
                     with self._lock:
