@@ -7,6 +7,7 @@ import asyncio
 import multiprocessing
 import os
 import signal
+import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -173,5 +174,37 @@ def test_loop_committer_writes_one_group_per_iteration(tmp_path: Path) -> None:
         assert _numbers(log) == list(range(12))
     finally:
         del journal.append
+        journal.close()
+    repo.close()
+
+
+def test_a_full_size_spare_is_made_while_the_first_small_segment_is_current(
+    tmp_path: Path,
+) -> None:
+    """Under load the writer must not keep making small segments itself: once the first
+    (small) segment is in use, the mover makes a full-size spare, and the next rotation
+    takes it."""
+    repo = open_repository(f"sqlite:///{tmp_path / 'e.db'}")
+    log = AuditLog(repo)
+    assert log.journal_dir is not None
+    journal = AuditJournal(
+        log, log.journal_dir, segment_bytes=64 << 10, first_bytes=4096, interval=3600
+    )
+    try:
+        journal.append([_record(0)])  # the first (small) segment is made while it waits
+        current = journal._current
+        assert current is not None and current.size < 64 << 10
+        deadline = time.monotonic() + 30
+        while journal._spare is None and time.monotonic() < deadline:
+            time.sleep(0.01)  # the mover, woken by the rotation, makes the spare
+        spare = journal._spare
+        assert spare is not None and spare.size == 64 << 10
+        n = 1
+        while journal._current is current:  # fill the small segment until it rotates
+            journal.append([_record(n)])
+            n += 1
+        assert journal._current is spare
+        assert _numbers(log) == list(range(n))
+    finally:
         journal.close()
     repo.close()
