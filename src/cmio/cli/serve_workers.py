@@ -11,13 +11,15 @@ addresses (https://man7.org/linux/man-pages/man7/socket.7.html, ``SO_REUSEPORT``
 The parent first binds the port without ``SO_REUSEPORT`` (so a port in use, a second
 ``cmio serve`` included, is refused as with one process), then keeps one bound,
 non-listening ``SO_REUSEPORT`` socket on it (it takes no connections; it holds the port
-so that a later server's probe fails), starts the workers, restarts one that dies after
-it has served, stops when one dies at start, and on SIGTERM or SIGINT asks every worker
+so that a later server's probe fails), starts the workers (the first ones listen only
+once all have loaded the app, so early clients' kept-alive connections are not all taken
+by the worker that was ready first), restarts one that dies after it has served, stops when one dies at start, and on SIGTERM or SIGINT asks every worker
 to stop (SIGTERM: uvicorn's graceful shutdown) and waits for them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import signal
 import socket
@@ -31,6 +33,8 @@ __all__ = ["WorkerStartError", "reuseport_socket", "run_workers"]
 
 #: a worker that dies sooner than this after its start failed to start
 STARTUP_SECONDS = 10.0
+#: how long the first workers wait for each other before listening anyway
+BARRIER_SECONDS = 120.0
 
 
 class WorkerStartError(RuntimeError):
@@ -55,12 +59,21 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(options: dict[str, Any]) -> None:
-    """One worker process: uvicorn on its own ``SO_REUSEPORT`` socket."""
+def _worker(options: dict[str, Any], together: Any = None) -> None:
+    """One worker process: uvicorn on its own ``SO_REUSEPORT`` socket.
+
+    ``together`` (a barrier of the first workers): the app is loaded first and the socket
+    listens only once every first worker has loaded its app, so that the first clients'
+    kept-alive connections do not all land on the worker that was ready first.
+    """
     import uvicorn
 
     config = uvicorn.Config(**options)
     sock = reuseport_socket(config.host, config.port)
+    if together is not None:
+        config.load()  # the app (and its factory's store) before listening
+        with contextlib.suppress(threading.BrokenBarrierError):  # a sibling failed
+            together.wait(BARRIER_SECONDS)
     uvicorn.Server(config).run(sockets=[sock])
 
 
@@ -94,8 +107,11 @@ def run_workers(
 
     started: dict[int, float] = {}
 
-    def start(number: int) -> BaseProcess:
-        process = context.Process(target=_worker, args=(options,), name=f"cmio-worker-{number}")
+    together = context.Barrier(workers)
+
+    def start(number: int, first: bool = False) -> BaseProcess:
+        args = (options, together if first else None)
+        process = context.Process(target=_worker, args=args, name=f"cmio-worker-{number}")
         process.start()
         started[number] = time.monotonic()
         return process
@@ -104,7 +120,7 @@ def run_workers(
         stopping.set()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    processes = [start(n) for n in range(workers)]
+    processes = [start(n, first=True) for n in range(workers)]
     try:
         while not stopping.wait(0.5):
             for number, process in enumerate(processes):
