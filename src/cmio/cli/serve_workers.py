@@ -13,8 +13,9 @@ The parent first binds the port without ``SO_REUSEPORT`` (so a port in use, a se
 non-listening ``SO_REUSEPORT`` socket on it (it takes no connections; it holds the port
 so that a later server's probe fails), starts the workers (the first ones listen only
 once all have loaded the app, so early clients' kept-alive connections are not all taken
-by the worker that was ready first), restarts one that dies after it has served, stops when one dies at start, and on SIGTERM or SIGINT asks every worker
-to stop (SIGTERM: uvicorn's graceful shutdown) and waits for them.
+by the worker that was ready first), restarts one that dies after it has served, stops
+when one dies at start, and on SIGTERM or SIGINT asks every worker to stop (SIGTERM:
+uvicorn's graceful shutdown) and waits for them.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ class WorkerStartError(RuntimeError):
     """A worker process exited during its start (the app, TLS files or the port)."""
 
 
-def reuseport_socket(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to ``host:port`` with ``SO_REUSEPORT`` (not yet listening).
+def reuseport_socket(host: str, port: int, *, reuse_port: bool = True) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (not yet listening), with ``SO_REUSEPORT``
+    unless ``reuse_port`` is False (then it fails on a port any other socket holds).
 
     Raises:
         OSError: the port is taken by a socket without ``SO_REUSEPORT`` (or another user's).
@@ -51,7 +53,8 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
     except BaseException:
         sock.close()
@@ -97,10 +100,7 @@ def run_workers(
         WorkerStartError: a worker exited during its start.
     """
     host, port = str(options.get("host", "127.0.0.1")), int(options["port"])
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:  # EADDRINUSE when taken
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind((host, port))
+    reuseport_socket(host, port, reuse_port=False).close()  # EADDRINUSE when taken
     holder = reuseport_socket(host, port)
     context = multiprocessing.get_context("spawn")
     stopping = threading.Event()
