@@ -20,6 +20,7 @@ __all__ = [
     "TEXT_INSERT_TRIGGER",
     "TS_CONFIG",
     "IndexTable",
+    "covering_ddl",
     "ddl",
     "insert_sql",
 ]
@@ -70,6 +71,17 @@ INDEX_TABLES: tuple[IndexTable, ...] = (
     # SQLite and a GIN-indexed tsvector on PostgreSQL (see :func:`ddl`).
     IndexTable("text_index", (("body", "TEXT", "text"),), ()),
 )
+#: SQLite (schema step 4): columns appended to these indexes so that the statements the
+#: search compiler writes read them alone (a "covering index",
+#: https://www.sqlite.org/queryplanner.html#covidx): a probe per candidate (owner index
+#: with the token's or date's values; the ``-date`` sort key), a ``_has`` or chain
+#: lookup that selects ``resource_id``. Same number of B-trees per row as before.
+SQLITE_COVERING: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("token_index_owner", ("value", "system")),
+    ("token_index_lookup", ("resource_id",)),
+    ("reference_index_lookup", ("resource_id",)),
+    ("date_index_owner", ("low", "high")),
+)
 #: the PostgreSQL text-search configuration of ``text_index`` (words are already
 #: normalized, so no stemming or stop words)
 TS_CONFIG = "simple"
@@ -92,20 +104,38 @@ def ddl(dialect: str) -> list[str]:
             not_null = " NOT NULL" if table.name == "token_index" and col[0] == "value" else ""
             cols.append(f"{col[0]} {col[pos]}{not_null}")
         out.append(f"CREATE TABLE IF NOT EXISTS {table.name} ({', '.join(cols)})")
-        out.append(  # deletes, correlated EXISTS probes and sort keys
-            f"CREATE INDEX IF NOT EXISTS {table.name}_owner"
-            f" ON {table.name} (resource_type, resource_id, param)"
-        )
+        # the owner index: deletes, correlated EXISTS probes and sort keys
+        out.append(_index_sql(dialect, table, "owner", ("resource_type", "resource_id", "param")))
         for i, lookup in enumerate(table.lookups):
             suffix = "lookup" if i == 0 else f"lookup{i + 1}"
-            cols_sql = ", ".join(("resource_type", "param", *lookup))
-            out.append(
-                f"CREATE INDEX IF NOT EXISTS {table.name}_{suffix} ON {table.name} ({cols_sql})"
-            )
+            out.append(_index_sql(dialect, table, suffix, ("resource_type", "param", *lookup)))
     out.append(  # resumable background jobs ($reindex): their state as JSON, by name
         f"CREATE TABLE IF NOT EXISTS job_state (name {key} PRIMARY KEY, state {key} NOT NULL)"
     )
     return out + _fulltext_ddl(dialect)
+
+
+def _index_sql(dialect: str, table: IndexTable, suffix: str, columns: tuple[str, ...]) -> str:
+    """``CREATE INDEX IF NOT EXISTS <table>_<suffix>``, covering on SQLite (see
+    :data:`SQLITE_COVERING`)."""
+    name = f"{table.name}_{suffix}"
+    if dialect == "sqlite":
+        columns += dict(SQLITE_COVERING).get(name, ())
+    return f"CREATE INDEX IF NOT EXISTS {name} ON {table.name} ({', '.join(columns)})"
+
+
+def covering_ddl() -> list[str]:
+    """SQLite schema step 4: each index of :data:`SQLITE_COVERING` dropped and built
+    again with its covering columns (https://www.sqlite.org/lang_createindex.html)."""
+    out: list[str] = []
+    names = dict(SQLITE_COVERING)
+    for statement in ddl("sqlite"):
+        if statement.startswith("CREATE INDEX"):
+            name = statement.split()[5]
+            if name in names:
+                out += [f"DROP INDEX IF EXISTS {name}", statement]
+    assert len(out) == 2 * len(names)
+    return out
 
 
 #: SQLite: a transaction that feeds its new ``text_index`` rows to FTS5 itself, at commit

@@ -4,12 +4,14 @@
 2. the typed search-index tables (string, token, reference, date, number, quantity,
    uri) of https://hl7.org/fhir/R4/search.html#ptypes;
 3. the full-text index (``_text``/``_content`` through FTS5), resumable job state and
-   the hash-chained audit trail.
+   the hash-chained audit trail;
+4. covering search indexes: the token and date owner indexes carry the values, the
+   token and reference lookup indexes the resource id (:data:`cmio.indexing.tables.SQLITE_COVERING`).
 """
 
 from __future__ import annotations
 
-from cmio.indexing.tables import INDEX_TABLES, ddl
+from cmio.indexing.tables import INDEX_TABLES, covering_ddl, ddl
 from cmio.store._audit import AUDIT_DDL
 from cmio.store.migrations import Step
 
@@ -63,5 +65,11 @@ def steps() -> tuple[Step, ...]:
                 *AUDIT_DDL["sqlite"],
             ),
             reindex_if_missing="text_index",
+        ),
+        Step(
+            4,
+            "covering search indexes: token and date owner indexes with the values,"
+            " token and reference lookup indexes with the resource id",
+            tuple(covering_ddl()),
         ),
     )
