@@ -7,7 +7,7 @@ return fresh objects for each server (or test).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -31,7 +31,34 @@ from cmio.terminology.governance import TerminologyGovernance
 from cmio.terminology.providers import ServiceTerminology
 from cmio.validation import validate_structure
 
-__all__ = ["CmioApp", "app_from_environment", "build_env", "create_app"]
+__all__ = ["CmioApp", "WriteValidator", "app_from_environment", "build_env", "create_app"]
+
+
+class WriteValidator:
+    """The checks of every write: structural validation, then the store's own checks.
+
+    Structural validation (https://hl7.org/fhir/R4/validation.html, :func:`validate_structure`
+    with ``model``) needs nothing but the resource, so it may be done ahead (the HL7 engine's
+    worker process); :meth:`store_checks` are the checks that read the store (terminology
+    governance, the artifact lifecycle), which only the writer can run.
+    """
+
+    def __init__(
+        self, model: Model, checks: Sequence[Callable[[dict[str, Any]], list[Any]]]
+    ) -> None:
+        self.model = model
+        self._checks = tuple(checks)
+
+    def __call__(self, resource: dict[str, Any]) -> list[Any]:
+        """Every issue of a write of ``resource``."""
+        return list(validate_structure(self.model, resource)) + self.store_checks(resource)
+
+    def store_checks(self, resource: dict[str, Any]) -> list[Any]:
+        """The issues of the checks that read the store (all but the structural ones)."""
+        found: list[Any] = []
+        for check in self._checks:
+            found += check(resource)
+        return found
 
 
 def build_env(
@@ -54,10 +81,7 @@ def build_env(
 
     lifecycle = LifecycleGuard(repository)  # governed artifacts change only while drafts
 
-    def validator(resource: dict[str, Any]) -> list[Any]:
-        found = list(validate_structure(model, resource)) + governance.check(resource)
-        return found + lifecycle.check(resource)
-
+    validator = WriteValidator(model, (governance.check, lifecycle.check))
     if settings.validation not in ("off", "base", "profiles"):
         raise ValueError(f"validation must be off, base or profiles, not {settings.validation!r}")
     env = Env(repository, model, validator, settings, exports=ExportJobs(settings.export_dir))

@@ -118,6 +118,7 @@ class RouterSink:
         The same object while the store's indexer keeps its model; a new generation once
         custom SearchParameters change it (rows prepared under an older one are not used).
         """
+        from cmio.api.app import WriteValidator
         from cmio.api.ops.reindex import sync_search_parameters
         from cmio.indexing import SearchIndexer
 
@@ -129,8 +130,13 @@ class RouterSink:
         if self._spec is None or model is not self._spec_model:
             custom = None if model is indexer.base_model else model
             generation = 1 if self._spec is None else self._spec.generation + 1
-            self._spec = AheadSpec(generation, indexer.base_model.package_sha256, custom,
-                                   self.router.env.settings.keep_urn_ids, indexer.full_text)  # fmt: skip
+            sha = indexer.base_model.package_sha256
+            validator = self.router.env.validator  # its structural part done in the worker?
+            structure = (
+                isinstance(validator, WriteValidator) and validator.model.package_sha256 == sha
+            )
+            self._spec = AheadSpec(generation, sha, custom, self.router.env.settings.keep_urn_ids,
+                                   indexer.full_text, structure)  # fmt: skip
             self._spec_model = model
         return self._spec
 

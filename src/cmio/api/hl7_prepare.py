@@ -7,7 +7,11 @@ resource as the transaction will write it (the ids assigned, ``urn:uuid:`` refer
 rewritten to ``Type/id``) and extracts its search-index rows
 (``SearchIndexer.table_rows``). The writer (:func:`cmio.api.ops.bundle.process_transaction`)
 uses the rows only for a resource equal to the one predicted, so a wrong prediction costs
-the extraction it would have done anyway, never a wrong index.
+the extraction it would have done anyway, never a wrong index. When the writer's validator
+keeps its structural part apart (:class:`cmio.api.app.WriteValidator`), the worker also
+validates each entry's resource as the Bundle carries it (``validate_structure``,
+https://hl7.org/fhir/R4/validation.html), and the writer skips that part for an entry equal
+to the one validated (the store's own checks, profiles and rules still run there).
 
 Predictions: a ``PUT Type/id`` keeps its id; a POST (or an identifier-conditional entry whose
 identifier the sink has not resolved yet, which the sink turns into a plain create) is given
@@ -33,6 +37,7 @@ from cmio.api.ops.bundle import EntryAhead, kept_urn_id
 from cmio.api.references import rewrite_references
 from cmio.interfaces.hl7v2.engine.shortcuts import identifier_condition
 from cmio.model import Model
+from cmio.validation import validate_structure
 
 __all__ = ["AheadSpec", "BundleAhead", "PreparedBundle"]
 
@@ -57,6 +62,8 @@ class AheadSpec:
         model: the writer's model when it carries custom SearchParameters (else None).
         keep_urn_ids: ``Settings.keep_urn_ids`` (a POST keeps its ``urn:uuid`` as id).
         full_text: the writer's indexer extracts ``_text``/``_content`` rows.
+        structure: the writer takes structural validation done here (its validator's model
+            is the standard one of ``package_sha256``).
     """
 
     generation: int
@@ -64,6 +71,7 @@ class AheadSpec:
     model: Model | None
     keep_urn_ids: bool
     full_text: bool
+    structure: bool = False
 
     def build(self) -> BundleAhead | None:
         """The worker's preparer (None: this process cannot index as the writer does)."""
@@ -79,7 +87,11 @@ class AheadSpec:
         """The Bundle and its work ahead from :meth:`BundleAhead.encode` (JSON: ~6x quicker
         to load than a pickle of the same, and the writer loads it)."""
         bundle, generation, entries = orjson.loads(blob)
-        done: dict[str, EntryAhead] = {k: (v[0], v[1], v[2]) for k, v in entries.items()}
+        carried = {e.get("fullUrl"): e.get("resource") for e in bundle.get("entry") or ()}
+        done: dict[str, EntryAhead] = {  # (true: the Bundle's resource; an object: this one)
+            k: (v[0], v[1], v[2], carried.get(k) if v[3] is True else v[3] or None)
+            for k, v in entries.items()
+        }
         return bundle, PreparedBundle(generation, done)
 
 
@@ -107,6 +119,8 @@ class BundleAhead:
         """The work ahead for ``bundle``; ``known``: ids of identifiers the sink resolved."""
         mapping: dict[str, str] = {}
         todo: list[tuple[str, dict[str, Any], str | None]] = []
+        carried: set[str] = set()  # entries the writer gets as the Bundle has them ...
+        dropped: dict[str, str] = {}  # ... but for references to known entries (see _carried)
         for entry in bundle.get("entry") or []:
             full_url, resource = entry.get("fullUrl"), entry.get("resource")
             request = entry.get("request") or {}
@@ -118,10 +132,11 @@ class BundleAhead:
             if cond is not None:
                 rid = known.get(cond.key)
                 if rid is not None:  # the sink writes PUT Type/rid (or drops it, unchanged)
-                    mapping[full_url] = f"{cond.resource_type}/{rid}"
+                    mapping[full_url] = dropped[full_url] = f"{cond.resource_type}/{rid}"
                     todo.append((full_url, {**resource, "id": rid}, None))
                     continue
                 method, url = "POST", cond.resource_type  # the sink's plain create
+            carried.add(full_url)
             if method == "POST" and "/" not in url and "?" not in url:
                 if request.get("ifNoneExist") and cond is None:
                     continue  # a search decides
@@ -142,20 +157,51 @@ class BundleAhead:
             except _Unresolved:
                 continue
             indexed = final if post_id is None else {**final, "id": post_id}  # as the store will
-            out[full_url] = (final, table_rows(indexed), post_id)
+            checked = self._carried(resource, dropped) if full_url in carried else None
+            if checked is not None and not self._valid(checked, final):
+                checked = None
+            out[full_url] = (final, table_rows(indexed), post_id, checked)
         return PreparedBundle(self.spec.generation, out)
+
+    @staticmethod
+    def _carried(resource: dict[str, Any], dropped: Mapping[str, str]) -> dict[str, Any]:
+        """The resource as the writer most likely gets it: the sink drops an entry it knows
+        unchanged (the usual case) and points references to it at the stored resource
+        (the writer compares before it trusts the validation: any other guess only costs
+        the validation it would have done)."""
+        if not dropped:
+            return resource
+        guessed = copy.deepcopy(resource)
+        rewrite_references(guessed, dropped)
+        return resource if guessed == resource else guessed
+
+    def _valid(self, resource: dict[str, Any], final: dict[str, Any]) -> bool:
+        """Whether ``resource`` passes structural validation and ``final`` keeps no ``urn:``
+        reference (the writer's ``_check_unresolved``)."""
+        if not self.spec.structure:
+            return False
+        text = orjson.dumps(final)
+        if b'"reference":"urn:uuid:' in text or b'"reference":"urn:oid:' in text:
+            return False
+        found = validate_structure(self.indexer.model, resource)
+        return not any(issue.severity in ("error", "fatal") for issue in found)
 
     def encode(self, bundle: dict[str, Any], known: Mapping[Key, str]) -> bytes | None:
         """The Bundle and its work ahead as JSON for :meth:`AheadSpec.decode` (None: not
         exactly representable, e.g. a non-finite number)."""
         prepared = self(bundle, known)
-        for _, rows, _ in prepared.entries.values():
+        for _, rows, _, _ in prepared.entries.values():
             for found in (rows or {}).values():
                 for row in found:
                     if any(isinstance(v, float) and not math.isfinite(v) for v in row):
                         return None
+        carried = {id(e.get("resource")) for e in bundle.get("entry") or ()}
+        entries = {  # (a resource validated that is the Bundle's own: a flag, decode finds it)
+            k: (v[0], v[1], v[2], v[3] is not None and (id(v[3]) in carried or v[3]))
+            for k, v in prepared.entries.items()
+        }
         try:
-            return orjson.dumps([bundle, prepared.generation, prepared.entries])
+            return orjson.dumps([bundle, prepared.generation, entries])
         except TypeError:
             return None
 

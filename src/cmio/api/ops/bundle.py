@@ -38,9 +38,11 @@ __all__ = ["EntryAhead", "PreparedTransaction", "bundle", "kept_urn_id", "proces
 
 Dispatch = Callable[[FhirRequest], FhirResponse]
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
-EntryAhead = tuple[dict[str, Any], TableRows | None, str | None]
+EntryAhead = tuple[dict[str, Any], TableRows | None, str | None, dict[str, Any] | None]
 """An entry's work done before the transaction (by its fullUrl, the HL7 engine's worker): the
-resource as it will be written, its ``SearchIndexer.table_rows``, the id drawn for a POST."""
+resource as it will be written, its ``SearchIndexer.table_rows``, the id drawn for a POST, and
+the resource as the entry carries it (before the reference rewrite) when its structural
+validation found no error and the written one keeps no ``urn:`` reference (else None)."""
 
 
 @dataclass(slots=True)
@@ -131,7 +133,9 @@ def _entries(env: Env, request: FhirRequest, body: dict[str, Any]) -> list[_Entr
     return out
 
 
-def _check_resource(env: Env, entry: _Entry) -> dict[str, Any]:
+def _check_resource(env: Env, entry: _Entry, checked: dict[str, Any] | None = None) -> None:
+    """The entry's resource type and validation (``checked``: the same resource with its
+    structure validated ahead, see :data:`EntryAhead`)."""
     where = f"Bundle.entry[{entry.index}].resource"
     resource = entry.resource
     if not isinstance(resource, dict):
@@ -147,8 +151,8 @@ def _check_resource(env: Env, entry: _Entry) -> dict[str, Any]:
         raise FhirError(
             400, "not-supported", f"Unknown resource type {entry.rtype!r}", expression=where
         )
-    validate_resource(env, resource, prefix=f"Bundle.entry[{entry.index}].resource.")
-    return resource
+    prefix = f"Bundle.entry[{entry.index}].resource."
+    validate_resource(env, resource, prefix, structure_checked=checked == resource)
 
 
 def _write_reply(
@@ -185,23 +189,26 @@ def process_transaction(
 ) -> None:
     """Apply the write entries of a transaction inside ``tx`` (sets ``entry.response``).
 
-    ``ahead``: :data:`EntryAhead` by fullUrl; rows are used only for the very resource written.
+    ``ahead``: :data:`EntryAhead` by fullUrl; rows are used only for the very resource written,
+    and a validation done ahead only for the very resource validated.
     """
     from cmio.api.ops.common import parse_etag
 
     def done(entry: _Entry) -> EntryAhead | None:
         return ahead.get(entry.full_url) if ahead and entry.full_url else None
 
+    predicted: set[int] = set()  # entries written exactly as predicted ahead
+
     def rows(entry: _Entry, id: str | None = None) -> TableRows | None:
         found = done(entry)  # (a POST's rows were extracted with the id drawn for it)
-        ok = found is not None and found[0] == entry.resource and found[2] == id
+        ok = found is not None and entry.index in predicted and found[2] == id
         return found[1] if found is not None and ok else None
 
     mapping: dict[str, str] = {}
     assigned: dict[int, str] = {}
     for entry in entries:
-        if entry.method in ("POST", "PUT", "PATCH") and entry.method != "PATCH":
-            _check_resource(env, entry)
+        if entry.method in ("POST", "PUT"):
+            _check_resource(env, entry, (done(entry) or (None, None, None, None))[3])
         if entry.method == "POST":
             if entry.if_none_exist:
                 found = match_conditional(env, tx, entry.rtype, entry.if_none_exist)
@@ -222,7 +229,7 @@ def process_transaction(
                         }
                     }
             if entry.index not in assigned:
-                drawn = (done(entry) or (None, None, None))[2]
+                drawn = (done(entry) or (None, None, None, None))[2]
                 assigned[entry.index] = (
                     kept_urn_id(entry.full_url, env.settings.keep_urn_ids)
                     or drawn
@@ -254,6 +261,11 @@ def process_transaction(
     for entry in entries:
         if isinstance(entry.resource, dict) and entry.method in ("POST", "PUT"):
             rewrite_references(entry.resource, mapping, resolve)
+            prior = done(entry)
+            if prior is not None and prior[0] == entry.resource:
+                predicted.add(entry.index)
+                if prior[3] is not None:
+                    continue  # (no urn: reference in the resource predicted: checked ahead)
             _check_unresolved(entry)
     for entry in sorted(entries, key=lambda e: _ORDER[e.method]):
         if entry.response:

@@ -68,9 +68,18 @@ def parse_resource_body(env: Env, request: FhirRequest, rtype: str) -> dict[str,
     return body
 
 
-def validate_resource(env: Env, resource: dict[str, Any], prefix: str = "") -> None:
-    """Structural validation, then ``Settings.validation``; 400 with one issue per error."""
-    found = env.validator(resource)
+def validate_resource(
+    env: Env, resource: dict[str, Any], prefix: str = "", *, structure_checked: bool = False
+) -> None:
+    """Structural validation, then ``Settings.validation``; 400 with one issue per error.
+
+    ``structure_checked``: ``validate_structure`` with ``env.model`` found no error in this
+    very resource already (the HL7 engine's worker, https://hl7.org/fhir/R4/validation.html);
+    only the validator's store checks run then, when it has them apart
+    (:class:`cmio.api.app.WriteValidator`), else the whole validator as always.
+    """
+    checks = getattr(env.validator, "store_checks", None) if structure_checked else None
+    found = env.validator(resource) if checks is None else checks(resource)
     errors = [i for i in found if getattr(i, "severity", "error") in ("error", "fatal")]
     mode = env.settings.validation
     if not errors and mode in ("base", "profiles"):
