@@ -86,3 +86,18 @@ def test_synthea_resources_match_the_definition() -> None:
             assert set(rows.get("_content", [])) == _reference_words(resource), path.name
             checked += 1
     assert checked > 500
+
+
+def test_ascii_documents_split_like_the_definition() -> None:
+    """The ASCII fast path (one bytes pass folds case and splits) gives the words, in
+    order and distinct, that normalizing and ``[^\\W_]+`` give: every ASCII character,
+    separators and mixed case included."""
+    every = "".join(chr(i) for i in range(128))
+    texts = [every, "Body Weight_kg 29463-7", "MiXeD\tcase\x0bSPLIT\x1fhere", "ZZ zz Zz"]
+    resource = {"resourceType": "Basic", "code": {"text": "\n".join(texts)}}
+    expected = ["basic"]
+    for word in re.findall(r"[^\W_]+", "\n".join(texts).casefold()):
+        if word not in expected:
+            expected.append(word)
+    assert _rows(resource)["_content"] == expected
+    assert "\n".join(texts).isascii()

@@ -32,9 +32,9 @@ __all__ = [
 
 Adder = Callable[[v.Rows, str, Any], None]
 Memo = dict[tuple[int, str], list[Any]]
-"""Per resource: (id of an item's JSON object, component expression) to its values,
-(0, base expression) to the base's items, or (id, adder and expression) to the adder's
-rows for them: composites sharing them evaluate them once."""
+"""Per resource: (id of an item's JSON object, component expression) to its values, or
+(0, base expression) to the base's items: composites sharing them evaluate them once.
+(The adders remember their rows per value themselves: :mod:`cmio.indexing.memo`.)"""
 _SHAPES = 4096
 _BASE_PATH = re.compile(
     r"\s*([A-Z][A-Za-z0-9]*)\s*(?:\|\s*\1\.([a-z][A-Za-z0-9]*)|\.([a-z][A-Za-z0-9]*))?\s*$"
@@ -213,24 +213,8 @@ class CompositePlan:
                     complete = False
                     break
                 param = composite_param(self.code, k, n)
-                if not key:
-                    for value in found:
-                        adder(rows, param, value)
-                    continue
-                # the adder's rows for these values, under the parameter name "" (their
-                # names are the parameter plus a suffix): shared by the composites of
-                # the resource that read the same component on the same item
-                slot = (key, f"{id(adder)}\x00{compiled.expression}")
-                made = memo.get(slot)
-                if made is None:
-                    blank: v.Rows = {}
-                    for value in found:
-                        adder(blank, "", value)
-                    made = memo[slot] = list(blank.items())
-                for table, blank_rows in made:
-                    target = rows.setdefault(table, [])
-                    for row in blank_rows:
-                        target.append((param + row[0], *row[1:]))
+                for value in found:
+                    adder(rows, param, value)
             if not complete:
                 continue
             for table, table_rows in rows.items():

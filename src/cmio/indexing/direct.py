@@ -55,6 +55,20 @@ class DirectPlan:
     def __init__(self, branches: tuple[Branch, ...]) -> None:
         self.branches = branches
 
+    def keys(self) -> frozenset[str]:
+        """The top-level JSON properties the walk reads: a resource holding none of them
+        gets ``[]`` from :meth:`values` (never None), so the caller may skip the plan."""
+        found: set[str] = set()
+        for middle, last, _ in self.branches:
+            if middle:
+                found.add(middle[0])  # intermediate steps are complex: no ``_name`` twin
+                continue
+            for json_name, shadow_name, _ in last:
+                found.add(json_name)
+                if shadow_name is not None:
+                    found.add(shadow_name)
+        return frozenset(found)
+
     def values(self, resource: dict[str, Any]) -> list[Any] | None:
         """The expression's result on ``resource``, or None: evaluate it the general way."""
         found: list[Any] | None = None

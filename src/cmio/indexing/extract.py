@@ -20,6 +20,7 @@ from cmio.indexing import values as v
 from cmio.indexing.compartments import COMPARTMENT_PARAM, CompartmentIndexer
 from cmio.indexing.composite import CompositePlan, Memo, plan_composite
 from cmio.indexing.direct import DirectPlan, TextMemo, plan_direct
+from cmio.indexing.memo import memoize
 from cmio.indexing.text import text_rows
 from cmio.model import Model
 from cmio.model.types import SearchParamDef
@@ -104,6 +105,8 @@ class SearchIndexer(CompartmentIndexer):
         #: date texts met before -> their ``[low, high)`` (``date_range`` memo)
         self._ranges: dict[str, tuple[str, str] | None] = {}
         self._date_texts: TextMemo = {}
+        #: adders by parameter type (and reference targets), each with its own memo
+        self._adders: dict[tuple[Any, ...], Adder] = {}
         self._plans = lru_cache(maxsize=None)(self._plan)
         self._composites = lru_cache(maxsize=None)(self._plan_composites)
         #: (resource type, top-level JSON keys) -> the plan steps that can find a value
@@ -130,9 +133,11 @@ class SearchIndexer(CompartmentIndexer):
             expression = search_expression(spd, rtype)
             if adder is None or expression is None or code in NOT_INDEXED:
                 continue
-            keys = self._json_keys(rtype, expression)
             dates = self._date_texts if spd.type == "date" else None
             direct = plan_direct(self.engine.types, rtype, expression, dates)
+            # a direct walk knows exactly which properties it reads (``value-concept``
+            # reads ``valueCodeableConcept``, not every ``value[x]``)
+            keys = direct.keys() if direct is not None else self._json_keys(rtype, expression)
             plan.append((code, self.engine.compile(expression), adder, keys, direct))
         return tuple(plan)
 
@@ -161,7 +166,7 @@ class SearchIndexer(CompartmentIndexer):
             for t in ("string", "token", "date", "number", "quantity", "uri")
             if (a := self._adder_for(t)) is not None
         }
-        adders["reference"] = lambda out, code, value: v.add_reference(out, code, value, ())
+        adders["reference"] = self._reference_adder((), False)
         plans: list[CompositePlan] = []
         for _, spd in sorted(self.model.search_params_for(rtype).items()):
             base = search_expression(spd, rtype) if spd.type == "composite" else None
@@ -192,24 +197,51 @@ class SearchIndexer(CompartmentIndexer):
 
     def _adder(self, spd: SearchParamDef, only: tuple[str, ...]) -> Adder | None:
         if spd.type == "reference":
-            targets = only or spd.target
-            return lambda out, code, value: v.add_reference(out, code, value, targets, bool(only))
+            return self._reference_adder(tuple(only or spd.target), bool(only))
         return self._adder_for(spd.type)
 
+    def _reference_adder(self, targets: tuple[str, ...], strict: bool) -> Adder:
+        """The reference adder for ``targets`` (one per distinct targets: one memo each)."""
+        slot = ("reference", targets, strict)
+        found = self._adders.get(slot)
+        if found is None:
+
+            def add(out: v.Rows, code: str, value: Any) -> None:
+                v.add_reference(out, code, value, targets, strict)
+
+            found = self._adders[slot] = memoize(add)
+        return found
+
     def _adder_for(self, ptype: str) -> Adder | None:
+        """The adder of a parameter type, its rows remembered per JSON object
+        (:func:`cmio.indexing.memo.memoize`; one per type, shared by every parameter)."""
+        found = self._adders.get((ptype,))
+        if found is not None:
+            return found
+        adder: Adder | None
         if ptype == "quantity":
             units = self._units
-            return lambda out, code, value: v.add_quantity(out, code, value, units)
-        if ptype == "date":
+
+            def adder(out: v.Rows, code: str, value: Any) -> None:
+                v.add_quantity(out, code, value, units)
+
+        elif ptype == "date":
             ranges = self._ranges
-            return lambda out, code, value: v.add_date(out, code, value, ranges)
-        return {
-            "string": v.add_string,
-            "token": v.add_token,
-            "date": v.add_date,
-            "number": v.add_number,
-            "uri": v.add_uri,
-        }.get(ptype)
+
+            def adder(out: v.Rows, code: str, value: Any) -> None:
+                v.add_date(out, code, value, ranges)
+
+        else:
+            adder = {
+                "string": v.add_string,
+                "token": v.add_token,
+                "number": v.add_number,
+                "uri": v.add_uri,
+            }.get(ptype)
+        if adder is None:
+            return None
+        found = self._adders[(ptype,)] = memoize(adder)
+        return found
 
     def table_rows(self, resource: dict[str, Any]) -> v.Rows:
         """Rows per table name, each ``(param, *columns)``, duplicates removed."""

@@ -36,6 +36,13 @@ _WORD = re.compile(r"[^\W_]+")
 #: half the time (ASCII letters and digits are exactly the ASCII characters ``[^\W_]``
 #: matches)
 _ASCII_GAPS = str.maketrans({chr(i): " " for i in range(128) if not chr(i).isalnum()})
+#: the same on ASCII bytes, folding upper to lower case too: for an ASCII ``text``,
+#: ``text.encode().translate(_ASCII_FOLD).split()`` are the words of
+#: ``_split(normalize(text))`` (:func:`~cmio.indexing.values.normalize` is ``lower()``
+#: there) as bytes, in a fraction of the time
+_ASCII_FOLD = bytes(
+    (c + 32 if chr(c).isupper() else c) if c < 128 and chr(c).isalnum() else 32 for c in range(256)
+)
 _TAG = re.compile(r"<[^>]*>")
 _VOLATILE = frozenset({"versionId", "lastUpdated"})
 
@@ -112,8 +119,11 @@ def _body(texts: list[str]) -> str:
     """
     if not texts:
         return ""
-    found = _split(normalize("\n".join(texts)))
-    return " ".join(islice(dict.fromkeys(found), MAX_WORDS))
+    joined = "\n".join(texts)
+    if joined.isascii():  # lower case and split in one bytes pass (see _ASCII_FOLD)
+        found = joined.encode().translate(_ASCII_FOLD).split()
+        return b" ".join(islice(dict.fromkeys(found), MAX_WORDS)).decode()
+    return " ".join(islice(dict.fromkeys(_split(normalize(joined))), MAX_WORDS))
 
 
 def text_rows(resource: dict[str, Any]) -> list[tuple[str, str]]:
