@@ -142,7 +142,7 @@ class Auditor:
 
     def queue_depth(self) -> int:
         """Audit records queued for the writer's next group commit (for ``/metrics``)."""
-        return self.writer._queue.qsize()
+        return self.writer.pending()
 
     def close(self) -> None:
         """Flush queued records and detach from the store."""

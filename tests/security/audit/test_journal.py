@@ -15,8 +15,9 @@ import orjson
 import pytest
 
 from cmio.security.audit import AuditLog
+from cmio.security.audit import journal as journal_module
 from cmio.security.audit.journal import AuditJournal, move_directory
-from cmio.security.audit.segment import SUFFIX, journal_directory
+from cmio.security.audit.segment import SUFFIX, Segment, journal_directory
 from cmio.security.audit.template import Canonical
 from cmio.security.audit.writer import LoopCommitter
 from cmio.store import open_repository
@@ -207,4 +208,47 @@ def test_a_full_size_spare_is_made_while_the_first_small_segment_is_current(
         assert _numbers(log) == list(range(n))
     finally:
         journal.close()
+    repo.close()
+
+
+def test_the_mover_takes_groups_from_memory_and_reads_back_only_what_it_lacks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = open_repository(f"sqlite:///{tmp_path / 'f.db'}")
+    log = AuditLog(repo)
+    assert log.journal_dir is not None
+    journal = AuditJournal(log, log.journal_dir, interval=3600)
+    journal._stopped = True  # no mover thread: this test moves
+    reads: list[tuple[int, int]] = []
+    frames = Segment.frames
+
+    def counted(segment: Segment, start: int, end: int) -> tuple[list[tuple[int, Canonical]], int]:
+        reads.append((start, end))
+        return frames(segment, start, end)
+
+    monkeypatch.setattr(Segment, "frames", counted)
+    try:
+        for start in range(0, 50, 5):
+            journal.append([_record(n) for n in range(start, start + 5)])
+        assert journal.move() == 50 and reads == []  # from memory
+        journal.append([_record(50)])
+
+        def failing(*args: object) -> int:
+            raise OSError("database is locked")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(journal_module, "_move", failing)
+            with pytest.raises(OSError):
+                journal.move()
+        journal.append([_record(51)])
+        assert journal.move() == 2 and len(reads) == 1  # the lost group read back
+        journal.held = 3  # more than held: the groups are not kept, the mover reads
+        journal.append([_record(n) for n in range(52, 56)])
+        assert journal.move() == 4 and len(reads) == 2
+        journal.append([_record(56)])
+        assert journal.move() == 1 and len(reads) == 2
+        assert _numbers(log) == list(range(57))
+    finally:
+        journal.close()
+    assert log.verify().ok
     repo.close()

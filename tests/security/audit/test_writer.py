@@ -31,30 +31,32 @@ class _Log:
 
 
 def _queued(writer: AuditWriter, n: int) -> list[Future[None]]:
-    """Put ``n`` jobs straight into the queue (before the thread runs), as a busy server would."""
+    """Put ``n`` records straight into the open batch (before the thread runs), as a busy
+    server would."""
     futures: list[Future[None]] = []
     for i in range(n):
         futures.append(Future())
-        writer._queue.put(_job({"n": i}, futures[-1]))
+        writer._batch.records.append({"n": i})
+        writer._batch.futures.append(futures[-1])
     return futures
 
 
-def _job(event: Mapping[str, Any], future: Future[None]) -> Any:
-    from cmio.security.audit.writer import _Job
-
-    return _Job(event, future)
-
-
 def _run(writer: AuditWriter, close_after: float = 0.0) -> float:
-    """Run the writer thread until the queue is drained and closed; its seconds."""
+    """Run the writer thread until the batch is written and it is closed; its seconds."""
+    writer._busy = True
+    writer._wake.release()
     if not close_after:
-        writer._queue.put(None)
+        writer._closed = True
     start = time.perf_counter()
     thread = threading.Thread(target=writer._run)
     thread.start()
     if close_after:
         time.sleep(close_after)
-        writer._queue.put(None)
+        with writer._mutex:
+            writer._closed = True
+            wake, writer._busy = not writer._busy, True
+        if wake:
+            writer._wake.release()
     thread.join(timeout=30)
     return time.perf_counter() - start
 
@@ -118,3 +120,56 @@ def test_async_waiters_resolve_once_durable_and_chain_holds(tmp_path: Any) -> No
             writer.submit({"late": True}).result(timeout=5)
     finally:
         repo.close()
+
+
+def test_one_wake_up_and_one_future_per_loop_iteration(tmp_path: Any) -> None:
+    repo = open_repository(f"sqlite:///{tmp_path / 'b.db'}")
+    log = AuditLog(repo)
+    writer = AuditWriter(log, linger=0)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        waits = [writer.submit_async({"n": i, "recorded": ""}, loop) for i in range(20)]
+        assert len({id(w) for w in waits}) == 1  # the loop's requests share one future
+        assert writer.pending() == 20  # the idle writer is woken after this iteration
+        await asyncio.gather(*waits)
+        assert (writer.batches, writer.records) == (1, 20)
+        # a cancelled waiter does not cancel the shared future of the others
+        first = asyncio.ensure_future(_wait(writer, loop, 20))
+        second = asyncio.ensure_future(_wait(writer, loop, 21))
+        await asyncio.sleep(0)
+        first.cancel()
+        assert await second == "durable"
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        assert writer.records == 22
+
+    try:
+        asyncio.run(main())
+        writer.close()
+        assert [row.seq for row in log.rows()] == list(range(1, 23))
+        assert log.verify().ok
+    finally:
+        repo.close()
+
+
+async def _wait(writer: AuditWriter, loop: asyncio.AbstractEventLoop, n: int) -> str:
+    await writer.submit_async({"n": n, "recorded": ""}, loop)
+    return "durable"
+
+
+def test_a_busy_writer_takes_what_arrived_during_its_commit() -> None:
+    class SlowLog(_Log):
+        def append_now(self, events: Sequence[Mapping[str, Any]]) -> list[AuditRow]:
+            time.sleep(0.05)
+            return super().append_now(events)
+
+    log = SlowLog()
+    writer = AuditWriter(cast(AuditLog, log), linger=0)
+    first = writer.submit({"n": 0})  # wakes the idle writer at once (a thread's record)
+    time.sleep(0.01)  # the writer is committing it
+    later = [writer.submit({"n": i}) for i in range(1, 6)]  # no wake-up: the writer is busy
+    for future in [first, *later]:
+        future.result(timeout=5)
+    writer.close()
+    assert log.batches == [1, 5]

@@ -7,7 +7,10 @@ fsync) per group. :class:`AuditJournal` makes a group durable with one ``pwrite`
 ``O_DSYNC`` descriptor into a pre-zeroed segment file (:mod:`cmio.security.audit.segment`),
 and a background thread moves the records into ``audit_log`` in journal order, chained
 like any other record (:func:`cmio.security.audit.chain.chain_rows`), so there is still
-one verifiable chain.
+one verifiable chain. The mover takes the records of the groups written since its last
+move from memory (what the writer has just made durable), not by reading its own
+segments back; it reads a segment only for what it does not hold (after a failed move,
+or beyond ``held`` records) and at start, for a crashed process's journal.
 
 Moving is idempotent: the last moved sequence number of each journal is kept in the
 store (``job_state`` ``audit-journal:<id>``) and advanced in the same transaction as
@@ -28,6 +31,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,6 +53,17 @@ __all__ = ["AuditJournal", "move_directory"]
 _LOG = logging.getLogger("cmio.security.audit")
 _MARK = "audit-journal:"
 _STALE_SPARE = 60.0  # seconds before a half-made spare of a dead process is removed
+
+
+@dataclass(slots=True)
+class _Group:
+    """One durable write: its segment, byte range and records (numbered from ``first``)."""
+
+    segment: Segment
+    start: int
+    end: int
+    first: int
+    records: Sequence[Canonical]
 
 
 def _mark(tx_state: str | None) -> int:
@@ -142,6 +157,8 @@ class AuditJournal:
         first_bytes: size of a segment made while a group waits (the first one, or when
             no spare is ready): small, since zero-filling it delays that group.
         interval: seconds between moves into the chain.
+        held: most records kept in memory for the next move (beyond them, the mover
+            reads its segments back).
     """
 
     def __init__(
@@ -151,6 +168,7 @@ class AuditJournal:
         segment_bytes: int = 8 << 20,
         first_bytes: int = 256 << 10,
         interval: float = 0.1,
+        held: int = 1 << 16,
     ) -> None:
         self.log = log
         self.directory = directory
@@ -162,6 +180,8 @@ class AuditJournal:
         self._sealed: list[Segment] = []  # full, not yet moved entirely
         self._spare: Segment | None = None
         self._moved: dict[Path, int] = {}  # segment -> offset moved up to
+        self._groups: list[_Group] = []  # written since the last move, in order
+        self._held, self.held = 0, held
         self._lock = threading.Lock()  # segment hand-over between writer and mover
         self._move_lock = threading.Lock()  # one move at a time in this process
         self._append_lock = threading.Lock()  # appenders: the writer thread, event loops
@@ -186,7 +206,15 @@ class AuditJournal:
             segment = self._current
             if segment is None or not segment.room(need):
                 segment = self._rotate(need)
+            start, first = segment.offset, segment.next_seq
             segment.append(records)
+            group = _Group(segment, start, segment.offset, first, records)
+            with self._lock:
+                if self._held + len(records) <= self.held:
+                    self._groups.append(group)
+                    self._held += len(records)
+                else:  # too many unmoved (moves failing?): the mover reads the segments
+                    self._groups, self._held = [], 0
             self.appended += len(records)
             self.groups += 1
         if self._thread is None:
@@ -216,14 +244,21 @@ class AuditJournal:
         with self._move_lock:
             with self._lock:
                 segments = [*self._sealed, *([self._current] if self._current else [])]
+                groups, self._groups, self._held = self._groups, [], 0
             moved = 0
             for segment in segments:
-                end = segment.offset  # frames before it are durable
                 start = self._moved.get(segment.path, HEADER_SIZE)
-                if end > start:
+                mine = [g for g in groups if g.segment is segment and g.end > start]
+                if mine and mine[0].start == start:  # from memory (consecutive groups)
+                    frames = [(g.first + i, r) for g in mine for i, r in enumerate(g.records)]
+                    upto = mine[-1].end
+                else:  # read back what was written before the groups held
+                    end = max(segment.offset, mine[-1].end if mine else 0)
+                    if end <= start:
+                        continue
                     frames, upto = segment.frames(start, end)
-                    moved += _move(self.log, self.jid, frames)
-                    self._moved[segment.path] = upto
+                moved += _move(self.log, self.jid, frames)
+                self._moved[segment.path] = upto
             self.moved += moved
             self._retire()
             return moved
