@@ -7,7 +7,8 @@ depend only on the value and the parameter name, and the name only as a prefix o
 row's first column (``code``, ``code:text``, ``code:of-type``, ``code:identifier``).
 :func:`memoize` runs the adder once per distinct JSON object (keyed by its serialized
 bytes, which tell ``1`` from ``1.0`` and ``true`` from ``1``) with an empty parameter
-name, and afterwards only prefixes the remembered rows with the parameter name.
+name, remembers the rows under each parameter name it meets the object with, and
+afterwards appends the remembered rows (shared tuples: rows are never changed).
 See https://hl7.org/fhir/R4/search.html#ptypes for what each adder indexes.
 """
 
@@ -38,6 +39,7 @@ def memoize(adder: Adder, limit: int = _LIMIT) -> Adder:
     the tables of ``out`` in the same order (an empty table included).
     """
     memo: dict[bytes, Made] = {}
+    named: dict[tuple[str, bytes], Made] = {}
     dumps = orjson.dumps
 
     def add(out: Rows, code: str, value: Any) -> None:
@@ -49,19 +51,28 @@ def memoize(adder: Adder, limit: int = _LIMIT) -> Adder:
         except TypeError:  # not plain JSON (a value the FHIRPath engine made)
             adder(out, code, value)
             return
-        made = memo.get(key)
+        made = named.get((code, key))
         if made is None:
-            blank: Rows = {}
-            adder(blank, "", value)
-            made = tuple((table, tuple(rows)) for table, rows in blank.items())
-            if len(memo) >= limit:
-                memo.clear()
-            memo[key] = made
-        for table, rows in made:
+            blank = memo.get(key)
+            if blank is None:
+                rows: Rows = {}
+                adder(rows, "", value)
+                blank = tuple((table, tuple(found)) for table, found in rows.items())
+                if len(memo) >= limit:
+                    memo.clear()
+                memo[key] = blank
+            made = tuple(
+                (table, tuple([(code + row[0], *row[1:]) for row in found]))
+                for table, found in blank
+            )
+            if len(named) >= limit:
+                named.clear()
+            named[(code, key)] = made
+        for table, found in made:
             target = out.get(table)
             if target is None:
-                target = out[table] = []
-            for row in rows:
-                target.append((code + row[0], *row[1:]))
+                out[table] = list(found)
+            else:
+                target.extend(found)
 
     return add
