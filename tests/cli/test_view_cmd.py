@@ -85,6 +85,32 @@ def test_store_source_and_memory_engine(tmp_path: Path, files: tuple[Path, Path]
         assert len(out.read_text().splitlines()) == 3
 
 
+def test_spark_writes_one_parquet_file_with_its_own_writer(
+    tmp_path: Path, files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--engine spark --out X.parquet``: Spark's writer, the rows never collected."""
+    from cmio.views import spark_engine
+
+    def no_collect(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the rows were collected into Python")
+
+    monkeypatch.setattr(spark_engine, "spark_run", no_collect)
+    view, bulk = files
+    out = tmp_path / "s.parquet"
+    result = CliRunner().invoke(
+        app,
+        ["view", "run", str(view), "--source", str(bulk), "--engine", "spark", "--out", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    assert "3 rows" in result.output
+    rows = pq.read_table(out).to_pylist()
+    assert sorted(rows, key=lambda r: r["family"]) == [
+        {"id": "b", "family": "D", "given": []},
+        {"id": "b", "family": "E", "given": []},
+        {"id": "a", "family": "F", "given": ["G", "H"]},
+    ]
+
+
 def test_errors_are_reported(tmp_path: Path, files: tuple[Path, Path]) -> None:
     view, bulk = files
     runner = CliRunner()

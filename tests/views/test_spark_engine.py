@@ -144,3 +144,32 @@ def test_parquet_written_by_spark_holds_the_rows(spark: SparkSession, tmp_path: 
     schema = arrow_schema(view)
     written = pa.concat_tables([pq.read_table(p).cast(schema) for p in parts])
     assert _sorted(written) == _sorted(DuckDbRunner().run(view, resources))
+
+
+def test_one_parquet_file_from_spark_part_files(spark: SparkSession, tmp_path: Path) -> None:
+    """Spark's part files merge into one file (row groups copied in order), and
+    ``spark_parquet_file`` writes the view's rows there without collecting them."""
+    import pyarrow.parquet as pq
+
+    from cmio.views import arrow_schema
+    from cmio.views.spark_output import merge_parquet_parts, spark_parquet_file
+
+    view = load_view(VIEW)
+    resources = _resources()
+    schema = arrow_schema(view)
+    expected = _sorted(DuckDbRunner().run(view, resources))
+    frame = spark_frame(view, resources, spark).repartition(3)
+    frame.write.parquet(str(tmp_path / "parts"))
+    parts = sorted((tmp_path / "parts").glob("part-*.parquet"))
+    assert len(parts) == 3
+    assert merge_parquet_parts(spark, parts, tmp_path / "merged.parquet") == len(expected)
+    merged = pq.ParquetFile(tmp_path / "merged.parquet")
+    assert merged.metadata.num_row_groups == sum(pq.ParquetFile(p).num_row_groups for p in parts)
+    in_order = pa.concat_tables([pq.read_table(p) for p in parts])
+    assert merged.read().to_pylist() == in_order.to_pylist()
+    assert _sorted(merged.read().cast(schema)) == expected
+
+    out = tmp_path / "sub" / "view.parquet"
+    assert spark_parquet_file(view, resources, out, spark) == len(expected)
+    assert _sorted(pq.read_table(out).cast(schema)) == expected
+    assert [p.name for p in out.parent.iterdir()] == ["view.parquet"]  # no scratch left

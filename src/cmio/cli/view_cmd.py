@@ -203,7 +203,12 @@ def register(app: typer.Typer) -> None:
                         progress.update(task, rows=written)
                         yield batch
 
-                count = write_table(batches(), schema, out)
+                if engine == "spark" and out.suffix.lower() == ".parquet":
+                    # Spark's own writer, in parallel; nothing is collected into Python
+                    count = _spark_parquet(parsed, resolved, out, master)
+                    progress.update(task, rows=count)
+                else:
+                    count = write_table(batches(), schema, out)
                 if total is not None:
                     progress.update(task, completed=total)
         except (ViewDefinitionError, SourceError) as exc:
@@ -217,6 +222,15 @@ def register(app: typer.Typer) -> None:
             if scratch is not None:
                 scratch.cleanup()
         console.print(f"{count:,} rows -> {out}")
+
+
+def _spark_parquet(view: Any, source: Any, out: Path, master: str | None) -> int:
+    """The view's rows written to one Parquet file by Spark's writer (no collection)."""
+    from cmio.views.spark_output import spark_parquet_file
+    from cmio.views.spark_session import SparkConfig, spark_session
+
+    spark = spark_session(SparkConfig(master=master) if master else None)
+    return spark_parquet_file(view, source, out, spark)
 
 
 def _deidentified_source(resource: str, source: Any, key_file: Path | None, scratch: str) -> Path:
