@@ -34,6 +34,7 @@ from cmio.views.parse import ViewDefinitionError, parse_view
 from cmio.views.spark_prune import file_schema, prune_schema, read_paths
 from cmio.views.spark_session import SparkConfig, spark_session
 from cmio.views.spark_sources import resource_files, spark_resources
+from cmio.views.spark_unnest import explode_items
 from cmio.views.tree import View
 from cmio.views.typed import TypedLayoutUnsupported, is_typed_parquet
 from cmio.views.valuesets import ValueSetExpander, expansion_keys, table_name
@@ -69,7 +70,8 @@ def spark_sql(
 ) -> str:
     """The Spark SQL text of ``view`` over a table/temp view ``table`` with a ``resource`` column."""
     compiler = compiler if compiler is not None else ViewCompiler(SparkDialect())
-    return compiler.sql(_view(view), exp.to_table(table), filter_type=False)
+    query = compiler.compile(_view(view), exp.to_table(table), filter_type=False)
+    return compiler.dialect.render(explode_items(query))
 
 
 def run(
@@ -167,7 +169,7 @@ def _typed_frame(view: View, source: Source, spark: SparkSession, model: Model) 
         )
     except TypedLayoutUnsupported:
         return None
-    sql = query.sql(dialect="spark")
+    sql = explode_items(query).sql(dialect="spark")
     names = [str(f) for f in files]
     # the footer's schema read here (Spark would infer it with a job), cut down to the
     # nested fields the view names (Spark does not prune through lambdas)
@@ -273,7 +275,7 @@ def spark_run_many(
         try:
             parsed = _view(view)
             source = exp.select("resource").from_(name).where(f"job = {number}").subquery("_in")
-            query = compiler.compile(parsed, source, filter_type=False)
+            query = explode_items(compiler.compile(parsed, source, filter_type=False))
         except Exception as exc:
             out[number] = exc
             continue
