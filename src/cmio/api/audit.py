@@ -19,7 +19,7 @@ import itertools
 import logging
 import os
 from collections.abc import Iterator
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +54,26 @@ class _Seen:
     """Its records were appended inside its write transaction."""
     failed: bool = False
     """A record could not be written (the answer becomes 503)."""
+
+
+class _Interaction:
+    """The ``with`` block of one request (:meth:`Auditor.interaction`): sets and resets the
+    request's :class:`_Seen` in the auditor's context variable (a class, not a generator
+    context manager: it is entered on every request)."""
+
+    __slots__ = ("_seen", "_token", "_var")
+
+    def __init__(self, var: ContextVar[_Seen | None], seen: _Seen) -> None:
+        self._var, self._seen = var, seen
+        self._token: Token[_Seen | None] | None = None
+
+    def __enter__(self) -> _Seen:
+        self._token = self._var.set(self._seen)
+        return self._seen
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            self._var.reset(self._token)
 
 
 class PendingRecord:
@@ -163,9 +183,9 @@ class Auditor:
         finally:
             self._source.reset(token)
 
-    @contextlib.contextmanager
-    def interaction(self, request: FhirRequest) -> Iterator[_Seen]:
-        """Mark ``request`` as the one being answered on this thread (for the write hook).
+    def interaction(self, request: FhirRequest) -> _Interaction:
+        """Mark ``request`` as the one being answered on this thread (for the write hook),
+        for a ``with`` block that yields what it records.
 
         A request reading AuditEvents first brings their searchable copy up to date
         (:class:`AuditIndex`), so a search sees every record written before it.
@@ -183,11 +203,7 @@ class Auditor:
             except Exception:
                 _LOG.exception("the AuditEvent index could not be brought up to date")
                 seen.failed = True
-        token = self._seen.set(seen)
-        try:
-            yield seen
-        finally:
-            self._seen.reset(token)
+        return _Interaction(self._seen, seen)
 
     def _before_commit(self, tx: Transaction) -> None:
         """Append the records of what ``tx`` wrote, inside ``tx`` (BALP create/update/delete)."""
