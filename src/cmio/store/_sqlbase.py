@@ -304,8 +304,7 @@ class SqlTransaction(BulkPuts, CompartmentReads, Transaction, abc.ABC):
             if prior is not None:
                 self._execute(ARCHIVE_DATA, archive_args(rtype, id))
                 self._execute(UPDATE_CURRENT, (version, last_updated, False, param, rtype, id))
-                for delete in DELETE_INDEX.values():
-                    self._execute(delete, (rtype, id))
+                index = self._replace_index(rtype, id, index)
             self._execute(INSERT_HISTORY, (rtype, id, version, last_updated, False, method, None))
             for table, rows in index.items():
                 self._executemany(INSERT_INDEX[table], rows)
@@ -313,6 +312,13 @@ class SqlTransaction(BulkPuts, CompartmentReads, Transaction, abc.ABC):
         if self.written is not None:
             self.written.append(stored)
         return stored
+
+    def _replace_index(self, rtype: str, id: str, index: IndexRows) -> IndexRows:
+        """Remove an updated resource's index rows; return those of ``index`` to insert
+        (here all of them; SQLite keeps the unchanged ones, :mod:`cmio.store._sqlitediff`)."""
+        for delete in DELETE_INDEX.values():
+            self._execute(delete, (rtype, id))
+        return index
 
     def _index_rows(self, rtype: str, id: str, resource: Json) -> IndexRows:
         """Index rows per table, each ``(resource_type, resource_id, param, *columns)``.

@@ -17,24 +17,44 @@ mark in ``text_feed``, a one-row table no transaction commits with a row in it
 A writer uses the mark only when the trigger it finds has the clause (or there is no
 trigger: a bulk load deferred the index to a rebuild, :mod:`cmio.store._sqlitebulk`).
 
+An update whose ``_text``/``_content`` body changed rewrites its row in place
+(:meth:`Backlog.rewrite`, same ``doc``) instead of a delete, whose ``AFTER DELETE`` trigger
+would flush FTS5 once per statement: the row's old terms are removed from FTS5 (the
+``'delete'`` command with the old body, https://www.sqlite.org/fts5.html#the_delete_command)
+and its new body added at the same feed.
+
 Invariant, per connection: ``text_fts`` holds exactly the ``text_index`` rows with ``doc``
-at most :attr:`Backlog.mark` (every row when the mark is None), and ``text_feed`` holds
-the mark while it is set; a rollback to a savepoint restores both as they were.
+at most :attr:`Backlog.mark` (every row when the mark is None), each with its current body
+except the rows in :attr:`Backlog.rewritten`, indexed with the old body kept there; and
+``text_feed`` holds the mark while it is set; a rollback to a savepoint restores all three
+as they were (:meth:`Backlog.state`, :meth:`Backlog.drop`).
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 from cmio.indexing.tables import TEXT_FEED_TABLE, TEXT_INSERT_TRIGGER
 from cmio.store._sqlrows import INSERT_INDEX
 
-__all__ = ["FEED", "INSERT_TEXT", "TRIGGER", "Backlog", "FullText", "adopt"]
+__all__ = ["FEED", "INSERT_TEXT", "TRIGGER", "Backlog", "FullText", "State", "adopt"]
 
 #: the ``text_index`` insert whose rows wait for :meth:`Backlog.feed`
 INSERT_TEXT = INSERT_INDEX["text_index"]
 #: adds the rows above a mark to the FTS5 index
 FEED = "INSERT INTO text_fts (rowid, body) SELECT doc, body FROM text_index WHERE doc > ?"
+#: ... and the rewritten rows (``doc`` in a JSON array) with their new bodies
+_FEED_REWRITTEN = FEED + " OR doc IN (SELECT value FROM json_each(?))"
+#: removes rewritten rows' old terms: a JSON array of ``[doc, old body]`` pairs
+_UNFEED = (
+    "INSERT INTO text_fts (text_fts, rowid, body)"
+    " SELECT 'delete', value ->> 0, value ->> 1 FROM json_each(?)"
+)
+_REWRITE = "UPDATE text_index SET body = ? WHERE doc = ?"
+#: a backlog's state at a savepoint: the mark, the rewritten rows and how many of them
+#: there were (:meth:`Backlog.state`)
+State = tuple[int | None, dict[int, str], int]
 #: the insert trigger: idle while a transaction feeds its rows itself (one definition,
 #: the schema's: new stores are created with it, :func:`adopt` upgrades older ones)
 TRIGGER = TEXT_INSERT_TRIGGER
@@ -101,6 +121,8 @@ class Backlog:
         self.full_text = full_text
         #: the largest ``doc`` in the FTS5 index before this transaction's new rows
         self.mark: int | None = None
+        #: rows at most ``mark`` rewritten in place since: ``doc`` -> the body FTS5 holds
+        self.rewritten: dict[int, str] = {}
 
     def before_insert(self, cur: sqlite3.Cursor) -> None:
         """Before a ``text_index`` insert: mark where the new rows start, unless the
@@ -114,6 +136,24 @@ class Backlog:
         cur.execute("INSERT INTO text_feed (mark) VALUES (?)", (mark,))
         self.mark = mark
 
+    def rewrite(self, cur: sqlite3.Cursor, doc: int, old: str, body: str) -> bool:
+        """Give row ``doc`` (whose current body is ``old``) the ``body``, its FTS5 terms
+        changed at the feed; False (nothing done) unless this connection feeds FTS5 itself
+        (the caller then deletes and inserts the row)."""
+        self.before_insert(cur)
+        if self.mark is None:
+            return False
+        cur.execute(_REWRITE, (body, doc))
+        if doc <= self.mark:  # indexed: its terms (the first body) leave at the feed
+            self.rewritten.setdefault(doc, old)
+        return True
+
+    def state(self) -> State:
+        """What :meth:`drop` restores after a rollback to a savepoint taken now (a feed
+        replaces :attr:`rewritten` rather than emptying it, so the dict kept here still
+        holds the rows a rolled-back feed had taken)."""
+        return self.mark, self.rewritten, len(self.rewritten)
+
     def before(self, cur: sqlite3.Cursor, sql: str) -> None:
         """Feed the backlog first when ``sql`` names a full-text table."""
         if self.mark is not None and "text_" in sql:
@@ -125,10 +165,20 @@ class Backlog:
             return
         cur.execute("DELETE FROM text_feed")
         if not self.full_text.paused:
-            cur.execute(FEED, (self.mark,))
+            if self.rewritten:
+                old = json.dumps(list(self.rewritten.items()), ensure_ascii=False)
+                cur.execute(_UNFEED, (old,))
+                cur.execute(_FEED_REWRITTEN, (self.mark, json.dumps(list(self.rewritten))))
+            else:
+                cur.execute(FEED, (self.mark,))
         self.mark = None
+        self.rewritten = {}
 
-    def drop(self, mark: int | None = None) -> None:
-        """After a rollback: the mark as it was when the rolled-back transaction or
-        savepoint began (None for a whole transaction: its rows are gone)."""
-        self.mark = mark
+    def drop(self, state: State | None = None) -> None:
+        """After a rollback: the state as it was when the rolled-back transaction or
+        savepoint began (:meth:`state`; None for a whole transaction: its rows are gone)."""
+        if state is None:
+            self.mark, self.rewritten = None, {}
+            return
+        self.mark, rewritten, kept = state
+        self.rewritten = dict(list(rewritten.items())[:kept])

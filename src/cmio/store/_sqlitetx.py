@@ -13,9 +13,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
+from cmio.indexing.tables import INDEX_TABLES
 from cmio.store._common import Clock
-from cmio.store._sqlbase import Row, SqlTransaction
-from cmio.store._sqlitefts import INSERT_TEXT, Backlog, FullText
+from cmio.store._sqlbase import IndexRows, Row, SqlTransaction
+from cmio.store._sqlitediff import OWNED, UpdateRows, index_changes
+from cmio.store._sqlitefts import INSERT_TEXT, Backlog, FullText, State
 from cmio.store.base import ConflictError, Indexer, StorageFullError, StoreError
 
 __all__ = ["SqliteTransaction", "disk_full"]
@@ -56,7 +58,7 @@ class SqliteTransaction(SqlTransaction):
         super().__init__(indexer, clock, readonly=readonly)
         self._conn = conn
         self._backlog = backlog if backlog is not None else Backlog(FullText())
-        self._mark_before: int | None = None
+        self._mark_before: State | None = None
         self._cur = conn.cursor()
         self._savepoint: str | None = None
         self._nested = False
@@ -73,8 +75,12 @@ class SqliteTransaction(SqlTransaction):
             if self._conn.in_transaction:
                 self._nested = True
                 if not self._readonly:
-                    self._savepoint = f"cmio_{id(self):x}"
-                    self._mark_before = self._backlog.mark
+                    # One name for every level: RELEASE and ROLLBACK TO act on the most
+                    # recent savepoint of that name, the innermost, as nesting is LIFO
+                    # (https://www.sqlite.org/lang_savepoint.html), and the three statements
+                    # are compiled once per connection instead of once per transaction.
+                    self._savepoint = "cmio_tx"
+                    self._mark_before = self._backlog.state()
                     self._conn.execute(f"SAVEPOINT {self._savepoint}")
             else:
                 if not self._readonly and self._writer_lock is not None:
@@ -137,6 +143,16 @@ class SqliteTransaction(SqlTransaction):
         finally:
             cur.close()
             self._unlock()
+
+    def _replace_index(self, rtype: str, id: str, index: IndexRows) -> IndexRows:
+        """Only the changed rows (:mod:`cmio.store._sqlitediff`): the resource's rows are
+        read back (``text_index`` itself, so nothing is fed to FTS5 first) and compared."""
+        owned = self._check().execute(OWNED, (rtype, id) * len(INDEX_TABLES)).fetchall()
+        return index_changes(UpdateRows(rtype, id, owned), index, self._execute, self._rewrite)
+
+    def _rewrite(self, doc: int, old: str, body: str) -> bool:
+        with disk_full():
+            return self._backlog.rewrite(self._check(), doc, old, body)
 
     def _check(self) -> sqlite3.Cursor:
         if self._closed:
