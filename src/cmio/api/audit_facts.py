@@ -28,14 +28,14 @@ _READS = ("read", "vread", "history-instance")
 def classify(request: FhirRequest) -> AuditFacts:
     """The audit facts a request's URL and context tell (https://hl7.org/fhir/R4/http.html)."""
     if request.method == "GET" and not request.query:  # the common read: GET [type]/[id]
-        rtype, slash, rid = request.path.strip("/").partition("/")
+        type_, slash, id_ = request.path.strip("/").partition("/")
         if (
             slash
-            and rtype
-            and rid
-            and "/" not in rid
-            and rtype[0] not in "$_"
-            and rid[0] not in "$_"
+            and type_
+            and id_
+            and "/" not in id_
+            and type_[0] not in "$_"
+            and id_[0] not in "$_"
         ):
             context = request.context
             return AuditFacts(
@@ -44,9 +44,9 @@ def classify(request: FhirRequest) -> AuditFacts:
                 remote_addr=context.remote_addr,
                 correlation_id=context.correlation_id,
                 server=request.base_url,
-                resource_type=rtype,
-                resource_id=rid,
-                patient=rid if rtype == "Patient" else None,
+                resource_type=type_,
+                resource_id=id_,
+                patient=id_ if type_ == "Patient" else None,
             )
     parts = [p for p in request.path.strip("/").split("/") if p]
     method, n = request.method, len(parts)
