@@ -74,13 +74,15 @@ INDEX_TABLES: tuple[IndexTable, ...] = (
 #: SQLite (schema step 4): columns appended to these indexes so that the statements the
 #: search compiler writes read them alone (a "covering index",
 #: https://www.sqlite.org/queryplanner.html#covidx): a probe per candidate (owner index
-#: with the token's or date's values; the ``-date`` sort key), a ``_has`` or chain
+#: with the token's values; the date sort key), a ``_has`` or chain
 #: lookup that selects ``resource_id``. Same number of B-trees per row as before.
 SQLITE_COVERING: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("token_index_owner", ("value", "system")),
     ("token_index_lookup", ("resource_id",)),
     ("reference_index_lookup", ("resource_id",)),
-    ("date_index_owner", ("low", "high")),
+    # ``low`` only: the sort key (``MIN``/``MAX(low)``); with ``high`` too the index would
+    # cover a ``ge`` driver, which SQLite then scans for the type instead of the lookups
+    ("date_index_owner", ("low",)),
 )
 #: the PostgreSQL text-search configuration of ``text_index`` (words are already
 #: normalized, so no stemming or stop words)

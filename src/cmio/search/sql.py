@@ -107,6 +107,10 @@ class SqlBuilder(ValueConditions):
                 q = q.where(inner_cond, copy=False)
                 return False, q.select(exp.column("target_id", alias), append=False, copy=False)
             q = self._index("reference_index", node.source, node.code)
+            if self.dialect == "sqlite":  # by the sources' ids (owner index), not every row
+                # of the parameter through the covering lookup index (schema step 4)
+                name = exp.Identifier(this="reference_index_owner", quoted=False)
+                q.args["from_"].this.set("indexed", exp.Table(this=name))
             negate, inner = self.ids(node.inner)
             q = q.where(eq(_col("target_type"), self.p(node.rtype)), copy=False)
             member = exp.In(this=_col("resource_id"), query=exp.Subquery(this=inner))

@@ -5,8 +5,9 @@
    uri) of https://hl7.org/fhir/R4/search.html#ptypes;
 3. the full-text index (``_text``/``_content`` through FTS5), resumable job state and
    the hash-chained audit trail;
-4. covering search indexes: the token and date owner indexes carry the values, the
-   token and reference lookup indexes the resource id (:data:`cmio.indexing.tables.SQLITE_COVERING`).
+4. covering search indexes: the token owner index carries the values, the date owner
+   index the sort value, the token and reference lookup indexes the resource id
+   (:data:`cmio.indexing.tables.SQLITE_COVERING`).
 """
 
 from __future__ import annotations
@@ -68,8 +69,8 @@ def steps() -> tuple[Step, ...]:
         ),
         Step(
             4,
-            "covering search indexes: token and date owner indexes with the values,"
-            " token and reference lookup indexes with the resource id",
+            "covering search indexes: token owner index with the values, date owner index"
+            " with the sort value, token and reference lookup indexes with the resource id",
             tuple(covering_ddl()),
         ),
     )
