@@ -623,3 +623,25 @@ def test_issue_count_is_bounded(model: Model) -> None:
     assert len(issues) == MAX_ISSUES + 1
     assert issues[-1].code == "too-costly"
     assert {i.code for i in issues[:-1]} == {"structure"}
+
+
+def test_remembering_validator_gives_the_same_issues(model: Model) -> None:
+    """One StructureValidator (its memo warmed by the valid bases, and small enough to
+    be emptied on the way) over every mutation, twice, and a reference valid for one
+    element but not for another: exactly the issues of ``validate_structure``."""
+    from cmio.validation.structural import StructureValidator
+
+    remembering = StructureValidator(model, limit=20)
+    for make in (patient, observation, bundle):
+        assert remembering(make()) == []
+    for _ in range(2):
+        for _, make, mutate, _, _ in MUTATIONS:
+            resource = make()
+            mutate(resource)
+            assert remembering(resource) == validate_structure(model, resource)
+    to_patient = {"reference": "Patient/p1"}  # a subject, not an encounter
+    both = {**observation(), "subject": to_patient, "encounter": to_patient}
+    expected = validate_structure(model, both)
+    assert [i.expression for i in expected] == ["Observation.encounter.reference"]
+    assert remembering(both) == expected
+    assert remembering(both) == expected

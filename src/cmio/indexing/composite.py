@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from itertools import repeat
 from typing import Any
 
 from cmio.fhirpath import FhirPathEngine
@@ -117,6 +118,9 @@ class CompositePlan:
         self.code = code
         self.base = base
         self.components = components
+        #: the memo slot of the base's items, and the components' names on the first item
+        self._items_slot = (0, base.expression)
+        self._first = [composite_param(code, k, 0) for k in range(len(components))]
         #: with the engine's types, components are read straight from the JSON where
         #: :func:`~cmio.indexing.direct.plan_relative` can (planned per item type)
         self.types = types
@@ -170,11 +174,11 @@ class CompositePlan:
         """
         if memo is None:
             memo = {}
-        items = memo.get((0, self.base.expression))
+        items = memo.get(self._items_slot)
         if items is None:
             root, member = self._root, self._member
             # ``Type.member`` gives no items without the member; ``Type`` is the resource
-            absent = member is None or not any(k.startswith(member) for k in resource)
+            absent = member is None or not any(map(str.startswith, resource, repeat(member)))
             if member is not None and absent and root is None:
                 items = []
             elif (
@@ -189,11 +193,12 @@ class CompositePlan:
                     items = self.base.nodes(resource)
                 except Exception:
                     return
-            memo[(0, self.base.expression)] = items
-        viable = self._complete
+            memo[self._items_slot] = items
+        viable, first = self._complete, self._first
         for n, item in enumerate(items):
             key = id(item.value) if type(item) is Node and type(item.value) is dict else 0
-            if key and not viable(tuple(item.value)):
+            # (not the resource itself: callers ask :meth:`idle` first; judging only saves work)
+            if key and item.value is not resource and not viable(tuple(item.value)):
                 continue  # some component has no value on items of this shape
             rows: v.Rows = {}
             complete = True
@@ -212,7 +217,7 @@ class CompositePlan:
                 if not found:
                     complete = False
                     break
-                param = composite_param(self.code, k, n)
+                param = first[k] if n == 0 else composite_param(self.code, k, n)
                 for value in found:
                     adder(rows, param, value)
             if not complete:

@@ -285,7 +285,7 @@ class SearchIndexer(CompartmentIndexer):
         the duplicates are dropped: one new tuple per row)."""
         key = (resource.get("resourceType"), resource.get("id"))
         return {
-            table: [key + row for row in dict.fromkeys(rows)]
+            table: [key + row for row in (rows if len(rows) == 1 else dict.fromkeys(rows))]
             for table, rows in self._collect(resource).items()
             if rows
         }

@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from cmio.model.types import (
     K_BOOLEAN,
     K_SHADOW,
@@ -37,7 +39,14 @@ from cmio.validation.primitives import (
     reference_problem,
 )
 
-__all__ = ["MAX_DEPTH", "MAX_ISSUES", "MAX_STRING_LENGTH", "Issue", "validate_structure"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_ISSUES",
+    "MAX_STRING_LENGTH",
+    "Issue",
+    "StructureValidator",
+    "validate_structure",
+]
 
 MAX_DEPTH = 64
 """Deepest JSON nesting (objects and arrays) that is validated."""
@@ -50,6 +59,9 @@ MAX_ISSUES = 1000
 # a printable string without spaces also matches `\S*` and `[^\s]+(\s[^\s]+)*`.
 _TEXT = frozenset({"string", "markdown"})
 _TOKEN = frozenset({"code", "uri", "url", "canonical"})
+Memo = dict[tuple[Any, ...], None]
+"""Complex values found valid: (element structure and required members, reference
+targets, depth, JSON bytes)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,13 +107,43 @@ def validate_structure(model: Model, resource: Any) -> list[Issue]:
     Returns:
         The issues found; empty if the resource is structurally valid.
     """
+    return _validate(model, resource, None)
+
+
+class StructureValidator:
+    """:func:`validate_structure` for one model, remembering the complex values it found
+    valid (a CodeableConcept, Reference or Quantity met again is not walked again).
+
+    The issues are exactly those of :func:`validate_structure`: a valid value is valid
+    wherever it occurs under the same element definition and nesting depth (only the
+    messages of invalid ones name their location, and those are never remembered).
+    See https://hl7.org/fhir/R4/json.html.
+
+    Args:
+        model: the FHIR model.
+        limit: values remembered at most (the memo is emptied when full).
+    """
+
+    def __init__(self, model: Model, limit: int = 50_000) -> None:
+        self.model = model
+        self.limit = limit
+        self._memo: Memo = {}
+
+    def __call__(self, resource: Any) -> list[Issue]:
+        """The issues of ``resource`` (see :func:`validate_structure`)."""
+        if len(self._memo) >= self.limit:
+            self._memo.clear()
+        return _validate(self.model, resource, self._memo)
+
+
+def _validate(model: Model, resource: Any, memo: Memo | None) -> list[Issue]:
     out: list[Issue] = []
     if type(resource) is not dict:
         message = f"expected a JSON object, found {json_kind(resource)}"
         out.append(Issue("fatal", "structure", "", message))
         return out
     try:
-        _resource(model, resource, "", 1, out, False)
+        _resource(model, resource, "", 1, out, False, memo)
     except _TooManyIssues:
         message = f"validation stopped after {MAX_ISSUES} issues"
         out.append(Issue("error", "too-costly", "", message))
@@ -131,7 +173,13 @@ def _reference(
 
 
 def _resource(
-    model: Model, res: dict[str, Any], where: str, depth: int, out: list[Issue], contained: bool
+    model: Model,
+    res: dict[str, Any],
+    where: str,
+    depth: int,
+    out: list[Issue],
+    contained: bool,
+    memo: Memo | None = None,
 ) -> None:
     severity = "error" if where else "fatal"
     rtype = res.get("resourceType")
@@ -148,7 +196,7 @@ def _resource(
         if contained and "contained" in res:
             message = "dom-2: a contained resource cannot contain resources"
             _err(out, "invariant", f"{path}.contained", message)
-        _object(model, res, tdef.json_index, tdef.required, path, depth, out, True)
+        _object(model, res, tdef.json_index, tdef.required, path, depth, out, True, memo)
 
 
 def _object(
@@ -160,8 +208,10 @@ def _object(
     depth: int,
     out: list[Issue],
     is_resource: bool,
+    memo: Memo | None = None,
 ) -> None:
-    """Validate the properties of a JSON object against a structure's json_index."""
+    """Validate the properties of a JSON object against a structure's json_index
+    (``memo``: see :class:`StructureValidator`)."""
     if depth > MAX_DEPTH:
         _err(out, "too-long", path, f"JSON nested deeper than {MAX_DEPTH} levels")
         return
@@ -204,7 +254,7 @@ def _object(
                 _err(out, problem[0], f"{path}.{key}", problem[1])
             continue
         if kind == K_SHADOW:
-            _shadow(model, obj, key, value, prop, path, depth, out)
+            _shadow(model, obj, key, value, prop, path, depth, out, memo)
             continue
         # Objects: complex datatypes, backbone elements, resources.
         items: list[Any] | tuple[dict[str, Any]]
@@ -225,9 +275,19 @@ def _object(
                     out, "structure", ipath, f"expected an object ({code}), found {json_kind(item)}"
                 )
             elif sub is None:  # K_RESOURCE
-                _resource(model, item, ipath, depth + step, out, elem.name == "contained")
+                _resource(model, item, ipath, depth + step, out, elem.name == "contained", memo)
             else:
-                _object(model, item, sub, req, ipath, depth + step, out, False)
+                seen = None
+                if memo is not None:
+                    try:
+                        targets = elem.target_types if code == "Reference" else None
+                        seen = (id(sub), id(req), targets, depth + step, orjson.dumps(item))
+                    except TypeError:  # not plain JSON: walked every time
+                        seen = None
+                    if seen in memo:
+                        continue
+                before = len(out)
+                _object(model, item, sub, req, ipath, depth + step, out, False, memo)
                 if code == "Reference":
                     _reference(model, item, elem.target_types, ipath, out)
                 elif code == "Extension" and ("extension" in item) == (
@@ -236,6 +296,8 @@ def _object(
                 ):
                     message = "ext-1: an extension has extensions or a value[x], not both"
                     _err(out, "invariant", ipath, message)
+                if seen is not None and len(out) == before:
+                    memo[seen] = None  # type: ignore[index]
     for rkey, names in required:
         for name in names:
             if name in obj:
@@ -306,6 +368,7 @@ def _shadow(
     path: str,
     depth: int,
     out: list[Issue],
+    memo: Memo | None = None,
 ) -> None:
     """Check ``_name``, the id/extensions of a primitive (https://hl7.org/fhir/R4/json.html#primitive)."""
     elem, _, _, repeats, partner, _, sub, req = prop
@@ -313,7 +376,7 @@ def _shadow(
     base = f"{path}.{partner}"
     if not repeats:
         if type(value) is dict:
-            _object(model, value, sub, req, base, depth + 1, out, False)
+            _object(model, value, sub, req, base, depth + 1, out, False, memo)
         else:
             _err(out, "structure", f"{path}.{key}", f"expected an object, found {json_kind(value)}")
         return
@@ -322,7 +385,7 @@ def _shadow(
     values = obj.get(partner)
     for i, item in enumerate(value):
         if type(item) is dict:
-            _object(model, item, sub, req, f"{base}[{i}]", depth + 2, out, False)
+            _object(model, item, sub, req, f"{base}[{i}]", depth + 2, out, False, memo)
         elif item is not None:
             found = json_kind(item)
             _err(
