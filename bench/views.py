@@ -24,7 +24,9 @@ What the timed region ends with (``--spark-form``):
 * ``parquet``: both write the rows to Parquet, the job of ``cmio view run --out
   FILE.parquet``: DuckDB streams its Arrow batches into one file
   (``cmio.views.output.write_rows``, as the CLI does), Spark writes a folder of part
-  files with its own writer (``spark_write``, nothing crosses into Python). After the
+  files with its own writer and copies their row groups into one file
+  (``spark_output.spark_parquet_file``, what ``cmio view run --engine spark`` does;
+  before it, ``spark_write``'s folder of part files; nothing crosses into Python). After the
   timed runs each engine's output is read back and digested
   (:func:`digest`, rows sorted on every column): ``ROWS`` lines on stderr, and a
   mismatch between the engines of one view is reported.
@@ -226,8 +228,9 @@ def spark_case(
     ``form``: ``noop`` writes the rows to Spark's ``noop`` sink (nothing leaves the
     JVM); ``arrow`` collects them into the child as a ``pyarrow.Table`` with the
     view's schema (``spark_run``), as DuckDB's cases do; ``parquet`` writes them with
-    Spark's Parquet writer (``spark_write``) and prints their digest (also into
-    ``digests`` by engine).
+    Spark's Parquet writer into one file (``spark_parquet_file``; ``spark_write``'s
+    part files on code without it) and prints their digest (also into ``digests`` by
+    engine).
     """
     out = subprocess.run(
         [
@@ -258,12 +261,18 @@ def spark_case(
 
 
 def _spark_child(master: str, parquet: Path, view_name: str, repeat: int, form: str) -> None:
+    import importlib
     import shutil
     import tempfile
 
     from cmio.views.spark_engine import spark_frame, spark_run, spark_write
     from cmio.views.spark_session import SparkConfig, spark_session
 
+    one_file: Callable[..., int] | None
+    try:  # not in the code before it: then the folder of part files
+        one_file = importlib.import_module("cmio.views.spark_output").spark_parquet_file
+    except ImportError:
+        one_file = None
     spark = spark_session(SparkConfig(master=master, driver_memory="4g"))
     view = VIEWS[view_name]
     scratch = Path(tempfile.mkdtemp(prefix="cmio-views-bench-"))
@@ -271,7 +280,9 @@ def _spark_child(master: str, parquet: Path, view_name: str, repeat: int, form: 
     def once() -> int:
         if form == "arrow":
             return int(spark_run(view, parquet, spark).num_rows)
-        if form == "parquet":
+        if form == "parquet" and one_file is not None:  # the CLI's job: one file
+            return one_file(view, parquet, scratch / "out.parquet", spark)
+        if form == "parquet":  # code before spark_output: the folder of part files
             spark_write(view, parquet, scratch / "out", spark)
             return 0
         frame = spark_frame(view, parquet, spark)
@@ -282,7 +293,8 @@ def _spark_child(master: str, parquet: Path, view_name: str, repeat: int, form: 
         rows = spark_frame(view, parquet, spark).count()
         _, seconds = _median(once, repeat)
         if form == "parquet":
-            print(f"ROWS spark-{master} {view_name} {digest(_read_back(scratch / 'out'), view)}")
+            written = scratch / ("out.parquet" if one_file is not None else "out")
+            print(f"ROWS spark-{master} {view_name} {digest(_read_back(written), view)}")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print(f"RESULT {rows} {seconds}")
