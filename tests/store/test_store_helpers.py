@@ -138,3 +138,21 @@ def test_pg_url_helpers() -> None:
     assert with_search_path(url, "s1") == (
         "postgresql://u:p@h:5433/old?sslmode=disable&options=-csearch_path%3Ds1"
     )
+
+
+def test_new_ids_are_time_ordered_uuids() -> None:
+    import time
+    import uuid
+
+    from cmio.store._common import check_id, new_id
+
+    earlier = [new_id() for _ in range(1000)]
+    time.sleep(0.002)
+    later = new_id()
+    assert len(set(earlier)) == 1000
+    for made in [*earlier, later]:
+        value = uuid.UUID(made)
+        assert (value.version, value.variant) == (7, uuid.RFC_4122)
+        assert str(value) == made and check_id(made) == made
+        assert abs((value.int >> 80) - time.time_ns() // 1_000_000) < 60_000  # ms since 1970
+    assert max(earlier) < later  # a later millisecond sorts after

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import secrets
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -47,8 +49,18 @@ def check_id(id: str) -> str:
 
 
 def new_id() -> str:
-    """A fresh logical id (a UUID 4 string)."""
-    return str(uuid.uuid4())
+    """A fresh logical id: a time-ordered UUID (version 7, RFC 9562 section 5.7).
+
+    The first 48 bits are the Unix time in milliseconds and 74 bits are random, so ids
+    made close in time sort close together: a create's rows land next to the previous
+    creates' in every B-tree keyed by id (``resource``, ``resource_history``, the index
+    tables' owner indexes) instead of on a random page each, and a group commit writes
+    fewer pages. The creation time an id shows is the first version's ``meta.lastUpdated``
+    anyway; de-identified exports replace ids (:mod:`cmio.security.deid`).
+    """
+    random = secrets.randbits(74)
+    value = (time.time_ns() // 1_000_000) << 80 | 0x7 << 76 | (random >> 62) << 64
+    return str(uuid.UUID(int=value | 0b10 << 62 | random & (1 << 62) - 1))
 
 
 def resource_type_of(resource: Json) -> str:
