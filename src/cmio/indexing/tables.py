@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 __all__ = [
     "INDEX_TABLES",
+    "NAMED_INDEXES",
     "TEXT_FEED_TABLE",
     "TEXT_INSERT_TRIGGER",
     "TS_CONFIG",
@@ -84,6 +85,9 @@ SQLITE_COVERING: tuple[tuple[str, tuple[str, ...]], ...] = (
     # cover a ``ge`` driver, which SQLite then scans for the type instead of the lookups
     ("date_index_owner", ("low",)),
 )
+#: SQLite: indexes that search statements name (``INDEXED BY``), so they must always
+#: exist: a bulk load keeps them (SQLite refuses a statement naming a missing index)
+NAMED_INDEXES = ("reference_index_owner",)
 #: the PostgreSQL text-search configuration of ``text_index`` (words are already
 #: normalized, so no stemming or stop words)
 TS_CONFIG = "simple"

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import sqlglot.expressions as exp
 
-from cmio.indexing.tables import TS_CONFIG
+from cmio.indexing.tables import NAMED_INDEXES, TS_CONFIG
 from cmio.indexing.text import query_words
 from cmio.search import values as sv
 from cmio.search.request import Chain, Filter, Has, Node
@@ -107,11 +107,13 @@ class SqlBuilder(ValueConditions):
                 q = q.where(inner_cond, copy=False)
                 return False, q.select(exp.column("target_id", alias), append=False, copy=False)
             q = self._index("reference_index", node.source, node.code)
-            if self.dialect == "sqlite":  # by the sources' ids (owner index), not every row
-                # of the parameter through the covering lookup index (schema step 4)
-                name = exp.Identifier(this="reference_index_owner", quoted=False)
-                q.args["from_"].this.set("indexed", exp.Table(this=name))
             negate, inner = self.ids(node.inner)
+            if self.dialect == "sqlite" and not negate:  # by the sources' ids (owner
+                # index), not every row of the parameter through the covering lookup
+                # index (schema step 4), which SQLite prefers even when told `param || ''`;
+                # a negated inner clause has no ids to go by, and keeps the lookup index
+                name = exp.Identifier(this=NAMED_INDEXES[0], quoted=False)
+                q.args["from_"].this.set("indexed", exp.Table(this=name))
             q = q.where(eq(_col("target_type"), self.p(node.rtype)), copy=False)
             member = exp.In(this=_col("resource_id"), query=exp.Subquery(this=inner))
             q = q.where(exp.not_(member, copy=False) if negate else member, copy=False)

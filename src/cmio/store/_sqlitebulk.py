@@ -29,6 +29,8 @@ from pathlib import Path
 
 import orjson
 
+from cmio.indexing.tables import NAMED_INDEXES
+
 __all__ = [
     "MARKER",
     "defer_indexes",
@@ -123,7 +125,8 @@ def defer_indexes(conn: sqlite3.Connection, expected: int, minimum: int) -> bool
         dropped = [
             (kind, name, sql)
             for kind, name, sql in found
-            if kind == "trigger" or stored == 0 or not name.endswith("_owner")
+            if kind == "trigger"
+            or (name not in NAMED_INDEXES and (stored == 0 or not name.endswith("_owner")))
         ]
         conn.execute(
             "INSERT INTO job_state (name, state) VALUES (?, ?)",
