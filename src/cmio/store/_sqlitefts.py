@@ -46,11 +46,9 @@ INSERT_TEXT = INSERT_INDEX["text_index"]
 FEED = "INSERT INTO text_fts (rowid, body) SELECT doc, body FROM text_index WHERE doc > ?"
 #: ... and the rewritten rows (``doc`` in a JSON array) with their new bodies
 _FEED_REWRITTEN = FEED + " OR doc IN (SELECT value FROM json_each(?))"
-#: removes rewritten rows' old terms: a JSON array of ``[doc, old body]`` pairs
-_UNFEED = (
-    "INSERT INTO text_fts (text_fts, rowid, body)"
-    " SELECT 'delete', value ->> 0, value ->> 1 FROM json_each(?)"
-)
+#: removes a rewritten row's old terms (``doc``, old body), bound as they are: through
+#: JSON, SQLite's text would end at a NUL and leave the later words indexed
+_UNFEED = "INSERT INTO text_fts (text_fts, rowid, body) VALUES ('delete', ?, ?)"
 _REWRITE = "UPDATE text_index SET body = ? WHERE doc = ?"
 #: a backlog's state at a savepoint: the mark, the rewritten rows and how many of them
 #: there were (:meth:`Backlog.state`)
@@ -166,8 +164,7 @@ class Backlog:
         cur.execute("DELETE FROM text_feed")
         if not self.full_text.paused:
             if self.rewritten:
-                old = json.dumps(list(self.rewritten.items()), ensure_ascii=False)
-                cur.execute(_UNFEED, (old,))
+                cur.executemany(_UNFEED, self.rewritten.items())
                 cur.execute(_FEED_REWRITTEN, (self.mark, json.dumps(list(self.rewritten))))
             else:
                 cur.execute(FEED, (self.mark,))
