@@ -173,3 +173,13 @@ def test_a_busy_writer_takes_what_arrived_during_its_commit() -> None:
         future.result(timeout=5)
     writer.close()
     assert log.batches == [1, 5]
+
+
+def test_a_closed_writer_refuses_records_and_starts_no_thread() -> None:
+    writer = AuditWriter(cast(AuditLog, _Log()))
+    writer.submit({"n": 0}).result(timeout=10)
+    writer.close()
+    threads = threading.active_count()
+    with pytest.raises(RuntimeError, match="closed"):
+        writer.submit({"n": 1}).result(timeout=10)
+    assert writer._thread is None and threading.active_count() == threads

@@ -150,8 +150,8 @@ class AuditWriter:
         self._wake.release()
 
     def _start(self) -> None:
-        with self._mutex:
-            if self._thread is None:
+        with self._mutex:  # not after close(): the caller then answers "closed"
+            if self._thread is None and not self._closed:
                 self._thread = threading.Thread(target=self._run, name="cmio-audit", daemon=True)
                 self._thread.start()
 
