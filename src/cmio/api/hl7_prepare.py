@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import copy
 import math
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +36,7 @@ from cmio.api.ops.bundle import EntryAhead, kept_urn_id
 from cmio.api.references import rewrite_references
 from cmio.interfaces.hl7v2.engine.shortcuts import identifier_condition
 from cmio.model import Model
+from cmio.store._common import new_id
 from cmio.validation import validate_structure
 
 __all__ = ["AheadSpec", "BundleAhead", "PreparedBundle"]
@@ -207,4 +207,4 @@ class BundleAhead:
 
     def _post_id(self, full_url: str) -> str:
         """The id process_transaction gives a created entry (``keep_urn_ids`` first)."""
-        return kept_urn_id(full_url, self.spec.keep_urn_ids) or str(uuid.uuid4())
+        return kept_urn_id(full_url, self.spec.keep_urn_ids) or new_id()

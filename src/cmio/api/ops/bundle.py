@@ -9,7 +9,6 @@ runs each entry as an independent sub-request through the router.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -29,6 +28,7 @@ from cmio.api.ops.update import do_update
 from cmio.api.ops.write import PreparedRequest, prefer_return
 from cmio.api.references import rewrite_references
 from cmio.api.render import json_response
+from cmio.store._common import new_id
 from cmio.store.base import StoredResource, TableRows, Transaction
 
 if TYPE_CHECKING:
@@ -231,9 +231,7 @@ def process_transaction(
             if entry.index not in assigned:
                 drawn = (done(entry) or (None, None, None, None))[2]
                 assigned[entry.index] = (
-                    kept_urn_id(entry.full_url, env.settings.keep_urn_ids)
-                    or drawn
-                    or str(uuid.uuid4())
+                    kept_urn_id(entry.full_url, env.settings.keep_urn_ids) or drawn or new_id()
                 )
             if entry.full_url:
                 mapping[entry.full_url] = f"{entry.rtype}/{assigned[entry.index]}"
@@ -247,7 +245,7 @@ def process_transaction(
                         "Conditional update matched several resources",
                         expression=f"Bundle.entry[{entry.index}].request.url",
                     )
-                entry.rid = found[0].id if found else entry.resource.get("id") or str(uuid.uuid4())
+                entry.rid = found[0].id if found else entry.resource.get("id") or new_id()
                 entry.resource["id"] = entry.rid
             if entry.full_url and entry.rid:
                 mapping[entry.full_url] = f"{entry.rtype}/{entry.rid}"
