@@ -116,3 +116,24 @@ def test_direct_plan_keys_are_what_the_walk_reads() -> None:
     assert status is not None
     assert status.keys() == {"status", "_status"}  # the twin makes the walk hand over
     assert status.values(resource) is None
+
+
+def test_long_values_are_not_remembered() -> None:
+    """A value longer than MAX_KEY serialized (SampledData's data, a Bundle's first
+    resource) goes to the adder every time: the memo's memory stays bounded."""
+    from cmio.indexing.memo import MAX_KEY
+
+    calls: list[Any] = []
+
+    def adder(out: Any, code: str, value: Any) -> None:
+        calls.append(value)
+        out.setdefault("token_index", []).append((code, None, str(len(value))))
+
+    add = memoize(adder)
+    long = {"data": "1 " * MAX_KEY, "period": 10}
+    short = {"data": "1 2 3", "period": 10}
+    for value in (long, long, short, short):
+        out: dict[str, list[Any]] = {}
+        add(out, "value", value)
+        assert out == {"token_index": [("value", None, "2")]}
+    assert calls == [long, long, short]

@@ -645,3 +645,21 @@ def test_remembering_validator_gives_the_same_issues(model: Model) -> None:
     assert [i.expression for i in expected] == ["Observation.encounter.reference"]
     assert remembering(both) == expected
     assert remembering(both) == expected
+
+
+def test_the_validator_remembers_small_datatypes_only(model: Model) -> None:
+    """Large or rarely repeated values (an Attachment, a Narrative) are walked every time;
+    a repeated CodeableConcept (and its Coding) is remembered once."""
+    from cmio.validation.structural import StructureValidator
+
+    validator = StructureValidator(model)
+    code = {"coding": [{"system": "http://loinc.org", "code": "11488-4"}]}
+    document = {
+        "resourceType": "DocumentReference",
+        "status": "current",
+        "type": code,
+        "content": [{"attachment": {"contentType": "text/plain", "data": "QUJD" * 2000}}],
+    }
+    assert validator(document) == [] and validator(dict(document)) == []
+    kept = [key[-1] for key in validator._memo]  # the CodeableConcept and its Coding
+    assert len(kept) == 2 and all(b"11488-4" in data and b"QUJD" not in data for data in kept)

@@ -21,19 +21,24 @@ import orjson
 
 from cmio.indexing.values import Rows
 
-__all__ = ["Adder", "memoize"]
+__all__ = ["MAX_KEY", "Adder", "memoize"]
 
 Adder = Callable[[Rows, str, Any], None]
 """Appends the rows of one value under one parameter name (``out, code, value``)."""
 Made = tuple[tuple[str, tuple[tuple[Any, ...], ...]], ...]
 """Per table, in the adder's order, the rows of a value under the name ``""``."""
 _LIMIT = 20_000
+#: longer serialized values are not remembered (a SampledData's ``data``, a Bundle's
+#: first resource): memory stays bounded by ``limit`` x this
+MAX_KEY = 1024
 
 
 def memoize(adder: Adder, limit: int = _LIMIT) -> Adder:
     """``adder`` with its rows for JSON objects remembered (at most ``limit`` objects;
     the memo is emptied when full). Other values (strings, numbers, parsed dates) go
-    to ``adder`` directly: their rows are as cheap to make as to look up.
+    to ``adder`` directly: their rows are as cheap to make as to look up; so do objects
+    longer than :data:`MAX_KEY` bytes serialized. A key is stored as a right-sized copy
+    (orjson's result keeps a larger buffer).
 
     The result appends exactly what ``adder`` appends, in the same order, and creates
     the tables of ``out`` in the same order (an empty table included).
@@ -51,9 +56,13 @@ def memoize(adder: Adder, limit: int = _LIMIT) -> Adder:
         except TypeError:  # not plain JSON (a value the FHIRPath engine made)
             adder(out, code, value)
             return
+        if len(key) > MAX_KEY:
+            adder(out, code, value)
+            return
         made = named.get((code, key))
         if made is None:
             blank = memo.get(key)
+            key = memoryview(key).tobytes()
             if blank is None:
                 rows: Rows = {}
                 adder(rows, "", value)

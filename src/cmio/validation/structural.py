@@ -60,6 +60,18 @@ MAX_ISSUES = 1000
 _TEXT = frozenset({"string", "markdown"})
 _TOKEN = frozenset({"code", "uri", "url", "canonical"})
 Memo = dict[tuple[Any, ...], None]
+#: the small datatypes that repeat across resources, which a :class:`StructureValidator`
+#: remembers when found valid (not backbone elements, Narrative or Attachment: large and
+#: rarely repeated, and serializing them at every level would cost more than it saves)
+_REMEMBERED = frozenset(
+    (
+        *("CodeableConcept", "Coding", "Reference", "Quantity", "Identifier", "Period"),
+        *("HumanName", "ContactPoint", "Address", "Meta", "Extension", "Dosage", "Timing"),
+        *("Range", "Ratio", "Annotation"),
+    )
+)
+#: longer serialized values are walked every time (memory stays bounded)
+_MAX_KEY = 1024
 """Complex values found valid: (element structure and required members, reference
 targets, depth, JSON bytes)."""
 
@@ -278,14 +290,16 @@ def _object(
                 _resource(model, item, ipath, depth + step, out, elem.name == "contained", memo)
             else:
                 seen = None
-                if memo is not None:
+                if memo is not None and code in _REMEMBERED:
                     try:
-                        targets = elem.target_types if code == "Reference" else None
-                        seen = (id(sub), id(req), targets, depth + step, orjson.dumps(item))
+                        data = orjson.dumps(item)
                     except TypeError:  # not plain JSON: walked every time
-                        seen = None
-                    if seen in memo:
-                        continue
+                        data = b""
+                    if 0 < len(data) <= _MAX_KEY:
+                        targets = elem.target_types if code == "Reference" else None
+                        seen = (id(sub), id(req), targets, depth + step, data)
+                        if seen in memo:
+                            continue
                 before = len(out)
                 _object(model, item, sub, req, ipath, depth + step, out, False, memo)
                 if code == "Reference":
@@ -297,7 +311,8 @@ def _object(
                     message = "ext-1: an extension has extensions or a value[x], not both"
                     _err(out, "invariant", ipath, message)
                 if seen is not None and len(out) == before:
-                    memo[seen] = None  # type: ignore[index]
+                    kept = (*seen[:4], memoryview(data).tobytes())  # right-sized copy
+                    memo[kept] = None  # type: ignore[index]
     for rkey, names in required:
         for name in names:
             if name in obj:
