@@ -203,8 +203,11 @@ def register(app: typer.Typer) -> None:
                         progress.update(task, rows=written)
                         yield batch
 
-                if engine == "spark" and out.suffix.lower() == ".parquet":
-                    # Spark's own writer, in parallel; nothing is collected into Python
+                local = master is None or master.startswith("local")
+                if engine == "spark" and out.suffix.lower() == ".parquet" and local:
+                    # Spark's own writer, in parallel; nothing is collected into Python.
+                    # Not on a cluster: executors on other hosts would write their part
+                    # files to their own disks, not the driver's.
                     count = _spark_parquet(parsed, resolved, out, master)
                     progress.update(task, rows=count)
                 else:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow.parquet as pq
 
-from cmio.views.spark_engine import spark_write
+from cmio.views.spark_engine import SparkViewError, spark_write
 from cmio.views.tree import View
 
 if TYPE_CHECKING:
@@ -61,9 +61,15 @@ def spark_parquet_file(
     scratch = out.parent / f".{out.name}.spark-{uuid.uuid4().hex[:12]}"
     try:
         spark_write(view, source, scratch / "parts", spark)
-        parts = sorted((scratch / "parts").glob("part-*.parquet"))
+        # by task number (``part-00012-...``), not as text: part-100000 follows part-99999
+        parts = sorted(
+            (scratch / "parts").glob("part-*.parquet"), key=lambda p: int(p.name.split("-")[1])
+        )
         merged = scratch / "merged.parquet"
-        rows = merge_parquet_parts(spark, parts, merged)
+        try:
+            rows = merge_parquet_parts(spark, parts, merged)
+        except Exception as exc:  # a JVM error (Py4J) or no part files
+            raise SparkViewError(f"writing {out.name} failed: {exc}") from exc
         os.replace(merged, out)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -106,7 +112,11 @@ def merge_parquet_parts(spark: SparkSession, parts: list[Path], out: Path) -> in
     mode = getattr(hadoop, "ParquetFileWriter$Mode").OVERWRITE
     writer = hadoop.ParquetFileWriter(target, schema, mode, _ROW_GROUP, 0)
     writer.start()
-    for part in parts:
-        writer.appendFile(input_file(part))
-    writer.end(extra)
+    try:
+        for part in parts:
+            writer.appendFile(input_file(part))
+        writer.end(extra)
+    except BaseException:
+        writer.close()  # releases the file (end() closes it when all went well)
+        raise
     return rows
