@@ -37,17 +37,8 @@ def classify(request: FhirRequest) -> AuditFacts:
             and type_[0] not in "$_"
             and id_[0] not in "$_"
         ):
-            context = request.context
-            return AuditFacts(
-                "read",
-                grant=context.grant,
-                remote_addr=context.remote_addr,
-                correlation_id=context.correlation_id,
-                server=request.base_url,
-                resource_type=type_,
-                resource_id=id_,
-                patient=id_ if type_ == "Patient" else None,
-            )
+            patient = id_ if type_ == "Patient" else None
+            return _facts(request, "read", resource_type=type_, resource_id=id_, patient=patient)
     parts = [p for p in request.path.strip("/").split("/") if p]
     method, n = request.method, len(parts)
     rtype = rid = operation = patient = query = None
@@ -95,6 +86,20 @@ def classify(request: FhirRequest) -> AuditFacts:
         patient = rid
     if patient is None:
         patient = _patient_param(request.query if query is None else parse_qsl(query))
+    return _facts(
+        request,
+        interaction,
+        resource_type=rtype,
+        resource_id=rid,
+        version=version,
+        patient=patient,
+        query=query,
+        operation=operation,
+    )
+
+
+def _facts(request: FhirRequest, interaction: str, **found: Any) -> AuditFacts:
+    """The facts of ``interaction`` with what every request's context tells."""
     context = request.context
     return AuditFacts(
         interaction,
@@ -102,12 +107,7 @@ def classify(request: FhirRequest) -> AuditFacts:
         remote_addr=context.remote_addr,
         correlation_id=context.correlation_id,
         server=request.base_url,
-        resource_type=rtype,
-        resource_id=rid,
-        version=version,
-        patient=patient,
-        query=query,
-        operation=operation,
+        **found,
     )
 
 
