@@ -79,10 +79,10 @@ def test_answers_wait_for_the_sync_that_covers_the_commit(
     assert synced and synced[0] == 1
 
 
-def test_writer_thread_commits_without_fsync_and_restores_full(env: Env) -> None:
+def _watched(env: Env, seen: list[int], pipeline: bool = True) -> GroupCommitWriter:
+    """A writer that records the writer connection's ``PRAGMA synchronous`` per commit."""
     repository = env.repository
     assert isinstance(repository, SqliteRepository)
-    seen: list[int] = []
 
     class Watched(GroupCommitWriter):
         def _commit(self, batch: list[Any]) -> None:
@@ -90,13 +90,20 @@ def test_writer_thread_commits_without_fsync_and_restores_full(env: Env) -> None
             seen.append(int(conn.execute("PRAGMA synchronous").fetchone()[0]))
             super()._commit(batch)
 
-    writer = Watched(FhirRouter(env))
+    return Watched(FhirRouter(env), pipeline=pipeline)
+
+
+def test_writer_thread_commits_without_fsync_and_restores_full(env: Env) -> None:
+    seen: list[int] = []
+    writer = _watched(env, seen)
     try:
         assert asyncio.run(writer.submit(_create())).status == 201
     finally:
         writer.close()
     assert seen == [1]  # NORMAL on the writer's connection
     # other threads' connections keep FULL
+    repository = env.repository
+    assert isinstance(repository, SqliteRepository)
     assert int(repository._connection().execute("PRAGMA synchronous").fetchone()[0]) == 2
     env.repository.close()
 
@@ -152,17 +159,8 @@ def test_close_drains_pending_syncs(env: Env, monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_without_pipeline_commits_are_full(env: Env) -> None:
-    repository = env.repository
-    assert isinstance(repository, SqliteRepository)
     seen: list[int] = []
-
-    class Watched(GroupCommitWriter):
-        def _commit(self, batch: list[Any]) -> None:
-            conn = repository._connection()
-            seen.append(int(conn.execute("PRAGMA synchronous").fetchone()[0]))
-            super()._commit(batch)
-
-    writer = Watched(FhirRouter(env), pipeline=False)
+    writer = _watched(env, seen, pipeline=False)
     try:
         assert asyncio.run(writer.submit(_create())).status == 201
     finally:

@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from cmio.api.ops.bundle import EntryAhead, kept_urn_id
+from cmio.api.ops.bundle import EntryAhead, kept_urn_id, unresolved_urn
 from cmio.api.references import rewrite_references
 from cmio.interfaces.hl7v2.engine.shortcuts import identifier_condition
 from cmio.model import Model
@@ -180,8 +180,7 @@ class BundleAhead:
         reference (the writer's ``_check_unresolved``)."""
         if not self.spec.structure:
             return False
-        text = orjson.dumps(final)
-        if b'"reference":"urn:uuid:' in text or b'"reference":"urn:oid:' in text:
+        if unresolved_urn(final):
             return False
         found = validate_structure(self.indexer.model, resource)
         return not any(issue.severity in ("error", "fatal") for issue in found)

@@ -34,7 +34,14 @@ from cmio.store.base import StoredResource, TableRows, Transaction
 if TYPE_CHECKING:
     from cmio.security.policy import Policy
 
-__all__ = ["EntryAhead", "PreparedTransaction", "bundle", "kept_urn_id", "process_transaction"]
+__all__ = [
+    "EntryAhead",
+    "PreparedTransaction",
+    "bundle",
+    "kept_urn_id",
+    "process_transaction",
+    "unresolved_urn",
+]
 
 Dispatch = Callable[[FhirRequest], FhirResponse]
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
@@ -323,9 +330,15 @@ def process_transaction(
             entry.response = _write_reply(stored, "200 OK", base, with_resource)
 
 
+def unresolved_urn(resource: Any) -> bool:
+    """Whether ``resource`` still holds a ``urn:uuid:``/``urn:oid:`` reference (one no
+    fullUrl of the Bundle matched; https://hl7.org/fhir/R4/bundle.html#references)."""
+    text = orjson.dumps(resource)
+    return b'"reference":"urn:uuid:' in text or b'"reference":"urn:oid:' in text
+
+
 def _check_unresolved(entry: _Entry) -> None:
-    text = orjson.dumps(entry.resource)
-    if b'"reference":"urn:uuid:' in text or b'"reference":"urn:oid:' in text:
+    if unresolved_urn(entry.resource):
         raise FhirError(
             400,
             "not-found",
